@@ -1,0 +1,81 @@
+"""The composition of all stages: bytes in, :class:`Verdict` out.
+
+Models are injected (``Transcriber``, ``TextClassifier``) so that tests run with fakes and the
+service decides where weights come from (``models/loading.py``).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import BinaryIO
+
+import numpy as np
+
+from pipeline.acoustic import acoustic_cues
+from pipeline.audio import AudioSource, load_audio
+from pipeline.config import DetectorConfig
+from pipeline.errors import EmptyAudioError
+from pipeline.fuse import fuse
+from pipeline.provenance import make_provenance
+from pipeline.types import Audio, TextClassifier, Transcriber, Transcript, Verdict
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Detector:
+    transcriber: Transcriber
+    text_classifier: TextClassifier
+    config: DetectorConfig
+
+    def detect(self, src: AudioSource | BinaryIO, *, name: str | None = None) -> Verdict:
+        """Analyse one recording.
+
+        Parameters
+        ----------
+        src : str, Path, bytes or binary file object
+            The recording, in any container/codec PyAV decodes.
+        name : str, optional
+            Name to report (defaults to the file name of a path).
+
+        Raises
+        ------
+        RobocallError
+            Any input problem, with a stable ``code`` (see ``pipeline/errors.py``).
+        """
+        audio = load_audio(
+            src, limits=self.config.audio, name=name, caller_channel=self.config.caller_channel
+        )
+        log.info("analysing %s sha256=%s duration=%.1fs", audio.info.name, audio.info.sha256[:12],
+                 audio.info.duration_s)
+        return self.detect_audio(audio)
+
+    def detect_audio(self, audio: Audio) -> Verdict:
+        """Analyse an already decoded recording."""
+        transcript = self.transcriber.transcribe(audio.caller())
+        other_samples = audio.other_party()
+        other: Transcript | None = None
+        if other_samples is not None and _has_signal(other_samples):
+            other = self.transcriber.transcribe(other_samples)
+        cues = acoustic_cues(audio, transcript=transcript, other_transcript=other)
+        if not transcript.segments and cues.speech_s <= 0.0:
+            raise EmptyAudioError(f"{audio.info.name}: no speech found in the recording")
+        text = self.text_classifier.score(transcript, other_party=other)
+        provenance = make_provenance(
+            models=(self.transcriber.model_info, self.text_classifier.model_info),
+            config=self.config,
+        )
+        return fuse(
+            text=text,
+            cues=cues,
+            transcript=transcript,
+            other_transcript=other,
+            audio=audio.info,
+            provenance=provenance,
+            config=self.config.fusion,
+        )
+
+
+def _has_signal(samples: np.ndarray) -> bool:
+    return bool(samples.size) and float(np.max(np.abs(samples))) > 1e-4

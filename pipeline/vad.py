@@ -1,0 +1,62 @@
+"""Energy-based voice activity: cheap, deterministic, good enough on a telephone line.
+
+Used to pick the caller's channel, measure pauses and latency, and refuse recordings with no
+speech. Whisper has its own (Silero) VAD for transcription; this one needs no model.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pipeline.types import ANALYSIS_RATE_HZ
+
+FRAME_S = 0.02  # 20 ms analysis frames
+MIN_SPEECH_S = 0.12  # shorter bursts are clicks, not speech
+MERGE_GAP_S = 0.25  # gaps shorter than this are inside one utterance
+ABS_FLOOR_DBFS = -55.0  # nothing quieter than this counts as speech
+REL_FLOOR_DB = 30.0  # ...nor anything this far below the loudest frames
+
+
+def frame_rms_dbfs(samples: np.ndarray, *, frame_s: float = FRAME_S) -> np.ndarray:
+    """RMS level of consecutive non-overlapping frames.
+
+    Parameters
+    ----------
+    samples : np.ndarray [shape=(n,)], float32 at 16 kHz
+    frame_s : float
+        Frame length in seconds.
+
+    Returns
+    -------
+    np.ndarray [shape=(n // frame,)], dBFS (full-scale sine = -3 dBFS), floored at -150.
+    """
+    hop = int(round(frame_s * ANALYSIS_RATE_HZ))
+    n = samples.size // hop
+    if n == 0:
+        return np.zeros(0, dtype=np.float64)
+    frames = samples[: n * hop].astype(np.float64).reshape(n, hop)
+    rms = np.sqrt(np.mean(frames**2, axis=1))
+    return 20.0 * np.log10(np.maximum(rms, 10 ** (-150 / 20)))
+
+
+def voiced_intervals(samples: np.ndarray) -> list[tuple[float, float]]:
+    """Intervals (start_s, end_s) where the channel holds speech-level energy.
+
+    A frame is active when it is above ``ABS_FLOOR_DBFS`` and within ``REL_FLOOR_DB`` of the
+    95th-percentile frame level; active runs closer than ``MERGE_GAP_S`` merge, and runs shorter
+    than ``MIN_SPEECH_S`` are dropped.
+    """
+    levels = frame_rms_dbfs(samples)
+    if levels.size == 0:
+        return []
+    floor = max(ABS_FLOOR_DBFS, float(np.percentile(levels, 95)) - REL_FLOOR_DB)
+    active = levels > floor
+    intervals: list[tuple[float, float]] = []
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], active.astype(np.int8), [0]))))
+    for start, end in zip(edges[::2], edges[1::2], strict=True):
+        t0, t1 = start * FRAME_S, end * FRAME_S
+        if intervals and t0 - intervals[-1][1] < MERGE_GAP_S:
+            intervals[-1] = (intervals[-1][0], t1)
+        else:
+            intervals.append((t0, t1))
+    return [(a, b) for a, b in intervals if b - a >= MIN_SPEECH_S]
