@@ -54,7 +54,7 @@ def voiced_intervals(samples: np.ndarray) -> list[tuple[float, float]]:
     intervals: list[tuple[float, float]] = []
     edges = np.flatnonzero(np.diff(np.concatenate(([0], active.astype(np.int8), [0]))))
     for start, end in zip(edges[::2], edges[1::2], strict=True):
-        t0, t1 = start * FRAME_S, end * FRAME_S
+        t0, t1 = float(start * FRAME_S), float(end * FRAME_S)
         if intervals and t0 - intervals[-1][1] < MERGE_GAP_S:
             intervals[-1] = (intervals[-1][0], t1)
         else:
