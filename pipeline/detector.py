@@ -16,7 +16,7 @@ from pipeline.acoustic import acoustic_cues
 from pipeline.audio import AudioSource, load_audio
 from pipeline.config import DetectorConfig
 from pipeline.errors import EmptyAudioError
-from pipeline.fuse import fuse
+from pipeline.fuse import FUSION_METHOD, fuse
 from pipeline.provenance import make_provenance
 from pipeline.types import Audio, TextClassifier, Transcriber, Transcript, Verdict
 
@@ -47,8 +47,12 @@ class Detector:
         audio = load_audio(
             src, limits=self.config.audio, name=name, caller_channel=self.config.caller_channel
         )
-        log.info("analysing %s sha256=%s duration=%.1fs", audio.info.name, audio.info.sha256[:12],
-                 audio.info.duration_s)
+        log.info(
+            "analysing %s sha256=%s duration=%.1fs",
+            audio.info.name,
+            audio.info.sha256[:12],
+            audio.info.duration_s,
+        )
         return self.detect_audio(audio)
 
     def detect_audio(self, audio: Audio) -> Verdict:
@@ -65,6 +69,7 @@ class Detector:
         provenance = make_provenance(
             models=(self.transcriber.model_info, self.text_classifier.model_info),
             config=self.config,
+            fusion_method=FUSION_METHOD,
         )
         return fuse(
             text=text,
