@@ -1,0 +1,39 @@
+# Two entry points (see README): `make demo` and `make test`. Everything else is a helper.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip -q --disable-pip-version-check
+EXAMPLES := examples/robot_zh.amr examples/robot_en.mp3 examples/human_zh.mp3 examples/call_stereo.m4a
+
+.PHONY: setup system demo test lint bench
+
+# Debian packages used by optional parts (CJK font for the PDF report, chromium for the browser
+# test, PostgreSQL for the store tests). Skipped when not root or without apt.
+system:
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  scripts/install_system_packages.sh; \
+	else echo "not root or no apt-get: skipping Debian packages (tests that need them skip)"; fi
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install --upgrade pip
+	# Pinned CPU wheel first, so nothing can pull a multi-GB CUDA build.
+	$(PIP) install torch==2.13.0
+	$(PIP) install -e '.[dev]'
+	# openai-whisper without its Linux x86-64 dependency on triton (1 GB, GPU only); its real
+	# needs are listed in pyproject.toml.
+	$(PIP) install --no-deps openai-whisper==20250625
+	touch $@
+
+demo: setup
+	$(VENV)/bin/robocall analyze $(EXAMPLES)
+
+test: setup system
+	$(VENV)/bin/pytest -q
+
+lint: setup
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/mypy pipeline service
+
+bench: setup
+	$(PY) bench/bench_pipeline.py
