@@ -1,0 +1,526 @@
+"""Audio input: bytes of any common container in, a checked 16 kHz float32 :class:`Audio` out.
+
+Every file is decoded exactly once, with PyAV (FFmpeg), and resampled per channel to
+:data:`~pipeline.types.ANALYSIS_RATE_HZ` by FFmpeg's ``aformat``/swresample through
+:class:`av.AudioResampler`, while decoding (a 30-minute call never exists at 48 kHz in memory).
+
+Checks run cheapest first, each raising one error from :mod:`pipeline.errors`:
+
+1. byte size: 0 bytes -> ``EmptyAudioError``, over ``max_bytes`` -> ``AudioTooLargeError``;
+2. content sniffing (never the extension): images, archives and text -> ``NotAudioError``;
+3. open: FFmpeg does not recognise the bytes -> ``NotAudioError``; it fails on bytes that start
+   with a known audio container's magic (a WAV cut inside its header, an M4A without its
+   ``moov``) -> ``CorruptAudioError``; no audio stream -> ``NotAudioError``;
+4. header probe, before any decoding: duration, channel count, sample rate;
+5. decode, stopping as soon as the decoded length passes ``max_duration_s`` (headers lie);
+   a stream cut short keeps what decoded (a truncated phone recording is still evidence),
+   nothing decodable -> ``CorruptAudioError``;
+6. content: too short -> ``EmptyAudioError``, NaN/inf -> ``CorruptAudioError``, every channel
+   silent in the speech band -> ``EmptyAudioError``;
+7. stereo: pick the caller's channel (see :func:`choose_caller_channel`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, TypeAlias
+
+import av
+import numpy as np
+
+from pipeline.config import AudioLimits
+from pipeline.errors import (
+    AudioTooLargeError,
+    AudioTooLongError,
+    CorruptAudioError,
+    EmptyAudioError,
+    NotAudioError,
+    UnsupportedAudioError,
+)
+from pipeline.types import ANALYSIS_RATE_HZ, Audio, AudioInfo
+from pipeline.vad import voiced_intervals
+
+log = logging.getLogger(__name__)
+
+AudioSource: TypeAlias = str | os.PathLike[str] | bytes
+
+SPEECH_BAND_HZ = (100.0, 4_000.0)  # band whose level decides "silent" (ignores DC, hum, hiss)
+SILENCE_FRAME_S = 0.02  # frame length of the speech-band level, seconds
+FAKE_STEREO_DB = -40.0  # channels whose difference is this far below them are identical
+MAX_BAD_PACKET_FRACTION = 0.1  # more failed packets than this (and more than one) = damaged
+SAME_SPEECH_RATIO = 0.9  # speech totals within 10 % count as "about as much"
+
+# Leading bytes of containers FFmpeg decodes; a failure to open one of these is corruption.
+_AUDIO_MAGIC: tuple[tuple[int, bytes, str], ...] = (
+    (0, b"RIFF", "WAV"),  # refined below: needs "WAVE" at offset 8
+    (0, b"RF64", "WAV"),
+    (0, b"BW64", "WAV"),
+    (0, b"OggS", "Ogg"),
+    (0, b"fLaC", "FLAC"),
+    (0, b"ID3", "MP3"),
+    (0, b"#!AMR", "AMR"),
+    (4, b"ftyp", "MP4/M4A"),
+    (0, b"\x1a\x45\xdf\xa3", "Matroska/WebM"),
+    (0, b"FORM", "AIFF"),
+    (0, b".snd", "AU"),
+    (0, b"caff", "CAF"),
+    (0, b"\x30\x26\xb2\x75", "ASF/WMA"),
+)
+_NOT_AUDIO_MAGIC: tuple[tuple[bytes, str], ...] = (
+    (b"\x89PNG\r\n\x1a\n", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"GIF8", "a GIF image"),
+    (b"%PDF", "a PDF document"),
+    (b"PK\x03\x04", "a ZIP archive (or Office document)"),
+    (b"\x1f\x8b", "a gzip archive"),
+    (b"\x7fELF", "an executable"),
+)
+
+
+def load_audio(
+    src: AudioSource | BinaryIO,
+    *,
+    limits: AudioLimits,
+    name: str | None = None,
+    caller_channel: int | None = None,
+) -> Audio:
+    """Read, check, decode and resample one recording.
+
+    Parameters
+    ----------
+    src : str, os.PathLike, bytes or binary file object
+        The recording in any container/codec FFmpeg decodes (WAV incl. G.711, FLAC, MP3,
+        M4A/AAC, Ogg Vorbis/Opus, WebM/Opus, AMR-NB, AMR-WB, ...). A file object is read from
+        its current position, at most ``limits.max_bytes + 1`` bytes.
+    limits : AudioLimits
+        Size, duration, channel, sample-rate and silence limits.
+    name : str, optional
+        Name for messages and :class:`AudioInfo` (default: the file name of a path, the
+        ``name`` of a file object, else ``"<bytes>"``).
+    caller_channel : int, optional
+        Force the caller's channel of a stereo recording; None decides from speech activity.
+        Ignored (and said so in ``caller_channel_reason``) for mono and fake-stereo input.
+
+    Returns
+    -------
+    Audio
+        ``samples`` [shape=(channels, n)], float32 in [-1, 1] at 16 kHz; ``channels`` is 1 for
+        mono and fake stereo. ``info`` describes the original (sha256 of the bytes as given,
+        container, codec, sample rate in Hz, channel count, decoded duration in s).
+
+    Raises
+    ------
+    EmptyAudioError
+        0 bytes, shorter than ``min_duration_s``, or every channel silent.
+    AudioTooLargeError
+        More than ``max_bytes`` bytes.
+    NotAudioError
+        Not a recognised audio format, or no audio stream.
+    CorruptAudioError
+        A recognised container that cannot be opened, no decodable audio, too many damaged
+        packets, or NaN/inf samples.
+    AudioTooLongError
+        Longer than ``max_duration_s`` (by the header, or by what decoded).
+    UnsupportedAudioError
+        More than ``max_channels`` channels, or a sample rate outside the limits.
+    OSError
+        A path that cannot be read (missing file, permissions).
+    ValueError
+        A negative ``caller_channel``.
+    """
+    if caller_channel is not None and caller_channel < 0:
+        raise ValueError(f"caller_channel must be >= 0, got {caller_channel}")
+    data, label = _read_bytes(src, limits=limits, name=name)
+    sha256 = hashlib.sha256(data).hexdigest()
+    kind = _sniff(data, label)
+    samples, meta = _decode(data, label=label, kind=kind, limits=limits)
+    duration_s = samples.shape[1] / ANALYSIS_RATE_HZ
+    if duration_s < limits.min_duration_s:
+        raise EmptyAudioError(
+            f"{label}: too short to analyse: {duration_s:.2f} s, "
+            f"need at least {limits.min_duration_s:g} s"
+        )
+    if not np.all(np.isfinite(samples)):
+        raise CorruptAudioError(f"{label}: decoded samples contain NaN or infinite values")
+    np.clip(samples, -1.0, 1.0, out=samples)
+    levels = [loudest_speech_band_dbfs(ch) for ch in samples]
+    silent = [level < limits.silence_rms_dbfs for level in levels]
+    if all(silent):
+        loudest = f"loudest {max(levels):.1f} dBFS" if max(levels) > -math.inf else "all zeros"
+        raise EmptyAudioError(
+            f"{label}: silent: the speech band (100-4000 Hz) never rises above "
+            f"{limits.silence_rms_dbfs:g} dBFS ({loudest})"
+        )
+    samples, index, reason = _pick_caller(samples, silent=silent, forced=caller_channel)
+    info = AudioInfo(
+        name=label,
+        sha256=sha256,
+        size_bytes=len(data),
+        container=meta.container,
+        codec=meta.codec,
+        sample_rate_hz=meta.sample_rate_hz,
+        channels=meta.channels,
+        duration_s=duration_s,
+        caller_channel=index,
+        caller_channel_reason=reason,
+    )
+    log.info(
+        "decoded %s sha256=%s %s/%s %d Hz x%d %.1f s; %s",
+        label, sha256[:12], info.container, info.codec, info.sample_rate_hz, info.channels,
+        duration_s, reason,
+    )  # fmt: skip
+    return Audio(info=info, samples=np.ascontiguousarray(samples, dtype=np.float32))
+
+
+def loudest_speech_band_dbfs(samples: np.ndarray) -> float:
+    """Level of the loudest 20 ms frame within :data:`SPEECH_BAND_HZ`.
+
+    Parameters
+    ----------
+    samples : np.ndarray [shape=(n,)], float32 at 16 kHz
+
+    Returns
+    -------
+    float
+        RMS in dBFS of the loudest frame's 100-4000 Hz content (full-scale sine = -3 dBFS);
+        -inf for digital silence or fewer samples than one frame.
+    """
+    hop = int(round(SILENCE_FRAME_S * ANALYSIS_RATE_HZ))
+    n_frames = samples.size // hop
+    lo = int(math.ceil(SPEECH_BAND_HZ[0] * hop / ANALYSIS_RATE_HZ))
+    hi = int(math.floor(SPEECH_BAND_HZ[1] * hop / ANALYSIS_RATE_HZ))
+    loudest = 0.0
+    chunk = 500  # frames per FFT batch (10 s) bounds memory on 30-minute calls
+    for start in range(0, n_frames, chunk):
+        stop = min(start + chunk, n_frames)
+        frames = samples[start * hop : stop * hop].reshape(stop - start, hop)
+        spectrum = np.abs(np.fft.rfft(frames.astype(np.float64), axis=1)[:, lo : hi + 1]) ** 2
+        # Parseval: one-sided bins count twice; mean square = energy / hop.
+        mean_square = 2.0 * spectrum.sum(axis=1) / hop**2
+        loudest = max(loudest, float(mean_square.max()))
+    return 10.0 * math.log10(loudest) if loudest > 0.0 else -math.inf
+
+
+def choose_caller_channel(
+    samples: np.ndarray, *, silent: list[bool] | None = None
+) -> tuple[int, str]:
+    """Pick the caller's channel of a multi-channel call from its speech activity.
+
+    The channel with the most speech (``pipeline.vad.voiced_intervals``) is the caller: the
+    called party often speaks first ("hello?") but the pitch is long. When the totals are
+    within 10 % of each other, the channel that speaks first wins. A silent channel is never
+    the caller while another is not.
+
+    Parameters
+    ----------
+    samples : np.ndarray [shape=(channels, n)], float32 at 16 kHz
+    silent : list of bool, optional
+        Per channel, already judged silent; default: none are.
+
+    Returns
+    -------
+    index : int
+    reason : str
+        One plain sentence, e.g. "channel 1 speaks first (0.4 s) and most (31.0 s of 40.0 s)".
+    """
+    n_ch = samples.shape[0]
+    silent = silent if silent is not None else [False] * n_ch
+    total_s = samples.shape[1] / ANALYSIS_RATE_HZ
+    live = [i for i in range(n_ch) if not silent[i]]
+    if len(live) == 1:
+        quiet = ", ".join(str(i) for i in range(n_ch) if silent[i])
+        return live[0], f"channel {quiet} is silent; channel {live[0]} is the caller"
+    spans = {i: voiced_intervals(samples[i]) for i in live}
+    speech = {i: sum(b - a for a, b in spans[i]) for i in live}
+    first = {i: spans[i][0][0] if spans[i] else math.inf for i in live}
+    if all(s == 0.0 for s in speech.values()):
+        return live[0], f"no speech found on any channel; channel {live[0]} by default"
+    most = max(live, key=lambda i: speech[i])
+    earliest = min(live, key=lambda i: first[i])
+    runner_up = max((speech[i] for i in live if i != most), default=0.0)
+    of = f"of {total_s:.1f} s"
+    if most == earliest:
+        return most, (
+            f"channel {most} speaks first ({first[most]:.1f} s) and most "
+            f"({speech[most]:.1f} s {of})"
+        )
+    if runner_up >= SAME_SPEECH_RATIO * speech[most]:
+        return earliest, (
+            f"channel {earliest} speaks first ({first[earliest]:.1f} s); both speak about as "
+            f"much ({speech[earliest]:.1f} s and {speech[most]:.1f} s {of})"
+        )
+    return most, (
+        f"channel {most} speaks most ({speech[most]:.1f} s {of}) though channel {earliest} "
+        f"speaks first ({first[earliest]:.1f} s)"
+    )
+
+
+def _pick_caller(
+    samples: np.ndarray, *, silent: list[bool], forced: int | None
+) -> tuple[np.ndarray, int, str]:
+    n_ch = samples.shape[0]
+    if n_ch == 1:
+        note = f" (caller_channel={forced} ignored)" if forced not in (None, 0) else ""
+        return samples, 0, "mono recording" + note
+    if _is_fake_stereo(samples):
+        note = f" (caller_channel={forced} ignored)" if forced is not None else ""
+        reason = f"all {n_ch} channels are identical (fake stereo): treated as mono{note}"
+        return samples[:1], 0, reason
+    if forced is not None:
+        if forced >= n_ch:
+            index, reason = choose_caller_channel(samples, silent=silent)
+            return samples, index, f"{reason} (caller_channel={forced} ignored: {n_ch} channels)"
+        quiet = " (it is silent)" if silent[forced] else ""
+        return samples, forced, f"channel {forced} set by caller_channel{quiet}"
+    index, reason = choose_caller_channel(samples, silent=silent)
+    return samples, index, reason
+
+
+def _is_fake_stereo(samples: np.ndarray) -> bool:
+    ref = samples[0].astype(np.float64)
+    ref_rms = math.sqrt(float(np.mean(ref**2)))
+    for ch in samples[1:]:
+        diff_rms = math.sqrt(float(np.mean((ch - ref) ** 2)))
+        level_rms = max(ref_rms, math.sqrt(float(np.mean(ch.astype(np.float64) ** 2))))
+        if diff_rms > level_rms * 10 ** (FAKE_STEREO_DB / 20):
+            return False
+    return True
+
+
+def _read_bytes(
+    src: AudioSource | BinaryIO, *, limits: AudioLimits, name: str | None
+) -> tuple[bytes, str]:
+    """Return the original bytes and a display name, refusing empty and oversized input."""
+    cap = limits.max_bytes
+    is_stream = False
+    if isinstance(src, bytes | bytearray | memoryview):
+        label = _printable(name or "<bytes>")
+        data = bytes(src)
+    elif isinstance(src, str | os.PathLike):
+        path = Path(src)
+        label = _printable(name or path.name)
+        size = path.stat().st_size
+        if size > cap:
+            raise AudioTooLargeError(f"{label}: too large: {size:,} bytes, allowed {cap:,} bytes")
+        with path.open("rb") as fh:
+            data = fh.read(cap + 1)  # the file may have grown since stat()
+    else:
+        raw_name = getattr(src, "name", None)
+        label = _printable(
+            name or (Path(raw_name).name if isinstance(raw_name, str) else "<stream>")
+        )
+        read = src.read(cap + 1)  # never more: an upload may be endless
+        if not isinstance(read, bytes | bytearray):
+            raise TypeError(f"{label}: expected a binary file object, read {type(read).__name__}")
+        data, is_stream = bytes(read), True
+    if not data:
+        raise EmptyAudioError(f"{label}: empty file (0 bytes)")
+    if len(data) > cap:
+        amount = f"more than {cap:,}" if is_stream else f"{len(data):,}"
+        raise AudioTooLargeError(f"{label}: too large: {amount} bytes, allowed {cap:,} bytes")
+    return data, label
+
+
+def _printable(label: str) -> str:
+    clean = "".join(c if c.isprintable() else "?" for c in label)
+    return clean[:200] or "<unnamed>"
+
+
+def _sniff(data: bytes, label: str) -> str | None:
+    """Name the audio container the magic bytes claim, None if unknown; refuse obvious non-audio."""
+    for magic, what in _NOT_AUDIO_MAGIC:
+        if data.startswith(magic):
+            raise NotAudioError(f"{label}: not audio: the content is {what}")
+    for offset, magic, kind in _AUDIO_MAGIC:
+        if data[offset : offset + len(magic)] == magic:
+            if magic == b"RIFF" and data[8:12] != b"WAVE":
+                continue
+            if magic == b"FORM" and data[8:11] != b"AIF":
+                continue
+            return kind
+    if len(data) >= 2 and data[0] == 0xFF and data[1] & 0xE0 == 0xE0:
+        return "MPEG/ADTS audio"  # frame sync of MP3 or raw AAC without a tag
+    if _looks_like_text(data[:4096]):
+        # Also keeps text-based demuxers (HLS playlists, ffconcat, SDP) that open other files away
+        # from FFmpeg.
+        raise NotAudioError(f"{label}: not audio: the content is text")
+    return None
+
+
+def _looks_like_text(head: bytes) -> bool:
+    if b"\x00" in head:
+        return False
+    for cut in range(4):  # a multi-byte character may straddle the end of the window
+        try:
+            text = head[: len(head) - cut].decode("utf-8")
+        except UnicodeDecodeError:
+            continue
+        printable = sum(c.isprintable() or c in "\t\r\n\f" for c in text)
+        return printable >= 0.95 * max(len(text), 1)
+    return False
+
+
+@dataclass(slots=True)
+class _Meta:
+    """What the header (then the first decoded frame) says about the original."""
+
+    container: str
+    codec: str
+    sample_rate_hz: int
+    channels: int
+
+
+def _decode(
+    data: bytes, *, label: str, kind: str | None, limits: AudioLimits
+) -> tuple[np.ndarray, _Meta]:
+    """Open, probe the header, decode and resample to (channels, n) float32 at 16 kHz."""
+    try:
+        container = av.open(io.BytesIO(data), mode="r", metadata_errors="replace")
+    except av.error.FFmpegError as exc:
+        if kind is not None:
+            raise CorruptAudioError(
+                f"{label}: looks like {kind} but its header cannot be read: {exc.strerror}"
+            ) from exc
+        raise NotAudioError(f"{label}: not a recognised audio format ({exc.strerror})") from exc
+    with container:
+        if not container.streams.audio:
+            found = ", ".join(f"{s.type}" for s in container.streams) or "nothing"
+            raise NotAudioError(
+                f"{label}: no audio stream in this {container.format.name} file (found: {found})"
+            )
+        stream = container.streams.audio[0]
+        ctx = stream.codec_context
+        if ctx is None:
+            raise UnsupportedAudioError(f"{label}: no decoder for this audio codec")
+        meta = _Meta(container.format.name, ctx.codec.canonical_name, ctx.sample_rate, ctx.channels)
+        _check_header(container, stream, label=label, meta=meta, limits=limits)
+        samples = _decode_stream(container, stream, label=label, meta=meta, limits=limits)
+    return samples, meta
+
+
+def _check_header(
+    container: av.container.InputContainer,
+    stream: av.audio.stream.AudioStream,
+    *,
+    label: str,
+    meta: _Meta,
+    limits: AudioLimits,
+) -> None:
+    # Rate and channels first: a duration computed from an absurd rate is meaningless too.
+    if meta.sample_rate_hz:
+        _check_rate(meta.sample_rate_hz, label=label, limits=limits)
+    if meta.channels:
+        _check_channels(meta.channels, label=label, limits=limits)
+    if stream.duration is not None and stream.time_base is not None:
+        header_s: float | None = float(stream.duration * stream.time_base)
+    elif container.duration is not None:
+        header_s = container.duration / av.time_base
+    else:
+        header_s = None
+    if header_s is not None and header_s > limits.max_duration_s:
+        raise AudioTooLongError(
+            f"{label}: too long: the header says {header_s:.1f} s, "
+            f"allowed {limits.max_duration_s:g} s"
+        )
+
+
+def _check_channels(channels: int, *, label: str, limits: AudioLimits) -> None:
+    if channels > limits.max_channels:
+        raise UnsupportedAudioError(
+            f"{label}: {channels} channels, at most {limits.max_channels} supported"
+        )
+
+
+def _check_rate(rate_hz: int, *, label: str, limits: AudioLimits) -> None:
+    if not limits.min_sample_rate_hz <= rate_hz <= limits.max_sample_rate_hz:
+        raise UnsupportedAudioError(
+            f"{label}: sample rate {rate_hz:,} Hz is outside the supported "
+            f"{limits.min_sample_rate_hz:,}-{limits.max_sample_rate_hz:,} Hz"
+        )
+
+
+def _decode_stream(
+    container: av.container.InputContainer,
+    stream: av.audio.stream.AudioStream,
+    *,
+    label: str,
+    meta: _Meta,
+    limits: AudioLimits,
+) -> np.ndarray:
+    max_samples = int(math.ceil(limits.max_duration_s * ANALYSIS_RATE_HZ))
+    chunks: list[np.ndarray] = []
+    n_out = 0
+    resampler: av.AudioResampler | None = None
+    setup: tuple[str, str, int] | None = None
+    first_error: av.error.FFmpegError | None = None
+    n_packets = n_bad = 0
+
+    def keep(frames: list[av.AudioFrame]) -> None:
+        nonlocal n_out
+        for out in frames:
+            arr = out.to_ndarray()
+            chunks.append(arr)
+            n_out += arr.shape[1]
+
+    packets = container.demux(stream)
+    while n_out <= max_samples:
+        try:
+            packet = next(packets)
+        except StopIteration:
+            break
+        except av.error.FFmpegError as exc:  # the container ends mid-packet: keep what decoded
+            log.warning("%s: stream ends early (%s); keeping what decoded", label, exc.strerror)
+            first_error = first_error or exc
+            break
+        n_packets += 1
+        try:
+            frames = packet.decode()
+        except av.error.FFmpegError as exc:
+            n_bad += 1
+            first_error = first_error or exc
+            continue
+        for frame in frames:
+            this = (frame.format.name, frame.layout.name, frame.sample_rate)
+            if this != setup:
+                if setup is None:
+                    meta.sample_rate_hz, meta.channels = frame.sample_rate, frame.layout.nb_channels
+                elif frame.layout.nb_channels != meta.channels:
+                    raise CorruptAudioError(
+                        f"{label}: channel count changes mid-stream "
+                        f"({meta.channels} -> {frame.layout.nb_channels})"
+                    )
+                _check_channels(frame.layout.nb_channels, label=label, limits=limits)
+                _check_rate(frame.sample_rate, label=label, limits=limits)
+                if resampler is not None:
+                    keep(resampler.resample(None))
+                resampler = av.AudioResampler(format="fltp", rate=ANALYSIS_RATE_HZ)
+                setup = this
+            if resampler is not None:  # always: it is set together with `setup`
+                keep(resampler.resample(frame))
+    if resampler is not None and n_out <= max_samples:
+        keep(resampler.resample(None))
+    if n_out > max_samples:
+        raise AudioTooLongError(
+            f"{label}: too long: more than {n_out / ANALYSIS_RATE_HZ:.1f} s decoded, "
+            f"allowed {limits.max_duration_s:g} s"
+        )
+    if n_out == 0:
+        detail = f": {first_error.strerror}" if first_error is not None else ""
+        raise CorruptAudioError(
+            f"{label}: no audio could be decoded from this {meta.container} file{detail}"
+        ) from first_error
+    if n_bad > 1 and n_bad > MAX_BAD_PACKET_FRACTION * n_packets:
+        first = first_error.strerror if first_error is not None else "?"
+        raise CorruptAudioError(
+            f"{label}: damaged stream: {n_bad} of {n_packets} packets failed to decode "
+            f"(first: {first})"
+        ) from first_error
+    if n_bad:
+        log.warning("%s: %d of %d packets failed to decode; skipped", label, n_bad, n_packets)
+    return np.concatenate(chunks, axis=1).astype(np.float32, copy=False)
