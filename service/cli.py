@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 
 # Modules that contribute subcommands, in the order `--help` lists them.
-COMMAND_MODULES = ("service.analyze_cmd",)
+COMMAND_MODULES = ("service.analyze_cmd", "service.serve_cmd", "service.apikeys")
 
 
 def build_parser() -> argparse.ArgumentParser:

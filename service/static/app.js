@@ -1,0 +1,511 @@
+// Robocall detector page: upload, poll, show the verdict. Vanilla JS, no network but this server.
+"use strict";
+
+const I18N = {
+  en: {
+    title: "Sales robot or human?",
+    subtitle: "Drop a recording of a sales call. It is analysed on this server; nothing leaves it.",
+    api_key: "API key", api_key_hint: "This server requires an API key.",
+    drop: "Drop a recording here, or", choose: "choose a file",
+    formats: "WAV, MP3, AMR, M4A, FLAC, OGG",
+    details: "Call details (optional)", caller_number: "Caller number",
+    callee_number: "Your number", call_time: "Call time", language: "Language",
+    auto: "automatic", lang_zh: "Mandarin", lang_en: "English",
+    caller_channel: "Caller channel (stereo)", left: "left", right: "right",
+    uploading: "Uploading… {pct}%", queued: "Waiting in the queue…",
+    running: "Analysing the call…", done: "Done.", failed: "The analysis failed: {msg}",
+    verdict: "Verdict", label_electronic_sales_robot: "Electronic sales robot",
+    label_human_sales_pitch: "Live human sales pitch", prob: "Robot probability",
+    threshold: "(threshold {v})", topic: "Topic",
+    disclaimer: "A statistical judgement from the recording, not proof.",
+    reasons: "Why", up: "points to a robot", down: "points to a human", play: "play",
+    no_reasons: "No single cue stood out.",
+    waveform: "Waveform, pitch and suspicious spans", legend_wave: "waveform",
+    legend_pitch: "pitch (50–400 Hz)", legend_span: "raised suspicion",
+    wave_unavailable: "This browser cannot decode the format; suspicious spans are shown on a timeline.",
+    transcript: "Transcript", caller: "Caller", callee: "Callee",
+    no_transcript: "No speech was transcribed.",
+    download_json: "Download JSON", again: "Analyse another call",
+    topic_real_estate: "Real estate", topic_insurance: "Insurance", topic_loan: "Loans",
+    topic_car: "Cars", topic_education: "Education", topic_other: "Other",
+    topic_scam: "Possible scam", topic_none: "None",
+    err_not_audio: "This file is not a recording we can read.",
+    err_audio_too_large: "The file is too large.",
+    err_audio_too_long: "The recording is too long.",
+    err_empty_audio: "The recording is empty or has no speech.",
+    err_corrupt_audio: "The recording is damaged and cannot be decoded.",
+    err_unsupported_audio: "This kind of recording is not supported.",
+    err_queue_full: "The server is busy. Try again in {s} s.",
+    err_rate_limited: "Too many uploads. Try again in {s} s.",
+    err_missing_api_key: "Enter an API key to use this server.",
+    err_invalid_api_key: "The API key is not valid.",
+    err_model_unavailable: "The models are not loaded on this server.",
+    err_network: "Network error: the server did not answer.",
+    err_other: "Error: {msg}",
+  },
+  zh: {
+    title: "电销机器人还是真人？",
+    subtitle: "拖入一段销售电话录音。分析在本服务器上完成，录音不会外传。",
+    api_key: "API 密钥", api_key_hint: "此服务器需要 API 密钥。",
+    drop: "将录音拖到这里，或", choose: "选择文件",
+    formats: "支持 WAV、MP3、AMR、M4A、FLAC、OGG",
+    details: "通话信息（可选）", caller_number: "来电号码", callee_number: "本机号码",
+    call_time: "通话时间", language: "语言", auto: "自动", lang_zh: "普通话", lang_en: "英语",
+    caller_channel: "来电方声道（立体声）", left: "左", right: "右",
+    uploading: "正在上传… {pct}%", queued: "排队等待中…", running: "正在分析通话…",
+    done: "分析完成。", failed: "分析失败：{msg}",
+    verdict: "判断结果", label_electronic_sales_robot: "电销机器人",
+    label_human_sales_pitch: "真人销售", prob: "机器人概率", threshold: "（阈值 {v}）",
+    topic: "话题", disclaimer: "这是基于录音的统计判断，并非证据。",
+    reasons: "判断依据", up: "倾向机器人", down: "倾向真人", play: "播放",
+    no_reasons: "没有特别突出的线索。",
+    waveform: "波形、音高与可疑片段", legend_wave: "波形", legend_pitch: "音高（50–400 Hz）",
+    legend_span: "可疑片段",
+    wave_unavailable: "浏览器无法解码此格式，仅在时间轴上显示可疑片段。",
+    transcript: "通话文本", caller: "来电方", callee: "接听方",
+    no_transcript: "未识别到语音。",
+    download_json: "下载 JSON", again: "分析另一段录音",
+    topic_real_estate: "房产", topic_insurance: "保险", topic_loan: "贷款", topic_car: "汽车",
+    topic_education: "教育培训", topic_other: "其他", topic_scam: "疑似诈骗", topic_none: "无",
+    err_not_audio: "这不是可识别的录音文件。", err_audio_too_large: "文件过大。",
+    err_audio_too_long: "录音过长。", err_empty_audio: "录音为空或没有语音。",
+    err_corrupt_audio: "录音文件已损坏，无法解码。", err_unsupported_audio: "不支持这种录音。",
+    err_queue_full: "服务器繁忙，请 {s} 秒后重试。", err_rate_limited: "上传过于频繁，请 {s} 秒后重试。",
+    err_missing_api_key: "请输入 API 密钥。", err_invalid_api_key: "API 密钥无效。",
+    err_model_unavailable: "服务器未加载模型。", err_network: "网络错误：服务器没有响应。",
+    err_other: "错误：{msg}",
+  },
+};
+
+const $ = (id) => document.getElementById(id);
+const state = { lang: "en", analysis: null, decoding: null, samples: null, stopAt: null, timer: null };
+
+function pickLanguage() {
+  const saved = localStorage.getItem("robocall.lang");
+  if (saved && I18N[saved]) return saved;
+  const langs = navigator.languages && navigator.languages.length ? navigator.languages : [navigator.language || "en"];
+  return String(langs[0]).toLowerCase().startsWith("zh") ? "zh" : "en";
+}
+
+function t(key, vars) {
+  let s = (I18N[state.lang] && I18N[state.lang][key]) || I18N.en[key] || key;
+  for (const [k, v] of Object.entries(vars || {})) s = s.replace("{" + k + "}", String(v));
+  return s;
+}
+
+function applyLanguage() {
+  document.documentElement.lang = state.lang === "zh" ? "zh-CN" : "en";
+  document.title = t("title");
+  document.querySelectorAll("[data-i18n]").forEach((el) => { el.textContent = t(el.dataset.i18n); });
+  $("lang-switch").textContent = state.lang === "zh" ? "English" : "中文";
+  if (state.analysis && state.analysis.status === "done") renderResult(state.analysis);
+}
+
+function apiHeaders() {
+  const key = $("api-key").value.trim();
+  return key ? { "X-API-Key": key } : {};
+}
+
+function showError(body, status) {
+  const code = body && body.error;
+  let text;
+  if (!status) text = t("err_network");
+  else if (code && I18N.en["err_" + code]) text = t("err_" + code, { s: body.retry_after || "…" });
+  else text = t("err_other", { msg: (body && body.message) || status });
+  if (code === "missing_api_key" || code === "invalid_api_key") {
+    $("key-row").hidden = false;
+    $("api-key").focus();
+  }
+  $("error").textContent = text;
+  $("error").hidden = false;
+  $("progress-box").hidden = true;
+}
+
+function setStatus(text, pct) {
+  $("progress-box").hidden = false;
+  $("status").textContent = text;
+  if (pct === null) $("progress").removeAttribute("value");
+  else $("progress").value = pct;
+}
+
+// -- upload and polling ----------------------------------------------------------------
+
+function upload(file) {
+  state.samples = null;
+  $("error").hidden = true;
+  const form = new FormData();
+  form.append("file", file, file.name);
+  const fields = { caller_number: "caller-number", callee_number: "callee-number",
+    language: "language", caller_channel: "caller-channel" };
+  for (const [name, id] of Object.entries(fields)) {
+    const v = $(id).value.trim();
+    if (v) form.append(name, v);
+  }
+  const when = $("call-time").value;
+  if (when) form.append("call_time", when.length === 16 ? when + ":00" : when);
+
+  const xhr = new XMLHttpRequest();
+  xhr.open("POST", "/v1/analyses");
+  for (const [k, v] of Object.entries(apiHeaders())) xhr.setRequestHeader(k, v);
+  xhr.upload.onprogress = (e) => {
+    if (e.lengthComputable) {
+      const pct = Math.round((100 * e.loaded) / e.total);
+      setStatus(t("uploading", { pct }), pct);
+    }
+  };
+  xhr.onerror = () => showError(null, 0);
+  xhr.onload = () => {
+    let body = null;
+    try { body = JSON.parse(xhr.responseText); } catch (_) { body = null; }
+    if (xhr.status === 200 || xhr.status === 202) {
+      saveKey();
+      track(body);
+    } else {
+      if (body) body.retry_after = xhr.getResponseHeader("Retry-After");
+      showError(body, xhr.status);
+    }
+  };
+  setStatus(t("uploading", { pct: 0 }), 0);
+  xhr.send(form);
+  // Decode the local copy for the waveform while the server works (no second download).
+  state.decoding = file.size < 64 * 1024 * 1024 ? file.arrayBuffer().then(decodeBuffer) : null;
+  if (state.decoding) state.decoding.catch(() => null);
+}
+
+function saveKey() {
+  const key = $("api-key").value.trim();
+  if (key) sessionStorage.setItem("robocall.key", key);
+}
+
+function track(analysis) {
+  state.analysis = analysis;
+  if (analysis.status === "done") return showResult(analysis);
+  if (analysis.status === "failed") return failed(analysis);
+  setStatus(t(analysis.status === "running" ? "running" : "queued"), null);
+  clearTimeout(state.timer);
+  state.timer = setTimeout(poll, 600);
+}
+
+async function poll() {
+  const a = state.analysis;
+  let resp;
+  try {
+    resp = await fetch(a.links.self, { headers: apiHeaders(), cache: "no-store" });
+  } catch (_) {
+    state.timer = setTimeout(poll, 2000);
+    return;
+  }
+  const body = await resp.json().catch(() => null);
+  if (!resp.ok) return showError(body, resp.status);
+  track(body);
+}
+
+function failed(a) {
+  const code = a.error && a.error.code;
+  const msg = code && I18N.en["err_" + code] ? t("err_" + code, { s: "…" }) : (a.error ? a.error.message : "");
+  $("error").textContent = t("failed", { msg });
+  $("error").hidden = false;
+  $("progress-box").hidden = true;
+}
+
+// -- result --------------------------------------------------------------------------------
+
+function fmtTime(s) {
+  const m = Math.floor(s / 60);
+  const sec = s - 60 * m;
+  return String(m).padStart(2, "0") + ":" + sec.toFixed(1).padStart(4, "0");
+}
+
+function suspiciousSpans(verdict) {
+  return (verdict.evidence || []).filter((e) => e.weight > 0 && e.span_s).map((e) => e.span_s);
+}
+
+async function showResult(analysis) {
+  setStatus(t("done"), 100);
+  $("upload-view").hidden = true;
+  $("result-view").hidden = false;
+  renderResult(analysis);
+  await setupAudio(analysis);
+  drawWave();
+}
+
+function renderResult(analysis) {
+  const v = analysis.verdict;
+  const card = $("verdict-card");
+  const isRobot = v.label === "electronic_sales_robot";
+  card.classList.toggle("robot", isRobot);
+  card.classList.toggle("human", !isRobot);
+  card.dataset.label = v.label;
+  $("verdict-label").textContent = t("label_" + v.label);
+  $("probability").textContent = Math.round(100 * v.robot_probability) + "%";
+  $("threshold").textContent = t("threshold", { v: Math.round(100 * v.threshold) + "%" });
+  $("meter-fill").style.width = (100 * v.robot_probability).toFixed(1) + "%";
+  $("meter-threshold").style.left = (100 * v.threshold).toFixed(1) + "%";
+  $("topic").textContent = t("topic_" + v.topic) !== "topic_" + v.topic ? t("topic_" + v.topic) : v.topic;
+
+  const reasons = $("reasons");
+  reasons.replaceChildren();
+  const top = (v.evidence || []).filter((e) => e.weight !== 0).slice(0, 5);
+  if (!top.length) reasons.append(Object.assign(document.createElement("li"), { textContent: t("no_reasons") }));
+  for (const e of top) {
+    const li = document.createElement("li");
+    li.append(document.createTextNode(e.detail));
+    const tag = document.createElement("span");
+    tag.className = "tag " + (e.weight > 0 ? "up" : "down");
+    tag.textContent = t(e.weight > 0 ? "up" : "down");
+    li.append(tag);
+    if (e.span_s) {
+      const b = document.createElement("button");
+      b.type = "button";
+      b.className = "link";
+      b.textContent = "▶ " + fmtTime(e.span_s[0]) + "–" + fmtTime(e.span_s[1]);
+      b.addEventListener("click", () => playSpan(e.span_s[0], e.span_s[1]));
+      li.append(b);
+    }
+    reasons.append(li);
+  }
+
+  const lines = [];
+  for (const s of v.transcript.segments) lines.push({ who: "caller", ...s });
+  if (v.other_party_transcript) for (const s of v.other_party_transcript.segments) lines.push({ who: "callee", ...s });
+  lines.sort((a, b) => a.start_s - b.start_s);
+  const spans = suspiciousSpans(v);
+  const list = $("transcript");
+  list.replaceChildren();
+  if (!lines.length) list.append(Object.assign(document.createElement("li"), { textContent: t("no_transcript") }));
+  for (const line of lines) {
+    const li = document.createElement("li");
+    li.dataset.start = line.start_s;
+    li.dataset.end = line.end_s;
+    if (spans.some(([a, b]) => a < line.end_s && b > line.start_s)) li.classList.add("suspicious");
+    const b = document.createElement("button");
+    b.type = "button";
+    const ts = Object.assign(document.createElement("span"), { className: "ts",
+      textContent: fmtTime(line.start_s) + "–" + fmtTime(line.end_s) });
+    const who = Object.assign(document.createElement("span"), { className: "who", textContent: t(line.who) });
+    const text = Object.assign(document.createElement("span"), { className: "text", textContent: line.text });
+    b.append(ts, who, text);
+    b.addEventListener("click", () => playSpan(line.start_s, line.end_s));
+    li.append(b);
+    list.append(li);
+  }
+
+  const link = $("download-json");
+  if (link.href && link.href.startsWith("blob:")) URL.revokeObjectURL(link.href);
+  link.href = URL.createObjectURL(new Blob([JSON.stringify(v, null, 2)], { type: "application/json" }));
+  link.download = "robocall-" + analysis.id + ".json";
+}
+
+async function setupAudio(analysis) {
+  const player = $("player");
+  const headers = apiHeaders();
+  if (Object.keys(headers).length === 0) {
+    player.src = analysis.links.audio; // served with HTTP Range support: seeking streams
+  } else {
+    const resp = await fetch(analysis.links.audio, { headers });
+    if (resp.ok) player.src = URL.createObjectURL(await resp.blob());
+  }
+  try {
+    state.samples = await (state.decoding ||
+      fetch(analysis.links.audio, { headers }).then((r) => r.arrayBuffer()).then(decodeBuffer));
+  } catch (_) {
+    state.samples = null; // e.g. AMR: the browser has no decoder; spans go on a timeline
+  }
+}
+
+function playSpan(start, end) {
+  const player = $("player");
+  state.stopAt = end;
+  player.currentTime = start;
+  player.play().catch(() => {});
+}
+
+function onTimeUpdate() {
+  const player = $("player");
+  const now = player.currentTime;
+  if (state.stopAt !== null && now >= state.stopAt) {
+    player.pause();
+    state.stopAt = null;
+  }
+  document.querySelectorAll("#transcript li").forEach((li) => {
+    li.classList.toggle("playing", !player.paused && now >= +li.dataset.start && now < +li.dataset.end);
+  });
+  drawWave();
+}
+
+// -- waveform and pitch (decoded in the browser, WebAudio) ----------------------------------
+
+const DECODE_RATE_HZ = 8000;
+
+async function decodeBuffer(buf) {
+  const Ctx = window.OfflineAudioContext || window.webkitOfflineAudioContext;
+  const ctx = new Ctx(1, DECODE_RATE_HZ, DECODE_RATE_HZ);
+  const audio = await ctx.decodeAudioData(buf);
+  return { data: audio.getChannelData(0), rate: audio.sampleRate, duration: audio.duration };
+}
+
+function pitchAt(x, center, rate) {
+  // Normalised autocorrelation over one 32 ms frame; 50-400 Hz; null when unvoiced.
+  const n = Math.round(0.032 * rate);
+  const start = Math.max(0, Math.round(center - n / 2));
+  if (start + n + Math.ceil(rate / 50) >= x.length) return null;
+  let energy = 0;
+  for (let i = start; i < start + n; i++) energy += x[i] * x[i];
+  if (energy / n < 1e-5) return null;
+  const minLag = Math.floor(rate / 400);
+  const maxLag = Math.ceil(rate / 50);
+  const r = new Float32Array(maxLag + 2);
+  let best = 0;
+  for (let lag = minLag; lag <= maxLag + 1; lag++) {
+    let num = 0;
+    let e2 = 0;
+    for (let i = start; i < start + n; i++) {
+      num += x[i] * x[i + lag];
+      e2 += x[i + lag] * x[i + lag];
+    }
+    r[lag] = num / Math.sqrt(energy * e2 + 1e-12);
+    if (r[lag] > best) best = r[lag];
+  }
+  if (best < 0.6) return null;
+  // The shortest lag that is a local peak close to the best avoids octave (sub-harmonic) errors.
+  for (let lag = minLag + 1; lag <= maxLag; lag++) {
+    if (r[lag] >= 0.9 * best && r[lag] >= r[lag - 1] && r[lag] >= r[lag + 1]) return rate / lag;
+  }
+  return null;
+}
+
+let waveCache = null;
+
+function drawWave() {
+  const canvas = $("wave");
+  if (!state.analysis || !state.analysis.verdict || $("result-view").hidden) return;
+  const dpr = window.devicePixelRatio || 1;
+  const w = Math.max(200, Math.round(canvas.clientWidth * dpr));
+  const h = Math.round(160 * dpr);
+  const key = w + "x" + h + ":" + state.analysis.id + ":" + Boolean(state.samples);
+  if (!waveCache || waveCache.key !== key) waveCache = { key, image: renderWave(w, h) };
+  canvas.width = w;
+  canvas.height = h;
+  const g = canvas.getContext("2d");
+  g.drawImage(waveCache.image, 0, 0);
+  const player = $("player");
+  const dur = durationOf();
+  if (dur > 0 && player.currentTime > 0) {
+    const x = (player.currentTime / dur) * w;
+    g.fillStyle = "#1d2330";
+    g.fillRect(x, 0, Math.max(1, dpr), h);
+  }
+}
+
+function durationOf() {
+  if (state.samples) return state.samples.duration;
+  return state.analysis.verdict.audio.duration_s || 0;
+}
+
+function renderWave(w, h) {
+  const off = document.createElement("canvas");
+  off.width = w;
+  off.height = h;
+  const g = off.getContext("2d");
+  const v = state.analysis.verdict;
+  const dur = durationOf();
+  g.fillStyle = "#fbfbfd";
+  g.fillRect(0, 0, w, h);
+  if (dur > 0) {
+    g.fillStyle = getComputedStyle(document.documentElement).getPropertyValue("--span") || "rgba(198,40,40,0.22)";
+    for (const [a, b] of suspiciousSpans(v)) g.fillRect((a / dur) * w, 0, Math.max(2, ((b - a) / dur) * w), h);
+  }
+  const note = $("wave-note");
+  if (!state.samples) {
+    note.textContent = t("wave_unavailable");
+    note.hidden = false;
+    g.fillStyle = "#c9cfdb";
+    g.fillRect(0, h / 2 - 1, w, 2);
+    return off;
+  }
+  note.hidden = true;
+  const { data, rate } = state.samples;
+  const per = data.length / w;
+  const mid = h / 2;
+  g.fillStyle = "#9fb0cf";
+  let peak = 1e-6;
+  for (let i = 0; i < data.length; i++) peak = Math.max(peak, Math.abs(data[i]));
+  const scale = (0.9 * mid) / peak;
+  for (let x = 0; x < w; x++) {
+    let lo = 0;
+    let hi = 0;
+    const end = Math.min(data.length, Math.floor((x + 1) * per));
+    for (let i = Math.floor(x * per); i < end; i++) {
+      if (data[i] < lo) lo = data[i];
+      if (data[i] > hi) hi = data[i];
+    }
+    g.fillRect(x, mid - hi * scale, 1, Math.max(1, (hi - lo) * scale));
+  }
+  // Pitch: one estimate per ~3 device pixels, on a log scale 50-400 Hz.
+  g.fillStyle = getComputedStyle(document.documentElement).getPropertyValue("--pitch") || "#e07b00";
+  const step = 3;
+  for (let x = 0; x < w; x += step) {
+    const f0 = pitchAt(data, (x + step / 2) * per, rate);
+    if (f0 === null) continue;
+    const y = h - 4 - ((Math.log2(f0) - Math.log2(50)) / 3) * (h - 8);
+    g.fillRect(x, y - 1.5, step, 3);
+  }
+  return off;
+}
+
+// -- wiring -------------------------------------------------------------------------------
+
+function init() {
+  state.lang = pickLanguage();
+  const savedKey = sessionStorage.getItem("robocall.key");
+  if (savedKey) { $("api-key").value = savedKey; $("key-row").hidden = false; }
+  applyLanguage();
+  $("lang-switch").addEventListener("click", () => {
+    state.lang = state.lang === "zh" ? "en" : "zh";
+    localStorage.setItem("robocall.lang", state.lang);
+    waveCache = null;
+    applyLanguage();
+    drawWave();
+  });
+  const zone = $("drop-zone");
+  const input = $("file-input");
+  $("choose").addEventListener("click", (e) => { e.stopPropagation(); input.click(); });
+  zone.addEventListener("click", () => input.click());
+  zone.addEventListener("keydown", (e) => {
+    if (e.key === "Enter" || e.key === " ") { e.preventDefault(); input.click(); }
+  });
+  input.addEventListener("change", () => { if (input.files.length) upload(input.files[0]); });
+  for (const ev of ["dragenter", "dragover"]) {
+    zone.addEventListener(ev, (e) => { e.preventDefault(); zone.classList.add("over"); });
+  }
+  for (const ev of ["dragleave", "drop"]) {
+    zone.addEventListener(ev, (e) => { e.preventDefault(); zone.classList.remove("over"); });
+  }
+  zone.addEventListener("drop", (e) => {
+    const f = e.dataTransfer && e.dataTransfer.files[0];
+    if (f) upload(f);
+  });
+  const player = $("player");
+  player.addEventListener("timeupdate", onTimeUpdate);
+  player.addEventListener("pause", onTimeUpdate);
+  $("wave").addEventListener("click", (e) => {
+    const dur = durationOf();
+    const rect = e.currentTarget.getBoundingClientRect();
+    if (dur > 0) playSpan(((e.clientX - rect.left) / rect.width) * dur, null);
+  });
+  window.addEventListener("resize", () => drawWave());
+  $("again").addEventListener("click", () => {
+    clearTimeout(state.timer);
+    state.analysis = null;
+    state.decoding = null;
+    state.samples = null;
+    waveCache = null;
+    input.value = "";
+    $("player").removeAttribute("src");
+    $("result-view").hidden = true;
+    $("upload-view").hidden = false;
+    $("progress-box").hidden = true;
+  });
+}
+
+document.addEventListener("DOMContentLoaded", init);

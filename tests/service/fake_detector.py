@@ -1,0 +1,217 @@
+"""Test helpers for the service: a fake detector, test audio and an app/server factory.
+
+The fake builds a valid :class:`Verdict` directly (no models, no decoding beyond a WAV header), so
+the API, store and page tests run in milliseconds. It honours the per-upload hints (caller
+channel, language) through its ``config`` exactly like ``pipeline.detector.Detector``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soundfile as sf
+
+from pipeline.config import DetectorConfig
+from pipeline.errors import CorruptAudioError, NotAudioError
+from pipeline.types import (
+    AudioInfo,
+    Evidence,
+    Label,
+    ModelInfo,
+    Provenance,
+    Segment,
+    Transcript,
+    Verdict,
+    Word,
+)
+
+_MAGIC = (b"RIFF", b"ID3", b"fLaC", b"OggS", b"#!AMR")
+
+
+@dataclass(frozen=True)
+class _Model:
+    model_info: ModelInfo
+
+
+@dataclass(frozen=True)
+class FakeDetector:
+    """``detect(data, name=...) -> Verdict`` without models.
+
+    ``gate``: when given, every call waits for it (to hold jobs in ``running``).
+    ``delay_s``: sleep per call. Data starting with ``b"RIFFBAD!"`` raise ``CorruptAudioError``.
+    """
+
+    config: DetectorConfig = field(default_factory=DetectorConfig)
+    gate: threading.Event | None = None
+    delay_s: float = 0.0
+    calls: list[str] = field(default_factory=list, compare=False)
+    transcriber: _Model = _Model(ModelInfo("asr", "fake-whisper", "0" * 64))
+    text_classifier: _Model = _Model(ModelInfo("text", "fake-text", "1" * 64))
+
+    def detect(self, src: bytes, *, name: str | None = None) -> Verdict:
+        data = bytes(src)
+        if not data.startswith(_MAGIC):
+            raise NotAudioError(f"{name}: not a recording (unknown header)")
+        if data.startswith(b"RIFFBAD!"):
+            raise CorruptAudioError(f"{name}: damaged WAV header")
+        self.calls.append(name or "")
+        if self.gate is not None:
+            self.gate.wait(timeout=30)
+        if self.delay_s:
+            time.sleep(self.delay_s)
+        return make_verdict(data, name=name or "upload", config=self.config)
+
+
+def make_verdict(data: bytes, *, name: str, config: DetectorConfig | None = None) -> Verdict:
+    """A plausible verdict for ``data``: robot when the sha256 starts with an even digit."""
+    config = config or DetectorConfig()
+    sha = hashlib.sha256(data).hexdigest()
+    duration_s, rate, channels = 6.0, 8000, 1
+    if data.startswith(b"RIFF"):
+        with contextlib.suppress(RuntimeError, sf.LibsndfileError):
+            info = sf.info(io.BytesIO(data))
+            duration_s, rate, channels = float(info.duration), int(info.samplerate), info.channels
+    is_robot = int(sha[0], 16) % 2 == 0
+    lang = config.asr.languages[0]
+    lines = (
+        ("您好，这里是阳光保险，", "Hello, this is Sunshine Insurance,"),
+        ("我们有一款新的理财产品。", "we have a new savings plan for you."),
+        ("请问您现在方便吗？", "Is now a good time?"),
+    )
+    step = duration_s / len(lines)
+    segments = tuple(
+        Segment(
+            start_s=round(i * step, 3),
+            end_s=round((i + 1) * step, 3),
+            text=zh if lang == "zh" else en,
+            avg_logprob=-0.2,
+            no_speech_prob=0.01,
+            compression_ratio=1.2,
+            words=(Word(round(i * step, 3), round((i + 0.5) * step, 3), "x", 0.9),),
+        )
+        for i, (zh, en) in enumerate(lines)
+    )
+    evidence = (
+        Evidence(
+            "acoustic",
+            "pitch_flatness",
+            0.92,
+            1.3 if is_robot else -0.8,
+            "The caller's pitch barely moves, as in synthesised speech.",
+            (0.0, round(step, 3)),
+        ),
+        Evidence(
+            "text",
+            "scripted_phrase",
+            1.0,
+            0.9,
+            "The caller reads a known sales script.",
+            (round(step, 3), round(2 * step, 3)),
+        ),
+        Evidence(
+            "structure", "no_backchannel", 0.0, -0.3, "The caller reacts to interruptions.", None
+        ),
+    )
+    probability = 0.87 if is_robot else 0.18
+    return Verdict(
+        label=Label.ROBOT if is_robot else Label.HUMAN,
+        robot_probability=probability,
+        threshold=config.fusion.threshold,
+        sales_probability=0.95,
+        topic="insurance",
+        evidence=evidence,
+        transcript=Transcript(
+            language=lang, language_probability=0.98, segments=segments, backend="fake"
+        ),
+        other_party_transcript=None,
+        audio=AudioInfo(
+            name=name,
+            sha256=sha,
+            size_bytes=len(data),
+            container="wav",
+            codec="pcm_s16le",
+            sample_rate_hz=rate,
+            channels=channels,
+            duration_s=duration_s,
+            caller_channel=config.caller_channel or 0,
+            caller_channel_reason="forced"
+            if config.caller_channel is not None
+            else "mono recording",
+        ),
+        provenance=Provenance(
+            package_version="0.1.0",
+            models=(ModelInfo("asr", "fake-whisper", "0" * 64),),
+            config_hash=config.config_hash(),
+            fusion_method="fake",
+            libraries=(("numpy", np.__version__),),
+            analysed_at_utc="2025-01-01T00:00:00Z",
+        ),
+    )
+
+
+def wav_bytes(
+    *, seconds: float = 1.0, rate: int = 8000, freq_hz: float = 220.0, seed: int = 0
+) -> bytes:
+    """A short mono WAV (sine + a little seeded noise); ``seed`` changes the content hash."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * rate)) / rate
+    samples = 0.3 * np.sin(2 * np.pi * freq_hz * t) + 0.01 * rng.standard_normal(t.size)
+    buf = io.BytesIO()
+    sf.write(buf, samples.astype(np.float32), rate, format="WAV", subtype="PCM_16")
+    return buf.getvalue()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def live_server(app: Any, *, port: int | None = None) -> Iterator[str]:
+    """Run ``app`` under uvicorn on 127.0.0.1 in a thread; yields its base URL."""
+    import uvicorn
+
+    port = port or free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("test server did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=20)
+
+
+def service_settings(tmp_path: Path, **changes: Any) -> Any:
+    """Settings for a test app: data under ``tmp_path``, fast leases, generous limits."""
+    from service.settings import Settings
+
+    values: dict[str, Any] = {
+        "data_dir": tmp_path / "data",
+        "local_mode": True,
+        "poll_interval_s": 0.05,
+        "job_lease_s": 30.0,
+        "shutdown_grace_s": 0.5,
+        "rate_limit_per_min": 6000.0,
+        "rate_limit_burst": 1000,
+        "read_rate_limit_per_min": 60000.0,
+    }
+    values.update(changes)
+    return Settings(**values)
