@@ -14,7 +14,13 @@ import sys
 from collections.abc import Sequence
 
 # Modules that contribute subcommands, in the order `--help` lists them.
-COMMAND_MODULES = ("service.analyze_cmd", "service.serve_cmd", "service.apikeys")
+COMMAND_MODULES = (
+    "service.analyze_cmd",
+    "service.serve_cmd",
+    "service.apikeys",
+    "service.evidence",
+    "service.keys",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

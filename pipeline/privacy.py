@@ -1,0 +1,462 @@
+"""Masking of the callee's personal data, and detection of a caller reciting it (issue 6).
+
+The shareable evidence report must not spread the callee's phone number, Chinese resident ID
+number, bank card number, address or name further than the recording already does. This module
+finds them in transcript text, Mandarin and English, and replaces each with a bracketed token
+(``［电话号码］`` / ``[phone number]``). It is rule-based and errs towards masking: a long digit
+run that is no valid ID or card is still masked as a ``number``.
+
+It also flags a caller who *recites* the callee's data (addresses them by name, reads out their
+ID, card, address, or mentions their loan or purchase history): a sign that the data was bought
+or leaked, which a complaint should mention. Flags carry masked excerpts only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from pipeline.types import Evidence, Segment, Transcript, Verdict, Word
+
+# kind -> (Chinese token, English token); the token language follows the text, not the report
+MASK_TOKENS: dict[str, tuple[str, str]] = {
+    "phone": ("［电话号码］", "[phone number]"),
+    "cn_id": ("［身份证号］", "[ID number]"),
+    "bank_card": ("［银行卡号］", "[bank card number]"),
+    "number": ("［号码］", "[number]"),
+    "address": ("［地址］", "[address]"),
+    "name": ("［姓名］", "[name]"),
+    "email": ("［邮箱］", "[email]"),
+}
+RECITAL_KINDS = ("name", "phone", "cn_id", "bank_card", "address", "history")
+
+# --- digits -------------------------------------------------------------------------------------
+# Spoken digits come out of Whisper as Arabic or Chinese numerals ("幺三八..."); both map 1:1 onto
+# ASCII digits so that offsets in the "digit view" are offsets in the original text.
+_CN_DIGITS = str.maketrans("零〇一二三四五六七八九幺两０１２３４５６７８９ｘＸ",
+                           "00123456789" "12" "0123456789" "xX")
+_DIGIT_RUN = re.compile(r"(?<![0-9A-Za-z+])\+?\d(?:[ \-–]?\d){6,}(?:[xX](?![A-Za-z]))?")
+_US_PARENS = re.compile(r"\(\d{3}\)\s?\d{3}[\s.\-]?\d{4}(?!\d)")
+_EN_DIGIT_WORDS = {"zero": "0", "oh": "0", "o": "0", "one": "1", "two": "2", "three": "3",
+                   "four": "4", "five": "5", "six": "6", "seven": "7", "eight": "8", "nine": "9"}
+_EN_WORD = r"(?:zero|oh|one|two|three|four|five|six|seven|eight|nine|double|triple)"
+_EN_DIGIT_RUN = re.compile(rf"(?i)\b{_EN_WORD}(?:[\s,\-]+{_EN_WORD}){{6,}}\b")
+_LAST_DIGITS = re.compile(r"(?i)(?:尾号(?:是|为)?|后[四4]位(?:是|为)?|ending in|last (?:four|4) "
+                          r"(?:digits )?(?:is |are |of )?)\s*(\d{3,4})(?!\d)")
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+
+
+def is_cn_id(number: str) -> bool:
+    """True for an 18-character PRC resident ID with a valid birth date and ISO 7064 check."""
+    if not re.fullmatch(r"\d{17}[\dXx]", number):
+        return False
+    year, month, day = int(number[6:10]), int(number[10:12]), int(number[12:14])
+    if not (1900 <= year <= 2100 and 1 <= month <= 12 and 1 <= day <= 31):
+        return False
+    total = sum(int(d) * w for d, w in zip(number[:17], _ID_WEIGHTS, strict=True))
+    return "10X98765432"[total % 11] == number[17].upper()
+
+
+def is_luhn(number: str) -> bool:
+    """True when the digit string passes the Luhn check used by bank cards."""
+    if not number.isdigit():
+        return False
+    total = 0
+    for i, ch in enumerate(reversed(number)):
+        d = int(ch) * (2 if i % 2 else 1)
+        total += d - 9 if d > 9 else d
+    return total % 10 == 0
+
+
+def classify_number(digits: str) -> str:
+    """Kind of a spoken digit string: ``phone``, ``cn_id``, ``bank_card`` or ``number``."""
+    core = digits.lstrip("+")
+    core = core[2:] if core.startswith("00") else core
+    if re.fullmatch(r"(?:86)?1[3-9]\d{9}", core):
+        return "phone"
+    if is_cn_id(core):
+        return "cn_id"
+    if 15 <= len(core) <= 19 and is_luhn(core):
+        return "bank_card"
+    if len(core) <= 12 or (digits.startswith(("+", "00")) and len(core) <= 15):
+        return "phone"
+    return "number"
+
+
+# --- names --------------------------------------------------------------------------------------
+_SURNAMES_1 = (
+    "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕"
+    "丁任沈姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃"
+    "武戴莫孔向汤常温康施文牛樊葛邢安齐易乔伍庞颜倪庄聂章鲁岳翟殷詹申欧耿关兰焦俞左柳甘祝包宁尚符舒"
+    "阮柯纪梅童凌毕单季裴霍涂成苗谷盛曲翁冉骆蓝路游辛靳管柴蒙鲍华喻祁蒲房滕屈饶解牟艾尤阳穆农司卓古"
+    "吉缪简车项连芦麦褚娄窦戚岑景党宫费卜冷晏席卫米柏宗瞿桂佟臧闵苟邬边卞姬师仇栾隋刁沙荣巫寇桑郎甄"
+    "丛仲虞敖巩佘池查麻苑迟邝"
+)
+_SURNAME = rf"(?:欧阳|司马|诸葛|上官|东方|皇甫|令狐|慕容|尉迟|公孙|[{_SURNAMES_1}])"
+# characters that end a name: function words and punctuation never belong to a given name
+_NOT_NAME = (
+    "的是在我您你他她它们了和与及就也都要把被给从到向为于这那"
+    "请问好吗呢吧啊哦嗯呀个有没不会能可以先女总经老"
+)
+_GIVEN = rf"(?:(?![{_NOT_NAME}])[\u4e00-\u9fff])"
+_HONORIFIC = r"(?:先生|女士|小姐|太太|阿姨|大哥|大姐|经理|老板|总(?![共额计是的数量体之结算价部]))"
+_ZH_NAME_HONORIFIC = re.compile(rf"(?P<name>{_SURNAME}{_GIVEN}{{0,2}}?){_HONORIFIC}")
+_ZH_NAME_ASKED = re.compile(
+    rf"(?:请问(?:您|你)?是|(?:您|你)是不是|(?:您|你)好[，,]?|喂[，,]?)(?P<name>{_SURNAME}{_GIVEN}{{1,2}})"
+    r"(?=吗|嘛|本人|啊|呀|[，,。？?！!\s]|$)"
+)
+_EN_NAME = r"(?P<name>[A-Z][a-z'’\-]+(?:\s+[A-Z][a-z'’\-]+)?)"
+_EN_NOT_NAMES = frozenset(
+    "This That It I I'm We There Sir Madam Ma'am My Our Thank Thanks How Is Are Am Can Could Good "
+    "Yes No Ok Okay Please Welcome Everyone Again Friend Folks You Your Mr Mrs Ms Dr Miss Mister "
+    "Congratulations Hello Hi Hey Dear Press Call Medicare Social Security".split()
+)
+_EN_NAME_PATTERNS = (
+    re.compile(rf"\b(?:Mr|Mrs|Ms|Miss|Dr|Mister)\.?\s+{_EN_NAME}"),
+    re.compile(rf"\b(?i:hi|hello|hey|dear|good (?:morning|afternoon|evening))[,!]?\s+{_EN_NAME}"),
+    re.compile(
+        r"\b(?i:is this|is that|am i speaking (?:with|to)|speaking (?:with|to)"
+        r"|may i speak (?:with|to)|calling for|looking for|trying to reach|this message is for)"
+        rf"\s+{_EN_NAME}"
+    ),
+)
+
+# --- addresses ----------------------------------------------------------------------------------
+_PLACE = rf"(?:(?![{_NOT_NAME}市区县省镇乡路街])[\u4e00-\u9fff])"
+_NUM = r"(?:\d+|[一二三四五六七八九十百零〇两]+)"
+_ZH_ADDRESS = re.compile(
+    rf"(?P<p>{_PLACE}{{2,6}}?(?:省|自治区))?"
+    rf"(?P<c>{_PLACE}{{1,5}}?市)?"
+    rf"(?P<d>{_PLACE}{{1,5}}?(?:区|县|旗))?"
+    rf"(?P<t>{_PLACE}{{1,5}}?(?:镇|乡|街道))?"
+    rf"(?P<r>{_PLACE}{{1,6}}?(?:大道|大街|路|街|巷|胡同|弄))?"
+    rf"(?P<n>{_NUM}(?:号院|号楼|号|弄))?"
+    rf"(?P<b>{_PLACE}{{1,6}}?(?:小区|花园|公寓|大厦|新村|家园|苑|村))?"
+    rf"(?P<u>(?:{_NUM}(?:栋|幢|号楼|单元|层|楼|室|号))+)?"
+)
+_ADDRESS_TRIGGER = re.compile(
+    r"(?:家住在|住在|家住|家在|住址是|地址是|地址在|寄到|送到|收货地址是?)[:：]?\s*(?P<addr>[^，。！？,.!?；;\n]{2,30})"
+    r"|(?i:\b(?:live at|living at|live on|lives at|address is|located at|ship(?:ped)? to"
+    r"|deliver(?:ed)? to))\s+(?P<addr_en>[^,.!?;\n]{3,60})"
+)
+_EN_STREET = re.compile(
+    r"\b\d{1,6}\s+(?:[A-Z][a-z]+\s+){1,3}(?i:street|st|avenue|ave|road|rd|boulevard|blvd|lane|ln"
+    r"|drive|dr|court|ct|way|place|pl|terrace|circle|highway|hwy)\b\.?"
+    r"(?:,?\s*(?i:apt|apartment|suite|unit|#)\.?\s*\w+)?"
+    r"(?:,\s*[A-Z][a-z]+(?:\s[A-Z][a-z]+)?)?(?:,?\s*[A-Z]{2})?(?:\s+\d{5}(?:-\d{4})?)?"
+)
+
+# --- recitation of the callee's history (loan, purchase, policy...) -------------------------------
+_HISTORY = re.compile(
+    r"(?:您|你)(?:之前|以前|上次|曾经|去年|前段时间|最近)?(?:在我们(?:这里|这边|平台|公司|银行|店)?)?"
+    r"(?:贷过款|借过(?:钱|款)|申请过|办理过|购买过|买过|咨询过|登记过|注册过|留过(?:电话|信息)|投保过"
+    r"|有一笔|名下)"
+    r"|(?:您|你)的(?:贷款|借款|保单|额度|信用卡|账户|订单|房子|房产|车辆|爱车|车险|公积金|社保|征信)"
+    r"|(?i:\byour (?:recent |previous |last |current )?(?:purchase|order|loan|application|policy"
+    r"|account|credit card|car|vehicle|mortgage|warranty|student loans?|debt)\b"
+    r"|\byou (?:recently |previously )?(?:applied|purchased|bought|ordered|took out|signed up"
+    r"|requested)\b|\bour records show\b)"
+)
+_SECOND_PERSON = re.compile(r"(?:您|你)(?:的|家|住)|(?i:\byour?\b)")
+# "我是XX银行的王经理", "this is Mr. Lee from ...": the caller naming themself is no recital
+_SELF_INTRO = re.compile(
+    r"(?:我是|我姓|我叫|我们|本人是)[^，。！？,.!?]*$"
+    r"|(?i:\b(?:this is|my name is|i'm|i am)\b[^,!?]*$)"
+)
+_PHONE_CONTEXT = re.compile(r"(?:您|你)的(?:手机|电话|号码)|尾号|(?i:\byour (?:phone|number|cell))")
+
+
+@dataclass(frozen=True, slots=True)
+class Redaction:
+    """One masked span, by character offset into the original text (the text is not kept)."""
+
+    kind: str  # a key of MASK_TOKENS
+    start: int
+    end: int
+
+
+@dataclass(frozen=True, slots=True)
+class RecitalFlag:
+    """The caller recited what looks like the callee's personal data."""
+
+    kind: str  # one of RECITAL_KINDS
+    span_s: tuple[float, float]  # the segment where it was said, seconds
+    excerpt: str  # the segment text, masked
+
+
+@dataclass(frozen=True, slots=True)
+class MaskSummary:
+    counts: tuple[tuple[str, int], ...]  # (kind, number of masked spans), most frequent first
+    recitals: tuple[RecitalFlag, ...]  # from the caller's transcript only
+
+    @property
+    def total(self) -> int:
+        return sum(n for _, n in self.counts)
+
+
+def has_cjk(text: str) -> bool:
+    return re.search(r"[\u4e00-\u9fff]", text) is not None
+
+
+def find_personal_data(
+    text: str, *, known_numbers: Iterable[str] = (), known_names: Iterable[str] = ()
+) -> tuple[Redaction, ...]:
+    """Spans of personal data in ``text``, sorted and non-overlapping.
+
+    Parameters
+    ----------
+    text : str
+        One transcript segment (or any text), Mandarin or English.
+    known_numbers, known_names : iterable of str
+        The callee's own number(s) and name(s), masked wherever they occur.
+    """
+    found: list[Redaction] = []
+    view = text.translate(_CN_DIGITS)
+    for m in _DIGIT_RUN.finditer(view):
+        digits = re.sub(r"[^\d+xX]", "", m.group())
+        found.append(Redaction(classify_number(digits), m.start(), m.end()))
+    for m in _US_PARENS.finditer(view):
+        found.append(Redaction("phone", m.start(), m.end()))
+    for m in _EN_DIGIT_RUN.finditer(text):
+        found.append(Redaction(classify_number(_words_to_digits(m.group())), m.start(), m.end()))
+    for m in _LAST_DIGITS.finditer(view):
+        found.append(Redaction("number", m.start(1), m.end(1)))
+    found.extend(Redaction("email", m.start(), m.end()) for m in _EMAIL.finditer(text))
+    for number in known_numbers:
+        digits = re.sub(r"\D", "", number)
+        if len(digits) >= 5:
+            pattern = r"[ \-–]?".join(digits[-11:])
+            found.extend(Redaction("phone", m.start(), m.end()) for m in re.finditer(pattern, view))
+    found.extend(_find_addresses(text))
+    found.extend(_find_names(text, known_names))
+    return _non_overlapping(found)
+
+
+def mask_text(
+    text: str, *, known_numbers: Iterable[str] = (), known_names: Iterable[str] = ()
+) -> tuple[str, tuple[Redaction, ...]]:
+    """``text`` with every span of :func:`find_personal_data` replaced by its token."""
+    spans = find_personal_data(text, known_numbers=known_numbers, known_names=known_names)
+    return _apply(text, spans), spans
+
+
+def mask_transcript(
+    transcript: Transcript, *, known_numbers: Iterable[str] = (), known_names: Iterable[str] = ()
+) -> tuple[Transcript, tuple[Redaction, ...]]:
+    """Mask every segment (and its words) of a transcript; returns the spans found."""
+    numbers, names = tuple(known_numbers), tuple(known_names)
+    segments: list[Segment] = []
+    spans: list[Redaction] = []
+    for seg in transcript.segments:
+        found = find_personal_data(seg.text, known_numbers=numbers, known_names=names)
+        spans.extend(found)
+        if not found:
+            segments.append(seg)
+            continue
+        segments.append(dataclasses.replace(
+            seg, text=_apply(seg.text, found), words=_mask_words(seg, found)
+        ))
+    return dataclasses.replace(transcript, segments=tuple(segments)), tuple(spans)
+
+
+def find_recitals(
+    transcript: Transcript, *, known_numbers: Iterable[str] = (), known_names: Iterable[str] = ()
+) -> tuple[RecitalFlag, ...]:
+    """Where the caller recites what looks like the callee's personal data or history.
+
+    Heuristics: the caller addresses someone by name (``王先生``, ``Is this Mary Smith``), says an
+    ID or bank card number, says the callee's own number (or any number after "your number"),
+    an address after "you live at"-like words, or mentions the callee's loan, purchase or policy.
+    """
+    numbers, names = tuple(known_numbers), tuple(known_names)
+    known_digits = {re.sub(r"\D", "", n)[-11:] for n in numbers if len(re.sub(r"\D", "", n)) >= 5}
+    flags: list[RecitalFlag] = []
+    for seg in transcript.segments:
+        text = seg.text
+        view = text.translate(_CN_DIGITS)
+        kinds: set[str] = set()
+        for r in find_personal_data(text, known_numbers=numbers, known_names=names):
+            before = text[max(0, r.start - 16):r.start]
+            said = re.sub(r"\D", "", view[r.start:r.end])
+            if r.kind == "name" and not _SELF_INTRO.search(text[max(0, r.start - 24):r.start]):
+                kinds.add(r.kind)
+            elif r.kind in ("cn_id", "bank_card"):
+                kinds.add(r.kind)
+            elif r.kind in ("phone", "number") and (
+                any(said.endswith(k) or k.endswith(said) for k in known_digits if said)
+                or _PHONE_CONTEXT.search(before)
+            ):
+                kinds.add("bank_card" if "卡" in text[r.end:r.end + 6] else "phone")
+            elif r.kind == "address" and _SECOND_PERSON.search(before):
+                kinds.add("address")
+        if _HISTORY.search(text):
+            kinds.add("history")
+        excerpt = mask_text(text, known_numbers=numbers, known_names=names)[0][:120]
+        flags.extend(
+            RecitalFlag(kind, (seg.start_s, seg.end_s), excerpt)
+            for kind in RECITAL_KINDS if kind in kinds
+        )
+    return tuple(flags)
+
+
+def mask_verdict(
+    verdict: Verdict, *, known_numbers: Iterable[str] = (), known_names: Iterable[str] = ()
+) -> tuple[Verdict, MaskSummary]:
+    """The shareable copy of a verdict: transcripts, evidence sentences and file name masked.
+
+    Returns the masked verdict and what was masked (counts by kind, over every field) plus the
+    recital flags found in the caller's (unmasked) transcript.
+    """
+    numbers, names = tuple(known_numbers), tuple(known_names)
+    kw = {"known_numbers": numbers, "known_names": names}
+    transcript, spans = mask_transcript(verdict.transcript, **kw)
+    all_spans = list(spans)
+    other = verdict.other_party_transcript
+    if other is not None:
+        other, other_spans = mask_transcript(other, **kw)
+        all_spans.extend(other_spans)
+    evidence = []
+    for e in verdict.evidence:
+        detail, found = mask_text(e.detail, **kw)
+        all_spans.extend(found)
+        evidence.append(dataclasses.replace(e, detail=detail) if found else e)
+    name, found = mask_text(verdict.audio.name, **kw)
+    all_spans.extend(found)
+    audio = dataclasses.replace(verdict.audio, name=name) if found else verdict.audio
+    masked = dataclasses.replace(
+        verdict, transcript=transcript, other_party_transcript=other, evidence=tuple(evidence),
+        audio=audio,
+    )
+    counts = Counter(r.kind for r in all_spans).most_common()
+    return masked, MaskSummary(tuple(counts), find_recitals(verdict.transcript, **kw))
+
+
+def mask_number(number: str) -> str:
+    """A phone number for display with its middle digits hidden: ``138****5678``.
+
+    Separators are kept (``+1 415 555 0199`` -> ``+1 41* *** 0199``); short numbers are hidden
+    entirely.
+    """
+    count = sum(ch.isdigit() for ch in number)
+    out, seen = [], 0
+    for ch in number:
+        if ch.isdigit():
+            seen += 1
+            keep = count >= 7 and (seen <= 3 or seen > count - 4)
+            out.append(ch if keep else "*")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def recital_evidence(flags: tuple[RecitalFlag, ...]) -> Evidence | None:
+    """The recital flags as one zero-weight :class:`Evidence` (it is no robot cue)."""
+    if not flags:
+        return None
+    kinds = sorted({f.kind for f in flags}, key=RECITAL_KINDS.index)
+    return Evidence(
+        source="text",
+        name="recites_personal_data",
+        value=float(len(flags)),
+        weight=0.0,
+        detail="The caller recited what looks like the callee's personal data ("
+        + ", ".join(kinds) + "): the data may have been sold or leaked.",
+        span_s=(min(f.span_s[0] for f in flags), max(f.span_s[1] for f in flags)),
+    )
+
+
+def _words_to_digits(words: str) -> str:
+    out: list[str] = []
+    repeat = 1
+    for token in re.findall(r"[a-z]+", words.lower()):
+        if token in ("double", "triple"):
+            repeat = 2 if token == "double" else 3
+            continue
+        out.append(_EN_DIGIT_WORDS.get(token, "") * repeat)
+        repeat = 1
+    return "".join(out)
+
+
+def _find_addresses(text: str) -> list[Redaction]:
+    found: list[Redaction] = []
+    for m in _ZH_ADDRESS.finditer(text):
+        parts = [k for k, v in m.groupdict().items() if v]
+        # two components at least ("朝阳区建国路"), or a road with its number ("建国路88号")
+        if len(parts) >= 2 and m.end() > m.start():
+            found.append(Redaction("address", m.start(), m.end()))
+    for m in _ADDRESS_TRIGGER.finditer(text):
+        group = "addr" if m.group("addr") else "addr_en"
+        found.append(Redaction("address", m.start(group), m.end(group)))
+    found.extend(Redaction("address", m.start(), m.end()) for m in _EN_STREET.finditer(text))
+    return found
+
+
+def _find_names(text: str, known_names: Iterable[str]) -> list[Redaction]:
+    found = [
+        Redaction("name", m.start("name"), m.end("name"))
+        for pattern in (_ZH_NAME_HONORIFIC, _ZH_NAME_ASKED)
+        for m in pattern.finditer(text)
+    ]
+    for pattern in _EN_NAME_PATTERNS:
+        for m in pattern.finditer(text):
+            words = m.group("name").split()
+            while words and words[-1] in _EN_NOT_NAMES:  # "Hi John Thanks" -> "John"
+                words.pop()
+            if words and words[0] not in _EN_NOT_NAMES:
+                start = m.start("name")
+                found.append(Redaction("name", start, start + len(" ".join(words))))
+    for name in known_names:
+        name = name.strip()
+        if len(name) >= 2:
+            found.extend(
+                Redaction("name", m.start(), m.end())
+                for m in re.finditer(re.escape(name), text, flags=re.IGNORECASE)
+            )
+    return found
+
+
+def _non_overlapping(spans: list[Redaction]) -> tuple[Redaction, ...]:
+    spans = sorted(spans, key=lambda r: (r.start, -(r.end - r.start)))
+    kept: list[Redaction] = []
+    for r in spans:
+        if r.end <= r.start:
+            continue
+        if kept and r.start < kept[-1].end:
+            if r.end > kept[-1].end:  # overlapping: merge into the first, keep its kind
+                kept[-1] = Redaction(kept[-1].kind, kept[-1].start, r.end)
+            continue
+        kept.append(r)
+    return tuple(kept)
+
+
+def _apply(text: str, spans: tuple[Redaction, ...]) -> str:
+    zh = has_cjk(text)
+    out, pos = [], 0
+    for r in spans:
+        out.append(text[pos:r.start])
+        out.append(MASK_TOKENS[r.kind][0 if zh else 1])
+        pos = r.end
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def _mask_words(seg: Segment, spans: tuple[Redaction, ...]) -> tuple[Word, ...]:
+    """Mask the words overlapping a span; drop all words if they cannot be aligned to the text."""
+    words: list[Word] = []
+    cursor = 0
+    for w in seg.words:
+        token = w.text.strip()
+        at = seg.text.find(token, cursor) if token else cursor
+        if at < 0:
+            return ()
+        end = at + len(token)
+        cursor = end
+        hit = next((r for r in spans if r.start < end and at < r.end), None)
+        words.append(w if hit is None else dataclasses.replace(
+            w, text=MASK_TOKENS[hit.kind][0 if has_cjk(seg.text) else 1]
+        ))
+    return tuple(words)

@@ -1,0 +1,462 @@
+"""Plain-language, bilingual (Chinese / English) rendering of a :class:`Verdict` for people.
+
+Everything here *renders* a verdict that the detector already produced (summary sentences, the
+reasons with their figures, transcript rows, complaint-form fields, the limits of the method); it
+never recomputes a score. The evidence PDF, the pack's JSON files and the web page all use these
+strings, so a verdict reads the same everywhere. Pure Python, no ML imports.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any, Literal
+
+from pipeline.privacy import RECITAL_KINDS, RecitalFlag
+from pipeline.types import Evidence, Label, Verdict
+
+Lang = Literal["zh", "en"]
+LANGS: tuple[Lang, Lang] = ("zh", "en")
+COMPLAINT_SCHEMA_VERSION = "1"
+BEIJING = timezone(timedelta(hours=8), "UTC+08:00")
+
+# key -> (Chinese, English): every fixed string a report shows
+TEXT: dict[str, tuple[str, str]] = {
+    "title": ("通话录音分析报告", "Call recording analysis report"),
+    "subtitle": ("骚扰电话投诉证据材料（12321 / FTC / FCC）",
+                 "Evidence for a complaint about an unwanted call (12321 / FTC / FCC)"),
+    "case_summary": ("案件摘要", "Case summary"),
+    "conclusion": ("结论", "Conclusion"),
+    "reported_number": ("被举报号码（来电）", "Reported number (caller)"),
+    "callee_number": ("被叫号码（本人）", "Called number (you)"),
+    "call_time": ("通话时间", "Call time"),
+    "duration": ("通话时长", "Duration"),
+    "verdict": ("判断结果", "Verdict"),
+    "robot_probability": ("机器人概率", "Robot probability"),
+    "sales_probability": ("推销概率", "Sales pitch probability"),
+    "topic": ("推销内容", "Topic"),
+    "language": ("通话语言", "Language"),
+    "recording": ("录音文件", "Recording"),
+    "recording_sha256": ("录音 SHA-256 校验值", "Recording SHA-256"),
+    "analysed_at": ("分析时间（UTC）", "Analysed at (UTC)"),
+    "not_given": ("未提供", "not given"),
+    "reasons": ("判断依据", "Reasons for the verdict"),
+    "reasons_intro": (
+        "下表列出影响判断的各项测量。“贡献”为正表示更像机器人，为负表示更像真人；"
+        "“位置”指录音中的时间（分:秒）。编号 R1、R2…… 与下一页图中的标记对应。",
+        "Each row is one measurement. A positive contribution points towards a robot, a negative "
+        "one towards a live person; 'Where' is the time in the recording (min:s). R1, R2... match "
+        "the marks in the figure on the next page.",
+    ),
+    "col_reason": ("依据", "Reason"),
+    "col_value": ("测量值", "Value"),
+    "col_weight": ("贡献", "Contribution"),
+    "col_where": ("位置", "Where"),
+    "col_time": ("时间", "Time"),
+    "col_speaker": ("说话人", "Speaker"),
+    "col_text": ("内容", "Text"),
+    "towards_robot": ("更像机器人", "towards robot"),
+    "towards_human": ("更像真人", "towards human"),
+    "neutral": ("不影响判断", "no effect"),
+    "figures": ("录音图示", "The recording, drawn"),
+    "figure_caption": (
+        "上：波形（声音的强弱），红色底纹为可疑片段。中：频谱图（颜色越亮声音越强），青色线为音高"
+        "（声调）轨迹；机器合成的声音音高往往更平直、更规律。下：各项依据（R1、R2……，见上一页）"
+        "在录音中的位置，红色更像机器人，绿色更像真人。",
+        "Top: waveform (loudness over time); suspicious spans are shaded red. Middle: spectrogram "
+        "(brighter = louder) with the pitch track in cyan; synthetic voices often have a flatter, "
+        "more regular pitch. Bottom: where each reason (R1, R2..., see the previous page) was "
+        "seen; red points towards a robot, green towards a live person.",
+    ),
+    "transcript": ("通话文字记录（含时间）", "Transcript with timestamps"),
+    "transcript_note": (
+        "由语音识别自动生成，可能有错字；个人信息已替换为［］中的类别。",
+        "Produced automatically by speech recognition and may contain errors; personal data is "
+        "replaced by its kind in brackets.",
+    ),
+    "transcript_note_unmasked": (
+        "由语音识别自动生成，可能有错字。此版本未遮盖个人信息，请勿公开传播。",
+        "Produced automatically by speech recognition and may contain errors. This copy is NOT "
+        "masked: do not share it publicly.",
+    ),
+    "no_speech": ("（未识别到语音）", "(no speech recognised)"),
+    "caller": ("来电方", "Caller"),
+    "callee": ("接听方", "Callee"),
+    "privacy": ("个人信息", "Personal data"),
+    "recital_excerpts": ("来电方原话（已遮盖）", "What the caller said (masked)"),
+    "recital_none": ("未发现来电方念出接听方个人信息。",
+                     "The caller was not heard reciting the callee's personal data."),
+    "method": ("分析方法", "How the analysis was made"),
+    "software": ("软件版本", "Software version"),
+    "models": ("模型（名称与 SHA-256）", "Models (id and SHA-256)"),
+    "settings": ("设置（配置哈希）", "Settings (configuration hash)"),
+    "fusion": ("综合判断方法", "How cues are combined"),
+    "libraries": ("依赖库版本", "Library versions"),
+    "pack_created": ("证据包生成时间（UTC）", "Pack created at (UTC)"),
+    "signing_key": ("签名公钥指纹（SHA-256）", "Signing key fingerprint (SHA-256)"),
+    "limits": ("方法的局限", "Limits of the method"),
+    "verify": ("如何核验本证据包", "How to check this pack"),
+    "verify_text": (
+        "证据包中的 manifest.json 列出每个文件的 SHA-256，并用 Ed25519 签名（manifest.sig，公钥为 "
+        "public_key.pem）。运行 robocall verify 证据包.zip 即可核验；任何一个字节被改动都会报告是"
+        "哪个文件。manifest.tsq 是 RFC 3161 时间戳请求，可提交给任一时间戳机构以证明本包在该时间"
+        "已存在。",
+        "manifest.json lists every file of the pack with its SHA-256 and is signed with Ed25519 "
+        "(manifest.sig; public key in public_key.pem). Run 'robocall verify PACK.zip' to check "
+        "it: a single changed byte is reported with the file named. manifest.tsq is an RFC 3161 "
+        "timestamp request that can be sent to any timestamp authority to prove the pack existed "
+        "at that time.",
+    ),
+    "page": ("第 {n} 页", "page {n}"),
+}
+
+LABEL_TEXT: dict[Label, tuple[str, str]] = {
+    Label.ROBOT: ("电子营销机器人（自动外呼）", "electronic sales robot (automated call)"),
+    Label.HUMAN: ("真人推销", "human sales pitch (a live person)"),
+}
+TOPIC_TEXT: dict[str, tuple[str, str]] = {
+    "real_estate": ("房地产", "real estate"),
+    "insurance": ("保险", "insurance"),
+    "loan": ("贷款 / 信用", "loans / credit"),
+    "car": ("汽车", "cars"),
+    "education": ("教育培训", "education / training"),
+    "other": ("其他推销", "other sales"),
+    "scam": ("疑似诈骗", "suspected scam"),
+    "none": ("不像推销", "not a sales pitch"),
+}
+EVIDENCE_TITLES: dict[str, tuple[str, str]] = {
+    "pitch_std_st": ("音高变化幅度（半音）", "Pitch variation (semitones)"),
+    "pitch_range_st": ("音高范围（半音）", "Pitch range (semitones)"),
+    "pitch_roughness_st": ("音高逐帧起伏（半音）", "Pitch roughness (semitones)"),
+    "jitter_local_pct": ("基频微扰 jitter（%）", "Pitch jitter (%)"),
+    "shimmer_db": ("振幅微扰 shimmer（dB）", "Amplitude shimmer (dB)"),
+    "spectral_flatness_mean": ("频谱平坦度均值", "Spectral flatness, mean"),
+    "spectral_flatness_std": ("频谱平坦度波动", "Spectral flatness, variation"),
+    "spectral_centroid_mean_hz": ("频谱重心均值（Hz）", "Spectral centroid, mean (Hz)"),
+    "spectral_centroid_std_hz": ("频谱重心波动（Hz）", "Spectral centroid, variation (Hz)"),
+    "loudness_std_db": ("响度变化（dB）", "Loudness variation (dB)"),
+    "utterance_loudness_std_db": ("各句响度差异（dB）", "Loudness spread between sentences (dB)"),
+    "syllable_interval_cv": ("音节节奏的变化（变异系数）", "Syllable rhythm variation (CV)"),
+    "pause_cv": ("停顿长短的变化（变异系数）", "Pause length variation (CV)"),
+    "digital_silence_s": ("数字静音（秒）", "Digital silence (s)"),
+    "replayed_speech_s": ("重复播放的同一段语音（秒）", "Identical speech replayed (s)"),
+    "response_latency_std_s": ("回应延迟的波动（秒）", "Response delay variation (s)"),
+    "response_latency_median_s": ("回应延迟中位数（秒）", "Median response delay (s)"),
+    "talk_over_fraction": ("打断/抢话比例", "Talking over the callee (fraction)"),
+    "sales_phrases": ("推销用语", "Sales phrases"),
+    "scripted_phrase": ("固定话术 / 语音导航用语", "Scripted or IVR phrasing"),
+    "disfluency_rate": ("口头语（嗯、那个）比例", "Filler words (um, uh) rate"),
+    "no_reaction_to_callee": ("不回应接听方的话", "No reaction to the callee"),
+    "recites_personal_data": ("念出接听方个人信息", "Recites the callee's personal data"),
+}
+RECITAL_TEXT: dict[str, tuple[str, str]] = {
+    "name": ("姓名", "name"),
+    "phone": ("电话号码", "phone number"),
+    "cn_id": ("身份证号", "ID number"),
+    "bank_card": ("银行卡", "bank card"),
+    "address": ("住址", "address"),
+    "history": ("贷款、购买或保单等记录", "loan, purchase or policy history"),
+}
+# FTC complaint form "subject" suggestions; the person picks the closest one on the form
+FTC_SUBJECTS: dict[str, str] = {
+    "loan": "Reducing your debt (credit cards, mortgage, student loans)",
+    "scam": "Imposters",
+    "insurance": "Other",
+    "real_estate": "Other",
+    "car": "Other",
+    "education": "Other",
+    "other": "Other",
+    "none": "Dropped call or no message",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class CaseInfo:
+    """What the person tells us about the call; everything optional."""
+
+    caller_number: str = ""  # the number that called (the one reported), as given
+    callee_number: str = ""  # the person's own number: masked in the shareable report
+    call_time: str = ""  # ISO 8601 as given ("2024-05-01T14:30+08:00"); "" = unknown
+    lang: str = ""  # "zh" | "en": which language leads the report; "" = the transcript's
+    callee_names: tuple[str, ...] = ()  # the person's name(s), masked wherever they are said
+
+    def __post_init__(self) -> None:
+        if self.lang not in ("", "zh", "en"):
+            raise ValueError(f"lang must be 'zh' or 'en', got {self.lang!r}")
+        if self.call_time:
+            try:
+                datetime.fromisoformat(self.call_time)
+            except ValueError as exc:
+                raise ValueError(
+                    f"call_time must be ISO 8601 (e.g. 2024-05-01T14:30+08:00), "
+                    f"got {self.call_time!r}"
+                ) from exc
+
+    def call_datetime(self) -> datetime | None:
+        return datetime.fromisoformat(self.call_time) if self.call_time else None
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    """One evidence item, ready to print."""
+
+    rank: int  # 1-based; "R1" in tables and figures
+    name: str  # Evidence.name
+    title: str
+    value: str  # the measurement, formatted
+    weight: float  # signed contribution to the robot logit
+    direction: str  # "towards robot" / "towards human" / "no effect", in the report language
+    where: str  # "0:03.2–0:07.9" or ""
+    detail: str  # the pipeline's plain sentence (English)
+    span_s: tuple[float, float] | None
+
+
+@dataclass(frozen=True, slots=True)
+class TranscriptRow:
+    speaker: str  # "caller" | "callee"
+    start_s: float
+    end_s: float
+    text: str
+
+
+def text(key: str, lang: Lang) -> str:
+    return TEXT[key][LANGS.index(lang)]
+
+
+def both(key: str, lang: Lang) -> str:
+    """``key`` in both languages, the report's leading language first: ``"结论 / Conclusion"``."""
+    first, second = (text(key, lang), text(key, other_lang(lang)))
+    return f"{first} / {second}"
+
+
+def other_lang(lang: Lang) -> Lang:
+    return "en" if lang == "zh" else "zh"
+
+
+def lead_lang(verdict: Verdict, case: CaseInfo) -> Lang:
+    """The language that leads the report: as asked, else the transcript's (Chinese first)."""
+    if case.lang in ("zh", "en"):
+        return "zh" if case.lang == "zh" else "en"
+    return "en" if verdict.transcript.language == "en" else "zh"
+
+
+def label_text(label: Label, lang: Lang) -> str:
+    return LABEL_TEXT[label][LANGS.index(lang)]
+
+
+def topic_text(topic: str, lang: Lang) -> str:
+    return TOPIC_TEXT.get(topic, (topic, topic))[LANGS.index(lang)]
+
+
+def evidence_title(name: str, lang: Lang) -> str:
+    fallback = name.replace("_", " ").capitalize()
+    return EVIDENCE_TITLES.get(name, (fallback, fallback))[LANGS.index(lang)]
+
+
+def format_clock(seconds: float) -> str:
+    """``83.25`` -> ``"1:23.3"`` (minutes:seconds, one decimal)."""
+    minutes, rest = divmod(max(0.0, seconds), 60.0)
+    if round(rest, 1) >= 60.0:
+        minutes, rest = minutes + 1, 0.0
+    return f"{int(minutes)}:{rest:04.1f}"
+
+
+def format_duration(seconds: float, lang: Lang) -> str:
+    minutes, rest = divmod(round(seconds), 60)
+    if lang == "zh":
+        return f"{minutes} 分 {rest:02d} 秒" if minutes else f"{rest} 秒"
+    return f"{minutes} min {rest:02d} s" if minutes else f"{rest} s"
+
+
+def format_value(value: float) -> str:
+    return f"{value:.3g}"
+
+
+def format_percent(probability: float) -> str:
+    return f"{100.0 * probability:.0f}%"
+
+
+def format_call_time(case: CaseInfo, lang: Lang) -> str:
+    when = case.call_datetime()
+    if when is None:
+        return text("not_given", lang)
+    zone = f" ({when.tzname()})" if when.tzinfo else ""
+    return when.strftime("%Y-%m-%d %H:%M:%S") + zone
+
+
+def verdict_sentence(verdict: Verdict, lang: Lang) -> str:
+    what = label_text(verdict.label, lang)
+    p, t = format_percent(verdict.robot_probability), format_percent(verdict.threshold)
+    if lang == "zh":
+        return f"本次来电判断为：{what}。机器人概率 {p}（判定阈值 {t}）。"
+    return f"This call was judged to be: {what}. Robot probability {p} (decision threshold {t})."
+
+
+def summary_lines(verdict: Verdict, lang: Lang) -> tuple[str, ...]:
+    """Three to five plain sentences: verdict, topic, what weighed most, duration."""
+    lines = [verdict_sentence(verdict, lang)]
+    sales, topic = format_percent(verdict.sales_probability), topic_text(verdict.topic, lang)
+    duration = format_duration(verdict.audio.duration_s, lang)
+    top = [r for r in reasons(verdict, lang, limit=3) if r.weight != 0.0]
+    if lang == "zh":
+        lines.append(f"推销概率 {sales}，内容：{topic}。录音时长 {duration}。")
+        if top:
+            lines.append("影响最大的依据：" + "；".join(f"{r.title}（{r.direction}）" for r in top)
+                         + "。")
+        if _untrained(verdict):
+            lines.append("注意：目前的综合判断使用人工设定的权重，尚未经过大规模训练和校准。")
+    else:
+        lines.append(f"Sales pitch probability {sales}; topic: {topic}. Recording: {duration}.")
+        if top:
+            lines.append("What weighed most: "
+                         + "; ".join(f"{r.title} ({r.direction})" for r in top) + ".")
+        if _untrained(verdict):
+            lines.append("Note: the cues are combined with hand-set weights that have not yet "
+                         "been trained or calibrated on a large set of calls.")
+    return tuple(lines)
+
+
+def reasons(verdict: Verdict, lang: Lang, *, limit: int = 12) -> tuple[Reason, ...]:
+    """The evidence in the verdict's order (strongest first), at most ``limit``, as rows."""
+    items: list[Evidence] = [e for e in verdict.evidence if e.weight != 0.0]
+    items += [e for e in verdict.evidence if e.weight == 0.0]
+    out = []
+    for rank, e in enumerate(items[:limit], start=1):
+        key = "towards_robot" if e.weight > 0 else "towards_human" if e.weight < 0 else "neutral"
+        where = f"{format_clock(e.span_s[0])}–{format_clock(e.span_s[1])}" if e.span_s else ""
+        out.append(Reason(rank, e.name, evidence_title(e.name, lang), format_value(e.value),
+                          e.weight, text(key, lang), where, e.detail, e.span_s))
+    return tuple(out)
+
+
+def transcript_rows(verdict: Verdict) -> tuple[TranscriptRow, ...]:
+    """Caller and (stereo) callee segments interleaved in time."""
+    rows = [TranscriptRow("caller", s.start_s, s.end_s, s.text)
+            for s in verdict.transcript.segments]
+    if verdict.other_party_transcript is not None:
+        rows += [TranscriptRow("callee", s.start_s, s.end_s, s.text)
+                 for s in verdict.other_party_transcript.segments]
+    return tuple(sorted(rows, key=lambda r: (r.start_s, r.speaker)))
+
+
+def recital_sentence(flags: tuple[RecitalFlag, ...], lang: Lang) -> str:
+    """One sentence on the caller reciting the callee's data, or that it was not heard."""
+    if not flags:
+        return text("recital_none", lang)
+    kinds = [k for k in RECITAL_KINDS if any(f.kind == k for f in flags)]
+    i = LANGS.index(lang)
+    what = ("、" if lang == "zh" else ", ").join(RECITAL_TEXT[k][i] for k in kinds)
+    when = ", ".join(dict.fromkeys(format_clock(f.span_s[0]) for f in flags[:12]))
+    if lang == "zh":
+        return (f"来电方念出了接听方的{what}（位置 {when}）。这说明来电方事先掌握了这些个人信息，"
+                "可能来自信息泄露或买卖，投诉时请一并说明。")
+    return (f"The caller recited the callee's {what} (at {when}). The caller already had this "
+            "personal data, which suggests it was leaked or sold: mention it in the complaint.")
+
+
+def limits_paragraph(verdict: Verdict, lang: Lang) -> str:
+    """One honest paragraph on what this analysis cannot establish."""
+    if lang == "zh":
+        weights = ("机器人概率由人工设定的权重综合得出，尚未在大量真实通话上训练和校准，"
+                   "因此 80% 并不表示同类通话中有八成是机器人。" if _untrained(verdict) else
+                   "机器人概率来自在有限数据上训练的模型，对其他运营商、地区或录音设备未必同样准确。")
+        return ("本报告由软件自动生成，是证据线索而非定论。" + weights +
+                "现代语音合成可以很像真人；照稿念的真人、通话质量差、AMR 等强压缩或背景噪声也可能让"
+                "真人听起来像机器。语音识别（Whisper）可能听错字词、姓名和数字，短促或嘈杂的通话尤甚。"
+                "分析只针对提交的录音本身：无法判断是谁拨打的电话、来电号码是否被伪造，也无法判断录音在"
+                "分析之前是否被剪辑；签名的清单只能证明本证据包生成之后没有被改动。个人信息遮盖基于规则，"
+                "可能漏遮或多遮。依据本结论行事之前，请由人亲自听一遍录音。")
+    weights = ("The robot probability combines the cues with hand-set weights that have not been "
+               "trained or calibrated on a large set of real calls, so 80% does not mean that 8 in "
+               "10 such calls are robots. " if _untrained(verdict) else
+               "The robot probability comes from models trained on limited data; it may be less "
+               "accurate for other carriers, regions or recording devices. ")
+    return ("This report is made by software; it is evidence to weigh, not proof. " + weights +
+            "Modern speech synthesis can sound human, and a live agent reading a script, a poor "
+            "line, heavy compression (such as AMR) or background noise can make a person sound "
+            "mechanical. The speech recogniser (Whisper) can mishear words, names and numbers, "
+            "especially in short or noisy calls. The analysis sees only the recording it was "
+            "given: it cannot tell who placed the call or whether the caller ID was spoofed, nor "
+            "whether the recording was edited before it was analysed; the signed manifest only "
+            "shows that nothing changed after this pack was made. Masking of personal data is "
+            "rule-based and can miss or over-mask words. A person should listen to the recording "
+            "before relying on this verdict.")
+
+
+def complaint_fields(
+    verdict: Verdict, case: CaseInfo, recitals: tuple[RecitalFlag, ...], *, callee_number: str
+) -> dict[str, Any]:
+    """Fields of the 12321 (China) and FTC (US) complaint forms, filled where known.
+
+    Parameters
+    ----------
+    verdict : Verdict
+        The shareable (masked) verdict: its transcript feeds the content summary.
+    case : CaseInfo
+    recitals : tuple of RecitalFlag
+    callee_number : str
+        The called number as it may appear in the pack (masked unless asked otherwise).
+    """
+    when = case.call_datetime()
+    beijing = when.astimezone(BEIJING) if when and when.tzinfo else when
+    duration_s = round(verdict.audio.duration_s, 1)
+    robot = verdict.label is Label.ROBOT
+    if verdict.topic == "scam":
+        call_type = "疑似诈骗"
+    elif verdict.sales_probability >= 0.5:
+        call_type = "商业营销"
+    else:
+        call_type = "骚扰"
+    excerpt = verdict.transcript.text[:160]
+    zh_summary = (f"{verdict_sentence(verdict, 'zh')}推销内容：{topic_text(verdict.topic, 'zh')}。"
+                  + (recital_sentence(recitals, "zh") if recitals else "")
+                  + (f"通话内容摘录：{excerpt}" if excerpt else ""))
+    en_summary = (f"{verdict_sentence(verdict, 'en')} Topic: {topic_text(verdict.topic, 'en')}. "
+                  + (recital_sentence(recitals, "en") + " " if recitals else "")
+                  + (f"What the caller said (excerpt): {excerpt}" if excerpt else ""))
+    return {
+        "schema": "robocall-complaint",
+        "schema_version": COMPLAINT_SCHEMA_VERSION,
+        "note": {
+            "zh": "以下字段根据录音分析自动填写，提交前请逐项核对；空字符串表示未知。",
+            "en": "Filled from the analysis of the recording; check every field before "
+                  "submitting. An empty string means unknown.",
+        },
+        "cn_12321": {
+            "reported_number": case.caller_number,
+            "called_number": callee_number,
+            "call_time": beijing.strftime("%Y-%m-%d %H:%M:%S") if beijing else "",
+            "call_time_zone": "UTC+08:00" if when and when.tzinfo else ("" if not when else
+                                                                        "as given"),
+            "call_duration_s": duration_s,
+            "call_duration": format_duration(duration_s, "zh"),
+            "call_type": call_type,
+            "caller_kind": label_text(verdict.label, "zh"),
+            "content_summary": zh_summary,
+            "personal_data_recited": [RECITAL_TEXT[k][0] for k in _kinds(recitals)],
+        },
+        "us_ftc": {
+            "phone_number": case.caller_number,
+            "date": when.strftime("%m/%d/%Y") if when else "",
+            "time": when.strftime("%I:%M %p") if when else "",
+            "recorded_message": "yes" if robot else "no",
+            "subject": FTC_SUBJECTS.get(verdict.topic, "Other"),
+            "subject_detail": topic_text(verdict.topic, "en"),
+            "description": en_summary.strip(),
+            "personal_data_recited": [RECITAL_TEXT[k][1] for k in _kinds(recitals)],
+        },
+    }
+
+
+def recital_dicts(flags: tuple[RecitalFlag, ...]) -> list[dict[str, Any]]:
+    return [dataclasses.asdict(f) | {"span_s": list(f.span_s)} for f in flags]
+
+
+def _kinds(flags: tuple[RecitalFlag, ...]) -> list[str]:
+    return [k for k in RECITAL_KINDS if any(f.kind == k for f in flags)]
+
+
+def _untrained(verdict: Verdict) -> bool:
+    method = verdict.provenance.fusion_method.lower()
+    return "untrained" in method or "hand-set" in method
