@@ -39,6 +39,7 @@ RECITAL_KINDS = ("name", "phone", "cn_id", "bank_card", "address", "history")
 _CN_DIGITS = str.maketrans("零〇一二三四五六七八九幺两０１２３４５６７８９ｘＸ",
                            "00123456789" "12" "0123456789" "xX")
 _DIGIT_RUN = re.compile(r"(?<![0-9A-Za-z+])\+?\d(?:[ \-–]?\d){6,}(?:[xX](?![A-Za-z]))?")
+_UNIT_AFTER = re.compile(r"\s*(?:k?Hz|ms|dB|%|s\b|秒|元|块|万|亿|年|岁|米|公里|平|次)")
 _US_PARENS = re.compile(r"\(\d{3}\)\s?\d{3}[\s.\-]?\d{4}(?!\d)")
 _EN_DIGIT_WORDS = {"zero": "0", "oh": "0", "o": "0", "one": "1", "two": "2", "three": "3",
                    "four": "4", "five": "5", "six": "6", "seven": "7", "eight": "8", "nine": "9"}
@@ -217,6 +218,8 @@ def find_personal_data(
     found: list[Redaction] = []
     view = text.translate(_CN_DIGITS)
     for m in _DIGIT_RUN.finditer(view):
+        if _UNIT_AFTER.match(view, m.end()):  # "300-3400 Hz", "1000000元": a quantity
+            continue
         digits = re.sub(r"[^\d+xX]", "", m.group())
         found.append(Redaction(classify_number(digits), m.start(), m.end()))
     for m in _US_PARENS.finditer(view):

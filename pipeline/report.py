@@ -61,13 +61,15 @@ TEXT: dict[str, tuple[str, str]] = {
     "neutral": ("不影响判断", "no effect"),
     "figures": ("录音图示", "The recording, drawn"),
     "figure_caption": (
-        "上：波形（声音的强弱），红色底纹为可疑片段。中：频谱图（颜色越亮声音越强），青色线为音高"
-        "（声调）轨迹；机器合成的声音音高往往更平直、更规律。下：各项依据（R1、R2……，见上一页）"
-        "在录音中的位置，红色更像机器人，绿色更像真人。",
-        "Top: waveform (loudness over time); suspicious spans are shaded red. Middle: spectrogram "
-        "(brighter = louder) with the pitch track in cyan; synthetic voices often have a flatter, "
-        "more regular pitch. Bottom: where each reason (R1, R2..., see the previous page) was "
-        "seen; red points towards a robot, green towards a live person.",
+        "上：波形（声音的强弱），蓝色为来电方，灰色为接听方（双声道录音），红色底纹为可疑片段。"
+        "中：来电方的频谱图（颜色越亮声音越强），青色线为音高（声调）轨迹；机器合成的声音音高往往"
+        "更平直、更规律。下：各项依据（R1、R2……，见上一页）在录音中的位置：红色更像机器人，"
+        "绿色更像真人，灰色不影响判断。",
+        "Top: waveform (loudness over time), the caller in blue, the callee in grey (stereo "
+        "recordings); suspicious spans are shaded red. Middle: the caller's spectrogram (brighter "
+        "= louder) with the pitch track in cyan; synthetic voices often have a flatter, more "
+        "regular pitch. Bottom: where each reason (R1, R2..., see the previous page) was seen: "
+        "red points towards a robot, green towards a live person, grey has no effect.",
     ),
     "transcript": ("通话文字记录（含时间）", "Transcript with timestamps"),
     "transcript_note": (

@@ -401,6 +401,21 @@ def test_pdf_pages_text_and_rendering(pack: bytes, tmp_path: Path) -> None:
     assert png.read_bytes().startswith(b"\x89PNG") and png.stat().st_size > 20_000
 
 
+def test_overview_figure_stereo_and_without_cjk_font() -> None:
+    from pipeline.report import reasons
+    from service.plots import render_overview
+
+    rng = np.random.default_rng(2)
+    caller = synthesize("robot", sr=SR, duration_s=3.0, rng=rng)
+    callee = synthesize("human", sr=SR, duration_s=3.0, rng=rng)
+    info = AudioInfo("s.wav", "0" * 64, 1, "wav", "pcm_s16le", SR, 2, 3.0, 1, "talks first")
+    audio = Audio(info, np.stack([callee, caller]).astype(np.float32))
+    verdict = make_verdict(b"")
+    for font in (find_cjk_font(), None):
+        png = render_overview(audio, reasons(verdict, "en"), lang="en", font_path=font)
+        assert png.startswith(b"\x89PNG") and len(png) > 10_000
+
+
 # --- command line -------------------------------------------------------------------------------
 class FakeTranscriber:
     model_info = ModelInfo("asr", "fake-asr", "0" * 64)
