@@ -113,6 +113,10 @@ class NotReadyError(ServiceError):
     code, status = "not_ready", 503
 
 
+class NotImplementedYetError(ServiceError):
+    code, status = "not_implemented", 501
+
+
 class HttpError(ServiceError):
     """Framework-level errors (unknown route, wrong method) in the same JSON shape."""
 
@@ -438,6 +442,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     except RobocallError as exc:  # model_unavailable: stay up, /readyz says why
         log.error("models not loaded: %s", exc.message)
         app.state.detector, rt.detector_error = None, exc.message
+    except (ImportError, AttributeError) as exc:  # models/loading.py without load_detector
+        log.error("models not loaded: %s", exc)
+        app.state.detector, rt.detector_error = None, f"no detector loader: {exc}"
     if app.state.detector is not None:
         rt.pool = WorkerPool(
             store,
@@ -486,7 +493,7 @@ def _package_version() -> str:
 # -- routes ----------------------------------------------------------------------------
 
 
-def _add_routes(app: FastAPI) -> None:  # noqa: C901 - one flat list of thin routes
+def _add_routes(app: FastAPI) -> None:
     @app.get(
         "/healthz",
         tags=["health"],
@@ -572,7 +579,8 @@ def _add_routes(app: FastAPI) -> None:  # noqa: C901 - one flat list of thin rou
         principal: PrincipalDep,
         wait: Annotated[bool, Query(description="wait for short uploads to finish")] = False,
     ) -> Response:
-        if request.app.state.detector is None or rt.pool is None:
+        pool = rt.pool
+        if request.app.state.detector is None or pool is None:
             raise ModelNotAvailableError(rt.detector_error or "the models are not loaded")
         wait_s = rt.upload_limiter.acquire(principal.owner)
         if wait_s:
@@ -596,11 +604,10 @@ def _add_routes(app: FastAPI) -> None:  # noqa: C901 - one flat list of thin rou
             for _, value in form_items:
                 if isinstance(value, UploadFile):
                     await value.close()
-        assert rt.pool is not None
-        rt.pool.notify()
+        pool.notify()
         location = f"/v1/analyses/{record.id}"
         if wait and record.audio_size_bytes <= rt.settings.wait_max_bytes:
-            done = await _wait_for(rt, record.id)
+            done = await _wait_for(rt, pool, record.id)
             if done is not None:
                 return JSONResponse(
                     _analysis_json(done), status_code=200, headers={"Location": location}
@@ -672,6 +679,18 @@ def _add_routes(app: FastAPI) -> None:  # noqa: C901 - one flat list of thin rou
             if not rt.store.blob_in_use(gone.audio_sha256):
                 rt.blobs.delete(gone.audio_sha256)
         return Response(status_code=204)
+
+    # STUB (issue 6, evidence packs): service/evidence.py has build_pack(original, verdict, case,
+    # signing_key=...). Wiring it here needs a Verdict rebuilt from the stored JSON, a CaseInfo
+    # from the call metadata and the server's signing key (service/keys.py); until then this
+    # route answers 501 and stays out of the OpenAPI schema and the page.
+    @app.post("/v1/analyses/{analysis_id}/evidence", include_in_schema=False)
+    def evidence_pack_stub(analysis_id: str, rt: RuntimeDep, principal: PrincipalDep) -> Response:
+        if rt.store.get_analysis(analysis_id, owner=principal.owner) is None:
+            raise NotFoundError(f"no analysis {analysis_id[:40]!r}")
+        raise NotImplementedYetError(
+            "evidence packs are not served over HTTP yet; use `robocall evidence FILE`"
+        )
 
     @app.get("/", include_in_schema=False)
     def index() -> FileResponse:
@@ -803,9 +822,8 @@ def _queue_full(rt: Runtime, depth: int) -> QueueFullError:
     )
 
 
-async def _wait_for(rt: Runtime, analysis_id: str) -> Analysis | None:
-    assert rt.pool is not None
-    event = rt.pool.watch(analysis_id)
+async def _wait_for(rt: Runtime, pool: WorkerPool, analysis_id: str) -> Analysis | None:
+    event = pool.watch(analysis_id)
     deadline = time.monotonic() + rt.settings.wait_timeout_s
     next_check = time.monotonic() + 1.0
     try:
@@ -817,7 +835,7 @@ async def _wait_for(rt: Runtime, analysis_id: str) -> Analysis | None:
                 next_check = time.monotonic() + 1.0  # another instance may run it
             await asyncio.sleep(_WAIT_POLL_S)
     finally:
-        rt.pool.unwatch(analysis_id)
+        pool.unwatch(analysis_id)
     return None
 
 

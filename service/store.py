@@ -702,7 +702,11 @@ def purge(
                 ).scalar_one()
             )
         referenced = store.referenced_blobs()
-        orphans = sum(1 for sha in blobs.iter_blobs() if sha not in referenced)
+        orphans = sum(
+            1
+            for sha in blobs.iter_blobs()
+            if sha not in referenced and blobs.age_s(sha) > ORPHAN_GRACE_S
+        )
         return PurgeReport(analyses=n, blobs=orphans, parts=0)
     deleted = store.purge_before(cutoff)
     referenced = store.referenced_blobs()

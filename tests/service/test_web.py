@@ -141,3 +141,29 @@ def test_interface_language_follows_the_browser(browser: Any, tmp_path: Path) ->
         assert page.locator("#error").inner_text() == "这不是可识别的录音文件。"
         page.screenshot(path=str(tmp_path / "error_zh.png"))
         context.close()
+
+
+def test_api_key_prompt_then_upload_with_the_key(browser: Any, tmp_path: Path) -> None:
+    from service.apikeys import create_key
+
+    app = create_app(service_settings(tmp_path, local_mode=False))
+    fake = FakeDetector()
+    app.dependency_overrides[get_detector] = lambda: fake
+    recording = tmp_path / "call.wav"
+    recording.write_bytes(wav_bytes(seconds=2.0, seed=7))
+    with live_server(app) as url:
+        _, key = create_key(app.state.runtime.store, name="browser")
+        context = browser.new_context(locale="en-GB")
+        page = context.new_page()
+        page.goto(url + "/")
+        page.set_input_files("#file-input", str(recording))
+        page.wait_for_selector("#key-row", state="visible")
+        assert page.locator("#error").inner_text() == "Enter an API key to use this server."
+        page.fill("#api-key", key)
+        page.set_input_files("#file-input", [])
+        page.set_input_files("#file-input", str(recording))
+        page.wait_for_selector("#verdict-card", state="visible", timeout=15_000)
+        assert page.locator("#transcript li").count() == 3
+        # The audio came through fetch() with the key (a blob: URL), not a bare <audio src>.
+        page.wait_for_function("document.getElementById('player').src.startsWith('blob:')")
+        context.close()
