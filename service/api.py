@@ -632,6 +632,9 @@ def _add_routes(app: FastAPI) -> None:
         tags=["analyses"],
         response_class=FileResponse,
         summary="The stored recording (supports HTTP Range requests)",
+        description="`format=original` (default) returns the bytes as uploaded; `format=wav` "
+        "a 16 kHz PCM WAV decoded on the server, for browsers that cannot play the original "
+        "(AMR).",
         responses={
             200: {
                 "description": "the whole recording",
@@ -647,17 +650,36 @@ def _add_routes(app: FastAPI) -> None:
             },
             **_AUTH_ERRORS,
             **_NOT_FOUND,
-            **_INVALID,
+            415: _err("the stored file cannot be decoded", not_audio="not a recording"),
+            422: _err(
+                "malformed request, or the recording cannot be decoded",
+                invalid_request="format: unexpected value",
+                corrupt_audio="decoder error",
+            ),
         },
     )
-    def get_audio(analysis_id: str, rt: RuntimeDep, principal: PrincipalDep) -> Response:
+    def get_audio(
+        analysis_id: str,
+        rt: RuntimeDep,
+        principal: PrincipalDep,
+        fmt: Annotated[
+            Literal["original", "wav"],
+            Query(alias="format", description="original bytes or a decoded WAV"),
+        ] = "original",
+    ) -> Response:
         found = rt.store.get_analysis(analysis_id, owner=principal.owner)
         if found is None or not rt.blobs.exists(found.audio_sha256):
             raise NotFoundError(f"no recording for analysis {analysis_id[:40]!r}")
-        ext = "m4a" if found.audio_format == "mp4" else found.audio_format
+        if fmt == "wav":
+            path = _wav_copy(rt, found)
+            media_type, ext = "audio/wav", "wav"
+        else:
+            path = rt.blobs.path(found.audio_sha256)
+            media_type = AUDIO_MIME.get(found.audio_format, "application/octet-stream")
+            ext = "m4a" if found.audio_format == "mp4" else found.audio_format
         return FileResponse(
-            rt.blobs.path(found.audio_sha256),
-            media_type=AUDIO_MIME.get(found.audio_format, "application/octet-stream"),
+            path,
+            media_type=media_type,
             headers={
                 "Content-Disposition": f'inline; filename="{found.id}.{ext}"',
                 "Cache-Control": "private, max-age=3600",
@@ -812,6 +834,28 @@ def _store_upload(rt: Runtime, upload: UploadFile, new: NewAnalysis, fmt: str) -
         fmt,
     )
     return record
+
+
+def _wav_copy(rt: Runtime, found: Analysis) -> Path:
+    """The 16 kHz WAV copy of a stored recording, decoded once by ``pipeline.audio``."""
+    path = rt.blobs.wav_path(found.audio_sha256)
+    if path.is_file():
+        return path
+    import soundfile
+
+    from pipeline.audio import load_audio
+
+    data = rt.blobs.read(found.audio_sha256)
+    # The upload was accepted already; decode all of it whatever the analysis limits say.
+    limits = dataclasses.replace(
+        rt.config.audio, max_bytes=len(data) + 1, max_duration_s=24 * 3600.0
+    )
+    audio = load_audio(data, limits=limits, name=found.audio_name)
+
+    def write(tmp: Path) -> None:
+        soundfile.write(tmp, audio.samples.T, audio.sample_rate_hz, subtype="PCM_16", format="WAV")
+
+    return rt.blobs.write_wav(found.audio_sha256, write)
 
 
 def _queue_full(rt: Runtime, depth: int) -> QueueFullError:

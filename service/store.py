@@ -19,7 +19,7 @@ import os
 import re
 import secrets
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -633,6 +633,24 @@ class BlobStore:
         self.commit(staged)
         return staged.sha256, staged.size_bytes
 
+    def wav_path(self, sha256: str) -> Path:
+        """Where a decoded 16 kHz WAV copy (for browsers that cannot play the original) lives."""
+        return self.root / "wav" / sha256[:2] / f"{self.path(sha256).name}.wav"
+
+    def write_wav(self, sha256: str, write: Callable[[Path], None]) -> Path:
+        """Create the WAV copy with ``write(tmp_path)`` (atomic); returns its path."""
+        final = self.wav_path(sha256)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=self.tmp_dir, suffix=".part")
+        os.close(fd)
+        try:
+            write(Path(tmp_name))
+            os.replace(tmp_name, final)
+        except BaseException:
+            Path(tmp_name).unlink(missing_ok=True)
+            raise
+        return final
+
     def exists(self, sha256: str) -> bool:
         return self.path(sha256).is_file()
 
@@ -640,6 +658,8 @@ class BlobStore:
         return self.path(sha256).read_bytes()
 
     def delete(self, sha256: str) -> bool:
+        """Delete a blob and its WAV copy; False when the blob was already gone."""
+        self.wav_path(sha256).unlink(missing_ok=True)
         try:
             self.path(sha256).unlink()
         except FileNotFoundError:
@@ -657,6 +677,11 @@ class BlobStore:
         for path in self.root.glob("??/??/*"):
             if _SHA256_RE.match(path.name):
                 yield path.name
+
+    def iter_wav_copies(self) -> Iterator[str]:
+        for path in self.root.glob("wav/??/*.wav"):
+            if _SHA256_RE.match(path.stem):
+                yield path.stem
 
     def remove_stale_parts(self, *, older_than_s: float = 3600.0) -> int:
         """Delete upload leftovers (``tmp/*.part``) older than ``older_than_s``."""
@@ -716,6 +741,9 @@ def purge(
         for sha in list(blobs.iter_blobs())
         if sha not in referenced and blobs.age_s(sha) > ORPHAN_GRACE_S
     )
+    for sha in list(blobs.iter_wav_copies()):  # copies of blobs deleted by other instances
+        if sha not in referenced:
+            blobs.wav_path(sha).unlink(missing_ok=True)
     parts = blobs.remove_stale_parts()
     log.info("purge: %d analyses, %d audio files, %d partial uploads", len(deleted), n_blobs, parts)
     return PurgeReport(analyses=len(deleted), blobs=n_blobs, parts=parts)

@@ -19,7 +19,8 @@ const I18N = {
     threshold: "(threshold {v})", topic: "Topic",
     disclaimer: "A statistical judgement from the recording, not proof.",
     reasons: "Why", up: "points to a robot", down: "points to a human", play: "play",
-    no_reasons: "No single cue stood out.",
+    neutral: "context", no_reasons: "No single cue stood out.",
+    no_reasons_context: "No single cue stood out. Some measurements:",
     waveform: "Waveform, pitch and suspicious spans", legend_wave: "waveform",
     legend_pitch: "pitch (50–400 Hz)", legend_span: "raised suspicion",
     wave_unavailable: "This browser cannot decode the format; suspicious spans are shown on a timeline.",
@@ -58,7 +59,8 @@ const I18N = {
     label_human_sales_pitch: "真人销售", prob: "机器人概率", threshold: "（阈值 {v}）",
     topic: "话题", disclaimer: "这是基于录音的统计判断，并非证据。",
     reasons: "判断依据", up: "倾向机器人", down: "倾向真人", play: "播放",
-    no_reasons: "没有特别突出的线索。",
+    neutral: "参考", no_reasons: "没有特别突出的线索。",
+    no_reasons_context: "没有特别突出的线索。部分测量值：",
     waveform: "波形、音高与可疑片段", legend_wave: "波形", legend_pitch: "音高（50–400 Hz）",
     legend_span: "可疑片段",
     wave_unavailable: "浏览器无法解码此格式，仅在时间轴上显示可疑片段。",
@@ -245,14 +247,19 @@ function renderResult(analysis) {
 
   const reasons = $("reasons");
   reasons.replaceChildren();
-  const top = (v.evidence || []).filter((e) => e.weight !== 0).slice(0, 5);
-  if (!top.length) reasons.append(Object.assign(document.createElement("li"), { textContent: t("no_reasons") }));
-  for (const e of top) {
+  // Evidence is sorted strongest first; cues with no weight are shown as context after them.
+  const weighted = (v.evidence || []).filter((e) => e.weight !== 0).slice(0, 5);
+  const context = (v.evidence || []).filter((e) => e.weight === 0).slice(0, Math.max(0, 3 - weighted.length));
+  const note = $("reasons-note");
+  note.hidden = weighted.length > 0;
+  note.textContent = t(context.length ? "no_reasons_context" : "no_reasons");
+  for (const e of weighted.concat(context)) {
     const li = document.createElement("li");
     li.append(document.createTextNode(e.detail));
     const tag = document.createElement("span");
-    tag.className = "tag " + (e.weight > 0 ? "up" : "down");
-    tag.textContent = t(e.weight > 0 ? "up" : "down");
+    const dir = e.weight > 0 ? "up" : e.weight < 0 ? "down" : "neutral";
+    tag.className = "tag " + dir;
+    tag.textContent = t(dir);
     li.append(tag);
     if (e.span_s) {
       const b = document.createElement("button");
@@ -297,20 +304,34 @@ function renderResult(analysis) {
 }
 
 async function setupAudio(analysis) {
-  const player = $("player");
   const headers = apiHeaders();
-  if (Object.keys(headers).length === 0) {
-    player.src = analysis.links.audio; // served with HTTP Range support: seeking streams
-  } else {
-    const resp = await fetch(analysis.links.audio, { headers });
-    if (resp.ok) player.src = URL.createObjectURL(await resp.blob());
-  }
+  const keyed = Object.keys(headers).length > 0;
+  let samples = null;
   try {
-    state.samples = await (state.decoding ||
-      fetch(analysis.links.audio, { headers }).then((r) => r.arrayBuffer()).then(decodeBuffer));
+    samples = state.decoding ? await state.decoding : null;
   } catch (_) {
-    state.samples = null; // e.g. AMR: the browser has no decoder; spans go on a timeline
+    samples = null;
   }
+  let src = analysis.links.audio; // served with HTTP Range support: seeking streams
+  if (!samples && state.decoding !== null) {
+    // The browser cannot decode the original (e.g. AMR): the server decodes it to WAV.
+    src = analysis.links.audio + "?format=wav";
+    try {
+      const resp = await fetch(src, { headers });
+      if (resp.ok) {
+        const buf = await resp.arrayBuffer();
+        if (keyed) src = URL.createObjectURL(new Blob([buf], { type: "audio/wav" }));
+        samples = await decodeBuffer(buf);
+      }
+    } catch (_) {
+      samples = null;
+    }
+  } else if (keyed) {
+    const resp = await fetch(src, { headers });
+    if (resp.ok) src = URL.createObjectURL(await resp.blob());
+  }
+  if (!keyed || src.startsWith("blob:")) $("player").src = src;
+  state.samples = samples;
 }
 
 function playSpan(start, end) {
@@ -340,7 +361,7 @@ const DECODE_RATE_HZ = 8000;
 async function decodeBuffer(buf) {
   const Ctx = window.OfflineAudioContext || window.webkitOfflineAudioContext;
   const ctx = new Ctx(1, DECODE_RATE_HZ, DECODE_RATE_HZ);
-  const audio = await ctx.decodeAudioData(buf);
+  const audio = await ctx.decodeAudioData(buf.slice(0)); // decoding detaches its input
   return { data: audio.getChannelData(0), rate: audio.sampleRate, duration: audio.duration };
 }
 

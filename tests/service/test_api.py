@@ -356,6 +356,38 @@ def test_audio_route_serves_ranges(client: TestClient) -> None:
     )
 
 
+def test_audio_as_wav_for_browsers_that_cannot_play_amr(
+    client: TestClient, amr_wb_path: Path
+) -> None:
+    import io
+
+    import soundfile as sf
+
+    amr = amr_wb_path.read_bytes()
+    body = upload(client, amr, "call.amr", query="?wait=true").json()
+    assert body["audio"]["format"] == "amr"
+    original = client.get(body["links"]["audio"])
+    assert original.headers["content-type"] == "audio/amr" and original.content == amr
+    wav = client.get(body["links"]["audio"] + "?format=wav")
+    assert wav.status_code == 200 and wav.headers["content-type"] == "audio/wav"
+    samples, rate = sf.read(io.BytesIO(wav.content))
+    assert rate == 16_000 and abs(len(samples) / rate - 1.5) < 0.1
+    part = client.get(body["links"]["audio"] + "?format=wav", headers={"Range": "bytes=0-43"})
+    assert part.status_code == 206 and part.content == wav.content[:44]
+    copy = client.app.state.runtime.blobs.wav_path(body["audio"]["sha256"])  # type: ignore[attr-defined]
+    assert copy.is_file()
+    assert_error(client.get(body["links"]["audio"] + "?format=mp3"), 422, "invalid_request")
+    assert client.delete(body["links"]["self"]).status_code == 204
+    assert not copy.exists()
+
+
+def test_audio_as_wav_of_a_damaged_file_is_a_json_error(client: TestClient) -> None:
+    body = upload(client, b"RIFFBAD!WAVE" + bytes(64), "bad.wav", query="?wait=true").json()
+    resp = client.get(body["links"]["audio"] + "?format=wav")
+    assert resp.status_code in (415, 422)
+    assert resp.json()["error"] in {"corrupt_audio", "not_audio", "empty_audio"}
+
+
 def test_delete_removes_result_and_unshared_audio(client: TestClient) -> None:
     data = wav_bytes(seed=6)
     first = upload(client, data, query="?wait=true").json()

@@ -167,3 +167,21 @@ def test_api_key_prompt_then_upload_with_the_key(browser: Any, tmp_path: Path) -
         # The audio came through fetch() with the key (a blob: URL), not a bare <audio src>.
         page.wait_for_function("document.getElementById('player').src.startsWith('blob:')")
         context.close()
+
+
+def test_amr_plays_and_draws_through_the_server_wav(
+    browser: Any, tmp_path: Path, amr_wb_path: Path
+) -> None:
+    app = create_app(service_settings(tmp_path))
+    fake = FakeDetector()
+    app.dependency_overrides[get_detector] = lambda: fake
+    with live_server(app) as url:
+        context = browser.new_context(locale="en-US")
+        page = context.new_page()
+        page.goto(url + "/")
+        page.set_input_files("#file-input", str(amr_wb_path))
+        page.wait_for_selector("#verdict-card", state="visible", timeout=15_000)
+        # Chromium has no AMR decoder: the page falls back to the server's WAV copy.
+        page.wait_for_function("document.getElementById('player').src.endsWith('?format=wav')")
+        page.wait_for_function("document.getElementById('wave-note').hidden === true")
+        context.close()
