@@ -17,6 +17,7 @@ from collections.abc import Sequence
 COMMAND_MODULES = (
     "service.analyze_cmd",
     "service.serve_cmd",
+    "service.batch_cmd",
     "service.apikeys",
     "service.evidence",
     "service.keys",

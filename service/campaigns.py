@@ -1,0 +1,376 @@
+"""Campaigns: calls that replay the same prompt, and a persistent index of prompts heard before.
+
+A robot campaign replays the same recorded or synthesised prompts from many caller numbers
+(issue 5). :class:`PromptIndex` keeps one *exemplar* per distinct prompt (its audio landmarks and
+transcript MinHash, :mod:`pipeline.fingerprint`) in SQLite, and every sighting of a campaign
+(call, caller number, time). A call joins the campaign of the first exemplar it matches:
+
+- **audio**: enough landmark hashes agree at one time offset, as a count and as a share of the
+  smaller landmark set, and they spread over enough time (``pipeline.fingerprint.is_same_prompt``,
+  where the measured separation is given);
+- **text** (when the audio matched nothing): estimated Jaccard similarity of transcript shingles
+  at least :data:`TEXT_MIN_SIMILARITY`, with at least :data:`TEXT_MIN_SHINGLES` shingles (a
+  "hello? hello?" must not join anything).
+
+A call that matches nothing founds a new campaign (``cmp-`` + 12 hex of its audio's sha256). The
+same audio (same sha256) is always the same sighting, so re-running a batch never counts a call
+twice. Leader clustering depends on order; batches feed calls by start time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import math
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from pipeline.fingerprint import (
+    HOP_S,
+    MINHASH_PERMUTATIONS,
+    MINHASH_SCHEME,
+    SAME_PROMPT_MIN_ALIGNED,
+    best_offsets,
+    is_same_prompt,
+    landmark_frames,
+    landmark_hashes,
+    landmarks,
+    landmarks_from_bytes,
+    minhash_similarity,
+    text_minhash,
+    text_shingles,
+)
+from pipeline.types import Audio, Evidence
+
+log = logging.getLogger(__name__)
+
+TEXT_MIN_SIMILARITY = 0.6  # estimated Jaccard of 4-character shingles
+TEXT_MIN_SHINGLES = 16  # shorter transcripts never match on text
+NEW_MATERIAL_RATIO = 2.0  # a matched call this many times longer than its exemplar adds one
+MAX_EVIDENCE_WEIGHT = 2.0  # cap of the prompt_seen_before logit contribution
+INDEX_FORMAT = "landmarks-v1+minhash-affine32"  # bump when pipeline.fingerprint changes
+
+MatchMethod = Literal["audio", "text"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS prompts (
+    prompt_id INTEGER PRIMARY KEY, campaign_id TEXT NOT NULL, call_key TEXT NOT NULL,
+    n_landmarks INTEGER NOT NULL, minhash BLOB, transcript TEXT, added_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS landmarks (
+    hash INTEGER NOT NULL, prompt_id INTEGER NOT NULL, frame INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS landmarks_by_hash ON landmarks (hash);
+CREATE TABLE IF NOT EXISTS sightings (
+    campaign_id TEXT NOT NULL, call_key TEXT NOT NULL, caller_number TEXT, start_time TEXT,
+    PRIMARY KEY (campaign_id, call_key));
+CREATE INDEX IF NOT EXISTS sightings_by_call ON sightings (call_key);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class CallPrint:
+    """What the index needs to know about one call."""
+
+    call_key: str  # sha256 of the audio: the same bytes are the same call
+    landmarks: np.ndarray  # pipeline.fingerprint.landmarks of the caller's channel
+    transcript: str = ""
+    caller_number: str | None = None
+    start_time: str | None = None  # ISO 8601
+
+
+@dataclass(frozen=True, slots=True)
+class PromptMatch:
+    campaign_id: str
+    method: MatchMethod
+    score: float  # audio: aligned hashes; text: estimated Jaccard similarity
+    coverage: float  # audio: aligned share of the smaller set; text: same as score
+
+
+@dataclass(frozen=True, slots=True)
+class Sightings:
+    """How often a campaign was heard, not counting the call being asked about."""
+
+    campaign_id: str
+    other_calls: int
+    other_numbers: int  # distinct caller numbers among those calls
+    first_seen: str | None
+    last_seen: str | None
+
+
+class PromptIndex:
+    """SQLite store of prompt exemplars and campaign sightings.
+
+    Parameters
+    ----------
+    path : str or Path
+        Database file (created with its folder), or ``":memory:"`` for a throw-away index.
+    """
+
+    def __init__(self, path: str | Path = ":memory:") -> None:
+        if str(path) != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self.path = str(path)
+        self._db = sqlite3.connect(self.path, timeout=60.0)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.executescript(_SCHEMA)
+        row = self._db.execute("SELECT value FROM meta WHERE key='format'").fetchone()
+        if row is None:
+            self._db.execute("INSERT INTO meta VALUES ('format', ?)", (INDEX_FORMAT,))
+        elif row[0] != INDEX_FORMAT:
+            raise ValueError(f"{path}: prompt index format {row[0]!r}, expected {INDEX_FORMAT!r}")
+        self._db.execute("CREATE TEMP TABLE query (hash INTEGER, frame INTEGER)")
+        self._db.commit()
+        self._lsh: Any = None  # datasketch.MinHashLSH over exemplar transcripts, built lazily
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> PromptIndex:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def match(self, call: CallPrint) -> PromptMatch | None:
+        """The campaign whose exemplar this call replays, by audio first, then by transcript."""
+        known = self._db.execute(
+            "SELECT campaign_id FROM sightings WHERE call_key=? LIMIT 1", (call.call_key,)
+        ).fetchone()
+        if known:
+            return PromptMatch(campaign_id=known[0], method="audio", score=math.inf, coverage=1.0)
+        return self._match_audio(call.landmarks) or self._match_text(call.transcript)
+
+    def add(self, call: CallPrint) -> tuple[str, PromptMatch | None]:
+        """Match the call, or found a campaign with it; record the sighting (idempotent).
+
+        Returns
+        -------
+        (campaign_id, match) : the match is None for a new campaign
+        """
+        found = self.match(call)
+        if found is None:
+            campaign_id = "cmp-" + hashlib.sha256(call.call_key.encode()).hexdigest()[:12]
+            self._add_exemplar(campaign_id, call)
+        else:
+            campaign_id = found.campaign_id
+            if found.method == "audio" and math.isfinite(found.score):
+                longest = self._db.execute(
+                    "SELECT MAX(n_landmarks) FROM prompts WHERE campaign_id=?", (campaign_id,)
+                ).fetchone()[0]
+                if len(call.landmarks) >= NEW_MATERIAL_RATIO * (longest or 0):
+                    self._add_exemplar(campaign_id, call)  # more prompts than we know of
+        self._db.execute(
+            "INSERT OR IGNORE INTO sightings VALUES (?, ?, ?, ?)",
+            (campaign_id, call.call_key, call.caller_number, call.start_time),
+        )
+        self._db.commit()
+        return campaign_id, found
+
+    def sightings(self, campaign_id: str, *, exclude_call_key: str | None = None) -> Sightings:
+        """Calls and distinct caller numbers of a campaign, other than ``exclude_call_key``."""
+        calls, numbers, first, last = self._db.execute(
+            "SELECT COUNT(*), COUNT(DISTINCT caller_number), MIN(start_time), MAX(start_time) "
+            "FROM sightings WHERE campaign_id=? AND call_key IS NOT ?",
+            (campaign_id, exclude_call_key),
+        ).fetchone()
+        return Sightings(campaign_id, int(calls), int(numbers), first, last)
+
+    def _add_exemplar(self, campaign_id: str, call: CallPrint) -> None:
+        shingles = text_shingles(call.transcript)
+        minhash = text_minhash(call.transcript) if len(shingles) >= TEXT_MIN_SHINGLES else None
+        cursor = self._db.execute(
+            "INSERT INTO prompts (campaign_id, call_key, n_landmarks, minhash, transcript, "
+            "added_at) VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                campaign_id,
+                call.call_key,
+                len(call.landmarks),
+                None if minhash is None else minhash.astype("<u8").tobytes(),
+                call.transcript,
+                dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            ),
+        )
+        prompt_id = cursor.lastrowid
+        self._db.executemany(
+            "INSERT INTO landmarks VALUES (?, ?, ?)",
+            zip(
+                landmark_hashes(call.landmarks).tolist(),
+                [prompt_id] * len(call.landmarks),
+                landmark_frames(call.landmarks).tolist(),
+                strict=True,
+            ),
+        )
+        if minhash is not None and self._lsh is not None:
+            self._lsh.insert(prompt_id, _datasketch_minhash(minhash))
+
+    def _match_audio(self, marks: np.ndarray) -> PromptMatch | None:
+        if len(marks) < SAME_PROMPT_MIN_ALIGNED:
+            return None
+        self._db.execute("DELETE FROM query")
+        self._db.executemany(
+            "INSERT INTO query VALUES (?, ?)",
+            zip(landmark_hashes(marks).tolist(), landmark_frames(marks).tolist(), strict=True),
+        )
+        hits = np.asarray(
+            self._db.execute(
+                "SELECT l.prompt_id, q.frame - l.frame, q.frame FROM query q "
+                "JOIN landmarks l ON l.hash = q.hash"
+            ).fetchall(),
+            dtype=np.int64,
+        ).reshape(-1, 3)
+        votes = best_offsets(hits[:, 0], hits[:, 1], hits[:, 2])
+        best: PromptMatch | None = None
+        for prompt_id, aligned, span in zip(
+            votes.groups.tolist(), votes.aligned.tolist(), votes.spans.tolist(), strict=True
+        ):
+            if aligned < SAME_PROMPT_MIN_ALIGNED or (best is not None and aligned <= best.score):
+                continue
+            campaign_id, n_prompt = self._db.execute(
+                "SELECT campaign_id, n_landmarks FROM prompts WHERE prompt_id=?", (prompt_id,)
+            ).fetchone()
+            coverage = aligned / max(1, min(len(marks), n_prompt))
+            if is_same_prompt(aligned=aligned, coverage=coverage, span_s=span * HOP_S):
+                best = PromptMatch(campaign_id, "audio", float(aligned), coverage)
+        return best
+
+    def _match_text(self, transcript: str) -> PromptMatch | None:
+        if len(text_shingles(transcript)) < TEXT_MIN_SHINGLES:
+            return None
+        signature = text_minhash(transcript)
+        best: PromptMatch | None = None
+        for prompt_id in self._text_lsh().query(_datasketch_minhash(signature)):
+            campaign_id, blob = self._db.execute(
+                "SELECT campaign_id, minhash FROM prompts WHERE prompt_id=?", (prompt_id,)
+            ).fetchone()
+            similarity = minhash_similarity(signature, np.frombuffer(blob, dtype="<u8"))
+            if similarity >= TEXT_MIN_SIMILARITY and (best is None or similarity > best.score):
+                best = PromptMatch(campaign_id, "text", similarity, similarity)
+        return best
+
+    def _text_lsh(self) -> Any:
+        if self._lsh is None:
+            from datasketch import MinHashLSH
+
+            # A lower LSH threshold than the decision: candidates are verified exactly above.
+            self._lsh = MinHashLSH(
+                threshold=TEXT_MIN_SIMILARITY - 0.15, num_perm=MINHASH_PERMUTATIONS
+            )
+            for prompt_id, blob in self._db.execute(
+                "SELECT prompt_id, minhash FROM prompts WHERE minhash IS NOT NULL"
+            ):
+                self._lsh.insert(prompt_id, _datasketch_minhash(np.frombuffer(blob, dtype="<u8")))
+        return self._lsh
+
+
+def default_prompt_index() -> Path:
+    """``prompt_index.sqlite`` in the data folder (``ROBOCALL_DATA_DIR``, see settings)."""
+    from service.settings import get_settings
+
+    return get_settings().resolved_data_dir / "prompt_index.sqlite"
+
+
+def _datasketch_minhash(signature: np.ndarray) -> Any:
+    from datasketch import MinHash
+
+    return MinHash(
+        num_perm=MINHASH_PERMUTATIONS, seed=1, hashvalues=signature, scheme=MINHASH_SCHEME
+    )
+
+
+def evidence_weight(sightings: Sightings, method: MatchMethod) -> float:
+    """Hand-set (untrained) robot logit for a prompt heard before; grows with calls and numbers.
+
+    A replayed *recording* is a robot's signature; the same *script* (text only) is also what a
+    room of human agents reads, so it weighs a quarter.
+    """
+    raw = 0.5 * math.log1p(sightings.other_calls) + 0.5 * math.log1p(sightings.other_numbers)
+    return round(min(MAX_EVIDENCE_WEIGHT, raw) * (1.0 if method == "audio" else 0.25), 4)
+
+
+def prompt_seen_before(
+    audio: Audio, *, index: PromptIndex, transcript: str = "", record: bool = False,
+    caller_number: str | None = None, start_time: str | None = None,
+) -> Evidence | None:  # fmt: skip
+    """Evidence that this call's prompt was heard in other calls, for the fusion to add.
+
+    Parameters
+    ----------
+    audio : Audio
+        The decoded call; its caller channel is fingerprinted.
+    index : PromptIndex
+    transcript : str
+        The caller's transcript (enables the text match).
+    record : bool
+        Also add this call to the index (a single upload that should count for later ones).
+    caller_number, start_time : str, optional
+        Stored with the sighting when ``record``.
+
+    Returns
+    -------
+    Evidence or None
+        ``Evidence(source="structure", name="prompt_seen_before", value=<other calls>, ...)``;
+        None when no other call carried this prompt.
+    """
+    call = CallPrint(
+        call_key=audio.info.sha256,
+        landmarks=landmarks(audio.caller(), sample_rate_hz=audio.sample_rate_hz),
+        transcript=transcript,
+        caller_number=caller_number,
+        start_time=start_time,
+    )
+    if record:
+        campaign_id, found = index.add(call)
+        method: MatchMethod = found.method if found else "audio"
+    else:
+        found = index.match(call)
+        if found is None:
+            return None
+        campaign_id, method = found.campaign_id, found.method
+    seen = index.sightings(campaign_id, exclude_call_key=call.call_key)
+    if seen.other_calls == 0:
+        return None
+    what = "prompt (same audio)" if method == "audio" else "script (near-identical transcript)"
+    return Evidence(
+        source="structure",
+        name="prompt_seen_before",
+        value=float(seen.other_calls),
+        weight=evidence_weight(seen, method),
+        detail=f"This {what} was heard in {seen.other_calls} other call(s) from "
+        f"{seen.other_numbers} caller number(s) (campaign {campaign_id}).",
+    )
+
+
+def assign_campaigns(rows: Iterable[dict[str, Any]], *, index: PromptIndex) -> None:
+    """Set ``campaign_id``, ``campaign_match``, ``prompt_other_calls`` and
+    ``prompt_other_numbers`` on analysed batch rows (in place), earliest call first.
+
+    Error rows (and rows without a fingerprint or transcript) get None.
+    """
+    rows = list(rows)
+    for row in rows:
+        row.update(campaign_id=None, campaign_match=None, prompt_other_calls=None,
+                   prompt_other_numbers=None)  # fmt: skip
+    ok = [r for r in rows if r.get("status") == "ok" and r.get("audio_sha256")]
+    ok.sort(key=lambda r: (r.get("start_time") or "", r.get("call_id") or ""))
+    for row in ok:
+        campaign_id, found = index.add(
+            CallPrint(
+                call_key=row["audio_sha256"],
+                landmarks=landmarks_from_bytes(row.get("audio_fingerprint")),
+                transcript=row.get("transcript") or "",
+                caller_number=row.get("caller_number"),
+                start_time=row.get("start_time"),
+            )
+        )
+        row["campaign_id"] = campaign_id
+        row["campaign_match"] = found.method if found else "new"
+    for row in ok:  # counts once every call of the batch is in
+        seen = index.sightings(row["campaign_id"], exclude_call_key=row["audio_sha256"])
+        row["prompt_other_calls"] = seen.other_calls
+        row["prompt_other_numbers"] = seen.other_numbers

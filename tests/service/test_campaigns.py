@@ -1,0 +1,218 @@
+"""Campaigns: the prompt index, clustering through codecs, the evidence cue, table and HTML."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import sqlite3
+from collections import defaultdict
+from contextlib import redirect_stdout
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipeline.audio import load_audio
+from pipeline.config import AudioLimits, DetectorConfig
+from pipeline.fingerprint import landmarks
+from service import batch_cmd
+from service.batch import BatchOptions, discover_calls, run_batch
+from service.batch_store import read_rows
+from service.campaigns import CallPrint, PromptIndex, prompt_seen_before
+from service.campaigns_report import campaign_table
+from tests.service.batch_fakes import FakeFactory, make_call, make_corpus, synth_prompt
+
+VARIANTS = (("wav_mulaw", 0.0, 0.2), ("amr_nb", -12.0, 0.9), ("mp3", -6.0, 0.0),
+            ("wav_alaw", -20.0, 1.4))  # fmt: skip
+SCRIPT = "您好，我是城南置业的顾问，我们新开盘的学区房首付只要三十万，您近期有看房的打算吗？"
+
+
+def _print(path: Path, *, caller: str, transcript: str = "") -> CallPrint:
+    audio = load_audio(path, limits=AudioLimits())
+    return CallPrint(
+        call_key=audio.info.sha256,
+        landmarks=landmarks(audio.caller(), sample_rate_hz=audio.sample_rate_hz),
+        transcript=transcript,
+        caller_number=caller,
+        start_time="2026-01-01T00:00:00+00:00",
+    )
+
+
+@pytest.fixture(scope="module")
+def prints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[CallPrint]]:
+    """3 prompts x 4 codec/level variants (each from its own number), and 2 unique calls."""
+    folder = tmp_path_factory.mktemp("prints")
+    out: dict[str, list[CallPrint]] = defaultdict(list)
+    for k in range(3):
+        prompt = synth_prompt(200 + k, duration_s=6.0)
+        for j, (fmt, gain_db, lead_s) in enumerate(VARIANTS):
+            path = make_call(folder / f"p{k}_{j}", prompt, fmt=fmt, gain_db=gain_db,
+                             lead_s=lead_s, seed=7 * k + j)  # fmt: skip
+            out[f"p{k}"].append(_print(path, caller=f"+86100{k}{j}"))
+    for k in range(2):
+        path = make_call(folder / f"live{k}", synth_prompt(300 + k, duration_s=6.0), fmt="mp3")
+        out["live"].append(_print(path, caller=f"+86200{k}"))
+    return out
+
+
+def test_same_prompt_through_codecs_clusters_different_prompts_do_not(
+    prints: dict[str, list[CallPrint]], tmp_path: Path
+) -> None:
+    with PromptIndex(tmp_path / "index.sqlite") as index:
+        found = {group: [index.add(p)[0] for p in calls] for group, calls in prints.items()}
+        for k in range(3):
+            assert len(set(found[f"p{k}"])) == 1, found[f"p{k}"]
+        campaigns = [found[f"p{k}"][0] for k in range(3)] + found["live"]
+        assert len(set(campaigns)) == 5
+        seen = index.sightings(found["p0"][0], exclude_call_key=prints["p0"][0].call_key)
+        assert (seen.other_calls, seen.other_numbers) == (3, 3)
+        # the same audio again is the same sighting, not a new one
+        assert index.add(prints["p0"][1])[0] == found["p0"][0]
+        assert index.sightings(found["p0"][0]).other_calls == 4
+
+
+def test_the_index_persists_between_runs(
+    prints: dict[str, list[CallPrint]], tmp_path: Path
+) -> None:
+    path = tmp_path / "sub" / "index.sqlite"
+    with PromptIndex(path) as index:
+        first, match = index.add(prints["p1"][0])
+        assert match is None and first.startswith("cmp-")
+    with PromptIndex(path) as index:
+        again = index.match(prints["p1"][3])  # A-law at -20 dB, never seen by this index
+        assert again is not None and again.campaign_id == first and again.method == "audio"
+        assert index.match(prints["p2"][0]) is None
+
+
+def test_text_near_duplicates_join_when_audio_does_not(tmp_path: Path) -> None:
+    empty = np.zeros(0, dtype=np.uint32)
+    with PromptIndex(tmp_path / "i.sqlite") as index:
+        a, _ = index.add(CallPrint("a", empty, SCRIPT, "+1"))
+        b, found = index.add(CallPrint("b", empty, SCRIPT.replace("城南", "城北"), "+2"))
+        assert b == a and found is not None and found.method == "text" and found.score >= 0.6
+        c, _ = index.add(
+            CallPrint("c", empty, "打扰您一下，地铁口的精装公寓现在特价，每平米直降两千元。")
+        )
+        assert c != a
+        short1, _ = index.add(CallPrint("d", empty, "喂，你好"))
+        short2, _ = index.add(CallPrint("e", empty, "喂，你好"))
+        assert short1 != short2  # too short to say anything
+
+
+def test_prompt_seen_before_is_structure_evidence(tmp_path: Path) -> None:
+    prompt = synth_prompt(400, duration_s=6.0)
+    paths = [make_call(tmp_path / f"c{j}", prompt, fmt=fmt, gain_db=gain, lead_s=lead, seed=j)
+             for j, (fmt, gain, lead) in enumerate(VARIANTS)]  # fmt: skip
+    limits = AudioLimits()
+    with PromptIndex(tmp_path / "i.sqlite") as index:
+        first = load_audio(paths[0], limits=limits)
+        assert prompt_seen_before(first, index=index) is None  # empty index
+        assert prompt_seen_before(first, index=index, record=True, caller_number="+1") is None
+        for j, path in enumerate(paths[1:3], start=2):
+            prompt_seen_before(load_audio(path, limits=limits), index=index, record=True,
+                               caller_number=f"+{j}")  # fmt: skip
+        new = load_audio(paths[3], limits=limits)
+        evidence = prompt_seen_before(new, index=index)
+        assert evidence is not None
+        assert (evidence.source, evidence.name, evidence.value) == (
+            "structure",
+            "prompt_seen_before",
+            3.0,
+        )
+        assert 0.0 < evidence.weight <= 2.0
+        assert "3 other call(s) from 3 caller number(s)" in evidence.detail
+        unrelated = load_audio(
+            make_call(tmp_path / "u", synth_prompt(401, duration_s=6.0)), limits=limits
+        )
+        assert prompt_seen_before(unrelated, index=index) is None
+
+
+def test_an_index_of_another_format_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite"
+    PromptIndex(path).close()
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE meta SET value='landmarks-v0' WHERE key='format'")
+    with pytest.raises(ValueError, match="format"):
+        PromptIndex(path)
+
+
+# --- through a batch ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def batch_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A batch over 3 prompts x 3 replays, 2 live calls and 3 bad rows; returns (out, index)."""
+    folder = tmp_path_factory.mktemp("batch")
+    manifest = make_corpus(folder, prompts=3, replays=3, live=2)
+    out, index = folder / "results.parquet", folder / "prompts.sqlite"
+    options = BatchOptions(out=out, workers=2, prompt_index=str(index))
+    run_batch(
+        discover_calls(manifest), options, config=DetectorConfig(), detector_factory=FakeFactory()
+    )
+    return out, index
+
+
+def test_batch_assigns_campaigns_by_prompt(batch_run: tuple[Path, Path]) -> None:
+    rows = read_rows(batch_run[0])
+    by_group: dict[str, set[str]] = defaultdict(set)
+    for row in rows:
+        if row["status"] == "ok":
+            by_group[row["call_id"].split("_")[0]].add(row["campaign_id"])
+            replay = row["call_id"].startswith("p")
+            assert row["prompt_other_calls"] == (2 if replay else 0)
+            assert row["prompt_other_numbers"] == (2 if replay else 0)
+            assert row["campaign_match"] in ("new", "audio")
+        else:
+            assert row["campaign_id"] is None
+    assert all(len(ids) == 1 for ids in by_group.values()), by_group
+    assert len(set().union(*by_group.values())) == 5  # p0, p1, p2, live0, live1
+
+
+def test_a_later_batch_recognises_an_earlier_prompt(
+    batch_run: tuple[Path, Path], tmp_path: Path
+) -> None:
+    out, index = batch_run
+    earlier = {r["call_id"]: r["campaign_id"] for r in read_rows(out)}
+    (tmp_path / "calls").mkdir()
+    make_call(
+        tmp_path / "calls" / "again",
+        synth_prompt(1000, duration_s=6.0),
+        fmt="wav_alaw",
+        gain_db=-9.0,
+        lead_s=1.3,
+        seed=99,
+    )  # fmt: skip  (prompt p0 of make_corpus)
+    later = tmp_path / "later.parquet"
+    options = BatchOptions(out=later, workers=1, prompt_index=str(index))
+    run_batch(discover_calls(tmp_path / "calls"), options, config=DetectorConfig(),
+              detector_factory=FakeFactory())  # fmt: skip
+    (row,) = read_rows(later)
+    assert row["campaign_id"] == earlier["p0_0"] and row["campaign_match"] == "audio"
+    assert row["prompt_other_calls"] == 3 and row["prompt_other_numbers"] == 3
+
+
+def test_campaign_table_and_html_summary(batch_run: tuple[Path, Path], tmp_path: Path) -> None:
+    out, _ = batch_run
+    table, page = tmp_path / "c.csv", tmp_path / "c.html"
+    parser = argparse.ArgumentParser()
+    batch_cmd.register(parser.add_subparsers())
+    args = parser.parse_args(["campaigns", str(out), "--table", str(table), "--html", str(page)])
+    stdout = io.StringIO()
+    with redirect_stdout(stdout):
+        assert args.func(args) == 0
+    assert json.loads(stdout.getvalue())["campaigns"] == 3
+    with table.open() as fh:
+        listed = list(csv.DictReader(fh))
+    assert len(listed) == 3
+    for c in listed:
+        assert int(c["calls"]) == 3 and int(c["distinct_callers"]) == 3
+        assert c["first_seen"] < c["last_seen"]
+        assert int(c["robot_calls"]) + int(c["human_calls"]) == 3
+        assert c["topic"] and c["representative_transcript"].startswith("call ")
+    html = page.read_text()
+    assert html.count("src='data:image/png;base64,") == 4
+    assert "<script" not in html and "http://" not in html and "https://" not in html
+    every = campaign_table(read_rows(out), min_calls=1)
+    assert len(every) == 5 and every[0].calls >= every[-1].calls
