@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pipeline.types import ModelInfo, TextScore, Transcript
+import numpy as np
+
+from pipeline.types import ANALYSIS_RATE_HZ, ModelInfo, Segment, TextScore, Transcript
 
 
 class FakeTextClassifier:
@@ -31,3 +33,42 @@ class FakeTextClassifier:
     def score(self, transcript: Transcript, *, other_party: Transcript | None = None) -> TextScore:
         self.calls.append((transcript, other_party))
         return self.result
+
+
+class FakeTranscriber:
+    """A :class:`~pipeline.types.Transcriber` that returns a fixed text as one segment.
+
+    The segment spans the whole input; ``text=""`` gives a transcript with no segments. Every call
+    is recorded in ``calls`` as the number of samples it received.
+    """
+
+    def __init__(
+        self,
+        text: str = "您好，我是城南置业的顾问，我们新开盘的学区房首付只要三十万。",
+        *,
+        language: str = "zh",
+        model_info: ModelInfo | None = None,
+    ) -> None:
+        self.text = text
+        self.language = language
+        self.model_info = model_info or ModelInfo(role="asr", model_id="fake-asr", sha256="0" * 64)
+        self.calls: list[int] = []
+
+    def transcribe(self, samples: np.ndarray) -> Transcript:
+        self.calls.append(int(samples.shape[-1]))
+        duration_s = samples.shape[-1] / ANALYSIS_RATE_HZ
+        segments = (
+            (
+                Segment(
+                    0.0,
+                    duration_s,
+                    self.text,
+                    avg_logprob=-0.2,
+                    no_speech_prob=0.01,
+                    compression_ratio=1.2,
+                ),
+            )
+            if self.text
+            else ()
+        )
+        return Transcript(self.language, 1.0, segments, backend="fake")

@@ -1,0 +1,471 @@
+"""Whisper speech-to-text, two backends behind the ``Transcriber`` protocol.
+
+``FasterWhisperTranscriber`` (CTranslate2, int8 on CPU) is the default; ``OpenAIWhisperTranscriber``
+runs the same weights, converted by ``models/whisper_convert.py``, in PyTorch. Both get already
+loaded models from ``models/loading.py`` (the only place weights load) and share:
+
+- language detection restricted to ``AsrConfig.languages``: base Whisper labels fast Mandarin TTS
+  as Thai or Japanese often enough, so we keep the configured languages' probabilities, pick the
+  best of those and decode with it fixed;
+- Simplified Chinese output (OpenCC ``t2s``) for segment and word text;
+- the hallucination guard (:func:`hallucination_reason`), which drops silence and loop artefacts
+  and counts them in ``Transcript.dropped_segments``;
+- deterministic decoding: temperature 0 only (no sampling fallback, so a call always gets the same
+  verdict) and ``condition_on_previous_text=False`` (breaks repetition loops, Whisper issue #679).
+
+Nothing heavy is imported at module level: the guard is testable without torch or weights.
+"""
+
+from __future__ import annotations
+
+import logging
+import unicodedata
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from pipeline.config import AsrConfig
+from pipeline.errors import EmptyAudioError
+from pipeline.types import ANALYSIS_RATE_HZ, ModelInfo, Segment, Transcript, Word
+
+if TYPE_CHECKING:
+    from faster_whisper import WhisperModel
+    from whisper.model import Whisper
+
+logger = logging.getLogger(__name__)
+
+WINDOW_S = 30  # Whisper's fixed input window
+WINDOW_SAMPLES = WINDOW_S * ANALYSIS_RATE_HZ
+WINDOW_FRAMES = WINDOW_SAMPLES // 160  # 10 ms mel hop
+DECODE_TEMPERATURE = 0.0  # no sampling fallback: deterministic, and the guard drops what fails
+
+# Text Whisper emits on silence, music or noise, learnt from subtitle credits in its training data
+# (openai/whisper discussions #928, #1783). Written in Simplified Chinese; matched after
+# normalise_for_matching() on both sides: a segment is dropped when its normalised text equals an
+# entry, or contains an entry of at least _MIN_CONTAINED_CHARS normalised characters (long
+# enough to be a signature, not an everyday word).
+# Deliberately absent: "谢谢" / "thank you" / "bye", common silence outputs but also real call
+# endings; the no-speech rule handles them when they come from silence.
+SILENCE_HALLUCINATIONS: tuple[str, ...] = (
+    # zh
+    "字幕by索兰娅",
+    "字幕by索兰娅请不吝点赞订阅转发打赏",
+    "请不吝点赞 订阅 转发 打赏支持明镜与点点栏目",
+    "明镜与点点栏目",
+    "明镜需要您的支持 欢迎订阅明镜",
+    "字幕由Amara.org社区提供",
+    "小编字幕由Amara.org社区提供",
+    "优优独播剧场——YoYo Television Series Exclusive",
+    "中文字幕志愿者",
+    "点赞 订阅 转发 打赏",
+    "谢谢观看",
+    "感谢观看",
+    "谢谢收看",
+    "谢谢大家收看",
+    "请订阅我的频道",
+    # en
+    "Thanks for watching!",
+    "Thank you for watching.",
+    "Thank you so much for watching.",
+    "Please subscribe to my channel.",
+    "Like and subscribe.",
+    "Subtitles by the Amara.org community",
+    "Transcription by CastingWords",
+    "you",
+)
+_MIN_CONTAINED_CHARS = 6
+
+
+def normalise_for_matching(text: str) -> str:
+    """NFKC, case-folded, letters and digits only (drops spaces, punctuation, music notes)."""
+    folded = unicodedata.normalize("NFKC", text).casefold()
+    return "".join(ch for ch in folded if unicodedata.category(ch)[0] in "LN")
+
+
+_BLACKLIST: frozenset[str] = frozenset(normalise_for_matching(p) for p in SILENCE_HALLUCINATIONS)
+_SIGNATURES: tuple[str, ...] = tuple(p for p in _BLACKLIST if len(p) >= _MIN_CONTAINED_CHARS)
+
+
+def hallucination_reason(
+    text: str,
+    *,
+    avg_logprob: float,
+    no_speech_prob: float,
+    compression_ratio: float,
+    cfg: AsrConfig,
+) -> str | None:
+    """Why a decoded segment should be dropped, or None to keep it.
+
+    Parameters
+    ----------
+    text : str
+        Segment text, already converted to Simplified Chinese.
+    avg_logprob : float
+        Mean token log-probability of the segment (nats, <= 0).
+    no_speech_prob : float
+        Probability of the no-speech token at the start of the window, in [0, 1].
+    compression_ratio : float
+        gzip compression ratio of the text; loops compress well (high ratio).
+    cfg : AsrConfig
+        ``no_speech_threshold``, ``logprob_threshold``, ``compression_ratio_threshold``.
+
+    Returns
+    -------
+    str or None
+        ``"no_speech"`` (silence decoded with low confidence, Whisper's own rule),
+        ``"repetition"`` (compression ratio above threshold), ``"known_phrase"`` (a listed
+        silence hallucination), ``"no_words"`` (punctuation or symbols only), or None.
+    """
+    if no_speech_prob > cfg.no_speech_threshold and avg_logprob < cfg.logprob_threshold:
+        return "no_speech"
+    if compression_ratio > cfg.compression_ratio_threshold:
+        return "repetition"
+    normalised = normalise_for_matching(text)
+    if not normalised:
+        return "no_words"
+    if normalised in _BLACKLIST or any(sig in normalised for sig in _SIGNATURES):
+        return "known_phrase"
+    return None
+
+
+def pick_language(
+    probabilities: Mapping[str, float] | Iterable[tuple[str, float]], allowed: Sequence[str]
+) -> tuple[str, float]:
+    """The most probable of the allowed languages.
+
+    Parameters
+    ----------
+    probabilities : mapping or iterable of (code, probability)
+        Whisper's language distribution (ISO 639-1 codes).
+    allowed : sequence of str
+        Configured languages, in order of preference for ties.
+
+    Returns
+    -------
+    (str, float)
+        The language and its probability renormalised over the allowed languages (how sure the
+        choice is among them; 1/len(allowed) when Whisper gave all of them zero).
+    """
+    probs = dict(probabilities)
+    kept = {lang: float(probs.get(lang, 0.0)) for lang in allowed}
+    best = max(allowed, key=kept.__getitem__)  # first configured wins a tie
+    total = sum(kept.values())
+    return best, (kept[best] / total if total > 0 else 1.0 / len(allowed))
+
+
+def _as_mono_float32(samples: np.ndarray) -> np.ndarray:
+    audio = np.asarray(samples)
+    if audio.ndim != 1:
+        raise ValueError(f"samples must be mono, shape (n,), got shape {audio.shape}")
+    if audio.size == 0:
+        raise EmptyAudioError("no samples to transcribe")
+    return np.ascontiguousarray(audio, dtype=np.float32)
+
+
+@dataclass(frozen=True, slots=True)
+class RawSegment:
+    """A decoded segment as either backend returns it, before normalisation and the guard."""
+
+    start_s: float
+    end_s: float
+    text: str
+    avg_logprob: float
+    no_speech_prob: float
+    compression_ratio: float
+    words: tuple[tuple[float, float, str, float], ...]  # (start_s, end_s, text, probability)
+
+
+def assemble_transcript(
+    raw: Iterable[RawSegment],
+    *,
+    language: str,
+    language_probability: float,
+    cfg: AsrConfig,
+    to_simplified: Callable[[str], str],
+    backend: str,
+) -> Transcript:
+    """Turn decoded segments into a :class:`Transcript`: Simplified Chinese, guard applied.
+
+    Parameters
+    ----------
+    raw : iterable of RawSegment
+        Segments in time order, as a backend decoded them.
+    language : str
+        The (restricted) language the segments were decoded in; ``"zh"`` enables OpenCC t2s.
+    language_probability : float
+        From :func:`pick_language`.
+    cfg : AsrConfig
+        Guard thresholds.
+    to_simplified : callable
+        Traditional -> Simplified converter (OpenCC ``t2s``, injected by ``models/loading.py``).
+    backend : str
+        ``"faster"`` or ``"openai"``.
+
+    Returns
+    -------
+    Transcript
+        Kept segments; ``dropped_segments`` counts those the guard removed.
+    """
+    convert = to_simplified if language == "zh" else (lambda s: s)
+    kept: list[Segment] = []
+    dropped: dict[str, int] = {}
+    for seg in raw:
+        text = convert(seg.text).strip()
+        reason = hallucination_reason(
+            text,
+            avg_logprob=seg.avg_logprob,
+            no_speech_prob=seg.no_speech_prob,
+            compression_ratio=seg.compression_ratio,
+            cfg=cfg,
+        )
+        if reason is not None:
+            dropped[reason] = dropped.get(reason, 0) + 1
+            continue
+        words = tuple(
+            Word(start_s=float(s), end_s=float(e), text=convert(w).strip(), probability=float(p))
+            for s, e, w, p in seg.words
+        )
+        kept.append(
+            Segment(
+                start_s=float(seg.start_s),
+                end_s=float(seg.end_s),
+                text=text,
+                avg_logprob=float(seg.avg_logprob),
+                no_speech_prob=float(seg.no_speech_prob),
+                compression_ratio=float(seg.compression_ratio),
+                words=words,
+            )
+        )
+    if dropped:
+        logger.debug("hallucination guard dropped %s", dropped)
+    return Transcript(
+        language=language,
+        language_probability=float(language_probability),
+        segments=tuple(kept),
+        dropped_segments=sum(dropped.values()),
+        backend=backend,
+    )
+
+
+class FasterWhisperTranscriber:
+    """faster-whisper (CTranslate2) backend; build it with ``models.loading.load_transcriber``."""
+
+    backend = "faster"
+
+    def __init__(
+        self,
+        model: WhisperModel,
+        *,
+        cfg: AsrConfig,
+        model_info: ModelInfo,
+        to_simplified: Callable[[str], str],
+    ) -> None:
+        self.model = model
+        self.cfg = cfg
+        self.model_info = model_info
+        self._to_simplified = to_simplified
+
+    def transcribe(self, samples: np.ndarray) -> Transcript:
+        """Transcribe mono float32 samples at 16 kHz.
+
+        Parameters
+        ----------
+        samples : np.ndarray [shape=(n,)], float32
+            Mono audio in [-1, 1] at :data:`pipeline.types.ANALYSIS_RATE_HZ`.
+
+        Returns
+        -------
+        Transcript
+            No segments (language = first configured, probability 0) when the VAD finds no speech.
+
+        Raises
+        ------
+        EmptyAudioError
+            ``samples`` is empty.
+        """
+        from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+        audio = _as_mono_float32(samples)
+        speech = audio
+        if self.cfg.vad_filter:
+            chunks = get_speech_timestamps(audio, VadOptions())
+            if not chunks:
+                return Transcript(self.cfg.languages[0], 0.0, (), 0, self.backend)
+            speech = np.concatenate([audio[c["start"] : c["end"]] for c in chunks])
+        if len(self.cfg.languages) == 1:  # nothing to choose: save an encoder pass
+            language, probability = self.cfg.languages[0], 1.0
+        else:
+            _, _, all_probs = self.model.detect_language(audio=speech[:WINDOW_SAMPLES])
+            language, probability = pick_language(all_probs, self.cfg.languages)
+        segments, _info = self.model.transcribe(
+            audio,
+            language=language,
+            task="transcribe",
+            beam_size=self.cfg.beam_size,
+            temperature=DECODE_TEMPERATURE,
+            condition_on_previous_text=False,
+            word_timestamps=self.cfg.word_timestamps,
+            vad_filter=self.cfg.vad_filter,
+            compression_ratio_threshold=self.cfg.compression_ratio_threshold,
+            log_prob_threshold=self.cfg.logprob_threshold,
+            # None: faster-whisper would silently skip no-speech windows; our guard counts them.
+            no_speech_threshold=None,
+        )
+        raw = (
+            RawSegment(
+                s.start,
+                s.end,
+                s.text,
+                s.avg_logprob,
+                s.no_speech_prob,
+                s.compression_ratio,
+                tuple((w.start, w.end, w.word, w.probability) for w in s.words or ()),
+            )
+            for s in segments
+        )
+        return assemble_transcript(
+            raw,
+            language=language,
+            language_probability=probability,
+            cfg=self.cfg,
+            to_simplified=self._to_simplified,
+            backend=self.backend,
+        )
+
+    def log_mel(self, samples: np.ndarray) -> np.ndarray:
+        """Log-mel of the first 30 s, zero-padded like openai-whisper: shape (n_mels, 3000)."""
+        audio = _as_mono_float32(samples)[:WINDOW_SAMPLES]
+        mel = self.model.feature_extractor(audio, padding=WINDOW_SAMPLES)
+        return np.ascontiguousarray(mel[:, :WINDOW_FRAMES], dtype=np.float32)
+
+    def encode_mel(self, mel: np.ndarray) -> np.ndarray:
+        """Encoder output for a (n_mels, 3000) log-mel: shape (1500, d_model), float32."""
+        import ctranslate2
+
+        features = ctranslate2.StorageView.from_array(
+            np.ascontiguousarray(mel[np.newaxis], dtype=np.float32)
+        )
+        out: np.ndarray = np.asarray(self.model.model.encode(features, to_cpu=True))
+        return np.asarray(out[0], dtype=np.float32)
+
+    def encode(self, samples: np.ndarray) -> np.ndarray:
+        """Whisper encoder output for the first 30 s window.
+
+        Parameters
+        ----------
+        samples : np.ndarray [shape=(n,)], float32
+            Mono 16 kHz audio; shorter input is zero-padded to 30 s, longer is cut.
+
+        Returns
+        -------
+        np.ndarray [shape=(1500, d_model)], float32
+            One 512-dim vector per 20 ms for Whisper base.
+        """
+        return self.encode_mel(self.log_mel(samples))
+
+
+class OpenAIWhisperTranscriber:
+    """openai-whisper (PyTorch) backend; build it with ``models.loading.load_transcriber``."""
+
+    backend = "openai"
+
+    def __init__(
+        self,
+        model: Whisper,
+        *,
+        cfg: AsrConfig,
+        model_info: ModelInfo,
+        to_simplified: Callable[[str], str],
+        fp16: bool = False,
+    ) -> None:
+        self.model = model
+        self.cfg = cfg
+        self.model_info = model_info
+        self._to_simplified = to_simplified
+        self._fp16 = fp16  # CUDA only: float32 weights, float16 activations
+
+    def transcribe(self, samples: np.ndarray) -> Transcript:
+        """Transcribe mono float32 samples at 16 kHz (same contract as the faster backend).
+
+        No VAD here: openai-whisper has none; the no-speech rule of the guard covers silence.
+        """
+        import whisper
+
+        audio = _as_mono_float32(samples)
+        if len(self.cfg.languages) == 1:
+            language, probability = self.cfg.languages[0], 1.0
+        else:
+            _, probs = self.model.detect_language(self._window_mel(audio))
+            language, probability = pick_language(probs, self.cfg.languages)
+        options: dict[str, Any] = {}
+        if self.cfg.beam_size > 1:  # None = greedy, as faster-whisper does for beam_size 1
+            options["beam_size"] = self.cfg.beam_size
+        result = whisper.transcribe(
+            self.model,
+            audio,
+            language=language,
+            task="transcribe",
+            temperature=DECODE_TEMPERATURE,
+            condition_on_previous_text=False,
+            word_timestamps=self.cfg.word_timestamps,
+            compression_ratio_threshold=self.cfg.compression_ratio_threshold,
+            logprob_threshold=self.cfg.logprob_threshold,
+            no_speech_threshold=None,  # as above: the guard decides and counts
+            fp16=self._fp16,
+            verbose=None,
+            **options,
+        )
+        raw = (
+            RawSegment(
+                s["start"],
+                s["end"],
+                s["text"],
+                s["avg_logprob"],
+                s["no_speech_prob"],
+                s["compression_ratio"],
+                tuple(
+                    (w["start"], w["end"], w["word"], w["probability"]) for w in s.get("words", ())
+                ),
+            )
+            for s in result["segments"]
+        )
+        return assemble_transcript(
+            raw,
+            language=language,
+            language_probability=probability,
+            cfg=self.cfg,
+            to_simplified=self._to_simplified,
+            backend=self.backend,
+        )
+
+    def _window_mel(self, audio: np.ndarray) -> Any:
+        import torch
+        import whisper
+
+        mel = whisper.log_mel_spectrogram(
+            audio[:WINDOW_SAMPLES], self.model.dims.n_mels, padding=WINDOW_SAMPLES
+        )
+        dtype = torch.float16 if self._fp16 else torch.float32
+        return mel[:, :WINDOW_FRAMES].to(self.model.device, dtype)
+
+    def log_mel(self, samples: np.ndarray) -> np.ndarray:
+        """Log-mel of the first 30 s, zero-padded: shape (n_mels, 3000), float32."""
+        mel: np.ndarray = self._window_mel(_as_mono_float32(samples)).float().cpu().numpy()
+        return mel
+
+    def encode_mel(self, mel: np.ndarray) -> np.ndarray:
+        """Encoder output for a (n_mels, 3000) log-mel: shape (1500, d_model), float32."""
+        import torch
+
+        dtype = torch.float16 if self._fp16 else torch.float32
+        x = torch.from_numpy(np.ascontiguousarray(mel, dtype=np.float32))[None]
+        with torch.inference_mode():
+            states = self.model.encoder(x.to(self.model.device, dtype))
+        out: np.ndarray = states[0].float().cpu().numpy()
+        return out
+
+    def encode(self, samples: np.ndarray) -> np.ndarray:
+        """Whisper encoder output for the first 30 s window: shape (1500, d_model), float32."""
+        return self.encode_mel(self.log_mel(samples))

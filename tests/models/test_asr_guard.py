@@ -1,0 +1,169 @@
+"""Hallucination guard, language restriction and transcript assembly: no weights, no torch."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from models.asr import (
+    SILENCE_HALLUCINATIONS,
+    RawSegment,
+    _as_mono_float32,
+    assemble_transcript,
+    hallucination_reason,
+    normalise_for_matching,
+    pick_language,
+)
+from pipeline.config import AsrConfig
+from pipeline.errors import EmptyAudioError
+
+CFG = AsrConfig()
+CONFIDENT = {"avg_logprob": -0.2, "no_speech_prob": 0.01, "compression_ratio": 1.3}
+
+
+def reason(text: str, **numbers: float) -> str | None:
+    return hallucination_reason(text, cfg=CFG, **(CONFIDENT | numbers))
+
+
+@pytest.mark.parametrize("phrase", SILENCE_HALLUCINATIONS)
+def test_every_listed_phrase_is_dropped_even_when_confident(phrase: str) -> None:
+    assert reason(phrase) == "known_phrase"
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [
+        "  THANKS for watching!!! ",
+        "Thanks  for   watching",
+        "字幕ｂｙ索兰娅",  # full-width Latin (NFKC)
+        "请不吝点赞、订阅、转发、打赏支持明镜与点点栏目。",  # other punctuation, no spaces
+        "谢谢观看！",
+        "You.",
+    ],
+)
+def test_matching_ignores_case_width_spacing_and_punctuation(variant: str) -> None:
+    assert reason(variant) == "known_phrase"
+
+
+def test_long_signature_inside_a_segment_is_dropped() -> None:
+    assert reason("好的。字幕由Amara.org社区提供") == "known_phrase"
+    assert reason("okay so Subtitles by the Amara.org community") == "known_phrase"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Thank you, see you tomorrow.",  # "you" is listed, but only as a whole segment
+        "谢谢观看我们的样板间",  # 4-character entries match whole segments only
+        "谢谢",
+        "Thank you.",
+        "您好，我是城南置业的顾问，我们新开盘的学区房首付只要三十万。",
+        "Press 1 to speak to an agent about your car warranty.",
+    ],
+)
+def test_real_call_text_is_kept(text: str) -> None:
+    assert reason(text) is None
+
+
+def test_no_speech_rule_needs_both_conditions() -> None:
+    assert reason("Hello there", no_speech_prob=0.9, avg_logprob=-1.5) == "no_speech"
+    assert reason("Hello there", no_speech_prob=0.9, avg_logprob=-0.3) is None
+    assert reason("Hello there", no_speech_prob=0.3, avg_logprob=-1.5) is None
+    strict = AsrConfig(no_speech_threshold=0.2, logprob_threshold=-0.5)
+    got = hallucination_reason(
+        "Hello", avg_logprob=-0.6, no_speech_prob=0.3, compression_ratio=1.0, cfg=strict
+    )
+    assert got == "no_speech"
+
+
+def test_repetition_rule_is_strictly_above_threshold() -> None:
+    limit = CFG.compression_ratio_threshold
+    assert reason("Hello there", compression_ratio=limit + 0.01) == "repetition"
+    assert reason("Hello there", compression_ratio=limit) is None
+
+
+@pytest.mark.parametrize("text", ["", "   ", "♪ ♪", "...", "（）"])
+def test_segments_without_letters_or_digits_are_dropped(text: str) -> None:
+    assert reason(text) == "no_words"
+
+
+def test_normalise_for_matching() -> None:
+    assert normalise_for_matching(" Ｈｅｌｌｏ, World! 你好。") == "helloworld你好"
+
+
+def test_pick_language_restricts_and_renormalises() -> None:
+    probs = {"th": 0.6, "ja": 0.2, "zh": 0.15, "en": 0.05}
+    language, p = pick_language(probs, ("zh", "en"))
+    assert language == "zh"
+    assert p == pytest.approx(0.75)
+    assert pick_language(list(probs.items()), ("en",)) == ("en", 1.0)
+
+
+def test_pick_language_ties_and_zeros_prefer_the_first_configured() -> None:
+    assert pick_language({"zh": 0.5, "en": 0.5}, ("en", "zh")) == ("en", 0.5)
+    assert pick_language({"th": 1.0}, ("zh", "en")) == ("zh", 0.5)
+
+
+def raw(text: str, start: float = 0.0, **numbers: float) -> RawSegment:
+    values = CONFIDENT | numbers
+    words = tuple(
+        (start + i * 0.2, start + i * 0.2 + 0.2, f" {w}", 0.9) for i, w in enumerate(text)
+    )
+    return RawSegment(
+        start,
+        start + 2.0,
+        f" {text} ",
+        values["avg_logprob"],
+        values["no_speech_prob"],
+        values["compression_ratio"],
+        words,
+    )
+
+
+def test_assemble_converts_to_simplified_and_counts_drops() -> None:
+    opencc = pytest.importorskip("opencc")
+    t2s = opencc.OpenCC("t2s").convert
+    segments = [
+        raw("學區房首付只要三十萬"),
+        raw("請不吝點贊 訂閱 轉發 打賞支持明鏡與點點欄目", start=2.0),  # traditional hallucination
+        raw("嗯嗯嗯嗯嗯嗯", start=4.0, compression_ratio=3.0),
+        raw("後來", start=6.0, no_speech_prob=0.95, avg_logprob=-2.0),
+    ]
+    transcript = assemble_transcript(
+        segments,
+        language="zh",
+        language_probability=0.9,
+        cfg=CFG,
+        to_simplified=t2s,
+        backend="faster",
+    )
+    assert transcript.text == "学区房首付只要三十万"
+    assert transcript.dropped_segments == 3
+    assert [w.text for w in transcript.segments[0].words][:3] == ["学", "区", "房"]
+    assert transcript.backend == "faster" and transcript.language == "zh"
+
+
+def test_assemble_leaves_english_alone() -> None:
+    def boom(text: str) -> str:
+        raise AssertionError("t2s must not run on English")
+
+    transcript = assemble_transcript(
+        [raw("Hello there"), raw("Thanks for watching!", start=2.0)],
+        language="en",
+        language_probability=1.0,
+        cfg=CFG,
+        to_simplified=boom,
+        backend="openai",
+    )
+    assert transcript.text == "Hello there"
+    assert transcript.dropped_segments == 1
+    seg = transcript.segments[0]
+    assert seg.start_s <= seg.end_s and all(w.text == w.text.strip() for w in seg.words)
+
+
+def test_input_checks() -> None:
+    with pytest.raises(EmptyAudioError, match="no samples"):
+        _as_mono_float32(np.zeros(0, dtype=np.float32))
+    with pytest.raises(ValueError, match="mono"):
+        _as_mono_float32(np.zeros((2, 100), dtype=np.float32))
+    assert _as_mono_float32(np.zeros(10, dtype=np.float64)).dtype == np.float32
