@@ -24,12 +24,14 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipeline.config import AsrConfig
+from pipeline.config import AsrConfig, DetectorConfig
 from pipeline.errors import ModelNotAvailableError
-from pipeline.types import ModelInfo, Transcriber
+from pipeline.types import ModelInfo, TextClassifier, Transcriber
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+    from pipeline.detector import Detector
 
 logger = logging.getLogger(__name__)
 
@@ -344,3 +346,25 @@ def _check_languages(cfg: AsrConfig, supported: set[str]) -> None:
 
 # load_text_classifier(cfg: TextConfig) -> TextClassifier and load_detector(cfg: DetectorConfig)
 # belong here too (same rules: functools.cache on the frozen config, lazy imports, offline).
+
+
+@functools.cache
+def load_text_classifier() -> TextClassifier:
+    """The text branch: the transparent rule set until a trained classifier ships."""
+    from pipeline.text_cues import RuleTextClassifier
+
+    return RuleTextClassifier()
+
+
+@functools.cache
+def load_detector(cfg: DetectorConfig) -> Detector:
+    """A :class:`~pipeline.detector.Detector` with the models ``cfg`` asks for, loaded once.
+
+    Raises
+    ------
+    ModelNotAvailableError
+        As :func:`load_transcriber`.
+    """
+    from pipeline.detector import Detector
+
+    return Detector(load_transcriber(cfg.asr), load_text_classifier(), cfg)
