@@ -63,8 +63,12 @@ class Detector:
         if other_samples is not None and _has_signal(other_samples):
             other = self.transcriber.transcribe(other_samples)
         cues = acoustic_cues(audio, transcript=transcript, other_transcript=other)
-        if not transcript.segments and cues.speech_s <= 0.0:
-            raise EmptyAudioError(f"{audio.info.name}: no speech found in the recording")
+        if not transcript.segments:
+            # Noise, music, tones or speech in another language: nothing we can judge honestly.
+            raise EmptyAudioError(
+                f"{audio.info.name}: no speech recognised in {'/'.join(self.config.asr.languages)} "
+                f"({cues.speech_s:.1f} s of sound on the caller channel, but no words)"
+            )
         text = self.text_classifier.score(transcript, other_party=other)
         provenance = make_provenance(
             models=(self.transcriber.model_info, self.text_classifier.model_info),

@@ -1,0 +1,93 @@
+"""The composed pipeline with fake models: real decoding, cues and fusion."""
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipeline.config import DetectorConfig, load_config
+from pipeline.detector import Detector
+from pipeline.errors import EmptyAudioError, NotAudioError
+from pipeline.text_cues import RuleTextClassifier
+from pipeline.types import Label, Verdict
+from tests.fakes import FakeTextClassifier, FakeTranscriber
+
+
+def _detector(
+    text: str = "您好，请按1了解详情。", config: DetectorConfig | None = None
+) -> Detector:
+    return Detector(FakeTranscriber(text), RuleTextClassifier(), config or DetectorConfig())
+
+
+def test_verdict_is_complete_and_consistent(make_wav: Callable[..., Path]) -> None:
+    path = make_wav(kind="robot", sr=8000, duration_s=6.0)
+    verdict = _detector().detect(path)
+    assert isinstance(verdict, Verdict)
+    assert 0.0 <= verdict.robot_probability <= 1.0
+    expected = Label.ROBOT if verdict.robot_probability >= verdict.threshold else Label.HUMAN
+    assert verdict.label is expected
+    weights = [abs(e.weight) for e in verdict.evidence]
+    assert weights == sorted(weights, reverse=True)
+    assert verdict.audio.sample_rate_hz == 8000
+    assert verdict.audio.name == path.name
+    assert {m.role for m in verdict.provenance.models} == {"asr", "text"}
+    assert "hand-set" in verdict.provenance.fusion_method
+    assert any(e.name == "scripted_phrase" and e.weight > 0 for e in verdict.evidence)
+
+
+def test_bytes_and_path_give_the_same_verdict(make_wav: Callable[..., Path]) -> None:
+    path = make_wav(kind="human", duration_s=4.0)
+    detector = _detector("Hi, it's Tom from the dealership, um, about the car you looked at.")
+    from_path = detector.detect(path).to_dict()
+    from_bytes = detector.detect(path.read_bytes(), name=path.name).to_dict()
+    for record in (from_path, from_bytes):
+        record["provenance"].pop("analysed_at_utc")
+    assert from_path == from_bytes
+
+
+def test_stereo_transcribes_both_parties(make_wav: Callable[..., Path]) -> None:
+    path = make_wav(kind=("robot", "human"), duration_s=5.0, channels=2)
+    transcriber = FakeTranscriber("喂，你好")
+    text = FakeTextClassifier()
+    verdict = Detector(transcriber, text, DetectorConfig()).detect(path)
+    assert len(transcriber.calls) == 2
+    assert verdict.other_party_transcript is not None
+    assert text.calls[0][1] is verdict.other_party_transcript
+    assert verdict.audio.channels == 2
+
+
+def test_forced_caller_channel_is_respected(make_wav: Callable[..., Path]) -> None:
+    path = make_wav(kind=("robot", "human"), duration_s=5.0, channels=2)
+    verdict = _detector(config=load_config(caller_channel=1)).detect(path)
+    assert verdict.audio.caller_channel == 1
+
+
+def test_no_speech_at_all_is_an_error(make_wav: Callable[..., Path]) -> None:
+    path = make_wav(kind="silence", duration_s=3.0)
+    with pytest.raises(EmptyAudioError, match="silent"):
+        _detector("").detect(path)
+
+
+def test_sound_without_words_is_an_error(make_wav: Callable[..., Path]) -> None:
+    path = make_wav(kind="noise", duration_s=3.0)
+    with pytest.raises(EmptyAudioError, match="no speech recognised in zh/en"):
+        _detector("").detect(path)
+
+
+def test_bad_bytes_raise_before_any_model_runs() -> None:
+    transcriber = FakeTranscriber()
+    detector = Detector(transcriber, FakeTextClassifier(), DetectorConfig())
+    with pytest.raises(NotAudioError):
+        detector.detect(b"this is not audio at all\n" * 20, name="notes.wav")
+    assert transcriber.calls == []
+
+
+def test_robot_like_call_scores_above_human_like(
+    make_wav: Callable[..., Path], rng: np.random.Generator
+) -> None:
+    robot = _detector("Press 1 now to speak with a specialist, or press 9 to be removed.")
+    human = _detector("Hi, uh, this is Tom, I mean, from the dealership, you know, the car.")
+    p_robot = robot.detect(make_wav(kind="robot", duration_s=8.0)).robot_probability
+    p_human = human.detect(make_wav(kind="human", duration_s=8.0)).robot_probability
+    assert p_robot > p_human
