@@ -1,0 +1,137 @@
+"""Speed and memory of the pipeline against bare ASR, side by side in one run.
+
+The same 60 s clip (built from the bundled examples: Mandarin robot, Mandarin human, English
+robot) goes through
+
+  (a) bare faster-whisper transcription of the decoded array (the same int8 model and decoding
+      options as the pipeline: greedy, VAD, word timestamps, automatic language detection),
+  (b) the full pipeline on the ``faster`` backend (decode, ASR, cues, text, fusion),
+  (c) the full pipeline on the ``openai`` backend,
+
+each in its own process so that peak RSS is its own. Model loading is timed apart; each case runs
+once on a 5 s clip to warm up, then ``--repeat`` times on the 60 s clip (the best run counts).
+
+    python bench/bench_pipeline.py [--repeat 2] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+ROOT = Path(__file__).resolve().parent.parent
+CLIP_S = 60.0
+PARTS = ("robot_zh.amr", "human_zh.mp3", "robot_en.mp3", "robot_zh.amr")
+
+
+def build_clip(path: Path) -> None:
+    from pipeline.audio import load_audio
+    from pipeline.config import AudioLimits
+
+    pieces = [load_audio(ROOT / "examples" / p, limits=AudioLimits()).caller() for p in PARTS]
+    samples = np.concatenate(pieces)[: int(CLIP_S * 16_000)]
+    sf.write(path, samples, 16_000, subtype="PCM_16")
+
+
+def run_case(case: str, clip: Path, warm: Path, repeat: int) -> dict[str, float]:
+    t0 = time.perf_counter()
+    if case == "bare":
+        from models.asr import DECODE_TEMPERATURE
+        from models.loading import load_transcriber
+        from pipeline.audio import load_audio
+        from pipeline.config import AsrConfig, AudioLimits
+
+        model = load_transcriber(AsrConfig()).model  # the same CT2 int8 WhisperModel as (b)
+        load_s = time.perf_counter() - t0
+
+        def once(path: Path) -> None:
+            samples = load_audio(path, limits=AudioLimits()).caller()
+            segments, _ = model.transcribe(
+                samples,
+                beam_size=1,
+                temperature=DECODE_TEMPERATURE,  # the pipeline's decoding options, so b/a
+                vad_filter=True,  # measures what the pipeline adds around the ASR
+                word_timestamps=True,
+                condition_on_previous_text=False,
+            )
+            list(segments)
+
+    else:
+        from models.loading import load_detector
+        from pipeline.config import load_config
+
+        detector = load_detector(load_config(asr__backend=case))
+        load_s = time.perf_counter() - t0
+
+        def once(path: Path) -> None:
+            detector.detect(path)
+
+    once(warm)
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        once(clip)
+        times.append(time.perf_counter() - start)
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"load_s": load_s, "run_s": min(times), "peak_rss_mb": peak_mb}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--case", help=argparse.SUPPRESS)  # internal: run one case in-process
+    parser.add_argument("--clip", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--warm", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.case:
+        print(json.dumps(run_case(args.case, args.clip, args.warm, args.repeat)))
+        return
+
+    results: dict[str, dict[str, float]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        clip, warm = Path(tmp) / "clip60.wav", Path(tmp) / "warm5.wav"
+        build_clip(clip)
+        samples, rate = sf.read(clip, dtype="float32")
+        sf.write(warm, samples[: 5 * rate], rate, subtype="PCM_16")
+        for case in ("bare", "faster", "openai"):
+            cmd = [sys.executable, __file__, "--case", case, "--clip", str(clip)]
+            cmd += ["--warm", str(warm), "--repeat", str(args.repeat)]
+            out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+            results[case] = json.loads(out.stdout.strip().splitlines()[-1])
+
+    labels = {
+        "bare": "(a) bare faster-whisper",
+        "faster": "(b) pipeline, faster",
+        "openai": "(c) pipeline, openai",
+    }
+    print(f"clip {CLIP_S:.0f} s; best of {args.repeat} runs after a warm-up")
+    print(f"{'case':28} {'load s':>7} {'run s':>7} {'x real time':>12} {'peak RSS MB':>12}")
+    for case, r in results.items():
+        r["rtf_x"] = CLIP_S / r["run_s"]
+        print(
+            f"{labels[case]:28} {r['load_s']:7.2f} {r['run_s']:7.2f} {r['rtf_x']:12.1f} "
+            f"{r['peak_rss_mb']:12.0f}"
+        )
+    ratios = {
+        "b_over_a": results["faster"]["run_s"] / results["bare"]["run_s"],
+        "c_over_b": results["openai"]["run_s"] / results["faster"]["run_s"],
+    }
+    print(f"ratio b/a (pipeline cost over bare ASR): {ratios['b_over_a']:.2f}  (target <= 1.25)")
+    print(f"ratio c/b (openai over faster backend):   {ratios['c_over_b']:.2f}")
+    print("targets: (b) >= 10x real time, peak RSS <= 1500 MB")
+    if args.json:
+        args.json.write_text(json.dumps({"results": results, "ratios": ratios}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
