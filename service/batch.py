@@ -115,8 +115,21 @@ def analyse_call(detector: BatchDetector, record: CallRecord) -> dict[str, Any]:
     row["analysed_at_utc"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     row["elapsed_s"] = round(time.perf_counter() - started, 4)
     row["worker"] = f"{platform.node()}:{os.getpid()}"
-    row["worker_peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    row["worker_peak_rss_mb"] = _peak_rss_mb()
     return row
+
+
+def _peak_rss_mb() -> float:
+    """Peak resident memory of this process, MB: ``VmHWM`` on Linux (``ru_maxrss`` is inherited
+    through fork + exec, so a spawned worker would report its parent's peak)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 def _metadata(record: CallRecord) -> dict[str, Any]:
@@ -271,7 +284,8 @@ def run_batch(
         skipped = len(calls) - len(pending)
         if skipped:
             log.info("resuming: %d of %d calls already done", skipped, len(calls))
-        workers = options.workers or (os.cpu_count() or 1)
+        # 0 = one per core here; with a Ray cluster, one per CPU of the cluster (decided there).
+        workers = options.workers or (0 if options.ray_address else os.cpu_count() or 1)
         started = time.perf_counter()
         bar = _progress(total=len(calls), initial=skipped, enabled=options.progress)
         analysed = errors = 0
