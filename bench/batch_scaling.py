@@ -103,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         help="recordings to replay into the 100 calls "
         "(default: generated prompts with --fake, examples/* without)",
     )
+    parser.add_argument("--calls", type=int, default=100, help="calls in the set (default 100)")
     parser.add_argument("--skip-ray", action="store_true", help="no Ray run")
     parser.add_argument("--json", type=Path, help="write the figures here")
     parser.add_argument("--dir", type=Path, help="work folder (default: a temporary one)")
@@ -114,10 +115,13 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     sources = args.source if args.source is not None else [] if args.fake else _examples()
     if sources:
-        manifest = corpus_from_recordings(work / "corpus", sources, calls=100)
+        manifest = corpus_from_recordings(work / "corpus", sources, calls=args.calls)
     else:
-        manifest = make_corpus(work / "corpus", prompts=10, replays=8, live=20, bad=False,
-                               duration_s=8.0)  # fmt: skip
+        prompts = args.calls // 10  # 100 calls: 10 prompts x 8 replays + 20 unique calls
+        live = args.calls - 8 * prompts
+        manifest = make_corpus(
+            work / "corpus", prompts=prompts, replays=8, live=live, bad=False, duration_s=8.0
+        )
     calls = discover_calls(manifest)
     print(f"generated {len(calls)} calls in {time.perf_counter() - started:.1f} s under {work}")
 

@@ -24,6 +24,7 @@ from pipeline.fingerprint import normalise_text
 TOP_N = 15  # bars in the "top campaigns" and "top caller numbers" charts
 TABLE_ROWS = 100  # campaigns listed in the HTML (the CSV/Parquet table has all)
 ROBOT = "electronic_sales_robot"
+COLOURS = {"robot": "#c0392b", "human": "#2980b9", "error": "#7f8c8d"}  # same in every chart
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,7 +212,7 @@ def _chart_over_time(rows: Sequence[dict[str, Any]], *, key: Any) -> bytes | Non
     bottom = [0] * len(buckets)
     for group in groups:
         heights = [counts[b][group] for b in buckets]
-        ax.bar(buckets, heights, bottom=bottom, label=group)
+        ax.bar(buckets, heights, bottom=bottom, label=group, color=COLOURS.get(group))
         bottom = [x + h for x, h in zip(bottom, heights, strict=True)]
     ax.set_ylabel("calls")
     ax.set_xlabel("start hour (UTC)" if hourly else "start day (UTC)")
@@ -226,9 +227,9 @@ def _chart_top(campaigns: Sequence[CampaignSummary]) -> bytes | None:
         return None
     fig, ax = _figure()
     names = [f"{c.campaign_id} ({c.topic})" for c in top]
-    ax.barh(names, [c.robot_calls for c in top], label="robot", color="#c0392b")
+    ax.barh(names, [c.robot_calls for c in top], label="robot", color=COLOURS["robot"])
     ax.barh(names, [c.human_calls for c in top], left=[c.robot_calls for c in top], label="human",
-            color="#2980b9")  # fmt: skip
+            color=COLOURS["human"])  # fmt: skip
     ax.set_xlabel("calls")
     ax.tick_params(axis="y", labelsize=7)
     ax.legend(fontsize=7)
@@ -245,8 +246,8 @@ def _chart_callers(rows: Sequence[dict[str, Any]]) -> bytes | None:
     top = sorted(per, key=lambda n: (-sum(per[n].values()), n))[:TOP_N][::-1]
     fig, ax = _figure()
     robots = [per[n]["robot"] for n in top]
-    ax.barh(top, robots, label="robot", color="#c0392b")
-    ax.barh(top, [per[n]["human"] for n in top], left=robots, label="human", color="#2980b9")
+    ax.barh(top, robots, label="robot", color=COLOURS["robot"])
+    ax.barh(top, [per[n]["human"] for n in top], left=robots, label="human", color=COLOURS["human"])
     ax.set_xlabel("calls")
     ax.tick_params(axis="y", labelsize=7)
     ax.legend(fontsize=7)

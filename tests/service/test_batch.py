@@ -16,6 +16,7 @@ from contextlib import redirect_stdout
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -25,6 +26,7 @@ from service import batch_cmd
 from service.batch import (
     BatchOptions,
     CallRecord,
+    analyse_call,
     discover_calls,
     run_batch,
     sample_calls,
@@ -180,6 +182,32 @@ def test_sample_is_reproducible_exact_in_size_and_stratified() -> None:
     for fraction in (0.0, -0.1, 1.5):
         with pytest.raises(ValueError, match="fraction"):
             sample_calls(calls, fraction)
+
+
+# --- one call ----------------------------------------------------------------------------------
+
+
+def test_the_real_detector_fills_a_row_and_honours_the_channel_layout(tmp_path: Path) -> None:
+    import soundfile as sf
+
+    from pipeline.detector import Detector
+    from tests.fakes import FakeTextClassifier, FakeTranscriber
+
+    quiet = 0.3 * synth_prompt(11, duration_s=3.0)
+    loud = synth_prompt(12, duration_s=3.0)
+    sf.write(tmp_path / "stereo.wav", np.stack([loud, quiet], axis=1), 16_000)
+    detector = Detector(FakeTranscriber(), FakeTextClassifier(), DetectorConfig())
+    for layout, channel in (("caller_left", 0), ("caller_right", 1)):
+        record = CallRecord("s", str(tmp_path / "stereo.wav"), caller_number="+1",
+                            channel_layout=layout)  # fmt: skip
+        row = analyse_call(detector, record)
+        assert row["status"] == "ok", row["error_message"]
+        assert row["caller_channel"] == channel and row["channels"] == 2
+        assert row["transcript"] == FakeTranscriber().text
+        assert row["label"] == json.loads(row["verdict_json"])["label"]
+        assert row["models"] == "asr=fake-asr@000000000000, text=fake-text@000000000000"
+        assert len(row["audio_fingerprint"]) % 4 == 0 and row["audio_fingerprint"]
+        json.dumps({k: v for k, v in row.items() if k != "audio_fingerprint"})  # JSON-ready
 
 
 # --- a run -------------------------------------------------------------------------------------
