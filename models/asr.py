@@ -19,6 +19,7 @@ Nothing heavy is imported at module level: the guard is testable without torch o
 from __future__ import annotations
 
 import logging
+import threading
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -385,6 +386,9 @@ class OpenAIWhisperTranscriber:
         self.model_info = model_info
         self._to_simplified = to_simplified
         self._fp16 = fp16  # CUDA only: float32 weights, float16 activations
+        # openai-whisper installs kv-cache and alignment hooks on the shared model per call, so
+        # concurrent calls would corrupt each other: one at a time.
+        self._lock = threading.Lock()
 
     def transcribe(self, samples: np.ndarray) -> Transcript:
         """Transcribe mono float32 samples at 16 kHz (same contract as the faster backend).
@@ -394,29 +398,30 @@ class OpenAIWhisperTranscriber:
         import whisper
 
         audio = _as_mono_float32(samples)
-        if len(self.cfg.languages) == 1:
-            language, probability = self.cfg.languages[0], 1.0
-        else:
-            _, probs = self.model.detect_language(self._window_mel(audio))
-            language, probability = pick_language(probs, self.cfg.languages)
         options: dict[str, Any] = {}
         if self.cfg.beam_size > 1:  # None = greedy, as faster-whisper does for beam_size 1
             options["beam_size"] = self.cfg.beam_size
-        result = whisper.transcribe(
-            self.model,
-            audio,
-            language=language,
-            task="transcribe",
-            temperature=DECODE_TEMPERATURE,
-            condition_on_previous_text=False,
-            word_timestamps=self.cfg.word_timestamps,
-            compression_ratio_threshold=self.cfg.compression_ratio_threshold,
-            logprob_threshold=self.cfg.logprob_threshold,
-            no_speech_threshold=None,  # as above: the guard decides and counts
-            fp16=self._fp16,
-            verbose=None,
-            **options,
-        )
+        with self._lock:
+            if len(self.cfg.languages) == 1:
+                language, probability = self.cfg.languages[0], 1.0
+            else:
+                _, probs = self.model.detect_language(self._window_mel(audio))
+                language, probability = pick_language(probs, self.cfg.languages)
+            result = whisper.transcribe(
+                self.model,
+                audio,
+                language=language,
+                task="transcribe",
+                temperature=DECODE_TEMPERATURE,
+                condition_on_previous_text=False,
+                word_timestamps=self.cfg.word_timestamps,
+                compression_ratio_threshold=self.cfg.compression_ratio_threshold,
+                logprob_threshold=self.cfg.logprob_threshold,
+                no_speech_threshold=None,  # as above: the guard decides and counts
+                fp16=self._fp16,
+                verbose=None,
+                **options,
+            )
         raw = (
             RawSegment(
                 s["start"],
@@ -461,7 +466,7 @@ class OpenAIWhisperTranscriber:
 
         dtype = torch.float16 if self._fp16 else torch.float32
         x = torch.from_numpy(np.ascontiguousarray(mel, dtype=np.float32))[None]
-        with torch.inference_mode():
+        with self._lock, torch.inference_mode():
             states = self.model.encoder(x.to(self.model.device, dtype))
         out: np.ndarray = states[0].float().cpu().numpy()
         return out

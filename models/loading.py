@@ -26,11 +26,12 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline.config import AsrConfig, DetectorConfig
 from pipeline.errors import ModelNotAvailableError
-from pipeline.types import ModelInfo, TextClassifier, Transcriber
+from pipeline.types import ModelInfo, SyntheticVoiceScorer, TextClassifier, Transcriber
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from models.synth_head import FrameEncoder
     from pipeline.detector import Detector
 
 logger = logging.getLogger(__name__)
@@ -315,6 +316,8 @@ def _load_openai(cfg: AsrConfig, source: WhisperSource) -> Transcriber:
     )
     if cfg.cpu_threads and device == "cpu":
         torch.set_num_threads(cfg.cpu_threads)
+    if cfg.word_timestamps and device == "cpu":
+        _prefer_numba_workqueue()
     # Weights stay float32; with fp16 decoding, openai-whisper casts them per layer on the GPU.
     model = model.to(device).eval()
     _check_languages(cfg, set(_require("whisper.tokenizer").LANGUAGES))
@@ -327,6 +330,27 @@ def _load_openai(cfg: AsrConfig, source: WhisperSource) -> Transcriber:
         to_simplified=_to_simplified(),
         fp16=compute == "float16",
     )
+
+
+def _prefer_numba_workqueue() -> None:
+    """Run openai-whisper's ``dtw_cpu`` (numba ``parallel=True``) on numba's own thread pool.
+
+    With numba's default OpenMP layer, the first word-timestamp alignment loads a second libgomp
+    next to torch's; afterwards every torch CPU forward cost 2-3.5x more CPU time in our
+    measurements (30 s of audio: 8.6 s -> 29 s CPU, ``torch.set_num_threads(1)``). The
+    workqueue layer avoids that; it is not safe for concurrent parallel calls, which is why
+    ``OpenAIWhisperTranscriber`` serialises its calls. Left alone when the user chose a layer or
+    numba already launched one.
+    """
+    if os.environ.get("NUMBA_THREADING_LAYER"):
+        return
+    try:
+        import numba
+        from numba.np.ufunc import parallel as numba_parallel
+    except ImportError:
+        return
+    if not getattr(numba_parallel, "_is_initialized", False):
+        numba.config.THREADING_LAYER = "workqueue"
 
 
 _DEFAULT_MODEL_IDS = {"faster": "{name}/faster-ct2-{compute}", "openai": "{name}/openai-{compute}"}
@@ -350,15 +374,104 @@ def _check_languages(cfg: AsrConfig, supported: set[str]) -> None:
 
 @functools.cache
 def load_text_classifier() -> TextClassifier:
-    """The text branch: the transparent rule set until a trained classifier ships."""
-    from pipeline.text_cues import RuleTextClassifier
+    """The text branch: rules-v1 evidence plus the trained heads in ``models/weights/text_*``.
 
-    return RuleTextClassifier()
+    Raises
+    ------
+    ModelNotAvailableError
+        The committed weights are missing or do not match their recorded sha256.
+    """
+    from models.text_clf import WEIGHTS_NPZ, TrainedTextClassifier, load_heads
+
+    try:
+        return TrainedTextClassifier(load_heads())
+    except (OSError, ValueError) as exc:
+        raise ModelNotAvailableError(
+            f"text heads {WEIGHTS_NPZ.name} unusable ({exc}); rebuild them with "
+            "python -m models.train_text train, or reinstall the package"
+        ) from exc
+
+
+# The synthetic-voice head was trained on features of this encoder: Whisper base through
+# CTranslate2 int8 on CPU (models/weights/SYNTH_HEAD.md). Other backends or precisions would
+# shift the features, so the head always gets this one, whatever the ASR runs.
+SYNTH_ENCODER_ASR = AsrConfig(backend="faster", device="cpu", compute_type="int8")
+SYNTH_HEAD_FILE = "weights/synth_head.npz"
+
+
+@functools.cache
+def load_synth_encoder(asr: AsrConfig = SYNTH_ENCODER_ASR) -> FrameEncoder:
+    """The Whisper encoder whose frames feed the synthetic-voice head.
+
+    When ``asr`` (the detector's ASR config) resolves to faster-whisper int8 on CPU, the ASR's
+    already loaded model is shared; otherwise a second copy is loaded in that configuration.
+    """
+    from models.asr import FasterWhisperTranscriber
+    from models.synth_head import Ct2FrameEncoder
+
+    same = (
+        asr.backend == "faster"
+        and resolve_device(asr.device, "faster") == "cpu"
+        and resolve_compute_type(asr, "cpu") == "int8"
+    )
+    transcriber = load_transcriber(asr if same else SYNTH_ENCODER_ASR)
+    if not isinstance(transcriber, FasterWhisperTranscriber):  # pragma: no cover - config above
+        raise ModelNotAvailableError("the synthetic-voice head needs the faster-whisper backend")
+    return Ct2FrameEncoder(model=transcriber.model, model_id=transcriber.model_info.model_id)
+
+
+def load_synth_head_from(
+    path: Path, *, encoder: FrameEncoder | None = None, asr: AsrConfig = SYNTH_ENCODER_ASR
+) -> SyntheticVoiceScorer:
+    """A :class:`models.synth_head.SynthVoiceScorer` for a head file (tests, other runs); uncached.
+
+    Raises
+    ------
+    ModelNotAvailableError
+        The file is missing or is not an intact synthetic-voice head.
+    """
+    from models.synth_head import LogisticHead, SynthVoiceScorer, file_sha256
+
+    try:
+        head = LogisticHead.load(path)
+    except (OSError, ValueError, KeyError) as exc:
+        raise ModelNotAvailableError(
+            f"synthetic-voice head {path} is missing or damaged ({exc}); rebuild it with "
+            "`robocall train`"
+        ) from exc
+    if "whisper" in head.spec.blocks and encoder is None:
+        encoder = load_synth_encoder(asr)
+    info = ModelInfo(
+        role="synth",
+        model_id=f"synth-head/{'+'.join(head.spec.blocks)}-logistic",
+        sha256=file_sha256(path),
+    )
+    logger.info("loaded synthetic-voice head %s (sha256 %s)", path.name, info.sha256[:16])
+    return SynthVoiceScorer(head, encoder=encoder, model_info=info)
+
+
+@functools.cache
+def load_synth_head(asr: AsrConfig = SYNTH_ENCODER_ASR) -> SyntheticVoiceScorer:
+    """The committed synthetic-voice head (``models/weights/synth_head.npz``), loaded once.
+
+    ``asr`` is the detector's ASR config: its Whisper model is reused when it matches the
+    encoder the head was trained on (see :func:`load_synth_encoder`).
+
+    Raises
+    ------
+    ModelNotAvailableError
+        The weights file or the Whisper packages are missing.
+    """
+    path = Path(str(resources.files("models").joinpath(SYNTH_HEAD_FILE)))
+    return load_synth_head_from(path, asr=asr)
 
 
 @functools.cache
 def load_detector(cfg: DetectorConfig) -> Detector:
     """A :class:`~pipeline.detector.Detector` with the models ``cfg`` asks for, loaded once.
+
+    The synthetic-voice head is added when its weights are present (a checkout without them
+    still analyses calls, with a warning, as before the head existed).
 
     Raises
     ------
@@ -367,4 +480,9 @@ def load_detector(cfg: DetectorConfig) -> Detector:
     """
     from pipeline.detector import Detector
 
-    return Detector(load_transcriber(cfg.asr), load_text_classifier(), cfg)
+    try:
+        synth: SyntheticVoiceScorer | None = load_synth_head(cfg.asr)
+    except ModelNotAvailableError as exc:
+        logger.warning("no synthetic-voice head: %s", exc)
+        synth = None
+    return Detector(load_transcriber(cfg.asr), load_text_classifier(), cfg, synth_scorer=synth)

@@ -173,3 +173,16 @@ def test_compute_type_resolution(backend: str, requested: str, device: str, expe
 def test_device_must_be_known() -> None:
     with pytest.raises(ValueError, match="device"):
         loading.resolve_device("tpu", "faster")
+
+
+def test_numba_workqueue_preferred_unless_chosen(monkeypatch: pytest.MonkeyPatch) -> None:
+    numba = pytest.importorskip("numba")
+    numba_parallel = pytest.importorskip("numba.np.ufunc.parallel")
+    monkeypatch.setattr(numba_parallel, "_is_initialized", False)
+    monkeypatch.setattr(numba.config, "THREADING_LAYER", "default")
+    monkeypatch.setenv("NUMBA_THREADING_LAYER", "omp")
+    loading._prefer_numba_workqueue()
+    assert numba.config.THREADING_LAYER == "default"  # the user's choice wins
+    monkeypatch.delenv("NUMBA_THREADING_LAYER")
+    loading._prefer_numba_workqueue()
+    assert numba.config.THREADING_LAYER == "workqueue"
