@@ -36,7 +36,7 @@ def frame_rms_dbfs(samples: np.ndarray, *, frame_s: float = FRAME_S) -> np.ndarr
         return np.zeros(0, dtype=np.float64)
     frames = samples[: n * hop].astype(np.float64).reshape(n, hop)
     rms = np.sqrt(np.mean(frames**2, axis=1))
-    return 20.0 * np.log10(np.maximum(rms, 10 ** (-150 / 20)))
+    return np.asarray(20.0 * np.log10(np.maximum(rms, 10 ** (-150 / 20))))
 
 
 def voiced_intervals(samples: np.ndarray) -> list[tuple[float, float]]:
