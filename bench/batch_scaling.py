@@ -42,7 +42,11 @@ from service.batch_store import read_rows  # noqa: E402
 
 
 def _spin(seconds: float) -> float:
-    """Busy-loop for ``seconds`` of wall time; return the CPU seconds this process got."""
+    """Busy-loop for ``seconds`` of wall time; return the CPU seconds this process got.
+
+    In its own session, like the batch workers (Linux autogroup gives each session one share).
+    """
+    os.setsid()
     wall, cpu = time.monotonic(), time.process_time()
     while time.monotonic() - wall < seconds:
         pass

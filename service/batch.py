@@ -83,7 +83,7 @@ def analyse_call(detector: BatchDetector, record: CallRecord) -> dict[str, Any]:
     """
     from pipeline.audio import load_audio
 
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     row: dict[str, Any] = _metadata(record)
     try:
         limits = detector.config.audio
@@ -97,10 +97,8 @@ def analyse_call(detector: BatchDetector, record: CallRecord) -> dict[str, Any]:
             caller_channel=channel,
         )
         verdict = detector.detect_audio(audio)
-        row.update(verdict_columns(verdict))
-        row["audio_fingerprint"] = landmarks_to_bytes(
-            landmarks(audio.caller(), sample_rate_hz=audio.sample_rate_hz)
-        )
+        marks = landmarks(audio.caller(), sample_rate_hz=audio.sample_rate_hz)
+        row.update(verdict_columns(verdict), audio_fingerprint=landmarks_to_bytes(marks))
     except RobocallError as exc:
         row.update(status="error", error_code=exc.code, error_message=exc.message)
     except OSError as exc:  # missing file, permissions, unreachable object store
@@ -114,6 +112,7 @@ def analyse_call(detector: BatchDetector, record: CallRecord) -> dict[str, Any]:
         )
     row["analysed_at_utc"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     row["elapsed_s"] = round(time.perf_counter() - started, 4)
+    row["cpu_s"] = round(time.process_time() - cpu_started, 4)  # all threads of the worker
     row["worker"] = f"{platform.node()}:{os.getpid()}"
     row["worker_peak_rss_mb"] = _peak_rss_mb()
     return row

@@ -51,6 +51,13 @@ def _init_worker(
     factory: DetectorFactory, config: DetectorConfig, parent_pid: int, threads: int
 ) -> None:
     global _DETECTOR, _LOAD_ERROR
+    # Our own session, as Ray's workers have: Ctrl-C reaches only the driver (which shuts the
+    # pool down) instead of interrupting every call, and on Linux with autogroup scheduling the
+    # workers are not squeezed into the one CPU share of the driver's terminal session.
+    try:
+        os.setsid()
+    except OSError:  # already a session leader
+        pass
     # Math libraries read these when first imported (below, by the factory): N workers x all
     # cores each would oversubscribe the machine.
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):

@@ -22,7 +22,7 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 # Columns that differ from run to run for the same call (timing and placement).
-VOLATILE_COLUMNS = ("analysed_at_utc", "elapsed_s", "worker", "worker_peak_rss_mb")
+VOLATILE_COLUMNS = ("analysed_at_utc", "elapsed_s", "cpu_s", "worker", "worker_peak_rss_mb")
 
 
 class BatchInUseError(RuntimeError):
@@ -123,7 +123,8 @@ def output_schema() -> Any:
             ("sample_rate_hz", i), ("channels", i), ("caller_channel", i),
             ("package_version", s), ("config_hash", s), ("models", s), ("fusion_method", s),
             ("verdict_json", s), ("audio_fingerprint", pa.binary()),
-            ("analysed_at_utc", s), ("elapsed_s", f), ("worker", s), ("worker_peak_rss_mb", f),
+            ("analysed_at_utc", s), ("elapsed_s", f), ("cpu_s", f), ("worker", s),
+            ("worker_peak_rss_mb", f),
         ]
     )  # fmt: skip
 

@@ -333,12 +333,17 @@ def test_resume_after_kill_9_loses_and_doubles_nothing(corpus: Path, tmp_path: P
         proc.wait(timeout=10)
     finally:
         time.sleep(1.5)  # orphaned workers notice their parent is gone within 0.5 s
-        _kill_group(proc.pid)
+        _kill_group(proc.pid)  # (workers run in their own sessions: this spares them)
         log.close()
     assert not out.exists()  # never finalised
     before = [
         json.loads(x) for x in journal.read_bytes().splitlines(keepends=True) if x.endswith(b"\n")
     ]
+    orphans = [int(w.rsplit(":", 1)[1]) for w in {r["worker"] for r in before}]
+    alive = [pid for pid in orphans if _alive(pid)]
+    for pid in alive:
+        os.kill(pid, signal.SIGKILL)
+    assert not alive, "workers outlived their killed driver"
     assert 4 <= len(before) < 15
     with journal.open("ab") as fh:
         fh.write(b'{"call_id": "p0_0", "status": "ok", "torn wri')  # a write cut by the kill
@@ -357,6 +362,15 @@ def test_resume_after_kill_9_loses_and_doubles_nothing(corpus: Path, tmp_path: P
         assert by_id[old["call_id"]]["analysed_at_utc"] == old["analysed_at_utc"]
     assert not journal.exists()
     assert len(out.with_suffix(".jsonl").read_text().splitlines()) == 15
+
+
+def _alive(pid: int) -> bool:
+    """Running (an exited process waiting for init to reap it is a zombie: not alive)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state not in ("Z", "X")
 
 
 def _kill_group(pid: int) -> None:
