@@ -1,11 +1,13 @@
 """The composition of all stages: bytes in, :class:`Verdict` out.
 
-Models are injected (``Transcriber``, ``TextClassifier``) so that tests run with fakes and the
-service decides where weights come from (``models/loading.py``).
+Models are injected (``Transcriber``, ``TextClassifier``, optionally a ``SyntheticVoiceScorer``)
+so that tests run with fakes and the service decides where weights come from
+(``models/loading.py``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -18,7 +20,17 @@ from pipeline.config import DetectorConfig
 from pipeline.errors import EmptyAudioError
 from pipeline.fuse import FUSION_METHOD, fuse
 from pipeline.provenance import make_provenance
-from pipeline.types import Audio, TextClassifier, Transcriber, Transcript, Verdict
+from pipeline.types import (
+    Audio,
+    Evidence,
+    ModelInfo,
+    SyntheticVoiceScore,
+    SyntheticVoiceScorer,
+    TextClassifier,
+    Transcriber,
+    Transcript,
+    Verdict,
+)
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +40,7 @@ class Detector:
     transcriber: Transcriber
     text_classifier: TextClassifier
     config: DetectorConfig
+    synth_scorer: SyntheticVoiceScorer | None = None  # trained synthetic-voice head, optional
 
     def detect(self, src: AudioSource | BinaryIO, *, name: str | None = None) -> Verdict:
         """Analyse one recording.
@@ -69,9 +82,20 @@ class Detector:
                 f"{audio.info.name}: no speech recognised in {'/'.join(self.config.asr.languages)} "
                 f"({cues.speech_s:.1f} s of sound on the caller channel, but no words)"
             )
+        models: tuple[ModelInfo, ...] = (
+            self.transcriber.model_info,
+            self.text_classifier.model_info,
+        )
+        if self.synth_scorer is not None:
+            models = (*models, self.synth_scorer.model_info)
+            synth = self.synth_scorer.score(audio.caller())
+            if synth is not None:
+                cues = dataclasses.replace(
+                    cues, evidence=(*cues.evidence, synthetic_voice_evidence(synth))
+                )
         text = self.text_classifier.score(transcript, other_party=other)
         provenance = make_provenance(
-            models=(self.transcriber.model_info, self.text_classifier.model_info),
+            models=models,
             config=self.config,
             fusion_method=FUSION_METHOD,
         )
@@ -84,6 +108,32 @@ class Detector:
             provenance=provenance,
             config=self.config.fusion,
         )
+
+
+SYNTH_WEIGHT_CLIP = 3.0  # |weight| cap of the synthetic-voice evidence, in robot-logit units
+
+
+def synthetic_voice_evidence(score: SyntheticVoiceScore) -> Evidence:
+    """The head's calibrated log-odds as one piece of evidence, clipped to +-SYNTH_WEIGHT_CLIP.
+
+    The log-odds is a likelihood ratio at even prior (Platt fit with balanced classes), so it
+    adds to the fusion's logistic sum like the other cues; the clip keeps one model from
+    outvoting every other cue (a new TTS engine can fool it, see docs/evaluation.md).
+    """
+    weight = max(-SYNTH_WEIGHT_CLIP, min(SYNTH_WEIGHT_CLIP, score.log_odds))
+    verdict = "synthetic" if score.log_odds > 0 else "human"
+    detail = (
+        f"The trained synthetic-speech detector rates the voice {verdict} "
+        f"(probability {score.probability:.2f} that it is synthetic, {score.pooling})."
+    )
+    return Evidence(
+        source="acoustic",
+        name="synthetic_voice",
+        value=round(score.probability, 4),
+        weight=round(weight, 3) + 0.0,
+        detail=detail,
+        span_s=score.span_s,
+    )
 
 
 def _has_signal(samples: np.ndarray) -> bool:

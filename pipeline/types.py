@@ -129,6 +129,17 @@ class AcousticCues:
 
 
 @dataclass(frozen=True, slots=True)
+class SyntheticVoiceScore:
+    """What the trained synthetic-voice head concluded about one channel (``models/synth_head``)."""
+
+    log_odds: float  # calibrated robot log-odds at even prior, pooled over the windows
+    probability: float  # sigmoid(log_odds)
+    windows: tuple[tuple[float, float, float], ...]  # (start_s, end_s, log_odds) per window
+    span_s: tuple[float, float]  # the most robot-like window
+    pooling: str  # how the windows were pooled, e.g. "q0.9 of 4 window(s)"
+
+
+@dataclass(frozen=True, slots=True)
 class ModelInfo:
     role: str  # "asr", "text", "fusion"
     model_id: str
@@ -200,4 +211,18 @@ class TextClassifier(Protocol):
 
     def score(self, transcript: Transcript, *, other_party: Transcript | None = None) -> TextScore:
         """Score the caller's transcript; ``other_party`` is the callee's, when stereo."""
+        ...
+
+
+class SyntheticVoiceScorer(Protocol):
+    """Trained synthetic-speech detector (``models/synth_head.SynthVoiceScorer``).
+
+    Implementations apply ``pipeline.telephone.inference_channel`` to what they score, so the
+    head sees audio processed like its training data.
+    """
+
+    model_info: ModelInfo
+
+    def score(self, samples: np.ndarray) -> SyntheticVoiceScore | None:
+        """Score mono float32 samples at :data:`ANALYSIS_RATE_HZ`; None if too little speech."""
         ...

@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "service.apikeys",
     "service.evidence",
     "service.keys",
+    "service.train_cmd",
 )
 
 

@@ -1,0 +1,447 @@
+"""Synthetic-voice detector: features, speech windows, the trained head and its scorer.
+
+Why a trained head: hand-set pitch, jitter and spectral cues do not separate modern neural TTS
+from people on matched data (AUC 0.40-0.60, ``pipeline/acoustic.py``), so a single Mandarin TTS
+prompt scored "human". This module turns audio into one calibrated robot log-odds.
+
+Path of every window of audio, at training, evaluation and inference alike:
+
+1. **speech windows** (:func:`speech_windows`): the energy VAD's voiced intervals grouped into
+   windows of at most ``max_window_s`` (8 s), split where the silence between intervals is long
+   (a turn change in a mono two-party recording), never shorter than ``min_window_s``;
+2. **telephone channel**: ``pipeline.telephone.inference_channel`` here (deterministic G.711
+   mu-law, 8 kHz, 300-3400 Hz, level-normalised, trimmed); training draws
+   ``telephone_channel`` (random codec, AMR-NB mode, noise) with a seeded generator. The scorer
+   applies the channel itself, so no caller can hand the head un-channelled audio;
+3. **features** (:class:`FeatureSpec`): Whisper base encoder output (CTranslate2 int8, the same
+   weights and runtime as the ASR) on the window alone, not padded to 30 s (Whisper attends over
+   the frames it is given; 8 s costs about a fifth of a 30 s pass), pooled to mean + std per
+   dimension (1024 values); and/or LFCC statistics (20 linear-frequency cepstra + deltas +
+   delta-deltas at 8 kHz, mean + std over speech frames, 120 values; the ASVspoof baseline);
+4. **head** (:class:`LogisticHead`): standardise, logistic regression, Platt calibration fit on
+   the validation split with class-balanced weights, so the calibrated log-odds is a
+   likelihood ratio at even prior (0.9 means about 90 % when robots and people are equally
+   likely);
+5. **pooling**: the per-window log-odds are pooled with a high quantile (``pool_quantile``), so a
+   callee's human voice in a mono recording does not mask a robot caller.
+
+Nothing heavy at import: the Whisper model comes from ``models/loading.py`` (``load_synth_head``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import json
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+from scipy import signal
+from scipy.fft import dct
+
+from pipeline.telephone import inference_channel
+from pipeline.types import ANALYSIS_RATE_HZ, ModelInfo, SyntheticVoiceScore
+from pipeline.vad import voiced_intervals
+
+FEATURE_VERSION = 1  # bump when any feature computation changes: it keys the feature cache
+HEAD_FORMAT = "robocall-synth-head-v1"
+MAX_WINDOW_S = 8.0  # longest window scored at once (training clips are cropped to this too)
+MIN_WINDOW_S = 1.0  # shorter windows are merged into a neighbour or, if alone, scored as is
+TURN_GAP_S = 0.6  # a silence this long between voiced intervals starts a new window
+MIN_SPEECH_S = 0.3  # below this much speech nothing is scored
+LFCC_RATE_HZ = 8_000
+LFCC_N_FFT = 256  # 32 ms
+LFCC_HOP = 80  # 10 ms
+LFCC_WIN = 200  # 25 ms
+LFCC_FILTERS = 30  # linear triangular filters over 0-4 kHz
+LFCC_COEFS = 20
+LOG_ODDS_CLIP = 3.0  # the evidence weight is clipped to +-this (no single cue decides alone)
+
+
+class FrameEncoder(Protocol):
+    """Turns 16 kHz mono samples into encoder frames, shape (frames, dim)."""
+
+    model_id: str
+
+    def frames(self, samples: np.ndarray) -> np.ndarray: ...
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureSpec:
+    """What a head's input vector is made of (stored in every weights file; keys the cache)."""
+
+    blocks: tuple[str, ...] = ("whisper",)  # "whisper" (1024) and/or "lfcc" (120), in order
+    encoder_id: str = "whisper-base/faster-ct2-int8"  # encoder that produced "whisper" features
+    max_window_s: float = MAX_WINDOW_S
+    version: int = FEATURE_VERSION
+
+    def __post_init__(self) -> None:
+        if not self.blocks or not set(self.blocks) <= {"whisper", "lfcc"}:
+            raise ValueError(f"blocks must be a non-empty subset of whisper, lfcc: {self.blocks}")
+        if not 1.0 <= self.max_window_s <= 30.0:
+            raise ValueError(f"max_window_s must be in [1, 30], got {self.max_window_s}")
+
+    def block_key(self, block: str) -> str:
+        """Cache key of one block's features (independent of the other blocks)."""
+        parts = [block, f"v{self.version}", f"w{self.max_window_s:g}"]
+        if block == "whisper":
+            parts.append(self.encoder_id)
+        return hashlib.sha1("|".join(parts).encode()).hexdigest()[:12]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> FeatureSpec:
+        raw = dict(raw)
+        raw["blocks"] = tuple(raw["blocks"])
+        return cls(**raw)
+
+
+# ---------------------------------------------------------------------------------------------
+# Features
+
+
+def whisper_embedding(samples: np.ndarray, *, encoder: FrameEncoder) -> np.ndarray:
+    """Mean and std over the Whisper encoder frames of one window: shape (2 * dim,), float32."""
+    frames = np.asarray(encoder.frames(samples), dtype=np.float64)
+    return np.concatenate([frames.mean(axis=0), frames.std(axis=0)]).astype(np.float32)
+
+
+@dataclass(frozen=True, slots=True)
+class Ct2FrameEncoder:
+    """The ASR's faster-whisper model, run on one window without padding to 30 s.
+
+    CTranslate2 accepts fewer than 3000 mel frames (it slices the positional embedding), so
+    an 8 s window costs 400 encoder frames instead of 1500.
+    """
+
+    model: Any  # faster_whisper.WhisperModel
+    model_id: str
+
+    def frames(self, samples: np.ndarray) -> np.ndarray:
+        import ctranslate2
+
+        x = np.ascontiguousarray(samples, dtype=np.float32)
+        mel = self.model.feature_extractor(x, padding=0)
+        n = max(mel.shape[-1] // 2 * 2, 2)
+        mel = np.ascontiguousarray(mel[np.newaxis, :, :n], dtype=np.float32)
+        out = self.model.model.encode(ctranslate2.StorageView.from_array(mel), to_cpu=True)
+        return np.asarray(out, dtype=np.float32)[0]
+
+
+def _linear_filterbank() -> np.ndarray:
+    freqs = np.linspace(0.0, LFCC_RATE_HZ / 2, LFCC_N_FFT // 2 + 1)
+    edges = np.linspace(0.0, LFCC_RATE_HZ / 2, LFCC_FILTERS + 2)
+    bank = np.zeros((LFCC_FILTERS, freqs.size))
+    for i in range(LFCC_FILTERS):
+        lo, mid, hi = edges[i], edges[i + 1], edges[i + 2]
+        bank[i] = np.clip(np.minimum((freqs - lo) / (mid - lo), (hi - freqs) / (hi - mid)), 0, 1)
+    return bank
+
+
+_FILTERBANK = _linear_filterbank()
+
+
+def _deltas(x: np.ndarray, width: int = 2) -> np.ndarray:
+    """Regression deltas over +-width frames (HTK formula), edges repeated."""
+    padded = np.pad(x, ((width, width), (0, 0)), mode="edge")
+    num = sum(
+        k
+        * (padded[width + k : width + k + x.shape[0]] - padded[width - k : width - k + x.shape[0]])
+        for k in range(1, width + 1)
+    )
+    return np.asarray(num / (2 * sum(k * k for k in range(1, width + 1))))
+
+
+def lfcc_stats(samples: np.ndarray) -> np.ndarray:
+    """LFCC (+ deltas, delta-deltas) mean and std over speech frames: shape (120,), float32.
+
+    Computed at 8 kHz (the channel's rate) over the whole 0-4 kHz band with linear filters: the
+    ASVspoof 2019 baseline front end (Todisco et al. 2019), whose high-band resolution suits
+    vocoder artefacts better than mel spacing.
+    """
+    x = signal.resample_poly(np.asarray(samples, dtype=np.float64), 1, 2)
+    if x.size < LFCC_WIN:
+        x = np.pad(x, (0, LFCC_WIN - x.size))
+    n = 1 + (x.size - LFCC_WIN) // LFCC_HOP
+    idx = np.arange(LFCC_WIN)[None, :] + LFCC_HOP * np.arange(n)[:, None]
+    frames = x[idx] * np.hamming(LFCC_WIN)[None, :]
+    power = np.abs(np.fft.rfft(frames, LFCC_N_FFT, axis=1)) ** 2
+    log_energy = np.log(power @ _FILTERBANK.T + 1e-10)
+    ceps = dct(log_energy, type=2, norm="ortho", axis=1)[:, :LFCC_COEFS]
+    feats = np.concatenate([ceps, _deltas(ceps), _deltas(_deltas(ceps))], axis=1)
+    frame_db = 10 * np.log10(np.mean(frames**2, axis=1) + 1e-12)
+    speech = frame_db > max(float(np.max(frame_db)) - 40.0, -70.0)
+    if speech.sum() < 3:
+        speech[:] = True
+    sel = feats[speech]
+    return np.concatenate([sel.mean(axis=0), sel.std(axis=0)]).astype(np.float32)
+
+
+def window_features(
+    samples: np.ndarray, *, spec: FeatureSpec, encoder: FrameEncoder | None
+) -> dict[str, np.ndarray]:
+    """Every block of ``spec`` for one channel-processed window, keyed by block name."""
+    out: dict[str, np.ndarray] = {}
+    for block in spec.blocks:
+        if block == "whisper":
+            if encoder is None:
+                raise ValueError("the whisper block needs an encoder")
+            out[block] = whisper_embedding(samples, encoder=encoder)
+        else:
+            out[block] = lfcc_stats(samples)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Windows
+
+
+def speech_windows(
+    samples: np.ndarray,
+    *,
+    max_window_s: float = MAX_WINDOW_S,
+    min_window_s: float = MIN_WINDOW_S,
+    turn_gap_s: float = TURN_GAP_S,
+) -> list[tuple[float, float]]:
+    """Group voiced intervals into windows (start_s, end_s) of at most ``max_window_s``.
+
+    A new window starts at a silence of ``turn_gap_s`` or more (likely a change of speaker in a
+    mono two-party recording) or when the window would exceed ``max_window_s``; an interval
+    longer than ``max_window_s`` is cut into equal parts. Windows shorter than ``min_window_s``
+    join the previous window when that stays within ``max_window_s`` (else they stand alone).
+    Empty when there is less than ``MIN_SPEECH_S`` of speech.
+    """
+    intervals = voiced_intervals(np.asarray(samples, dtype=np.float32))
+    if sum(b - a for a, b in intervals) < MIN_SPEECH_S:
+        return []
+    pieces: list[tuple[float, float]] = []
+    for a, b in intervals:
+        parts = max(1, math.ceil((b - a) / max_window_s - 1e-9))
+        step = (b - a) / parts
+        pieces += [(a + i * step, a + (i + 1) * step) for i in range(parts)]
+    windows: list[list[float]] = []
+    for a, b in pieces:
+        if windows and a - windows[-1][1] < turn_gap_s and b - windows[-1][0] <= max_window_s:
+            windows[-1][1] = b
+        else:
+            windows.append([a, b])
+    merged: list[list[float]] = []
+    for w in windows:
+        short = w[1] - w[0] < min_window_s
+        if merged and short and w[1] - merged[-1][0] <= max_window_s:
+            merged[-1][1] = w[1]
+        elif (
+            merged
+            and merged[-1][1] - merged[-1][0] < min_window_s
+            and w[1] - merged[-1][0] <= max_window_s
+        ):
+            merged[-1][1] = w[1]
+        else:
+            merged.append(list(w))
+    return [(round(a, 3), round(b, 3)) for a, b in merged]
+
+
+def cut(samples: np.ndarray, window: tuple[float, float], *, pad_s: float = 0.1) -> np.ndarray:
+    """The samples of ``window`` with ``pad_s`` of context either side (the channel trims)."""
+    a = max(int((window[0] - pad_s) * ANALYSIS_RATE_HZ), 0)
+    b = min(int(math.ceil((window[1] + pad_s) * ANALYSIS_RATE_HZ)), samples.size)
+    return samples[a:b]
+
+
+def pool_log_odds(values: Sequence[float], weights: Sequence[float], *, quantile: float) -> float:
+    """Duration-weighted quantile of per-window log-odds (``quantile=1`` is the maximum)."""
+    v = np.asarray(values, dtype=np.float64)
+    w = np.asarray(weights, dtype=np.float64)
+    if v.size == 0:
+        raise ValueError("no windows to pool")
+    order = np.argsort(v, kind="mergesort")
+    v, w = v[order], w[order]
+    cum = np.cumsum(w) / np.sum(w)
+    return float(v[min(int(np.searchsorted(cum, quantile - 1e-12)), v.size - 1)])
+
+
+# ---------------------------------------------------------------------------------------------
+# Head
+
+
+def sigmoid(x: np.ndarray | float) -> np.ndarray:
+    return np.asarray(0.5 * (1.0 + np.tanh(0.5 * np.asarray(x, dtype=np.float64))))
+
+
+@dataclass(frozen=True)
+class LogisticHead:
+    """Standardise -> linear logit -> Platt calibration. Arrays float64; ``meta`` JSON-able.
+
+    ``meta`` carries everything needed to trust and rebuild the head: ``feature_spec``,
+    ``pool_quantile``, ``threshold``, ``training`` (manifests, their sha256, splits, rows,
+    seed, l2), ``metrics`` and ``created_by``.
+    """
+
+    mean: np.ndarray  # (d,) feature means over the training rows
+    scale: np.ndarray  # (d,) feature stds (>= 1e-6)
+    coef: np.ndarray  # (d,) logistic weights on standardised features
+    intercept: float
+    platt_a: float = 1.0  # calibrated log-odds = platt_a * raw + platt_b
+    platt_b: float = 0.0
+    meta: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def spec(self) -> FeatureSpec:
+        return FeatureSpec.from_dict(self.meta["feature_spec"])
+
+    @property
+    def threshold(self) -> float:
+        return float(self.meta.get("threshold", 0.5))
+
+    @property
+    def pool_quantile(self) -> float:
+        return float(self.meta.get("pool_quantile", 0.9))
+
+    def raw_logit(self, x: np.ndarray) -> np.ndarray:
+        """Uncalibrated logit, shape (n,) for x of shape (n, d)."""
+        z = (np.atleast_2d(np.asarray(x, dtype=np.float64)) - self.mean) / self.scale
+        return np.asarray(z @ self.coef + self.intercept)
+
+    def log_odds(self, x: np.ndarray) -> np.ndarray:
+        """Calibrated robot log-odds (even prior), shape (n,)."""
+        return self.platt_a * self.raw_logit(x) + self.platt_b
+
+    def probability(self, x: np.ndarray) -> np.ndarray:
+        return sigmoid(self.log_odds(x))
+
+    def with_calibration(self, a: float, b: float) -> LogisticHead:
+        return dataclasses.replace(self, platt_a=float(a), platt_b=float(b))
+
+    def with_meta(self, **updates: Any) -> LogisticHead:
+        return dataclasses.replace(self, meta={**self.meta, **updates})
+
+    def arrays_sha256(self) -> str:
+        """sha256 over the numbers (not the metadata): identifies the model itself."""
+        h = hashlib.sha256()
+        for arr in (self.mean, self.scale, self.coef):
+            h.update(np.ascontiguousarray(arr, dtype="<f8").tobytes())
+        h.update(np.asarray([self.intercept, self.platt_a, self.platt_b], dtype="<f8").tobytes())
+        return h.hexdigest()
+
+    def save(self, path: Path) -> str:
+        """Write a self-describing ``.npz`` (arrays + JSON ``meta``); returns the file's sha256."""
+        meta = {**self.meta, "format": HEAD_FORMAT, "arrays_sha256": self.arrays_sha256()}
+        buffer = io.BytesIO()
+        np.savez_compressed(
+            buffer,
+            mean=self.mean.astype("<f8"),
+            scale=self.scale.astype("<f8"),
+            coef=self.coef.astype("<f8"),
+            scalars=np.asarray([self.intercept, self.platt_a, self.platt_b], dtype="<f8"),
+            meta=np.frombuffer(json.dumps(meta, sort_keys=True, indent=1).encode(), dtype=np.uint8),
+        )
+        blob = buffer.getvalue()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_bytes(blob)
+        tmp.replace(path)
+        return hashlib.sha256(blob).hexdigest()
+
+    @classmethod
+    def load(cls, path: Path) -> LogisticHead:
+        """Read a file written by :meth:`save`; ValueError when it is not one or was altered."""
+        with np.load(path, allow_pickle=False) as data:
+            meta = json.loads(bytes(data["meta"]).decode())
+            if meta.get("format") != HEAD_FORMAT:
+                raise ValueError(f"{path}: not a {HEAD_FORMAT} file")
+            intercept, a, b = (float(v) for v in data["scalars"])
+            head = cls(
+                mean=data["mean"], scale=data["scale"], coef=data["coef"], intercept=intercept,
+                platt_a=a, platt_b=b, meta=meta,
+            )  # fmt: skip
+        if head.arrays_sha256() != meta.get("arrays_sha256"):
+            raise ValueError(f"{path}: weights do not match their recorded sha256")
+        return head
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------
+# Scorer (the pipeline's SyntheticVoiceScorer)
+
+
+ChannelFn = Callable[[np.ndarray], np.ndarray]
+
+
+class SynthVoiceScorer:
+    """Scores one channel of a call: windows -> inference channel -> features -> pooled log-odds.
+
+    Build it with ``models.loading.load_synth_head``; ``encoder`` may be None when the head uses
+    LFCC only.
+    """
+
+    def __init__(
+        self,
+        head: LogisticHead,
+        *,
+        encoder: FrameEncoder | None,
+        model_info: ModelInfo,
+        channel: ChannelFn = inference_channel,
+    ) -> None:
+        if "whisper" in head.spec.blocks and encoder is None:
+            raise ValueError("this head needs the Whisper encoder")
+        if encoder is not None and "whisper" in head.spec.blocks:
+            if encoder.model_id != head.spec.encoder_id:
+                raise ValueError(
+                    f"head was trained on {head.spec.encoder_id} features, got {encoder.model_id}"
+                )
+        self.head = head
+        self.encoder = encoder
+        self.model_info = model_info
+        self._channel = channel
+
+    def window_log_odds(self, samples: np.ndarray) -> float:
+        """Calibrated log-odds of one window of raw (not yet channel-processed) samples."""
+        processed = self._channel(np.asarray(samples, dtype=np.float32))
+        feats = window_features(processed, spec=self.head.spec, encoder=self.encoder)
+        x = np.concatenate([feats[b] for b in self.head.spec.blocks])
+        return float(self.head.log_odds(x[None, :])[0])
+
+    def score(self, samples: np.ndarray) -> SyntheticVoiceScore | None:
+        """Score mono 16 kHz samples; None when there is too little speech to judge.
+
+        Parameters
+        ----------
+        samples : np.ndarray [shape=(n,)], float32 at 16 kHz
+            One channel of the call as decoded (the scorer applies the telephone channel).
+
+        Returns
+        -------
+        SyntheticVoiceScore or None
+        """
+        from pipeline.errors import EmptyAudioError
+
+        x = np.asarray(samples, dtype=np.float32)
+        windows = speech_windows(x, max_window_s=self.head.spec.max_window_s)
+        scored: list[tuple[float, float, float]] = []
+        for window in windows:
+            try:
+                scored.append((*window, self.window_log_odds(cut(x, window))))
+            except EmptyAudioError:  # the channel's energy gate found nothing in this window
+                continue
+        if not scored:
+            return None
+        q = self.head.pool_quantile
+        pooled = pool_log_odds([s for *_, s in scored], [b - a for a, b, _ in scored], quantile=q)
+        best = max(scored, key=lambda t: t[2])
+        return SyntheticVoiceScore(
+            log_odds=round(pooled, 4),
+            probability=round(float(sigmoid(pooled)), 4),
+            windows=tuple((round(a, 3), round(b, 3), round(s, 4)) for a, b, s in scored),
+            span_s=(best[0], best[1]),
+            pooling=f"q{q:g} of {len(scored)} window(s)",
+        )

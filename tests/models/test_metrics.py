@@ -1,0 +1,124 @@
+"""Metric code on synthetic scores (models/metrics.py): invariants, not magic numbers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from models import metrics as M
+
+
+def _labels(n: int = 500) -> np.ndarray:
+    return np.r_[np.ones(n, dtype=np.int64), np.zeros(n, dtype=np.int64)]
+
+
+def test_perfect_separation_has_zero_eer_and_unit_auc(rng: np.random.Generator) -> None:
+    y = _labels()
+    s = np.r_[rng.uniform(1.0, 2.0, 500), rng.uniform(-2.0, 0.5, 500)]
+    rate, threshold = M.eer(y, s)
+    assert rate == 0.0
+    assert 0.5 <= threshold <= 2.0
+    assert M.roc_auc(y, s) == pytest.approx(1.0)
+
+
+def test_identical_distributions_are_at_chance(rng: np.random.Generator) -> None:
+    y = _labels(5000)
+    s = rng.normal(size=y.size)
+    assert M.eer(y, s)[0] == pytest.approx(0.5, abs=0.03)
+    assert M.roc_auc(y, s) == pytest.approx(0.5, abs=0.03)
+    assert M.roc_auc(y, np.zeros(y.size)) == pytest.approx(0.5)  # all tied: exactly half
+
+
+def test_eer_matches_gaussian_theory(rng: np.random.Generator) -> None:
+    # Two unit Gaussians d' = 2 apart: EER = Phi(-1) = 0.1587.
+    y = _labels(20_000)
+    s = np.r_[rng.normal(2.0, 1.0, 20_000), rng.normal(0.0, 1.0, 20_000)]
+    rate, threshold = M.eer(y, s)
+    assert rate == pytest.approx(0.1587, abs=0.01)
+    assert threshold == pytest.approx(1.0, abs=0.05)
+
+
+def test_eer_is_invariant_to_monotone_transforms(rng: np.random.Generator) -> None:
+    y = _labels()
+    s = np.r_[rng.normal(1, 1, 500), rng.normal(0, 1, 500)]
+    assert M.eer(y, s)[0] == pytest.approx(M.eer(y, 1 / (1 + np.exp(-s)))[0])
+    assert M.roc_auc(y, s) == pytest.approx(M.roc_auc(y, 3 * s + 7))
+
+
+def test_inverted_scores_flip_auc(rng: np.random.Generator) -> None:
+    y = _labels()
+    s = np.r_[rng.normal(1, 1, 500), rng.normal(0, 1, 500)]
+    assert M.roc_auc(y, s) + M.roc_auc(y, -s) == pytest.approx(1.0)
+
+
+def test_roc_and_det_shapes(rng: np.random.Generator) -> None:
+    y = _labels(100)
+    s = rng.normal(size=200) + y
+    fpr, tpr, thr = M.roc_curve(y, s)
+    assert (fpr[0], tpr[0], fpr[-1], tpr[-1]) == (0.0, 0.0, 1.0, 1.0)
+    assert np.all(np.diff(fpr) >= 0) and np.all(np.diff(tpr) >= 0)
+    assert np.all(np.diff(thr[1:]) < 0)
+    px, py = M.det_points(y, s)
+    assert px.shape == py.shape == fpr.shape
+    assert np.all(np.isfinite(px)) and np.all(np.diff(py) <= 1e-12)
+
+
+def test_weights_balance_classes(rng: np.random.Generator) -> None:
+    y = np.r_[np.ones(900, dtype=np.int64), np.zeros(100, dtype=np.int64)]
+    s = rng.normal(size=1000) + y
+    w = np.where(y == 1, 1 / 900, 1 / 100)
+    assert M.roc_auc(y, s, weights=w) == pytest.approx(M.roc_auc(y, s))  # AUC ignores the prior
+    dup = np.r_[s, s]
+    assert M.eer(np.r_[y, y], dup)[0] == pytest.approx(M.eer(y, s, weights=np.full(1000, 2.0))[0])
+
+
+def test_ece_of_a_calibrated_generator_is_small(rng: np.random.Generator) -> None:
+    p = rng.uniform(size=50_000)
+    y = (rng.uniform(size=p.size) < p).astype(np.int64)
+    assert M.ece(y, p) < 0.01
+    bins = M.calibration_bins(y, p)
+    assert sum(b.count for b in bins) == p.size
+    for b in bins:
+        assert b.positive_rate == pytest.approx(b.mean_probability, abs=0.03)
+
+
+def test_ece_of_an_overconfident_generator_is_large(rng: np.random.Generator) -> None:
+    p = rng.uniform(size=20_000)
+    y = (rng.uniform(size=p.size) < p).astype(np.int64)
+    sharpened = np.where(p > 0.5, 1.0, 0.0)  # says 0 or 1, is right 75 % of the time
+    assert M.ece(y, sharpened) == pytest.approx(0.25, abs=0.02)
+
+
+def test_confusion_and_precision_recall() -> None:
+    y = np.asarray([1, 1, 1, 0, 0, 0, 0, 1])
+    p = np.asarray([0.9, 0.8, 0.3, 0.6, 0.1, 0.2, 0.4, 0.5])
+    c = M.confusion(y, p, threshold=0.5)
+    assert (c.true_positive, c.false_negative, c.false_positive, c.true_negative) == (3, 1, 1, 3)
+    precision, recall, f1 = M.precision_recall_f1(y, p, threshold=0.5)
+    assert (precision, recall, f1) == pytest.approx((0.75, 0.75, 0.75))
+    assert c.false_positive_rate == pytest.approx(0.25)
+    assert c.accuracy == pytest.approx(0.75)
+
+
+def test_summary_keys_and_ranges(rng: np.random.Generator) -> None:
+    y = _labels(200)
+    s = rng.normal(size=400) + 2 * y
+    out = M.summary(y, s, 1 / (1 + np.exp(-s)), threshold=0.5)
+    for key in ("eer", "auc", "precision", "recall", "f1", "ece", "fpr"):
+        assert 0.0 <= out[key] <= 1.0
+    one_class = M.summary(np.ones(5), np.arange(5.0))
+    assert np.isnan(one_class["eer"]) and np.isnan(one_class["auc"])
+
+
+@pytest.mark.parametrize(
+    ("labels", "scores", "match"),
+    [
+        ([0, 1, 2], [0.1, 0.2, 0.3], "labels"),
+        ([0, 1], [0.1], "length"),
+        ([0, 1], [0.1, np.nan], "finite"),
+        ([1, 1], [0.1, 0.2], "both classes"),
+    ],
+)
+def test_bad_input_raises(labels: list[int], scores: list[float], match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        M.roc_curve(np.asarray(labels), np.asarray(scores))

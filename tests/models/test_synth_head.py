@@ -1,0 +1,244 @@
+"""The synthetic-voice head: features, windows, pooling, the weights file, scorer and detector."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from models.loading import WhisperSource, load_synth_head_from, load_transcriber_from
+from models.synth_head import (
+    Ct2FrameEncoder,
+    FeatureSpec,
+    LogisticHead,
+    SynthVoiceScorer,
+    lfcc_stats,
+    pool_log_odds,
+    speech_windows,
+    whisper_embedding,
+)
+from pipeline.config import AsrConfig, DetectorConfig
+from pipeline.detector import SYNTH_WEIGHT_CLIP, Detector, synthetic_voice_evidence
+from pipeline.errors import ModelNotAvailableError
+from pipeline.telephone import inference_channel
+from pipeline.text_cues import RuleTextClassifier
+from pipeline.types import ModelInfo, SyntheticVoiceScore
+from tests.fakes import FakeTranscriber
+
+SR = 16_000
+WEIGHTS = Path(__file__).resolve().parents[2] / "models" / "weights" / "synth_head.npz"
+MODEL_CARD = WEIGHTS.with_name("SYNTH_HEAD.md")
+
+
+def _head(
+    d: int, *, blocks: tuple[str, ...] = ("lfcc",), seed: int = 0, **meta: object
+) -> LogisticHead:
+    rng = np.random.default_rng(seed)
+    return LogisticHead(
+        mean=rng.normal(size=d),
+        scale=rng.uniform(0.5, 2.0, d),
+        coef=rng.normal(size=d) / np.sqrt(d),
+        intercept=0.1,
+        platt_a=0.8,
+        platt_b=-0.2,
+        meta={"feature_spec": FeatureSpec(blocks=blocks).to_dict(), "pool_quantile": 0.9, **meta},
+    )
+
+
+def _speechy(synth: Callable[..., np.ndarray], *parts: tuple[str, float]) -> np.ndarray:
+    """Concatenate ("robot"|"human"|"silence", seconds) parts at 16 kHz."""
+    return np.concatenate([synth(kind, duration_s=s) for kind, s in parts]).astype(np.float32)
+
+
+def test_head_round_trip_is_exact_and_self_describing(tmp_path: Path) -> None:
+    head = _head(120, training={"manifests_sha256": {"shared": "ab" * 32}}, threshold=0.5)
+    path = tmp_path / "head.npz"
+    sha = head.save(path)
+    again = LogisticHead.load(path)
+    x = np.random.default_rng(1).normal(size=(5, 120))
+    np.testing.assert_array_equal(again.log_odds(x), head.log_odds(x))
+    assert again.spec == head.spec
+    assert again.meta["format"] == "robocall-synth-head-v1"
+    assert again.meta["arrays_sha256"] == head.arrays_sha256()
+    assert again.meta["training"]["manifests_sha256"]["shared"] == "ab" * 32
+    assert len(sha) == 64 and head.save(tmp_path / "copy.npz") == sha  # deterministic bytes
+
+
+def test_altered_weights_are_refused(tmp_path: Path) -> None:
+    head = _head(10)
+    path = tmp_path / "head.npz"
+    head.save(path)
+    with np.load(path) as data:
+        arrays = {k: data[k] for k in data.files}
+    arrays["coef"] = arrays["coef"] + 1e-3
+    np.savez(path, **arrays)
+    with pytest.raises(ValueError, match="sha256"):
+        LogisticHead.load(path)
+    with pytest.raises(ModelNotAvailableError, match="robocall train"):
+        load_synth_head_from(path)
+
+
+def test_calibrated_log_odds_is_platt_of_raw() -> None:
+    head = _head(4)
+    x = np.ones((3, 4))
+    np.testing.assert_allclose(head.log_odds(x), 0.8 * head.raw_logit(x) - 0.2)
+    assert np.all((head.probability(x) > 0) & (head.probability(x) < 1))
+
+
+def test_lfcc_stats_shape_and_determinism(synth: Callable[..., np.ndarray]) -> None:
+    x = synth("human", duration_s=2.0)
+    feats = lfcc_stats(x)
+    assert feats.shape == (120,) and feats.dtype == np.float32
+    assert np.all(np.isfinite(feats))
+    np.testing.assert_array_equal(feats, lfcc_stats(x))
+    assert not np.allclose(feats, lfcc_stats(synth("robot", duration_s=2.0)))
+
+
+def test_windows_split_long_speech_and_turns(synth: Callable[..., np.ndarray]) -> None:
+    x = _speechy(synth, ("robot", 11.0), ("silence", 1.5), ("robot", 3.0))
+    windows = speech_windows(x, max_window_s=5.0)
+    assert len(windows) >= 4 and all(b - a <= 5.0 + 1e-6 for a, b in windows)
+    assert all(b <= a2 for (_, b), (a2, _) in zip(windows, windows[1:], strict=False))
+    # No window spans the 1.5 s silence between the two "speakers".
+    assert not any(a < 11.0 and b > 12.5 for a, b in windows)
+    assert speech_windows(np.zeros(SR * 3, dtype=np.float32)) == []
+
+
+def test_pooling_quantiles() -> None:
+    values, weights = [-3.0, -2.0, 4.0], [5.0, 4.0, 1.0]
+    assert pool_log_odds(values, weights, quantile=1.0) == 4.0
+    assert pool_log_odds(values, weights, quantile=0.5) == -3.0
+    assert pool_log_odds(values, weights, quantile=0.9) == -2.0
+    assert pool_log_odds(values, [1, 1, 8], quantile=0.5) == 4.0
+    with pytest.raises(ValueError):
+        pool_log_odds([], [], quantile=0.5)
+
+
+def test_scorer_channels_every_window_and_pools(synth: Callable[..., np.ndarray]) -> None:
+    seen: list[int] = []
+
+    def spy(samples: np.ndarray) -> np.ndarray:
+        seen.append(samples.size)
+        return inference_channel(samples)
+
+    info = ModelInfo("synth", "synth-head/test", "0" * 64)
+    scorer = SynthVoiceScorer(_head(120), encoder=None, model_info=info, channel=spy)
+    x = _speechy(synth, ("robot", 6.0), ("silence", 1.0), ("human", 4.0))
+    result = scorer.score(x)
+    assert result is not None
+    assert len(seen) == len(result.windows) >= 2
+    assert 0.0 < result.probability < 1.0
+    assert result.log_odds == pytest.approx(
+        pool_log_odds(
+            [w[2] for w in result.windows], [w[1] - w[0] for w in result.windows], quantile=0.9
+        ),
+        abs=1e-3,
+    )
+    assert result.span_s in [(a, b) for a, b, _ in result.windows]
+    assert scorer.score(np.zeros(SR * 2, dtype=np.float32)) is None
+
+
+def test_scorer_refuses_features_from_another_encoder() -> None:
+    class Other:
+        model_id = "whisper-small/openai-float32"
+
+        def frames(self, samples: np.ndarray) -> np.ndarray:
+            return np.zeros((10, 4))
+
+    info = ModelInfo("synth", "x", "0" * 64)
+    with pytest.raises(ValueError, match="trained on"):
+        SynthVoiceScorer(_head(8, blocks=("whisper",)), encoder=Other(), model_info=info)
+    with pytest.raises(ValueError, match="needs the Whisper encoder"):
+        SynthVoiceScorer(_head(8, blocks=("whisper",)), encoder=None, model_info=info)
+
+
+@pytest.mark.slow  # builds the tiny random Whisper (shared with the ASR tests)
+def test_whisper_features_with_a_tiny_random_encoder(
+    tiny_source: WhisperSource, synth: Callable[..., np.ndarray]
+) -> None:
+    transcriber = load_transcriber_from(AsrConfig(vad_filter=False), tiny_source)
+    encoder = Ct2FrameEncoder(model=transcriber.model, model_id="tiny-random/faster-ct2-int8")  # type: ignore[attr-defined]
+    x = synth("human", duration_s=3.0)
+    frames = encoder.frames(x)
+    assert frames.shape == (150, 64)  # 3 s = 300 mel frames, halved by the stride-2 conv
+    emb = whisper_embedding(x, encoder=encoder)
+    assert emb.shape == (128,) and np.all(np.isfinite(emb))
+    spec = dataclasses.replace(
+        FeatureSpec(), blocks=("whisper", "lfcc"), encoder_id=encoder.model_id
+    )
+    head = dataclasses.replace(_head(128 + 120), meta={"feature_spec": spec.to_dict()})
+    scorer = SynthVoiceScorer(head, encoder=encoder, model_info=ModelInfo("synth", "t", "0" * 64))
+    result = scorer.score(_speechy(synth, ("robot", 4.0)))
+    assert result is not None and np.isfinite(result.log_odds)
+
+
+def test_loader_describes_the_head(tmp_path: Path) -> None:
+    path = tmp_path / "head.npz"
+    sha = _head(120).save(path)
+    scorer = load_synth_head_from(path)
+    assert scorer.model_info.role == "synth"
+    assert scorer.model_info.sha256 == sha
+    assert "lfcc" in scorer.model_info.model_id
+
+
+class FakeSynthScorer:
+    def __init__(self, log_odds: float) -> None:
+        self.model_info = ModelInfo("synth", "fake-synth", "1" * 64)
+        self.log_odds = log_odds
+        self.calls = 0
+
+    def score(self, samples: np.ndarray) -> SyntheticVoiceScore | None:
+        self.calls += 1
+        p = float(1 / (1 + np.exp(-self.log_odds)))
+        return SyntheticVoiceScore(
+            self.log_odds, p, ((0.0, 2.0, self.log_odds),), (0.0, 2.0), "q0.9 of 1 window(s)"
+        )
+
+
+@pytest.mark.parametrize("log_odds", [5.0, -1.2])
+def test_detector_adds_synthetic_voice_evidence(
+    make_wav: Callable[..., Path], log_odds: float
+) -> None:
+    path = make_wav(kind="human", duration_s=4.0)
+    fake = FakeSynthScorer(log_odds)
+    detector = Detector(
+        FakeTranscriber("您好"), RuleTextClassifier(), DetectorConfig(), synth_scorer=fake
+    )
+    verdict = detector.detect(path)
+    found = [e for e in verdict.evidence if e.name == "synthetic_voice"]
+    assert fake.calls == 1 and len(found) == 1
+    evidence = found[0]
+    assert evidence.source == "acoustic"
+    assert evidence.weight == pytest.approx(
+        max(-SYNTH_WEIGHT_CLIP, min(SYNTH_WEIGHT_CLIP, log_odds))
+    )
+    assert evidence.span_s == (0.0, 2.0)
+    assert "synthetic" in evidence.detail
+    assert "synth" in {m.role for m in verdict.provenance.models}
+    without = Detector(FakeTranscriber("您好"), RuleTextClassifier(), DetectorConfig()).detect(path)
+    assert (verdict.robot_probability > without.robot_probability) == (log_odds > 0)
+
+
+def test_evidence_weight_is_clipped() -> None:
+    score = SyntheticVoiceScore(
+        -9.0, 0.0001, ((0.0, 1.0, -9.0),), (0.0, 1.0), "q0.9 of 1 window(s)"
+    )
+    assert synthetic_voice_evidence(score).weight == -SYNTH_WEIGHT_CLIP
+
+
+@pytest.mark.skipif(not WEIGHTS.is_file(), reason="no committed synthetic-voice head")
+def test_committed_weights_are_self_describing_and_match_the_model_card() -> None:
+    head = LogisticHead.load(WEIGHTS)
+    for key in ("feature_spec", "pool_quantile", "threshold", "training", "metrics", "label_map"):
+        assert key in head.meta
+    assert set(head.meta["training"]["manifests_sha256"]) >= {"shared", "tts_en", "resynth"}
+    assert head.mean.size == head.coef.size == head.scale.size
+    assert WEIGHTS.stat().st_size < 5 * 1024 * 1024
+    from models.synth_head import file_sha256
+
+    assert file_sha256(WEIGHTS) in MODEL_CARD.read_text(encoding="utf-8")
+    json.dumps(head.meta)  # JSON-able
