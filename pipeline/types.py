@@ -54,16 +54,16 @@ class Audio:
 
     def channel(self, index: int) -> np.ndarray:
         """One channel, shape (n,), float32."""
-        return self.samples[index]
+        return np.asarray(self.samples[index])
 
     def caller(self) -> np.ndarray:
-        return self.samples[self.info.caller_channel]
+        return self.channel(self.info.caller_channel)
 
     def other_party(self) -> np.ndarray | None:
         """The callee's channel of a stereo recording, or None for mono."""
         if self.n_channels < 2:
             return None
-        return self.samples[1 - self.info.caller_channel]
+        return self.channel(1 - self.info.caller_channel)
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,7 +171,7 @@ class Verdict:
 
     def to_dict(self) -> dict[str, Any]:
         """The one serialiser (CLI JSON, API, batch, report)."""
-        out = to_jsonable(self)
+        out: dict[str, Any] = to_jsonable(self)
         out["schema_version"] = VERDICT_SCHEMA_VERSION
         return out
 
