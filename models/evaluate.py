@@ -36,6 +36,7 @@ from models.train_synth import (
     collect_features,
     fit_head,
     fit_logistic,
+    is_copy,
     mixed_rows,
     pooled_log_odds,
     select_rows,
@@ -280,6 +281,8 @@ class Evaluation:
     cost: dict[str, float]
     worst: list[Record]
     records: list[Record]
+    selection: dict[str, float] = dataclasses.field(default_factory=dict)
+    train_rows: int = 0
     seconds: float = 0.0
 
 
@@ -316,7 +319,13 @@ def evaluate(
         for r in ev
         if r.id in tel
     ]
-    seen = {r.engine_family for r in rows if r.id in train_ids(rows, cfg) and r.label == "robot"}
+    # Seen = an engine family the head was fit on with non-zero weight.
+    fit = train_ids(rows, cfg)
+    seen = {
+        r.engine_family
+        for r in rows
+        if r.id in fit and r.label == "robot" and not (is_copy(r, cfg) and cfg.copy_weight == 0)
+    }
 
     def sel(variant: str, split: str, mixed: bool = False) -> list[Record]:
         return [
@@ -392,6 +401,8 @@ def evaluate(
         cost=costs,
         worst=worst,
         records=recs,
+        selection=dict(head.meta["training"].get("selection_dev_eer", {})),
+        train_rows=int(head.meta["training"].get("train_rows", 0)),
         seconds=round(time.monotonic() - started, 1),
     )
 
@@ -494,8 +505,10 @@ def write_report(ev: Evaluation, out_dir: Path, *, command: str = "robocall eval
         "## Test split",
         "",
         "Speakers, utterances and demo pages of the test split never occur in training "
-        "(`models/corpus.py`). *Seen engines*: test robots whose engine family has training "
-        "rows; *unseen*: the others (e.g. a THU demo system only in test).",
+        "(`models/corpus.py`). *Seen engines*: test robots whose engine family the head was "
+        "fit on (with non-zero weight); *unseen*: the others (a THU demo system only in test, "
+        "and the copy-synthesis families when their training weight is 0). *TTS and VC "
+        "robots only*: the population the head is for (copy-synthesis robots left out).",
         "",
         *_table("set", head),
         "",
@@ -537,12 +550,28 @@ def write_report(ev: Evaluation, out_dir: Path, *, command: str = "robocall eval
             "",
         ]
     lines += [
+        "## Training data and selection",
+        "",
+        f"Fit on {ev.train_rows} train clips; every (L2, copy-synthesis weight) pair of the grids "
+        "trained, and the pair with the lowest mean of two dev EERs (people vs TTS/VC single "
+        "clips; dev calls) kept; then the pooling quantile picked on the dev calls and Platt "
+        "fit on the same dev population. Copy-synthesis = WORLD/Griffin-Lim/neural-vocoder "
+        "copies of human recordings (`kind` resynthesis, vocoder_resynthesis).",
+        "",
+        "| L2, copy weight | dev EER (mean of clips and calls) |",
+        "|---|---|",
+        *[f"| {k} | {_f(v)} |" for k, v in ev.selection.items()],
+        "",
         "## Leave one engine out",
         "",
         "Retrained without every robot row of one engine family (and without any robot that "
         "shares a speaker or utterance with a test row), tested on that family's robots "
         "(all splits, at most 250) and the human test clips; telephone channel. Uncalibrated "
-        "heads, so EER and AUC only.",
+        "heads, so EER and AUC only. Caveat: every English engine speaks the same 120 script "
+        "lines, and a fold drops training robots that share an utterance with its test rows, "
+        "so holding out espeak-ng, festival or flite leaves 0-14 English TTS robots in "
+        "training: those folds measure a head that has seen English only from people (and "
+        "learns the language), which is why they can fall below chance.",
         "",
         *_folds("engine family", ev.folds_engine),
         "",

@@ -35,6 +35,7 @@ import hashlib
 import io
 import json
 import math
+import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -333,16 +334,14 @@ class LogisticHead:
     def save(self, path: Path) -> str:
         """Write a self-describing ``.npz`` (arrays + JSON ``meta``); returns the file's sha256."""
         meta = {**self.meta, "format": HEAD_FORMAT, "arrays_sha256": self.arrays_sha256()}
-        buffer = io.BytesIO()
-        np.savez_compressed(
-            buffer,
-            mean=self.mean.astype("<f8"),
-            scale=self.scale.astype("<f8"),
-            coef=self.coef.astype("<f8"),
-            scalars=np.asarray([self.intercept, self.platt_a, self.platt_b], dtype="<f8"),
-            meta=np.frombuffer(json.dumps(meta, sort_keys=True, indent=1).encode(), dtype=np.uint8),
-        )
-        blob = buffer.getvalue()
+        arrays = {
+            "mean": self.mean.astype("<f8"),
+            "scale": self.scale.astype("<f8"),
+            "coef": self.coef.astype("<f8"),
+            "scalars": np.asarray([self.intercept, self.platt_a, self.platt_b], dtype="<f8"),
+            "meta": np.frombuffer(json.dumps(meta, sort_keys=True, indent=1).encode(), np.uint8),
+        }
+        blob = _npz_bytes(arrays)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_bytes(blob)
@@ -364,6 +363,20 @@ class LogisticHead:
         if head.arrays_sha256() != meta.get("arrays_sha256"):
             raise ValueError(f"{path}: weights do not match their recorded sha256")
         return head
+
+
+def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+    """An ``.npz`` (np.load reads it) with fixed zip timestamps, so equal weights give equal
+    bytes and an equal sha256 (``np.savez`` stamps the current time into the archive)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, array in arrays.items():
+            member = io.BytesIO()
+            np.lib.format.write_array(member, np.ascontiguousarray(array), allow_pickle=False)
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, member.getvalue())
+    return buffer.getvalue()
 
 
 def file_sha256(path: Path) -> str:
