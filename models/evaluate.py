@@ -52,9 +52,10 @@ TARGETS = {"seen_eer": 0.02, "loeo_mean_eer": 0.10, "ece": 0.05}  # issue 3
 
 
 def config_from_head(head: LogisticHead) -> TrainConfig:
-    raw = dict(head.meta["training"]["config"])
+    raw: dict[str, Any] = dict(head.meta["training"]["config"])
     raw["spec"] = FeatureSpec.from_dict(raw["spec"])
-    return TrainConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()})
+    fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()}
+    return TrainConfig(**fields)
 
 
 def record(

@@ -116,8 +116,10 @@ def det_points(
         ``scipy.special.ndtri`` of the rates; plot ``ndtri`` of tick values as axis labels.
     """
     fpr, tpr, _ = roc_curve(labels, scores, weights=weights)
-    clip = lambda v: np.clip(v, 1e-4, 1 - 1e-4)  # noqa: E731
-    return ndtri(clip(fpr)), ndtri(clip(1.0 - tpr))
+    lo, hi = 1e-4, 1 - 1e-4
+    probit_fpr = np.asarray(ndtri(np.clip(fpr, lo, hi)), dtype=np.float64)
+    probit_fnr = np.asarray(ndtri(np.clip(1.0 - tpr, lo, hi)), dtype=np.float64)
+    return probit_fpr, probit_fnr
 
 
 @dataclass(frozen=True, slots=True)

@@ -67,7 +67,8 @@ LOG_ODDS_CLIP = 3.0  # the evidence weight is clipped to +-this (no single cue d
 class FrameEncoder(Protocol):
     """Turns 16 kHz mono samples into encoder frames, shape (frames, dim)."""
 
-    model_id: str
+    @property
+    def model_id(self) -> str: ...
 
     def frames(self, samples: np.ndarray) -> np.ndarray: ...
 
@@ -133,7 +134,8 @@ class Ct2FrameEncoder:
         n = max(mel.shape[-1] // 2 * 2, 2)
         mel = np.ascontiguousarray(mel[np.newaxis, :, :n], dtype=np.float32)
         out = self.model.model.encode(ctranslate2.StorageView.from_array(mel), to_cpu=True)
-        return np.asarray(out, dtype=np.float32)[0]
+        frames: np.ndarray = np.asarray(out, dtype=np.float32)[0]
+        return frames
 
 
 def _linear_filterbank() -> np.ndarray:
@@ -256,7 +258,9 @@ def cut(samples: np.ndarray, window: tuple[float, float], *, pad_s: float = 0.1)
     return samples[a:b]
 
 
-def pool_log_odds(values: Sequence[float], weights: Sequence[float], *, quantile: float) -> float:
+def pool_log_odds(
+    values: Sequence[float] | np.ndarray, weights: Sequence[float] | np.ndarray, *, quantile: float
+) -> float:
     """Duration-weighted quantile of per-window log-odds (``quantile=1`` is the maximum)."""
     v = np.asarray(values, dtype=np.float64)
     w = np.asarray(weights, dtype=np.float64)
