@@ -119,10 +119,15 @@ def read_manifest(path: Path) -> list[CorpusRow]:
         return [CorpusRow.from_dict(json.loads(line)) for line in handle if line.strip()]
 
 
+def audio_manifest_paths() -> list[Path]:
+    """The clip manifests; ``text_*.jsonl`` hold the text corpus (``models/train_text.py``)."""
+    return sorted(p for p in MANIFEST_DIR.glob("*.jsonl") if not p.name.startswith("text_"))
+
+
 def read_manifests(names: Sequence[str] | None = None) -> list[CorpusRow]:
-    """Rows of ``datasets/manifests/<name>.jsonl`` for each name (all manifests when None)."""
+    """Rows of ``datasets/manifests/<name>.jsonl`` for each name (all clip manifests when None)."""
     paths = (
-        sorted(MANIFEST_DIR.glob("*.jsonl"))
+        audio_manifest_paths()
         if names is None
         else [MANIFEST_DIR / f"{n}.jsonl" for n in names]
     )

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 from models.corpus import (
-    MANIFEST_DIR,
     REPO_DIR,
     CorpusRow,
+    audio_manifest_paths,
     check_disjoint,
     read_manifest,
     write_clip,
@@ -289,7 +289,7 @@ def test_mixed_calls_use_one_split_and_label_by_caller(tiny_corpus: Path, tmp_pa
 
 
 def test_committed_manifests_are_valid_and_leak_free() -> None:
-    paths = sorted(MANIFEST_DIR.glob("*.jsonl"))
+    paths = audio_manifest_paths()
     if not paths:
         pytest.skip("no manifests built yet")
     splits = load_builder("splits")
