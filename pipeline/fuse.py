@@ -1,12 +1,15 @@
-"""Fusion of text, acoustic and structural cues into one calibrated-looking probability.
+"""Fusion of text, acoustic and structural cues into one probability.
 
-Until trained models land (issue "Trained detectors"), the fusion is a logistic sum of hand-set
-weights: every cue module assigns each :class:`Evidence` a signed weight in logit units (see the
-weight tables in ``pipeline/acoustic.py`` and ``pipeline/text_cues.py``), and
+The fusion is a logistic sum: every cue assigns its :class:`Evidence` a signed weight in logit
+units, and
 
     robot_probability = sigmoid(bias + weight_scale * sum(weights))
 
-The numbers are not calibrated; ``Provenance.fusion_method`` says so in every verdict.
+The trained heads (``synthetic_voice``, ``robot_script_text``) contribute their calibrated
+log-odds, clipped; the rule cues carry hand-set weights from the tables in
+``pipeline/acoustic.py`` and ``pipeline/text_cues.py``. The sum itself (bias, one weight per cue)
+is not fitted on data yet, so the probability is not calibrated; ``Provenance.fusion_method``
+says so in every verdict.
 """
 
 from __future__ import annotations
@@ -26,8 +29,9 @@ from pipeline.types import (
 )
 
 FUSION_METHOD = (
-    "hand-set weights (untrained, not calibrated): logistic sum of cue weights, "
-    "see pipeline/fuse.py"
+    "logistic sum of cue weights: trained heads add their calibrated log-odds, other cues "
+    "hand-set weights; the sum is not fitted, so the probability is not calibrated "
+    "(pipeline/fuse.py)"
 )
 
 

@@ -32,7 +32,7 @@ def test_verdict_is_complete_and_consistent(make_wav: Callable[..., Path]) -> No
     assert verdict.audio.sample_rate_hz == 8000
     assert verdict.audio.name == path.name
     assert {m.role for m in verdict.provenance.models} == {"asr", "text"}
-    assert "hand-set" in verdict.provenance.fusion_method
+    assert "not calibrated" in verdict.provenance.fusion_method
     assert any(e.name == "scripted_phrase" and e.weight > 0 for e in verdict.evidence)
 
 

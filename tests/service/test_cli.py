@@ -92,4 +92,4 @@ def test_readable_summary(
     out = capsys.readouterr().out
     assert "Verdict:" in out and "robot probability" in out
     assert "请按1" in out  # the transcript
-    assert "Top reasons" in out and "hand-set" in out
+    assert "Top reasons" in out and "not calibrated" in out
