@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import types
+import typing
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -175,8 +177,37 @@ class Verdict:
         out["schema_version"] = VERDICT_SCHEMA_VERSION
         return out
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Verdict:
+        """Rebuild a verdict from :meth:`to_dict` output (a stored result, a report.json)."""
+        fields = {k: v for k, v in data.items() if k != "schema_version"}
+        rebuilt: Verdict = from_jsonable(cls, fields)
+        return rebuilt
+
 
 VERDICT_SCHEMA_VERSION = "1"
+
+
+def from_jsonable(tp: Any, value: Any) -> Any:
+    """Inverse of :func:`to_jsonable` for the record types of this module."""
+    if value is None:
+        return None
+    origin = typing.get_origin(tp)
+    if origin in (types.UnionType, typing.Union):
+        inner = [a for a in typing.get_args(tp) if a is not type(None)]
+        return from_jsonable(inner[0], value)
+    if origin is tuple:
+        args = typing.get_args(tp)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(from_jsonable(args[0], v) for v in value)
+        return tuple(from_jsonable(a, v) for a, v in zip(args, value, strict=True))
+    if dataclasses.is_dataclass(tp) and isinstance(tp, type):
+        hints = typing.get_type_hints(tp)
+        known = {f.name for f in dataclasses.fields(tp) if f.init and f.name in value}
+        return tp(**{name: from_jsonable(hints[name], value[name]) for name in known})
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        return tp(value)
+    return value
 
 
 def to_jsonable(value: Any) -> Any:

@@ -113,10 +113,6 @@ class NotReadyError(ServiceError):
     code, status = "not_ready", 503
 
 
-class NotImplementedYetError(ServiceError):
-    code, status = "not_implemented", 501
-
-
 class HttpError(ServiceError):
     """Framework-level errors (unknown route, wrong method) in the same JSON shape."""
 
@@ -702,16 +698,53 @@ def _add_routes(app: FastAPI) -> None:
                 rt.blobs.delete(gone.audio_sha256)
         return Response(status_code=204)
 
-    # STUB (issue 6, evidence packs): service/evidence.py has build_pack(original, verdict, case,
-    # signing_key=...). Wiring it here needs a Verdict rebuilt from the stored JSON, a CaseInfo
-    # from the call metadata and the server's signing key (service/keys.py); until then this
-    # route answers 501 and stays out of the OpenAPI schema and the page.
-    @app.post("/v1/analyses/{analysis_id}/evidence", include_in_schema=False)
-    def evidence_pack_stub(analysis_id: str, rt: RuntimeDep, principal: PrincipalDep) -> Response:
-        if rt.store.get_analysis(analysis_id, owner=principal.owner) is None:
+    @app.post(
+        "/v1/analyses/{analysis_id}/evidence",
+        tags=["analyses"],
+        summary="Build the signed evidence pack (zip) for a finished analysis",
+        response_class=Response,
+        responses={
+            200: {
+                "description": "the evidence pack: recording, report.pdf/json, complaint.json, "
+                "signed manifest, RFC 3161 request (check it with `robocall verify PACK.zip`)",
+                "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}},
+            },
+            **_AUTH_ERRORS,
+            **_NOT_FOUND,
+            **_INVALID,
+        },
+    )
+    def evidence_pack(
+        analysis_id: str,
+        rt: RuntimeDep,
+        principal: PrincipalDep,
+        lang: Annotated[Literal["zh", "en"] | None, Query(description="report language")] = None,
+    ) -> Response:
+        from pipeline.report import CaseInfo
+        from service.evidence import build_pack
+        from service.keys import load_or_create_signing_key
+
+        found = rt.store.get_analysis(analysis_id, owner=principal.owner)
+        if found is None or not rt.blobs.exists(found.audio_sha256):
             raise NotFoundError(f"no analysis {analysis_id[:40]!r}")
-        raise NotImplementedYetError(
-            "evidence packs are not served over HTTP yet; use `robocall evidence FILE`"
+        if found.verdict_json is None:
+            raise InvalidRequestError(f"analysis {found.id} is {found.status}, not done")
+        try:
+            case = CaseInfo(
+                caller_number=found.caller_number or "",
+                callee_number=found.callee_number or "",
+                call_time=found.call_time or "",
+                lang=lang or "",
+            )
+        except ValueError as exc:
+            raise InvalidRequestError(str(exc)) from exc
+        verdict = Verdict.from_dict(json.loads(found.verdict_json))
+        original = rt.blobs.path(found.audio_sha256).read_bytes()
+        pack = build_pack(original, verdict, case, signing_key=load_or_create_signing_key()[0])
+        return Response(
+            pack,
+            media_type="application/zip",
+            headers={"Content-Disposition": f'attachment; filename="evidence-{found.id}.zip"'},
         )
 
     @app.get("/", include_in_schema=False)

@@ -115,3 +115,9 @@ def test_to_dict_is_json_and_complete() -> None:
 def test_fusion_config_validates() -> None:
     with pytest.raises(ValueError, match="threshold"):
         FusionConfig(threshold=1.5)
+
+
+def test_from_dict_rebuilds_the_same_verdict() -> None:
+    verdict = _fuse([1.0, -0.5, 0.7])
+    stored = json.loads(json.dumps(verdict.to_dict()))
+    assert Verdict.from_dict(stored) == verdict

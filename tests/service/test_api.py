@@ -571,7 +571,7 @@ def test_schemathesis_finds_no_server_errors(tmp_path: Path) -> None:
 
         statuses: list[int] = []
         operations = [r.ok() for r in schema.get_all_operations()]
-        assert len(operations) == 6
+        assert len(operations) == 7
         for operation in operations:
 
             @given(case=operation.as_strategy())
@@ -620,10 +620,25 @@ def test_cli_apikeys_purge_and_serve_usage(
     )  # keys off: loopback only
 
 
-def test_evidence_route_is_a_marked_stub(client: TestClient) -> None:
+def test_evidence_pack_of_a_stored_analysis_verifies(
+    client: TestClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("pypdf")
+    from service.evidence import verify_pack
+    from service.pdf import FontNotFoundError, find_cjk_font
+
+    try:
+        find_cjk_font()
+    except FontNotFoundError:
+        pytest.skip("no CJK font: apt-get install -y fonts-wqy-microhei")
+    monkeypatch.setenv("ROBOCALL_KEY_DIR", str(tmp_path / "keys"))
     body = upload(client, wav_bytes(seed=50), query="?wait=true").json()
-    assert_error(client.post(f"/v1/analyses/{body['id']}/evidence"), 501, "not_implemented")
+    response = client.post(f"/v1/analyses/{body['id']}/evidence?lang=en")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/zip"
+    assert verify_pack(response.content).ok
     assert_error(client.post(f"/v1/analyses/{'0' * 32}/evidence"), 404, "not_found")
+    assert_error(client.post(f"/v1/analyses/{body['id']}/evidence?lang=fr"), 422, "invalid_request")
 
 
 def test_missing_detector_loader_keeps_the_service_up(
