@@ -26,7 +26,7 @@ const I18N = {
     wave_unavailable: "This browser cannot decode the format; suspicious spans are shown on a timeline.",
     transcript: "Transcript", caller: "Caller", callee: "Callee",
     no_transcript: "No speech was transcribed.",
-    download_json: "Download JSON", again: "Analyse another call",
+    download_json: "Download JSON", download_pack: "Evidence pack (zip)", again: "Analyse another call",
     topic_real_estate: "Real estate", topic_insurance: "Insurance", topic_loan: "Loans",
     topic_car: "Cars", topic_education: "Education", topic_other: "Other",
     topic_scam: "Possible scam", topic_none: "None",
@@ -66,7 +66,7 @@ const I18N = {
     wave_unavailable: "浏览器无法解码此格式，仅在时间轴上显示可疑片段。",
     transcript: "通话文本", caller: "来电方", callee: "接听方",
     no_transcript: "未识别到语音。",
-    download_json: "下载 JSON", again: "分析另一段录音",
+    download_json: "下载 JSON", download_pack: "证据包（zip）", again: "分析另一段录音",
     topic_real_estate: "房产", topic_insurance: "保险", topic_loan: "贷款", topic_car: "汽车",
     topic_education: "教育培训", topic_other: "其他", topic_scam: "疑似诈骗", topic_none: "无",
     err_not_audio: "这不是可识别的录音文件。", err_audio_too_large: "文件过大。",
@@ -301,6 +301,20 @@ function renderResult(analysis) {
   if (link.href && link.href.startsWith("blob:")) URL.revokeObjectURL(link.href);
   link.href = URL.createObjectURL(new Blob([JSON.stringify(v, null, 2)], { type: "application/json" }));
   link.download = "robocall-" + analysis.id + ".json";
+  $("download-pack").onclick = () => downloadPack(analysis);
+}
+
+// The signed evidence pack is built on request (POST), then saved like any download.
+async function downloadPack(analysis) {
+  const resp = await fetch(analysis.links.self + "/evidence?lang=" + state.lang, {
+    method: "POST", headers: apiHeaders() });
+  if (!resp.ok) return showError(await resp.json().catch(() => null), resp.status);
+  const url = URL.createObjectURL(await resp.blob());
+  const a = Object.assign(document.createElement("a"), { href: url, download: "evidence-" + analysis.id + ".zip" });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10000);
 }
 
 async function setupAudio(analysis) {

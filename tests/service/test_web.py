@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from service.api import create_app, get_detector
+from service.evidence import verify_pack
 from tests.service.fake_detector import (
     FakeDetector,
     live_server,
@@ -58,7 +59,10 @@ def robot_like_wav() -> bytes:
     raise AssertionError("no seed gives a robot verdict")
 
 
-def test_upload_shows_verdict_reasons_and_transcript(browser: Any, tmp_path: Path) -> None:
+def test_upload_shows_verdict_reasons_and_transcript(
+    browser: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ROBOCALL_KEY_DIR", str(tmp_path / "keys"))
     app = create_app(service_settings(tmp_path))
     fake = FakeDetector(delay_s=0.3)
     app.dependency_overrides[get_detector] = lambda: fake
@@ -110,6 +114,14 @@ def test_upload_shows_verdict_reasons_and_transcript(browser: Any, tmp_path: Pat
             f"document.getElementById('player').currentTime >= {start}", timeout=5000
         )
         page.screenshot(path=str(tmp_path / "result_en.png"), full_page=True)
+
+        # The signed evidence pack of this analysis downloads from the result view.
+        with page.expect_download(timeout=30_000) as download:
+            page.click("#download-pack")
+        pack = tmp_path / "pack.zip"
+        download.value.save_as(pack)
+        assert download.value.suggested_filename.endswith(".zip")
+        assert verify_pack(pack.read_bytes()).ok
 
         page.click("#lang-switch")
         assert page.locator("#verdict-label").inner_text() == "电销机器人"
