@@ -18,6 +18,7 @@ Nothing heavy is imported at module level: the guard is testable without torch o
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import unicodedata
@@ -250,6 +251,28 @@ def assemble_transcript(
     )
 
 
+class EncoderMemo:
+    """Wraps ``WhisperModel.encode`` so that the same features twice in a row are encoded once.
+
+    Language detection restricted to the configured languages needs the encoder output of the
+    first 30 s window, and faster-whisper's decoder encodes that same window again; keyed by a
+    hash of the features, the second call returns the first result (one output held, ~3 MB).
+    """
+
+    def __init__(self, encode: Callable[[np.ndarray], Any]) -> None:
+        self._encode = encode
+        self._last: tuple[bytes, Any] | None = None
+
+    def __call__(self, features: np.ndarray) -> Any:
+        key = hashlib.blake2b(np.ascontiguousarray(features).tobytes(), digest_size=16).digest()
+        last = self._last
+        if last is not None and last[0] == key:
+            return last[1]
+        out = self._encode(features)
+        self._last = (key, out)
+        return out
+
+
 class FasterWhisperTranscriber:
     """faster-whisper (CTranslate2) backend; build it with ``models.loading.load_transcriber``."""
 
@@ -263,6 +286,8 @@ class FasterWhisperTranscriber:
         model_info: ModelInfo,
         to_simplified: Callable[[str], str],
     ) -> None:
+        if not isinstance(model.encode, EncoderMemo):
+            model.encode = EncoderMemo(model.encode)
         self.model = model
         self.cfg = cfg
         self.model_info = model_info
@@ -286,11 +311,15 @@ class FasterWhisperTranscriber:
         EmptyAudioError
             ``samples`` is empty.
         """
+        from faster_whisper.audio import pad_or_trim
+        from faster_whisper.transcribe import restore_speech_timestamps
         from faster_whisper.vad import VadOptions, get_speech_timestamps
 
         audio = _as_mono_float32(samples)
-        speech = audio
+        speech, chunks = audio, None
         if self.cfg.vad_filter:
+            # One VAD pass: we transcribe the speech alone and map times back ourselves, as
+            # faster-whisper's own vad_filter would after running the same VAD again.
             chunks = get_speech_timestamps(audio, VadOptions())
             if not chunks:
                 return Transcript(self.cfg.languages[0], 0.0, (), 0, self.backend)
@@ -298,22 +327,32 @@ class FasterWhisperTranscriber:
         if len(self.cfg.languages) == 1:  # nothing to choose: save an encoder pass
             language, probability = self.cfg.languages[0], 1.0
         else:
-            _, _, all_probs = self.model.detect_language(audio=speech[:WINDOW_SAMPLES])
+            # The first window's features exactly as transcribe() computes them, so that its
+            # encoder pass is the one the decoder reuses (EncoderMemo) rather than a second one.
+            # (faster-whisper drops the last feature frame: content = frames - 1).
+            extractor = self.model.feature_extractor
+            features = extractor(speech)
+            content = features.shape[-1] - 1
+            window = pad_or_trim(features[:, : min(extractor.nb_max_frames, content)])
+            results = self.model.model.detect_language(self.model.encode(window))[0]
+            all_probs = [(token[2:-2], p) for token, p in results]
             language, probability = pick_language(all_probs, self.cfg.languages)
         segments, _info = self.model.transcribe(
-            audio,
+            speech,
             language=language,
             task="transcribe",
             beam_size=self.cfg.beam_size,
             temperature=DECODE_TEMPERATURE,
             condition_on_previous_text=False,
             word_timestamps=self.cfg.word_timestamps,
-            vad_filter=self.cfg.vad_filter,
+            vad_filter=False,
             compression_ratio_threshold=self.cfg.compression_ratio_threshold,
             log_prob_threshold=self.cfg.logprob_threshold,
             # None: faster-whisper would silently skip no-speech windows; our guard counts them.
             no_speech_threshold=None,
         )
+        if chunks is not None:
+            segments = restore_speech_timestamps(segments, chunks, ANALYSIS_RATE_HZ)
         raw = (
             RawSegment(
                 s.start,

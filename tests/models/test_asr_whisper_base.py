@@ -111,6 +111,25 @@ def test_mandarin_tts_openai(openai: OpenAIWhisperTranscriber) -> None:
     assert any(s.words for s in transcript.segments)
 
 
+def test_faster_encodes_once_and_reports_times_of_the_original(
+    faster: FasterWhisperTranscriber, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    samples, _ = shared_clip(*EN_CLIP)
+    lead_s = 3.0
+    padded = np.concatenate([np.zeros(int(lead_s * 16_000), np.float32), samples])
+    memo = faster.model.encode
+    inner, calls = memo._encode, []
+    monkeypatch.setattr(memo, "_last", None)
+    monkeypatch.setattr(memo, "_encode", lambda f: calls.append(f.shape) or inner(f))
+    transcript = faster.transcribe(padded)
+    # Language detection and the decoder share one pass over the (only) 30 s window.
+    assert len(calls) == 1
+    words = [w for s in transcript.segments for w in s.words]
+    # The VAD cut the leading silence; times are mapped back onto the recording's timeline.
+    assert words and words[0].start_s >= lead_s - 0.5
+    assert words[-1].end_s <= len(padded) / 16_000 + 0.5
+
+
 def test_english_faster(faster: FasterWhisperTranscriber) -> None:
     samples, _ = shared_clip(*EN_CLIP)
     transcript = faster.transcribe(samples)
