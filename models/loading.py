@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
     from models.synth_head import FrameEncoder
     from pipeline.detector import Detector
+    from pipeline.fuse import FusionModel
 
 logger = logging.getLogger(__name__)
 
@@ -470,11 +471,25 @@ def load_synth_head(asr: AsrConfig = SYNTH_ENCODER_ASR) -> SyntheticVoiceScorer:
 
 
 @functools.cache
+def load_fusion() -> FusionModel | None:
+    """The fitted fusion (``models/weights/fusion.json``), or None (hand-set sum) with a warning."""
+    from models.fusion_file import FUSION_PATH, read_fusion
+
+    try:
+        model = read_fusion(FUSION_PATH)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        logger.warning("no fitted fusion (%s): cue weights are summed as hand-set", exc)
+        return None
+    logger.info("loaded fitted fusion %s (sha256 %s)", model.model_id, model.sha256[:16])
+    return model
+
+
+@functools.cache
 def load_detector(cfg: DetectorConfig) -> Detector:
     """A :class:`~pipeline.detector.Detector` with the models ``cfg`` asks for, loaded once.
 
-    The synthetic-voice head is added when its weights are present (a checkout without them
-    still analyses calls, with a warning, as before the head existed).
+    The synthetic-voice head and the fitted fusion are added when their files are present (a
+    checkout without them still analyses calls, with a warning, as before they existed).
 
     Raises
     ------
@@ -488,4 +503,10 @@ def load_detector(cfg: DetectorConfig) -> Detector:
     except ModelNotAvailableError as exc:
         logger.warning("no synthetic-voice head: %s", exc)
         synth = None
-    return Detector(load_transcriber(cfg.asr), load_text_classifier(), cfg, synth_scorer=synth)
+    return Detector(
+        load_transcriber(cfg.asr),
+        load_text_classifier(),
+        cfg,
+        synth_scorer=synth,
+        fusion=load_fusion(),
+    )

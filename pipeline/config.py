@@ -71,8 +71,8 @@ class AsrConfig:
 @dataclass(frozen=True, slots=True)
 class FusionConfig:
     threshold: float = 0.5  # robot_probability >= threshold -> electronic_sales_robot
-    bias: float = -0.5  # prior logit before any cue (slightly towards human)
-    weight_scale: float = 1.0  # multiplies every cue weight (hand-set until trained models land)
+    bias: float = -0.5  # prior logit of the hand-set sum (a fitted fusion model has its own)
+    weight_scale: float = 1.0  # multiplies every cue contribution (1 = as fitted / as hand-set)
 
     def __post_init__(self) -> None:
         _check_range("threshold", self.threshold, 0.0, 1.0)

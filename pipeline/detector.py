@@ -1,8 +1,8 @@
 """The composition of all stages: bytes in, :class:`Verdict` out.
 
-Models are injected (``Transcriber``, ``TextClassifier``, optionally a ``SyntheticVoiceScorer``)
-so that tests run with fakes and the service decides where weights come from
-(``models/loading.py``).
+Models are injected (``Transcriber``, ``TextClassifier``, optionally a ``SyntheticVoiceScorer``
+and a fitted ``FusionModel``) so that tests run with fakes and the service decides where weights
+come from (``models/loading.py``).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pipeline.acoustic import acoustic_cues
 from pipeline.audio import AudioSource, load_audio
 from pipeline.config import DetectorConfig
 from pipeline.errors import EmptyAudioError
-from pipeline.fuse import FUSION_METHOD, fuse
+from pipeline.fuse import FUSION_METHOD, FusionModel, fuse
 from pipeline.provenance import make_provenance
 from pipeline.types import (
     Audio,
@@ -41,6 +41,7 @@ class Detector:
     text_classifier: TextClassifier
     config: DetectorConfig
     synth_scorer: SyntheticVoiceScorer | None = None  # trained synthetic-voice head, optional
+    fusion: FusionModel | None = None  # fitted cue scales and bias; None = hand-set sum
 
     def detect(self, src: AudioSource | BinaryIO, *, name: str | None = None) -> Verdict:
         """Analyse one recording.
@@ -94,10 +95,12 @@ class Detector:
                     cues, evidence=(*cues.evidence, synthetic_voice_evidence(synth))
                 )
         text = self.text_classifier.score(transcript, other_party=other)
+        if self.fusion is not None:
+            models = (*models, ModelInfo("fusion", self.fusion.model_id, self.fusion.sha256))
         provenance = make_provenance(
             models=models,
             config=self.config,
-            fusion_method=FUSION_METHOD,
+            fusion_method=FUSION_METHOD if self.fusion is None else self.fusion.method,
         )
         return fuse(
             text=text,
@@ -107,6 +110,7 @@ class Detector:
             audio=audio.info,
             provenance=provenance,
             config=self.config.fusion,
+            model=self.fusion,
         )
 
 

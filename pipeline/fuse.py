@@ -1,21 +1,25 @@
 """Fusion of text, acoustic and structural cues into one probability.
 
 The fusion is a logistic sum: every cue assigns its :class:`Evidence` a signed weight in logit
-units, and
+units (the trained heads, ``synthetic_voice`` and ``robot_script_text``, their calibrated
+log-odds, clipped; the rule cues the hand-set weights of the tables in ``pipeline/acoustic.py``
+and ``pipeline/text_cues.py``), and
 
-    robot_probability = sigmoid(bias + weight_scale * sum(weights))
+    robot_probability = sigmoid(bias + weight_scale * sum(scale[cue] * weight))
 
-The trained heads (``synthetic_voice``, ``robot_script_text``) contribute their calibrated
-log-odds, clipped; the rule cues carry hand-set weights from the tables in
-``pipeline/acoustic.py`` and ``pipeline/text_cues.py``. The sum itself (bias, one weight per cue)
-is not fitted on data yet, so the probability is not calibrated; ``Provenance.fusion_method``
-says so in every verdict.
+With a fitted :class:`FusionModel` (``models/weights/fusion.json``, written by
+``models/train_fusion.py``) the bias and one non-negative scale per cue are fitted and
+calibrated on data no head was fitted on: a rule's direction and shape stay as written, how much
+it counts is learnt. Without one (tests, a checkout without the file) every scale is 1 and the
+bias is ``FusionConfig.bias``: hand-set, not calibrated. ``Provenance.fusion_method`` says which
+in every verdict, and each evidence weight is its contribution as applied.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+from dataclasses import dataclass
 
 from pipeline.config import FusionConfig
 from pipeline.types import (
@@ -35,6 +39,21 @@ FUSION_METHOD = (
 )
 
 
+@dataclass(frozen=True, slots=True)
+class FusionModel:
+    """A fitted fusion: the bias and one scale per cue (``models/train_fusion.py``)."""
+
+    bias: float
+    scales: tuple[tuple[str, float], ...]  # (cue name, scale >= 0), sorted by name
+    default_scale: float  # cues the fit never saw (stereo-only ones) keep weight x this
+    method: str  # one line for Provenance.fusion_method
+    model_id: str = "fusion"
+    sha256: str = ""
+
+    def scale(self, name: str) -> float:
+        return dict(self.scales).get(name, self.default_scale)
+
+
 def sigmoid(x: float) -> float:
     if x >= 0:
         return 1.0 / (1.0 + math.exp(-x))
@@ -51,6 +70,7 @@ def fuse(
     audio: AudioInfo,
     provenance: Provenance,
     config: FusionConfig,
+    model: FusionModel | None = None,
 ) -> Verdict:
     """Combine the branches into a :class:`Verdict`.
 
@@ -62,19 +82,27 @@ def fuse(
         The caller's and (stereo only) the callee's transcripts, carried into the verdict.
     audio, provenance : AudioInfo, Provenance
     config : FusionConfig
-        ``bias``, ``weight_scale`` and the decision ``threshold``.
+        ``weight_scale``, the decision ``threshold`` and (without ``model``) the ``bias``.
+    model : FusionModel, optional
+        Fitted bias and per-cue scales; None sums the hand-set weights with ``config.bias``.
 
     Returns
     -------
     Verdict
         Evidence sorted by ``|weight|``, strongest first; weights as applied (scaled).
     """
+    bias = config.bias if model is None else model.bias
+
+    def applied(weight: float, name: str) -> float:
+        scale = config.weight_scale * (1.0 if model is None else model.scale(name))
+        return round(weight * scale, 3) + 0.0
+
     evidence = tuple(
-        dataclasses.replace(e, weight=e.weight * config.weight_scale)
+        dataclasses.replace(e, weight=applied(e.weight, e.name))
         for e in (*text.evidence, *cues.evidence)
     )
     evidence = tuple(sorted(evidence, key=lambda e: (-abs(e.weight), e.name)))
-    probability = sigmoid(config.bias + sum(e.weight for e in evidence))
+    probability = sigmoid(bias + sum(e.weight for e in evidence))
     label = Label.ROBOT if probability >= config.threshold else Label.HUMAN
     return Verdict(
         label=label,

@@ -4,7 +4,7 @@ import math
 import pytest
 
 from pipeline.config import DetectorConfig, FusionConfig
-from pipeline.fuse import FUSION_METHOD, fuse, sigmoid
+from pipeline.fuse import FUSION_METHOD, FusionModel, fuse, sigmoid
 from pipeline.provenance import make_provenance
 from pipeline.types import (
     AcousticCues,
@@ -35,7 +35,9 @@ TRANSCRIPT = Transcript(
 )
 
 
-def _fuse(weights: list[float], config: FusionConfig | None = None) -> Verdict:
+def _fuse(
+    weights: list[float], config: FusionConfig | None = None, model: FusionModel | None = None
+) -> Verdict:
     text = TextScore(
         sales_probability=0.8,
         topic="loan",
@@ -64,6 +66,7 @@ def _fuse(weights: list[float], config: FusionConfig | None = None) -> Verdict:
         audio=INFO,
         provenance=provenance,
         config=config or FusionConfig(),
+        model=model,
     )
 
 
@@ -121,3 +124,25 @@ def test_from_dict_rebuilds_the_same_verdict() -> None:
     verdict = _fuse([1.0, -0.5, 0.7])
     stored = json.loads(json.dumps(verdict.to_dict()))
     assert Verdict.from_dict(stored) == verdict
+
+
+def test_fitted_model_scales_each_cue_and_replaces_the_bias() -> None:
+    model = FusionModel(
+        bias=-1.0,
+        scales=(("a0", 2.0), ("t0", 0.0)),
+        default_scale=1.0,
+        method="fitted (test)",
+    )
+    verdict = _fuse([1.5, 0.5, 1.0, -0.4], FusionConfig(bias=3.0), model)
+    applied = {e.name: e.weight for e in verdict.evidence}
+    # t0 dropped by the fit, a0 doubled, cues the fit never saw (t1, a1) kept as hand-set.
+    assert applied == {"t0": 0.0, "t1": 0.5, "a0": 2.0, "a1": -0.4}
+    assert verdict.robot_probability == pytest.approx(sigmoid(-1.0 + 0.5 + 2.0 - 0.4))
+
+
+def test_fitted_model_contributions_are_what_the_probability_sums() -> None:
+    model = FusionModel(bias=0.2, scales=(("a0", 0.7),), default_scale=1.0, method="m")
+    verdict = _fuse([0.3, -1.1, 2.0], FusionConfig(weight_scale=0.5), model)
+    total = sum(e.weight for e in verdict.evidence)
+    assert verdict.robot_probability == pytest.approx(sigmoid(0.2 + total), abs=1e-3)
+    assert {e.name: e.weight for e in verdict.evidence}["a0"] == pytest.approx(0.7)

@@ -1,0 +1,63 @@
+"""The fitted fusion's file: ``models/weights/fusion.json`` (written by ``models/train_fusion.py``).
+
+Plain JSON, no arrays: a bias, one scale per cue, the scale of cues the fit never saw, and the
+metadata of the run (data, metrics). Read by ``models.loading.load_fusion``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from pipeline.fuse import FusionModel
+
+FUSION_PATH = Path(__file__).resolve().parent / "weights" / "fusion.json"
+FORMAT = "robocall-fusion/1"
+
+
+def write_fusion(model: FusionModel, meta: dict[str, Any], path: Path = FUSION_PATH) -> str:
+    """Write the model and its run metadata as canonical JSON; returns the file's sha256."""
+    blob = {
+        "format": FORMAT,
+        "model_id": model.model_id,
+        "method": model.method,
+        "bias": model.bias,
+        "default_scale": model.default_scale,
+        "scales": dict(model.scales),
+        "meta": meta,
+    }
+    text = json.dumps(blob, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def read_fusion(path: Path = FUSION_PATH) -> FusionModel:
+    """The fitted fusion in ``path``.
+
+    Raises
+    ------
+    OSError
+        The file cannot be read.
+    ValueError
+        It is not a fusion file of this format, or a number in it is not finite / negative.
+    """
+    data = path.read_bytes()
+    raw = json.loads(data)
+    if not isinstance(raw, dict) or raw.get("format") != FORMAT:
+        raise ValueError(f"{path} is not a {FORMAT} file")
+    scales = tuple(sorted((str(k), float(v)) for k, v in raw["scales"].items()))
+    numbers = [float(raw["bias"]), float(raw["default_scale"]), *(v for _, v in scales)]
+    if not all(math.isfinite(v) for v in numbers) or any(v < 0 for v in numbers[1:]):
+        raise ValueError(f"{path}: bias and scales must be finite, scales >= 0")
+    return FusionModel(
+        bias=float(raw["bias"]),
+        scales=scales,
+        default_scale=float(raw["default_scale"]),
+        method=str(raw["method"]),
+        model_id=str(raw["model_id"]),
+        sha256=hashlib.sha256(data).hexdigest(),
+    )

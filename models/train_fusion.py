@@ -1,0 +1,522 @@
+"""Fit the fusion of every cue, calibrated, on data that no head was fitted on (issue 3).
+
+    python -m models.train_fusion [--e2e 120] [--weights PATH] [--report docs/evaluation_fusion.md]
+
+What is fitted: ``robot logit = bias + sum(scale[cue] * weight[cue])``, one scale >= 0 per cue
+(:class:`pipeline.fuse.FusionModel`). A rule keeps the direction and shape we wrote; the fit
+decides how much it counts, down to 0 for a cue that only repeats another. Class-balanced log
+loss plus a small L2 on the scales, L-BFGS-B: a logistic regression on the cue weights, so its
+probability is calibrated on the population it was fitted on (at even prior: robots and people
+equally likely).
+
+Why *composed* calls: no recording in the corpus is a person selling, and the robot clips speak
+sales scripts while the human clips read news, so a fusion fitted on whole clips would learn
+"sales words = robot" and call every live telemarketer a robot. The two halves of a call's
+evidence are therefore drawn separately and joined within a class: the *acoustic* cues of a clip
+(its audio) and the *text* cues of a text of the same class and language, where half the human
+texts are human sales calls. That assumes the two halves are independent given the class, as the
+logistic sum itself does. ``--e2e`` checks the assumption on real calls run end to end.
+
+Data, every part held out from what it scores:
+
+- audio: the dev (fit) and test (evaluation) rows of every audio manifest, each through the
+  randomised telephone channel once (seeded per row), then the detector's acoustic cues and the
+  synthetic-voice head exactly as ``robocall analyze`` runs them (the head was trained on the
+  train split; its Platt scaling was fitted on dev, the fit split here);
+- text: every row of ``text_corpus.jsonl`` with the robot head's *out-of-fold* log-odds (10 folds
+  by group, the shipped head's Platt scaling and cap) and the rules' evidence; the texts are split
+  in two halves by group, one for fitting and one for evaluation;
+- pairs: each clip with ``PAIRS`` texts of its class and language, a group drawn first so that a
+  campaign replayed 96 times counts once; seeded.
+
+Stereo-only cues (response latency, talk-over, reaction to the callee) cannot be composed from
+mono clips: they keep their hand-set weight (``default_scale`` 1) and the report says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import logging
+import sys
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy.optimize import minimize
+
+from models import metrics as M
+from models.corpus import (
+    CorpusRow,
+    hash_unit,
+    read_clip,
+    read_manifests,
+    resolve_path,
+    seeded_rng,
+)
+from models.fusion_file import FUSION_PATH
+from models.train_synth import features_cache_dir
+from models.train_text import TextRow, read_rows
+from pipeline.fuse import FusionModel
+from pipeline.types import ANALYSIS_RATE_HZ, SyntheticVoiceScorer
+
+log = logging.getLogger(__name__)
+
+REPO_DIR = Path(__file__).resolve().parent.parent
+REPORT_PATH = REPO_DIR / "docs" / "evaluation_fusion.md"
+CARD_PATH = REPO_DIR / "models" / "weights" / "FUSION.md"
+IMG_DIR = REPO_DIR / "docs" / "img"
+SALT = "fusion-v1"  # channel draws, text halves and pairs; change it and every draw changes
+PAIRS = 4  # texts joined to each clip
+HUMAN_SALES_SHARE = 0.5  # share of a person's texts drawn from human sales calls
+L2 = 1e-3  # on the scales, per unit of mean (balanced) log loss
+MAX_SCALE = 5.0
+TEXT_FOLDS = 10
+HANDSET_BIAS = -0.5  # FusionConfig.bias: the sum the fitted fusion replaces
+STEREO_CUES = ("no_reaction_to_callee", "response_latency_std_s", "talk_over_fraction")
+# Modules whose code decides an audio row's cues: their source keys the cue cache.
+AUDIO_CODE = ("pipeline/acoustic.py", "pipeline/telephone.py", "pipeline/vad.py")
+
+
+@dataclass(frozen=True, slots=True)
+class Example:
+    """One composed call: a clip's acoustic cues joined to a text's cues."""
+
+    audio_id: str
+    text_id: str
+    y: int  # 1 = robot
+    language: str
+    kind: str  # the clip's kind (tts, dialer_call, read_speech, ...)
+    text_source: str
+    cues: tuple[tuple[str, float], ...]  # (name, hand-set weight)
+
+
+# ---------------------------------------------------------------------------------------------
+# Audio side
+
+
+def _code_digest(scorer: SyntheticVoiceScorer) -> str:
+    h = hashlib.sha256(SALT.encode())
+    for rel in AUDIO_CODE:
+        h.update((REPO_DIR / rel).read_bytes())
+    h.update(scorer.model_info.sha256.encode())
+    return h.hexdigest()[:16]
+
+
+def clip_cues(samples: np.ndarray, scorer: SyntheticVoiceScorer, *, name: str) -> dict[str, float]:
+    """The hand-set acoustic weights and the head's evidence weight of one mono clip."""
+    from pipeline.acoustic import acoustic_cues
+    from pipeline.detector import synthetic_voice_evidence
+    from pipeline.types import Audio, AudioInfo, Transcript
+
+    info = AudioInfo(
+        name=name,
+        sha256="",
+        size_bytes=0,
+        container="flac",
+        codec="flac",
+        sample_rate_hz=ANALYSIS_RATE_HZ,
+        channels=1,
+        duration_s=samples.size / ANALYSIS_RATE_HZ,
+    )
+    audio = Audio(info, samples[None, :].astype(np.float32))
+    cues = acoustic_cues(audio, transcript=Transcript("en", 1.0, ()), other_transcript=None)
+    out = {e.name: e.weight for e in cues.evidence}
+    synth = scorer.score(samples)
+    if synth is not None:
+        out["synthetic_voice"] = synthetic_voice_evidence(synth).weight
+    return out
+
+
+def audio_cues(
+    rows: Sequence[CorpusRow], scorer: SyntheticVoiceScorer, *, progress: bool = False
+) -> dict[str, dict[str, float]]:
+    """Cues of every row after its seeded telephone channel, cached per row and code version."""
+    from pipeline.errors import EmptyAudioError
+    from pipeline.telephone import telephone_channel
+
+    base = features_cache_dir() / "fusion_cues" / _code_digest(scorer)
+    out: dict[str, dict[str, float]] = {}
+    started = time.monotonic()
+    for i, row in enumerate(rows):
+        path = resolve_path(row)
+        key = hashlib.sha1(f"{row.id}|{hashlib.sha256(path.read_bytes()).hexdigest()}".encode())
+        cache = base / f"{key.hexdigest()}.json"
+        if cache.is_file():
+            out[row.id] = json.loads(cache.read_text())
+        else:
+            rng = seeded_rng(SALT, "channel", row.id)
+            try:
+                x = telephone_channel(read_clip(path), sample_rate_hz=ANALYSIS_RATE_HZ, rng=rng)
+                cues = clip_cues(x, scorer, name=row.id)
+            except EmptyAudioError:
+                cues = {}
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            cache.write_text(json.dumps(cues, sort_keys=True))
+            out[row.id] = cues
+        if progress and (i + 1) % 100 == 0:
+            log.warning(
+                "audio cues: %d/%d rows, %.0f s", i + 1, len(rows), time.monotonic() - started
+            )
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Text side
+
+
+def text_cues(rows: Sequence[TextRow]) -> list[dict[str, float]]:
+    """Rules' evidence and the robot head's out-of-fold evidence weight of every text."""
+    from models.text_clf import MIN_CHARS, ROBOT_WEIGHT_CAP, WEIGHTS_JSON
+    from models.train_text import Features, _fit_binary, _transcript, assign_folds, sample_weights
+    from pipeline.text_cues import RuleTextClassifier
+
+    a, b = json.loads(WEIGHTS_JSON.read_text())["heads"]["robot"]["platt"]
+    feats = Features(rows, dense={})
+    folds = assign_folds(rows, TEXT_FOLDS)
+    y = np.array([r.is_robot for r in rows])
+    w = sample_weights(rows)
+    raw = np.zeros(len(rows))
+    for k in sorted(set(folds.tolist())):
+        test, train = np.where(folds == k)[0], np.where(folds != k)[0]
+        x_train, x_test = feats.build("tfidf", train, test)
+        raw[test] = _fit_binary(x_train, y[train], w[train]).decision_function(x_test)
+    rules = RuleTextClassifier()
+    out = []
+    for row, score in zip(rows, raw, strict=True):
+        cues = {e.name: e.weight for e in rules.score(_transcript(row)).evidence}
+        if len(row.text.strip()) >= MIN_CHARS:
+            log_odds = a * score + b
+            cues["robot_script_text"] = float(
+                np.clip(log_odds, -ROBOT_WEIGHT_CAP, ROBOT_WEIGHT_CAP)
+            )
+        out.append(cues)
+    return out
+
+
+def text_half(row: TextRow) -> str:
+    """ "fit" or "eval": the half of the texts a row belongs to, by its fold group."""
+    return "fit" if hash_unit(row.group, salt=SALT) < 0.5 else "eval"
+
+
+def _pools(rows: Sequence[TextRow], half: str) -> dict[tuple[int, str, bool], dict[str, list[int]]]:
+    """(is_robot, language, is human sales) -> group -> row indices, for one half."""
+    pools: dict[tuple[int, str, bool], dict[str, list[int]]] = {}
+    for i, r in enumerate(rows):
+        if text_half(r) != half or r.language not in ("en", "zh"):
+            continue
+        key = (r.is_robot, r.language, bool(r.is_pitch and not r.is_robot))
+        pools.setdefault(key, {}).setdefault(r.group, []).append(i)
+    return pools
+
+
+def _draw(pool: dict[str, list[int]], rng: np.random.Generator) -> int:
+    groups = sorted(pool)
+    members = pool[groups[int(rng.integers(len(groups)))]]
+    return members[int(rng.integers(len(members)))]
+
+
+def compose(
+    audio_rows: Sequence[CorpusRow],
+    acoustic: dict[str, dict[str, float]],
+    texts: Sequence[TextRow],
+    text_weights: Sequence[dict[str, float]],
+    *,
+    half: str,
+    pairs: int = PAIRS,
+) -> list[Example]:
+    """Join each clip with ``pairs`` texts of its class and language from one half."""
+    pools = _pools(texts, half)
+    out = []
+    for row in audio_rows:
+        if row.id not in acoustic or not acoustic[row.id]:
+            continue
+        y = int(row.label == "robot")
+        rng = seeded_rng(SALT, "pairs", row.id)
+        for _ in range(pairs):
+            sales = not y and rng.random() < HUMAN_SALES_SHARE
+            pool = pools.get((y, row.language, sales)) or pools.get((y, row.language, False))
+            if not pool:
+                continue
+            j = _draw(pool, rng)
+            cues = {**acoustic[row.id], **text_weights[j]}
+            out.append(
+                Example(
+                    audio_id=row.id,
+                    text_id=texts[j].id,
+                    y=y,
+                    language=row.language,
+                    kind=row.kind,
+                    text_source=texts[j].source,
+                    cues=tuple(sorted(cues.items())),
+                )
+            )
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Fit
+
+
+def design(examples: Sequence[Example], names: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Matrix of hand-set weights (absent cue = 0) and labels."""
+    col = {n: j for j, n in enumerate(names)}
+    x = np.zeros((len(examples), len(names)))
+    for i, ex in enumerate(examples):
+        for name, weight in ex.cues:
+            if name in col:
+                x[i, col[name]] = weight
+    return x, np.array([ex.y for ex in examples], dtype=np.float64)
+
+
+def balanced(y: np.ndarray) -> np.ndarray:
+    """Row weights giving each class the same total (mean 1)."""
+    n1, n0 = max(float(y.sum()), 1.0), max(float((1 - y).sum()), 1.0)
+    return np.where(y == 1, 0.5 * y.size / n1, 0.5 * y.size / n0)
+
+
+def fit_scales(
+    x: np.ndarray, y: np.ndarray, *, l2: float = L2, max_scale: float = MAX_SCALE
+) -> tuple[float, np.ndarray]:
+    """Bias and non-negative scales minimising class-balanced log loss + ``l2 * |scales|^2``."""
+    w = balanced(y)
+    w = w / w.sum()
+
+    def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        z = theta[0] + x @ theta[1:]
+        p = sigmoid_array(z)
+        value = float(np.sum(w * (np.logaddexp(0.0, z) - y * z)) + l2 * np.sum(theta[1:] ** 2))
+        r = w * (p - y)
+        grad = np.concatenate([[r.sum()], x.T @ r + 2 * l2 * theta[1:]])
+        return value, grad
+
+    start = np.concatenate([[0.0], np.ones(x.shape[1])])
+    bounds = [(None, None)] + [(0.0, max_scale)] * x.shape[1]
+    res = minimize(loss, start, jac=True, method="L-BFGS-B", bounds=bounds)
+    if not res.success:
+        log.warning("fusion fit: %s", res.message)
+    return float(res.x[0]), np.asarray(res.x[1:])
+
+
+def sigmoid_array(z: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * z))
+
+
+def fusion_logit(model: FusionModel, examples: Sequence[Example]) -> np.ndarray:
+    return np.array([model.bias + sum(model.scale(n) * w for n, w in ex.cues) for ex in examples])
+
+
+def handset_logit(examples: Sequence[Example]) -> np.ndarray:
+    return np.array([HANDSET_BIAS + sum(w for _, w in ex.cues) for ex in examples])
+
+
+def scores_table(y: np.ndarray, logit: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
+    """EER, AUC, error rates at the threshold, ECE as drawn and at even prior."""
+    p = sigmoid_array(logit)
+    out: dict[str, float] = {"n_human": float((y == 0).sum()), "n_robot": float(y.sum())}
+    both = M.has_both_classes(y.astype(np.int64))
+    out["eer"] = M.eer(y.astype(np.int64), logit)[0] if both else float("nan")
+    out["auc"] = M.roc_auc(y.astype(np.int64), logit) if both else float("nan")
+    c = M.confusion(y.astype(np.int64), p, threshold=threshold)
+    out["fpr"] = c.false_positive_rate
+    out["miss"] = 1 - c.recall if c.true_positive + c.false_negative else float("nan")
+    out["ece"] = M.ece(y, p) if y.size else float("nan")
+    out["ece_even"] = M.ece(y, p, weights=balanced(y)) if both else float("nan")
+    return out
+
+
+@dataclass
+class Result:
+    model: FusionModel
+    names: list[str]
+    counts: dict[str, Any]
+    tables: dict[str, dict[str, dict[str, float]]]
+    cue_rows: list[dict[str, Any]]
+    ablations: dict[str, dict[str, float]]
+    e2e: dict[str, Any] | None
+    eval_examples: list[Example]
+    seconds: float
+
+
+def make_model(names: Sequence[str], bias: float, scales: np.ndarray) -> FusionModel:
+    return FusionModel(
+        bias=round(bias, 4),
+        scales=tuple(sorted((n, round(float(s), 4)) for n, s in zip(names, scales, strict=True))),
+        default_scale=1.0,
+        method=(
+            "fitted logistic fusion: bias + one non-negative scale per cue, class-balanced, on "
+            "composed dev calls (models/train_fusion.py, models/weights/FUSION.md); stereo-only "
+            "cues keep their hand-set weight"
+        ),
+        model_id="fusion-v1",
+    )
+
+
+def _grouped(
+    examples: Sequence[Example], logit: np.ndarray, key: str
+) -> dict[str, dict[str, float]]:
+    groups: dict[str, list[int]] = {}
+    for i, ex in enumerate(examples):
+        groups.setdefault(str(getattr(ex, key)), []).append(i)
+    y = np.array([ex.y for ex in examples], dtype=np.float64)
+    return {g: scores_table(y[idx], logit[idx]) for g, idx in sorted(groups.items())}
+
+
+def train(*, e2e: int = 0, progress: bool = False) -> Result:
+    """Build both populations, fit on one, evaluate on the other (and end to end if asked)."""
+    from models.loading import load_synth_head
+
+    started = time.monotonic()
+    scorer = load_synth_head()
+    rows = [
+        r for r in read_manifests() if r.split in ("dev", "test") and r.language in ("en", "zh")
+    ]
+    acoustic = audio_cues(rows, scorer, progress=progress)
+    texts = read_rows()
+    text_w = text_cues(texts)
+    fit_ex = compose([r for r in rows if r.split == "dev"], acoustic, texts, text_w, half="fit")
+    eval_ex = compose([r for r in rows if r.split == "test"], acoustic, texts, text_w, half="eval")
+    seen = Counter(n for ex in fit_ex for n, w in ex.cues if w != 0.0)
+    names = sorted(n for n in seen if n not in STEREO_CUES)
+    x, y = design(fit_ex, names)
+    bias, scales = fit_scales(x, y)
+    model = make_model(names, bias, scales)
+    y_eval = np.array([ex.y for ex in eval_ex], dtype=np.float64)
+    fitted, handset = fusion_logit(model, eval_ex), handset_logit(eval_ex)
+    tables = {
+        "headline": {
+            "fitted, test calls (composed)": scores_table(y_eval, fitted),
+            "hand-set sum, same calls": scores_table(y_eval, handset),
+            "fitted, dev calls (fit population)": scores_table(y, fusion_logit(model, fit_ex)),
+        },
+        "kind": _grouped(eval_ex, fitted, "kind"),
+        "language": _grouped(eval_ex, fitted, "language"),
+        "text_source": _grouped(eval_ex, fitted, "text_source"),
+    }
+    cue_rows = []
+    x_eval, _ = design(eval_ex, names)
+    for j, name in enumerate(names):
+        contrib = x_eval[:, j] * model.scale(name)
+        cue_rows.append(
+            {
+                "cue": name,
+                "scale": model.scale(name),
+                "present": float(np.mean(x_eval[:, j] != 0)),
+                "robot_mean": float(contrib[y_eval == 1].mean()) if y_eval.any() else 0.0,
+                "human_mean": float(contrib[y_eval == 0].mean()) if (1 - y_eval).any() else 0.0,
+            }
+        )
+    text_names = {n for ex in fit_ex for n, _ in ex.cues if n in _TEXT_CUES}
+    ablations = {}
+    for label, keep in (
+        ("acoustic and structure cues only", [n for n in names if n not in text_names]),
+        ("text cues only", [n for n in names if n in text_names]),
+        ("synthetic_voice alone", [n for n in names if n == "synthetic_voice"]),
+        ("all cues", names),
+    ):
+        xs, _ = design(fit_ex, keep)
+        b, s = fit_scales(xs, y)
+        sub = make_model(keep, b, s)
+        ablations[label] = scores_table(y_eval, fusion_logit(sub, eval_ex))
+    e2e_tables = end_to_end(model, limit=e2e, progress=progress) if e2e else None
+    counts = {
+        "fit": _counts(fit_ex),
+        "eval": _counts(eval_ex),
+        "audio_rows": {s: sum(r.split == s for r in rows) for s in ("dev", "test")},
+        "texts": dict(Counter(text_half(t) for t in texts)),
+    }
+    return Result(
+        model, names, counts, tables, cue_rows, ablations, e2e_tables, eval_ex,
+        time.monotonic() - started,
+    )  # fmt: skip
+
+
+_TEXT_CUES = ("robot_script_text", "scripted_phrase", "disfluency_rate", "sales_phrases")
+
+
+def _counts(examples: Sequence[Example]) -> dict[str, int]:
+    return {
+        "examples": len(examples),
+        "robot": sum(ex.y for ex in examples),
+        "human": sum(1 - ex.y for ex in examples),
+        "clips": len({ex.audio_id for ex in examples}),
+        "texts": len({ex.text_id for ex in examples}),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# End to end: real calls through the whole detector
+
+
+def end_to_end(model: FusionModel, *, limit: int, progress: bool = False) -> dict[str, Any]:
+    """Test-split mixed calls through the channel and the real detector (ASR included).
+
+    Both fusions read the same evidence: the detector runs without a fusion model, so its
+    evidence weights are the hand-set ones.
+    """
+    from models.loading import load_detector
+    from pipeline.config import DetectorConfig
+    from pipeline.errors import RobocallError
+    from pipeline.telephone import telephone_channel
+    from pipeline.types import Audio, AudioInfo
+
+    detector = dataclasses.replace(load_detector(DetectorConfig()), fusion=None)
+    rows = [r for r in read_manifests(["mixed"]) if r.split == "test"]
+    rows = sorted(rows, key=lambda r: hash_unit(r.id, salt=SALT))[:limit]
+    examples: list[Example] = []
+    started = time.monotonic()
+    for i, row in enumerate(rows):
+        rng = seeded_rng(SALT, "channel", row.id)
+        x = telephone_channel(
+            read_clip(resolve_path(row)), sample_rate_hz=ANALYSIS_RATE_HZ, rng=rng
+        )
+        info = AudioInfo(row.id, "", 0, "flac", "flac", ANALYSIS_RATE_HZ, 1, x.size / 16_000)
+        try:
+            verdict = detector.detect_audio(Audio(info, x[None, :].astype(np.float32)))
+        except RobocallError as exc:
+            log.warning("end to end: %s: %s", row.id, exc.code)
+            continue
+        cues = tuple(sorted((e.name, e.weight) for e in verdict.evidence))
+        examples.append(
+            Example(row.id, "", int(row.label == "robot"), row.language, row.kind, "asr", cues)
+        )
+        if progress and (i + 1) % 10 == 0:
+            log.warning(
+                "end to end: %d/%d calls, %.0f s", i + 1, len(rows), time.monotonic() - started
+            )
+    y = np.array([ex.y for ex in examples], dtype=np.float64)
+    return {
+        "all": {
+            "fitted": scores_table(y, fusion_logit(model, examples)),
+            "hand-set sum": scores_table(y, handset_logit(examples)),
+        },
+        "kind": _grouped(examples, fusion_logit(model, examples), "kind"),
+        "seconds": time.monotonic() - started,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m models.train_fusion", description=__doc__)
+    parser.add_argument(
+        "--e2e", type=int, default=0, metavar="N", help="also run N test calls end to end (ASR)"
+    )
+    parser.add_argument("--weights", type=Path, default=FUSION_PATH, help="file to write")
+    parser.add_argument("--report", type=Path, default=REPORT_PATH, help="report to write")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    from models.fusion_report import write_outputs
+
+    result = train(e2e=args.e2e, progress=True)
+    summary = write_outputs(result, weights=args.weights, report=args.report)
+    print(json.dumps(summary, indent=1, default=float))  # noqa: T201 - a command's summary
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,157 @@
+"""The fusion fit, the composition of calls and the fusion file, on synthetic data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from models.corpus import CorpusRow
+from models.fusion_file import read_fusion, write_fusion
+from models.train_fusion import (
+    Example,
+    balanced,
+    compose,
+    design,
+    fit_scales,
+    fusion_logit,
+    make_model,
+    scores_table,
+    sigmoid_array,
+    text_half,
+)
+from models.train_text import TextRow
+
+
+def _cues(rng: np.random.Generator, y: np.ndarray) -> np.ndarray:
+    """Three cues: one informative, one noise, one informative but duplicated by the first."""
+    n = y.size
+    good = np.where(y == 1, 1.0, -1.0) + rng.normal(0, 1.0, n)
+    noise = rng.normal(0, 1.0, n)
+    return np.column_stack([good, noise, good + rng.normal(0, 0.05, n)])
+
+
+def test_fit_recovers_a_calibrated_logit_and_ignores_noise() -> None:
+    rng = np.random.default_rng(0)
+    n = 6000
+    hidden = rng.normal(0, 1.5, n)
+    y = (rng.random(n) < sigmoid_array(0.3 + 1.2 * hidden)).astype(float)
+    x = np.column_stack([hidden, rng.normal(0, 1.0, n)])
+    bias, scales = fit_scales(x, y, l2=0.0)
+    assert scales[0] == pytest.approx(1.2, abs=0.12)
+    assert scales[1] == pytest.approx(0.0, abs=0.08)
+    # Class-balanced: the fitted bias moves the prior to even odds, not 0.3.
+    p = sigmoid_array(bias + x @ scales)
+    assert scores_table(y, bias + x @ scales)["ece_even"] < 0.03
+    assert abs(float(np.average(p, weights=balanced(y))) - 0.5) < 0.02
+
+
+def test_scales_stay_non_negative_and_bounded() -> None:
+    rng = np.random.default_rng(1)
+    y = (rng.random(2000) < 0.5).astype(float)
+    x = _cues(rng, y)
+    x[:, 1] = np.where(y == 1, -2.0, 2.0)  # a cue written backwards: the fit must not flip it
+    _, scales = fit_scales(x, y, max_scale=3.0)
+    assert (scales >= 0).all() and (scales <= 3.0).all()
+    assert scales[1] == 0.0
+
+
+def test_fusion_file_round_trip(tmp_path: Path) -> None:
+    model = make_model(["a", "b"], -0.25, np.array([1.5, 0.0]))
+    path = tmp_path / "fusion.json"
+    sha = write_fusion(model, {"note": "test"}, path)
+    back = read_fusion(path)
+    assert back.sha256 == sha
+    assert (back.bias, back.scales, back.default_scale) == (-0.25, (("a", 1.5), ("b", 0.0)), 1.0)
+    ex = Example("x", "t", 1, "en", "tts", "robocall", (("a", 2.0), ("c", 1.0)))
+    assert fusion_logit(back, [ex])[0] == pytest.approx(-0.25 + 3.0 + 1.0)
+
+
+@pytest.mark.parametrize(
+    "change", [{"format": "other"}, {"bias": float("nan")}, {"scales": {"a": -1.0}}]
+)
+def test_fusion_file_rejects_damage(tmp_path: Path, change: dict[str, object]) -> None:
+    path = tmp_path / "fusion.json"
+    write_fusion(make_model(["a"], 0.0, np.array([1.0])), {}, path)
+    raw = json.loads(path.read_text())
+    raw.update(change)
+    path.write_text(json.dumps(raw))
+    with pytest.raises(ValueError):
+        read_fusion(path)
+
+
+def _row(i: int, label: str, language: str) -> CorpusRow:
+    return CorpusRow(
+        id=f"clip/{label}/{language}/{i}",
+        path=f"{i}.flac",
+        root="cache",
+        label=label,
+        kind="tts" if label == "robot" else "read_speech",
+        language=language,
+        speaker=f"s{i}",
+        engine="e" if label == "robot" else "",
+        engine_family="e" if label == "robot" else "",
+        source="test",
+        group_id=f"g{i}",
+        campaign="",
+        split="test",
+        duration_s=3.0,
+        orig_sr_hz=16000,
+        licence="test",
+        text="",
+    )
+
+
+def _text(i: int, *, robot: int, pitch: int, language: str, group: str) -> TextRow:
+    return TextRow(
+        id=f"text/{i}",
+        text=f"text {i}",
+        language=language,
+        source="robocall" if robot else ("authored_sales" if pitch else "chat"),
+        group=group,
+        is_pitch=pitch,
+        is_robot=robot,
+        topic="loan" if pitch else "none",
+        origin="test",
+    )
+
+
+def test_compose_joins_within_class_and_language_from_one_half() -> None:
+    texts = [
+        _text(
+            i, robot=i % 3 == 0, pitch=i % 3 != 2, language="en" if i % 2 else "zh", group=f"G{i}"
+        )
+        for i in range(300)
+    ]
+    weights = [{"robot_script_text": 1.0 if t.is_robot else -1.0} for t in texts]
+    rows = [_row(i, "robot" if i % 2 else "human", "en" if i < 10 else "zh") for i in range(20)]
+    acoustic = {r.id: {"synthetic_voice": 0.5} for r in rows}
+    acoustic[rows[0].id] = {}  # no speech after the channel: left out
+    by_id = {t.id: t for t in texts}
+    for half in ("fit", "eval"):
+        examples = compose(rows, acoustic, texts, weights, half=half, pairs=3)
+        assert len(examples) == 3 * 19
+        for ex in examples:
+            text = by_id[ex.text_id]
+            assert text.is_robot == ex.y and text.language == ex.language
+            assert text_half(text) == half
+            assert dict(ex.cues) == {
+                "synthetic_voice": 0.5,
+                "robot_script_text": 1.0 if ex.y else -1.0,
+            }
+        people = [by_id[ex.text_id] for ex in examples if not ex.y]
+        assert any(t.is_pitch for t in people) and any(not t.is_pitch for t in people)
+    again = compose(rows, acoustic, texts, weights, half="fit", pairs=3)
+    assert again == compose(rows, acoustic, texts, weights, half="fit", pairs=3)
+
+
+def test_design_puts_absent_cues_at_zero() -> None:
+    examples = [
+        Example("a", "t", 1, "en", "tts", "s", (("x", 2.0),)),
+        Example("b", "t", 0, "en", "tts", "s", (("y", -1.0), ("z", 5.0))),
+    ]
+    x, y = design(examples, ["x", "y"])
+    assert x.tolist() == [[2.0, 0.0], [0.0, -1.0]]
+    assert y.tolist() == [1.0, 0.0]
