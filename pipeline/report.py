@@ -362,7 +362,8 @@ def limits_paragraph(verdict: Verdict, lang: Lang) -> str:
     if lang == "zh":
         weights = ("机器人概率由人工设定的权重综合得出，尚未在大量真实通话上训练和校准，"
                    "因此 80% 并不表示同类通话中有八成是机器人。" if _untrained(verdict) else
-                   "机器人概率来自在有限数据上训练的模型，对其他运营商、地区或录音设备未必同样准确。")
+                   "机器人概率来自在有限数据上训练和校准的模型（按机器人与真人各占一半校准），"
+                   "对其他运营商、地区或录音设备未必同样准确。")
         return ("本报告由软件自动生成，是证据线索而非定论。" + weights +
                 "现代语音合成可以很像真人；照稿念的真人、通话质量差、AMR 等强压缩或背景噪声也可能让"
                 "真人听起来像机器。语音识别（Whisper）可能听错字词、姓名和数字，短促或嘈杂的通话尤甚。"
@@ -372,8 +373,9 @@ def limits_paragraph(verdict: Verdict, lang: Lang) -> str:
     weights = ("The robot probability combines the cues with hand-set weights that have not been "
                "trained or calibrated on a large set of real calls, so 80% does not mean that 8 in "
                "10 such calls are robots. " if _untrained(verdict) else
-               "The robot probability comes from models trained on limited data; it may be less "
-               "accurate for other carriers, regions or recording devices. ")
+               "The robot probability comes from models and a fusion trained and calibrated on "
+               "limited data (calibrated as if robots and people were equally likely); it may be "
+               "less accurate for other carriers, regions or recording devices. ")
     return ("This report is made by software; it is evidence to weigh, not proof. " + weights +
             "Modern speech synthesis can sound human, and a live agent reading a script, a poor "
             "line, heavy compression (such as AMR) or background noise can make a person sound "
@@ -460,5 +462,5 @@ def _kinds(flags: tuple[RecitalFlag, ...]) -> list[str]:
 
 
 def _untrained(verdict: Verdict) -> bool:
-    method = verdict.provenance.fusion_method.lower()
-    return "untrained" in method or "hand-set" in method
+    """The verdict's cues were summed as hand-set, not by a fitted fusion (models/train_fusion)."""
+    return not verdict.provenance.fusion_method.lower().startswith("fitted")

@@ -60,7 +60,7 @@ def test_summary_lines_render_the_verdict_in_each_language() -> None:
     assert "electronic sales robot" in en[0] and "87%" in en[0]
     assert any("贷款" in line for line in zh) and any("loans" in line for line in en)
     assert any("hand-set" in line for line in en)  # untrained fusion is said, not hidden
-    trained = make_verdict(fusion="logistic regression trained on corpus v2")
+    trained = make_verdict(fusion="fitted logistic fusion (test)")
     assert not any("hand-set" in line for line in rp.summary_lines(trained, "en"))
 
 
