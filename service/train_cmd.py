@@ -1,6 +1,8 @@
-"""``robocall train`` and ``robocall evaluate``: the synthetic-voice head (issue 3).
+"""``robocall train`` and ``robocall evaluate``: the trained models (issue 3).
 
-Entry points only: the work is in ``models/train_synth.py`` and ``models/evaluate.py``.
+Entry points only: the work is in ``models/train_synth.py`` (synthetic-voice head),
+``models/train_text.py`` (text heads), ``models/train_fusion.py`` (fitted fusion, which reads
+the other two) and ``models/evaluate.py``.
 """
 
 from __future__ import annotations
@@ -16,15 +18,28 @@ from typing import Any
 from pipeline.errors import RobocallError
 
 FEATURE_CHOICES = ("whisper", "lfcc", "whisper+lfcc")
+STAGES = ("synth", "text", "fusion")  # in order: the fusion is fitted on the heads' outputs
+REPO_DIR = Path(__file__).resolve().parent.parent
+FUSION_WEIGHTS = REPO_DIR / "models" / "weights" / "fusion.json"
+FUSION_REPORT = REPO_DIR / "docs" / "evaluation_fusion.md"
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     train = sub.add_parser(
         "train",
-        help="train the synthetic-voice head from the corpus manifests",
-        description="Compute (or read cached) features of the corpus clips after the telephone "
-        "channel, fit the synthetic-voice head, calibrate it on the dev split and write the "
-        "weights plus a run directory (config, metrics, scores). Deterministic.",
+        help="train the synthetic-voice head, the text heads and the fusion",
+        description="Stage synth: compute (or read cached) features of the corpus clips after "
+        "the telephone channel, fit the synthetic-voice head, calibrate it on the dev split and "
+        "write the weights plus a run directory. Stage text: the text heads "
+        "(models/train_text.py train --folds 10 --logo). Stage fusion: fit the per-cue scales "
+        "on composed dev calls and write models/weights/fusion.json, its card and "
+        "docs/evaluation_fusion.md. Deterministic.",
+    )
+    train.add_argument(
+        "--stage",
+        choices=(*STAGES, "all"),
+        default="all",
+        help="what to rebuild (default: all, in the order synth, text, fusion; --quick: synth)",
     )
     train.add_argument(
         "--out",
@@ -81,6 +96,45 @@ def _needs_encoder(blocks: tuple[str, ...]) -> Any:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    stages = STAGES if args.stage == "all" else (args.stage,)
+    if args.quick:
+        stages = ("synth",)
+    for stage in stages:
+        started = time.monotonic()
+        code = {"synth": _train_synth, "text": _train_text, "fusion": _train_fusion}[stage](args)
+        print(
+            f"robocall train: stage {stage} took {time.monotonic() - started:.0f} s",
+            file=sys.stderr,
+        )
+        if code:
+            return code
+    return 0
+
+
+def _train_text(args: argparse.Namespace) -> int:
+    from models.train_text import train
+
+    return train(10, logo=True)
+
+
+def _train_fusion(args: argparse.Namespace) -> int:
+    from models.fusion_report import write_outputs
+    from models.train_fusion import train
+
+    try:
+        result = train(e2e=120, progress=True)
+    except RobocallError as exc:
+        print(f"robocall train: {exc.message}", file=sys.stderr)
+        return 1
+    except FileNotFoundError as exc:
+        print(f"robocall train: missing corpus file: {exc}", file=sys.stderr)
+        return 1
+    summary = write_outputs(result, weights=FUSION_WEIGHTS, report=FUSION_REPORT)
+    print(json.dumps(summary, indent=1, default=float))
+    return 0
+
+
+def _train_synth(args: argparse.Namespace) -> int:
     import dataclasses
 
     from models.synth_head import FeatureSpec
