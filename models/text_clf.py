@@ -307,7 +307,7 @@ class TrainedTextClassifier:
             value=robot,
             weight=weight,
             detail=f"The wording reads like {leaning} to the trained text head (log-odds "
-            f"{robot:+.2f}, capped at {ROBOT_WEIGHT_CAP:g}); people read scripts too.",
+            f"{robot:+.2f}); people read scripts too.",
             span_s=(segments[0].start_s, segments[-1].end_s) if segments else None,
         )
         evidence = tuple(

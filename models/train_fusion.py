@@ -2,9 +2,10 @@
 
     python -m models.train_fusion [--e2e 120] [--weights PATH] [--report docs/evaluation_fusion.md]
 
-What is fitted: ``robot logit = bias + sum(scale[cue] * weight[cue])``, one scale >= 0 per cue
-(:class:`pipeline.fuse.FusionModel`). A rule keeps the direction and shape we wrote; the fit
-decides how much it counts, down to 0 for a cue that only repeats another. Class-balanced log
+What is fitted: ``robot logit = bias + sum(scale[cue, sign] * weight[cue])``, one scale >= 0 per
+cue and direction of its weight (:class:`pipeline.fuse.FusionModel`). A rule keeps the direction
+and shape we wrote; the fit decides how much it counts towards robot and towards human, down to 0
+for a cue that only repeats another. Class-balanced log
 loss plus a small L2 on the scales, L-BFGS-B: a logistic regression on the cue weights, so its
 probability is calibrated on the population it was fitted on (at even prior: robots and people
 equally likely).
@@ -63,7 +64,7 @@ from models.corpus import (
 from models.fusion_file import FUSION_PATH
 from models.train_synth import features_cache_dir
 from models.train_text import TextRow, read_rows
-from pipeline.fuse import FusionModel
+from pipeline.fuse import FusionModel, signed_cue
 from pipeline.types import ANALYSIS_RATE_HZ, SyntheticVoiceScorer
 
 log = logging.getLogger(__name__)
@@ -80,6 +81,7 @@ MAX_SCALE = 5.0
 TEXT_FOLDS = 10
 HANDSET_BIAS = -0.5  # FusionConfig.bias: the sum the fitted fusion replaces
 STEREO_CUES = ("no_reaction_to_callee", "response_latency_std_s", "talk_over_fraction")
+TEXT_CUES = ("robot_script_text", "scripted_phrase", "disfluency_rate", "sales_phrases")
 # Modules whose code decides an audio row's cues: their source keys the cue cache.
 AUDIO_CODE = ("pipeline/acoustic.py", "pipeline/telephone.py", "pipeline/vad.py")
 
@@ -265,13 +267,14 @@ def compose(
 
 
 def design(examples: Sequence[Example], names: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Matrix of hand-set weights (absent cue = 0) and labels."""
+    """Matrix of hand-set weights, one column per signed cue (absent = 0), and labels."""
     col = {n: j for j, n in enumerate(names)}
     x = np.zeros((len(examples), len(names)))
     for i, ex in enumerate(examples):
         for name, weight in ex.cues:
-            if name in col:
-                x[i, col[name]] = weight
+            key = signed_cue(name, weight)
+            if key in col:
+                x[i, col[key]] = weight
     return x, np.array([ex.y for ex in examples], dtype=np.float64)
 
 
@@ -304,12 +307,19 @@ def fit_scales(
     return float(res.x[0]), np.asarray(res.x[1:])
 
 
+def base_cue(signed: str) -> str:
+    """The cue name of a signed cue (``"synthetic_voice:+"`` -> ``"synthetic_voice"``)."""
+    return signed.rsplit(":", 1)[0]
+
+
 def sigmoid_array(z: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * z))
 
 
 def fusion_logit(model: FusionModel, examples: Sequence[Example]) -> np.ndarray:
-    return np.array([model.bias + sum(model.scale(n) * w for n, w in ex.cues) for ex in examples])
+    return np.array(
+        [model.bias + sum(model.scale(n, w) * w for n, w in ex.cues) for ex in examples]
+    )
 
 
 def handset_logit(examples: Sequence[Example]) -> np.ndarray:
@@ -350,9 +360,9 @@ def make_model(names: Sequence[str], bias: float, scales: np.ndarray) -> FusionM
         scales=tuple(sorted((n, round(float(s), 4)) for n, s in zip(names, scales, strict=True))),
         default_scale=1.0,
         method=(
-            "fitted logistic fusion: bias + one non-negative scale per cue, class-balanced, on "
-            "composed dev calls (models/train_fusion.py, models/weights/FUSION.md); stereo-only "
-            "cues keep their hand-set weight"
+            "fitted logistic fusion: bias + a non-negative scale per cue and direction, "
+            "class-balanced, on composed dev calls (models/train_fusion.py, "
+            "models/weights/FUSION.md); stereo-only cues keep their rule weight unscaled"
         ),
         model_id="fusion-v1",
     )
@@ -382,8 +392,8 @@ def train(*, e2e: int = 0, progress: bool = False) -> Result:
     text_w = text_cues(texts)
     fit_ex = compose([r for r in rows if r.split == "dev"], acoustic, texts, text_w, half="fit")
     eval_ex = compose([r for r in rows if r.split == "test"], acoustic, texts, text_w, half="eval")
-    seen = Counter(n for ex in fit_ex for n, w in ex.cues if w != 0.0)
-    names = sorted(n for n in seen if n not in STEREO_CUES)
+    seen = {signed_cue(n, w) for ex in fit_ex for n, w in ex.cues if w != 0.0}
+    names = sorted(n for n in seen if base_cue(n) not in STEREO_CUES)
     x, y = design(fit_ex, names)
     bias, scales = fit_scales(x, y)
     model = make_model(names, bias, scales)
@@ -402,22 +412,21 @@ def train(*, e2e: int = 0, progress: bool = False) -> Result:
     cue_rows = []
     x_eval, _ = design(eval_ex, names)
     for j, name in enumerate(names):
-        contrib = x_eval[:, j] * model.scale(name)
+        contrib = x_eval[:, j] * dict(model.scales)[name]
         cue_rows.append(
             {
                 "cue": name,
-                "scale": model.scale(name),
+                "scale": dict(model.scales)[name],
                 "present": float(np.mean(x_eval[:, j] != 0)),
                 "robot_mean": float(contrib[y_eval == 1].mean()) if y_eval.any() else 0.0,
                 "human_mean": float(contrib[y_eval == 0].mean()) if (1 - y_eval).any() else 0.0,
             }
         )
-    text_names = {n for ex in fit_ex for n, _ in ex.cues if n in _TEXT_CUES}
     ablations = {}
     for label, keep in (
-        ("acoustic and structure cues only", [n for n in names if n not in text_names]),
-        ("text cues only", [n for n in names if n in text_names]),
-        ("synthetic_voice alone", [n for n in names if n == "synthetic_voice"]),
+        ("acoustic and structure cues only", [n for n in names if base_cue(n) not in TEXT_CUES]),
+        ("text cues only", [n for n in names if base_cue(n) in TEXT_CUES]),
+        ("synthetic_voice alone", [n for n in names if base_cue(n) == "synthetic_voice"]),
         ("all cues", names),
     ):
         xs, _ = design(fit_ex, keep)
@@ -437,9 +446,6 @@ def train(*, e2e: int = 0, progress: bool = False) -> Result:
     )  # fmt: skip
 
 
-_TEXT_CUES = ("robot_script_text", "scripted_phrase", "disfluency_rate", "sales_phrases")
-
-
 def _counts(examples: Sequence[Example]) -> dict[str, int]:
     return {
         "examples": len(examples),
@@ -454,11 +460,26 @@ def _counts(examples: Sequence[Example]) -> dict[str, int]:
 # End to end: real calls through the whole detector
 
 
+# Files whose content decides a call's evidence end to end (ASR, text branch, detector).
+E2E_CODE = (
+    "models/asr.py",
+    "models/text_clf.py",
+    "models/weights/text_heads.npz",
+    "models/weights/text_heads.json",
+    "pipeline/detector.py",
+    "pipeline/lexicon.py",
+    "pipeline/text_cues.py",
+)
+
+
 def end_to_end(model: FusionModel, *, limit: int, progress: bool = False) -> dict[str, Any]:
     """Test-split mixed calls through the channel and the real detector (ASR included).
 
     Both fusions read the same evidence: the detector runs without a fusion model, so its
-    evidence weights are the hand-set ones.
+    evidence weights are the hand-set ones. Each call's evidence is cached (keyed by the code
+    and weights that produce it). Calls are grouped by the source of their prompts, because
+    the test robots are of three sorts: sales lines of our English TTS engines, demo sentences
+    of Mandarin TTS systems (not sales), and vocoder copies of read speech.
     """
     from models.loading import load_detector
     from pipeline.config import DetectorConfig
@@ -467,36 +488,60 @@ def end_to_end(model: FusionModel, *, limit: int, progress: bool = False) -> dic
     from pipeline.types import Audio, AudioInfo
 
     detector = dataclasses.replace(load_detector(DetectorConfig()), fusion=None)
+    assert detector.synth_scorer is not None
+    digest = hashlib.sha256(_code_digest(detector.synth_scorer).encode())
+    for rel in E2E_CODE:
+        digest.update((REPO_DIR / rel).read_bytes())
+    base = features_cache_dir() / "fusion_e2e" / digest.hexdigest()[:16]
     rows = [r for r in read_manifests(["mixed"]) if r.split == "test"]
     rows = sorted(rows, key=lambda r: hash_unit(r.id, salt=SALT))[:limit]
     examples: list[Example] = []
     started = time.monotonic()
     for i, row in enumerate(rows):
-        rng = seeded_rng(SALT, "channel", row.id)
-        x = telephone_channel(
-            read_clip(resolve_path(row)), sample_rate_hz=ANALYSIS_RATE_HZ, rng=rng
-        )
-        info = AudioInfo(row.id, "", 0, "flac", "flac", ANALYSIS_RATE_HZ, 1, x.size / 16_000)
-        try:
-            verdict = detector.detect_audio(Audio(info, x[None, :].astype(np.float32)))
-        except RobocallError as exc:
-            log.warning("end to end: %s: %s", row.id, exc.code)
+        cache = base / f"{hashlib.sha1(row.id.encode()).hexdigest()}.json"
+        if cache.is_file():
+            cues = json.loads(cache.read_text())
+        else:
+            rng = seeded_rng(SALT, "channel", row.id)
+            clip = read_clip(resolve_path(row))
+            x = telephone_channel(clip, sample_rate_hz=ANALYSIS_RATE_HZ, rng=rng)
+            info = AudioInfo(row.id, "", 0, "flac", "flac", ANALYSIS_RATE_HZ, 1, x.size / 16_000)
+            try:
+                verdict = detector.detect_audio(Audio(info, x[None, :].astype(np.float32)))
+                cues = {e.name: e.weight for e in verdict.evidence}
+            except RobocallError as exc:
+                cues = {"error": exc.code}
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            cache.write_text(json.dumps(cues, sort_keys=True))
+        if "error" in cues:
+            log.warning("end to end: %s: %s", row.id, cues["error"])
             continue
-        cues = tuple(sorted((e.name, e.weight) for e in verdict.evidence))
+        source = row.parts[0].split("/")[0] if row.parts else row.source
         examples.append(
-            Example(row.id, "", int(row.label == "robot"), row.language, row.kind, "asr", cues)
+            Example(
+                row.id,
+                "",
+                int(row.label == "robot"),
+                row.language,
+                row.kind,
+                f"{row.language} {row.label}: {source}",
+                tuple(sorted(cues.items())),
+            )
         )
         if progress and (i + 1) % 10 == 0:
             log.warning(
                 "end to end: %d/%d calls, %.0f s", i + 1, len(rows), time.monotonic() - started
             )
     y = np.array([ex.y for ex in examples], dtype=np.float64)
+    fitted = fusion_logit(model, examples)
     return {
         "all": {
-            "fitted": scores_table(y, fusion_logit(model, examples)),
+            "fitted": scores_table(y, fitted),
             "hand-set sum": scores_table(y, handset_logit(examples)),
         },
-        "kind": _grouped(examples, fusion_logit(model, examples), "kind"),
+        "source": _grouped(examples, fitted, "text_source"),
+        "kind": _grouped(examples, fitted, "kind"),
+        "skipped": len(rows) - len(examples),
         "seconds": time.monotonic() - started,
     }
 

@@ -5,14 +5,15 @@ units (the trained heads, ``synthetic_voice`` and ``robot_script_text``, their c
 log-odds, clipped; the rule cues the hand-set weights of the tables in ``pipeline/acoustic.py``
 and ``pipeline/text_cues.py``), and
 
-    robot_probability = sigmoid(bias + weight_scale * sum(scale[cue] * weight))
+    robot_probability = sigmoid(bias + weight_scale * sum(scale[cue, sign of weight] * weight))
 
 With a fitted :class:`FusionModel` (``models/weights/fusion.json``, written by
-``models/train_fusion.py``) the bias and one non-negative scale per cue are fitted and
-calibrated on data no head was fitted on: a rule's direction and shape stay as written, how much
-it counts is learnt. Without one (tests, a checkout without the file) every scale is 1 and the
-bias is ``FusionConfig.bias``: hand-set, not calibrated. ``Provenance.fusion_method`` says which
-in every verdict, and each evidence weight is its contribution as applied.
+``models/train_fusion.py``) the bias and one non-negative scale per cue and direction are fitted
+and calibrated on data no head was fitted on: a rule's direction and shape stay as written; how
+much it counts, towards robot and towards human separately, is learnt. Without one (tests, a
+checkout without the file) every scale is 1 and the bias is ``FusionConfig.bias``: hand-set, not
+calibrated. ``Provenance.fusion_method`` says which in every verdict, and each evidence weight
+is its contribution as applied.
 """
 
 from __future__ import annotations
@@ -44,14 +45,23 @@ class FusionModel:
     """A fitted fusion: the bias and one scale per cue (``models/train_fusion.py``)."""
 
     bias: float
-    scales: tuple[tuple[str, float], ...]  # (cue name, scale >= 0), sorted by name
-    default_scale: float  # cues the fit never saw (stereo-only ones) keep weight x this
+    # (signed cue, scale >= 0), sorted: "<cue>:+" scales the cue's weights towards robot,
+    # "<cue>:-" those towards human, so that the fit can trust one direction more than the
+    # other ("reads like a script" is stronger evidence than "does not").
+    scales: tuple[tuple[str, float], ...]
+    default_scale: float  # cue directions the fit never saw (stereo-only cues) keep weight x this
     method: str  # one line for Provenance.fusion_method
     model_id: str = "fusion"
     sha256: str = ""
 
-    def scale(self, name: str) -> float:
-        return dict(self.scales).get(name, self.default_scale)
+    def scale(self, name: str, weight: float) -> float:
+        """The fitted scale of cue ``name`` when its hand-set weight is ``weight``."""
+        return dict(self.scales).get(signed_cue(name, weight), self.default_scale)
+
+
+def signed_cue(name: str, weight: float) -> str:
+    """``"<name>:+"`` for a weight towards robot, ``"<name>:-"`` otherwise."""
+    return f"{name}:{'+' if weight > 0 else '-'}"
 
 
 def sigmoid(x: float) -> float:
@@ -94,7 +104,7 @@ def fuse(
     bias = config.bias if model is None else model.bias
 
     def applied(weight: float, name: str) -> float:
-        scale = config.weight_scale * (1.0 if model is None else model.scale(name))
+        scale = config.weight_scale * (1.0 if model is None else model.scale(name, weight))
         return round(weight * scale, 3) + 0.0
 
     evidence = tuple(

@@ -59,14 +59,18 @@ def test_scales_stay_non_negative_and_bounded() -> None:
 
 
 def test_fusion_file_round_trip(tmp_path: Path) -> None:
-    model = make_model(["a", "b"], -0.25, np.array([1.5, 0.0]))
+    model = make_model(["a:+", "b:-"], -0.25, np.array([1.5, 0.0]))
     path = tmp_path / "fusion.json"
     sha = write_fusion(model, {"note": "test"}, path)
     back = read_fusion(path)
     assert back.sha256 == sha
-    assert (back.bias, back.scales, back.default_scale) == (-0.25, (("a", 1.5), ("b", 0.0)), 1.0)
-    ex = Example("x", "t", 1, "en", "tts", "robocall", (("a", 2.0), ("c", 1.0)))
-    assert fusion_logit(back, [ex])[0] == pytest.approx(-0.25 + 3.0 + 1.0)
+    assert (back.bias, back.scales, back.default_scale) == (
+        -0.25,
+        (("a:+", 1.5), ("b:-", 0.0)),
+        1.0,
+    )
+    ex = Example("x", "t", 1, "en", "tts", "robocall", (("a", 2.0), ("b", -1.0), ("c", 1.0)))
+    assert fusion_logit(back, [ex])[0] == pytest.approx(-0.25 + 3.0 + 0.0 + 1.0)
 
 
 @pytest.mark.parametrize(
@@ -74,7 +78,7 @@ def test_fusion_file_round_trip(tmp_path: Path) -> None:
 )
 def test_fusion_file_rejects_damage(tmp_path: Path, change: dict[str, object]) -> None:
     path = tmp_path / "fusion.json"
-    write_fusion(make_model(["a"], 0.0, np.array([1.0])), {}, path)
+    write_fusion(make_model(["a:+"], 0.0, np.array([1.0])), {}, path)
     raw = json.loads(path.read_text())
     raw.update(change)
     path.write_text(json.dumps(raw))
@@ -147,11 +151,11 @@ def test_compose_joins_within_class_and_language_from_one_half() -> None:
     assert again == compose(rows, acoustic, texts, weights, half="fit", pairs=3)
 
 
-def test_design_puts_absent_cues_at_zero() -> None:
+def test_design_has_a_column_per_cue_direction_and_zero_for_absent_cues() -> None:
     examples = [
         Example("a", "t", 1, "en", "tts", "s", (("x", 2.0),)),
-        Example("b", "t", 0, "en", "tts", "s", (("y", -1.0), ("z", 5.0))),
+        Example("b", "t", 0, "en", "tts", "s", (("x", -0.5), ("y", -1.0), ("z", 5.0))),
     ]
-    x, y = design(examples, ["x", "y"])
-    assert x.tolist() == [[2.0, 0.0], [0.0, -1.0]]
+    x, y = design(examples, ["x:+", "x:-", "y:-"])
+    assert x.tolist() == [[2.0, 0.0, 0.0], [0.0, -0.5, -1.0]]
     assert y.tolist() == [1.0, 0.0]

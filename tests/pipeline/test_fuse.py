@@ -126,22 +126,29 @@ def test_from_dict_rebuilds_the_same_verdict() -> None:
     assert Verdict.from_dict(stored) == verdict
 
 
-def test_fitted_model_scales_each_cue_and_replaces_the_bias() -> None:
+def test_fitted_model_scales_each_cue_direction_and_replaces_the_bias() -> None:
     model = FusionModel(
         bias=-1.0,
-        scales=(("a0", 2.0), ("t0", 0.0)),
+        scales=(("a0:+", 2.0), ("a1:-", 0.5), ("t0:+", 0.0)),
         default_scale=1.0,
         method="fitted (test)",
     )
     verdict = _fuse([1.5, 0.5, 1.0, -0.4], FusionConfig(bias=3.0), model)
     applied = {e.name: e.weight for e in verdict.evidence}
-    # t0 dropped by the fit, a0 doubled, cues the fit never saw (t1, a1) kept as hand-set.
-    assert applied == {"t0": 0.0, "t1": 0.5, "a0": 2.0, "a1": -0.4}
-    assert verdict.robot_probability == pytest.approx(sigmoid(-1.0 + 0.5 + 2.0 - 0.4))
+    # t0 dropped by the fit, a0 doubled, a1 (towards human) halved, t1 never seen: kept as is.
+    assert applied == {"t0": 0.0, "t1": 0.5, "a0": 2.0, "a1": -0.2}
+    assert verdict.robot_probability == pytest.approx(sigmoid(-1.0 + 0.5 + 2.0 - 0.2))
+
+
+def test_a_direction_the_fit_never_saw_keeps_the_default_scale() -> None:
+    model = FusionModel(bias=0.0, scales=(("a0:+", 3.0),), default_scale=1.0, method="fitted")
+    assert model.scale("a0", 0.4) == 3.0
+    assert model.scale("a0", -0.4) == 1.0
+    assert model.scale("other", 2.0) == 1.0
 
 
 def test_fitted_model_contributions_are_what_the_probability_sums() -> None:
-    model = FusionModel(bias=0.2, scales=(("a0", 0.7),), default_scale=1.0, method="m")
+    model = FusionModel(bias=0.2, scales=(("a0:+", 0.7),), default_scale=1.0, method="m")
     verdict = _fuse([0.3, -1.1, 2.0], FusionConfig(weight_scale=0.5), model)
     total = sum(e.weight for e in verdict.evidence)
     assert verdict.robot_probability == pytest.approx(sigmoid(0.2 + total), abs=1e-3)
