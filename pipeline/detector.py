@@ -2,7 +2,8 @@
 
 Models are injected (``Transcriber``, ``TextClassifier``, optionally a ``SyntheticVoiceScorer``
 and a fitted ``FusionModel``) so that tests run with fakes and the service decides where weights
-come from (``models/loading.py``).
+come from (``models/loading.py``). So are ``ContextCue``s: evidence from outside the recording
+(a prompt index of earlier calls, ``service/campaigns.py``), fused like the acoustic cues.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pipeline.fuse import FUSION_METHOD, FusionModel, fuse
 from pipeline.provenance import make_provenance
 from pipeline.types import (
     Audio,
+    ContextCue,
     Evidence,
     ModelInfo,
     SyntheticVoiceScore,
@@ -42,6 +44,7 @@ class Detector:
     config: DetectorConfig
     synth_scorer: SyntheticVoiceScorer | None = None  # trained synthetic-voice head, optional
     fusion: FusionModel | None = None  # fitted cue scales and bias; None = hand-set sum
+    context_cues: tuple[ContextCue, ...] = ()  # evidence from outside the recording
 
     def detect(self, src: AudioSource | BinaryIO, *, name: str | None = None) -> Verdict:
         """Analyse one recording.
@@ -94,6 +97,9 @@ class Detector:
                 cues = dataclasses.replace(
                     cues, evidence=(*cues.evidence, synthetic_voice_evidence(synth))
                 )
+        context = tuple(e for cue in self.context_cues if (e := cue(audio, transcript)) is not None)
+        if context:
+            cues = dataclasses.replace(cues, evidence=(*cues.evidence, *context))
         text = self.text_classifier.score(transcript, other_party=other)
         if self.fusion is not None:
             models = (*models, ModelInfo("fusion", self.fusion.model_id, self.fusion.sha256))

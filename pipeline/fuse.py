@@ -14,18 +14,24 @@ much it counts, towards robot and towards human separately, is learnt. Without o
 checkout without the file) every scale is 1 and the bias is ``FusionConfig.bias``: hand-set, not
 calibrated. ``Provenance.fusion_method`` says which in every verdict, and each evidence weight
 is its contribution as applied.
+
+Because the sum is additive, a verdict can be fused again with more evidence
+(:func:`add_evidence`) and comes out as if :func:`fuse` had had it from the start: the batch
+driver adds ``prompt_seen_before`` that way, after the workers made the verdicts.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
-from pipeline.config import FusionConfig
+from pipeline.config import DetectorConfig, FusionConfig
 from pipeline.types import (
     AcousticCues,
     AudioInfo,
+    Evidence,
     Label,
     Provenance,
     TextScore,
@@ -101,21 +107,12 @@ def fuse(
     Verdict
         Evidence sorted by ``|weight|``, strongest first; weights as applied (scaled).
     """
-    bias = config.bias if model is None else model.bias
-
-    def applied(weight: float, name: str) -> float:
-        scale = config.weight_scale * (1.0 if model is None else model.scale(name, weight))
-        return round(weight * scale, 3) + 0.0
-
-    evidence = tuple(
-        dataclasses.replace(e, weight=applied(e.weight, e.name))
-        for e in (*text.evidence, *cues.evidence)
+    evidence = _sorted(
+        _applied(e, config=config, model=model) for e in (*text.evidence, *cues.evidence)
     )
-    evidence = tuple(sorted(evidence, key=lambda e: (-abs(e.weight), e.name)))
-    probability = sigmoid(bias + sum(e.weight for e in evidence))
-    label = Label.ROBOT if probability >= config.threshold else Label.HUMAN
+    probability = _probability(evidence, config=config, model=model)
     return Verdict(
-        label=label,
+        label=Label.ROBOT if probability >= config.threshold else Label.HUMAN,
         robot_probability=probability,
         threshold=config.threshold,
         sales_probability=text.sales_probability,
@@ -126,3 +123,94 @@ def fuse(
         audio=audio,
         provenance=provenance,
     )
+
+
+def add_evidence(
+    verdict: Verdict,
+    extra: Iterable[Evidence],
+    *,
+    config: DetectorConfig,
+    model: FusionModel | None,
+    replace: Collection[str] = (),
+) -> Verdict:
+    """Fuse ``verdict`` again with more evidence, as :func:`fuse` would have with it from the start.
+
+    Parameters
+    ----------
+    verdict : Verdict
+        Made by :func:`fuse` with ``config`` and ``model`` (its provenance must say so).
+    extra : iterable of Evidence
+        Evidence with hand-set weights, as a cue produces it; scaled here like in :func:`fuse`
+        (a cue the fitted ``model`` never saw gets its ``default_scale``).
+    config, model : DetectorConfig, FusionModel or None
+        What made the verdict (``Provenance.config_hash``, the ``fusion`` model and
+        ``fusion_method`` are checked).
+    replace : collection of str
+        Evidence names to drop from the verdict first. Names in ``extra`` are always replaced,
+        so that adding the same evidence twice counts it once.
+
+    Returns
+    -------
+    Verdict
+        New label, probability and evidence; transcript, audio and provenance as they were (the
+        provenance already names every model and the config the result depends on).
+
+    Raises
+    ------
+    ValueError
+        The verdict was fused with another config or fusion: its weights cannot be summed again.
+    """
+    _check_fused_by(verdict, config=config, model=model)
+    extra = tuple(extra)
+    dropped = {*replace, *(e.name for e in extra)}
+    fusion = config.fusion
+    evidence = _sorted(
+        (
+            *(e for e in verdict.evidence if e.name not in dropped),
+            *(_applied(e, config=fusion, model=model) for e in extra),
+        )
+    )
+    probability = _probability(evidence, config=fusion, model=model)
+    return dataclasses.replace(
+        verdict,
+        label=Label.ROBOT if probability >= fusion.threshold else Label.HUMAN,
+        robot_probability=probability,
+        evidence=evidence,
+    )
+
+
+def _applied(evidence: Evidence, *, config: FusionConfig, model: FusionModel | None) -> Evidence:
+    """``evidence`` with its hand-set weight scaled as the fusion applies it (3 decimals)."""
+    scale = config.weight_scale * (
+        1.0 if model is None else model.scale(evidence.name, evidence.weight)
+    )
+    return dataclasses.replace(evidence, weight=round(evidence.weight * scale, 3) + 0.0)
+
+
+def _sorted(evidence: Iterable[Evidence]) -> tuple[Evidence, ...]:
+    return tuple(sorted(evidence, key=lambda e: (-abs(e.weight), e.name)))
+
+
+def _probability(
+    evidence: tuple[Evidence, ...], *, config: FusionConfig, model: FusionModel | None
+) -> float:
+    bias = config.bias if model is None else model.bias
+    return sigmoid(bias + sum(e.weight for e in evidence))
+
+
+def _check_fused_by(verdict: Verdict, *, config: DetectorConfig, model: FusionModel | None) -> None:
+    prov = verdict.provenance
+    fusions = [(m.model_id, m.sha256) for m in prov.models if m.role == "fusion"]
+    if model is None:
+        expected, method = [], FUSION_METHOD
+    else:
+        expected, method = [(model.model_id, model.sha256)], model.method
+    if prov.config_hash != config.config_hash():
+        raise ValueError(
+            f"{verdict.audio.name}: verdict made with config {prov.config_hash}, "
+            f"not {config.config_hash()}"
+        )
+    if fusions != expected or prov.fusion_method != method:
+        made = fusions[0] if fusions else "the hand-set sum"
+        want = expected[0] if expected else "the hand-set sum"
+        raise ValueError(f"{verdict.audio.name}: verdict fused by {made}, not by {want}")

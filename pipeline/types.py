@@ -257,3 +257,17 @@ class SyntheticVoiceScorer(Protocol):
     def score(self, samples: np.ndarray) -> SyntheticVoiceScore | None:
         """Score mono float32 samples at :data:`ANALYSIS_RATE_HZ`; None if too little speech."""
         ...
+
+
+class ContextCue(Protocol):
+    """Evidence from outside the recording, e.g. "this prompt was heard in N other calls".
+
+    The service builds these (``service.campaigns.PromptCue`` looks the call up in a prompt
+    index) and hands them to ``pipeline.detector.Detector(context_cues=...)``, so the pipeline
+    fuses them without knowing where they come from. Weights are hand-set robot-logit
+    contributions, scaled by the fusion like every other cue's.
+    """
+
+    def __call__(self, audio: Audio, transcript: Transcript) -> Evidence | None:
+        """Evidence about the decoded call and its caller's transcript, or None (nothing known)."""
+        ...

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.types import ANALYSIS_RATE_HZ, ModelInfo, Segment, TextScore, Transcript
+from pipeline.types import (
+    ANALYSIS_RATE_HZ,
+    Audio,
+    Evidence,
+    ModelInfo,
+    Segment,
+    TextScore,
+    Transcript,
+)
 
 
 class FakeTextClassifier:
@@ -72,3 +80,18 @@ class FakeTranscriber:
             else ()
         )
         return Transcript(self.language, 1.0, segments, backend="fake")
+
+
+class FakeContextCue:
+    """A :class:`~pipeline.types.ContextCue` that returns the evidence it was given (or None).
+
+    Every call is recorded in ``calls`` as ``(audio sha256, transcript text)``.
+    """
+
+    def __init__(self, evidence: Evidence | None) -> None:
+        self.evidence = evidence
+        self.calls: list[tuple[str, str]] = []
+
+    def __call__(self, audio: Audio, transcript: Transcript) -> Evidence | None:
+        self.calls.append((audio.info.sha256, transcript.text))
+        return self.evidence

@@ -1,5 +1,7 @@
 """The composed pipeline with fake models: real decoding, cues and fusion."""
 
+import dataclasses
+import math
 from collections.abc import Callable
 from pathlib import Path
 
@@ -9,9 +11,10 @@ import pytest
 from pipeline.config import DetectorConfig, load_config
 from pipeline.detector import Detector
 from pipeline.errors import EmptyAudioError, NotAudioError
+from pipeline.fuse import FusionModel
 from pipeline.text_cues import RuleTextClassifier
-from pipeline.types import Label, Verdict
-from tests.fakes import FakeTextClassifier, FakeTranscriber
+from pipeline.types import Evidence, Label, Verdict
+from tests.fakes import FakeContextCue, FakeTextClassifier, FakeTranscriber
 
 
 def _detector(
@@ -91,3 +94,44 @@ def test_robot_like_call_scores_above_human_like(
     p_robot = robot.detect(make_wav(kind="robot", duration_s=8.0)).robot_probability
     p_human = human.detect(make_wav(kind="human", duration_s=8.0)).robot_probability
     assert p_robot > p_human
+
+
+PROMPT_CUE = Evidence("structure", "prompt_seen_before", 3.0, 1.5, "Heard in 3 other calls.")
+
+
+def _logit(p: float) -> float:
+    return math.log(p / (1.0 - p))
+
+
+@pytest.mark.parametrize(
+    ("fusion", "applied"),
+    [
+        (None, 1.5),  # hand-set sum: the cue's own weight
+        # a fitted fusion that never saw the cue: its default scale
+        (FusionModel(bias=-1.0, scales=(("scripted_phrase:+", 0.5),), default_scale=0.8,
+                     method="fitted (test)"), 1.2),
+    ],
+)  # fmt: skip
+def test_context_cue_evidence_is_fused_like_any_cue(
+    make_wav: Callable[..., Path], fusion: FusionModel | None, applied: float
+) -> None:
+    path = make_wav(kind="robot", sr=8000, duration_s=4.0)
+    text = "您好，请按1了解详情。"
+    plain = Detector(FakeTranscriber(text), RuleTextClassifier(), DetectorConfig(), fusion=fusion)
+    cue, silent = FakeContextCue(PROMPT_CUE), FakeContextCue(None)
+    hooked = dataclasses.replace(plain, context_cues=(silent, cue))
+    before, after = plain.detect(path), hooked.detect(path)
+    assert cue.calls == silent.calls == [(before.audio.sha256, before.transcript.text)]
+    added = [e for e in after.evidence if e.name == "prompt_seen_before"]
+    assert added == [dataclasses.replace(PROMPT_CUE, weight=applied)]
+    assert [e for e in after.evidence if e not in added] == list(before.evidence)
+    assert _logit(after.robot_probability) - _logit(before.robot_probability) == pytest.approx(
+        applied
+    )
+    weights = [abs(e.weight) for e in after.evidence]
+    assert weights == sorted(weights, reverse=True)
+    nothing = dataclasses.replace(plain, context_cues=(silent,)).detect(path)
+    assert (nothing.evidence, nothing.robot_probability) == (
+        before.evidence,
+        before.robot_probability,
+    )

@@ -1,10 +1,11 @@
+import dataclasses
 import json
 import math
 
 import pytest
 
-from pipeline.config import DetectorConfig, FusionConfig
-from pipeline.fuse import FUSION_METHOD, FusionModel, fuse, sigmoid
+from pipeline.config import DetectorConfig, FusionConfig, load_config
+from pipeline.fuse import FUSION_METHOD, FusionModel, add_evidence, fuse, sigmoid
 from pipeline.provenance import make_provenance
 from pipeline.types import (
     AcousticCues,
@@ -153,3 +154,78 @@ def test_fitted_model_contributions_are_what_the_probability_sums() -> None:
     total = sum(e.weight for e in verdict.evidence)
     assert verdict.robot_probability == pytest.approx(sigmoid(0.2 + total), abs=1e-3)
     assert {e.name: e.weight for e in verdict.evidence}["a0"] == pytest.approx(0.7)
+
+
+MODEL = FusionModel(
+    bias=-0.8,
+    scales=(("a0:+", 2.0), ("prompt_seen_before:+", 0.0)),
+    default_scale=0.5,
+    method="fitted (test)",
+    model_id="fusion-test",
+    sha256="f" * 64,
+)
+PROVENANCE = {  # one analysis time, so that verdicts compare equal
+    fitted: make_provenance(
+        models=(ModelInfo("asr", "fake", "1" * 64),)
+        + ((ModelInfo("fusion", MODEL.model_id, MODEL.sha256),) if fitted else ()),
+        config=DetectorConfig(),
+        fusion_method=MODEL.method if fitted else FUSION_METHOD,
+    )
+    for fitted in (False, True)
+}
+CUE = Evidence("structure", "prompt_seen_before", 3.0, 1.6, "Heard in 3 other calls.")
+OTHER_CUE = Evidence("structure", "number_reported", 1.0, 0.7, "Reported once.")
+
+
+def _fused(model: FusionModel | None, extra: tuple[Evidence, ...] = ()) -> Verdict:
+    """A verdict as the detector makes it: provenance names the fusion that made it."""
+    return fuse(
+        text=TextScore(0.8, "loan", (("loan", 0.8),), (Evidence("text", "t0", 1.0, 0.2, "t"),)),
+        cues=AcousticCues(
+            (Evidence("acoustic", "a0", 1.0, -0.5, "a", (0.0, 1.0)), *extra), speech_s=2.0
+        ),
+        transcript=TRANSCRIPT,
+        other_transcript=None,
+        audio=INFO,
+        provenance=PROVENANCE[model is not None],  # the fitted test models share id and sha256
+        config=FusionConfig(),
+        model=model,
+    )
+
+
+@pytest.mark.parametrize("model", [None, MODEL, dataclasses.replace(MODEL, scales=())])
+def test_adding_evidence_to_a_verdict_is_fusing_with_it_from_the_start(
+    model: FusionModel | None,
+) -> None:
+    config = DetectorConfig()
+    without, direct = _fused(model), _fused(model, (CUE, OTHER_CUE))
+    added = add_evidence(without, [CUE, OTHER_CUE], config=config, model=model)
+    assert added == direct
+    assert added.provenance == without.provenance
+    assert add_evidence(added, [CUE], config=config, model=model) == added  # replaced, not twice
+    # replace drops evidence without adding any
+    assert add_evidence(direct, [], config=config, model=model, replace=(CUE.name,)) == _fused(
+        model, (OTHER_CUE,)
+    )
+
+
+def test_added_evidence_can_change_the_label() -> None:
+    without = _fused(None)
+    assert without.label is Label.HUMAN  # logit -0.5 + 0.2 - 0.5
+    added = add_evidence(without, [CUE], config=DetectorConfig(), model=None)
+    assert added.label is Label.ROBOT and added.robot_probability == pytest.approx(sigmoid(0.8))
+    # the fitted model here gives the cue no weight (its scale is 0): nothing changes
+    fitted = add_evidence(_fused(MODEL), [CUE], config=DetectorConfig(), model=MODEL)
+    assert fitted.robot_probability == _fused(MODEL).robot_probability
+
+
+def test_a_verdict_of_another_fusion_or_config_is_not_fused_again() -> None:
+    with pytest.raises(ValueError, match="fused by the hand-set sum"):
+        add_evidence(_fused(None), [CUE], config=DetectorConfig(), model=MODEL)
+    with pytest.raises(ValueError, match="fused by"):
+        add_evidence(_fused(MODEL), [CUE], config=DetectorConfig(), model=None)
+    other = dataclasses.replace(MODEL, sha256="e" * 64)
+    with pytest.raises(ValueError, match="fused by"):
+        add_evidence(_fused(MODEL), [CUE], config=DetectorConfig(), model=other)
+    with pytest.raises(ValueError, match="config"):
+        add_evidence(_fused(None), [CUE], config=load_config(fusion__threshold=0.6), model=None)
