@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipeline.config import DetectorConfig, load_config
 from pipeline.errors import RobocallError
 from pipeline.types import Label, Transcript, Verdict
+
+if TYPE_CHECKING:
+    from service.campaigns import PromptIndex
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +34,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument(
         "--json", action="store_true", help='one JSON line per file: {"input", "verdict"|"error"}'
     )
+    parser.add_argument(
+        "--prompt-index", type=Path, metavar="SQLITE", help="prompt index of earlier calls (e.g. "
+        "from robocall batch): a call whose prompt it holds gets 'heard in N other calls' as "
+        "evidence; read only, the files analysed are not added (default: no index, no such "
+        "evidence)",
+    )  # fmt: skip
     parser.set_defaults(func=run)
 
 
@@ -65,6 +75,23 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"robocall analyze: {exc}", file=sys.stderr)
         return 2
+    index = None
+    if args.prompt_index is not None:
+        from service.campaigns import PromptIndex
+
+        try:
+            index = PromptIndex(args.prompt_index, read_only=True)
+        except (OSError, ValueError) as exc:
+            print(f"robocall analyze: {exc}", file=sys.stderr)
+            return 2
+    try:
+        return _analyse(args, config, index)
+    finally:
+        if index is not None:
+            index.close()
+
+
+def _analyse(args: argparse.Namespace, config: DetectorConfig, index: PromptIndex | None) -> int:
     from models.loading import load_detector  # heavy import, only when analysing
 
     try:
@@ -72,6 +99,11 @@ def run(args: argparse.Namespace) -> int:
     except RobocallError as exc:
         print(f"robocall analyze: {exc.message}", file=sys.stderr)
         return 1
+    if index is not None:
+        from service.campaigns import PromptCue
+
+        cues = (*detector.context_cues, PromptCue(index))
+        detector = dataclasses.replace(detector, context_cues=cues)
     failed = 0
     for path in args.files:
         try:

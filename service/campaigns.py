@@ -14,7 +14,13 @@ transcript MinHash, :mod:`pipeline.fingerprint`) in SQLite, and every sighting o
 
 A call that matches nothing founds a new campaign (``cmp-`` + 12 hex of its audio's sha256). The
 same audio (same sha256) is always the same sighting, so re-running a batch never counts a call
-twice. Leader clustering depends on order; batches feed calls by start time.
+twice, and it keeps how it first matched and its place in the order sightings were recorded.
+Leader clustering depends on order; batches feed calls by start time.
+
+The evidence :func:`prompt_seen_before` (one call, e.g. ``robocall analyze --prompt-index``,
+through :class:`PromptCue`) counts every other call in the index; a batch
+(:func:`assign_campaigns`) counts, for each call, the calls recorded before it, so that a call's
+verdict does not depend on calls that came after it.
 """
 
 from __future__ import annotations
@@ -46,7 +52,7 @@ from pipeline.fingerprint import (
     text_minhash,
     text_shingles,
 )
-from pipeline.types import Audio, Evidence
+from pipeline.types import Audio, Evidence, Transcript
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +63,7 @@ MAX_EVIDENCE_WEIGHT = 2.0  # cap of the prompt_seen_before logit contribution
 INDEX_FORMAT = "landmarks-v1+minhash-affine32"  # bump when pipeline.fingerprint changes
 
 MatchMethod = Literal["audio", "text"]
+EVIDENCE_NAME = "prompt_seen_before"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -68,7 +75,7 @@ CREATE TABLE IF NOT EXISTS landmarks (
 CREATE INDEX IF NOT EXISTS landmarks_by_hash ON landmarks (hash);
 CREATE TABLE IF NOT EXISTS sightings (
     campaign_id TEXT NOT NULL, call_key TEXT NOT NULL, caller_number TEXT, start_time TEXT,
-    PRIMARY KEY (campaign_id, call_key));
+    method TEXT, PRIMARY KEY (campaign_id, call_key));
 CREATE INDEX IF NOT EXISTS sightings_by_call ON sightings (call_key);
 """
 
@@ -110,20 +117,46 @@ class PromptIndex:
     ----------
     path : str or Path
         Database file (created with its folder), or ``":memory:"`` for a throw-away index.
+    read_only : bool
+        Open an existing file for lookups only (:meth:`add` then fails): a user who analyses a
+        call must not add it to the carrier's index.
+
+    Raises
+    ------
+    FileNotFoundError
+        ``read_only`` and there is no such file.
+    ValueError
+        The file is an index of another format.
     """
 
-    def __init__(self, path: str | Path = ":memory:") -> None:
-        if str(path) != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+    def __init__(self, path: str | Path = ":memory:", *, read_only: bool = False) -> None:
         self.path = str(path)
-        self._db = sqlite3.connect(self.path, timeout=60.0)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(_SCHEMA)
-        row = self._db.execute("SELECT value FROM meta WHERE key='format'").fetchone()
-        if row is None:
+        if read_only:
+            if not Path(path).is_file():
+                raise FileNotFoundError(f"{path}: no such prompt index")
+            self._db = sqlite3.connect(
+                f"{Path(path).resolve().as_uri()}?mode=ro", uri=True, timeout=60.0
+            )
+        else:
+            if self.path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, timeout=60.0)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.executescript(_SCHEMA)
+            columns = {r[1] for r in self._db.execute("PRAGMA table_info(sightings)")}
+            if "method" not in columns:  # an index from before sightings kept their method
+                self._db.execute("ALTER TABLE sightings ADD COLUMN method TEXT")
+        try:
+            row = self._db.execute("SELECT value FROM meta WHERE key='format'").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise ValueError(f"{path}: not a prompt index ({exc})") from None
+        if row is None and not read_only:
             self._db.execute("INSERT INTO meta VALUES ('format', ?)", (INDEX_FORMAT,))
-        elif row[0] != INDEX_FORMAT:
-            raise ValueError(f"{path}: prompt index format {row[0]!r}, expected {INDEX_FORMAT!r}")
+        elif row is None or row[0] != INDEX_FORMAT:
+            found = None if row is None else row[0]
+            raise ValueError(f"{path}: prompt index format {found!r}, expected {INDEX_FORMAT!r}")
+        columns = {r[1] for r in self._db.execute("PRAGMA table_info(sightings)")}
+        self._method_sql = "method" if "method" in columns else "NULL"  # old read-only file
         self._db.execute("CREATE TEMP TABLE query (hash INTEGER, frame INTEGER)")
         self._db.commit()
         self._lsh: Any = None  # datasketch.MinHashLSH over exemplar transcripts, built lazily
@@ -138,21 +171,36 @@ class PromptIndex:
         self.close()
 
     def match(self, call: CallPrint) -> PromptMatch | None:
-        """The campaign whose exemplar this call replays, by audio first, then by transcript."""
-        known = self._db.execute(
-            "SELECT campaign_id FROM sightings WHERE call_key=? LIMIT 1", (call.call_key,)
-        ).fetchone()
+        """The campaign whose exemplar this call replays, by audio first, then by transcript.
+
+        A call already sighted matches its campaign as it first did (the call that founded it,
+        and sightings recorded before methods were kept, count as an audio match).
+        """
+        known = self._known(call.call_key)
         if known:
-            return PromptMatch(campaign_id=known[0], method="audio", score=math.inf, coverage=1.0)
+            method: MatchMethod = "text" if known[1] == "text" else "audio"
+            return PromptMatch(campaign_id=known[0], method=method, score=math.inf, coverage=1.0)
         return self._match_audio(call.landmarks) or self._match_text(call.transcript)
+
+    def _known(self, call_key: str) -> tuple[str, str | None] | None:
+        row = self._db.execute(
+            f"SELECT campaign_id, {self._method_sql} FROM sightings WHERE call_key=? "
+            "ORDER BY rowid LIMIT 1",
+            (call_key,),
+        ).fetchone()
+        return None if row is None else (row[0], row[1])
 
     def add(self, call: CallPrint) -> tuple[str, PromptMatch | None]:
         """Match the call, or found a campaign with it; record the sighting (idempotent).
 
         Returns
         -------
-        (campaign_id, match) : the match is None for a new campaign
+        (campaign_id, match) : the match is None for a new campaign (also when this call, seen
+        before, founded it)
         """
+        known = self._known(call.call_key)
+        if known is not None and known[1] == "new":
+            return known[0], None
         found = self.match(call)
         if found is None:
             campaign_id = "cmp-" + hashlib.sha256(call.call_key.encode()).hexdigest()[:12]
@@ -166,18 +214,33 @@ class PromptIndex:
                 if len(call.landmarks) >= NEW_MATERIAL_RATIO * (longest or 0):
                     self._add_exemplar(campaign_id, call)  # more prompts than we know of
         self._db.execute(
-            "INSERT OR IGNORE INTO sightings VALUES (?, ?, ?, ?)",
-            (campaign_id, call.call_key, call.caller_number, call.start_time),
-        )
+            "INSERT OR IGNORE INTO sightings (campaign_id, call_key, caller_number, start_time, "
+            "method) VALUES (?, ?, ?, ?, ?)",
+            (campaign_id, call.call_key, call.caller_number, call.start_time,
+             "new" if found is None else found.method),
+        )  # fmt: skip
         self._db.commit()
         return campaign_id, found
 
-    def sightings(self, campaign_id: str, *, exclude_call_key: str | None = None) -> Sightings:
-        """Calls and distinct caller numbers of a campaign, other than ``exclude_call_key``."""
+    def sightings(
+        self, campaign_id: str, *, exclude_call_key: str | None = None, before: bool = False
+    ) -> Sightings:
+        """Calls and distinct caller numbers of a campaign, other than ``exclude_call_key``;
+        with ``before``, only those recorded before it (sightings keep their insertion order,
+        the rowid, which a re-run does not change).
+        """
+        where = "campaign_id=? AND call_key IS NOT ?"
+        params: tuple[Any, ...] = (campaign_id, exclude_call_key)
+        if before:
+            where += (
+                " AND rowid < COALESCE((SELECT MIN(rowid) FROM sightings WHERE campaign_id=? "
+                "AND call_key=?), 9223372036854775807)"
+            )
+            params += (campaign_id, exclude_call_key)
         calls, numbers, first, last = self._db.execute(
             "SELECT COUNT(*), COUNT(DISTINCT caller_number), MIN(start_time), MAX(start_time) "
-            "FROM sightings WHERE campaign_id=? AND call_key IS NOT ?",
-            (campaign_id, exclude_call_key),
+            f"FROM sightings WHERE {where}",
+            params,
         ).fetchone()
         return Sightings(campaign_id, int(calls), int(numbers), first, last)
 
@@ -333,24 +396,54 @@ def prompt_seen_before(
             return None
         campaign_id, method = found.campaign_id, found.method
     seen = index.sightings(campaign_id, exclude_call_key=call.call_key)
+    return prompt_evidence(seen, method)
+
+
+def prompt_evidence(
+    seen: Sightings, method: MatchMethod, *, before: bool = False
+) -> Evidence | None:
+    """``prompt_seen_before`` evidence for these sightings; None when there are no other calls.
+
+    ``before``: the sightings are those recorded before the call (a batch), and the sentence
+    says so.
+    """
     if seen.other_calls == 0:
         return None
     what = "prompt (same audio)" if method == "audio" else "script (near-identical transcript)"
+    numbers = f" from {seen.other_numbers} caller number(s)" if seen.other_numbers else ""
     return Evidence(
         source="structure",
-        name="prompt_seen_before",
+        name=EVIDENCE_NAME,
         value=float(seen.other_calls),
         weight=evidence_weight(seen, method),
-        detail=f"This {what} was heard in {seen.other_calls} other call(s) from "
-        f"{seen.other_numbers} caller number(s) (campaign {campaign_id}).",
+        detail=f"This {what} was heard in {seen.other_calls} {'earlier' if before else 'other'} "
+        f"call(s){numbers} (campaign {seen.campaign_id}).",
     )
 
 
-def assign_campaigns(rows: Iterable[dict[str, Any]], *, index: PromptIndex) -> None:
+class PromptCue:
+    """A :class:`pipeline.types.ContextCue`: ``prompt_seen_before`` from a prompt index, looked up
+    only (never recorded), for ``Detector(context_cues=(PromptCue(index),))``."""
+
+    def __init__(self, index: PromptIndex) -> None:
+        self.index = index
+
+    def __call__(self, audio: Audio, transcript: Transcript) -> Evidence | None:
+        return prompt_seen_before(audio, index=self.index, transcript=transcript.text)
+
+
+def assign_campaigns(rows: Iterable[dict[str, Any]], *, index: PromptIndex) -> dict[str, Evidence]:
     """Set ``campaign_id``, ``campaign_match``, ``prompt_other_calls`` and
     ``prompt_other_numbers`` on analysed batch rows (in place), earliest call first.
 
     Error rows (and rows without a fingerprint or transcript) get None.
+
+    Returns
+    -------
+    dict
+        ``call_id`` -> the ``prompt_seen_before`` evidence of each call whose prompt was
+        recorded before it (earlier batches in the index, earlier calls of these rows), for the
+        caller to fuse into its verdict; the ``prompt_other_*`` columns count every other call.
     """
     rows = list(rows)
     for row in rows:
@@ -358,10 +451,12 @@ def assign_campaigns(rows: Iterable[dict[str, Any]], *, index: PromptIndex) -> N
                    prompt_other_numbers=None)  # fmt: skip
     ok = [r for r in rows if r.get("status") == "ok" and r.get("audio_sha256")]
     ok.sort(key=lambda r: (r.get("start_time") or "", r.get("call_id") or ""))
+    evidence: dict[str, Evidence] = {}
     for row in ok:
+        call_key = row["audio_sha256"]
         campaign_id, found = index.add(
             CallPrint(
-                call_key=row["audio_sha256"],
+                call_key=call_key,
                 landmarks=landmarks_from_bytes(row.get("audio_fingerprint")),
                 transcript=row.get("transcript") or "",
                 caller_number=row.get("caller_number"),
@@ -370,7 +465,12 @@ def assign_campaigns(rows: Iterable[dict[str, Any]], *, index: PromptIndex) -> N
         )
         row["campaign_id"] = campaign_id
         row["campaign_match"] = found.method if found else "new"
+        earlier = index.sightings(campaign_id, exclude_call_key=call_key, before=True)
+        cue = prompt_evidence(earlier, found.method if found else "audio", before=True)
+        if cue is not None:
+            evidence[row["call_id"]] = cue
     for row in ok:  # counts once every call of the batch is in
         seen = index.sightings(row["campaign_id"], exclude_call_key=row["audio_sha256"])
         row["prompt_other_calls"] = seen.other_calls
         row["prompt_other_numbers"] = seen.other_numbers
+    return evidence

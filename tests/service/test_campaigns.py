@@ -6,22 +6,29 @@ import argparse
 import csv
 import io
 import json
+import math
 import sqlite3
 from collections import defaultdict
 from contextlib import redirect_stdout
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
+import models.loading
 from pipeline.audio import load_audio
 from pipeline.config import AudioLimits, DetectorConfig
+from pipeline.detector import Detector
 from pipeline.fingerprint import landmarks
+from pipeline.text_cues import RuleTextClassifier
 from service import batch_cmd
 from service.batch import BatchOptions, discover_calls, run_batch
 from service.batch_store import read_rows
-from service.campaigns import CallPrint, PromptIndex, prompt_seen_before
+from service.campaigns import CallPrint, PromptIndex, PromptMatch, prompt_seen_before
 from service.campaigns_report import campaign_table
+from service.cli import main
+from tests.fakes import FakeTranscriber
 from tests.service.batch_fakes import FakeFactory, make_call, make_corpus, synth_prompt
 
 VARIANTS = (("wav_mulaw", 0.0, 0.2), ("amr_nb", -12.0, 0.9), ("mp3", -6.0, 0.0),
@@ -68,6 +75,9 @@ def test_same_prompt_through_codecs_clusters_different_prompts_do_not(
         assert len(set(campaigns)) == 5
         seen = index.sightings(found["p0"][0], exclude_call_key=prints["p0"][0].call_key)
         assert (seen.other_calls, seen.other_numbers) == (3, 3)
+        for j, call in enumerate(prints["p0"]):  # recorded before it: the calls added earlier
+            earlier = index.sightings(found["p0"][0], exclude_call_key=call.call_key, before=True)
+            assert (earlier.other_calls, earlier.other_numbers) == (j, j)
         # the same audio again is the same sighting, not a new one
         assert index.add(prints["p0"][1])[0] == found["p0"][0]
         assert index.sightings(found["p0"][0]).other_calls == 4
@@ -99,6 +109,10 @@ def test_text_near_duplicates_join_when_audio_does_not(tmp_path: Path) -> None:
         short1, _ = index.add(CallPrint("d", empty, "喂，你好"))
         short2, _ = index.add(CallPrint("e", empty, "喂，你好"))
         assert short1 != short2  # too short to say anything
+        # a call seen before matches as it first did: the same evidence on every re-run
+        again, how = index.add(CallPrint("b", empty, SCRIPT.replace("城南", "城北"), "+2"))
+        assert again == a and how is not None and how.method == "text"
+        assert index.add(CallPrint("a", empty, SCRIPT, "+1")) == (a, None)
 
 
 def test_prompt_seen_before_is_structure_evidence(tmp_path: Path) -> None:
@@ -127,6 +141,82 @@ def test_prompt_seen_before_is_structure_evidence(tmp_path: Path) -> None:
             make_call(tmp_path / "u", synth_prompt(401, duration_s=6.0)), limits=limits
         )
         assert prompt_seen_before(unrelated, index=index) is None
+
+
+@pytest.fixture
+def fake_models(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``robocall analyze`` with a fake transcriber instead of Whisper (real cues and fusion)."""
+
+    def load(config: DetectorConfig) -> Detector:
+        return Detector(FakeTranscriber(SCRIPT), RuleTextClassifier(), config)
+
+    monkeypatch.setattr(models.loading, "load_detector", load)
+
+
+def _logit(p: float) -> float:
+    return math.log(p / (1.0 - p))
+
+
+def _counts(path: Path) -> tuple[int, int]:
+    with sqlite3.connect(path) as db:
+        return (db.execute("SELECT COUNT(*) FROM sightings").fetchone()[0],
+                db.execute("SELECT COUNT(*) FROM prompts").fetchone()[0])  # fmt: skip
+
+
+def test_analyze_with_a_prompt_index_adds_the_evidence_and_records_nothing(
+    fake_models: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    prompt = synth_prompt(500, duration_s=6.0)
+    paths = [make_call(tmp_path / f"c{j}", prompt, fmt=fmt, gain_db=gain, lead_s=lead, seed=j)
+             for j, (fmt, gain, lead) in enumerate(VARIANTS[:3])]  # fmt: skip
+    index = tmp_path / "prompts.sqlite"
+    with PromptIndex(index) as writer:  # two earlier calls of the campaign, from two numbers
+        for j, path in enumerate(paths[:2]):
+            prompt_seen_before(load_audio(path, limits=AudioLimits()), index=writer, record=True,
+                               caller_number=f"+86{j}")  # fmt: skip
+    counts = _counts(index)
+
+    def analyse(*flags: str) -> dict[str, Any]:
+        assert main(["analyze", str(paths[2]), "--json", *flags]) == 0
+        verdict: dict[str, Any] = json.loads(capsys.readouterr().out)["verdict"]
+        return verdict
+
+    plain, seen = analyse(), analyse("--prompt-index", str(index))
+    assert not any(e["name"] == "prompt_seen_before" for e in plain["evidence"])
+    (cue,) = [e for e in seen["evidence"] if e["name"] == "prompt_seen_before"]
+    assert (cue["source"], cue["value"]) == ("structure", 2.0) and cue["weight"] > 0
+    assert "2 other call(s) from 2 caller number(s)" in cue["detail"]
+    # fused as the (hand-set) fusion says: the same verdict plus the cue's weight in logit units
+    assert [e for e in seen["evidence"] if e != cue] == plain["evidence"]
+    gain = _logit(seen["robot_probability"]) - _logit(plain["robot_probability"])
+    assert gain == pytest.approx(cue["weight"])
+    assert _counts(index) == counts  # read only: analysing a call never records it
+    assert main(["analyze", str(paths[2]), "--prompt-index", str(tmp_path / "none.sqlite")]) == 2
+    assert not (tmp_path / "none.sqlite").exists()
+    assert "no such prompt index" in capsys.readouterr().err
+
+
+def test_read_only_index_looks_up_and_records_nothing(
+    prints: dict[str, list[CallPrint]], tmp_path: Path
+) -> None:
+    path = tmp_path / "i.sqlite"
+    with pytest.raises(FileNotFoundError, match="no such prompt index"):
+        PromptIndex(path, read_only=True)
+    assert not path.exists()
+    with PromptIndex(path) as index:
+        campaign, _ = index.add(prints["p0"][0])
+    with PromptIndex(path, read_only=True) as index:
+        found = index.match(prints["p0"][1])
+        assert found is not None and found.campaign_id == campaign
+        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+            index.add(prints["p0"][2])
+    with sqlite3.connect(path) as db:  # an index written before sightings kept their method
+        db.execute("ALTER TABLE sightings DROP COLUMN method")
+    with PromptIndex(path, read_only=True) as index:
+        assert index.match(prints["p0"][0]) == PromptMatch(campaign, "audio", math.inf, 1.0)
+    with PromptIndex(path) as index:  # opened for writing: the column comes back
+        assert index.add(prints["p0"][2])[0] == campaign
+        assert index.sightings(campaign).other_calls == 2
 
 
 def test_an_index_of_another_format_is_refused(tmp_path: Path) -> None:
