@@ -14,7 +14,9 @@
    write-ahead JSONL journal (``<out>.journal.jsonl``, fsync'd) before counting it done. A crash or
    ``kill -9`` loses at most the calls in flight, which are analysed again on resume; rows are
    keyed by ``call_id``, so none is counted twice. Finalising clusters the calls into campaigns
-   (:mod:`service.campaigns`) and writes the Parquet (and JSONL) atomically.
+   (:mod:`service.campaigns`), fuses the ``prompt_seen_before`` evidence of each call (its prompt
+   recorded before it) into its verdict (:func:`add_prompt_evidence`), and writes the Parquet
+   (and JSONL) atomically.
 """
 
 from __future__ import annotations
@@ -35,7 +37,8 @@ from typing import Any, Literal, Protocol
 from pipeline.config import DetectorConfig
 from pipeline.errors import RobocallError
 from pipeline.fingerprint import landmarks, landmarks_to_bytes
-from pipeline.types import Audio, Verdict
+from pipeline.fuse import FusionModel, add_evidence
+from pipeline.types import Audio, Evidence, Verdict
 from service.batch_input import (
     CHANNEL_LAYOUTS,
     CallRecord,
@@ -306,7 +309,7 @@ def run_batch(
         finally:
             bar.close()
         elapsed = time.perf_counter() - started
-        rows = finalise(out, earlier + journal.read(), calls=calls, options=options)
+        rows = finalise(out, earlier + journal.read(), calls=calls, options=options, config=config)
         journal.close(remove=True)
     except BaseException:
         journal.close()
@@ -322,9 +325,15 @@ def run_batch(
 
 
 def finalise(
-    out: Path, rows: Iterable[dict[str, Any]], *, calls: Sequence[CallRecord], options: BatchOptions
+    out: Path,
+    rows: Iterable[dict[str, Any]],
+    *,
+    calls: Sequence[CallRecord],
+    options: BatchOptions,
+    config: DetectorConfig,
 ) -> list[dict[str, Any]]:
-    """Deduplicate by ``call_id``, order as the input, assign campaigns, write atomically."""
+    """Deduplicate by ``call_id``, order as the input, assign campaigns, add the prompt evidence
+    to the verdicts, write atomically."""
     from service.campaigns import PromptIndex, assign_campaigns
 
     unique: dict[str, dict[str, Any]] = {}
@@ -335,11 +344,65 @@ def finalise(
         unique.values(), key=lambda r: (order.get(r["call_id"], len(order)), r["call_id"])
     )
     with PromptIndex(options.prompt_index or ":memory:") as index:
-        assign_campaigns(ordered, index=index)
+        evidence = assign_campaigns(ordered, index=index)
+    add_prompt_evidence(ordered, evidence, config=config)
     write_rows(out, ordered)
     if options.jsonl:
         write_jsonl(out.with_suffix(".jsonl"), ordered)
     return ordered
+
+
+def add_prompt_evidence(
+    rows: Iterable[dict[str, Any]], evidence: dict[str, Evidence], *, config: DetectorConfig
+) -> None:
+    """Fuse each row's ``prompt_seen_before`` evidence (by ``call_id``) into its verdict, in place.
+
+    Here, in the driver, because the evidence depends on the calls recorded before (the prompt
+    index is one SQLite file the driver writes, in start-time order), which the workers cannot
+    know. The verdict is fused again with the fusion that made it
+    (:func:`pipeline.fuse.add_evidence`); evidence of an earlier finalise is replaced, so running
+    this twice changes nothing. A verdict made with another config or fusion (an output resumed
+    after an upgrade) keeps its verdict, with a warning.
+    """
+    from service.campaigns import EVIDENCE_NAME
+
+    mismatched: list[str] = []
+    for row in rows:
+        cue = evidence.get(row["call_id"])
+        if row["status"] != "ok" or (cue is None and EVIDENCE_NAME not in row["verdict_json"]):
+            continue
+        verdict = Verdict.from_dict(json.loads(row["verdict_json"]))
+        try:
+            verdict = add_evidence(
+                verdict,
+                () if cue is None else (cue,),
+                config=config,
+                model=_fusion_of(verdict),
+                replace=(EVIDENCE_NAME,),
+            )
+        except ValueError as exc:
+            mismatched.append(f"{row['call_id']}: {exc}")
+            continue
+        row.update(verdict_columns(verdict))
+    if mismatched:
+        log.warning(
+            "%d verdict(s) made by another config or fusion than this run's were left as they "
+            "were, without this run's prompt_seen_before evidence (first: %s)",
+            len(mismatched),
+            mismatched[0],
+        )
+
+
+def _fusion_of(verdict: Verdict) -> FusionModel | None:
+    """The fitted fusion that made ``verdict`` (None: the hand-set sum), as the workers load it.
+
+    :func:`pipeline.fuse.add_evidence` checks its sha256 against the verdict's provenance.
+    """
+    if not any(m.role == "fusion" for m in verdict.provenance.models):
+        return None
+    from models.loading import load_fusion
+
+    return load_fusion()
 
 
 def _progress(*, total: int, initial: int, enabled: bool) -> Any:

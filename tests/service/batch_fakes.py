@@ -1,9 +1,11 @@
 """Batch test helpers: a picklable fake detector factory and generated "prompts" and calls.
 
 The fake implements what the batch workers need (``config`` and ``detect_audio``) and builds a
-valid :class:`Verdict` directly, deterministically from the recording's bytes, so the local pool
-and Ray give identical rows. Bad files fail in the real decoder (``pipeline.audio.load_audio``)
-before the fake is asked, exactly as with the real detector.
+valid :class:`Verdict` from two fake cues through the real fusion (``pipeline.fuse.fuse``, the
+hand-set sum, so that the driver can fuse prompt evidence into it), deterministically from the
+recording's bytes, so the local pool and Ray give identical rows. Bad files fail in the real
+decoder (``pipeline.audio.load_audio``) before the fake is asked, exactly as with the real
+detector.
 
 ``synth_prompt(seed)`` is a speech-like signal (syllables with gliding f0, random formants,
 consonant noise bursts, pauses) that differs from seed to seed the way two recorded prompts do;
@@ -22,13 +24,15 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.config import DetectorConfig
+from pipeline.fuse import FUSION_METHOD, fuse
 from pipeline.types import (
+    AcousticCues,
     Audio,
     Evidence,
-    Label,
     ModelInfo,
     Provenance,
     Segment,
+    TextScore,
     Transcript,
     Verdict,
 )
@@ -52,7 +56,6 @@ class FakeBatchDetector:
             _burn_cpu(audio.caller(), self.work_s_per_audio_s * audio.info.duration_s)
         digest = hashlib.sha256(audio.info.sha256.encode()).digest()
         p = digest[0] / 255.0
-        label = Label.ROBOT if p >= 0.5 else Label.HUMAN
         topic = TOPICS[digest[1] % len(TOPICS)]
         end = round(audio.info.duration_s, 3)
         transcript = Transcript(
@@ -61,20 +64,21 @@ class FakeBatchDetector:
             segments=(Segment(0.0, end, f"call {audio.info.sha256[:8]}", -0.2, 0.01, 1.2),),
             backend="fake",
         )
-        evidence = (
-            Evidence("acoustic", "fake_flatness", p, 2.0 * p - 1.0, "A fake cue.", (0.0, end)),
-            Evidence("text", "fake_topic", 1.0, 0.1, f"Topic {topic}."),
+        flatness = Evidence(
+            "acoustic", "fake_flatness", p, 2.0 * p - 1.0, "A fake cue.", (0.0, end)
         )
-        return Verdict(
-            label=label,
-            robot_probability=p,
-            threshold=0.5,
-            sales_probability=0.9,
-            topic=topic,
-            evidence=tuple(sorted(evidence, key=lambda e: -abs(e.weight))),
+        return fuse(
+            text=TextScore(
+                sales_probability=0.9,
+                topic=topic,
+                topic_scores=((topic, 0.9),),
+                evidence=(Evidence("text", "fake_topic", 1.0, 0.1, f"Topic {topic}."),),
+            ),
+            cues=AcousticCues(evidence=(flatness,), speech_s=end),
             transcript=transcript,
-            other_party_transcript=None,
+            other_transcript=None,
             audio=audio.info,
+            config=self.config.fusion,
             provenance=Provenance(
                 package_version="0+test",
                 models=(
@@ -82,7 +86,7 @@ class FakeBatchDetector:
                     ModelInfo("text", "fake", "b" * 64),
                 ),
                 config_hash=self.config.config_hash(),
-                fusion_method="fake",
+                fusion_method=FUSION_METHOD,
                 libraries=(),
                 analysed_at_utc=FIXED_TIME,
             ),

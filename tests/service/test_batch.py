@@ -306,7 +306,9 @@ if __name__ == "__main__":
 """
 
 
-def test_resume_after_kill_9_loses_and_doubles_nothing(corpus: Path, tmp_path: Path) -> None:
+def test_resume_after_kill_9_loses_and_doubles_nothing(
+    corpus: Path, local_out: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "results.parquet"
     script = tmp_path / "run_batch.py"
     script.write_text(KILL_SCRIPT)
@@ -362,6 +364,12 @@ def test_resume_after_kill_9_loses_and_doubles_nothing(corpus: Path, tmp_path: P
         assert by_id[old["call_id"]]["analysed_at_utc"] == old["analysed_at_utc"]
     assert not journal.exists()
     assert len(out.with_suffix(".jsonl").read_text().splitlines()) == 15
+    # campaigns and the prompt evidence in the verdicts as in a run never killed
+    assert _stable(rows) == _stable(read_rows(local_out))
+
+
+def _stable(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{k: v for k, v in r.items() if k not in VOLATILE_COLUMNS} for r in rows]
 
 
 def _alive(pid: int) -> bool:
@@ -406,10 +414,8 @@ def test_local_and_ray_engines_give_the_same_rows(
     finally:
         ray.shutdown()
 
-    def stable(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return [{k: v for k, v in r.items() if k not in VOLATILE_COLUMNS} for r in rows]
-
     local_rows, ray_rows = read_rows(local_out), read_rows(out)
     assert len(ray_rows) == 15
-    assert stable(ray_rows) == stable(local_rows)
+    assert _stable(ray_rows) == _stable(local_rows)
+    assert any("prompt_seen_before" in r["verdict_json"] for r in ray_rows if r["verdict_json"])
     assert {r["worker"] for r in ray_rows} != {r["worker"] for r in local_rows}

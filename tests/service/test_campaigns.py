@@ -22,9 +22,10 @@ from pipeline.config import AudioLimits, DetectorConfig
 from pipeline.detector import Detector
 from pipeline.fingerprint import landmarks
 from pipeline.text_cues import RuleTextClassifier
+from pipeline.types import Verdict
 from service import batch_cmd
-from service.batch import BatchOptions, discover_calls, run_batch
-from service.batch_store import read_rows
+from service.batch import BatchOptions, analyse_call, discover_calls, run_batch
+from service.batch_store import VOLATILE_COLUMNS, Journal, journal_path, read_rows
 from service.campaigns import CallPrint, PromptIndex, PromptMatch, prompt_seen_before
 from service.campaigns_report import campaign_table
 from service.cli import main
@@ -260,6 +261,57 @@ def test_batch_assigns_campaigns_by_prompt(batch_run: tuple[Path, Path]) -> None
     assert len(set().union(*by_group.values())) == 5  # p0, p1, p2, live0, live1
 
 
+def _prompt_cue(row: dict[str, Any]) -> dict[str, Any] | None:
+    evidence = json.loads(row["verdict_json"])["evidence"]
+    cues = [e for e in evidence if e["name"] == "prompt_seen_before"]
+    assert len(cues) <= 1
+    return cues[0] if cues else None
+
+
+def test_batch_verdicts_carry_the_prompt_heard_in_earlier_calls(
+    batch_run: tuple[Path, Path],
+) -> None:
+    detector = FakeFactory()(DetectorConfig())
+    rows = [r for r in read_rows(batch_run[0]) if r["status"] == "ok"]
+    for row in rows:
+        cue = _prompt_cue(row)
+        earlier = int(row["call_id"].split("_")[1]) if row["call_id"].startswith("p") else 0
+        if not earlier:  # the first call of a prompt (or a unique call): nothing heard before
+            assert cue is None
+            continue
+        assert cue is not None and cue["value"] == earlier
+        assert f"{earlier} earlier call(s) from {earlier} caller number(s)" in cue["detail"]
+        assert "prompt_seen_before" in [c["name"] for c in row["top_cues"]]
+        # the worker's verdict, fused again with the cue's (hand-set) weight
+        worker = detector.detect_audio(load_audio(row["path"], limits=AudioLimits()))
+        gain = _logit(row["robot_probability"]) - _logit(worker.robot_probability)
+        assert gain == pytest.approx(cue["weight"])
+        verdict = Verdict.from_dict(json.loads(row["verdict_json"]))
+        assert row["label"] == verdict.label and verdict.provenance == worker.provenance
+    assert sum(_prompt_cue(r) is not None for r in rows) == 6  # second and third of 3 prompts
+
+
+def test_resume_and_rerun_with_a_prompt_index_give_the_rows_of_one_run(
+    batch_run: tuple[Path, Path], tmp_path: Path
+) -> None:
+    whole, _ = batch_run
+    calls = discover_calls(whole.parent / "manifest.csv")
+    out = tmp_path / "resumed.parquet"
+    journal = Journal(journal_path(out))  # a run that died after these calls (not in order)
+    detector = FakeFactory()(DetectorConfig())
+    journal.append([analyse_call(detector, c) for c in calls[4:9]])
+    journal.close()
+    options = BatchOptions(out=out, workers=1, prompt_index=str(tmp_path / "prompts.sqlite"))
+
+    def stable(path: Path) -> list[dict[str, Any]]:
+        return [{k: v for k, v in r.items() if k not in VOLATILE_COLUMNS} for r in read_rows(path)]
+
+    for skipped in (5, len(calls)):  # resume; then everything done, finalised again
+        summary = run_batch(calls, options, config=DetectorConfig(), detector_factory=FakeFactory())
+        assert summary.skipped == skipped
+        assert stable(out) == stable(whole)
+
+
 def test_a_later_batch_recognises_an_earlier_prompt(
     batch_run: tuple[Path, Path], tmp_path: Path
 ) -> None:
@@ -281,6 +333,8 @@ def test_a_later_batch_recognises_an_earlier_prompt(
     (row,) = read_rows(later)
     assert row["campaign_id"] == earlier["p0_0"] and row["campaign_match"] == "audio"
     assert row["prompt_other_calls"] == 3 and row["prompt_other_numbers"] == 3
+    cue = _prompt_cue(row)  # the three calls of the earlier batch
+    assert cue is not None and cue["value"] == 3.0 and "3 earlier call(s)" in cue["detail"]
 
 
 def test_campaign_table_and_html_summary(batch_run: tuple[Path, Path], tmp_path: Path) -> None:
