@@ -252,25 +252,114 @@ def assemble_transcript(
 
 
 class EncoderMemo:
-    """Wraps ``WhisperModel.encode`` so that the same features twice in a row are encoded once.
+    """Wraps ``WhisperModel.encode`` so that features encoded once are not encoded again.
 
-    Language detection restricted to the configured languages needs the encoder output of the
-    first 30 s window, and faster-whisper's decoder encodes that same window again; keyed by a
-    hash of the features, the second call returns the first result (one output held, ~3 MB).
+    We encode the 30 s windows of the speech ourselves (restricted language detection needs
+    the first; the synthetic-voice head reads all of them, :class:`SpeechFrames`), and
+    faster-whisper's decoder then asks for the same windows again: keyed by a hash of the
+    features, it gets the stored output. The decoder's later windows start where its last
+    segment ended, so they match ours only when it consumed a whole window. Holds at most
+    ``size`` outputs (~3 MB each), the most recent.
     """
 
-    def __init__(self, encode: Callable[[np.ndarray], Any]) -> None:
+    def __init__(self, encode: Callable[[np.ndarray], Any], *, size: int = 8) -> None:
         self._encode = encode
-        self._last: tuple[bytes, Any] | None = None
+        self._size = size
+        self._held: dict[bytes, Any] = {}
+        self._lock = threading.Lock()
 
     def __call__(self, features: np.ndarray) -> Any:
         key = hashlib.blake2b(np.ascontiguousarray(features).tobytes(), digest_size=16).digest()
-        last = self._last
-        if last is not None and last[0] == key:
-            return last[1]
+        with self._lock:
+            if key in self._held:
+                return self._held[key]
         out = self._encode(features)
-        self._last = (key, out)
+        with self._lock:
+            self._held[key] = out
+            while len(self._held) > self._size:
+                del self._held[next(iter(self._held))]
         return out
+
+
+FRAME_SAMPLES = 320  # one Whisper encoder frame: 20 ms at 16 kHz
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechFrames:
+    """Whisper encoder output over the speech of one channel, on the recording's timeline.
+
+    The speech chunks (Silero VAD, as faster-whisper transcribes them) are joined, the join is
+    cut into consecutive 30 s windows and each window is encoded once; ``frames`` holds one
+    vector per 20 ms of the join. The ASR's first window is the same encoder pass.
+    """
+
+    frames: np.ndarray  # (n, d_model) float32
+    chunks: tuple[tuple[int, int], ...]  # speech (start, end) in samples of the recording
+
+    def between(self, start_s: float, end_s: float) -> np.ndarray:
+        """Frames of the speech inside [start_s, end_s) of the recording, shape (k, d_model)."""
+        pieces, offset = [], 0
+        lo_all, hi_all = round(start_s * ANALYSIS_RATE_HZ), round(end_s * ANALYSIS_RATE_HZ)
+        for a, b in self.chunks:
+            lo, hi = max(a, lo_all), min(b, hi_all)
+            if hi > lo:
+                first = (offset + lo - a) // FRAME_SAMPLES
+                last = max((offset + hi - a) // FRAME_SAMPLES, first + 1)
+                pieces.append(self.frames[first:last])
+            offset += b - a
+        if not pieces:
+            return np.zeros((0, self.frames.shape[1]), dtype=np.float32)
+        return np.concatenate(pieces)
+
+
+def vad_speech(audio: np.ndarray) -> tuple[np.ndarray, tuple[tuple[int, int], ...]]:
+    """The speech of ``audio`` joined, and its chunks (start, end samples); Silero VAD."""
+    from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+    chunks = tuple(
+        (int(c["start"]), int(c["end"])) for c in get_speech_timestamps(audio, VadOptions())
+    )
+    if not chunks:
+        return np.zeros(0, dtype=np.float32), ()
+    return np.concatenate([audio[a:b] for a, b in chunks]), chunks
+
+
+def encode_windows(
+    model: WhisperModel, speech: np.ndarray, *, limit: int | None = None
+) -> list[Any]:
+    """Encoder outputs of consecutive 30 s windows of ``speech`` (the first ``limit``).
+
+    Each window's features are cut and padded exactly as faster-whisper's decoder cuts the
+    window that starts there (it drops the last feature frame), so the decoder's request for
+    that window is answered by :class:`EncoderMemo`.
+    """
+    from faster_whisper.audio import pad_or_trim
+
+    extractor = model.feature_extractor
+    features = extractor(speech)
+    content = features.shape[-1] - 1
+    starts = list(range(0, max(content, 1), extractor.nb_max_frames))[:limit]
+    return [
+        model.encode(pad_or_trim(features[:, s : min(s + extractor.nb_max_frames, content)]))
+        for s in starts
+    ]
+
+
+def speech_frames_of(
+    outputs: Sequence[Any], speech: np.ndarray, chunks: tuple[tuple[int, int], ...]
+) -> SpeechFrames:
+    frames = np.concatenate([np.asarray(o, dtype=np.float32)[0] for o in outputs])
+    n = -(-speech.size // FRAME_SAMPLES)  # frames beyond the speech encode padding
+    return SpeechFrames(np.ascontiguousarray(frames[:n]), chunks)
+
+
+def encode_speech(model: WhisperModel, samples: np.ndarray) -> SpeechFrames | None:
+    """:class:`SpeechFrames` of mono 16 kHz ``samples``; None when the VAD finds no speech."""
+    audio = _as_mono_float32(samples)
+    speech, chunks = vad_speech(audio)
+    if not chunks:
+        return None
+    return speech_frames_of(encode_windows(model, speech), speech, chunks)
 
 
 class FasterWhisperTranscriber:
@@ -311,32 +400,37 @@ class FasterWhisperTranscriber:
         EmptyAudioError
             ``samples`` is empty.
         """
-        from faster_whisper.audio import pad_or_trim
+        return self._transcribe(samples, all_windows=False)[0]
+
+    def transcribe_with_frames(self, samples: np.ndarray) -> tuple[Transcript, SpeechFrames | None]:
+        """:meth:`transcribe`, and the encoder frames of the speech it transcribed.
+
+        Every 30 s window of the speech is encoded once, here; the decoder reuses those passes
+        (:class:`EncoderMemo`). Frames are None when there is no speech.
+        """
+        return self._transcribe(samples, all_windows=True)
+
+    def _transcribe(
+        self, samples: np.ndarray, *, all_windows: bool
+    ) -> tuple[Transcript, SpeechFrames | None]:
         from faster_whisper.transcribe import restore_speech_timestamps
-        from faster_whisper.vad import VadOptions, get_speech_timestamps
 
         audio = _as_mono_float32(samples)
-        speech, chunks = audio, None
+        speech, chunks = audio, ((0, audio.size),)
         if self.cfg.vad_filter:
             # One VAD pass: we transcribe the speech alone and map times back ourselves, as
             # faster-whisper's own vad_filter would after running the same VAD again.
-            chunks = get_speech_timestamps(audio, VadOptions())
+            speech, chunks = vad_speech(audio)
             if not chunks:
-                return Transcript(self.cfg.languages[0], 0.0, (), 0, self.backend)
-            speech = np.concatenate([audio[c["start"] : c["end"]] for c in chunks])
-        if len(self.cfg.languages) == 1:  # nothing to choose: save an encoder pass
-            language, probability = self.cfg.languages[0], 1.0
-        else:
-            # The first window's features exactly as transcribe() computes them, so that its
-            # encoder pass is the one the decoder reuses (EncoderMemo) rather than a second one.
-            # (faster-whisper drops the last feature frame: content = frames - 1).
-            extractor = self.model.feature_extractor
-            features = extractor(speech)
-            content = features.shape[-1] - 1
-            window = pad_or_trim(features[:, : min(extractor.nb_max_frames, content)])
-            results = self.model.model.detect_language(self.model.encode(window))[0]
+                return Transcript(self.cfg.languages[0], 0.0, (), 0, self.backend), None
+        choose = len(self.cfg.languages) > 1  # else nothing to choose: no encoder pass for it
+        outputs = encode_windows(self.model, speech, limit=None if all_windows else int(choose))
+        if choose:
+            results = self.model.model.detect_language(outputs[0])[0]
             all_probs = [(token[2:-2], p) for token, p in results]
             language, probability = pick_language(all_probs, self.cfg.languages)
+        else:
+            language, probability = self.cfg.languages[0], 1.0
         segments, _info = self.model.transcribe(
             speech,
             language=language,
@@ -351,8 +445,9 @@ class FasterWhisperTranscriber:
             # None: faster-whisper would silently skip no-speech windows; our guard counts them.
             no_speech_threshold=None,
         )
-        if chunks is not None:
-            segments = restore_speech_timestamps(segments, chunks, ANALYSIS_RATE_HZ)
+        if self.cfg.vad_filter:
+            vad_chunks = [{"start": a, "end": b} for a, b in chunks]
+            segments = restore_speech_timestamps(segments, vad_chunks, ANALYSIS_RATE_HZ)
         raw = (
             RawSegment(
                 s.start,
@@ -365,7 +460,7 @@ class FasterWhisperTranscriber:
             )
             for s in segments
         )
-        return assemble_transcript(
+        transcript = assemble_transcript(
             raw,
             language=language,
             language_probability=probability,
@@ -373,6 +468,8 @@ class FasterWhisperTranscriber:
             to_simplified=self._to_simplified,
             backend=self.backend,
         )
+        frames = speech_frames_of(outputs, speech, chunks) if all_windows else None
+        return transcript, frames
 
     def log_mel(self, samples: np.ndarray) -> np.ndarray:
         """Log-mel of the first 30 s, zero-padded like openai-whisper: shape (n_mels, 3000)."""

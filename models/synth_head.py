@@ -4,20 +4,26 @@ Why a trained head: hand-set pitch, jitter and spectral cues do not separate mod
 from people on matched data (AUC 0.40-0.60, ``pipeline/acoustic.py``), so a single Mandarin TTS
 prompt scored "human". This module turns audio into one calibrated robot log-odds.
 
-Path of every window of audio, at training, evaluation and inference alike:
+Path of every window of audio. Training crops one window per clip and runs steps 2-3 on it
+alone; evaluation and inference run the call path (``SynthVoiceScorer.score``):
 
 1. **speech windows** (:func:`speech_windows`): the energy VAD's voiced intervals grouped into
    windows of at most ``max_window_s`` (8 s), split where the silence between intervals is long
    (a turn change in a mono two-party recording), never shorter than ``min_window_s``;
-2. **telephone channel**: ``pipeline.telephone.inference_channel`` here (deterministic G.711
-   mu-law, 8 kHz, 300-3400 Hz, level-normalised, trimmed); training draws
-   ``telephone_channel`` (random codec, AMR-NB mode, noise) with a seeded generator. The scorer
-   applies the channel itself, so no caller can hand the head un-channelled audio;
+2. **telephone channel**: the call path runs ``pipeline.telephone.call_channel`` over the whole
+   call (deterministic G.711 mu-law, 8 kHz, 300-3400 Hz, level-normalised, untrimmed so times
+   are kept); training draws ``telephone_channel`` (random codec, AMR-NB mode, noise) with a
+   seeded generator. The scorer applies the channel itself, so no caller can hand the head
+   un-channelled audio;
 3. **features** (:class:`FeatureSpec`): Whisper base encoder output (CTranslate2 int8, the same
-   weights and runtime as the ASR) on the window alone, not padded to 30 s (Whisper attends over
-   the frames it is given; 8 s costs about a fifth of a 30 s pass), pooled to mean + std per
-   dimension (1024 values); and/or LFCC statistics (20 linear-frequency cepstra + deltas +
-   delta-deltas at 8 kHz, mean + std over speech frames, 120 values; the ASVspoof baseline);
+   weights and runtime as the ASR) pooled to mean + std per dimension (1024 values); and/or
+   LFCC statistics (20 linear-frequency cepstra + deltas + delta-deltas at 8 kHz, mean + std
+   over speech frames, 120 values; the ASVspoof baseline). A training window is encoded alone
+   (not padded to 30 s); on the call path the frames of each window are cut out of the encoder
+   pass over 30 s windows of the call's speech (:class:`models.asr.SpeechFrames`), which is the
+   pass the ASR makes, so ``robocall analyze`` encodes the call once for both. On the same test
+   clips and calls the two give pooled log-odds correlated at 0.98 and EERs within 2 points
+   (``bench/shared_encoder_head.py``, docs/performance.md);
 4. **head** (:class:`LogisticHead`): standardise, logistic regression, Platt calibration fit on
    the validation split with class-balanced weights, so the calibrated log-odds is a
    likelihood ratio at even prior (0.9 means about 90 % when robots and people are equally
@@ -39,15 +45,18 @@ import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 from scipy import signal
 from scipy.fft import dct
 
-from pipeline.telephone import inference_channel
+from pipeline.telephone import call_channel
 from pipeline.types import ANALYSIS_RATE_HZ, ModelInfo, SyntheticVoiceScore
 from pipeline.vad import voiced_intervals
+
+if TYPE_CHECKING:
+    from models.asr import SpeechFrames
 
 FEATURE_VERSION = 1  # bump when any feature computation changes: it keys the feature cache
 HEAD_FORMAT = "robocall-synth-head-v1"
@@ -71,6 +80,10 @@ class FrameEncoder(Protocol):
     def model_id(self) -> str: ...
 
     def frames(self, samples: np.ndarray) -> np.ndarray: ...
+
+    def speech_frames(self, samples: np.ndarray) -> SpeechFrames | None:
+        """The call path's frames (:func:`models.asr.encode_speech`); None without speech."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +150,11 @@ class Ct2FrameEncoder:
         frames: np.ndarray = np.asarray(out, dtype=np.float32)[0]
         return frames
 
+    def speech_frames(self, samples: np.ndarray) -> SpeechFrames | None:
+        from models.asr import encode_speech
+
+        return encode_speech(self.model, samples)
+
 
 def _linear_filterbank() -> np.ndarray:
     freqs = np.linspace(0.0, LFCC_RATE_HZ / 2, LFCC_N_FFT // 2 + 1)
@@ -199,6 +217,33 @@ def window_features(
             out[block] = whisper_embedding(samples, encoder=encoder)
         else:
             out[block] = lfcc_stats(samples)
+    return out
+
+
+def call_window_features(
+    y: np.ndarray, frames: SpeechFrames | None, *, spec: FeatureSpec
+) -> list[tuple[tuple[float, float], dict[str, np.ndarray]]]:
+    """Features of each speech window of a channel-processed call, keyed by block name.
+
+    ``frames`` are the encoder frames of ``y`` (:func:`models.asr.encode_speech`, or the ASR's
+    own, :meth:`models.asr.FasterWhisperTranscriber.transcribe_with_frames`); needed when the
+    spec has the Whisper block. A window in which the ASR's VAD heard no speech is left out.
+    """
+    out = []
+    for window in speech_windows(y, max_window_s=spec.max_window_s):
+        feats: dict[str, np.ndarray] = {}
+        for block in spec.blocks:
+            if block == "whisper":
+                if frames is None:
+                    break
+                f = np.asarray(frames.between(*window), dtype=np.float64)
+                if f.shape[0] == 0:
+                    break
+                feats[block] = np.concatenate([f.mean(axis=0), f.std(axis=0)]).astype(np.float32)
+            else:
+                feats[block] = lfcc_stats(cut(y, window))
+        else:
+            out.append((window, feats))
     return out
 
 
@@ -395,7 +440,7 @@ ChannelFn = Callable[[np.ndarray], np.ndarray]
 
 
 class SynthVoiceScorer:
-    """Scores one channel of a call: windows -> inference channel -> features -> pooled log-odds.
+    """Scores one channel of a call: call channel -> windows -> features -> pooled log-odds.
 
     Build it with ``models.loading.load_synth_head``; ``encoder`` may be None when the head uses
     LFCC only.
@@ -407,7 +452,7 @@ class SynthVoiceScorer:
         *,
         encoder: FrameEncoder | None,
         model_info: ModelInfo,
-        channel: ChannelFn = inference_channel,
+        channel: ChannelFn = call_channel,
     ) -> None:
         if "whisper" in head.spec.blocks and encoder is None:
             raise ValueError("this head needs the Whisper encoder")
@@ -421,20 +466,14 @@ class SynthVoiceScorer:
         self.model_info = model_info
         self._channel = channel
 
-    def window_log_odds(self, samples: np.ndarray) -> float:
-        """Calibrated log-odds of one window of raw (not yet channel-processed) samples."""
-        processed = self._channel(np.asarray(samples, dtype=np.float32))
-        feats = window_features(processed, spec=self.head.spec, encoder=self.encoder)
-        x = np.concatenate([feats[b] for b in self.head.spec.blocks])
-        return float(self.head.log_odds(x[None, :])[0])
-
     def score(self, samples: np.ndarray) -> SyntheticVoiceScore | None:
         """Score mono 16 kHz samples; None when there is too little speech to judge.
 
         Parameters
         ----------
         samples : np.ndarray [shape=(n,)], float32 at 16 kHz
-            One channel of the call as decoded (the scorer applies the telephone channel).
+            One channel of the call as decoded (the scorer applies the telephone channel and
+            runs the encoder itself).
 
         Returns
         -------
@@ -442,14 +481,27 @@ class SynthVoiceScorer:
         """
         from pipeline.errors import EmptyAudioError
 
-        x = np.asarray(samples, dtype=np.float32)
-        windows = speech_windows(x, max_window_s=self.head.spec.max_window_s)
+        try:
+            y = self._channel(np.asarray(samples, dtype=np.float32))
+        except EmptyAudioError:  # the channel's energy gate found no speech
+            return None
+        needs_frames = "whisper" in self.head.spec.blocks and self.encoder is not None
+        frames = self.encoder.speech_frames(y) if needs_frames else None  # type: ignore[union-attr]
+        return self.score_channelled(y, frames)
+
+    def score_channelled(
+        self, y: np.ndarray, frames: SpeechFrames | None
+    ) -> SyntheticVoiceScore | None:
+        """Score a call already through ``call_channel``, with the encoder frames of ``y``.
+
+        How the detector shares the ASR's encoder pass: it transcribes ``y`` and hands over the
+        frames the transcription computed (:class:`models.asr.SpeechFrames`).
+        """
+        spec = self.head.spec
         scored: list[tuple[float, float, float]] = []
-        for window in windows:
-            try:
-                scored.append((*window, self.window_log_odds(cut(x, window))))
-            except EmptyAudioError:  # the channel's energy gate found nothing in this window
-                continue
+        for (a, b), feats in call_window_features(y, frames, spec=spec):
+            x = np.concatenate([feats[block] for block in spec.blocks])
+            scored.append((a, b, float(self.head.log_odds(x[None, :])[0])))
         if not scored:
             return None
         q = self.head.pool_quantile

@@ -15,8 +15,10 @@ Variants (how the audio reaches the features):
 - ``telephone``: training path. One random window of at most ``max_window_s`` from the clip,
   then ``telephone_channel`` (random G.711 / AMR-NB / GSM, noise at 15-40 dB SNR). One row, one
   feature vector.
-- ``inference``: the shipped scorer's path exactly (``SynthVoiceScorer``): VAD windows of the
-  whole clip, ``inference_channel`` per window, one feature vector per window (pooled later).
+- ``inference``: the shipped scorer's path exactly (``SynthVoiceScorer.score``): the whole clip
+  through ``call_channel``, one encoder pass over 30 s windows of its speech (the pass the ASR
+  makes in ``robocall analyze``), the frames and LFCC of each VAD window, one feature vector per
+  window (pooled later).
 """
 
 from __future__ import annotations
@@ -51,14 +53,13 @@ from models.synth_head import (
     FeatureSpec,
     FrameEncoder,
     LogisticHead,
-    cut,
+    call_window_features,
     pool_log_odds,
     sigmoid,
-    speech_windows,
     window_features,
 )
 from pipeline.errors import EmptyAudioError
-from pipeline.telephone import inference_channel, telephone_channel
+from pipeline.telephone import call_channel, telephone_channel
 from pipeline.types import ANALYSIS_RATE_HZ
 
 log = logging.getLogger(__name__)
@@ -233,21 +234,27 @@ def _telephone_windows(
     return [(window, processed)]
 
 
-def _inference_windows(
-    samples: np.ndarray, cfg: TrainConfig
-) -> list[tuple[tuple[float, float], np.ndarray]]:
-    out = []
-    for window in speech_windows(samples, max_window_s=cfg.spec.max_window_s):
-        try:
-            out.append((window, inference_channel(cut(samples, window))))
-        except EmptyAudioError:
-            continue
-    return out
+def _call_windows(
+    samples: np.ndarray, spec: FeatureSpec, encoder: FrameEncoder | None
+) -> list[tuple[tuple[float, float], dict[str, np.ndarray]]]:
+    """What ``robocall analyze`` computes: the whole clip through ``call_channel``, one encoder
+    pass over its speech (as the ASR's), each speech window's frames and LFCC."""
+    try:
+        y = call_channel(samples)
+    except EmptyAudioError:
+        return []
+    frames = encoder.speech_frames(y) if encoder is not None and "whisper" in spec.blocks else None
+    return call_window_features(y, frames, spec=spec)
+
+
+# Cache folder of each variant: "inference" features come from the call path (shared encoder
+# pass over call_channel audio) since the head began reading the ASR's frames.
+CACHE_VARIANT = {"telephone": "telephone", "inference": "inference-call"}
 
 
 def _cache_path(block_key: str, variant: str, row: CorpusRow, clip_sha: str, salt: str) -> Path:
     key = hashlib.sha1(f"{row.id}|{clip_sha}|{variant}|{salt}".encode()).hexdigest()
-    return features_cache_dir() / block_key / variant / key[:2] / f"{key}.npz"
+    return features_cache_dir() / block_key / CACHE_VARIANT[variant] / key[:2] / f"{key}.npz"
 
 
 def clip_features(
@@ -274,18 +281,18 @@ def clip_features(
     missing = [b for b in spec.blocks if b not in cached]
     if missing:
         samples = read_clip(path)
-        try:
-            pieces = (
-                _telephone_windows(samples, row, cfg)
-                if variant == "telephone"
-                else _inference_windows(samples, cfg)
-            )
-        except EmptyAudioError:
-            pieces = []
         sub = dataclasses.replace(spec, blocks=tuple(missing))
+        if variant == "telephone":
+            try:
+                crops = _telephone_windows(samples, row, cfg)
+            except EmptyAudioError:
+                crops = []
+            pieces = [(w, window_features(x, spec=sub, encoder=encoder)) for w, x in crops]
+        else:
+            pieces = _call_windows(samples, sub, encoder)
         per_block: dict[str, list[np.ndarray]] = {b: [] for b in missing}
-        for _, processed in pieces:
-            for b, v in window_features(processed, spec=sub, encoder=encoder).items():
+        for _, feats in pieces:
+            for b, v in feats.items():
                 per_block[b].append(v)
         windows = np.asarray([w for w, _ in pieces], dtype=np.float64).reshape(-1, 2)
         for b in missing:

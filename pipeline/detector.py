@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -21,10 +22,12 @@ from pipeline.config import DetectorConfig
 from pipeline.errors import EmptyAudioError
 from pipeline.fuse import FUSION_METHOD, FusionModel, fuse
 from pipeline.provenance import make_provenance
+from pipeline.telephone import call_channel
 from pipeline.types import (
     Audio,
     ContextCue,
     Evidence,
+    FrameSharingTranscriber,
     ModelInfo,
     SyntheticVoiceScore,
     SyntheticVoiceScorer,
@@ -74,7 +77,7 @@ class Detector:
 
     def detect_audio(self, audio: Audio) -> Verdict:
         """Analyse an already decoded recording."""
-        transcript = self.transcriber.transcribe(audio.caller())
+        transcript, score_synth = self._caller(audio.caller())
         other_samples = audio.other_party()
         other: Transcript | None = None
         if other_samples is not None and _has_signal(other_samples):
@@ -92,7 +95,7 @@ class Detector:
         )
         if self.synth_scorer is not None:
             models = (*models, self.synth_scorer.model_info)
-            synth = self.synth_scorer.score(audio.caller())
+            synth = score_synth()
             if synth is not None:
                 cues = dataclasses.replace(
                     cues, evidence=(*cues.evidence, synthetic_voice_evidence(synth))
@@ -118,6 +121,28 @@ class Detector:
             config=self.config.fusion,
             model=self.fusion,
         )
+
+    def _caller(
+        self, caller: np.ndarray
+    ) -> tuple[Transcript, Callable[[], SyntheticVoiceScore | None]]:
+        """The caller's transcript, and how to score its voice once the transcript has words.
+
+        With a head and a transcriber that shares its encoder frames, the caller goes through
+        ``call_channel`` (what the head's training audio went through) before the ASR, and the
+        head reads the frames the ASR computed: one encoder pass for both. Otherwise the ASR
+        hears the decoded audio and the head runs its own pass.
+        """
+        scorer = self.synth_scorer
+        if scorer is not None and isinstance(self.transcriber, FrameSharingTranscriber):
+            try:
+                shared = call_channel(caller)
+            except EmptyAudioError:  # no speech energy at all: the plain path reports it
+                shared = None
+            if shared is not None:
+                transcript, frames = self.transcriber.transcribe_with_frames(shared)
+                return transcript, lambda: scorer.score_channelled(shared, frames)
+        transcript = self.transcriber.transcribe(caller)
+        return transcript, lambda: None if scorer is None else scorer.score(caller)
 
 
 SYNTH_WEIGHT_CLIP = 3.0  # |weight| cap of the synthetic-voice evidence, in robot-logit units

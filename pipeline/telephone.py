@@ -68,6 +68,7 @@ class ChannelConfig:
     snr_db_range: tuple[float, float] = (15.0, 40.0)  # noise SNR vs active speech, uniform
     pad_s: float = 0.1  # silence kept before the first and after the last speech frame
     crop_s: float | None = None  # training: random window of this many seconds; None = all
+    trim: bool = True  # cut to the speech (+ pad_s); False keeps the recording's timeline
 
     def __post_init__(self) -> None:
         if not self.codecs or not set(self.codecs) <= set(CODECS):
@@ -94,6 +95,7 @@ class ChannelConfig:
 
 
 INFERENCE_CHANNEL = ChannelConfig(codecs=("mulaw",), noise_kinds=())  # deterministic path
+CALL_CHANNEL = ChannelConfig(codecs=("mulaw",), noise_kinds=(), trim=False)  # a whole call
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +172,17 @@ def inference_channel(samples: np.ndarray, *, sample_rate_hz: int = ANALYSIS_RAT
     )
 
 
+def call_channel(samples: np.ndarray, *, sample_rate_hz: int = ANALYSIS_RATE_HZ) -> np.ndarray:
+    """:func:`inference_channel` over a whole call, untrimmed: times stay those of the recording.
+
+    What the ASR and the synthetic-voice head share when they share one encoder pass
+    (``models/asr.py``); the head then scores windows cut out of it. Raises as
+    :func:`telephone_channel`.
+    """
+    params = ChannelParams("mulaw", AMR_NB_BITRATES_BPS[-1], "none", math.inf, 0.0, 0)
+    return apply_channel(samples, sample_rate_hz=sample_rate_hz, params=params, config=CALL_CHANNEL)
+
+
 def apply_channel(
     samples: np.ndarray, *, sample_rate_hz: int, params: ChannelParams, config: ChannelConfig
 ) -> np.ndarray:
@@ -181,7 +194,8 @@ def apply_channel(
     x = np.asarray(signal.sosfilt(sos, x), dtype=np.float64)
     x = np.clip(_normalise(x, config.target_dbfs), -1.0, 1.0)
     x = codec_round_trip(x, codec=params.codec, bitrate_bps=params.amr_bitrate_bps)
-    x = _trim(x, config.pad_s)
+    if config.trim:
+        x = _trim(x, config.pad_s)
     if config.crop_s is not None:
         x = _crop(x, round(config.crop_s * CHANNEL_RATE_HZ), params.crop_start)
     x = _normalise(x, config.target_dbfs)

@@ -237,6 +237,19 @@ class Transcriber(Protocol):
         ...
 
 
+@typing.runtime_checkable
+class FrameSharingTranscriber(Transcriber, Protocol):
+    """A transcriber that hands out the encoder frames it computed (``models/asr.py``).
+
+    The detector then transcribes the call through ``pipeline.telephone.call_channel`` and
+    gives those frames to the synthetic-voice head, so the encoder runs once for both.
+    """
+
+    def transcribe_with_frames(self, samples: np.ndarray) -> tuple[Transcript, Any]:
+        """The transcript and the frames (opaque here; None when there was no speech)."""
+        ...
+
+
 class TextClassifier(Protocol):
     model_info: ModelInfo
 
@@ -248,14 +261,18 @@ class TextClassifier(Protocol):
 class SyntheticVoiceScorer(Protocol):
     """Trained synthetic-speech detector (``models/synth_head.SynthVoiceScorer``).
 
-    Implementations apply ``pipeline.telephone.inference_channel`` to what they score, so the
-    head sees audio processed like its training data.
+    Implementations apply ``pipeline.telephone.call_channel`` to what they score, so the head
+    sees audio processed like its training data.
     """
 
     model_info: ModelInfo
 
     def score(self, samples: np.ndarray) -> SyntheticVoiceScore | None:
         """Score mono float32 samples at :data:`ANALYSIS_RATE_HZ`; None if too little speech."""
+        ...
+
+    def score_channelled(self, samples: np.ndarray, frames: Any) -> SyntheticVoiceScore | None:
+        """Score samples already through ``call_channel``, with a transcriber's frames of them."""
         ...
 
 

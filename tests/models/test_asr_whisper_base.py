@@ -119,7 +119,7 @@ def test_faster_encodes_once_and_reports_times_of_the_original(
     padded = np.concatenate([np.zeros(int(lead_s * 16_000), np.float32), samples])
     memo = faster.model.encode
     inner, calls = memo._encode, []
-    monkeypatch.setattr(memo, "_last", None)
+    monkeypatch.setattr(memo, "_held", {})
     monkeypatch.setattr(memo, "_encode", lambda f: calls.append(f.shape) or inner(f))
     transcript = faster.transcribe(padded)
     # Language detection and the decoder share one pass over the (only) 30 s window.
@@ -145,3 +145,22 @@ def test_cuda_uses_float16(backend: str) -> None:
     assert transcriber.model_info.model_id.endswith("float16")
     samples, reference = shared_clip(*ZH_CLIP)
     check_mandarin(transcriber.transcribe(samples), reference)
+
+
+def test_faster_frames_are_the_passes_the_decoder_used(
+    faster: FasterWhisperTranscriber, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    samples, _ = shared_clip(*EN_CLIP)
+    padded = np.concatenate([np.zeros(16_000, np.float32), samples])
+    memo = faster.model.encode
+    inner, calls = memo._encode, []
+    monkeypatch.setattr(memo, "_held", {})
+    monkeypatch.setattr(memo, "_encode", lambda f: calls.append(f.shape) or inner(f))
+    transcript, frames = faster.transcribe_with_frames(padded)
+    assert len(calls) == 1  # one 30 s window: encoded once, for language, decoder and head
+    assert transcript.segments and frames is not None
+    assert frames.chunks[0][0] >= 8_000  # the VAD skipped the leading second of silence
+    speech = sum(b - a for a, b in frames.chunks)
+    assert frames.frames.shape == (-(-speech // 320), 512)
+    assert frames.between(0.0, 0.5).shape[0] == 0
+    assert frames.between(1.0, 3.0).shape[0] > 0

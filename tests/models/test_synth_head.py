@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from models.asr import SpeechFrames
 from models.loading import WhisperSource, load_synth_head_from, load_transcriber_from
 from models.synth_head import (
     Ct2FrameEncoder,
@@ -21,12 +22,13 @@ from models.synth_head import (
     speech_windows,
     whisper_embedding,
 )
+from pipeline.audio import load_audio
 from pipeline.config import AsrConfig, DetectorConfig
 from pipeline.detector import SYNTH_WEIGHT_CLIP, Detector, synthetic_voice_evidence
 from pipeline.errors import ModelNotAvailableError
-from pipeline.telephone import inference_channel
+from pipeline.telephone import call_channel
 from pipeline.text_cues import RuleTextClassifier
-from pipeline.types import ModelInfo, SyntheticVoiceScore
+from pipeline.types import ModelInfo, SyntheticVoiceScore, Transcript
 from tests.fakes import FakeTranscriber
 
 SR = 16_000
@@ -118,19 +120,22 @@ def test_pooling_quantiles() -> None:
         pool_log_odds([], [], quantile=0.5)
 
 
-def test_scorer_channels_every_window_and_pools(synth: Callable[..., np.ndarray]) -> None:
+def test_scorer_channels_the_call_once_and_pools_its_windows(
+    synth: Callable[..., np.ndarray],
+) -> None:
     seen: list[int] = []
 
     def spy(samples: np.ndarray) -> np.ndarray:
         seen.append(samples.size)
-        return inference_channel(samples)
+        return call_channel(samples)
 
     info = ModelInfo("synth", "synth-head/test", "0" * 64)
     scorer = SynthVoiceScorer(_head(120), encoder=None, model_info=info, channel=spy)
     x = _speechy(synth, ("robot", 6.0), ("silence", 1.0), ("human", 4.0))
     result = scorer.score(x)
     assert result is not None
-    assert len(seen) == len(result.windows) >= 2
+    assert seen == [x.size]  # one channel pass over the whole call, times kept
+    assert len(result.windows) >= 2
     assert 0.0 < result.probability < 1.0
     assert result.log_odds == pytest.approx(
         pool_log_odds(
@@ -139,7 +144,19 @@ def test_scorer_channels_every_window_and_pools(synth: Callable[..., np.ndarray]
         abs=1e-3,
     )
     assert result.span_s in [(a, b) for a, b, _ in result.windows]
+    assert result.windows[-1][1] > 7.0  # the human part, after the robot and the silence
     assert scorer.score(np.zeros(SR * 2, dtype=np.float32)) is None
+
+
+def test_speech_frames_map_recording_times_through_the_vad_join() -> None:
+    # Two speech chunks, 1-2 s and 3-4 s of the recording, joined: frame i covers 20 ms of it.
+    frames = np.arange(100, dtype=np.float32)[:, None] * np.ones((1, 3), np.float32)
+    sf = SpeechFrames(frames, ((SR, 2 * SR), (3 * SR, 4 * SR)))
+    assert sf.between(1.0, 1.2)[:, 0].tolist() == list(range(0, 10))
+    assert sf.between(3.0, 3.1)[:, 0].tolist() == list(range(50, 55))
+    # A window over the gap takes the end of the first chunk and the start of the second.
+    assert sf.between(1.9, 3.1)[:, 0].tolist() == [*range(45, 50), *range(50, 55)]
+    assert sf.between(2.2, 2.8).shape == (0, 3)  # silence between the chunks: no frames
 
 
 def test_scorer_refuses_features_from_another_encoder() -> None:
@@ -242,3 +259,50 @@ def test_committed_weights_are_self_describing_and_match_the_model_card() -> Non
 
     assert file_sha256(WEIGHTS) in MODEL_CARD.read_text(encoding="utf-8")
     json.dumps(head.meta)  # JSON-able
+
+
+class SharingTranscriber(FakeTranscriber):
+    """A fake that, like the faster backend, hands out the frames of what it transcribed."""
+
+    frames = object()
+
+    def __init__(self) -> None:
+        super().__init__("您好")
+        self.heard: list[np.ndarray] = []
+
+    def transcribe_with_frames(self, samples: np.ndarray) -> tuple[Transcript, object]:
+        self.heard.append(samples)
+        return self.transcribe(samples), self.frames
+
+
+class ChannelledScorer(FakeSynthScorer):
+    def __init__(self, log_odds: float) -> None:
+        super().__init__(log_odds)
+        self.given: list[tuple[np.ndarray, object]] = []
+
+    def score_channelled(self, samples: np.ndarray, frames: object) -> SyntheticVoiceScore | None:
+        self.given.append((samples, frames))
+        return self.score(samples)
+
+
+def test_detector_shares_the_asr_pass_with_the_head(make_wav: Callable[..., Path]) -> None:
+    path = make_wav(kind="human", duration_s=4.0)
+    asr, head = SharingTranscriber(), ChannelledScorer(2.0)
+    detector = Detector(asr, RuleTextClassifier(), DetectorConfig(), synth_scorer=head)
+    verdict = detector.detect(path)
+    # The ASR heard the call through call_channel, and the head got those samples and frames.
+    (heard,) = asr.heard
+    ((samples, frames),) = head.given
+    assert samples is heard and frames is SharingTranscriber.frames
+    caller = load_audio(path, limits=DetectorConfig().audio).caller()
+    assert np.array_equal(heard, call_channel(caller))
+    assert any(e.name == "synthetic_voice" for e in verdict.evidence)
+
+
+def test_detector_without_a_head_transcribes_the_recording_as_decoded(
+    make_wav: Callable[..., Path],
+) -> None:
+    path = make_wav(kind="human", duration_s=4.0)
+    asr = SharingTranscriber()
+    Detector(asr, RuleTextClassifier(), DetectorConfig()).detect(path)
+    assert asr.heard == [] and len(asr.calls) == 1
