@@ -18,11 +18,12 @@ Nothing heavy is imported at module level: the guard is testable without torch o
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import threading
 import unicodedata
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -258,26 +259,44 @@ class EncoderMemo:
     the first; the synthetic-voice head reads all of them, :class:`SpeechFrames`), and
     faster-whisper's decoder then asks for the same windows again: keyed by a hash of the
     features, it gets the stored output. The decoder's later windows start where its last
-    segment ended, so they match ours only when it consumed a whole window. Holds at most
-    ``size`` outputs (~3 MB each), the most recent.
+    segment ended, so they match ours only when it consumed a whole window. Outputs are held
+    only while a transcription is running (:meth:`session`; at most ``size``, ~3 MB each) and
+    dropped when the last one ends, so nothing carries over from one recording to the next.
     """
 
     def __init__(self, encode: Callable[[np.ndarray], Any], *, size: int = 8) -> None:
         self._encode = encode
         self._size = size
         self._held: dict[bytes, Any] = {}
+        self._sessions = 0
         self._lock = threading.Lock()
 
+    @contextlib.contextmanager
+    def session(self) -> Iterator[None]:
+        """Hold outputs for the duration of one transcription (sessions may overlap)."""
+        with self._lock:
+            self._sessions += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._sessions -= 1
+                if not self._sessions:
+                    self._held.clear()
+
     def __call__(self, features: np.ndarray) -> Any:
+        if not self._sessions:
+            return self._encode(features)
         key = hashlib.blake2b(np.ascontiguousarray(features).tobytes(), digest_size=16).digest()
         with self._lock:
             if key in self._held:
                 return self._held[key]
         out = self._encode(features)
         with self._lock:
-            self._held[key] = out
-            while len(self._held) > self._size:
-                del self._held[next(iter(self._held))]
+            if self._sessions:
+                self._held[key] = out
+                while len(self._held) > self._size:
+                    del self._held[next(iter(self._held))]
         return out
 
 
@@ -411,6 +430,12 @@ class FasterWhisperTranscriber:
         return self._transcribe(samples, all_windows=True)
 
     def _transcribe(
+        self, samples: np.ndarray, *, all_windows: bool
+    ) -> tuple[Transcript, SpeechFrames | None]:
+        with self.model.encode.session():
+            return self._transcribe_held(samples, all_windows=all_windows)
+
+    def _transcribe_held(
         self, samples: np.ndarray, *, all_windows: bool
     ) -> tuple[Transcript, SpeechFrames | None]:
         from faster_whisper.transcribe import restore_speech_timestamps
