@@ -21,15 +21,16 @@ alone; evaluation and inference run the call path (``SynthVoiceScorer.score``):
    over speech frames, 120 values; the ASVspoof baseline). A training window is encoded alone
    (not padded to 30 s); on the call path the frames of each window are cut out of the encoder
    pass over 30 s windows of the call's speech (:class:`models.asr.SpeechFrames`), which is the
-   pass the ASR makes, so ``robocall analyze`` encodes the call once for both. On the same test
-   clips and calls the two give pooled log-odds correlated at 0.98 and EERs within 2 points
-   (``bench/shared_encoder_head.py``, docs/performance.md);
+   pass the ASR makes, so ``robocall analyze`` encodes the call once for both. What that
+   costs and gains against encoding each window alone: ``models/weights/SYNTH_HEAD.md`` and
+   ``bench/shared_encoder_head.py``;
 4. **head** (:class:`LogisticHead`): standardise, logistic regression, Platt calibration fit on
    the validation split with class-balanced weights, so the calibrated log-odds is a
    likelihood ratio at even prior (0.9 means about 90 % when robots and people are equally
    likely);
-5. **pooling**: the per-window log-odds are pooled with a high quantile (``pool_quantile``), so a
-   callee's human voice in a mono recording does not mask a robot caller.
+5. **pooling**: the per-window log-odds are pooled with a duration-weighted quantile
+   (``pool_quantile``, picked on dev call mixtures of robot prompts and a person's replies, so
+   that the callee's voice in a mono recording is accounted for).
 
 Nothing heavy at import: the Whisper model comes from ``models/loading.py`` (``load_synth_head``).
 """
