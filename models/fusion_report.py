@@ -240,7 +240,7 @@ def _report(result: Result, sha: str, img: Path) -> str:
             "two-party robot calls, and human calls of the same shapes), each through the "
             "telephone channel and then the whole `Detector`, ASR included "
             f"({e['skipped']} call(s) without recognised words skipped; each call's evidence is "
-            "cached, the first run took about 6.5 minutes on 2 cores). "
+            "cached by the code and weights that produce it). "
             "Both fusions read the same evidence.",
             "",
             *_table("fusion", e["all"]),

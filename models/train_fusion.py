@@ -83,7 +83,13 @@ HANDSET_BIAS = -0.5  # FusionConfig.bias: the sum the fitted fusion replaces
 STEREO_CUES = ("no_reaction_to_callee", "response_latency_std_s", "talk_over_fraction")
 TEXT_CUES = ("robot_script_text", "scripted_phrase", "disfluency_rate", "sales_phrases")
 # Modules whose code decides an audio row's cues: their source keys the cue cache.
-AUDIO_CODE = ("pipeline/acoustic.py", "pipeline/telephone.py", "pipeline/vad.py")
+AUDIO_CODE = (
+    "models/asr.py",
+    "models/synth_head.py",
+    "pipeline/acoustic.py",
+    "pipeline/telephone.py",
+    "pipeline/vad.py",
+)
 
 
 @dataclass(frozen=True, slots=True)
