@@ -1,21 +1,16 @@
-"""Would the synthetic-voice head work on encoder frames shared with the ASR?
+"""The synthetic-voice head on frames shared with the ASR vs an encoder pass of its own.
 
     .venv/bin/python bench/shared_encoder_head.py [--limit N]
 
-Today the head (``models/synth_head.py``) runs the Whisper encoder once per speech window of
-at most 8 s, on that window alone after ``inference_channel``; the ASR runs the same encoder on
-30 s windows of the recording. Sharing one pass means the head would read its frames out of a
-30 s window with other speech around them. This script scores every test-split clip and call of
-the corpus both ways with the *shipped* head (no retraining) and prints the correlation of the
-pooled log-odds, EER and AUC of each, and the time each took:
-
-- own: ``SynthVoiceScorer.score`` (what ``robocall analyze`` runs);
-- shared: ``inference_channel`` over the whole recording (times kept), the log-mel of all of it,
-  the encoder on consecutive 30 s windows padded like the ASR's, each speech window's frames
-  (20 ms each) cut out of those, then the same mean + std, LFCC, head and pooling.
-
-The shared timing here includes the encoder passes, which the ASR would already have paid for.
-Needs the generated corpus (``datasets/``) and the shipped weights; about 8 minutes on 2 cores.
+``robocall analyze`` runs the head on the call path (``SynthVoiceScorer.score``): the call
+through ``call_channel``, one Whisper encoder pass over 30 s windows of its speech (the pass the
+ASR makes), each speech window's frames cut out of it. Before, the head encoded every speech
+window of at most 8 s alone, after ``inference_channel`` on that window (its training windows
+are encoded that way). This script scores every test-split clip and call of the corpus both ways
+with the shipped head and prints the correlation of the pooled log-odds, the EER and AUC of
+each, and the time each took. The shared path's time includes the encoder passes, which in
+``robocall analyze`` the ASR pays for. Needs the generated corpus (``datasets/``) and the
+shipped weights; about 8 minutes on 2 cores.
 """
 
 from __future__ import annotations
@@ -29,44 +24,26 @@ import numpy as np
 from models import metrics as M
 from models.corpus import read_clip, read_manifests, resolve_path
 from models.loading import load_synth_head
-from models.synth_head import cut, lfcc_stats, pool_log_odds, speech_windows
+from models.synth_head import cut, pool_log_odds, speech_windows, window_features
 from pipeline.errors import EmptyAudioError
 from pipeline.telephone import inference_channel
 
-FRAME_S = 0.02  # Whisper encoder frame
-WINDOW_FRAMES = 3000  # log-mel frames in one 30 s window
 CALL_KINDS = ("dialer_call", "two_party_robot", "human_call", "two_party_human")
 COPY_KINDS = ("resynthesis", "vocoder_resynthesis")
 
 
-def shared_frames(y: np.ndarray, model: object) -> np.ndarray:
-    """Encoder frames of consecutive 30 s windows of ``y`` (one per 20 ms), padded like the ASR."""
-    import ctranslate2
-
-    feats = model.feature_extractor(y)  # type: ignore[attr-defined]
-    out = []
-    for start in range(0, max(feats.shape[-1] - 1, 1), WINDOW_FRAMES):
-        seg = feats[:, start : start + WINDOW_FRAMES]
-        seg = np.pad(seg, ((0, 0), (0, WINDOW_FRAMES - seg.shape[1])))
-        view = ctranslate2.StorageView.from_array(np.ascontiguousarray(seg[None], np.float32))
-        out.append(np.asarray(model.model.encode(view, to_cpu=True), np.float32)[0])  # type: ignore[attr-defined]
-    return np.concatenate(out)
-
-
-def shared_score(x: np.ndarray, scorer: object) -> float | None:
-    head = scorer.head  # type: ignore[attr-defined]
-    try:
-        y = inference_channel(x)
-    except EmptyAudioError:
-        return None
-    frames = shared_frames(y, scorer.encoder.model)  # type: ignore[attr-defined]
+def own_pass(x: np.ndarray, scorer: object) -> float | None:
+    """Every window channelled and encoded alone, as the head's training windows are."""
+    head, encoder = scorer.head, scorer.encoder  # type: ignore[attr-defined]
     values, durations = [], []
-    for a, b in speech_windows(y, max_window_s=head.spec.max_window_s):
-        lo = int(a / FRAME_S)
-        f = frames[lo : max(int(b / FRAME_S), lo + 1)]
-        whisper = np.concatenate([f.mean(axis=0), f.std(axis=0)]).astype(np.float32)
-        x_row = np.concatenate([whisper, lfcc_stats(cut(y, (a, b)))])[None, :]
-        values.append(float(head.log_odds(x_row)[0]))
+    for a, b in speech_windows(x, max_window_s=head.spec.max_window_s):
+        try:
+            y = inference_channel(cut(x, (a, b)))
+        except EmptyAudioError:
+            continue
+        feats = window_features(y, spec=head.spec, encoder=encoder)
+        row = np.concatenate([feats[block] for block in head.spec.blocks])[None, :]
+        values.append(float(head.log_odds(row)[0]))
         durations.append(b - a)
     return pool_log_odds(values, durations, quantile=head.pool_quantile) if values else None
 
@@ -83,18 +60,18 @@ def main() -> None:
     for row in rows:
         x = read_clip(resolve_path(row))
         t = time.perf_counter()
-        own = scorer.score(x)
-        t_own += time.perf_counter() - t
-        t = time.perf_counter()
-        shared = shared_score(x, scorer)
+        shared = scorer.score(x)
         t_shared += time.perf_counter() - t
+        t = time.perf_counter()
+        own = own_pass(x, scorer)
+        t_own += time.perf_counter() - t
         if own is not None and shared is not None:
-            scored.append((int(row.label == "robot"), row.kind, own.log_odds, shared))
+            scored.append((int(row.label == "robot"), row.kind, own, shared.log_odds))
     y = np.array([s[0] for s in scored])
     kinds = np.array([s[1] for s in scored])
     own_lo, shared_lo = np.array([s[2] for s in scored]), np.array([s[3] for s in scored])
     print(f"{len(scored)} of {len(rows)} test rows scored both ways")  # noqa: T201
-    print(f"time: own {t_own:.0f} s, shared {t_shared:.0f} s (encoder passes included)")  # noqa: T201
+    print(f"time: own passes {t_own:.0f} s, shared path {t_shared:.0f} s")  # noqa: T201
     print(f"correlation of pooled log-odds: {np.corrcoef(own_lo, shared_lo)[0, 1]:.3f}")  # noqa: T201
     calls = np.isin(kinds, CALL_KINDS)
     subsets = {
