@@ -26,6 +26,7 @@ import numpy as np
 
 from models import metrics as M
 from models.corpus import CorpusRow, leave_one_out_folds, read_clip, resolve_path, sample_by_hash
+from models.metrics import format_metric as _f
 from models.synth_head import FeatureSpec, FrameEncoder, LogisticHead, sigmoid
 from models.train_synth import (
     POOL_QUANTILES,
@@ -433,12 +434,6 @@ def to_json(ev: Evaluation) -> str:
 
 # ---------------------------------------------------------------------------------------------
 # Report
-
-
-def _f(v: float, pct: bool = True) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "-"
-    return f"{100 * v:.1f} %" if pct else f"{v:.3f}"
 
 
 def _table(title: str, rows: dict[str, dict[str, float]]) -> list[str]:

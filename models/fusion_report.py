@@ -7,7 +7,6 @@ generated whole: rerun ``python -m models.train_fusion`` rather than editing the
 from __future__ import annotations
 
 import hashlib
-import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,17 +14,12 @@ import numpy as np
 
 from models import metrics as M
 from models.fusion_file import write_fusion
+from models.metrics import format_metric as _f
 
 if TYPE_CHECKING:
     from models.train_fusion import Result
 
 COMMAND = "python -m models.train_fusion --e2e 120"
-
-
-def _f(v: float, pct: bool = True) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "-"
-    return f"{100 * v:.1f} %" if pct else f"{v:.3f}"
 
 
 def _table(title: str, rows: dict[str, dict[str, float]]) -> list[str]:

@@ -13,6 +13,7 @@ probabilities). Sample weights are optional and used for class-balanced summarie
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -254,3 +255,10 @@ def summary(
             ece=ece(y, probabilities),
         )
     return out
+
+
+def format_metric(v: float | None, pct: bool = True) -> str:
+    """``"12.3 %"`` (``pct``) or ``"0.123"`` for a report table; ``"-"`` when missing or NaN."""
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    return f"{100 * v:.1f} %" if pct else f"{v:.3f}"

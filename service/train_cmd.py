@@ -123,12 +123,8 @@ def _train_fusion(args: argparse.Namespace) -> int:
 
     try:
         result = train(e2e=120, progress=True)
-    except RobocallError as exc:
-        print(f"robocall train: {exc.message}", file=sys.stderr)
-        return 1
-    except FileNotFoundError as exc:
-        print(f"robocall train: missing corpus file: {exc}", file=sys.stderr)
-        return 1
+    except (RobocallError, FileNotFoundError) as exc:
+        return _failed("train", exc)
     summary = write_outputs(result, weights=FUSION_WEIGHTS, report=FUSION_REPORT)
     print(json.dumps(summary, indent=1, default=float))
     return 0
@@ -158,12 +154,8 @@ def _train_synth(args: argparse.Namespace) -> int:
     try:
         encoder = _needs_encoder(cfg.spec.blocks)
         result = train(cfg, run_dir=run_dir, weights_path=weights, encoder=encoder, progress=True)
-    except RobocallError as exc:
-        print(f"robocall train: {exc.message}", file=sys.stderr)
-        return 1
-    except FileNotFoundError as exc:
-        print(f"robocall train: missing corpus file: {exc}", file=sys.stderr)
-        return 1
+    except (RobocallError, FileNotFoundError) as exc:
+        return _failed("train", exc)
     summary = {
         "run_dir": str(result.run_dir),
         "weights": str(result.weights_path),
@@ -188,13 +180,15 @@ def run_evaluate(args: argparse.Namespace) -> int:
     try:
         encoder = _needs_encoder(head.spec.blocks)
         ev = evaluate(weights, encoder=encoder, compare=args.compare, cost=args.cost, progress=True)
-    except RobocallError as exc:
-        print(f"robocall evaluate: {exc.message}", file=sys.stderr)
-        return 1
-    except FileNotFoundError as exc:
-        print(f"robocall evaluate: missing corpus file: {exc}", file=sys.stderr)
-        return 1
+    except (RobocallError, FileNotFoundError) as exc:
+        return _failed("evaluate", exc)
     command = "robocall evaluate" + (f" --weights {args.weights}" if args.weights else "")
     path = write_report(ev, args.out, command=command)
     print(json.dumps({"report": str(path), "headline": ev.tables["headline"]}, default=float))
     return 0
+
+
+def _failed(command: str, exc: RobocallError | FileNotFoundError) -> int:
+    what = exc.message if isinstance(exc, RobocallError) else f"missing corpus file: {exc}"
+    print(f"robocall {command}: {what}", file=sys.stderr)
+    return 1
