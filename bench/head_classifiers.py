@@ -5,12 +5,12 @@ Usage: ``.venv/bin/python bench/head_classifiers.py [--families logistic,mlp,...
 Needs the cached Whisper+LFCC features of every row (``robocall train`` fills
 ``$ROBOCALL_CACHE_DIR/synth_features``); no encoder is loaded, so a missing row raises.
 
-Every classifier gets what ``models.train_synth.train`` gives the logistic head: the same train
-rows (``train_ids``), the same row weights (``fit_weights``: classes balanced, copy-synthesis rows
-times a copy weight from ``TrainConfig.copy_weight_grid``), the same selection (lowest mean of
-the dev EER on single clips, people vs TTS/VC, and on the dev calls, windows pooled at q0.75),
-then the pooling quantile picked on the dev calls and Platt fit on the dev clips and calls.
-Selection reads dev only. Families compared, each over a small grid x the copy weights:
+Every classifier gets what ``models.training.train_synth.train`` gives the logistic head: the same
+train rows (``train_ids``), the same row weights (``fit_weights``: classes balanced, copy-synthesis
+rows times a copy weight from ``TrainConfig.copy_weight_grid``), the same selection (lowest mean of
+the dev EER on single clips, people vs TTS/VC, and on the dev calls, windows pooled at q0.75), then
+the pooling quantile picked on the dev calls and Platt fit on the dev clips and calls. Selection
+reads dev only. Families compared, each over a small grid x the copy weights:
 
 - ``logistic``: the shipped head (``fit_logistic``, L2 grid of ``TrainConfig``): the reference.
 - ``pca_logistic``: standardise, PCA-whiten to k components (fit on the train rows), logistic.
@@ -37,11 +37,11 @@ from dataclasses import dataclass
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from models import metrics as M
-from models.corpus import CorpusRow
-from models.evaluate import record, table_row
 from models.synth_head import pool_log_odds
-from models.train_synth import (
+from models.training import metrics as M
+from models.training.corpus import CorpusRow
+from models.training.evaluate import record, table_row
+from models.training.train_synth import (
     POOL_QUANTILES,
     ClipFeatures,
     TrainConfig,

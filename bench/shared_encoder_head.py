@@ -21,10 +21,10 @@ import time
 
 import numpy as np
 
-from models import metrics as M
-from models.corpus import read_clip, read_manifests, resolve_path
 from models.loading import load_synth_head
 from models.synth_head import cut, pool_log_odds, speech_windows, window_features
+from models.training import metrics as M
+from models.training.corpus import read_clip, read_manifests, resolve_path
 from pipeline.errors import EmptyAudioError
 from pipeline.telephone import inference_channel
 

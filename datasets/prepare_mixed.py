@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from models.corpus import (
+from models.training.corpus import (
     MANIFEST_DIR,
     SPLIT_FRACTIONS,
     SPLITS,

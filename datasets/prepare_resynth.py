@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from models.corpus import (
+from models.training.corpus import (
     MANIFEST_DIR,
     STORE_RATE_HZ,
     CorpusRow,

@@ -2,7 +2,7 @@
 
 Reads ``$ROBOCALL_SHARED_DATA/manifest.csv`` (default ``/work/shared/data``): human rows keep
 ``human``, synthetic rows (TTS, vocoders, voice conversion) become ``robot``. Splits are by linked
-speaker and utterance components (``models.corpus.split_components``), with the one-voice
+speaker and utterance components (``models.training.corpus.split_components``), with the one-voice
 Mandarin sources pinned to train.
 
     python datasets/prepare_shared.py [--limit N]
@@ -19,7 +19,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from models.corpus import (
+from models.training.corpus import (
     CorpusRow,
     builder_parser,
     row_links,

@@ -30,7 +30,7 @@ import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
-from models.corpus import (
+from models.training.corpus import (
     CorpusRow,
     builder_parser,
     corpus_cache_dir,
@@ -184,7 +184,7 @@ def plan_jobs(lines: list[Line]) -> list[tuple[Voice, Line, str]]:
 
     Voices are ranked into splits within each engine, so every engine with three voices or more
     has one in dev and one in test; an engine with fewer (piper: one voice) only trains.
-    Leave-one-engine-out folds (``models.corpus.leave_one_out_folds``) test unseen engines.
+    Leave-one-engine-out folds (``models.training.corpus.leave_one_out_folds``) test unseen engines.
     """
     voice_split: dict[str, str] = {}
     for engine in sorted({v.engine for v in VOICES}):

@@ -1,13 +1,13 @@
 """Check and summarise the splits of every manifest; write the leave-one-out fold list.
 
-The split logic lives in ``models/corpus.py`` (importable by training code); this script reads
-``datasets/manifests/*.jsonl`` and
+The split logic lives in ``models/training/corpus.py`` (importable by training code);
+this script reads ``datasets/manifests/*.jsonl`` and
 
 - checks that no speaker, utterance (``group_id``) or mixture part is in two splits;
 - prints rows and hours per split, label, language and source;
 - writes ``datasets/manifests/folds.json``: leave-one-engine-out and leave-one-source-out folds
   (held-out value, train/test row and hour counts; the row lists are recomputed by
-  ``models.corpus.leave_one_out_folds`` at training time, so the file stays small).
+  ``models.training.corpus.leave_one_out_folds`` at training time, so the file stays small).
 
     python datasets/splits.py [--check]      # exit 1 when a split leaks
 """
@@ -22,7 +22,7 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-from models.corpus import (
+from models.training.corpus import (
     MANIFEST_DIR,
     CorpusRow,
     check_disjoint,

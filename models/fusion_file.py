@@ -1,4 +1,6 @@
-"""The fitted fusion's file: ``models/weights/fusion.json`` (written by ``models/train_fusion.py``).
+"""The fitted fusion's file: ``models/weights/fusion.json`` (written by ``train_fusion.py``).
+
+Written by ``models/training/train_fusion.py``.
 
 Plain JSON, no arrays: a bias, one scale per cue, the scale of cues the fit never saw, and the
 metadata of the run (data, metrics). Read by ``models.loading.load_fusion``.

@@ -392,7 +392,7 @@ def load_text_classifier() -> TextClassifier:
     except (OSError, ValueError) as exc:
         raise ModelNotAvailableError(
             f"text heads {WEIGHTS_NPZ.name} unusable ({exc}); rebuild them with "
-            "python -m models.train_text train, or reinstall the package"
+            "python -m models.training.train_text train, or reinstall the package"
         ) from exc
 
 

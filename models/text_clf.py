@@ -2,7 +2,7 @@
 
 :class:`TrainedTextClassifier` implements :class:`pipeline.types.TextClassifier`. It runs the
 transparent rules (``pipeline/text_cues.py``, ``rules-v1``) for their evidence and adds three
-heads trained by ``models/train_text.py`` (data, splits and held-out numbers:
+heads trained by ``models/training/train_text.py`` (data, splits and held-out numbers:
 ``models/weights/TEXT_CLF.md``, ``docs/evaluation_text.md``):
 
 - **pitch**: is this a sales pitch (scam robocalls count), -> ``sales_probability``;

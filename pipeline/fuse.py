@@ -8,12 +8,12 @@ and ``pipeline/text_cues.py``), and
     robot_probability = sigmoid(bias + weight_scale * sum(scale[cue, sign of weight] * weight))
 
 With a fitted :class:`FusionModel` (``models/weights/fusion.json``, written by
-``models/train_fusion.py``) the bias and one non-negative scale per cue and direction are fitted
-and calibrated on data no head was fitted on: a rule's direction and shape stay as written; how
-much it counts, towards robot and towards human separately, is learnt. Without one (tests, a
+``models/training/train_fusion.py``) the bias and one non-negative scale per cue and direction are
+fitted and calibrated on data no head was fitted on: a rule's direction and shape stay as written;
+how much it counts, towards robot and towards human separately, is learnt. Without one (tests, a
 checkout without the file) every scale is 1 and the bias is ``FusionConfig.bias``: hand-set, not
-calibrated. ``Provenance.fusion_method`` says which in every verdict, and each evidence weight
-is its contribution as applied.
+calibrated. ``Provenance.fusion_method`` says which in every verdict, and each evidence weight is
+its contribution as applied.
 
 Because the sum is additive, a verdict can be fused again with more evidence
 (:func:`add_evidence`) and comes out as if :func:`fuse` had had it from the start: the batch
@@ -48,7 +48,7 @@ FUSION_METHOD = (
 
 @dataclass(frozen=True, slots=True)
 class FusionModel:
-    """A fitted fusion: the bias and one scale per cue (``models/train_fusion.py``)."""
+    """A fitted fusion: the bias and one scale per cue (``models/training/train_fusion.py``)."""
 
     bias: float
     # (signed cue, scale >= 0), sorted: "<cue>:+" scales the cue's weights towards robot,

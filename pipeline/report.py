@@ -462,5 +462,5 @@ def _kinds(flags: tuple[RecitalFlag, ...]) -> list[str]:
 
 
 def _untrained(verdict: Verdict) -> bool:
-    """The verdict's cues were summed as hand-set, not by a fitted fusion (models/train_fusion)."""
+    """The verdict's cues were summed as hand-set, not by a fitted fusion (train_fusion)."""
     return not verdict.provenance.fusion_method.lower().startswith("fitted")

@@ -112,14 +112,14 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def _train_text(args: argparse.Namespace) -> int:
-    from models.train_text import train
+    from models.training.train_text import train
 
     return train(10, logo=True)
 
 
 def _train_fusion(args: argparse.Namespace) -> int:
-    from models.fusion_report import write_outputs
-    from models.train_fusion import train
+    from models.training.fusion_report import write_outputs
+    from models.training.train_fusion import train
 
     try:
         result = train(e2e=120, progress=True)
@@ -134,7 +134,7 @@ def _train_synth(args: argparse.Namespace) -> int:
     import dataclasses
 
     from models.synth_head import FeatureSpec
-    from models.train_synth import WEIGHTS_PATH, TrainConfig, train
+    from models.training.train_synth import WEIGHTS_PATH, TrainConfig, train
 
     try:
         cfg = TrainConfig(quick=args.quick)
@@ -167,9 +167,9 @@ def _train_synth(args: argparse.Namespace) -> int:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from models.evaluate import evaluate, write_report
     from models.synth_head import LogisticHead
-    from models.train_synth import WEIGHTS_PATH
+    from models.training.evaluate import evaluate, write_report
+    from models.training.train_synth import WEIGHTS_PATH
 
     weights = args.weights or WEIGHTS_PATH
     try:

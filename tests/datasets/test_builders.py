@@ -14,7 +14,7 @@ from types import ModuleType
 import numpy as np
 import pytest
 
-from models.corpus import (
+from models.training.corpus import (
     REPO_DIR,
     CorpusRow,
     audio_manifest_paths,
@@ -161,7 +161,7 @@ def test_tts_plan_keeps_voices_lines_and_campaigns_in_one_split() -> None:
 
 def test_tts_settings_are_seeded() -> None:
     tts = load_builder("prepare_tts_en")
-    from models.corpus import seeded_rng
+    from models.training.corpus import seeded_rng
 
     voice = tts.VOICES[0]
     first = tts.draw_settings(voice, seeded_rng("t", 1))

@@ -1,4 +1,4 @@
-"""models/corpus.py: row records, manifests, stable hashing, leakage-free splits and folds."""
+"""models.training.corpus: row records, manifests, stable hashing, leakage-free splits and folds."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from models.corpus import (
+from models.training.corpus import (
     PINNED_SPLITS,
     CorpusRow,
     check_disjoint,

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.corpus import CorpusRow, corpus_cache_dir, write_clip, write_manifest
 from models.synth_head import LogisticHead
+from models.training.corpus import CorpusRow, corpus_cache_dir, write_clip, write_manifest
 from service.cli import main
 
 PER_SPLIT_LABEL = 4

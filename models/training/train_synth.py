@@ -1,14 +1,15 @@
 """Train the synthetic-voice head: corpus rows -> telephone channel -> cached features -> head.
 
-``robocall train`` (``service/train_cmd.py``) calls :func:`train`; ``models/evaluate.py`` reuses
+``robocall train`` (``service/train_cmd.py``) calls :func:`train`;
+``models/training/evaluate.py`` reuses
 :func:`collect_features`, :func:`fit_logistic` and :func:`fit_platt` for its tables and its
 leave-one-engine-out retraining.
 
-Deterministic: rows are chosen by a sha1 order (``models.corpus.sample_by_hash``), every clip's
-crop and channel (codec, AMR mode, noise) come from ``seeded_rng(salt, row id)``, and the
+Deterministic: rows are chosen by a sha1 order (``models.training.corpus.sample_by_hash``), every
+clip's crop and channel (codec, AMR mode, noise) come from ``seeded_rng(salt, row id)``, and the
 logistic regression is a convex L-BFGS fit from zeros. Features are cached under
-``$ROBOCALL_CACHE_DIR/synth_features/<block key>/<variant>/`` keyed by the clip's sha256, the
-row id and the variant, so a re-run (and every leave-one-out fold) only re-fits.
+``$ROBOCALL_CACHE_DIR/synth_features/<block key>/<variant>/`` keyed by the clip's sha256, the row id
+and the variant, so a re-run (and every leave-one-out fold) only re-fits.
 
 Variants (how the audio reaches the features):
 
@@ -40,15 +41,6 @@ from typing import Any
 import numpy as np
 from scipy import optimize
 
-from models.corpus import (
-    MANIFEST_DIR,
-    CorpusRow,
-    read_clip,
-    read_manifest,
-    resolve_path,
-    sample_by_hash,
-    seeded_rng,
-)
 from models.synth_head import (
     FeatureSpec,
     FrameEncoder,
@@ -58,13 +50,22 @@ from models.synth_head import (
     sigmoid,
     window_features,
 )
+from models.training.corpus import (
+    MANIFEST_DIR,
+    CorpusRow,
+    read_clip,
+    read_manifest,
+    resolve_path,
+    sample_by_hash,
+    seeded_rng,
+)
 from pipeline.errors import EmptyAudioError
 from pipeline.telephone import call_channel, telephone_channel
 from pipeline.types import ANALYSIS_RATE_HZ
 
 log = logging.getLogger(__name__)
 
-REPO_DIR = Path(__file__).resolve().parent.parent
+REPO_DIR = Path(__file__).resolve().parents[2]
 WEIGHTS_PATH = REPO_DIR / "models" / "weights" / "synth_head.npz"
 VARIANTS = ("telephone", "inference")
 MIN_CROP_S = 2.0  # shortest training window (when the clip is longer)
@@ -464,7 +465,7 @@ def train(
     Writes ``run_dir/config.json``, ``metrics.json``, ``scores.jsonl`` (every dev/test row and
     mixed call with its calibrated log-odds) and the weights file (with a copy in ``run_dir``).
     """
-    from models import metrics as M
+    from models.training import metrics as M
 
     started = time.monotonic()
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -522,7 +523,7 @@ def train(
             "train_rows_by_label": metrics["train_rows"],
             "calibration": f"Platt (class-balanced) on {len(cal_rows)} dev rows/calls",
             "selection_dev_eer": grid_dev,
-            "splits": "models.corpus split_components (speaker/utterance-disjoint)",
+            "splits": "models.training.corpus split_components (speaker/utterance-disjoint)",
         },
         metrics={k: v for k, v in metrics.items() if k.startswith(("test", "dev", "mixed"))},
         created_by={
@@ -585,7 +586,7 @@ def _pick_fit(
     """Fit every (l2, copy weight) of the grids; keep the lowest mean of the dev EER on single
     clips (people vs TTS/VC) and on dev calls, both pooled at q0.75. Ties: stronger penalty,
     then smaller copy weight."""
-    from models import metrics as M
+    from models.training import metrics as M
 
     sets = [s for s in (dev, dev_calls) if s]
     labels = [np.asarray([r.label == "robot" for r in s], dtype=np.int64) for s in sets]
@@ -613,7 +614,7 @@ def _pick_quantile(
     head: LogisticHead, inf: dict[str, ClipFeatures], calls: Sequence[CorpusRow]
 ) -> float:
     """The pooling quantile with the lowest EER on the dev mixed calls (ties: the lower one)."""
-    from models import metrics as M
+    from models.training import metrics as M
 
     y = np.asarray([r.label == "robot" for r in calls], dtype=np.int64)
     if not M.has_both_classes(y):
@@ -650,7 +651,7 @@ def _score_record(
 
 
 def _headline(scores: Sequence[dict[str, Any]], threshold: float) -> dict[str, Any]:
-    from models import metrics as M
+    from models.training import metrics as M
 
     out: dict[str, Any] = {}
     for variant in VARIANTS:

@@ -1,11 +1,11 @@
-"""Metric code on synthetic scores (models/metrics.py): invariants, not magic numbers."""
+"""Metric code on synthetic scores (models/training/metrics.py): invariants, not magic numbers."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from models import metrics as M
+from models.training import metrics as M
 
 
 def _labels(n: int = 500) -> np.ndarray:

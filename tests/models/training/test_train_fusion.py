@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.corpus import CorpusRow
 from models.fusion_file import read_fusion, write_fusion
-from models.train_fusion import (
+from models.training.corpus import CorpusRow
+from models.training.train_fusion import (
     Example,
     balanced,
     compose,
@@ -22,7 +22,7 @@ from models.train_fusion import (
     sigmoid_array,
     text_half,
 )
-from models.train_text import TextRow
+from models.training.train_text import TextRow
 
 
 def _cues(rng: np.random.Generator, y: np.ndarray) -> np.ndarray:

@@ -27,7 +27,7 @@ import numpy as np
 import soundfile as sf
 from scipy import signal
 
-REPO_DIR = Path(__file__).resolve().parent.parent
+REPO_DIR = Path(__file__).resolve().parents[2]
 MANIFEST_DIR = REPO_DIR / "datasets" / "manifests"
 SPLITS = ("train", "dev", "test")
 SPLIT_FRACTIONS = (0.8, 0.1, 0.1)  # train, dev, test
@@ -120,7 +120,7 @@ def read_manifest(path: Path) -> list[CorpusRow]:
 
 
 def audio_manifest_paths() -> list[Path]:
-    """The clip manifests; ``text_*.jsonl`` hold the text corpus (``models/train_text.py``)."""
+    """The clip manifests; ``text_*.jsonl`` hold the text corpus (``train_text.py``)."""
     return sorted(p for p in MANIFEST_DIR.glob("*.jsonl") if not p.name.startswith("text_"))
 
 

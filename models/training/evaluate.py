@@ -7,7 +7,7 @@ mixtures, leave-one-engine-out and leave-one-source-out retraining (a logistic h
 seconds on cached features), a feature comparison (Whisper vs LFCC vs both), calibration,
 confusion matrices, the worst errors, and a shortcut check on the channel's output.
 
-Metric code lives in ``models/metrics.py``; plotting in :mod:`models.evaluate_plots`.
+Metric code lives in ``models/training/metrics.py``; plotting in :mod:`models.evaluate_plots`.
 """
 
 from __future__ import annotations
@@ -24,11 +24,17 @@ from typing import Any
 
 import numpy as np
 
-from models import metrics as M
-from models.corpus import CorpusRow, leave_one_out_folds, read_clip, resolve_path, sample_by_hash
-from models.metrics import format_metric as _f
 from models.synth_head import FeatureSpec, FrameEncoder, LogisticHead, sigmoid
-from models.train_synth import (
+from models.training import metrics as M
+from models.training.corpus import (
+    CorpusRow,
+    leave_one_out_folds,
+    read_clip,
+    resolve_path,
+    sample_by_hash,
+)
+from models.training.metrics import format_metric as _f
+from models.training.train_synth import (
     POOL_QUANTILES,
     ClipFeatures,
     TrainConfig,
@@ -520,7 +526,8 @@ def write_report(ev: Evaluation, out_dir: Path, *, command: str = "robocall eval
         "## Test split",
         "",
         "Speakers, utterances and demo pages of the test split never occur in training "
-        "(`models/corpus.py`). *Seen engines*: test robots whose engine family the head was "
+        "(`models/training/corpus.py`). *Seen engines*: test robots whose engine family the head "
+        "was "
         "fit on (with non-zero weight); *unseen*: the others (a THU demo system only in test, "
         "and the copy-synthesis families when their training weight is 0). *TTS and VC "
         "robots only*: the population the head is for (copy-synthesis robots left out).",

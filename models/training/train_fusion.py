@@ -1,6 +1,7 @@
 """Fit the fusion of every cue, calibrated, on data that no head was fitted on (issue 3).
 
-    python -m models.train_fusion [--e2e 120] [--weights PATH] [--report docs/evaluation_fusion.md]
+    python -m models.training.train_fusion [--e2e 120] [--weights PATH]
+        [--report docs/evaluation_fusion.md]
 
 What is fitted: ``robot logit = bias + sum(scale[cue, sign] * weight[cue])``, one scale >= 0 per
 cue and direction of its weight (:class:`pipeline.fuse.FusionModel`). A rule keeps the direction
@@ -52,8 +53,9 @@ from typing import Any
 import numpy as np
 from scipy.optimize import minimize
 
-from models import metrics as M
-from models.corpus import (
+from models.fusion_file import FUSION_PATH
+from models.training import metrics as M
+from models.training.corpus import (
     CorpusRow,
     hash_unit,
     read_clip,
@@ -61,15 +63,14 @@ from models.corpus import (
     resolve_path,
     seeded_rng,
 )
-from models.fusion_file import FUSION_PATH
-from models.train_synth import features_cache_dir
-from models.train_text import TextRow, read_rows
+from models.training.train_synth import features_cache_dir
+from models.training.train_text import TextRow, read_rows
 from pipeline.fuse import FusionModel, signed_cue
 from pipeline.types import ANALYSIS_RATE_HZ, SyntheticVoiceScorer
 
 log = logging.getLogger(__name__)
 
-REPO_DIR = Path(__file__).resolve().parent.parent
+REPO_DIR = Path(__file__).resolve().parents[2]
 REPORT_PATH = REPO_DIR / "docs" / "evaluation_fusion.md"
 CARD_PATH = REPO_DIR / "models" / "weights" / "FUSION.md"
 IMG_DIR = REPO_DIR / "docs" / "img"
@@ -182,7 +183,13 @@ def audio_cues(
 def text_cues(rows: Sequence[TextRow]) -> list[dict[str, float]]:
     """Rules' evidence and the robot head's out-of-fold evidence weight of every text."""
     from models.text_clf import MIN_CHARS, ROBOT_WEIGHT_CAP, WEIGHTS_JSON
-    from models.train_text import Features, _fit_binary, _transcript, assign_folds, sample_weights
+    from models.training.train_text import (
+        Features,
+        _fit_binary,
+        _transcript,
+        assign_folds,
+        sample_weights,
+    )
     from pipeline.text_cues import RuleTextClassifier
 
     a, b = json.loads(WEIGHTS_JSON.read_text())["heads"]["robot"]["platt"]
@@ -367,7 +374,7 @@ def make_model(names: Sequence[str], bias: float, scales: np.ndarray) -> FusionM
         default_scale=1.0,
         method=(
             "fitted logistic fusion: bias + a non-negative scale per cue and direction, "
-            "class-balanced, on composed dev calls (models/train_fusion.py, "
+            "class-balanced, on composed dev calls (models/training/train_fusion.py, "
             "models/weights/FUSION.md); stereo-only cues keep their rule weight unscaled"
         ),
         model_id="fusion-v1",
@@ -553,7 +560,9 @@ def end_to_end(model: FusionModel, *, limit: int, progress: bool = False) -> dic
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m models.train_fusion", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m models.training.train_fusion", description=__doc__
+    )
     parser.add_argument(
         "--e2e", type=int, default=0, metavar="N", help="also run N test calls end to end (ASR)"
     )
@@ -561,7 +570,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--report", type=Path, default=REPORT_PATH, help="report to write")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    from models.fusion_report import write_outputs
+    from models.training.fusion_report import write_outputs
 
     result = train(e2e=args.e2e, progress=True)
     summary = write_outputs(result, weights=args.weights, report=args.report)
