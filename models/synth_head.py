@@ -52,6 +52,7 @@ import numpy as np
 from scipy import signal
 from scipy.fft import dct
 
+from pipeline.fuse import sigmoid
 from pipeline.telephone import call_channel
 from pipeline.types import ANALYSIS_RATE_HZ, ModelInfo, SyntheticVoiceScore
 from pipeline.vad import voiced_intervals
@@ -71,7 +72,6 @@ LFCC_HOP = 80  # 10 ms
 LFCC_WIN = 200  # 25 ms
 LFCC_FILTERS = 30  # linear triangular filters over 0-4 kHz
 LFCC_COEFS = 20
-LOG_ODDS_CLIP = 3.0  # the evidence weight is clipped to +-this (no single cue decides alone)
 
 
 class FrameEncoder(Protocol):
@@ -320,10 +320,6 @@ def pool_log_odds(
 
 # ---------------------------------------------------------------------------------------------
 # Head
-
-
-def sigmoid(x: np.ndarray | float) -> np.ndarray:
-    return np.asarray(0.5 * (1.0 + np.tanh(0.5 * np.asarray(x, dtype=np.float64))))
 
 
 @dataclass(frozen=True)

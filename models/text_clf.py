@@ -42,6 +42,7 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.fuse import sigmoid
 from pipeline.text_cues import RuleTextClassifier
 from pipeline.types import Evidence, ModelInfo, TextScore, Transcript
 
@@ -222,10 +223,6 @@ def rule_feature_vector(score: TextScore) -> np.ndarray:
     )
 
 
-def _sigmoid(x: float) -> float:
-    return 1.0 / (1.0 + math.exp(-x)) if x >= 0 else math.exp(x) / (1.0 + math.exp(x))
-
-
 Embedder = Callable[[list[str]], np.ndarray]  # texts -> (n, d) sentence embeddings
 
 
@@ -290,7 +287,7 @@ class TrainedTextClassifier:
             return rule_score
         blocks = self._blocks(text, rule_score)
         h = self.heads
-        sales = _sigmoid(float(h.log_odds("pitch", h.head_input("pitch", blocks))[0]))
+        sales = sigmoid(float(h.log_odds("pitch", h.head_input("pitch", blocks))[0]))
         topic_raw = h.scores("topic", h.head_input("topic", blocks))[0]
         probs = np.exp(topic_raw - topic_raw.max())
         probs /= probs.sum()

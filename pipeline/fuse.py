@@ -26,6 +26,9 @@ import dataclasses
 import math
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
+from typing import overload
+
+import numpy as np
 
 from pipeline.config import DetectorConfig, FusionConfig
 from pipeline.types import (
@@ -70,7 +73,17 @@ def signed_cue(name: str, weight: float) -> str:
     return f"{name}:{'+' if weight > 0 else '-'}"
 
 
-def sigmoid(x: float) -> float:
+@overload
+def sigmoid(x: float) -> float: ...
+@overload
+def sigmoid(x: np.ndarray) -> np.ndarray: ...
+def sigmoid(x: float | np.ndarray) -> float | np.ndarray:
+    """The logistic function, without overflow: a float for a float, float64 for an array.
+
+    The one copy: fusion, rule cues, text and synthetic-voice heads and training all call it.
+    """
+    if isinstance(x, np.ndarray):
+        return 0.5 * (1.0 + np.tanh(0.5 * x.astype(np.float64)))
     if x >= 0:
         return 1.0 / (1.0 + math.exp(-x))
     z = math.exp(x)

@@ -55,13 +55,13 @@ from __future__ import annotations
 
 import bisect
 import hashlib
-import math
 import re
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline import lexicon as lx
+from pipeline.fuse import sigmoid
 from pipeline.types import Evidence, ModelInfo, Segment, TextScore, Transcript
 
 MODEL_ID = "rules-v1"
@@ -219,10 +219,6 @@ def _clip(weight: float) -> float:
     return max(-MAX_ABS_WEIGHT, min(MAX_ABS_WEIGHT, weight))
 
 
-def _sigmoid(x: float) -> float:
-    return 1.0 / (1.0 + math.exp(-x)) if x >= 0 else math.exp(x) / (1.0 + math.exp(x))
-
-
 # --- sales and topic -------------------------------------------------------------------------
 
 
@@ -237,7 +233,7 @@ def _sales_and_topic(
         + TOPIC_TO_SALES * min(topic_weight, TOPIC_TO_SALES_CAP)
         + (CALL_TO_ACTION if has_strong_script else 0.0)
     )
-    probability = _sigmoid(SALES_SLOPE * (cue_weight - SALES_MIDPOINT)) if doc.text else 0.0
+    probability = sigmoid(SALES_SLOPE * (cue_weight - SALES_MIDPOINT)) if doc.text else 0.0
     raw["other"] += OTHER_PRIOR
     total = sum(raw.values())
     order = {topic: i for i, topic in enumerate(lx.TOPICS)}

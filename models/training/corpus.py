@@ -127,9 +127,7 @@ def audio_manifest_paths() -> list[Path]:
 def read_manifests(names: Sequence[str] | None = None) -> list[CorpusRow]:
     """Rows of ``datasets/manifests/<name>.jsonl`` for each name (all clip manifests when None)."""
     paths = (
-        audio_manifest_paths()
-        if names is None
-        else [MANIFEST_DIR / f"{n}.jsonl" for n in names]
+        audio_manifest_paths() if names is None else [MANIFEST_DIR / f"{n}.jsonl" for n in names]
     )
     return [row for p in paths for row in read_manifest(p)]
 

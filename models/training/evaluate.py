@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from models.synth_head import FeatureSpec, FrameEncoder, LogisticHead, sigmoid
+from models.synth_head import FeatureSpec, FrameEncoder, LogisticHead
 from models.training import metrics as M
 from models.training.corpus import (
     CorpusRow,
@@ -50,6 +50,7 @@ from models.training.train_synth import (
     stack,
     train_ids,
 )
+from pipeline.fuse import sigmoid
 
 log = logging.getLogger(__name__)
 

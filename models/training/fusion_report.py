@@ -42,7 +42,8 @@ def _plot(result: Result, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from models.training.train_fusion import fusion_logit, handset_logit, sigmoid_array
+    from models.training.train_fusion import fusion_logit, handset_logit
+    from pipeline.fuse import sigmoid
 
     ex = result.eval_examples
     y = np.array([e.y for e in ex], dtype=np.float64)
@@ -52,7 +53,7 @@ def _plot(result: Result, path: Path) -> None:
         ("fitted fusion", fusion_logit(result.model, ex)),
         ("hand-set sum", handset_logit(ex)),
     ):
-        bins = M.calibration_bins(y, sigmoid_array(logit), weights=_even(y))
+        bins = M.calibration_bins(y, sigmoid(logit), weights=_even(y))
         pts = [(b.mean_probability, b.positive_rate) for b in bins if b.count > 0]
         ax.plot(*zip(*pts, strict=True), marker="o", label=label)
     ax.set_xlabel("predicted robot probability")

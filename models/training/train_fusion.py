@@ -65,7 +65,7 @@ from models.training.corpus import (
 )
 from models.training.train_synth import features_cache_dir
 from models.training.train_text import TextRow, read_rows
-from pipeline.fuse import FusionModel, signed_cue
+from pipeline.fuse import FusionModel, sigmoid, signed_cue
 from pipeline.types import ANALYSIS_RATE_HZ, SyntheticVoiceScorer
 
 log = logging.getLogger(__name__)
@@ -306,7 +306,7 @@ def fit_scales(
 
     def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
         z = theta[0] + x @ theta[1:]
-        p = sigmoid_array(z)
+        p = sigmoid(z)
         value = float(np.sum(w * (np.logaddexp(0.0, z) - y * z)) + l2 * np.sum(theta[1:] ** 2))
         r = w * (p - y)
         grad = np.concatenate([[r.sum()], x.T @ r + 2 * l2 * theta[1:]])
@@ -325,10 +325,6 @@ def base_cue(signed: str) -> str:
     return signed.rsplit(":", 1)[0]
 
 
-def sigmoid_array(z: np.ndarray) -> np.ndarray:
-    return 0.5 * (1.0 + np.tanh(0.5 * z))
-
-
 def fusion_logit(model: FusionModel, examples: Sequence[Example]) -> np.ndarray:
     return np.array(
         [model.bias + sum(model.scale(n, w) * w for n, w in ex.cues) for ex in examples]
@@ -341,7 +337,7 @@ def handset_logit(examples: Sequence[Example]) -> np.ndarray:
 
 def scores_table(y: np.ndarray, logit: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
     """EER, AUC, error rates at the threshold, ECE as drawn and at even prior."""
-    p = sigmoid_array(logit)
+    p = sigmoid(logit)
     out: dict[str, float] = {"n_human": float((y == 0).sum()), "n_robot": float(y.sum())}
     both = M.has_both_classes(y.astype(np.int64))
     out["eer"] = M.eer(y.astype(np.int64), logit)[0] if both else float("nan")

@@ -47,7 +47,6 @@ from models.synth_head import (
     LogisticHead,
     call_window_features,
     pool_log_odds,
-    sigmoid,
     window_features,
 )
 from models.training.corpus import (
@@ -60,6 +59,7 @@ from models.training.corpus import (
     seeded_rng,
 )
 from pipeline.errors import EmptyAudioError
+from pipeline.fuse import sigmoid
 from pipeline.telephone import call_channel, telephone_channel
 from pipeline.types import ANALYSIS_RATE_HZ
 

@@ -19,10 +19,10 @@ from models.training.train_fusion import (
     fusion_logit,
     make_model,
     scores_table,
-    sigmoid_array,
     text_half,
 )
 from models.training.train_text import TextRow
+from pipeline.fuse import sigmoid
 
 
 def _cues(rng: np.random.Generator, y: np.ndarray) -> np.ndarray:
@@ -37,13 +37,13 @@ def test_fit_recovers_a_calibrated_logit_and_ignores_noise() -> None:
     rng = np.random.default_rng(0)
     n = 6000
     hidden = rng.normal(0, 1.5, n)
-    y = (rng.random(n) < sigmoid_array(0.3 + 1.2 * hidden)).astype(float)
+    y = (rng.random(n) < sigmoid(0.3 + 1.2 * hidden)).astype(float)
     x = np.column_stack([hidden, rng.normal(0, 1.0, n)])
     bias, scales = fit_scales(x, y, l2=0.0)
     assert scales[0] == pytest.approx(1.2, abs=0.12)
     assert scales[1] == pytest.approx(0.0, abs=0.08)
     # Class-balanced: the fitted bias moves the prior to even odds, not 0.3.
-    p = sigmoid_array(bias + x @ scales)
+    p = sigmoid(bias + x @ scales)
     assert scores_table(y, bias + x @ scales)["ece_even"] < 0.03
     assert abs(float(np.average(p, weights=balanced(y))) - 0.5) < 0.02
 
