@@ -38,7 +38,6 @@ from models.training.train_synth import (
     POOL_QUANTILES,
     ClipFeatures,
     TrainConfig,
-    _telephone_windows,
     class_weights,
     collect_features,
     fit_head,
@@ -48,6 +47,7 @@ from models.training.train_synth import (
     pooled_log_odds,
     select_rows,
     stack,
+    telephone_windows,
     train_ids,
 )
 from pipeline.fuse import sigmoid
@@ -233,7 +233,7 @@ def shortcut_check(
     for split, members in (("train", train), ("test", test)):
         feats, labels = [], []
         for r in members:
-            pieces = _telephone_windows(read_clip(resolve_path(r)), r, cfg)
+            pieces = telephone_windows(read_clip(resolve_path(r)), r, cfg)
             feats.append(channel_scalars(pieces[0][1]))
             labels.append(int(r.label == "robot"))
         data[split] = (np.asarray(feats), np.asarray(labels))

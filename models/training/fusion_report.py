@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from models.fusion_file import write_fusion
+from models.training import fusion_fit as T
 from models.training import metrics as M
+from models.training.corpus import audio_manifest_paths
+from models.training.fusion_fit import Result, balanced, fusion_logit, handset_logit
 from models.training.metrics import format_metric as _f
-
-if TYPE_CHECKING:
-    from models.training.train_fusion import Result
+from models.training.train_text import CORPUS
+from pipeline.fuse import sigmoid
 
 COMMAND = "python -m models.training.train_fusion --e2e 120"
 
@@ -41,9 +43,6 @@ def _plot(result: Result, path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from models.training.train_fusion import fusion_logit, handset_logit
-    from pipeline.fuse import sigmoid
 
     ex = result.eval_examples
     y = np.array([e.y for e in ex], dtype=np.float64)
@@ -74,15 +73,10 @@ def _plot(result: Result, path: Path) -> None:
 
 
 def _even(y: np.ndarray) -> np.ndarray:
-    from models.training.train_fusion import balanced
-
     return balanced(y)
 
 
 def _meta(result: Result) -> dict[str, Any]:
-    from models.training import train_fusion as T
-    from models.training.corpus import audio_manifest_paths
-    from models.training.train_text import CORPUS
 
     manifests = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in audio_manifest_paths()}
     manifests[CORPUS.name] = hashlib.sha256(CORPUS.read_bytes()).hexdigest()

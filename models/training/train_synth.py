@@ -218,9 +218,10 @@ class ClipFeatures:
     x: np.ndarray  # (k, d) blocks of the spec concatenated in order
 
 
-def _telephone_windows(
+def telephone_windows(
     samples: np.ndarray, row: CorpusRow, cfg: TrainConfig
 ) -> list[tuple[tuple[float, float], np.ndarray]]:
+    """The row's training window through its seeded telephone channel: ((start, end) s, x)."""
     rng = seeded_rng(cfg.salt, "telephone", row.id)
     # A random window length as well as position: inference windows run from MIN_WINDOW_S to
     # max_window_s, and a fixed crop would let clip length (long human recordings vs short TTS
@@ -285,7 +286,7 @@ def clip_features(
         sub = dataclasses.replace(spec, blocks=tuple(missing))
         if variant == "telephone":
             try:
-                crops = _telephone_windows(samples, row, cfg)
+                crops = telephone_windows(samples, row, cfg)
             except EmptyAudioError:
                 crops = []
             pieces = [(w, window_features(x, spec=sub, encoder=encoder)) for w, x in crops]

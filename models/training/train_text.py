@@ -173,10 +173,11 @@ def rule_features(rows: Sequence[TextRow]) -> Any:
     from pipeline.text_cues import RuleTextClassifier
 
     clf = RuleTextClassifier()
-    return np.vstack([rule_feature_vector(clf.score(_transcript(r))) for r in rows])
+    return np.vstack([rule_feature_vector(clf.score(row_transcript(r))) for r in rows])
 
 
-def _transcript(row: TextRow) -> Any:
+def row_transcript(row: TextRow) -> Any:
+    """The row's text as a one-segment ``Transcript`` (what the rules and heads read)."""
     from pipeline.types import Segment, Transcript
 
     seg = Segment(0.0, 10.0, row.text, -0.3, 0.01, 1.5)
@@ -234,7 +235,8 @@ def _lr() -> Any:
     )
 
 
-def _fit_binary(x: Any, y: np.ndarray, w: np.ndarray) -> Any:
+def fit_binary(x: Any, y: np.ndarray, w: np.ndarray) -> Any:
+    """The text heads' weighted logistic regression fitted on ``x``, ``y`` (also used by fusion)."""
     return _lr().fit(x, y, sample_weight=w)
 
 
@@ -257,7 +259,7 @@ def rule_scores(rows: Sequence[TextRow]) -> OofScores:
     clf = RuleTextClassifier()
     pitch, robot, topic = [], [], []
     for r in rows:
-        s = clf.score(_transcript(r))
+        s = clf.score(row_transcript(r))
         p = min(max(s.sales_probability, 1e-6), 1 - 1e-6)
         pitch.append(math.log(p / (1 - p)))
         robot.append(sum(e.weight for e in s.evidence) + 1e-3 * pitch[-1])  # tie-break
@@ -303,7 +305,7 @@ def cross_validate(
         for head in ("pitch", "robot"):
             x_train, x_test = built[spec[head]]
             y = labels[head]
-            out[head][test] = _fit_binary(x_train, y[train], weights[train]).decision_function(
+            out[head][test] = fit_binary(x_train, y[train], weights[train]).decision_function(
                 x_test
             )
         x_train, x_test = built[spec["topic"]]
@@ -655,7 +657,7 @@ def cost(n_calls: int = 50) -> int:
     for what, chosen in samples.items():
         times = []
         for r in chosen:
-            t = _transcript(r)
+            t = row_transcript(r)
             begin = time.perf_counter()
             clf.score(t)
             times.append(time.perf_counter() - begin)
@@ -738,7 +740,7 @@ def fit_heads(rows: Sequence[TextRow], feats: Features, platt: dict[str, tuple[f
     heads = {}
     for name, attr in (("pitch", "is_pitch"), ("robot", "is_robot")):
         y = np.array([getattr(r, attr) for r in rows])
-        clf = _fit_binary(design(name), y, weights)
+        clf = fit_binary(design(name), y, weights)
         heads[name] = LinearHead(
             labels=(f"not_{name}", name),
             features=tuple(SHIPPED[name].split("+")),

@@ -10,17 +10,16 @@ import pytest
 
 from models.fusion_file import read_fusion, write_fusion
 from models.training.corpus import CorpusRow
-from models.training.train_fusion import (
+from models.training.fusion_fit import (
     Example,
     balanced,
-    compose,
     design,
     fit_scales,
     fusion_logit,
     make_model,
     scores_table,
-    text_half,
 )
+from models.training.train_fusion import compose, text_half
 from models.training.train_text import TextRow
 from pipeline.fuse import sigmoid
 
