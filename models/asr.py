@@ -441,6 +441,7 @@ class FasterWhisperTranscriber:
         from faster_whisper.transcribe import restore_speech_timestamps
 
         audio = _as_mono_float32(samples)
+        chunks: tuple[tuple[int, int], ...]
         speech, chunks = audio, ((0, audio.size),)
         if self.cfg.vad_filter:
             # One VAD pass: we transcribe the speech alone and map times back ourselves, as

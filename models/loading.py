@@ -352,7 +352,7 @@ def _prefer_numba_workqueue() -> None:
     except ImportError:
         return
     if not getattr(numba_parallel, "_is_initialized", False):
-        numba.config.THREADING_LAYER = "workqueue"
+        numba.config.THREADING_LAYER = "workqueue"  # type: ignore[attr-defined]  # set at runtime
 
 
 _DEFAULT_MODEL_IDS = {"faster": "{name}/faster-ct2-{compute}", "openai": "{name}/openai-{compute}"}

@@ -139,7 +139,7 @@ class TextHeads:
         """Raw decision values of ``head`` for its input ``x`` (:meth:`head_input`): shape (n,)
         for binary heads, (n, k) for topic."""
         h = self.heads[head]
-        raw = x @ h.coef.T + h.intercept
+        raw: np.ndarray = x @ h.coef.T + h.intercept
         return raw[:, 0] if raw.shape[1] == 1 else raw
 
     def log_odds(self, head: str, x: np.ndarray) -> np.ndarray:  # x from head_input
@@ -161,7 +161,7 @@ def save_heads(heads: TextHeads, npz_path: Path, json_path: Path) -> str:
         arrays[f"{name}_intercept"] = head.intercept.astype(np.float32)
     npz_path.parent.mkdir(parents=True, exist_ok=True)
     with npz_path.open("wb") as handle:
-        np.savez_compressed(handle, **arrays)
+        np.savez_compressed(handle, allow_pickle=False, **arrays)
     digest = hashlib.sha256(npz_path.read_bytes()).hexdigest()
     meta = dict(heads.meta)
     meta.update(

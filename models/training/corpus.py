@@ -293,7 +293,7 @@ def read_clip(path: Path) -> np.ndarray:
 
 def clip_duration_s(path: Path) -> float:
     info = sf.info(path)
-    return round(info.frames / info.samplerate, 3)
+    return round(float(info.frames) / float(info.samplerate), 3)
 
 
 def builder_parser(description: str, *, name: str) -> argparse.ArgumentParser:

@@ -37,11 +37,14 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from models.training.corpus import MANIFEST_DIR, REPO_DIR
+
+if TYPE_CHECKING:
+    from models.text_clf import TextHeads
 
 log = logging.getLogger(__name__)
 
@@ -388,7 +391,7 @@ def evaluate(rows: Sequence[TextRow], oof: OofScores) -> dict[str, Any]:
         ),
     }
     for lang in ("en", "zh"):
-        is_lang = _mask(rows, lambda r, lang=lang: r.language == lang)
+        is_lang = np.array([r.language == lang for r in rows], dtype=bool)
         slices[lang] = (rc & is_lang, non_pitch & is_lang, human & is_lang)
     for name, (pos, neg_pitch, neg_robot) in slices.items():
         out["pitch"][name] = binary_report(oof.pitch, rows, pos=pos, neg=neg_pitch)
@@ -396,7 +399,7 @@ def evaluate(rows: Sequence[TextRow], oof: OofScores) -> dict[str, Any]:
     t_pitch = out["pitch"]["all"]["threshold_fpr2"]
     t_robot = out["robot"]["all"]["threshold_fpr2"]
     for source in sorted({r.source for r in rows}):
-        m = _mask(rows, lambda r, s=source: r.source == s)
+        m = np.array([r.source == source for r in rows], dtype=bool)
         out["by_source"][source] = {
             "n": int(m.sum()),
             "pitch_rate_at_fpr2": float(np.mean(oof.pitch[m] >= t_pitch)),
@@ -404,12 +407,13 @@ def evaluate(rows: Sequence[TextRow], oof: OofScores) -> dict[str, Any]:
             "pitch_rate_at_0": float(np.mean(oof.pitch[m] >= 0)),
             "robot_rate_at_0": float(np.mean(oof.robot[m] >= 0)),
         }
-    for fam, keep in {
+    families: dict[str, Callable[[TextRow], bool]] = {
         "robocall": lambda r: r.source == "robocall",
         "scripts": lambda r: r.source.startswith(("script", "asr_")),
         "human_sales": lambda r: r.source.startswith("authored_sales"),
         "all": lambda r: True,
-    }.items():
+    }
+    for fam, keep in families.items():
         idx = [i for i, r in enumerate(rows) if r.is_pitch and r.topic in TOPICS and keep(r)]
         truth = [rows[i].topic for i in idx]
         pred = [oof.topic[i] for i in idx]
@@ -718,7 +722,9 @@ def _platt(scores: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     return float(fit.coef_[0, 0]), float(fit.intercept_[0])
 
 
-def fit_heads(rows: Sequence[TextRow], feats: Features, platt: dict[str, tuple[float, float]]):
+def fit_heads(
+    rows: Sequence[TextRow], feats: Features, platt: dict[str, tuple[float, float]]
+) -> TextHeads:
     """Fit vocabulary, IDF, block statistics and the three heads of ``SHIPPED`` on every row."""
     from scipy import sparse
 
