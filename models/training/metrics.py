@@ -1,12 +1,14 @@
-"""Detection metrics, pure numpy: kept apart from training and evaluation (aasist layout).
+"""Detection metrics over ``sklearn.metrics``: kept apart from training and evaluation (aasist).
 
 Conventions everywhere: ``labels`` are 1 for the positive class (robot / synthetic voice) and 0
 for human; ``scores`` are higher for "more robot" (any monotone scale: logits or
 probabilities). Sample weights are optional and used for class-balanced summaries.
 
-- :func:`roc_curve`, :func:`roc_auc` (ties counted half, like the Mann-Whitney U statistic);
-- :func:`eer` (equal error rate, the anti-spoofing field's headline number) and its threshold;
-- :func:`det_points` (miss vs false-alarm rates on a probit scale, for DET plots);
+- :func:`roc_curve`, :func:`roc_auc`: ``sklearn.metrics`` (ties counted half, as Mann-Whitney U);
+- :func:`eer` (equal error rate, the anti-spoofing field's headline number) and its threshold,
+  interpolated on sklearn's ROC;
+- :func:`det_points` (miss vs false-alarm rates on a probit scale, for DET plots; from the full
+  ROC, which keeps the end points that ``sklearn.metrics.det_curve`` drops);
 - :func:`calibration_bins`, :func:`ece` (expected calibration error, equal-width bins);
 - :func:`confusion`, :func:`precision_recall_f1` at a threshold.
 """
@@ -61,25 +63,29 @@ def roc_curve(
     ValueError
         Only one class present, or malformed input.
     """
+    from sklearn.metrics import roc_curve as sk_roc_curve
+
     y, s = _check(labels, scores)
     w = _weights(weights, y.size)
     if not has_both_classes(y):
         raise ValueError("ROC needs both classes")
-    order = np.argsort(-s, kind="mergesort")
-    s, y, w = s[order], y[order], w[order]
-    distinct = np.flatnonzero(np.diff(s)) if s.size > 1 else np.zeros(0, dtype=np.int64)
-    ends = np.concatenate([distinct, [s.size - 1]])
-    tp = np.cumsum(w * y)[ends]
-    fp = np.cumsum(w * (1 - y))[ends]
-    tpr = np.concatenate([[0.0], tp / tp[-1]])
-    fpr = np.concatenate([[0.0], fp / fp[-1]])
-    return fpr, tpr, np.concatenate([[np.inf], s[ends]])
+    fpr, tpr, thresholds = sk_roc_curve(y, s, sample_weight=w, drop_intermediate=False)
+    return (
+        np.asarray(fpr, dtype=np.float64),
+        np.asarray(tpr, dtype=np.float64),
+        np.asarray(thresholds, dtype=np.float64),
+    )
 
 
 def roc_auc(labels: np.ndarray, scores: np.ndarray, *, weights: np.ndarray | None = None) -> float:
-    """Area under the ROC curve (trapezoidal over distinct thresholds: ties count one half)."""
-    fpr, tpr, _ = roc_curve(labels, scores, weights=weights)
-    return float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2.0))
+    """Area under the ROC curve (``sklearn.metrics.roc_auc_score``: ties count one half)."""
+    from sklearn.metrics import roc_auc_score
+
+    y, s = _check(labels, scores)
+    w = _weights(weights, y.size)
+    if not has_both_classes(y):
+        raise ValueError("ROC needs both classes")
+    return float(roc_auc_score(y, s, sample_weight=w))
 
 
 def eer(

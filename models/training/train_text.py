@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from models.training import metrics as M
 from models.training.corpus import MANIFEST_DIR, REPO_DIR
 
 if TYPE_CHECKING:
@@ -326,14 +327,8 @@ def roc_auc(pos: np.ndarray, neg: np.ndarray) -> float:
     """Probability that a random positive outscores a random negative (ties count half)."""
     if not len(pos) or not len(neg):
         return float("nan")
-    both = np.concatenate([pos, neg])
-    order = both.argsort(kind="stable")
-    ranks = np.empty(len(both))
-    ranks[order] = np.arange(1, len(both) + 1)
-    for value in np.unique(both):  # average ranks of ties
-        tie = both == value
-        ranks[tie] = ranks[tie].mean()
-    return float((ranks[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
+    labels = np.r_[np.ones(len(pos), dtype=np.int64), np.zeros(len(neg), dtype=np.int64)]
+    return M.roc_auc(labels, np.concatenate([pos, neg]))
 
 
 def threshold_at_fpr(neg: np.ndarray, max_fpr: float = MAX_FPR) -> float:

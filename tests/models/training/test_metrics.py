@@ -122,3 +122,53 @@ def test_summary_keys_and_ranges(rng: np.random.Generator) -> None:
 def test_bad_input_raises(labels: list[int], scores: list[float], match: str) -> None:
     with pytest.raises(ValueError, match=match):
         M.roc_curve(np.asarray(labels), np.asarray(scores))
+
+
+# The hand-written formulas that sklearn.metrics replaced (until the restructure of issue 10),
+# kept as the reference the library must match on random data, ties and weights included.
+
+
+def _old_roc_curve(y: np.ndarray, s: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, ...]:
+    order = np.argsort(-s, kind="mergesort")
+    s, y, w = s[order], y[order], w[order]
+    distinct = np.flatnonzero(np.diff(s)) if s.size > 1 else np.zeros(0, dtype=np.int64)
+    ends = np.concatenate([distinct, [s.size - 1]])
+    tp = np.cumsum(w * y)[ends]
+    fp = np.cumsum(w * (1 - y))[ends]
+    tpr = np.concatenate([[0.0], tp / tp[-1]])
+    fpr = np.concatenate([[0.0], fp / fp[-1]])
+    return fpr, tpr, np.concatenate([[np.inf], s[ends]])
+
+
+def _old_rank_auc(pos: np.ndarray, neg: np.ndarray) -> float:
+    both = np.concatenate([pos, neg])
+    order = both.argsort(kind="stable")
+    ranks = np.empty(len(both))
+    ranks[order] = np.arange(1, len(both) + 1)
+    for value in np.unique(both):
+        tie = both == value
+        ranks[tie] = ranks[tie].mean()
+    return float((ranks[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_sklearn_metrics_match_the_old_formulas(seed: int) -> None:
+    from models.training.train_text import roc_auc as text_roc_auc
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(20, 400))
+    y = (rng.random(n) < 0.4).astype(np.int64)
+    y[:2] = (0, 1)
+    s = np.round(rng.normal(size=n) + y, 1)  # rounded: many ties
+    w = rng.uniform(0.1, 3.0, n)
+    for weights in (None, w):
+        ww = np.ones(n) if weights is None else weights
+        old_fpr, old_tpr, old_thr = _old_roc_curve(y, s, ww)
+        fpr, tpr, thr = M.roc_curve(y, s, weights=weights)
+        np.testing.assert_allclose(fpr, old_fpr, atol=1e-12)
+        np.testing.assert_allclose(tpr, old_tpr, atol=1e-12)
+        np.testing.assert_array_equal(thr, old_thr)
+        old_auc = float(np.sum(np.diff(old_fpr) * (old_tpr[1:] + old_tpr[:-1]) / 2.0))
+        assert M.roc_auc(y, s, weights=weights) == pytest.approx(old_auc, abs=1e-12)
+    pos, neg = s[y == 1], s[y == 0]
+    assert text_roc_auc(pos, neg) == pytest.approx(_old_rank_auc(pos, neg), abs=1e-12)
