@@ -34,6 +34,7 @@ from models.training.corpus import (
     sample_by_hash,
 )
 from models.training.metrics import format_metric as _f
+from models.training.tables import markdown_table
 from models.training.train_synth import (
     POOL_QUANTILES,
     ClipFeatures,
@@ -444,17 +445,18 @@ def to_json(ev: Evaluation) -> str:
 
 
 def _table(title: str, rows: dict[str, dict[str, float]]) -> list[str]:
-    out = [
-        f"| {title} | humans | robots | EER | AUC | FPR @thr | miss @thr | precision | F1 | ECE |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for name, r in rows.items():
-        out.append(
-            f"| {name} | {r['n_human']:.0f} | {r['n_robot']:.0f} | {_f(r['eer'])} | "
-            f"{_f(r['auc'], False)} | {_f(r['fpr'])} | {_f(r['miss'])} | "
-            f"{_f(r['precision'], False)} | {_f(r['f1'], False)} | {_f(r['ece'], False)} |"
-        )
-    return out
+    header = (title, "humans", "robots", "EER", "AUC", "FPR @thr", "miss @thr", "precision", "F1")
+    return markdown_table(
+        (*header, "ECE"),
+        (
+            (
+                name, f"{r['n_human']:.0f}", f"{r['n_robot']:.0f}", _f(r["eer"]),
+                _f(r["auc"], False), _f(r["fpr"]), _f(r["miss"]), _f(r["precision"], False),
+                _f(r["f1"], False), _f(r["ece"], False),
+            )
+            for name, r in rows.items()
+        ),
+    )  # fmt: skip
 
 
 def _folds(title: str, folds: Sequence[Fold]) -> list[str]:

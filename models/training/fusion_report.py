@@ -18,6 +18,7 @@ from models.training import metrics as M
 from models.training.corpus import audio_manifest_paths
 from models.training.fusion_fit import Result, balanced, fusion_logit, handset_logit
 from models.training.metrics import format_metric as _f
+from models.training.tables import markdown_table
 from models.training.train_text import CORPUS
 from pipeline.fuse import sigmoid
 
@@ -25,17 +26,18 @@ COMMAND = "python -m models.training.train_fusion --e2e 120"
 
 
 def _table(title: str, rows: dict[str, dict[str, float]]) -> list[str]:
-    out = [
-        f"| {title} | humans | robots | EER | AUC | FPR @0.5 | miss @0.5 | ECE | ECE even prior |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    for name, r in rows.items():
-        out.append(
-            f"| {name} | {r['n_human']:.0f} | {r['n_robot']:.0f} | {_f(r['eer'])} | "
-            f"{_f(r['auc'], False)} | {_f(r['fpr'])} | {_f(r['miss'])} | "
-            f"{_f(r['ece'], False)} | {_f(r['ece_even'], False)} |"
-        )
-    return out
+    header = (title, "humans", "robots", "EER", "AUC", "FPR @0.5", "miss @0.5", "ECE")
+    return markdown_table(
+        (*header, "ECE even prior"),
+        (
+            (
+                name, f"{r['n_human']:.0f}", f"{r['n_robot']:.0f}", _f(r["eer"]),
+                _f(r["auc"], False), _f(r["fpr"]), _f(r["miss"]), _f(r["ece"], False),
+                _f(r["ece_even"], False),
+            )
+            for name, r in rows.items()
+        ),
+    )  # fmt: skip
 
 
 def _plot(result: Result, path: Path) -> None:
@@ -113,16 +115,17 @@ def write_outputs(result: Result, *, weights: Path, report: Path) -> dict[str, A
 
 
 def _scales_table(result: Result) -> list[str]:
-    out = [
-        "| cue, direction | fitted scale | present in | mean contribution, robots | mean, people |",
-        "|---|---|---|---|---|",
-    ]
-    for r in result.cue_rows:
-        out.append(
-            f"| `{r['cue']}` | {r['scale']:.2f} | {100 * r['present']:.0f} % | "
-            f"{r['robot_mean']:+.2f} | {r['human_mean']:+.2f} |"
-        )
-    return out
+    return markdown_table(
+        ("cue, direction", "fitted scale", "present in", "mean contribution, robots")
+        + ("mean, people",),
+        (
+            (
+                f"`{r['cue']}`", f"{r['scale']:.2f}", f"{100 * r['present']:.0f} %",
+                f"{r['robot_mean']:+.2f}", f"{r['human_mean']:+.2f}",
+            )
+            for r in result.cue_rows
+        ),
+    )  # fmt: skip
 
 
 def _card(result: Result, sha: str, weights: Path) -> str:

@@ -43,6 +43,7 @@ import numpy as np
 
 from models.training import metrics as M
 from models.training.corpus import MANIFEST_DIR, REPO_DIR
+from models.training.tables import markdown_table
 
 if TYPE_CHECKING:
     from models.text_clf import TextHeads
@@ -438,46 +439,41 @@ def _pct(x: float) -> str:
 
 
 def comparison_table(results: dict[str, dict[str, Any]], head: str, slice_: str) -> str:
-    lines = [
-        "| features | AUC | recall @FPR<=2% (rows) | recall @FPR<=2% (group mean) "
-        "| FPR / recall at own threshold | n pos / n neg |",
-        "|---|---|---|---|---|---|",
-    ]
+    header = ["features", "AUC", "recall @FPR<=2% (rows)", "recall @FPR<=2% (group mean)"]
+    header += ["FPR / recall at own threshold", "n pos / n neg"]
+    rows = []
     for name, res in results.items():
         m = res[head][slice_]
-        lines.append(
-            f"| {name} | {m['auc']:.4f} | {_pct(m['recall_at_fpr2'])} | "
-            f"{_pct(m['group_recall_at_fpr2'])} | {_pct(m['fpr_at_0'])} / "
-            f"{_pct(m['recall_at_0'])} | {m['n_pos']} / {m['n_neg']} |"
-        )
-    return "\n".join(lines)
+        rows.append(
+            (
+                name, f"{m['auc']:.4f}", _pct(m["recall_at_fpr2"]),
+                _pct(m["group_recall_at_fpr2"]),
+                f"{_pct(m['fpr_at_0'])} / {_pct(m['recall_at_0'])}",
+                f"{m['n_pos']} / {m['n_neg']}",
+            )
+        )  # fmt: skip
+    return "\n".join(markdown_table(header, rows))
 
 
 def topic_table(results: dict[str, dict[str, Any]]) -> str:
     fams = ("robocall", "scripts", "human_sales", "all")
-    head = " | ".join(f"{f} acc / macro-F1" for f in fams)
-    lines = [f"| features | {head} |", "|---|" + "---|" * len(fams)]
-    for name, res in results.items():
-        cells = " | ".join(
-            f"{_pct(res['topic'][f]['accuracy'])} / {_pct(res['topic'][f]['macro_f1'])}"
-            for f in fams
-        )
-        lines.append(f"| {name} | {cells} |")
-    return "\n".join(lines)
+    header = ["features", *(f"{f} acc / macro-F1" for f in fams)]
+    rows = [
+        [name, *(f"{_pct(res['topic'][f]['accuracy'])} / {_pct(res['topic'][f]['macro_f1'])}"
+                 for f in fams)]
+        for name, res in results.items()
+    ]  # fmt: skip
+    return "\n".join(markdown_table(header, rows))
 
 
 def source_table(res: dict[str, Any]) -> str:
-    lines = [
-        "| source | n | pitch @FPR2 thr | pitch @own thr | robot @FPR2 thr | robot @own thr |",
-        "|---|---|---|---|---|---|",
-    ]
-    for source, m in res["by_source"].items():
-        lines.append(
-            f"| {source} | {m['n']} | {_pct(m['pitch_rate_at_fpr2'])} | "
-            f"{_pct(m['pitch_rate_at_0'])} | {_pct(m['robot_rate_at_fpr2'])} | "
-            f"{_pct(m['robot_rate_at_0'])} |"
-        )
-    return "\n".join(lines)
+    header = ("source", "n", "pitch @FPR2 thr", "pitch @own thr", "robot @FPR2 thr")
+    rows = [
+        (source, str(m["n"]), _pct(m["pitch_rate_at_fpr2"]), _pct(m["pitch_rate_at_0"]),
+         _pct(m["robot_rate_at_fpr2"]), _pct(m["robot_rate_at_0"]))
+        for source, m in res["by_source"].items()
+    ]  # fmt: skip
+    return "\n".join(markdown_table((*header, "robot @own thr"), rows))
 
 
 def write_generated(text: str, path: Path = REPORT) -> None:
@@ -543,15 +539,13 @@ HARD_CASES = (  # (title, head, source, what the rate means)
 
 def hard_case_table(results: dict[str, dict[str, Any]]) -> str:
     """Rates at each model's own threshold on the sources that are not easy."""
-    lines = [
-        "| features | " + " | ".join(t for t, _, _ in HARD_CASES) + " | topic acc, human sales |",
-        "|---|" + "---|" * (len(HARD_CASES) + 1),
-    ]
-    for name, res in results.items():
-        cells = [_pct(res["by_source"][src][f"{head}_rate_at_0"]) for _, head, src in HARD_CASES]
-        cells.append(_pct(res["topic"]["human_sales"]["accuracy"]))
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    header = ["features", *(t for t, _, _ in HARD_CASES), "topic acc, human sales"]
+    rows = [
+        [name, *(_pct(res["by_source"][src][f"{head}_rate_at_0"]) for _, head, src in HARD_CASES),
+         _pct(res["topic"]["human_sales"]["accuracy"])]
+        for name, res in results.items()
+    ]  # fmt: skip
+    return "\n".join(markdown_table(header, rows))
 
 
 def render_report(header: str, results: dict[str, dict[str, Any]]) -> str:
