@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from models.training.corpus import MANIFEST_DIR, read_manifest, resolve_path, shared_data_dir
-from models.training.train_text import TextRow, write_rows
+from models.training.text_features import TextRow, write_rows
 
 log = logging.getLogger("prepare_text")
 AUTHORED = MANIFEST_DIR / "text_authored.jsonl"

@@ -19,7 +19,7 @@ from models.training.corpus import audio_manifest_paths
 from models.training.fusion_fit import Result, balanced, fusion_logit, handset_logit
 from models.training.metrics import format_metric as _f
 from models.training.tables import markdown_table
-from models.training.train_text import CORPUS
+from models.training.text_features import CORPUS
 from pipeline.fuse import sigmoid
 
 COMMAND = "python -m models.training.train_fusion --e2e 120"

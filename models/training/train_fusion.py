@@ -78,8 +78,8 @@ from models.training.fusion_fit import (
     make_model,
     scores_table,
 )
+from models.training.text_features import TextRow, read_rows
 from models.training.train_synth import features_cache_dir
-from models.training.train_text import TextRow, read_rows
 from pipeline.fuse import FusionModel, signed_cue
 from pipeline.types import ANALYSIS_RATE_HZ, SyntheticVoiceScorer
 
@@ -177,7 +177,7 @@ def audio_cues(
 def text_cues(rows: Sequence[TextRow]) -> list[dict[str, float]]:
     """Rules' evidence and the robot head's out-of-fold evidence weight of every text."""
     from models.text_clf import MIN_CHARS, ROBOT_WEIGHT_CAP, WEIGHTS_JSON
-    from models.training.train_text import (
+    from models.training.text_features import (
         Features,
         assign_folds,
         fit_binary,

@@ -153,7 +153,7 @@ def _old_rank_auc(pos: np.ndarray, neg: np.ndarray) -> float:
 
 @pytest.mark.parametrize("seed", range(5))
 def test_sklearn_metrics_match_the_old_formulas(seed: int) -> None:
-    from models.training.train_text import roc_auc as text_roc_auc
+    from models.training.text_eval import roc_auc as text_roc_auc
 
     rng = np.random.default_rng(seed)
     n = int(rng.integers(20, 400))

@@ -19,8 +19,8 @@ from models.training.fusion_fit import (
     make_model,
     scores_table,
 )
+from models.training.text_features import TextRow
 from models.training.train_fusion import compose, text_half
-from models.training.train_text import TextRow
 from pipeline.fuse import sigmoid
 
 
