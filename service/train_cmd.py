@@ -168,7 +168,8 @@ def _train_synth(args: argparse.Namespace) -> int:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     from models.synth_head import LogisticHead
-    from models.training.evaluate import evaluate, write_report
+    from models.training.evaluate import evaluate
+    from models.training.evaluate_report import write_report
     from models.training.train_synth import WEIGHTS_PATH
 
     weights = args.weights or WEIGHTS_PATH
