@@ -41,20 +41,22 @@ from models.synth_head import pool_log_odds
 from models.training import metrics as M
 from models.training.corpus import CorpusRow
 from models.training.evaluate import record, table_row
-from models.training.train_synth import (
+from models.training.synth_data import (
     POOL_QUANTILES,
     ClipFeatures,
     TrainConfig,
-    class_weights,
     collect_features,
+    mixed_rows,
+    select_rows,
+    train_ids,
+)
+from models.training.synth_fit import (
+    class_weights,
     fit_logistic,
     fit_platt,
     fit_weights,
     is_copy,
-    mixed_rows,
-    select_rows,
     stack,
-    train_ids,
 )
 
 SEED = 0

@@ -134,7 +134,8 @@ def _train_synth(args: argparse.Namespace) -> int:
     import dataclasses
 
     from models.synth_head import FeatureSpec
-    from models.training.train_synth import WEIGHTS_PATH, TrainConfig, train
+    from models.training.synth_data import WEIGHTS_PATH, TrainConfig
+    from models.training.train_synth import train
 
     try:
         cfg = TrainConfig(quick=args.quick)
@@ -170,7 +171,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from models.synth_head import LogisticHead
     from models.training.evaluate import evaluate
     from models.training.evaluate_report import write_report
-    from models.training.train_synth import WEIGHTS_PATH
+    from models.training.synth_data import WEIGHTS_PATH
 
     weights = args.weights or WEIGHTS_PATH
     try:

@@ -34,21 +34,23 @@ from models.training.corpus import (
     resolve_path,
     sample_by_hash,
 )
-from models.training.train_synth import (
+from models.training.synth_data import (
     POOL_QUANTILES,
     ClipFeatures,
     TrainConfig,
-    class_weights,
     collect_features,
+    mixed_rows,
+    select_rows,
+    telephone_windows,
+    train_ids,
+)
+from models.training.synth_fit import (
+    class_weights,
     fit_head,
     fit_logistic,
     is_copy,
-    mixed_rows,
     pooled_log_odds,
-    select_rows,
     stack,
-    telephone_windows,
-    train_ids,
 )
 from pipeline.fuse import sigmoid
 

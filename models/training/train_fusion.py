@@ -78,8 +78,8 @@ from models.training.fusion_fit import (
     make_model,
     scores_table,
 )
+from models.training.synth_data import features_cache_dir
 from models.training.text_features import TextRow, read_rows
-from models.training.train_synth import features_cache_dir
 from pipeline.fuse import FusionModel, signed_cue
 from pipeline.types import ANALYSIS_RATE_HZ, SyntheticVoiceScorer
 

@@ -1,9 +1,8 @@
 """Train the synthetic-voice head: corpus rows -> telephone channel -> cached features -> head.
 
-``robocall train`` (``service/train_cmd.py``) calls :func:`train`;
-``models/training/evaluate.py`` reuses
-:func:`collect_features`, :func:`fit_logistic` and :func:`fit_platt` for its tables and its
-leave-one-engine-out retraining.
+``robocall train`` (``service/train_cmd.py``) calls :func:`train`. Rows, windows and the
+feature cache are in ``synth_data.py``, the fits in ``synth_fit.py``; ``evaluate.py`` reuses
+both for its tables and its leave-one-engine-out retraining.
 
 Deterministic: rows are chosen by a sha1 order (``models.training.corpus.sample_by_hash``), every
 clip's crop and channel (codec, AMR mode, noise) come from ``seeded_rng(salt, row id)``, and the
@@ -24,421 +23,42 @@ Variants (how the audio reaches the features):
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import json
 import logging
 import math
-import os
 import platform
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy import optimize
 
 from models.synth_head import (
-    FeatureSpec,
     FrameEncoder,
     LogisticHead,
-    call_window_features,
-    pool_log_odds,
-    window_features,
 )
 from models.training.corpus import (
-    MANIFEST_DIR,
     CorpusRow,
-    read_clip,
-    read_manifest,
-    resolve_path,
-    sample_by_hash,
-    seeded_rng,
 )
-from pipeline.errors import EmptyAudioError
+from models.training.synth_data import (
+    POOL_QUANTILES,
+    VARIANTS,
+    WEIGHTS_PATH,
+    ClipFeatures,
+    TrainConfig,
+    collect_features,
+    manifest_sha256,
+    mixed_rows,
+    select_rows,
+    train_ids,
+)
+from models.training.synth_fit import fit_head, fit_platt, is_copy, pooled_log_odds, stack
 from pipeline.fuse import sigmoid
-from pipeline.telephone import call_channel, telephone_channel
-from pipeline.types import ANALYSIS_RATE_HZ
 
 log = logging.getLogger(__name__)
-
-REPO_DIR = Path(__file__).resolve().parents[2]
-WEIGHTS_PATH = REPO_DIR / "models" / "weights" / "synth_head.npz"
-VARIANTS = ("telephone", "inference")
-MIN_CROP_S = 2.0  # shortest training window (when the clip is longer)
-POOL_QUANTILES = (0.5, 0.75, 0.9, 1.0)  # candidates, chosen on the mixed-call dev split
-
-
-@dataclass(frozen=True, slots=True)
-class TrainConfig:
-    """Everything that decides the trained head (copied into the run dir and the weights)."""
-
-    manifests: tuple[str, ...] = ("shared", "tts_en", "resynth")  # single clips (train/dev/test)
-    mixed_manifest: str = "mixed"  # call mixtures: dev picks the pooling, test reports it
-    languages: tuple[str, ...] = ("en", "zh")  # product languages; ko/CSS10 rows are left out
-    max_train_per_group: int = 250  # train rows per robot engine family / human source (hash)
-    max_eval_per_group: int = 250  # leave-one-out test rows per engine family (hash)
-    # Copy-synthesis: WORLD / Griffin-Lim / neural-vocoder copies of human recordings. After an
-    # 8 kHz mu-law channel they are nearly indistinguishable from their sources, and at full
-    # weight they cost the TTS side; at weight 0 the English folds lose their only robots with
-    # the human sources' voices and the head learns "English = person". Their weight is
-    # chosen on dev from the grid (docs/evaluation.md, "Training data").
-    copy_kinds: tuple[str, ...] = ("resynthesis", "vocoder_resynthesis")
-    copy_weight_grid: tuple[float, ...] = (0.0, 0.3, 1.0)
-    # Whisper + LFCC: equal to Whisper alone within noise on dev, a little better on the dev
-    # calls (docs/evaluation.md, "Features"); LFCC costs ~10 ms a window.
-    spec: FeatureSpec = field(default_factory=lambda: FeatureSpec(blocks=("whisper", "lfcc")))
-    # L2 penalty per row on standardised features: the value with the lowest dev EER is kept
-    # (the run's resolved config, and the weights, record that one value).
-    l2_grid: tuple[float, ...] = (1e-3, 1e-2, 1e-1, 1.0)
-    salt: str = "synth-v1"  # seeds crops and channels; change it and every clip changes
-    threshold: float = 0.5  # shipped decision threshold on the calibrated probability
-    quick: bool = False  # tests: a handful of rows, no mixed calls
-    quick_rows: int = 8  # per split and label in quick mode
-    manifest_dir: str = ""  # folder of the JSONL manifests; "" = datasets/manifests
-
-    def __post_init__(self) -> None:
-        if not self.l2_grid or min(self.l2_grid) <= 0:
-            raise ValueError(f"l2_grid must hold values > 0, got {self.l2_grid}")
-        if not self.copy_weight_grid or min(self.copy_weight_grid) < 0:
-            raise ValueError(f"copy_weight_grid must hold values >= 0, got {self.copy_weight_grid}")
-        if not 0.0 < self.threshold < 1.0:
-            raise ValueError(f"threshold must be in (0, 1), got {self.threshold}")
-        if self.max_train_per_group < 1 or self.max_eval_per_group < 1:
-            raise ValueError("max_*_per_group must be >= 1")
-
-    @property
-    def l2(self) -> float:
-        """The penalty once resolved (one grid value); the largest while still a grid."""
-        return max(self.l2_grid)
-
-    @property
-    def copy_weight(self) -> float:
-        """Copy-synthesis row weight once resolved; the largest while still a grid."""
-        return max(self.copy_weight_grid)
-
-    def resolved(self, *, l2: float, copy_weight: float) -> TrainConfig:
-        return dataclasses.replace(self, l2_grid=(l2,), copy_weight_grid=(copy_weight,))
-
-    def to_dict(self) -> dict[str, Any]:
-        out = dataclasses.asdict(self)
-        out["spec"] = self.spec.to_dict()
-        return out
-
-
-def features_cache_dir() -> Path:
-    base = os.environ.get("ROBOCALL_CACHE_DIR") or str(Path.home() / ".cache" / "robocall")
-    return Path(base).expanduser() / "synth_features"
-
-
-def manifest_dir(cfg: TrainConfig) -> Path:
-    return Path(cfg.manifest_dir) if cfg.manifest_dir else MANIFEST_DIR
-
-
-def manifest_sha256(cfg: TrainConfig) -> dict[str, str]:
-    """sha256 of every manifest file the run read (the training data's identity)."""
-    out = {}
-    for name in (*cfg.manifests, cfg.mixed_manifest):
-        path = manifest_dir(cfg) / f"{name}.jsonl"
-        if path.is_file():
-            out[name] = hashlib.sha256(path.read_bytes()).hexdigest()
-    return out
-
-
-def group_of(row: CorpusRow) -> str:
-    """Sampling group: engine family for robots, source for people."""
-    return f"robot:{row.engine_family}" if row.label == "robot" else f"human:{row.source}"
-
-
-def select_rows(cfg: TrainConfig) -> list[CorpusRow]:
-    """The rows features are computed for: every dev/test row, train rows capped per group,
-    and (for leave-one-out tests) up to ``max_eval_per_group`` robot rows per engine family."""
-    paths = [manifest_dir(cfg) / f"{name}.jsonl" for name in cfg.manifests]
-    missing = [p.name for p in paths if not p.is_file()]
-    if missing:
-        log.warning("manifests not found, skipped: %s", ", ".join(missing))
-    rows = [
-        r
-        for p in paths
-        if p.is_file()
-        for r in read_manifest(p)
-        if r.language in cfg.languages and r.source != cfg.mixed_manifest
-    ]
-    if cfg.quick:
-        return _quick(rows, cfg)
-    by_group: dict[tuple[str, str], list[CorpusRow]] = {}
-    for r in rows:
-        by_group.setdefault((group_of(r), r.split), []).append(r)
-    chosen: dict[str, CorpusRow] = {}
-    for (_group, split), members in sorted(by_group.items()):
-        keep = members if split != "train" else sample_by_hash(
-            members, cfg.max_train_per_group, salt=cfg.salt
-        )  # fmt: skip
-        chosen.update((r.id, r) for r in keep)
-    robots: dict[str, list[CorpusRow]] = {}
-    for r in rows:
-        if r.label == "robot":
-            robots.setdefault(r.engine_family, []).append(r)
-    for members in robots.values():
-        chosen.update(
-            (r.id, r) for r in sample_by_hash(members, cfg.max_eval_per_group, salt=cfg.salt)
-        )
-    return sorted(chosen.values(), key=lambda r: r.id)
-
-
-def _quick(rows: Sequence[CorpusRow], cfg: TrainConfig) -> list[CorpusRow]:
-    out: list[CorpusRow] = []
-    for split in ("train", "dev", "test"):
-        for label in ("human", "robot"):
-            members = [r for r in rows if r.split == split and r.label == label]
-            out += sample_by_hash(members, cfg.quick_rows, salt=cfg.salt)
-    return sorted(out, key=lambda r: r.id)
-
-
-def mixed_rows(cfg: TrainConfig, splits: Sequence[str] = ("dev", "test")) -> list[CorpusRow]:
-    path = manifest_dir(cfg) / f"{cfg.mixed_manifest}.jsonl"
-    if cfg.quick or not path.is_file():
-        return []
-    return [r for r in read_manifest(path) if r.split in splits and r.language in cfg.languages]
-
-
-# ---------------------------------------------------------------------------------------------
-# Features, cached
-
-
-@dataclass(frozen=True, slots=True)
-class ClipFeatures:
-    """Per-window features of one row under one variant (arrays inside; never exported)."""
-
-    row_id: str
-    windows: np.ndarray  # (k, 2) start_s, end_s in the clip (telephone: the crop)
-    x: np.ndarray  # (k, d) blocks of the spec concatenated in order
-
-
-def telephone_windows(
-    samples: np.ndarray, row: CorpusRow, cfg: TrainConfig
-) -> list[tuple[tuple[float, float], np.ndarray]]:
-    """The row's training window through its seeded telephone channel: ((start, end) s, x)."""
-    rng = seeded_rng(cfg.salt, "telephone", row.id)
-    # A random window length as well as position: inference windows run from MIN_WINDOW_S to
-    # max_window_s, and a fixed crop would let clip length (long human recordings vs short TTS
-    # lines) stand in for the label.
-    clip_s = samples.size / ANALYSIS_RATE_HZ
-    length_s = rng.uniform(min(MIN_CROP_S, clip_s), min(cfg.spec.max_window_s, clip_s))
-    n = min(round(length_s * ANALYSIS_RATE_HZ), samples.size)
-    start = int(rng.integers(samples.size - n + 1))
-    piece = samples[start : start + n]
-    processed = telephone_channel(piece, sample_rate_hz=ANALYSIS_RATE_HZ, rng=rng)
-    window = (start / ANALYSIS_RATE_HZ, (start + piece.size) / ANALYSIS_RATE_HZ)
-    return [(window, processed)]
-
-
-def _call_windows(
-    samples: np.ndarray, spec: FeatureSpec, encoder: FrameEncoder | None
-) -> list[tuple[tuple[float, float], dict[str, np.ndarray]]]:
-    """What ``robocall analyze`` computes: the whole clip through ``call_channel``, one encoder
-    pass over its speech (as the ASR's), each speech window's frames and LFCC."""
-    try:
-        y = call_channel(samples)
-    except EmptyAudioError:
-        return []
-    frames = encoder.speech_frames(y) if encoder is not None and "whisper" in spec.blocks else None
-    return call_window_features(y, frames, spec=spec)
-
-
-# Cache folder of each variant: "inference" features come from the call path (shared encoder
-# pass over call_channel audio) since the head began reading the ASR's frames.
-CACHE_VARIANT = {"telephone": "telephone", "inference": "inference-call"}
-
-
-def _cache_path(block_key: str, variant: str, row: CorpusRow, clip_sha: str, salt: str) -> Path:
-    key = hashlib.sha1(f"{row.id}|{clip_sha}|{variant}|{salt}".encode()).hexdigest()
-    return features_cache_dir() / block_key / CACHE_VARIANT[variant] / key[:2] / f"{key}.npz"
-
-
-def clip_features(
-    row: CorpusRow,
-    *,
-    variant: str,
-    cfg: TrainConfig,
-    encoder: FrameEncoder | None,
-) -> ClipFeatures | None:
-    """Features of one row (computed once, then read from the cache); None if no speech."""
-    if variant not in VARIANTS:
-        raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
-    path = resolve_path(row)
-    clip_sha = hashlib.sha256(path.read_bytes()).hexdigest()
-    spec = cfg.spec
-    paths = {
-        b: _cache_path(spec.block_key(b), variant, row, clip_sha, cfg.salt) for b in spec.blocks
-    }
-    cached: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    for block, p in paths.items():
-        if p.is_file():
-            with np.load(p) as data:
-                cached[block] = (data["windows"], data["x"])
-    missing = [b for b in spec.blocks if b not in cached]
-    if missing:
-        samples = read_clip(path)
-        sub = dataclasses.replace(spec, blocks=tuple(missing))
-        if variant == "telephone":
-            try:
-                crops = telephone_windows(samples, row, cfg)
-            except EmptyAudioError:
-                crops = []
-            pieces = [(w, window_features(x, spec=sub, encoder=encoder)) for w, x in crops]
-        else:
-            pieces = _call_windows(samples, sub, encoder)
-        per_block: dict[str, list[np.ndarray]] = {b: [] for b in missing}
-        for _, feats in pieces:
-            for b, v in feats.items():
-                per_block[b].append(v)
-        windows = np.asarray([w for w, _ in pieces], dtype=np.float64).reshape(-1, 2)
-        for b in missing:
-            x = np.stack(per_block[b]) if per_block[b] else np.zeros((0, 1), np.float32)
-            paths[b].parent.mkdir(parents=True, exist_ok=True)
-            tmp = paths[b].with_name(paths[b].name + ".tmp.npz")
-            np.savez(tmp, windows=windows, x=x)
-            tmp.replace(paths[b])
-            cached[b] = (windows, x)
-    windows = cached[spec.blocks[0]][0]
-    if windows.shape[0] == 0:
-        return None
-    x = np.concatenate([cached[b][1] for b in spec.blocks], axis=1)
-    return ClipFeatures(row_id=row.id, windows=windows, x=x.astype(np.float64))
-
-
-def collect_features(
-    rows: Sequence[CorpusRow],
-    *,
-    variant: str,
-    cfg: TrainConfig,
-    encoder: FrameEncoder | None,
-    progress: bool = False,
-) -> dict[str, ClipFeatures]:
-    """Features of many rows by id; rows without speech are left out (and logged)."""
-    out: dict[str, ClipFeatures] = {}
-    started = time.monotonic()
-    for i, row in enumerate(rows):
-        feats = clip_features(row, variant=variant, cfg=cfg, encoder=encoder)
-        if feats is None:
-            log.warning("no speech after the channel, skipped: %s", row.id)
-        else:
-            out[row.id] = feats
-        if progress and (i + 1) % 200 == 0:
-            log.warning(
-                "%s features: %d/%d rows, %.0f s",
-                variant,
-                i + 1,
-                len(rows),
-                time.monotonic() - started,
-            )
-    return out
-
-
-# ---------------------------------------------------------------------------------------------
-# Fitting
-
-
-def class_weights(labels: np.ndarray) -> np.ndarray:
-    """Per-row weights giving each class the same total weight (mean weight 1)."""
-    y = np.asarray(labels)
-    n1, n0 = max(int(y.sum()), 1), max(int((1 - y).sum()), 1)
-    return np.where(y == 1, y.size / (2 * n1), y.size / (2 * n0))
-
-
-def fit_logistic(
-    x: np.ndarray, y: np.ndarray, *, l2: float, weights: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-    """L2-regularised logistic regression on standardised features (convex, L-BFGS from 0).
-
-    Returns
-    -------
-    mean, scale, coef : np.ndarray [shape=(d,)]
-    intercept : float
-    """
-    x = np.asarray(x, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64)
-    w = class_weights(y) if weights is None else np.asarray(weights, dtype=np.float64)
-    mean = x.mean(axis=0)
-    scale = np.maximum(x.std(axis=0), 1e-6)
-    z = (x - mean) / scale
-    n, d = z.shape
-    total = w.sum()
-
-    def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
-        coef, b = theta[:d], theta[d]
-        logit = z @ coef + b
-        # log(1 + exp(-s*logit)) with s = +-1, stable
-        margin = np.where(y == 1, logit, -logit)
-        nll = np.logaddexp(0.0, -margin)
-        p = sigmoid(logit)
-        g = w * (p - y)
-        value = float(np.sum(w * nll) / total + 0.5 * l2 * coef @ coef)
-        grad = np.concatenate([z.T @ g / total + l2 * coef, [g.sum() / total]])
-        return value, grad
-
-    res = optimize.minimize(
-        loss, np.zeros(d + 1), jac=True, method="L-BFGS-B", options={"maxiter": 2000, "gtol": 1e-7}
-    )
-    return mean, scale, res.x[:d].copy(), float(res.x[d])
-
-
-def fit_platt(scores: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
-    """Platt scaling ``a * score + b`` with class-balanced weights (log-odds at even prior).
-
-    Uses Platt's smoothed targets ((n+ + 1)/(n+ + 2), 1/(n- + 2)) against over-confidence on a
-    small validation split.
-    """
-    s = np.asarray(scores, dtype=np.float64)
-    y = np.asarray(labels, dtype=np.float64)
-    n1, n0 = y.sum(), (1 - y).sum()
-    t = np.where(y == 1, (n1 + 1) / (n1 + 2), 1 / (n0 + 2))
-    w = class_weights(y)
-
-    def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
-        logit = theta[0] * s + theta[1]
-        p = sigmoid(logit)
-        nll = np.logaddexp(0.0, logit) - t * logit
-        g = w * (p - t)
-        return float(np.sum(w * nll)), np.asarray([np.sum(g * s), np.sum(g)])
-
-    res = optimize.minimize(loss, np.asarray([1.0, 0.0]), jac=True, method="L-BFGS-B")
-    return float(res.x[0]), float(res.x[1])
-
-
-def stack(
-    feats: dict[str, ClipFeatures], rows: Sequence[CorpusRow]
-) -> tuple[np.ndarray, np.ndarray, list[CorpusRow]]:
-    """Single-window matrix (telephone variant): X (n, d), y (n,), the rows kept."""
-    kept = [r for r in rows if r.id in feats]
-    x = np.stack([feats[r.id].x[0] for r in kept]) if kept else np.zeros((0, 0))
-    y = np.asarray([1 if r.label == "robot" else 0 for r in kept], dtype=np.int64)
-    return x, y, kept
-
-
-def pooled_log_odds(head: LogisticHead, feats: ClipFeatures, *, quantile: float) -> float:
-    """The scorer's clip score from cached per-window features."""
-    values = head.log_odds(feats.x)
-    durations = feats.windows[:, 1] - feats.windows[:, 0]
-    return pool_log_odds(values, durations, quantile=quantile)
-
-
-def fit_head(
-    x: np.ndarray,
-    y: np.ndarray,
-    *,
-    cfg: TrainConfig,
-    rows: Sequence[CorpusRow],
-    meta: dict[str, Any] | None = None,
-) -> LogisticHead:
-    """Logistic head on (x, y) of ``rows`` with ``cfg``'s resolved penalty and row weights."""
-    mean, scale, coef, intercept = fit_logistic(x, y, l2=cfg.l2, weights=fit_weights(rows, cfg))
-    return LogisticHead(mean, scale, coef, intercept, meta=dict(meta or {}))
-
 
 # ---------------------------------------------------------------------------------------------
 # The run
@@ -542,37 +162,6 @@ def train(
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=1, sort_keys=True))
     log.warning("trained synth head: %s", json.dumps(metrics, sort_keys=True))
     return TrainResult(head, weights_path, sha, run_dir, metrics)
-
-
-def train_ids(rows: Sequence[CorpusRow], cfg: TrainConfig) -> set[str]:
-    """Ids of the train rows the shipped head fits on: at most ``max_train_per_group`` per group.
-
-    The same sha1 order as :func:`select_rows`, so these are the rows it capped to (the extra
-    train rows it adds are leave-one-out test material only).
-    """
-    by_group: dict[str, list[CorpusRow]] = {}
-    for r in rows:
-        if r.split == "train":
-            by_group.setdefault(group_of(r), []).append(r)
-    if cfg.quick:
-        chosen = {r.id for m in by_group.values() for r in m}
-    else:
-        cap = cfg.max_train_per_group
-        chosen = {r.id for m in by_group.values() for r in sample_by_hash(m, cap, salt=cfg.salt)}
-    return chosen
-
-
-def is_copy(row: CorpusRow, cfg: TrainConfig) -> bool:
-    """A copy-synthesis robot row (down-weighted in fitting, left out of dev selection)."""
-    return row.label == "robot" and row.kind in cfg.copy_kinds
-
-
-def fit_weights(rows: Sequence[CorpusRow], cfg: TrainConfig) -> np.ndarray:
-    """Row weights: copy-synthesis rows times ``cfg.copy_weight``, then classes balanced."""
-    y = np.asarray([r.label == "robot" for r in rows], dtype=np.int64)
-    w = np.asarray([cfg.copy_weight if is_copy(r, cfg) else 1.0 for r in rows])
-    totals = np.where(y == 1, w[y == 1].sum(), w[y == 0].sum())
-    return np.asarray(w / np.maximum(totals, 1e-12) * y.size / 2)
 
 
 def _pick_fit(

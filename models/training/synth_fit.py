@@ -1,0 +1,142 @@
+"""Fitting the synthetic-voice head: row weights, the L2 logistic regression, Platt scaling.
+
+Both fits are scipy L-BFGS rather than sklearn: the logistic head's penalty leaves the
+intercept free and is scaled per unit of weighted mean loss, and Platt's fit uses smoothed
+(non-0/1) targets, which ``LogisticRegression`` does not take; refitting through sklearn would
+also move the shipped head's coefficients beyond float noise (different stopping rules).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from scipy import optimize
+
+from models.synth_head import (
+    LogisticHead,
+    pool_log_odds,
+)
+from models.training.corpus import (
+    CorpusRow,
+)
+from models.training.synth_data import ClipFeatures, TrainConfig
+from pipeline.fuse import sigmoid
+
+log = logging.getLogger(__name__)
+
+
+# ---------------------------------------------------------------------------------------------
+# Fitting
+
+
+def class_weights(labels: np.ndarray) -> np.ndarray:
+    """Per-row weights giving each class the same total weight (mean weight 1)."""
+    y = np.asarray(labels)
+    n1, n0 = max(int(y.sum()), 1), max(int((1 - y).sum()), 1)
+    return np.where(y == 1, y.size / (2 * n1), y.size / (2 * n0))
+
+
+def fit_logistic(
+    x: np.ndarray, y: np.ndarray, *, l2: float, weights: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """L2-regularised logistic regression on standardised features (convex, L-BFGS from 0).
+
+    Returns
+    -------
+    mean, scale, coef : np.ndarray [shape=(d,)]
+    intercept : float
+    """
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    w = class_weights(y) if weights is None else np.asarray(weights, dtype=np.float64)
+    mean = x.mean(axis=0)
+    scale = np.maximum(x.std(axis=0), 1e-6)
+    z = (x - mean) / scale
+    n, d = z.shape
+    total = w.sum()
+
+    def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        coef, b = theta[:d], theta[d]
+        logit = z @ coef + b
+        # log(1 + exp(-s*logit)) with s = +-1, stable
+        margin = np.where(y == 1, logit, -logit)
+        nll = np.logaddexp(0.0, -margin)
+        p = sigmoid(logit)
+        g = w * (p - y)
+        value = float(np.sum(w * nll) / total + 0.5 * l2 * coef @ coef)
+        grad = np.concatenate([z.T @ g / total + l2 * coef, [g.sum() / total]])
+        return value, grad
+
+    res = optimize.minimize(
+        loss, np.zeros(d + 1), jac=True, method="L-BFGS-B", options={"maxiter": 2000, "gtol": 1e-7}
+    )
+    return mean, scale, res.x[:d].copy(), float(res.x[d])
+
+
+def fit_platt(scores: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    """Platt scaling ``a * score + b`` with class-balanced weights (log-odds at even prior).
+
+    Uses Platt's smoothed targets ((n+ + 1)/(n+ + 2), 1/(n- + 2)) against over-confidence on a
+    small validation split.
+    """
+    s = np.asarray(scores, dtype=np.float64)
+    y = np.asarray(labels, dtype=np.float64)
+    n1, n0 = y.sum(), (1 - y).sum()
+    t = np.where(y == 1, (n1 + 1) / (n1 + 2), 1 / (n0 + 2))
+    w = class_weights(y)
+
+    def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        logit = theta[0] * s + theta[1]
+        p = sigmoid(logit)
+        nll = np.logaddexp(0.0, logit) - t * logit
+        g = w * (p - t)
+        return float(np.sum(w * nll)), np.asarray([np.sum(g * s), np.sum(g)])
+
+    res = optimize.minimize(loss, np.asarray([1.0, 0.0]), jac=True, method="L-BFGS-B")
+    return float(res.x[0]), float(res.x[1])
+
+
+def stack(
+    feats: dict[str, ClipFeatures], rows: Sequence[CorpusRow]
+) -> tuple[np.ndarray, np.ndarray, list[CorpusRow]]:
+    """Single-window matrix (telephone variant): X (n, d), y (n,), the rows kept."""
+    kept = [r for r in rows if r.id in feats]
+    x = np.stack([feats[r.id].x[0] for r in kept]) if kept else np.zeros((0, 0))
+    y = np.asarray([1 if r.label == "robot" else 0 for r in kept], dtype=np.int64)
+    return x, y, kept
+
+
+def pooled_log_odds(head: LogisticHead, feats: ClipFeatures, *, quantile: float) -> float:
+    """The scorer's clip score from cached per-window features."""
+    values = head.log_odds(feats.x)
+    durations = feats.windows[:, 1] - feats.windows[:, 0]
+    return pool_log_odds(values, durations, quantile=quantile)
+
+
+def fit_head(
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    cfg: TrainConfig,
+    rows: Sequence[CorpusRow],
+    meta: dict[str, Any] | None = None,
+) -> LogisticHead:
+    """Logistic head on (x, y) of ``rows`` with ``cfg``'s resolved penalty and row weights."""
+    mean, scale, coef, intercept = fit_logistic(x, y, l2=cfg.l2, weights=fit_weights(rows, cfg))
+    return LogisticHead(mean, scale, coef, intercept, meta=dict(meta or {}))
+
+
+def is_copy(row: CorpusRow, cfg: TrainConfig) -> bool:
+    """A copy-synthesis robot row (down-weighted in fitting, left out of dev selection)."""
+    return row.label == "robot" and row.kind in cfg.copy_kinds
+
+
+def fit_weights(rows: Sequence[CorpusRow], cfg: TrainConfig) -> np.ndarray:
+    """Row weights: copy-synthesis rows times ``cfg.copy_weight``, then classes balanced."""
+    y = np.asarray([r.label == "robot" for r in rows], dtype=np.int64)
+    w = np.asarray([cfg.copy_weight if is_copy(r, cfg) else 1.0 for r in rows])
+    totals = np.where(y == 1, w[y == 1].sum(), w[y == 0].sum())
+    return np.asarray(w / np.maximum(totals, 1e-12) * y.size / 2)
