@@ -272,13 +272,14 @@ def _inside(times_s: np.ndarray, intervals: list[tuple[float, float]]) -> np.nda
 
 
 def _mel_filterbank() -> np.ndarray:
-    lo_mel, hi_mel = (2595.0 * math.log10(1.0 + hz / 700.0) for hz in BAND_HZ)  # HTK mel
-    edges_mel = np.linspace(lo_mel, hi_mel, N_MELS + 2)
-    edges_hz = 700.0 * (10.0 ** (edges_mel / 2595.0) - 1.0)
-    freqs = np.fft.rfftfreq(N_FFT, 1.0 / RATE_HZ)
-    lo, mid, hi = edges_hz[:-2, None], edges_hz[1:-1, None], edges_hz[2:, None]
-    tri = np.minimum((freqs - lo) / (mid - lo), (hi - freqs) / (hi - mid))
-    return np.maximum(tri, 0.0).astype(np.float32)  # (N_MELS, bins)
+    """HTK-mel triangles over ``BAND_HZ``, peak 1 (unnormalised): shape (N_MELS, N_FFT // 2 + 1)."""
+    import librosa  # lazy: its import (numba) is slow and only the cues need it
+
+    fmin, fmax = BAND_HZ
+    bank = librosa.filters.mel(
+        sr=RATE_HZ, n_fft=N_FFT, n_mels=N_MELS, fmin=fmin, fmax=fmax, htk=True, norm=None
+    )
+    return np.asarray(bank, dtype=np.float32)
 
 
 def _analyse(samples: np.ndarray, intervals: list[tuple[float, float]]) -> _Frames:
