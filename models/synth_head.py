@@ -33,6 +33,10 @@ alone; evaluation and inference run the call path (``SynthVoiceScorer.score``):
    that the callee's voice in a mono recording is accounted for).
 
 Nothing heavy at import: the Whisper model comes from ``models/loading.py`` (``load_synth_head``).
+
+Why one module of ~510 lines: features, windows, head and scorer are one inference stage that
+share one weights file (``synth_head.npz``, whose ``FeatureSpec`` they all read); training lives in
+``models/training/synth_*.py``.
 """
 
 from __future__ import annotations
