@@ -32,7 +32,8 @@ TOP_CUES = 5  # evidence items kept per row (strongest |weight| first)
 class BatchDetector(Protocol):
     """What a worker needs from a detector (``pipeline.detector.Detector`` is one)."""
 
-    config: DetectorConfig
+    @property
+    def config(self) -> DetectorConfig: ...
 
     def detect_audio(self, audio: Audio) -> Verdict: ...
 

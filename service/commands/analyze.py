@@ -10,9 +10,10 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipeline.config import DetectorConfig, load_config
+from pipeline.config import DetectorConfig
 from pipeline.errors import RobocallError
 from pipeline.types import Label, Transcript, Verdict
+from service.detector import load_detector, resolve_config
 
 if TYPE_CHECKING:
     from service.campaigns.index import PromptIndex
@@ -58,7 +59,7 @@ def add_detector_options(parser: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace) -> DetectorConfig:
     languages = tuple(x.strip() for x in args.languages.split(",")) if args.languages else None
-    return load_config(
+    return resolve_config(
         args.config,
         asr__backend=args.backend,
         asr__languages=languages,
@@ -92,8 +93,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _analyse(args: argparse.Namespace, config: DetectorConfig, index: PromptIndex | None) -> int:
-    from models.loading import load_detector  # heavy import, only when analysing
-
     try:
         detector = load_detector(config)
     except RobocallError as exc:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from service.commands.analyze import add_detector_options, config_from_args
+from service.detector import load_detector
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +119,7 @@ def run_batch_command(args: argparse.Namespace) -> int:
     except (ValueError, OSError) as exc:
         print(f"robocall batch: {exc}", file=sys.stderr)
         return 2
-    factory = getattr(args, "detector_factory", None) or _load_detector
+    factory = getattr(args, "detector_factory", None) or load_detector
     log.info("%d calls from %s -> %s (%s engine)", len(calls), args.input, args.out, args.engine)
     try:
         summary = run_batch(calls, options, config=config, detector_factory=factory)
@@ -139,12 +140,6 @@ def run_batch_command(args: argparse.Namespace) -> int:
     }
     print(json.dumps(report))
     return 1 if summary.errors else 0
-
-
-def _load_detector(config: Any) -> Any:
-    from models.loading import load_detector  # heavy: only in the workers
-
-    return load_detector(config)
 
 
 def _prompt_index_path(args: argparse.Namespace) -> Path:

@@ -11,15 +11,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipeline import report as rp
-from pipeline.config import DetectorConfig
 from pipeline.errors import RobocallError
 from pipeline.report import CaseInfo
 from service.commands.analyze import add_detector_options, config_from_args
+from service.detector import load_detector
 from service.evidence import signing
 from service.evidence.pack import build_pack, verify_pack
 
 if TYPE_CHECKING:
-    from pipeline.detector import Detector
+    pass
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -85,7 +85,7 @@ def run_evidence(args: argparse.Namespace) -> int:
         if created:
             _err("evidence", f"created a signing key in {signing.key_dir()} "
                              "(see 'robocall keys show')")
-        detector = _load_detector(config)
+        detector = load_detector(config)
         audio = load_audio(original, limits=config.audio, name=args.file.name,
                            caller_channel=config.caller_channel)
         verdict = detector.detect_audio(audio)
@@ -107,12 +107,6 @@ def run_evidence(args: argparse.Namespace) -> int:
          f"{signing.readable_fingerprint(fp)[:39]}…")
     _out(f"Check it any time with: robocall verify {args.out}")
     return 0
-
-
-def _load_detector(config: DetectorConfig) -> Detector:
-    from models.loading import load_detector  # heavy: only when analysing
-
-    return load_detector(config)
 
 
 def run_verify(args: argparse.Namespace) -> int:

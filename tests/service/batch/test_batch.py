@@ -20,7 +20,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from tests.service.batch.batch_fakes import FakeFactory, make_call, make_corpus, synth_prompt
 
 from pipeline.config import DetectorConfig
 from service.batch.analyse import analyse_call
@@ -36,6 +35,7 @@ from service.batch.journal import (
     read_rows,
 )
 from service.commands import batch as batch_cmd
+from tests.service.batch.batch_fakes import FakeFactory, make_call, make_corpus, synth_prompt
 
 REPO = Path(__file__).resolve().parents[3]
 BAD = {"notes": "not_audio", "empty": "empty_audio", "missing": "unreadable"}

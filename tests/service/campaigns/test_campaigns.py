@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from tests.service.batch.batch_fakes import FakeFactory, make_call, make_corpus, synth_prompt
 
 import models.loading
 from pipeline.audio import load_audio
@@ -33,6 +32,7 @@ from service.campaigns.report import campaign_table
 from service.cli import main
 from service.commands import batch as batch_cmd
 from tests.fakes import FakeTranscriber
+from tests.service.batch.batch_fakes import FakeFactory, make_call, make_corpus, synth_prompt
 
 VARIANTS = (("wav_mulaw", 0.0, 0.2), ("amr_nb", -12.0, 0.9), ("mp3", -6.0, 0.0),
             ("wav_alaw", -20.0, 1.4))  # fmt: skip

@@ -13,7 +13,7 @@ from pipeline.config import DetectorConfig
 from pipeline.detector import Detector
 from pipeline.text_cues import RuleTextClassifier
 from service.cli import main
-from service.http.app import VerdictJSON
+from service.http.schemas import VerdictJSON
 from tests.fakes import FakeTranscriber
 
 

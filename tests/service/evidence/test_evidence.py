@@ -32,7 +32,6 @@ from pipeline.types import (
     Verdict,
 )
 from service import cli
-from service.commands import evidence as evidence_cmd
 from service.evidence import pack as pack_mod
 from service.evidence import signing as keys
 from service.evidence.pack import build_pack, verify_pack
@@ -440,9 +439,11 @@ def test_cli_evidence_then_verify(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
+    import models.loading
+
     monkeypatch.setattr(
-        evidence_cmd,
-        "_load_detector",
+        models.loading,
+        "load_detector",
         lambda config: Detector(FakeTranscriber(), FakeTextClassifier(), config),
     )
     call = tmp_path / "call.wav"

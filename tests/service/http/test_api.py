@@ -18,7 +18,8 @@ from sqlalchemy import update
 
 from pipeline.errors import ModelNotAvailableError
 from service.http.apikeys import create_key
-from service.http.app import AnalysisOut, create_app, get_detector
+from service.http.app import create_app, get_detector
+from service.http.schemas import AnalysisOut
 from service.store.database import ANALYSES, Store, utcnow
 from tests.service.fake_detector import (
     FakeDetector,
@@ -214,11 +215,11 @@ def test_client_file_name_never_reaches_the_file_system(client: TestClient, tmp_
 
 
 def test_display_names_are_stripped_to_a_base_name() -> None:
-    from service.http.app import _display_name
+    from service.http.uploads import display_name
 
-    assert _display_name("C:\\calls\\a\x00b\x1f.wav") == "ab.wav"
-    assert _display_name("/etc/") == "upload"
-    assert _display_name(None) == "upload"
+    assert display_name("C:\\calls\\a\x00b\x1f.wav") == "ab.wav"
+    assert display_name("/etc/") == "upload"
+    assert display_name(None) == "upload"
 
 
 # -- size limit while streaming --------------------------------------------------------------
@@ -644,12 +645,12 @@ def test_evidence_pack_of_a_stored_analysis_verifies(
 def test_missing_detector_loader_keeps_the_service_up(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import service.http.app as api
+    import models.loading
 
     def no_loader(config: object) -> None:
         raise AttributeError("module 'models.loading' has no attribute 'load_detector'")
 
-    monkeypatch.setattr(api, "_load_detector", no_loader)
+    monkeypatch.setattr(models.loading, "load_detector", no_loader)
     with TestClient(create_app(service_settings(tmp_path))) as c:
         assert c.get("/healthz").status_code == 200
         assert (
