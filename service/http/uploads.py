@@ -15,12 +15,12 @@ from fastapi.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
+from pipeline.audio import SNIFF_BYTES, sniff_audio_format
 from pipeline.errors import AudioTooLargeError, EmptyAudioError, NotAudioError
 from service.http.apikeys import Principal
 from service.http.deps import Runtime, queue_full
 from service.http.errors import InvalidRequestError
 from service.http.schemas import CALL_TIME_RE, PHONE_RE
-from service.store.blobs import SNIFF_BYTES, sniff_audio_format
 from service.store.database import Analysis, NewAnalysis
 
 log = logging.getLogger(__name__)

@@ -14,60 +14,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from pipeline.audio import AUDIO_FORMATS
 from service.store.database import utcnow
 
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 _COPY_CHUNK_BYTES = 1024 * 1024
 
-# -- audio ------------------------------------------------------------------------------
 
-# (offset, magic, format): checked against the first bytes, never the name or content type.
-_MAGIC: tuple[tuple[int, bytes, str], ...] = (
-    (0, b"#!AMR-WB\n", "amr"),
-    (0, b"#!AMR\n", "amr"),
-    (0, b"fLaC", "flac"),
-    (0, b"OggS", "ogg"),
-    (0, b"ID3", "mp3"),
-    (0, b"\x1a\x45\xdf\xa3", "webm"),
-    (0, b"caff", "caf"),
-    (4, b"ftyp", "mp4"),
-)
-AUDIO_MIME = {
-    "wav": "audio/wav",
-    "amr": "audio/amr",
-    "flac": "audio/flac",
-    "ogg": "audio/ogg",
-    "mp3": "audio/mpeg",
-    "webm": "audio/webm",
-    "caf": "audio/x-caf",
-    "mp4": "audio/mp4",
-    "aiff": "audio/aiff",
-}
-SNIFF_BYTES = 16
+AUDIO_MIME = {fmt: mime for fmt, (_, mime) in AUDIO_FORMATS.items()}  # stored format -> MIME
 ORPHAN_GRACE_S = 600.0  # purge leaves unreferenced blobs younger than this (upload in flight)
-
-
-def sniff_audio_format(head: bytes) -> str | None:
-    """Container of a recording from its first bytes, or None when it is not audio we know.
-
-    Parameters
-    ----------
-    head : bytes
-        At least :data:`SNIFF_BYTES` bytes from the start of the file (fewer for tiny files).
-    """
-    if head[:4] == b"RIFF" and head[8:12] in (b"WAVE", b"RF64"):
-        return "wav"
-    if head[:4] in (b"RF64", b"BW64") and head[8:12] == b"WAVE":
-        return "wav"
-    if head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC"):
-        return "aiff"
-    for offset, magic, fmt in _MAGIC:
-        if head[offset : offset + len(magic)] == magic:
-            return fmt
-    # MPEG audio frame sync (11 set bits), layer bits != 00: a raw MP3 without an ID3 tag.
-    if len(head) >= 2 and head[0] == 0xFF and (head[1] & 0xE0) == 0xE0 and (head[1] & 0x06):
-        return "mp3"
-    return None
 
 
 @dataclass(frozen=True, slots=True)

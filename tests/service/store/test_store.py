@@ -16,9 +16,10 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import text, update
 
+from pipeline.audio import sniff_audio_format
 from pipeline.errors import NotAudioError
 from service.http.apikeys import RateLimiter, create_key, verify_key
-from service.store.blobs import BlobStore, sniff_audio_format
+from service.store.blobs import BlobStore
 from service.store.database import ANALYSES, Base, NewAnalysis, Store, utcnow
 from service.store.jobs import WorkerPool
 from service.store.retention import purge
@@ -217,6 +218,9 @@ def test_rate_limiter_refills() -> None:
         (b"\x00\x00\x00\x20ftypM4A ", "mp4"),
         (b"\x1a\x45\xdf\xa3", "webm"),
         (b"FORM\x00\x00\x00\x00AIFF", "aiff"),
+        (b"RF64\xff\xff\xff\xffWAVEds64", "wav"),
+        (b"\xff\xf1\x50\x80", "aac"),
+        (b".snd\x00\x00\x00\x18", "au"),
         (b"hello world", None),
         (b"", None),
         (b"RIFF\x00\x00\x00\x00AVI ", None),
