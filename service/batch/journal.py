@@ -19,6 +19,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from pipeline.files import write_atomic
+
 log = logging.getLogger(__name__)
 
 # Columns that differ from run to run for the same call (timing and placement).
@@ -142,7 +144,7 @@ def write_rows(out: Path, rows: Sequence[dict[str, Any]]) -> None:
     )  # fmt: skip
     buffer = io.BytesIO()
     pq.write_table(table, buffer, compression="zstd")
-    _write_atomic(out, buffer.getvalue())
+    write_atomic(out, buffer.getvalue())
 
 
 def read_rows(path: Path) -> list[dict[str, Any]]:
@@ -160,21 +162,6 @@ def _parse_time(value: str | None) -> dt.datetime | None:
     return dt.datetime.fromisoformat(value) if value else None
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
 _METADATA_FIELDS = ("call_id", "caller_number", "callee_number", "start_time", "duration_s",
                     "trunk", "channel_layout")  # fmt: skip
 _CAMPAIGN_FIELDS = ("campaign_id", "campaign_match", "prompt_other_calls", "prompt_other_numbers")
@@ -182,7 +169,7 @@ _CAMPAIGN_FIELDS = ("campaign_id", "campaign_match", "prompt_other_calls", "prom
 
 def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
     """Write rows as JSON lines (see :func:`_jsonl_line`), atomically."""
-    _write_atomic(path, "".join(_jsonl_line(r) for r in rows).encode())
+    write_atomic(path, "".join(_jsonl_line(r) for r in rows).encode())
 
 
 def _jsonl_line(row: dict[str, Any]) -> str:

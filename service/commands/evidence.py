@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from pipeline import report as rp
 from pipeline.errors import RobocallError
+from pipeline.files import write_atomic
 from pipeline.report import CaseInfo
 from service.commands.analyze import add_detector_options, config_from_args
 from service.detector import load_detector
@@ -95,10 +96,7 @@ def run_evidence(args: argparse.Namespace) -> int:
     except RobocallError as exc:
         _err("evidence", f"[{exc.code}] {exc.message}")
         return 1
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_name(args.out.name + ".part")
-    tmp.write_bytes(pack)
-    tmp.replace(args.out)
+    write_atomic(args.out, pack)
     fp = signing.fingerprint(signing_key.public_key())
     lang = rp.lead_lang(verdict, case)
     _out(f"Evidence pack: {args.out} ({len(pack) / 1024:.0f} KiB)")

@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from pipeline.errors import RobocallError
+from pipeline.files import write_atomic
 
 PRIVATE_KEY_FILE = "signing_key.pem"
 PUBLIC_KEY_FILE = "signing_key.pub.pem"
@@ -65,11 +66,7 @@ def create_signing_key(directory: Path | None = None, *, force: bool = False) ->
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    tmp = directory / f".{PRIVATE_KEY_FILE}.{secrets.token_hex(4)}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(pem)
-    os.replace(tmp, path)
+    write_atomic(path, pem, mode=0o600)
     (directory / PUBLIC_KEY_FILE).write_bytes(public_pem(key.public_key()))
     return path
 

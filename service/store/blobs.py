@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import IO
 
 from pipeline.audio import AUDIO_FORMATS
+from pipeline.files import atomic_path
 from service.store.database import utcnow
 
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -83,15 +84,8 @@ class BlobStore:
     def write_wav(self, sha256: str, write: Callable[[Path], None]) -> Path:
         """Create the WAV copy with ``write(tmp_path)`` (atomic); returns its path."""
         final = self.wav_path(sha256)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=self.tmp_dir, suffix=".part")
-        os.close(fd)
-        try:
-            write(Path(tmp_name))
-            os.replace(tmp_name, final)
-        except BaseException:
-            Path(tmp_name).unlink(missing_ok=True)
-            raise
+        with atomic_path(final) as tmp:
+            write(tmp)
         return final
 
     def exists(self, sha256: str) -> bool:
