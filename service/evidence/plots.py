@@ -19,6 +19,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.font_manager import FontProperties
 
+from pipeline.acoustic import pitch_track
 from pipeline.report import Lang, Reason
 from pipeline.types import Audio
 
@@ -27,8 +28,6 @@ log = logging.getLogger(__name__)
 MAX_FRAMES = 2_400  # time columns of the spectrogram and pitch track, whatever the call length
 N_FFT = 512  # 32 ms at 16 kHz
 FMIN_HZ, FMAX_HZ = 60.0, 4_000.0  # spectrogram range: the telephone band
-PITCH_MIN_HZ, PITCH_MAX_HZ = 60.0, 500.0  # plausible voice f0
-VOICED_BELOW_PEAK_DB = 30.0  # frames quieter than this under the loudest are unvoiced
 ROBOT_COLOUR, HUMAN_COLOUR, NEUTRAL_COLOUR = "#c62828", "#2e7d32", "#757575"
 PITCH_COLOUR = "#00e5ff"  # cyan: visible on the magma colour map, unlike the robot red
 _Label = Callable[[str], str]  # key -> the figure's label text
@@ -131,28 +130,11 @@ def _draw_spectrogram(ax: Axes, samples: np.ndarray, rate: int, label: _Label,
     ax.minorticks_off()
     ax.set_ylabel(label("freq"), fontproperties=font, fontsize=8)
     ax.set_title(label("spectrogram"), loc="left", fontproperties=font, fontsize=10)
-    f0, f0_times = pitch_track(samples, rate, hop=hop)
-    ax.plot(f0_times, f0, color=PITCH_COLOUR, lw=1.4)
-
-
-def pitch_track(samples: np.ndarray, rate: int, *, hop: int) -> tuple[np.ndarray, np.ndarray]:
-    """YIN f0 per frame, NaN where the frame is quiet or the estimate sits at a search bound.
-
-    YIN rather than pYIN: a 30-minute call must draw in seconds on two cores; the acoustic cues
-    (``pipeline/acoustic.py``) do the careful pitch analysis.
-    """
-    frame = 1024
-    if samples.size < frame:
-        return np.zeros(0), np.zeros(0)
-    f0 = librosa.yin(samples, fmin=PITCH_MIN_HZ, fmax=PITCH_MAX_HZ, sr=rate,
-                     frame_length=frame, hop_length=hop)
-    rms = librosa.feature.rms(y=samples, frame_length=frame, hop_length=hop)[0][: f0.size]
-    rms_db = 20.0 * np.log10(np.maximum(rms, 1e-9))
-    voiced = rms_db > rms_db.max() - VOICED_BELOW_PEAK_DB
-    voiced &= (f0 > PITCH_MIN_HZ * 1.05) & (f0 < PITCH_MAX_HZ * 0.95)
-    f0 = np.where(voiced, f0, np.nan)
-    times = librosa.frames_to_time(np.arange(f0.size), sr=rate, hop_length=hop)
-    return f0, times
+    # The track the pitch cues measured (pipeline.acoustic), not a second estimate that could
+    # disagree with the numbers in the report; thinned to at most MAX_FRAMES points.
+    f0_times, f0 = pitch_track(samples)
+    step = max(1, int(np.ceil(f0.size / MAX_FRAMES)))
+    ax.plot(f0_times[::step], f0[::step], color=PITCH_COLOUR, lw=1.4)
 
 
 def _draw_reasons(ax: Axes, reasons: tuple[Reason, ...], duration_s: float, label: _Label,
