@@ -43,6 +43,7 @@ from pipeline.privacy import MaskSummary, mask_number, mask_verdict
 from pipeline.report import CaseInfo, Lang
 from pipeline.types import Audio, Verdict
 from service.evidence import signing
+from service.evidence.timestamp import parse_timestamp_request, timestamp_request
 
 if TYPE_CHECKING:  # the detector, plots and PDF stacks load only when a pack is built
     pass
@@ -181,7 +182,7 @@ def build_pack(
     files[MANIFEST] = manifest
     files[SIGNATURE] = signing_key.sign(manifest)
     files[PUBLIC_KEY] = signing.public_pem(public)
-    files[TIMESTAMP_REQUEST] = signing.timestamp_request(hashlib.sha256(manifest).digest())
+    files[TIMESTAMP_REQUEST] = timestamp_request(hashlib.sha256(manifest).digest())
     return _zip(files, created, stored=(recording,))
 
 
@@ -367,7 +368,7 @@ def _check_timestamp_request(tsq: bytes | None, manifest_bytes: bytes) -> Check:
     if tsq is None:
         return Check(TIMESTAMP_REQUEST, False, "missing")
     try:
-        request = signing.parse_timestamp_request(tsq)
+        request = parse_timestamp_request(tsq)
     except ValueError as exc:
         return Check(TIMESTAMP_REQUEST, False, f"not a valid RFC 3161 request ({exc})")
     good = request.digest == hashlib.sha256(manifest_bytes).digest()

@@ -1,4 +1,4 @@
-"""``robocall keys``: the Ed25519 key that signs evidence packs, and the RFC 3161 request.
+"""The Ed25519 key that signs evidence packs (``robocall keys``: :mod:`service.commands.keys`).
 
 The private key lives in ``$ROBOCALL_KEY_DIR`` (default ``~/.config/robocall``) as PKCS#8 PEM,
 mode 0600, in a 0700 directory. Every pack carries the public key and its fingerprint; a recipient
@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import secrets
-from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
@@ -29,7 +27,6 @@ PUBLIC_KEY_FILE = "signing_key.pub.pem"
 # Modules adding more `robocall keys` subcommands (e.g. API keys for the HTTP service).
 KEYS_SUBCOMMAND_MODULES: tuple[str, ...] = ()
 
-SHA256_OID_DER = bytes.fromhex("0609608648016503040201")  # 2.16.840.1.101.3.4.2.1
 
 
 class SigningKeyError(RobocallError):
@@ -136,83 +133,3 @@ def verify_signature(key: Ed25519PublicKey, signature: bytes, message: bytes) ->
     except InvalidSignature:
         return False
     return True
-
-
-# --- RFC 3161 TimeStampReq ----------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class TimestampRequest:
-    version: int
-    hash_oid_der: bytes
-    digest: bytes
-    nonce: int | None
-    cert_req: bool
-
-
-def timestamp_request(digest: bytes, *, nonce: int | None = None) -> bytes:
-    """DER ``TimeStampReq`` (RFC 3161 §2.4.1) for a sha256 ``digest``, asking for the TSA cert.
-
-    Parameters
-    ----------
-    digest : bytes [32]
-        sha256 of the data to timestamp (here: the bytes of ``manifest.json``).
-    nonce : int, optional
-        Random 64-bit nonce by default; the TSA echoes it to prove a fresh reply.
-    """
-    if len(digest) != 32:
-        raise ValueError(f"digest must be 32 bytes (sha256), got {len(digest)}")
-    nonce = secrets.randbits(63) if nonce is None else nonce
-    algorithm = _tlv(0x30, SHA256_OID_DER + b"\x05\x00")
-    imprint = _tlv(0x30, algorithm + _tlv(0x04, digest))
-    return _tlv(0x30, _integer(1) + imprint + _integer(nonce) + _tlv(0x01, b"\xff"))
-
-
-def parse_timestamp_request(der: bytes) -> TimestampRequest:
-    """Read back what :func:`timestamp_request` writes; raises ValueError on anything else."""
-    tag, body, rest = _read_tlv(der)
-    if tag != 0x30 or rest:
-        raise ValueError("not a DER SEQUENCE")
-    tag, version, body = _read_tlv(body)
-    tag2, imprint, body = _read_tlv(body)
-    if tag != 0x02 or tag2 != 0x30:
-        raise ValueError("expected version INTEGER and messageImprint SEQUENCE")
-    tag, algorithm, imprint = _read_tlv(imprint)
-    tag2, digest, imprint = _read_tlv(imprint)
-    if tag != 0x30 or tag2 != 0x04 or imprint:
-        raise ValueError("malformed messageImprint")
-    nonce, cert_req = None, False
-    while body:
-        tag, value, body = _read_tlv(body)
-        if tag == 0x02:
-            nonce = int.from_bytes(value, "big", signed=True)
-        elif tag == 0x01:
-            cert_req = value != b"\x00"
-    oid_tag, oid, _ = _read_tlv(algorithm)
-    return TimestampRequest(
-        int.from_bytes(version, "big"), _tlv(oid_tag, oid), digest, nonce, cert_req
-    )
-
-
-def _tlv(tag: int, content: bytes) -> bytes:
-    n = len(content)
-    if n < 0x80:
-        length = bytes([n])
-    else:
-        raw = n.to_bytes((n.bit_length() + 7) // 8, "big")
-        length = bytes([0x80 | len(raw)]) + raw
-    return bytes([tag]) + length + content
-
-
-def _integer(value: int) -> bytes:
-    return _tlv(0x02, value.to_bytes(value.bit_length() // 8 + 1, "big", signed=True))
-
-
-def _read_tlv(data: bytes) -> tuple[int, bytes, bytes]:
-    if len(data) < 2:
-        raise ValueError("truncated DER")
-    tag, n, pos = data[0], data[1], 2
-    if n & 0x80:
-        count = n & 0x7F
-        n, pos = int.from_bytes(data[2:2 + count], "big"), 2 + count
-    if pos + n > len(data):
-        raise ValueError("truncated DER")
-    return tag, data[pos:pos + n], data[pos + n:]

@@ -36,6 +36,7 @@ from pipeline.types import (
     Word,
 )
 
+
 @dataclass(frozen=True)
 class _Model:
     model_info: ModelInfo

@@ -36,6 +36,7 @@ from service.evidence import pack as pack_mod
 from service.evidence import signing as keys
 from service.evidence.pack import build_pack, verify_pack
 from service.evidence.pdf import FontNotFoundError, find_cjk_font
+from service.evidence.timestamp import parse_timestamp_request, timestamp_request
 from tests.conftest import synthesize
 from tests.fakes import FakeTextClassifier
 
@@ -347,9 +348,9 @@ def test_other_signers_key_and_garbage_fail(pack: bytes) -> None:
 
 def test_timestamp_request_is_rfc3161_over_the_manifest(pack: bytes, tmp_path: Path) -> None:
     tsq = read(pack, "manifest.tsq")
-    request = keys.parse_timestamp_request(tsq)
+    request = parse_timestamp_request(tsq)
     assert request.version == 1 and request.cert_req and request.nonce is not None
-    assert request.hash_oid_der == keys.SHA256_OID_DER
+    assert request.hash_algorithm == "sha256"
     assert request.digest == hashlib.sha256(read(pack, "manifest.json")).digest()
     if shutil.which("openssl") is None:
         pytest.skip("openssl not installed: DER structure checked by our own parser only")
@@ -363,6 +364,17 @@ def test_timestamp_request_is_rfc3161_over_the_manifest(pack: bytes, tmp_path: P
     assert "Hash Algorithm: sha256" in shown and "Certificate required: yes" in shown
     digest_hex = request.digest.hex()
     assert digest_hex[:8] in shown.replace(" ", "").replace("-", "")
+
+
+def test_timestamp_request_round_trip_and_garbage() -> None:
+    digest = hashlib.sha256(b"manifest").digest()
+    request = parse_timestamp_request(timestamp_request(digest, nonce=42))
+    assert (request.version, request.digest, request.nonce) == (1, digest, 42)
+    assert request.cert_req
+    with pytest.raises(ValueError):
+        parse_timestamp_request(b"\x30\x03\x02\x01")
+    with pytest.raises(ValueError, match="32 bytes"):
+        timestamp_request(b"short")
 
 
 # --- PDF ----------------------------------------------------------------------------------------
