@@ -1,8 +1,9 @@
 """The campaign table and the HTML summary of a batch (``robocall campaigns results.parquet``).
 
 Reads the rows of a results file (campaigns were assigned when the batch finalised, see
-:func:`service.campaigns.assign_campaigns`). The HTML is one self-contained file: charts are
-matplotlib PNGs embedded as data URIs, no script, no CDN, so it opens offline and can be mailed.
+:func:`service.campaigns.index.assign_campaigns`). The HTML comes from the jinja2 template
+``templates/campaigns.html.j2`` (autoescaped) and is one self-contained file: charts are matplotlib
+PNGs embedded as data URIs, no script, no CDN, so it opens offline and can be mailed.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import base64
 import csv
 import dataclasses
 import datetime as dt
-import html
 import io
 from collections import Counter, defaultdict
 from collections.abc import Sequence
@@ -19,6 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import jinja2
+
+from pipeline.files import write_atomic
 from pipeline.fingerprint import normalise_text
 
 TOP_N = 15  # bars in the "top campaigns" and "top caller numbers" charts
@@ -126,46 +129,33 @@ def write_html(
         ("Top campaigns", _chart_top(campaigns)),
         ("Top caller numbers", _chart_callers(analysed)),
     ]
-    e = html.escape
-    parts = [
-        "<!doctype html><html><head><meta charset='utf-8'>",
-        f"<title>{e(title)}</title><style>{_CSS}</style></head><body>",
-        f"<h1>{e(title)}</h1>",
-        "<p class='facts'>" + " &middot; ".join(f"<b>{v}</b> {e(k)}" for k, v in facts) + "</p>",
-    ]
-    for caption, png in charts:
-        if png:
-            data = base64.b64encode(png).decode()
-            parts.append(f"<figure><img alt='{e(caption)}' src='data:image/png;base64,{data}'>"
-                         f"<figcaption>{e(caption)}</figcaption></figure>")  # fmt: skip
-    parts.append("<h2>Campaigns</h2><table><tr>")
     columns = ("campaign", "calls", "numbers", "first seen", "last seen", "robot share", "topic",
                "busiest numbers", "representative transcript")  # fmt: skip
-    parts.append("".join(f"<th>{c}</th>" for c in columns) + "</tr>")
-    for c in campaigns[:TABLE_ROWS]:
-        cells = (c.campaign_id, c.calls, c.distinct_callers, c.first_seen or "", c.last_seen or "",
-                 f"{c.robot_share:.0%}", c.topic, c.top_callers,
-                 c.representative_transcript[:300])  # fmt: skip
-        parts.append("<tr>" + "".join(f"<td>{e(str(v))}</td>" for v in cells) + "</tr>")
-    parts.append("</table>")
-    if len(campaigns) > TABLE_ROWS:
-        parts.append(
-            f"<p>{len(campaigns) - TABLE_ROWS} smaller campaigns are in the table file.</p>"
-        )
-    parts.append(f"<p class='note'>Generated {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC by "
-                 "robocall campaigns. A campaign groups calls that replay the same prompt audio "
-                 "(or read a near-identical script).</p></body></html>")  # fmt: skip
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(parts), encoding="utf-8")
+    table = [
+        (c.campaign_id, c.calls, c.distinct_callers, c.first_seen or "", c.last_seen or "",
+         f"{c.robot_share:.0%}", c.topic, c.top_callers, c.representative_transcript[:300])
+        for c in campaigns[:TABLE_ROWS]
+    ]  # fmt: skip
+    page = _template().render(
+        title=title,
+        facts=facts,
+        charts=[(caption, base64.b64encode(png).decode()) for caption, png in charts if png],
+        columns=columns,
+        rows=table,
+        hidden=max(0, len(campaigns) - TABLE_ROWS),
+        generated=f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M}",
+    )
+    write_atomic(path, page.encode("utf-8"))
 
 
-_CSS = (
-    "body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}"
-    "figure{display:inline-block;margin:0.5em;width:48%}figure img{width:100%}"
-    "figcaption{text-align:center;color:#555}table{border-collapse:collapse;font-size:0.85em}"
-    "td,th{border:1px solid #ccc;padding:0.3em;vertical-align:top}th{background:#eee}"
-    ".facts b{font-size:1.3em}.note{color:#777;font-size:0.8em}"
-)
+def _template() -> jinja2.Template:
+    # Autoescaping on: transcripts, topics and numbers come from the calls.
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("service.campaigns", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    return env.get_template("campaigns.html.j2")
 
 
 def _verdict_of(row: dict[str, Any]) -> str:
