@@ -1,4 +1,8 @@
-"""Persistence of the service: the job table and API keys (SQLAlchemy), audio blobs on disk.
+"""Persistence of the service: the job table and API keys (SQLAlchemy models and :class:`Store`).
+
+Over 500 lines on purpose: :class:`Store` is the only code that speaks SQL, and the claim, lease,
+recovery and purge statements must be read together to see that no job runs twice or is lost.
+Audio blobs are in :mod:`service.store.blobs`, retention in :mod:`service.store.retention`.
 
 The database is SQLite (one file, zero set-up) by default and PostgreSQL by URL for several
 instances sharing one queue; the schema is created and upgraded by Alembic
@@ -6,9 +10,6 @@ instances sharing one queue; the schema is created and upgraded by Alembic
 ``FOR UPDATE SKIP LOCKED`` where the database has it), so two workers never run the same job, and
 every claim carries a fresh token and a lease: a worker that dies stops renewing its lease and the
 job is queued again (issue 4: a restart loses no accepted job).
-
-Audio is stored content-addressed, ``<data_dir>/audio/ab/cd/<sha256>``: the path is derived from
-the hash we computed, never from anything the client sent.
 """
 
 from __future__ import annotations
