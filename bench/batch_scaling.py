@@ -70,10 +70,9 @@ def corpus_from_recordings(folder: Path, sources: list[Path], *, calls: int) -> 
     """``calls`` calls replaying the caller channel of ``sources`` through codecs and levels."""
     import csv
 
-    from tests.service.batch.batch_fakes import REPLAY_FORMATS, REPLAY_LEVELS_DB, make_call
-
     from pipeline.audio import load_audio
     from pipeline.config import AudioLimits
+    from tests.service.batch.batch_fakes import REPLAY_FORMATS, REPLAY_LEVELS_DB, make_call
 
     prompts = [load_audio(s, limits=AudioLimits()).caller() for s in sources]
     (folder / "audio").mkdir(parents=True, exist_ok=True)

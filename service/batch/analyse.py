@@ -149,5 +149,3 @@ def verdict_columns(verdict: Verdict) -> dict[str, Any]:
         "fusion_method": prov["fusion_method"],
         "verdict_json": json.dumps(d, ensure_ascii=False, sort_keys=True),
     }
-
-

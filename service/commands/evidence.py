@@ -25,7 +25,8 @@ if TYPE_CHECKING:
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ev = sub.add_parser(
-        "evidence", help="analyse a recording and build a signed evidence pack for a complaint",
+        "evidence",
+        help="analyse a recording and build a signed evidence pack for a complaint",
         description="Analyse a call recording and write a signed, verifiable evidence pack (zip) "
         "with a bilingual PDF report, JSON, complaint-form fields (12321, FTC) and the original "
         "recording. The callee's personal data is masked in the report.",
@@ -34,23 +35,40 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ev.add_argument("--out", type=Path, required=True, metavar="PACK.zip")
     ev.add_argument("--caller", default="", metavar="NUMBER", help="the number that called")
     ev.add_argument("--callee", default="", metavar="NUMBER", help="your number (masked)")
-    ev.add_argument("--callee-name", action="append", default=[], metavar="NAME",
-                    help="your name, masked wherever it is said (repeatable)")
-    ev.add_argument("--time", default="", metavar="ISO8601",
-                    help="when the call came, e.g. 2024-05-01T14:30+08:00")
+    ev.add_argument(
+        "--callee-name",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="your name, masked wherever it is said (repeatable)",
+    )
+    ev.add_argument(
+        "--time",
+        default="",
+        metavar="ISO8601",
+        help="when the call came, e.g. 2024-05-01T14:30+08:00",
+    )
     ev.add_argument("--lang", choices=("zh", "en"), help="language that leads the report")
-    ev.add_argument("--unmasked", action="store_true",
-                    help="also include an unmasked copy of the report (do not share it)")
+    ev.add_argument(
+        "--unmasked",
+        action="store_true",
+        help="also include an unmasked copy of the report (do not share it)",
+    )
     add_detector_options(ev)
     ev.set_defaults(func=run_evidence)
 
     ver = sub.add_parser(
-        "verify", help="check an evidence pack: every hash, the signature, the timestamp request",
+        "verify",
+        help="check an evidence pack: every hash, the signature, the timestamp request",
         description="Check that nothing in an evidence pack changed since it was signed.",
     )
     ver.add_argument("pack", type=Path, metavar="PACK.zip")
-    ver.add_argument("--public-key", type=Path, metavar="PEM",
-                     help="require the pack to be signed with this public key")
+    ver.add_argument(
+        "--public-key",
+        type=Path,
+        metavar="PEM",
+        help="require the pack to be signed with this public key",
+    )
     ver.add_argument("--json", action="store_true", help="print the checks as JSON")
     ver.set_defaults(func=run_verify)
 
@@ -65,9 +83,13 @@ def _err(command: str, line: str) -> None:
 
 def run_evidence(args: argparse.Namespace) -> int:
     try:
-        case = CaseInfo(caller_number=args.caller, callee_number=args.callee,
-                        call_time=args.time, lang=args.lang or "",
-                        callee_names=tuple(args.callee_name))
+        case = CaseInfo(
+            caller_number=args.caller,
+            callee_number=args.callee,
+            call_time=args.time,
+            lang=args.lang or "",
+            callee_names=tuple(args.callee_name),
+        )
         config = config_from_args(args)
     except ValueError as exc:
         _err("evidence", str(exc))
@@ -84,15 +106,24 @@ def run_evidence(args: argparse.Namespace) -> int:
         find_cjk_font()  # fail before minutes of analysis, not after
         signing_key, created = signing.load_or_create_signing_key()
         if created:
-            _err("evidence", f"created a signing key in {signing.key_dir()} "
-                             "(see 'robocall keys show')")
+            _err(
+                "evidence",
+                f"created a signing key in {signing.key_dir()} (see 'robocall keys show')",
+            )
         detector = load_detector(config)
-        audio = load_audio(original, limits=config.audio, name=args.file.name,
-                           caller_channel=config.caller_channel)
+        audio = load_audio(
+            original, limits=config.audio, name=args.file.name, caller_channel=config.caller_channel
+        )
         verdict = detector.detect_audio(audio)
-        pack = build_pack(original, verdict, case, signing_key=signing_key,
-                          unmasked=args.unmasked, audio=audio,
-                          settings=dataclasses.asdict(config))
+        pack = build_pack(
+            original,
+            verdict,
+            case,
+            signing_key=signing_key,
+            unmasked=args.unmasked,
+            audio=audio,
+            settings=dataclasses.asdict(config),
+        )
     except RobocallError as exc:
         _err("evidence", f"[{exc.code}] {exc.message}")
         return 1
@@ -101,8 +132,10 @@ def run_evidence(args: argparse.Namespace) -> int:
     lang = rp.lead_lang(verdict, case)
     _out(f"Evidence pack: {args.out} ({len(pack) / 1024:.0f} KiB)")
     _out(rp.verdict_sentence(verdict, lang))
-    _out(f"Open report.pdf inside the pack to read the report. Signed with key "
-         f"{signing.readable_fingerprint(fp)[:39]}…")
+    _out(
+        f"Open report.pdf inside the pack to read the report. Signed with key "
+        f"{signing.readable_fingerprint(fp)[:39]}…"
+    )
     _out(f"Check it any time with: robocall verify {args.out}")
     return 0
 
@@ -120,11 +153,20 @@ def run_verify(args: argparse.Namespace) -> int:
         _err("verify", f"{args.public_key}: {exc}")
         return 2
     if args.json:
-        _out(json.dumps({"pack": str(args.pack), "intact": result.ok,
-                         "public_key_sha256": result.fingerprint,
-                         "checks": [{"path": c.path or "(archive)", "ok": c.ok,
-                                     "message": c.message} for c in result.checks]},
-                        ensure_ascii=False))
+        _out(
+            json.dumps(
+                {
+                    "pack": str(args.pack),
+                    "intact": result.ok,
+                    "public_key_sha256": result.fingerprint,
+                    "checks": [
+                        {"path": c.path or "(archive)", "ok": c.ok, "message": c.message}
+                        for c in result.checks
+                    ],
+                },
+                ensure_ascii=False,
+            )
+        )
         return 0 if result.ok else 1
     _out(f"Checking {args.pack}")
     width = max((len(c.path) for c in result.checks), default=10)

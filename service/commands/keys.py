@@ -20,7 +20,8 @@ from service.evidence.signing import (
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
-        "keys", help="manage the signing key of evidence packs",
+        "keys",
+        help="manage the signing key of evidence packs",
         description="Manage the Ed25519 key that signs evidence packs (stored in "
         "$ROBOCALL_KEY_DIR, default ~/.config/robocall, readable by you only).",
     )
@@ -28,8 +29,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     create = keys_sub.add_parser("create", help="generate the signing key")
     create.add_argument("--force", action="store_true", help="replace an existing key")
     create.set_defaults(func=_run_create)
-    show = keys_sub.add_parser("show", help="print where the key is, its fingerprint and "
-                               "public key")
+    show = keys_sub.add_parser(
+        "show", help="print where the key is, its fingerprint and public key"
+    )
     show.set_defaults(func=_run_show)
     export = keys_sub.add_parser("export-public", help="write the public key (PEM)")
     export.add_argument("--out", type=Path, help="file to write (default: stdout)")

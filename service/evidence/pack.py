@@ -52,14 +52,22 @@ log = logging.getLogger(__name__)
 
 PACK_SCHEMA_VERSION = "1"
 MANIFEST, SIGNATURE, PUBLIC_KEY, TIMESTAMP_REQUEST = (
-    "manifest.json", "manifest.sig", "public_key.pem", "manifest.tsq",
+    "manifest.json",
+    "manifest.sig",
+    "public_key.pem",
+    "manifest.tsq",
 )
 UNLISTED = (MANIFEST, SIGNATURE, PUBLIC_KEY, TIMESTAMP_REQUEST)  # made from the manifest
 FIGURE = "figures/overview.png"
 _ROLES = {
-    "report.pdf": "report_pdf", "report.json": "report_json", "complaint.json": "complaint",
-    FIGURE: "figure", "README.txt": "readme", "SHA256SUMS": "checksums",
-    "unmasked/report.pdf": "unmasked_report_pdf", "unmasked/report.json": "unmasked_report_json",
+    "report.pdf": "report_pdf",
+    "report.json": "report_json",
+    "complaint.json": "complaint",
+    FIGURE: "figure",
+    "README.txt": "readme",
+    "SHA256SUMS": "checksums",
+    "unmasked/report.pdf": "unmasked_report_pdf",
+    "unmasked/report.json": "unmasked_report_json",
 }
 
 
@@ -113,20 +121,26 @@ def build_pack(
 
     digest = hashlib.sha256(original).hexdigest()
     if digest != verdict.audio.sha256:
-        raise ValueError(f"the recording's sha256 {digest[:12]}… is not the verdict's "
-                         f"{verdict.audio.sha256[:12]}…: wrong file for this analysis")
+        raise ValueError(
+            f"the recording's sha256 {digest[:12]}… is not the verdict's "
+            f"{verdict.audio.sha256[:12]}…: wrong file for this analysis"
+        )
     created = (created_at or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
     created_iso = created.isoformat().replace("+00:00", "Z")
     lang = rp.lead_lang(verdict, case)
-    known = {"known_numbers": (case.callee_number,) if case.callee_number else (),
-             "known_names": case.callee_names}
+    known = {
+        "known_numbers": (case.callee_number,) if case.callee_number else (),
+        "known_names": case.callee_names,
+    }
     masked, summary = mask_verdict(verdict, **known)
     if audio is None:
         from pipeline.audio import load_audio  # decoding stack only when a figure is needed
 
         audio = load_audio(
-            original, limits=AudioLimits(max_bytes=len(original) + 1, max_duration_s=24 * 3600.0),
-            name=verdict.audio.name, caller_channel=verdict.audio.caller_channel,
+            original,
+            limits=AudioLimits(max_bytes=len(original) + 1, max_duration_s=24 * 3600.0),
+            name=verdict.audio.name,
+            caller_channel=verdict.audio.caller_channel,
         )
     font = find_cjk_font()
     figure = render_overview(audio, rp.reasons(verdict, lang), lang=lang, font_path=font)
@@ -136,22 +150,38 @@ def build_pack(
 
     def report_files(shown: Verdict, *, is_masked: bool) -> tuple[bytes, bytes]:
         callee = case.callee_number if not is_masked else mask_number(case.callee_number)
-        inputs = PdfInputs(case=case, callee_display=callee, recitals=summary.recitals,
-                           masked=is_masked, figure_png=figure, key_fingerprint=fingerprint,
-                           created_at_utc=created_iso, settings=flat_settings)
+        inputs = PdfInputs(
+            case=case,
+            callee_display=callee,
+            recitals=summary.recitals,
+            masked=is_masked,
+            figure_png=figure,
+            key_fingerprint=fingerprint,
+            created_at_utc=created_iso,
+            settings=flat_settings,
+        )
         pdf = render_pdf(shown, inputs, lang=lang)
-        doc = _report_json(shown, case, summary, callee=callee, masked=is_masked,
-                           created_at_utc=created_iso, lang=lang)
+        doc = _report_json(
+            shown,
+            case,
+            summary,
+            callee=callee,
+            masked=is_masked,
+            created_at_utc=created_iso,
+            lang=lang,
+        )
         doc["settings"] = dict(flat_settings)
         return pdf, _json_bytes(doc)
 
     recording = f"recording/original.{_extension(verdict)}"
-    files: dict[str, bytes] = {recording: original,
-                               f"{recording}.sha256": f"{digest}  original.{_extension(verdict)}\n"
-                               .encode()}
+    files: dict[str, bytes] = {
+        recording: original,
+        f"{recording}.sha256": f"{digest}  original.{_extension(verdict)}\n".encode(),
+    }
     files["report.pdf"], files["report.json"] = report_files(masked, is_masked=True)
-    complaint = rp.complaint_fields(masked, case, summary.recitals,
-                                    callee_number=mask_number(case.callee_number))
+    complaint = rp.complaint_fields(
+        masked, case, summary.recitals, callee_number=mask_number(case.callee_number)
+    )
     files["complaint.json"] = _json_bytes(complaint)
     files[FIGURE] = figure
     files["README.txt"] = _readme(fingerprint).encode()
@@ -162,23 +192,40 @@ def build_pack(
     files["SHA256SUMS"] = "".join(
         f"{hashlib.sha256(data).hexdigest()}  {path}\n" for path, data in files.items()
     ).encode()
-    manifest = _json_bytes({
-        "schema": "robocall-evidence-manifest",
-        "schema_version": PACK_SCHEMA_VERSION,
-        "created_at_utc": created_iso,
-        "generator": f"robocall-detector {verdict.provenance.package_version}",
-        "hash_algorithm": "sha256",
-        "files": [
-            {"path": path, "sha256": hashlib.sha256(data).hexdigest(), "size_bytes": len(data),
-             "role": "original_recording" if path == recording else
-             "recording_checksum" if path.startswith("recording/") else _ROLES[path]}
-            for path, data in files.items()
-        ],
-        "signature": {"algorithm": "Ed25519", "file": SIGNATURE, "public_key_file": PUBLIC_KEY,
-                      "public_key_sha256": fingerprint, "signed_bytes": MANIFEST},
-        "timestamp_request": {"file": TIMESTAMP_REQUEST, "standard": "RFC 3161",
-                              "message_imprint": "sha256 of manifest.json"},
-    })
+    manifest = _json_bytes(
+        {
+            "schema": "robocall-evidence-manifest",
+            "schema_version": PACK_SCHEMA_VERSION,
+            "created_at_utc": created_iso,
+            "generator": f"robocall-detector {verdict.provenance.package_version}",
+            "hash_algorithm": "sha256",
+            "files": [
+                {
+                    "path": path,
+                    "sha256": hashlib.sha256(data).hexdigest(),
+                    "size_bytes": len(data),
+                    "role": "original_recording"
+                    if path == recording
+                    else "recording_checksum"
+                    if path.startswith("recording/")
+                    else _ROLES[path],
+                }
+                for path, data in files.items()
+            ],
+            "signature": {
+                "algorithm": "Ed25519",
+                "file": SIGNATURE,
+                "public_key_file": PUBLIC_KEY,
+                "public_key_sha256": fingerprint,
+                "signed_bytes": MANIFEST,
+            },
+            "timestamp_request": {
+                "file": TIMESTAMP_REQUEST,
+                "standard": "RFC 3161",
+                "message_imprint": "sha256 of manifest.json",
+            },
+        }
+    )
     files[MANIFEST] = manifest
     files[SIGNATURE] = signing_key.sign(manifest)
     files[PUBLIC_KEY] = signing.public_pem(public)
@@ -186,8 +233,16 @@ def build_pack(
     return _zip(files, created, stored=(recording,))
 
 
-def _report_json(verdict: Verdict, case: CaseInfo, summary: MaskSummary, *, callee: str,
-                 masked: bool, created_at_utc: str, lang: Lang) -> dict[str, Any]:
+def _report_json(
+    verdict: Verdict,
+    case: CaseInfo,
+    summary: MaskSummary,
+    *,
+    callee: str,
+    masked: bool,
+    created_at_utc: str,
+    lang: Lang,
+) -> dict[str, Any]:
     return {
         "schema": "robocall-evidence-report",
         "schema_version": PACK_SCHEMA_VERSION,
@@ -201,9 +256,15 @@ def _report_json(verdict: Verdict, case: CaseInfo, summary: MaskSummary, *, call
         },
         "summary": {code: list(rp.summary_lines(verdict, code)) for code in rp.LANGS},
         "reasons": [
-            {"rank": r.rank, "name": r.name, "title": {"zh": zh.title, "en": r.title},
-             "value": r.value, "weight": r.weight, "span_s": list(r.span_s) if r.span_s else None,
-             "detail": r.detail}
+            {
+                "rank": r.rank,
+                "name": r.name,
+                "title": {"zh": zh.title, "en": r.title},
+                "value": r.value,
+                "weight": r.weight,
+                "span_s": list(r.span_s) if r.span_s else None,
+                "detail": r.detail,
+            }
             for r, zh in zip(rp.reasons(verdict, "en"), rp.reasons(verdict, "zh"), strict=True)
         ],
         "privacy": {
@@ -309,21 +370,40 @@ def verify_pack(data: bytes, *, trusted_public_key: bytes | None = None) -> Veri
     except (KeyError, ValueError) as exc:
         checks.append(Check(PUBLIC_KEY, False, f"missing or not an Ed25519 public key ({exc})"))
     if public is not None and trusted_public_key is None:
-        checks.append(Check(PUBLIC_KEY, True, "Ed25519 key carried by the pack: to know who "
-                                              "signed, compare its fingerprint (below) with the "
-                                              "signer's"))
+        checks.append(
+            Check(
+                PUBLIC_KEY,
+                True,
+                "Ed25519 key carried by the pack: to know who "
+                "signed, compare its fingerprint (below) with the "
+                "signer's",
+            )
+        )
     if public is not None and trusted_public_key is not None:
         trusted = signing.fingerprint(signing.load_public_pem(trusted_public_key))
-        checks.append(Check(PUBLIC_KEY, trusted == fingerprint,
-                            "is the key you trust" if trusted == fingerprint else
-                            f"is NOT the key you trust (pack {fingerprint[:16]}…, "
-                            f"yours {trusted[:16]}…): signed by someone else"))
+        checks.append(
+            Check(
+                PUBLIC_KEY,
+                trusted == fingerprint,
+                "is the key you trust"
+                if trusted == fingerprint
+                else f"is NOT the key you trust (pack {fingerprint[:16]}…, "
+                f"yours {trusted[:16]}…): signed by someone else",
+            )
+        )
     if public is not None:
         signature = contents.get(SIGNATURE, b"")
         good = signing.verify_signature(public, signature, manifest_bytes)
-        checks.append(Check(SIGNATURE, good, "Ed25519 signature over manifest.json is valid"
-                            if good else "does NOT match manifest.json: the manifest or the "
-                            "signature was changed after signing"))
+        checks.append(
+            Check(
+                SIGNATURE,
+                good,
+                "Ed25519 signature over manifest.json is valid"
+                if good
+                else "does NOT match manifest.json: the manifest or the "
+                "signature was changed after signing",
+            )
+        )
     try:
         manifest = json.loads(manifest_bytes)
         entries = {e["path"]: e for e in manifest["files"]}
@@ -335,8 +415,7 @@ def verify_pack(data: bytes, *, trusted_public_key: bytes | None = None) -> Veri
         checks.append(_check_file(path, entry, contents, names))
     for name in contents:
         if name not in entries and name not in UNLISTED:
-            checks.append(Check(name, False, "is not listed in the manifest (added after "
-                                             "signing)"))
+            checks.append(Check(name, False, "is not listed in the manifest (added after signing)"))
     checks.append(_check_timestamp_request(contents.get(TIMESTAMP_REQUEST), manifest_bytes))
     return VerifyReport(tuple(checks), fingerprint)
 
@@ -347,20 +426,27 @@ def _check_manifest_fields(manifest: dict[str, Any], fingerprint: str) -> Check:
     claimed = manifest.get("signature", {}).get("public_key_sha256")
     if fingerprint and claimed != fingerprint:
         return Check(MANIFEST, False, "names a different public key than public_key.pem")
-    return Check(MANIFEST, True, f"schema version {manifest.get('schema_version')}, "
-                                 f"{len(manifest['files'])} files listed")
+    return Check(
+        MANIFEST,
+        True,
+        f"schema version {manifest.get('schema_version')}, {len(manifest['files'])} files listed",
+    )
 
 
-def _check_file(path: str, entry: dict[str, Any], contents: dict[str, bytes],
-                names: list[str]) -> Check:
+def _check_file(
+    path: str, entry: dict[str, Any], contents: dict[str, bytes], names: list[str]
+) -> Check:
     if path not in contents:
         why = "damaged (see above)" if path in names else "MISSING from the pack"
         return Check(path, False, why)
     found = hashlib.sha256(contents[path]).hexdigest()
     expected = str(entry.get("sha256", ""))
     if found != expected:
-        return Check(path, False, f"CHANGED: sha256 is {found[:16]}…, the signed manifest says "
-                                  f"{expected[:16]}…")
+        return Check(
+            path,
+            False,
+            f"CHANGED: sha256 is {found[:16]}…, the signed manifest says {expected[:16]}…",
+        )
     return Check(path, True, f"sha256 matches ({found[:16]}…)")
 
 
@@ -372,8 +458,11 @@ def _check_timestamp_request(tsq: bytes | None, manifest_bytes: bytes) -> Check:
     except ValueError as exc:
         return Check(TIMESTAMP_REQUEST, False, f"not a valid RFC 3161 request ({exc})")
     good = request.digest == hashlib.sha256(manifest_bytes).digest()
-    return Check(TIMESTAMP_REQUEST, good, "RFC 3161 request for sha256(manifest.json)" if good
-                 else "does not match manifest.json")
+    return Check(
+        TIMESTAMP_REQUEST,
+        good,
+        "RFC 3161 request for sha256(manifest.json)" if good else "does not match manifest.json",
+    )
 
 
 # --- helpers ------------------------------------------------------------------------------------
@@ -383,8 +472,12 @@ def _flatten(mapping: Mapping[str, Any], prefix: str = "") -> list[tuple[str, st
         if isinstance(value, Mapping):
             out += _flatten(value, f"{prefix}{key}.")
         else:
-            out.append((f"{prefix}{key}", ",".join(map(str, value))
-                        if isinstance(value, list | tuple) else str(value)))
+            out.append(
+                (
+                    f"{prefix}{key}",
+                    ",".join(map(str, value)) if isinstance(value, list | tuple) else str(value),
+                )
+            )
     return out
 
 

@@ -142,8 +142,10 @@ def render_pdf(verdict: Verdict, inputs: PdfInputs, *, lang: Lang) -> bytes:
     story.append(para(both("subtitle", lang), "small"))
     story.append(Spacer(1, 4 * mm))
     colour = ROBOT_RED if verdict.label is Label.ROBOT else HUMAN_GREEN
-    box = [[para(rp.verdict_sentence(verdict, lang), "verdict", lang_of=lang)],
-           [para(rp.verdict_sentence(verdict, second), "verdict", lang_of=second)]]
+    box = [
+        [para(rp.verdict_sentence(verdict, lang), "verdict", lang_of=lang)],
+        [para(rp.verdict_sentence(verdict, second), "verdict", lang_of=second)],
+    ]
     story.append(_boxed(box, colour))
     story.append(Spacer(1, 3 * mm))
     for code in (lang, second):
@@ -153,14 +155,23 @@ def render_pdf(verdict: Verdict, inputs: PdfInputs, *, lang: Lang) -> bytes:
     story.append(_key_value_table(_case_rows(verdict, inputs, lang), st))
     heading("privacy")
     recital_colour = ROBOT_RED if inputs.recitals else GREY
-    story.append(_boxed([[para(rp.recital_sentence(inputs.recitals, c), lang_of=c)]
-                         for c in (lang, second)], recital_colour))
+    story.append(
+        _boxed(
+            [[para(rp.recital_sentence(inputs.recitals, c), lang_of=c)] for c in (lang, second)],
+            recital_colour,
+        )
+    )
     excerpts = dict.fromkeys((f.span_s[0], f.excerpt) for f in inputs.recitals)
     if excerpts:
         story.append(para(both("recital_excerpts", lang) + ":", "small"))
     for start_s, excerpt in list(excerpts)[:3]:
-        story.append(para(f"{rp.format_clock(start_s)}  {excerpt}", "small",
-                          lang_of="zh" if has_cjk(excerpt) else "en"))
+        story.append(
+            para(
+                f"{rp.format_clock(start_s)}  {excerpt}",
+                "small",
+                lang_of="zh" if has_cjk(excerpt) else "en",
+            )
+        )
     story.append(PageBreak())
 
     # page 2: reasons and figure
@@ -201,9 +212,15 @@ def render_pdf(verdict: Verdict, inputs: PdfInputs, *, lang: Lang) -> bytes:
     buf = io.BytesIO()
     footer = f"{verdict.audio.name} · SHA-256 {verdict.audio.sha256[:16]}…"
     doc = SimpleDocTemplate(
-        buf, pagesize=A4, leftMargin=MARGIN, rightMargin=MARGIN, topMargin=MARGIN,
-        bottomMargin=MARGIN + 4 * mm, title=f"{text('title', lang)} / {text('title', second)}",
-        author="robocall-detector", subject=verdict.audio.sha256,
+        buf,
+        pagesize=A4,
+        leftMargin=MARGIN,
+        rightMargin=MARGIN,
+        topMargin=MARGIN,
+        bottomMargin=MARGIN + 4 * mm,
+        title=f"{text('title', lang)} / {text('title', second)}",
+        author="robocall-detector",
+        subject=verdict.audio.sha256,
     )
 
     def on_page(canvas: Any, document: Any) -> None:
@@ -223,14 +240,23 @@ def _styles(font: str) -> dict[str, ParagraphStyle]:
     base = ParagraphStyle("body", fontName=font, fontSize=9.5, leading=14, spaceAfter=3)
     out = {
         "body": base,
-        "small": ParagraphStyle("small", parent=base, fontSize=8, leading=11,
-                                textColor=colors.HexColor("#424242")),
+        "small": ParagraphStyle(
+            "small", parent=base, fontSize=8, leading=11, textColor=colors.HexColor("#424242")
+        ),
         "cell": ParagraphStyle("cell", parent=base, fontSize=8.5, leading=11.5, spaceAfter=0),
         "title": ParagraphStyle("title", parent=base, fontSize=20, leading=26, spaceAfter=2),
-        "subtitle": ParagraphStyle("subtitle", parent=base, fontSize=14, leading=18,
-                                   textColor=colors.HexColor("#424242")),
-        "h2": ParagraphStyle("h2", parent=base, fontSize=13, leading=18, spaceBefore=10,
-                             spaceAfter=5, textColor=colors.HexColor("#0d47a1")),
+        "subtitle": ParagraphStyle(
+            "subtitle", parent=base, fontSize=14, leading=18, textColor=colors.HexColor("#424242")
+        ),
+        "h2": ParagraphStyle(
+            "h2",
+            parent=base,
+            fontSize=13,
+            leading=18,
+            spaceBefore=10,
+            spaceAfter=5,
+            textColor=colors.HexColor("#0d47a1"),
+        ),
         "verdict": ParagraphStyle("verdict", parent=base, fontSize=12, leading=17),
     }
     # Chinese wraps between any two characters; English only at spaces
@@ -241,12 +267,16 @@ def _styles(font: str) -> dict[str, ParagraphStyle]:
 
 def _boxed(rows: list[list[Any]], colour: Any) -> Table:
     table = Table(rows, colWidths=[PAGE_W - 2 * MARGIN])
-    table.setStyle(TableStyle([
-        ("BOX", (0, 0), (-1, -1), 1.2, colour),
-        ("LEFTPADDING", (0, 0), (-1, -1), 8),
-        ("TOPPADDING", (0, 0), (-1, -1), 5),
-        ("BOTTOMPADDING", (0, 0), (-1, -1), 5),
-    ]))
+    table.setStyle(
+        TableStyle(
+            [
+                ("BOX", (0, 0), (-1, -1), 1.2, colour),
+                ("LEFTPADDING", (0, 0), (-1, -1), 8),
+                ("TOPPADDING", (0, 0), (-1, -1), 5),
+                ("BOTTOMPADDING", (0, 0), (-1, -1), 5),
+            ]
+        )
+    )
     return table
 
 
@@ -282,23 +312,40 @@ def _case_rows(verdict: Verdict, inputs: PdfInputs, lang: Lang) -> list[tuple[st
         (both("reported_number", lang), case.caller_number or given),
         (both("callee_number", lang), inputs.callee_display or given),
         (both("call_time", lang), rp.format_call_time(case, lang) if case.call_time else given),
-        (both("duration", lang), f"{rp.format_duration(info.duration_s, lang)} / "
-                                 f"{rp.format_duration(info.duration_s, second)}"),
-        (both("verdict", lang), f"{rp.label_text(verdict.label, lang)} / "
-                                f"{rp.label_text(verdict.label, second)}"),
-        (both("robot_probability", lang), f"{rp.format_percent(verdict.robot_probability)} "
-                                          f"(≥ {rp.format_percent(verdict.threshold)} → robot)"),
+        (
+            both("duration", lang),
+            f"{rp.format_duration(info.duration_s, lang)} / "
+            f"{rp.format_duration(info.duration_s, second)}",
+        ),
+        (
+            both("verdict", lang),
+            f"{rp.label_text(verdict.label, lang)} / {rp.label_text(verdict.label, second)}",
+        ),
+        (
+            both("robot_probability", lang),
+            f"{rp.format_percent(verdict.robot_probability)} "
+            f"(≥ {rp.format_percent(verdict.threshold)} → robot)",
+        ),
         (both("sales_probability", lang), rp.format_percent(verdict.sales_probability)),
-        (both("topic", lang), f"{rp.topic_text(verdict.topic, lang)} / "
-                              f"{rp.topic_text(verdict.topic, second)}"),
-        (both("language", lang), f"{verdict.transcript.language} "
-                                 f"(p={verdict.transcript.language_probability:.2f})"),
-        (both("recording", lang), f"{info.name} · {info.container}/{info.codec} · "
-                                  f"{info.sample_rate_hz} Hz · {info.channels} ch · "
-                                  f"{info.size_bytes:,} bytes"
-                                  + (f"\ncaller = channel {info.caller_channel} "
-                                     f"({info.caller_channel_reason})" if info.channels > 1
-                                     else "")),
+        (
+            both("topic", lang),
+            f"{rp.topic_text(verdict.topic, lang)} / {rp.topic_text(verdict.topic, second)}",
+        ),
+        (
+            both("language", lang),
+            f"{verdict.transcript.language} (p={verdict.transcript.language_probability:.2f})",
+        ),
+        (
+            both("recording", lang),
+            f"{info.name} · {info.container}/{info.codec} · "
+            f"{info.sample_rate_hz} Hz · {info.channels} ch · "
+            f"{info.size_bytes:,} bytes"
+            + (
+                f"\ncaller = channel {info.caller_channel} ({info.caller_channel_reason})"
+                if info.channels > 1
+                else ""
+            ),
+        ),
         (both("recording_sha256", lang), info.sha256),
         (both("analysed_at", lang), verdict.provenance.analysed_at_utc),
     ]
@@ -307,18 +354,26 @@ def _case_rows(verdict: Verdict, inputs: PdfInputs, lang: Lang) -> list[tuple[st
 def _reasons_table(verdict: Verdict, lang: Lang, st: dict[str, ParagraphStyle]) -> Table:
     second = rp.other_lang(lang)
     width = PAGE_W - 2 * MARGIN
-    rows: list[list[Any]] = [[_cell(both(k, lang), st)
-                              for k in ("col_reason", "col_value", "col_weight", "col_where")]]
+    rows: list[list[Any]] = [
+        [_cell(both(k, lang), st) for k in ("col_reason", "col_value", "col_weight", "col_where")]
+    ]
     colour_rows = []
     for r, r2 in zip(rp.reasons(verdict, lang), rp.reasons(verdict, second), strict=True):
-        rows.append([_cell(f"R{r.rank}  {r.title} / {r2.title}\n{r.detail}", st),
-                     _cell(r.value, st),
-                     _cell(f"{r.weight:+.2f}\n{r.direction}\n{r2.direction}", st),
-                     _cell(r.where or "—", st)])
+        rows.append(
+            [
+                _cell(f"R{r.rank}  {r.title} / {r2.title}\n{r.detail}", st),
+                _cell(r.value, st),
+                _cell(f"{r.weight:+.2f}\n{r.direction}\n{r2.direction}", st),
+                _cell(r.where or "—", st),
+            ]
+        )
         colour_rows.append(ROBOT_RED if r.weight > 0 else HUMAN_GREEN if r.weight < 0 else GREY)
     table = _grid(rows, [0.55 * width, 0.10 * width, 0.17 * width, 0.18 * width], header=True)
-    table.setStyle(TableStyle([("LINEBEFORE", (0, i), (0, i), 3, c)
-                               for i, c in enumerate(colour_rows, start=1)]))
+    table.setStyle(
+        TableStyle(
+            [("LINEBEFORE", (0, i), (0, i), 3, c) for i, c in enumerate(colour_rows, start=1)]
+        )
+    )
     return table
 
 
@@ -327,12 +382,18 @@ def _transcript_table(verdict: Verdict, lang: Lang, st: dict[str, ParagraphStyle
     if not rows_data:
         return Paragraph(escape(both("no_speech", lang)), st["body"])
     width = PAGE_W - 2 * MARGIN
-    rows: list[list[Any]] = [[_cell(both(k, lang), st)
-                              for k in ("col_time", "col_speaker", "col_text")]]
+    rows: list[list[Any]] = [
+        [_cell(both(k, lang), st) for k in ("col_time", "col_speaker", "col_text")]
+    ]
     callee_rows = []
     for i, row in enumerate(rows_data, start=1):
-        rows.append([_cell(f"{rp.format_clock(row.start_s)}–{rp.format_clock(row.end_s)}", st),
-                     _cell(both(row.speaker, lang), st), _cell(row.text, st)])
+        rows.append(
+            [
+                _cell(f"{rp.format_clock(row.start_s)}–{rp.format_clock(row.end_s)}", st),
+                _cell(both(row.speaker, lang), st),
+                _cell(row.text, st),
+            ]
+        )
         if row.speaker == "callee":
             callee_rows.append(("BACKGROUND", (0, i), (-1, i), colors.HexColor("#f5f5f5")))
     table = _grid(rows, [0.15 * width, 0.17 * width, 0.68 * width], header=True)
@@ -347,10 +408,13 @@ def _method_rows(verdict: Verdict, inputs: PdfInputs, lang: Lang) -> list[tuple[
     return [
         (both("software", lang), f"robocall-detector {prov.package_version}"),
         (both("models", lang), models or "—"),
-        (both("settings", lang), "\n".join(
-            [f"config hash {prov.config_hash}; threshold {verdict.threshold:.2f}"]
-            + [f"{k} = {v}" for k, v in inputs.settings]
-        )),
+        (
+            both("settings", lang),
+            "\n".join(
+                [f"config hash {prov.config_hash}; threshold {verdict.threshold:.2f}"]
+                + [f"{k} = {v}" for k, v in inputs.settings]
+            ),
+        ),
         (both("fusion", lang), prov.fusion_method),
         (both("libraries", lang), libraries or "—"),
         (both("analysed_at", lang), prov.analysed_at_utc),

@@ -97,8 +97,14 @@ def render_overview(
     return buf.getvalue()
 
 
-def _draw_waveform(ax: Axes, samples: np.ndarray, other: np.ndarray | None, rate: int,
-                   label: _Label, font: FontProperties | None) -> None:
+def _draw_waveform(
+    ax: Axes,
+    samples: np.ndarray,
+    other: np.ndarray | None,
+    rate: int,
+    label: _Label,
+    font: FontProperties | None,
+) -> None:
     if other is not None:
         t, low, high = _envelope(other, rate)
         ax.fill_between(t, low, high, color="#9e9e9e", lw=0, label=label("callee"))
@@ -112,8 +118,9 @@ def _draw_waveform(ax: Axes, samples: np.ndarray, other: np.ndarray | None, rate
         ax.legend(loc="upper right", prop=font, fontsize=7, framealpha=0.8)
 
 
-def _draw_spectrogram(ax: Axes, samples: np.ndarray, rate: int, label: _Label,
-                      font: FontProperties | None) -> None:
+def _draw_spectrogram(
+    ax: Axes, samples: np.ndarray, rate: int, label: _Label, font: FontProperties | None
+) -> None:
     hop = max(160, int(np.ceil(samples.size / MAX_FRAMES)))
     if samples.size < N_FFT:
         ax.set_title(label("spectrogram"), loc="left", fontproperties=font, fontsize=10)
@@ -137,14 +144,28 @@ def _draw_spectrogram(ax: Axes, samples: np.ndarray, rate: int, label: _Label,
     ax.plot(f0_times[::step], f0[::step], color=PITCH_COLOUR, lw=1.4)
 
 
-def _draw_reasons(ax: Axes, reasons: tuple[Reason, ...], duration_s: float, label: _Label,
-                  font: FontProperties | None) -> None:
+def _draw_reasons(
+    ax: Axes,
+    reasons: tuple[Reason, ...],
+    duration_s: float,
+    label: _Label,
+    font: FontProperties | None,
+) -> None:
     placed = [(r, r.span_s) for r in reasons if r.span_s is not None][:8]
     ax.set_title(label("reasons"), loc="left", fontproperties=font, fontsize=10)
     ax.set_yticks([])
     if not placed:
-        ax.text(0.5, 0.5, label("no_spans"), ha="center", va="center", transform=ax.transAxes,
-                fontproperties=font, fontsize=8, color=NEUTRAL_COLOUR)
+        ax.text(
+            0.5,
+            0.5,
+            label("no_spans"),
+            ha="center",
+            va="center",
+            transform=ax.transAxes,
+            fontproperties=font,
+            fontsize=8,
+            color=NEUTRAL_COLOUR,
+        )
         return
     for row, (r, (start, end)) in enumerate(placed):
         width = max(end - start, duration_s / 200.0)
@@ -153,14 +174,38 @@ def _draw_reasons(ax: Axes, reasons: tuple[Reason, ...], duration_s: float, labe
         name = f"R{r.rank} {r.title}" if font is not None else f"R{r.rank}"
         gap = duration_s * 0.01
         if start + width < duration_s * 0.6:  # room on the right of the bar
-            ax.text(start + width + gap, row, name, va="center", ha="left", fontsize=7,
-                    color=colour, fontproperties=font)
+            ax.text(
+                start + width + gap,
+                row,
+                name,
+                va="center",
+                ha="left",
+                fontsize=7,
+                color=colour,
+                fontproperties=font,
+            )
         elif start > duration_s * 0.4:  # room on the left
-            ax.text(start - gap, row, name, va="center", ha="right", fontsize=7, color=colour,
-                    fontproperties=font)
+            ax.text(
+                start - gap,
+                row,
+                name,
+                va="center",
+                ha="right",
+                fontsize=7,
+                color=colour,
+                fontproperties=font,
+            )
         else:  # a bar across most of the call: write on it
-            ax.text(start + gap, row, name, va="center", ha="left", fontsize=7, color="white",
-                    fontproperties=font)
+            ax.text(
+                start + gap,
+                row,
+                name,
+                va="center",
+                ha="left",
+                fontsize=7,
+                color="white",
+                fontproperties=font,
+            )
     ax.set_ylim(len(placed) - 0.5, -0.5)
 
 

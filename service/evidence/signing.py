@@ -28,7 +28,6 @@ PUBLIC_KEY_FILE = "signing_key.pub.pem"
 KEYS_SUBCOMMAND_MODULES: tuple[str, ...] = ()
 
 
-
 class SigningKeyError(RobocallError):
     """No usable signing key: missing, unreadable, or readable by other users."""
 
@@ -124,7 +123,7 @@ def fingerprint(key: Ed25519PublicKey) -> str:
 
 def readable_fingerprint(fp: str) -> str:
     """``"ab12cd34..."`` -> ``"ab12 cd34 ..."`` for reading aloud or comparing by eye."""
-    return " ".join(fp[i:i + 4] for i in range(0, len(fp), 4))
+    return " ".join(fp[i : i + 4] for i in range(0, len(fp), 4))
 
 
 def verify_signature(key: Ed25519PublicKey, signature: bytes, message: bytes) -> bool:

@@ -132,5 +132,3 @@ class BlobStore:
             except FileNotFoundError:
                 continue
         return removed
-
-

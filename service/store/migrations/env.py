@@ -24,9 +24,7 @@ def _run(connection: Connection) -> None:
     )
     with context.begin_transaction():
         if connection.dialect.name == "postgresql":
-            connection.exec_driver_sql(
-                f"SELECT pg_advisory_xact_lock({_PG_MIGRATION_LOCK})"
-            )
+            connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_PG_MIGRATION_LOCK})")
         context.run_migrations()
 
 
