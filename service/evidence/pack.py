@@ -93,7 +93,7 @@ def build_pack(
     case : CaseInfo
         Numbers, call time, report language, the callee's name(s) if known.
     signing_key : Ed25519PrivateKey
-        See ``service/keys.py``.
+        See :mod:`service.evidence.signing`.
     unmasked : bool
         Also include an unmasked copy of the report under ``unmasked/``.
     audio : Audio, optional

@@ -68,7 +68,7 @@ class FontNotFoundError(RobocallError):
 
 @dataclass(frozen=True, slots=True)
 class PdfInputs:
-    """Everything the PDF shows besides the verdict; prepared by ``service/evidence.py``."""
+    """Everything the PDF shows besides the verdict; prepared by :mod:`service.evidence.pack`."""
 
     case: CaseInfo
     callee_display: str  # the called number as shown (masked unless asked)

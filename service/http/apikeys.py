@@ -4,8 +4,8 @@ A key reads ``rcd_<id>_<secret>``: the id is public (listed, used to revoke, own
 secret is shown once at creation and only its sha256 is stored. The secret is 256 random bits, so
 a plain hash is as strong as a slow password hash here and keeps each request cheap.
 
-CLI: ``robocall apikeys create --name NAME | list | revoke ID`` (``robocall keys`` is a separate
-group, for the Ed25519 signing keys of evidence packs).
+CLI (:mod:`service.commands.apikeys`): ``robocall apikeys create --name NAME | list | revoke ID``
+(``robocall keys`` is a separate group, for the Ed25519 signing keys of evidence packs).
 """
 
 from __future__ import annotations

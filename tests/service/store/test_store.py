@@ -16,7 +16,6 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import text, update
 
-from pipeline.audio import sniff_audio_format
 from pipeline.errors import NotAudioError
 from service.http.apikeys import RateLimiter, create_key, verify_key
 from service.store.blobs import BlobStore
@@ -203,32 +202,6 @@ def test_rate_limiter_refills() -> None:
     assert limiter.acquire("other") == 0  # per key
     time.sleep(0.03)  # 100 per second: refilled
     assert limiter.acquire("k") == 0
-
-
-@pytest.mark.parametrize(
-    ("head", "fmt"),
-    [
-        (b"RIFF\x00\x00\x00\x00WAVEfmt ", "wav"),
-        (b"#!AMR\n\x00", "amr"),
-        (b"#!AMR-WB\n", "amr"),
-        (b"fLaC\x00", "flac"),
-        (b"OggS\x00", "ogg"),
-        (b"ID3\x04", "mp3"),
-        (b"\xff\xfb\x90d", "mp3"),
-        (b"\x00\x00\x00\x20ftypM4A ", "mp4"),
-        (b"\x1a\x45\xdf\xa3", "webm"),
-        (b"FORM\x00\x00\x00\x00AIFF", "aiff"),
-        (b"RF64\xff\xff\xff\xffWAVEds64", "wav"),
-        (b"\xff\xf1\x50\x80", "aac"),
-        (b".snd\x00\x00\x00\x18", "au"),
-        (b"hello world", None),
-        (b"", None),
-        (b"RIFF\x00\x00\x00\x00AVI ", None),
-        (b"\xff\xd8\xff\xe0JFIF", None),
-    ],
-)
-def test_sniffing_uses_content_only(head: bytes, fmt: str | None) -> None:
-    assert sniff_audio_format(head) == fmt
 
 
 def test_blobs_are_content_addressed_and_paths_checked(blobs: BlobStore) -> None:
