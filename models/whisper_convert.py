@@ -31,16 +31,16 @@ from __future__ import annotations
 import base64
 import gzip
 import logging
-import os
 import re
 import struct
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from pipeline.files import atomic_path
 
 if TYPE_CHECKING:
     import torch
@@ -472,14 +472,7 @@ def convert_to_file(
     converted = convert_ct2_whisper(
         read_ct2_model(model_bin), alignment_heads=config.get("alignment_heads")
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(converted.checkpoint(source_sha256=source_sha256), handle)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, tmp.open("wb") as handle:
+        torch.save(converted.checkpoint(source_sha256=source_sha256), handle)
     logger.info("converted CT2 Whisper %s to %s", source_sha256[:16], path)
     return path

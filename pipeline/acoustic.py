@@ -237,6 +237,29 @@ def acoustic_cues(
     return AcousticCues(evidence=tuple(evidence), speech_s=round(speech_s, 3))
 
 
+def pitch_track(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The f0 track the pitch cues measure (our YIN at :data:`RATE_HZ`, :data:`HOP` frames).
+
+    Reports draw this track, so the figure shows exactly what the ``pitch_*`` numbers came from.
+
+    Parameters
+    ----------
+    samples : np.ndarray [shape=(n,)], float32
+        One channel (the caller's) at ``ANALYSIS_RATE_HZ``.
+
+    Returns
+    -------
+    times_s : np.ndarray [shape=(m,)]
+        Centre of each frame, seconds.
+    f0_hz : np.ndarray [shape=(m,)]
+        f0 in Hz; NaN outside speech (VAD) and in unvoiced frames.
+    """
+    samples = np.asarray(samples, dtype=np.float32)
+    frames = _analyse(samples, voiced_intervals(samples))
+    times_s = (np.arange(frames.f0_hz.size) * HOP + N_FFT / 2) / RATE_HZ
+    return times_s, frames.f0_hz
+
+
 def find_repeats(samples: np.ndarray) -> tuple[Repeat, ...]:
     """Voiced chunks of ``samples`` (mono float32, 16 kHz) that replay an earlier chunk."""
     intervals = voiced_intervals(np.asarray(samples, dtype=np.float32))

@@ -57,20 +57,33 @@ MAX_BAD_PACKET_FRACTION = 0.1  # more failed packets than this (and more than on
 SAME_SPEECH_RATIO = 0.9  # speech totals within 10 % count as "about as much"
 
 # Leading bytes of containers FFmpeg decodes; a failure to open one of these is corruption.
+SNIFF_BYTES = 16  # bytes of the head that :func:`sniff_audio_format` needs (every magic below)
+# Format id -> (what messages call it, MIME type). The id is stable: the service stores it.
+AUDIO_FORMATS: dict[str, tuple[str, str]] = {
+    "wav": ("WAV", "audio/wav"),
+    "aiff": ("AIFF", "audio/aiff"),
+    "amr": ("AMR", "audio/amr"),
+    "flac": ("FLAC", "audio/flac"),
+    "ogg": ("Ogg", "audio/ogg"),
+    "mp3": ("MP3", "audio/mpeg"),
+    "aac": ("AAC (ADTS)", "audio/aac"),
+    "mp4": ("MP4/M4A", "audio/mp4"),
+    "webm": ("Matroska/WebM", "audio/webm"),
+    "caf": ("CAF", "audio/x-caf"),
+    "au": ("AU", "audio/basic"),
+    "asf": ("ASF/WMA", "audio/x-ms-asf"),
+}
+# (offset, magic, format id): checked against the first bytes, never the name or content type.
 _AUDIO_MAGIC: tuple[tuple[int, bytes, str], ...] = (
-    (0, b"RIFF", "WAV"),  # refined below: needs "WAVE" at offset 8
-    (0, b"RF64", "WAV"),
-    (0, b"BW64", "WAV"),
-    (0, b"OggS", "Ogg"),
-    (0, b"fLaC", "FLAC"),
-    (0, b"ID3", "MP3"),
-    (0, b"#!AMR", "AMR"),
-    (4, b"ftyp", "MP4/M4A"),
-    (0, b"\x1a\x45\xdf\xa3", "Matroska/WebM"),
-    (0, b"FORM", "AIFF"),
-    (0, b".snd", "AU"),
-    (0, b"caff", "CAF"),
-    (0, b"\x30\x26\xb2\x75", "ASF/WMA"),
+    (0, b"#!AMR", "amr"),  # "#!AMR\n" and "#!AMR-WB\n"
+    (0, b"fLaC", "flac"),
+    (0, b"OggS", "ogg"),
+    (0, b"ID3", "mp3"),
+    (4, b"ftyp", "mp4"),
+    (0, b"\x1a\x45\xdf\xa3", "webm"),
+    (0, b"caff", "caf"),
+    (0, b".snd", "au"),
+    (0, b"\x30\x26\xb2\x75", "asf"),
 )
 _NOT_AUDIO_MAGIC: tuple[tuple[bytes, str], ...] = (
     (b"\x89PNG\r\n\x1a\n", "a PNG image"),
@@ -332,20 +345,39 @@ def _printable(label: str) -> str:
     return clean[:200] or "<unnamed>"
 
 
+def sniff_audio_format(head: bytes) -> str | None:
+    """Container of a recording from its first bytes (a key of :data:`AUDIO_FORMATS`), or None.
+
+    The one audio sniffer: ``load_audio`` and the service's upload check both use it.
+
+    Parameters
+    ----------
+    head : bytes
+        At least :data:`SNIFF_BYTES` bytes from the start of the file (fewer for tiny files).
+    """
+    if head[:4] in (b"RIFF", b"RF64", b"BW64") and head[8:12] == b"WAVE":
+        return "wav"
+    if head[:4] == b"RIFF" and head[8:12] == b"RF64":
+        return "wav"
+    if head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC"):
+        return "aiff"
+    for offset, magic, fmt in _AUDIO_MAGIC:
+        if head[offset : offset + len(magic)] == magic:
+            return fmt
+    # MPEG audio frame sync (11 set bits): layer bits 00 is ADTS AAC, anything else MP3 (no tag).
+    if len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0:
+        return "mp3" if head[1] & 0x06 else "aac"
+    return None
+
+
 def _sniff(data: bytes, label: str) -> str | None:
     """Name the audio container the magic bytes claim, None if unknown; refuse obvious non-audio."""
     for magic, what in _NOT_AUDIO_MAGIC:
         if data.startswith(magic):
             raise NotAudioError(f"{label}: not audio: the content is {what}")
-    for offset, magic, kind in _AUDIO_MAGIC:
-        if data[offset : offset + len(magic)] == magic:
-            if magic == b"RIFF" and data[8:12] != b"WAVE":
-                continue
-            if magic == b"FORM" and data[8:11] != b"AIF":
-                continue
-            return kind
-    if len(data) >= 2 and data[0] == 0xFF and data[1] & 0xE0 == 0xE0:
-        return "MPEG/ADTS audio"  # frame sync of MP3 or raw AAC without a tag
+    fmt = sniff_audio_format(data[:SNIFF_BYTES])
+    if fmt is not None:
+        return AUDIO_FORMATS[fmt][0]
     if _looks_like_text(data[:4096]):
         # Also keeps text-based demuxers (HLS playlists, ffconcat, SDP) that open other files away
         # from FFmpeg.

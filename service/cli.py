@@ -1,6 +1,7 @@
 """``robocall`` command line: entry point only, no ML logic.
 
-Each subcommand lives in its own module exposing ``register(subparsers)``; the parser it adds sets
+Each subcommand lives in its own module under ``service/commands/`` (the only place argparse is
+used) exposing ``register(subparsers)``; the parser it adds sets
 ``func=<callable(args) -> int>``. Results go to stdout, logs to stderr. Exit codes: 0 every input
 analysed, 1 any input failed, 2 usage error.
 """
@@ -15,13 +16,13 @@ from collections.abc import Sequence
 
 # Modules that contribute subcommands, in the order `--help` lists them.
 COMMAND_MODULES = (
-    "service.analyze_cmd",
-    "service.serve_cmd",
-    "service.batch_cmd",
-    "service.apikeys",
-    "service.evidence",
-    "service.keys",
-    "service.train_cmd",
+    "service.commands.analyze",
+    "service.commands.serve",
+    "service.commands.batch",
+    "service.commands.apikeys",
+    "service.commands.evidence",
+    "service.commands.keys",
+    "service.commands.train",
 )
 
 

@@ -27,6 +27,8 @@ import numpy as np
 import soundfile as sf
 from scipy import signal
 
+from pipeline.files import atomic_path, write_atomic
+
 REPO_DIR = Path(__file__).resolve().parents[2]
 MANIFEST_DIR = REPO_DIR / "datasets" / "manifests"
 SPLITS = ("train", "dev", "test")
@@ -107,10 +109,7 @@ def write_manifest(rows: Iterable[CorpusRow], path: Path) -> int:
     ids = [r.id for r in ordered]
     if len(set(ids)) != len(ids):
         raise ValueError(f"duplicate row ids in {path.name}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".jsonl.tmp")
-    tmp.write_text("".join(r.to_json() + "\n" for r in ordered), encoding="utf-8")
-    tmp.replace(path)
+    write_atomic(path, "".join(r.to_json() + "\n" for r in ordered).encode("utf-8"))
     return len(ordered)
 
 
@@ -274,10 +273,8 @@ def write_clip(path: Path, samples: np.ndarray, *, sample_rate_hz: int) -> float
     peak = float(np.max(np.abs(x))) if x.size else 0.0
     if peak > 0.999:
         x = x * (0.999 / peak)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
-    sf.write(tmp, x.astype(np.float32), STORE_RATE_HZ, format="FLAC", subtype="PCM_16")
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        sf.write(tmp, x.astype(np.float32), STORE_RATE_HZ, format="FLAC", subtype="PCM_16")
     return round(x.size / STORE_RATE_HZ, 3)
 
 

@@ -34,6 +34,7 @@ from models.training.corpus import (
     seeded_rng,
 )
 from pipeline.errors import EmptyAudioError
+from pipeline.files import atomic_path
 from pipeline.telephone import call_channel, telephone_channel
 from pipeline.types import ANALYSIS_RATE_HZ
 
@@ -273,10 +274,8 @@ def clip_features(
         windows = np.asarray([w for w, _ in pieces], dtype=np.float64).reshape(-1, 2)
         for b in missing:
             x = np.stack(per_block[b]) if per_block[b] else np.zeros((0, 1), np.float32)
-            paths[b].parent.mkdir(parents=True, exist_ok=True)
-            tmp = paths[b].with_name(paths[b].name + ".tmp.npz")
-            np.savez(tmp, windows=windows, x=x)
-            tmp.replace(paths[b])
+            with atomic_path(paths[b], suffix=".tmp.npz") as tmp:  # np.savez appends ".npz"
+                np.savez(tmp, windows=windows, x=x)
             cached[b] = (windows, x)
     windows = cached[spec.blocks[0]][0]
     if windows.shape[0] == 0:

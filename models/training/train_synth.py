@@ -1,6 +1,6 @@
 """Train the synthetic-voice head: corpus rows -> telephone channel -> cached features -> head.
 
-``robocall train`` (``service/train_cmd.py``) calls :func:`train`. Rows, windows and the
+``robocall train`` (``service/commands/train.py``) calls :func:`train`. Rows, windows and the
 feature cache are in ``synth_data.py``, the fits in ``synth_fit.py``; ``evaluate.py`` reuses
 both for its tables and its leave-one-engine-out retraining.
 

@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 from scipy import signal
 
-from pipeline.acoustic import CUE_RULES, MAX_WEIGHT, CueRule, acoustic_cues, find_repeats
+from pipeline.acoustic import (
+    CUE_RULES,
+    MAX_WEIGHT,
+    CueRule,
+    acoustic_cues,
+    find_repeats,
+    pitch_track,
+)
 from pipeline.types import AcousticCues, Audio, AudioInfo, Evidence, Transcript
 
 SR = 16_000
@@ -223,3 +230,15 @@ def test_cue_rules_map_values_to_bounded_monotonic_weights() -> None:
         CueRule("acoustic", 1.0, 3.0, 2.0, 4.0, 1.0, 1.0)
     with pytest.raises(ValueError, match="robot_weight"):
         CueRule("acoustic", 1.0, 2.0, 3.0, 4.0, 3.0, 1.0)
+
+
+def test_pitch_track_is_the_track_the_pitch_cues_measure(robot_call, human_call) -> None:
+    # The evidence PDF draws pitch_track: its numbers must be the cue's (issue 10).
+    for call, _ in (robot_call, human_call):
+        times_s, f0_hz = pitch_track(call)
+        assert times_s.shape == f0_hz.shape and np.all(np.diff(times_s) > 0)
+        voiced = f0_hz[np.isfinite(f0_hz)]
+        assert voiced.size and np.all((voiced >= 60.0) & (voiced <= 500.0))
+        semis = 12.0 * np.log2(voiced / np.median(voiced))
+        std = float(np.std(semis[np.abs(semis) <= 9.0]))
+        assert std == pytest.approx(by_name(cues_of(call))["pitch_std_st"].value, abs=1e-3)

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from pipeline.audio import load_audio
+from pipeline.audio import load_audio, sniff_audio_format
 from pipeline.config import AudioLimits
 from pipeline.errors import (
     AudioTooLargeError,
@@ -335,3 +335,29 @@ def test_forced_channel_on_mono_is_ignored(make_wav: MakeWav) -> None:
     audio = load_audio(make_wav(kind="robot"), limits=LIMITS, caller_channel=1)
     assert audio.info.caller_channel == 0
     assert audio.info.caller_channel_reason == "mono recording (caller_channel=1 ignored)"
+
+
+@pytest.mark.parametrize(
+    ("head", "fmt"),
+    [
+        (b"RIFF\x00\x00\x00\x00WAVEfmt ", "wav"),
+        (b"#!AMR\n\x00", "amr"),
+        (b"#!AMR-WB\n", "amr"),
+        (b"fLaC\x00", "flac"),
+        (b"OggS\x00", "ogg"),
+        (b"ID3\x04", "mp3"),
+        (b"\xff\xfb\x90d", "mp3"),
+        (b"\x00\x00\x00\x20ftypM4A ", "mp4"),
+        (b"\x1a\x45\xdf\xa3", "webm"),
+        (b"FORM\x00\x00\x00\x00AIFF", "aiff"),
+        (b"RF64\xff\xff\xff\xffWAVEds64", "wav"),
+        (b"\xff\xf1\x50\x80", "aac"),
+        (b".snd\x00\x00\x00\x18", "au"),
+        (b"hello world", None),
+        (b"", None),
+        (b"RIFF\x00\x00\x00\x00AVI ", None),
+        (b"\xff\xd8\xff\xe0JFIF", None),
+    ],
+)
+def test_sniffing_uses_content_only(head: bytes, fmt: str | None) -> None:
+    assert sniff_audio_format(head) == fmt

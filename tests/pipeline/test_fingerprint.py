@@ -23,7 +23,7 @@ from pipeline.fingerprint import (
     text_minhash,
     text_shingles,
 )
-from tests.service.batch_fakes import make_call, synth_prompt
+from tests.service.batch.batch_fakes import make_call, synth_prompt
 
 RATE = 16_000
 # (codec, level dB, leading silence s): G.711 both laws, MP3, AMR-NB, from -20 dB to 0 dB

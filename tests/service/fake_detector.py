@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
+from pipeline.audio import SNIFF_BYTES, sniff_audio_format
 from pipeline.config import DetectorConfig
 from pipeline.errors import CorruptAudioError, NotAudioError
 from pipeline.types import (
@@ -34,8 +35,6 @@ from pipeline.types import (
     Verdict,
     Word,
 )
-
-_MAGIC = (b"RIFF", b"ID3", b"fLaC", b"OggS", b"#!AMR")
 
 
 @dataclass(frozen=True)
@@ -60,7 +59,7 @@ class FakeDetector:
 
     def detect(self, src: bytes, *, name: str | None = None) -> Verdict:
         data = bytes(src)
-        if not data.startswith(_MAGIC):
+        if sniff_audio_format(data[:SNIFF_BYTES]) is None:
             raise NotAudioError(f"{name}: not a recording (unknown header)")
         if data.startswith(b"RIFFBAD!"):
             raise CorruptAudioError(f"{name}: damaged WAV header")

@@ -1,0 +1,186 @@
+"""Batch output: the write-ahead journal, and the results Parquet/JSONL written atomically.
+
+The journal (``<out>.journal.jsonl``) is the only durable state while a batch runs: the driver
+appends each finished row and fsyncs before counting it done, so ``kill -9`` loses at most the
+calls in flight and never half a row (a partial last line is dropped on reading). The results
+file is replaced atomically (temporary file, fsync, rename), so a crash leaves the old file or
+the new one.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import io
+import json
+import logging
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from pipeline.files import write_atomic
+
+log = logging.getLogger(__name__)
+
+# Columns that differ from run to run for the same call (timing and placement).
+VOLATILE_COLUMNS = ("analysed_at_utc", "elapsed_s", "cpu_s", "worker", "worker_peak_rss_mb")
+
+
+class BatchInUseError(RuntimeError):
+    """Another batch holds the journal of this output."""
+
+
+class Journal:
+    """Append-only JSONL of finished rows, fsync'd, locked against a second writer.
+
+    A ``kill -9`` can leave a partial last line; :meth:`read` drops and truncates it (that call
+    was not counted done, so it is analysed again).
+    """
+
+    def __init__(self, path: Path) -> None:
+        import fcntl
+
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._fh = path.open("a+b")
+        try:
+            fcntl.flock(self._fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._fh.close()
+            raise BatchInUseError(f"{path}: another batch is writing this output") from None
+
+    def read(self) -> list[dict[str, Any]]:
+        self._fh.seek(0)
+        data = self._fh.read()
+        rows, good = [], 0
+        for line in data.splitlines(keepends=True):
+            if not line.endswith(b"\n"):
+                break
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                break
+            good += len(line)
+        if good < len(data):
+            log.warning(
+                "%s: dropping a partial last record (%d bytes)", self.path, len(data) - good
+            )
+            self._fh.truncate(good)
+        self._fh.seek(0, os.SEEK_END)
+        return [_row_from_json(r) for r in rows]
+
+    def append(self, rows: Iterable[dict[str, Any]]) -> None:
+        blob = b"".join(
+            json.dumps(_row_to_json(r), ensure_ascii=False).encode() + b"\n" for r in rows
+        )
+        self._fh.write(blob)
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+
+    def reset(self) -> None:
+        self._fh.truncate(0)
+        self._fh.seek(0)
+
+    def close(self, *, remove: bool = False) -> None:
+        if remove:
+            self.path.unlink(missing_ok=True)
+        self._fh.close()
+
+
+def _row_to_json(row: dict[str, Any]) -> dict[str, Any]:
+    out = dict(row)
+    blob = out.get("audio_fingerprint")
+    out["audio_fingerprint"] = base64.b64encode(blob).decode() if blob else None
+    return out
+
+
+def _row_from_json(row: dict[str, Any]) -> dict[str, Any]:
+    blob = row.get("audio_fingerprint")
+    return {**row, "audio_fingerprint": base64.b64decode(blob) if blob else None}
+
+
+def journal_path(out: Path) -> Path:
+    return out.with_name(out.name + ".journal.jsonl")
+
+
+def output_schema() -> Any:
+    """The Parquet schema of a results file (one row per call)."""
+    import pyarrow as pa
+
+    s, f, i = pa.string(), pa.float64(), pa.int64()
+    cue = pa.struct([("source", s), ("name", s), ("value", f), ("weight", f), ("detail", s)])
+    return pa.schema(
+        [
+            ("call_id", s), ("path", s), ("caller_number", s), ("callee_number", s),
+            ("start_time", pa.timestamp("us", tz="UTC")), ("duration_s", f), ("trunk", s),
+            ("channel_layout", s),
+            ("status", s), ("error_code", s), ("error_message", s),
+            ("label", s), ("robot_probability", f), ("threshold", f), ("sales_probability", f),
+            ("topic", s), ("top_cues", pa.list_(cue)),
+            ("transcript", s), ("language", s), ("other_party_transcript", s),
+            ("campaign_id", s), ("campaign_match", s), ("prompt_other_calls", i),
+            ("prompt_other_numbers", i),
+            ("audio_sha256", s), ("audio_duration_s", f), ("container", s), ("codec", s),
+            ("sample_rate_hz", i), ("channels", i), ("caller_channel", i),
+            ("package_version", s), ("config_hash", s), ("models", s), ("fusion_method", s),
+            ("verdict_json", s), ("audio_fingerprint", pa.binary()),
+            ("analysed_at_utc", s), ("elapsed_s", f), ("cpu_s", f), ("worker", s),
+            ("worker_peak_rss_mb", f),
+        ]
+    )  # fmt: skip
+
+
+def write_rows(out: Path, rows: Sequence[dict[str, Any]]) -> None:
+    """Write rows as Parquet, atomically (a crash leaves the old file or the new one)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = output_schema()
+    table = pa.Table.from_pylist(
+        [{**{k: r.get(k) for k in schema.names}, "start_time": _parse_time(r.get("start_time"))}
+         for r in rows],
+        schema=schema,
+    )  # fmt: skip
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer, compression="zstd")
+    write_atomic(out, buffer.getvalue())
+
+
+def read_rows(path: Path) -> list[dict[str, Any]]:
+    """Rows of a results Parquet, as the journal holds them (ISO times, bytes fingerprints)."""
+    import pyarrow.parquet as pq
+
+    rows: list[dict[str, Any]] = pq.read_table(path).to_pylist()
+    for row in rows:
+        stamp = row.get("start_time")
+        row["start_time"] = stamp.astimezone(dt.UTC).isoformat() if stamp else None
+    return rows
+
+
+def _parse_time(value: str | None) -> dt.datetime | None:
+    return dt.datetime.fromisoformat(value) if value else None
+
+
+_METADATA_FIELDS = ("call_id", "caller_number", "callee_number", "start_time", "duration_s",
+                    "trunk", "channel_layout")  # fmt: skip
+_CAMPAIGN_FIELDS = ("campaign_id", "campaign_match", "prompt_other_calls", "prompt_other_numbers")
+
+
+def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
+    """Write rows as JSON lines (see :func:`_jsonl_line`), atomically."""
+    write_atomic(path, "".join(_jsonl_line(r) for r in rows).encode())
+
+
+def _jsonl_line(row: dict[str, Any]) -> str:
+    """STYLE section 8: {"input", "verdict"} or {"input", "error"}, plus metadata and campaign."""
+    obj: dict[str, Any] = {
+        "input": row["path"],
+        "metadata": {k: row.get(k) for k in _METADATA_FIELDS},
+    }
+    obj.update({k: row.get(k) for k in _CAMPAIGN_FIELDS})
+    if row["status"] == "ok":
+        obj["verdict"] = json.loads(row["verdict_json"])
+    else:
+        obj["error"] = {"code": row["error_code"], "message": row["error_message"]}
+    return json.dumps(obj, ensure_ascii=False) + "\n"

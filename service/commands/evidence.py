@@ -1,0 +1,182 @@
+"""``robocall evidence FILE --out PACK.zip`` builds a signed evidence pack; ``robocall verify``
+checks one (the pack itself: :mod:`service.evidence.pack`)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pipeline import report as rp
+from pipeline.errors import RobocallError
+from pipeline.files import write_atomic
+from pipeline.report import CaseInfo
+from service.commands.analyze import add_detector_options, config_from_args
+from service.detector import load_detector
+from service.evidence import signing
+from service.evidence.pack import build_pack, verify_pack
+
+if TYPE_CHECKING:
+    pass
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    ev = sub.add_parser(
+        "evidence",
+        help="analyse a recording and build a signed evidence pack for a complaint",
+        description="Analyse a call recording and write a signed, verifiable evidence pack (zip) "
+        "with a bilingual PDF report, JSON, complaint-form fields (12321, FTC) and the original "
+        "recording. The callee's personal data is masked in the report.",
+    )
+    ev.add_argument("file", type=Path, metavar="FILE")
+    ev.add_argument("--out", type=Path, required=True, metavar="PACK.zip")
+    ev.add_argument("--caller", default="", metavar="NUMBER", help="the number that called")
+    ev.add_argument("--callee", default="", metavar="NUMBER", help="your number (masked)")
+    ev.add_argument(
+        "--callee-name",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="your name, masked wherever it is said (repeatable)",
+    )
+    ev.add_argument(
+        "--time",
+        default="",
+        metavar="ISO8601",
+        help="when the call came, e.g. 2024-05-01T14:30+08:00",
+    )
+    ev.add_argument("--lang", choices=("zh", "en"), help="language that leads the report")
+    ev.add_argument(
+        "--unmasked",
+        action="store_true",
+        help="also include an unmasked copy of the report (do not share it)",
+    )
+    add_detector_options(ev)
+    ev.set_defaults(func=run_evidence)
+
+    ver = sub.add_parser(
+        "verify",
+        help="check an evidence pack: every hash, the signature, the timestamp request",
+        description="Check that nothing in an evidence pack changed since it was signed.",
+    )
+    ver.add_argument("pack", type=Path, metavar="PACK.zip")
+    ver.add_argument(
+        "--public-key",
+        type=Path,
+        metavar="PEM",
+        help="require the pack to be signed with this public key",
+    )
+    ver.add_argument("--json", action="store_true", help="print the checks as JSON")
+    ver.set_defaults(func=run_verify)
+
+
+def _out(line: str = "") -> None:
+    sys.stdout.write(line + "\n")
+
+
+def _err(command: str, line: str) -> None:
+    sys.stderr.write(f"robocall {command}: {line}\n")
+
+
+def run_evidence(args: argparse.Namespace) -> int:
+    try:
+        case = CaseInfo(
+            caller_number=args.caller,
+            callee_number=args.callee,
+            call_time=args.time,
+            lang=args.lang or "",
+            callee_names=tuple(args.callee_name),
+        )
+        config = config_from_args(args)
+    except ValueError as exc:
+        _err("evidence", str(exc))
+        return 2
+    try:
+        original = args.file.read_bytes()
+    except OSError as exc:
+        _err("evidence", f"{args.file}: {exc.strerror or exc}")
+        return 1
+    from pipeline.audio import load_audio
+    from service.evidence.pdf import find_cjk_font
+
+    try:
+        find_cjk_font()  # fail before minutes of analysis, not after
+        signing_key, created = signing.load_or_create_signing_key()
+        if created:
+            _err(
+                "evidence",
+                f"created a signing key in {signing.key_dir()} (see 'robocall keys show')",
+            )
+        detector = load_detector(config)
+        audio = load_audio(
+            original, limits=config.audio, name=args.file.name, caller_channel=config.caller_channel
+        )
+        verdict = detector.detect_audio(audio)
+        pack = build_pack(
+            original,
+            verdict,
+            case,
+            signing_key=signing_key,
+            unmasked=args.unmasked,
+            audio=audio,
+            settings=dataclasses.asdict(config),
+        )
+    except RobocallError as exc:
+        _err("evidence", f"[{exc.code}] {exc.message}")
+        return 1
+    write_atomic(args.out, pack)
+    fp = signing.fingerprint(signing_key.public_key())
+    lang = rp.lead_lang(verdict, case)
+    _out(f"Evidence pack: {args.out} ({len(pack) / 1024:.0f} KiB)")
+    _out(rp.verdict_sentence(verdict, lang))
+    _out(
+        f"Open report.pdf inside the pack to read the report. Signed with key "
+        f"{signing.readable_fingerprint(fp)[:39]}…"
+    )
+    _out(f"Check it any time with: robocall verify {args.out}")
+    return 0
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    try:
+        data = args.pack.read_bytes()
+        trusted = args.public_key.read_bytes() if args.public_key else None
+    except OSError as exc:
+        _err("verify", f"{exc.filename}: {exc.strerror or exc}")
+        return 1
+    try:
+        result = verify_pack(data, trusted_public_key=trusted)
+    except ValueError as exc:  # --public-key is not an Ed25519 PEM
+        _err("verify", f"{args.public_key}: {exc}")
+        return 2
+    if args.json:
+        _out(
+            json.dumps(
+                {
+                    "pack": str(args.pack),
+                    "intact": result.ok,
+                    "public_key_sha256": result.fingerprint,
+                    "checks": [
+                        {"path": c.path or "(archive)", "ok": c.ok, "message": c.message}
+                        for c in result.checks
+                    ],
+                },
+                ensure_ascii=False,
+            )
+        )
+        return 0 if result.ok else 1
+    _out(f"Checking {args.pack}")
+    width = max((len(c.path) for c in result.checks), default=10)
+    for c in result.checks:
+        _out(f"  {'OK  ' if c.ok else 'FAIL'}  {(c.path or '(archive)').ljust(width)}  {c.message}")
+    if result.fingerprint:
+        _out(f"Signed with key SHA256 {signing.readable_fingerprint(result.fingerprint)}")
+    if result.ok:
+        _out("INTACT: every file matches the signed manifest.")
+        return 0
+    bad = ", ".join(dict.fromkeys(c.path or "(archive)" for c in result.problems))
+    _out(f"NOT INTACT: {len(result.problems)} problem(s) in: {bad}")
+    return 1

@@ -1,0 +1,196 @@
+"""``robocall train`` and ``robocall evaluate``: the trained models (issue 3).
+
+Entry points only: the work is in ``models/training/``: ``train_synth.py`` (synthetic-voice
+head), ``train_text.py`` (text heads), ``train_fusion.py`` (fitted fusion, which reads the other
+two) and ``evaluate.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from pipeline.errors import RobocallError
+
+FEATURE_CHOICES = ("whisper", "lfcc", "whisper+lfcc")
+STAGES = ("synth", "text", "fusion")  # in order: the fusion is fitted on the heads' outputs
+REPO_DIR = Path(__file__).resolve().parents[2]
+FUSION_WEIGHTS = REPO_DIR / "models" / "weights" / "fusion.json"
+FUSION_REPORT = REPO_DIR / "docs" / "evaluation_fusion.md"
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    train = sub.add_parser(
+        "train",
+        help="train the synthetic-voice head, the text heads and the fusion",
+        description="Stage synth: compute (or read cached) features of the corpus clips after "
+        "the telephone channel, fit the synthetic-voice head, calibrate it on the dev split and "
+        "write the weights plus a run directory. Stage text: the text heads "
+        "(models/training/train_text.py train --folds 10 --logo). Stage fusion: fit the per-cue "
+        "scales on composed dev calls and write models/weights/fusion.json, its card and "
+        "docs/evaluation_fusion.md. Deterministic.",
+    )
+    train.add_argument(
+        "--stage",
+        choices=(*STAGES, "all"),
+        default="all",
+        help="what to rebuild (default: all, in the order synth, text, fusion; --quick: synth)",
+    )
+    train.add_argument(
+        "--out",
+        type=Path,
+        help="run directory (default: $ROBOCALL_CACHE_DIR/runs/synth-<UTC time>)",
+    )
+    train.add_argument(
+        "--weights",
+        type=Path,
+        help="weights file to write (default: models/weights/synth_head.npz; "
+        "with --quick: <run dir>/synth_head.npz, never the shipped file)",
+    )
+    train.add_argument("--quick", action="store_true", help="a handful of clips (tests, smoke)")
+    train.add_argument("--features", choices=FEATURE_CHOICES, help="feature blocks of the head")
+    train.add_argument("--manifest-dir", type=Path, help="JSONL manifests (default: datasets/)")
+    train.add_argument(
+        "--l2", type=float, help="fixed L2 penalty of the logistic head (default: picked on dev)"
+    )
+    train.set_defaults(func=run_train)
+
+    evaluate = sub.add_parser(
+        "evaluate",
+        help="evaluate the synthetic-voice head and write docs/evaluation.md",
+        description="Score the test split, call mixtures and leave-one-engine-out folds with "
+        "the head's stored training config; write evaluation.md and PNG plots.",
+    )
+    evaluate.add_argument(
+        "--out", type=Path, default=Path("docs"), help="report folder (default: %(default)s)"
+    )
+    evaluate.add_argument(
+        "--weights", type=Path, help="head to evaluate (default: models/weights/synth_head.npz)"
+    )
+    evaluate.add_argument(
+        "--compare",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also train and compare Whisper / LFCC / both feature sets (default: on)",
+    )
+    evaluate.add_argument(
+        "--cost",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="time the head and the ASR on 60 s of a call (default: on; needs the weights)",
+    )
+    evaluate.set_defaults(func=run_evaluate)
+
+
+def _needs_encoder(blocks: tuple[str, ...]) -> Any:
+    if "whisper" not in blocks:
+        return None
+    from models.loading import load_synth_encoder
+
+    return load_synth_encoder()
+
+
+def run_train(args: argparse.Namespace) -> int:
+    stages = STAGES if args.stage == "all" else (args.stage,)
+    if args.quick:
+        stages = ("synth",)
+    for stage in stages:
+        started = time.monotonic()
+        code = {"synth": _train_synth, "text": _train_text, "fusion": _train_fusion}[stage](args)
+        print(
+            f"robocall train: stage {stage} took {time.monotonic() - started:.0f} s",
+            file=sys.stderr,
+        )
+        if code:
+            return code
+    return 0
+
+
+def _train_text(args: argparse.Namespace) -> int:
+    from models.training.train_text import train
+
+    return train(10, logo=True)
+
+
+def _train_fusion(args: argparse.Namespace) -> int:
+    from models.training.fusion_report import write_outputs
+    from models.training.train_fusion import train
+
+    try:
+        result = train(e2e=120, progress=True)
+    except (RobocallError, FileNotFoundError) as exc:
+        return _failed("train", exc)
+    summary = write_outputs(result, weights=FUSION_WEIGHTS, report=FUSION_REPORT)
+    print(json.dumps(summary, indent=1, default=float))
+    return 0
+
+
+def _train_synth(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from models.synth_head import FeatureSpec
+    from models.training.synth_data import WEIGHTS_PATH, TrainConfig
+    from models.training.train_synth import train
+
+    try:
+        cfg = TrainConfig(quick=args.quick)
+        if args.features:
+            cfg = dataclasses.replace(cfg, spec=FeatureSpec(blocks=tuple(args.features.split("+"))))
+        if args.manifest_dir:
+            cfg = dataclasses.replace(cfg, manifest_dir=str(args.manifest_dir))
+        if args.l2 is not None:
+            cfg = dataclasses.replace(cfg, l2_grid=(args.l2,))
+    except ValueError as exc:
+        print(f"robocall train: {exc}", file=sys.stderr)
+        return 2
+    cache = Path(os.environ.get("ROBOCALL_CACHE_DIR") or Path.home() / ".cache" / "robocall")
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    run_dir = args.out or cache.expanduser() / "runs" / f"synth-{stamp}"
+    weights = args.weights or (run_dir / "synth_head.npz" if args.quick else WEIGHTS_PATH)
+    try:
+        encoder = _needs_encoder(cfg.spec.blocks)
+        result = train(cfg, run_dir=run_dir, weights_path=weights, encoder=encoder, progress=True)
+    except (RobocallError, FileNotFoundError) as exc:
+        return _failed("train", exc)
+    summary = {
+        "run_dir": str(result.run_dir),
+        "weights": str(result.weights_path),
+        "sha256": result.weights_sha256,
+        "metrics": {k: v for k, v in result.metrics.items() if k.startswith(("test", "mixed"))},
+    }
+    print(json.dumps(summary, indent=1, sort_keys=True))
+    return 0
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from models.synth_head import LogisticHead
+    from models.training.evaluate import evaluate
+    from models.training.evaluate_report import write_report
+    from models.training.synth_data import WEIGHTS_PATH
+
+    weights = args.weights or WEIGHTS_PATH
+    try:
+        head = LogisticHead.load(weights)
+    except (OSError, ValueError) as exc:
+        print(f"robocall evaluate: cannot read {weights}: {exc}", file=sys.stderr)
+        return 1
+    try:
+        encoder = _needs_encoder(head.spec.blocks)
+        ev = evaluate(weights, encoder=encoder, compare=args.compare, cost=args.cost, progress=True)
+    except (RobocallError, FileNotFoundError) as exc:
+        return _failed("evaluate", exc)
+    command = "robocall evaluate" + (f" --weights {args.weights}" if args.weights else "")
+    path = write_report(ev, args.out, command=command)
+    print(json.dumps({"report": str(path), "headline": ev.tables["headline"]}, default=float))
+    return 0
+
+
+def _failed(command: str, exc: RobocallError | FileNotFoundError) -> int:
+    what = exc.message if isinstance(exc, RobocallError) else f"missing corpus file: {exc}"
+    print(f"robocall {command}: {what}", file=sys.stderr)
+    return 1

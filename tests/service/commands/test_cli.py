@@ -1,0 +1,95 @@
+"""The `robocall` CLI contract: exit codes, JSON lines, readable summary, lazy imports."""
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+import models.loading
+from pipeline.config import DetectorConfig
+from pipeline.detector import Detector
+from pipeline.text_cues import RuleTextClassifier
+from service.cli import main
+from service.http.schemas import VerdictJSON
+from tests.fakes import FakeTranscriber
+
+
+@pytest.fixture
+def fake_models(monkeypatch: pytest.MonkeyPatch) -> list[DetectorConfig]:
+    """Replace the real model loader; returns the configs it was asked for."""
+    seen: list[DetectorConfig] = []
+
+    def load(config: DetectorConfig) -> Detector:
+        seen.append(config)
+        return Detector(FakeTranscriber("您好，请按1了解贷款详情。"), RuleTextClassifier(), config)
+
+    monkeypatch.setattr(models.loading, "load_detector", load)
+    return seen
+
+
+def test_help_is_fast_and_loads_no_model() -> None:
+    code = (
+        "import sys; from service.cli import main; main(['--help']); print('torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().endswith("False")
+    assert "analyze" in out.stdout
+
+
+def test_usage_errors_exit_2(fake_models: list[DetectorConfig]) -> None:
+    assert main(["analyze"]) == 2
+    assert main(["analyze", "x.wav", "--backend", "vosk"]) == 2
+    assert main(["analyze", "x.wav", "--threshold", "2"]) == 2
+    assert fake_models == []
+
+
+def test_json_lines_validate_against_the_verdict_schema(
+    fake_models: list[DetectorConfig],
+    make_wav: Callable[..., Path],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    path = make_wav(kind="robot", sr=8000, duration_s=4.0)
+    assert main(["analyze", str(path), "--json", "--languages", "zh"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 1
+    record = json.loads(lines[0])
+    assert record["input"] == str(path)
+    VerdictJSON.model_validate_json(json.dumps(record["verdict"]), strict=True)
+    assert fake_models[0].asr.languages == ("zh",)
+
+
+def test_a_bad_file_never_stops_the_others(
+    fake_models: list[DetectorConfig],
+    make_wav: Callable[..., Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    good = make_wav(kind="robot", duration_s=3.0)
+    empty = tmp_path / "empty.wav"
+    empty.write_bytes(b"")
+    text = tmp_path / "notes.mp3"
+    text.write_text("not a recording\n")
+    missing = tmp_path / "missing.amr"
+    argv = ["analyze", str(empty), str(good), str(text), str(missing), "--json"]
+    assert main(argv) == 1
+    records = [json.loads(x) for x in capsys.readouterr().out.strip().splitlines()]
+    assert [r["input"] for r in records] == argv[1:5]
+    codes = [r.get("error", {}).get("code") for r in records]
+    assert codes == ["empty_audio", None, "not_audio", "unreadable"]
+    assert records[1]["verdict"]["label"] in ("electronic_sales_robot", "human_sales_pitch")
+
+
+def test_readable_summary(
+    fake_models: list[DetectorConfig],
+    make_wav: Callable[..., Path],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    path = make_wav(kind="robot", duration_s=4.0)
+    assert main(["analyze", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "Verdict:" in out and "robot probability" in out
+    assert "请按1" in out  # the transcript
+    assert "Top reasons" in out and "not calibrated" in out

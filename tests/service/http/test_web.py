@@ -1,0 +1,199 @@
+"""The web page in a real browser: Playwright driving Debian's chromium (never a downloaded one).
+
+Uploads a recording, waits for the verdict, checks the card, the reasons and the transcript,
+plays a transcript line, switches the interface to Chinese, and saves screenshots under the
+test's temporary directory. Skips when chromium or playwright is absent.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from service.evidence.pack import verify_pack
+from service.http.app import create_app, get_detector
+from tests.service.fake_detector import (
+    FakeDetector,
+    live_server,
+    make_verdict,
+    service_settings,
+    wav_bytes,
+)
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium)"
+)
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--autoplay-policy=no-user-gesture-required",
+]
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
+    with sync_api.sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def robot_like_wav() -> bytes:
+    """A 4 s recording the fake detector labels as robot (even first sha256 digit)."""
+    for seed in range(100):
+        data = wav_bytes(seconds=4.0, rate=8000, freq_hz=160.0, seed=seed)
+        if make_verdict(data, name="x").label.value == "electronic_sales_robot":
+            return data
+    raise AssertionError("no seed gives a robot verdict")
+
+
+def test_upload_shows_verdict_reasons_and_transcript(
+    browser: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ROBOCALL_KEY_DIR", str(tmp_path / "keys"))
+    app = create_app(service_settings(tmp_path))
+    fake = FakeDetector(delay_s=0.3)
+    app.dependency_overrides[get_detector] = lambda: fake
+    recording = tmp_path / "call.wav"
+    recording.write_bytes(robot_like_wav())
+    with live_server(app) as url:
+        context = browser.new_context(locale="en-US", viewport={"width": 1000, "height": 900})
+        page = context.new_page()
+        requested: list[str] = []
+        page.on("request", lambda r: requested.append(r.url))
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(url + "/")
+        assert page.locator("h1").inner_text() == "Sales robot or human?"
+        assert page.locator("#key-row").is_hidden()
+        page.set_input_files("#file-input", str(recording))
+        page.wait_for_selector("#verdict-card", state="visible", timeout=15_000)
+
+        card = page.locator("#verdict-card")
+        assert "robot" in (card.get_attribute("class") or "")
+        assert page.locator("#verdict-label").inner_text() == "Electronic sales robot"
+        assert page.locator("#probability").inner_text() == "87%"
+        assert page.locator("#topic").inner_text() == "Insurance"
+        reasons = page.locator("#reasons li")
+        assert reasons.count() == 3
+        assert "pitch barely moves" in reasons.nth(0).inner_text()
+        lines = page.locator("#transcript li")
+        assert lines.count() == 3
+        assert "00:00.0" in lines.nth(0).inner_text()
+        assert "阳光保险" in lines.nth(0).inner_text()
+        assert page.locator("#transcript li.suspicious").count() >= 1
+        assert page.locator("#download-json").get_attribute("download", timeout=1000)
+
+        # Waveform decoded in the browser: the canvas is not blank.
+        page.wait_for_function("document.getElementById('wave-note').hidden === true")
+        inked = page.evaluate("""() => {
+            const c = document.getElementById('wave');
+            const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+            let n = 0;
+            for (let i = 0; i < d.length; i += 4) if (d[i] < 200) n++;
+            return n;
+        }""")
+        assert inked > 500
+
+        # Clicking a line plays that part of the audio (served with Range support).
+        start = float(lines.nth(1).get_attribute("data-start") or 0)
+        lines.nth(1).locator("button").click()
+        page.wait_for_function(
+            f"document.getElementById('player').currentTime >= {start}", timeout=5000
+        )
+        page.screenshot(path=str(tmp_path / "result_en.png"), full_page=True)
+
+        # The signed evidence pack of this analysis downloads from the result view.
+        with page.expect_download(timeout=30_000) as download:
+            page.click("#download-pack")
+        pack = tmp_path / "pack.zip"
+        download.value.save_as(pack)
+        assert download.value.suggested_filename.endswith(".zip")
+        assert verify_pack(pack.read_bytes()).ok
+
+        page.click("#lang-switch")
+        assert page.locator("#verdict-label").inner_text() == "电销机器人"
+        assert page.locator("h3").first.inner_text() == "判断依据"
+        page.screenshot(path=str(tmp_path / "result_zh.png"), full_page=True)
+        context.close()
+
+    assert not errors, errors
+    assert all(u.startswith((url, "blob:", "data:")) for u in requested), requested
+    assert (tmp_path / "result_en.png").stat().st_size > 10_000
+
+
+def test_interface_language_follows_the_browser(browser: Any, tmp_path: Path) -> None:
+    app = create_app(service_settings(tmp_path))
+    fake = FakeDetector()
+    app.dependency_overrides[get_detector] = lambda: fake
+    with live_server(app) as url:
+        context = browser.new_context(locale="zh-CN")
+        page = context.new_page()
+        page.goto(url + "/")
+        assert page.locator("h1").inner_text() == "电销机器人还是真人？"
+        assert page.locator("#lang-switch").inner_text() == "English"
+        assert page.locator("#key-row").is_hidden()  # local mode: no API key field
+        page.set_input_files(
+            "#file-input",
+            files=[{"name": "note.txt", "mimeType": "audio/wav", "buffer": b"not audio at all"}],
+        )
+        page.wait_for_selector("#error", state="visible")
+        assert page.locator("#error").inner_text() == "这不是可识别的录音文件。"
+        page.screenshot(path=str(tmp_path / "error_zh.png"))
+        context.close()
+
+
+def test_api_key_prompt_then_upload_with_the_key(browser: Any, tmp_path: Path) -> None:
+    from service.http.apikeys import create_key
+
+    app = create_app(service_settings(tmp_path, local_mode=False))
+    fake = FakeDetector()
+    app.dependency_overrides[get_detector] = lambda: fake
+    recording = tmp_path / "call.wav"
+    recording.write_bytes(wav_bytes(seconds=2.0, seed=7))
+    with live_server(app) as url:
+        _, key = create_key(app.state.runtime.store, name="browser")
+        context = browser.new_context(locale="en-GB")
+        page = context.new_page()
+        page.goto(url + "/")
+        page.set_input_files("#file-input", str(recording))
+        page.wait_for_selector("#key-row", state="visible")
+        assert page.locator("#error").inner_text() == "Enter an API key to use this server."
+        page.fill("#api-key", key)
+        page.set_input_files("#file-input", [])
+        page.set_input_files("#file-input", str(recording))
+        page.wait_for_selector("#verdict-card", state="visible", timeout=15_000)
+        assert page.locator("#transcript li").count() == 3
+        # The audio came through fetch() with the key (a blob: URL), not a bare <audio src>.
+        page.wait_for_function("document.getElementById('player').src.startsWith('blob:')")
+        context.close()
+
+
+def test_amr_plays_and_draws_through_the_server_wav(
+    browser: Any, tmp_path: Path, amr_wb_path: Path
+) -> None:
+    app = create_app(service_settings(tmp_path))
+    fake = FakeDetector()
+    app.dependency_overrides[get_detector] = lambda: fake
+    with live_server(app) as url:
+        context = browser.new_context(locale="en-US")
+        page = context.new_page()
+        page.goto(url + "/")
+        page.set_input_files("#file-input", str(amr_wb_path))
+        page.wait_for_selector("#verdict-card", state="visible", timeout=15_000)
+        # Chromium has no AMR decoder: the page falls back to the server's WAV copy.
+        page.wait_for_function("document.getElementById('player').src.endsWith('?format=wav')")
+        page.wait_for_function("document.getElementById('wave-note').hidden === true")
+        context.close()
