@@ -447,14 +447,26 @@ def _spectral_cues(fr: _Frames) -> list[Evidence]:
         return []
     band = f"{BAND_HZ[0]:.0f}-{BAND_HZ[1]:.0f} Hz"
     return [
-        _cue("spectral_flatness_mean", float(flat.mean()), {"flatness": float(flat.mean()),
-                                                             "band": band}),
-        _cue("spectral_flatness_std", float(flat.std()), {"flatness_std": float(flat.std()),
-                                                           "band": band}),
-        _cue("spectral_centroid_mean_hz", float(cent.mean()), {"centroid_hz": float(cent.mean()),
-                                                                "band": band}),
-        _cue("spectral_centroid_std_hz", float(cent.std()), {"centroid_std_hz": float(cent.std()),
-                                                              "band": band}),
+        _cue(
+            "spectral_flatness_mean",
+            float(flat.mean()),
+            {"flatness": float(flat.mean()), "band": band},
+        ),
+        _cue(
+            "spectral_flatness_std",
+            float(flat.std()),
+            {"flatness_std": float(flat.std()), "band": band},
+        ),
+        _cue(
+            "spectral_centroid_mean_hz",
+            float(cent.mean()),
+            {"centroid_hz": float(cent.mean()), "band": band},
+        ),
+        _cue(
+            "spectral_centroid_std_hz",
+            float(cent.std()),
+            {"centroid_std_hz": float(cent.std()), "band": band},
+        ),
     ]
 
 
@@ -643,8 +655,9 @@ def _repetition_cues(fr: _Frames, intervals: list[tuple[float, float]]) -> list[
         "replays": float(len(reps)),
         "correlation": min(r.correlation for r in reps),
     }
-    return [_cue("replayed_speech_s", total, params, reps[0].again_s,
-                 code="replayed_speech_s.found")]
+    return [
+        _cue("replayed_speech_s", total, params, reps[0].again_s, code="replayed_speech_s.found")
+    ]
 
 
 def _latency_cues(

@@ -296,8 +296,10 @@ PERSONAL_DATA: dict[str, tuple[str, str]] = {
     "address": ("address", "住址"),
     "history": ("loan, purchase or policy history", "贷款、购买或保单等记录"),
 }
-_UNITS: dict[str, tuple[str, str]] = {"words": ("words", "词"), "chars": ("Chinese characters",
-                                                                         "汉字")}
+_UNITS: dict[str, tuple[str, str]] = {
+    "words": ("words", "词"),
+    "chars": ("Chinese characters", "汉字"),
+}
 _WHEN: dict[str, tuple[str, str]] = {"earlier": ("earlier", "此前的"), "other": ("other", "其他")}
 # headline parts (English, Chinese)
 _WHO_ROBOT_SELLING = ("Electronic sales robot", "电子营销机器人")
