@@ -341,7 +341,7 @@ def mask_verdict(
 
 def _mask_evidence(
     e: Evidence, numbers: tuple[str, ...], names: tuple[str, ...]
-) -> tuple[Evidence, list[Redaction]]:
+) -> tuple[Evidence, tuple[Redaction, ...]]:
     """Mask the sentences and the quoted words in the params (phrases the caller said).
 
     The redactions returned are the English sentence's (one count per thing masked, as before
