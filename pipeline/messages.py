@@ -145,13 +145,23 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "varies, a robot answers after nearly the same delay each time.",
         "来电方 {replies:.0f} 次回应的延迟波动 {std_s:.2f} 秒；真人每次不同，机器人每次几乎一样。",
     ),
-    "prompt_seen_before": (
+    "prompt_seen_before.audio": (
         "The same recorded prompt was heard in {calls:.0f} {when:when} call(s).",
         "同一段录音提示在{when:when} {calls:.0f} 通电话中出现过。",
+    ),
+    "prompt_seen_before.audio_numbers": (
+        "The same recorded prompt was heard in {calls:.0f} {when:when} call(s) from "
+        "{numbers:.0f} caller number(s).",
+        "同一段录音提示在{when:when} {calls:.0f} 通电话中出现过，来自 {numbers:.0f} 个来电号码。",
     ),
     "prompt_seen_before.script": (
         "Nearly the same script was heard in {calls:.0f} {when:when} call(s).",
         "几乎相同的话术在{when:when} {calls:.0f} 通电话中出现过。",
+    ),
+    "prompt_seen_before.script_numbers": (
+        "Nearly the same script was heard in {calls:.0f} {when:when} call(s) from "
+        "{numbers:.0f} caller number(s).",
+        "几乎相同的话术在{when:when} {calls:.0f} 通电话中出现过，来自 {numbers:.0f} 个来电号码。",
     ),
     # --- text --------------------------------------------------------------------------------
     "sales_phrases": (
