@@ -386,10 +386,11 @@ def complaint_fields(
     else:
         call_type = "骚扰"
     excerpt = verdict.transcript.text[:160]
-    zh_summary = (f"{verdict_sentence(verdict, 'zh')}推销内容：{topic_text(verdict.topic, 'zh')}。"
+    # the verdict sentence's headline already says whether (and on what) a pitch was heard
+    zh_summary = (verdict_sentence(verdict, "zh")
                   + (recital_sentence(recitals, "zh") if recitals else "")
                   + (f"通话内容摘录：{excerpt}" if excerpt else ""))
-    en_summary = (f"{verdict_sentence(verdict, 'en')} Topic: {topic_text(verdict.topic, 'en')}. "
+    en_summary = (verdict_sentence(verdict, "en") + " "
                   + (recital_sentence(recitals, "en") + " " if recitals else "")
                   + (f"What the caller said (excerpt): {excerpt}" if excerpt else ""))
     return {
