@@ -465,11 +465,7 @@ class RuleTextClassifier:
             found.append(_reaction(transcript, other_party))
         evidence = tuple(
             sorted(
-                (
-                    dataclasses.replace(e, weight=_clip(e.weight))
-                    for e in found
-                    if e is not None
-                ),
+                (dataclasses.replace(e, weight=_clip(e.weight)) for e in found if e is not None),
                 key=lambda e: (-abs(e.weight), e.name),
             )
         )
