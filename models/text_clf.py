@@ -43,8 +43,9 @@ from typing import Any
 import numpy as np
 
 from pipeline.fuse import sigmoid
+from pipeline.messages import make_evidence
 from pipeline.text_cues import RuleTextClassifier
-from pipeline.types import Evidence, ModelInfo, TextScore, Transcript
+from pipeline.types import ModelInfo, TextScore, Transcript
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 WEIGHTS_NPZ = WEIGHTS_DIR / "text_heads.npz"
@@ -296,15 +297,14 @@ class TrainedTextClassifier:
         topic_scores = tuple((labels[i], sales * float(probs[i])) for i in order)
         robot = float(h.log_odds("robot", h.head_input("robot", blocks))[0])
         weight = max(-ROBOT_WEIGHT_CAP, min(ROBOT_WEIGHT_CAP, robot))
-        leaning = "a robot script" if robot > 0 else "human speech"
         segments = transcript.segments
-        robot_ev = Evidence(
-            source="text",
-            name="robot_script_text",
+        robot_ev = make_evidence(
+            "text",
+            "robot_script_text",
             value=robot,
             weight=weight,
-            detail=f"The wording reads like {leaning} to the trained text head (log-odds "
-            f"{robot:+.2f}); people read scripts too.",
+            code=f"robot_script_text.{'robot' if robot > 0 else 'human'}",
+            params={"log_odds": round(robot, 3)},
             span_s=(segments[0].start_s, segments[-1].end_s) if segments else None,
         )
         evidence = tuple(

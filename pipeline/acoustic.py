@@ -20,12 +20,14 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import signal
 
+from pipeline.messages import make_evidence
 from pipeline.types import (
     ANALYSIS_RATE_HZ,
     AcousticCues,
     Audio,
     Evidence,
     EvidenceSource,
+    Param,
     Transcript,
 )
 from pipeline.vad import FRAME_S, frame_rms_dbfs, voiced_intervals
@@ -47,6 +49,12 @@ MIN_PAUSES = 3  # pause regularity needs this many pauses between speech
 MIN_SYLLABLES = 10  # syllable-rhythm regularity needs this many peak-to-peak intervals
 MIN_TURNS = 3  # response-latency cues need this many callee turns answered
 DIGITAL_SILENCE_DBFS = -80.0  # far below any analogue or codec line noise (-70..-50 dBFS)
+# ...and below one 16-bit step at every sample, or exact zeros for at least half of the frame:
+# a very quiet analogue floor (-85 dBFS noise) is no digital silence and counts for nothing
+# (issue 14: "0 % exact zero samples" counted towards robot). AMR decodes digital zeros to
+# ~1e-5 (examples/robot_zh.amr), MP3 to zeros with codec ripple at the edges.
+DIGITAL_STEP = 2.0**-15
+DIGITAL_MIN_ZERO_FRACTION = 0.5
 REPEAT_MIN_S = 1.2  # shorter voiced chunks are too generic to call a replay
 REPEAT_MAX_S = 3.0  # compare at most this much of each chunk
 REPEAT_SEARCH_S = 300.0  # look for a replay this far ahead (bounds the cost on long calls)
@@ -174,14 +182,24 @@ CUE_RULES: dict[str, CueRule] = {
 }
 
 
-def _cue(name: str, value: float, detail: str, span: tuple[float, float] | None = None) -> Evidence:
+def _cue(
+    name: str,
+    value: float,
+    params: dict[str, Param],
+    span: tuple[float, float] | None = None,
+    *,
+    code: str = "",
+) -> Evidence:
+    """Evidence of cue ``name``: weight from :data:`CUE_RULES`, sentence from the catalogue
+    (message ``code``, default the cue's name)."""
     rule = CUE_RULES[name]
-    return Evidence(
-        source=rule.source,
-        name=name,
+    return make_evidence(
+        rule.source,
+        name,
         value=float(value),
         weight=round(rule.weight(value), 3) + 0.0,
-        detail=detail,
+        code=code or name,
+        params=params,
         span_s=span,
     )
 
@@ -386,18 +404,16 @@ def _pitch_cues(fr: _Frames) -> list[Evidence]:
         _cue(
             "pitch_std_st",
             std,
-            f"Pitch varies by {std:.2f} semitones (std) over {secs:.1f} s "
-            f"of voiced speech around a median of {np.median(f0):.0f} Hz.",
+            {"std_st": std, "voiced_s": secs, "median_hz": float(np.median(f0))},
         ),
-        _cue("pitch_range_st", rng, f"The 5-95 % pitch range is {rng:.1f} semitones."),
+        _cue("pitch_range_st", rng, {"range_st": rng, "percentiles": "5-95"}),
     ]
     if math.isfinite(rough):
         out.append(
             _cue(
                 "pitch_roughness_st",
                 rough,
-                f"The pitch contour changes direction by "
-                f"{rough:.3f} semitones per 10 ms (median |second difference|).",
+                {"roughness_st": rough, "statistic": "median |second difference| per 10 ms"},
             )
         )
     return out + _perturbation_cues(fr, voiced)
@@ -439,14 +455,12 @@ def _perturbation_cues(fr: _Frames, voiced: np.ndarray) -> list[Evidence]:
         _cue(
             "jitter_local_pct",
             jitter,
-            f"Cycle-to-cycle pitch period varies by {jitter:.2f} % "
-            f"(local jitter over {n_pairs} cycle pairs).",
+            {"jitter_pct": jitter, "cycle_pairs": float(n_pairs)},
         ),
         _cue(
             "shimmer_db",
             shimmer,
-            f"Cycle-to-cycle peak amplitude varies by {shimmer:.2f} dB "
-            f"(shimmer over {n_pairs} cycle pairs).",
+            {"shimmer_db": shimmer, "cycle_pairs": float(n_pairs)},
         ),
     ]
 
@@ -460,22 +474,22 @@ def _spectral_cues(fr: _Frames) -> list[Evidence]:
         _cue(
             "spectral_flatness_mean",
             float(flat.mean()),
-            f"Mean spectral flatness of speech frames in {band} is {flat.mean():.3f}.",
+            {"flatness": float(flat.mean()), "band": band},
         ),
         _cue(
             "spectral_flatness_std",
             float(flat.std()),
-            f"Spectral flatness of speech frames varies by {flat.std():.3f} (std).",
+            {"flatness_std": float(flat.std()), "band": band},
         ),
         _cue(
             "spectral_centroid_mean_hz",
             float(cent.mean()),
-            f"Mean spectral centroid of speech frames in {band} is {cent.mean():.0f} Hz.",
+            {"centroid_hz": float(cent.mean()), "band": band},
         ),
         _cue(
             "spectral_centroid_std_hz",
             float(cent.std()),
-            f"Spectral centroid of speech frames varies by {cent.std():.0f} Hz (std).",
+            {"centroid_std_hz": float(cent.std()), "band": band},
         ),
     ]
 
@@ -491,7 +505,7 @@ def _energy_cues(
             _cue(
                 "loudness_std_db",
                 std,
-                f"Speech loudness varies by {std:.1f} dB (std of 20 ms frame levels).",
+                {"loudness_std_db": std, "statistic": "std of 20 ms frame levels"},
             )
         )
     utt = [
@@ -505,8 +519,7 @@ def _energy_cues(
             _cue(
                 "utterance_loudness_std_db",
                 std,
-                f"The loudness of {len(utt)} "
-                f"utterances varies by {std:.1f} dB (std of their 90th-percentile level).",
+                {"loudness_std_db": std, "utterances": float(len(utt))},
             )
         )
     envelope = np.convolve(fr.level_db, np.ones(5) / 5.0, mode="same")
@@ -520,8 +533,7 @@ def _energy_cues(
             _cue(
                 "syllable_interval_cv",
                 cv,
-                f"Syllable-rate energy peaks come every "
-                f"{np.mean(gaps):.2f} s with a coefficient of variation of {cv:.2f}.",
+                {"cv": cv, "interval_s": float(np.mean(gaps))},
             )
         )
     return out
@@ -536,8 +548,7 @@ def _pause_cues(intervals: list[tuple[float, float]]) -> list[Evidence]:
         _cue(
             "pause_cv",
             cv,
-            f"{pauses.size} pauses between speech last {np.mean(pauses):.2f}"
-            f" s on average with a coefficient of variation of {cv:.2f}.",
+            {"cv": cv, "pauses": float(pauses.size), "mean_s": float(np.mean(pauses))},
         )
     ]
 
@@ -548,28 +559,38 @@ def _digital_silence_cues(
     if len(intervals) < 2:
         return []
     lo, hi = int(round(intervals[0][1] / FRAME_S)), int(round(intervals[-1][0] / FRAME_S))
-    runs = [(a + lo, b + lo) for a, b in _runs(levels[lo:hi] <= DIGITAL_SILENCE_DBFS)]
+    hop = int(FRAME_S * ANALYSIS_RATE_HZ)
+    frames = samples[lo * hop : max(lo, hi) * hop].reshape(-1, hop)
+    digital = (levels[lo : lo + frames.shape[0]] <= DIGITAL_SILENCE_DBFS) & (
+        (np.max(np.abs(frames), axis=1) < DIGITAL_STEP)
+        | (np.mean(frames == 0.0, axis=1) >= DIGITAL_MIN_ZERO_FRACTION)
+    )
+    runs = [(a + lo, b + lo) for a, b in _runs(digital)]
     if not runs:
         return [
             _cue(
                 "digital_silence_s",
                 0.0,
-                "Between speech the line never drops below "
-                f"{DIGITAL_SILENCE_DBFS:.0f} dBFS (no digital silence).",
+                {"silence_s": 0.0, "threshold_dbfs": DIGITAL_SILENCE_DBFS},
+                code="digital_silence_s.none",
             )
         ]
     a, b = max(runs, key=lambda r: r[1] - r[0])
     span = (a * FRAME_S, b * FRAME_S)
-    hop = int(FRAME_S * ANALYSIS_RATE_HZ)
-    zeros = 100.0 * float(np.mean(samples[a * hop : b * hop] == 0.0))
+    zeros = float(np.mean(samples[a * hop : b * hop] == 0.0))
     return [
         _cue(
             "digital_silence_s",
             span[1] - span[0],
-            f"The longest digital silence between "
-            f"speech lasts {span[1] - span[0]:.2f} s at {span[0]:.2f}-{span[1]:.2f} s "
-            f"({zeros:.0f} % exact zero samples).",
+            {
+                "silence_s": span[1] - span[0],
+                "start_s": span[0],
+                "end_s": span[1],
+                "zero_fraction": round(zeros, 3),
+                "threshold_dbfs": DIGITAL_SILENCE_DBFS,
+            },
             span,
+            code="digital_silence_s.found",
         )
     ]
 
@@ -646,25 +667,20 @@ def _repetition_cues(fr: _Frames, intervals: list[tuple[float, float]]) -> list[
         return []
     reps = _repeats(fr, intervals)
     if not reps:
-        none = "None of the call's speech replays earlier audio (0.0 s)."
-        return [_cue("replayed_speech_s", 0.0, none)]
+        return [_cue("replayed_speech_s", 0.0, {"replayed_s": 0.0}, code="replayed_speech_s.none")]
     replayed = np.zeros(fr.speech.size, dtype=bool)  # union of the replayed spans, per frame
     for r in reps:
         replayed[int(r.again_s[0] * RATE_HZ / HOP) : int(r.again_s[1] * RATE_HZ / HOP)] = True
     total = float(replayed.sum() * HOP / RATE_HZ)
-    where = "; ".join(
-        f"{r.first_s[0]:.1f}-{r.first_s[1]:.1f} s again at {r.again_s[0]:.1f}-"
-        f"{r.again_s[1]:.1f} s (r={r.correlation:.2f})"
-        for r in reps[:3]
-    )
-    more = f" and {len(reps) - 3} more" if len(reps) > 3 else ""
+    params: dict[str, Param] = {
+        "replayed_s": total,
+        "first_s": reps[0].first_s[0],
+        "again_s": reps[0].again_s[0],
+        "replays": float(len(reps)),
+        "correlation": min(r.correlation for r in reps),
+    }
     return [
-        _cue(
-            "replayed_speech_s",
-            total,
-            f"{total:.1f} s of speech replays earlier audio: {where}{more}.",
-            reps[0].again_s,
-        )
+        _cue("replayed_speech_s", total, params, reps[0].again_s, code="replayed_speech_s.found")
     ]
 
 
@@ -694,13 +710,12 @@ def _latency_cues(
         _cue(
             "response_latency_median_s",
             med,
-            f"The caller answers {lat.size} callee turns after a median {med:.2f} s.",
+            {"median_s": med, "turns": float(lat.size)},
         ),
         _cue(
             "talk_over_fraction",
             frac,
-            f"The caller starts talking over the callee in "
-            f"{over.sum()} of {lat.size} turns ({100 * frac:.0f} %).",
+            {"over": float(over.sum()), "turns": float(lat.size)},
         ),
     ]
     if (~over).sum() >= MIN_TURNS:
@@ -709,8 +724,7 @@ def _latency_cues(
             _cue(
                 "response_latency_std_s",
                 std,
-                f"The caller's response latency varies "
-                f"by {std:.2f} s (std over {(~over).sum()} replies).",
+                {"std_s": std, "replies": float((~over).sum())},
             )
         )
     return out

@@ -21,6 +21,7 @@ from pipeline.audio import AudioSource, load_audio
 from pipeline.config import DetectorConfig
 from pipeline.errors import EmptyAudioError
 from pipeline.fuse import FUSION_METHOD, FusionModel, fuse
+from pipeline.messages import make_evidence
 from pipeline.provenance import make_provenance
 from pipeline.telephone import call_channel
 from pipeline.types import (
@@ -156,17 +157,19 @@ def synthetic_voice_evidence(score: SyntheticVoiceScore) -> Evidence:
     outvoting every other cue (a new TTS engine can fool it, see docs/evaluation.md).
     """
     weight = max(-SYNTH_WEIGHT_CLIP, min(SYNTH_WEIGHT_CLIP, score.log_odds))
-    verdict = "synthetic" if score.log_odds > 0 else "human"
-    detail = (
-        f"The trained synthetic-speech detector rates the voice {verdict} "
-        f"(probability {score.probability:.2f} that it is synthetic, {score.pooling})."
-    )
-    return Evidence(
-        source="acoustic",
-        name="synthetic_voice",
+    case = "synthetic" if score.log_odds > 0 else "human"
+    return make_evidence(
+        "acoustic",
+        "synthetic_voice",
         value=round(score.probability, 4),
         weight=round(weight, 3) + 0.0,
-        detail=detail,
+        code=f"synthetic_voice.{case}",
+        params={
+            "probability": round(score.probability, 4),
+            "log_odds": round(score.log_odds, 3),
+            "pooling": score.pooling,
+            "windows": float(len(score.windows)),
+        },
         span_s=score.span_s,
     )
 

@@ -111,7 +111,8 @@ def fuse(
         The caller's and (stereo only) the callee's transcripts, carried into the verdict.
     audio, provenance : AudioInfo, Provenance
     config : FusionConfig
-        ``weight_scale``, the decision ``threshold`` and (without ``model``) the ``bias``.
+        ``weight_scale``, the decision ``threshold``, ``sales_threshold`` (whether a sales
+        pitch was heard) and (without ``model``) the ``bias``.
     model : FusionModel, optional
         Fitted bias and per-cue scales; None sums the hand-set weights with ``config.bias``.
 
@@ -135,6 +136,7 @@ def fuse(
         other_party_transcript=other_transcript,
         audio=audio,
         provenance=provenance,
+        sales_threshold=config.sales_threshold,
     )
 
 

@@ -19,6 +19,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from pipeline.messages import make_evidence
 from pipeline.types import Evidence, Segment, Transcript, Verdict, Word
 
 # kind -> (Chinese token, English token); the token language follows the text, not the report
@@ -324,9 +325,9 @@ def mask_verdict(
         all_spans.extend(other_spans)
     evidence = []
     for e in verdict.evidence:
-        detail, found = mask_text(e.detail, **kw)
+        masked_e, found = _mask_evidence(e, numbers, names)
         all_spans.extend(found)
-        evidence.append(dataclasses.replace(e, detail=detail) if found else e)
+        evidence.append(masked_e)
     name, found = mask_text(verdict.audio.name, **kw)
     all_spans.extend(found)
     audio = dataclasses.replace(verdict.audio, name=name) if found else verdict.audio
@@ -336,6 +337,35 @@ def mask_verdict(
     )
     counts = Counter(r.kind for r in all_spans).most_common()
     return masked, MaskSummary(tuple(counts), find_recitals(verdict.transcript, **kw))
+
+
+def _mask_evidence(
+    e: Evidence, numbers: tuple[str, ...], names: tuple[str, ...]
+) -> tuple[Evidence, tuple[Redaction, ...]]:
+    """Mask the sentences and the quoted words in the params (phrases the caller said).
+
+    The redactions returned are the English sentence's (one count per thing masked, as before
+    the sentences came in two languages); the rest is masked alike.
+    """
+    kw = {"known_numbers": numbers, "known_names": names}
+    changed = False
+
+    def masked(text: str) -> str:
+        nonlocal changed
+        out, spans = mask_text(text, **kw)
+        changed = changed or bool(spans)
+        return out
+
+    params = tuple(
+        (k, masked(v) if isinstance(v, str) else
+         tuple(masked(x) for x in v) if isinstance(v, tuple) else v)
+        for k, v in e.params
+    )
+    detail, found = mask_text(e.detail, **kw)
+    detail_zh = masked(e.detail_zh) if e.detail_zh else ""
+    if not (found or changed):
+        return e, found
+    return dataclasses.replace(e, detail=detail, detail_zh=detail_zh, params=params), found
 
 
 def mask_number(number: str) -> str:
@@ -361,13 +391,13 @@ def recital_evidence(flags: tuple[RecitalFlag, ...]) -> Evidence | None:
     if not flags:
         return None
     kinds = sorted({f.kind for f in flags}, key=RECITAL_KINDS.index)
-    return Evidence(
-        source="text",
-        name="recites_personal_data",
+    return make_evidence(
+        "text",
+        "recites_personal_data",
         value=float(len(flags)),
         weight=0.0,
-        detail="The caller recited what looks like the callee's personal data ("
-        + ", ".join(kinds) + "): the data may have been sold or leaked.",
+        code="recites_personal_data",
+        params={"kinds": tuple(kinds)},
         span_s=(min(f.span_s[0] for f in flags), max(f.span_s[1] for f in flags)),
     )
 

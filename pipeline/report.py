@@ -4,6 +4,10 @@ Everything here *renders* a verdict that the detector already produced (summary 
 reasons with their figures, transcript rows, complaint-form fields, the limits of the method); it
 never recomputes a score. The evidence PDF, the pack's JSON files and the web page all use these
 strings, so a verdict reads the same everywhere. Pure Python, no ML imports.
+
+Sentences about the evidence, reason titles, the headline and probabilities come from the one
+message catalogue, :mod:`pipeline.messages` (issues 13-15); this module adds the report's fixed
+strings and layout.
 """
 
 from __future__ import annotations
@@ -11,13 +15,22 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, Literal
+from typing import Any
 
+from pipeline.messages import (
+    LANGS,
+    PERSONAL_DATA,
+    TITLES,
+    Lang,
+    evidence_sentence,
+    evidence_title,
+    format_clock,
+    format_probability,
+    headline,
+)
 from pipeline.privacy import RECITAL_KINDS, RecitalFlag
 from pipeline.types import Evidence, Label, Verdict
 
-Lang = Literal["zh", "en"]
-LANGS: tuple[Lang, Lang] = ("zh", "en")
 COMPLAINT_SCHEMA_VERSION = "1"
 BEIJING = timezone(timedelta(hours=8), "UTC+08:00")
 
@@ -34,7 +47,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "duration": ("通话时长", "Duration"),
     "verdict": ("判断结果", "Verdict"),
     "robot_probability": ("机器人概率", "Robot probability"),
-    "sales_probability": ("推销概率", "Sales pitch probability"),
+    "sales_probability": ("是推销的概率", "Probability of a sales pitch"),
     "topic": ("推销内容", "Topic"),
     "language": ("通话语言", "Language"),
     "recording": ("录音文件", "Recording"),
@@ -114,8 +127,8 @@ TEXT: dict[str, tuple[str, str]] = {
 }
 
 LABEL_TEXT: dict[Label, tuple[str, str]] = {
-    Label.ROBOT: ("电子营销机器人（自动外呼）", "electronic sales robot (automated call)"),
-    Label.HUMAN: ("真人推销", "human sales pitch (a live person)"),
+    Label.ROBOT: ("机器人（自动外呼）", "robot (automated call)"),
+    Label.HUMAN: ("真人", "live person"),
 }
 TOPIC_TEXT: dict[str, tuple[str, str]] = {
     "real_estate": ("房地产", "real estate"),
@@ -127,39 +140,9 @@ TOPIC_TEXT: dict[str, tuple[str, str]] = {
     "scam": ("疑似诈骗", "suspected scam"),
     "none": ("不像推销", "not a sales pitch"),
 }
-EVIDENCE_TITLES: dict[str, tuple[str, str]] = {
-    "pitch_std_st": ("音高变化幅度（半音）", "Pitch variation (semitones)"),
-    "pitch_range_st": ("音高范围（半音）", "Pitch range (semitones)"),
-    "pitch_roughness_st": ("音高逐帧起伏（半音）", "Pitch roughness (semitones)"),
-    "jitter_local_pct": ("基频微扰 jitter（%）", "Pitch jitter (%)"),
-    "shimmer_db": ("振幅微扰 shimmer（dB）", "Amplitude shimmer (dB)"),
-    "spectral_flatness_mean": ("频谱平坦度均值", "Spectral flatness, mean"),
-    "spectral_flatness_std": ("频谱平坦度波动", "Spectral flatness, variation"),
-    "spectral_centroid_mean_hz": ("频谱重心均值（Hz）", "Spectral centroid, mean (Hz)"),
-    "spectral_centroid_std_hz": ("频谱重心波动（Hz）", "Spectral centroid, variation (Hz)"),
-    "loudness_std_db": ("响度变化（dB）", "Loudness variation (dB)"),
-    "utterance_loudness_std_db": ("各句响度差异（dB）", "Loudness spread between sentences (dB)"),
-    "syllable_interval_cv": ("音节节奏的变化（变异系数）", "Syllable rhythm variation (CV)"),
-    "pause_cv": ("停顿长短的变化（变异系数）", "Pause length variation (CV)"),
-    "digital_silence_s": ("数字静音（秒）", "Digital silence (s)"),
-    "replayed_speech_s": ("重复播放的同一段语音（秒）", "Identical speech replayed (s)"),
-    "response_latency_std_s": ("回应延迟的波动（秒）", "Response delay variation (s)"),
-    "response_latency_median_s": ("回应延迟中位数（秒）", "Median response delay (s)"),
-    "talk_over_fraction": ("打断/抢话比例", "Talking over the callee (fraction)"),
-    "sales_phrases": ("推销用语", "Sales phrases"),
-    "scripted_phrase": ("固定话术 / 语音导航用语", "Scripted or IVR phrasing"),
-    "disfluency_rate": ("口头语（嗯、那个）比例", "Filler words (um, uh) rate"),
-    "no_reaction_to_callee": ("不回应接听方的话", "No reaction to the callee"),
-    "recites_personal_data": ("念出接听方个人信息", "Recites the callee's personal data"),
-}
-RECITAL_TEXT: dict[str, tuple[str, str]] = {
-    "name": ("姓名", "name"),
-    "phone": ("电话号码", "phone number"),
-    "cn_id": ("身份证号", "ID number"),
-    "bank_card": ("银行卡", "bank card"),
-    "address": ("住址", "address"),
-    "history": ("贷款、购买或保单等记录", "loan, purchase or policy history"),
-}
+# (Chinese, English), from the catalogue: pipeline.messages holds the one copy
+EVIDENCE_TITLES: dict[str, tuple[str, str]] = {k: (zh, en) for k, (en, zh) in TITLES.items()}
+RECITAL_TEXT: dict[str, tuple[str, str]] = {k: (zh, en) for k, (en, zh) in PERSONAL_DATA.items()}
 # FTC complaint form "subject" suggestions; the person picks the closest one on the form
 FTC_SUBJECTS: dict[str, str] = {
     "loan": "Reducing your debt (credit cards, mortgage, student loans)",
@@ -210,7 +193,7 @@ class Reason:
     weight: float  # signed contribution to the robot logit
     direction: str  # "towards robot" / "towards human" / "no effect", in the report language
     where: str  # "0:03.2–0:07.9" or ""
-    detail: str  # the pipeline's plain sentence (English)
+    detail: str  # the evidence's plain sentence in the report language (pipeline.messages)
     span_s: tuple[float, float] | None
 
 
@@ -251,19 +234,6 @@ def topic_text(topic: str, lang: Lang) -> str:
     return TOPIC_TEXT.get(topic, (topic, topic))[LANGS.index(lang)]
 
 
-def evidence_title(name: str, lang: Lang) -> str:
-    fallback = name.replace("_", " ").capitalize()
-    return EVIDENCE_TITLES.get(name, (fallback, fallback))[LANGS.index(lang)]
-
-
-def format_clock(seconds: float) -> str:
-    """``83.25`` -> ``"1:23.3"`` (minutes:seconds, one decimal)."""
-    minutes, rest = divmod(max(0.0, seconds), 60.0)
-    if round(rest, 1) >= 60.0:
-        minutes, rest = minutes + 1, 0.0
-    return f"{int(minutes)}:{rest:04.1f}"
-
-
 def format_duration(seconds: float, lang: Lang) -> str:
     minutes, rest = divmod(round(seconds), 60)
     if lang == "zh":
@@ -276,7 +246,8 @@ def format_value(value: float) -> str:
 
 
 def format_percent(probability: float) -> str:
-    return f"{100.0 * probability:.0f}%"
+    """The one probability formatter (``pipeline.messages.format_probability``): ``">99 %"``."""
+    return format_probability(probability)
 
 
 def format_call_time(case: CaseInfo, lang: Lang) -> str:
@@ -288,11 +259,11 @@ def format_call_time(case: CaseInfo, lang: Lang) -> str:
 
 
 def verdict_sentence(verdict: Verdict, lang: Lang) -> str:
-    what = label_text(verdict.label, lang)
+    what = headline(verdict, lang)
     p, t = format_percent(verdict.robot_probability), format_percent(verdict.threshold)
     if lang == "zh":
         return f"本次来电判断为：{what}。机器人概率 {p}（判定阈值 {t}）。"
-    return f"This call was judged to be: {what}. Robot probability {p} (decision threshold {t})."
+    return f"This call was judged: {what}. Robot probability {p} (decision threshold {t})."
 
 
 def summary_lines(verdict: Verdict, lang: Lang) -> tuple[str, ...]:
@@ -302,14 +273,16 @@ def summary_lines(verdict: Verdict, lang: Lang) -> tuple[str, ...]:
     duration = format_duration(verdict.audio.duration_s, lang)
     top = [r for r in reasons(verdict, lang, limit=3) if r.weight != 0.0]
     if lang == "zh":
-        lines.append(f"推销概率 {sales}，内容：{topic}。录音时长 {duration}。")
+        pitch = f"内容：{topic}" if verdict.sales_pitch_heard else "未听到推销"
+        lines.append(f"是推销的概率 {sales}，{pitch}。录音时长 {duration}。")
         if top:
             lines.append("影响最大的依据：" + "；".join(f"{r.title}（{r.direction}）" for r in top)
                          + "。")
         if _untrained(verdict):
             lines.append("注意：目前的综合判断使用人工设定的权重，尚未经过大规模训练和校准。")
     else:
-        lines.append(f"Sales pitch probability {sales}; topic: {topic}. Recording: {duration}.")
+        pitch = f"topic: {topic}" if verdict.sales_pitch_heard else "no sales pitch heard"
+        lines.append(f"Probability of a sales pitch {sales}; {pitch}. Recording: {duration}.")
         if top:
             lines.append("What weighed most: "
                          + "; ".join(f"{r.title} ({r.direction})" for r in top) + ".")
@@ -328,7 +301,7 @@ def reasons(verdict: Verdict, lang: Lang, *, limit: int = 12) -> tuple[Reason, .
         key = "towards_robot" if e.weight > 0 else "towards_human" if e.weight < 0 else "neutral"
         where = f"{format_clock(e.span_s[0])}–{format_clock(e.span_s[1])}" if e.span_s else ""
         out.append(Reason(rank, e.name, evidence_title(e.name, lang), format_value(e.value),
-                          e.weight, text(key, lang), where, e.detail, e.span_s))
+                          e.weight, text(key, lang), where, evidence_sentence(e, lang), e.span_s))
     return tuple(out)
 
 
@@ -408,15 +381,16 @@ def complaint_fields(
     robot = verdict.label is Label.ROBOT
     if verdict.topic == "scam":
         call_type = "疑似诈骗"
-    elif verdict.sales_probability >= 0.5:
+    elif verdict.sales_pitch_heard:
         call_type = "商业营销"
     else:
         call_type = "骚扰"
     excerpt = verdict.transcript.text[:160]
-    zh_summary = (f"{verdict_sentence(verdict, 'zh')}推销内容：{topic_text(verdict.topic, 'zh')}。"
+    # the verdict sentence's headline already says whether (and on what) a pitch was heard
+    zh_summary = (verdict_sentence(verdict, "zh")
                   + (recital_sentence(recitals, "zh") if recitals else "")
                   + (f"通话内容摘录：{excerpt}" if excerpt else ""))
-    en_summary = (f"{verdict_sentence(verdict, 'en')} Topic: {topic_text(verdict.topic, 'en')}. "
+    en_summary = (verdict_sentence(verdict, "en") + " "
                   + (recital_sentence(recitals, "en") + " " if recitals else "")
                   + (f"What the caller said (excerpt): {excerpt}" if excerpt else ""))
     return {

@@ -54,6 +54,7 @@ said that the caller had not used before, or answers a question ("who is this?" 
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import hashlib
 import re
 import unicodedata
@@ -62,6 +63,7 @@ from pathlib import Path
 
 from pipeline import lexicon as lx
 from pipeline.fuse import sigmoid
+from pipeline.messages import make_evidence
 from pipeline.types import Evidence, ModelInfo, Segment, TextScore, Transcript
 
 MODEL_ID = "rules-v1"
@@ -210,9 +212,9 @@ _CHALLENGES = tuple(_compile(p) for p in lx.CHALLENGES)
 _ANSWERS = tuple(_compile(p) for p in lx.ANSWER_MARKERS)
 
 
-def _quote(hits: list[_Hit], limit: int = 4) -> str:
-    quoted = ", ".join(f'"{h.phrase}"' for h in hits[:limit])
-    return quoted + (f" and {len(hits) - limit} more" if len(hits) > limit else "")
+def _phrases(hits: list[_Hit], limit: int = 4) -> tuple[str, ...]:
+    """The first ``limit`` matched phrases, quoted by the message catalogue."""
+    return tuple(h.phrase for h in hits[:limit])
 
 
 def _clip(weight: float) -> float:
@@ -242,13 +244,13 @@ def _sales_and_topic(
     topic = ranked[0] if probability >= 0.5 else "none"
     evidence = None
     if sales_hits:
-        evidence = Evidence(
-            source="text",
-            name="sales_phrases",
+        evidence = make_evidence(
+            "text",
+            "sales_phrases",
             value=float(len(sales_hits)),
             weight=W_SALES,
-            detail=f"{len(sales_hits)} sales cue phrase(s) such as {_quote(sales_hits)}; "
-            "reported for context only, humans pitch too.",
+            code="sales_phrases",
+            params={"phrase_count": float(len(sales_hits)), "phrases": _phrases(sales_hits)},
             span_s=sales_hits[0].span_s,
         )
     return probability, topic, scores, evidence
@@ -264,16 +266,17 @@ def _scripted(doc: _Doc) -> Evidence | None:
         return None
     if strong:
         weight = min(MAX_ABS_WEIGHT, W_SCRIPTED_STRONG + W_SCRIPTED_EXTRA * (len(hits) - 1))
-        kind = "IVR/auto-dialler phrasing"
+        code = "scripted_phrase.strong"
     else:
         weight = min(W_SCRIPTED_WEAK_CAP, W_SCRIPTED_WEAK + W_SCRIPTED_EXTRA * (len(hits) - 1))
-        kind = "template phrasing that bots use (people sometimes do too)"
-    return Evidence(
-        source="text",
-        name="scripted_phrase",
+        code = "scripted_phrase.weak"
+    return make_evidence(
+        "text",
+        "scripted_phrase",
         value=float(len(hits)),
         weight=weight,
-        detail=f"The caller used {kind}: {_quote(strong or weak)}.",
+        code=code,
+        params={"phrases": _phrases(strong or weak), "phrase_count": float(len(hits))},
         span_s=(strong or weak)[0].span_s,
     )
 
@@ -304,23 +307,28 @@ def _disfluency(transcript: Transcript, doc: _Doc) -> Evidence | None:
     repairs = _count_repairs(light)
     events = fillers + repairs
     rate = 100.0 * events / units
-    unit = "Chinese characters" if chars >= words else "words"
+    unit = "chars" if chars >= words else "words"
     if events >= VERY_DISFLUENT_EVENTS and rate >= VERY_DISFLUENT_RATE:
-        weight, verdict = W_VERY_DISFLUENT, "clearly disfluent, as spontaneous speech is"
+        weight, case = W_VERY_DISFLUENT, "very"
     elif events >= DISFLUENT_EVENTS and rate >= DISFLUENT_RATE:
-        weight, verdict = W_DISFLUENT, "disfluent, as spontaneous speech is"
+        weight, case = W_DISFLUENT, "some"
     elif events == 0 and (words >= FLUENT_MIN_WORDS or chars >= FLUENT_MIN_CHARS):
-        weight = W_FLUENT_LONG
-        verdict = "perfectly fluent over a long stretch (weak: ASR drops fillers)"
+        weight, case = W_FLUENT_LONG, "fluent"
     else:
-        weight, verdict = 0.0, "not conclusive"
-    return Evidence(
-        source="text",
-        name="disfluency_rate",
+        weight, case = 0.0, "unclear"
+    return make_evidence(
+        "text",
+        "disfluency_rate",
         value=rate,
         weight=weight,
-        detail=f"{fillers} filler(s) and {repairs} self-repair(s) in {units} {unit} "
-        f"({rate:.1f} per 100): {verdict}.",
+        code=f"disfluency_rate.{case}",
+        params={
+            "fillers": float(fillers),
+            "repairs": float(repairs),
+            "units": float(units),
+            "unit": unit,
+            "per_100": round(rate, 2),
+        },
         span_s=(doc.spans[0][0], doc.spans[-1][1]) if doc.spans else None,
     )
 
@@ -388,21 +396,25 @@ def _reaction(transcript: Transcript, other: Transcript) -> Evidence | None:
     if reacted == 0 and judged >= MIN_JUDGED_TURNS:
         extra = W_IGNORED_CHALLENGE_EXTRA if ignored else 0.0
         weight = min(W_NO_REACTION_CAP, W_NO_REACTION + extra)
-        verdict = "the caller never reacted, it talked on regardless"
+        case = "never_question" if ignored else "never"
     elif ignored:
-        weight, verdict = W_IGNORED_CHALLENGE, "the caller talked on over a direct question"
+        weight, case = W_IGNORED_CHALLENGE, "question"
     elif reacted >= 2 and reacted >= judged / 2:
-        weight, verdict = W_REACTS, "the caller responded to what the callee said"
+        weight, case = W_REACTS, "reacts"
     else:
-        weight, verdict = 0.0, "not conclusive"
-    challenge = f'; ignored: "{ignored[0]}"' if ignored else ""
-    return Evidence(
-        source="text",
-        name="no_reaction_to_callee",
+        weight, case = 0.0, "unclear"
+    return make_evidence(
+        "text",
+        "no_reaction_to_callee",
         value=(judged - reacted) / judged,
         weight=weight,
-        detail=f"Fraction of callee turns without reaction {judged - reacted}/{judged}: "
-        f"{verdict}{challenge}.",
+        code=f"no_reaction_to_callee.{case}",
+        params={
+            "turns": float(judged),
+            "reacted": float(reacted),
+            "unanswered": float(judged - reacted),
+            "question": ignored[0] if ignored else "",
+        },
         span_s=(first_s, last_s),
     )
 
@@ -449,11 +461,7 @@ class RuleTextClassifier:
             found.append(_reaction(transcript, other_party))
         evidence = tuple(
             sorted(
-                (
-                    Evidence(e.source, e.name, e.value, _clip(e.weight), e.detail, e.span_s)
-                    for e in found
-                    if e is not None
-                ),
+                (dataclasses.replace(e, weight=_clip(e.weight)) for e in found if e is not None),
                 key=lambda e: (-abs(e.weight), e.name),
             )
         )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import re
 import types
 import typing
 from dataclasses import dataclass
@@ -102,16 +103,30 @@ class Transcript:
 
 
 EvidenceSource = Literal["text", "acoustic", "structure"]
+Param = str | float | tuple[str, ...]  # a message parameter: a figure, a word, quoted phrases
 
 
 @dataclass(frozen=True, slots=True)
 class Evidence:
+    """One cue's contribution, with its sentence in English and Chinese (issues 14, 15).
+
+    ``code`` and ``params`` name a message of ``pipeline.messages.CATALOGUE``; the sentences
+    rendered from them are stored too (``detail`` English, ``detail_zh`` Chinese) so that the
+    JSON verdict carries both. ``params`` also holds the technical figures (log-odds, pooling,
+    correlations) that the sentences leave out. Build with ``pipeline.messages.make_evidence``;
+    read a sentence with ``pipeline.messages.evidence_sentence``. Evidence from before the
+    catalogue (or built by hand) has ``code == ""`` and only ``detail``.
+    """
+
     source: EvidenceSource
     name: str  # stable id: "scripted_phrase", "pitch_flatness", ...
     value: float  # the measurement; unit in `name` or `detail`
     weight: float  # signed contribution to the robot logit (positive = robot)
-    detail: str  # one plain sentence for the report
+    detail: str  # one plain sentence for the report, English
     span_s: tuple[float, float] | None = None  # where in the call, seconds
+    code: str = ""  # message code in pipeline.messages.CATALOGUE, "" = free text in `detail`
+    params: tuple[tuple[str, Param], ...] = ()  # (name, value) sorted by name
+    detail_zh: str = ""  # the same sentence in Chinese, "" = none (read `detail`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,8 +173,28 @@ class Provenance:
     analysed_at_utc: str  # ISO 8601
 
 
+MIN_SALES_UNITS = 8  # fewer caller words (or Chinese characters) than this: too little said
+_CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_UNIT_RE = re.compile(f"[{_CJK}]|[^\\W_{_CJK}]+")
+
+
+def spoken_units(transcript: Transcript) -> int:
+    """Words plus Chinese characters in a transcript (a Chinese character counts as a word)."""
+    return len(_UNIT_RE.findall(transcript.text))
+
+
 @dataclass(frozen=True, slots=True)
 class Verdict:
+    """The answer to two questions (issue 13): who called, and what the call was.
+
+    ``label`` says who: an electronic sales robot or a live person (``human_sales_pitch``, the
+    value kept for compatibility, does *not* mean a pitch was heard). ``sales_pitch_heard`` says
+    what: ``sales_probability >= sales_threshold``; when it is False, ``too_little_said`` tells
+    "no pitch heard" from "too little said to tell" (fewer than :data:`MIN_SALES_UNITS` words).
+    Both are derived, so they never disagree with the probability; :meth:`to_dict` writes them
+    and :meth:`from_dict` ignores them. ``pipeline.messages.headline`` renders the answer.
+    """
+
     label: Label
     robot_probability: float  # 0..1 after fusion
     threshold: float
@@ -170,22 +205,48 @@ class Verdict:
     other_party_transcript: Transcript | None  # the callee's channel (stereo only)
     audio: AudioInfo
     provenance: Provenance
+    sales_threshold: float = 0.5  # sales_probability >= this: a sales pitch was heard
+
+    @property
+    def sales_pitch_heard(self) -> bool:
+        """A sales pitch was heard: ``sales_probability >= sales_threshold``."""
+        return self.sales_probability >= self.sales_threshold
+
+    @property
+    def too_little_said(self) -> bool:
+        """No pitch heard, and the caller said too little to tell whether it was one."""
+        return not self.sales_pitch_heard and spoken_units(self.transcript) < MIN_SALES_UNITS
 
     def to_dict(self) -> dict[str, Any]:
-        """The one serialiser (CLI JSON, API, batch, report)."""
+        """The one serialiser (CLI JSON, API, batch, report).
+
+        Every field, plus the derived ``sales_pitch_heard`` and ``too_little_said`` and the
+        ``schema_version``.
+        """
         out: dict[str, Any] = to_jsonable(self)
+        for key in VERDICT_DERIVED_KEYS:
+            out[key] = getattr(self, key)
         out["schema_version"] = VERDICT_SCHEMA_VERSION
         return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Verdict:
-        """Rebuild a verdict from :meth:`to_dict` output (a stored result, a report.json)."""
-        fields = {k: v for k, v in data.items() if k != "schema_version"}
+        """Rebuild a verdict from :meth:`to_dict` output (a stored result, a report.json).
+
+        Verdicts stored before schema 2 read too: a missing ``sales_threshold`` is the default
+        (0.5, what decided "topic: none" then), evidence without ``code``/``params``/``detail_zh``
+        keeps its English ``detail``; derived keys are ignored.
+        """
+        derived = {"schema_version", *VERDICT_DERIVED_KEYS}
+        fields = {k: v for k, v in data.items() if k not in derived}
         rebuilt: Verdict = from_jsonable(cls, fields)
         return rebuilt
 
 
-VERDICT_SCHEMA_VERSION = "1"
+# 2: sales_threshold, sales_pitch_heard, too_little_said; Evidence code, params, detail_zh
+VERDICT_SCHEMA_VERSION = "2"
+# Properties of Verdict that to_dict() writes beside the fields (all bool).
+VERDICT_DERIVED_KEYS = ("sales_pitch_heard", "too_little_said")
 
 
 def from_jsonable(tp: Any, value: Any) -> Any:
@@ -195,6 +256,10 @@ def from_jsonable(tp: Any, value: Any) -> Any:
     origin = typing.get_origin(tp)
     if origin in (types.UnionType, typing.Union):
         inner = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(inner) > 1:  # e.g. Param: a JSON list is the tuple member, a scalar itself
+            if not isinstance(value, list):
+                return value
+            inner = [a for a in inner if typing.get_origin(a) is tuple] or inner
         return from_jsonable(inner[0], value)
     if origin is tuple:
         args = typing.get_args(tp)

@@ -52,6 +52,7 @@ from pipeline.fingerprint import (
     text_minhash,
     text_shingles,
 )
+from pipeline.messages import make_evidence
 from pipeline.types import Audio, Evidence, Transcript
 
 log = logging.getLogger(__name__)
@@ -409,15 +410,20 @@ def prompt_evidence(
     """
     if seen.other_calls == 0:
         return None
-    what = "prompt (same audio)" if method == "audio" else "script (near-identical transcript)"
-    numbers = f" from {seen.other_numbers} caller number(s)" if seen.other_numbers else ""
-    return Evidence(
-        source="structure",
-        name=EVIDENCE_NAME,
+    code = f"{EVIDENCE_NAME}.{'audio' if method == 'audio' else 'script'}"
+    return make_evidence(
+        "structure",
+        EVIDENCE_NAME,
         value=float(seen.other_calls),
         weight=evidence_weight(seen, method),
-        detail=f"This {what} was heard in {seen.other_calls} {'earlier' if before else 'other'} "
-        f"call(s){numbers} (campaign {seen.campaign_id}).",
+        code=code + ("_numbers" if seen.other_numbers else ""),
+        params={
+            "calls": float(seen.other_calls),
+            "numbers": float(seen.other_numbers),
+            "when": "earlier" if before else "other",
+            "campaign": str(seen.campaign_id),
+            "method": method,
+        },
     )
 
 

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline.config import DetectorConfig
 from pipeline.errors import RobocallError
-from pipeline.types import Label, Transcript, Verdict
+from pipeline.messages import Lang, evidence_sentence, format_clock, format_probability, headline
+from pipeline.types import Transcript, Verdict
 from service.detector import load_detector, resolve_config
 
 if TYPE_CHECKING:
@@ -28,13 +29,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "analyze",
         help="analyse recordings and print a verdict for each",
         description="Analyse one or more call recordings (wav, flac, mp3, m4a, ogg, opus, webm, "
-        "amr) and print whether each is an electronic sales robot or a human sales pitch.",
+        "amr) and print for each whether the caller is a robot or a live person, and whether a "
+        "sales pitch was heard.",
     )
     parser.add_argument("files", nargs="+", type=Path, metavar="FILE")
     add_detector_options(parser)
     parser.add_argument(
         "--json", action="store_true", help='one JSON line per file: {"input", "verdict"|"error"}'
     )
+    parser.add_argument(
+        "--lang", choices=("en", "zh"), default="en", help="language of the readable summary "
+        "(default en; --json carries both)",
+    )  # fmt: skip
     parser.add_argument(
         "--prompt-index", type=Path, metavar="SQLITE", help="prompt index of earlier calls (e.g. "
         "from robocall batch): a call whose prompt it holds gets 'heard in N other calls' as "
@@ -126,7 +132,7 @@ def _analyse(args: argparse.Namespace, config: DetectorConfig, index: PromptInde
         if args.json:
             _print_json({"input": str(path), "verdict": verdict.to_dict()})
         else:
-            print(format_summary(verdict))
+            print(format_summary(verdict, lang=args.lang))
     return 1 if failed else 0
 
 
@@ -134,27 +140,61 @@ def _print_json(obj: dict[str, Any]) -> None:
     print(json.dumps(obj, ensure_ascii=False))
 
 
-def format_summary(verdict: Verdict) -> str:
-    """A person-readable summary: verdict, probability, top reasons, transcript."""
+# fixed strings of the summary: (English, Chinese)
+_SUMMARY: dict[str, tuple[str, str]] = {
+    "verdict": ("Verdict: {h}", "判断：{h}"),
+    "probabilities": (
+        "  robot probability {p} (threshold {t}); probability of a sales pitch {s}",
+        "  机器人概率 {p}（判定阈值 {t}）；是推销的概率 {s}",
+    ),
+    "caller": ("Caller on channel {c}: {why}", "来电方在第 {c} 声道：{why}"),
+    "reasons": (
+        "Why (+ towards robot, - towards a live person):",
+        "依据（+ 更像机器人，- 更像真人）：",
+    ),
+    "transcript": ("Transcript ({h}):", "通话文字（{h}）："),
+    "note": ("Note: fusion uses {m}.", "说明：综合方法为{m}。"),
+}
+
+
+def _say(key: str, lang: Lang, **values: object) -> str:
+    en, zh = _SUMMARY[key]
+    return (en if lang == "en" else zh).format(**values)
+
+
+def format_summary(verdict: Verdict, *, lang: Lang = "en") -> str:
+    """A person-readable summary: headline, probabilities, top reasons in plain words, transcript.
+
+    The headline and reasons come from ``pipeline.messages`` (the catalogue every renderer uses).
+    """
     info = verdict.audio
-    what = "ELECTRONIC SALES ROBOT" if verdict.label is Label.ROBOT else "HUMAN SALES PITCH (live)"
+    p = format_probability
     lines = [
         f"== {info.name}  ({info.duration_s:.1f} s, {info.codec} {info.sample_rate_hz} Hz, "
         f"{info.channels} ch)",
-        f"Verdict: {what}   robot probability {verdict.robot_probability:.2f} "
-        f"(threshold {verdict.threshold:.2f})",
-        f"Sales pitch probability {verdict.sales_probability:.2f}; topic: {verdict.topic}",
+        _say("verdict", lang, h=headline(verdict, lang)),
+        _say(
+            "probabilities",
+            lang,
+            p=p(verdict.robot_probability),
+            t=p(verdict.threshold),
+            s=p(verdict.sales_probability),
+        ),
     ]
     if info.channels > 1:
-        lines.append(f"Caller on channel {info.caller_channel}: {info.caller_channel_reason}")
-    lines.append("Top reasons (+ towards robot, - towards human):")
+        lines.append(_say("caller", lang, c=info.caller_channel, why=info.caller_channel_reason))
+    lines.append(_say("reasons", lang))
     shown = [e for e in verdict.evidence if e.weight != 0.0][:TOP_REASONS]
     for e in shown or verdict.evidence[:TOP_REASONS]:
-        where = f" [{e.span_s[0]:.1f}-{e.span_s[1]:.1f} s]" if e.span_s else ""
-        lines.append(f"  {e.weight:+.2f}  {e.detail}{where}")
-    lines.append(f"Transcript ({_transcript_header(verdict.transcript)}):")
+        where = f" [{format_clock(e.span_s[0])}-{format_clock(e.span_s[1])}]" if e.span_s else ""
+        lines.append(f"  {e.weight:+.2f}  {evidence_sentence(e, lang)}{where}")
+    lines.append(_say("transcript", lang, h=_transcript_header(verdict.transcript)))
     lines.extend(_transcript_lines(verdict.transcript, verdict.other_party_transcript))
-    lines.append(f"Note: fusion uses {verdict.provenance.fusion_method}.")
+    method = verdict.provenance.fusion_method
+    if lang == "zh":  # the method line is English provenance; say what it means in Chinese
+        fitted = method.lower().startswith("fitted")
+        method = "经过训练和校准的融合模型" if fitted else "人工设定的权重（未经校准）"
+    lines.append(_say("note", lang, m=method))
     return "\n".join(lines) + "\n"
 
 

@@ -39,8 +39,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from pipeline import report as rp
 from pipeline.config import AudioLimits
+from pipeline.messages import LANGS, Lang
 from pipeline.privacy import MaskSummary, mask_number, mask_verdict
-from pipeline.report import CaseInfo, Lang
+from pipeline.report import CaseInfo
 from pipeline.types import Audio, Verdict
 from service.evidence import signing
 from service.evidence.timestamp import parse_timestamp_request, timestamp_request
@@ -254,7 +255,7 @@ def _report_json(
             "call_time": case.call_time,
             "duration_s": verdict.audio.duration_s,
         },
-        "summary": {code: list(rp.summary_lines(verdict, code)) for code in rp.LANGS},
+        "summary": {code: list(rp.summary_lines(verdict, code)) for code in LANGS},
         "reasons": [
             {
                 "rank": r.rank,
@@ -271,9 +272,9 @@ def _report_json(
             "masked": masked,
             "masked_counts": dict(summary.counts) if masked else {},
             "caller_recited_personal_data": rp.recital_dicts(summary.recitals),
-            "statement": {code: rp.recital_sentence(summary.recitals, code) for code in rp.LANGS},
+            "statement": {code: rp.recital_sentence(summary.recitals, code) for code in LANGS},
         },
-        "limits": {code: rp.limits_paragraph(verdict, code) for code in rp.LANGS},
+        "limits": {code: rp.limits_paragraph(verdict, code) for code in LANGS},
         "verdict": verdict.to_dict(),
     }
 

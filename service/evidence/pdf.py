@@ -38,8 +38,9 @@ from reportlab.platypus import (
 
 from pipeline import report as rp
 from pipeline.errors import RobocallError
+from pipeline.messages import Lang, format_clock
 from pipeline.privacy import RecitalFlag, has_cjk
-from pipeline.report import CaseInfo, Lang, both, text
+from pipeline.report import CaseInfo, both, text
 from pipeline.types import Label, Verdict
 
 FONT_NAME = "RobocallCJK"
@@ -167,7 +168,7 @@ def render_pdf(verdict: Verdict, inputs: PdfInputs, *, lang: Lang) -> bytes:
     for start_s, excerpt in list(excerpts)[:3]:
         story.append(
             para(
-                f"{rp.format_clock(start_s)}  {excerpt}",
+                f"{format_clock(start_s)}  {excerpt}",
                 "small",
                 lang_of="zh" if has_cjk(excerpt) else "en",
             )
@@ -389,7 +390,7 @@ def _transcript_table(verdict: Verdict, lang: Lang, st: dict[str, ParagraphStyle
     for i, row in enumerate(rows_data, start=1):
         rows.append(
             [
-                _cell(f"{rp.format_clock(row.start_s)}–{rp.format_clock(row.end_s)}", st),
+                _cell(f"{format_clock(row.start_s)}–{format_clock(row.end_s)}", st),
                 _cell(both(row.speaker, lang), st),
                 _cell(row.text, st),
             ]

@@ -20,7 +20,8 @@ from matplotlib.figure import Figure
 from matplotlib.font_manager import FontProperties
 
 from pipeline.acoustic import pitch_track
-from pipeline.report import Lang, Reason
+from pipeline.messages import Lang
+from pipeline.report import Reason
 from pipeline.types import Audio
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from pipeline.types import Verdict
+from pipeline.types import VERDICT_DERIVED_KEYS, VERDICT_SCHEMA_VERSION, Verdict
 from service.store.database import Analysis
 
 PHONE_RE = re.compile(r"^\+?[0-9*#() -]{1,32}$")
@@ -26,7 +26,8 @@ def _verdict_model() -> type[BaseModel]:
     """Pydantic mirror of ``Verdict.to_dict()``, derived from the dataclass so it cannot drift."""
     hints = typing.get_type_hints(Verdict)
     fields: dict[str, Any] = {name: (tp, ...) for name, tp in hints.items()}
-    fields["schema_version"] = (str, Field(..., examples=["1"]))
+    fields.update({key: (bool, ...) for key in VERDICT_DERIVED_KEYS})
+    fields["schema_version"] = (str, Field(..., examples=[VERDICT_SCHEMA_VERSION]))
     return create_model(
         "Verdict",
         __config__=ConfigDict(title="Verdict"),

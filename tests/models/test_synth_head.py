@@ -234,7 +234,8 @@ def test_detector_adds_synthetic_voice_evidence(
         max(-SYNTH_WEIGHT_CLIP, min(SYNTH_WEIGHT_CLIP, log_odds))
     )
     assert evidence.span_s == (0.0, 2.0)
-    assert "synthetic" in evidence.detail
+    assert "machine-made" in evidence.detail and "合成" in evidence.detail_zh
+    assert "log" not in evidence.detail and dict(evidence.params)["log_odds"] == log_odds
     assert "synth" in {m.role for m in verdict.provenance.models}
     without = Detector(FakeTranscriber("您好"), RuleTextClassifier(), DetectorConfig()).detect(path)
     assert (verdict.robot_probability > without.robot_probability) == (log_odds > 0)

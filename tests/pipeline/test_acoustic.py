@@ -204,7 +204,26 @@ def test_every_evidence_is_finite_and_bounded(robot_call, human_call) -> None:
                 assert e.source == CUE_RULES[e.name].source
                 assert math.isfinite(e.value) and math.isfinite(e.weight)
                 assert abs(e.weight) <= MAX_WEIGHT
-                assert e.detail.endswith(".") and any(ch.isdigit() for ch in e.detail)
+                assert e.detail.endswith(".") and e.detail_zh.endswith("。")
+                assert e.code.startswith(e.name)  # a catalogue message, both languages
+                assert e.code.endswith(".none") or any(ch.isdigit() for ch in e.detail)
+
+
+def test_a_quiet_floor_without_zeros_is_no_digital_silence() -> None:
+    """Issue 14: "digital silence (0 % exact zero samples)" counted towards robot."""
+    rng = np.random.default_rng(4)
+    chunks = [utterance(rng, n_syllables=8, robot=False) for _ in range(2)]
+    floor = 10 ** (-88 / 20) * rng.standard_normal(10 * SR)  # below -80 dBFS, never zero
+    quiet, _ = assemble(chunks, [0.3, 1.0], floor)
+    cue = by_name(cues_of(quiet))["digital_silence_s"]
+    assert cue.value == 0.0 and cue.weight == 0.0 and cue.span_s is None
+    assert cue.code == "digital_silence_s.none" and "no digital silence" in cue.detail
+    codec = 1e-5 * rng.standard_normal(10 * SR)  # AMR-decoded zeros: below one 16-bit step
+    amr, _ = assemble(chunks, [0.3, 1.0], np.clip(codec, -2.0**-16, 2.0**-16))
+    cue = by_name(cues_of(amr))["digital_silence_s"]
+    assert cue.value == pytest.approx(1.0, abs=0.1) and cue.weight > 0
+    assert "0 %" not in cue.detail and "zero" not in cue.detail  # the zero share is in params
+    assert dict(cue.params)["zero_fraction"] < 0.5
 
 
 def test_short_or_silent_clip_omits_cues_instead_of_faking_them() -> None:

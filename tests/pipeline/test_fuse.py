@@ -108,7 +108,9 @@ def test_to_dict_is_json_and_complete() -> None:
     data = json.loads(json.dumps(verdict.to_dict(), ensure_ascii=False))
     assert data["label"] == "electronic_sales_robot"
     assert 0.0 <= data["robot_probability"] <= 1.0
-    assert data["schema_version"] == "1"
+    assert data["schema_version"] == "2"
+    assert data["sales_pitch_heard"] is True and data["too_little_said"] is False
+    assert data["sales_threshold"] == 0.5
     assert data["transcript"]["segments"][0]["text"] == "您好，按1了解详情"
     assert data["evidence"][1]["span_s"] in (None, [0.0, 1.0])
     assert data["provenance"]["fusion_method"] == FUSION_METHOD
@@ -125,6 +127,72 @@ def test_from_dict_rebuilds_the_same_verdict() -> None:
     verdict = _fuse([1.0, -0.5, 0.7])
     stored = json.loads(json.dumps(verdict.to_dict()))
     assert Verdict.from_dict(stored) == verdict
+
+
+def test_sales_pitch_heard_follows_the_configured_threshold() -> None:
+    assert _fuse([1.0]).sales_pitch_heard  # sales_probability 0.8
+    strict = _fuse([1.0], FusionConfig(sales_threshold=0.9))
+    assert strict.sales_threshold == 0.9 and not strict.sales_pitch_heard
+    with pytest.raises(ValueError, match="sales_threshold"):
+        FusionConfig(sales_threshold=1.5)
+
+
+def test_too_little_said_only_when_no_pitch_was_heard() -> None:
+    verdict = dataclasses.replace(_fuse([1.0]), sales_probability=0.1)
+    assert not verdict.sales_pitch_heard and not verdict.too_little_said  # 9 characters said
+    short = Transcript("zh", 0.9, (Segment(0.0, 1.0, "喂？你好", -0.2, 0.01, 1.1),))
+    hello = dataclasses.replace(verdict, transcript=short)
+    assert hello.too_little_said
+    assert not dataclasses.replace(hello, sales_probability=0.9).too_little_said
+
+
+# A verdict as the HTTP store and evidence packs hold it from before schema 2 (issue 13).
+OLD_VERDICT = {
+    "label": "human_sales_pitch", "robot_probability": 0.2, "threshold": 0.5,
+    "sales_probability": 0.1, "topic": "none",
+    "evidence": [{"source": "acoustic", "name": "digital_silence_s", "value": 0.4,
+                  "weight": 0.21, "detail": "The longest digital silence between speech lasts "
+                  "0.40 s at 1.00-1.40 s (0 % exact zero samples).", "span_s": [1.0, 1.4]}],
+    "transcript": {"language": "en", "language_probability": 0.9, "segments": [
+        {"start_s": 0.0, "end_s": 2.0, "text": "Hi, it's me, are you coming to dinner tonight?",
+         "avg_logprob": -0.2, "no_speech_prob": 0.01, "compression_ratio": 1.1, "words": []}],
+        "dropped_segments": 0, "backend": "fake"},
+    "other_party_transcript": None,
+    "audio": {"name": "old.wav", "sha256": "0" * 64, "size_bytes": 10, "container": "wav",
+              "codec": "pcm_s16le", "sample_rate_hz": 8000, "channels": 1, "duration_s": 2.0,
+              "caller_channel": 0, "caller_channel_reason": "mono recording"},
+    "provenance": {"package_version": "0.1.0", "models": [], "config_hash": "c" * 16,
+                   "fusion_method": "hand-set", "libraries": [],
+                   "analysed_at_utc": "2024-01-01T00:00:00Z"},
+    "schema_version": "1",
+}
+
+
+def test_from_dict_reads_a_verdict_stored_before_schema_2() -> None:
+    from pipeline.messages import evidence_sentence, headline
+
+    verdict = Verdict.from_dict(json.loads(json.dumps(OLD_VERDICT)))
+    assert verdict.sales_threshold == 0.5
+    assert not verdict.sales_pitch_heard and not verdict.too_little_said
+    (e,) = verdict.evidence
+    assert e.code == "" and e.params == () and e.detail_zh == ""
+    assert evidence_sentence(e, "zh") == e.detail  # no Chinese stored: the English one
+    assert headline(verdict, "en") == "Live person \u2013 no sales pitch heard"
+    again = verdict.to_dict()
+    assert again["schema_version"] == "2" and again["sales_pitch_heard"] is False
+    assert Verdict.from_dict(again) == verdict
+    legacy = {k: v for k, v in OLD_VERDICT.items() if k != "schema_version"}
+    assert set(legacy) <= set(again)  # the new JSON is a superset of the old
+
+
+def test_from_dict_round_trips_catalogue_evidence_with_phrase_params() -> None:
+    from pipeline.messages import make_evidence
+
+    e = make_evidence("text", "scripted_phrase", value=2.0, weight=2.25,
+                      code="scripted_phrase.strong", params={"phrases": ("press 1", "按1"),
+                                                             "phrase_count": 2.0})
+    verdict = dataclasses.replace(_fuse([1.0]), evidence=(e,))
+    assert Verdict.from_dict(json.loads(json.dumps(verdict.to_dict()))) == verdict
 
 
 def test_fitted_model_scales_each_cue_direction_and_replaces_the_bias() -> None:

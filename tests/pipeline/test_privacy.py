@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from pipeline.messages import make_evidence
 from pipeline.privacy import (
     MASK_TOKENS,
     classify_number,
@@ -179,7 +180,10 @@ def test_mask_verdict_masks_everything_shareable() -> None:
         label=Label.ROBOT, robot_probability=0.9, threshold=0.5, sales_probability=0.9,
         topic="loan",
         evidence=(Evidence("text", "scripted_phrase", 1.0, 1.0, "Said 'call 13812345678'.",
-                           (0.0, 1.5)),),
+                           (0.0, 1.5)),
+                  make_evidence("text", "scripted_phrase", value=1.0, weight=1.0,
+                                code="scripted_phrase.weak",
+                                params={"phrases": ("请拨打13812345678",)}),),
         transcript=_transcript("王先生您好，您之前申请过贷款"),
         other_party_transcript=_transcript("我的地址是朝阳区建国路88号"),
         audio=info, provenance=prov,
@@ -188,7 +192,7 @@ def test_mask_verdict_masks_everything_shareable() -> None:
     blob = str(masked.to_dict())
     assert "13812345678" not in blob and "建国路" not in blob and "王先生" not in blob
     assert masked.robot_probability == verdict.robot_probability
-    assert dict(summary.counts) == {"phone": 2, "name": 1, "address": 1}
+    assert dict(summary.counts) == {"phone": 3, "name": 1, "address": 1}  # once per evidence
     assert {f.kind for f in summary.recitals} == {"name", "history"}
     evidence = recital_evidence(summary.recitals)
     assert evidence is not None and evidence.weight == 0.0

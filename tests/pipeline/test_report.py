@@ -56,8 +56,8 @@ def test_every_fixed_string_exists_in_both_languages() -> None:
 def test_summary_lines_render_the_verdict_in_each_language() -> None:
     verdict = make_verdict()
     zh, en = rp.summary_lines(verdict, "zh"), rp.summary_lines(verdict, "en")
-    assert "电子营销机器人" in zh[0] and "87%" in zh[0] and "50%" in zh[0]
-    assert "electronic sales robot" in en[0] and "87%" in en[0]
+    assert "电子营销机器人" in zh[0] and "87 %" in zh[0] and "50 %" in zh[0]
+    assert "Electronic sales robot" in en[0] and "87 %" in en[0]
     assert any("贷款" in line for line in zh) and any("loans" in line for line in en)
     assert any("hand-set" in line for line in en)  # untrained fusion is said, not hidden
     trained = make_verdict(fusion="fitted logistic fusion (test)")

@@ -92,7 +92,7 @@ def test_scripted_phrase_fires(language: str, text: str) -> None:
     scripted = find(score, "scripted_phrase")
     assert scripted is not None and scripted.weight >= 2.0
     assert scripted.span_s == (2.0, 6.5)
-    assert '"' in scripted.detail
+    assert '\u201c' in scripted.detail and '\u201c' in scripted.detail_zh
 
 
 def test_scripted_phrase_chinese_without_spaces_and_span() -> None:
@@ -352,7 +352,7 @@ def test_no_reaction_to_callee_is_robot(caller: Transcript, callee: Transcript) 
     cue = find(score, "no_reaction_to_callee")
     assert cue is not None and cue.weight > 1.0 and cue.value == 1.0
     assert cue.span_s is not None and cue.span_s[0] == pytest.approx(4.2)
-    assert "ignored" in cue.detail
+    assert cue.code == "no_reaction_to_callee.never_question" and "not even" in cue.detail
 
 
 @pytest.mark.parametrize(("caller", "callee"), [(HUMAN_ZH, CALLEE_ZH_2), (HUMAN_EN, CALLEE_EN_2)])

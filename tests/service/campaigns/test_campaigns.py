@@ -140,6 +140,7 @@ def test_prompt_seen_before_is_structure_evidence(tmp_path: Path) -> None:
         )
         assert 0.0 < evidence.weight <= 2.0
         assert "3 other call(s) from 3 caller number(s)" in evidence.detail
+        assert "3 个来电号码" in evidence.detail_zh
         unrelated = load_audio(
             make_call(tmp_path / "u", synth_prompt(401, duration_s=6.0)), limits=limits
         )

@@ -90,6 +90,10 @@ def test_readable_summary(
     path = make_wav(kind="robot", duration_s=4.0)
     assert main(["analyze", str(path)]) == 0
     out = capsys.readouterr().out
-    assert "Verdict:" in out and "robot probability" in out
+    assert "Verdict:" in out and "robot probability" in out and "\u2013" in out
     assert "请按1" in out  # the transcript
-    assert "Top reasons" in out and "not calibrated" in out
+    assert "Why (+ towards robot" in out and "not calibrated" in out
+    assert main(["analyze", str(path), "--lang", "zh"]) == 0
+    out = capsys.readouterr().out
+    assert "判断：" in out and "机器人概率" in out and "依据" in out
+    assert "log-odds" not in out and "100 %" not in out

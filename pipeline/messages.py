@@ -1,0 +1,479 @@
+"""The message catalogue: every sentence a person reads about a verdict, in English and Chinese.
+
+Each :class:`~pipeline.types.Evidence` carries a stable message ``code`` (``"<cue>.<case>"``,
+e.g. ``"digital_silence_s.found"``) and named ``params``; :func:`render` turns them into one
+plain sentence per language. Cues build their evidence with :func:`make_evidence`, which stores
+both sentences in the record (``detail`` English, ``detail_zh`` Chinese), so a stored verdict
+reads the same after this catalogue changes, and a verdict from before the catalogue (no
+``code``) still renders from its ``detail``.
+
+Plain words (issues 14, 15): the sentences hold what a person can check (seconds, semitones,
+dB, clock times, quoted phrases) and leave the technical figures (log-odds, pooling, window
+counts, correlations) in ``params`` only. Probabilities go through :func:`format_probability`
+(``">99 %"``, ``"<1 %"``, never 100 % or 0 %), the one formatter every renderer uses.
+
+:func:`headline` answers the two questions of a verdict apart (issue 13): who called (robot or
+live person) and what the call was (a sales pitch, with its topic, or not).
+"""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from pipeline.types import Evidence, EvidenceSource, Param, Verdict
+
+Lang = Literal["zh", "en"]
+LANGS: tuple[Lang, Lang] = ("zh", "en")
+
+# code -> (English, Chinese). Placeholders are str.format fields over the evidence params, with
+# these extra format specs: ":pct" (format_probability), ":clock" (format_clock), ":quotes"
+# (a tuple of phrases, quoted and joined), ":unit" (words / Chinese characters), ":kinds"
+# (kinds of personal data), ":when" (earlier / other).
+CATALOGUE: dict[str, tuple[str, str]] = {
+    # --- acoustic: pitch and voice ---------------------------------------------------------
+    "pitch_std_st": (
+        "The pitch of the voice rises and falls by {std_st:.1f} semitones on average "
+        "({voiced_s:.0f} s of voiced speech); a flat, monotone voice sounds machine-made.",
+        "音高平均起伏 {std_st:.1f} 个半音"
+        "（有声语音共 {voiced_s:.0f} 秒）；平板单调的声音像机器合成。",
+    ),
+    "pitch_range_st": (
+        "From its low to its high points the pitch spans {range_st:.1f} semitones.",
+        "音高从低到高跨越 {range_st:.1f} 个半音。",
+    ),
+    "pitch_roughness_st": (
+        "The pitch line bends by {roughness_st:.3f} semitones every 10 ms (typical value); an "
+        "unnaturally smooth pitch line sounds machine-made.",
+        "音高曲线每 10 毫秒的转折幅度约为 {roughness_st:.3f} 个半音；"
+        "过于平滑的音高曲线像机器合成。",
+    ),
+    "jitter_local_pct": (
+        "From one vocal-cord cycle to the next the pitch wavers by {jitter_pct:.2f} % "
+        "(over {cycle_pairs:.0f} cycles); a perfectly steady voice sounds machine-made.",
+        "相邻两次声带振动的周期相差 {jitter_pct:.2f}%（共 {cycle_pairs:.0f} 对周期）；"
+        "过于稳定的声音像机器合成。",
+    ),
+    "shimmer_db": (
+        "From one vocal-cord cycle to the next the loudness wavers by {shimmer_db:.2f} dB "
+        "(over {cycle_pairs:.0f} cycles).",
+        "相邻两次声带振动的响度相差 {shimmer_db:.2f} dB（共 {cycle_pairs:.0f} 对周期）。",
+    ),
+    "spectral_flatness_mean": (
+        "The voice's spectrum is {flatness:.3f} flat on average (1 = pure noise); this depends on "
+        "the phone line more than on the speaker.",
+        "语音频谱的平坦度平均为 {flatness:.3f}"
+        "（1 表示纯噪声）；它更多取决于电话线路，而不是说话人。",
+    ),
+    "spectral_flatness_std": (
+        "The flatness of the voice's spectrum varies by {flatness_std:.3f}.",
+        "语音频谱平坦度的波动为 {flatness_std:.3f}。",
+    ),
+    "spectral_centroid_mean_hz": (
+        "The voice's brightness (centre of its spectrum) is {centroid_hz:.0f} Hz on average; "
+        "this depends on the phone line more than on the speaker.",
+        "声音的明亮度（频谱重心）平均为 {centroid_hz:.0f} Hz；它更多取决于电话线路，而不是说话人。",
+    ),
+    "spectral_centroid_std_hz": (
+        "The voice's brightness varies by {centroid_std_hz:.0f} Hz.",
+        "声音明亮度（频谱重心）的波动为 {centroid_std_hz:.0f} Hz。",
+    ),
+    # --- acoustic: loudness and rhythm -----------------------------------------------------
+    "loudness_std_db": (
+        "The loudness of the speech varies by {loudness_std_db:.1f} dB; a voice that keeps one "
+        "exact loudness sounds machine-made.",
+        "说话响度的变化幅度为 {loudness_std_db:.1f} dB；响度始终不变的声音像机器合成。",
+    ),
+    "utterance_loudness_std_db": (
+        "The {utterances:.0f} sentences differ in loudness by {loudness_std_db:.1f} dB; recorded "
+        "prompts are all equally loud, while a person moves against the phone.",
+        "{utterances:.0f} 句话之间的响度相差 {loudness_std_db:.1f} dB；录好的语音每句一样响，"
+        "真人说话时与话筒的距离会变。",
+    ),
+    "syllable_interval_cv": (
+        "Syllables come every {interval_s:.2f} s, and the spacing varies by {cv:.0%} of that; "
+        "a rhythm as even as a metronome sounds machine-made.",
+        "音节约每 {interval_s:.2f} 秒一个，间隔的变化幅度为平均值的 {cv:.0%}；"
+        "像节拍器一样均匀的节奏像机器合成。",
+    ),
+    "pause_cv": (
+        "The {pauses:.0f} pauses between sentences last {mean_s:.2f} s on average and vary by "
+        "{cv:.0%} of that; a dialler inserts pauses of one fixed length.",
+        "句间的 {pauses:.0f} 次停顿平均 {mean_s:.2f} 秒，长短变化幅度为平均值的 {cv:.0%}；"
+        "自动外呼系统插入的停顿长度固定。",
+    ),
+    # --- structure -------------------------------------------------------------------------
+    "digital_silence_s.none": (
+        "Between sentences the line never goes completely dead (no digital silence), as a "
+        "phone line does not.",
+        "句与句之间线路从未完全无声（没有数字静音），普通电话线路正是如此。",
+    ),
+    "digital_silence_s.found": (
+        "Between sentences the line goes completely dead for {silence_s:.1f} s (at "
+        "{start_s:clock}); recordings spliced together leave such silence, a phone line "
+        "always carries some noise.",
+        "句与句之间线路有 {silence_s:.1f} 秒完全无声"
+        "（{start_s:clock} 处）；拼接录音会留下这种静音，"
+        "而普通电话线路总有一点噪声。",
+    ),
+    "replayed_speech_s.none": (
+        "No part of the caller's speech repeats earlier audio exactly.",
+        "来电方说的话中没有与前面完全相同的重复片段。",
+    ),
+    "replayed_speech_s.found": (
+        "{replayed_s:.1f} s of the caller's speech is an exact replay of earlier audio (said at "
+        "{first_s:clock}, again at {again_s:clock}); a person cannot say something twice this "
+        "alike.",
+        "来电方有 {replayed_s:.1f} 秒的语音与前面的录音完全相同（{first_s:clock} 说过，"
+        "{again_s:clock} 再次出现）；真人不可能把话说得两次一模一样。",
+    ),
+    "response_latency_median_s": (
+        "The caller answered {turns:.0f} times, typically {median_s:.2f} s after the callee "
+        "stopped talking.",
+        "来电方回应了 {turns:.0f} 次，通常在接听方说完 {median_s:.2f} 秒后开口。",
+    ),
+    "talk_over_fraction": (
+        "The caller started talking over the callee in {over:.0f} of {turns:.0f} turns; a "
+        "playing recording does not wait.",
+        "在 {turns:.0f} 次对答中，"
+        "来电方有 {over:.0f} 次在接听方说完之前就开口；播放中的录音不会等人。",
+    ),
+    "response_latency_std_s": (
+        "The caller's reply delay varies by {std_s:.2f} s over {replies:.0f} replies; a person's "
+        "varies, a robot answers after nearly the same delay each time.",
+        "来电方 {replies:.0f} 次回应的延迟波动 {std_s:.2f} 秒；真人每次不同，机器人每次几乎一样。",
+    ),
+    "prompt_seen_before.audio": (
+        "The same recorded prompt was heard in {calls:.0f} {when:when} call(s).",
+        "同一段录音提示在{when:when} {calls:.0f} 通电话中出现过。",
+    ),
+    "prompt_seen_before.audio_numbers": (
+        "The same recorded prompt was heard in {calls:.0f} {when:when} call(s) from "
+        "{numbers:.0f} caller number(s).",
+        "同一段录音提示在{when:when} {calls:.0f} 通电话中出现过，来自 {numbers:.0f} 个来电号码。",
+    ),
+    "prompt_seen_before.script": (
+        "Nearly the same script was heard in {calls:.0f} {when:when} call(s).",
+        "几乎相同的话术在{when:when} {calls:.0f} 通电话中出现过。",
+    ),
+    "prompt_seen_before.script_numbers": (
+        "Nearly the same script was heard in {calls:.0f} {when:when} call(s) from "
+        "{numbers:.0f} caller number(s).",
+        "几乎相同的话术在{when:when} {calls:.0f} 通电话中出现过，来自 {numbers:.0f} 个来电号码。",
+    ),
+    # --- text --------------------------------------------------------------------------------
+    "sales_phrases": (
+        "The caller used {phrase_count:.0f} sales phrase(s) such as {phrases:quotes}; people "
+        "sell too, so this does not count either way.",
+        "来电方说了 {phrase_count:.0f} 个推销用语，例如{phrases:quotes}；真人也会推销，"
+        "所以这一项不影响判断。",
+    ),
+    "scripted_phrase.strong": (
+        "The caller used the wording of an automated dialler: {phrases:quotes}; a live agent "
+        "rarely asks you to press a key.",
+        "来电方使用了自动外呼系统的用语：{phrases:quotes}；真人坐席很少让人按键。",
+    ),
+    "scripted_phrase.weak": (
+        "The caller used template phrases that robots use (people sometimes do too): "
+        "{phrases:quotes}.",
+        "来电方使用了机器人常用的模板话术（真人有时也会说）：{phrases:quotes}。",
+    ),
+    "disfluency_rate.very": (
+        "{fillers:.0f} filler word(s) (um, uh) and {repairs:.0f} self-correction(s) in "
+        "{units:.0f} {unit:unit}: clearly hesitant, as a person speaking freely is.",
+        "在 {units:.0f} 个{unit:unit}中有 {fillers:.0f} 个口头语"
+        "（嗯、那个）和 {repairs:.0f} 处改口："
+        "明显在犹豫，像真人随口说话。",
+    ),
+    "disfluency_rate.some": (
+        "{fillers:.0f} filler word(s) (um, uh) and {repairs:.0f} self-correction(s) in "
+        "{units:.0f} {unit:unit}: some hesitation, as a person speaking freely has.",
+        "在 {units:.0f} 个{unit:unit}中有 {fillers:.0f} 个口头语"
+        "（嗯、那个）和 {repairs:.0f} 处改口："
+        "有些犹豫，像真人随口说话。",
+    ),
+    "disfluency_rate.fluent": (
+        "Not one filler word or self-correction in {units:.0f} {unit:unit}: as fluent as a "
+        "recording (weak: speech recognition often drops filler words).",
+        "在 {units:.0f} 个{unit:unit}中没有一个口头语或改口，流利得像录音"
+        "（证据较弱：语音识别常会漏掉口头语）。",
+    ),
+    "disfluency_rate.unclear": (
+        "{fillers:.0f} filler word(s) (um, uh) and {repairs:.0f} self-correction(s) in "
+        "{units:.0f} {unit:unit}: not enough to tell.",
+        "在 {units:.0f} 个{unit:unit}中有 {fillers:.0f} 个口头语"
+        "（嗯、那个）和 {repairs:.0f} 处改口："
+        "不足以判断。",
+    ),
+    "no_reaction_to_callee.never": (
+        "The caller never reacted to what the callee said ({unanswered:.0f} of {turns:.0f} "
+        "turns): it talked on regardless.",
+        "接听方说了 {turns:.0f} 次话，来电方 {unanswered:.0f} 次都没有回应，只顾自己往下说。",
+    ),
+    "no_reaction_to_callee.never_question": (
+        "The caller never reacted to what the callee said ({unanswered:.0f} of {turns:.0f} "
+        "turns), not even to \u201c{question}\u201d: it talked on regardless.",
+        "接听方说了 {turns:.0f} 次话，来电方 {unanswered:.0f} 次都没有回应，"
+        "连\u201c{question}\u201d"
+        "也不理，只顾自己往下说。",
+    ),
+    "no_reaction_to_callee.question": (
+        "The caller talked on over a direct question: \u201c{question}\u201d.",
+        "接听方直接提问\u201c{question}\u201d，来电方却不理会，继续往下说。",
+    ),
+    "no_reaction_to_callee.reacts": (
+        "The caller responded to what the callee said ({reacted:.0f} of {turns:.0f} turns), as "
+        "people do.",
+        "来电方对接听方的话作出了回应（{turns:.0f} 次中有 {reacted:.0f} 次），像真人一样。",
+    ),
+    "no_reaction_to_callee.unclear": (
+        "The caller reacted to {reacted:.0f} of {turns:.0f} things the callee said: not enough "
+        "to tell.",
+        "接听方说了 {turns:.0f} 次话，来电方回应了 {reacted:.0f} 次：不足以判断。",
+    ),
+    "recites_personal_data": (
+        "The caller recited what looks like the callee's personal data ({kinds:kinds}): it may "
+        "have been sold or leaked.",
+        "来电方念出了疑似接听方的个人信息（{kinds:kinds}）：这些信息可能已被出售或泄露。",
+    ),
+    # --- trained models ----------------------------------------------------------------------
+    "robot_script_text.robot": (
+        "To the trained text model the wording reads like a robot's script (a person reading a "
+        "script can read like this too).",
+        "经过训练的文本模型认为，这段话像机器人的固定话术（照稿念的真人也可能如此）。",
+    ),
+    "robot_script_text.human": (
+        "To the trained text model the wording reads like a person speaking freely.",
+        "经过训练的文本模型认为，这段话像真人自然说话。",
+    ),
+    "synthetic_voice.synthetic": (
+        "The trained voice model judges the voice synthetic: {probability:pct} likely to be "
+        "machine-made.",
+        "经过训练的声音模型判断这是合成的声音：机器合成的可能性为 {probability:pct}。",
+    ),
+    "synthetic_voice.human": (
+        "The trained voice model judges the voice a real person's: {probability:pct} likely to "
+        "be machine-made.",
+        "经过训练的声音模型判断这是真人的声音：机器合成的可能性为 {probability:pct}。",
+    ),
+}
+
+# evidence name -> (English, Chinese) title of a reason
+TITLES: dict[str, tuple[str, str]] = {
+    "pitch_std_st": ("Pitch variation (semitones)", "音高变化幅度（半音）"),
+    "pitch_range_st": ("Pitch range (semitones)", "音高范围（半音）"),
+    "pitch_roughness_st": ("Pitch roughness (semitones)", "音高逐帧起伏（半音）"),
+    "jitter_local_pct": ("Pitch wavering, cycle to cycle (%)", "声带振动周期的微小波动（%）"),
+    "shimmer_db": ("Loudness wavering, cycle to cycle (dB)", "声带振动响度的微小波动（dB）"),
+    "spectral_flatness_mean": ("Spectrum flatness, mean", "频谱平坦度均值"),
+    "spectral_flatness_std": ("Spectrum flatness, variation", "频谱平坦度波动"),
+    "spectral_centroid_mean_hz": ("Voice brightness, mean (Hz)", "声音明亮度均值（Hz）"),
+    "spectral_centroid_std_hz": ("Voice brightness, variation (Hz)", "声音明亮度波动（Hz）"),
+    "loudness_std_db": ("Loudness variation (dB)", "响度变化（dB）"),
+    "utterance_loudness_std_db": ("Loudness spread between sentences (dB)", "各句响度差异（dB）"),
+    "syllable_interval_cv": ("Syllable rhythm variation", "音节节奏的变化"),
+    "pause_cv": ("Pause length variation", "停顿长短的变化"),
+    "digital_silence_s": ("Digital silence (s)", "数字静音（秒）"),
+    "replayed_speech_s": ("Identical speech replayed (s)", "重复播放的同一段语音（秒）"),
+    "response_latency_std_s": ("Reply delay variation (s)", "回应延迟的波动（秒）"),
+    "response_latency_median_s": ("Typical reply delay (s)", "回应延迟中位数（秒）"),
+    "talk_over_fraction": ("Talking over the callee (share of turns)", "抢话比例"),
+    "sales_phrases": ("Sales phrases", "推销用语"),
+    "scripted_phrase": ("Scripted or automated-dialler wording", "固定话术 / 自动外呼用语"),
+    "disfluency_rate": ("Filler words (um, uh) per 100 words", "口头语（嗯、那个）比例"),
+    "no_reaction_to_callee": ("No reaction to the callee", "不回应接听方的话"),
+    "recites_personal_data": ("Recites the callee's personal data", "念出接听方个人信息"),
+    "robot_script_text": ("Wording, trained text model", "用语（文本模型）"),
+    "synthetic_voice": ("Synthetic voice, trained voice model", "合成声音（声音模型）"),
+    "prompt_seen_before": ("Prompt heard in other calls", "在其他来电中出现过的录音"),
+}
+TOPICS: dict[str, tuple[str, str]] = {
+    "real_estate": ("real estate", "房地产"),
+    "insurance": ("insurance", "保险"),
+    "loan": ("loan", "贷款"),
+    "car": ("cars", "汽车"),
+    "education": ("education", "教育培训"),
+    "other": ("other", "其他"),
+    "scam": ("suspected scam", "疑似诈骗"),
+}
+PERSONAL_DATA: dict[str, tuple[str, str]] = {
+    "name": ("name", "姓名"),
+    "phone": ("phone number", "电话号码"),
+    "cn_id": ("ID number", "身份证号"),
+    "bank_card": ("bank card", "银行卡"),
+    "address": ("address", "住址"),
+    "history": ("loan, purchase or policy history", "贷款、购买或保单等记录"),
+}
+_UNITS: dict[str, tuple[str, str]] = {
+    "words": ("words", "词"),
+    "chars": ("Chinese characters", "汉字"),
+}
+_WHEN: dict[str, tuple[str, str]] = {"earlier": ("earlier", "此前的"), "other": ("other", "其他")}
+# headline parts (English, Chinese)
+_WHO_ROBOT_SELLING = ("Electronic sales robot", "电子营销机器人")
+_WHO_ROBOT = ("Robot", "机器人")
+_WHO_PERSON = ("Live person", "真人")
+_PITCH = ("sales pitch", "推销")
+_PITCH_TOPIC = ("sales pitch (topic: {topic})", "推销（内容：{topic}）")
+_NO_PITCH = ("no sales pitch heard", "未听到推销")
+_TOO_LITTLE = ("too little said to tell whether it was a sales pitch", "话太少，无法判断是否推销")
+_SEPARATOR = (" \u2013 ", "，")
+
+
+def _pick(pair: tuple[str, str], lang: Lang) -> str:
+    return pair[0] if lang == "en" else pair[1]
+
+
+def format_probability(probability: float) -> str:
+    """A probability for people: ``"37 %"``, ``">99 %"``, ``"<1 %"``; never 100 % or 0 %.
+
+    A model's probability is never certain, so the ends are shown as bounds (issue 14).
+    """
+    percent = round(100.0 * probability)
+    if percent >= 100:
+        return ">99 %"
+    if percent <= 0:
+        return "<1 %"
+    return f"{percent} %"
+
+
+def format_clock(seconds: float) -> str:
+    """``83.25`` -> ``"1:23.2"`` (minutes:seconds, one decimal)."""
+    minutes, rest = divmod(max(0.0, seconds), 60.0)
+    if round(rest, 1) >= 60.0:
+        minutes, rest = minutes + 1, 0.0
+    return f"{int(minutes)}:{rest:04.1f}"
+
+
+class _Formatter(string.Formatter):
+    def __init__(self, lang: Lang) -> None:
+        super().__init__()
+        self.lang = lang
+
+    def format_field(self, value: Any, format_spec: str) -> str:
+        zh = self.lang == "zh"
+        if format_spec == "pct":
+            return format_probability(float(value))
+        if format_spec == "clock":
+            return format_clock(float(value))
+        if format_spec == "quotes":
+            phrases = [value] if isinstance(value, str) else list(value)
+            return ("、" if zh else ", ").join(f"\u201c{p}\u201d" for p in phrases)
+        if format_spec == "unit":
+            return _pick(_UNITS.get(str(value), (str(value), str(value))), self.lang)
+        if format_spec == "when":
+            return _pick(_WHEN.get(str(value), (str(value), str(value))), self.lang)
+        if format_spec == "kinds":
+            kinds = [value] if isinstance(value, str) else list(value)
+            names = [_pick(PERSONAL_DATA.get(k, (k, k)), self.lang) for k in kinds]
+            return ("、" if zh else ", ").join(names)
+        return str(super().format_field(value, format_spec))
+
+
+def render(code: str, params: Mapping[str, Any], lang: Lang) -> str:
+    """The sentence of message ``code`` with ``params``, in ``lang``.
+
+    Raises
+    ------
+    KeyError
+        Unknown code, or a parameter the message needs is missing.
+    """
+    template = _pick(CATALOGUE[code], lang)
+    return _Formatter(lang).vformat(template, (), params)
+
+
+def make_evidence(
+    source: EvidenceSource,
+    name: str,
+    *,
+    value: float,
+    weight: float,
+    code: str,
+    params: Mapping[str, Param],
+    span_s: tuple[float, float] | None = None,
+) -> Evidence:
+    """An :class:`Evidence` with its sentences rendered from the catalogue in both languages.
+
+    Parameters
+    ----------
+    source, name, value, weight, span_s
+        As in :class:`~pipeline.types.Evidence`.
+    code : str
+        Message code in :data:`CATALOGUE`.
+    params : mapping of str to str, float or tuple of str
+        The message's parameters and the technical figures the sentence leaves out; stored
+        sorted by name in ``Evidence.params``.
+    """
+    from pipeline.types import Evidence
+
+    return Evidence(
+        source=source,
+        name=name,
+        value=float(value),
+        weight=weight,
+        detail=render(code, params, "en"),
+        span_s=span_s,
+        code=code,
+        params=tuple(sorted(params.items())),
+        detail_zh=render(code, params, "zh"),
+    )
+
+
+def evidence_sentence(evidence: Evidence, lang: Lang) -> str:
+    """The evidence's sentence in ``lang``: rendered from its code, else the stored one.
+
+    A verdict stored before the catalogue existed has no ``code`` and no ``detail_zh``; it
+    reads its English ``detail`` in both languages.
+    """
+    if evidence.code in CATALOGUE:
+        try:
+            return render(evidence.code, dict(evidence.params), lang)
+        except (KeyError, ValueError, IndexError):
+            pass  # params of another catalogue version: the stored sentences still hold
+    if lang == "zh" and evidence.detail_zh:
+        return evidence.detail_zh
+    return evidence.detail
+
+
+def evidence_title(name: str, lang: Lang) -> str:
+    """The title of a reason, e.g. ``"Digital silence (s)"``; unknown cues get their name."""
+    fallback = name.replace("_", " ").capitalize()
+    return _pick(TITLES.get(name, (fallback, fallback)), lang)
+
+
+def topic_name(topic: str, lang: Lang) -> str:
+    """A short topic name for the headline, e.g. ``"loan"`` / ``"贷款"``."""
+    return _pick(TOPICS.get(topic, (topic, topic)), lang)
+
+
+def caller_text(verdict: Verdict, lang: Lang) -> str:
+    """Who called: ``"Electronic sales robot"`` (a robot that pitched), ``"Robot"``, or
+    ``"Live person"``."""
+    from pipeline.types import Label
+
+    if verdict.label is Label.ROBOT:
+        return _pick(_WHO_ROBOT_SELLING if verdict.sales_pitch_heard else _WHO_ROBOT, lang)
+    return _pick(_WHO_PERSON, lang)
+
+
+def call_text(verdict: Verdict, lang: Lang) -> str:
+    """What the call was: ``"sales pitch (topic: loan)"``, ``"no sales pitch heard"``, ..."""
+    if verdict.sales_pitch_heard:
+        if verdict.topic in TOPICS:
+            return _pick(_PITCH_TOPIC, lang).format(topic=topic_name(verdict.topic, lang))
+        return _pick(_PITCH, lang)
+    return _pick(_TOO_LITTLE if verdict.too_little_said else _NO_PITCH, lang)
+
+
+def headline(verdict: Verdict, lang: Lang) -> str:
+    """The verdict in one line, both questions apart (issue 13).
+
+    Examples: ``"Electronic sales robot – sales pitch (topic: loan)"``, ``"Robot – no sales
+    pitch heard"``, ``"Live person – no sales pitch heard"``, ``"真人，推销（内容：保险）"``.
+    """
+    who, what = caller_text(verdict, lang), call_text(verdict, lang)
+    if lang == "en":
+        what = what[:1].lower() + what[1:]
+    return f"{who}{_pick(_SEPARATOR, lang)}{what}"
