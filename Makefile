@@ -33,7 +33,7 @@ test: setup system
 	$(VENV)/bin/pytest -q
 
 lint: setup
-	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/mypy pipeline service
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/mypy pipeline models service
 
 bench: setup
 	$(PY) bench/bench_pipeline.py
