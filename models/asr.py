@@ -513,6 +513,37 @@ def encode_speech(model: WhisperModel, samples: np.ndarray) -> SpeechFrames | No
     return speech_frames_of(encode_windows(model, speech), speech, chunks)
 
 
+UNCOVERED_MIN_S = 1.0  # speech this long without any segment is decoded again on its own
+_JOIN_GAP_S = 0.5  # VAD chunks closer than this are one stretch of speech
+
+
+def uncovered_speech(
+    raws: Sequence[RawSegment], chunks: Sequence[tuple[int, int]]
+) -> list[tuple[float, float]]:
+    """Stretches of VAD speech (``chunks`` in samples) of ``UNCOVERED_MIN_S`` or more that no
+    segment overlaps, as (start_s, end_s) on the recording's timeline."""
+    stretches: list[list[float]] = []
+    for a, b in chunks:
+        lo, hi = a / ANALYSIS_RATE_HZ, b / ANALYSIS_RATE_HZ
+        if stretches and lo - stretches[-1][1] < _JOIN_GAP_S:
+            stretches[-1][1] = hi
+        else:
+            stretches.append([lo, hi])
+    covered = sorted((r.start_s, r.end_s) for r in raws)
+    out: list[tuple[float, float]] = []
+    for lo, hi in stretches:
+        at = lo
+        for c_lo, c_hi in covered:
+            if c_hi <= at or c_lo >= hi:
+                continue
+            if c_lo - at >= UNCOVERED_MIN_S:
+                out.append((at, c_lo))
+            at = max(at, c_hi)
+        if hi - at >= UNCOVERED_MIN_S:
+            out.append((at, hi))
+    return out
+
+
 def _raw_of(s: Any) -> RawSegment:
     """A faster-whisper ``Segment`` as a :class:`RawSegment`."""
     return RawSegment(
@@ -612,12 +643,22 @@ class FasterWhisperTranscriber:
             if hi - lo < ANALYSIS_RATE_HZ // 2:
                 return []
             return [
-                dataclasses.replace(r, start_s=r.start_s + start_s, end_s=r.end_s + start_s)
+                dataclasses.replace(
+                    r, start_s=round(r.start_s + start_s, 3), end_s=round(r.end_s + start_s, 3)
+                )
                 for r in map(_raw_of, self._decode(audio[lo:hi], language))
             ]
 
+        raws = [_raw_of(s) for s in segments]
+        if self.cfg.vad_filter:
+            # Whisper can end a window on a lone timestamp and skip the rest of it: a replayed
+            # take then vanishes without a segment to guard (issue 17). Speech left without a
+            # segment is decoded on its own.
+            for start_s, end_s in uncovered_speech(raws, chunks):
+                raws += redecode(start_s, end_s)
+            raws.sort(key=lambda r: r.start_s)
         transcript = assemble_transcript(
-            map(_raw_of, segments),
+            raws,
             language=language,
             language_probability=probability,
             cfg=self.cfg,

@@ -19,6 +19,7 @@ from models.asr import (
     pick_language,
     repetition_verdict,
     replay_coverage_of,
+    uncovered_speech,
 )
 from pipeline.config import AsrConfig
 from pipeline.errors import EmptyAudioError
@@ -299,3 +300,11 @@ def test_replay_coverage_of_a_played_twice_signal() -> None:
     coverage = replay_coverage_of(samples)
     assert coverage(0.5, 3.0) < 0.5  # the first take replays nothing
     assert coverage(3.5, 6.0) > 0.5  # the second replays the first
+
+
+def test_speech_a_window_skipped_is_found_for_decoding_again() -> None:
+    sr = 16_000
+    chunks = [(0, 3 * sr), (int(3.2 * sr), 8 * sr), (10 * sr, int(10.5 * sr)), (12 * sr, 15 * sr)]
+    segments = [raw("hello", start=0.0), raw("there", start=2.5)]  # cover 0-4.5 s
+    assert uncovered_speech(segments, chunks) == [(4.5, 8.0), (12.0, 15.0)]  # 10-10.5 s: short
+    assert uncovered_speech([], []) == []
