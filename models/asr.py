@@ -513,7 +513,10 @@ def encode_speech(model: WhisperModel, samples: np.ndarray) -> SpeechFrames | No
     return speech_frames_of(encode_windows(model, speech), speech, chunks)
 
 
-UNCOVERED_MIN_S = 1.0  # speech this long without any segment is decoded again on its own
+# Speech this long without any segment is decoded again on its own: a skipped sentence or take.
+# Shorter stretches are mostly the tails Whisper's segment times fall short of (1.4-1.6 s on the
+# bench clip), and each re-decode costs a 30 s window.
+UNCOVERED_MIN_S = 3.0
 _JOIN_GAP_S = 0.5  # VAD chunks closer than this are one stretch of speech
 
 

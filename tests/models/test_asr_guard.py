@@ -304,7 +304,7 @@ def test_replay_coverage_of_a_played_twice_signal() -> None:
 
 def test_speech_a_window_skipped_is_found_for_decoding_again() -> None:
     sr = 16_000
-    chunks = [(0, 3 * sr), (int(3.2 * sr), 8 * sr), (10 * sr, int(10.5 * sr)), (12 * sr, 15 * sr)]
+    chunks = [(0, 3 * sr), (int(3.2 * sr), 8 * sr), (10 * sr, 12 * sr), (14 * sr, 18 * sr)]
     segments = [raw("hello", start=0.0), raw("there", start=2.5)]  # cover 0-4.5 s
-    assert uncovered_speech(segments, chunks) == [(4.5, 8.0), (12.0, 15.0)]  # 10-10.5 s: short
+    assert uncovered_speech(segments, chunks) == [(4.5, 8.0), (14.0, 18.0)]  # 10-12 s: short
     assert uncovered_speech([], []) == []
