@@ -620,7 +620,8 @@ class FasterWhisperTranscriber:
         from faster_whisper.transcribe import restore_speech_timestamps
 
         audio = _as_mono_float32(samples)
-        speech, chunks = audio, ((0, audio.size),)
+        speech = audio
+        chunks: tuple[tuple[int, int], ...] = ((0, audio.size),)
         if self.cfg.vad_filter:
             # One VAD pass: we transcribe the speech alone and map times back ourselves, as
             # faster-whisper's own vad_filter would after running the same VAD again.

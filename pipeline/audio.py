@@ -38,8 +38,8 @@ from pipeline.config import AudioLimits
 from pipeline.errors import (
     AudioTooLargeError,
     AudioTooLongError,
-    CorruptAudioError,
     AudioTooShortError,
+    CorruptAudioError,
     EmptyAudioError,
     NotAudioError,
     UnsupportedAudioError,
