@@ -10,6 +10,12 @@ loaded models from ``models/loading.py`` (the only place weights load) and share
 - Simplified Chinese output (OpenCC ``t2s``) for segment and word text;
 - the hallucination guard (:func:`hallucination_reason`), which drops silence and loop artefacts
   and counts them in ``Transcript.dropped_segments``;
+- repeats are not loops (issue 17): a window whose text compresses well because the caller
+  really said it again (a robot replaying its message) is kept when the segment's audio replays
+  an earlier stretch of the call (:func:`pipeline.acoustic.find_repeats`); such segments are
+  marked ``Segment.is_repeat``. Only a segment that loops within itself, or repeats earlier text
+  without any acoustic repeat, is a decoding loop (:func:`repetition_verdict`); the faster
+  backend then decodes its span again on its own before dropping it;
 - deterministic decoding: temperature 0 only (no sampling fallback, so a call always gets the same
   verdict) and ``condition_on_previous_text=False`` (breaks repetition loops, Whisper issue #679).
 
@@ -19,10 +25,12 @@ Nothing heavy is imported at module level: the guard is testable without torch o
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import logging
 import threading
 import unicodedata
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -125,6 +133,98 @@ def hallucination_reason(
         return "no_speech"
     if compression_ratio > cfg.compression_ratio_threshold:
         return "repetition"
+    return _content_reason(text)
+
+
+# A segment of a high-compression window counts as a real repeat when at least this share of its
+# time replays earlier audio of the call at this log-mel correlation or more (a decoding loop has
+# no acoustic repeat; a replayed prompt scores 0.99, pipeline/acoustic.py).
+REPEAT_MIN_COVERAGE = 0.5
+REPEAT_CONFIRM_CORR = 0.98
+
+# Fraction of [start_s, end_s) of the recording that replays earlier audio, in [0, 1].
+ReplayCoverage = Callable[[float, float], float]
+
+
+def text_compression_ratio(text: str) -> float:
+    """gzip compression ratio of ``text`` as Whisper computes it (bytes / compressed bytes)."""
+    raw = text.encode("utf-8")
+    return len(raw) / len(zlib.compress(raw)) if raw else 0.0
+
+
+def repetition_verdict(
+    text: str,
+    *,
+    seen: Iterable[str],
+    coverage: float,
+    cfg: AsrConfig,
+) -> str | None:
+    """Whether a segment of a window over ``compression_ratio_threshold`` is a loop (issue 17).
+
+    Whisper's compression ratio is the window's, so a window holding a message and its replay
+    compresses as well as a decoding loop. This tells them apart per segment.
+
+    Parameters
+    ----------
+    text : str
+        The segment's text.
+    seen : iterable of str
+        Normalised texts of the earlier segments of the call (kept or not).
+    coverage : float
+        Share of the segment's time that replays earlier audio, in [0, 1]
+        (:data:`ReplayCoverage`).
+    cfg : AsrConfig
+        ``compression_ratio_threshold``.
+
+    Returns
+    -------
+    str or None
+        ``"repeat"`` (keep, marked: its audio replays earlier audio), None (keep: new text that
+        does not loop), or ``"repetition"`` (a loop: its own text compresses above the threshold,
+        or it repeats earlier text with no acoustic repeat under it).
+    """
+    if coverage >= REPEAT_MIN_COVERAGE:
+        return "repeat"
+    normalised = normalise_for_matching(text)
+    if text_compression_ratio(text) > cfg.compression_ratio_threshold or _loops(normalised):
+        return "repetition"
+    if normalised and normalised in set(seen):
+        return "repetition"
+    return None
+
+
+def _loops(normalised: str) -> bool:
+    """The text holds a unit said three or more times in a row over half its length ("嗯嗯嗯")."""
+    n = len(normalised)
+    for period in range(1, n // 3 + 1):
+        run = best = 0
+        for i in range(n - period):
+            run = run + 1 if normalised[i] == normalised[i + period] else 0
+            best = max(best, run)
+        if best >= 2 * period and best + period >= n / 2:
+            return True
+    return False
+
+
+def replay_coverage_of(samples: np.ndarray) -> ReplayCoverage:
+    """:data:`ReplayCoverage` of mono 16 kHz ``samples`` from the acoustic replay search."""
+    from pipeline.acoustic import find_repeats
+
+    hop_s = 0.01
+    replayed = np.zeros(int(samples.size / ANALYSIS_RATE_HZ / hop_s) + 1, dtype=bool)
+    for rep in find_repeats(samples):
+        if rep.correlation >= REPEAT_CONFIRM_CORR:
+            replayed[int(rep.again_s[0] / hop_s) : int(rep.again_s[1] / hop_s)] = True
+
+    def coverage(start_s: float, end_s: float) -> float:
+        lo, hi = int(start_s / hop_s), max(int(end_s / hop_s), int(start_s / hop_s) + 1)
+        return float(replayed[lo:hi].mean()) if lo < replayed.size else 0.0
+
+    return coverage
+
+
+def _content_reason(text: str) -> str | None:
+    """The text rules of :func:`hallucination_reason` alone (a kept repeat is still checked)."""
     normalised = normalise_for_matching(text)
     if not normalised:
         return "no_words"
@@ -188,6 +288,8 @@ def assemble_transcript(
     cfg: AsrConfig,
     to_simplified: Callable[[str], str],
     backend: str,
+    replay_coverage: Callable[[], ReplayCoverage] | None = None,
+    redecode: Callable[[float, float], list[RawSegment]] | None = None,
 ) -> Transcript:
     """Turn decoded segments into a :class:`Transcript`: Simplified Chinese, guard applied.
 
@@ -205,16 +307,27 @@ def assemble_transcript(
         Traditional -> Simplified converter (OpenCC ``t2s``, injected by ``models/loading.py``).
     backend : str
         ``"faster"`` or ``"openai"``.
+    replay_coverage : callable, optional
+        Builds the :data:`ReplayCoverage` of the recording; called once, and only when a window
+        compresses above the threshold. None: no acoustic repeat is known.
+    redecode : callable, optional
+        ``redecode(start_s, end_s)`` decodes that span of the recording on its own; tried on a
+        loop before it is dropped (its segments go through the guard, without a second retry).
 
     Returns
     -------
     Transcript
-        Kept segments; ``dropped_segments`` counts those the guard removed.
+        Kept segments (real repeats marked ``is_repeat``); ``dropped_segments`` counts those
+        the guard removed.
     """
     convert = to_simplified if language == "zh" else (lambda s: s)
     kept: list[Segment] = []
     dropped: dict[str, int] = {}
-    for seg in raw:
+    seen: list[str] = []
+    coverage: ReplayCoverage | None = None
+
+    def guard(seg: RawSegment, *, retry: bool) -> list[Segment]:
+        nonlocal coverage
         text = convert(seg.text).strip()
         reason = hallucination_reason(
             text,
@@ -223,14 +336,29 @@ def assemble_transcript(
             compression_ratio=seg.compression_ratio,
             cfg=cfg,
         )
+        is_repeat = False
+        if reason == "repetition":
+            if coverage is None:
+                coverage = replay_coverage() if replay_coverage is not None else lambda a, b: 0.0
+            verdict = repetition_verdict(
+                text, seen=seen, coverage=coverage(seg.start_s, seg.end_s), cfg=cfg
+            )
+            is_repeat = verdict == "repeat"
+            reason = verdict if verdict == "repetition" else _content_reason(text)
+            if reason == "repetition" and retry and redecode is not None:
+                again = [k for r in redecode(seg.start_s, seg.end_s) for k in guard(r, retry=False)]
+                if again:
+                    logger.debug("loop at %.1f-%.1f s decoded again", seg.start_s, seg.end_s)
+                    return again
+        seen.append(normalise_for_matching(text))
         if reason is not None:
             dropped[reason] = dropped.get(reason, 0) + 1
-            continue
+            return []
         words = tuple(
             Word(start_s=float(s), end_s=float(e), text=convert(w).strip(), probability=float(p))
             for s, e, w, p in seg.words
         )
-        kept.append(
+        return [
             Segment(
                 start_s=float(seg.start_s),
                 end_s=float(seg.end_s),
@@ -239,8 +367,12 @@ def assemble_transcript(
                 no_speech_prob=float(seg.no_speech_prob),
                 compression_ratio=float(seg.compression_ratio),
                 words=words,
+                is_repeat=is_repeat,
             )
-        )
+        ]
+
+    for seg in raw:
+        kept += guard(seg, retry=True)
     if dropped:
         logger.debug("hallucination guard dropped %s", dropped)
     return Transcript(
@@ -381,6 +513,53 @@ def encode_speech(model: WhisperModel, samples: np.ndarray) -> SpeechFrames | No
     return speech_frames_of(encode_windows(model, speech), speech, chunks)
 
 
+# Speech this long without any segment is decoded again on its own: a skipped sentence or take.
+# Shorter stretches are mostly the tails Whisper's segment times fall short of (1.4-1.6 s on the
+# bench clip), and each re-decode costs a 30 s window.
+UNCOVERED_MIN_S = 3.0
+_JOIN_GAP_S = 0.5  # VAD chunks closer than this are one stretch of speech
+
+
+def uncovered_speech(
+    raws: Sequence[RawSegment], chunks: Sequence[tuple[int, int]]
+) -> list[tuple[float, float]]:
+    """Stretches of VAD speech (``chunks`` in samples) of ``UNCOVERED_MIN_S`` or more that no
+    segment overlaps, as (start_s, end_s) on the recording's timeline."""
+    stretches: list[list[float]] = []
+    for a, b in chunks:
+        lo, hi = a / ANALYSIS_RATE_HZ, b / ANALYSIS_RATE_HZ
+        if stretches and lo - stretches[-1][1] < _JOIN_GAP_S:
+            stretches[-1][1] = hi
+        else:
+            stretches.append([lo, hi])
+    covered = sorted((r.start_s, r.end_s) for r in raws)
+    out: list[tuple[float, float]] = []
+    for lo, hi in stretches:
+        at = lo
+        for c_lo, c_hi in covered:
+            if c_hi <= at or c_lo >= hi:
+                continue
+            if c_lo - at >= UNCOVERED_MIN_S:
+                out.append((at, c_lo))
+            at = max(at, c_hi)
+        if hi - at >= UNCOVERED_MIN_S:
+            out.append((at, hi))
+    return out
+
+
+def _raw_of(s: Any) -> RawSegment:
+    """A faster-whisper ``Segment`` as a :class:`RawSegment`."""
+    return RawSegment(
+        s.start,
+        s.end,
+        s.text,
+        s.avg_logprob,
+        s.no_speech_prob,
+        s.compression_ratio,
+        tuple((w.start, w.end, w.word, w.probability) for w in s.words or ()),
+    )
+
+
 class FasterWhisperTranscriber:
     """faster-whisper (CTranslate2) backend; build it with ``models.loading.load_transcriber``."""
 
@@ -441,8 +620,8 @@ class FasterWhisperTranscriber:
         from faster_whisper.transcribe import restore_speech_timestamps
 
         audio = _as_mono_float32(samples)
-        chunks: tuple[tuple[int, int], ...]
-        speech, chunks = audio, ((0, audio.size),)
+        speech = audio
+        chunks: tuple[tuple[int, int], ...] = ((0, audio.size),)
         if self.cfg.vad_filter:
             # One VAD pass: we transcribe the speech alone and map times back ourselves, as
             # faster-whisper's own vad_filter would after running the same VAD again.
@@ -457,6 +636,45 @@ class FasterWhisperTranscriber:
             language, probability = pick_language(all_probs, self.cfg.languages)
         else:
             language, probability = self.cfg.languages[0], 1.0
+        segments = self._decode(speech, language)
+        if self.cfg.vad_filter:
+            vad_chunks = [{"start": a, "end": b} for a, b in chunks]
+            segments = restore_speech_timestamps(segments, vad_chunks, ANALYSIS_RATE_HZ)
+
+        def redecode(start_s: float, end_s: float) -> list[RawSegment]:
+            # The loop's span alone, without the window's earlier text around it (issue 17).
+            lo, hi = int(start_s * ANALYSIS_RATE_HZ), int(end_s * ANALYSIS_RATE_HZ)
+            if hi - lo < ANALYSIS_RATE_HZ // 2:
+                return []
+            return [
+                dataclasses.replace(
+                    r, start_s=round(r.start_s + start_s, 3), end_s=round(r.end_s + start_s, 3)
+                )
+                for r in map(_raw_of, self._decode(audio[lo:hi], language))
+            ]
+
+        raws = [_raw_of(s) for s in segments]
+        if self.cfg.vad_filter:
+            # Whisper can end a window on a lone timestamp and skip the rest of it: a replayed
+            # take then vanishes without a segment to guard (issue 17). Speech left without a
+            # segment is decoded on its own.
+            for start_s, end_s in uncovered_speech(raws, chunks):
+                raws += redecode(start_s, end_s)
+            raws.sort(key=lambda r: r.start_s)
+        transcript = assemble_transcript(
+            raws,
+            language=language,
+            language_probability=probability,
+            cfg=self.cfg,
+            to_simplified=self._to_simplified,
+            backend=self.backend,
+            replay_coverage=lambda: replay_coverage_of(audio),
+            redecode=redecode,
+        )
+        frames = speech_frames_of(outputs, speech, chunks) if all_windows else None
+        return transcript, frames
+
+    def _decode(self, speech: np.ndarray, language: str) -> Iterator[Any]:
         segments, _info = self.model.transcribe(
             speech,
             language=language,
@@ -471,31 +689,7 @@ class FasterWhisperTranscriber:
             # None: faster-whisper would silently skip no-speech windows; our guard counts them.
             no_speech_threshold=None,
         )
-        if self.cfg.vad_filter:
-            vad_chunks = [{"start": a, "end": b} for a, b in chunks]
-            segments = restore_speech_timestamps(segments, vad_chunks, ANALYSIS_RATE_HZ)
-        raw = (
-            RawSegment(
-                s.start,
-                s.end,
-                s.text,
-                s.avg_logprob,
-                s.no_speech_prob,
-                s.compression_ratio,
-                tuple((w.start, w.end, w.word, w.probability) for w in s.words or ()),
-            )
-            for s in segments
-        )
-        transcript = assemble_transcript(
-            raw,
-            language=language,
-            language_probability=probability,
-            cfg=self.cfg,
-            to_simplified=self._to_simplified,
-            backend=self.backend,
-        )
-        frames = speech_frames_of(outputs, speech, chunks) if all_windows else None
-        return transcript, frames
+        return iter(segments)
 
     def log_mel(self, samples: np.ndarray) -> np.ndarray:
         """Log-mel of the first 30 s, zero-padded like openai-whisper: shape (n_mels, 3000)."""
@@ -605,6 +799,7 @@ class OpenAIWhisperTranscriber:
             cfg=self.cfg,
             to_simplified=self._to_simplified,
             backend=self.backend,
+            replay_coverage=lambda: replay_coverage_of(audio),
         )
 
     def _window_mel(self, audio: np.ndarray) -> Any:

@@ -297,3 +297,16 @@ def test_a_verdict_of_another_fusion_or_config_is_not_fused_again() -> None:
         add_evidence(_fused(MODEL), [CUE], config=DetectorConfig(), model=other)
     with pytest.raises(ValueError, match="config"):
         add_evidence(_fused(None), [CUE], config=load_config(fusion__threshold=0.6), model=None)
+
+
+def test_a_fit_cannot_silence_an_in_call_replay() -> None:
+    from pipeline.fuse import SCALE_FLOORS
+
+    model = FusionModel(
+        bias=0.0,
+        scales=(("replayed_speech_s:+", 0.0), ("pause_cv:+", 0.0)),
+        default_scale=1.0,
+        method="test",
+    )
+    assert model.scale("replayed_speech_s", 2.0) == SCALE_FLOORS["replayed_speech_s:+"] > 0
+    assert model.scale("pause_cv", 1.0) == 0.0  # other fitted scales stand
