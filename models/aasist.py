@@ -368,16 +368,24 @@ def load_aasist() -> Aasist:
     return load_aasist_from(packaged_source())
 
 
-def clip_windows(samples: np.ndarray, *, window: int = WINDOW_SAMPLES) -> np.ndarray:
+def clip_windows(
+    samples: np.ndarray, *, window: int = WINDOW_SAMPLES, max_windows: int | None = None
+) -> np.ndarray:
     """Peak-normalise one clip and cut it into the windows the checkpoint takes.
 
     Shorter than ``window``: tiled (repeated) to one window, as the reference does. Longer:
     non-overlapping windows from the start; the last one is aligned to the clip's end (so it
-    overlaps the one before) unless the clip is an exact multiple of ``window``.
+    overlaps the one before) unless the clip is an exact multiple of ``window``. With
+    ``max_windows``, only that many of them are kept, evenly spread (a cost cap; 1 keeps the
+    middle window).
 
     Parameters
     ----------
     samples : np.ndarray [shape=(n,)], float, 16 kHz mono
+    window : int
+        Samples per window (the checkpoint's 64,600).
+    max_windows : int or None
+        Keep at most this many windows (None: all).
 
     Returns
     -------
@@ -397,6 +405,11 @@ def clip_windows(samples: np.ndarray, *, window: int = WINDOW_SAMPLES) -> np.nda
     starts = list(range(0, x.size - window + 1, window))
     if starts[-1] + window < x.size:
         starts.append(x.size - window)
+    if max_windows is not None and len(starts) > max_windows:
+        picks = np.linspace(0, len(starts) - 1, max_windows + 2)[1:-1] if max_windows == 1 else (
+            np.linspace(0, len(starts) - 1, max_windows)
+        )
+        starts = [starts[round(float(i))] for i in picks]
     return np.stack([x[s : s + window] for s in starts])
 
 
@@ -409,7 +422,7 @@ def window_logits(model: Aasist, windows: np.ndarray, *, batch_size: int = 8) ->
     return np.concatenate(out).astype(np.float64)
 
 
-def score_clip(model: Aasist, samples: np.ndarray) -> float:
+def score_clip(model: Aasist, samples: np.ndarray, *, max_windows: int | None = None) -> float:
     """Spoof score of one 16 kHz clip: mean over windows of logit(spoof) - logit(bona fide).
 
     Higher = more likely synthetic. The per-window difference is the log-odds of spoof under
@@ -419,10 +432,12 @@ def score_clip(model: Aasist, samples: np.ndarray) -> float:
     ----------
     model : Aasist
     samples : np.ndarray [shape=(n,)], float, 16 kHz mono
+    max_windows : int or None
+        Cost cap passed to :func:`clip_windows` (None: every window).
 
     Returns
     -------
     float, unbounded log-odds (0 = even).
     """
-    logits = window_logits(model, clip_windows(samples))
+    logits = window_logits(model, clip_windows(samples, max_windows=max_windows))
     return float(np.mean(logits[:, 0] - logits[:, BONA_FIDE_INDEX]))
