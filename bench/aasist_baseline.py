@@ -31,7 +31,7 @@ from sklearn.metrics import roc_auc_score, roc_curve
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from models.corpus import read_clip, read_manifests, resolve_path  # noqa: E402
+from models.corpus import hash_unit, read_clip, read_manifests, resolve_path  # noqa: E402
 
 MANIFESTS = ("shared", "tts_en", "resynth")
 VARIANTS = ("raw", "telephone")
@@ -84,10 +84,10 @@ def score_rows(args: argparse.Namespace) -> list[dict[str, str]]:
     torch.set_num_threads(args.threads)
     model = load_aasist()
     rows = [
-        r
-        for r in read_manifests(MANIFESTS)
-        if r.split in args.splits and resolve_path(r).is_file()
+        r for r in read_manifests(MANIFESTS) if r.split in args.splits and resolve_path(r).is_file()
     ]
+    # Stable pseudo-random order, so an interrupted run is a uniform sample of the rows.
+    rows.sort(key=lambda r: hash_unit(r.id, salt="aasist-baseline"))
     rows = rows[: args.limit] if args.limit else rows
     CSV_PATH.parent.mkdir(parents=True, exist_ok=True)
     out: list[dict[str, str]] = []
@@ -186,7 +186,9 @@ def report(recs: list[dict[str, str]], *, command: str) -> str:
                 if len(robots) >= 5:
                     lines.append(metrics_line(f"engine {engine} vs all human", humans + robots))
             for lang in sorted({r["language"] for r in sel}):
-                lines.append(metrics_line(f"language {lang}", [r for r in sel if r["language"] == lang]))
+                lines.append(
+                    metrics_line(f"language {lang}", [r for r in sel if r["language"] == lang])
+                )
             lines.append("")
     audio_s = sum(float(r["duration_s"]) for r in ok)
     cpu_s = sum(float(r["cpu_s"]) for r in ok)

@@ -75,7 +75,9 @@ def sinc_filter_bank(
     def low_pass(cutoff_hz: float) -> np.ndarray:
         return (2 * cutoff_hz / sample_rate_hz) * np.sinc(2 * cutoff_hz * taps / sample_rate_hz)
 
-    bank = np.stack([low_pass(hi) - low_pass(lo) for lo, hi in zip(edges_hz, edges_hz[1:])])
+    bank = np.stack(
+        [low_pass(hi) - low_pass(lo) for lo, hi in zip(edges_hz[:-1], edges_hz[1:], strict=True)]
+    )
     return (bank * np.hamming(kernel)).astype(np.float32)
 
 
@@ -103,7 +105,8 @@ class ResidualBlock(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         out = self.conv2(F.selu(self.bn2(self.conv1(x))))
         skip = x if self.conv_downsample is None else self.conv_downsample(x)
-        return F.max_pool2d(out + skip, (1, 3))
+        pooled: Tensor = F.max_pool2d(out + skip, (1, 3))
+        return pooled
 
 
 def _xavier(rows: int, cols: int) -> nn.Parameter:
@@ -114,7 +117,8 @@ def _xavier(rows: int, cols: int) -> nn.Parameter:
 
 def _batch_norm_nodes(bn: nn.BatchNorm1d, x: Tensor) -> Tensor:
     """BatchNorm1d over the feature axis of (batch, node, dim)."""
-    return bn(x.reshape(-1, x.shape[-1])).reshape(x.shape)
+    flat: Tensor = bn(x.reshape(-1, x.shape[-1]))
+    return flat.reshape(x.shape)
 
 
 def _pairwise_products(x: Tensor) -> Tensor:
@@ -261,7 +265,8 @@ class Aasist(nn.Module):
 
     def forward(self, samples: Tensor) -> Tensor:
         """samples : (batch, time) float32 at 16 kHz -> logits (batch, 2), index 1 bona fide."""
-        x = F.conv1d(samples.unsqueeze(1), self.sinc_filters).unsqueeze(1)
+        filters: Tensor = self.sinc_filters  # type: ignore[assignment]  # a registered buffer
+        x = F.conv1d(samples.unsqueeze(1), filters).unsqueeze(1)
         x = F.selu(self.first_bn(F.max_pool2d(x.abs(), (3, 3))))
         e = self.encoder(x).abs()  # (batch, channel, band, frame)
         spectral = self.pool_S(self.GAT_layer_S(e.amax(dim=3).transpose(1, 2) + self.pos_S))
@@ -406,8 +411,10 @@ def clip_windows(
     if starts[-1] + window < x.size:
         starts.append(x.size - window)
     if max_windows is not None and len(starts) > max_windows:
-        picks = np.linspace(0, len(starts) - 1, max_windows + 2)[1:-1] if max_windows == 1 else (
-            np.linspace(0, len(starts) - 1, max_windows)
+        picks = (
+            np.linspace(0, len(starts) - 1, max_windows + 2)[1:-1]
+            if max_windows == 1
+            else (np.linspace(0, len(starts) - 1, max_windows))
         )
         starts = [starts[round(float(i))] for i in picks]
     return np.stack([x[s : s + window] for s in starts])
