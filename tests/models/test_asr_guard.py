@@ -7,19 +7,17 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from models.asr import (
+from models.asr import _as_mono_float32, pick_language, uncovered_speech
+from models.transcript_guard import (
     SILENCE_HALLUCINATIONS,
     RawSegment,
     ReplayCoverage,
-    _as_mono_float32,
     _loops,
     assemble_transcript,
     hallucination_reason,
     normalise_for_matching,
-    pick_language,
     repetition_verdict,
     replay_coverage_of,
-    uncovered_speech,
 )
 from pipeline.config import AsrConfig
 from pipeline.errors import EmptyAudioError
