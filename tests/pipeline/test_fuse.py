@@ -9,7 +9,6 @@ from pipeline.fuse import FUSION_METHOD, FusionModel, add_evidence, fuse, sigmoi
 from pipeline.provenance import make_provenance
 from pipeline.types import (
     AcousticCues,
-    AudioInfo,
     Evidence,
     Label,
     ModelInfo,
@@ -18,21 +17,18 @@ from pipeline.types import (
     Transcript,
     Verdict,
 )
+from tests.factories import make_audio_info, make_transcript
 
-INFO = AudioInfo(
+INFO = make_audio_info(
     name="call.wav",
     sha256="0" * 64,
     size_bytes=10,
     container="wav",
     codec="pcm_s16le",
-    sample_rate_hz=8000,
-    channels=1,
     duration_s=3.0,
 )
-TRANSCRIPT = Transcript(
-    language="zh",
-    language_probability=0.9,
-    segments=(Segment(0.0, 2.0, "您好，按1了解详情", -0.2, 0.01, 1.1),),
+TRANSCRIPT = make_transcript(
+    "zh", (0.0, 2.0, "您好，按1了解详情"), language_probability=0.9, compression_ratio=1.1
 )
 
 
