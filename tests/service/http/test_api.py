@@ -16,7 +16,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
-from pipeline.errors import ModelNotAvailableError
+from pipeline.audio import load_audio
+from pipeline.config import AudioLimits
+from pipeline.errors import EmptyAudioError, ModelNotAvailableError, RobocallError
 from service.http.apikeys import create_key
 from service.http.app import create_app, get_detector
 from service.http.schemas import AnalysisOut
@@ -194,12 +196,55 @@ def test_empty_upload_is_empty_audio(client: TestClient) -> None:
     assert_error(upload(client, b"", "empty.wav"), 422, "empty_audio")
 
 
-def test_decoder_failure_fails_the_job_with_its_code(client: TestClient) -> None:
-    resp = upload(client, b"RIFFBAD!WAVE" + bytes(64), "bad.wav")
-    assert resp.status_code == 202
-    done = wait_finished(client, resp.json()["id"])
-    assert done["status"] == "failed" and done["verdict"] is None
-    assert done["error"]["code"] == "corrupt_audio"
+def cli_error(data: bytes, **limits: float) -> RobocallError:
+    """What ``robocall analyze`` (``load_audio``) raises for ``data``."""
+    with pytest.raises(RobocallError) as caught:
+        load_audio(data, limits=AudioLimits(**limits), name="x")
+    return caught.value
+
+
+@pytest.mark.parametrize("query", ["", "?wait=true"])
+def test_bad_audio_is_refused_at_upload_with_the_cli_status_and_code(
+    tmp_path: Path, query: str
+) -> None:
+    """One error path (issue 15): nothing is queued, the answer is the CLI's status and code."""
+    (tmp_path / "robocall.toml").write_text("[audio]\nmax_duration_s = 2.0\n")
+    long_wav, short_wav = wav_bytes(seconds=3.0, seed=60), wav_bytes(seconds=0.1, seed=61)
+    damaged = wav_bytes(seconds=1.0, seed=62)[:30]  # cut inside the header
+    zero_header = b"RIFF" + bytes(40)  # a WAV header of zeros: no format, no data
+    fake = FakeDetector()
+    with running(tmp_path, fake, config_path=tmp_path / "robocall.toml") as c:
+        for data in (long_wav, short_wav, damaged, zero_header):
+            expected = cli_error(data, max_duration_s=2.0)
+            assert 400 <= expected.status < 500
+            assert_error(upload(c, data, query=query), expected.status, expected.code)
+        assert cli_error(long_wav, max_duration_s=2.0).code == "audio_too_long"
+        assert c.get("/v1/analyses").json()["total"] == 0  # nothing accepted
+        assert fake.calls == []
+
+
+def test_a_cut_off_wav_is_accepted_with_a_warning(client: TestClient) -> None:
+    whole = wav_bytes(seconds=2.0, seed=63)
+    done = upload(client, whole[: len(whole) // 2], "cut.wav", query="?wait=true").json()
+    assert done["status"] == "done"
+    (warning,) = done["warnings"]
+    assert warning["code"] == "truncated"
+    assert warning["params"]["declared_s"] == pytest.approx(2.0)
+    assert warning["params"]["decoded_s"] == pytest.approx(1.0, abs=0.01)
+    assert "cut off" in warning["message"]["en"] and "截断" in warning["message"]["zh"]
+    AnalysisOut.model_validate(done)
+    intact = upload(client, whole, "whole.wav", query="?wait=true").json()
+    assert intact["warnings"] == []
+
+
+def test_what_only_the_analysis_finds_fails_the_job_with_its_code(tmp_path: Path) -> None:
+    fake = FakeDetector(error=EmptyAudioError("call.wav: no speech recognised"))
+    with running(tmp_path, fake) as c:
+        resp = upload(c, wav_bytes(seed=64))
+        assert resp.status_code == 202
+        done = wait_finished(c, resp.json()["id"])
+    assert done["status"] == "failed" and done["verdict"] is None and done["display"] is None
+    assert done["error"]["code"] == "empty_audio"
     AnalysisOut.model_validate(done)
 
 
@@ -226,9 +271,9 @@ def test_display_names_are_stripped_to_a_base_name() -> None:
 
 
 def test_too_large_upload_is_413(tmp_path: Path) -> None:
-    with running(tmp_path, max_upload_bytes=4000) as c:
+    with running(tmp_path, max_upload_bytes=10_000) as c:
         assert_error(upload(c, wav_bytes(seconds=2.0)), 413, "audio_too_large")
-        assert upload(c, wav_bytes(seconds=0.1)).status_code == 202
+        assert upload(c, wav_bytes(seconds=0.5)).status_code == 202
 
 
 def _multipart_chunks(total_bytes: int, chunk: int = 16 * 1024) -> tuple[bytes, list[bytes]]:
@@ -383,7 +428,9 @@ def test_audio_as_wav_for_browsers_that_cannot_play_amr(
 
 
 def test_audio_as_wav_of_a_damaged_file_is_a_json_error(client: TestClient) -> None:
-    body = upload(client, b"RIFFBAD!WAVE" + bytes(64), "bad.wav", query="?wait=true").json()
+    body = upload(client, wav_bytes(seed=65), "bad.wav", query="?wait=true").json()
+    rt = client.app.state.runtime  # type: ignore[attr-defined]
+    rt.blobs.path(body["audio"]["sha256"]).write_bytes(b"RIFF" + bytes(60))  # damaged on disk
     resp = client.get(body["links"]["audio"] + "?format=wav")
     assert resp.status_code in (415, 422)
     assert resp.json()["error"] in {"corrupt_audio", "not_audio", "empty_audio"}
@@ -498,12 +545,20 @@ def test_api_keys_are_required_unless_local(tmp_path: Path) -> None:
 
 
 def test_rate_limit_per_key_is_429_with_retry_after(tmp_path: Path) -> None:
-    with running(tmp_path, rate_limit_per_min=1.0, rate_limit_burst=2) as c:
-        assert upload(c, wav_bytes(seed=40)).status_code == 202
-        assert upload(c, wav_bytes(seed=41)).status_code == 202
-        limited = upload(c, wav_bytes(seed=42))
+    with running(tmp_path, local_mode=False, rate_limit_per_min=1.0, rate_limit_burst=2) as c:
+        _, key = create_key(c.app.state.runtime.store, name="limited")  # type: ignore[attr-defined]
+        k = {"X-API-Key": key}
+        assert upload(c, wav_bytes(seed=40), headers=k).status_code == 202
+        assert upload(c, wav_bytes(seed=41), headers=k).status_code == 202
+        limited = upload(c, wav_bytes(seed=42), headers=k)
         assert_error(limited, 429, "rate_limited")
         assert int(limited.headers["retry-after"]) >= 1
+
+
+def test_local_mode_has_no_upload_rate_limit(tmp_path: Path) -> None:
+    with running(tmp_path, rate_limit_per_min=1.0, rate_limit_burst=1) as c:
+        for seed in range(43, 47):
+            assert upload(c, wav_bytes(seed=seed)).status_code == 202
 
 
 def test_cors_is_off_by_default_and_configurable(tmp_path: Path, client: TestClient) -> None:
@@ -572,7 +627,7 @@ def test_schemathesis_finds_no_server_errors(tmp_path: Path) -> None:
 
         statuses: list[int] = []
         operations = [r.ok() for r in schema.get_all_operations()]
-        assert len(operations) == 7
+        assert len(operations) == 9
         for operation in operations:
 
             @given(case=operation.as_strategy())
@@ -675,6 +730,6 @@ def test_real_detector_with_fake_models_through_the_api(tmp_path: Path, make_wav
         # The hint reached load_audio (which may overrule it for a fake-stereo file).
         assert "caller_channel" in done["verdict"]["audio"]["caller_channel_reason"]
         assert done["verdict"]["audio"]["sha256"] == done["audio"]["sha256"]
-        cut = upload(c, voice[:30], "cut.wav", query="?wait=true").json()
-        assert cut["status"] == "failed"
-        assert cut["error"]["code"] in {"corrupt_audio", "not_audio", "empty_audio"}
+        cut = upload(c, voice[:30], "cut.wav", query="?wait=true")  # refused at upload
+        expected = cli_error(voice[:30])
+        assert_error(cut, expected.status, expected.code)
