@@ -166,9 +166,11 @@ class QueueOut(BaseModel):
 
 
 class ReadyOut(BaseModel):
+    """Models and queue only for a caller with a valid key (or in local mode)."""
+
     status: Literal["ready"]
-    models: list[ModelOut]
-    queue: QueueOut
+    models: list[ModelOut] | None = None
+    queue: QueueOut | None = None
 
 
 class HealthOut(BaseModel):

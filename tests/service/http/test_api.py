@@ -19,9 +19,12 @@ from sqlalchemy import update
 from pipeline.audio import load_audio
 from pipeline.config import AudioLimits
 from pipeline.errors import EmptyAudioError, ModelNotAvailableError, RobocallError
+from pipeline.highlights import highlight_spans
+from pipeline.messages import format_probability, headline
+from pipeline.types import Verdict
 from service.http.apikeys import create_key
 from service.http.app import create_app, get_detector
-from service.http.schemas import AnalysisOut
+from service.http.schemas import AnalysisListOut, AnalysisOut
 from service.store.database import ANALYSES, Store, utcnow
 from tests.service.fake_detector import (
     FakeDetector,
@@ -733,3 +736,114 @@ def test_real_detector_with_fake_models_through_the_api(tmp_path: Path, make_wav
         cut = upload(c, voice[:30], "cut.wav", query="?wait=true")  # refused at upload
         expected = cli_error(voice[:30])
         assert_error(cut, expected.status, expected.code)
+
+
+# -- history, call details, display (issue 15) ----------------------------------------------
+
+
+def test_history_is_the_callers_own_newest_first_paged_and_filtered(tmp_path: Path) -> None:
+    with running(tmp_path, local_mode=False) as c:
+        store = c.app.state.runtime.store  # type: ignore[attr-defined]
+        ka, kb = ({"X-API-Key": create_key(store, name=n)[1]} for n in ("a", "b"))
+        mine = [
+            upload(c, wav_bytes(seed=70 + i), f"c{i}.wav", query="?wait=true", headers=ka).json()
+            for i in range(5)
+        ]
+        upload(c, wav_bytes(seed=80), query="?wait=true", headers=kb)
+        listed = c.get("/v1/analyses?limit=2", headers=ka)
+        assert listed.status_code == 200 and listed.headers["cache-control"] == "no-store"
+        body = listed.json()
+        AnalysisListOut.model_validate(body)
+        assert body["total"] == 5 and body["limit"] == 2
+        assert [i["id"] for i in body["items"]] == [m["id"] for m in mine[::-1][:2]]
+        rest = c.get("/v1/analyses?limit=2&offset=4", headers=ka).json()["items"]
+        assert [i["id"] for i in rest] == [mine[0]["id"]]
+        first = body["items"][0]
+        assert first["headline"]["en"] and first["headline"]["zh"]
+        assert first["robot_probability"].endswith("%") and first["label"]
+        robots = c.get("/v1/analyses?label=electronic_sales_robot", headers=ka).json()
+        expected = [
+            m["id"] for m in mine[::-1] if m["verdict"]["label"] == "electronic_sales_robot"
+        ]
+        assert [i["id"] for i in robots["items"]] == expected and robots["total"] == len(expected)
+        assert c.get("/v1/analyses", headers=kb).json()["total"] == 1
+        assert_error(c.get("/v1/analyses?label=alien", headers=ka), 422, "invalid_request")
+        assert_error(c.get("/v1/analyses?limit=0", headers=ka), 422, "invalid_request")
+        assert_error(c.get("/v1/analyses"), 401, "missing_api_key")
+
+
+def test_results_are_not_cached(client: TestClient) -> None:
+    created = upload(client, wav_bytes(seed=85))
+    assert created.headers["cache-control"] == "no-store"
+    got = client.get(created.json()["links"]["self"])
+    assert got.headers["cache-control"] == "no-store"
+
+
+def test_display_has_both_languages_plain_words_and_the_highlights(client: TestClient) -> None:
+    done = upload(client, wav_bytes(seed=86), query="?wait=true").json()
+    display = done["display"]
+    verdict = Verdict.from_dict(done["verdict"])
+    assert display["headline"] == {lang: headline(verdict, lang) for lang in ("en", "zh")}
+    assert display["robot_probability"] == format_probability(verdict.robot_probability)
+    sentences = [r["sentence"] for r in display["reasons"]]
+    assert len(sentences) == len(verdict.evidence)
+    for s in sentences:
+        assert "log-odds" not in s["en"] and "window(s)" not in s["en"]
+        assert any("\u4e00" <= ch <= "\u9fff" for ch in s["zh"])
+    # The whole-call text cue is not a place in the call; only caller lines are marked.
+    assert [h["name"] for h in display["highlights"]] == [h.name for h in highlight_spans(verdict)]
+    assert "robot_script_text" not in {h["name"] for h in display["highlights"]}
+
+
+def test_call_details_can_be_changed_and_a_bad_time_is_refused_at_once(
+    client: TestClient,
+) -> None:
+    assert_error(upload(client, call_time="2025-13-45T10:00+08:00"), 422, "invalid_request")
+    assert_error(upload(client, call_time="2025-06-01T10:00"), 422, "invalid_request")  # no zone
+    done = upload(client, wav_bytes(seed=87), query="?wait=true").json()
+    url = done["links"]["self"]
+    patched = client.patch(
+        url, json={"caller_number": "+86 400 123 4567", "call_time": "2025-06-01T09:30+08:00"}
+    )
+    assert patched.status_code == 200 and patched.headers["cache-control"] == "no-store"
+    body = patched.json()
+    assert body["metadata"]["caller_number"] == "+86 400 123 4567"
+    assert body["metadata"]["call_time"] == "2025-06-01T09:30+08:00"
+    assert body["status"] == "done"  # details only: the verdict stays
+    for bad in ({"call_time": "2025-02-30T09:30+08:00"}, {"caller_number": "call me"},
+                {"language": "fr"}, {"owner": "someone"}):  # fmt: skip
+        assert_error(client.patch(url, json=bad), 422, "invalid_request")
+    cleared = client.patch(url, json={"caller_number": None}).json()
+    assert cleared["metadata"]["caller_number"] is None
+    assert cleared["metadata"]["call_time"] == "2025-06-01T09:30+08:00"
+    # A new language hint analyses the recording again.
+    rerun = client.patch(url, json={"language": "en"}).json()
+    assert rerun["metadata"]["language"] == "en"
+    again = wait_finished(client, done["id"])
+    assert again["status"] == "done" and again["finished_at"] != done["finished_at"]
+    assert_error(client.patch(f"/v1/analyses/{'0' * 32}", json={}), 404, "not_found")
+
+
+def test_readyz_reveals_models_and_queue_only_to_a_key(tmp_path: Path) -> None:
+    with running(tmp_path, local_mode=False) as c:
+        _, key = create_key(c.app.state.runtime.store, name="ops")  # type: ignore[attr-defined]
+        assert c.get("/readyz").json() == {"status": "ready"}
+        assert c.get("/readyz", headers={"X-API-Key": "rcd_000000000000_" + "x" * 40}).json() == {
+            "status": "ready"
+        }
+        full = c.get("/readyz", headers={"X-API-Key": key}).json()
+        assert full["models"] and full["queue"]["capacity"] == 32
+        schema = c.get("/openapi.json").text
+        assert str(tmp_path) not in schema and key not in schema
+
+
+def test_serve_tls_flags_are_checked(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from service.cli import main as cli_main
+
+    cert = tmp_path / "cert.pem"
+    cert.write_text("not used: the flags are refused before uvicorn starts")
+    assert cli_main(["serve", "--ssl-certfile", str(cert)]) == 2
+    assert "go together" in capsys.readouterr().err
+    missing = str(tmp_path / "nokey.pem")
+    assert cli_main(["serve", "--ssl-certfile", str(cert), "--ssl-keyfile", missing]) == 2
+    assert "no such file" in capsys.readouterr().err
