@@ -480,13 +480,15 @@ class Store:
         with self.engine.connect() as conn:
             rows = conn.execute(
                 select(ANALYSES.c.id, ANALYSES.c.claimed_by).where(
-                    ANALYSES.c.status == "running", ANALYSES.c.claimed_by.like(f"{host}:%")
+                    ANALYSES.c.status == "running", ANALYSES.c.claimed_by.is_not(None)
                 )
             ).all()
+        # Compared in Python: a host name may hold LIKE wildcards ("_").
+        claims = [(r.id, r.claimed_by.rpartition(":")) for r in rows]
         dead = [
-            r.id
-            for r in rows
-            if not (pid := r.claimed_by.rpartition(":")[2]).isdigit() or not is_alive(int(pid))
+            job_id
+            for job_id, (claim_host, _, pid) in claims
+            if claim_host == host and (not pid.isdigit() or not is_alive(int(pid)))
         ]
         if not dead:
             return 0

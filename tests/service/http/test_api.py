@@ -777,6 +777,7 @@ def test_results_are_not_cached(client: TestClient) -> None:
     assert created.headers["cache-control"] == "no-store"
     got = client.get(created.json()["links"]["self"])
     assert got.headers["cache-control"] == "no-store"
+    assert client.get(created.json()["links"]["audio"]).headers["cache-control"] == "no-store"
 
 
 def test_display_has_both_languages_plain_words_and_the_highlights(client: TestClient) -> None:
