@@ -50,7 +50,9 @@ router = APIRouter()
     summary="Upload a recording for analysis",
     description="Multipart upload (`file` plus optional call metadata). Answers 202 with "
     "the queued analysis and its `Location`; with `wait=true` a short upload may answer "
-    "200 with the finished analysis. The size limit is enforced while the body streams in.",
+    "200 with the finished analysis. The size limit is enforced while the body streams in; "
+    "the recording is decoded on arrival, so one that cannot be analysed is refused here "
+    "with the status and code `robocall analyze` gives, and nothing is queued.",
     openapi_extra={"requestBody": UPLOAD_BODY},
     responses={
         200: {"model": AnalysisOut, "description": "finished within the wait"},
@@ -62,13 +64,17 @@ router = APIRouter()
         },
         **AUTH_ERRORS,
         413: error_response(
-            "upload larger than the limit", audio_too_large="upload exceeds 209715200 bytes"
+            "upload larger than the limit, or a recording longer than allowed",
+            audio_too_large="upload exceeds 209715200 bytes",
+            audio_too_long="call.wav: too long: the header says 2400.0 s, allowed 1800 s",
         ),
         415: error_response("the content is not a recording", not_audio="not a recording"),
         422: error_response(
-            "empty upload or malformed field",
-            empty_audio="the upload is empty",
-            invalid_request="caller_number: not a phone number",
+            "a recording that cannot be analysed (the CLI's code), or a malformed field",
+            empty_audio="call.wav: too short to analyse: 0.10 s, need at least 0.3 s",
+            corrupt_audio="call.wav: looks like WAV but its header cannot be read",
+            unsupported_audio="call.wav: 6 channels, at most 2 supported",
+            invalid_request="call_time: no such date or time: '2025-02-30T09:30+08:00'",
         ),
         503: {
             **error_response(

@@ -848,3 +848,29 @@ def test_serve_tls_flags_are_checked(tmp_path: Path, capsys: pytest.CaptureFixtu
     missing = str(tmp_path / "nokey.pem")
     assert cli_main(["serve", "--ssl-certfile", str(cert), "--ssl-keyfile", missing]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_serve_warns_about_plain_http_off_loopback_and_passes_tls_to_uvicorn(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import uvicorn
+
+    from service.cli import main as cli_main
+
+    runs: list[dict[str, Any]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: runs.append(kw))
+    data = ["--data-dir", str(tmp_path)]
+    with caplog.at_level("WARNING", logger="service.commands.serve"):
+        assert cli_main(["serve", "--host", "0.0.0.0", *data]) == 0
+    assert "plain HTTP on 0.0.0.0" in caplog.text
+    assert runs[-1]["ssl_certfile"] is None
+    caplog.clear()
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.write_text("cert")
+    key.write_text("key")
+    tls = ["--ssl-certfile", str(cert), "--ssl-keyfile", str(key)]
+    with caplog.at_level("WARNING", logger="service.commands.serve"):
+        assert cli_main(["serve", "--host", "0.0.0.0", *tls, *data]) == 0
+        assert cli_main(["serve", *data]) == 0  # loopback: local mode, no TLS warning
+    assert "plain HTTP" not in caplog.text
+    assert runs[-2]["ssl_certfile"] == cert and runs[-2]["ssl_keyfile"] == key
