@@ -11,6 +11,7 @@ the caller lines to mark from :func:`pipeline.highlights.highlight_spans`. The t
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -18,6 +19,7 @@ from pydantic import BaseModel, Field
 from pipeline.highlights import highlight_spans
 from pipeline.messages import (
     LANGS,
+    Lang,
     evidence_sentence,
     evidence_title,
     format_probability,
@@ -80,7 +82,7 @@ class DisplayOut(BaseModel):
     highlights: list[HighlightOut] = Field(description="the parts that drove the verdict")
 
 
-def _both(render: Any) -> dict[str, str]:
+def _both(render: Callable[[Lang], str]) -> dict[str, str]:
     return {lang: render(lang) for lang in LANGS}
 
 
@@ -90,8 +92,8 @@ def display_json(verdict: Verdict) -> dict[str, Any]:
         {
             "name": e.name,
             "direction": "robot" if e.weight > 0 else "person" if e.weight < 0 else "neutral",
-            "title": _both(lambda lang, e=e: evidence_title(e.name, lang)),
-            "sentence": _both(lambda lang, e=e: evidence_sentence(e, lang)),
+            "title": {lang: evidence_title(e.name, lang) for lang in LANGS},
+            "sentence": {lang: evidence_sentence(e, lang) for lang in LANGS},
             "span_s": list(e.span_s) if e.span_s else None,
         }
         for e in verdict.evidence
