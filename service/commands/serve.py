@@ -33,6 +33,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "mode without keys, loopback hosts only; auto (default): local on a loopback host, "
         "keys otherwise",
     )
+    serve.add_argument(
+        "--ssl-certfile", type=Path, help="TLS certificate (PEM) to serve HTTPS directly"
+    )
+    serve.add_argument("--ssl-keyfile", type=Path, help="private key (PEM) of --ssl-certfile")
     _store_args(serve)
     serve.add_argument("--config", type=Path, help="robocall.toml with detector settings")
     serve.add_argument("--queue-size", type=int, help="queued + running analyses before 503")
@@ -86,12 +90,23 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         return 2
     if args.purge:
         return _purge(settings, dry_run=False)
+    problem = _tls_problem(args.ssl_certfile, args.ssl_keyfile)
+    if problem:
+        sys.stderr.write(f"robocall serve: {problem}\n")
+        return 2
     import uvicorn
 
     from service.http.app import create_app
 
     if settings.local_mode:
         log.warning("local single-user mode: no API keys, listening on %s only", settings.host)
+    if not is_loopback(settings.host) and args.ssl_certfile is None:
+        log.warning(
+            "serving plain HTTP on %s: API keys and recordings cross the network unencrypted; "
+            "give --ssl-certfile/--ssl-keyfile or put a TLS reverse proxy in front "
+            "(docs/service.md, Running the service)",
+            settings.host,
+        )
     uvicorn.run(
         create_app(settings),
         host=settings.host,
@@ -101,8 +116,20 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         server_header=False,
         proxy_headers=False,
         timeout_graceful_shutdown=int(settings.shutdown_grace_s) + 5,
+        ssl_certfile=args.ssl_certfile,
+        ssl_keyfile=args.ssl_keyfile,
     )
     return 0
+
+
+def _tls_problem(certfile: Path | None, keyfile: Path | None) -> str | None:
+    """Why the TLS flags cannot work, or None (both given and readable, or neither)."""
+    if (certfile is None) != (keyfile is None):
+        return "--ssl-certfile and --ssl-keyfile go together"
+    for flag, path in (("--ssl-certfile", certfile), ("--ssl-keyfile", keyfile)):
+        if path is not None and not path.is_file():
+            return f"{flag}: no such file: {path}"
+    return None
 
 
 def _cmd_purge(args: argparse.Namespace) -> int:

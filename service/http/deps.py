@@ -60,7 +60,7 @@ def get_detector(request: Request) -> DetectorLike:
 
 DetectorDep = Annotated[DetectorLike, Depends(get_detector)]
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
-_api_key_header = APIKeyHeader(
+api_key_header = APIKeyHeader(
     name="X-API-Key", auto_error=False, description="API key from `robocall apikeys create`"
 )
 _bearer = HTTPBearer(auto_error=False, description="the same API key as a bearer token")
@@ -68,10 +68,11 @@ _bearer = HTTPBearer(auto_error=False, description="the same API key as a bearer
 
 def get_principal(
     rt: RuntimeDep,
-    api_key: Annotated[str | None, Security(_api_key_header)] = None,
+    api_key: Annotated[str | None, Security(api_key_header)] = None,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)] = None,
 ) -> Principal:
-    """Who is calling; every /v1 route needs it. Local single-user mode needs no key."""
+    """Who is calling; every /v1 route needs it. Local single-user mode needs no key and has
+    no rate limit (the one user only slows themself down)."""
     if rt.settings.local_mode:
         principal = Principal(owner="local")
     else:
@@ -84,9 +85,9 @@ def get_principal(
         if record is None:
             raise InvalidApiKeyError("unknown or revoked API key")
         principal = Principal(owner=record.id)
-    wait_s = rt.read_limiter.acquire(principal.owner)
-    if wait_s:
-        raise RateLimitedError("too many requests for this API key", retry_after_s=int(wait_s))
+        wait_s = rt.read_limiter.acquire(principal.owner)
+        if wait_s:
+            raise RateLimitedError("too many requests for this API key", retry_after_s=int(wait_s))
     return principal
 
 

@@ -13,13 +13,31 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from pipeline.types import VERDICT_DERIVED_KEYS, VERDICT_SCHEMA_VERSION, Verdict
+from pipeline.messages import LANGS, format_probability, headline
+from pipeline.types import VERDICT_DERIVED_KEYS, VERDICT_SCHEMA_VERSION, Label, Verdict
+from service.http.display import Bilingual, DisplayOut, WarningOut, display_json, warnings_json
 from service.store.database import Analysis
 
 PHONE_RE = re.compile(r"^\+?[0-9*#() -]{1,32}$")
 CALL_TIME_RE = re.compile(
-    r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})?)?$"
+    r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2}))?$"
 )
+CALL_TIME_HELP = "ISO 8601 with the time zone, e.g. 2025-06-01T09:30:00+08:00, or a date alone"
+
+
+def check_call_time(value: str) -> str:
+    """``value`` if it is a real date (and time with zone), else ``ValueError`` saying why.
+
+    The same check the evidence pack's ``CaseInfo`` makes, done at once (issue 15: an invalid
+    time is refused when it is entered, not when the pack is asked for).
+    """
+    if not CALL_TIME_RE.match(value):
+        raise ValueError(f"call_time: {CALL_TIME_HELP}; got {value[:40]!r}")
+    try:
+        datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise ValueError(f"call_time: no such date or time: {value[:40]!r}") from exc
+    return value
 
 
 def _verdict_model() -> type[BaseModel]:
@@ -68,6 +86,21 @@ class CallMetadata(BaseModel):
     caller_channel: int | None = Field(None, ge=0, le=1)
 
 
+class MetadataPatch(BaseModel):
+    """Call details to change; a field left out stays, ``null`` clears it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    caller_number: str | None = Field(None, pattern=PHONE_RE.pattern, examples=["+86 400 123 4567"])
+    callee_number: str | None = Field(None, pattern=PHONE_RE.pattern)
+    call_time: str | None = Field(
+        None, description=CALL_TIME_HELP, examples=["2025-06-01T09:30+08:00"]
+    )
+    language: Literal["zh", "en"] | None = Field(
+        None, description="language hint; changing it analyses the recording again"
+    )
+
+
 class Links(BaseModel):
     self: str = Field(examples=["/v1/analyses/0123456789abcdef0123456789abcdef"])
     audio: str = Field(examples=["/v1/analyses/0123456789abcdef0123456789abcdef/audio"])
@@ -86,8 +119,38 @@ class AnalysisOut(BaseModel):
     verdict: VerdictJSON | None = Field(  # type: ignore[valid-type]
         description="set when status is done"
     )
+    display: DisplayOut | None = Field(
+        description="the verdict in plain words, English and Chinese (set when status is done)"
+    )
     error: JobError | None = Field(description="set when status is failed")
+    warnings: list[WarningOut] = Field(
+        description="what the upload check noticed about an accepted recording (e.g. cut off)"
+    )
     links: Links
+
+
+class AnalysisSummary(BaseModel):
+    """One line of the history: what was uploaded and what came out, without the verdict."""
+
+    id: str = Field(pattern=r"^[0-9a-f]{32}$")
+    status: Literal["queued", "running", "done", "failed"]
+    created_at: datetime
+    finished_at: datetime | None
+    audio: UploadInfo
+    metadata: CallMetadata
+    label: Label | None = Field(description="who called (set when status is done)")
+    headline: Bilingual | None = Field(description="the verdict in one line (when done)")
+    robot_probability: str | None = Field(examples=[">99 %"])
+    error: JobError | None
+    warnings: list[WarningOut]
+    links: Links
+
+
+class AnalysisListOut(BaseModel):
+    items: list[AnalysisSummary] = Field(description="newest first")
+    total: int = Field(ge=0, description="analyses matching the filter")
+    limit: int
+    offset: int
 
 
 class ModelOut(BaseModel):
@@ -103,9 +166,11 @@ class QueueOut(BaseModel):
 
 
 class ReadyOut(BaseModel):
+    """Models and queue only for a caller with a valid key (or in local mode)."""
+
     status: Literal["ready"]
-    models: list[ModelOut]
-    queue: QueueOut
+    models: list[ModelOut] | None = None
+    queue: QueueOut | None = None
 
 
 class HealthOut(BaseModel):
@@ -173,7 +238,7 @@ UPLOAD_BODY: dict[str, Any] = {
                     "call_time": {
                         "type": "string",
                         "pattern": CALL_TIME_RE.pattern,
-                        "description": "when the call took place, ISO 8601",
+                        "description": f"when the call took place: {CALL_TIME_HELP}",
                         "example": "2025-06-01T09:30:00+08:00",
                     },
                     "language": {
@@ -203,12 +268,32 @@ def iso_utc(value: datetime | None) -> str | None:
 
 def analysis_json(a: Analysis) -> dict[str, Any]:
     """The public JSON of an analysis (the schema is :class:`AnalysisOut`)."""
+    verdict = json.loads(a.verdict_json) if a.verdict_json else None
+    return {
+        **_common(a),
+        "started_at": iso_utc(a.started_at),
+        "verdict": verdict,
+        "display": display_json(Verdict.from_dict(verdict)) if verdict else None,
+    }
+
+
+def summary_json(a: Analysis) -> dict[str, Any]:
+    """One line of the history (the schema is :class:`AnalysisSummary`)."""
+    verdict = Verdict.from_dict(json.loads(a.verdict_json)) if a.verdict_json else None
+    return {
+        **_common(a),
+        "label": verdict.label.value if verdict else None,
+        "headline": {lang: headline(verdict, lang) for lang in LANGS} if verdict else None,
+        "robot_probability": format_probability(verdict.robot_probability) if verdict else None,
+    }
+
+
+def _common(a: Analysis) -> dict[str, Any]:
     base = f"/v1/analyses/{a.id}"
     return {
         "id": a.id,
         "status": a.status,
         "created_at": iso_utc(a.created_at),
-        "started_at": iso_utc(a.started_at),
         "finished_at": iso_utc(a.finished_at),
         "audio": {
             "name": a.audio_name,
@@ -223,11 +308,11 @@ def analysis_json(a: Analysis) -> dict[str, Any]:
             "language": a.language_hint,
             "caller_channel": a.caller_channel,
         },
-        "verdict": json.loads(a.verdict_json) if a.verdict_json else None,
         "error": (
             {"code": a.error_code, "message": a.error_message or ""}
             if a.status == "failed"
             else None
         ),
+        "warnings": warnings_json(a.warnings_json),
         "links": {"self": base, "audio": f"{base}/audio"},
     }

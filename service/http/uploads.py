@@ -1,26 +1,36 @@
 """Uploads: read the multipart body as a stream (413 as soon as it passes the limit), validate the
-call metadata, sniff the content (never the name or content type), store the blob and queue the
-analysis."""
+call metadata, sniff the content (never the name or content type), check the recording, store
+the blob and queue the analysis.
+
+One error path (issue 15): the recording is decoded once at upload by
+:func:`pipeline.audio.load_audio`, the decoder the CLI and the worker use, so unsupported, too
+long, too short, silent and damaged audio is refused at once with the same 4xx and code that
+``robocall analyze`` gives, instead of being accepted and then failing in the queue. A file that
+ends before its header says it should (a cut-off WAV) is accepted with a warning.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import re
+import struct
 from collections.abc import AsyncGenerator
-from typing import Any
+from typing import Any, BinaryIO
 
 from fastapi import Request
 from fastapi.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
-from pipeline.audio import SNIFF_BYTES, sniff_audio_format
+from pipeline.audio import SNIFF_BYTES, load_audio, sniff_audio_format
+from pipeline.config import AudioLimits
 from pipeline.errors import AudioTooLargeError, EmptyAudioError, NotAudioError
 from service.http.apikeys import Principal
 from service.http.deps import Runtime, queue_full
 from service.http.errors import InvalidRequestError
-from service.http.schemas import CALL_TIME_RE, PHONE_RE
+from service.http.schemas import PHONE_RE, check_call_time
 from service.store.database import Analysis, NewAnalysis
 
 log = logging.getLogger(__name__)
@@ -84,6 +94,12 @@ def validate_upload(
             raise InvalidRequestError(f"{field}: malformed value")
         return value
 
+    call_time = text("call_time")
+    if call_time is not None:
+        try:
+            check_call_time(call_time)
+        except ValueError as exc:
+            raise InvalidRequestError(str(exc)) from exc
     language = text("language")
     if language is not None and language not in rt.config.asr.languages:
         raise InvalidRequestError(
@@ -100,11 +116,61 @@ def validate_upload(
         audio_size_bytes=size,
         caller_number=text("caller_number", PHONE_RE),
         callee_number=text("callee_number", PHONE_RE),
-        call_time=text("call_time", CALL_TIME_RE),
+        call_time=call_time,
         language_hint=language,
         caller_channel=None if channel_raw is None else int(channel_raw),
     )
     return new, upload
+
+
+_UNKNOWN_SIZES = (0, 0xFFFFFFFF)  # a streamed WAV writes one of these when it does not know
+
+
+def check_recording(file: BinaryIO, *, limits: AudioLimits, name: str) -> list[dict[str, Any]]:
+    """Decode the upload as the analysis will; the warnings about it (codes of
+    :data:`service.http.display.WARNINGS`).
+
+    Raises
+    ------
+    RobocallError
+        What :func:`pipeline.audio.load_audio` raises for this file (``not_audio``,
+        ``audio_too_long``, ``empty_audio``, ``corrupt_audio``, ``unsupported_audio``, ...).
+    """
+    file.seek(0)
+    audio = load_audio(file, limits=limits, name=name)
+    file.seek(0)
+    declared_s = _wav_declared_s(file)
+    file.seek(0)
+    if declared_s is not None and declared_s - audio.info.duration_s > 0.1:
+        params = {"declared_s": round(declared_s, 3), "decoded_s": audio.info.duration_s}
+        return [{"code": "truncated", "params": params}]
+    return []
+
+
+def _wav_declared_s(file: BinaryIO) -> float | None:
+    """Duration a PCM WAV's header announces (its ``data`` size), None when it does not say.
+
+    FFmpeg reports the length of what is present, so a cut-off WAV is only seen here.
+    """
+    head = file.read(12)
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return None
+    byte_rate = None
+    while chunk := file.read(8):
+        if len(chunk) < 8:
+            return None
+        kind, size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+        if kind == b"fmt ":
+            fmt = file.read(size)
+            byte_rate = struct.unpack("<I", fmt[8:12])[0] if len(fmt) >= 12 else None
+            file.seek(size % 2, 1)  # chunks are word-aligned
+        elif kind == b"data":
+            if not byte_rate or size in _UNKNOWN_SIZES:
+                return None
+            return float(size / byte_rate)
+        else:
+            file.seek(size + size % 2, 1)
+    return None
 
 
 def display_name(filename: str | None) -> str:
@@ -147,6 +213,7 @@ async def receive_upload(request: Request, rt: Runtime, principal: Principal) ->
     Raises
     ------
     AudioTooLargeError, EmptyAudioError, NotAudioError, InvalidRequestError, QueueFullError
+        and every error of :func:`pipeline.audio.load_audio` (the same code as the CLI).
     """
     form_items = await read_multipart(request, rt.max_upload_bytes)
     try:
@@ -159,6 +226,11 @@ async def receive_upload(request: Request, rt: Runtime, principal: Principal) ->
                 f"{new.audio_name}: not a recording (unrecognised content; "
                 "send WAV, MP3, AMR, FLAC, OGG, M4A or WebM)"
             )
+        warnings = await run_in_threadpool(
+            check_recording, upload.file, limits=rt.config.audio, name=new.audio_name
+        )
+        if warnings:
+            new = dataclasses.replace(new, warnings_json=json.dumps(warnings))
         return await run_in_threadpool(store_upload, rt, upload, new, fmt)
     finally:
         for _, value in form_items:

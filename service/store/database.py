@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -48,6 +49,7 @@ log = logging.getLogger(__name__)
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 STATUSES = ("queued", "running", "done", "failed")
 ACTIVE_STATUSES = ("queued", "running")
+METADATA_FIELDS = ("caller_number", "callee_number", "call_time", "language_hint")
 _ID_RE = re.compile(r"^[0-9a-f]{32}$")
 
 
@@ -102,8 +104,14 @@ class AnalysisRow(Base):
     verdict_json: Mapped[str | None] = mapped_column(Text, nullable=True)
     error_code: Mapped[str | None] = mapped_column(String(64), nullable=True)
     error_message: Mapped[str | None] = mapped_column(Text, nullable=True)
+    label: Mapped[str | None] = mapped_column(String(32), nullable=True)  # the verdict's, if done
+    claimed_by: Mapped[str | None] = mapped_column(String(128), nullable=True)  # "host:pid"
+    warnings_json: Mapped[str | None] = mapped_column(Text, nullable=True)  # upload warnings
 
-    __table_args__ = (Index("ix_analyses_status_created", "status", "created_at"),)
+    __table_args__ = (
+        Index("ix_analyses_status_created", "status", "created_at"),
+        Index("ix_analyses_owner_created", "owner", "created_at"),
+    )
 
 
 class ApiKeyRow(Base):
@@ -147,6 +155,9 @@ class Analysis:
     verdict_json: str | None
     error_code: str | None
     error_message: str | None
+    label: str | None = None
+    claimed_by: str | None = None
+    warnings_json: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +174,7 @@ class NewAnalysis:
     call_time: str | None = None
     language_hint: str | None = None
     caller_channel: int | None = None
+    warnings_json: str | None = None  # JSON list of {"code", "params"} from the upload check
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,6 +259,8 @@ class Store:
             "verdict_json": None,
             "error_code": None,
             "error_message": None,
+            "label": None,
+            "claimed_by": None,
             "owner": new.owner,
             "audio_sha256": new.audio_sha256,
             "audio_name": new.audio_name,
@@ -257,6 +271,7 @@ class Store:
             "call_time": new.call_time,
             "language_hint": new.language_hint,
             "caller_channel": new.caller_channel,
+            "warnings_json": new.warnings_json,
         }
         with self.engine.begin() as conn:
             if max_active is not None and _count_active(conn) >= max_active:
@@ -298,8 +313,11 @@ class Store:
         with self.engine.connect() as conn:
             return set(conn.execute(select(ANALYSES.c.audio_sha256).distinct()).scalars())
 
-    def claim_next(self, *, lease_s: float) -> Analysis | None:
-        """Atomically move the oldest queued job to ``running`` under a fresh claim token."""
+    def claim_next(self, *, lease_s: float, claimed_by: str | None = None) -> Analysis | None:
+        """Atomically move the oldest queued job to ``running`` under a fresh claim token.
+
+        ``claimed_by`` names the claiming process (``"host:pid"``, see :meth:`recover_dead`).
+        """
         for _ in range(8):  # another worker may win the race for a candidate: try the next one
             now = utcnow()
             token = secrets.token_hex(16)
@@ -319,6 +337,7 @@ class Store:
                     .values(
                         status="running",
                         claim_token=token,
+                        claimed_by=claimed_by,
                         updated_at=now,
                         started_at=now,
                         lease_until=now + timedelta(seconds=lease_s),
@@ -351,8 +370,12 @@ class Store:
         verdict_json: str | None = None,
         error_code: str | None = None,
         error_message: str | None = None,
+        label: str | None = None,
     ) -> bool:
-        """Record the outcome of a claimed job; False when the claim was lost (requeued)."""
+        """Record the outcome of a claimed job; False when the claim was lost (requeued).
+
+        ``label`` is the verdict's (stored apart so that the history can filter by it).
+        """
         now = utcnow()
         status = "done" if verdict_json is not None else "failed"
         with self.engine.begin() as conn:
@@ -369,9 +392,11 @@ class Store:
                         verdict_json=verdict_json,
                         error_code=error_code,
                         error_message=error_message,
+                        label=label,
                         finished_at=now,
                         updated_at=now,
                         claim_token=None,
+                        claimed_by=None,
                         lease_until=None,
                     )
                 ).rowcount
@@ -390,6 +415,7 @@ class Store:
                     .values(
                         status="queued",
                         claim_token=None,
+                        claimed_by=None,
                         lease_until=None,
                         attempts=ANALYSES.c.attempts - 1,
                         updated_at=utcnow(),
@@ -418,19 +444,131 @@ class Store:
                     finished_at=now,
                     updated_at=now,
                     claim_token=None,
+                    claimed_by=None,
                     lease_until=None,
                 )
             ).rowcount
             requeued = conn.execute(
                 update(ANALYSES)
                 .where(expired)
-                .values(status="queued", claim_token=None, lease_until=None, updated_at=now)
+                .values(
+                    status="queued",
+                    claim_token=None,
+                    claimed_by=None,
+                    lease_until=None,
+                    updated_at=now,
+                )
             ).rowcount
         if requeued or failed:
             log.warning(
                 "recovered jobs from stopped workers: %d requeued, %d failed", requeued, failed
             )
         return int(requeued), int(failed)
+
+    def recover_dead(self, *, host: str, is_alive: Callable[[int], bool]) -> int:
+        """Requeue running jobs claimed on ``host`` by a process that is gone (issue 15).
+
+        Called at start-up, before this process claims anything: after a hard kill the jobs
+        it ran are requeued at once instead of after their lease. Only jobs of this host are
+        judged (a process elsewhere may be alive); ``is_alive(pid)`` says whether a pid runs.
+
+        Returns
+        -------
+        int
+            Jobs requeued.
+        """
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(ANALYSES.c.id, ANALYSES.c.claimed_by).where(
+                    ANALYSES.c.status == "running", ANALYSES.c.claimed_by.is_not(None)
+                )
+            ).all()
+        # Compared in Python: a host name may hold LIKE wildcards ("_").
+        claims = [(r.id, r.claimed_by.rpartition(":")) for r in rows]
+        dead = [
+            job_id
+            for job_id, (claim_host, _, pid) in claims
+            if claim_host == host and (not pid.isdigit() or not is_alive(int(pid)))
+        ]
+        if not dead:
+            return 0
+        with self.engine.begin() as conn:
+            requeued = conn.execute(
+                update(ANALYSES)
+                .where(ANALYSES.c.id.in_(dead), ANALYSES.c.status == "running")
+                .values(
+                    status="queued",
+                    claim_token=None,
+                    claimed_by=None,
+                    lease_until=None,
+                    updated_at=utcnow(),
+                )
+            ).rowcount
+        log.warning("requeued %d analyses left running by a stopped process", requeued)
+        return int(requeued)
+
+    def list_analyses(
+        self,
+        owner: str,
+        *,
+        label: str | None = None,
+        status: str | None = None,
+        limit: int = 20,
+        offset: int = 0,
+    ) -> tuple[list[Analysis], int]:
+        """One owner's analyses, newest first: a page of them and how many match in all."""
+        where = [ANALYSES.c.owner == owner]
+        if label is not None:
+            where.append(ANALYSES.c.label == label)
+        if status is not None:
+            where.append(ANALYSES.c.status == status)
+        with self.engine.connect() as conn:
+            total = conn.execute(
+                select(func.count()).select_from(ANALYSES).where(*where)
+            ).scalar_one()
+            rows = conn.execute(
+                select(ANALYSES)
+                .where(*where)
+                .order_by(ANALYSES.c.created_at.desc(), ANALYSES.c.id.desc())
+                .limit(limit)
+                .offset(offset)
+            ).all()
+        return [_row(Analysis, r) for r in rows], int(total)
+
+    def update_metadata(
+        self, analysis_id: str, *, owner: str, changes: dict[str, str | None], rerun: bool = False
+    ) -> Analysis | None:
+        """Change the call details of an analysis (keys of :data:`METADATA_FIELDS`).
+
+        With ``rerun`` a finished (done or failed) analysis is queued again with the new details
+        (a new language hint changes what the recognizer hears); a queued one runs with them
+        anyway, a running one finishes with the old ones.
+        """
+        unknown = set(changes) - set(METADATA_FIELDS)
+        if unknown:
+            raise ValueError(f"not call details: {', '.join(sorted(unknown))}")
+        if not is_analysis_id(analysis_id):
+            return None
+        values: dict[str, Any] = {**changes, "updated_at": utcnow()}
+        with self.engine.begin() as conn:
+            mine = (ANALYSES.c.id == analysis_id) & (ANALYSES.c.owner == owner)
+            n = conn.execute(update(ANALYSES).where(mine).values(**values)).rowcount
+            if n and rerun:
+                conn.execute(
+                    update(ANALYSES)
+                    .where(mine, ANALYSES.c.status.in_(("done", "failed")))
+                    .values(
+                        status="queued",
+                        attempts=0,
+                        verdict_json=None,
+                        label=None,
+                        error_code=None,
+                        error_message=None,
+                        started_at=None,
+                        finished_at=None,
+                    )
+                )
+        return self.get_analysis(analysis_id, owner=owner) if n else None
 
     def purge_before(self, cutoff: datetime) -> list[Analysis]:
         """Delete finished analyses created before ``cutoff`` (and stale queued ones too)."""

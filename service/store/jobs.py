@@ -13,6 +13,8 @@ import dataclasses
 import json
 import logging
 import math
+import os
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -55,6 +57,20 @@ def configure_detector(detector: DetectorLike, job: Analysis) -> DetectorLike:
         changes["asr"] = dataclasses.replace(config.asr, languages=(job.language_hint,))
     new_config = dataclasses.replace(config, **changes)
     return dataclasses.replace(detector, config=new_config)
+
+
+def _pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs on this host; our own pid counts as gone (at start-up it
+    can only have been a previous process's, e.g. pid 1 of a restarted container)."""
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, under another user
+        return True
+    return True
 
 
 def _serialise(verdict: Verdict) -> str:
@@ -123,12 +139,16 @@ class WorkerPool:
         self._running: dict[str, str] = {}  # claim token -> analysis id
         self._finished: dict[str, threading.Event] = {}
         self._mean_job_s = 5.0  # running mean, for Retry-After
+        self._host = socket.gethostname()
+        self._claimed_by = f"{self._host}:{os.getpid()}"
 
     @property
     def is_running(self) -> bool:
         return bool(self._threads) and not self._stop.is_set()
 
     def start(self) -> None:
+        # Jobs this host's dead processes left running go back now, not when their lease ends.
+        self.store.recover_dead(host=self._host, is_alive=_pid_alive)
         self.store.recover_expired(max_attempts=self.max_attempts)
         self._stop.clear()
         for i in range(self.workers):
@@ -181,7 +201,7 @@ class WorkerPool:
     def _work(self) -> None:
         while not self._stop.is_set():
             try:
-                job = self.store.claim_next(lease_s=self.lease_s)
+                job = self.store.claim_next(lease_s=self.lease_s, claimed_by=self._claimed_by)
             except Exception:  # noqa: BLE001 - database away: keep the thread, retry later
                 log.exception("could not claim a job")
                 job = None
@@ -198,12 +218,13 @@ class WorkerPool:
             self._running[token] = job.id
         started = time.monotonic()
         verdict_json: str | None = None
+        label: str | None = None
         code: str | None = None
         message: str | None = None
         try:
             data = self.blobs.read(job.audio_sha256)
             verdict = configure_detector(self.detector(), job).detect(data, name=job.audio_name)
-            verdict_json = _serialise(verdict)
+            verdict_json, label = _serialise(verdict), verdict.label.value
         except RobocallError as exc:
             code, message = exc.code, exc.message
         except FileNotFoundError:
@@ -215,7 +236,12 @@ class WorkerPool:
         self._mean_job_s = 0.8 * self._mean_job_s + 0.2 * elapsed
         try:
             if not self.store.finish(
-                job.id, token, verdict_json=verdict_json, error_code=code, error_message=message
+                job.id,
+                token,
+                verdict_json=verdict_json,
+                error_code=code,
+                error_message=message,
+                label=label,
             ):
                 log.info("analysis %s was deleted or requeued while running", job.id)
         except Exception:  # noqa: BLE001 - the lease expires and the job runs again

@@ -25,8 +25,15 @@ import soundfile as sf
 
 from pipeline.audio import SNIFF_BYTES, sniff_audio_format
 from pipeline.config import DetectorConfig
-from pipeline.errors import CorruptAudioError, NotAudioError
-from pipeline.types import ANALYSIS_RATE_HZ, Evidence, Label, ModelInfo, Verdict, Word
+from pipeline.errors import NotAudioError, RobocallError
+from pipeline.messages import make_evidence
+from pipeline.types import (
+    ANALYSIS_RATE_HZ,
+    Label,
+    ModelInfo,
+    Verdict,
+    Word,
+)
 from tests import factories
 from tests.factories import make_audio_info, make_provenance, make_transcript
 from tests.fakes import FakeTranscriber
@@ -42,12 +49,14 @@ class FakeDetector:
     """``detect(data, name=...) -> Verdict`` without models.
 
     ``gate``: when given, every call waits for it (to hold jobs in ``running``).
-    ``delay_s``: sleep per call. Data starting with ``b"RIFFBAD!"`` raise ``CorruptAudioError``.
+    ``delay_s``: sleep per call. ``error``: raised by every call (what only the analysis can
+    find, e.g. no recognised speech; damaged files are refused at upload already).
     """
 
     config: DetectorConfig = field(default_factory=DetectorConfig)
     gate: threading.Event | None = None
     delay_s: float = 0.0
+    error: RobocallError | None = None
     calls: list[str] = field(default_factory=list, compare=False)
     transcriber: FakeTranscriber = field(
         default_factory=lambda: FakeTranscriber(
@@ -61,8 +70,8 @@ class FakeDetector:
         data = bytes(src)
         if sniff_audio_format(data[:SNIFF_BYTES]) is None:
             raise NotAudioError(f"{name}: not a recording (unknown header)")
-        if data.startswith(b"RIFFBAD!"):
-            raise CorruptAudioError(f"{name}: damaged WAV header")
+        if self.error is not None:
+            raise self.error
         self.calls.append(name or "")
         if self.gate is not None:
             self.gate.wait(timeout=30)
@@ -113,25 +122,44 @@ def make_verdict(
             for s in transcript.segments
         ),
     )
+    # Real catalogue codes, as the cues write them: both languages, technical figures in
+    # params only. The text model's cue spans the whole call (never highlighted), the
+    # digital-silence cue was measured and found nothing (weight 0, no span).
     evidence = (
-        Evidence(
+        make_evidence(
             "acoustic",
-            "pitch_flatness",
-            0.92,
-            1.3 if is_robot else -0.8,
-            "The caller's pitch barely moves, as in synthesised speech.",
-            (0.0, round(step, 3)),
+            "pitch_std_st",
+            value=0.9 if is_robot else 3.4,
+            weight=1.3 if is_robot else -0.8,
+            code="pitch_std_st",
+            params={"std_st": 0.9 if is_robot else 3.4, "voiced_s": round(step, 1)},
+            span_s=(0.0, round(step, 3)),
         ),
-        Evidence(
+        make_evidence(
             "text",
             "scripted_phrase",
-            1.0,
-            0.9,
-            "The caller reads a known sales script.",
-            (round(step, 3), round(2 * step, 3)),
+            value=1.0,
+            weight=0.9,
+            code="scripted_phrase.strong",
+            params={"phrases": ("请按1",)},
+            span_s=(round(step, 3), round(2 * step, 3)),
         ),
-        Evidence(
-            "structure", "no_backchannel", 0.0, -0.3, "The caller reacts to interruptions.", None
+        make_evidence(
+            "text",
+            "robot_script_text",
+            value=7.36 if is_robot else -2.1,
+            weight=0.6 if is_robot else -0.4,
+            code="robot_script_text.robot" if is_robot else "robot_script_text.human",
+            params={"log_odds": 7.36 if is_robot else -2.1},
+            span_s=(0.0, round(duration_s, 3)),
+        ),
+        make_evidence(
+            "structure",
+            "digital_silence_s",
+            value=0.0,
+            weight=0.0,
+            code="digital_silence_s.none",
+            params={"silence_s": 0.0, "threshold_dbfs": -90.0},
         ),
     )
     return factories.make_verdict(

@@ -74,7 +74,7 @@ def get_audio(
         media_type=media_type,
         headers={
             "Content-Disposition": f'inline; filename="{found.id}.{ext}"',
-            "Cache-Control": "private, max-age=3600",
+            "Cache-Control": "no-store",  # private: a deleted recording stays nowhere
         },
     )
 

@@ -62,5 +62,8 @@ def evidence_pack(
     return Response(
         pack,
         media_type="application/zip",
-        headers={"Content-Disposition": f'attachment; filename="evidence-{found.id}.zip"'},
+        headers={
+            "Content-Disposition": f'attachment; filename="evidence-{found.id}.zip"',
+            "Cache-Control": "no-store",
+        },
     )

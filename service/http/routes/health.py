@@ -1,13 +1,18 @@
-"""``/healthz``: the process answers; ``/readyz``: models loaded, store reachable, workers up."""
+"""``/healthz``: the process answers; ``/readyz``: models loaded, store reachable, workers up.
+
+With API keys on (any non-loopback bind), ``/readyz`` answers a caller without a valid key with
+the status only: enough for a load balancer, nothing about the models or the queue (issue 15).
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Security
 
 from pipeline.types import to_jsonable
-from service.http.deps import DetectorDep, RuntimeDep
+from service.http.apikeys import verify_key
+from service.http.deps import DetectorDep, RuntimeDep, api_key_header
 from service.http.errors import NotReadyError
 from service.http.schemas import HealthOut, ReadyOut, error_response
 
@@ -28,6 +33,7 @@ def healthz() -> dict[str, str]:
     "/readyz",
     tags=["health"],
     response_model=ReadyOut,
+    response_model_exclude_none=True,
     summary="Readiness: models loaded, store reachable, workers running",
     responses={
         503: error_response(
@@ -37,11 +43,17 @@ def healthz() -> dict[str, str]:
         )
     },
 )
-def readyz(rt: RuntimeDep, detector: DetectorDep) -> dict[str, Any]:
+def readyz(
+    rt: RuntimeDep,
+    detector: DetectorDep,
+    api_key: Annotated[str | None, Security(api_key_header)] = None,
+) -> dict[str, Any]:
     if not rt.store.ping():
         raise NotReadyError("the database is not reachable")
     if rt.pool is None or not rt.pool.is_running:
         raise NotReadyError("the worker pool is not running")
+    if not rt.settings.local_mode and (api_key is None or verify_key(rt.store, api_key) is None):
+        return {"status": "ready"}
     models = [
         to_jsonable(getattr(getattr(detector, attr, None), "model_info", None))
         for attr in ("transcriber", "text_classifier")

@@ -1,4 +1,6 @@
-// Robocall detector page: upload, poll, show the verdict. Vanilla JS, no network but this server.
+// Robocall detector page: upload, poll, show the verdict, history. Vanilla JS, no network but
+// this server. Every sentence about a verdict comes from the server (the analysis's `display`,
+// rendered by pipeline.messages in both languages); the page only picks the user's language.
 "use strict";
 
 const I18N = {
@@ -9,31 +11,33 @@ const I18N = {
     drop: "Drop a recording here, or", choose: "choose a file",
     formats: "WAV, MP3, AMR, M4A, FLAC, OGG",
     details: "Call details (optional)", caller_number: "Caller number",
-    callee_number: "Your number", call_time: "Call time", language: "Language",
+    callee_number: "Your number", call_time: "Call time ({zone})", language: "Language",
     auto: "automatic", lang_zh: "Mandarin", lang_en: "English",
     caller_channel: "Caller channel (stereo)", left: "left", right: "right",
     uploading: "Uploading… {pct}%", queued: "Waiting in the queue…",
     running: "Analysing the call…", done: "Done.", failed: "The analysis failed: {msg}",
-    verdict: "Verdict", label_electronic_sales_robot: "Electronic sales robot",
-    label_human_sales_pitch: "Live human sales pitch", prob: "Robot probability",
-    threshold: "(threshold {v})", topic: "Topic",
+    verdict: "Verdict", prob: "Robot probability", threshold: "(decides above {v})",
     disclaimer: "A statistical judgement from the recording, not proof.",
-    reasons: "Why", up: "points to a robot", down: "points to a human", play: "play",
-    neutral: "context", no_reasons: "No single cue stood out.",
-    no_reasons_context: "No single cue stood out. Some measurements:",
-    waveform: "Waveform, pitch and suspicious spans", legend_wave: "waveform",
-    legend_pitch: "pitch (50–400 Hz)", legend_span: "raised suspicion",
-    wave_unavailable: "This browser cannot decode the format; suspicious spans are shown on a timeline.",
+    reasons: "Why", up: "points to a robot", down: "points to a person", neutral: "measured, no effect",
+    no_reasons: "No single cue stood out.", no_reasons_context: "No single cue stood out. Some measurements:",
+    waveform: "Waveform, pitch and the parts that decided", legend_wave: "waveform",
+    legend_pitch: "pitch (50–400 Hz)", legend_span: "decided the verdict",
+    wave_unavailable: "This browser cannot decode the format; the deciding parts are shown on a timeline.",
     transcript: "Transcript", caller: "Caller", callee: "Callee",
     no_transcript: "No speech was transcribed.",
+    edit_details: "Call details", save: "Save details", saved: "Saved.",
+    saved_rerun: "Saved. The call is analysed again in the new language.",
     download_json: "Download JSON", download_pack: "Evidence pack (zip)", again: "Analyse another call",
-    topic_real_estate: "Real estate", topic_insurance: "Insurance", topic_loan: "Loans",
-    topic_car: "Cars", topic_education: "Education", topic_other: "Other",
-    topic_scam: "Possible scam", topic_none: "None",
+    delete: "Delete", confirm_delete: "Delete this analysis and its recording?",
+    history: "Your analyses", history_note: "Kept for 30 days, then deleted.",
+    filter_all: "all", filter_robot: "robots", filter_human: "live persons",
+    more: "Show more", no_history: "No analyses yet.", robot_share: "robot {p}",
+    status_queued: "queued", status_running: "analysing", status_failed: "failed",
     err_not_audio: "This file is not a recording we can read.",
     err_audio_too_large: "The file is too large.",
     err_audio_too_long: "The recording is too long.",
-    err_empty_audio: "The recording is empty or has no speech.",
+    err_audio_too_short: "The recording is too short to analyse.",
+    err_empty_audio: "The recording is empty, too short or has no speech.",
     err_corrupt_audio: "The recording is damaged and cannot be decoded.",
     err_unsupported_audio: "This kind of recording is not supported.",
     err_queue_full: "The server is busy. Try again in {s} s.",
@@ -41,6 +45,7 @@ const I18N = {
     err_missing_api_key: "Enter an API key to use this server.",
     err_invalid_api_key: "The API key is not valid.",
     err_model_unavailable: "The models are not loaded on this server.",
+    err_not_found: "This analysis does not exist any more (deleted, or older than 30 days).",
     err_network: "Network error: the server did not answer.",
     err_other: "Error: {msg}",
   },
@@ -51,36 +56,44 @@ const I18N = {
     drop: "将录音拖到这里，或", choose: "选择文件",
     formats: "支持 WAV、MP3、AMR、M4A、FLAC、OGG",
     details: "通话信息（可选）", caller_number: "来电号码", callee_number: "本机号码",
-    call_time: "通话时间", language: "语言", auto: "自动", lang_zh: "普通话", lang_en: "英语",
+    call_time: "通话时间（{zone}）", language: "语言", auto: "自动", lang_zh: "普通话", lang_en: "英语",
     caller_channel: "来电方声道（立体声）", left: "左", right: "右",
     uploading: "正在上传… {pct}%", queued: "排队等待中…", running: "正在分析通话…",
     done: "分析完成。", failed: "分析失败：{msg}",
-    verdict: "判断结果", label_electronic_sales_robot: "电销机器人",
-    label_human_sales_pitch: "真人销售", prob: "机器人概率", threshold: "（阈值 {v}）",
-    topic: "话题", disclaimer: "这是基于录音的统计判断，并非证据。",
-    reasons: "判断依据", up: "倾向机器人", down: "倾向真人", play: "播放",
-    neutral: "参考", no_reasons: "没有特别突出的线索。",
-    no_reasons_context: "没有特别突出的线索。部分测量值：",
-    waveform: "波形、音高与可疑片段", legend_wave: "波形", legend_pitch: "音高（50–400 Hz）",
-    legend_span: "可疑片段",
-    wave_unavailable: "浏览器无法解码此格式，仅在时间轴上显示可疑片段。",
+    verdict: "判断结果", prob: "机器人概率", threshold: "（超过 {v} 判为机器人）",
+    disclaimer: "这是基于录音的统计判断，并非证据。",
+    reasons: "判断依据", up: "倾向机器人", down: "倾向真人", neutral: "已测量，不影响判断",
+    no_reasons: "没有特别突出的线索。", no_reasons_context: "没有特别突出的线索。部分测量值：",
+    waveform: "波形、音高与起决定作用的片段", legend_wave: "波形", legend_pitch: "音高（50–400 Hz）",
+    legend_span: "决定判断的片段",
+    wave_unavailable: "浏览器无法解码此格式，仅在时间轴上显示起决定作用的片段。",
     transcript: "通话文本", caller: "来电方", callee: "接听方",
     no_transcript: "未识别到语音。",
+    edit_details: "通话信息", save: "保存", saved: "已保存。",
+    saved_rerun: "已保存，正在按新的语言重新分析。",
     download_json: "下载 JSON", download_pack: "证据包（zip）", again: "分析另一段录音",
-    topic_real_estate: "房产", topic_insurance: "保险", topic_loan: "贷款", topic_car: "汽车",
-    topic_education: "教育培训", topic_other: "其他", topic_scam: "疑似诈骗", topic_none: "无",
+    delete: "删除", confirm_delete: "删除这条分析及其录音？",
+    history: "我的分析记录", history_note: "保存 30 天后自动删除。",
+    filter_all: "全部", filter_robot: "机器人", filter_human: "真人",
+    more: "显示更多", no_history: "还没有分析记录。", robot_share: "机器人概率 {p}",
+    status_queued: "排队中", status_running: "分析中", status_failed: "失败",
     err_not_audio: "这不是可识别的录音文件。", err_audio_too_large: "文件过大。",
-    err_audio_too_long: "录音过长。", err_empty_audio: "录音为空或没有语音。",
+    err_audio_too_long: "录音过长。", err_audio_too_short: "录音太短，无法分析。",
+    err_empty_audio: "录音为空、太短或没有语音。",
     err_corrupt_audio: "录音文件已损坏，无法解码。", err_unsupported_audio: "不支持这种录音。",
     err_queue_full: "服务器繁忙，请 {s} 秒后重试。", err_rate_limited: "上传过于频繁，请 {s} 秒后重试。",
     err_missing_api_key: "请输入 API 密钥。", err_invalid_api_key: "API 密钥无效。",
-    err_model_unavailable: "服务器未加载模型。", err_network: "网络错误：服务器没有响应。",
+    err_model_unavailable: "服务器未加载模型。",
+    err_not_found: "这条分析已不存在（已删除，或已超过 30 天）。",
+    err_network: "网络错误：服务器没有响应。",
     err_other: "错误：{msg}",
   },
 };
 
 const $ = (id) => document.getElementById(id);
-const state = { lang: "en", analysis: null, decoding: null, samples: null, stopAt: null, timer: null };
+const state = { lang: "en", analysis: null, decoding: null, samples: null, stopAt: null, timer: null,
+  historyOffset: 0 };
+const ANALYSIS_HASH = /^#\/analyses\/([0-9a-f]{32})$/;
 
 function pickLanguage() {
   const saved = localStorage.getItem("robocall.lang");
@@ -95,12 +108,28 @@ function t(key, vars) {
   return s;
 }
 
+// The browser's UTC offset, e.g. "+08:00": a call time is sent with its zone.
+function zoneOffset(date) {
+  const minutes = -date.getTimezoneOffset();
+  const sign = minutes >= 0 ? "+" : "-";
+  const abs = Math.abs(minutes);
+  return sign + String(Math.floor(abs / 60)).padStart(2, "0") + ":" + String(abs % 60).padStart(2, "0");
+}
+
+function callTimeValue(input) {
+  const when = input.value;
+  if (!when) return "";
+  return (when.length === 16 ? when + ":00" : when) + zoneOffset(new Date(when));
+}
+
 function applyLanguage() {
   document.documentElement.lang = state.lang === "zh" ? "zh-CN" : "en";
   document.title = t("title");
-  document.querySelectorAll("[data-i18n]").forEach((el) => { el.textContent = t(el.dataset.i18n); });
+  const zone = "UTC" + zoneOffset(new Date());
+  document.querySelectorAll("[data-i18n]").forEach((el) => { el.textContent = t(el.dataset.i18n, { zone }); });
   $("lang-switch").textContent = state.lang === "zh" ? "English" : "中文";
   if (state.analysis && state.analysis.status === "done") renderResult(state.analysis);
+  if (!$("history").hidden) loadHistory(false); // its lines are in the page's language
 }
 
 function apiHeaders() {
@@ -108,17 +137,20 @@ function apiHeaders() {
   return key ? { "X-API-Key": key } : {};
 }
 
+function errorText(body, status) {
+  const code = body && body.error;
+  if (!status) return t("err_network");
+  if (code && I18N.en["err_" + code]) return t("err_" + code, { s: body.retry_after || "…" });
+  return t("err_other", { msg: (body && body.message) || status });
+}
+
 function showError(body, status) {
   const code = body && body.error;
-  let text;
-  if (!status) text = t("err_network");
-  else if (code && I18N.en["err_" + code]) text = t("err_" + code, { s: body.retry_after || "…" });
-  else text = t("err_other", { msg: (body && body.message) || status });
   if (code === "missing_api_key" || code === "invalid_api_key") {
     $("key-row").hidden = false;
     $("api-key").focus();
   }
-  $("error").textContent = text;
+  $("error").textContent = errorText(body, status);
   $("error").hidden = false;
   $("progress-box").hidden = true;
 }
@@ -143,8 +175,8 @@ function upload(file) {
     const v = $(id).value.trim();
     if (v) form.append(name, v);
   }
-  const when = $("call-time").value;
-  if (when) form.append("call_time", when.length === 16 ? when + ":00" : when);
+  const when = callTimeValue($("call-time"));
+  if (when) form.append("call_time", when);
 
   const xhr = new XMLHttpRequest();
   xhr.open("POST", "/v1/analyses");
@@ -162,6 +194,7 @@ function upload(file) {
     if (xhr.status === 200 || xhr.status === 202) {
       saveKey();
       track(body);
+      location.hash = "#/analyses/" + body.id; // its own address: survives a reload
     } else {
       if (body) body.retry_after = xhr.getResponseHeader("Retry-After");
       showError(body, xhr.status);
@@ -199,15 +232,101 @@ async function poll() {
   }
   const body = await resp.json().catch(() => null);
   if (!resp.ok) return showError(body, resp.status);
-  track(body);
+  if (state.analysis && state.analysis.id === body.id) track(body);
 }
 
 function failed(a) {
+  showUploadView();
   const code = a.error && a.error.code;
   const msg = code && I18N.en["err_" + code] ? t("err_" + code, { s: "…" }) : (a.error ? a.error.message : "");
   $("error").textContent = t("failed", { msg });
   $("error").hidden = false;
   $("progress-box").hidden = true;
+}
+
+// -- addresses: #/analyses/{id} shows one result, anything else the upload page ---------------
+
+async function route() {
+  const m = location.hash.match(ANALYSIS_HASH);
+  if (!m) {
+    if (state.analysis) resetResult();
+    showUploadView();
+    loadHistory(false);
+    return;
+  }
+  if (state.analysis && state.analysis.id === m[1]) return; // just uploaded: already tracking
+  resetResult();
+  $("error").hidden = true;
+  let resp;
+  try {
+    resp = await fetch("/v1/analyses/" + m[1], { headers: apiHeaders(), cache: "no-store" });
+  } catch (_) {
+    return showError(null, 0);
+  }
+  const body = await resp.json().catch(() => null);
+  if (!resp.ok) {
+    showUploadView();
+    return showError(body, resp.status);
+  }
+  track(body);
+}
+
+function showUploadView() {
+  $("result-view").hidden = true;
+  $("upload-view").hidden = false;
+}
+
+function resetResult() {
+  clearTimeout(state.timer);
+  state.analysis = null;
+  state.decoding = null;
+  state.samples = null;
+  waveCache = null;
+  $("file-input").value = "";
+  $("player").removeAttribute("src");
+  $("progress-box").hidden = true;
+}
+
+// -- history ------------------------------------------------------------------------------
+
+const HISTORY_PAGE = 10;
+
+async function loadHistory(more) {
+  state.historyOffset = more ? state.historyOffset + HISTORY_PAGE : 0;
+  const label = $("history-filter").value;
+  const query = "?limit=" + HISTORY_PAGE + "&offset=" + state.historyOffset + (label ? "&label=" + label : "");
+  let resp;
+  try {
+    resp = await fetch("/v1/analyses" + query, { headers: apiHeaders(), cache: "no-store" });
+  } catch (_) {
+    return;
+  }
+  const list = $("history-list");
+  if (!resp.ok) {
+    $("history").hidden = true; // e.g. no API key yet
+    return;
+  }
+  const body = await resp.json();
+  $("history").hidden = false;
+  if (!more) list.replaceChildren();
+  if (!body.total) list.append(Object.assign(document.createElement("li"), { className: "hint", textContent: t("no_history") }));
+  for (const item of body.items) {
+    const li = document.createElement("li");
+    const a = Object.assign(document.createElement("a"), { href: "#/analyses/" + item.id });
+    const when = Object.assign(document.createElement("span"), { className: "when",
+      textContent: new Date(item.created_at).toLocaleString(state.lang === "zh" ? "zh-CN" : "en-GB",
+        { dateStyle: "medium", timeStyle: "short" }) });
+    const name = Object.assign(document.createElement("span"), { className: "name", textContent: item.audio.name });
+    const what = document.createElement("span");
+    what.className = "what " + (item.label === "electronic_sales_robot" ? "robot" : item.label ? "human" : "");
+    what.textContent = item.headline
+      ? item.headline[state.lang] + " · " + t("robot_share", { p: item.robot_probability })
+      : t("status_" + item.status);
+    a.append(when, name, what);
+    li.append(a);
+    list.append(li);
+  }
+  $("history-more").hidden = state.historyOffset + body.items.length >= body.total;
 }
 
 // -- result --------------------------------------------------------------------------------
@@ -218,14 +337,17 @@ function fmtTime(s) {
   return String(m).padStart(2, "0") + ":" + sec.toFixed(1).padStart(4, "0");
 }
 
-function suspiciousSpans(verdict) {
-  return (verdict.evidence || []).filter((e) => e.weight > 0 && e.span_s).map((e) => e.span_s);
+// The parts that drove the verdict: pipeline.highlights.highlight_spans, sent by the server.
+function highlightSpans(analysis) {
+  return analysis.display.highlights.map((h) => h.span_s);
 }
 
 async function showResult(analysis) {
   setStatus(t("done"), 100);
+  $("progress-box").hidden = true;
   $("upload-view").hidden = true;
   $("result-view").hidden = false;
+  fillDetails(analysis);
   renderResult(analysis);
   await setupAudio(analysis);
   drawWave();
@@ -233,50 +355,57 @@ async function showResult(analysis) {
 
 function renderResult(analysis) {
   const v = analysis.verdict;
+  const d = analysis.display;
+  const lang = state.lang;
   const card = $("verdict-card");
   const isRobot = v.label === "electronic_sales_robot";
   card.classList.toggle("robot", isRobot);
   card.classList.toggle("human", !isRobot);
   card.dataset.label = v.label;
-  $("verdict-label").textContent = t("label_" + v.label);
-  $("probability").textContent = Math.round(100 * v.robot_probability) + "%";
-  $("threshold").textContent = t("threshold", { v: Math.round(100 * v.threshold) + "%" });
+  $("verdict-label").textContent = d.headline[lang];
+  $("probability").textContent = d.robot_probability;
+  $("threshold").textContent = t("threshold", { v: d.threshold });
   $("meter-fill").style.width = (100 * v.robot_probability).toFixed(1) + "%";
   $("meter-threshold").style.left = (100 * v.threshold).toFixed(1) + "%";
-  $("topic").textContent = t("topic_" + v.topic) !== "topic_" + v.topic ? t("topic_" + v.topic) : v.topic;
+  const warnings = $("warnings");
+  warnings.replaceChildren(...(analysis.warnings || []).map((w) =>
+    Object.assign(document.createElement("li"), { textContent: w.message[lang] })));
+  warnings.hidden = !warnings.children.length;
 
   const reasons = $("reasons");
   reasons.replaceChildren();
-  // Evidence is sorted strongest first; cues with no weight are shown as context after them.
-  const weighted = (v.evidence || []).filter((e) => e.weight !== 0).slice(0, 5);
-  const context = (v.evidence || []).filter((e) => e.weight === 0).slice(0, Math.max(0, 3 - weighted.length));
+  // Reasons come strongest first; cues with no weight are shown as context after them.
+  const weighted = d.reasons.filter((r) => r.direction !== "neutral").slice(0, 5);
+  const context = d.reasons.filter((r) => r.direction === "neutral").slice(0, Math.max(0, 3 - weighted.length));
   const note = $("reasons-note");
   note.hidden = weighted.length > 0;
   note.textContent = t(context.length ? "no_reasons_context" : "no_reasons");
-  for (const e of weighted.concat(context)) {
+  for (const r of weighted.concat(context)) {
     const li = document.createElement("li");
-    li.append(document.createTextNode(e.detail));
+    li.append(document.createTextNode(r.sentence[lang]));
     const tag = document.createElement("span");
-    const dir = e.weight > 0 ? "up" : e.weight < 0 ? "down" : "neutral";
+    const dir = r.direction === "robot" ? "up" : r.direction === "person" ? "down" : "neutral";
     tag.className = "tag " + dir;
     tag.textContent = t(dir);
     li.append(tag);
-    if (e.span_s) {
+    if (r.span_s) {
       const b = document.createElement("button");
       b.type = "button";
       b.className = "link";
-      b.textContent = "▶ " + fmtTime(e.span_s[0]) + "–" + fmtTime(e.span_s[1]);
-      b.addEventListener("click", () => playSpan(e.span_s[0], e.span_s[1]));
+      b.textContent = "▶ " + fmtTime(r.span_s[0]) + "–" + fmtTime(r.span_s[1]);
+      b.addEventListener("click", () => playSpan(r.span_s[0], r.span_s[1]));
       li.append(b);
     }
     reasons.append(li);
   }
 
-  const lines = [];
-  for (const s of v.transcript.segments) lines.push({ who: "caller", ...s });
-  if (v.other_party_transcript) for (const s of v.other_party_transcript.segments) lines.push({ who: "callee", ...s });
+  // Only the caller's lines that the highlights name are marked, never the callee's.
+  const marked = new Set(d.highlights.flatMap((h) => h.caller_segments));
+  const lines = v.transcript.segments.map((s, i) => ({ who: "caller", marked: marked.has(i), ...s }));
+  if (v.other_party_transcript) {
+    for (const s of v.other_party_transcript.segments) lines.push({ who: "callee", marked: false, ...s });
+  }
   lines.sort((a, b) => a.start_s - b.start_s);
-  const spans = suspiciousSpans(v);
   const list = $("transcript");
   list.replaceChildren();
   if (!lines.length) list.append(Object.assign(document.createElement("li"), { textContent: t("no_transcript") }));
@@ -284,7 +413,8 @@ function renderResult(analysis) {
     const li = document.createElement("li");
     li.dataset.start = line.start_s;
     li.dataset.end = line.end_s;
-    if (spans.some(([a, b]) => a < line.end_s && b > line.start_s)) li.classList.add("suspicious");
+    li.classList.toggle("suspicious", line.marked);
+    li.classList.add(line.who);
     const b = document.createElement("button");
     b.type = "button";
     const ts = Object.assign(document.createElement("span"), { className: "ts",
@@ -304,6 +434,57 @@ function renderResult(analysis) {
   $("download-pack").onclick = () => downloadPack(analysis);
 }
 
+// -- call details after the upload: shown, edited, saved with PATCH --------------------------
+
+function fillDetails(analysis) {
+  const m = analysis.metadata;
+  $("edit-caller-number").value = m.caller_number || "";
+  $("edit-callee-number").value = m.callee_number || "";
+  // A stored time keeps its own zone on the server; the field shows its wall-clock time.
+  $("edit-call-time").value = m.call_time && m.call_time.length >= 16 ? m.call_time.slice(0, 16) : "";
+  $("edit-language").value = m.language || "";
+  $("details-status").textContent = "";
+}
+
+async function saveDetails(e) {
+  e.preventDefault();
+  const a = state.analysis;
+  const stored = a.metadata.call_time || "";
+  const edited = $("edit-call-time").value;
+  const patch = {
+    caller_number: $("edit-caller-number").value.trim() || null,
+    callee_number: $("edit-callee-number").value.trim() || null,
+    language: $("edit-language").value || null,
+  };
+  if (edited !== stored.slice(0, 16)) patch.call_time = edited ? callTimeValue($("edit-call-time")) : null;
+  const resp = await fetch(a.links.self, { method: "PATCH", cache: "no-store",
+    headers: { "Content-Type": "application/json", ...apiHeaders() }, body: JSON.stringify(patch) });
+  const body = await resp.json().catch(() => null);
+  if (!resp.ok) {
+    $("details-status").textContent = errorText(body, resp.status);
+    $("details-status").className = "error";
+    return;
+  }
+  $("details-status").className = "hint";
+  if (body.status === "done") {
+    state.analysis = body;
+    $("details-status").textContent = t("saved");
+    return;
+  }
+  $("details-status").textContent = t("saved_rerun");
+  waveCache = null;
+  track(body); // analysed again in the new language
+}
+
+async function deleteAnalysis() {
+  const a = state.analysis;
+  if (!a || !window.confirm(t("confirm_delete"))) return;
+  const resp = await fetch(a.links.self, { method: "DELETE", headers: apiHeaders() });
+  if (!resp.ok && resp.status !== 404) return showError(await resp.json().catch(() => null), resp.status);
+  resetResult();
+  location.hash = "#/";
+}
+
 // The signed evidence pack is built on request (POST), then saved like any download.
 async function downloadPack(analysis) {
   const resp = await fetch(analysis.links.self + "/evidence?lang=" + state.lang, {
@@ -317,6 +498,18 @@ async function downloadPack(analysis) {
   setTimeout(() => URL.revokeObjectURL(url), 10000);
 }
 
+async function fetchDecoded(url, headers) {
+  try {
+    const resp = await fetch(url, { headers });
+    if (!resp.ok) return null;
+    const buf = await resp.arrayBuffer();
+    const samples = await decodeBuffer(buf).catch(() => null);
+    return { buf, samples };
+  } catch (_) {
+    return null;
+  }
+}
+
 async function setupAudio(analysis) {
   const headers = apiHeaders();
   const keyed = Object.keys(headers).length > 0;
@@ -327,23 +520,25 @@ async function setupAudio(analysis) {
     samples = null;
   }
   let src = analysis.links.audio; // served with HTTP Range support: seeking streams
-  if (!samples && state.decoding !== null) {
-    // The browser cannot decode the original (e.g. AMR): the server decodes it to WAV.
-    src = analysis.links.audio + "?format=wav";
-    try {
-      const resp = await fetch(src, { headers });
-      if (resp.ok) {
-        const buf = await resp.arrayBuffer();
-        if (keyed) src = URL.createObjectURL(new Blob([buf], { type: "audio/wav" }));
-        samples = await decodeBuffer(buf);
-      }
-    } catch (_) {
-      samples = null;
+  let blob = null;
+  if (!samples) {
+    // Opened from its address (no local copy): the stored original; a format the browser
+    // cannot decode (AMR): the server's WAV copy.
+    let got = state.decoding === null ? await fetchDecoded(src, headers) : null;
+    if (got && got.samples) {
+      blob = new Blob([got.buf]);
+    } else {
+      src = analysis.links.audio + "?format=wav";
+      got = await fetchDecoded(src, headers);
+      if (got) blob = new Blob([got.buf], { type: "audio/wav" });
     }
-  } else if (keyed) {
-    const resp = await fetch(src, { headers });
-    if (resp.ok) src = URL.createObjectURL(await resp.blob());
+    samples = got ? got.samples : null;
   }
+  if (keyed && !blob) {
+    const resp = await fetch(src, { headers });
+    if (resp.ok) blob = await resp.blob();
+  }
+  if (keyed && blob) src = URL.createObjectURL(blob);
   if (!keyed || src.startsWith("blob:")) $("player").src = src;
   state.samples = samples;
 }
@@ -442,13 +637,12 @@ function renderWave(w, h) {
   off.width = w;
   off.height = h;
   const g = off.getContext("2d");
-  const v = state.analysis.verdict;
   const dur = durationOf();
   g.fillStyle = "#fbfbfd";
   g.fillRect(0, 0, w, h);
   if (dur > 0) {
     g.fillStyle = getComputedStyle(document.documentElement).getPropertyValue("--span") || "rgba(198,40,40,0.22)";
-    for (const [a, b] of suspiciousSpans(v)) g.fillRect((a / dur) * w, 0, Math.max(2, ((b - a) / dur) * w), h);
+    for (const [a, b] of highlightSpans(state.analysis)) g.fillRect((a / dur) * w, 0, Math.max(2, ((b - a) / dur) * w), h);
   }
   const note = $("wave-note");
   if (!state.samples) {
@@ -529,18 +723,13 @@ function init() {
     if (dur > 0) playSpan(((e.clientX - rect.left) / rect.width) * dur, null);
   });
   window.addEventListener("resize", () => drawWave());
-  $("again").addEventListener("click", () => {
-    clearTimeout(state.timer);
-    state.analysis = null;
-    state.decoding = null;
-    state.samples = null;
-    waveCache = null;
-    input.value = "";
-    $("player").removeAttribute("src");
-    $("result-view").hidden = true;
-    $("upload-view").hidden = false;
-    $("progress-box").hidden = true;
-  });
+  $("again").addEventListener("click", () => { location.hash = "#/"; });
+  $("delete").addEventListener("click", deleteAnalysis);
+  $("details-form").addEventListener("submit", saveDetails);
+  $("history-filter").addEventListener("change", () => loadHistory(false));
+  $("history-more").addEventListener("click", () => loadHistory(true));
+  window.addEventListener("hashchange", route);
+  route();
 }
 
 document.addEventListener("DOMContentLoaded", init);

@@ -16,10 +16,15 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
-from pipeline.errors import ModelNotAvailableError
+from pipeline.audio import load_audio
+from pipeline.config import AudioLimits
+from pipeline.errors import EmptyAudioError, ModelNotAvailableError, RobocallError
+from pipeline.highlights import highlight_spans
+from pipeline.messages import format_probability, headline
+from pipeline.types import Verdict
 from service.http.apikeys import create_key
 from service.http.app import create_app, get_detector
-from service.http.schemas import AnalysisOut
+from service.http.schemas import AnalysisListOut, AnalysisOut
 from service.store.database import ANALYSES, Store, utcnow
 from tests.service.fake_detector import (
     FakeDetector,
@@ -204,12 +209,55 @@ def test_empty_upload_is_empty_audio(client: TestClient) -> None:
     assert_error(upload(client, b"", "empty.wav"), 422, "empty_audio")
 
 
-def test_decoder_failure_fails_the_job_with_its_code(client: TestClient) -> None:
-    resp = upload(client, b"RIFFBAD!WAVE" + bytes(64), "bad.wav")
-    assert resp.status_code == 202
-    done = wait_finished(client, resp.json()["id"])
-    assert done["status"] == "failed" and done["verdict"] is None
-    assert done["error"]["code"] == "corrupt_audio"
+def cli_error(data: bytes, **limits: float) -> RobocallError:
+    """What ``robocall analyze`` (``load_audio``) raises for ``data``."""
+    with pytest.raises(RobocallError) as caught:
+        load_audio(data, limits=AudioLimits(**limits), name="x")
+    return caught.value
+
+
+@pytest.mark.parametrize("query", ["", "?wait=true"])
+def test_bad_audio_is_refused_at_upload_with_the_cli_status_and_code(
+    tmp_path: Path, query: str
+) -> None:
+    """One error path (issue 15): nothing is queued, the answer is the CLI's status and code."""
+    (tmp_path / "robocall.toml").write_text("[audio]\nmax_duration_s = 2.0\n")
+    long_wav, short_wav = wav_bytes(seconds=3.0, seed=60), wav_bytes(seconds=0.1, seed=61)
+    damaged = wav_bytes(seconds=1.0, seed=62)[:30]  # cut inside the header
+    zero_header = b"RIFF" + bytes(40)  # a WAV header of zeros: no format, no data
+    fake = FakeDetector()
+    with running(tmp_path, fake, config_path=tmp_path / "robocall.toml") as c:
+        for data in (long_wav, short_wav, damaged, zero_header):
+            expected = cli_error(data, max_duration_s=2.0)
+            assert 400 <= expected.status < 500
+            assert_error(upload(c, data, query=query), expected.status, expected.code)
+        assert cli_error(long_wav, max_duration_s=2.0).code == "audio_too_long"
+        assert c.get("/v1/analyses").json()["total"] == 0  # nothing accepted
+        assert fake.calls == []
+
+
+def test_a_cut_off_wav_is_accepted_with_a_warning(client: TestClient) -> None:
+    whole = wav_bytes(seconds=2.0, seed=63)
+    done = upload(client, whole[: len(whole) // 2], "cut.wav", query="?wait=true").json()
+    assert done["status"] == "done"
+    (warning,) = done["warnings"]
+    assert warning["code"] == "truncated"
+    assert warning["params"]["declared_s"] == pytest.approx(2.0)
+    assert warning["params"]["decoded_s"] == pytest.approx(1.0, abs=0.01)
+    assert "cut off" in warning["message"]["en"] and "截断" in warning["message"]["zh"]
+    AnalysisOut.model_validate(done)
+    intact = upload(client, whole, "whole.wav", query="?wait=true").json()
+    assert intact["warnings"] == []
+
+
+def test_what_only_the_analysis_finds_fails_the_job_with_its_code(tmp_path: Path) -> None:
+    fake = FakeDetector(error=EmptyAudioError("call.wav: no speech recognised"))
+    with running(tmp_path, fake) as c:
+        resp = upload(c, wav_bytes(seed=64))
+        assert resp.status_code == 202
+        done = wait_finished(c, resp.json()["id"])
+    assert done["status"] == "failed" and done["verdict"] is None and done["display"] is None
+    assert done["error"]["code"] == "empty_audio"
     AnalysisOut.model_validate(done)
 
 
@@ -236,9 +284,9 @@ def test_display_names_are_stripped_to_a_base_name() -> None:
 
 
 def test_too_large_upload_is_413(tmp_path: Path) -> None:
-    with running(tmp_path, max_upload_bytes=4000) as c:
+    with running(tmp_path, max_upload_bytes=10_000) as c:
         assert_error(upload(c, wav_bytes(seconds=2.0)), 413, "audio_too_large")
-        assert upload(c, wav_bytes(seconds=0.1)).status_code == 202
+        assert upload(c, wav_bytes(seconds=0.5)).status_code == 202
 
 
 def _multipart_chunks(total_bytes: int, chunk: int = 16 * 1024) -> tuple[bytes, list[bytes]]:
@@ -393,7 +441,9 @@ def test_audio_as_wav_for_browsers_that_cannot_play_amr(
 
 
 def test_audio_as_wav_of_a_damaged_file_is_a_json_error(client: TestClient) -> None:
-    body = upload(client, b"RIFFBAD!WAVE" + bytes(64), "bad.wav", query="?wait=true").json()
+    body = upload(client, wav_bytes(seed=65), "bad.wav", query="?wait=true").json()
+    rt = client.app.state.runtime  # type: ignore[attr-defined]
+    rt.blobs.path(body["audio"]["sha256"]).write_bytes(b"RIFF" + bytes(60))  # damaged on disk
     resp = client.get(body["links"]["audio"] + "?format=wav")
     assert resp.status_code in (415, 422)
     assert resp.json()["error"] in {"corrupt_audio", "not_audio", "empty_audio"}
@@ -508,12 +558,20 @@ def test_api_keys_are_required_unless_local(tmp_path: Path) -> None:
 
 
 def test_rate_limit_per_key_is_429_with_retry_after(tmp_path: Path) -> None:
-    with running(tmp_path, rate_limit_per_min=1.0, rate_limit_burst=2) as c:
-        assert upload(c, wav_bytes(seed=40)).status_code == 202
-        assert upload(c, wav_bytes(seed=41)).status_code == 202
-        limited = upload(c, wav_bytes(seed=42))
+    with running(tmp_path, local_mode=False, rate_limit_per_min=1.0, rate_limit_burst=2) as c:
+        _, key = create_key(c.app.state.runtime.store, name="limited")  # type: ignore[attr-defined]
+        k = {"X-API-Key": key}
+        assert upload(c, wav_bytes(seed=40), headers=k).status_code == 202
+        assert upload(c, wav_bytes(seed=41), headers=k).status_code == 202
+        limited = upload(c, wav_bytes(seed=42), headers=k)
         assert_error(limited, 429, "rate_limited")
         assert int(limited.headers["retry-after"]) >= 1
+
+
+def test_local_mode_has_no_upload_rate_limit(tmp_path: Path) -> None:
+    with running(tmp_path, rate_limit_per_min=1.0, rate_limit_burst=1) as c:
+        for seed in range(43, 47):
+            assert upload(c, wav_bytes(seed=seed)).status_code == 202
 
 
 def test_cors_is_off_by_default_and_configurable(tmp_path: Path, client: TestClient) -> None:
@@ -582,7 +640,7 @@ def test_schemathesis_finds_no_server_errors(tmp_path: Path) -> None:
 
         statuses: list[int] = []
         operations = [r.ok() for r in schema.get_all_operations()]
-        assert len(operations) == 7
+        assert len(operations) == 9
         for operation in operations:
 
             @given(case=operation.as_strategy())
@@ -685,6 +743,144 @@ def test_real_detector_with_fake_models_through_the_api(tmp_path: Path, make_wav
         # The hint reached load_audio (which may overrule it for a fake-stereo file).
         assert "caller_channel" in done["verdict"]["audio"]["caller_channel_reason"]
         assert done["verdict"]["audio"]["sha256"] == done["audio"]["sha256"]
-        cut = upload(c, voice[:30], "cut.wav", query="?wait=true").json()
-        assert cut["status"] == "failed"
-        assert cut["error"]["code"] in {"corrupt_audio", "not_audio", "empty_audio"}
+        cut = upload(c, voice[:30], "cut.wav", query="?wait=true")  # refused at upload
+        expected = cli_error(voice[:30])
+        assert_error(cut, expected.status, expected.code)
+
+
+# -- history, call details, display (issue 15) ----------------------------------------------
+
+
+def test_history_is_the_callers_own_newest_first_paged_and_filtered(tmp_path: Path) -> None:
+    with running(tmp_path, local_mode=False) as c:
+        store = c.app.state.runtime.store  # type: ignore[attr-defined]
+        ka, kb = ({"X-API-Key": create_key(store, name=n)[1]} for n in ("a", "b"))
+        mine = [
+            upload(c, wav_bytes(seed=70 + i), f"c{i}.wav", query="?wait=true", headers=ka).json()
+            for i in range(5)
+        ]
+        upload(c, wav_bytes(seed=80), query="?wait=true", headers=kb)
+        listed = c.get("/v1/analyses?limit=2", headers=ka)
+        assert listed.status_code == 200 and listed.headers["cache-control"] == "no-store"
+        body = listed.json()
+        AnalysisListOut.model_validate(body)
+        assert body["total"] == 5 and body["limit"] == 2
+        assert [i["id"] for i in body["items"]] == [m["id"] for m in mine[::-1][:2]]
+        rest = c.get("/v1/analyses?limit=2&offset=4", headers=ka).json()["items"]
+        assert [i["id"] for i in rest] == [mine[0]["id"]]
+        first = body["items"][0]
+        assert first["headline"]["en"] and first["headline"]["zh"]
+        assert first["robot_probability"].endswith("%") and first["label"]
+        robots = c.get("/v1/analyses?label=electronic_sales_robot", headers=ka).json()
+        expected = [
+            m["id"] for m in mine[::-1] if m["verdict"]["label"] == "electronic_sales_robot"
+        ]
+        assert [i["id"] for i in robots["items"]] == expected and robots["total"] == len(expected)
+        assert c.get("/v1/analyses", headers=kb).json()["total"] == 1
+        assert_error(c.get("/v1/analyses?label=alien", headers=ka), 422, "invalid_request")
+        assert_error(c.get("/v1/analyses?limit=0", headers=ka), 422, "invalid_request")
+        assert_error(c.get("/v1/analyses"), 401, "missing_api_key")
+
+
+def test_results_are_not_cached(client: TestClient) -> None:
+    created = upload(client, wav_bytes(seed=85))
+    assert created.headers["cache-control"] == "no-store"
+    got = client.get(created.json()["links"]["self"])
+    assert got.headers["cache-control"] == "no-store"
+    assert client.get(created.json()["links"]["audio"]).headers["cache-control"] == "no-store"
+
+
+def test_display_has_both_languages_plain_words_and_the_highlights(client: TestClient) -> None:
+    done = upload(client, wav_bytes(seed=86), query="?wait=true").json()
+    display = done["display"]
+    verdict = Verdict.from_dict(done["verdict"])
+    assert display["headline"] == {lang: headline(verdict, lang) for lang in ("en", "zh")}
+    assert display["robot_probability"] == format_probability(verdict.robot_probability)
+    sentences = [r["sentence"] for r in display["reasons"]]
+    assert len(sentences) == len(verdict.evidence)
+    for s in sentences:
+        assert "log-odds" not in s["en"] and "window(s)" not in s["en"]
+        assert any("\u4e00" <= ch <= "\u9fff" for ch in s["zh"])
+    # The whole-call text cue is not a place in the call; only caller lines are marked.
+    assert [h["name"] for h in display["highlights"]] == [h.name for h in highlight_spans(verdict)]
+    assert "robot_script_text" not in {h["name"] for h in display["highlights"]}
+
+
+def test_call_details_can_be_changed_and_a_bad_time_is_refused_at_once(
+    client: TestClient,
+) -> None:
+    assert_error(upload(client, call_time="2025-13-45T10:00+08:00"), 422, "invalid_request")
+    assert_error(upload(client, call_time="2025-06-01T10:00"), 422, "invalid_request")  # no zone
+    done = upload(client, wav_bytes(seed=87), query="?wait=true").json()
+    url = done["links"]["self"]
+    patched = client.patch(
+        url, json={"caller_number": "+86 400 123 4567", "call_time": "2025-06-01T09:30+08:00"}
+    )
+    assert patched.status_code == 200 and patched.headers["cache-control"] == "no-store"
+    body = patched.json()
+    assert body["metadata"]["caller_number"] == "+86 400 123 4567"
+    assert body["metadata"]["call_time"] == "2025-06-01T09:30+08:00"
+    assert body["status"] == "done"  # details only: the verdict stays
+    for bad in ({"call_time": "2025-02-30T09:30+08:00"}, {"caller_number": "call me"},
+                {"language": "fr"}, {"owner": "someone"}):  # fmt: skip
+        assert_error(client.patch(url, json=bad), 422, "invalid_request")
+    cleared = client.patch(url, json={"caller_number": None}).json()
+    assert cleared["metadata"]["caller_number"] is None
+    assert cleared["metadata"]["call_time"] == "2025-06-01T09:30+08:00"
+    # A new language hint analyses the recording again.
+    rerun = client.patch(url, json={"language": "en"}).json()
+    assert rerun["metadata"]["language"] == "en"
+    again = wait_finished(client, done["id"])
+    assert again["status"] == "done" and again["finished_at"] != done["finished_at"]
+    assert_error(client.patch(f"/v1/analyses/{'0' * 32}", json={}), 404, "not_found")
+
+
+def test_readyz_reveals_models_and_queue_only_to_a_key(tmp_path: Path) -> None:
+    with running(tmp_path, local_mode=False) as c:
+        _, key = create_key(c.app.state.runtime.store, name="ops")  # type: ignore[attr-defined]
+        assert c.get("/readyz").json() == {"status": "ready"}
+        assert c.get("/readyz", headers={"X-API-Key": "rcd_000000000000_" + "x" * 40}).json() == {
+            "status": "ready"
+        }
+        full = c.get("/readyz", headers={"X-API-Key": key}).json()
+        assert full["models"] and full["queue"]["capacity"] == 32
+        schema = c.get("/openapi.json").text
+        assert str(tmp_path) not in schema and key not in schema
+
+
+def test_serve_tls_flags_are_checked(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from service.cli import main as cli_main
+
+    cert = tmp_path / "cert.pem"
+    cert.write_text("not used: the flags are refused before uvicorn starts")
+    assert cli_main(["serve", "--ssl-certfile", str(cert)]) == 2
+    assert "go together" in capsys.readouterr().err
+    missing = str(tmp_path / "nokey.pem")
+    assert cli_main(["serve", "--ssl-certfile", str(cert), "--ssl-keyfile", missing]) == 2
+    assert "no such file" in capsys.readouterr().err
+
+
+def test_serve_warns_about_plain_http_off_loopback_and_passes_tls_to_uvicorn(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import uvicorn
+
+    from service.cli import main as cli_main
+
+    runs: list[dict[str, Any]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: runs.append(kw))
+    data = ["--data-dir", str(tmp_path)]
+    with caplog.at_level("WARNING", logger="service.commands.serve"):
+        assert cli_main(["serve", "--host", "0.0.0.0", *data]) == 0
+    assert "plain HTTP on 0.0.0.0" in caplog.text
+    assert runs[-1]["ssl_certfile"] is None
+    caplog.clear()
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.write_text("cert")
+    key.write_text("key")
+    tls = ["--ssl-certfile", str(cert), "--ssl-keyfile", str(key)]
+    with caplog.at_level("WARNING", logger="service.commands.serve"):
+        assert cli_main(["serve", "--host", "0.0.0.0", *tls, *data]) == 0
+        assert cli_main(["serve", *data]) == 0  # loopback: local mode, no TLS warning
+    assert "plain HTTP" not in caplog.text
+    assert runs[-2]["ssl_certfile"] == cert and runs[-2]["ssl_keyfile"] == key

@@ -72,7 +72,7 @@ def test_migrations_are_idempotent_and_match_the_models(store: Store) -> None:
     with store.engine.connect() as conn:
         ctx = MigrationContext.configure(conn, opts={"compare_type": True})
         assert compare_metadata(ctx, Base.metadata) == []
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0002"
     assert store.ping()
 
 
@@ -275,3 +275,79 @@ def test_worker_pool_requeues_jobs_of_a_dead_worker(store: Store, blobs: BlobSto
         pool.stop()
     got = store.get_analysis(a.id)
     assert got is not None and got.attempts == 2
+
+
+def test_jobs_a_killed_process_left_running_are_requeued_at_start(
+    store: Store, blobs: BlobStore
+) -> None:
+    """Issue 15: after ``kill -9`` the job runs again as soon as the service starts, not after
+    its lease; a job claimed by a live process (or on another host) is left alone."""
+    import socket
+    import subprocess
+    import sys
+
+    ids = [a.id for s in (3, 4, 5) if (a := store.add_analysis(new(blobs, wav_bytes(seed=s))))]
+    claim = (
+        "import os, socket, sys\n"
+        "from service.store.database import Store\n"
+        "s = Store(sys.argv[1])\n"
+        "s.claim_next(lease_s=3600, claimed_by=f'{socket.gethostname()}:{os.getpid()}')\n"
+        "os._exit(0)\n"  # dies holding the claim, as under kill -9
+    )
+    subprocess.run([sys.executable, "-c", claim, store.url], check=True, timeout=60)
+    host = socket.gethostname()
+    alive = store.claim_next(lease_s=3600, claimed_by=f"{host}:{os.getppid()}")
+    elsewhere = store.claim_next(lease_s=3600, claimed_by="another-host:1")
+    assert alive is not None and elsewhere is not None
+    pool = WorkerPool(store, blobs, FakeDetector, lease_s=3600, poll_interval_s=0.02)
+    pool.start()
+    try:
+        _wait(lambda: (g := store.get_analysis(ids[0])) is not None and g.status == "done")
+    finally:
+        pool.stop()
+    assert [store.get_analysis(i).status for i in ids[1:]] == ["running", "running"]  # type: ignore[union-attr]
+
+
+def test_history_lists_own_analyses_newest_first_filtered_and_paged(
+    store: Store, blobs: BlobStore
+) -> None:
+    made = []
+    for i, label in enumerate(
+        ["electronic_sales_robot", "human_sales_pitch", "electronic_sales_robot", None]
+    ):
+        a = store.add_analysis(new(blobs, wav_bytes(seed=10 + i), owner="k1"))
+        assert a is not None
+        made.append(a.id)
+        if label is not None:
+            job = store.claim_next(lease_s=30)
+            assert job is not None and job.id == a.id
+            store.finish(job.id, job.claim_token or "", verdict_json="{}", label=label)
+    store.add_analysis(new(blobs, owner="k2"))
+    items, total = store.list_analyses("k1")
+    assert total == 4 and [a.id for a in items] == made[::-1]
+    robots, n = store.list_analyses("k1", label="electronic_sales_robot")
+    assert n == 2 and [a.id for a in robots] == [made[2], made[0]]
+    queued, n = store.list_analyses("k1", status="queued")
+    assert n == 1 and queued[0].id == made[3]
+    page, n = store.list_analyses("k1", limit=2, offset=2)
+    assert n == 4 and [a.id for a in page] == made[1::-1]
+    assert store.list_analyses("nobody") == ([], 0)
+
+
+def test_call_details_change_and_a_new_language_reruns(store: Store, blobs: BlobStore) -> None:
+    a = store.add_analysis(new(blobs, owner="k1"))
+    assert a is not None
+    job = store.claim_next(lease_s=30)
+    assert job is not None
+    store.finish(job.id, job.claim_token or "", verdict_json="{}", label="human_sales_pitch")
+    changed = store.update_metadata(
+        a.id, owner="k1", changes={"caller_number": "+86 400 123 4567", "call_time": None}
+    )
+    assert changed is not None and changed.caller_number == "+86 400 123 4567"
+    assert changed.status == "done"
+    assert store.update_metadata(a.id, owner="k2", changes={"caller_number": "1"}) is None
+    rerun = store.update_metadata(a.id, owner="k1", changes={"language_hint": "en"}, rerun=True)
+    assert rerun is not None and rerun.status == "queued" and rerun.verdict_json is None
+    assert rerun.label is None and rerun.language_hint == "en"
+    with pytest.raises(ValueError, match="not call details"):
+        store.update_metadata(a.id, owner="k1", changes={"owner": "k2"})

@@ -1,0 +1,121 @@
+"""What the web page shows of a verdict, rendered on the server in both languages (issue 15).
+
+The page never re-implements the wording or the highlight rule: the headline comes from
+:func:`pipeline.messages.headline`, each reason's sentence from
+:func:`pipeline.messages.evidence_sentence`, probabilities from
+:func:`pipeline.messages.format_probability` (">99 %", never 100 %), and the spans to shade and
+the caller lines to mark from :func:`pipeline.highlights.highlight_spans`. The technical figures
+(log-odds, pooling) stay in the verdict's ``params``; nothing here shows them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from pipeline.highlights import highlight_spans
+from pipeline.messages import (
+    LANGS,
+    Lang,
+    evidence_sentence,
+    evidence_title,
+    format_probability,
+    headline,
+    topic_name,
+)
+from pipeline.types import Verdict
+
+# Warnings about an accepted recording: code -> (English, Chinese), str.format over the params.
+WARNINGS: dict[str, tuple[str, str]] = {
+    "truncated": (
+        "The recording ends early: its header announces {declared_s:.1f} s but only "
+        "{decoded_s:.1f} s are in the file, so it was probably cut off. The verdict covers "
+        "what is there.",
+        "录音提前结束：文件头标明 {declared_s:.1f} 秒，文件里只有 {decoded_s:.1f} 秒，"
+        "可能被截断了。判断只基于现有部分。",
+    ),
+}
+
+
+class Bilingual(BaseModel):
+    en: str
+    zh: str
+
+
+class ReasonOut(BaseModel):
+    name: str = Field(description="the evidence's stable name", examples=["pitch_std_st"])
+    direction: Literal["robot", "person", "neutral"] = Field(
+        description="which side the cue pushed the verdict to (neutral: measured, no weight)"
+    )
+    title: Bilingual
+    sentence: Bilingual = Field(description="the evidence's plain sentence")
+    span_s: tuple[float, float] | None = Field(description="where in the call, seconds")
+
+
+class HighlightOut(BaseModel):
+    span_s: tuple[float, float] = Field(description="the part of the call to shade, seconds")
+    name: str = Field(description="the evidence that put it there")
+    caller_segments: list[int] = Field(
+        description="indices into verdict.transcript.segments to mark (never the callee's)"
+    )
+
+
+class WarningOut(BaseModel):
+    code: str = Field(examples=["truncated"])
+    params: dict[str, float]
+    message: Bilingual
+
+
+class DisplayOut(BaseModel):
+    """The verdict as a person reads it, in English and Chinese."""
+
+    headline: Bilingual = Field(
+        examples=[{"en": "Robot – no sales pitch heard", "zh": "机器人，未听到推销"}]
+    )
+    topic: Bilingual
+    robot_probability: str = Field(examples=[">99 %"], description="never 100 % or 0 %")
+    threshold: str = Field(examples=["50 %"])
+    reasons: list[ReasonOut] = Field(description="the verdict's evidence, strongest first")
+    highlights: list[HighlightOut] = Field(description="the parts that drove the verdict")
+
+
+def _both(render: Callable[[Lang], str]) -> dict[str, str]:
+    return {lang: render(lang) for lang in LANGS}
+
+
+def display_json(verdict: Verdict) -> dict[str, Any]:
+    """The ``display`` object of an analysis (schema :class:`DisplayOut`)."""
+    reasons = [
+        {
+            "name": e.name,
+            "direction": "robot" if e.weight > 0 else "person" if e.weight < 0 else "neutral",
+            "title": {lang: evidence_title(e.name, lang) for lang in LANGS},
+            "sentence": {lang: evidence_sentence(e, lang) for lang in LANGS},
+            "span_s": list(e.span_s) if e.span_s else None,
+        }
+        for e in verdict.evidence
+    ]
+    return {
+        "headline": _both(lambda lang: headline(verdict, lang)),
+        "topic": _both(lambda lang: topic_name(verdict.topic, lang)),
+        "robot_probability": format_probability(verdict.robot_probability),
+        "threshold": format_probability(verdict.threshold),
+        "reasons": reasons,
+        "highlights": [
+            {"span_s": list(h.span_s), "name": h.name, "caller_segments": list(h.caller_segments)}
+            for h in highlight_spans(verdict)
+        ],
+    }
+
+
+def warnings_json(stored: str | None) -> list[dict[str, Any]]:
+    """The public form of stored warnings: code, params and the sentence in both languages."""
+    out = []
+    for w in json.loads(stored) if stored else []:
+        en, zh = WARNINGS.get(w["code"], (w["code"], w["code"]))
+        message = {"en": en.format(**w["params"]), "zh": zh.format(**w["params"])}
+        out.append({"code": w["code"], "params": w["params"], "message": message})
+    return out
