@@ -37,8 +37,10 @@ BEIJING = timezone(timedelta(hours=8), "UTC+08:00")
 # key -> (Chinese, English): every fixed string a report shows
 TEXT: dict[str, tuple[str, str]] = {
     "title": ("通话录音分析报告", "Call recording analysis report"),
-    "subtitle": ("骚扰电话投诉证据材料（12321 / FTC / FCC）",
-                 "Evidence for a complaint about an unwanted call (12321 / FTC / FCC)"),
+    "subtitle": (
+        "骚扰电话投诉证据材料（12321 / FTC / FCC）",
+        "Evidence for a complaint about an unwanted call (12321 / FTC / FCC)",
+    ),
     "case_summary": ("案件摘要", "Case summary"),
     "conclusion": ("结论", "Conclusion"),
     "reported_number": ("被举报号码（来电）", "Reported number (caller)"),
@@ -100,8 +102,15 @@ TEXT: dict[str, tuple[str, str]] = {
     "callee": ("接听方", "Callee"),
     "privacy": ("个人信息", "Personal data"),
     "recital_excerpts": ("来电方原话（已遮盖）", "What the caller said (masked)"),
-    "recital_none": ("未发现来电方念出接听方个人信息。",
-                     "The caller was not heard reciting the callee's personal data."),
+    "recital_none": (
+        "未发现来电方念出接听方个人信息。",
+        "The caller was not heard reciting the callee's personal data.",
+    ),
+    "recital_hint": (
+        "请核对这些是否确为您本人的信息；如是，说明来电方在通话前已掌握这些信息，可在投诉中说明。",
+        "Check that this is your own data; if it is, the caller had it before the call, which "
+        "you can mention in your complaint.",
+    ),
     "method": ("分析方法", "How the analysis was made"),
     "software": ("软件版本", "Software version"),
     "models": ("模型（名称与 SHA-256）", "Models (id and SHA-256)"),
@@ -276,19 +285,23 @@ def summary_lines(verdict: Verdict, lang: Lang) -> tuple[str, ...]:
         pitch = f"内容：{topic}" if verdict.sales_pitch_heard else "未听到推销"
         lines.append(f"是推销的概率 {sales}，{pitch}。录音时长 {duration}。")
         if top:
-            lines.append("影响最大的依据：" + "；".join(f"{r.title}（{r.direction}）" for r in top)
-                         + "。")
+            lines.append(
+                "影响最大的依据：" + "；".join(f"{r.title}（{r.direction}）" for r in top) + "。"
+            )
         if _untrained(verdict):
             lines.append("注意：目前的综合判断使用人工设定的权重，尚未经过大规模训练和校准。")
     else:
         pitch = f"topic: {topic}" if verdict.sales_pitch_heard else "no sales pitch heard"
         lines.append(f"Probability of a sales pitch {sales}; {pitch}. Recording: {duration}.")
         if top:
-            lines.append("What weighed most: "
-                         + "; ".join(f"{r.title} ({r.direction})" for r in top) + ".")
+            lines.append(
+                "What weighed most: " + "; ".join(f"{r.title} ({r.direction})" for r in top) + "."
+            )
         if _untrained(verdict):
-            lines.append("Note: the cues are combined with hand-set weights that have not yet "
-                         "been trained or calibrated on a large set of calls.")
+            lines.append(
+                "Note: the cues are combined with hand-set weights that have not yet "
+                "been trained or calibrated on a large set of calls."
+            )
     return tuple(lines)
 
 
@@ -300,23 +313,37 @@ def reasons(verdict: Verdict, lang: Lang, *, limit: int = 12) -> tuple[Reason, .
     for rank, e in enumerate(items[:limit], start=1):
         key = "towards_robot" if e.weight > 0 else "towards_human" if e.weight < 0 else "neutral"
         where = f"{format_clock(e.span_s[0])}–{format_clock(e.span_s[1])}" if e.span_s else ""
-        out.append(Reason(rank, e.name, evidence_title(e.name, lang), format_value(e.value),
-                          e.weight, text(key, lang), where, evidence_sentence(e, lang), e.span_s))
+        out.append(
+            Reason(
+                rank,
+                e.name,
+                evidence_title(e.name, lang),
+                format_value(e.value),
+                e.weight,
+                text(key, lang),
+                where,
+                evidence_sentence(e, lang),
+                e.span_s,
+            )
+        )
     return tuple(out)
 
 
 def transcript_rows(verdict: Verdict) -> tuple[TranscriptRow, ...]:
     """Caller and (stereo) callee segments interleaved in time."""
-    rows = [TranscriptRow("caller", s.start_s, s.end_s, s.text)
-            for s in verdict.transcript.segments]
+    rows = [
+        TranscriptRow("caller", s.start_s, s.end_s, s.text) for s in verdict.transcript.segments
+    ]
     if verdict.other_party_transcript is not None:
-        rows += [TranscriptRow("callee", s.start_s, s.end_s, s.text)
-                 for s in verdict.other_party_transcript.segments]
+        rows += [
+            TranscriptRow("callee", s.start_s, s.end_s, s.text)
+            for s in verdict.other_party_transcript.segments
+        ]
     return tuple(sorted(rows, key=lambda r: (r.start_s, r.speaker)))
 
 
 def recital_sentence(flags: tuple[RecitalFlag, ...], lang: Lang) -> str:
-    """One sentence on the caller reciting the callee's data, or that it was not heard."""
+    """What the recording shows about the caller saying the callee's data: facts only."""
     if not flags:
         return text("recital_none", lang)
     kinds = [k for k in RECITAL_KINDS if any(f.kind == k for f in flags)]
@@ -324,41 +351,56 @@ def recital_sentence(flags: tuple[RecitalFlag, ...], lang: Lang) -> str:
     what = ("、" if lang == "zh" else ", ").join(RECITAL_TEXT[k][i] for k in kinds)
     when = ", ".join(dict.fromkeys(format_clock(f.span_s[0]) for f in flags[:12]))
     if lang == "zh":
-        return (f"来电方念出了接听方的{what}（位置 {when}）。这说明来电方事先掌握了这些个人信息，"
-                "可能来自信息泄露或买卖，投诉时请一并说明。")
-    return (f"The caller recited the callee's {what} (at {when}). The caller already had this "
-            "personal data, which suggests it was leaked or sold: mention it in the complaint.")
+        return f"录音中来电方说出了疑似接听方的{what}（位置 {when}）。"
+    return f"In the recording the caller says what appears to be the callee's {what} (at {when})."
+
+
+def recital_hint(lang: Lang) -> str:
+    """Advice for the complainant (the report, not the complaint): check, then mention it."""
+    return text("recital_hint", lang)
 
 
 def limits_paragraph(verdict: Verdict, lang: Lang) -> str:
     """One honest paragraph on what this analysis cannot establish."""
     if lang == "zh":
-        weights = ("机器人概率由人工设定的权重综合得出，尚未在大量真实通话上训练和校准，"
-                   "因此 80% 并不表示同类通话中有八成是机器人。" if _untrained(verdict) else
-                   "机器人概率来自在有限数据上训练和校准的模型（按机器人与真人各占一半校准），"
-                   "对其他运营商、地区或录音设备未必同样准确。")
-        return ("本报告由软件自动生成，是证据线索而非定论。" + weights +
-                "现代语音合成可以很像真人；照稿念的真人、通话质量差、AMR 等强压缩或背景噪声也可能让"
-                "真人听起来像机器。语音识别（Whisper）可能听错字词、姓名和数字，短促或嘈杂的通话尤甚。"
-                "分析只针对提交的录音本身：无法判断是谁拨打的电话、来电号码是否被伪造，也无法判断录音在"
-                "分析之前是否被剪辑；签名的清单只能证明本证据包生成之后没有被改动。个人信息遮盖基于规则，"
-                "可能漏遮或多遮。依据本结论行事之前，请由人亲自听一遍录音。")
-    weights = ("The robot probability combines the cues with hand-set weights that have not been "
-               "trained or calibrated on a large set of real calls, so 80% does not mean that 8 in "
-               "10 such calls are robots. " if _untrained(verdict) else
-               "The robot probability comes from models and a fusion trained and calibrated on "
-               "limited data (calibrated as if robots and people were equally likely); it may be "
-               "less accurate for other carriers, regions or recording devices. ")
-    return ("This report is made by software; it is evidence to weigh, not proof. " + weights +
-            "Modern speech synthesis can sound human, and a live agent reading a script, a poor "
-            "line, heavy compression (such as AMR) or background noise can make a person sound "
-            "mechanical. The speech recogniser (Whisper) can mishear words, names and numbers, "
-            "especially in short or noisy calls. The analysis sees only the recording it was "
-            "given: it cannot tell who placed the call or whether the caller ID was spoofed, nor "
-            "whether the recording was edited before it was analysed; the signed manifest only "
-            "shows that nothing changed after this pack was made. Masking of personal data is "
-            "rule-based and can miss or over-mask words. A person should listen to the recording "
-            "before relying on this verdict.")
+        weights = (
+            "机器人概率由人工设定的权重综合得出，尚未在大量真实通话上训练和校准，"
+            "因此 80% 并不表示同类通话中有八成是机器人。"
+            if _untrained(verdict)
+            else "机器人概率来自在有限数据上训练和校准的模型（按机器人与真人各占一半校准），"
+            "对其他运营商、地区或录音设备未必同样准确。"
+        )
+        return (
+            "本报告由软件自动生成，是证据线索而非定论。"
+            + weights
+            + "现代语音合成可以很像真人；照稿念的真人、通话质量差、AMR 等强压缩或背景噪声也可能让"
+            "真人听起来像机器。语音识别（Whisper）可能听错字词、姓名和数字，短促或嘈杂的通话尤甚。"
+            "分析只针对提交的录音本身：无法判断是谁拨打的电话、来电号码是否被伪造，也无法判断录音在"
+            "分析之前是否被剪辑；签名的清单只能证明本证据包生成之后没有被改动。个人信息遮盖基于规则，"
+            "可能漏遮或多遮。依据本结论行事之前，请由人亲自听一遍录音。"
+        )
+    weights = (
+        "The robot probability combines the cues with hand-set weights that have not been "
+        "trained or calibrated on a large set of real calls, so 80% does not mean that 8 in "
+        "10 such calls are robots. "
+        if _untrained(verdict)
+        else "The robot probability comes from models and a fusion trained and calibrated on "
+        "limited data (calibrated as if robots and people were equally likely); it may be "
+        "less accurate for other carriers, regions or recording devices. "
+    )
+    return (
+        "This report is made by software; it is evidence to weigh, not proof. "
+        + weights
+        + "Modern speech synthesis can sound human, and a live agent reading a script, a poor "
+        "line, heavy compression (such as AMR) or background noise can make a person sound "
+        "mechanical. The speech recogniser (Whisper) can mishear words, names and numbers, "
+        "especially in short or noisy calls. The analysis sees only the recording it was "
+        "given: it cannot tell who placed the call or whether the caller ID was spoofed, nor "
+        "whether the recording was edited before it was analysed; the signed manifest only "
+        "shows that nothing changed after this pack was made. Masking of personal data is "
+        "rule-based and can miss or over-mask words. A person should listen to the recording "
+        "before relying on this verdict."
+    )
 
 
 def complaint_fields(
@@ -387,26 +429,32 @@ def complaint_fields(
         call_type = "骚扰"
     excerpt = verdict.transcript.text[:160]
     # the verdict sentence's headline already says whether (and on what) a pitch was heard
-    zh_summary = (verdict_sentence(verdict, "zh")
-                  + (recital_sentence(recitals, "zh") if recitals else "")
-                  + (f"通话内容摘录：{excerpt}" if excerpt else ""))
-    en_summary = (verdict_sentence(verdict, "en") + " "
-                  + (recital_sentence(recitals, "en") + " " if recitals else "")
-                  + (f"What the caller said (excerpt): {excerpt}" if excerpt else ""))
+    zh_summary = (
+        verdict_sentence(verdict, "zh")
+        + (recital_sentence(recitals, "zh") if recitals else "")
+        + (f"通话内容摘录：{excerpt}" if excerpt else "")
+    )
+    en_summary = (
+        verdict_sentence(verdict, "en")
+        + " "
+        + (recital_sentence(recitals, "en") + " " if recitals else "")
+        + (f"What the caller said (excerpt): {excerpt}" if excerpt else "")
+    )
     return {
         "schema": "robocall-complaint",
         "schema_version": COMPLAINT_SCHEMA_VERSION,
         "note": {
             "zh": "以下字段根据录音分析自动填写，提交前请逐项核对；空字符串表示未知。",
             "en": "Filled from the analysis of the recording; check every field before "
-                  "submitting. An empty string means unknown.",
+            "submitting. An empty string means unknown.",
         },
         "cn_12321": {
             "reported_number": case.caller_number,
             "called_number": callee_number,
             "call_time": beijing.strftime("%Y-%m-%d %H:%M:%S") if beijing else "",
-            "call_time_zone": "UTC+08:00" if when and when.tzinfo else ("" if not when else
-                                                                        "as given"),
+            "call_time_zone": "UTC+08:00"
+            if when and when.tzinfo
+            else ("" if not when else "as given"),
             "call_duration_s": duration_s,
             "call_duration": format_duration(duration_s, "zh"),
             "call_type": call_type,

@@ -158,14 +158,23 @@ def render_pdf(verdict: Verdict, inputs: PdfInputs, *, lang: Lang) -> bytes:
     recital_colour = ROBOT_RED if inputs.recitals else GREY
     story.append(
         _boxed(
-            [[para(rp.recital_sentence(inputs.recitals, c), lang_of=c)] for c in (lang, second)],
+            [
+                [
+                    para(
+                        rp.recital_sentence(inputs.recitals, c)
+                        + (" " + rp.recital_hint(c) if inputs.recitals else ""),
+                        lang_of=c,
+                    )
+                ]
+                for c in (lang, second)
+            ],
             recital_colour,
         )
     )
     excerpts = dict.fromkeys((f.span_s[0], f.excerpt) for f in inputs.recitals)
     if excerpts:
         story.append(para(both("recital_excerpts", lang) + ":", "small"))
-    for start_s, excerpt in list(excerpts)[:3]:
+    for start_s, excerpt in list(excerpts)[:2]:
         story.append(
             para(
                 f"{format_clock(start_s)}  {excerpt}",
@@ -319,10 +328,6 @@ def _case_rows(verdict: Verdict, inputs: PdfInputs, lang: Lang) -> list[tuple[st
             f"{rp.format_duration(info.duration_s, second)}",
         ),
         (
-            both("verdict", lang),
-            f"{rp.label_text(verdict.label, lang)} / {rp.label_text(verdict.label, second)}",
-        ),
-        (
             both("robot_probability", lang),
             f"{rp.format_percent(verdict.robot_probability)} "
             f"(≥ {rp.format_percent(verdict.threshold)} → robot)",
@@ -331,10 +336,6 @@ def _case_rows(verdict: Verdict, inputs: PdfInputs, lang: Lang) -> list[tuple[st
         (
             both("topic", lang),
             f"{rp.topic_text(verdict.topic, lang)} / {rp.topic_text(verdict.topic, second)}",
-        ),
-        (
-            both("language", lang),
-            f"{verdict.transcript.language} (p={verdict.transcript.language_probability:.2f})",
         ),
         (
             both("recording", lang),
@@ -348,7 +349,6 @@ def _case_rows(verdict: Verdict, inputs: PdfInputs, lang: Lang) -> list[tuple[st
             ),
         ),
         (both("recording_sha256", lang), info.sha256),
-        (both("analysed_at", lang), verdict.provenance.analysed_at_utc),
     ]
 
 
@@ -417,6 +417,10 @@ def _method_rows(verdict: Verdict, inputs: PdfInputs, lang: Lang) -> list[tuple[
             ),
         ),
         (both("fusion", lang), prov.fusion_method),
+        (
+            both("language", lang),
+            f"{verdict.transcript.language} (p={verdict.transcript.language_probability:.2f})",
+        ),
         (both("libraries", lang), libraries or "—"),
         (both("analysed_at", lang), prov.analysed_at_utc),
         (both("pack_created", lang), inputs.created_at_utc),

@@ -21,12 +21,22 @@ from pipeline.types import (
 )
 
 
-def make_verdict(*, label: Label = Label.ROBOT, topic: str = "loan", sales: float = 0.9,
-                 stereo: bool = False, fusion: str = "hand-set weights (untrained)") -> Verdict:
-    caller = Transcript("zh", 0.98, (
-        Segment(0.5, 3.0, "您好，现在有一笔低息贷款", -0.2, 0.01, 1.2),
-        Segment(6.0, 9.0, "按1了解详情，回复TD退订", -0.2, 0.01, 1.2),
-    ))
+def make_verdict(
+    *,
+    label: Label = Label.ROBOT,
+    topic: str = "loan",
+    sales: float = 0.9,
+    stereo: bool = False,
+    fusion: str = "hand-set weights (untrained)",
+) -> Verdict:
+    caller = Transcript(
+        "zh",
+        0.98,
+        (
+            Segment(0.5, 3.0, "您好，现在有一笔低息贷款", -0.2, 0.01, 1.2),
+            Segment(6.0, 9.0, "按1了解详情，回复TD退订", -0.2, 0.01, 1.2),
+        ),
+    )
     callee = Transcript("zh", 0.9, (Segment(3.4, 4.0, "喂？", -0.3, 0.1, 1.0),))
     evidence = (
         Evidence("structure", "replayed_speech_s", 3.0, 1.5, "A 3 s prompt repeats.", (6.0, 9.0)),
@@ -34,13 +44,25 @@ def make_verdict(*, label: Label = Label.ROBOT, topic: str = "loan", sales: floa
         Evidence("text", "sales_phrases", 2.0, 0.0, "Two sales phrases.", (0.5, 3.0)),
     )
     return Verdict(
-        label=label, robot_probability=0.87 if label is Label.ROBOT else 0.2, threshold=0.5,
-        sales_probability=sales, topic=topic, evidence=evidence, transcript=caller,
+        label=label,
+        robot_probability=0.87 if label is Label.ROBOT else 0.2,
+        threshold=0.5,
+        sales_probability=sales,
+        topic=topic,
+        evidence=evidence,
+        transcript=caller,
         other_party_transcript=callee if stereo else None,
-        audio=AudioInfo("call.amr", "f" * 64, 12_345, "amr", "amr_nb", 8000, 2 if stereo else 1,
-                        62.4),
-        provenance=Provenance("0.1.0", (ModelInfo("asr", "whisper-base", "e" * 64),), "c" * 16,
-                              fusion, (("numpy", "2.0"),), "2024-05-01T06:31:00Z"),
+        audio=AudioInfo(
+            "call.amr", "f" * 64, 12_345, "amr", "amr_nb", 8000, 2 if stereo else 1, 62.4
+        ),
+        provenance=Provenance(
+            "0.1.0",
+            (ModelInfo("asr", "whisper-base", "e" * 64),),
+            "c" * 16,
+            fusion,
+            (("numpy", "2.0"),),
+            "2024-05-01T06:31:00Z",
+        ),
     )
 
 
@@ -74,8 +96,9 @@ def test_reasons_keep_the_verdict_order_and_say_the_direction() -> None:
     assert rp.evidence_title("brand_new_cue", "zh") == "Brand new cue"
 
 
-@pytest.mark.parametrize(("seconds", "clock"), [(0.0, "0:00.0"), (83.25, "1:23.2"),
-                                                (59.96, "1:00.0"), (-1.0, "0:00.0")])
+@pytest.mark.parametrize(
+    ("seconds", "clock"), [(0.0, "0:00.0"), (83.25, "1:23.2"), (59.96, "1:00.0"), (-1.0, "0:00.0")]
+)
 def test_format_clock(seconds: float, clock: str) -> None:
     assert rp.format_clock(seconds) == clock
 
@@ -98,8 +121,9 @@ def test_lead_language_follows_request_then_transcript() -> None:
     verdict = make_verdict()
     assert rp.lead_lang(verdict, CaseInfo()) == "zh"
     assert rp.lead_lang(verdict, CaseInfo(lang="en")) == "en"
-    english = dataclasses.replace(verdict, transcript=dataclasses.replace(verdict.transcript,
-                                                                          language="en"))
+    english = dataclasses.replace(
+        verdict, transcript=dataclasses.replace(verdict.transcript, language="en")
+    )
     assert rp.lead_lang(english, CaseInfo()) == "en"
 
 
@@ -120,14 +144,19 @@ def test_complaint_fields_for_12321_and_ftc() -> None:
     assert us["subject"].startswith("Reducing your debt")
 
 
-@pytest.mark.parametrize(("topic", "sales", "label", "call_type", "recorded"), [
-    ("scam", 0.9, Label.ROBOT, "疑似诈骗", "yes"),
-    ("none", 0.1, Label.HUMAN, "骚扰", "no"),
-])
-def test_complaint_call_type(topic: str, sales: float, label: Label, call_type: str,
-                             recorded: str) -> None:
-    fields = rp.complaint_fields(make_verdict(topic=topic, sales=sales, label=label), CaseInfo(),
-                                 (), callee_number="")
+@pytest.mark.parametrize(
+    ("topic", "sales", "label", "call_type", "recorded"),
+    [
+        ("scam", 0.9, Label.ROBOT, "疑似诈骗", "yes"),
+        ("none", 0.1, Label.HUMAN, "骚扰", "no"),
+    ],
+)
+def test_complaint_call_type(
+    topic: str, sales: float, label: Label, call_type: str, recorded: str
+) -> None:
+    fields = rp.complaint_fields(
+        make_verdict(topic=topic, sales=sales, label=label), CaseInfo(), (), callee_number=""
+    )
     assert fields["cn_12321"]["call_type"] == call_type
     assert fields["us_ftc"]["recorded_message"] == recorded
     assert fields["cn_12321"]["call_time"] == fields["us_ftc"]["date"] == ""
