@@ -31,7 +31,7 @@ from pipeline.messages import (
 from pipeline.privacy import RECITAL_KINDS, RecitalFlag
 from pipeline.types import Evidence, Label, Verdict
 
-COMPLAINT_SCHEMA_VERSION = "1"
+COMPLAINT_SCHEMA_VERSION = "2"
 BEIJING = timezone(timedelta(hours=8), "UTC+08:00")
 
 # key -> (Chinese, English): every fixed string a report shows
@@ -123,14 +123,21 @@ TEXT: dict[str, tuple[str, str]] = {
     "verify": ("如何核验本证据包", "How to check this pack"),
     "verify_text": (
         "证据包中的 manifest.json 列出每个文件的 SHA-256，并用 Ed25519 签名（manifest.sig，公钥为 "
-        "public_key.pem）。运行 robocall verify 证据包.zip 即可核验；任何一个字节被改动都会报告是"
-        "哪个文件。manifest.tsq 是 RFC 3161 时间戳请求，可提交给任一时间戳机构以证明本包在该时间"
-        "已存在。",
+        "public_key.pem）。签名只证明：自持有该密钥的人签名以来，包内文件没有被改动；密钥在投诉人"
+        "自己的电脑上生成并随包附带，因此要确认签名者，请向投诉人核对上文的密钥指纹。运行 robocall "
+        "verify 证据包.zip --fingerprint 指纹 即可核验：任何一个字节被改动都会报告是哪个文件，"
+        "并核对报告、投诉字段与录音的哈希是否一致。manifest.tsq 是 RFC 3161 时间戳请求；运行 "
+        "robocall stamp 证据包.zip --tsa 网址 可向时间戳机构取得时间戳（manifest.tsr），证明本包在"
+        "该时间已存在。",
         "manifest.json lists every file of the pack with its SHA-256 and is signed with Ed25519 "
-        "(manifest.sig; public key in public_key.pem). Run 'robocall verify PACK.zip' to check "
-        "it: a single changed byte is reported with the file named. manifest.tsq is an RFC 3161 "
-        "timestamp request that can be sent to any timestamp authority to prove the pack existed "
-        "at that time.",
+        "(manifest.sig; public key in public_key.pem). The signature proves only that no file "
+        "changed since whoever holds that key signed it; the key was made on the complainant's "
+        "computer and travels in the pack, so confirm the key fingerprint above with the "
+        "complainant. Run 'robocall verify PACK.zip --fingerprint FINGERPRINT' to check: a single "
+        "changed byte is reported with the file named, and the report, the complaint fields and "
+        "the recording's hash must agree. manifest.tsq is an RFC 3161 timestamp request; "
+        "'robocall stamp PACK.zip --tsa URL' gets a timestamp authority's reply (manifest.tsr) "
+        "proving the pack existed at that time.",
     ),
     "page": ("第 {n} 页", "page {n}"),
 }
@@ -443,6 +450,12 @@ def complaint_fields(
     return {
         "schema": "robocall-complaint",
         "schema_version": COMPLAINT_SCHEMA_VERSION,
+        "recording_sha256": verdict.audio.sha256,
+        "verdict": {
+            "label": verdict.label.value,
+            "robot_probability": verdict.robot_probability,
+            "threshold": verdict.threshold,
+        },
         "note": {
             "zh": "以下字段根据录音分析自动填写，提交前请逐项核对；空字符串表示未知。",
             "en": "Filled from the analysis of the recording; check every field before "

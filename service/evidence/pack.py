@@ -33,7 +33,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -44,21 +44,33 @@ from pipeline.privacy import MaskSummary, mask_number, mask_verdict
 from pipeline.report import CaseInfo
 from pipeline.types import Audio, Verdict
 from service.evidence import signing
-from service.evidence.timestamp import parse_timestamp_request, timestamp_request
-
-if TYPE_CHECKING:  # the detector, plots and PDF stacks load only when a pack is built
-    pass
+from service.evidence.consistency import consistency_problems
+from service.evidence.timestamp import (
+    TimestampCheck,
+    TimestampRequest,
+    check_timestamp_reply,
+    parse_timestamp_request,
+    timestamp_request,
+)
 
 log = logging.getLogger(__name__)
 
-PACK_SCHEMA_VERSION = "1"
-MANIFEST, SIGNATURE, PUBLIC_KEY, TIMESTAMP_REQUEST = (
+PACK_SCHEMA_VERSION = "2"  # 2: complaint.json names the recording and verdict
+MANIFEST, SIGNATURE, PUBLIC_KEY, TIMESTAMP_REQUEST, TIMESTAMP_REPLY = (
     "manifest.json",
     "manifest.sig",
     "public_key.pem",
     "manifest.tsq",
+    "manifest.tsr",
 )
-UNLISTED = (MANIFEST, SIGNATURE, PUBLIC_KEY, TIMESTAMP_REQUEST)  # made from the manifest
+# made from the manifest (or, the reply, added later by `robocall stamp`)
+UNLISTED = (MANIFEST, SIGNATURE, PUBLIC_KEY, TIMESTAMP_REQUEST, TIMESTAMP_REPLY)
+# What the signature proves, said wherever a pack is checked (issue 14)
+KEY_IN_PACK_NOTE = (
+    "the pack carries its own signing key: the signature proves the files are unchanged since "
+    "whoever holds that key signed them, not who that is; compare the fingerprint below with "
+    "one the signer gave you, or pin it (--public-key / --fingerprint)"
+)
 FIGURE = "figures/overview.png"
 _ROLES = {
     "report.pdf": "report_pdf",
@@ -289,23 +301,35 @@ def _readme(fingerprint: str) -> str:
 Open report.pdf for the report (Chinese and English). complaint.json holds the fields of the
 12321 and FTC complaint forms.
 
+签名证明什么 / What the signature proves
+----------------------------------------
+签名只证明：自持有该密钥的人签名以来，包内文件没有被改动。密钥是在投诉人自己的电脑上生成的，
+随包附带；要确认签名者是谁，请通过其他渠道向投诉人核对下面的指纹（robocall verify --fingerprint）。
+The signature proves only that no file changed since whoever holds the key signed the pack. The
+key was made on the complainant's computer and travels in the pack, so anyone can sign a pack
+with a key of their own: to know who signed, confirm the fingerprint below with the complainant
+through another channel and pin it (robocall verify --fingerprint ...).
+
+Signing key fingerprint (SHA-256 of the Ed25519 public key):
+   {fp}
+
 核验 / How to check that nothing was changed
 --------------------------------------------
-1. robocall verify PACK.zip
+1. robocall verify PACK.zip --fingerprint "<the fingerprint above>"
+   (also checks that report.json, report.pdf, complaint.json and SHA256SUMS agree with each
+   other and with the recording's hash, and a stored timestamp)
 2. Without our software (after unzipping):
    sha256sum -c SHA256SUMS
    openssl pkeyutl -verify -pubin -inkey public_key.pem -rawin -in manifest.json \\
        -sigfile manifest.sig
    then compare each sha256 in manifest.json with the files.
 
-Signing key fingerprint (SHA-256 of the Ed25519 public key):
-   {fp}
-Ask the person who made the pack to confirm this fingerprint through another channel.
-
-时间戳 / Trusted timestamp (optional)
-------------------------------------
-manifest.tsq is an RFC 3161 timestamp request for sha256(manifest.json). Send it to any
-timestamp authority (TSA) and keep the reply (manifest.tsr) with the pack:
+时间戳 / Trusted timestamp
+--------------------------
+manifest.tsq is an RFC 3161 timestamp request for sha256(manifest.json). To prove the pack
+existed at a time, have a timestamp authority (TSA) answer it:
+   robocall stamp PACK.zip --tsa https://<your TSA>/
+which stores the reply as manifest.tsr inside the pack; 'robocall verify' then checks it. By hand:
    curl -H "Content-Type: application/timestamp-query" --data-binary @manifest.tsq \\
        https://<your TSA>/ -o manifest.tsr
    openssl ts -verify -data manifest.json -in manifest.tsr -CAfile <TSA CA certificate>
@@ -324,6 +348,7 @@ class Check:
 class VerifyReport:
     checks: tuple[Check, ...]
     fingerprint: str  # of the public key in the pack, hex; "" if unreadable
+    timestamp: TimestampCheck | None = None  # the stored manifest.tsr, checked; None if absent
 
     @property
     def ok(self) -> bool:
@@ -334,23 +359,41 @@ class VerifyReport:
         return tuple(c for c in self.checks if not c.ok)
 
 
-def verify_pack(data: bytes, *, trusted_public_key: bytes | None = None) -> VerifyReport:
-    """Check every hash, the signature, the timestamp request and the archive's integrity.
+def verify_pack(
+    data: bytes,
+    *,
+    trusted_public_key: bytes | None = None,
+    trusted_fingerprint: str | None = None,
+    tsa_roots: tuple[bytes, ...] = (),
+) -> VerifyReport:
+    """Check every hash, the signature, the files' agreement, the timestamp and the archive.
 
     Parameters
     ----------
     data : bytes
-        The pack (zip).
+        The pack (zip). Directory entries (``zip -r`` writes them) are ignored.
     trusted_public_key : bytes, optional
-        PEM of the key the pack must be signed with; without it the key in the pack is used
-        (integrity only: anyone can sign with their own key).
+        PEM of the key the pack must be signed with.
+    trusted_fingerprint : str, optional
+        The same pinned by its SHA-256 fingerprint (hex; spaces and colons are ignored).
+        Without either, the key in the pack is used: that proves integrity since signing by
+        whoever holds that key, not who it is (anyone can sign with a key of their own).
+    tsa_roots : tuple of bytes
+        CA certificates (PEM/DER) a stored timestamp reply (``manifest.tsr``) must chain to.
+
+    Raises
+    ------
+    ValueError
+        ``trusted_public_key`` is not an Ed25519 PEM key or ``trusted_fingerprint`` no sha256.
     """
+    pinned = _pinned_fingerprint(trusted_public_key, trusted_fingerprint)
     checks: list[Check] = []
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except (zipfile.BadZipFile, ValueError) as exc:
         return VerifyReport((Check("", False, f"not a readable zip archive: {exc}"),), "")
-    names = [i.filename for i in archive.infolist()]
+    infos = [i for i in archive.infolist() if not (i.is_dir() and i.file_size == 0)]
+    names = [i.filename for i in infos]
     for name in sorted({n for n in names if names.count(n) > 1}):
         checks.append(Check(name, False, "appears more than once in the archive"))
     contents: dict[str, bytes] = {}
@@ -370,26 +413,17 @@ def verify_pack(data: bytes, *, trusted_public_key: bytes | None = None) -> Veri
         fingerprint = signing.fingerprint(public)
     except (KeyError, ValueError) as exc:
         checks.append(Check(PUBLIC_KEY, False, f"missing or not an Ed25519 public key ({exc})"))
-    if public is not None and trusted_public_key is None:
+    if public is not None and pinned is None:
+        checks.append(Check(PUBLIC_KEY, True, KEY_IN_PACK_NOTE))
+    if public is not None and pinned is not None:
         checks.append(
             Check(
                 PUBLIC_KEY,
-                True,
-                "Ed25519 key carried by the pack: to know who "
-                "signed, compare its fingerprint (below) with the "
-                "signer's",
-            )
-        )
-    if public is not None and trusted_public_key is not None:
-        trusted = signing.fingerprint(signing.load_public_pem(trusted_public_key))
-        checks.append(
-            Check(
-                PUBLIC_KEY,
-                trusted == fingerprint,
-                "is the key you trust"
-                if trusted == fingerprint
-                else f"is NOT the key you trust (pack {fingerprint[:16]}…, "
-                f"yours {trusted[:16]}…): signed by someone else",
+                pinned == fingerprint,
+                "is the key you pinned"
+                if pinned == fingerprint
+                else f"is NOT the key you pinned (pack {fingerprint[:16]}…, "
+                f"yours {pinned[:16]}…): signed by someone else, or re-signed after a change",
             )
         )
     if public is not None:
@@ -417,8 +451,73 @@ def verify_pack(data: bytes, *, trusted_public_key: bytes | None = None) -> Veri
     for name in contents:
         if name not in entries and name not in UNLISTED:
             checks.append(Check(name, False, "is not listed in the manifest (added after signing)"))
-    checks.append(_check_timestamp_request(contents.get(TIMESTAMP_REQUEST), manifest_bytes))
-    return VerifyReport(tuple(checks), fingerprint)
+    version = str(manifest.get("schema_version", ""))
+    for path, found in consistency_problems(contents, entries, schema_version=version).items():
+        checks.extend(Check(path, False, f"INCONSISTENT: {problem}") for problem in found)
+        if not found:
+            checks.append(Check(path, True, "agrees with the recording's hash and the verdict"))
+    request_check, request = _check_timestamp_request(
+        contents.get(TIMESTAMP_REQUEST), manifest_bytes
+    )
+    checks.append(request_check)
+    stamp = None
+    if TIMESTAMP_REPLY in contents:
+        stamp = check_timestamp_reply(
+            contents[TIMESTAMP_REPLY],
+            digest=hashlib.sha256(manifest_bytes).digest(),
+            nonce=request.nonce if request is not None else None,
+            trusted_roots=tsa_roots,
+        )
+        checks.append(_timestamp_check(stamp, pinned_roots=bool(tsa_roots)))
+    return VerifyReport(tuple(checks), fingerprint, stamp)
+
+
+def add_timestamp_reply(data: bytes, tsr: bytes) -> bytes:
+    """The pack with ``manifest.tsr`` set to ``tsr`` (replacing one stored before).
+
+    Every other entry is copied byte for byte, with its name, date and compression.
+
+    Raises
+    ------
+    ValueError
+        ``data`` is not a zip archive.
+    """
+    try:
+        source = zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile as exc:
+        raise ValueError(f"not a zip archive: {exc}") from exc
+    buf = io.BytesIO()
+    with source, zipfile.ZipFile(buf, "w") as out:
+        for info in source.infolist():
+            if info.filename != TIMESTAMP_REPLY:
+                out.writestr(info, source.read(info))
+        stamp = zipfile.ZipInfo(TIMESTAMP_REPLY, date_time=datetime.now(UTC).timetuple()[:6])
+        stamp.external_attr = 0o644 << 16
+        out.writestr(stamp, tsr)
+    return buf.getvalue()
+
+
+def stored_timestamp_request(data: bytes) -> bytes:
+    """``manifest.tsq`` of a pack; raises ValueError when the pack has none."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            return archive.read(TIMESTAMP_REQUEST)
+    except (zipfile.BadZipFile, KeyError) as exc:
+        raise ValueError(f"not an evidence pack with {TIMESTAMP_REQUEST}: {exc}") from exc
+
+
+def _pinned_fingerprint(public_pem: bytes | None, fingerprint: str | None) -> str | None:
+    pins = []
+    if public_pem is not None:
+        pins.append(signing.fingerprint(signing.load_public_pem(public_pem)))
+    if fingerprint is not None:
+        pin = re.sub(r"[\s:]", "", fingerprint).lower()
+        if not re.fullmatch(r"[0-9a-f]{64}", pin):
+            raise ValueError(f"a key fingerprint is 64 hex digits (sha256), got {fingerprint!r}")
+        pins.append(pin)
+    if len(set(pins)) > 1:
+        raise ValueError("--public-key and --fingerprint name different keys")
+    return pins[0] if pins else None
 
 
 def _check_manifest_fields(manifest: dict[str, Any], fingerprint: str) -> Check:
@@ -451,18 +550,38 @@ def _check_file(
     return Check(path, True, f"sha256 matches ({found[:16]}…)")
 
 
-def _check_timestamp_request(tsq: bytes | None, manifest_bytes: bytes) -> Check:
+def _check_timestamp_request(
+    tsq: bytes | None, manifest_bytes: bytes
+) -> tuple[Check, TimestampRequest | None]:
     if tsq is None:
-        return Check(TIMESTAMP_REQUEST, False, "missing")
+        return Check(TIMESTAMP_REQUEST, False, "missing"), None
     try:
         request = parse_timestamp_request(tsq)
     except ValueError as exc:
-        return Check(TIMESTAMP_REQUEST, False, f"not a valid RFC 3161 request ({exc})")
+        return Check(TIMESTAMP_REQUEST, False, f"not a valid RFC 3161 request ({exc})"), None
     good = request.digest == hashlib.sha256(manifest_bytes).digest()
+    message = (
+        "RFC 3161 request for sha256(manifest.json)" if good else "does not match manifest.json"
+    )
+    return Check(TIMESTAMP_REQUEST, good, message), request
+
+
+def _timestamp_check(stamp: TimestampCheck, *, pinned_roots: bool) -> Check:
+    if not stamp.ok:
+        return Check(TIMESTAMP_REPLY, False, "; ".join(stamp.problems))
+    when = (
+        stamp.gen_time.astimezone(UTC).isoformat().replace("+00:00", "Z") if stamp.gen_time else "?"
+    )
+    root = (
+        f"chain to the CA you gave ({stamp.root})"
+        if pinned_roots
+        else f"chain ends at {stamp.root} (not pinned: pass --tsa-ca to require your TSA's CA)"
+    )
     return Check(
-        TIMESTAMP_REQUEST,
-        good,
-        "RFC 3161 request for sha256(manifest.json)" if good else "does not match manifest.json",
+        TIMESTAMP_REPLY,
+        True,
+        f"RFC 3161 timestamp {when} by {stamp.tsa}: imprint = sha256(manifest.json), nonce "
+        f"matches, TSA signature valid, {root}",
     )
 
 
