@@ -14,6 +14,7 @@ or leaked, which a complaint should mention. Flags carry masked excerpts only.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import re
 from collections import Counter
 from collections.abc import Iterable
@@ -267,26 +268,38 @@ def find_personal_data(
     for m in _LAST_DIGITS.finditer(view):
         found.append(Redaction("number", m.start(1), m.end(1)))
     found.extend(Redaction("email", m.start(), m.end()) for m in _EMAIL.finditer(text))
-    for number in known_numbers:
-        digits = re.sub(r"\D", "", number)
-        if len(digits) >= 5:
-            pattern = r"[ \-–]?".join(digits[-11:])
-            found.extend(Redaction("phone", m.start(), m.end()) for m in re.finditer(pattern, view))
+    known = [d for d in (re.sub(r"\D", "", n) for n in known_numbers) if len(d) >= 5]
+    for digits in known:
+        pattern = r"[ \-–]?".join(digits[-11:])
+        found.extend(Redaction("phone", m.start(), m.end()) for m in re.finditer(pattern, view))
+    found.extend(_fuzzy_known_numbers(view, known))
     found.extend(_find_addresses(text))
     found.extend(_find_names(text, known_names))
     return _non_overlapping(found)
 
 
 def mask_text(
-    text: str, *, known_numbers: Iterable[str] = (), known_names: Iterable[str] = ()
+    text: str,
+    *,
+    known_numbers: Iterable[str] = (),
+    known_names: Iterable[str] = (),
+    token_lang: str = "",
 ) -> tuple[str, tuple[Redaction, ...]]:
-    """``text`` with every span of :func:`find_personal_data` replaced by its token."""
+    """``text`` with every span of :func:`find_personal_data` replaced by its token.
+
+    ``token_lang`` ("zh" / "en") picks the tokens' language (a Chinese report masks an English
+    call with ``［电话号码］``); "" follows the text.
+    """
     spans = find_personal_data(text, known_numbers=known_numbers, known_names=known_names)
-    return _apply(text, spans), spans
+    return _apply(text, spans, token_lang), spans
 
 
 def mask_transcript(
-    transcript: Transcript, *, known_numbers: Iterable[str] = (), known_names: Iterable[str] = ()
+    transcript: Transcript,
+    *,
+    known_numbers: Iterable[str] = (),
+    known_names: Iterable[str] = (),
+    token_lang: str = "",
 ) -> tuple[Transcript, tuple[Redaction, ...]]:
     """Mask every segment (and its words) of a transcript; returns the spans found."""
     numbers, names = tuple(known_numbers), tuple(known_names)
@@ -299,7 +312,11 @@ def mask_transcript(
             segments.append(seg)
             continue
         segments.append(
-            dataclasses.replace(seg, text=_apply(seg.text, found), words=_mask_words(seg, found))
+            dataclasses.replace(
+                seg,
+                text=_apply(seg.text, found, token_lang),
+                words=_mask_words(seg, found, token_lang),
+            )
         )
     return dataclasses.replace(transcript, segments=tuple(segments)), tuple(spans)
 
@@ -372,27 +389,33 @@ def _recited_kinds(
 
 
 def mask_verdict(
-    verdict: Verdict, *, known_numbers: Iterable[str] = (), known_names: Iterable[str] = ()
+    verdict: Verdict,
+    *,
+    known_numbers: Iterable[str] = (),
+    known_names: Iterable[str] = (),
+    token_lang: str = "",
 ) -> tuple[Verdict, MaskSummary]:
     """The shareable copy of a verdict: transcripts, evidence sentences and file name masked.
 
     Returns the masked verdict and what was masked (counts by kind, over every field) plus the
-    recital flags found in the caller's (unmasked) transcript.
+    recital flags found in the caller's (unmasked) transcript. ``token_lang`` as in
+    :func:`mask_text`, for the transcripts and the file name; each evidence sentence gets
+    tokens in its own language.
     """
     numbers, names = tuple(known_numbers), tuple(known_names)
     kw = {"known_numbers": numbers, "known_names": names}
-    transcript, spans = mask_transcript(verdict.transcript, **kw)
+    transcript, spans = mask_transcript(verdict.transcript, **kw, token_lang=token_lang)
     all_spans = list(spans)
     other = verdict.other_party_transcript
     if other is not None:
-        other, other_spans = mask_transcript(other, **kw)
+        other, other_spans = mask_transcript(other, **kw, token_lang=token_lang)
         all_spans.extend(other_spans)
     evidence = []
     for e in verdict.evidence:
         masked_e, found = _mask_evidence(e, numbers, names)
         all_spans.extend(found)
         evidence.append(masked_e)
-    name, found = mask_text(verdict.audio.name, **kw)
+    name, found = mask_text(verdict.audio.name, **kw, token_lang=token_lang)
     all_spans.extend(found)
     audio = dataclasses.replace(verdict.audio, name=name) if found else verdict.audio
     masked = dataclasses.replace(
@@ -414,12 +437,11 @@ def _mask_evidence(
     The redactions returned are the English sentence's (one count per thing masked, as before
     the sentences came in two languages); the rest is masked alike.
     """
-    kw = {"known_numbers": numbers, "known_names": names}
     changed = False
 
     def masked(text: str) -> str:
         nonlocal changed
-        out, spans = mask_text(text, **kw)
+        out, spans = mask_text(text, known_numbers=numbers, known_names=names)
         changed = changed or bool(spans)
         return out
 
@@ -434,8 +456,12 @@ def _mask_evidence(
         )
         for k, v in e.params
     )
-    detail, found = mask_text(e.detail, **kw)
-    detail_zh = masked(e.detail_zh) if e.detail_zh else ""
+    detail, found = mask_text(e.detail, known_numbers=numbers, known_names=names, token_lang="en")
+    detail_zh = (
+        mask_text(e.detail_zh, known_numbers=numbers, known_names=names, token_lang="zh")[0]
+        if e.detail_zh
+        else ""
+    )
     if not (found or changed):
         return e, found
     return dataclasses.replace(e, detail=detail, detail_zh=detail_zh, params=params), found
@@ -473,6 +499,27 @@ def recital_evidence(flags: tuple[RecitalFlag, ...]) -> Evidence | None:
         params={"kinds": tuple(kinds)},
         span_s=(min(f.span_s[0] for f in flags), max(f.span_s[1] for f in flags)),
     )
+
+
+# digit groups a few words apart ("138 near O'Neill 138000": ASR breaking up 13800138000)
+_DIGIT_CLUSTER = re.compile(r"\d[\d \-–]*(?:[^\d。！？，、；：.!?,;:\n]{1,16}?\d[\d \-–]*)*")
+FUZZY_NUMBER_RATIO = 0.75  # difflib similarity of the digits to a number the complainant gave
+
+
+def _fuzzy_known_numbers(view: str, known: list[str]) -> list[Redaction]:
+    """Digit clusters that look like a known number misheard (issue 14): masked as phone."""
+    found = []
+    for m in _DIGIT_CLUSTER.finditer(view):
+        said = re.sub(r"\D", "", m.group())
+        if len(said) < 5:
+            continue
+        for digits in known:
+            target = digits[-11:]
+            if difflib.SequenceMatcher(None, said, target).ratio() >= FUZZY_NUMBER_RATIO:
+                end = m.start() + len(m.group().rstrip(" -–"))
+                found.append(Redaction("phone", m.start(), end))
+                break
+    return found
 
 
 def _words_to_digits(words: str) -> str:
@@ -539,18 +586,22 @@ def _non_overlapping(spans: list[Redaction]) -> tuple[Redaction, ...]:
     return tuple(kept)
 
 
-def _apply(text: str, spans: tuple[Redaction, ...]) -> str:
-    zh = has_cjk(text)
+def _token(kind: str, text: str, token_lang: str) -> str:
+    zh = token_lang == "zh" if token_lang else has_cjk(text)
+    return MASK_TOKENS[kind][0 if zh else 1]
+
+
+def _apply(text: str, spans: tuple[Redaction, ...], token_lang: str = "") -> str:
     out, pos = [], 0
     for r in spans:
         out.append(text[pos : r.start])
-        out.append(MASK_TOKENS[r.kind][0 if zh else 1])
+        out.append(_token(r.kind, text, token_lang))
         pos = r.end
     out.append(text[pos:])
     return "".join(out)
 
 
-def _mask_words(seg: Segment, spans: tuple[Redaction, ...]) -> tuple[Word, ...]:
+def _mask_words(seg: Segment, spans: tuple[Redaction, ...], token_lang: str) -> tuple[Word, ...]:
     """Mask the words overlapping a span; drop all words if they cannot be aligned to the text."""
     words: list[Word] = []
     cursor = 0
@@ -565,6 +616,6 @@ def _mask_words(seg: Segment, spans: tuple[Redaction, ...]) -> tuple[Word, ...]:
         words.append(
             w
             if hit is None
-            else dataclasses.replace(w, text=MASK_TOKENS[hit.kind][0 if has_cjk(seg.text) else 1])
+            else dataclasses.replace(w, text=_token(hit.kind, seg.text, token_lang))
         )
     return tuple(words)

@@ -17,19 +17,19 @@ from pipeline.report import CaseInfo
 from service.commands.analyze import add_detector_options, config_from_args
 from service.detector import load_detector
 from service.evidence import signing
-from service.evidence.pack import (
-    KEY_IN_PACK_NOTE,
-    add_timestamp_reply,
-    build_pack,
-    stored_timestamp_request,
-    verify_pack,
-)
+from service.evidence.pack import build_evidence
 from service.evidence.timestamp import (
     DEFAULT_TIMEOUT_S,
     TimestampError,
     check_timestamp_reply,
     parse_timestamp_request,
     send_request,
+)
+from service.evidence.verify import (
+    KEY_IN_PACK_NOTE,
+    add_timestamp_reply,
+    stored_timestamp_request,
+    verify_pack,
 )
 
 
@@ -43,8 +43,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     ev.add_argument("file", type=Path, metavar="FILE")
     ev.add_argument("--out", type=Path, required=True, metavar="PACK.zip")
-    ev.add_argument("--caller", default="", metavar="NUMBER", help="the number that called")
-    ev.add_argument("--callee", default="", metavar="NUMBER", help="your number (masked)")
+    ev.add_argument(
+        "--caller", default="", metavar="NUMBER", help="the number that called (as you saw it)"
+    )
+    ev.add_argument(
+        "--caller-id-name", default="", metavar="NAME", help="the name your phone showed, if any"
+    )
+    ev.add_argument(
+        "--callee",
+        default="",
+        metavar="NUMBER",
+        help="your own number (masked in the pack; the FTC form and 12321 ask for it)",
+    )
     ev.add_argument(
         "--callee-name",
         action="append",
@@ -56,13 +66,31 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--time",
         default="",
         metavar="ISO8601",
-        help="when the call came, e.g. 2024-05-01T14:30+08:00",
+        help="when the call came, with its time zone, e.g. 2024-05-01T14:30+08:00",
+    )
+    ev.add_argument(
+        "--region",
+        default="",
+        metavar="CC",
+        help="country of numbers given without +country code (ISO 3166, e.g. CN, US; "
+        "default: try CN, then US)",
+    )
+    ev.add_argument(
+        "--on-dnc-list",
+        action=argparse.BooleanOptionalAction,
+        help="your number is on a do-not-call registry (FTC form)",
+    )
+    ev.add_argument(
+        "--asked-to-stop",
+        action=argparse.BooleanOptionalAction,
+        help="you asked the caller to stop calling (FTC form)",
     )
     ev.add_argument("--lang", choices=("zh", "en"), help="language that leads the report")
     ev.add_argument(
         "--unmasked",
         action="store_true",
-        help="also include an unmasked copy of the report (do not share it)",
+        help="also write your unmasked copy (report and complaint fields with your full number) "
+        "to PACK.private.zip, outside the signed pack: do not share it",
     )
     add_detector_options(ev)
     ev.set_defaults(func=run_evidence)
@@ -140,6 +168,10 @@ def run_evidence(args: argparse.Namespace) -> int:
             call_time=args.time,
             lang=args.lang or "",
             callee_names=tuple(args.callee_name),
+            caller_id_name=args.caller_id_name,
+            on_do_not_call_list=args.on_dnc_list,
+            asked_to_stop=args.asked_to_stop,
+            region=args.region,
         )
         config = config_from_args(args)
     except ValueError as exc:
@@ -166,19 +198,26 @@ def run_evidence(args: argparse.Namespace) -> int:
             original, limits=config.audio, name=args.file.name, caller_channel=config.caller_channel
         )
         verdict = detector.detect_audio(audio)
-        pack = build_pack(
+        pack, private = build_evidence(
             original,
             verdict,
             case,
             signing_key=signing_key,
-            unmasked=args.unmasked,
+            private_copy=args.unmasked,
             audio=audio,
             settings=dataclasses.asdict(config),
         )
     except RobocallError as exc:
         _err("evidence", f"[{exc.code}] {exc.message}")
         return 1
+    except ValueError as exc:  # the stated call time is after the analysis
+        _err("evidence", str(exc))
+        return 2
     write_atomic(args.out, pack)
+    if private is not None:
+        private_path = private_copy_path(args.out)
+        write_atomic(private_path, private, mode=0o600)
+        _out(f"Your unmasked copy (do not share it): {private_path}")
     fp = signing.fingerprint(signing_key.public_key())
     lang = rp.lead_lang(verdict, case)
     _out(f"Evidence pack: {args.out} ({len(pack) / 1024:.0f} KiB)")
@@ -189,6 +228,11 @@ def run_evidence(args: argparse.Namespace) -> int:
     )
     _out(f"Check it any time with: robocall verify {args.out}")
     return 0
+
+
+def private_copy_path(pack: Path) -> Path:
+    """``case.zip`` -> ``case.private.zip``: the complainant's copy sits next to the pack."""
+    return pack.with_name(f"{pack.stem}.private{pack.suffix or '.zip'}")
 
 
 def run_stamp(args: argparse.Namespace) -> int:

@@ -42,24 +42,13 @@ def consistency_problems(
         contents.get(f"{recording}.sha256"), recording_sha
     )
     problems["SHA256SUMS"] = _sha256sums(contents.get("SHA256SUMS"), entries)
-    verdicts: dict[str, Verdict] = {}
-    for path in ("report.json", "unmasked/report.json"):
-        if path in contents:
-            verdict, found = _report_json(contents[path], recording_sha)
-            problems[path] = found
-            if verdict is not None:
-                verdicts[path] = verdict
-    shown = verdicts.get("report.json")
-    for path in ("report.pdf", "unmasked/report.pdf"):
-        json_twin = verdicts.get(path.replace(".pdf", ".json"))
-        if path in contents and json_twin is not None:
-            problems[path] = _pdf(contents[path], json_twin, recording_sha)
+    shown = None
+    if "report.json" in contents:
+        shown, problems["report.json"] = _report_json(contents["report.json"], recording_sha)
+    if "report.pdf" in contents and shown is not None:
+        problems["report.pdf"] = _pdf(contents["report.pdf"], shown, recording_sha)
     if "complaint.json" in contents and shown is not None and schema_version != "1":
         problems["complaint.json"] = _complaint(contents["complaint.json"], shown, recording_sha)
-    if shown is not None and "unmasked/report.json" in verdicts:
-        twin = verdicts["unmasked/report.json"]
-        if (twin.label, twin.robot_probability) != (shown.label, shown.robot_probability):
-            problems["unmasked/report.json"].append("gives another verdict than report.json")
     return {path: found for path, found in problems.items() if path in contents}
 
 

@@ -37,6 +37,7 @@ from reportlab.platypus import (
 )
 
 from pipeline import report as rp
+from pipeline.config import FusionConfig
 from pipeline.errors import RobocallError
 from pipeline.messages import Lang, format_clock
 from pipeline.privacy import RecitalFlag, has_cjk
@@ -147,6 +148,13 @@ def render_pdf(verdict: Verdict, inputs: PdfInputs, *, lang: Lang) -> bytes:
         [para(rp.verdict_sentence(verdict, lang), "verdict", lang_of=lang)],
         [para(rp.verdict_sentence(verdict, second), "verdict", lang_of=second)],
     ]
+    if abs(verdict.threshold - FusionConfig().threshold) > 1e-9:  # --threshold was set
+        for code in (lang, second):
+            line = text("threshold_set", code).format(
+                t=rp.format_percent(verdict.threshold),
+                d=rp.format_percent(FusionConfig().threshold),
+            )
+            box.append([para(line, lang_of=code)])
     story.append(_boxed(box, colour))
     story.append(Spacer(1, 3 * mm))
     for code in (lang, second):
@@ -318,10 +326,20 @@ def _case_rows(verdict: Verdict, inputs: PdfInputs, lang: Lang) -> list[tuple[st
     case, info = inputs.case, verdict.audio
     second = rp.other_lang(lang)
     given = both("not_given", lang)
+    stated = f"（{text('stated', 'zh')}）" if lang == "zh" else f" ({text('stated', 'en')})"
+    caller = case.caller_number
+    if caller and case.caller_id_name:
+        caller += f" · {both('caller_id_name', lang)}: {case.caller_id_name}"
     return [
-        (both("reported_number", lang), case.caller_number or given),
-        (both("callee_number", lang), inputs.callee_display or given),
-        (both("call_time", lang), rp.format_call_time(case, lang) if case.call_time else given),
+        (both("reported_number", lang), caller + stated if caller else given),
+        (
+            both("callee_number", lang),
+            inputs.callee_display + stated if inputs.callee_display else given,
+        ),
+        (
+            both("call_time", lang),
+            rp.format_call_time(case, lang) + stated if case.call_time else given,
+        ),
         (
             both("duration", lang),
             f"{rp.format_duration(info.duration_s, lang)} / "
@@ -329,8 +347,12 @@ def _case_rows(verdict: Verdict, inputs: PdfInputs, lang: Lang) -> list[tuple[st
         ),
         (
             both("robot_probability", lang),
-            f"{rp.format_percent(verdict.robot_probability)} "
-            f"(≥ {rp.format_percent(verdict.threshold)} → robot)",
+            f"{rp.format_percent(verdict.robot_probability)} ("
+            + " / ".join(
+                text("robot_if", c).format(t=rp.format_percent(verdict.threshold))
+                for c in (lang, second)
+            )
+            + ")",
         ),
         (both("sales_probability", lang), rp.format_percent(verdict.sales_probability)),
         (
@@ -416,7 +438,12 @@ def _method_rows(verdict: Verdict, inputs: PdfInputs, lang: Lang) -> list[tuple[
                 + [f"{k} = {v}" for k, v in inputs.settings]
             ),
         ),
-        (both("fusion", lang), prov.fusion_method),
+        (
+            both("fusion", lang),
+            "\n".join(
+                dict.fromkeys(rp.fusion_text(verdict, c) for c in (lang, rp.other_lang(lang)))
+            ),
+        ),
         (
             both("language", lang),
             f"{verdict.transcript.language} (p={verdict.transcript.language_probability:.2f})",

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pipeline.types import Audio, Label
 from service import cli
 from service.evidence import signing as keys
-from service.evidence.pack import add_timestamp_reply, build_pack, verify_pack
+from service.evidence.pack import build_pack
 from service.evidence.timestamp import (
     TimestampError,
     check_timestamp_reply,
@@ -27,6 +27,7 @@ from service.evidence.timestamp import (
     send_request,
     timestamp_request,
 )
+from service.evidence.verify import add_timestamp_reply, verify_pack
 from tests.conftest import synthesize
 from tests.service.evidence.local_tsa import OPENSSL, LocalTsa
 from tests.service.evidence.test_evidence import (
