@@ -214,10 +214,9 @@ def run_evidence(args: argparse.Namespace) -> int:
         _err("evidence", str(exc))
         return 2
     write_atomic(args.out, pack)
+    private_path = private_copy_path(args.out)
     if private is not None:
-        private_path = private_copy_path(args.out)
         write_atomic(private_path, private, mode=0o600)
-        _out(f"Your unmasked copy (do not share it): {private_path}")
     fp = signing.fingerprint(signing_key.public_key())
     lang = rp.lead_lang(verdict, case)
     _out(f"Evidence pack: {args.out} ({len(pack) / 1024:.0f} KiB)")
@@ -227,6 +226,8 @@ def run_evidence(args: argparse.Namespace) -> int:
         f"{signing.readable_fingerprint(fp)[:39]}…"
     )
     _out(f"Check it any time with: robocall verify {args.out}")
+    if private is not None:
+        _out(f"Your unmasked copy, outside the signed pack (do not share it): {private_path}")
     return 0
 
 

@@ -278,3 +278,30 @@ def test_mask_number_for_display() -> None:
     assert mask_number("12345") == "*****"
     assert mask_number("13812345678") == "138****5678"
     assert mask_number("") == ""
+
+
+@pytest.mark.parametrize(
+    "said",
+    [
+        "Yes my number is 138 near O'Neill 138000, thanks",  # ASR broke up 13800138000
+        "您的号码是幺三八零零幺三八零零零吧",
+        "call me on 138 0013 8000",
+    ],
+)
+def test_a_known_number_mangled_by_asr_is_still_masked(said: str) -> None:
+    masked, spans = mask_text(said, known_numbers=["+86 138 0013 8000"])
+    assert [s.kind for s in spans] == ["phone"]
+    assert "138" not in masked and "幺三八" not in masked
+
+
+def test_fuzzy_number_match_keeps_other_numbers() -> None:
+    text = "价格是1380元，按1了解，电话138 0013 8000"
+    masked, _ = mask_text(text, known_numbers=["13800138000"])
+    assert masked.startswith("价格是1380元，按1了解，") and "8000" not in masked
+    assert mask_text("Press 1 or 2 for 3 options", known_numbers=["13800138000"])[1] == ()
+
+
+def test_token_language_follows_the_report_when_asked() -> None:
+    assert mask_text("call 13812345678 now", token_lang="zh")[0] == "call ［电话号码］ now"
+    assert mask_text("电话13812345678", token_lang="en")[0] == "电话[phone number]"
+    assert mask_text("call 13812345678 now")[0] == "call [phone number] now"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
@@ -463,8 +464,6 @@ def test_overview_shades_only_the_highlighted_spans(
 ) -> None:
     """The figure shades pipeline.highlights.highlight_spans, not every span with weight > 0:
     a cue spanning most of the call (pitch over 0.3-5.9 s of 6 s) is no place in it."""
-    import dataclasses
-
     from service.evidence import plots
 
     original, audio = recording
@@ -568,6 +567,76 @@ def test_cli_usage_errors(tmp_path: Path, key_dir: Path) -> None:
         cli.main(["evidence", str(tmp_path / "missing.wav"), "--out", str(tmp_path / "p.zip")]) == 1
     )
     assert cli.main(["verify", str(tmp_path / "missing.zip")]) == 1
+    future = "2099-01-01T10:00+08:00"
+    for flags in (["--caller", "12"], ["--callee", "call me"], ["--time", future]):
+        args = ["evidence", str(tmp_path / "x.wav"), "--out", str(tmp_path / "p.zip"), *flags]
+        assert cli.main(args) == 2, flags
+    assert not (tmp_path / "p.zip").exists()
+
+
+def test_cli_unmasked_copy_is_written_beside_the_pack(
+    tmp_path: Path,
+    key_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import models.loading
+
+    monkeypatch.setattr(
+        models.loading,
+        "load_detector",
+        lambda config: Detector(FakeTranscriber(), FakeTextClassifier(), config),
+    )
+    call = tmp_path / "call.wav"
+    call.write_bytes(
+        wav_bytes(
+            synthesize("robot", sr=8000, duration_s=4.0, rng=np.random.default_rng(3)), sr=8000
+        )
+    )
+    out = tmp_path / "case.zip"
+    args = [
+        "evidence",
+        str(call),
+        "--out",
+        str(out),
+        "--callee",
+        CALLEE,
+        "--unmasked",
+        "--threshold",
+        "0.7",
+        "--on-dnc-list",
+        "--no-asked-to-stop",
+    ]
+    assert cli.main(args) == 0
+    private = tmp_path / "case.private.zip"
+    assert "case.private.zip" in capsys.readouterr().out
+    assert stat.S_IMODE(private.stat().st_mode) == 0o600
+    assert CALLEE in read(private.read_bytes(), "report.json").decode()
+    assert CALLEE not in out.read_bytes().decode("latin-1")
+    complaint = json.loads(read(out.read_bytes(), "complaint.json"))
+    assert complaint["us_ftc"]["on_do_not_call_registry"] == "yes"
+    assert complaint["us_ftc"]["asked_to_stop"] == "no"
+    assert cli.main(["verify", str(out)]) == 0
+
+
+def test_non_default_threshold_is_on_page_one(
+    recording: tuple[bytes, Audio], signing_key: Ed25519PrivateKey
+) -> None:
+    from pypdf import PdfReader
+
+    original, audio = recording
+    verdict = dataclasses.replace(make_verdict(original), threshold=0.7)
+    pack = build_pack(original, verdict, CASE, signing_key=signing_key, audio=audio)
+    page = PdfReader(io.BytesIO(read(pack, "report.pdf"))).pages[0].extract_text()
+    squeezed = page.replace(" ", "").replace("\n", "")
+    assert "判定阈值设为70%，默认为50%" in squeezed
+    assert "Thedecisionthresholdwassetto70%" in squeezed
+    default = read(
+        build_pack(original, make_verdict(original), CASE, signing_key=signing_key, audio=audio),
+        "report.pdf",
+    )
+    first = PdfReader(io.BytesIO(default)).pages[0].extract_text().replace(" ", "")
+    assert "默认为" not in first
 
 
 # --- keys ---------------------------------------------------------------------------------------

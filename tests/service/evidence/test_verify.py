@@ -3,6 +3,7 @@ agreement between the pack's files, RFC 3161 timestamps from a local TSA, re-zip
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
@@ -117,8 +118,6 @@ def test_a_consistently_forged_pack_is_caught_only_by_the_pinned_key(
     original, audio = recording
     forger = Ed25519PrivateKey.generate()
     verdict = make_verdict(original)
-    import dataclasses
-
     fake = dataclasses.replace(verdict, label=Label.HUMAN, robot_probability=0.09)
     forged = build_pack(original, fake, CASE, signing_key=forger, audio=audio)
     assert verify_pack(forged).ok
