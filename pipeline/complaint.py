@@ -16,7 +16,7 @@ import re
 from typing import Any
 
 from pipeline.messages import Lang
-from pipeline.privacy import RECITAL_KINDS, RecitalFlag, mask_number
+from pipeline.privacy import RECITAL_KINDS, RecitalFlag, has_cjk, mask_number
 from pipeline.report import (
     BEIJING,
     COMPLAINT_SCHEMA_VERSION,
@@ -35,7 +35,13 @@ from pipeline.types import Label, Verdict
 FTC_SUBJECT_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
     (subject, re.compile(pattern, re.IGNORECASE))
     for subject, pattern in (
-        ("Warranties & protection plans", r"warrant|protection plan|service contract|延保|保修"),
+        # "extended" / "factory ... expire": the car-warranty script even when ASR mishears
+        # "warranty" (examples/robot_en.mp3 comes out as "factory WRNV is about to expire")
+        (
+            "Warranties & protection plans",
+            r"warrant|protection plan|service contract|extended (?:auto |car |vehicle )?\w+"
+            r"|factory \w+ (?:is )?(?:about to )?expir|延保|保修",
+        ),
         ("Computer & technical support", r"computer|virus|tech(?:nical)? support|microsoft|电脑"),
         (
             "Imposters",
@@ -65,7 +71,7 @@ FTC_SUBJECT_OTHER, FTC_SUBJECT_NO_MESSAGE = "Other", "Dropped call or no message
 CN_12321_TYPES = ("商业营销", "诈骗电话", "违法犯罪", "响一声", "其他骚扰")
 
 _COMPANY_EN = re.compile(
-    r"\b(?:calling from|calling on behalf of|on behalf of|from|with|at)\s+(?:the\s+)?"
+    r"\b(?:calling from|calling on behalf of|on behalf of|from)\s+(?:the\s+)?"
     r"(?P<name>[A-Z][\w&'.-]*(?:\s+(?:of\s+|&\s+)?[A-Z][\w&'.-]*){0,4})"
 )
 _COMPANY_ZH = re.compile(
@@ -130,7 +136,11 @@ def description(
             if zh
             else f"The caller said they were calling from {company}."
         )
-    lines = [_sentence(s.text.strip(), zh) for s in verdict.transcript.segments if s.text.strip()]
+    lines = [
+        _sentence(s.text.strip(), has_cjk(s.text))
+        for s in verdict.transcript.segments
+        if s.text.strip()
+    ]
     budget = max_chars - sum(len(p) for p in parts)
     quoted: list[str] = []
     for line in lines:
@@ -139,7 +149,10 @@ def description(
             break
         quoted.append(line)
     if quoted:
-        said = ("" if zh else " ").join(quoted)
+        said = "".join(
+            q if i == 0 or has_cjk(q) and has_cjk(quoted[i - 1]) else " " + q
+            for i, q in enumerate(quoted)
+        )
         parts.append(
             f"来电方原话（自动转写）：“{said}”"
             if zh

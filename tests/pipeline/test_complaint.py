@@ -91,6 +91,13 @@ def test_car_warranty_robocall_is_a_warranty_complaint_not_imposters() -> None:
     ("lines", "subject"),
     [
         (
+            (
+                "This is an important message about your card extended WRNV.",
+                "Our records show your factory WRNV is about to expire.",
+            ),
+            "Warranties & protection plans",
+        ),  # examples/robot_en.mp3 as Whisper base hears it
+        (
             ("Lower your credit card interest rate today, press one.",),
             "Reducing your debt (credit cards, mortgage, student loans)",
         ),
