@@ -133,7 +133,7 @@ def render_pdf(verdict: Verdict, inputs: PdfInputs, *, lang: Lang) -> bytes:
 
     def para(value: str, style: str = "body", *, lang_of: Lang | None = None) -> Paragraph:
         key = f"{style}_zh" if (lang_of or lang) == "zh" and f"{style}_zh" in st else style
-        return Paragraph(escape(value), st[key])
+        return CjkParagraph(escape(value), st[key])
 
     def heading(key: str) -> None:
         story.append(para(both(key, lang), "h2"))
@@ -254,6 +254,39 @@ def render_pdf(verdict: Verdict, inputs: PdfInputs, *, lang: Lang) -> bytes:
     return buf.getvalue()
 
 
+# Chinese typography never starts a line with these (GB/T 15834 punctuation rules)
+_CANNOT_START = frozenset("。，、；：！？）」』》〉”’…%·")
+_MAX_REWRAPS, _REWRAP_STEP_PT = 24, 1.5  # up to 36 pt narrower, about four characters
+
+
+class CjkParagraph(Paragraph):  # type: ignore[misc]  # reportlab is untyped
+    """A paragraph whose lines never start with closing punctuation ("。", "，", "）").
+
+    reportlab's CJK wrap hangs at most one closing mark in the margin and, for a one-style
+    paragraph, none: "（分:秒）。" could leave "。" alone at the start of a line. Wrapping a
+    little narrower moves the breaks; the narrowing with the fewest such lines (none, almost
+    always) is kept. The text itself is never changed.
+    """
+
+    def wrap(self, availWidth: float, availHeight: float) -> tuple[float, float]:  # noqa: N803
+        best = (len(_CANNOT_START), 0.0)  # (lines starting badly, narrowing in pt)
+        for attempt in range(_MAX_REWRAPS):
+            narrower = _REWRAP_STEP_PT * attempt
+            super().wrap(availWidth - narrower, availHeight)
+            bad = sum(_line_start(line) in _CANNOT_START for line in self.blPara.lines[1:])
+            best = min(best, (bad, narrower))
+            if bad == 0:
+                break
+        size: tuple[float, float] = super().wrap(availWidth - best[1], availHeight)
+        return size
+
+
+def _line_start(line: Any) -> str:
+    words = line[1] if isinstance(line, tuple) else getattr(line, "words", [])
+    first = words[0] if words else ""
+    return str(first if isinstance(first, str) else getattr(first, "text", ""))[:1]
+
+
 def _styles(font: str) -> dict[str, ParagraphStyle]:
     base = ParagraphStyle("body", fontName=font, fontSize=9.5, leading=14, spaceAfter=3)
     out = {
@@ -299,7 +332,7 @@ def _boxed(rows: list[list[Any]], colour: Any) -> Table:
 
 
 def _cell(value: str, st: dict[str, ParagraphStyle]) -> Paragraph:
-    return Paragraph(escape(value).replace("\n", "<br/>"), st["cell_zh"])
+    return CjkParagraph(escape(value).replace("\n", "<br/>"), st["cell_zh"])
 
 
 def _grid(rows: list[list[Any]], widths: list[float], *, header: bool) -> Table:

@@ -658,3 +658,20 @@ def test_keys_create_show_export(
     os.chmod(path, 0o644)
     with pytest.raises(keys.SigningKeyError, match="chmod 600"):
         keys.load_signing_key()
+
+
+def test_no_chinese_line_starts_with_closing_punctuation() -> None:
+    from reportlab.lib.styles import ParagraphStyle
+
+    from pipeline.report import text
+    from service.evidence.pdf import _CANNOT_START, CjkParagraph, _line_start, _register_font
+
+    style = ParagraphStyle(
+        "zh", fontName=_register_font(find_cjk_font()), fontSize=9.5, leading=14, wordWrap="CJK"
+    )
+    for key in ("figure_caption", "reasons_intro", "verify_text", "transcript_note"):
+        for width in range(220, 520, 9):
+            paragraph = CjkParagraph(text(key, "zh"), style)
+            paragraph.wrap(width, 1000)
+            starts = [_line_start(line) for line in paragraph.blPara.lines[1:]]
+            assert not _CANNOT_START.intersection(starts), (key, width, starts)
