@@ -40,7 +40,7 @@ UNLISTED = (MANIFEST, SIGNATURE, PUBLIC_KEY, TIMESTAMP_REQUEST, TIMESTAMP_REPLY)
 # What the signature proves, said wherever a pack is checked (issue 14)
 KEY_IN_PACK_NOTE = (
     "the pack carries its own signing key: the signature proves the files are unchanged since "
-    "whoever holds that key signed them, not who that is; compare the fingerprint below with "
+    "whoever holds that key signed them, not who that is; compare the key fingerprint with "
     "one the signer gave you, or pin it (--public-key / --fingerprint)"
 )
 
