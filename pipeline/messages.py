@@ -304,7 +304,10 @@ PERSONAL_DATA: dict[str, tuple[str, str]] = {
     "cn_id": ("ID number", "身份证号"),
     "bank_card": ("bank card", "银行卡"),
     "address": ("address", "住址"),
-    "history": ("loan, purchase or policy history", "贷款、购买或保单等记录"),
+    "history": (
+        "account details (an amount, date or reference number)",
+        "账户信息（金额、日期或单号）",
+    ),
 }
 _UNITS: dict[str, tuple[str, str]] = {
     "words": ("words", "词"),

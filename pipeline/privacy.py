@@ -14,6 +14,7 @@ or leaked, which a complaint should mention. Flags carry masked excerpts only.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import re
 from collections import Counter
 from collections.abc import Iterable
@@ -37,17 +38,32 @@ RECITAL_KINDS = ("name", "phone", "cn_id", "bank_card", "address", "history")
 # --- digits -------------------------------------------------------------------------------------
 # Spoken digits come out of Whisper as Arabic or Chinese numerals ("幺三八..."); both map 1:1 onto
 # ASCII digits so that offsets in the "digit view" are offsets in the original text.
-_CN_DIGITS = str.maketrans("零〇一二三四五六七八九幺两０１２３４５６７８９ｘＸ",
-                           "00123456789" "12" "0123456789" "xX")
+_CN_DIGITS = str.maketrans(
+    "零〇一二三四五六七八九幺两０１２３４５６７８９ｘＸ", "00123456789120123456789xX"
+)
 _DIGIT_RUN = re.compile(r"(?<![0-9A-Za-z+])\+?\d(?:[ \-–]?\d){6,}(?:[xX](?![A-Za-z]))?")
 _UNIT_AFTER = re.compile(r"\s*(?:k?Hz|ms|dB|%|s\b|秒|元|块|万|亿|年|岁|米|公里|平|次)")
 _US_PARENS = re.compile(r"\(\d{3}\)\s?\d{3}[\s.\-]?\d{4}(?!\d)")
-_EN_DIGIT_WORDS = {"zero": "0", "oh": "0", "o": "0", "one": "1", "two": "2", "three": "3",
-                   "four": "4", "five": "5", "six": "6", "seven": "7", "eight": "8", "nine": "9"}
+_EN_DIGIT_WORDS = {
+    "zero": "0",
+    "oh": "0",
+    "o": "0",
+    "one": "1",
+    "two": "2",
+    "three": "3",
+    "four": "4",
+    "five": "5",
+    "six": "6",
+    "seven": "7",
+    "eight": "8",
+    "nine": "9",
+}
 _EN_WORD = r"(?:zero|oh|one|two|three|four|five|six|seven|eight|nine|double|triple)"
 _EN_DIGIT_RUN = re.compile(rf"(?i)\b{_EN_WORD}(?:[\s,\-]+{_EN_WORD}){{6,}}\b")
-_LAST_DIGITS = re.compile(r"(?i)(?:尾号(?:是|为)?|后[四4]位(?:是|为)?|ending in|last (?:four|4) "
-                          r"(?:digits )?(?:is |are |of )?)\s*(\d{3,4})(?!\d)")
+_LAST_DIGITS = re.compile(
+    r"(?i)(?:尾号(?:是|为)?|后[四4]位(?:是|为)?|ending(?: in)?|last (?:four|4) "
+    r"(?:digits )?(?:is |are |of )?)\s*(\d{3,4})(?!\d)"
+)
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 
@@ -152,24 +168,46 @@ _EN_STREET = re.compile(
     r"(?:,\s*[A-Z][a-z]+(?:\s[A-Z][a-z]+)?)?(?:,?\s*[A-Z]{2})?(?:\s+\d{5}(?:-\d{4})?)?"
 )
 
-# --- recitation of the callee's history (loan, purchase, policy...) -------------------------------
-_HISTORY = re.compile(
-    r"(?:您|你)(?:之前|以前|上次|曾经|去年|前段时间|最近)?(?:在我们(?:这里|这边|平台|公司|银行|店)?)?"
-    r"(?:贷过款|借过(?:钱|款)|申请过|办理过|购买过|买过|咨询过|登记过|注册过|留过(?:电话|信息)|投保过"
-    r"|有一笔|名下)"
-    r"|(?:您|你)的(?:贷款|借款|保单|额度|信用卡|账户|订单|房子|房产|车辆|爱车|车险|公积金|社保|征信)"
-    r"|(?i:\byour (?:recent |previous |last |current )?(?:purchase|order|loan|application|policy"
-    r"|account|credit card|car|vehicle|mortgage|warranty|student loans?|debt)\b"
-    r"|\byou (?:recently |previously )?(?:applied|purchased|bought|ordered|took out|signed up"
-    r"|requested)\b|\bour records show\b)"
+# --- recitation: what ties a line to this callee -------------------------------------------------
+# Talk about "your warranty", "您的保单" or "our records show" is said to everyone an auto-dialer
+# rings (issue 14: a generic script is no leak). A line recites the callee's account only when it
+# carries something specific to them: an amount or a date of their loan, order or policy, or a
+# reference number. Amounts in an offer ("up to 50,000 dollars", "最高可借50万") are the pitch.
+_SECOND_PERSON = re.compile(r"您|你|(?i:\byour?\b)")
+_MONTHS = (
+    r"jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?"
+    r"|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?"
 )
-_SECOND_PERSON = re.compile(r"(?:您|你)(?:的|家|住)|(?i:\byour?\b)")
+_DATE = re.compile(
+    r"\d{4}年\d{1,2}月(?:[\d十]{1,3}[日号])?|[\d十]{1,2}月[\d十]{1,3}[日号]|[\d十]{1,3}号(?:到期|还款)"
+    rf"|(?i:\b(?:{_MONTHS})\.?\s+\d{{1,2}}(?:st|nd|rd|th)?\b"
+    r"|\b\d{1,2}/\d{1,2}(?:/\d{2,4})?\b|\bon the (?:\d{1,2}(?:st|nd|rd|th)|first|last)\b)"
+)
+_AMOUNT = re.compile(
+    r"[$￥¥]\s?\d[\d,]*(?:\.\d+)?|\d[\d,]*(?:\.\d+)?\s?(?:元|块|万|千元)"
+    r"|(?i:\b\d[\d,]*(?:\.\d+)?\s?(?:dollars|bucks)\b)"
+)
+_OFFER = re.compile(
+    r"(?:最高|高达|低至|只要|仅需|最低|最快|可达|可以借|提升至|提升到|以上|以内|首付"
+    r"|(?i:\bup to|\bas (?:low|little) as|\bstarting at|\bonly|\bsave|\bwin|\bget|\bqualify))"
+)
+_REFERENCE = re.compile(
+    r"(?:订单号|保单号|合同号|车牌号?|(?i:\b(?:order|policy|account|claim|member|case) "
+    r"(?:number|no\.?|#)))\s*(?:是|为|is)?\s*[A-Za-z\u4e00-\u9fff]?[A-Za-z]?\d[\d\- ]{3,}"
+)
 # "我是XX银行的王经理", "this is Mr. Lee from ...": the caller naming themself is no recital
 _SELF_INTRO = re.compile(
     r"(?:我是|我姓|我叫|我们|本人是)[^，。！？,.!?]*$"
-    r"|(?i:\b(?:this is|my name is|i'm|i am)\b[^,!?]*$)"
+    r"|(?i:\b(?:this is|my name is|i'm|i am|it's)\s+(?:(?:mr|mrs|ms|miss|dr)\.?\s+)?$)"
 )
+# role nouns a caller asks about that start with a surname character ("请问您是房东吗")
+_ROLE_NOUNS = re.compile(r"房东|业主|机主|家长|老板|股东|车主|户主|孩子|学生|老师|本人")
 _PHONE_CONTEXT = re.compile(r"(?:您|你)的(?:手机|电话|号码)|尾号|(?i:\byour (?:phone|number|cell))")
+_CARD_CONTEXT = re.compile(
+    r"卡号|卡(?:的)?尾号|(?i:\bcard (?:number|ending|ends)|\baccount number)"
+)
+_ID_CONTEXT = re.compile(r"身份证|(?i:social security|\bSSN\b)")
+_DELIVERY = re.compile(r"寄到|送到|收货地址|(?i:\bdeliver(?:ed)? to|\bship(?:ped)? to)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,26 +268,38 @@ def find_personal_data(
     for m in _LAST_DIGITS.finditer(view):
         found.append(Redaction("number", m.start(1), m.end(1)))
     found.extend(Redaction("email", m.start(), m.end()) for m in _EMAIL.finditer(text))
-    for number in known_numbers:
-        digits = re.sub(r"\D", "", number)
-        if len(digits) >= 5:
-            pattern = r"[ \-–]?".join(digits[-11:])
-            found.extend(Redaction("phone", m.start(), m.end()) for m in re.finditer(pattern, view))
+    known = [d for d in (re.sub(r"\D", "", n) for n in known_numbers) if len(d) >= 5]
+    for digits in known:
+        pattern = r"[ \-–]?".join(digits[-11:])
+        found.extend(Redaction("phone", m.start(), m.end()) for m in re.finditer(pattern, view))
+    found.extend(_fuzzy_known_numbers(view, known))
     found.extend(_find_addresses(text))
     found.extend(_find_names(text, known_names))
     return _non_overlapping(found)
 
 
 def mask_text(
-    text: str, *, known_numbers: Iterable[str] = (), known_names: Iterable[str] = ()
+    text: str,
+    *,
+    known_numbers: Iterable[str] = (),
+    known_names: Iterable[str] = (),
+    token_lang: str = "",
 ) -> tuple[str, tuple[Redaction, ...]]:
-    """``text`` with every span of :func:`find_personal_data` replaced by its token."""
+    """``text`` with every span of :func:`find_personal_data` replaced by its token.
+
+    ``token_lang`` ("zh" / "en") picks the tokens' language (a Chinese report masks an English
+    call with ``［电话号码］``); "" follows the text.
+    """
     spans = find_personal_data(text, known_numbers=known_numbers, known_names=known_names)
-    return _apply(text, spans), spans
+    return _apply(text, spans, token_lang), spans
 
 
 def mask_transcript(
-    transcript: Transcript, *, known_numbers: Iterable[str] = (), known_names: Iterable[str] = ()
+    transcript: Transcript,
+    *,
+    known_numbers: Iterable[str] = (),
+    known_names: Iterable[str] = (),
+    token_lang: str = "",
 ) -> tuple[Transcript, tuple[Redaction, ...]]:
     """Mask every segment (and its words) of a transcript; returns the spans found."""
     numbers, names = tuple(known_numbers), tuple(known_names)
@@ -261,78 +311,118 @@ def mask_transcript(
         if not found:
             segments.append(seg)
             continue
-        segments.append(dataclasses.replace(
-            seg, text=_apply(seg.text, found), words=_mask_words(seg, found)
-        ))
+        segments.append(
+            dataclasses.replace(
+                seg,
+                text=_apply(seg.text, found, token_lang),
+                words=_mask_words(seg, found, token_lang),
+            )
+        )
     return dataclasses.replace(transcript, segments=tuple(segments)), tuple(spans)
 
 
 def find_recitals(
     transcript: Transcript, *, known_numbers: Iterable[str] = (), known_names: Iterable[str] = ()
 ) -> tuple[RecitalFlag, ...]:
-    """Where the caller recites what looks like the callee's personal data or history.
+    """Where the caller recites the callee's own personal data.
 
-    Heuristics: the caller addresses someone by name (``王先生``, ``Is this Mary Smith``), says an
-    ID or bank card number, says the callee's own number (or any number after "your number"),
-    an address after "you live at"-like words, or mentions the callee's loan, purchase or policy.
+    Only specific data counts (issue 14): the caller addresses someone by name (``王先生``,
+    ``Is this Mary Smith``), says an ID, SSN or bank card number, the callee's own number (or any
+    number after "your number"), an address of theirs, or an amount, date or reference number of
+    their loan, order or policy (``history``). Generic script lines ("Our records show your
+    factory warranty is about to expire", "您的保单即将进入宽限期") are not flagged. Precision
+    and recall on a labelled set of lines: docs/evidence.md.
     """
     numbers, names = tuple(known_numbers), tuple(known_names)
-    known_digits = {re.sub(r"\D", "", n)[-11:] for n in numbers if len(re.sub(r"\D", "", n)) >= 5}
+    known_digits = {d[-11:] for d in (re.sub(r"\D", "", n) for n in numbers) if len(d) >= 5}
     flags: list[RecitalFlag] = []
     for seg in transcript.segments:
         text = seg.text
-        view = text.translate(_CN_DIGITS)
-        kinds: set[str] = set()
-        for r in find_personal_data(text, known_numbers=numbers, known_names=names):
-            before = text[max(0, r.start - 16):r.start]
-            said = re.sub(r"\D", "", view[r.start:r.end])
-            if r.kind == "name" and not _SELF_INTRO.search(text[max(0, r.start - 24):r.start]):
-                kinds.add(r.kind)
-            elif r.kind in ("cn_id", "bank_card"):
-                kinds.add(r.kind)
-            elif r.kind in ("phone", "number") and (
-                any(said.endswith(k) or k.endswith(said) for k in known_digits if said)
-                or _PHONE_CONTEXT.search(before)
-            ):
-                kinds.add("bank_card" if "卡" in text[r.end:r.end + 6] else "phone")
-            elif r.kind == "address" and _SECOND_PERSON.search(before):
-                kinds.add("address")
-        if _HISTORY.search(text):
-            kinds.add("history")
+        kinds = _recited_kinds(text, text.translate(_CN_DIGITS), known_digits, numbers, names)
         excerpt = mask_text(text, known_numbers=numbers, known_names=names)[0][:120]
         flags.extend(
             RecitalFlag(kind, (seg.start_s, seg.end_s), excerpt)
-            for kind in RECITAL_KINDS if kind in kinds
+            for kind in RECITAL_KINDS
+            if kind in kinds
         )
     return tuple(flags)
 
 
+def _recited_kinds(
+    text: str,
+    view: str,
+    known_digits: set[str],
+    numbers: tuple[str, ...],
+    names: tuple[str, ...],
+) -> set[str]:
+    kinds: set[str] = set()
+    to_callee = _SECOND_PERSON.search(text) is not None
+    for r in find_personal_data(text, known_numbers=numbers, known_names=names):
+        before = text[max(0, r.start - 32) : r.start]
+        said = re.sub(r"\D", "", view[r.start : r.end])
+        if r.kind == "name":
+            if not (_SELF_INTRO.search(before) or _ROLE_NOUNS.match(text, r.start)):
+                kinds.add("name")
+        elif r.kind in ("cn_id", "bank_card"):
+            kinds.add(r.kind)
+        elif r.kind in ("phone", "number"):
+            if _ID_CONTEXT.search(before):
+                kinds.add("cn_id")
+            elif _CARD_CONTEXT.search(before) or "卡" in text[r.end : r.end + 6]:
+                kinds.add("bank_card")
+            elif _PHONE_CONTEXT.search(before) or any(
+                said.endswith(k) or k.endswith(said) for k in known_digits if said
+            ):
+                kinds.add("phone")
+        elif r.kind == "address" and (to_callee or _DELIVERY.search(text)):
+            kinds.add("address")
+    if to_callee and (
+        _DATE.search(view)
+        or _REFERENCE.search(view)
+        or any(
+            not _OFFER.search(view[max(0, m.start() - 16) : m.start()])
+            for m in _AMOUNT.finditer(view)
+        )
+    ):
+        kinds.add("history")
+    return kinds
+
+
 def mask_verdict(
-    verdict: Verdict, *, known_numbers: Iterable[str] = (), known_names: Iterable[str] = ()
+    verdict: Verdict,
+    *,
+    known_numbers: Iterable[str] = (),
+    known_names: Iterable[str] = (),
+    token_lang: str = "",
 ) -> tuple[Verdict, MaskSummary]:
     """The shareable copy of a verdict: transcripts, evidence sentences and file name masked.
 
     Returns the masked verdict and what was masked (counts by kind, over every field) plus the
-    recital flags found in the caller's (unmasked) transcript.
+    recital flags found in the caller's (unmasked) transcript. ``token_lang`` as in
+    :func:`mask_text`, for the transcripts and the file name; each evidence sentence gets
+    tokens in its own language.
     """
     numbers, names = tuple(known_numbers), tuple(known_names)
     kw = {"known_numbers": numbers, "known_names": names}
-    transcript, spans = mask_transcript(verdict.transcript, **kw)
+    transcript, spans = mask_transcript(verdict.transcript, **kw, token_lang=token_lang)
     all_spans = list(spans)
     other = verdict.other_party_transcript
     if other is not None:
-        other, other_spans = mask_transcript(other, **kw)
+        other, other_spans = mask_transcript(other, **kw, token_lang=token_lang)
         all_spans.extend(other_spans)
     evidence = []
     for e in verdict.evidence:
         masked_e, found = _mask_evidence(e, numbers, names)
         all_spans.extend(found)
         evidence.append(masked_e)
-    name, found = mask_text(verdict.audio.name, **kw)
+    name, found = mask_text(verdict.audio.name, **kw, token_lang=token_lang)
     all_spans.extend(found)
     audio = dataclasses.replace(verdict.audio, name=name) if found else verdict.audio
     masked = dataclasses.replace(
-        verdict, transcript=transcript, other_party_transcript=other, evidence=tuple(evidence),
+        verdict,
+        transcript=transcript,
+        other_party_transcript=other,
+        evidence=tuple(evidence),
         audio=audio,
     )
     counts = Counter(r.kind for r in all_spans).most_common()
@@ -347,22 +437,31 @@ def _mask_evidence(
     The redactions returned are the English sentence's (one count per thing masked, as before
     the sentences came in two languages); the rest is masked alike.
     """
-    kw = {"known_numbers": numbers, "known_names": names}
     changed = False
 
     def masked(text: str) -> str:
         nonlocal changed
-        out, spans = mask_text(text, **kw)
+        out, spans = mask_text(text, known_numbers=numbers, known_names=names)
         changed = changed or bool(spans)
         return out
 
     params = tuple(
-        (k, masked(v) if isinstance(v, str) else
-         tuple(masked(x) for x in v) if isinstance(v, tuple) else v)
+        (
+            k,
+            masked(v)
+            if isinstance(v, str)
+            else tuple(masked(x) for x in v)
+            if isinstance(v, tuple)
+            else v,
+        )
         for k, v in e.params
     )
-    detail, found = mask_text(e.detail, **kw)
-    detail_zh = masked(e.detail_zh) if e.detail_zh else ""
+    detail, found = mask_text(e.detail, known_numbers=numbers, known_names=names, token_lang="en")
+    detail_zh = (
+        mask_text(e.detail_zh, known_numbers=numbers, known_names=names, token_lang="zh")[0]
+        if e.detail_zh
+        else ""
+    )
     if not (found or changed):
         return e, found
     return dataclasses.replace(e, detail=detail, detail_zh=detail_zh, params=params), found
@@ -400,6 +499,27 @@ def recital_evidence(flags: tuple[RecitalFlag, ...]) -> Evidence | None:
         params={"kinds": tuple(kinds)},
         span_s=(min(f.span_s[0] for f in flags), max(f.span_s[1] for f in flags)),
     )
+
+
+# digit groups a few words apart ("138 near O'Neill 138000": ASR breaking up 13800138000)
+_DIGIT_CLUSTER = re.compile(r"\d[\d \-–]*(?:[^\d。！？，、；：.!?,;:\n]{1,16}?\d[\d \-–]*)*")
+FUZZY_NUMBER_RATIO = 0.75  # difflib similarity of the digits to a number the complainant gave
+
+
+def _fuzzy_known_numbers(view: str, known: list[str]) -> list[Redaction]:
+    """Digit clusters that look like a known number misheard (issue 14): masked as phone."""
+    found = []
+    for m in _DIGIT_CLUSTER.finditer(view):
+        said = re.sub(r"\D", "", m.group())
+        if len(said) < 5:
+            continue
+        for digits in known:
+            target = digits[-11:]
+            if difflib.SequenceMatcher(None, said, target).ratio() >= FUZZY_NUMBER_RATIO:
+                end = m.start() + len(m.group().rstrip(" -–"))
+                found.append(Redaction("phone", m.start(), end))
+                break
+    return found
 
 
 def _words_to_digits(words: str) -> str:
@@ -466,18 +586,22 @@ def _non_overlapping(spans: list[Redaction]) -> tuple[Redaction, ...]:
     return tuple(kept)
 
 
-def _apply(text: str, spans: tuple[Redaction, ...]) -> str:
-    zh = has_cjk(text)
+def _token(kind: str, text: str, token_lang: str) -> str:
+    zh = token_lang == "zh" if token_lang else has_cjk(text)
+    return MASK_TOKENS[kind][0 if zh else 1]
+
+
+def _apply(text: str, spans: tuple[Redaction, ...], token_lang: str = "") -> str:
     out, pos = [], 0
     for r in spans:
-        out.append(text[pos:r.start])
-        out.append(MASK_TOKENS[r.kind][0 if zh else 1])
+        out.append(text[pos : r.start])
+        out.append(_token(r.kind, text, token_lang))
         pos = r.end
     out.append(text[pos:])
     return "".join(out)
 
 
-def _mask_words(seg: Segment, spans: tuple[Redaction, ...]) -> tuple[Word, ...]:
+def _mask_words(seg: Segment, spans: tuple[Redaction, ...], token_lang: str) -> tuple[Word, ...]:
     """Mask the words overlapping a span; drop all words if they cannot be aligned to the text."""
     words: list[Word] = []
     cursor = 0
@@ -489,7 +613,9 @@ def _mask_words(seg: Segment, spans: tuple[Redaction, ...]) -> tuple[Word, ...]:
         end = at + len(token)
         cursor = end
         hit = next((r for r in spans if r.start < end and at < r.end), None)
-        words.append(w if hit is None else dataclasses.replace(
-            w, text=MASK_TOKENS[hit.kind][0 if has_cjk(seg.text) else 1]
-        ))
+        words.append(
+            w
+            if hit is None
+            else dataclasses.replace(w, text=_token(hit.kind, seg.text, token_lang))
+        )
     return tuple(words)

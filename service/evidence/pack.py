@@ -11,13 +11,14 @@ A pack is a zip that a regulator or court can check without trusting us::
     figures/overview.png             waveform, spectrogram + pitch, reasons on a timeline
     README.txt                       how to check the pack, zh/en
     SHA256SUMS                       for ``sha256sum -c`` after unzipping
-    unmasked/report.{pdf,json}       only with --unmasked
     manifest.json                    every file above with sha256 and size
     manifest.sig                     Ed25519 signature of manifest.json (64 raw bytes)
     public_key.pem                   the signer's public key
     manifest.tsq                     RFC 3161 TimeStampReq over sha256(manifest.json)
 
-``build_pack`` is also what the HTTP service calls for a stored analysis.
+``build_pack`` is also what the HTTP service calls for a stored analysis. The complainant's
+unmasked copy (``--unmasked``) is a separate zip, never inside the signed pack
+(:func:`build_evidence`).
 """
 
 from __future__ import annotations
@@ -28,38 +29,49 @@ import json
 import logging
 import re
 import zipfile
-import zlib
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from pipeline import report as rp
+from pipeline.complaint import complaint_fields
 from pipeline.config import AudioLimits
 from pipeline.messages import LANGS, Lang
 from pipeline.privacy import MaskSummary, mask_number, mask_verdict
 from pipeline.report import CaseInfo
 from pipeline.types import Audio, Verdict
 from service.evidence import signing
-from service.evidence.timestamp import parse_timestamp_request, timestamp_request
+from service.evidence.timestamp import timestamp_request
+from service.evidence.verify import (
+    MANIFEST,
+    PUBLIC_KEY,
+    SIGNATURE,
+    TIMESTAMP_REQUEST,
+    verify_pack,
+)
 
-if TYPE_CHECKING:  # the detector, plots and PDF stacks load only when a pack is built
-    pass
+__all__ = [
+    "PACK_SCHEMA_VERSION",
+    "build_evidence",
+    "build_pack",
+    "verify_pack",
+]  # verify_pack: its old home
 
 log = logging.getLogger(__name__)
 
-PACK_SCHEMA_VERSION = "1"
-MANIFEST, SIGNATURE, PUBLIC_KEY, TIMESTAMP_REQUEST = (
-    "manifest.json",
-    "manifest.sig",
-    "public_key.pem",
-    "manifest.tsq",
-)
-UNLISTED = (MANIFEST, SIGNATURE, PUBLIC_KEY, TIMESTAMP_REQUEST)  # made from the manifest
+PACK_SCHEMA_VERSION = "2"  # 2: complaint.json names the recording and verdict
 FIGURE = "figures/overview.png"
+PRIVATE_README = """\
+本人留存件（未遮盖）/ Your private copy (NOT masked)
+===================================================
+
+这些文件含有您的完整号码和个人信息，不属于签名证据包，请勿公开或随证据包发送。
+These files hold your full number and personal data. They are not part of the signed evidence
+pack: keep them, use them to fill in the 12321 / FTC forms, do not share them.
+"""
 _ROLES = {
     "report.pdf": "report_pdf",
     "report.json": "report_json",
@@ -67,8 +79,6 @@ _ROLES = {
     FIGURE: "figure",
     "README.txt": "readme",
     "SHA256SUMS": "checksums",
-    "unmasked/report.pdf": "unmasked_report_pdf",
-    "unmasked/report.json": "unmasked_report_json",
 }
 
 
@@ -78,12 +88,11 @@ def build_pack(
     case: CaseInfo,
     *,
     signing_key: Ed25519PrivateKey,
-    unmasked: bool = False,
     audio: Audio | None = None,
     created_at: datetime | None = None,
     settings: Mapping[str, Any] | None = None,
 ) -> bytes:
-    """Build the signed evidence pack for one analysed recording.
+    """Build the signed evidence pack for one analysed recording (masked, shareable).
 
     Parameters
     ----------
@@ -92,11 +101,9 @@ def build_pack(
     verdict : Verdict
         The detector's verdict on ``original`` (unmasked; masking happens here).
     case : CaseInfo
-        Numbers, call time, report language, the callee's name(s) if known.
+        What the complainant states: numbers, call time, report language, their name(s).
     signing_key : Ed25519PrivateKey
         See :mod:`service.evidence.signing`.
-    unmasked : bool
-        Also include an unmasked copy of the report under ``unmasked/``.
     audio : Audio, optional
         The decoded recording for the figure; decoded from ``original`` when omitted.
     created_at : datetime, optional
@@ -113,9 +120,41 @@ def build_pack(
     Raises
     ------
     ValueError
-        ``original`` is not the recording the verdict describes.
+        ``original`` is not the recording the verdict describes, or the stated call time is
+        after the analysis.
     FontNotFoundError
         No CJK font to typeset the PDF.
+    """
+    pack, _ = build_evidence(
+        original,
+        verdict,
+        case,
+        signing_key=signing_key,
+        audio=audio,
+        created_at=created_at,
+        settings=settings,
+        private_copy=False,
+    )
+    return pack
+
+
+def build_evidence(
+    original: bytes,
+    verdict: Verdict,
+    case: CaseInfo,
+    *,
+    signing_key: Ed25519PrivateKey,
+    private_copy: bool,
+    audio: Audio | None = None,
+    created_at: datetime | None = None,
+    settings: Mapping[str, Any] | None = None,
+) -> tuple[bytes, bytes | None]:
+    """The signed pack, and with ``private_copy`` the complainant's unmasked copy.
+
+    The private copy is a separate zip (``report.pdf``, ``report.json`` and ``complaint.json``
+    unmasked, with the complainant's own number in full for the 12321/FTC forms); it is not
+    part of the signed pack, so the pack can be shared without it. Other parameters, return
+    and errors as :func:`build_pack`.
     """
     from service.evidence.pdf import PdfInputs, find_cjk_font, render_pdf
     from service.evidence.plots import render_overview
@@ -126,6 +165,7 @@ def build_pack(
             f"the recording's sha256 {digest[:12]}… is not the verdict's "
             f"{verdict.audio.sha256[:12]}…: wrong file for this analysis"
         )
+    case.check_call_before(verdict.provenance.analysed_at_utc)
     created = (created_at or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
     created_iso = created.isoformat().replace("+00:00", "Z")
     lang = rp.lead_lang(verdict, case)
@@ -133,7 +173,8 @@ def build_pack(
         "known_numbers": (case.callee_number,) if case.callee_number else (),
         "known_names": case.callee_names,
     }
-    masked, summary = mask_verdict(verdict, **known)
+    by_lang = {code: mask_verdict(verdict, **known, token_lang=code) for code in LANGS}
+    masked, summary = by_lang[lang]
     if audio is None:
         from pipeline.audio import load_audio  # decoding stack only when a figure is needed
 
@@ -144,7 +185,7 @@ def build_pack(
             caller_channel=verdict.audio.caller_channel,
         )
     font = find_cjk_font()
-    figure = render_overview(audio, rp.reasons(verdict, lang), lang=lang, font_path=font)
+    figure = render_overview(audio, verdict, lang=lang, font_path=font)
     public = signing_key.public_key()
     fingerprint = signing.fingerprint(public)
     flat_settings = tuple(_flatten(settings or {}))
@@ -180,16 +221,21 @@ def build_pack(
         f"{recording}.sha256": f"{digest}  original.{_extension(verdict)}\n".encode(),
     }
     files["report.pdf"], files["report.json"] = report_files(masked, is_masked=True)
-    complaint = rp.complaint_fields(
-        masked, case, summary.recitals, callee_number=mask_number(case.callee_number)
-    )
-    files["complaint.json"] = _json_bytes(complaint)
+    shown = {code: by_lang[code][0] for code in LANGS}
+    files["complaint.json"] = _json_bytes(complaint_fields(shown, case, summary.recitals))
     files[FIGURE] = figure
     files["README.txt"] = _readme(fingerprint).encode()
-    if unmasked:
-        files["unmasked/report.pdf"], files["unmasked/report.json"] = report_files(
-            verdict, is_masked=False
+    private = None
+    if private_copy:
+        private_files = dict(
+            zip(("report.pdf", "report.json"), report_files(verdict, is_masked=False), strict=True)
         )
+        unmasked = {code: verdict for code in LANGS}
+        private_files["complaint.json"] = _json_bytes(
+            complaint_fields(unmasked, case, summary.recitals, unmasked=True)
+        )
+        private_files["README.txt"] = PRIVATE_README.encode()
+        private = _zip(private_files, created, stored=())
     files["SHA256SUMS"] = "".join(
         f"{hashlib.sha256(data).hexdigest()}  {path}\n" for path, data in files.items()
     ).encode()
@@ -231,7 +277,7 @@ def build_pack(
     files[SIGNATURE] = signing_key.sign(manifest)
     files[PUBLIC_KEY] = signing.public_pem(public)
     files[TIMESTAMP_REQUEST] = timestamp_request(hashlib.sha256(manifest).digest())
-    return _zip(files, created, stored=(recording,))
+    return _zip(files, created, stored=(recording,)), private
 
 
 def _report_json(
@@ -289,181 +335,39 @@ def _readme(fingerprint: str) -> str:
 Open report.pdf for the report (Chinese and English). complaint.json holds the fields of the
 12321 and FTC complaint forms.
 
+签名证明什么 / What the signature proves
+----------------------------------------
+签名只证明：自持有该密钥的人签名以来，包内文件没有被改动。密钥是在投诉人自己的电脑上生成的，
+随包附带；要确认签名者是谁，请通过其他渠道向投诉人核对下面的指纹（robocall verify --fingerprint）。
+The signature proves only that no file changed since whoever holds the key signed the pack. The
+key was made on the complainant's computer and travels in the pack, so anyone can sign a pack
+with a key of their own: to know who signed, confirm the fingerprint below with the complainant
+through another channel and pin it (robocall verify --fingerprint ...).
+
+Signing key fingerprint (SHA-256 of the Ed25519 public key):
+   {fp}
+
 核验 / How to check that nothing was changed
 --------------------------------------------
-1. robocall verify PACK.zip
+1. robocall verify PACK.zip --fingerprint "<the fingerprint above>"
+   (also checks that report.json, report.pdf, complaint.json and SHA256SUMS agree with each
+   other and with the recording's hash, and a stored timestamp)
 2. Without our software (after unzipping):
    sha256sum -c SHA256SUMS
    openssl pkeyutl -verify -pubin -inkey public_key.pem -rawin -in manifest.json \\
        -sigfile manifest.sig
    then compare each sha256 in manifest.json with the files.
 
-Signing key fingerprint (SHA-256 of the Ed25519 public key):
-   {fp}
-Ask the person who made the pack to confirm this fingerprint through another channel.
-
-时间戳 / Trusted timestamp (optional)
-------------------------------------
-manifest.tsq is an RFC 3161 timestamp request for sha256(manifest.json). Send it to any
-timestamp authority (TSA) and keep the reply (manifest.tsr) with the pack:
+时间戳 / Trusted timestamp
+--------------------------
+manifest.tsq is an RFC 3161 timestamp request for sha256(manifest.json). To prove the pack
+existed at a time, have a timestamp authority (TSA) answer it:
+   robocall stamp PACK.zip --tsa https://<your TSA>/
+which stores the reply as manifest.tsr inside the pack; 'robocall verify' then checks it. By hand:
    curl -H "Content-Type: application/timestamp-query" --data-binary @manifest.tsq \\
        https://<your TSA>/ -o manifest.tsr
    openssl ts -verify -data manifest.json -in manifest.tsr -CAfile <TSA CA certificate>
 """
-
-
-# --- verification -------------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class Check:
-    path: str  # file in the pack ("" for the archive itself)
-    ok: bool
-    message: str
-
-
-@dataclass(frozen=True, slots=True)
-class VerifyReport:
-    checks: tuple[Check, ...]
-    fingerprint: str  # of the public key in the pack, hex; "" if unreadable
-
-    @property
-    def ok(self) -> bool:
-        return bool(self.checks) and all(c.ok for c in self.checks)
-
-    @property
-    def problems(self) -> tuple[Check, ...]:
-        return tuple(c for c in self.checks if not c.ok)
-
-
-def verify_pack(data: bytes, *, trusted_public_key: bytes | None = None) -> VerifyReport:
-    """Check every hash, the signature, the timestamp request and the archive's integrity.
-
-    Parameters
-    ----------
-    data : bytes
-        The pack (zip).
-    trusted_public_key : bytes, optional
-        PEM of the key the pack must be signed with; without it the key in the pack is used
-        (integrity only: anyone can sign with their own key).
-    """
-    checks: list[Check] = []
-    try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
-    except (zipfile.BadZipFile, ValueError) as exc:
-        return VerifyReport((Check("", False, f"not a readable zip archive: {exc}"),), "")
-    names = [i.filename for i in archive.infolist()]
-    for name in sorted({n for n in names if names.count(n) > 1}):
-        checks.append(Check(name, False, "appears more than once in the archive"))
-    contents: dict[str, bytes] = {}
-    for name in dict.fromkeys(names):
-        try:
-            contents[name] = archive.read(name)
-        except (zipfile.BadZipFile, zlib.error, OSError, ValueError) as exc:
-            checks.append(Check(name, False, f"damaged inside the archive ({exc})"))
-    manifest_bytes = contents.get(MANIFEST)
-    if manifest_bytes is None:
-        checks.append(Check(MANIFEST, False, "missing or unreadable: nothing can be checked"))
-        return VerifyReport(tuple(checks), "")
-    fingerprint = ""
-    public = None
-    try:
-        public = signing.load_public_pem(contents[PUBLIC_KEY])
-        fingerprint = signing.fingerprint(public)
-    except (KeyError, ValueError) as exc:
-        checks.append(Check(PUBLIC_KEY, False, f"missing or not an Ed25519 public key ({exc})"))
-    if public is not None and trusted_public_key is None:
-        checks.append(
-            Check(
-                PUBLIC_KEY,
-                True,
-                "Ed25519 key carried by the pack: to know who "
-                "signed, compare its fingerprint (below) with the "
-                "signer's",
-            )
-        )
-    if public is not None and trusted_public_key is not None:
-        trusted = signing.fingerprint(signing.load_public_pem(trusted_public_key))
-        checks.append(
-            Check(
-                PUBLIC_KEY,
-                trusted == fingerprint,
-                "is the key you trust"
-                if trusted == fingerprint
-                else f"is NOT the key you trust (pack {fingerprint[:16]}…, "
-                f"yours {trusted[:16]}…): signed by someone else",
-            )
-        )
-    if public is not None:
-        signature = contents.get(SIGNATURE, b"")
-        good = signing.verify_signature(public, signature, manifest_bytes)
-        checks.append(
-            Check(
-                SIGNATURE,
-                good,
-                "Ed25519 signature over manifest.json is valid"
-                if good
-                else "does NOT match manifest.json: the manifest or the "
-                "signature was changed after signing",
-            )
-        )
-    try:
-        manifest = json.loads(manifest_bytes)
-        entries = {e["path"]: e for e in manifest["files"]}
-    except (ValueError, KeyError, TypeError) as exc:
-        checks.append(Check(MANIFEST, False, f"not a valid manifest ({exc})"))
-        return VerifyReport(tuple(checks), fingerprint)
-    checks.append(_check_manifest_fields(manifest, fingerprint))
-    for path, entry in entries.items():
-        checks.append(_check_file(path, entry, contents, names))
-    for name in contents:
-        if name not in entries and name not in UNLISTED:
-            checks.append(Check(name, False, "is not listed in the manifest (added after signing)"))
-    checks.append(_check_timestamp_request(contents.get(TIMESTAMP_REQUEST), manifest_bytes))
-    return VerifyReport(tuple(checks), fingerprint)
-
-
-def _check_manifest_fields(manifest: dict[str, Any], fingerprint: str) -> Check:
-    if manifest.get("schema") != "robocall-evidence-manifest":
-        return Check(MANIFEST, False, "is not a robocall evidence manifest")
-    claimed = manifest.get("signature", {}).get("public_key_sha256")
-    if fingerprint and claimed != fingerprint:
-        return Check(MANIFEST, False, "names a different public key than public_key.pem")
-    return Check(
-        MANIFEST,
-        True,
-        f"schema version {manifest.get('schema_version')}, {len(manifest['files'])} files listed",
-    )
-
-
-def _check_file(
-    path: str, entry: dict[str, Any], contents: dict[str, bytes], names: list[str]
-) -> Check:
-    if path not in contents:
-        why = "damaged (see above)" if path in names else "MISSING from the pack"
-        return Check(path, False, why)
-    found = hashlib.sha256(contents[path]).hexdigest()
-    expected = str(entry.get("sha256", ""))
-    if found != expected:
-        return Check(
-            path,
-            False,
-            f"CHANGED: sha256 is {found[:16]}…, the signed manifest says {expected[:16]}…",
-        )
-    return Check(path, True, f"sha256 matches ({found[:16]}…)")
-
-
-def _check_timestamp_request(tsq: bytes | None, manifest_bytes: bytes) -> Check:
-    if tsq is None:
-        return Check(TIMESTAMP_REQUEST, False, "missing")
-    try:
-        request = parse_timestamp_request(tsq)
-    except ValueError as exc:
-        return Check(TIMESTAMP_REQUEST, False, f"not a valid RFC 3161 request ({exc})")
-    good = request.digest == hashlib.sha256(manifest_bytes).digest()
-    return Check(
-        TIMESTAMP_REQUEST,
-        good,
-        "RFC 3161 request for sha256(manifest.json)" if good else "does not match manifest.json",
-    )
 
 
 # --- helpers ------------------------------------------------------------------------------------

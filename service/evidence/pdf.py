@@ -37,6 +37,7 @@ from reportlab.platypus import (
 )
 
 from pipeline import report as rp
+from pipeline.config import FusionConfig
 from pipeline.errors import RobocallError
 from pipeline.messages import Lang, format_clock
 from pipeline.privacy import RecitalFlag, has_cjk
@@ -132,7 +133,7 @@ def render_pdf(verdict: Verdict, inputs: PdfInputs, *, lang: Lang) -> bytes:
 
     def para(value: str, style: str = "body", *, lang_of: Lang | None = None) -> Paragraph:
         key = f"{style}_zh" if (lang_of or lang) == "zh" and f"{style}_zh" in st else style
-        return Paragraph(escape(value), st[key])
+        return CjkParagraph(escape(value), st[key])
 
     def heading(key: str) -> None:
         story.append(para(both(key, lang), "h2"))
@@ -147,6 +148,13 @@ def render_pdf(verdict: Verdict, inputs: PdfInputs, *, lang: Lang) -> bytes:
         [para(rp.verdict_sentence(verdict, lang), "verdict", lang_of=lang)],
         [para(rp.verdict_sentence(verdict, second), "verdict", lang_of=second)],
     ]
+    if abs(verdict.threshold - FusionConfig().threshold) > 1e-9:  # --threshold was set
+        for code in (lang, second):
+            line = text("threshold_set", code).format(
+                t=rp.format_percent(verdict.threshold),
+                d=rp.format_percent(FusionConfig().threshold),
+            )
+            box.append([para(line, lang_of=code)])
     story.append(_boxed(box, colour))
     story.append(Spacer(1, 3 * mm))
     for code in (lang, second):
@@ -158,14 +166,23 @@ def render_pdf(verdict: Verdict, inputs: PdfInputs, *, lang: Lang) -> bytes:
     recital_colour = ROBOT_RED if inputs.recitals else GREY
     story.append(
         _boxed(
-            [[para(rp.recital_sentence(inputs.recitals, c), lang_of=c)] for c in (lang, second)],
+            [
+                [
+                    para(
+                        rp.recital_sentence(inputs.recitals, c)
+                        + (" " + rp.recital_hint(c) if inputs.recitals else ""),
+                        lang_of=c,
+                    )
+                ]
+                for c in (lang, second)
+            ],
             recital_colour,
         )
     )
     excerpts = dict.fromkeys((f.span_s[0], f.excerpt) for f in inputs.recitals)
     if excerpts:
         story.append(para(both("recital_excerpts", lang) + ":", "small"))
-    for start_s, excerpt in list(excerpts)[:3]:
+    for start_s, excerpt in list(excerpts)[:2]:
         story.append(
             para(
                 f"{format_clock(start_s)}  {excerpt}",
@@ -237,6 +254,39 @@ def render_pdf(verdict: Verdict, inputs: PdfInputs, *, lang: Lang) -> bytes:
     return buf.getvalue()
 
 
+# Chinese typography never starts a line with these (GB/T 15834 punctuation rules)
+_CANNOT_START = frozenset("。，、；：！？）」』》〉”’…%·")
+_MAX_REWRAPS, _REWRAP_STEP_PT = 24, 1.5  # up to 36 pt narrower, about four characters
+
+
+class CjkParagraph(Paragraph):  # type: ignore[misc]  # reportlab is untyped
+    """A paragraph whose lines never start with closing punctuation ("。", "，", "）").
+
+    reportlab's CJK wrap hangs at most one closing mark in the margin and, for a one-style
+    paragraph, none: "（分:秒）。" could leave "。" alone at the start of a line. Wrapping a
+    little narrower moves the breaks; the narrowing with the fewest such lines (none, almost
+    always) is kept. The text itself is never changed.
+    """
+
+    def wrap(self, availWidth: float, availHeight: float) -> tuple[float, float]:  # noqa: N803
+        best = (len(_CANNOT_START), 0.0)  # (lines starting badly, narrowing in pt)
+        for attempt in range(_MAX_REWRAPS):
+            narrower = _REWRAP_STEP_PT * attempt
+            super().wrap(availWidth - narrower, availHeight)
+            bad = sum(_line_start(line) in _CANNOT_START for line in self.blPara.lines[1:])
+            best = min(best, (bad, narrower))
+            if bad == 0:
+                break
+        size: tuple[float, float] = super().wrap(availWidth - best[1], availHeight)
+        return size
+
+
+def _line_start(line: Any) -> str:
+    words = line[1] if isinstance(line, tuple) else getattr(line, "words", [])
+    first = words[0] if words else ""
+    return str(first if isinstance(first, str) else getattr(first, "text", ""))[:1]
+
+
 def _styles(font: str) -> dict[str, ParagraphStyle]:
     base = ParagraphStyle("body", fontName=font, fontSize=9.5, leading=14, spaceAfter=3)
     out = {
@@ -282,7 +332,7 @@ def _boxed(rows: list[list[Any]], colour: Any) -> Table:
 
 
 def _cell(value: str, st: dict[str, ParagraphStyle]) -> Paragraph:
-    return Paragraph(escape(value).replace("\n", "<br/>"), st["cell_zh"])
+    return CjkParagraph(escape(value).replace("\n", "<br/>"), st["cell_zh"])
 
 
 def _grid(rows: list[list[Any]], widths: list[float], *, header: bool) -> Table:
@@ -309,32 +359,38 @@ def _case_rows(verdict: Verdict, inputs: PdfInputs, lang: Lang) -> list[tuple[st
     case, info = inputs.case, verdict.audio
     second = rp.other_lang(lang)
     given = both("not_given", lang)
+    stated = f"（{text('stated', 'zh')}）" if lang == "zh" else f" ({text('stated', 'en')})"
+    caller = case.caller_number
+    if caller and case.caller_id_name:
+        caller += f" · {both('caller_id_name', lang)}: {case.caller_id_name}"
     return [
-        (both("reported_number", lang), case.caller_number or given),
-        (both("callee_number", lang), inputs.callee_display or given),
-        (both("call_time", lang), rp.format_call_time(case, lang) if case.call_time else given),
+        (both("reported_number", lang), caller + stated if caller else given),
+        (
+            both("callee_number", lang),
+            inputs.callee_display + stated if inputs.callee_display else given,
+        ),
+        (
+            both("call_time", lang),
+            rp.format_call_time(case, lang) + stated if case.call_time else given,
+        ),
         (
             both("duration", lang),
             f"{rp.format_duration(info.duration_s, lang)} / "
             f"{rp.format_duration(info.duration_s, second)}",
         ),
         (
-            both("verdict", lang),
-            f"{rp.label_text(verdict.label, lang)} / {rp.label_text(verdict.label, second)}",
-        ),
-        (
             both("robot_probability", lang),
-            f"{rp.format_percent(verdict.robot_probability)} "
-            f"(≥ {rp.format_percent(verdict.threshold)} → robot)",
+            f"{rp.format_percent(verdict.robot_probability)} ("
+            + " / ".join(
+                text("robot_if", c).format(t=rp.format_percent(verdict.threshold))
+                for c in (lang, second)
+            )
+            + ")",
         ),
         (both("sales_probability", lang), rp.format_percent(verdict.sales_probability)),
         (
             both("topic", lang),
             f"{rp.topic_text(verdict.topic, lang)} / {rp.topic_text(verdict.topic, second)}",
-        ),
-        (
-            both("language", lang),
-            f"{verdict.transcript.language} (p={verdict.transcript.language_probability:.2f})",
         ),
         (
             both("recording", lang),
@@ -348,7 +404,6 @@ def _case_rows(verdict: Verdict, inputs: PdfInputs, lang: Lang) -> list[tuple[st
             ),
         ),
         (both("recording_sha256", lang), info.sha256),
-        (both("analysed_at", lang), verdict.provenance.analysed_at_utc),
     ]
 
 
@@ -416,7 +471,16 @@ def _method_rows(verdict: Verdict, inputs: PdfInputs, lang: Lang) -> list[tuple[
                 + [f"{k} = {v}" for k, v in inputs.settings]
             ),
         ),
-        (both("fusion", lang), prov.fusion_method),
+        (
+            both("fusion", lang),
+            "\n".join(
+                dict.fromkeys(rp.fusion_text(verdict, c) for c in (lang, rp.other_lang(lang)))
+            ),
+        ),
+        (
+            both("language", lang),
+            f"{verdict.transcript.language} (p={verdict.transcript.language_probability:.2f})",
+        ),
         (both("libraries", lang), libraries or "—"),
         (both("analysed_at", lang), prov.analysed_at_utc),
         (both("pack_created", lang), inputs.created_at_utc),

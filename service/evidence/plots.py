@@ -19,10 +19,12 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.font_manager import FontProperties
 
+from pipeline import report as rp
 from pipeline.acoustic import pitch_track
+from pipeline.highlights import highlight_spans
 from pipeline.messages import Lang
 from pipeline.report import Reason
-from pipeline.types import Audio
+from pipeline.types import Audio, Verdict
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +48,7 @@ _LABELS: dict[str, tuple[str, str]] = {
 
 
 def render_overview(
-    audio: Audio, reasons: tuple[Reason, ...], *, lang: Lang, font_path: Path | None = None
+    audio: Audio, verdict: Verdict, *, lang: Lang, font_path: Path | None = None
 ) -> bytes:
     """PNG of the whole call: waveform, spectrogram + pitch, and the reasons' spans.
 
@@ -54,9 +56,11 @@ def render_overview(
     ----------
     audio : Audio
         Decoded recording (16 kHz); the caller's channel is drawn, the callee's (stereo) in grey.
-    reasons : tuple of Reason
-        From :func:`pipeline.report.reasons`; those with ``span_s`` are marked, robot-ward ones
-        shaded red on every panel.
+    verdict : Verdict
+        Its reasons (:func:`pipeline.report.reasons`, so ``R1``... match the PDF's table) are
+        placed on the timeline; the spans of :func:`pipeline.highlights.highlight_spans` (the
+        cues that decided the verdict, cut to the caller's lines) are shaded on the waveform and
+        the spectrogram, as on the web page.
     lang : "zh" or "en"
         Leading language of the labels (both are shown).
     font_path : Path, optional
@@ -85,11 +89,12 @@ def render_overview(
     )
     _draw_waveform(ax_wave, samples, audio.other_party(), rate, label, font)
     _draw_spectrogram(ax_spec, samples, rate, label, font)
+    reasons = rp.reasons(verdict, lang)
     _draw_reasons(ax_why, reasons, duration_s, label, font)
-    for r in reasons:
-        if r.span_s is not None and r.weight > 0:  # suspicious: shade the waveform, mark the
-            ax_wave.axvspan(*r.span_s, color=ROBOT_COLOUR, alpha=0.12, lw=0)  # spectrogram's top
-            ax_spec.axvspan(*r.span_s, ymin=0.97, ymax=1.0, color=ROBOT_COLOUR, lw=0)
+    for h in highlight_spans(verdict):  # shade the waveform, mark the spectrogram's top
+        colour = ROBOT_COLOUR if h.weight > 0 else HUMAN_COLOUR
+        ax_wave.axvspan(*h.span_s, color=colour, alpha=0.12, lw=0)
+        ax_spec.axvspan(*h.span_s, ymin=0.97, ymax=1.0, color=colour, lw=0)
     ax_why.set_xlim(0.0, duration_s)
     ax_why.xaxis.set_major_formatter(lambda x, _pos: _clock(x))
     ax_why.set_xlabel(label("time"), fontproperties=font)

@@ -219,7 +219,7 @@ def test_a_quiet_floor_without_zeros_is_no_digital_silence() -> None:
     assert cue.value == 0.0 and cue.weight == 0.0 and cue.span_s is None
     assert cue.code == "digital_silence_s.none" and "no digital silence" in cue.detail
     codec = 1e-5 * rng.standard_normal(10 * SR)  # AMR-decoded zeros: below one 16-bit step
-    amr, _ = assemble(chunks, [0.3, 1.0], np.clip(codec, -2.0**-16, 2.0**-16))
+    amr, _ = assemble(chunks, [0.3, 1.0], np.clip(codec, -(2.0**-16), 2.0**-16))
     cue = by_name(cues_of(amr))["digital_silence_s"]
     assert cue.value == pytest.approx(1.0, abs=0.1) and cue.weight > 0
     assert "0 %" not in cue.detail and "zero" not in cue.detail  # the zero share is in params

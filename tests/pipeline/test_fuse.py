@@ -144,22 +144,60 @@ def test_too_little_said_only_when_no_pitch_was_heard() -> None:
 
 # A verdict as the HTTP store and evidence packs hold it from before schema 2 (issue 13).
 OLD_VERDICT = {
-    "label": "human_sales_pitch", "robot_probability": 0.2, "threshold": 0.5,
-    "sales_probability": 0.1, "topic": "none",
-    "evidence": [{"source": "acoustic", "name": "digital_silence_s", "value": 0.4,
-                  "weight": 0.21, "detail": "The longest digital silence between speech lasts "
-                  "0.40 s at 1.00-1.40 s (0 % exact zero samples).", "span_s": [1.0, 1.4]}],
-    "transcript": {"language": "en", "language_probability": 0.9, "segments": [
-        {"start_s": 0.0, "end_s": 2.0, "text": "Hi, it's me, are you coming to dinner tonight?",
-         "avg_logprob": -0.2, "no_speech_prob": 0.01, "compression_ratio": 1.1, "words": []}],
-        "dropped_segments": 0, "backend": "fake"},
+    "label": "human_sales_pitch",
+    "robot_probability": 0.2,
+    "threshold": 0.5,
+    "sales_probability": 0.1,
+    "topic": "none",
+    "evidence": [
+        {
+            "source": "acoustic",
+            "name": "digital_silence_s",
+            "value": 0.4,
+            "weight": 0.21,
+            "detail": "The longest digital silence between speech lasts "
+            "0.40 s at 1.00-1.40 s (0 % exact zero samples).",
+            "span_s": [1.0, 1.4],
+        }
+    ],
+    "transcript": {
+        "language": "en",
+        "language_probability": 0.9,
+        "segments": [
+            {
+                "start_s": 0.0,
+                "end_s": 2.0,
+                "text": "Hi, it's me, are you coming to dinner tonight?",
+                "avg_logprob": -0.2,
+                "no_speech_prob": 0.01,
+                "compression_ratio": 1.1,
+                "words": [],
+            }
+        ],
+        "dropped_segments": 0,
+        "backend": "fake",
+    },
     "other_party_transcript": None,
-    "audio": {"name": "old.wav", "sha256": "0" * 64, "size_bytes": 10, "container": "wav",
-              "codec": "pcm_s16le", "sample_rate_hz": 8000, "channels": 1, "duration_s": 2.0,
-              "caller_channel": 0, "caller_channel_reason": "mono recording"},
-    "provenance": {"package_version": "0.1.0", "models": [], "config_hash": "c" * 16,
-                   "fusion_method": "hand-set", "libraries": [],
-                   "analysed_at_utc": "2024-01-01T00:00:00Z"},
+    "audio": {
+        "name": "old.wav",
+        "sha256": "0" * 64,
+        "size_bytes": 10,
+        "container": "wav",
+        "codec": "pcm_s16le",
+        "sample_rate_hz": 8000,
+        "channels": 1,
+        "duration_s": 2.0,
+        "caller_channel": 0,
+        "caller_channel_reason": "mono recording",
+    },
+    "provenance": {
+        "package_version": "0.1.0",
+        "models": [],
+        "config_hash": "c" * 16,
+        "fusion_method": "hand-set",
+        "libraries": [],
+        "analysed_at_utc": "2024-01-01T00:00:00Z",
+    },
     "schema_version": "1",
 }
 
@@ -184,9 +222,14 @@ def test_from_dict_reads_a_verdict_stored_before_schema_2() -> None:
 def test_from_dict_round_trips_catalogue_evidence_with_phrase_params() -> None:
     from pipeline.messages import make_evidence
 
-    e = make_evidence("text", "scripted_phrase", value=2.0, weight=2.25,
-                      code="scripted_phrase.strong", params={"phrases": ("press 1", "按1"),
-                                                             "phrase_count": 2.0})
+    e = make_evidence(
+        "text",
+        "scripted_phrase",
+        value=2.0,
+        weight=2.25,
+        code="scripted_phrase.strong",
+        params={"phrases": ("press 1", "按1"), "phrase_count": 2.0},
+    )
     verdict = dataclasses.replace(_fuse([1.0]), evidence=(e,))
     assert Verdict.from_dict(json.loads(json.dumps(verdict.to_dict()))) == verdict
 

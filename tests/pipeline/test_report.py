@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
 from pipeline import report as rp
-from pipeline.privacy import RecitalFlag
 from pipeline.report import CaseInfo
 from pipeline.types import Label, Verdict
 from tests import factories
@@ -56,8 +57,9 @@ def test_reasons_keep_the_verdict_order_and_say_the_direction() -> None:
     assert rp.evidence_title("brand_new_cue", "zh") == "Brand new cue"
 
 
-@pytest.mark.parametrize(("seconds", "clock"), [(0.0, "0:00.0"), (83.25, "1:23.2"),
-                                                (59.96, "1:00.0"), (-1.0, "0:00.0")])
+@pytest.mark.parametrize(
+    ("seconds", "clock"), [(0.0, "0:00.0"), (83.25, "1:23.2"), (59.96, "1:00.0"), (-1.0, "0:00.0")]
+)
 def test_format_clock(seconds: float, clock: str) -> None:
     assert rp.format_clock(seconds) == clock
 
@@ -74,45 +76,55 @@ def test_case_info_validates_its_fields() -> None:
     with pytest.raises(ValueError, match="call_time"):
         CaseInfo(call_time="yesterday at noon")
     assert CaseInfo(call_time="2024-05-01T14:30Z").call_datetime() is not None
+    tomorrow = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+    with pytest.raises(ValueError, match="in the future"):
+        CaseInfo(call_time=tomorrow)
+    for field in ("caller_number", "callee_number"):
+        for bad in ("12", "call me", "+86 1"):
+            with pytest.raises(ValueError, match=f"{field} .* is not a phone number"):
+                CaseInfo(**{field: bad})
+    good = CaseInfo(caller_number="4001234567", callee_number="+1 415 555 0199")
+    assert good.caller_e164() == "+864001234567"
+    assert CaseInfo(caller_number="95588").caller_e164() == "95588"  # a bank's short code
+    assert CaseInfo(caller_number="(415) 555-0199", region="US").caller_e164() == "+14155550199"
+
+
+def test_call_time_after_the_analysis_is_refused() -> None:
+    case = CaseInfo(call_time="2024-05-01T14:30+08:00")
+    case.check_call_before("2024-05-01T07:00:00Z")
+    with pytest.raises(ValueError, match="after the recording was analysed"):
+        case.check_call_before("2024-05-01T06:00:00Z")
+
+
+def test_error_rates_file_and_loader(tmp_path: Path) -> None:
+    rates = rp.load_error_rates()
+    assert rates is not None and rates.threshold == 0.5
+    assert all(0.0 <= v <= 1.0 for v in dataclasses.astuple(rates))
+    (tmp_path / "bad.json").write_text('{"threshold": 0.5}')
+    assert rp.load_error_rates(tmp_path / "bad.json") is None
+    assert rp.load_error_rates(tmp_path / "missing.json") is None
+
+
+def test_limits_carry_the_measured_error_rates_at_the_threshold_used() -> None:
+    rates = rp.ErrorRates(0.5, 0.034, 0.1, 0.0, 0.746, 0.38)
+    verdict = make_verdict()
+    en = rp.limits_paragraph(verdict, "en", rates=rates)
+    zh = rp.limits_paragraph(verdict, "zh", rates=rates)
+    for figure in ("3.4 %", "10.0 %", "74.6 %", "38.0 %"):
+        assert figure in en and figure in zh
+    assert "threshold 0.5" in en and "not 0.5" not in en
+    strict = rp.limits_paragraph(dataclasses.replace(verdict, threshold=0.7), "en", rates=rates)
+    assert "used threshold 0.7, not 0.5" in strict
 
 
 def test_lead_language_follows_request_then_transcript() -> None:
     verdict = make_verdict()
     assert rp.lead_lang(verdict, CaseInfo()) == "zh"
     assert rp.lead_lang(verdict, CaseInfo(lang="en")) == "en"
-    english = dataclasses.replace(verdict, transcript=dataclasses.replace(verdict.transcript,
-                                                                          language="en"))
+    english = dataclasses.replace(
+        verdict, transcript=dataclasses.replace(verdict.transcript, language="en")
+    )
     assert rp.lead_lang(english, CaseInfo()) == "en"
-
-
-def test_complaint_fields_for_12321_and_ftc() -> None:
-    flags = (RecitalFlag("name", (0.5, 3.0), "［姓名］先生您好"),)
-    case = CaseInfo(caller_number="+86 400 123 4567", call_time="2024-05-01T06:30:00+00:00")
-    fields = rp.complaint_fields(make_verdict(), case, flags, callee_number="138****5678")
-    cn, us = fields["cn_12321"], fields["us_ftc"]
-    assert fields["schema_version"] == rp.COMPLAINT_SCHEMA_VERSION
-    assert cn["reported_number"] == us["phone_number"] == "+86 400 123 4567"
-    assert cn["call_time"] == "2024-05-01 14:30:00"  # converted to Beijing time
-    assert cn["call_duration"] == "1 分 02 秒" and cn["call_duration_s"] == 62.4
-    assert cn["call_type"] == "商业营销"
-    assert "电子营销机器人" in cn["content_summary"] and "姓名" in cn["content_summary"]
-    assert cn["personal_data_recited"] == ["姓名"]
-    assert us["date"] == "05/01/2024" and us["time"] == "06:30 AM"
-    assert us["recorded_message"] == "yes"
-    assert us["subject"].startswith("Reducing your debt")
-
-
-@pytest.mark.parametrize(("topic", "sales", "label", "call_type", "recorded"), [
-    ("scam", 0.9, Label.ROBOT, "疑似诈骗", "yes"),
-    ("none", 0.1, Label.HUMAN, "骚扰", "no"),
-])
-def test_complaint_call_type(topic: str, sales: float, label: Label, call_type: str,
-                             recorded: str) -> None:
-    fields = rp.complaint_fields(make_verdict(topic=topic, sales=sales, label=label), CaseInfo(),
-                                 (), callee_number="")
-    assert fields["cn_12321"]["call_type"] == call_type
-    assert fields["us_ftc"]["recorded_message"] == recorded
-    assert fields["cn_12321"]["call_time"] == fields["us_ftc"]["date"] == ""
 
 
 def test_limits_paragraph_is_honest_in_both_languages() -> None:

@@ -92,7 +92,7 @@ def test_scripted_phrase_fires(language: str, text: str) -> None:
     scripted = find(score, "scripted_phrase")
     assert scripted is not None and scripted.weight >= 2.0
     assert scripted.span_s == (2.0, 6.5)
-    assert '\u201c' in scripted.detail and '\u201c' in scripted.detail_zh
+    assert "\u201c" in scripted.detail and "\u201c" in scripted.detail_zh
 
 
 def test_scripted_phrase_chinese_without_spaces_and_span() -> None:

@@ -54,11 +54,12 @@ def evidence_pack(
             call_time=found.call_time or "",
             lang=lang or "",
         )
+        verdict = Verdict.from_dict(json.loads(found.verdict_json))
+        original = rt.blobs.path(found.audio_sha256).read_bytes()
+        # A stated call time after the analysis is refused by build_pack (ValueError).
+        pack = build_pack(original, verdict, case, signing_key=load_or_create_signing_key()[0])
     except ValueError as exc:
         raise InvalidRequestError(str(exc)) from exc
-    verdict = Verdict.from_dict(json.loads(found.verdict_json))
-    original = rt.blobs.path(found.audio_sha256).read_bytes()
-    pack = build_pack(original, verdict, case, signing_key=load_or_create_signing_key()[0])
     return Response(
         pack,
         media_type="application/zip",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
@@ -18,15 +19,17 @@ import pytest
 import soundfile as sf
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from pipeline.complaint import CN_12321_TYPES
 from pipeline.detector import Detector
 from pipeline.report import CaseInfo
 from pipeline.types import Audio, AudioInfo, Evidence, ModelInfo, Transcript, Verdict
 from service import cli
 from service.evidence import pack as pack_mod
 from service.evidence import signing as keys
-from service.evidence.pack import build_pack, verify_pack
+from service.evidence.pack import build_evidence, build_pack, verify_pack
 from service.evidence.pdf import FontNotFoundError, find_cjk_font
 from service.evidence.timestamp import parse_timestamp_request, timestamp_request
+from service.evidence.verify import UNLISTED
 from tests import factories
 from tests.conftest import synthesize
 from tests.factories import make_audio_info, make_provenance, make_transcript
@@ -46,7 +49,7 @@ CALLEE = "13812345678"
 CN_ID = "11010519491231002X"
 RECORDING = "recording/original.wav"
 CALLER_SAYS = (
-    "王先生您好，我是平安普惠的客服，您之前在我们平台申请过贷款",
+    "王先生您好，我是平安普惠的客服，您3月5号在我们平台申请过一笔贷款",
     f"核对一下，您的手机号{CALLEE}，身份证号{CN_ID}，家住朝阳区建国路88号对吧",
     "现在有一笔二十万的额度，按1了解详情，回复TD退订",
 )
@@ -185,7 +188,7 @@ def test_pack_contents(pack: bytes, recording: tuple[bytes, Audio]) -> None:
     assert manifest["schema"] == "robocall-evidence-manifest"
     assert manifest["schema_version"] == pack_mod.PACK_SCHEMA_VERSION
     listed = {e["path"]: e for e in manifest["files"]}
-    assert set(listed) == names - set(pack_mod.UNLISTED)
+    assert set(listed) == names - set(UNLISTED)
     for path, entry in listed.items():
         data = read(pack, path)
         assert entry["sha256"] == hashlib.sha256(data).hexdigest()
@@ -222,24 +225,47 @@ def test_report_json_schema_and_masking(pack: bytes, recording: tuple[bytes, Aud
 def test_complaint_json(pack: bytes) -> None:
     complaint = json.loads(read(pack, "complaint.json"))
     cn, us = complaint["cn_12321"], complaint["us_ftc"]
-    assert cn["reported_number"] == us["phone_number"] == "+86 400 123 4567"
-    assert cn["call_time"] == "2024-05-01 14:30:00"
-    assert cn["call_type"] == "商业营销" and cn["call_duration_s"] == 6.0
+    assert (
+        complaint["recording_sha256"]
+        == json.loads(read(pack, "report.json"))["verdict"]["audio"]["sha256"]
+    )
+    assert complaint["complainant"]["own_number"] == "138****5678"
+    assert complaint["complainant"]["own_number_masked"] is True
+    assert complaint["call"]["stated_by"] == "complainant"
+    assert complaint["call"]["time_zone"] == "UTC+08:00"
+    assert complaint["call"]["company_named_in_call"] == "平安普惠"
+    assert cn["reported_number"] == us["caller_phone_number"] == "+86 400 123 4567"
+    assert cn["call_time_beijing"] == "2024-05-01 14:30:00"
+    assert cn["report_type"] == "商业营销" and cn["report_type"] in CN_12321_TYPES
     assert cn["content_summary"] and "姓名" in cn["personal_data_recited"]
-    assert us["date"] == "05/01/2024" and us["time"] == "02:30 PM"
-    assert us["recorded_message"] == "yes" and us["subject"] and us["description"]
+    assert "［姓名］" in cn["content_summary"] and "[name]" in us["description"]
+    assert us["date_of_call"] == "05/01/2024" and us["time_of_call"] == "02:30 PM"
+    assert us["recorded_message_or_robocall"] == "yes"
+    assert us["subject"].startswith("Reducing your debt")
+    assert us["your_phone_number"] == "138****5678"
 
 
-def test_unmasked_copy_only_when_asked(
+def test_unmasked_copy_is_a_separate_file(
     recording: tuple[bytes, Audio], signing_key: Ed25519PrivateKey
 ) -> None:
     original, audio = recording
-    full = build_pack(
-        original, make_verdict(original), CASE, signing_key=signing_key, audio=audio, unmasked=True
+    pack, private = build_evidence(
+        original,
+        make_verdict(original),
+        CASE,
+        signing_key=signing_key,
+        audio=audio,
+        private_copy=True,
     )
-    assert CALLEE in read(full, "unmasked/report.json").decode()
-    assert CALLEE not in read(full, "report.json").decode()
-    assert verify_pack(full).ok
+    assert private is not None
+    names = zipfile.ZipFile(io.BytesIO(pack)).namelist()
+    assert not any(n.startswith("unmasked/") for n in names)
+    assert all(CALLEE not in read(pack, n).decode("utf-8", "replace") for n in names)
+    assert CALLEE in read(private, "report.json").decode()
+    complaint = json.loads(read(private, "complaint.json"))
+    assert complaint["cn_12321"]["complainant_number"] == CALLEE  # 12321 verifies it by SMS
+    assert complaint["complainant"]["own_number_masked"] is False
+    assert verify_pack(pack).ok
 
 
 def test_pack_refuses_a_recording_that_is_not_the_verdicts(
@@ -367,7 +393,7 @@ def test_pdf_pages_text_and_rendering(pack: bytes, tmp_path: Path) -> None:
 
     pdf = read(pack, "report.pdf")
     pages = [p.extract_text() for p in PdfReader(io.BytesIO(pdf)).pages]
-    assert len(pages) == 5  # summary, reasons, figure, transcript, method
+    assert len(pages) in (5, 6)  # summary, reasons, figure, transcript, method (+ limits)
     squeeze = [t.replace(" ", "").replace("\n", "") for t in pages]
     assert "通话录音分析报告" in squeeze[0] and "Callrecordinganalysisreport" in squeeze[0]
     assert "电子营销机器人" in squeeze[0] and "91%" in squeeze[0] and "138****5678" in squeeze[0]
@@ -375,8 +401,12 @@ def test_pdf_pages_text_and_rendering(pack: bytes, tmp_path: Path) -> None:
     assert "Therecording,drawn" in squeeze[2]
     assert "Transcriptwithtimestamps" in squeeze[3] and "0:00.3" in squeeze[3]
     assert "按1了解详情" in squeeze[3] and "［身份证号］" in squeeze[3]
-    assert "Limitsofthemethod" in squeeze[4] and "whisper-base" in squeeze[4]
+    assert "whisper-base" in squeeze[4] and "Limitsofthemethod" in "".join(squeeze[4:])
+    assert "3.4%的真人被判为机器人" in "".join(squeeze[4:])  # models/weights/error_rates.json
+    assert "投诉人陈述，录音本身无法证明" in squeeze[0]  # numbers and time: their statement
+    assert "100%" not in "".join(squeeze)
     assert all(CALLEE not in t and CN_ID not in t for t in squeeze)
+    assert not any(line.strip().startswith("。") for t in pages for line in t.splitlines())
     if shutil.which("pdftoppm") is None:
         pytest.skip("pdftoppm (poppler-utils) not installed: page not rendered")
     (tmp_path / "report.pdf").write_bytes(pdf)
@@ -400,7 +430,6 @@ def test_pdf_pages_text_and_rendering(pack: bytes, tmp_path: Path) -> None:
 
 
 def test_overview_figure_stereo_and_without_cjk_font() -> None:
-    from pipeline.report import reasons
     from service.evidence.plots import render_overview
 
     rng = np.random.default_rng(2)
@@ -410,8 +439,27 @@ def test_overview_figure_stereo_and_without_cjk_font() -> None:
     audio = Audio(info, np.stack([callee, caller]).astype(np.float32))
     verdict = make_verdict(b"")
     for font in (find_cjk_font(), None):
-        png = render_overview(audio, reasons(verdict, "en"), lang="en", font_path=font)
+        png = render_overview(audio, verdict, lang="en", font_path=font)
         assert png.startswith(b"\x89PNG") and len(png) > 10_000
+
+
+def test_overview_shades_only_the_highlighted_spans(
+    recording: tuple[bytes, Audio], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The figure shades pipeline.highlights.highlight_spans, not every span with weight > 0:
+    a cue spanning most of the call (pitch over 0.3-5.9 s of 6 s) is no place in it."""
+    from service.evidence import plots
+
+    original, audio = recording
+    verdict = make_verdict(original)
+    whole_call_only = dataclasses.replace(
+        verdict, evidence=tuple(e for e in verdict.evidence if e.name == "pitch_std_st")
+    )
+    shaded = {v: plots.render_overview(audio, v, lang="en") for v in (verdict, whole_call_only)}
+    monkeypatch.setattr(plots, "highlight_spans", lambda v: ())
+    plain = {v: plots.render_overview(audio, v, lang="en") for v in (verdict, whole_call_only)}
+    assert shaded[verdict] != plain[verdict]  # replayed prompt and IVR phrase at 4.3-5.9 s
+    assert shaded[whole_call_only] == plain[whole_call_only]
 
 
 # --- command line -------------------------------------------------------------------------------
@@ -503,6 +551,76 @@ def test_cli_usage_errors(tmp_path: Path, key_dir: Path) -> None:
         cli.main(["evidence", str(tmp_path / "missing.wav"), "--out", str(tmp_path / "p.zip")]) == 1
     )
     assert cli.main(["verify", str(tmp_path / "missing.zip")]) == 1
+    future = "2099-01-01T10:00+08:00"
+    for flags in (["--caller", "12"], ["--callee", "call me"], ["--time", future]):
+        args = ["evidence", str(tmp_path / "x.wav"), "--out", str(tmp_path / "p.zip"), *flags]
+        assert cli.main(args) == 2, flags
+    assert not (tmp_path / "p.zip").exists()
+
+
+def test_cli_unmasked_copy_is_written_beside_the_pack(
+    tmp_path: Path,
+    key_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import models.loading
+
+    monkeypatch.setattr(
+        models.loading,
+        "load_detector",
+        lambda config: Detector(FakeTranscriber(), FakeTextClassifier(), config),
+    )
+    call = tmp_path / "call.wav"
+    call.write_bytes(
+        wav_bytes(
+            synthesize("robot", sr=8000, duration_s=4.0, rng=np.random.default_rng(3)), sr=8000
+        )
+    )
+    out = tmp_path / "case.zip"
+    args = [
+        "evidence",
+        str(call),
+        "--out",
+        str(out),
+        "--callee",
+        CALLEE,
+        "--unmasked",
+        "--threshold",
+        "0.7",
+        "--on-dnc-list",
+        "--no-asked-to-stop",
+    ]
+    assert cli.main(args) == 0
+    private = tmp_path / "case.private.zip"
+    assert "case.private.zip" in capsys.readouterr().out
+    assert stat.S_IMODE(private.stat().st_mode) == 0o600
+    assert CALLEE in read(private.read_bytes(), "report.json").decode()
+    assert CALLEE not in out.read_bytes().decode("latin-1")
+    complaint = json.loads(read(out.read_bytes(), "complaint.json"))
+    assert complaint["us_ftc"]["on_do_not_call_registry"] == "yes"
+    assert complaint["us_ftc"]["asked_to_stop"] == "no"
+    assert cli.main(["verify", str(out)]) == 0
+
+
+def test_non_default_threshold_is_on_page_one(
+    recording: tuple[bytes, Audio], signing_key: Ed25519PrivateKey
+) -> None:
+    from pypdf import PdfReader
+
+    original, audio = recording
+    verdict = dataclasses.replace(make_verdict(original), threshold=0.7)
+    pack = build_pack(original, verdict, CASE, signing_key=signing_key, audio=audio)
+    page = PdfReader(io.BytesIO(read(pack, "report.pdf"))).pages[0].extract_text()
+    squeezed = page.replace(" ", "").replace("\n", "")
+    assert "判定阈值设为70%，默认为50%" in squeezed
+    assert "Thedecisionthresholdwassetto70%" in squeezed
+    default = read(
+        build_pack(original, make_verdict(original), CASE, signing_key=signing_key, audio=audio),
+        "report.pdf",
+    )
+    first = PdfReader(io.BytesIO(default)).pages[0].extract_text().replace(" ", "")
+    assert "默认为" not in first
 
 
 # --- keys ---------------------------------------------------------------------------------------
@@ -524,3 +642,20 @@ def test_keys_create_show_export(
     os.chmod(path, 0o644)
     with pytest.raises(keys.SigningKeyError, match="chmod 600"):
         keys.load_signing_key()
+
+
+def test_no_chinese_line_starts_with_closing_punctuation() -> None:
+    from reportlab.lib.styles import ParagraphStyle
+
+    from pipeline.report import text
+    from service.evidence.pdf import _CANNOT_START, CjkParagraph, _line_start, _register_font
+
+    style = ParagraphStyle(
+        "zh", fontName=_register_font(find_cjk_font()), fontSize=9.5, leading=14, wordWrap="CJK"
+    )
+    for key in ("figure_caption", "reasons_intro", "verify_text", "transcript_note"):
+        for width in range(220, 520, 9):
+            paragraph = CjkParagraph(text(key, "zh"), style)
+            paragraph.wrap(width, 1000)
+            starts = [_line_start(line) for line in paragraph.blPara.lines[1:]]
+            assert not _CANNOT_START.intersection(starts), (key, width, starts)

@@ -708,6 +708,11 @@ def test_evidence_pack_of_a_stored_analysis_verifies(
     assert verify_pack(response.content).ok
     assert_error(client.post(f"/v1/analyses/{'0' * 32}/evidence"), 404, "not_found")
     assert_error(client.post(f"/v1/analyses/{body['id']}/evidence?lang=fr"), 422, "invalid_request")
+    later = upload(
+        client, wav_bytes(seed=51), query="?wait=true", call_time="2999-01-01T10:00+08:00"
+    )
+    refused = client.post(f"/v1/analyses/{later.json()['id']}/evidence")
+    assert "future" in assert_error(refused, 422, "invalid_request")["message"]
 
 
 def test_missing_detector_loader_keeps_the_service_up(
