@@ -229,15 +229,22 @@ def test_recital_flag_precision_and_recall_on_the_labelled_set() -> None:
 
 
 def test_mask_verdict_masks_everything_shareable() -> None:
-    info = make_audio_info(name="13812345678_call.wav", container="wav", codec="pcm_s16le",
-                           channels=2, duration_s=4.0)
+    info = make_audio_info(
+        name="13812345678_call.wav", container="wav", codec="pcm_s16le", channels=2, duration_s=4.0
+    )
     verdict = make_verdict(
         robot_probability=0.9,
-        evidence=(Evidence("text", "scripted_phrase", 1.0, 1.0, "Said 'call 13812345678'.",
-                           (0.0, 1.5)),
-                  make_evidence("text", "scripted_phrase", value=1.0, weight=1.0,
-                                code="scripted_phrase.weak",
-                                params={"phrases": ("请拨打13812345678",)}),),
+        evidence=(
+            Evidence("text", "scripted_phrase", 1.0, 1.0, "Said 'call 13812345678'.", (0.0, 1.5)),
+            make_evidence(
+                "text",
+                "scripted_phrase",
+                value=1.0,
+                weight=1.0,
+                code="scripted_phrase.weak",
+                params={"phrases": ("请拨打13812345678",)},
+            ),
+        ),
         transcript=_transcript("王先生您好，您之前申请过贷款"),
         other_party_transcript=_transcript("我的地址是朝阳区建国路88号"),
         audio=info,

@@ -15,13 +15,28 @@ from tests import factories
 from tests.factories import make_audio_info, make_provenance, make_transcript
 
 
-def make_verdict(*, label: Label = Label.ROBOT, topic: str = "loan", sales: float = 0.9,
-                 stereo: bool = False, fusion: str = "hand-set weights (untrained)") -> Verdict:
-    callee = make_transcript("zh", (3.4, 4.0, "喂？"), language_probability=0.9,
-                             avg_logprob=-0.3, no_speech_prob=0.1, compression_ratio=1.0)
+def make_verdict(
+    *,
+    label: Label = Label.ROBOT,
+    topic: str = "loan",
+    sales: float = 0.9,
+    stereo: bool = False,
+    fusion: str = "hand-set weights (untrained)",
+) -> Verdict:
+    callee = make_transcript(
+        "zh",
+        (3.4, 4.0, "喂？"),
+        language_probability=0.9,
+        avg_logprob=-0.3,
+        no_speech_prob=0.1,
+        compression_ratio=1.0,
+    )
     return factories.make_verdict(
-        label=label, robot_probability=0.87 if label is Label.ROBOT else 0.2,
-        sales_probability=sales, topic=topic, other_party_transcript=callee if stereo else None,
+        label=label,
+        robot_probability=0.87 if label is Label.ROBOT else 0.2,
+        sales_probability=sales,
+        topic=topic,
+        other_party_transcript=callee if stereo else None,
         audio=make_audio_info(channels=2 if stereo else 1),
         provenance=make_provenance(fusion_method=fusion),
     )
