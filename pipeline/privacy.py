@@ -6,9 +6,14 @@ finds them in transcript text, Mandarin and English, and replaces each with a br
 (``［电话号码］`` / ``[phone number]``). It is rule-based and errs towards masking: a long digit
 run that is no valid ID or card is still masked as a ``number``.
 
-It also flags a caller who *recites* the callee's data (addresses them by name, reads out their
-ID, card, address, or mentions their loan or purchase history): a sign that the data was bought
-or leaked, which a complaint should mention. Flags carry masked excerpts only.
+It also flags a caller who *recites* the callee's specific data (addresses them by name, reads
+out their number, ID, card or address, or an amount, date or reference tied to them; a generic
+line such as "your warranty is about to expire" is no recital, issue 14). Flags carry masked
+excerpts only.
+
+At about 620 lines this stays one module: most of it is the pattern tables for names, numbers,
+IDs, cards and addresses in two languages, and masking and the recital flag must read the same
+tables (a datum the flag names is a datum the mask hides).
 """
 
 from __future__ import annotations

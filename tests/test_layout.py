@@ -5,6 +5,7 @@
 - no import cycles between project modules;
 - no module imports another module's private (``_name``) name;
 - argparse lives only in ``service/commands`` (and in scripts under datasets/, bench/);
+- a module over 500 lines says why in its docstring.
 """
 
 from __future__ import annotations
@@ -13,7 +14,10 @@ import ast
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
+MAX_LINES = 500
 PACKAGES = ("pipeline", "models", "service")
 TRAINING_USERS = ("models.training", "service.commands.train")  # `robocall train/evaluate`
 HEAVY = ("torch", "whisper", "faster_whisper", "ctranslate2", "transformers", "fastapi")
@@ -136,3 +140,17 @@ def test_argparse_lives_only_in_the_commands() -> None:
         and any(target == "argparse" for target, _ in _imports(path))
     ]
     assert not wrong, "argparse outside service/commands: " + ", ".join(wrong)
+
+
+@pytest.mark.parametrize("module", sorted(MODULES))
+def test_a_long_module_says_why(module: str) -> None:
+    path = MODULES[module]
+    source = path.read_text(encoding="utf-8")
+    n_lines = source.count("\n")
+    if n_lines <= MAX_LINES:
+        return
+    doc = ast.get_docstring(ast.parse(source)) or ""
+    assert "lines" in doc, (
+        f"{path.relative_to(ROOT)} has {n_lines} lines: split it, or say in its docstring why "
+        f"it stays one module (mention its length in lines)"
+    )

@@ -36,6 +36,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from pipeline import limits
 from pipeline import report as rp
 from pipeline.complaint import complaint_fields
 from pipeline.config import AudioLimits
@@ -320,7 +321,7 @@ def _report_json(
             "caller_recited_personal_data": rp.recital_dicts(summary.recitals),
             "statement": {code: rp.recital_sentence(summary.recitals, code) for code in LANGS},
         },
-        "limits": {code: rp.limits_paragraph(verdict, code) for code in LANGS},
+        "limits": {code: limits.limits_paragraph(verdict, code) for code in LANGS},
         "verdict": verdict.to_dict(),
     }
 

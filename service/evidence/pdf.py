@@ -36,6 +36,7 @@ from reportlab.platypus import (
     TableStyle,
 )
 
+from pipeline import limits
 from pipeline import report as rp
 from pipeline.config import FusionConfig
 from pipeline.errors import RobocallError
@@ -222,7 +223,7 @@ def render_pdf(verdict: Verdict, inputs: PdfInputs, *, lang: Lang) -> bytes:
     story.append(_key_value_table(_method_rows(verdict, inputs, lang), st))
     heading("limits")
     for code in (lang, second):
-        story.append(para(rp.limits_paragraph(verdict, code), lang_of=code))
+        story.append(para(limits.limits_paragraph(verdict, code), lang_of=code))
     heading("verify")
     for code in (lang, second):
         story.append(para(text("verify_text", code), lang_of=code))
@@ -474,7 +475,7 @@ def _method_rows(verdict: Verdict, inputs: PdfInputs, lang: Lang) -> list[tuple[
         (
             both("fusion", lang),
             "\n".join(
-                dict.fromkeys(rp.fusion_text(verdict, c) for c in (lang, rp.other_lang(lang)))
+                dict.fromkeys(limits.fusion_text(verdict, c) for c in (lang, rp.other_lang(lang)))
             ),
         ),
         (

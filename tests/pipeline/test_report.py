@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from pipeline import limits
 from pipeline import report as rp
 from pipeline.report import CaseInfo
 from pipeline.types import Label, Verdict
@@ -112,23 +113,23 @@ def test_call_time_after_the_analysis_is_refused() -> None:
 
 
 def test_error_rates_file_and_loader(tmp_path: Path) -> None:
-    rates = rp.load_error_rates()
+    rates = limits.load_error_rates()
     assert rates is not None and rates.threshold == 0.5
     assert all(0.0 <= v <= 1.0 for v in dataclasses.astuple(rates))
     (tmp_path / "bad.json").write_text('{"threshold": 0.5}')
-    assert rp.load_error_rates(tmp_path / "bad.json") is None
-    assert rp.load_error_rates(tmp_path / "missing.json") is None
+    assert limits.load_error_rates(tmp_path / "bad.json") is None
+    assert limits.load_error_rates(tmp_path / "missing.json") is None
 
 
 def test_limits_carry_the_measured_error_rates_at_the_threshold_used() -> None:
-    rates = rp.ErrorRates(0.5, 0.034, 0.1, 0.0, 0.746, 0.38)
+    rates = limits.ErrorRates(0.5, 0.034, 0.1, 0.0, 0.746, 0.38)
     verdict = make_verdict()
-    en = rp.limits_paragraph(verdict, "en", rates=rates)
-    zh = rp.limits_paragraph(verdict, "zh", rates=rates)
+    en = limits.limits_paragraph(verdict, "en", rates=rates)
+    zh = limits.limits_paragraph(verdict, "zh", rates=rates)
     for figure in ("3.4 %", "10.0 %", "74.6 %", "38.0 %"):
         assert figure in en and figure in zh
     assert "threshold 0.5" in en and "not 0.5" not in en
-    strict = rp.limits_paragraph(dataclasses.replace(verdict, threshold=0.7), "en", rates=rates)
+    strict = limits.limits_paragraph(dataclasses.replace(verdict, threshold=0.7), "en", rates=rates)
     assert "used threshold 0.7, not 0.5" in strict
 
 
@@ -144,7 +145,7 @@ def test_lead_language_follows_request_then_transcript() -> None:
 
 def test_limits_paragraph_is_honest_in_both_languages() -> None:
     verdict = make_verdict()
-    en, zh = rp.limits_paragraph(verdict, "en"), rp.limits_paragraph(verdict, "zh")
+    en, zh = limits.limits_paragraph(verdict, "en"), limits.limits_paragraph(verdict, "zh")
     for phrase in ("not proof", "spoofed", "hand-set", "listen to the recording"):
         assert phrase in en
     for phrase in ("而非定论", "伪造", "人工设定"):
