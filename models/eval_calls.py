@@ -292,6 +292,65 @@ def report(feats: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def _pct(v: float) -> str:
+    return f"{100 * v:.1f} %"
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """The report's tables as Markdown (pasted into docs/evaluation_calls.md)."""
+    lines = ["### Mono diarisation: speech time attributed to the right party", ""]
+    lines += [
+        "| split | language | caller kind | calls | rule `most` (95 % CI) | rule `first` | "
+        "rule `longest_turns` | best permutation | calls < 90 % (`most`) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for key, row in sorted(result["diarisation"].items()):
+        split, lang, kind = key.split("/")
+        most = row["most"]
+        ci = " - ".join(_pct(v) for v in most["ci95"])
+        lines.append(
+            f"| {split} | {lang} | {kind} | {row['calls']} | {_pct(most['accuracy'])} ({ci}) | "
+            f"{_pct(row['first']['accuracy'])} | {_pct(row['longest_turns']['accuracy'])} | "
+            f"{_pct(row['oracle_permutation_accuracy'])} | {most['calls_below_90pct']} |"
+        )
+    lines += ["", "### Each cue alone on dev calls (AUC, oriented so that 1.0 = perfect)", ""]
+    lines += [
+        "| cue | layout | robot vs human | recorded vs agent | TTS vs agent | measured in |",
+        "|---|---|---|---|---|---|",
+    ]
+    auc = result["cue_auc_dev"]
+    for cue in (*CUES, "prompt_index_calls"):
+        for layout in ("stereo", "mono"):
+            cells = [auc.get(f"{layout}/{pair}/{cue}") for pair in PAIRS]
+            if not any(cells):
+                continue
+            vals = [f"{c['auc']:.3f}" if c else "n/a" for c in cells]
+            measured = cells[0]["measured_in"] if cells[0] else ""
+            lines.append(f"| `{cue}` | {layout} | {' | '.join(vals)} | {measured} |")
+    lines += ["", "### Fused cues on test calls (logistic fit on dev), EER", ""]
+    lines += [
+        "| layout | comparison | language | robot / human calls | EER (95 % CI) | AUC |",
+        "|---|---|---|---|---|---|",
+    ]
+    for key, row in sorted(result["test"].items()):
+        if key.endswith("/fusion"):
+            continue
+        layout, pair, lang = key.split("/")
+        ci = " - ".join(_pct(v) for v in row["ci95"])
+        lines.append(
+            f"| {layout} | {pair} | {lang} | {row['robot_calls']} / {row['human_calls']} | "
+            f"{_pct(row['eer'])} ({ci}) | {row['auc']:.3f} |"
+        )
+    lines += ["", "Fitted coefficients (logit per dev standard deviation):", ""]
+    for layout in ("stereo", "mono"):
+        coef = result["test"][f"{layout}/fusion"]["coef_per_sd"]
+        lines.append(f"- {layout}: " + ", ".join(f"`{k}` {v:+.2f}" for k, v in coef.items()))
+    return "\n".join(lines) + "\n"
+
+
+PAIRS = ("robot_vs_human", "recorded_vs_agent", "tts_vs_agent")
+
+
 def _in_pair(f: dict[str, Any], pair: str) -> bool:
     kind = f["kind"]
     if pair == "robot_vs_human":
@@ -308,6 +367,7 @@ def main(argv: list[str] | None = None) -> int:
         "--features", type=Path, default=corpus_cache_dir().parent / "eval_calls" / "features.jsonl"
     )
     parser.add_argument("--json", type=Path, default=None, help="write the report here")
+    parser.add_argument("--markdown", type=Path, default=None, help="write the tables here")
     parser.add_argument("--splits", default="dev,test")
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--no-progress", action="store_true")
@@ -345,6 +405,8 @@ def main(argv: list[str] | None = None) -> int:
         f.pop("landmarks_mono", None)
     result = report(feats)
     text = json.dumps(result, indent=1, sort_keys=True)
+    if args.markdown:
+        args.markdown.write_text(markdown(result))
     if args.json:
         args.json.write_text(text + "\n")
     else:
