@@ -6,7 +6,8 @@ Three caller kinds, each in Mandarin and English, built from the shared clips an
 - ``recorded_robot``: a dialogue robot whose prompts were cut once from one human speaker's
   clips (真人录音) and are replayed verbatim in every call of that campaign;
 - ``human_agent``: a person. No real sales calls exist here, so agents are *human read speech*
-  (excerpts of one speaker's clips) placed with human timing; see docs/evaluation_calls.md.
+  (excerpts of one speaker's clips, none used twice in a call, so an agent's call ends when its
+speaker's clips run out) placed with human timing; see docs/evaluation_calls.md.
 
 Robots follow a script tree (greeting, pitches, objection handler, fallback, goodbye): the next
 prompt depends on the callee's turn type only (an unexpected question gets the fallback, which
@@ -264,6 +265,11 @@ class Caller:
         order = rng.permutation(len(voice.pieces)) if not self.is_robot else []
         self.queue = [voice.pieces[i] for i in order]
 
+    @property
+    def has_one_turn_left(self) -> bool:
+        """An agent whose speaker has one piece of speech left ends the call with it."""
+        return not self.is_robot and len(self.queue) <= 1
+
     def latency(self) -> float:
         if self.is_robot:
             return max(0.2, self.latency_s + float(self.rng.normal(0.0, self.jitter_s)))
@@ -289,11 +295,7 @@ class Caller:
             index = self.pitch
             self.pitch = self.pitch + 1 if self.pitch + 1 < n - 3 else 1
             return [self._prompt(index)]
-        if not self.queue:  # ran out of this speaker's speech: start over at another speed
-            self.queue = [
-                self.voice.pieces[i] for i in self.rng.permutation(len(self.voice.pieces))
-            ]
-        piece = self.queue.pop()
+        piece = self.queue.pop()  # never twice: a person does not say a sentence twice alike
         x = piece_audio(piece, speed=float(self.rng.uniform(*SPEED_RANGE)))
         ev = Event("caller", "turn", 0.0, x, "", piece.row_id, piece.text)
         if self.rng.uniform() < 0.1 and x.size > 2 * STORE_RATE_HZ:  # a false start, then again
@@ -349,7 +351,7 @@ def simulate_call(
         t = hello.end_s + caller.latency()
     callee_type, first, restart_with = "answer", True, None
     while True:
-        last = t > target_s
+        last = t > target_s or (caller.has_one_turn_left and restart_with is None)
         turn = restart_with or caller.turn(callee_type, first=first, last=last)
         restart_with, first = None, False
         for ev in turn:

@@ -149,6 +149,8 @@ def call_features(stereo: CorpusRow, mono: CorpusRow, encoder: Any) -> dict[str,
             replayed[int(r.again_s[0] * 100) : int(r.again_s[1] * 100)] = True
         cues["replayed_speech_s"] = float(replayed.sum()) / 100
         out[layout] = cues
+    out["turns_stereo"] = [truth.caller, truth.callee]
+    out["turns_mono"] = [best.caller, best.callee]
     out["landmarks_stereo"] = landmarks(caller, sample_rate_hz=16000).tolist()
     out["landmarks_mono"] = landmarks(m, sample_rate_hz=16000).tolist()
     out["truth_caller_first"] = bool(
@@ -370,6 +372,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--markdown", type=Path, default=None, help="write the tables here")
     parser.add_argument("--splits", default="dev,test")
     parser.add_argument("--limit", type=int, default=None)
+    parser.add_argument(
+        "--kinds", default="tts_robot,recorded_robot,human_agent", help="caller kinds to measure"
+    )
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
@@ -377,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
     splits = set(args.splits.split(","))
     by_group: dict[str, dict[str, CorpusRow]] = {}
     for r in rows:
-        if r.split in splits:
+        if r.split in splits and dict(r.extra)["caller_kind"] in args.kinds.split(","):
             by_group.setdefault(r.group_id, {})[dict(r.extra)["layout"]] = r
     done: dict[str, dict[str, Any]] = {}
     if args.features.is_file():

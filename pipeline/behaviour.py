@@ -47,6 +47,7 @@ BARGE_IN_LEAD_S = 0.5  # the caller must have been talking this long when the ca
 TALK_ON_S = 1.5  # talking on this long after the callee started = ignoring the interruption
 BACKCHANNEL_S = (0.1, 0.8)  # a caller burst this long, inside callee speech
 BACKCHANNEL_CONTEXT_S = 0.6  # callee speech within this before and after the burst
+BACKCHANNEL_QUIET_S = (1.0, 0.5)  # ... and no other caller speech this long before / after
 MIN_CALLEE_SPEECH_S = 15.0  # backchannel rate needs this much callee speech
 RESTART_COMPARE_S = 0.8  # compare this much of the start of two caller turns
 RESTART_MAX_LAG_S = 0.15  # VAD onsets may differ by this much
@@ -279,12 +280,19 @@ def _restart_cue(turns: PartyTurns, samples: np.ndarray | None) -> list[Evidence
 
 
 def backchannels(turns: PartyTurns) -> list[Interval]:
-    """Short caller bursts with callee speech just before and just after them."""
+    """Short caller bursts with callee speech just before and just after them, and no other
+    caller speech around them."""
     lo, hi = BACKCHANNEL_S
     ctx = BACKCHANNEL_CONTEXT_S
     out = []
-    for s, e in turns.caller:
+    caller = turns.caller
+    for k, (s, e) in enumerate(caller):
         if not lo <= e - s <= hi:
+            continue
+        # a listener sound stands alone: a word of a prompt played over the callee does not
+        if (k > 0 and caller[k - 1][1] > s - BACKCHANNEL_QUIET_S[0]) or (
+            k + 1 < len(caller) and caller[k + 1][0] < e + BACKCHANNEL_QUIET_S[1]
+        ):
             continue
         before = any(a < s and b > s - ctx for a, b in turns.callee)
         after = any(a < e + ctx and b > e for a, b in turns.callee)
