@@ -62,7 +62,8 @@ CUES = (
     "replayed_speech_s",
     "prompt_index_hashes",
 )
-FUSION_CUES = CUES[:4] + CUES[5:]  # talk share is reported only
+# talk share is reported only; the prompt index enters as "how many other calls share a prompt"
+FUSION_CUES = (*CUES[:4], "replayed_speech_s", "prompt_index_calls")
 # +1: a higher value means robot; -1: lower means robot (AUCs are reported in that orientation)
 DIRECTION = {
     "reply_latency_spread_s": -1,
@@ -159,6 +160,39 @@ def call_features(stereo: CorpusRow, mono: CorpusRow, encoder: Any) -> dict[str,
     return out
 
 
+def _crop_turns(turns: Sequence[Sequence[Sequence[float]]], crop_s: float) -> PartyTurns:
+    caller, callee = (
+        tuple((a, min(b, crop_s)) for a, b in side if a < crop_s - 0.12) for side in turns
+    )
+    return PartyTurns(caller, callee, "cropped")
+
+
+def cropped_features(f: dict[str, Any], pair: dict[str, CorpusRow], crop_s: float) -> None:
+    """Re-measure the cues on the first ``crop_s`` seconds of the call (turns from the cache).
+
+    Robot calls run longer than agent calls (an agent stops when its speaker's clips run out),
+    and counts grow with length; cut to the same length, length carries no label.
+    """
+    extra = dict(pair["stereo"].extra)
+    n = int(crop_s * 16000)
+    x, _ = sf.read(resolve_path(pair["stereo"]), dtype="float32", always_2d=True, frames=n)
+    m, _ = sf.read(resolve_path(pair["mono"]), dtype="float32", frames=n)
+    caller = x[:, int(extra["caller_channel"])]
+    for layout, samples, is_stereo in (("stereo", caller, True), ("mono", m, False)):
+        turns = _crop_turns(f[f"turns_{layout}"], crop_s)
+        cues = {
+            e.name: e.value
+            for e in behaviour_cues(turns, caller_samples=samples, is_stereo=is_stereo)
+        }
+        reps = find_repeats(np.asarray(samples, dtype=np.float32))
+        replayed = np.zeros(int(len(samples) / 160) + 1, dtype=bool)
+        for r in reps:
+            replayed[int(r.again_s[0] * 100) : int(r.again_s[1] * 100)] = True
+        cues["replayed_speech_s"] = float(replayed.sum()) / 100
+        f[layout] = cues
+        f[f"landmarks_{layout}"] = landmarks(samples, sample_rate_hz=16000).tolist()
+
+
 def add_prompt_index(feats: list[dict[str, Any]]) -> None:
     """Aligned landmark hashes with the best-matching *other* call of the same split/language."""
     for layout in ("stereo", "mono"):
@@ -189,11 +223,19 @@ def _bootstrap_eer(y: np.ndarray, s: np.ndarray, rng: np.random.Generator) -> tu
     return float(np.percentile(vals, 2.5)), float(np.percentile(vals, 97.5))
 
 
+LOG_CUES = {"turn_restart_count", "replayed_speech_s", "prompt_index_calls"}  # counts: log1p
+
+
+def _value(f: dict[str, Any], layout: str, cue: str) -> float:
+    v = f[layout].get(cue)
+    if v is None:
+        return math.nan
+    return math.log1p(max(float(v), 0.0)) if cue in LOG_CUES else float(v)
+
+
 def _matrix(feats: Sequence[dict[str, Any]], layout: str) -> np.ndarray:
-    """Cue values, a missing cue set to the dev median (0 weight in the logistic sum)."""
-    return np.array(
-        [[f[layout].get(c, math.nan) for c in FUSION_CUES] for f in feats], dtype=np.float64
-    )
+    """Cue values (counts through log1p); a missing cue is NaN, set to the dev median later."""
+    return np.array([[_value(f, layout, c) for c in FUSION_CUES] for f in feats])
 
 
 def fit_and_score(
@@ -373,6 +415,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--splits", default="dev,test")
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument(
+        "--crop-s", type=float, default=None, help="measure the cues on the first N s only"
+    )
+    parser.add_argument(
         "--kinds", default="tts_robot,recorded_robot,human_agent", help="caller kinds to measure"
     )
     parser.add_argument("--no-progress", action="store_true")
@@ -404,6 +449,9 @@ def main(argv: list[str] | None = None) -> int:
             handle.write(json.dumps(f) + "\n")
             handle.flush()
     feats = [done[g] for g in sorted(by_group) if g in done]
+    if args.crop_s is not None:
+        for f in tqdm(feats, desc="crop", disable=args.no_progress):
+            cropped_features(f, by_group[f["id"]], args.crop_s)
     add_prompt_index(feats)
     for f in feats:
         f.pop("landmarks_stereo", None)

@@ -48,7 +48,7 @@ TALK_ON_S = 1.5  # talking on this long after the callee started = ignoring the 
 BACKCHANNEL_S = (0.1, 0.8)  # a caller burst this long, inside callee speech
 BACKCHANNEL_CONTEXT_S = 0.6  # callee speech within this before and after the burst
 BACKCHANNEL_QUIET_S = (1.0, 0.5)  # ... and no other caller speech this long before / after
-MIN_CALLEE_SPEECH_S = 15.0  # backchannel rate needs this much callee speech
+MIN_CALLEE_SPEECH_S = 5.0  # backchannel rate needs this much callee speech
 RESTART_COMPARE_S = 0.8  # compare this much of the start of two caller turns
 RESTART_MAX_LAG_S = 0.15  # VAD onsets may differ by this much
 RESTART_MIN_CORR = 0.8  # log-mel correlation: same prompt audio (two sentences stay below)
