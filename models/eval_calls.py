@@ -64,6 +64,8 @@ CUES = (
 )
 # talk share is reported only; the prompt index enters as "how many other calls share a prompt"
 FUSION_CUES = (*CUES[:4], "replayed_speech_s", "prompt_index_calls")
+# "" = every cue; " (no index)" = what one call shows before its campaign is in any index
+FUSION_VARIANTS = {"": FUSION_CUES, " (no index)": FUSION_CUES[:-1]}
 # +1: a higher value means robot; -1: lower means robot (AUCs are reported in that orientation)
 DIRECTION = {
     "reply_latency_spread_s": -1,
@@ -184,6 +186,10 @@ def cropped_features(f: dict[str, Any], pair: dict[str, CorpusRow], crop_s: floa
             e.name: e.value
             for e in behaviour_cues(turns, caller_samples=samples, is_stereo=is_stereo)
         }
+        if crop_s >= f["duration_s"]:  # the whole call: replay and landmarks as cached
+            cues["replayed_speech_s"] = f[layout]["replayed_speech_s"]
+            f[layout] = cues
+            continue
         reps = find_repeats(np.asarray(samples, dtype=np.float32))
         replayed = np.zeros(int(len(samples) / 160) + 1, dtype=bool)
         for r in reps:
@@ -233,17 +239,22 @@ def _value(f: dict[str, Any], layout: str, cue: str) -> float:
     return math.log1p(max(float(v), 0.0)) if cue in LOG_CUES else float(v)
 
 
-def _matrix(feats: Sequence[dict[str, Any]], layout: str) -> np.ndarray:
+def _matrix(
+    feats: Sequence[dict[str, Any]], layout: str, cues: Sequence[str] = FUSION_CUES
+) -> np.ndarray:
     """Cue values (counts through log1p); a missing cue is NaN, set to the dev median later."""
-    return np.array([[_value(f, layout, c) for c in FUSION_CUES] for f in feats])
+    return np.array([[_value(f, layout, c) for c in cues] for f in feats])
 
 
 def fit_and_score(
-    dev: Sequence[dict[str, Any]], test: Sequence[dict[str, Any]], layout: str
+    dev: Sequence[dict[str, Any]],
+    test: Sequence[dict[str, Any]],
+    layout: str,
+    cues: Sequence[str] = FUSION_CUES,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     from sklearn.linear_model import LogisticRegression
 
-    xd, xt = _matrix(dev, layout), _matrix(test, layout)
+    xd, xt = _matrix(dev, layout, cues), _matrix(test, layout, cues)
     med = np.nanmedian(xd, axis=0)
     med = np.where(np.isfinite(med), med, 0.0)
     xd = np.where(np.isfinite(xd), xd, med)
@@ -252,7 +263,7 @@ def fit_and_score(
     yd = np.array([f["label"] == "robot" for f in dev], dtype=int)
     clf = LogisticRegression(C=1.0, class_weight="balanced", max_iter=1000)
     clf.fit((xd - mu) / sd, yd)
-    coef = {c: round(float(w), 3) for c, w in zip(FUSION_CUES, clf.coef_[0], strict=True)}
+    coef = {c: round(float(w), 3) for c, w in zip(cues, clf.coef_[0], strict=True)}
     return clf.decision_function((xt - mu) / sd), {"coef_per_sd": coef, "mean": mu.tolist()}
 
 
@@ -314,26 +325,33 @@ def report(feats: list[dict[str, Any]]) -> dict[str, Any]:
                     "auc": round(auc, 3),
                     "measured_in": f"{len(ys)}/{len(sel)}",
                 }
-        scores, model = fit_and_score(dev, test, layout)
-        out["test"][f"{layout}/fusion"] = model
-        for f, s in zip(test, scores, strict=True):
-            f[f"score_{layout}"] = float(s)
-        for pair in ("robot_vs_human", "recorded_vs_agent", "tts_vs_agent"):
-            for lang in ("en", "zh", "all"):
-                sel = [f for f in test if _in_pair(f, pair) and lang in (f["language"], "all")]
-                y = np.array([f["label"] == "robot" for f in sel], dtype=int)
-                if not 0 < y.sum() < y.size:
-                    continue
-                s = np.array([f[f"score_{layout}"] for f in sel])
+        for variant, cues in FUSION_VARIANTS.items():
+            name = layout + variant
+            scores, model = fit_and_score(dev, test, layout, cues)
+            out["test"][f"{name}/fusion"] = model
+            for f, sc in zip(test, scores, strict=True):
+                f[f"score_{name}"] = float(sc)
+            _eer_rows(out, test, name, rng)
+    return out
+
+
+def _eer_rows(
+    out: dict[str, Any], test: Sequence[dict[str, Any]], name: str, rng: np.random.Generator
+) -> None:
+    for pair in PAIRS:
+        for lang in ("en", "zh", "all"):
+            sel = [f for f in test if _in_pair(f, pair) and lang in (f["language"], "all")]
+            y = np.array([f["label"] == "robot" for f in sel], dtype=int)
+            if 0 < y.sum() < y.size:
+                s = np.array([f[f"score_{name}"] for f in sel])
                 rate, _ = eer(y, s)
-                out["test"][f"{layout}/{pair}/{lang}"] = {
+                out["test"][f"{name}/{pair}/{lang}"] = {
                     "eer": round(rate, 4),
                     "ci95": [round(v, 4) for v in _bootstrap_eer(y, s, rng)],
                     "auc": round(roc_auc(y, s), 4),
                     "robot_calls": int(y.sum()),
                     "human_calls": int(y.size - y.sum()),
                 }
-    return out
 
 
 def _pct(v: float) -> str:
@@ -386,9 +404,12 @@ def markdown(result: dict[str, Any]) -> str:
             f"{_pct(row['eer'])} ({ci}) | {row['auc']:.3f} |"
         )
     lines += ["", "Fitted coefficients (logit per dev standard deviation):", ""]
-    for layout in ("stereo", "mono"):
-        coef = result["test"][f"{layout}/fusion"]["coef_per_sd"]
-        lines.append(f"- {layout}: " + ", ".join(f"`{k}` {v:+.2f}" for k, v in coef.items()))
+    for key in sorted(k for k in result["test"] if k.endswith("/fusion")):
+        coef = result["test"][key]["coef_per_sd"]
+        lines.append(
+            f"- {key.removesuffix('/fusion')}: "
+            + ", ".join(f"`{k}` {v:+.2f}" for k, v in coef.items())
+        )
     return "\n".join(lines) + "\n"
 
 
