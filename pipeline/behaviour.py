@@ -99,13 +99,19 @@ class _Rule:
         return float(np.clip(w, -MAX_WEIGHT, MAX_WEIGHT))
 
 
-# Thresholds from the dev split of the simulated calls (docs/evaluation_calls.md, "Cues alone").
+# Hand-set, then checked against the dev split of the simulated stereo calls, whole calls
+# (docs/evaluation_calls.md); p10/p50/p90 per caller kind: TTS robot / recorded robot / agent.
 BEHAVIOUR_RULES: dict[str, _Rule] = {
-    # Robots: per-campaign latency + 20-60 ms jitter; people: ~0.45 s spread.
+    # 0.03/0.07/0.18 s, 0.03/0.16/0.76 s (prompt files differ in leading silence), 0.13/0.33/
+    # 0.69 s. Robots: per-campaign latency + 20-60 ms jitter; people vary by ~0.5 s.
     "reply_latency_spread_s": _Rule(0.06, 0.12, 0.25, 0.4, 1.5, 1.0),
+    # median 0.29 / 0.0 / 0.0: only robots that ignore barge-in talk on; weak (dev AUC 0.57).
     "barge_in_talk_on_fraction": _Rule(0.8, 0.5, 0.2, 0.0, 1.5, 0.5),
+    # p90 2 / 2 / 0: restarted prompts and the repeated fallback line.
     "turn_restart_count": _Rule(2.0, 1.0, -math.inf, -math.inf, 1.5, 0.0),
+    # per minute of callee speech, p50 0 / 0 / 9.5 (agents' p10 is 0: short calls).
     "backchannel_rate_per_min": _Rule(0.0, 0.0, 1.0, 3.0, 0.8, 1.2),
+    # not measured on simulated calls (agents read unrelated text); robot side left at 0.
     "reply_relevance": _Rule(0.0, 0.0, 0.15, 0.3, 0.0, 0.8),
     "caller_talk_share": _Rule(math.inf, math.inf, -math.inf, -math.inf, 0.0, 0.0),
 }
