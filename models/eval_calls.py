@@ -1,6 +1,6 @@
 """Measure mono diarisation and the behaviour cues on the simulated calls (issue 13).
 
-For every dev/test call of ``datasets/manifests/calls.jsonl`` (stereo and mono copies):
+For every dev/test call of ``datasets/manifests/calls/calls.jsonl`` (stereo and mono copies):
 
 - truth: each party's speech = the energy VAD of its own channel in the stereo copy;
 - mono diarisation (``models.diarize``): share of single-party speech time attributed to the
@@ -427,7 +427,7 @@ def _in_pair(f: dict[str, Any], pair: str) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--manifest", type=Path, default=MANIFEST_DIR / "calls.jsonl")
+    parser.add_argument("--manifest", type=Path, default=MANIFEST_DIR / "calls" / "calls.jsonl")
     parser.add_argument(
         "--features", type=Path, default=corpus_cache_dir().parent / "eval_calls" / "features.jsonl"
     )
