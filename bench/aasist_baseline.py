@@ -31,7 +31,7 @@ from sklearn.metrics import roc_auc_score, roc_curve
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from models.corpus import hash_unit, read_clip, read_manifests, resolve_path  # noqa: E402
+from models.training.corpus import hash_unit, read_clip, read_manifests, resolve_path  # noqa: E402
 
 MANIFESTS = ("shared", "tts_en", "resynth")
 VARIANTS = ("raw", "telephone")

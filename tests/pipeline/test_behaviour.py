@@ -1,0 +1,142 @@
+"""Behaviour cues on hand-built turn timelines and generated audio (no models)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pipeline.behaviour import (
+    BEHAVIOUR_RULES,
+    MAX_WEIGHT,
+    PartyTurns,
+    backchannels,
+    barge_ins,
+    behaviour_cues,
+    reply_latencies,
+    same_start,
+    stereo_turns,
+    text_overlap,
+    turn_texts,
+)
+from pipeline.types import Evidence, Segment, Transcript
+
+SR = 16_000
+
+
+def alternating(latencies: list[float], *, turn_s: float = 3.0, reply_s: float = 2.0) -> PartyTurns:
+    """Caller turn, callee reply, caller after ``latency`` ... (one caller turn per latency)."""
+    caller, callee, t = [], [], 0.5
+    for lat in latencies:
+        caller.append((t, t + turn_s))
+        a = t + turn_s + 0.6
+        callee.append((a, a + reply_s))
+        t = a + reply_s + lat
+    caller.append((t, t + turn_s))
+    return PartyTurns(tuple(caller), tuple(callee), "test")
+
+
+def by_name(turns: PartyTurns, **kwargs: object) -> dict[str, float]:
+    ev = behaviour_cues(turns, **kwargs)  # type: ignore[arg-type]
+    assert all(abs(e.weight) <= MAX_WEIGHT and e.detail.endswith(".") for e in ev)
+    assert all(e.source == "structure" for e in ev)
+    return {e.name: e.weight for e in ev}
+
+
+def cue(turns: PartyTurns, name: str) -> Evidence:
+    found = [e for e in behaviour_cues(turns) if e.name == name]
+    assert len(found) == 1 and found[0].detail_zh and found[0].code
+    return found[0]
+
+
+def test_constant_latency_scores_robot_and_varied_latency_scores_human(
+    rng: np.random.Generator,
+) -> None:
+    robot = alternating([0.8 + 0.02 * float(rng.standard_normal()) for _ in range(6)])
+    human = alternating([float(v) for v in np.clip(rng.normal(0.5, 0.6, 6), -0.3, 2.0)])
+    lat = reply_latencies(robot)
+    assert len(lat) == 6 and all(0.7 < v < 0.9 for v, _ in lat)
+    robot_cue, human_cue = (cue(t, "reply_latency_spread_s") for t in (robot, human))
+    assert robot_cue.value < 0.12 < 0.25 < human_cue.value
+    # weight 0 until the fusion is refitted: acoustic's response_latency_std_s weighs it
+    assert robot_cue.weight == human_cue.weight == 0.0
+
+
+def test_too_few_replies_give_no_latency_cue() -> None:
+    assert "reply_latency_spread_s" not in by_name(alternating([0.8, 0.8]))
+
+
+def test_barge_in_talk_on_and_yield() -> None:
+    caller = ((0.0, 6.0), (8.0, 14.0), (16.0, 22.0))
+    callee = ((2.0, 3.0), (10.0, 11.0), (23.0, 24.0))
+    talks_on = PartyTurns(caller, callee, "test")
+    assert [d for _, d in barge_ins(talks_on)] == [4.0, 4.0]
+    assert cue(talks_on, "barge_in_talk_on_fraction").value == 1.0
+    yields = PartyTurns(((0.0, 2.5), (8.0, 10.4), (16.0, 22.0)), callee, "test")
+    assert cue(yields, "barge_in_talk_on_fraction").value == 0.0
+    # weight 0 until the fusion is refitted: acoustic's talk_over_fraction weighs it
+    assert cue(talks_on, "barge_in_talk_on_fraction").weight == 0.0
+    assert "barge_in_talk_on_fraction" not in by_name(talks_on, is_stereo=False)
+
+
+def test_backchannels_inside_callee_speech_count() -> None:
+    callee = tuple((10.0 * i, 10.0 * i + 6.0) for i in range(4))
+    caller_bc = tuple((10.0 * i + 3.0, 10.0 * i + 3.3) for i in range(4))
+    with_bc = PartyTurns(tuple(sorted(caller_bc + ((7.0, 9.5),))), callee, "test")
+    assert len(backchannels(with_bc)) == 4
+    assert by_name(with_bc)["backchannel_rate_per_min"] < 0
+    silent = PartyTurns(((7.0, 9.5), (17.0, 19.5)), callee, "test")
+    assert backchannels(silent) == []
+    assert by_name(silent)["backchannel_rate_per_min"] > 0
+
+
+def _prompt(rng: np.random.Generator, seconds: float) -> np.ndarray:
+    """Noise bursts with a syllable-rate envelope: a distinct 'sentence' per seed."""
+    n = int(seconds * SR)
+    env = np.repeat(rng.uniform(0.05, 1.0, n // 1600 + 1), 1600)[:n]
+    return (rng.standard_normal(n) * env * 0.1).astype(np.float32)
+
+
+def test_restarted_prompt_is_found_and_a_new_sentence_is_not(rng: np.random.Generator) -> None:
+    a, b = _prompt(rng, 3.0), _prompt(rng, 3.0)
+    gap = np.zeros(SR * 2, dtype=np.float32)
+    x = np.concatenate([a[: SR * 2], gap, a, gap, b])
+    assert same_start(x, 0.0, 4.0) > 0.95
+    assert same_start(x, 4.0, 9.0) < 0.5
+    turns = PartyTurns(((0.0, 2.0), (4.0, 7.0), (9.0, 12.0)), ((2.2, 3.6), (7.3, 8.6)), "t")
+    ev = {e.name: e for e in behaviour_cues(turns, caller_samples=x)}
+    assert ev["turn_restart_count"].value == 1.0
+    assert ev["turn_restart_count"].span_s is not None
+
+
+def test_stereo_turns_follow_each_channel(synth) -> None:  # type: ignore[no-untyped-def]
+    tone = synth("sine", duration_s=1.0)
+    silence = np.zeros(SR, dtype=np.float32)
+    caller = np.concatenate([tone, silence, silence])
+    callee = np.concatenate([silence, silence, tone])
+    turns = stereo_turns(caller, callee)
+    assert turns.caller[0][0] == pytest.approx(0.0, abs=0.05)
+    assert turns.callee[0][0] == pytest.approx(2.0, abs=0.05)
+
+
+def test_text_overlap_and_relevance_cue() -> None:
+    assert text_overlap("what is the interest rate", "the interest rate is 3 percent") > 0.5
+    assert text_overlap("你们是哪家公司", "我们公司是正规的贷款机构") > 0.0
+    assert text_overlap("what is the interest rate", "press one now") == 0.0
+    turns = alternating([0.5, 0.6, 0.4, 0.7])
+    seg = lambda a, b, t: Segment(a, b, t, -0.2, 0.01, 1.2)  # noqa: E731
+    callee = Transcript(
+        "en", 0.9, tuple(seg(a, b, "what is the interest rate") for a, b in turns.callee)
+    )
+    caller = Transcript(
+        "en", 0.9, tuple(seg(a, b, "press one now for an offer") for a, b in turns.caller)
+    )
+    pairs = turn_texts(turns, caller, callee)
+    assert len(pairs) == 4
+    ev = {e.name: e for e in behaviour_cues(turns, text_pairs=pairs)}
+    assert ev["reply_relevance"].value == 0.0
+
+
+def test_rules_are_bounded() -> None:
+    for rule in BEHAVIOUR_RULES.values():
+        for v in (-1e9, -1.0, 0.0, 0.1, 0.5, 1.0, 5.0, 1e9):
+            assert abs(rule.weight(v)) <= MAX_WEIGHT
