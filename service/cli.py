@@ -29,8 +29,8 @@ COMMAND_MODULES = (
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="robocall",
-        description="Tell an electronic sales robot from a live human sales pitch in a recorded "
-        "call (Mandarin, English). Runs offline.",
+        description="Tell an electronic sales robot from a live person in a recorded phone "
+        "call, and whether a sales pitch was heard (Mandarin, English). Runs offline.",
     )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
