@@ -27,7 +27,13 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from models.training.corpus import MANIFEST_DIR, read_manifest, resolve_path, shared_data_dir
+from models.training.corpus import (
+    MANIFEST_DIR,
+    SCRIPT_TOPIC,
+    read_manifest,
+    resolve_path,
+    shared_data_dir,
+)
 from models.training.text_features import TextRow, write_rows
 
 log = logging.getLogger("prepare_text")
@@ -35,21 +41,6 @@ AUTHORED = MANIFEST_DIR / "text_authored.jsonl"
 ASR_OUT = MANIFEST_DIR / "text_asr.jsonl"
 CORPUS_OUT = MANIFEST_DIR / "text_corpus.jsonl"
 
-# Sales-script categories -> topic (as pipeline/lexicon.py documents for the rules).
-SCRIPT_TOPIC = {
-    "car_warranty": "car",
-    "health_insurance": "insurance",
-    "medicare": "insurance",
-    "loan_credit": "loan",
-    "real_estate": "real_estate",
-    "education": "education",
-    "solar": "other",
-    "press_1": "other",
-    "insurance": "insurance",
-    "loan": "loan",
-    "car": "car",
-    "generic": "other",
-}
 SCRIPT_TOPIC_OVERRIDES = {"Congratulations! You have won a free cruise": "scam"}  # prize -> scam
 
 # Robocall topics, hand-labelled per split group after reading every group (README_text.md).

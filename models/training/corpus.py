@@ -33,6 +33,23 @@ REPO_DIR = Path(__file__).resolve().parents[2]
 MANIFEST_DIR = REPO_DIR / "datasets" / "manifests"
 SPLITS = ("train", "dev", "test")
 SPLIT_FRACTIONS = (0.8, 0.1, 0.1)  # train, dev, test
+
+# Categories of the shared sales scripts (../shared/data/scripts) -> the topic the text cues name
+# (pipeline/lexicon.py documents the topics).
+SCRIPT_TOPIC = {
+    "car_warranty": "car",
+    "health_insurance": "insurance",
+    "medicare": "insurance",
+    "loan_credit": "loan",
+    "real_estate": "real_estate",
+    "education": "education",
+    "solar": "other",
+    "press_1": "other",
+    "insurance": "insurance",
+    "loan": "loan",
+    "car": "car",
+    "generic": "other",
+}
 SPLIT_SALT = "robocall-splits-v1"  # change it and every split changes: bump only on purpose
 LABELS = ("human", "robot")
 STORE_RATE_HZ = 16_000  # generated clips are stored like the shared data: 16 kHz 16-bit FLAC
