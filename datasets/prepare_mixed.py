@@ -275,9 +275,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     if skipped:
         log.warning("%d calls skipped: no parts of that language in that split", skipped)
-    n = write_manifest(rows, args.manifest)
-    hours = sum(r.duration_s for r in rows) / 3600
-    log.info("wrote %d rows (%.2f h) to %s", n, hours, args.manifest)
+    write_manifest(rows, args.manifest)
     return 0
 
 

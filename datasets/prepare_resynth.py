@@ -172,9 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         copy = resynthesise(read_clip(resolve_path(source)), method, seed=seed)
         duration_s = write_clip(path, copy, sample_rate_hz=STORE_RATE_HZ)
         rows.append(make_row(source, method, rel=rel, duration_s=duration_s))
-    n = write_manifest(rows, args.manifest)
-    hours = sum(r.duration_s for r in rows) / 3600
-    log.info("wrote %d rows (%.2f h) to %s", n, hours, args.manifest)
+    write_manifest(rows, args.manifest)
     return 0
 
 

@@ -16,6 +16,7 @@ import argparse
 import dataclasses
 import hashlib
 import json
+import logging
 import math
 import os
 from collections.abc import Iterable, Iterator, Sequence
@@ -31,6 +32,7 @@ from pipeline.files import atomic_path, write_atomic
 
 REPO_DIR = Path(__file__).resolve().parents[2]
 MANIFEST_DIR = REPO_DIR / "datasets" / "manifests"
+log = logging.getLogger(__name__)
 SPLITS = ("train", "dev", "test")
 SPLIT_FRACTIONS = (0.8, 0.1, 0.1)  # train, dev, test
 
@@ -121,12 +123,17 @@ def resolve_path(row: CorpusRow) -> Path:
 
 
 def write_manifest(rows: Iterable[CorpusRow], path: Path) -> int:
-    """Write rows sorted by id (stable diffs), atomically; returns the row count."""
+    """Write rows sorted by id (stable diffs), atomically, and log their count and hours.
+
+    Returns the row count.
+    """
     ordered = sorted(rows, key=lambda r: r.id)
     ids = [r.id for r in ordered]
     if len(set(ids)) != len(ids):
         raise ValueError(f"duplicate row ids in {path.name}")
     write_atomic(path, "".join(r.to_json() + "\n" for r in ordered).encode("utf-8"))
+    hours = sum(r.duration_s for r in ordered) / 3600
+    log.info("wrote %d rows (%.2f h) to %s", len(ordered), hours, path)
     return len(ordered)
 
 
