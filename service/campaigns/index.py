@@ -15,11 +15,12 @@ transcript MinHash, :mod:`pipeline.fingerprint`) in SQLite, and every sighting o
 A call that matches nothing founds a new campaign (``cmp-`` + 12 hex of its audio's sha256). The
 same audio (same sha256) is always the same sighting, so re-running a batch never counts a call
 twice, and it keeps how it first matched and its place in the order sightings were recorded.
-Leader clustering depends on order; batches feed calls by start time.
+Leader clustering depends on order; a batch feeds its calls in input order (sort a manifest
+by start time, as a CDR export is).
 
 The evidence :func:`prompt_seen_before` (one call, e.g. ``robocall analyze --prompt-index``,
 through :class:`PromptCue`) counts every other call in the index; a batch
-(:func:`assign_campaigns`) counts, for each call, the calls recorded before it, so that a call's
+(:func:`assign_campaign`) counts, for each call, the calls recorded before it, so that a call's
 verdict does not depend on calls that came after it.
 """
 
@@ -30,7 +31,7 @@ import hashlib
 import logging
 import math
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -191,8 +192,18 @@ class PromptIndex:
         ).fetchone()
         return None if row is None else (row[0], row[1])
 
-    def add(self, call: CallPrint) -> tuple[str, PromptMatch | None]:
+    def commit(self) -> None:
+        self._db.commit()
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Rows of a read-only SQL query on the index tables (prompts, landmarks, sightings)."""
+        return self._db.execute(sql, params).fetchall()
+
+    def add(self, call: CallPrint, *, commit: bool = True) -> tuple[str, PromptMatch | None]:
         """Match the call, or found a campaign with it; record the sighting (idempotent).
+
+        ``commit=False`` leaves the transaction open (a batch commits once per row group: one
+        fsync per call would cap the driver at a few hundred calls a second).
 
         Returns
         -------
@@ -220,7 +231,8 @@ class PromptIndex:
             (campaign_id, call.call_key, call.caller_number, call.start_time,
              "new" if found is None else found.method),
         )  # fmt: skip
-        self._db.commit()
+        if commit:
+            self._db.commit()
         return campaign_id, found
 
     def sightings(
@@ -438,45 +450,80 @@ class PromptCue:
         return prompt_seen_before(audio, index=self.index, transcript=transcript.text)
 
 
-def assign_campaigns(rows: Iterable[dict[str, Any]], *, index: PromptIndex) -> dict[str, Evidence]:
-    """Set ``campaign_id``, ``campaign_match``, ``prompt_other_calls`` and
-    ``prompt_other_numbers`` on analysed batch rows (in place), earliest call first.
+def assign_campaign(row: dict[str, Any], *, index: PromptIndex) -> Evidence | None:
+    """Record one analysed batch row in the index; set its ``campaign_id`` and ``campaign_match``.
 
-    Error rows (and rows without a fingerprint or transcript) get None.
+    Rows are fed in the order the calls are recorded in (the batch's input order); the index
+    keeps that order, so feeding a row again (a resumed batch) changes nothing. Error rows (and
+    rows without audio) get None. Commit the index (:meth:`PromptIndex.commit`) before the rows
+    are written anywhere durable.
 
     Returns
     -------
-    dict
-        ``call_id`` -> the ``prompt_seen_before`` evidence of each call whose prompt was
-        recorded before it (earlier batches in the index, earlier calls of these rows), for the
-        caller to fuse into its verdict; the ``prompt_other_*`` columns count every other call.
+    Evidence or None
+        ``prompt_seen_before`` for the calls of this prompt recorded before this one (earlier
+        batches in the index, earlier rows of this one), for the caller to fuse into the verdict.
     """
-    rows = list(rows)
+    row.update(campaign_id=None, campaign_match=None, prompt_other_calls=None,
+               prompt_other_numbers=None)  # fmt: skip
+    if row.get("status") != "ok" or not row.get("audio_sha256"):
+        return None
+    call_key = row["audio_sha256"]
+    campaign_id, found = index.add(
+        CallPrint(
+            call_key=call_key,
+            landmarks=landmarks_from_bytes(row.get("audio_fingerprint")),
+            transcript=row.get("transcript") or "",
+            caller_number=row.get("caller_number"),
+            start_time=row.get("start_time"),
+        ),
+        commit=False,
+    )
+    row["campaign_id"] = campaign_id
+    row["campaign_match"] = found.method if found else "new"
+    earlier = index.sightings(campaign_id, exclude_call_key=call_key, before=True)
+    return prompt_evidence(earlier, found.method if found else "audio", before=True)
+
+
+def count_other_calls(rows: Sequence[dict[str, Any]], *, index: PromptIndex) -> None:
+    """Set ``prompt_other_calls`` / ``prompt_other_numbers`` of rows with a campaign, in place:
+    every other call of the campaign in the index (later ones and earlier batches included).
+
+    One grouped query per campaign among ``rows`` (a row group of a batch), not one per row: a
+    campaign of 100,000 calls is counted once per row group.
+    """
+    campaigns = sorted({r["campaign_id"] for r in rows if r.get("campaign_id")})
+    if not campaigns:
+        return
+    totals: dict[str, tuple[int, int]] = {}
+    per_number: dict[tuple[str, str | None], int] = {}
+    for chunk in range(0, len(campaigns), 500):  # SQLite's limit on bound parameters
+        ids = campaigns[chunk : chunk + 500]
+        marks = ",".join("?" * len(ids))
+        for campaign_id, calls, numbers in index.query(
+            "SELECT campaign_id, COUNT(*), COUNT(DISTINCT caller_number) FROM sightings "
+            f"WHERE campaign_id IN ({marks}) GROUP BY campaign_id",
+            ids,
+        ):
+            totals[campaign_id] = (int(calls), int(numbers))
+        for campaign_id, number, calls in index.query(
+            "SELECT campaign_id, caller_number, COUNT(*) FROM sightings "
+            f"WHERE campaign_id IN ({marks}) GROUP BY campaign_id, caller_number",
+            ids,
+        ):
+            per_number[(campaign_id, number)] = int(calls)
     for row in rows:
-        row.update(campaign_id=None, campaign_match=None, prompt_other_calls=None,
-                   prompt_other_numbers=None)  # fmt: skip
-    ok = [r for r in rows if r.get("status") == "ok" and r.get("audio_sha256")]
-    ok.sort(key=lambda r: (r.get("start_time") or "", r.get("call_id") or ""))
-    evidence: dict[str, Evidence] = {}
-    for row in ok:
-        call_key = row["audio_sha256"]
-        campaign_id, found = index.add(
-            CallPrint(
-                call_key=call_key,
-                landmarks=landmarks_from_bytes(row.get("audio_fingerprint")),
-                transcript=row.get("transcript") or "",
-                caller_number=row.get("caller_number"),
-                start_time=row.get("start_time"),
-            )
+        campaign_id = row.get("campaign_id")
+        if not campaign_id:
+            continue
+        own = index.query(
+            "SELECT caller_number FROM sightings WHERE campaign_id=? AND call_key=?",
+            (campaign_id, row["audio_sha256"]),
         )
-        row["campaign_id"] = campaign_id
-        row["campaign_match"] = found.method if found else "new"
-        earlier = index.sightings(campaign_id, exclude_call_key=call_key, before=True)
-        cue = prompt_evidence(earlier, found.method if found else "audio", before=True)
-        if cue is not None:
-            evidence[row["call_id"]] = cue
-    for row in ok:  # counts once every call of the batch is in
-        seen = index.sightings(row["campaign_id"], exclude_call_key=row["audio_sha256"])
-        row["prompt_other_calls"] = seen.other_calls
-        row["prompt_other_numbers"] = seen.other_numbers
-    return evidence
+        calls, numbers = totals[campaign_id]
+        if own:  # the call's own sighting, and its number when no other call of it came from it
+            number = own[0][0]
+            calls -= 1
+            numbers -= number is not None and per_number[(campaign_id, number)] == 1
+        row["prompt_other_calls"] = calls
+        row["prompt_other_numbers"] = numbers
