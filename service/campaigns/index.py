@@ -27,6 +27,7 @@ verdict does not depend on calls that came after it.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import logging
 import math
@@ -41,7 +42,6 @@ import numpy as np
 from pipeline.fingerprint import (
     HOP_S,
     MINHASH_PERMUTATIONS,
-    MINHASH_SCHEME,
     SAME_PROMPT_MIN_ALIGNED,
     best_offsets,
     is_same_prompt,
@@ -79,6 +79,13 @@ CREATE TABLE IF NOT EXISTS sightings (
     campaign_id TEXT NOT NULL, call_key TEXT NOT NULL, caller_number TEXT, start_time TEXT,
     method TEXT, PRIMARY KEY (campaign_id, call_key));
 CREATE INDEX IF NOT EXISTS sightings_by_call ON sightings (call_key);
+"""
+# LSH bands of the exemplars' transcript MinHash (see _lsh_bands), on disk rather than in a
+# datasketch.MinHashLSH in memory: an index of a million live calls holds a million exemplars.
+_BANDS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS {schema}text_bands (
+    band_key INTEGER NOT NULL, prompt_id INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS {schema}text_bands_by_key ON text_bands (band_key);
 """
 
 
@@ -160,8 +167,20 @@ class PromptIndex:
         columns = {r[1] for r in self._db.execute("PRAGMA table_info(sightings)")}
         self._method_sql = "method" if "method" in columns else "NULL"  # old read-only file
         self._db.execute("CREATE TEMP TABLE query (hash INTEGER, frame INTEGER)")
+        tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master")}
+        if "text_bands" not in tables:  # an index from before the bands were kept on disk
+            self._db.executescript(_BANDS_SCHEMA.format(schema="temp." if read_only else ""))
+            self._db.executemany(
+                "INSERT INTO text_bands VALUES (?, ?)",
+                (
+                    (key, prompt_id)
+                    for prompt_id, blob in self._db.execute(
+                        "SELECT prompt_id, minhash FROM prompts WHERE minhash IS NOT NULL"
+                    ).fetchall()
+                    for key in _lsh_bands(np.frombuffer(blob, dtype="<u8"))
+                ),
+            )
         self._db.commit()
-        self._lsh: Any = None  # datasketch.MinHashLSH over exemplar transcripts, built lazily
 
     def close(self) -> None:
         self._db.close()
@@ -282,8 +301,11 @@ class PromptIndex:
                 strict=True,
             ),
         )
-        if minhash is not None and self._lsh is not None:
-            self._lsh.insert(prompt_id, _datasketch_minhash(minhash))
+        if minhash is not None:
+            self._db.executemany(
+                "INSERT INTO text_bands VALUES (?, ?)",
+                ((key, prompt_id) for key in _lsh_bands(minhash)),
+            )
 
     def _match_audio(self, marks: np.ndarray) -> PromptMatch | None:
         if len(marks) < SAME_PROMPT_MIN_ALIGNED:
@@ -320,28 +342,16 @@ class PromptIndex:
             return None
         signature = text_minhash(transcript)
         best: PromptMatch | None = None
-        for prompt_id in self._text_lsh().query(_datasketch_minhash(signature)):
-            campaign_id, blob = self._db.execute(
-                "SELECT campaign_id, minhash FROM prompts WHERE prompt_id=?", (prompt_id,)
-            ).fetchone()
+        keys = _lsh_bands(signature)
+        for campaign_id, blob in self._db.execute(
+            "SELECT campaign_id, minhash FROM prompts WHERE prompt_id IN (SELECT prompt_id FROM "
+            f"text_bands WHERE band_key IN ({','.join('?' * len(keys))})) ORDER BY prompt_id",
+            keys,
+        ):
             similarity = minhash_similarity(signature, np.frombuffer(blob, dtype="<u8"))
             if similarity >= TEXT_MIN_SIMILARITY and (best is None or similarity > best.score):
                 best = PromptMatch(campaign_id, "text", similarity, similarity)
         return best
-
-    def _text_lsh(self) -> Any:
-        if self._lsh is None:
-            from datasketch import MinHashLSH
-
-            # A lower LSH threshold than the decision: candidates are verified exactly above.
-            self._lsh = MinHashLSH(
-                threshold=TEXT_MIN_SIMILARITY - 0.15, num_perm=MINHASH_PERMUTATIONS
-            )
-            for prompt_id, blob in self._db.execute(
-                "SELECT prompt_id, minhash FROM prompts WHERE minhash IS NOT NULL"
-            ):
-                self._lsh.insert(prompt_id, _datasketch_minhash(np.frombuffer(blob, dtype="<u8")))
-        return self._lsh
 
 
 def default_prompt_index() -> Path:
@@ -351,12 +361,28 @@ def default_prompt_index() -> Path:
     return get_settings().resolved_data_dir / "prompt_index.sqlite"
 
 
-def _datasketch_minhash(signature: np.ndarray) -> Any:
-    from datasketch import MinHash
+@functools.cache
+def _lsh_ranges() -> tuple[tuple[int, int], ...]:
+    """Bands of the MinHash signature, as datasketch's ``MinHashLSH`` chooses them for a
+    threshold below the decision (candidates are verified exactly): 16 bands of 4 for 64."""
+    from datasketch import MinHashLSH
 
-    return MinHash(
-        num_perm=MINHASH_PERMUTATIONS, seed=1, hashvalues=signature, scheme=MINHASH_SCHEME
-    )
+    lsh = MinHashLSH(threshold=TEXT_MIN_SIMILARITY - 0.15, num_perm=MINHASH_PERMUTATIONS)
+    return tuple((int(a), int(b)) for a, b in lsh.hashranges)
+
+
+def _lsh_bands(signature: np.ndarray) -> list[int]:
+    """One SQLite integer per band: its number and its hash values, hashed (two signatures
+    are LSH candidates when any band agrees)."""
+    values = np.asarray(signature, dtype="<u8")
+    return [
+        int.from_bytes(
+            hashlib.blake2b(values[a:b].tobytes(), digest_size=8, person=bytes([n])).digest(),
+            "big",
+            signed=True,
+        )
+        for n, (a, b) in enumerate(_lsh_ranges())
+    ]
 
 
 def evidence_weight(sightings: Sightings, method: MatchMethod) -> float:
