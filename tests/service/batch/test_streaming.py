@@ -1,0 +1,157 @@
+"""The batch driver streams: row groups on disk as calls finish, resume across a group boundary,
+the run summary, the risk-weighted sample through the CLI, Prometheus metrics."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline.config import DetectorConfig
+from service.batch import driver
+from service.batch.driver import BatchOptions, run_batch
+from service.batch.inputs import discover_calls
+from service.batch.journal import (
+    VOLATILE_COLUMNS,
+    Journal,
+    Parts,
+    journal_path,
+    parts_dir,
+    read_rows,
+)
+from service.batch.metrics import RunMetrics
+from service.commands import batch as batch_cmd
+from tests.service.batch.batch_fakes import FakeFactory, make_corpus
+from tests.service.batch.test_batch import run_cli
+
+GROUP = 4  # rows per row group in these tests: the 15 calls make 4 groups
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_corpus(tmp_path_factory.mktemp("corpus"))
+
+
+@pytest.fixture(scope="module")
+def whole(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One uninterrupted run with the default row-group size."""
+    out = tmp_path_factory.mktemp("whole") / "results.parquet"
+    run_batch(discover_calls(corpus), BatchOptions(out=out, workers=2), config=DetectorConfig(),
+              detector_factory=FakeFactory())  # fmt: skip
+    return out
+
+
+def _stable(path: Path) -> list[dict[str, Any]]:
+    return [{k: v for k, v in r.items() if k not in VOLATILE_COLUMNS} for r in read_rows(path)]
+
+
+def test_rows_are_written_in_row_groups_in_input_order(
+    corpus: Path, whole: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(driver, "ROW_GROUP_ROWS", GROUP)
+    out = tmp_path / "grouped.parquet"
+    calls = discover_calls(corpus)
+    summary = run_batch(iter(calls), BatchOptions(out=out, workers=2, jsonl=True),
+                        config=DetectorConfig(), detector_factory=FakeFactory())  # fmt: skip
+    assert pq.ParquetFile(out).metadata.num_row_groups == 4
+    assert [r["call_id"] for r in read_rows(out)] == [c.call_id for c in calls]
+    assert _stable(out) == _stable(whole)  # same rows as one group: campaigns, evidence
+    assert not parts_dir(out).exists() and not journal_path(out).exists()
+    assert not out.with_name(out.name + ".index.sqlite").exists()
+    assert len(out.with_suffix(".jsonl").read_text().splitlines()) == 15
+    assert (summary.calls, summary.rows, summary.errors) == (15, 15, 3)
+    assert summary.campaigns == 3  # the three replayed prompts
+    assert summary.robots == sum(r["label"] == "electronic_sales_robot" for r in read_rows(out))
+    assert summary.peak_rss_mb > 0
+
+
+class Crash(Exception):
+    """Stands for kill -9 in the middle of a run."""
+
+
+def test_resume_across_a_row_group_boundary(
+    corpus: Path, whole: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(driver, "ROW_GROUP_ROWS", GROUP)
+    out = tmp_path / "resumed.parquet"
+    calls = discover_calls(corpus)
+    write = Parts.write
+
+    def crash_on_third(self: Parts, rows: Any) -> Path:
+        if len(self.paths()) == 2:
+            raise Crash
+        return write(self, rows)
+
+    monkeypatch.setattr(Parts, "write", crash_on_third)
+    with pytest.raises(Crash):
+        run_batch(calls, BatchOptions(out=out, workers=1, prompt_index=None),
+                  config=DetectorConfig(), detector_factory=FakeFactory())  # fmt: skip
+    monkeypatch.setattr(Parts, "write", write)
+    in_parts = [r for p in Parts(parts_dir(out)).paths() for r in pq.read_table(p).to_pylist()]
+    assert [r["call_id"] for r in in_parts] == [c.call_id for c in calls[: 2 * GROUP]]
+    journal = Journal(journal_path(out))
+    journaled = journal.read()
+    journal.close()
+    assert {r["call_id"] for r in journaled} >= {c.call_id for c in calls[2 * GROUP : 3 * GROUP]}
+    assert not {r["call_id"] for r in journaled} & {r["call_id"] for r in in_parts}
+    assert not out.exists()
+
+    summary = run_batch(calls, BatchOptions(out=out, workers=1), config=DetectorConfig(),
+                        detector_factory=FakeFactory())  # fmt: skip
+    assert summary.skipped == 2 * GROUP + len(journaled)  # nothing done is analysed again
+    assert summary.analysed == 15 - summary.skipped
+    rows = read_rows(out)
+    assert [r["call_id"] for r in rows] == [c.call_id for c in calls]  # none lost, none twice
+    done_before = {r["call_id"]: r["analysed_at_utc"] for r in in_parts + journaled}
+    assert all(r["analysed_at_utc"] == done_before[r["call_id"]] for r in rows
+               if r["call_id"] in done_before)  # fmt: skip
+    assert _stable(out) == _stable(whole)
+    assert not parts_dir(out).exists()
+
+
+def test_cli_samples_by_risk_and_reports_the_rate(
+    corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out, summary_file = tmp_path / "risk.parquet", tmp_path / "summary.json"
+    code, report = run_cli(["batch", str(corpus), "--out", str(out), "--no-prompt-index",
+                            "--workers", "1", "--sample-by-risk", "0.6", "--uniform-share", "0.5",
+                            "--summary", str(summary_file)])  # fmt: skip
+    assert report == json.loads(summary_file.read_text())
+    assert {"calls", "robots", "errors", "campaigns", "calls_per_min"} <= set(report)
+    risk = report["sample_by_risk"]
+    assert risk["population"] == 15 and report["calls"] == round(0.6 * 15) == 9
+    assert risk["risk_stratum_calls"] + risk["uniform_calls"] == 9
+    estimate = risk["estimate"]
+    if estimate is not None:  # None when every uniform call was a bad file
+        low, high = estimate["ci95"]
+        assert 0.0 <= low <= estimate["robot_rate"] <= high <= 1.0
+    parser = argparse.ArgumentParser()
+    batch_cmd.register(parser.add_subparsers())
+    args = parser.parse_args(["batch", str(corpus), "--out", str(tmp_path / "x.parquet"),
+                              "--sample-by-risk", "1.5"])  # fmt: skip
+    assert args.func(args) == 2
+    assert "--sample-by-risk must be in (0, 1]" in capsys.readouterr().err
+
+
+def test_prometheus_metrics_are_served_on_localhost() -> None:
+    pytest.importorskip("prometheus_client")
+    metrics = RunMetrics(port=0)
+    try:
+        metrics.observe({"status": "ok", "error_code": None, "label": "electronic_sales_robot",
+                         "elapsed_s": 1.5, "worker_peak_rss_mb": 420.0})  # fmt: skip
+        metrics.observe({"status": "error", "error_code": "not_audio", "label": None,
+                         "elapsed_s": 0.1, "worker_peak_rss_mb": 400.0})  # fmt: skip
+        url = f"http://127.0.0.1:{metrics.port}/metrics"
+        with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 - localhost
+            text = response.read().decode()
+    finally:
+        metrics.close()
+    assert 'robocall_batch_calls_total{error_code="",status="ok"} 1.0' in text
+    assert 'robocall_batch_calls_total{error_code="not_audio",status="error"} 1.0' in text
+    assert "robocall_batch_robot_calls_total 1.0" in text
+    assert "robocall_batch_worker_peak_rss_mb 400.0" in text
