@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import urllib.request
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +15,10 @@ import pytest
 
 from pipeline.config import DetectorConfig
 from service.batch import driver
+from service.batch.analyse import analyse_call
 from service.batch.driver import BatchOptions, run_batch
-from service.batch.inputs import discover_calls
+from service.batch.engines import DetectorLoadError
+from service.batch.inputs import CallRecord, discover_calls
 from service.batch.journal import (
     VOLATILE_COLUMNS,
     Journal,
@@ -26,8 +29,8 @@ from service.batch.journal import (
 )
 from service.batch.metrics import RunMetrics
 from service.commands import batch as batch_cmd
-from tests.service.batch.batch_fakes import FakeFactory, make_corpus
-from tests.service.batch.test_batch import run_cli
+from tests.service.batch.batch_fakes import BrokenFactory, FakeFactory, make_corpus
+from tests.service.batch.test_batch import REPO, run_cli
 
 GROUP = 4  # rows per row group in these tests: the 15 calls make 4 groups
 
@@ -155,3 +158,43 @@ def test_prometheus_metrics_are_served_on_localhost() -> None:
     assert 'robocall_batch_calls_total{error_code="not_audio",status="error"} 1.0' in text
     assert "robocall_batch_robot_calls_total 1.0" in text
     assert "robocall_batch_worker_peak_rss_mb 400.0" in text
+
+
+def test_object_store_uris_are_read_on_the_worker(corpus: Path) -> None:
+    """fsspec's in-memory file system stands for a bucket: the worker reads the URI itself."""
+    fsspec = pytest.importorskip("fsspec")
+    memory = fsspec.filesystem("memory")
+    calls = {c.call_id: c for c in discover_calls(corpus)}
+    name = Path(calls["p0_1"].path).name
+    memory.pipe(f"/bucket/2026-01-01/{name}", Path(calls["p0_1"].path).read_bytes())
+    detector = FakeFactory()(DetectorConfig())
+    try:
+        remote = analyse_call(
+            detector, replace(calls["p0_1"], path=f"memory://bucket/2026-01-01/{name}")
+        )
+        local = analyse_call(detector, calls["p0_1"])
+        gone = analyse_call(detector, replace(calls["p0_1"], path="memory://bucket/nothing.wav"))
+        unknown = analyse_call(detector, replace(calls["p0_1"], path="nosuchscheme://x/y.wav"))
+    finally:
+        memory.rm("/bucket", recursive=True)
+    assert remote["status"] == "ok"
+    assert remote["audio_sha256"] == local["audio_sha256"]
+    assert remote["verdict_json"] == local["verdict_json"]
+    assert (gone["status"], gone["error_code"]) == ("error", "unreadable")
+    assert "memory://bucket/nothing.wav" in gone["error_message"]
+    assert (unknown["status"], unknown["error_code"]) == ("error", "unreadable")
+
+
+@pytest.mark.slow  # ~20 s, mostly starting Ray
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_a_ray_actor_that_cannot_load_the_models_fails_with_our_error(tmp_path: Path) -> None:
+    ray = pytest.importorskip("ray", reason="install the 'cluster' extra for the Ray engine")
+    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": {"PYTHONPATH": str(REPO)}})  # fmt: skip
+    calls = [CallRecord(call_id="a", path=str(tmp_path / "a.wav"))]
+    try:
+        with pytest.raises(DetectorLoadError, match="could not load the detector: .*no weights"):
+            run_batch(calls, BatchOptions(out=tmp_path / "o.parquet", engine="ray", workers=1),
+                      config=DetectorConfig(), detector_factory=BrokenFactory())  # fmt: skip
+    finally:
+        ray.shutdown()
