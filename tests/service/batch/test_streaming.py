@@ -198,3 +198,39 @@ def test_a_ray_actor_that_cannot_load_the_models_fails_with_our_error(tmp_path: 
                       config=DetectorConfig(), detector_factory=BrokenFactory())  # fmt: skip
     finally:
         ray.shutdown()
+
+
+@pytest.mark.slow  # ~1 min: two Ray nodes
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_a_two_node_ray_cluster_gives_the_rows_of_the_local_pool(
+    corpus: Path, whole: Path, tmp_path: Path
+) -> None:
+    """A head node and a second node (two raylets, as ``ray start --head`` and ``ray start
+    --address`` make), the driver connecting by address, as on a real cluster."""
+    pytest.importorskip("ray", reason="install the 'cluster' extra for the Ray engine")
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(
+        initialize_head=True,
+        head_node_args={"num_cpus": 1, "include_dashboard": False},
+    )
+    try:
+        cluster.add_node(num_cpus=1)
+        cluster.wait_for_nodes()
+        out = tmp_path / "cluster.parquet"
+        import ray
+
+        ray.init(address=cluster.address, log_to_driver=False,
+                 runtime_env={"env_vars": {"PYTHONPATH": str(REPO)}})  # fmt: skip
+        try:
+            assert len([n for n in ray.nodes() if n["Alive"]]) == 2
+            run_batch(discover_calls(corpus),
+                      BatchOptions(out=out, engine="ray", workers=2, ray_address=cluster.address),
+                      config=DetectorConfig(), detector_factory=FakeFactory())  # fmt: skip
+        finally:
+            ray.shutdown()
+    finally:
+        cluster.shutdown()
+    rows = read_rows(out)
+    assert _stable(out) == _stable(whole)
+    assert len({r["worker"] for r in rows}) == 2  # both actors analysed calls
