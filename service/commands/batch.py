@@ -11,11 +11,15 @@ import argparse
 import json
 import logging
 import sys
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from service.commands.analyze import add_detector_options, config_from_args
 from service.detector import load_detector
+
+if TYPE_CHECKING:
+    from service.batch.inputs import CallRecord
 
 log = logging.getLogger(__name__)
 
@@ -124,20 +128,21 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def run_batch_command(args: argparse.Namespace) -> int:
     from service.batch.driver import BatchOptions, run_batch
     from service.batch.engines import DetectorLoadError
-    from service.batch.inputs import discover_calls, sample_calls
+    from service.batch.inputs import check_manifest, discover_calls, iter_calls, sample_calls
     from service.batch.journal import BatchInUseError
     from service.batch.metrics import RunMetrics
     from service.batch.risk import sample_by_risk
 
     risk_sample = metrics = None
+    calls: Iterable[CallRecord]
     try:
         config = config_from_args(args)
-        calls = discover_calls(args.input)
         if args.sample is not None:
-            calls = sample_calls(calls, args.sample, seed=args.seed)
+            calls = sample_calls(discover_calls(args.input), args.sample, seed=args.seed)
+            count = len(calls)
         elif args.sample_by_risk is not None:
             risk_sample = sample_by_risk(
-                calls,
+                discover_calls(args.input),
                 args.sample_by_risk,
                 seed=args.seed,
                 uniform_share=args.uniform_share,
@@ -145,6 +150,10 @@ def run_batch_command(args: argparse.Namespace) -> int:
                 tz_offset_h=args.tz_offset_h,
             )
             calls = list(risk_sample.calls)
+            count = len(calls)
+        else:  # streamed: checked once (a bad row is a usage error before anything runs)
+            count = check_manifest(args.input)
+            calls = iter_calls(args.input)
         if args.metrics_port is not None:
             metrics = RunMetrics(port=args.metrics_port)
             log.info("Prometheus metrics on http://127.0.0.1:%d/metrics", metrics.port)
@@ -165,7 +174,7 @@ def run_batch_command(args: argparse.Namespace) -> int:
         print(f"robocall batch: {exc}", file=sys.stderr)
         return 2
     factory = getattr(args, "detector_factory", None) or load_detector
-    log.info("%d calls from %s -> %s (%s engine)", len(calls), args.input, args.out, args.engine)
+    log.info("%d calls from %s -> %s (%s engine)", count, args.input, args.out, args.engine)
     try:
         summary = run_batch(calls, options, config=config, detector_factory=factory)
     except (BatchInUseError, DetectorLoadError) as exc:

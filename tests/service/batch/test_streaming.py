@@ -234,3 +234,40 @@ def test_a_two_node_ray_cluster_gives_the_rows_of_the_local_pool(
     rows = read_rows(out)
     assert _stable(out) == _stable(whole)
     assert len({r["worker"] for r in rows}) == 2  # both actors analysed calls
+
+
+def test_a_manifest_is_streamed_and_a_bad_row_refused_before_anything_runs(
+    corpus: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import pyarrow as pa
+
+    from service.batch import inputs
+
+    monkeypatch.setattr(inputs, "MANIFEST_BATCH_ROWS", 4)  # 15 rows in 4 batches
+    listed = discover_calls(corpus)
+    table = pa.Table.from_pylist(
+        [{"call_id": c.call_id, "path": c.path, "caller_number": c.caller_number} for c in listed]
+        + [{"call_id": listed[0].call_id, "path": listed[0].path, "caller_number": None}]
+    )
+    manifest = tmp_path / "m.parquet"
+    pq.write_table(table, manifest, row_group_size=5)
+    streamed = inputs.iter_calls(manifest)
+    assert next(streamed).call_id == listed[0].call_id  # one at a time
+    again = [c.call_id for c in inputs.iter_calls(manifest)]
+    assert again == [c.call_id for c in listed] + [f"{listed[0].call_id}#2"]
+    assert inputs.check_manifest(manifest) == 16
+
+    bad = tmp_path / "bad.csv"
+    lines = corpus.read_text().splitlines()
+    bad.write_text("\n".join([*lines, lines[-1].replace(",mono", ",sideways")]) + "\n")
+    parser = argparse.ArgumentParser()
+    batch_cmd.register(parser.add_subparsers())
+    out = tmp_path / "never.parquet"
+    args = parser.parse_args(["batch", str(bad), "--out", str(out), "--no-prompt-index"])
+    args.detector_factory = FakeFactory()
+    assert args.func(args) == 2
+    assert "row 16: channel_layout 'sideways'" in capsys.readouterr().err
+    assert not journal_path(out).exists() and not out.exists()
