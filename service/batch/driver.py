@@ -22,12 +22,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sized
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,6 +105,7 @@ class BatchOptions:
     jsonl: bool = False  # also write <out stem>.jsonl: {"input", "verdict"|"error", ...}
     prompt_index: str | None = None  # SQLite prompt index; None = this run only (a temp file)
     progress: bool = False  # progress bar with calls/min and ETA on stderr
+    total: int | None = None  # calls in the input, for the ETA when ``calls`` is a stream
     metrics: RunMetrics | None = None  # Prometheus counters updated as rows finish
 
     def __post_init__(self) -> None:
@@ -181,6 +183,8 @@ def run_batch(
             done |= output_call_ids(out)
         cached = {r["call_id"]: r for r in journal.read() if r["call_id"] not in done}
         counted = _Counted(calls)
+        if options.total is None and isinstance(calls, Sized):
+            options = dataclasses.replace(options, total=len(calls))
         pending = (c for c in counted if c.call_id not in done)
         # 0 = one per core here; with a Ray cluster, one per CPU of the cluster (decided there).
         workers = options.workers or (0 if options.ray_address else os.cpu_count() or 1)
@@ -189,7 +193,7 @@ def run_batch(
             if not options.prompt_index and out.exists() and options.resume:
                 _replay_output(out, index)  # this run's index died with its temp file
             stream = _Stream(journal=journal, parts=parts, index=index, config=config,
-                             cached=cached, options=options)  # fmt: skip
+                             cached=cached, options=options, done=len(done))  # fmt: skip
             try:
                 stream.run(
                     pending, engine=options.engine, detector_factory=detector_factory,
@@ -247,10 +251,12 @@ class _Stream:
         config: DetectorConfig,
         cached: dict[str, dict[str, Any]],
         options: BatchOptions,
+        done: int,
     ) -> None:
         self.journal, self.parts, self.index, self.config = journal, parts, index, config
         self.cached = cached  # rows in the journal from a killed run, not analysed again
         self.options = options
+        self.done = done  # calls already in the output or the parts
         self.order: deque[str] = deque()  # call ids handed out, oldest first, not yet grouped
         self.finished: dict[str, dict[str, Any]] = {}  # rows waiting for an older call
         self.unsynced: list[dict[str, Any]] = []  # journaled rows not yet fsync'd
@@ -268,7 +274,12 @@ class _Stream:
         detector_factory: DetectorFactory,
         workers: int,
     ) -> None:
-        self.bar = _progress(enabled=self.options.progress)
+        total = self.options.total
+        # The bar counts the calls this run takes on (analysed, or taken from the journal).
+        self.bar = _progress(
+            total=None if total is None else max(0, total - self.done),
+            enabled=self.options.progress,
+        )
         started = time.perf_counter()
         to_analyse = self._hand_out(pending)
         for row in iter_rows(
@@ -304,6 +315,7 @@ class _Stream:
             if call.call_id in self.cached:
                 self.finished[call.call_id] = self.cached.pop(call.call_id)
                 self.reused += 1
+                self.bar.update(1)
                 self._advance()
                 continue
             yield call
@@ -463,13 +475,14 @@ def _fusion_of(verdict: Verdict) -> FusionModel | None:
     return load_fusion()
 
 
-def _progress(*, enabled: bool) -> Any:
+def _progress(*, total: int | None, enabled: bool) -> Any:
     import sys
 
     from tqdm import tqdm
 
     tty = sys.stderr.isatty()
     return tqdm(
+        total=total,
         unit="call",
         disable=not enabled,
         file=sys.stderr,

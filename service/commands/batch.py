@@ -166,6 +166,7 @@ def run_batch_command(args: argparse.Namespace) -> int:
             jsonl=args.jsonl,
             prompt_index=None if args.no_prompt_index else str(_prompt_index_path(args)),
             progress=sys.stderr.isatty() if args.progress is None else args.progress,
+            total=count,
             metrics=metrics,
         )
     except (ValueError, OSError, ModuleNotFoundError) as exc:

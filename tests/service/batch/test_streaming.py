@@ -59,7 +59,7 @@ def test_rows_are_written_in_row_groups_in_input_order(
     monkeypatch.setattr(driver, "ROW_GROUP_ROWS", GROUP)
     out = tmp_path / "grouped.parquet"
     calls = discover_calls(corpus)
-    summary = run_batch(iter(calls), BatchOptions(out=out, workers=2, jsonl=True),
+    summary = run_batch(iter(calls), BatchOptions(out=out, workers=2, jsonl=True, progress=True),
                         config=DetectorConfig(), detector_factory=FakeFactory())  # fmt: skip
     assert pq.ParquetFile(out).metadata.num_row_groups == 4
     assert [r["call_id"] for r in read_rows(out)] == [c.call_id for c in calls]
