@@ -20,7 +20,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PIP) install --upgrade pip
 	# Pinned CPU wheel first, so nothing can pull a multi-GB CUDA build.
 	$(PIP) install torch==2.13.0
-	$(PIP) install -e '.[dev,cluster]'
+	$(PIP) install -e '.[dev,cluster,metrics]'
 	# openai-whisper without its Linux x86-64 dependency on triton (1 GB, GPU only); its real
 	# needs are listed in pyproject.toml.
 	$(PIP) install --no-deps openai-whisper==20250625

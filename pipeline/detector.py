@@ -3,7 +3,8 @@
 Models are injected (``Transcriber``, ``TextClassifier``, optionally a ``SyntheticVoiceScorer``
 and a fitted ``FusionModel``) so that tests run with fakes and the service decides where weights
 come from (``models/loading.py``). So are ``ContextCue``s: evidence from outside the recording
-(a prompt index of earlier calls, ``service/campaigns/index.py``), fused like the acoustic cues.
+(a prompt index of earlier calls, ``service/campaigns/heard_before.py``), fused like the
+acoustic cues.
 """
 
 from __future__ import annotations

@@ -21,9 +21,11 @@ Separation measured on real TTS prompts through codecs: see ``docs/batch.md``.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -327,9 +329,18 @@ def text_minhash(text: str) -> np.ndarray:
     """
     from datasketch import MinHash  # light, but only needed here
 
-    m = MinHash(num_perm=MINHASH_PERMUTATIONS, seed=1, scheme=MINHASH_SCHEME)
+    m = MinHash(num_perm=MINHASH_PERMUTATIONS, seed=1, scheme=MINHASH_SCHEME,
+                permutations=_minhash_permutations())  # fmt: skip
     m.update_batch([s.encode() for s in sorted(text_shingles(text))])
     return np.asarray(m.hashvalues, dtype=np.uint64)
+
+
+@functools.cache
+def _minhash_permutations() -> Any:
+    """Drawn once per process: drawing them is most of the cost of one signature."""
+    from datasketch import MinHash
+
+    return MinHash(num_perm=MINHASH_PERMUTATIONS, seed=1, scheme=MINHASH_SCHEME).permutations
 
 
 def minhash_similarity(a: np.ndarray, b: np.ndarray) -> float:

@@ -80,11 +80,11 @@ def analyse_call(detector: BatchDetector, record: CallRecord) -> dict[str, Any]:
     row["elapsed_s"] = round(time.perf_counter() - started, 4)
     row["cpu_s"] = round(time.process_time() - cpu_started, 4)  # all threads of the worker
     row["worker"] = f"{platform.node()}:{os.getpid()}"
-    row["worker_peak_rss_mb"] = _peak_rss_mb()
+    row["worker_peak_rss_mb"] = peak_rss_mb()
     return row
 
 
-def _peak_rss_mb() -> float:
+def peak_rss_mb() -> float:
     """Peak resident memory of this process, MB: ``VmHWM`` on Linux (``ru_maxrss`` is inherited
     through fork + exec, so a spawned worker would report its parent's peak)."""
     try:
@@ -104,15 +104,32 @@ def row_metadata(record: CallRecord) -> dict[str, Any]:
     return {**fields, "status": "ok", "error_code": None, "error_message": None}
 
 
+ARROW_SCHEMES = frozenset(("s3", "gs", "gcs", "hdfs"))  # built into pyarrow, no extra package
+
+
 def _open_source(path: str, *, max_bytes: int) -> str | bytes:
-    """A local path as is; an object-store URI read through ``pyarrow.fs`` (at most the limit)."""
+    """A local path as is; a URI read here, on the worker (at most the size limit + 1 byte).
+
+    ``s3://``, ``gs://`` and ``hdfs://`` through ``pyarrow.fs`` (its own clients, credentials
+    from the node's environment or instance role); any other scheme through ``fsspec``
+    (``memory://``, ``https://``, ``az://`` with adlfs, ...).
+    """
     if "://" not in path or path.startswith("file://"):
         return path.removeprefix("file://")
-    from pyarrow import fs
+    if path.split("://", 1)[0].lower() in ARROW_SCHEMES:
+        from pyarrow import fs
 
-    filesystem, inner = fs.FileSystem.from_uri(path)
-    with filesystem.open_input_stream(inner) as stream:
-        data: bytes = stream.read(max_bytes + 1)
+        filesystem, inner = fs.FileSystem.from_uri(path)
+        with filesystem.open_input_stream(inner) as stream:
+            data: bytes = stream.read(max_bytes + 1)
+        return data
+    import fsspec
+
+    try:
+        with fsspec.open(path, "rb") as fh:
+            data = fh.read(max_bytes + 1)
+    except (ValueError, ImportError) as exc:  # unknown scheme, or its package not installed
+        raise OSError(f"cannot open {path}: {exc}") from exc
     return data
 
 

@@ -17,7 +17,7 @@ import os
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
@@ -38,10 +38,17 @@ log = logging.getLogger(__name__)
 MAX_WORKER_CRASHES = 2  # a call in flight when a worker died this often gets an error row
 MAX_BREAKS_WITHOUT_PROGRESS = 3  # then the pool itself is broken, not one file
 IN_FLIGHT_PER_WORKER = 2  # queued calls per worker: keeps workers busy, memory bounded
+# A call is handed out only while it is at most this many calls ahead of the oldest call in
+# flight: the driver keeps finished rows until every older call is done (input order), so one
+# slow call must not let the rest of the manifest pile up behind it.
+AHEAD_PER_WORKER = 64
 
 
 class DetectorLoadError(RuntimeError):
     """A worker could not build its detector (missing weights, bad config): the run stops."""
+
+
+LOAD_ERROR_PREFIX = "a batch worker could not load the detector: "
 
 
 class WorkerPoolError(RuntimeError):
@@ -73,7 +80,7 @@ def _init_worker(
     try:
         _DETECTOR = factory(config)
     except Exception as exc:  # noqa: BLE001 - reported to the driver by the first task
-        _LOAD_ERROR = f"{type(exc).__name__}: {exc}"
+        _LOAD_ERROR = _load_message(exc)
 
 
 def _exit_with_parent(parent_pid: int) -> None:
@@ -85,12 +92,12 @@ def _exit_with_parent(parent_pid: int) -> None:
 
 def _work(record: CallRecord) -> dict[str, Any]:
     if _DETECTOR is None:
-        raise DetectorLoadError(_LOAD_ERROR or "detector not loaded")
+        raise DetectorLoadError(_LOAD_ERROR or LOAD_ERROR_PREFIX + "unknown error")
     return analyse_call(_DETECTOR, record)
 
 
 def iter_local(
-    pending: Sequence[CallRecord],
+    pending: Iterable[CallRecord],
     *,
     config: DetectorConfig,
     detector_factory: DetectorFactory,
@@ -122,22 +129,43 @@ def iter_local(
             initargs=(detector_factory, config, os.getpid(), threads),
         )
 
-    queue = deque(pending)
+    calls = iter(pending)
+    queue: deque[CallRecord] = deque()  # handed out by ``calls``, not yet submitted
+    handed = 0  # calls taken from ``calls``
+    position: dict[str, int] = {}  # call_id -> its place in the input, for calls in flight
     suspects: deque[CallRecord] = deque()  # in flight when a worker died: retried alone
     crashes: Counter[str] = Counter()
     breaks_without_progress = 0
     in_flight: dict[Future[dict[str, Any]], CallRecord] = {}
+
+    def take() -> bool:
+        nonlocal handed
+        if queue:
+            return True
+        oldest = min(position.values(), default=handed)
+        if handed - oldest >= AHEAD_PER_WORKER * workers:
+            return False
+        record = next(calls, None)
+        if record is None:
+            return False
+        position[record.call_id] = handed
+        handed += 1
+        queue.append(record)
+        return True
+
     pool = new_pool()
     try:
-        while queue or suspects or in_flight:
+        while take() or suspects or in_flight:
             if suspects:
                 if not in_flight:
                     record = suspects.popleft()
                     in_flight[pool.submit(_work, record)] = record
             else:
-                while queue and len(in_flight) < IN_FLIGHT_PER_WORKER * workers:
+                while len(in_flight) < IN_FLIGHT_PER_WORKER * workers and take():
                     record = queue.popleft()
                     in_flight[pool.submit(_work, record)] = record
+            if not in_flight:
+                continue
             done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
             broken = False
             for future in done:
@@ -146,7 +174,8 @@ def iter_local(
                 except BrokenProcessPool:
                     broken = True
                     continue
-                del in_flight[future]
+                record = in_flight.pop(future)
+                position.pop(record.call_id, None)
                 breaks_without_progress = 0
                 yield row
             if not broken:
@@ -162,6 +191,7 @@ def iter_local(
             for record in in_flight.values():
                 crashes[record.call_id] += 1
                 if crashes[record.call_id] >= MAX_WORKER_CRASHES:
+                    position.pop(record.call_id, None)
                     yield _crash_row(record)
                 else:
                     suspects.append(record)
@@ -189,14 +219,36 @@ class RayAnalyser:
     """Ray Data actor: builds the detector once, then analyses one batch of records at a time."""
 
     def __init__(self, factory: DetectorFactory, config: DetectorConfig) -> None:
-        self.detector = factory(config)
+        self.detector: BatchDetector | None = None
+        self.load_error: str | None = None
+        try:
+            self.detector = factory(config)
+        except Exception as exc:  # noqa: BLE001 - raised with our message by the first batch
+            self.load_error = _load_message(exc)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if self.detector is None:
+            raise DetectorLoadError(self.load_error or LOAD_ERROR_PREFIX + "unknown error")
         rows = [
             json.dumps(analyse_call(self.detector, CallRecord(**json.loads(r))), default=_bytes)
             for r in batch["record_json"]
         ]
         return {"row_json": np.asarray(rows, dtype=object)}
+
+
+def _load_message(exc: BaseException) -> str:
+    import platform
+
+    return f"{LOAD_ERROR_PREFIX}{type(exc).__name__}: {exc} (on {platform.node()}:{os.getpid()})"
+
+
+def _our_load_error(exc: BaseException) -> str | None:
+    """Our message inside whatever Ray wrapped it in (a task error, an actor that died)."""
+    text = str(exc)
+    at = text.find(LOAD_ERROR_PREFIX)
+    if at < 0:
+        return None
+    return text[at:].splitlines()[0]
 
 
 def _bytes(value: Any) -> Any:
@@ -210,7 +262,7 @@ def _unbytes(obj: dict[str, Any]) -> Any:
 
 
 def iter_ray(
-    pending: Sequence[CallRecord],
+    pending: Iterable[CallRecord],
     *,
     config: DetectorConfig,
     detector_factory: DetectorFactory,
@@ -242,6 +294,9 @@ def iter_ray(
             workers = max(1, int(ray.cluster_resources().get("CPU", 1)))  # type: ignore[no-untyped-call]
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = False  # the driver shows its own (calls/min, ETA)
+        # Rows in input order: the driver campaigns them in that order and keeps the rows that
+        # came early until their turn, so order keeps that buffer small.
+        context.execution_options.preserve_order = True
         items = [{"record_json": json.dumps(dataclasses.asdict(r))} for r in pending]
         # Small blocks so that long and short calls spread evenly over the actors.
         blocks = min(len(items), max(4 * workers, len(items) // 8))
@@ -252,8 +307,14 @@ def iter_ray(
             compute=ray.data.ActorPoolStrategy(size=workers),
             num_cpus=1,
         )
-        for row in dataset.iter_rows():
-            yield json.loads(row["row_json"], object_hook=_unbytes)
+        try:
+            for row in dataset.iter_rows():
+                yield json.loads(row["row_json"], object_hook=_unbytes)
+        except Exception as exc:
+            message = _our_load_error(exc)
+            if message is None:
+                raise
+            raise DetectorLoadError(message) from None
     finally:
         if started_here:
             ray.shutdown()

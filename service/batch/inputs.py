@@ -15,7 +15,7 @@ import datetime as dt
 import hashlib
 import os
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -70,7 +70,8 @@ class CallRecord:
 
 
 def discover_calls(source: str | os.PathLike[str]) -> list[CallRecord]:
-    """List the calls of a directory tree or a CSV/Parquet manifest.
+    """List the calls of a directory tree or a CSV/Parquet manifest (all in memory; a batch
+    streams them with :func:`iter_calls`).
 
     Parameters
     ----------
@@ -87,6 +88,16 @@ def discover_calls(source: str | os.PathLike[str]) -> list[CallRecord]:
     FileNotFoundError
         ``source`` does not exist.
     """
+    return list(iter_calls(source))
+
+
+def iter_calls(source: str | os.PathLike[str]) -> Iterator[CallRecord]:
+    """The calls of :func:`discover_calls`, one at a time: a manifest is read in batches of
+    :data:`MANIFEST_BATCH_ROWS` rows, so a million-row manifest is never in memory at once.
+
+    A bad row raises when it is reached; :func:`check_manifest` reads the whole manifest first
+    (also streaming) so that a batch refuses it before analysing anything.
+    """
     root = Path(source)
     if root.is_dir():
         files = sorted(
@@ -94,61 +105,87 @@ def discover_calls(source: str | os.PathLike[str]) -> list[CallRecord]:
             for p in root.rglob("*")
             if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES and not p.name.startswith(".")
         )
-        return [
-            CallRecord(call_id=p.relative_to(root).as_posix(), path=str(p.resolve()), seq=i)
-            for i, p in enumerate(files)
-        ]
+        for i, p in enumerate(files):
+            yield CallRecord(call_id=p.relative_to(root).as_posix(), path=str(p.resolve()), seq=i)
+        return
     if not root.exists():
         raise FileNotFoundError(f"{root}: no such file or directory")
-    suffix = root.suffix.lower()
+    yield from _records_from_rows(_manifest_rows(root), base=root.parent, label=str(root))
+
+
+def check_manifest(source: str | os.PathLike[str]) -> int:
+    """Read every call of ``source`` once (streaming) and return how many there are.
+
+    Raises
+    ------
+    ValueError, FileNotFoundError
+        As :func:`discover_calls`.
+    """
+    return sum(1 for _ in iter_calls(source))
+
+
+MANIFEST_BATCH_ROWS = 10_000
+
+
+def _manifest_rows(path: Path) -> Iterator[dict[str, Any]]:
+    suffix = path.suffix.lower()
     if suffix == ".csv":
-        with root.open(newline="", encoding="utf-8-sig") as fh:
-            raw: list[dict[str, Any]] = list(csv.DictReader(fh))
+        with path.open(newline="", encoding="utf-8-sig") as fh:
+            yield from csv.DictReader(fh)
     elif suffix in (".parquet", ".pq"):
         import pyarrow.parquet as pq
 
-        raw = pq.read_table(root).to_pylist()
+        with pq.ParquetFile(path) as reader:
+            for batch in reader.iter_batches(batch_size=MANIFEST_BATCH_ROWS):
+                yield from batch.to_pylist()
     else:
-        raise ValueError(f"{root}: a manifest must be .csv or .parquet, or give a directory")
-    return _records_from_rows(raw, base=root.parent, label=str(root))
+        raise ValueError(f"{path}: a manifest must be .csv or .parquet, or give a directory")
 
 
-def _records_from_rows(raw: list[dict[str, Any]], *, base: Path, label: str) -> list[CallRecord]:
-    columns = {c.strip().lower(): c for c in (raw[0].keys() if raw else ())}
-    pick = {f: next((columns[a] for a in names if a in columns), None)
-            for f, names in MANIFEST_ALIASES.items()}  # fmt: skip
-    if raw and pick["path"] is None:
-        raise ValueError(f"{label}: no path column (one of {', '.join(MANIFEST_ALIASES['path'])})")
-    seen: dict[str, int] = defaultdict(int)
-    records = []
+def _records_from_rows(
+    raw: Iterator[dict[str, Any]], *, base: Path, label: str
+) -> Iterator[CallRecord]:
+    pick: dict[str, str | None] | None = None
+    # Ids seen so far, as 8-byte digests (a million ids in a few tens of MB, not hundreds); a
+    # repeated id gets "#2", "#3" (counted only for ids that repeat). Two different ids with
+    # the same digest (about 1 in 10^7 for a million calls) would rename the second to "#2".
+    seen: set[int] = set()
+    repeats: dict[str, int] = defaultdict(lambda: 1)
     for i, row in enumerate(raw):
+        if pick is None:
+            columns = {c.strip().lower(): c for c in row}
+            pick = {f: next((columns[a] for a in names if a in columns), None)
+                    for f, names in MANIFEST_ALIASES.items()}  # fmt: skip
+            if pick["path"] is None:
+                raise ValueError(
+                    f"{label}: no path column (one of {', '.join(MANIFEST_ALIASES['path'])})"
+                )
         values = {f: (row.get(c) if c else None) for f, c in pick.items()}
         listed = _text(values["path"]) or ""
         path = listed if "://" in listed else str((base / listed).resolve())
         call_id = _text(values["call_id"]) or listed
-        seen[call_id] += 1
-        if seen[call_id] > 1:  # the same file listed twice is two calls; ids stay unique
-            call_id = f"{call_id}#{seen[call_id]}"
+        digest = int.from_bytes(hashlib.blake2b(call_id.encode(), digest_size=8).digest(), "big")
+        if digest in seen:  # the same file listed twice is two calls; ids stay unique
+            repeats[call_id] += 1
+            call_id = f"{call_id}#{repeats[call_id]}"
+        seen.add(digest)
         layout = (_text(values["channel_layout"]) or "").lower()
         if layout not in CHANNEL_LAYOUTS:
             raise ValueError(
                 f"{label} row {i + 1}: channel_layout {layout!r} is not one of "
                 f"{', '.join(k for k in CHANNEL_LAYOUTS if k)}"
             )
-        records.append(
-            CallRecord(
-                call_id=call_id,
-                path=path,
-                seq=i,
-                caller_number=_text(values["caller_number"]),
-                callee_number=_text(values["callee_number"]),
-                start_time=_iso_time(values["start_time"], where=f"{label} row {i + 1}"),
-                duration_s=_float(values["duration_s"], where=f"{label} row {i + 1}"),
-                trunk=_text(values["trunk"]),
-                channel_layout=layout or None,
-            )
+        yield CallRecord(
+            call_id=call_id,
+            path=path,
+            seq=i,
+            caller_number=_text(values["caller_number"]),
+            callee_number=_text(values["callee_number"]),
+            start_time=_iso_time(values["start_time"], where=f"{label} row {i + 1}"),
+            duration_s=_float(values["duration_s"], where=f"{label} row {i + 1}"),
+            trunk=_text(values["trunk"]),
+            channel_layout=layout or None,
         )
-    return records
 
 
 def _text(value: Any) -> str | None:

@@ -1,25 +1,29 @@
-"""Batch output: the write-ahead journal, and the results Parquet/JSONL written atomically.
+"""Batch output: the write-ahead journal, the row-group parts, and the final Parquet/JSONL.
 
-The journal (``<out>.journal.jsonl``) is the only durable state while a batch runs: the driver
-appends each finished row and fsyncs before counting it done, so ``kill -9`` loses at most the
-calls in flight and never half a row (a partial last line is dropped on reading). The results
-file is replaced atomically (temporary file, fsync, rename), so a crash leaves the old file or
-the new one.
+Three kinds of file beside ``results.parquet`` while a batch runs, so that the driver's memory does
+not grow with the number of calls and ``kill -9`` loses at most the calls in flight:
+
+- the **journal** (``<out>.journal.jsonl``): each finished row as the worker made it, appended and
+  fsync'd before it counts done; a partial last line is dropped on reading;
+- the **parts** (``<out>.parts/part-000001.parquet``, ...): rows that went through the campaign
+  step, in input order, one Parquet file per row group, each written atomically; once a part is
+  on disk its rows leave the journal (which is rewritten with the rows not yet in a part);
+- the **output**: at the end the parts are streamed, row group by row group, into one Parquet file
+  (temporary file, fsync, rename), and the parts and the journal are removed.
 """
 
 from __future__ import annotations
 
 import base64
 import datetime as dt
-import io
 import json
 import logging
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from pipeline.files import write_atomic
+from pipeline.files import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +86,13 @@ class Journal:
         self._fh.truncate(0)
         self._fh.seek(0)
 
+    def rewrite(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Keep only ``rows`` (those not yet in a part). A crash between the truncation and the
+        append loses them from the journal: they are analysed again, never lost from the output."""
+        self.reset()
+        if rows:
+            self.append(rows)
+
     def close(self, *, remove: bool = False) -> None:
         if remove:
             self.path.unlink(missing_ok=True)
@@ -131,31 +142,90 @@ def output_schema() -> Any:
     )  # fmt: skip
 
 
-def write_rows(out: Path, rows: Sequence[dict[str, Any]]) -> None:
-    """Write rows as Parquet, atomically (a crash leaves the old file or the new one)."""
+def rows_table(rows: Sequence[dict[str, Any]]) -> Any:
+    """Rows (as the journal holds them) as a ``pyarrow.Table`` of :func:`output_schema`."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     schema = output_schema()
-    table = pa.Table.from_pylist(
+    return pa.Table.from_pylist(
         [{**{k: r.get(k) for k in schema.names}, "start_time": _parse_time(r.get("start_time"))}
          for r in rows],
         schema=schema,
     )  # fmt: skip
-    buffer = io.BytesIO()
-    pq.write_table(table, buffer, compression="zstd")
-    write_atomic(out, buffer.getvalue())
 
 
-def read_rows(path: Path) -> list[dict[str, Any]]:
-    """Rows of a results Parquet, as the journal holds them (ISO times, bytes fingerprints)."""
+def parts_dir(out: Path) -> Path:
+    return out.with_name(out.name + ".parts")
+
+
+class Parts:
+    """The row groups finished so far (``<out>.parts/part-NNNNNN.parquet``), in input order."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def paths(self) -> list[Path]:
+        return sorted(self.folder.glob("part-*.parquet")) if self.folder.is_dir() else []
+
+    def write(self, rows: Sequence[dict[str, Any]]) -> Path:
+        """Write one part atomically (fsync'd) and return its path."""
+        import pyarrow.parquet as pq
+
+        existing = self.paths()
+        number = int(existing[-1].stem.split("-")[1]) + 1 if existing else 1
+        path = self.folder / f"part-{number:06d}.parquet"
+        with atomic_path(path) as tmp:
+            pq.write_table(rows_table(rows), tmp, compression="zstd")
+        return path
+
+    def call_ids(self) -> set[str]:
+        import pyarrow.parquet as pq
+
+        ids: set[str] = set()
+        for path in self.paths():
+            ids.update(pq.read_table(path, columns=["call_id"])[0].to_pylist())
+        return ids
+
+    def clear(self) -> None:
+        for path in self.paths():
+            path.unlink()
+        if self.folder.is_dir():
+            self.folder.rmdir()
+
+
+def output_call_ids(out: Path) -> set[str]:
+    """The ``call_id`` of every row of a results file (read one column, not the rows)."""
     import pyarrow.parquet as pq
 
-    rows: list[dict[str, Any]] = pq.read_table(path).to_pylist()
+    return set(pq.read_table(out, columns=["call_id"])[0].to_pylist())
+
+
+def iter_tables(path: Path) -> Iterator[Any]:
+    """The row groups of a results (or part) file, one ``pyarrow.Table`` at a time."""
+    import pyarrow.parquet as pq
+
+    with pq.ParquetFile(path) as reader:
+        for group in range(reader.num_row_groups):
+            yield reader.read_row_group(group)
+
+
+def table_rows(table: Any) -> list[dict[str, Any]]:
+    """Rows of a table of :func:`output_schema`, as the journal holds them (ISO times)."""
+    rows: list[dict[str, Any]] = table.to_pylist()
     for row in rows:
         stamp = row.get("start_time")
         row["start_time"] = stamp.astimezone(dt.UTC).isoformat() if stamp else None
     return rows
+
+
+def read_rows(path: Path) -> list[dict[str, Any]]:
+    """Rows of a results Parquet, as the journal holds them (ISO times, bytes fingerprints).
+
+    All of them in memory: for reports and tests; a batch streams (:func:`iter_tables`).
+    """
+    import pyarrow.parquet as pq
+
+    return table_rows(pq.read_table(path))
 
 
 def _parse_time(value: str | None) -> dt.datetime | None:
@@ -167,9 +237,9 @@ _METADATA_FIELDS = ("call_id", "caller_number", "callee_number", "start_time", "
 _CAMPAIGN_FIELDS = ("campaign_id", "campaign_match", "prompt_other_calls", "prompt_other_numbers")
 
 
-def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
-    """Write rows as JSON lines (see :func:`_jsonl_line`), atomically."""
-    write_atomic(path, "".join(_jsonl_line(r) for r in rows).encode())
+def jsonl_lines(rows: Iterable[dict[str, Any]]) -> str:
+    """Rows as JSON lines (see :func:`_jsonl_line`)."""
+    return "".join(_jsonl_line(r) for r in rows)
 
 
 def _jsonl_line(row: dict[str, Any]) -> str:

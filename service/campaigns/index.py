@@ -15,22 +15,24 @@ transcript MinHash, :mod:`pipeline.fingerprint`) in SQLite, and every sighting o
 A call that matches nothing founds a new campaign (``cmp-`` + 12 hex of its audio's sha256). The
 same audio (same sha256) is always the same sighting, so re-running a batch never counts a call
 twice, and it keeps how it first matched and its place in the order sightings were recorded.
-Leader clustering depends on order; batches feed calls by start time.
+Leader clustering depends on order; a batch feeds its calls in input order (sort a manifest
+by start time, as a CDR export is).
 
 The evidence :func:`prompt_seen_before` (one call, e.g. ``robocall analyze --prompt-index``,
 through :class:`PromptCue`) counts every other call in the index; a batch
-(:func:`assign_campaigns`) counts, for each call, the calls recorded before it, so that a call's
+(:func:`assign_campaign`) counts, for each call, the calls recorded before it, so that a call's
 verdict does not depend on calls that came after it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import logging
 import math
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -40,20 +42,15 @@ import numpy as np
 from pipeline.fingerprint import (
     HOP_S,
     MINHASH_PERMUTATIONS,
-    MINHASH_SCHEME,
     SAME_PROMPT_MIN_ALIGNED,
     best_offsets,
     is_same_prompt,
     landmark_frames,
     landmark_hashes,
-    landmarks,
-    landmarks_from_bytes,
     minhash_similarity,
     text_minhash,
     text_shingles,
 )
-from pipeline.messages import make_evidence
-from pipeline.types import Audio, Evidence, Transcript
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +75,13 @@ CREATE TABLE IF NOT EXISTS sightings (
     campaign_id TEXT NOT NULL, call_key TEXT NOT NULL, caller_number TEXT, start_time TEXT,
     method TEXT, PRIMARY KEY (campaign_id, call_key));
 CREATE INDEX IF NOT EXISTS sightings_by_call ON sightings (call_key);
+"""
+# LSH bands of the exemplars' transcript MinHash (see _lsh_bands), on disk rather than in a
+# datasketch.MinHashLSH in memory: an index of a million live calls holds a million exemplars.
+_BANDS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS {schema}text_bands (
+    band_key INTEGER NOT NULL, prompt_id INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS {schema}text_bands_by_key ON text_bands (band_key);
 """
 
 
@@ -159,8 +163,20 @@ class PromptIndex:
         columns = {r[1] for r in self._db.execute("PRAGMA table_info(sightings)")}
         self._method_sql = "method" if "method" in columns else "NULL"  # old read-only file
         self._db.execute("CREATE TEMP TABLE query (hash INTEGER, frame INTEGER)")
+        tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master")}
+        if "text_bands" not in tables:  # an index from before the bands were kept on disk
+            self._db.executescript(_BANDS_SCHEMA.format(schema="temp." if read_only else ""))
+            self._db.executemany(
+                "INSERT INTO text_bands VALUES (?, ?)",
+                (
+                    (key, prompt_id)
+                    for prompt_id, blob in self._db.execute(
+                        "SELECT prompt_id, minhash FROM prompts WHERE minhash IS NOT NULL"
+                    ).fetchall()
+                    for key in _lsh_bands(np.frombuffer(blob, dtype="<u8"))
+                ),
+            )
         self._db.commit()
-        self._lsh: Any = None  # datasketch.MinHashLSH over exemplar transcripts, built lazily
 
     def close(self) -> None:
         self._db.close()
@@ -191,8 +207,18 @@ class PromptIndex:
         ).fetchone()
         return None if row is None else (row[0], row[1])
 
-    def add(self, call: CallPrint) -> tuple[str, PromptMatch | None]:
+    def commit(self) -> None:
+        self._db.commit()
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Rows of a read-only SQL query on the index tables (prompts, landmarks, sightings)."""
+        return self._db.execute(sql, params).fetchall()
+
+    def add(self, call: CallPrint, *, commit: bool = True) -> tuple[str, PromptMatch | None]:
         """Match the call, or found a campaign with it; record the sighting (idempotent).
+
+        ``commit=False`` leaves the transaction open (a batch commits once per row group: one
+        fsync per call would cap the driver at a few hundred calls a second).
 
         Returns
         -------
@@ -220,7 +246,8 @@ class PromptIndex:
             (campaign_id, call.call_key, call.caller_number, call.start_time,
              "new" if found is None else found.method),
         )  # fmt: skip
-        self._db.commit()
+        if commit:
+            self._db.commit()
         return campaign_id, found
 
     def sightings(
@@ -270,8 +297,11 @@ class PromptIndex:
                 strict=True,
             ),
         )
-        if minhash is not None and self._lsh is not None:
-            self._lsh.insert(prompt_id, _datasketch_minhash(minhash))
+        if minhash is not None:
+            self._db.executemany(
+                "INSERT INTO text_bands VALUES (?, ?)",
+                ((key, prompt_id) for key in _lsh_bands(minhash)),
+            )
 
     def _match_audio(self, marks: np.ndarray) -> PromptMatch | None:
         if len(marks) < SAME_PROMPT_MIN_ALIGNED:
@@ -308,28 +338,16 @@ class PromptIndex:
             return None
         signature = text_minhash(transcript)
         best: PromptMatch | None = None
-        for prompt_id in self._text_lsh().query(_datasketch_minhash(signature)):
-            campaign_id, blob = self._db.execute(
-                "SELECT campaign_id, minhash FROM prompts WHERE prompt_id=?", (prompt_id,)
-            ).fetchone()
+        keys = _lsh_bands(signature)
+        for campaign_id, blob in self._db.execute(
+            "SELECT campaign_id, minhash FROM prompts WHERE prompt_id IN (SELECT prompt_id FROM "
+            f"text_bands WHERE band_key IN ({','.join('?' * len(keys))})) ORDER BY prompt_id",
+            keys,
+        ):
             similarity = minhash_similarity(signature, np.frombuffer(blob, dtype="<u8"))
             if similarity >= TEXT_MIN_SIMILARITY and (best is None or similarity > best.score):
                 best = PromptMatch(campaign_id, "text", similarity, similarity)
         return best
-
-    def _text_lsh(self) -> Any:
-        if self._lsh is None:
-            from datasketch import MinHashLSH
-
-            # A lower LSH threshold than the decision: candidates are verified exactly above.
-            self._lsh = MinHashLSH(
-                threshold=TEXT_MIN_SIMILARITY - 0.15, num_perm=MINHASH_PERMUTATIONS
-            )
-            for prompt_id, blob in self._db.execute(
-                "SELECT prompt_id, minhash FROM prompts WHERE minhash IS NOT NULL"
-            ):
-                self._lsh.insert(prompt_id, _datasketch_minhash(np.frombuffer(blob, dtype="<u8")))
-        return self._lsh
 
 
 def default_prompt_index() -> Path:
@@ -339,144 +357,25 @@ def default_prompt_index() -> Path:
     return get_settings().resolved_data_dir / "prompt_index.sqlite"
 
 
-def _datasketch_minhash(signature: np.ndarray) -> Any:
-    from datasketch import MinHash
+@functools.cache
+def _lsh_ranges() -> tuple[tuple[int, int], ...]:
+    """Bands of the MinHash signature, as datasketch's ``MinHashLSH`` chooses them for a
+    threshold below the decision (candidates are verified exactly): 16 bands of 4 for 64."""
+    from datasketch import MinHashLSH
 
-    return MinHash(
-        num_perm=MINHASH_PERMUTATIONS, seed=1, hashvalues=signature, scheme=MINHASH_SCHEME
-    )
-
-
-def evidence_weight(sightings: Sightings, method: MatchMethod) -> float:
-    """Hand-set (untrained) robot logit for a prompt heard before; grows with calls and numbers.
-
-    A replayed *recording* is a robot's signature; the same *script* (text only) is also what a
-    room of human agents reads, so it weighs a quarter.
-    """
-    raw = 0.5 * math.log1p(sightings.other_calls) + 0.5 * math.log1p(sightings.other_numbers)
-    return round(min(MAX_EVIDENCE_WEIGHT, raw) * (1.0 if method == "audio" else 0.25), 4)
+    lsh = MinHashLSH(threshold=TEXT_MIN_SIMILARITY - 0.15, num_perm=MINHASH_PERMUTATIONS)
+    return tuple((int(a), int(b)) for a, b in lsh.hashranges)
 
 
-def prompt_seen_before(
-    audio: Audio, *, index: PromptIndex, transcript: str = "", record: bool = False,
-    caller_number: str | None = None, start_time: str | None = None,
-) -> Evidence | None:  # fmt: skip
-    """Evidence that this call's prompt was heard in other calls, for the fusion to add.
-
-    Parameters
-    ----------
-    audio : Audio
-        The decoded call; its caller channel is fingerprinted.
-    index : PromptIndex
-    transcript : str
-        The caller's transcript (enables the text match).
-    record : bool
-        Also add this call to the index (a single upload that should count for later ones).
-    caller_number, start_time : str, optional
-        Stored with the sighting when ``record``.
-
-    Returns
-    -------
-    Evidence or None
-        ``Evidence(source="structure", name="prompt_seen_before", value=<other calls>, ...)``;
-        None when no other call carried this prompt.
-    """
-    call = CallPrint(
-        call_key=audio.info.sha256,
-        landmarks=landmarks(audio.caller(), sample_rate_hz=audio.sample_rate_hz),
-        transcript=transcript,
-        caller_number=caller_number,
-        start_time=start_time,
-    )
-    if record:
-        campaign_id, found = index.add(call)
-        method: MatchMethod = found.method if found else "audio"
-    else:
-        found = index.match(call)
-        if found is None:
-            return None
-        campaign_id, method = found.campaign_id, found.method
-    seen = index.sightings(campaign_id, exclude_call_key=call.call_key)
-    return prompt_evidence(seen, method)
-
-
-def prompt_evidence(
-    seen: Sightings, method: MatchMethod, *, before: bool = False
-) -> Evidence | None:
-    """``prompt_seen_before`` evidence for these sightings; None when there are no other calls.
-
-    ``before``: the sightings are those recorded before the call (a batch), and the sentence
-    says so.
-    """
-    if seen.other_calls == 0:
-        return None
-    code = f"{EVIDENCE_NAME}.{'audio' if method == 'audio' else 'script'}"
-    return make_evidence(
-        "structure",
-        EVIDENCE_NAME,
-        value=float(seen.other_calls),
-        weight=evidence_weight(seen, method),
-        code=code + ("_numbers" if seen.other_numbers else ""),
-        params={
-            "calls": float(seen.other_calls),
-            "numbers": float(seen.other_numbers),
-            "when": "earlier" if before else "other",
-            "campaign": str(seen.campaign_id),
-            "method": method,
-        },
-    )
-
-
-class PromptCue:
-    """A :class:`pipeline.types.ContextCue`: ``prompt_seen_before`` from a prompt index, looked up
-    only (never recorded), for ``Detector(context_cues=(PromptCue(index),))``."""
-
-    def __init__(self, index: PromptIndex) -> None:
-        self.index = index
-
-    def __call__(self, audio: Audio, transcript: Transcript) -> Evidence | None:
-        return prompt_seen_before(audio, index=self.index, transcript=transcript.text)
-
-
-def assign_campaigns(rows: Iterable[dict[str, Any]], *, index: PromptIndex) -> dict[str, Evidence]:
-    """Set ``campaign_id``, ``campaign_match``, ``prompt_other_calls`` and
-    ``prompt_other_numbers`` on analysed batch rows (in place), earliest call first.
-
-    Error rows (and rows without a fingerprint or transcript) get None.
-
-    Returns
-    -------
-    dict
-        ``call_id`` -> the ``prompt_seen_before`` evidence of each call whose prompt was
-        recorded before it (earlier batches in the index, earlier calls of these rows), for the
-        caller to fuse into its verdict; the ``prompt_other_*`` columns count every other call.
-    """
-    rows = list(rows)
-    for row in rows:
-        row.update(campaign_id=None, campaign_match=None, prompt_other_calls=None,
-                   prompt_other_numbers=None)  # fmt: skip
-    ok = [r for r in rows if r.get("status") == "ok" and r.get("audio_sha256")]
-    ok.sort(key=lambda r: (r.get("start_time") or "", r.get("call_id") or ""))
-    evidence: dict[str, Evidence] = {}
-    for row in ok:
-        call_key = row["audio_sha256"]
-        campaign_id, found = index.add(
-            CallPrint(
-                call_key=call_key,
-                landmarks=landmarks_from_bytes(row.get("audio_fingerprint")),
-                transcript=row.get("transcript") or "",
-                caller_number=row.get("caller_number"),
-                start_time=row.get("start_time"),
-            )
+def _lsh_bands(signature: np.ndarray) -> list[int]:
+    """One SQLite integer per band: its number and its hash values, hashed (two signatures
+    are LSH candidates when any band agrees)."""
+    values = np.asarray(signature, dtype="<u8")
+    return [
+        int.from_bytes(
+            hashlib.blake2b(values[a:b].tobytes(), digest_size=8, person=bytes([n])).digest(),
+            "big",
+            signed=True,
         )
-        row["campaign_id"] = campaign_id
-        row["campaign_match"] = found.method if found else "new"
-        earlier = index.sightings(campaign_id, exclude_call_key=call_key, before=True)
-        cue = prompt_evidence(earlier, found.method if found else "audio", before=True)
-        if cue is not None:
-            evidence[row["call_id"]] = cue
-    for row in ok:  # counts once every call of the batch is in
-        seen = index.sightings(row["campaign_id"], exclude_call_key=row["audio_sha256"])
-        row["prompt_other_calls"] = seen.other_calls
-        row["prompt_other_numbers"] = seen.other_numbers
-    return evidence
+        for n, (a, b) in enumerate(_lsh_ranges())
+    ]

@@ -1,7 +1,7 @@
 """The campaign table and the HTML summary of a batch (``robocall campaigns results.parquet``).
 
-Reads the rows of a results file (campaigns were assigned when the batch finalised, see
-:func:`service.campaigns.index.assign_campaigns`). The HTML comes from the jinja2 template
+Reads the rows of a results file (campaigns were assigned as the batch ran, see
+:func:`service.campaigns.heard_before.assign_campaign`). The HTML comes from the jinja2 template
 ``templates/campaigns.html.j2`` (autoescaped) and is one self-contained file: charts are matplotlib
 PNGs embedded as data URIs, no script, no CDN, so it opens offline and can be mailed.
 """

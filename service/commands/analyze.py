@@ -105,7 +105,7 @@ def _analyse(args: argparse.Namespace, config: DetectorConfig, index: PromptInde
         print(f"robocall analyze: {exc.message}", file=sys.stderr)
         return 1
     if index is not None:
-        from service.campaigns.index import PromptCue
+        from service.campaigns.heard_before import PromptCue
 
         cues = (*detector.context_cues, PromptCue(index))
         detector = dataclasses.replace(detector, context_cues=cues)

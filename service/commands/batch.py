@@ -11,11 +11,15 @@ import argparse
 import json
 import logging
 import sys
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from service.commands.analyze import add_detector_options, config_from_args
 from service.detector import load_detector
+
+if TYPE_CHECKING:
+    from service.batch.inputs import CallRecord
 
 log = logging.getLogger(__name__)
 
@@ -34,11 +38,29 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     batch.add_argument(
         "--jsonl", action="store_true", help="also write <out>.jsonl, one line per call"
     )
-    batch.add_argument(
+    sampling = batch.add_mutually_exclusive_group()
+    sampling.add_argument(
         "--sample", type=float, metavar="FRACTION", help="analyse this fraction, stratified by "
         "caller number (reproducible: same --seed, same calls)",
     )  # fmt: skip
+    sampling.add_argument(
+        "--sample-by-risk", type=float, metavar="FRACTION", help="analyse this fraction, the "
+        "caller numbers whose call records look like an auto-dialer first, plus a uniform share "
+        "for an unbiased robot-rate estimate (in the summary, with its 95%% interval)",
+    )  # fmt: skip
     batch.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    batch.add_argument(
+        "--uniform-share", type=float, default=0.2, help="with --sample-by-risk: part of the "
+        "budget drawn uniformly (default 0.2)",
+    )  # fmt: skip
+    batch.add_argument(
+        "--max-calls-per-number", type=int, default=25, help="with --sample-by-risk: calls of "
+        "one risky number analysed (default 25)",
+    )  # fmt: skip
+    batch.add_argument(
+        "--tz-offset-h", type=float, default=8.0, help="with --sample-by-risk: callers' local "
+        "time, hours from UTC, for night calls (default 8)",
+    )  # fmt: skip
     batch.add_argument("--engine", choices=("local", "ray"), default="local")
     batch.add_argument(
         "--ray-address", metavar="ADDRESS", help="existing Ray cluster (e.g. ray://head:10001 or "
@@ -70,6 +92,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--progress", action=argparse.BooleanOptionalAction, default=None,
         help="progress bar with calls/min and ETA on stderr (default: when stderr is a terminal)",
     )  # fmt: skip
+    batch.add_argument(
+        "--summary", type=Path, metavar="JSON", help="also write the summary (calls, robots, "
+        "errors, campaigns, throughput, robot-rate estimate) to this file",
+    )  # fmt: skip
+    batch.add_argument(
+        "--metrics-port", type=int, metavar="PORT", help="serve Prometheus metrics on "
+        "127.0.0.1:PORT while the batch runs (needs prometheus-client)",
+    )  # fmt: skip
     add_detector_options(batch)
     batch.set_defaults(func=run_batch_command)
 
@@ -98,14 +128,35 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def run_batch_command(args: argparse.Namespace) -> int:
     from service.batch.driver import BatchOptions, run_batch
     from service.batch.engines import DetectorLoadError
-    from service.batch.inputs import discover_calls, sample_calls
+    from service.batch.inputs import check_manifest, discover_calls, iter_calls, sample_calls
     from service.batch.journal import BatchInUseError
+    from service.batch.metrics import RunMetrics
+    from service.batch.risk import sample_by_risk
 
+    risk_sample = metrics = None
+    calls: Iterable[CallRecord]
     try:
         config = config_from_args(args)
-        calls = discover_calls(args.input)
         if args.sample is not None:
-            calls = sample_calls(calls, args.sample, seed=args.seed)
+            calls = sample_calls(discover_calls(args.input), args.sample, seed=args.seed)
+            count = len(calls)
+        elif args.sample_by_risk is not None:
+            risk_sample = sample_by_risk(
+                discover_calls(args.input),
+                args.sample_by_risk,
+                seed=args.seed,
+                uniform_share=args.uniform_share,
+                max_calls_per_number=args.max_calls_per_number,
+                tz_offset_h=args.tz_offset_h,
+            )
+            calls = list(risk_sample.calls)
+            count = len(calls)
+        else:  # streamed: checked once (a bad row is a usage error before anything runs)
+            count = check_manifest(args.input)
+            calls = iter_calls(args.input)
+        if args.metrics_port is not None:
+            metrics = RunMetrics(port=args.metrics_port)
+            log.info("Prometheus metrics on http://127.0.0.1:%d/metrics", metrics.port)
         options = BatchOptions(
             out=args.out,
             engine=args.engine,
@@ -115,31 +166,55 @@ def run_batch_command(args: argparse.Namespace) -> int:
             jsonl=args.jsonl,
             prompt_index=None if args.no_prompt_index else str(_prompt_index_path(args)),
             progress=sys.stderr.isatty() if args.progress is None else args.progress,
+            total=count,
+            metrics=metrics,
         )
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, ModuleNotFoundError) as exc:
+        if metrics is not None:
+            metrics.close()
         print(f"robocall batch: {exc}", file=sys.stderr)
         return 2
     factory = getattr(args, "detector_factory", None) or load_detector
-    log.info("%d calls from %s -> %s (%s engine)", len(calls), args.input, args.out, args.engine)
+    log.info("%d calls from %s -> %s (%s engine)", count, args.input, args.out, args.engine)
     try:
         summary = run_batch(calls, options, config=config, detector_factory=factory)
     except (BatchInUseError, DetectorLoadError) as exc:
         print(f"robocall batch: {exc}", file=sys.stderr)
         return 1
+    finally:
+        if metrics is not None:
+            metrics.close()
     if args.campaigns:
         _write_campaigns(args.out, table=None, html=None, min_calls=2)
-    report: dict[str, Any] = {
-        "out": str(args.out),
-        "calls": summary.calls,
-        "skipped_done": summary.skipped,
-        "analysed": summary.analysed,
-        "errors": summary.errors,
-        "rows": summary.rows,
-        "elapsed_s": round(summary.elapsed_s, 2),
-        "calls_per_min": round(summary.calls_per_min, 1),
-    }
-    print(json.dumps(report))
+    report: dict[str, Any] = {"out": str(args.out), **summary.to_dict()}
+    if risk_sample is not None:
+        report["sample_by_risk"] = _rate_report(args.out, risk_sample)
+    text = json.dumps(report)
+    if args.summary is not None:
+        from pipeline.files import write_atomic
+
+        write_atomic(args.summary, (text + "\n").encode())
+    print(text)
     return 1 if summary.errors else 0
+
+
+def _rate_report(out: Path, sample: Any) -> dict[str, Any]:
+    """The robot-rate estimate of the whole manifest from the rows of a risk-weighted sample."""
+    import pyarrow.parquet as pq
+
+    from pipeline.types import Label
+    from service.batch.risk import estimate_robot_rate
+
+    table = pq.read_table(out, columns=["call_id", "status", "label"]).to_pylist()
+    robot = {r["call_id"]: r["label"] == Label.ROBOT for r in table if r["status"] == "ok"}
+    estimate = estimate_robot_rate(sample, robot)
+    strata = list(sample.strata.values())
+    return {
+        "population": sample.population,
+        "risk_stratum_calls": strata.count("risk"),
+        "uniform_calls": strata.count("uniform"),
+        "estimate": None if estimate is None else estimate.to_dict(),
+    }
 
 
 def _prompt_index_path(args: argparse.Namespace) -> Path:

@@ -99,6 +99,14 @@ class FakeFactory:
         return FakeBatchDetector(config, self.delay_s, self.work_s_per_audio_s)
 
 
+@dataclass(frozen=True)
+class BrokenFactory:
+    """A ``detector_factory`` that fails as a worker without the model weights would."""
+
+    def __call__(self, config: DetectorConfig) -> FakeBatchDetector:
+        raise FileNotFoundError("no weights under models/")
+
+
 def _burn_cpu(samples: np.ndarray, seconds: float) -> None:
     """Spend about ``seconds`` of CPU on FFTs, like a model would (result unused)."""
     deadline = time.process_time() + seconds

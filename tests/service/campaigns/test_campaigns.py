@@ -27,7 +27,8 @@ from service.batch.analyse import analyse_call
 from service.batch.driver import BatchOptions, run_batch
 from service.batch.inputs import discover_calls
 from service.batch.journal import VOLATILE_COLUMNS, Journal, journal_path, read_rows
-from service.campaigns.index import CallPrint, PromptIndex, PromptMatch, prompt_seen_before
+from service.campaigns.heard_before import prompt_seen_before
+from service.campaigns.index import CallPrint, PromptIndex, PromptMatch
 from service.campaigns.report import campaign_table
 from service.cli import main
 from service.commands import batch as batch_cmd

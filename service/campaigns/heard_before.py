@@ -1,0 +1,196 @@
+"""Evidence from the prompt index: "this prompt was heard in N other calls" (issue 5).
+
+:func:`prompt_seen_before` looks one call up (``robocall analyze --prompt-index``, through
+:class:`PromptCue`) and counts every other call in the index; in a batch, :func:`assign_campaign`
+records each call and counts only the calls recorded before it, so that a call's verdict does not
+depend on calls that came after it; :func:`count_other_calls` fills the campaign sizes at the end.
+The index itself (matching, storage) is :mod:`service.campaigns.index`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from pipeline.fingerprint import landmarks, landmarks_from_bytes
+from pipeline.messages import make_evidence
+from pipeline.types import Audio, Evidence, Transcript
+from service.campaigns.index import (
+    EVIDENCE_NAME,
+    MAX_EVIDENCE_WEIGHT,
+    CallPrint,
+    MatchMethod,
+    PromptIndex,
+    Sightings,
+)
+
+
+def evidence_weight(sightings: Sightings, method: MatchMethod) -> float:
+    """Hand-set (untrained) robot logit for a prompt heard before; grows with calls and numbers.
+
+    A replayed *recording* is a robot's signature; the same *script* (text only) is also what a
+    room of human agents reads, so it weighs a quarter.
+    """
+    raw = 0.5 * math.log1p(sightings.other_calls) + 0.5 * math.log1p(sightings.other_numbers)
+    return round(min(MAX_EVIDENCE_WEIGHT, raw) * (1.0 if method == "audio" else 0.25), 4)
+
+
+def prompt_seen_before(
+    audio: Audio, *, index: PromptIndex, transcript: str = "", record: bool = False,
+    caller_number: str | None = None, start_time: str | None = None,
+) -> Evidence | None:  # fmt: skip
+    """Evidence that this call's prompt was heard in other calls, for the fusion to add.
+
+    Parameters
+    ----------
+    audio : Audio
+        The decoded call; its caller channel is fingerprinted.
+    index : PromptIndex
+    transcript : str
+        The caller's transcript (enables the text match).
+    record : bool
+        Also add this call to the index (a single upload that should count for later ones).
+    caller_number, start_time : str, optional
+        Stored with the sighting when ``record``.
+
+    Returns
+    -------
+    Evidence or None
+        ``Evidence(source="structure", name="prompt_seen_before", value=<other calls>, ...)``;
+        None when no other call carried this prompt.
+    """
+    call = CallPrint(
+        call_key=audio.info.sha256,
+        landmarks=landmarks(audio.caller(), sample_rate_hz=audio.sample_rate_hz),
+        transcript=transcript,
+        caller_number=caller_number,
+        start_time=start_time,
+    )
+    if record:
+        campaign_id, found = index.add(call)
+        method: MatchMethod = found.method if found else "audio"
+    else:
+        found = index.match(call)
+        if found is None:
+            return None
+        campaign_id, method = found.campaign_id, found.method
+    seen = index.sightings(campaign_id, exclude_call_key=call.call_key)
+    return prompt_evidence(seen, method)
+
+
+def prompt_evidence(
+    seen: Sightings, method: MatchMethod, *, before: bool = False
+) -> Evidence | None:
+    """``prompt_seen_before`` evidence for these sightings; None when there are no other calls.
+
+    ``before``: the sightings are those recorded before the call (a batch), and the sentence
+    says so.
+    """
+    if seen.other_calls == 0:
+        return None
+    code = f"{EVIDENCE_NAME}.{'audio' if method == 'audio' else 'script'}"
+    return make_evidence(
+        "structure",
+        EVIDENCE_NAME,
+        value=float(seen.other_calls),
+        weight=evidence_weight(seen, method),
+        code=code + ("_numbers" if seen.other_numbers else ""),
+        params={
+            "calls": float(seen.other_calls),
+            "numbers": float(seen.other_numbers),
+            "when": "earlier" if before else "other",
+            "campaign": str(seen.campaign_id),
+            "method": method,
+        },
+    )
+
+
+class PromptCue:
+    """A :class:`pipeline.types.ContextCue`: ``prompt_seen_before`` from a prompt index, looked up
+    only (never recorded), for ``Detector(context_cues=(PromptCue(index),))``."""
+
+    def __init__(self, index: PromptIndex) -> None:
+        self.index = index
+
+    def __call__(self, audio: Audio, transcript: Transcript) -> Evidence | None:
+        return prompt_seen_before(audio, index=self.index, transcript=transcript.text)
+
+
+def assign_campaign(row: dict[str, Any], *, index: PromptIndex) -> Evidence | None:
+    """Record one analysed batch row in the index; set its ``campaign_id`` and ``campaign_match``.
+
+    Rows are fed in the order the calls are recorded in (the batch's input order); the index
+    keeps that order, so feeding a row again (a resumed batch) changes nothing. Error rows (and
+    rows without audio) get None. Commit the index (:meth:`PromptIndex.commit`) before the rows
+    are written anywhere durable.
+
+    Returns
+    -------
+    Evidence or None
+        ``prompt_seen_before`` for the calls of this prompt recorded before this one (earlier
+        batches in the index, earlier rows of this one), for the caller to fuse into the verdict.
+    """
+    row.update(campaign_id=None, campaign_match=None, prompt_other_calls=None,
+               prompt_other_numbers=None)  # fmt: skip
+    if row.get("status") != "ok" or not row.get("audio_sha256"):
+        return None
+    call_key = row["audio_sha256"]
+    campaign_id, found = index.add(
+        CallPrint(
+            call_key=call_key,
+            landmarks=landmarks_from_bytes(row.get("audio_fingerprint")),
+            transcript=row.get("transcript") or "",
+            caller_number=row.get("caller_number"),
+            start_time=row.get("start_time"),
+        ),
+        commit=False,
+    )
+    row["campaign_id"] = campaign_id
+    row["campaign_match"] = found.method if found else "new"
+    earlier = index.sightings(campaign_id, exclude_call_key=call_key, before=True)
+    return prompt_evidence(earlier, found.method if found else "audio", before=True)
+
+
+def count_other_calls(rows: Sequence[dict[str, Any]], *, index: PromptIndex) -> None:
+    """Set ``prompt_other_calls`` / ``prompt_other_numbers`` of rows with a campaign, in place:
+    every other call of the campaign in the index (later ones and earlier batches included).
+
+    One grouped query per campaign among ``rows`` (a row group of a batch), not one per row: a
+    campaign of 100,000 calls is counted once per row group.
+    """
+    campaigns = sorted({r["campaign_id"] for r in rows if r.get("campaign_id")})
+    if not campaigns:
+        return
+    totals: dict[str, tuple[int, int]] = {}
+    per_number: dict[tuple[str, str | None], int] = {}
+    for chunk in range(0, len(campaigns), 500):  # SQLite's limit on bound parameters
+        ids = campaigns[chunk : chunk + 500]
+        marks = ",".join("?" * len(ids))
+        for campaign_id, calls, numbers in index.query(
+            "SELECT campaign_id, COUNT(*), COUNT(DISTINCT caller_number) FROM sightings "
+            f"WHERE campaign_id IN ({marks}) GROUP BY campaign_id",
+            ids,
+        ):
+            totals[campaign_id] = (int(calls), int(numbers))
+        for campaign_id, number, calls in index.query(
+            "SELECT campaign_id, caller_number, COUNT(*) FROM sightings "
+            f"WHERE campaign_id IN ({marks}) GROUP BY campaign_id, caller_number",
+            ids,
+        ):
+            per_number[(campaign_id, number)] = int(calls)
+    for row in rows:
+        campaign_id = row.get("campaign_id")
+        if not campaign_id:
+            continue
+        own = index.query(
+            "SELECT caller_number FROM sightings WHERE campaign_id=? AND call_key=?",
+            (campaign_id, row["audio_sha256"]),
+        )
+        calls, numbers = totals[campaign_id]
+        if own:  # the call's own sighting, and its number when no other call of it came from it
+            number = own[0][0]
+            calls -= 1
+            numbers -= number is not None and per_number[(campaign_id, number)] == 1
+        row["prompt_other_calls"] = calls
+        row["prompt_other_numbers"] = numbers
