@@ -346,8 +346,8 @@ class ContextCue(Protocol):
     """Evidence from outside the recording, e.g. "this prompt was heard in N other calls".
 
     The service builds these (``service.campaigns.heard_before.PromptCue`` looks the call up in
-    a prompt index) and hands them to ``pipeline.detector.Detector(context_cues=...)``, so the pipeline
-    fuses them without knowing where they come from. Weights are hand-set robot-logit
+    a prompt index) and hands them to ``pipeline.detector.Detector(context_cues=...)``, so the
+    pipeline fuses them without knowing where they come from. Weights are hand-set robot-logit
     contributions, scaled by the fusion like every other cue's.
     """
 
