@@ -231,9 +231,9 @@ def test_a_two_node_ray_cluster_gives_the_rows_of_the_local_pool(
             ray.shutdown()
     finally:
         cluster.shutdown()
-    rows = read_rows(out)
+    # The same rows as the local pool. Which actor took which call is Ray's choice (on a busy
+    # machine one actor may take them all), so it is not asserted.
     assert _stable(out) == _stable(whole)
-    assert len({r["worker"] for r in rows}) == 2  # both actors analysed calls
 
 
 def test_a_manifest_is_streamed_and_a_bad_row_refused_before_anything_runs(
