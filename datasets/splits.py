@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     corpus_path = args.manifest_dir / TEXT_CORPUS
     text_rows = read_rows(corpus_path) if corpus_path.is_file() else []
-    tied = tied_to_test(text_rows, rows) if text_rows else []
+    tied: list[bool] = tied_to_test(text_rows, rows).tolist()
     log.info(
         "%d text rows, %d of them tied to the test split (never trained on)",
         len(text_rows),
