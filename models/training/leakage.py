@@ -10,7 +10,7 @@ or campaigns. Every row, audio or text, is described by *keys*:
 - ``engine:<name>``: only the engines of a held-out source (``corpus.HELD_OUT_SOURCES``) are test
   keys; the in-domain engines are in every split on purpose (leave-one-engine-out covers them).
 
-A mixture carries the keys of its parts. :func:`test_keys` collects the keys of the test split,
+A mixture carries the keys of its parts. :func:`held_out_keys` collects the keys of the test split,
 :func:`audio_keys` / :func:`text_keys` those of one row; a training row whose keys meet the test
 keys must not be trained on. ``datasets/splits.py --check`` and the leak tests use this module.
 """
@@ -52,7 +52,7 @@ def audio_keys(
     return frozenset(keys)
 
 
-def test_keys(rows: Sequence[CorpusRow]) -> frozenset[str]:
+def held_out_keys(rows: Sequence[CorpusRow]) -> frozenset[str]:
     """Keys of every test-split audio row (engines only for held-out sources)."""
     by_id = {r.id: r for r in rows}
     return frozenset(
@@ -80,14 +80,14 @@ def text_keys(row: TextRow, audio_by_id: Mapping[str, CorpusRow]) -> frozenset[s
 
 def tied_to_test(text_rows: Sequence[TextRow], audio_rows: Sequence[CorpusRow]) -> np.ndarray:
     """Boolean mask: text rows sharing words, a campaign or a clip with the audio test split."""
-    held_out = test_keys(audio_rows)
+    held_out = held_out_keys(audio_rows)
     by_id = {r.id: r for r in audio_rows}
     return np.array([bool(text_keys(r, by_id) & held_out) for r in text_rows], dtype=bool)
 
 
 def audio_leaks(train: Sequence[CorpusRow], rows: Sequence[CorpusRow]) -> list[str]:
     """``"<row id>: <key>"`` for every training row that meets a test key (empty when clean)."""
-    held_out = test_keys(rows)
+    held_out = held_out_keys(rows)
     by_id = {r.id: r for r in rows}
     return sorted(
         f"{r.id}: {key}" for r in train for key in sorted(audio_keys(r, by_id) & held_out)
