@@ -14,7 +14,7 @@ from models.training.corpus import (
     dev_halves,
     read_manifests,
 )
-from models.training.leakage import audio_leaks, normalise_line, held_out_keys
+from models.training.leakage import audio_leaks, held_out_keys, normalise_line
 from models.training.synth_data import TrainConfig, mixed_rows, select_rows, train_ids
 from models.training.text_features import CORPUS, read_rows
 from models.training.train_text import trainable_rows
