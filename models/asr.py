@@ -8,30 +8,34 @@ loaded models from ``models/loading.py`` (the only place weights load) and share
   as Thai or Japanese often enough, so we keep the configured languages' probabilities, pick the
   best of those and decode with it fixed;
 - Simplified Chinese output (OpenCC ``t2s``) for segment and word text;
-- the hallucination guard (:func:`hallucination_reason`), which drops silence and loop artefacts
-  and counts them in ``Transcript.dropped_segments``;
+- the hallucination guard (``models/transcript_guard.py``), which drops silence and loop
+  artefacts, counts them in ``Transcript.dropped_segments`` and keeps real repeats (issue 17);
+  the faster backend decodes a loop's span again on its own before the guard drops it;
 - deterministic decoding: temperature 0 only (no sampling fallback, so a call always gets the same
   verdict) and ``condition_on_previous_text=False`` (breaks repetition loops, Whisper issue #679).
 
-Nothing heavy is imported at module level: the guard is testable without torch or weights.
+Nothing heavy is imported at module level. At about 530 lines this stays one module: the two
+backends share window encoding and restricted language detection, and the code that leans on
+faster-whisper's pinned internals (``EncoderMemo``, VAD helpers) should sit in one place.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import logging
 import threading
-import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from models.transcript_guard import RawSegment, assemble_transcript, replay_coverage_of
 from pipeline.config import AsrConfig
 from pipeline.errors import EmptyAudioError
-from pipeline.types import ANALYSIS_RATE_HZ, ModelInfo, Segment, Transcript, Word
+from pipeline.types import ANALYSIS_RATE_HZ, ModelInfo, Transcript
 
 if TYPE_CHECKING:
     from faster_whisper import WhisperModel
@@ -43,94 +47,6 @@ WINDOW_S = 30  # Whisper's fixed input window
 WINDOW_SAMPLES = WINDOW_S * ANALYSIS_RATE_HZ
 WINDOW_FRAMES = WINDOW_SAMPLES // 160  # 10 ms mel hop
 DECODE_TEMPERATURE = 0.0  # no sampling fallback: deterministic, and the guard drops what fails
-
-# Text Whisper emits on silence, music or noise, learnt from subtitle credits in its training data
-# (openai/whisper discussions #928, #1783). Written in Simplified Chinese; matched after
-# normalise_for_matching() on both sides: a segment is dropped when its normalised text equals an
-# entry, or contains an entry of at least _MIN_CONTAINED_CHARS normalised characters (long
-# enough to be a signature, not an everyday word).
-# Deliberately absent: "谢谢" / "thank you" / "bye", common silence outputs but also real call
-# endings; the no-speech rule handles them when they come from silence.
-SILENCE_HALLUCINATIONS: tuple[str, ...] = (
-    # zh
-    "字幕by索兰娅",
-    "字幕by索兰娅请不吝点赞订阅转发打赏",
-    "请不吝点赞 订阅 转发 打赏支持明镜与点点栏目",
-    "明镜与点点栏目",
-    "明镜需要您的支持 欢迎订阅明镜",
-    "字幕由Amara.org社区提供",
-    "小编字幕由Amara.org社区提供",
-    "优优独播剧场——YoYo Television Series Exclusive",
-    "中文字幕志愿者",
-    "点赞 订阅 转发 打赏",
-    "谢谢观看",
-    "感谢观看",
-    "谢谢收看",
-    "谢谢大家收看",
-    "请订阅我的频道",
-    # en
-    "Thanks for watching!",
-    "Thank you for watching.",
-    "Thank you so much for watching.",
-    "Please subscribe to my channel.",
-    "Like and subscribe.",
-    "Subtitles by the Amara.org community",
-    "Transcription by CastingWords",
-    "you",
-)
-_MIN_CONTAINED_CHARS = 6
-
-
-def normalise_for_matching(text: str) -> str:
-    """NFKC, case-folded, letters and digits only (drops spaces, punctuation, music notes)."""
-    folded = unicodedata.normalize("NFKC", text).casefold()
-    return "".join(ch for ch in folded if unicodedata.category(ch)[0] in "LN")
-
-
-_BLACKLIST: frozenset[str] = frozenset(normalise_for_matching(p) for p in SILENCE_HALLUCINATIONS)
-_SIGNATURES: tuple[str, ...] = tuple(p for p in _BLACKLIST if len(p) >= _MIN_CONTAINED_CHARS)
-
-
-def hallucination_reason(
-    text: str,
-    *,
-    avg_logprob: float,
-    no_speech_prob: float,
-    compression_ratio: float,
-    cfg: AsrConfig,
-) -> str | None:
-    """Why a decoded segment should be dropped, or None to keep it.
-
-    Parameters
-    ----------
-    text : str
-        Segment text, already converted to Simplified Chinese.
-    avg_logprob : float
-        Mean token log-probability of the segment (nats, <= 0).
-    no_speech_prob : float
-        Probability of the no-speech token at the start of the window, in [0, 1].
-    compression_ratio : float
-        gzip compression ratio of the text; loops compress well (high ratio).
-    cfg : AsrConfig
-        ``no_speech_threshold``, ``logprob_threshold``, ``compression_ratio_threshold``.
-
-    Returns
-    -------
-    str or None
-        ``"no_speech"`` (silence decoded with low confidence, Whisper's own rule),
-        ``"repetition"`` (compression ratio above threshold), ``"known_phrase"`` (a listed
-        silence hallucination), ``"no_words"`` (punctuation or symbols only), or None.
-    """
-    if no_speech_prob > cfg.no_speech_threshold and avg_logprob < cfg.logprob_threshold:
-        return "no_speech"
-    if compression_ratio > cfg.compression_ratio_threshold:
-        return "repetition"
-    normalised = normalise_for_matching(text)
-    if not normalised:
-        return "no_words"
-    if normalised in _BLACKLIST or any(sig in normalised for sig in _SIGNATURES):
-        return "known_phrase"
-    return None
 
 
 def pick_language(
@@ -165,91 +81,6 @@ def _as_mono_float32(samples: np.ndarray) -> np.ndarray:
     if audio.size == 0:
         raise EmptyAudioError("no samples to transcribe")
     return np.ascontiguousarray(audio, dtype=np.float32)
-
-
-@dataclass(frozen=True, slots=True)
-class RawSegment:
-    """A decoded segment as either backend returns it, before normalisation and the guard."""
-
-    start_s: float
-    end_s: float
-    text: str
-    avg_logprob: float
-    no_speech_prob: float
-    compression_ratio: float
-    words: tuple[tuple[float, float, str, float], ...]  # (start_s, end_s, text, probability)
-
-
-def assemble_transcript(
-    raw: Iterable[RawSegment],
-    *,
-    language: str,
-    language_probability: float,
-    cfg: AsrConfig,
-    to_simplified: Callable[[str], str],
-    backend: str,
-) -> Transcript:
-    """Turn decoded segments into a :class:`Transcript`: Simplified Chinese, guard applied.
-
-    Parameters
-    ----------
-    raw : iterable of RawSegment
-        Segments in time order, as a backend decoded them.
-    language : str
-        The (restricted) language the segments were decoded in; ``"zh"`` enables OpenCC t2s.
-    language_probability : float
-        From :func:`pick_language`.
-    cfg : AsrConfig
-        Guard thresholds.
-    to_simplified : callable
-        Traditional -> Simplified converter (OpenCC ``t2s``, injected by ``models/loading.py``).
-    backend : str
-        ``"faster"`` or ``"openai"``.
-
-    Returns
-    -------
-    Transcript
-        Kept segments; ``dropped_segments`` counts those the guard removed.
-    """
-    convert = to_simplified if language == "zh" else (lambda s: s)
-    kept: list[Segment] = []
-    dropped: dict[str, int] = {}
-    for seg in raw:
-        text = convert(seg.text).strip()
-        reason = hallucination_reason(
-            text,
-            avg_logprob=seg.avg_logprob,
-            no_speech_prob=seg.no_speech_prob,
-            compression_ratio=seg.compression_ratio,
-            cfg=cfg,
-        )
-        if reason is not None:
-            dropped[reason] = dropped.get(reason, 0) + 1
-            continue
-        words = tuple(
-            Word(start_s=float(s), end_s=float(e), text=convert(w).strip(), probability=float(p))
-            for s, e, w, p in seg.words
-        )
-        kept.append(
-            Segment(
-                start_s=float(seg.start_s),
-                end_s=float(seg.end_s),
-                text=text,
-                avg_logprob=float(seg.avg_logprob),
-                no_speech_prob=float(seg.no_speech_prob),
-                compression_ratio=float(seg.compression_ratio),
-                words=words,
-            )
-        )
-    if dropped:
-        logger.debug("hallucination guard dropped %s", dropped)
-    return Transcript(
-        language=language,
-        language_probability=float(language_probability),
-        segments=tuple(kept),
-        dropped_segments=sum(dropped.values()),
-        backend=backend,
-    )
 
 
 class EncoderMemo:
@@ -381,6 +212,53 @@ def encode_speech(model: WhisperModel, samples: np.ndarray) -> SpeechFrames | No
     return speech_frames_of(encode_windows(model, speech), speech, chunks)
 
 
+# Speech this long without any segment is decoded again on its own: a skipped sentence or take.
+# Shorter stretches are mostly the tails Whisper's segment times fall short of (1.4-1.6 s on the
+# bench clip), and each re-decode costs a 30 s window.
+UNCOVERED_MIN_S = 3.0
+_JOIN_GAP_S = 0.5  # VAD chunks closer than this are one stretch of speech
+
+
+def uncovered_speech(
+    raws: Sequence[RawSegment], chunks: Sequence[tuple[int, int]]
+) -> list[tuple[float, float]]:
+    """Stretches of VAD speech (``chunks`` in samples) of ``UNCOVERED_MIN_S`` or more that no
+    segment overlaps, as (start_s, end_s) on the recording's timeline."""
+    stretches: list[list[float]] = []
+    for a, b in chunks:
+        lo, hi = a / ANALYSIS_RATE_HZ, b / ANALYSIS_RATE_HZ
+        if stretches and lo - stretches[-1][1] < _JOIN_GAP_S:
+            stretches[-1][1] = hi
+        else:
+            stretches.append([lo, hi])
+    covered = sorted((r.start_s, r.end_s) for r in raws)
+    out: list[tuple[float, float]] = []
+    for lo, hi in stretches:
+        at = lo
+        for c_lo, c_hi in covered:
+            if c_hi <= at or c_lo >= hi:
+                continue
+            if c_lo - at >= UNCOVERED_MIN_S:
+                out.append((at, c_lo))
+            at = max(at, c_hi)
+        if hi - at >= UNCOVERED_MIN_S:
+            out.append((at, hi))
+    return out
+
+
+def _raw_of(s: Any) -> RawSegment:
+    """A faster-whisper ``Segment`` as a :class:`RawSegment`."""
+    return RawSegment(
+        s.start,
+        s.end,
+        s.text,
+        s.avg_logprob,
+        s.no_speech_prob,
+        s.compression_ratio,
+        tuple((w.start, w.end, w.word, w.probability) for w in s.words or ()),
+    )
+
+
 class FasterWhisperTranscriber:
     """faster-whisper (CTranslate2) backend; build it with ``models.loading.load_transcriber``."""
 
@@ -441,8 +319,8 @@ class FasterWhisperTranscriber:
         from faster_whisper.transcribe import restore_speech_timestamps
 
         audio = _as_mono_float32(samples)
-        chunks: tuple[tuple[int, int], ...]
-        speech, chunks = audio, ((0, audio.size),)
+        speech = audio
+        chunks: tuple[tuple[int, int], ...] = ((0, audio.size),)
         if self.cfg.vad_filter:
             # One VAD pass: we transcribe the speech alone and map times back ourselves, as
             # faster-whisper's own vad_filter would after running the same VAD again.
@@ -457,6 +335,45 @@ class FasterWhisperTranscriber:
             language, probability = pick_language(all_probs, self.cfg.languages)
         else:
             language, probability = self.cfg.languages[0], 1.0
+        segments = self._decode(speech, language)
+        if self.cfg.vad_filter:
+            vad_chunks = [{"start": a, "end": b} for a, b in chunks]
+            segments = restore_speech_timestamps(segments, vad_chunks, ANALYSIS_RATE_HZ)
+
+        def redecode(start_s: float, end_s: float) -> list[RawSegment]:
+            # The loop's span alone, without the window's earlier text around it (issue 17).
+            lo, hi = int(start_s * ANALYSIS_RATE_HZ), int(end_s * ANALYSIS_RATE_HZ)
+            if hi - lo < ANALYSIS_RATE_HZ // 2:
+                return []
+            return [
+                dataclasses.replace(
+                    r, start_s=round(r.start_s + start_s, 3), end_s=round(r.end_s + start_s, 3)
+                )
+                for r in map(_raw_of, self._decode(audio[lo:hi], language))
+            ]
+
+        raws = [_raw_of(s) for s in segments]
+        if self.cfg.vad_filter:
+            # Whisper can end a window on a lone timestamp and skip the rest of it: a replayed
+            # take then vanishes without a segment to guard (issue 17). Speech left without a
+            # segment is decoded on its own.
+            for start_s, end_s in uncovered_speech(raws, chunks):
+                raws += redecode(start_s, end_s)
+            raws.sort(key=lambda r: r.start_s)
+        transcript = assemble_transcript(
+            raws,
+            language=language,
+            language_probability=probability,
+            cfg=self.cfg,
+            to_simplified=self._to_simplified,
+            backend=self.backend,
+            replay_coverage=lambda: replay_coverage_of(audio),
+            redecode=redecode,
+        )
+        frames = speech_frames_of(outputs, speech, chunks) if all_windows else None
+        return transcript, frames
+
+    def _decode(self, speech: np.ndarray, language: str) -> Iterator[Any]:
         segments, _info = self.model.transcribe(
             speech,
             language=language,
@@ -471,31 +388,7 @@ class FasterWhisperTranscriber:
             # None: faster-whisper would silently skip no-speech windows; our guard counts them.
             no_speech_threshold=None,
         )
-        if self.cfg.vad_filter:
-            vad_chunks = [{"start": a, "end": b} for a, b in chunks]
-            segments = restore_speech_timestamps(segments, vad_chunks, ANALYSIS_RATE_HZ)
-        raw = (
-            RawSegment(
-                s.start,
-                s.end,
-                s.text,
-                s.avg_logprob,
-                s.no_speech_prob,
-                s.compression_ratio,
-                tuple((w.start, w.end, w.word, w.probability) for w in s.words or ()),
-            )
-            for s in segments
-        )
-        transcript = assemble_transcript(
-            raw,
-            language=language,
-            language_probability=probability,
-            cfg=self.cfg,
-            to_simplified=self._to_simplified,
-            backend=self.backend,
-        )
-        frames = speech_frames_of(outputs, speech, chunks) if all_windows else None
-        return transcript, frames
+        return iter(segments)
 
     def log_mel(self, samples: np.ndarray) -> np.ndarray:
         """Log-mel of the first 30 s, zero-padded like openai-whisper: shape (n_mels, 3000)."""
@@ -605,6 +498,7 @@ class OpenAIWhisperTranscriber:
             cfg=self.cfg,
             to_simplified=self._to_simplified,
             backend=self.backend,
+            replay_coverage=lambda: replay_coverage_of(audio),
         )
 
     def _window_mel(self, audio: np.ndarray) -> Any:

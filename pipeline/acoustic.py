@@ -10,6 +10,11 @@ Cost: one resample, one STFT, a vectorised YIN on speech frames only, a peak sea
 run and a blocked-FFT replay search; 0.15-0.35 s per minute of audio on one core (about 0.4 s
 per minute on a 10-minute monologue, where the replay search looks 300 s ahead), and no numba
 JIT: ``librosa.yin``/``pyin`` spend seconds compiling, and pYIN needs ~2.5 s a minute when warm.
+
+At about 730 lines this stays one module on purpose: one frame analysis (``_analyse``: the 8 kHz
+STFT, YIN and log-mel frames) feeds every cue, and splitting the cues from it would turn that
+private frame record into a public interface for no reader's benefit. Turn-taking behaviour
+that needs both parties' transcripts lives apart.
 """
 
 from __future__ import annotations

@@ -15,9 +15,12 @@ Checks run cheapest first, each raising one error from :mod:`pipeline.errors`:
 5. decode, stopping as soon as the decoded length passes ``max_duration_s`` (headers lie);
    a stream cut short keeps what decoded (a truncated phone recording is still evidence),
    nothing decodable -> ``CorruptAudioError``;
-6. content: too short -> ``EmptyAudioError``, NaN/inf -> ``CorruptAudioError``, every channel
+6. content: too short -> ``AudioTooShortError``, NaN/inf -> ``CorruptAudioError``, every channel
    silent in the speech band -> ``EmptyAudioError``;
 7. stereo: pick the caller's channel (see :func:`choose_caller_channel`).
+
+At about 560 lines this is one module because it is one path: the checks above run in this
+order over one PyAV container, and the sniffer beside them is the project's only one.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from pipeline.config import AudioLimits
 from pipeline.errors import (
     AudioTooLargeError,
     AudioTooLongError,
+    AudioTooShortError,
     CorruptAudioError,
     EmptyAudioError,
     NotAudioError,
@@ -130,7 +134,8 @@ def load_audio(
     Raises
     ------
     EmptyAudioError
-        0 bytes, shorter than ``min_duration_s``, or every channel silent.
+        0 bytes or every channel silent; :class:`AudioTooShortError` (a subclass, its own code)
+        when shorter than ``min_duration_s``.
     AudioTooLargeError
         More than ``max_bytes`` bytes.
     NotAudioError
@@ -155,7 +160,7 @@ def load_audio(
     samples, meta = _decode(data, label=label, kind=kind, limits=limits)
     duration_s = samples.shape[1] / ANALYSIS_RATE_HZ
     if duration_s < limits.min_duration_s:
-        raise EmptyAudioError(
+        raise AudioTooShortError(
             f"{label}: too short to analyse: {duration_s:.2f} s, "
             f"need at least {limits.min_duration_s:g} s"
         )

@@ -19,7 +19,7 @@ import numpy as np
 from pipeline.acoustic import acoustic_cues
 from pipeline.audio import AudioSource, load_audio
 from pipeline.config import DetectorConfig
-from pipeline.errors import EmptyAudioError
+from pipeline.errors import AudioTooShortError, EmptyAudioError
 from pipeline.fuse import FUSION_METHOD, FusionModel, fuse
 from pipeline.messages import make_evidence
 from pipeline.provenance import make_provenance
@@ -39,6 +39,10 @@ from pipeline.types import (
 )
 
 log = logging.getLogger(__name__)
+
+# Less caller speech than this (energy VAD) is a word or a cut-off recording: reported as too
+# short to judge, not as "no speech" and not with a verdict made of one word (issue 17).
+MIN_SPEECH_TO_JUDGE_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +88,13 @@ class Detector:
         if other_samples is not None and _has_signal(other_samples):
             other = self.transcriber.transcribe(other_samples)
         cues = acoustic_cues(audio, transcript=transcript, other_transcript=other)
+        if cues.speech_s < MIN_SPEECH_TO_JUDGE_S:
+            # A word: no verdict, and say how much is needed rather than "no speech" (issue 17).
+            raise AudioTooShortError(
+                f"{audio.info.name}: too short to judge: {cues.speech_s:.1f} s of sound on the "
+                f"caller channel; need at least {MIN_SPEECH_TO_JUDGE_S:g} s of speech "
+                "(a sentence or more)"
+            )
         if not transcript.segments:
             # Noise, music, tones or speech in another language: nothing we can judge honestly.
             raise EmptyAudioError(

@@ -35,6 +35,17 @@ class EmptyAudioError(RobocallError):
     status = 422
 
 
+class AudioTooShortError(EmptyAudioError):
+    """Too little sound or speech to judge (a single word); the message states the minimum.
+
+    A subclass of :class:`EmptyAudioError` so that code skipping unanalysable input skips it
+    too; its own code tells the user to record more, not that the file is empty (issue 17).
+    """
+
+    code = "audio_too_short"
+    status = 422
+
+
 class AudioTooLongError(RobocallError):
     """Longer than the configured limit (actual and allowed are in the message)."""
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 import io
 import math
 from dataclasses import dataclass
-from functools import cache
 from typing import TYPE_CHECKING, cast
 
 import numpy as np
@@ -383,18 +382,3 @@ def _babble(n: int, rng: np.random.Generator, talkers: int = 6) -> np.ndarray:
         b, a = signal.iirpeak(formant_hz, 3.0, fs=CHANNEL_RATE_HZ)
         out += signal.lfilter(b, a, source) * envelope
     return out
-
-
-@cache
-def available_codecs() -> tuple[str, ...]:
-    """The codecs of :data:`CODECS` that this install of PyAV / libsndfile can round-trip."""
-    import av
-
-    found = []
-    for codec in CODECS:
-        try:
-            codec_round_trip(np.zeros(320), codec=codec)
-        except (ValueError, RuntimeError, av.error.FFmpegError):  # encoder missing in this build
-            continue
-        found.append(codec)
-    return tuple(found)

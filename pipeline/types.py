@@ -84,8 +84,9 @@ class Segment:
     text: str  # normalised (Simplified Chinese), stripped
     avg_logprob: float
     no_speech_prob: float
-    compression_ratio: float
+    compression_ratio: float  # of the decoded window's text (Whisper's), not this segment's
     words: tuple[Word, ...] = ()
+    is_repeat: bool = False  # its audio replays earlier audio of the call (kept, issue 17)
 
 
 @dataclass(frozen=True, slots=True)

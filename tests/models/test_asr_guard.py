@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 
-from models.asr import (
+from models.asr import _as_mono_float32, pick_language, uncovered_speech
+from models.transcript_guard import (
     SILENCE_HALLUCINATIONS,
     RawSegment,
-    _as_mono_float32,
+    ReplayCoverage,
+    _loops,
     assemble_transcript,
     hallucination_reason,
     normalise_for_matching,
-    pick_language,
+    repetition_verdict,
+    replay_coverage_of,
 )
 from pipeline.config import AsrConfig
 from pipeline.errors import EmptyAudioError
+from pipeline.types import Transcript
 
 CFG = AsrConfig()
 CONFIDENT = {"avg_logprob": -0.2, "no_speech_prob": 0.01, "compression_ratio": 1.3}
@@ -167,3 +173,136 @@ def test_input_checks() -> None:
     with pytest.raises(ValueError, match="mono"):
         _as_mono_float32(np.zeros((2, 100), dtype=np.float32))
     assert _as_mono_float32(np.zeros(10, dtype=np.float64)).dtype == np.float32
+
+
+# Issue 17: a window whose text repeats because the caller repeated it is not a decoding loop.
+LOOPY = {"compression_ratio": 3.1}  # the window's ratio, as both backends report it
+
+
+def assemble(
+    segments: list[RawSegment],
+    *,
+    replayed: tuple[tuple[float, float], ...] = (),
+    redecode: Callable[[float, float], list[RawSegment]] | None = None,
+) -> tuple[Transcript, list[int]]:
+    built: list[int] = []
+
+    def coverage() -> ReplayCoverage:
+        built.append(1)
+        return lambda a, b: max(
+            (max(0.0, min(b, hi) - max(a, lo)) / (b - a) for lo, hi in replayed), default=0.0
+        )
+
+    transcript = assemble_transcript(
+        segments,
+        language="en",
+        language_probability=1.0,
+        cfg=CFG,
+        to_simplified=lambda s: s,
+        backend="faster",
+        replay_coverage=coverage,
+        redecode=redecode,
+    )
+    return transcript, built
+
+
+MESSAGE = "press two to hear this message again"
+
+
+def test_a_replayed_message_is_kept_and_marked() -> None:
+    segments = [raw(MESSAGE, start=2.0 * i, **LOOPY) for i in range(3)]
+    transcript, _ = assemble(segments, replayed=((2.0, 6.0),))
+    assert transcript.dropped_segments == 0
+    marks = [s.is_repeat for s in transcript.segments]
+    assert marks == [False, True, True]
+
+
+def test_repeated_text_without_an_acoustic_repeat_is_a_loop() -> None:
+    segments = [raw(MESSAGE, start=2.0 * i, **LOOPY) for i in range(3)]
+    transcript, _ = assemble(segments)
+    assert [s.text for s in transcript.segments] == [MESSAGE]
+    assert transcript.dropped_segments == 2
+
+
+def test_a_segment_looping_within_itself_is_dropped() -> None:
+    transcript, _ = assemble([raw("thank you " * 8, **LOOPY)])
+    assert transcript.segments == ()
+    assert transcript.dropped_segments == 1
+
+
+def test_a_loop_is_decoded_again_before_it_is_dropped() -> None:
+    asked: list[tuple[float, float]] = []
+
+    def redecode(start_s: float, end_s: float) -> list[RawSegment]:
+        asked.append((start_s, end_s))
+        return [raw("we are calling about your car warranty", start=start_s)]
+
+    transcript, _ = assemble([raw("thank you " * 8, start=4.0, **LOOPY)], redecode=redecode)
+    assert asked == [(4.0, 6.0)]
+    assert transcript.text == "we are calling about your car warranty"
+    assert transcript.dropped_segments == 0
+
+
+def test_a_redecoded_loop_that_loops_again_is_dropped_without_a_second_retry() -> None:
+    calls: list[int] = []
+
+    def redecode(start_s: float, end_s: float) -> list[RawSegment]:
+        calls.append(1)
+        return [raw("thank you " * 8, start=start_s, **LOOPY)]
+
+    transcript, _ = assemble([raw("thank you " * 8, **LOOPY)], redecode=redecode)
+    assert calls == [1] and transcript.segments == ()
+
+
+def test_the_replay_search_runs_only_for_a_window_over_the_threshold() -> None:
+    _, built = assemble([raw(MESSAGE), raw(MESSAGE, start=2.0)])
+    assert built == []
+    _, built = assemble([raw(MESSAGE, **LOOPY), raw(MESSAGE, start=2.0, **LOOPY)])
+    assert built == [1]
+
+
+def test_a_kept_repeat_still_passes_the_text_rules() -> None:
+    segments = [raw("Thanks for watching!", start=2.0 * i, **LOOPY) for i in range(2)]
+    transcript, _ = assemble(segments, replayed=((2.0, 4.0),))
+    assert transcript.segments == ()
+
+
+@pytest.mark.parametrize(
+    ("text", "loops"),
+    [
+        ("嗯嗯嗯嗯嗯嗯", True),
+        ("thankyouthankyouthankyou", True),
+        ("学区房首付只要三十万", False),
+        ("pressonetospeaktoanagent", False),
+        ("", False),
+    ],
+)
+def test_loops_within_a_segment(text: str, loops: bool) -> None:
+    assert _loops(text) is loops
+
+
+def test_repetition_verdict_prefers_the_acoustic_repeat() -> None:
+    assert repetition_verdict(MESSAGE, seen=[], coverage=0.0, cfg=CFG) is None
+    seen = [normalise_for_matching(MESSAGE)]
+    assert repetition_verdict(MESSAGE, seen=seen, coverage=0.0, cfg=CFG) == "repetition"
+    assert repetition_verdict(MESSAGE, seen=seen, coverage=0.9, cfg=CFG) == "repeat"
+
+
+def test_replay_coverage_of_a_played_twice_signal() -> None:
+    rng = np.random.default_rng(7)
+    t = np.arange(int(2.5 * 16_000)) / 16_000
+    f0 = 140 + 30 * np.sin(2 * np.pi * 1.3 * t) + 10 * rng.standard_normal(t.size).cumsum() / 400
+    voice = 0.3 * np.sin(2 * np.pi * np.cumsum(f0) / 16_000) * (0.6 + 0.4 * np.sin(6 * t))
+    gap = np.zeros(8_000)
+    samples = np.concatenate([gap, voice, gap, voice, gap]).astype(np.float32)
+    coverage = replay_coverage_of(samples)
+    assert coverage(0.5, 3.0) < 0.5  # the first take replays nothing
+    assert coverage(3.5, 6.0) > 0.5  # the second replays the first
+
+
+def test_speech_a_window_skipped_is_found_for_decoding_again() -> None:
+    sr = 16_000
+    chunks = [(0, 3 * sr), (int(3.2 * sr), 8 * sr), (10 * sr, 12 * sr), (14 * sr, 18 * sr)]
+    segments = [raw("hello", start=0.0), raw("there", start=2.5)]  # cover 0-4.5 s
+    assert uncovered_speech(segments, chunks) == [(4.5, 8.0), (14.0, 18.0)]  # 10-12 s: short
+    assert uncovered_speech([], []) == []

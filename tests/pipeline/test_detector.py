@@ -10,7 +10,7 @@ import pytest
 
 from pipeline.config import DetectorConfig, load_config
 from pipeline.detector import Detector
-from pipeline.errors import EmptyAudioError, NotAudioError
+from pipeline.errors import AudioTooShortError, EmptyAudioError, NotAudioError
 from pipeline.fuse import FusionModel
 from pipeline.text_cues import RuleTextClassifier
 from pipeline.types import Evidence, Label, Verdict
@@ -135,3 +135,19 @@ def test_context_cue_evidence_is_fused_like_any_cue(
         before.evidence,
         before.robot_probability,
     )
+
+
+def test_a_single_word_is_too_short_to_judge_with_the_minimum_named(
+    make_wav: Callable[..., Path],
+) -> None:
+    path = make_wav(kind="robot", duration_s=0.6)
+    with pytest.raises(AudioTooShortError, match=r"too short to judge.*at least 1 s") as e:
+        _detector("hello").detect(path)
+    assert e.value.code == "audio_too_short" and e.value.status == 422
+    assert isinstance(e.value, EmptyAudioError)  # callers that skip unanalysable input skip it
+
+
+def test_a_file_under_the_minimum_duration_is_too_short(make_wav: Callable[..., Path]) -> None:
+    path = make_wav(kind="robot", duration_s=0.1)
+    with pytest.raises(AudioTooShortError, match="need at least 0.3 s"):
+        _detector().detect(path)

@@ -9,7 +9,6 @@ from pipeline.fuse import FUSION_METHOD, FusionModel, add_evidence, fuse, sigmoi
 from pipeline.provenance import make_provenance
 from pipeline.types import (
     AcousticCues,
-    AudioInfo,
     Evidence,
     Label,
     ModelInfo,
@@ -18,21 +17,18 @@ from pipeline.types import (
     Transcript,
     Verdict,
 )
+from tests.factories import make_audio_info, make_transcript
 
-INFO = AudioInfo(
+INFO = make_audio_info(
     name="call.wav",
     sha256="0" * 64,
     size_bytes=10,
     container="wav",
     codec="pcm_s16le",
-    sample_rate_hz=8000,
-    channels=1,
     duration_s=3.0,
 )
-TRANSCRIPT = Transcript(
-    language="zh",
-    language_probability=0.9,
-    segments=(Segment(0.0, 2.0, "您好，按1了解详情", -0.2, 0.01, 1.1),),
+TRANSCRIPT = make_transcript(
+    "zh", (0.0, 2.0, "您好，按1了解详情"), language_probability=0.9, compression_ratio=1.1
 )
 
 
@@ -297,3 +293,16 @@ def test_a_verdict_of_another_fusion_or_config_is_not_fused_again() -> None:
         add_evidence(_fused(MODEL), [CUE], config=DetectorConfig(), model=other)
     with pytest.raises(ValueError, match="config"):
         add_evidence(_fused(None), [CUE], config=load_config(fusion__threshold=0.6), model=None)
+
+
+def test_a_fit_cannot_silence_an_in_call_replay() -> None:
+    from pipeline.fuse import SCALE_FLOORS
+
+    model = FusionModel(
+        bias=0.0,
+        scales=(("replayed_speech_s:+", 0.0), ("pause_cv:+", 0.0)),
+        default_scale=1.0,
+        method="test",
+    )
+    assert model.scale("replayed_speech_s", 2.0) == SCALE_FLOORS["replayed_speech_s:+"] > 0
+    assert model.scale("pause_cv", 1.0) == 0.0  # other fitted scales stand

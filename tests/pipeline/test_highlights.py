@@ -5,7 +5,8 @@ from __future__ import annotations
 import dataclasses
 
 from pipeline.highlights import MIN_WEIGHT, highlight_spans
-from pipeline.types import Evidence, Label, Segment, Transcript
+from pipeline.types import Evidence, Label
+from tests.factories import make_transcript
 from tests.pipeline.test_report import make_verdict
 
 
@@ -43,13 +44,8 @@ def test_a_live_person_verdict_highlights_the_human_evidence() -> None:
 
 
 def test_text_spans_never_cover_the_callees_lines() -> None:
-    caller = Transcript(
-        "zh",
-        0.9,
-        (
-            Segment(0.5, 3.0, "您好", -0.2, 0.0, 1.0),
-            Segment(6.0, 9.0, "按1了解详情", -0.2, 0.0, 1.0),
-        ),
+    caller = make_transcript(
+        "zh", (0.5, 3.0, "您好"), (6.0, 9.0, "按1了解详情"), language_probability=0.9
     )
     verdict = dataclasses.replace(
         make_verdict(label=Label.ROBOT, stereo=True),

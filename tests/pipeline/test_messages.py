@@ -18,7 +18,8 @@ from pipeline.messages import (
     make_evidence,
     render,
 )
-from pipeline.types import Evidence, Label, Segment, Transcript
+from pipeline.types import Evidence, Label
+from tests.factories import make_transcript
 from tests.pipeline.test_report import make_verdict
 
 # sample params for every field a message may use
@@ -128,7 +129,7 @@ def test_headline_answers_who_and_what_apart(label, sales, topic, en, zh) -> Non
 
 
 def test_headline_says_when_too_little_was_said() -> None:
-    short = Transcript("en", 0.9, (Segment(0.0, 1.0, "Hello? Hello?", -0.2, 0.01, 1.0),))
+    short = make_transcript("en", (0.0, 1.0, "Hello? Hello?"), language_probability=0.9)
     verdict = dataclasses.replace(
         make_verdict(label=Label.HUMAN, sales=0.1, topic="none"), transcript=short
     )

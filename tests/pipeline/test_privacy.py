@@ -17,16 +17,8 @@ from pipeline.privacy import (
     mask_verdict,
     recital_evidence,
 )
-from pipeline.types import (
-    AudioInfo,
-    Evidence,
-    Label,
-    Provenance,
-    Segment,
-    Transcript,
-    Verdict,
-    Word,
-)
+from pipeline.types import Evidence, Segment, Transcript, Word
+from tests.factories import make_audio_info, make_transcript, make_verdict
 
 CN_ID = "11010519491231002X"  # the published GB 11643 example: valid date and check digit
 ID_BAD_CHECK = "110105194912310021"
@@ -127,10 +119,8 @@ def test_known_callee_data_is_masked_wherever_said() -> None:
 
 
 def _transcript(*texts: str, language: str = "zh") -> Transcript:
-    segments = tuple(
-        Segment(2.0 * i, 2.0 * i + 1.5, text, -0.2, 0.01, 1.2) for i, text in enumerate(texts)
-    )
-    return Transcript(language, 0.99, segments, backend="fake")
+    lines = ((2.0 * i, 2.0 * i + 1.5, text) for i, text in enumerate(texts))
+    return make_transcript(language, *lines, language_probability=0.99)
 
 
 def test_mask_transcript_keeps_times_and_masks_words() -> None:
@@ -174,11 +164,10 @@ def test_no_recital_for_self_introduction_or_plain_pitch() -> None:
 
 
 def test_mask_verdict_masks_everything_shareable() -> None:
-    info = AudioInfo("13812345678_call.wav", "a" * 64, 100, "wav", "pcm_s16le", 8000, 2, 4.0)
-    prov = Provenance("0.1.0", (), "0" * 16, "hand-set", (), "2024-01-01T00:00:00Z")
-    verdict = Verdict(
-        label=Label.ROBOT, robot_probability=0.9, threshold=0.5, sales_probability=0.9,
-        topic="loan",
+    info = make_audio_info(name="13812345678_call.wav", container="wav", codec="pcm_s16le",
+                           channels=2, duration_s=4.0)
+    verdict = make_verdict(
+        robot_probability=0.9,
         evidence=(Evidence("text", "scripted_phrase", 1.0, 1.0, "Said 'call 13812345678'.",
                            (0.0, 1.5)),
                   make_evidence("text", "scripted_phrase", value=1.0, weight=1.0,
@@ -186,7 +175,7 @@ def test_mask_verdict_masks_everything_shareable() -> None:
                                 params={"phrases": ("请拨打13812345678",)}),),
         transcript=_transcript("王先生您好，您之前申请过贷款"),
         other_party_transcript=_transcript("我的地址是朝阳区建国路88号"),
-        audio=info, provenance=prov,
+        audio=info,
     )
     masked, summary = mask_verdict(verdict, known_numbers=["13812345678"])
     blob = str(masked.to_dict())

@@ -9,38 +9,20 @@ import pytest
 from pipeline import report as rp
 from pipeline.privacy import RecitalFlag
 from pipeline.report import CaseInfo
-from pipeline.types import (
-    AudioInfo,
-    Evidence,
-    Label,
-    ModelInfo,
-    Provenance,
-    Segment,
-    Transcript,
-    Verdict,
-)
+from pipeline.types import Label, Verdict
+from tests import factories
+from tests.factories import make_audio_info, make_provenance, make_transcript
 
 
 def make_verdict(*, label: Label = Label.ROBOT, topic: str = "loan", sales: float = 0.9,
                  stereo: bool = False, fusion: str = "hand-set weights (untrained)") -> Verdict:
-    caller = Transcript("zh", 0.98, (
-        Segment(0.5, 3.0, "您好，现在有一笔低息贷款", -0.2, 0.01, 1.2),
-        Segment(6.0, 9.0, "按1了解详情，回复TD退订", -0.2, 0.01, 1.2),
-    ))
-    callee = Transcript("zh", 0.9, (Segment(3.4, 4.0, "喂？", -0.3, 0.1, 1.0),))
-    evidence = (
-        Evidence("structure", "replayed_speech_s", 3.0, 1.5, "A 3 s prompt repeats.", (6.0, 9.0)),
-        Evidence("acoustic", "jitter_local_pct", 1.9, -0.6, "Jitter in the human range.", None),
-        Evidence("text", "sales_phrases", 2.0, 0.0, "Two sales phrases.", (0.5, 3.0)),
-    )
-    return Verdict(
-        label=label, robot_probability=0.87 if label is Label.ROBOT else 0.2, threshold=0.5,
-        sales_probability=sales, topic=topic, evidence=evidence, transcript=caller,
-        other_party_transcript=callee if stereo else None,
-        audio=AudioInfo("call.amr", "f" * 64, 12_345, "amr", "amr_nb", 8000, 2 if stereo else 1,
-                        62.4),
-        provenance=Provenance("0.1.0", (ModelInfo("asr", "whisper-base", "e" * 64),), "c" * 16,
-                              fusion, (("numpy", "2.0"),), "2024-05-01T06:31:00Z"),
+    callee = make_transcript("zh", (3.4, 4.0, "喂？"), language_probability=0.9,
+                             avg_logprob=-0.3, no_speech_prob=0.1, compression_ratio=1.0)
+    return factories.make_verdict(
+        label=label, robot_probability=0.87 if label is Label.ROBOT else 0.2,
+        sales_probability=sales, topic=topic, other_party_transcript=callee if stereo else None,
+        audio=make_audio_info(channels=2 if stereo else 1),
+        provenance=make_provenance(fusion_method=fusion),
     )
 
 

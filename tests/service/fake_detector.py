@@ -2,12 +2,14 @@
 
 The fake builds a valid :class:`Verdict` directly (no models, no decoding beyond a WAV header), so
 the API, store and page tests run in milliseconds. It honours the per-upload hints (caller
-channel, language) through its ``config`` exactly like ``pipeline.detector.Detector``.
+channel) through its ``config`` and takes the transcript's language from its (fake) transcriber,
+exactly like ``pipeline.detector.Detector``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import io
 import socket
@@ -24,17 +26,10 @@ import soundfile as sf
 from pipeline.audio import SNIFF_BYTES, sniff_audio_format
 from pipeline.config import DetectorConfig
 from pipeline.errors import CorruptAudioError, NotAudioError
-from pipeline.types import (
-    AudioInfo,
-    Evidence,
-    Label,
-    ModelInfo,
-    Provenance,
-    Segment,
-    Transcript,
-    Verdict,
-    Word,
-)
+from pipeline.types import ANALYSIS_RATE_HZ, Evidence, Label, ModelInfo, Verdict, Word
+from tests import factories
+from tests.factories import make_audio_info, make_provenance, make_transcript
+from tests.fakes import FakeTranscriber
 
 
 @dataclass(frozen=True)
@@ -54,7 +49,12 @@ class FakeDetector:
     gate: threading.Event | None = None
     delay_s: float = 0.0
     calls: list[str] = field(default_factory=list, compare=False)
-    transcriber: _Model = _Model(ModelInfo("asr", "fake-whisper", "0" * 64))
+    transcriber: FakeTranscriber = field(
+        default_factory=lambda: FakeTranscriber(
+            model_info=ModelInfo("asr", "fake-whisper", "0" * 64)
+        ),
+        compare=False,
+    )
     text_classifier: _Model = _Model(ModelInfo("text", "fake-text", "1" * 64))
 
     def detect(self, src: bytes, *, name: str | None = None) -> Verdict:
@@ -68,37 +68,50 @@ class FakeDetector:
             self.gate.wait(timeout=30)
         if self.delay_s:
             time.sleep(self.delay_s)
-        return make_verdict(data, name=name or "upload", config=self.config)
+        # The language comes from the transcriber, as in ``pipeline.detector.Detector``, which
+        # never reads ``config.asr.languages`` (the transcriber was loaded with its own).
+        duration_s = _wav_facts(data)[0]
+        heard = self.transcriber.transcribe(
+            np.zeros(int(duration_s * ANALYSIS_RATE_HZ), np.float32)
+        )
+        return make_verdict(
+            data, name=name or "upload", config=self.config, language=heard.language
+        )
 
 
-def make_verdict(data: bytes, *, name: str, config: DetectorConfig | None = None) -> Verdict:
-    """A plausible verdict for ``data``: robot when the sha256 starts with an even digit."""
+def make_verdict(
+    data: bytes, *, name: str, config: DetectorConfig | None = None, language: str = "zh"
+) -> Verdict:
+    """A plausible verdict for ``data``: robot when the sha256 starts with an even digit.
+
+    ``language`` is the transcript's, as a transcriber reported it (``FakeDetector`` passes its
+    fake transcriber's); the Chinese script is used for "zh", its English translation otherwise.
+    """
     config = config or DetectorConfig()
     sha = hashlib.sha256(data).hexdigest()
-    duration_s, rate, channels = 6.0, 8000, 1
-    if data.startswith(b"RIFF"):
-        with contextlib.suppress(RuntimeError, sf.LibsndfileError):
-            info = sf.info(io.BytesIO(data))
-            duration_s, rate, channels = float(info.duration), int(info.samplerate), info.channels
+    duration_s, rate, channels = _wav_facts(data)
     is_robot = int(sha[0], 16) % 2 == 0
-    lang = config.asr.languages[0]
     lines = (
         ("您好，这里是阳光保险，", "Hello, this is Sunshine Insurance,"),
         ("我们有一款新的理财产品。", "we have a new savings plan for you."),
         ("请问您现在方便吗？", "Is now a good time?"),
     )
     step = duration_s / len(lines)
-    segments = tuple(
-        Segment(
-            start_s=round(i * step, 3),
-            end_s=round((i + 1) * step, 3),
-            text=zh if lang == "zh" else en,
-            avg_logprob=-0.2,
-            no_speech_prob=0.01,
-            compression_ratio=1.2,
-            words=(Word(round(i * step, 3), round((i + 0.5) * step, 3), "x", 0.9),),
-        )
-        for i, (zh, en) in enumerate(lines)
+    transcript = make_transcript(
+        language,
+        *(
+            (round(i * step, 3), round((i + 1) * step, 3), zh if language == "zh" else en)
+            for i, (zh, en) in enumerate(lines)
+        ),
+    )
+    transcript = dataclasses.replace(
+        transcript,
+        segments=tuple(
+            dataclasses.replace(
+                s, words=(Word(s.start_s, round(s.start_s + step / 2, 3), "x", 0.9),)
+            )
+            for s in transcript.segments
+        ),
     )
     evidence = (
         Evidence(
@@ -121,19 +134,15 @@ def make_verdict(data: bytes, *, name: str, config: DetectorConfig | None = None
             "structure", "no_backchannel", 0.0, -0.3, "The caller reacts to interruptions.", None
         ),
     )
-    probability = 0.87 if is_robot else 0.18
-    return Verdict(
+    return factories.make_verdict(
         label=Label.ROBOT if is_robot else Label.HUMAN,
-        robot_probability=probability,
+        robot_probability=0.87 if is_robot else 0.18,
         threshold=config.fusion.threshold,
         sales_probability=0.95,
         topic="insurance",
         evidence=evidence,
-        transcript=Transcript(
-            language=lang, language_probability=0.98, segments=segments, backend="fake"
-        ),
-        other_party_transcript=None,
-        audio=AudioInfo(
+        transcript=transcript,
+        audio=make_audio_info(
             name=name,
             sha256=sha,
             size_bytes=len(data),
@@ -147,8 +156,7 @@ def make_verdict(data: bytes, *, name: str, config: DetectorConfig | None = None
             if config.caller_channel is not None
             else "mono recording",
         ),
-        provenance=Provenance(
-            package_version="0.1.0",
+        provenance=make_provenance(
             models=(ModelInfo("asr", "fake-whisper", "0" * 64),),
             config_hash=config.config_hash(),
             fusion_method="fake",
@@ -156,6 +164,15 @@ def make_verdict(data: bytes, *, name: str, config: DetectorConfig | None = None
             analysed_at_utc="2025-01-01T00:00:00Z",
         ),
     )
+
+
+def _wav_facts(data: bytes) -> tuple[float, int, int]:
+    """(duration_s, sample rate, channels) of a WAV, or a 6 s mono 8 kHz guess for anything else."""
+    if data.startswith(b"RIFF"):
+        with contextlib.suppress(RuntimeError, sf.LibsndfileError):
+            info = sf.info(io.BytesIO(data))
+            return float(info.duration), int(info.samplerate), int(info.channels)
+    return 6.0, 8000, 1
 
 
 def wav_bytes(

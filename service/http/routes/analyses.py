@@ -60,6 +60,7 @@ router = APIRouter()
         422: error_response(
             "empty upload or malformed field",
             empty_audio="the upload is empty",
+            audio_too_short="too short to judge: need at least 1 s of speech",
             invalid_request="caller_number: not a phone number",
         ),
         503: {

@@ -30,13 +30,11 @@ from pipeline.types import (
     Audio,
     Evidence,
     ModelInfo,
-    Provenance,
-    Segment,
     TextScore,
-    Transcript,
     Verdict,
 )
 from tests.conftest import ENCODINGS, encode
+from tests.factories import make_provenance, make_transcript
 
 RATE_HZ = 16_000
 TOPICS = ("real_estate", "insurance", "loan", "education")
@@ -58,11 +56,8 @@ class FakeBatchDetector:
         p = digest[0] / 255.0
         topic = TOPICS[digest[1] % len(TOPICS)]
         end = round(audio.info.duration_s, 3)
-        transcript = Transcript(
-            language="zh",
-            language_probability=0.99,
-            segments=(Segment(0.0, end, f"call {audio.info.sha256[:8]}", -0.2, 0.01, 1.2),),
-            backend="fake",
+        transcript = make_transcript(
+            "zh", (0.0, end, f"call {audio.info.sha256[:8]}"), language_probability=0.99
         )
         flatness = Evidence(
             "acoustic", "fake_flatness", p, 2.0 * p - 1.0, "A fake cue.", (0.0, end)
@@ -79,7 +74,7 @@ class FakeBatchDetector:
             other_transcript=None,
             audio=audio.info,
             config=self.config.fusion,
-            provenance=Provenance(
+            provenance=make_provenance(
                 package_version="0+test",
                 models=(
                     ModelInfo("asr", "fake-asr", "a" * 64),

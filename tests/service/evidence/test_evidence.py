@@ -20,24 +20,16 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from pipeline.detector import Detector
 from pipeline.report import CaseInfo
-from pipeline.types import (
-    Audio,
-    AudioInfo,
-    Evidence,
-    Label,
-    ModelInfo,
-    Provenance,
-    Segment,
-    Transcript,
-    Verdict,
-)
+from pipeline.types import Audio, AudioInfo, Evidence, ModelInfo, Transcript, Verdict
 from service import cli
 from service.evidence import pack as pack_mod
 from service.evidence import signing as keys
 from service.evidence.pack import build_pack, verify_pack
 from service.evidence.pdf import FontNotFoundError, find_cjk_font
 from service.evidence.timestamp import parse_timestamp_request, timestamp_request
+from tests import factories
 from tests.conftest import synthesize
+from tests.factories import make_audio_info, make_provenance, make_transcript
 from tests.fakes import FakeTextClassifier
 
 try:
@@ -67,27 +59,22 @@ def wav_bytes(samples: np.ndarray, sr: int = SR) -> bytes:
 
 
 def caller_transcript() -> Transcript:
-    return Transcript(
+    return make_transcript(
         "zh",
-        0.98,
-        tuple(
-            Segment(0.3 + 2.0 * i, 1.9 + 2.0 * i, text, -0.2, 0.01, 1.3)
-            for i, text in enumerate(CALLER_SAYS)
-        ),
-        backend="fake",
+        *((0.3 + 2.0 * i, 1.9 + 2.0 * i, text) for i, text in enumerate(CALLER_SAYS)),
+        compression_ratio=1.3,
     )
 
 
 def make_verdict(original: bytes) -> Verdict:
-    info = AudioInfo(
-        f"call_{CALLEE}.wav",
-        hashlib.sha256(original).hexdigest(),
-        len(original),
-        "wav",
-        "pcm_s16le",
-        SR,
-        1,
-        6.0,
+    info = make_audio_info(
+        name=f"call_{CALLEE}.wav",
+        sha256=hashlib.sha256(original).hexdigest(),
+        size_bytes=len(original),
+        container="wav",
+        codec="pcm_s16le",
+        sample_rate_hz=SR,
+        duration_s=6.0,
     )
     evidence_items = (
         Evidence(
@@ -101,25 +88,22 @@ def make_verdict(original: bytes) -> Verdict:
         ),
         Evidence("acoustic", "jitter_local_pct", 1.7, -0.3, "Jitter is in the human range.", None),
     )
-    provenance = Provenance(
-        "0.1.0",
-        (ModelInfo("asr", "whisper-base", "a" * 64), ModelInfo("text", "rules-v1", "b" * 64)),
-        "0123456789abcdef",
-        "hand-set weights (untrained, not calibrated)",
-        (("numpy", np.__version__),),
-        "2024-05-01T06:31:00Z",
+    provenance = make_provenance(
+        models=(
+            ModelInfo("asr", "whisper-base", "a" * 64),
+            ModelInfo("text", "rules-v1", "b" * 64),
+        ),
+        config_hash="0123456789abcdef",
+        fusion_method="hand-set weights (untrained, not calibrated)",
+        libraries=(("numpy", np.__version__),),
     )
-    return Verdict(
-        Label.ROBOT,
-        0.91,
-        0.5,
-        0.95,
-        "loan",
-        evidence_items,
-        caller_transcript(),
-        None,
-        info,
-        provenance,
+    return factories.make_verdict(
+        robot_probability=0.91,
+        sales_probability=0.95,
+        evidence=evidence_items,
+        transcript=caller_transcript(),
+        audio=info,
+        provenance=provenance,
     )
 
 
