@@ -27,6 +27,7 @@ import numpy as np
 
 from models.synth_head import FeatureSpec, FrameEncoder, LogisticHead
 from models.training import metrics as M
+from models.training.aasist_scores import AASIST_VARIANTS, aasist_scores
 from models.training.corpus import (
     HELD_OUT_SOURCES,
     CorpusRow,
@@ -109,9 +110,18 @@ def table_row(recs: Sequence[Record], threshold: float) -> dict[str, float]:
     both = M.has_both_classes(y)
     out["eer"] = M.eer(y, lo)[0] if both else math.nan
     out["auc"] = M.roc_auc(y, lo) if both else math.nan
-    ci = M.bootstrap_ci(y, lo, groups=[r["group"] for r in recs])
+    groups = [r["group"] for r in recs]
+    ci = M.bootstrap_ci(y, lo, groups=groups)
     out["eer_lo"], out["eer_hi"] = ci["eer"]
     out["auc_lo"], out["auc_hi"] = ci["auc"]
+    for variant in AASIST_VARIANTS:  # the published detector on exactly these rows
+        key = f"aasist_{variant}"
+        if both and recs and all(key in r for r in recs):
+            s = np.asarray([r[key] for r in recs])
+            ci = M.bootstrap_ci(y, s, groups=groups)
+            out[f"{key}_eer"], out[f"{key}_auc"] = M.eer(y, s)[0], M.roc_auc(y, s)
+            out[f"{key}_eer_lo"], out[f"{key}_eer_hi"] = ci["eer"]
+            out[f"{key}_auc_lo"], out[f"{key}_auc_hi"] = ci["auc"]
     c = M.confusion(y, sigmoid(lo), threshold=threshold)
     out["fpr"] = c.false_positive_rate
     out["miss"] = 1 - c.recall if c.true_positive + c.false_negative else math.nan
@@ -141,6 +151,7 @@ class Fold:
     chosen: str = ""  # the (l2, copy weight) selected inside this fold
     eer_ci: tuple[float, float] = (math.nan, math.nan)
     auc_ci: tuple[float, float] = (math.nan, math.nan)
+    aasist: dict[str, float] = dataclasses.field(default_factory=dict)  # same test rows
 
 
 NESTED_SALT = "synth-nested-v1"
@@ -182,9 +193,11 @@ def leave_one_out(
     *,
     field: str,
     min_rows: int = MIN_FOLD_ROWS,
+    aasist: dict[str, dict[str, float]] | None = None,
 ) -> list[Fold]:
     """Retrain without each engine family (or source), settings selected inside the fold
-    (:func:`nested_fit`), and test on it plus the human test rows (bootstrap CIs by speaker)."""
+    (:func:`nested_fit`), and test on it plus the human test rows (bootstrap CIs by speaker);
+    AASIST's EER and AUC on the same test rows when ``aasist`` scores them all."""
     kept = [r for r in rows if r.id in feats]
     out = []
     for held_out, train_idx, test_idx in leave_one_out_folds(kept, field=field, min_rows=min_rows):
@@ -195,6 +208,14 @@ def leave_one_out(
         xt, yt, test_rows = stack(feats, [kept[i] for i in test_idx])
         s = head.raw_logit(xt)
         ci = M.bootstrap_ci(yt, s, groups=[ci_group(r) for r in test_rows])
+        baseline = {}
+        for variant, scores in (aasist or {}).items():
+            if all(r.id in scores for r in test_rows):
+                a = np.asarray([scores[r.id] for r in test_rows])
+                baseline[f"{variant}_eer"], baseline[f"{variant}_auc"] = (
+                    M.eer(yt, a)[0],
+                    M.roc_auc(yt, a),
+                )
         out.append(
             Fold(
                 held_out,
@@ -206,6 +227,7 @@ def leave_one_out(
                 chosen,
                 ci["eer"],
                 ci["auc"],
+                baseline,
             )
         )
         log.info("fold %s: eer %.3f (%s)", held_out, out[-1].eer, chosen)
@@ -375,10 +397,12 @@ def evaluate(
     encoder: FrameEncoder | None,
     compare: bool = True,
     cost: bool = False,
+    aasist: bool = True,
     progress: bool = False,
 ) -> Evaluation:
     """Score everything with the head at ``weights_path`` (its stored training config decides
-    the rows and features), retrain the leave-one-out folds, and collect the tables."""
+    the rows and features), retrain the leave-one-out folds, and collect the tables; with
+    ``aasist``, AASIST scores the same rows (``aasist_scores.py``) for a column beside ours."""
     from models.synth_head import file_sha256
 
     started = time.monotonic()
@@ -402,6 +426,21 @@ def evaluate(
         for r in ev
         if r.id in tel
     ]
+    baseline: dict[str, dict[str, float]] = {}
+    if aasist:
+        kept = [r for r in rows if r.id in tel]
+        fold_rows = {
+            kept[i].id
+            for field in ("engine_family", "source")
+            for _, _, test_idx in leave_one_out_folds(kept, field=field, min_rows=_min_rows(cfg))
+            for i in test_idx
+        }
+        scored = [r for r in [*rows, *calls] if r.id in fold_rows or r.split == "test"]
+        baseline = aasist_scores(scored, progress=progress)
+        for rec in recs:
+            for variant, scores in baseline.items():
+                if rec["id"] in scores:
+                    rec[f"aasist_{variant}"] = scores[rec["id"]]
     # Seen = an engine family the head was fit on with non-zero weight.
     fit = train_ids(rows, cfg)
     seen = {
@@ -476,8 +515,12 @@ def evaluate(
         "ece_balanced": M.ece(y, p, weights=class_weights(y)),
         "bins": [dataclasses.asdict(b) for b in M.calibration_bins(y, p)],
     }
-    folds_engine = leave_one_out(rows, tel, cfg, field="engine_family", min_rows=_min_rows(cfg))
-    folds_source = leave_one_out(rows, tel, cfg, field="source", min_rows=_min_rows(cfg))
+    folds_engine = leave_one_out(
+        rows, tel, cfg, field="engine_family", min_rows=_min_rows(cfg), aasist=baseline
+    )
+    folds_source = leave_one_out(
+        rows, tel, cfg, field="source", min_rows=_min_rows(cfg), aasist=baseline
+    )
     comparison = compare_blocks(rows, calls, cfg, encoder, quantile=q) if compare else {}
     shortcut = shortcut_check(rows, cfg) if not cfg.quick else {}
     costs = measure_cost(weights_path, calls) if cost and calls else {}
