@@ -15,6 +15,7 @@ model, each cached on its frozen config, one device resolution); splitting it wo
 
 from __future__ import annotations
 
+import copy
 import functools
 import hashlib
 import json
@@ -246,6 +247,33 @@ def load_transcriber_from(cfg: AsrConfig, source: WhisperSource) -> Transcriber:
     if cfg.backend == "faster":
         return _load_faster(cfg, source)
     return _load_openai(cfg, source)
+
+
+# AsrConfig fields that choose the loaded weights; the others only steer decoding.
+_WEIGHT_FIELDS = ("backend", "device", "compute_type", "cpu_threads")
+
+
+def with_asr_config(transcriber: Transcriber, cfg: AsrConfig) -> Transcriber:
+    """The same loaded Whisper decoding under ``cfg`` (an upload's language hint, issue 11).
+
+    A copy that shares the model: only decoding settings (languages, beam, thresholds) may
+    change; a change of backend, device, compute type or threads needs :func:`load_transcriber`.
+    A transcriber without an ``AsrConfig`` (a test fake) has nothing to steer and is returned.
+
+    Raises
+    ------
+    ValueError
+        ``cfg`` would need other weights than the ones ``transcriber`` holds.
+    """
+    current = getattr(transcriber, "cfg", None)
+    if not isinstance(current, AsrConfig) or current == cfg:
+        return transcriber
+    changed = [f for f in _WEIGHT_FIELDS if getattr(current, f) != getattr(cfg, f)]
+    if changed:
+        raise ValueError(f"{', '.join(changed)} select other weights: load a new transcriber")
+    copied = copy.copy(transcriber)  # shares the model (and openai-whisper's per-model lock)
+    copied.cfg = cfg  # type: ignore[attr-defined]
+    return copied
 
 
 def _load_faster(cfg: AsrConfig, source: WhisperSource) -> Transcriber:

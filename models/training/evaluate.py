@@ -27,8 +27,12 @@ import numpy as np
 
 from models.synth_head import FeatureSpec, FrameEncoder, LogisticHead
 from models.training import metrics as M
+from models.training.aasist_scores import AASIST_VARIANTS, aasist_scores
 from models.training.corpus import (
+    HELD_OUT_SOURCES,
     CorpusRow,
+    dev_halves,
+    hash_unit,
     leave_one_out_folds,
     read_clip,
     resolve_path,
@@ -86,17 +90,38 @@ def record(
         "log_odds": float(log_odds),
         "p": float(sigmoid(log_odds)),
         "n_windows": 0 if feats is None else int(feats.windows.shape[0]),
+        "group": ci_group(row),
     }
 
 
+def ci_group(row: CorpusRow) -> str:
+    """Bootstrap unit of a row: the engine for a robot, the speaker for a person."""
+    if row.label == "robot" and row.engine_family:
+        return f"engine:{row.engine_family}"
+    return f"speaker:{row.speaker}"
+
+
 def table_row(recs: Sequence[Record], threshold: float) -> dict[str, float]:
-    """n, EER and AUC (both classes), error rate at the threshold, ECE."""
+    """n, EER and AUC (both classes) with 95 % cluster-bootstrap intervals (``M.bootstrap_ci``,
+    speakers and engines), error rate at the threshold, ECE."""
     y = np.asarray([r["y"] for r in recs], dtype=np.int64)
     lo = np.asarray([r["log_odds"] for r in recs])
     out: dict[str, float] = {"n_human": float((y == 0).sum()), "n_robot": float(y.sum())}
     both = M.has_both_classes(y)
     out["eer"] = M.eer(y, lo)[0] if both else math.nan
     out["auc"] = M.roc_auc(y, lo) if both else math.nan
+    groups = [r["group"] for r in recs]
+    ci = M.bootstrap_ci(y, lo, groups=groups)
+    out["eer_lo"], out["eer_hi"] = ci["eer"]
+    out["auc_lo"], out["auc_hi"] = ci["auc"]
+    for variant in AASIST_VARIANTS:  # the published detector on exactly these rows
+        key = f"aasist_{variant}"
+        if both and recs and all(key in r for r in recs):
+            s = np.asarray([r[key] for r in recs])
+            ci = M.bootstrap_ci(y, s, groups=groups)
+            out[f"{key}_eer"], out[f"{key}_auc"] = M.eer(y, s)[0], M.roc_auc(y, s)
+            out[f"{key}_eer_lo"], out[f"{key}_eer_hi"] = ci["eer"]
+            out[f"{key}_auc_lo"], out[f"{key}_auc_hi"] = ci["auc"]
     c = M.confusion(y, sigmoid(lo), threshold=threshold)
     out["fpr"] = c.false_positive_rate
     out["miss"] = 1 - c.recall if c.true_positive + c.false_negative else math.nan
@@ -123,6 +148,42 @@ class Fold:
     n_human: int
     eer: float
     auc: float
+    chosen: str = ""  # the (l2, copy weight) selected inside this fold
+    eer_ci: tuple[float, float] = (math.nan, math.nan)
+    auc_ci: tuple[float, float] = (math.nan, math.nan)
+    aasist: dict[str, float] = dataclasses.field(default_factory=dict)  # same test rows
+
+
+NESTED_SALT = "synth-nested-v1"
+NESTED_VAL_SHARE = 0.25  # of a fold's training speakers, held out to select its settings
+
+
+def nested_fit(
+    x: np.ndarray, y: np.ndarray, rows: Sequence[CorpusRow], cfg: TrainConfig
+) -> tuple[LogisticHead, str]:
+    """Fit a fold's head with settings chosen *inside* the fold (issue 11: nested selection).
+
+    The fold's training rows are split by speaker (sha1): every (l2, copy weight) of the
+    default grids is fitted on 75 % and scored on the other 25 % (people against TTS/VC, as the
+    shipped selection), the lowest EER wins (ties: stronger penalty, smaller copy weight), and
+    the head is refitted on all the fold's rows. The held-out engine never takes part.
+    """
+    grid = TrainConfig()
+    val = np.asarray(
+        [hash_unit(f"speaker:{r.speaker}", salt=NESTED_SALT) < NESTED_VAL_SHARE for r in rows]
+    )
+    scored = val & ~np.asarray([is_copy(r, cfg) for r in rows])
+    results = []
+    if M.has_both_classes(y[scored]) and M.has_both_classes(y[~val]):
+        fit_rows = [r for r, v in zip(rows, val, strict=True) if not v]
+        for l2 in sorted(grid.l2_grid, reverse=True):
+            for cw in sorted(grid.copy_weight_grid):
+                c = cfg.resolved(l2=l2, copy_weight=cw)
+                head = fit_head(x[~val], y[~val], cfg=c, rows=fit_rows)
+                results.append((M.eer(y[scored], head.raw_logit(x[scored]))[0], -l2, cw))
+    _, neg_l2, cw = min(results) if results else (0.0, -cfg.l2, cfg.copy_weight)
+    chosen = cfg.resolved(l2=-neg_l2, copy_weight=cw)
+    return fit_head(x, y, cfg=chosen, rows=rows), f"l2={-neg_l2:g} copy={cw:g}"
 
 
 def leave_one_out(
@@ -132,17 +193,29 @@ def leave_one_out(
     *,
     field: str,
     min_rows: int = MIN_FOLD_ROWS,
+    aasist: dict[str, dict[str, float]] | None = None,
 ) -> list[Fold]:
-    """Retrain without each engine family (or source) and test on it plus the human test rows."""
+    """Retrain without each engine family (or source), settings selected inside the fold
+    (:func:`nested_fit`), and test on it plus the human test rows (bootstrap CIs by speaker);
+    AASIST's EER and AUC on the same test rows when ``aasist`` scores them all."""
     kept = [r for r in rows if r.id in feats]
     out = []
     for held_out, train_idx, test_idx in leave_one_out_folds(kept, field=field, min_rows=min_rows):
         x, y, fit_rows = stack(feats, [kept[i] for i in train_idx])
         if not M.has_both_classes(y):
             continue
-        head = fit_head(x, y, cfg=cfg, rows=fit_rows)
-        xt, yt, _ = stack(feats, [kept[i] for i in test_idx])
+        head, chosen = nested_fit(x, y, fit_rows, cfg)
+        xt, yt, test_rows = stack(feats, [kept[i] for i in test_idx])
         s = head.raw_logit(xt)
+        ci = M.bootstrap_ci(yt, s, groups=[ci_group(r) for r in test_rows])
+        baseline = {}
+        for variant, scores in (aasist or {}).items():
+            if all(r.id in scores for r in test_rows):
+                a = np.asarray([scores[r.id] for r in test_rows])
+                baseline[f"{variant}_eer"], baseline[f"{variant}_auc"] = (
+                    M.eer(yt, a)[0],
+                    M.roc_auc(yt, a),
+                )
         out.append(
             Fold(
                 held_out,
@@ -151,9 +224,13 @@ def leave_one_out(
                 int((1 - yt).sum()),
                 M.eer(yt, s)[0],
                 M.roc_auc(yt, s),
+                chosen,
+                ci["eer"],
+                ci["auc"],
+                baseline,
             )
         )
-        log.info("fold %s: eer %.3f", held_out, out[-1].eer)
+        log.info("fold %s: eer %.3f (%s)", held_out, out[-1].eer, chosen)
     return out
 
 
@@ -320,10 +397,12 @@ def evaluate(
     encoder: FrameEncoder | None,
     compare: bool = True,
     cost: bool = False,
+    aasist: bool = True,
     progress: bool = False,
 ) -> Evaluation:
     """Score everything with the head at ``weights_path`` (its stored training config decides
-    the rows and features), retrain the leave-one-out folds, and collect the tables."""
+    the rows and features), retrain the leave-one-out folds, and collect the tables; with
+    ``aasist``, AASIST scores the same rows (``aasist_scores.py``) for a column beside ours."""
     from models.synth_head import file_sha256
 
     started = time.monotonic()
@@ -347,6 +426,21 @@ def evaluate(
         for r in ev
         if r.id in tel
     ]
+    baseline: dict[str, dict[str, float]] = {}
+    if aasist:
+        kept = [r for r in rows if r.id in tel]
+        fold_rows = {
+            kept[i].id
+            for field in ("engine_family", "source")
+            for _, _, test_idx in leave_one_out_folds(kept, field=field, min_rows=_min_rows(cfg))
+            for i in test_idx
+        }
+        scored = [r for r in [*rows, *calls] if r.id in fold_rows or r.split == "test"]
+        baseline = aasist_scores(scored, progress=progress)
+        for rec in recs:
+            for variant, scores in baseline.items():
+                if rec["id"] in scores:
+                    rec[f"aasist_{variant}"] = scores[rec["id"]]
     # Seen = an engine family the head was fit on with non-zero weight.
     fit = train_ids(rows, cfg)
     seen = {
@@ -375,6 +469,13 @@ def evaluate(
             "test, TTS and VC robots only": table_row(
                 [r for r in test if r["y"] == 0 or r["kind"] not in cfg.copy_kinds], thr
             ),
+            **{
+                f"test, held-out source {source} (no model or choice saw it)": table_row(
+                    [r for r in test if r["y"] == 0 or r["source"] == source], thr
+                )
+                for source in HELD_OUT_SOURCES
+                if any(r["source"] == source for r in test)
+            },
             "test, telephone channel": table_row(sel("telephone", "test"), thr),
             "dev, inference channel": table_row(sel("inference", "dev"), thr),
         },
@@ -392,16 +493,21 @@ def evaluate(
     if calls_test:
         tables["calls"] = {"all": table_row(calls_test, thr)}
         tables["calls"].update(grouped(calls_test, lambda r: f"{r['language']} {r['kind']}", thr))
-        tables["calls_pooling"] = {}
-        by_id = {r.id: r for r in calls}
-        for qq in POOL_QUANTILES:
-            rr = [
-                record(
-                    by_id[c["id"]], "inference", pooled_log_odds(head, inf[c["id"]], quantile=qq)
-                )
-                for c in calls_test
-            ]
-            tables["calls_pooling"][f"q{qq:g}"] = table_row(rr, thr)
+        # The pooling choice as it was made: on the select half of the dev calls. Test figures
+        # exist only for the chosen quantile (the tables above): reading every candidate on
+        # test would be choosing on test (issue 11).
+        select = {k for k, v in dev_halves([*rows, *calls]).items() if v == "select"}
+        dev_calls = [r for r in calls if r.id in select and r.id in inf]
+        tables["calls_pooling"] = {
+            f"q{qq:g}" + (" (chosen)" if qq == q else ""): table_row(
+                [
+                    record(r, "inference", pooled_log_odds(head, inf[r.id], quantile=qq))
+                    for r in dev_calls
+                ],
+                thr,
+            )
+            for qq in POOL_QUANTILES
+        }
     y = np.asarray([r["y"] for r in test])
     p = np.asarray([r["p"] for r in test])
     tables["calibration"] = {
@@ -409,8 +515,12 @@ def evaluate(
         "ece_balanced": M.ece(y, p, weights=class_weights(y)),
         "bins": [dataclasses.asdict(b) for b in M.calibration_bins(y, p)],
     }
-    folds_engine = leave_one_out(rows, tel, cfg, field="engine_family", min_rows=_min_rows(cfg))
-    folds_source = leave_one_out(rows, tel, cfg, field="source", min_rows=_min_rows(cfg))
+    folds_engine = leave_one_out(
+        rows, tel, cfg, field="engine_family", min_rows=_min_rows(cfg), aasist=baseline
+    )
+    folds_source = leave_one_out(
+        rows, tel, cfg, field="source", min_rows=_min_rows(cfg), aasist=baseline
+    )
     comparison = compare_blocks(rows, calls, cfg, encoder, quantile=q) if compare else {}
     shortcut = shortcut_check(rows, cfg) if not cfg.quick else {}
     costs = measure_cost(weights_path, calls) if cost and calls else {}

@@ -6,7 +6,7 @@ import hashlib
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -122,16 +122,27 @@ def threshold_at_fpr(neg: np.ndarray, max_fpr: float = MAX_FPR) -> float:
 
 
 def binary_report(
-    scores: np.ndarray, rows: Sequence[TextRow], *, pos: np.ndarray, neg: np.ndarray
+    scores: np.ndarray,
+    rows: Sequence[TextRow],
+    *,
+    pos: np.ndarray,
+    neg: np.ndarray,
+    choose_neg: np.ndarray,
 ) -> dict[str, Any]:
-    """AUC, recall at FPR <= 2 % (threshold from these negatives), and at the 0 threshold."""
+    """AUC, recall at FPR <= 2 %, and at the 0 threshold, on ``pos`` against ``neg``.
+
+    The 2 % threshold comes from ``choose_neg``, negatives of the *selection* half, never
+    from the ``neg`` it is reported on (issue 11: a threshold set on the negatives it is read
+    on always shows 2 %).
+    """
     p, n = scores[pos], scores[neg]
-    t = threshold_at_fpr(n)
+    t = threshold_at_fpr(scores[choose_neg])
     groups = np.array([rows[i].group for i in np.where(pos)[0]])
     per_group = [float(np.mean(p[groups == g] >= t)) for g in sorted(set(groups.tolist()))]
     return {
         "n_pos": int(pos.sum()),
         "n_neg": int(neg.sum()),
+        "n_neg_threshold": int(choose_neg.sum()),
         "auc": roc_auc(p, n),
         "recall_at_fpr2": float(np.mean(p >= t)) if len(p) else float("nan"),
         "group_recall_at_fpr2": float(np.mean(per_group)) if per_group else float("nan"),
@@ -140,6 +151,12 @@ def binary_report(
         "fpr_at_0": float(np.mean(n >= 0)) if len(n) else float("nan"),
         "threshold_fpr2": t,
     }
+
+
+def is_selection_group(group: str) -> bool:
+    """Half of the fold groups, by sha1: feature sets and thresholds are chosen on these rows
+    (``compare``, the 2 % threshold) and the figures of ``train`` are reported on the others."""
+    return int(hashlib.sha1(f"text-select-v1:{group}".encode()).hexdigest(), 16) % 2 == 0
 
 
 def _mask(rows: Sequence[TextRow], keep: Callable[[TextRow], bool]) -> np.ndarray:
@@ -152,10 +169,19 @@ def _held_out_half(r: TextRow) -> bool:
     return int(hashlib.sha1(group.encode()).hexdigest(), 16) % 2 == 1
 
 
-def evaluate(rows: Sequence[TextRow], oof: OofScores) -> dict[str, Any]:
-    """Every number of the report for one set of out-of-fold scores."""
+def evaluate(
+    rows: Sequence[TextRow], oof: OofScores, *, half: Literal["select", "report"] = "report"
+) -> dict[str, Any]:
+    """Every number of the report for one set of out-of-fold scores, on one half of the groups.
+
+    ``half="select"``: the selection half, where ``compare`` picks feature sets;
+    ``"report"``: the other half, the figures the docs and the model card quote. Either way
+    the 2 % thresholds are set on the selection half's negatives.
+    """
+    select = _mask(rows, lambda r: is_selection_group(r.group))
+    shown = select if half == "select" else ~select
     rc = _mask(rows, lambda r: r.source == "robocall")
-    out: dict[str, Any] = {"pitch": {}, "robot": {}, "topic": {}, "by_source": {}}
+    out: dict[str, Any] = {"half": half, "pitch": {}, "robot": {}, "topic": {}, "by_source": {}}
     non_pitch = _mask(rows, lambda r: r.is_pitch == 0)
     human = _mask(rows, lambda r: r.is_robot == 0)
     slices = {
@@ -170,12 +196,18 @@ def evaluate(rows: Sequence[TextRow], oof: OofScores) -> dict[str, Any]:
         is_lang = np.array([r.language == lang for r in rows], dtype=bool)
         slices[lang] = (rc & is_lang, non_pitch & is_lang, human & is_lang)
     for name, (pos, neg_pitch, neg_robot) in slices.items():
-        out["pitch"][name] = binary_report(oof.pitch, rows, pos=pos, neg=neg_pitch)
-        out["robot"][name] = binary_report(oof.robot, rows, pos=pos, neg=neg_robot)
+        out["pitch"][name] = binary_report(
+            oof.pitch, rows, pos=pos & shown, neg=neg_pitch & shown, choose_neg=neg_pitch & select
+        )
+        out["robot"][name] = binary_report(
+            oof.robot, rows, pos=pos & shown, neg=neg_robot & shown, choose_neg=neg_robot & select
+        )
     t_pitch = out["pitch"]["all"]["threshold_fpr2"]
     t_robot = out["robot"]["all"]["threshold_fpr2"]
     for source in sorted({r.source for r in rows}):
-        m = np.array([r.source == source for r in rows], dtype=bool)
+        m = np.array([r.source == source for r in rows], dtype=bool) & shown
+        if not m.any():
+            continue
         out["by_source"][source] = {
             "n": int(m.sum()),
             "pitch_rate_at_fpr2": float(np.mean(oof.pitch[m] >= t_pitch)),
@@ -190,7 +222,11 @@ def evaluate(rows: Sequence[TextRow], oof: OofScores) -> dict[str, Any]:
         "all": lambda r: True,
     }
     for fam, keep in families.items():
-        idx = [i for i, r in enumerate(rows) if r.is_pitch and r.topic in TOPICS and keep(r)]
+        idx = [
+            i
+            for i, r in enumerate(rows)
+            if shown[i] and r.is_pitch and r.topic in TOPICS and keep(r)
+        ]
         truth = [rows[i].topic for i in idx]
         pred = [oof.topic[i] for i in idx]
         out["topic"][fam] = {

@@ -21,10 +21,12 @@ logistic sum itself does. ``--e2e`` checks the assumption on real calls run end 
 
 Data, every part held out from what it scores:
 
-- audio: the dev (fit) and test (evaluation) rows of every audio manifest, each through the
-  randomised telephone channel once (seeded per row), then the detector's acoustic cues and the
-  synthetic-voice head exactly as ``robocall analyze`` runs them (the head was trained on the
-  train split; its Platt scaling was fitted on dev, the fit split here);
+- audio: the "fusion" half of the dev rows (fit; ``corpus.dev_halves``) and the test rows
+  (evaluation) of every audio manifest, each through the randomised telephone channel once
+  (seeded per row), then the detector's acoustic cues and the synthetic-voice head exactly as
+  ``robocall analyze`` runs them (the head was trained on the train split; its regularisation,
+  pooling and Platt scaling were chosen on the other, "select" half of dev, so the fusion is
+  fitted on scores that no choice saw);
 - text: every row of ``text_corpus.jsonl`` with the robot head's *out-of-fold* log-odds (10 folds
   by group, the shipped head's Platt scaling and cap) and the rules' evidence; the texts are split
   in two halves by group, one for fitting and one for evaluation;
@@ -54,6 +56,7 @@ import numpy as np
 from models.fusion_file import FUSION_PATH
 from models.training.corpus import (
     CorpusRow,
+    dev_halves,
     hash_unit,
     read_clip,
     read_manifests,
@@ -279,8 +282,12 @@ def train(*, e2e: int = 0, progress: bool = False) -> Result:
 
     started = time.monotonic()
     scorer = load_synth_head()
+    every = read_manifests()
+    fusion_half = {k for k, v in dev_halves(every).items() if v == "fusion"}
     rows = [
-        r for r in read_manifests() if r.split in ("dev", "test") and r.language in ("en", "zh")
+        r
+        for r in every
+        if (r.id in fusion_half or r.split == "test") and r.language in ("en", "zh")
     ]
     acoustic = audio_cues(rows, scorer, progress=progress)
     texts = read_rows()

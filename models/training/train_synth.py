@@ -40,9 +40,7 @@ from models.synth_head import (
     FrameEncoder,
     LogisticHead,
 )
-from models.training.corpus import (
-    CorpusRow,
-)
+from models.training.corpus import CorpusRow, dev_halves
 from models.training.synth_data import (
     POOL_QUANTILES,
     VARIANTS,
@@ -105,8 +103,11 @@ def train(
     x, y, train_kept = stack(tel, train_rows)
     # Model selection and calibration on the population the head is for: people against TTS
     # and voice conversion (copy-synthesis rows are reported, not targeted; see above).
-    dev_rows = [r for r in eval_rows if r.split == "dev" and r.id in inf and not is_copy(r, cfg)]
-    dev_calls = [r for r in calls if r.split == "dev" and r.id in inf]
+    # Only the "select" half of dev: the fusion is fitted on the other half's scores, which no
+    # choice made here saw (issue 11).
+    select = {k for k, v in dev_halves([*rows, *calls]).items() if v == "select"}
+    dev_rows = [r for r in eval_rows if r.id in select and r.id in inf and not is_copy(r, cfg)]
+    dev_calls = [r for r in calls if r.id in select and r.id in inf]
     head, cfg, grid_dev = _pick_fit(x, y, train_kept, cfg, inf, dev_rows, dev_calls)
     (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1, sort_keys=True))
     quantile = _pick_quantile(head, inf, dev_calls) if dev_calls else 0.9
@@ -142,7 +143,8 @@ def train(
             "manifests_sha256": manifest_sha256(cfg),
             "train_rows": len(train_kept),
             "train_rows_by_label": metrics["train_rows"],
-            "calibration": f"Platt (class-balanced) on {len(cal_rows)} dev rows/calls",
+            "calibration": f"Platt (class-balanced) on {len(cal_rows)} dev rows/calls "
+            "(the select half of dev; the fusion fits on the other half)",
             "selection_dev_eer": grid_dev,
             "splits": "models.training.corpus split_components (speaker/utterance-disjoint)",
         },

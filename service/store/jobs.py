@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
+from models.loading import with_asr_config
 from pipeline.config import DetectorConfig
 from pipeline.errors import RobocallError
 from pipeline.types import Verdict
@@ -40,10 +41,11 @@ class DetectorLike(Protocol):
 
 
 def configure_detector(detector: DetectorLike, job: Analysis) -> DetectorLike:
-    """Apply the upload's hints (caller channel, language) to a copy of the detector's config.
+    """Apply the upload's hints (caller channel, language) to a copy of the detector.
 
-    Only the frozen config changes; the loaded models are shared (``dataclasses.replace`` on a
-    frozen ``Detector``). A detector without a ``DetectorConfig`` is used as it is.
+    The frozen config changes, and the transcriber decodes under the new ``asr`` config (it
+    reads its own, so changing the detector's alone would only change the provenance); the
+    loaded models are shared. A detector without a ``DetectorConfig`` is used as it is.
     """
     config = getattr(detector, "config", None)
     if (job.caller_channel is None and job.language_hint is None) or not (
@@ -56,7 +58,11 @@ def configure_detector(detector: DetectorLike, job: Analysis) -> DetectorLike:
     if job.language_hint is not None:
         changes["asr"] = dataclasses.replace(config.asr, languages=(job.language_hint,))
     new_config = dataclasses.replace(config, **changes)
-    return dataclasses.replace(detector, config=new_config)
+    replaced: dict[str, object] = {"config": new_config}
+    transcriber = getattr(detector, "transcriber", None)
+    if transcriber is not None:
+        replaced["transcriber"] = with_asr_config(transcriber, new_config.asr)
+    return dataclasses.replace(detector, **replaced)
 
 
 def _pid_alive(pid: int) -> bool:

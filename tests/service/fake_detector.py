@@ -24,7 +24,7 @@ import numpy as np
 import soundfile as sf
 
 from pipeline.audio import SNIFF_BYTES, sniff_audio_format
-from pipeline.config import DetectorConfig
+from pipeline.config import AsrConfig, DetectorConfig
 from pipeline.errors import NotAudioError, RobocallError
 from pipeline.messages import make_evidence
 from pipeline.types import (
@@ -60,7 +60,7 @@ class FakeDetector:
     calls: list[str] = field(default_factory=list, compare=False)
     transcriber: FakeTranscriber = field(
         default_factory=lambda: FakeTranscriber(
-            model_info=ModelInfo("asr", "fake-whisper", "0" * 64)
+            model_info=ModelInfo("asr", "fake-whisper", "0" * 64), cfg=AsrConfig()
         ),
         compare=False,
     )

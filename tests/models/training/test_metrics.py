@@ -172,3 +172,42 @@ def test_sklearn_metrics_match_the_old_formulas(seed: int) -> None:
         assert M.roc_auc(y, s, weights=weights) == pytest.approx(old_auc, abs=1e-12)
     pos, neg = s[y == 1], s[y == 0]
     assert text_roc_auc(pos, neg) == pytest.approx(_old_rank_auc(pos, neg), abs=1e-12)
+
+
+# --- cluster bootstrap ---------------------------------------------------------------------------
+
+
+def test_bootstrap_with_one_group_per_class_is_the_point_estimate() -> None:
+    """Each round then redraws the whole data: the vectorised ROC must equal eer/roc_auc."""
+    rng = np.random.default_rng(3)
+    y = np.r_[np.zeros(40, dtype=np.int64), np.ones(60, dtype=np.int64)]
+    s = np.round(y + rng.normal(size=100), 1)  # rounded: ties across classes
+    groups = ["person" if v == 0 else "engine" for v in y]
+    ci = M.bootstrap_ci(y, s, groups=groups, rounds=20)
+    assert ci["eer"] == pytest.approx((M.eer(y, s)[0],) * 2)
+    assert ci["auc"] == pytest.approx((M.roc_auc(y, s),) * 2)
+
+
+def test_bootstrap_by_cluster_is_wider_than_by_row_and_repeatable() -> None:
+    rng = np.random.default_rng(4)
+    # 6 engines, each with its own offset: rows of one engine are not independent.
+    engine = rng.integers(0, 6, size=300)
+    y = np.r_[np.zeros(300, dtype=np.int64), np.ones(300, dtype=np.int64)]
+    s = np.r_[rng.normal(size=300), 1.0 + 1.5 * rng.normal(size=6)[engine] + rng.normal(size=300)]
+    by_cluster = [f"p{i % 60}" for i in range(300)] + [f"e{e}" for e in engine]
+    by_row = [str(i) for i in range(600)]
+    wide = M.bootstrap_ci(y, s, groups=by_cluster, rounds=400)
+    narrow = M.bootstrap_ci(y, s, groups=by_row, rounds=400)
+    assert wide == M.bootstrap_ci(y, s, groups=by_cluster, rounds=400)  # seeded
+    for name, point in (("eer", M.eer(y, s)[0]), ("auc", M.roc_auc(y, s))):
+        assert wide[name][0] <= point <= wide[name][1]
+        assert wide[name][1] - wide[name][0] > narrow[name][1] - narrow[name][0]
+        assert 0.0 <= wide[name][0] <= wide[name][1] <= 1.0
+
+
+def test_bootstrap_refuses_mismatched_groups_and_needs_both_classes() -> None:
+    y = np.array([0, 1, 1])
+    with pytest.raises(ValueError, match="groups"):
+        M.bootstrap_ci(y, np.array([0.1, 0.5, 0.9]), groups=["a", "b"])
+    ci = M.bootstrap_ci(np.ones(3, dtype=np.int64), np.array([0.1, 0.5, 0.9]), groups="abc")
+    assert all(np.isnan(v) for pair in ci.values() for v in pair)

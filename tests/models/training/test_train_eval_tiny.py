@@ -8,14 +8,20 @@ from __future__ import annotations
 
 import json
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from models.synth_head import LogisticHead
-from models.training.corpus import CorpusRow, corpus_cache_dir, write_clip, write_manifest
+from models.training.corpus import (
+    CorpusRow,
+    corpus_cache_dir,
+    hash_unit,
+    write_clip,
+    write_manifest,
+)
 from service.cli import main
 
 PER_SPLIT_LABEL = 4
@@ -63,7 +69,23 @@ def tiny_corpus(
     return manifests
 
 
-def test_quick_train_then_evaluate(tiny_corpus: Path, tmp_path: Path) -> None:
+def fake_aasist(
+    rows: Sequence[CorpusRow], *, progress: bool = False
+) -> dict[str, dict[str, float]]:
+    """Stands in for the AASIST checkpoint (slow on CPU; tested in tests/models/test_aasist.py):
+    a score per row and variant, higher for robots, so the columns have something to show."""
+    return {
+        variant: {
+            r.id: (1.0 if r.label == "robot" else 0.0) + hash_unit(r.id + variant) for r in rows
+        }
+        for variant in ("raw", "telephone")
+    }
+
+
+def test_quick_train_then_evaluate(
+    tiny_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("models.training.evaluate.aasist_scores", fake_aasist)
     run = tmp_path / "run"
     args = ["train", "--quick", "--features", "lfcc", "--manifest-dir", str(tiny_corpus)]
     assert main([*args, "--out", str(run)]) == 0
@@ -92,6 +114,16 @@ def test_quick_train_then_evaluate(tiny_corpus: Path, tmp_path: Path) -> None:
     report = (docs / "evaluation.md").read_text()
     for needle in ("## Targets", "Leave one engine out", "fam_a", "Worst errors", "lfcc"):
         assert needle in report, needle
+    # Intervals beside every EER, and AASIST on the same rows (raw and after the channel).
+    headline = json.loads((docs / "img" / "synth_evaluation.json").read_text())["tables"][
+        "headline"
+    ]
+    test_row = headline["test, inference channel"]
+    assert test_row["eer_lo"] <= test_row["eer"] <= test_row["eer_hi"]
+    for variant in ("raw", "telephone"):
+        assert 0.0 <= test_row[f"aasist_{variant}_eer"] <= 1.0
+        assert 0.0 <= test_row[f"aasist_{variant}_auc"] <= 1.0
+    assert "AASIST raw EER" in report and "AASIST channel EER" in report
     for png in ("synth_det_roc.png", "synth_calibration.png", "synth_confusion.png"):
         assert (docs / "img" / png).stat().st_size > 1000, png
 

@@ -162,12 +162,6 @@ def test_call_metadata_is_stored_and_hints_reach_the_detector(client: TestClient
     assert body["verdict"]["audio"]["caller_channel"] == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: the language hint only changes config.asr.languages, which Detector never "
-    "reads; the loaded transcriber keeps its own languages (service/store/jobs.py "
-    "configure_detector)",
-)
 def test_language_hint_reaches_the_transcriber(client: TestClient) -> None:
     resp = upload(client, wav_bytes(seed=3), query="?wait=true", language="en")
     assert resp.json()["verdict"]["transcript"]["language"] == "en"
