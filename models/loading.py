@@ -9,7 +9,7 @@ under ``ROBOCALL_CACHE_DIR`` keyed by their sha256.
 Heavy imports (torch, whisper, ctranslate2, faster_whisper, opencc) happen inside the functions,
 so importing this module, the CLI's ``--help`` and the pipeline tests stay fast.
 
-Why one module of ~510 lines: STYLE §5 wants a single place that loads weights (one loader per
+Why one module of ~600 lines: STYLE §5 wants a single place that loads weights (one loader per
 model, each cached on its frozen config, one device resolution); splitting it would make two.
 """
 
