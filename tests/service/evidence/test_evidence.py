@@ -477,12 +477,8 @@ def key_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return directory
 
 
-def test_cli_evidence_then_verify(
-    tmp_path: Path,
-    key_dir: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
+def fake_cli_call(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, seed: int) -> Path:
+    """A 4 s robot-like WAV, and the CLI's detector loader swapped for fakes."""
     import models.loading
 
     monkeypatch.setattr(
@@ -491,11 +487,18 @@ def test_cli_evidence_then_verify(
         lambda config: Detector(FakeTranscriber(), FakeTextClassifier(), config),
     )
     call = tmp_path / "call.wav"
-    call.write_bytes(
-        wav_bytes(
-            synthesize("robot", sr=8000, duration_s=4.0, rng=np.random.default_rng(1)), sr=8000
-        )
-    )
+    samples = synthesize("robot", sr=8000, duration_s=4.0, rng=np.random.default_rng(seed))
+    call.write_bytes(wav_bytes(samples, sr=8000))
+    return call
+
+
+def test_cli_evidence_then_verify(
+    tmp_path: Path,
+    key_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    call = fake_cli_call(tmp_path, monkeypatch, seed=1)
     out = tmp_path / "out" / "pack.zip"
     assert (
         cli.main(
@@ -564,19 +567,7 @@ def test_cli_unmasked_copy_is_written_beside_the_pack(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    import models.loading
-
-    monkeypatch.setattr(
-        models.loading,
-        "load_detector",
-        lambda config: Detector(FakeTranscriber(), FakeTextClassifier(), config),
-    )
-    call = tmp_path / "call.wav"
-    call.write_bytes(
-        wav_bytes(
-            synthesize("robot", sr=8000, duration_s=4.0, rng=np.random.default_rng(3)), sr=8000
-        )
-    )
+    call = fake_cli_call(tmp_path, monkeypatch, seed=3)
     out = tmp_path / "case.zip"
     args = [
         "evidence",
