@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -166,3 +167,20 @@ def test_faster_encodes_the_language_window_once(
     assert frames.frames.shape == (-(-speech // 320), 512)
     assert frames.between(0.0, 0.5).shape[0] == 0
     assert frames.between(1.0, 3.0).shape[0] > 0
+
+
+def test_head_scores_the_same_beside_the_asr(faster: FasterWhisperTranscriber) -> None:
+    # The detector runs the synthetic-voice head's encoder pass on the model's second worker
+    # while the ASR decodes (issue 17): that must not change its features or its score.
+    from models.loading import load_synth_head
+
+    head = load_synth_head(AsrConfig())
+    en, _ = shared_clip(*EN_CLIP)
+    zh, _ = shared_clip(*ZH_CLIP)
+    samples = np.concatenate([en, zh, en, zh])
+    alone = head.score(samples)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        beside = pool.submit(head.score, samples)
+        transcript = faster.transcribe(samples)
+        assert beside.result() == alone
+    assert alone is not None and transcript.segments
