@@ -437,7 +437,12 @@ def train(n_folds: int, *, logo: bool = False) -> int:
     b -= margin
     rules_weight = rule_robot_weights(rows)
     RUN_DIR.mkdir(parents=True, exist_ok=True)
-    np.savez(RUN_DIR / "robot_oof.npz", ids=np.array([r.id for r in rows]), **robot_oof)
+    np.savez(
+        RUN_DIR / "robot_oof.npz",  # raw out-of-fold robot scores, one row per run
+        ids=np.array([r.id for r in rows]),
+        runs=np.array(list(robot_oof)),
+        scores=np.vstack(list(robot_oof.values())),
+    )
     for run, raw in robot_oof.items():
         log_odds = a * raw + b
         head_weight = np.clip(log_odds, ROBOT_WEIGHT_FLOOR, ROBOT_WEIGHT_CAP)
