@@ -22,9 +22,10 @@ loading is safe and offline.
 ``robot_script_text`` weight
 ----------------------------
 The robot head's Platt-calibrated log-odds, fitted on out-of-fold scores with the classes
-balanced (so 0 means "the text says nothing either way"), clipped to [0, 2.0]
-(:func:`robot_text_weight`). Text alone must not decide the verdict: people read scripts too,
-and the strongest cue the head learns ("press 1") is also the rules' ``scripted_phrase``.
+balanced and shifted by a margin so that few people who sell by phone get robot evidence
+(``meta["robot_margin"]``, issue 13), clipped to [0, 2.0] (:func:`robot_text_weight`). Text
+alone must not decide the verdict: people read scripts too, and the strongest cue the head
+learns ("press 1") is also the rules' ``scripted_phrase``.
 The negative side is cut to 0 (issue 13): a text that does not read like a script is no sign
 of a person (a TTS robot can read the weather), so only positive signs of a live caller, the
 rules' ``disfluency_rate`` and ``no_reaction_to_callee``, may pull towards "person"; the

@@ -243,10 +243,10 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "有些犹豫，像真人随口说话。",
     ),
     "disfluency_rate.fluent": (
-        "Not one filler word or self-correction in {units:.0f} {unit:unit}: as fluent as a "
-        "recording (weak: speech recognition often drops filler words).",
-        "在 {units:.0f} 个{unit:unit}中没有一个口头语或改口，流利得像录音"
-        "（证据较弱：语音识别常会漏掉口头语）。",
+        "Not one filler word or self-correction in {units:.0f} {unit:unit}; that counts for "
+        "neither side: speech recognition drops filler words and fluent people exist.",
+        "在 {units:.0f} 个{unit:unit}中没有一个口头语或改口；这不算任何一方的证据："
+        "语音识别会漏掉口头语，说话流利的人也很多。",
     ),
     "disfluency_rate.unclear": (
         "{fillers:.0f} filler word(s) (um, uh) and {repairs:.0f} self-correction(s) in "

@@ -28,7 +28,7 @@ disfluency_rate       >= 2 fillers/self-repairs, >= 1.5 per 100      -0.8       
                       words (or Chinese characters)                              hesitates
 disfluency_rate       >= 4 events and >= 4 per 100                   -1.2        clearly
                                                                                  spontaneous
-disfluency_rate       no event in >= 60 words / >= 100 characters    +0.4        weak, see below
+disfluency_rate       no event in >= 60 words / >= 100 characters    0.0         see below
 no_reaction_to_callee stereo: >= 3 callee turns followed by caller   +1.5        talks on
                       speech, no reaction to any                                 regardless
                       ... and a challenge ("are you a robot?",       +0.5 more,
@@ -42,13 +42,15 @@ sales_phrases         any sales cue phrase                           0.0        
 ===================== ============================================== =========== ===============
 
 Disfluency is kept modest on purpose. Whisper was trained on cleaned-up transcripts and drops
-most "um"/"uh"/"嗯"/"呃", so a fluent transcript is only weak evidence of TTS (+0.4), and a
-human agent reading a script is fluent too. Fillers that survive ASR are stronger evidence of a
-person (-0.8/-1.2), but ASR can also insert them (hallucinated "嗯" on noise), so this never
-outweighs one IVR phrase. Reactions are judged on segment times only: a caller segment reacts to
-a callee turn if it starts within ``RESPONSE_WINDOW_S`` of the turn's end and opens with an
-acknowledgement (within ``ACK_DELAY_S``), repeats a content word/character pair the callee just
-said that the caller had not used before, or answers a question ("who is this?" -> "this is").
+most "um"/"uh"/"嗯"/"呃", and a human agent reading a script is fluent too, so a fluent
+transcript is reported but weighs nothing: it is not specific to machines (issue 13: it made
+86 % of typed human persuasion and some human business calls lean robot). Fillers that
+survive ASR are evidence of a person (-0.8/-1.2), but ASR can also insert them (hallucinated
+"嗯" on noise), so this never outweighs one IVR phrase. Reactions are judged on segment times
+only: a caller segment reacts to a callee turn if it starts within ``RESPONSE_WINDOW_S`` of the
+turn's end and opens with an acknowledgement (within ``ACK_DELAY_S``), repeats a content
+word/character pair the callee just said that the caller had not used before, or answers a
+question ("who is this?" -> "this is").
 """
 
 from __future__ import annotations
@@ -81,7 +83,7 @@ W_SCRIPTED_EXTRA = 0.25
 W_SCRIPTED_WEAK_CAP = 1.25
 W_DISFLUENT = -0.8
 W_VERY_DISFLUENT = -1.2
-W_FLUENT_LONG = 0.4
+W_FLUENT_LONG = 0.0
 W_NO_REACTION = 1.5
 W_IGNORED_CHALLENGE_EXTRA = 0.5
 W_NO_REACTION_CAP = 2.0

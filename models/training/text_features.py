@@ -35,6 +35,9 @@ REPORT = REPO_DIR / "docs" / "evaluation_text.md"
 TOPICS = ("real_estate", "insurance", "loan", "car", "education", "other", "scam")
 MAX_FPR = 0.02  # target: <= 2 % false positives on human speech transcripts
 TARGET_RECALL = 0.95  # target: >= 95 % recall on held-out robocall campaigns
+# Issue 13: <= 5 % of human business/sales texts may get robot-leaning evidence from the robot
+# head (at >= 90 % recall on held-out robocall campaigns).
+MAX_BUSINESS_FPR = 0.05
 C = 10.0  # inverse L2 strength of every logistic regression
 MIN_DF = 2  # an n-gram must occur in two training texts
 RULES_SCALE = 3.0  # rules-v1 features are few and strong: let them weigh more than one n-gram

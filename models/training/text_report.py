@@ -132,6 +132,10 @@ def card_block(meta: dict[str, Any], digest: str, metrics: dict[str, Any]) -> st
         f"- corpus: `{corpus['corpus']}` sha256 `{corpus['corpus_sha256']}`",
         f"- rows: {sum(rows.values())} ({', '.join(f'{k} {v}' for k, v in rows.items())})",
         f"- command: `{meta['command']}`",
+        f"- robot evidence threshold: the balanced Platt log-odds must exceed "
+        f"{meta.get('robot_margin', 0.0):.2f} (the margin that lets <= 5 % of the selection "
+        "half's spoken human business/sales texts through; folded into the stored Platt "
+        "intercept, so the shipped log-odds 0 is that threshold)",
         "- held out of training (scored out of fold, never fitted): "
         + ", ".join(
             f"{k} {v}" for k, v in corpus.get("held_out_rows", {}).get("per_source", {}).items()

@@ -49,6 +49,7 @@ from models.training.corpus import REPO_DIR
 from models.training.text_eval import (
     HeadSpec,
     OofScores,
+    business_margin,
     cross_validate,
     evaluate,
     evidence_rates,
@@ -430,8 +431,18 @@ def train(n_folds: int, *, logo: bool = False) -> int:
         "pitch": _platt(oof.pitch[calibrate], np.array([r.is_pitch for r in rows])[calibrate]),
         "robot": _platt(oof.robot[calibrate], np.array([r.is_robot for r in rows])[calibrate]),
     }
-    rules_weight = rule_robot_weights(rows)
     a, b = platt["robot"]
+    margin = business_margin(a * oof.robot + b, rows, calibrate)
+    platt["robot"] = (a, b - margin)  # the shipped threshold: log-odds 0 after the margin
+    b -= margin
+    rules_weight = rule_robot_weights(rows)
+    RUN_DIR.mkdir(parents=True, exist_ok=True)
+    np.savez(
+        RUN_DIR / "robot_oof.npz",  # raw out-of-fold robot scores, one row per run
+        ids=np.array([r.id for r in rows]),
+        runs=np.array(list(robot_oof)),
+        scores=np.vstack(list(robot_oof.values())),
+    )
     for run, raw in robot_oof.items():
         log_odds = a * raw + b
         head_weight = np.clip(log_odds, ROBOT_WEIGHT_FLOOR, ROBOT_WEIGHT_CAP)
@@ -451,6 +462,7 @@ def train(n_folds: int, *, logo: bool = False) -> int:
         C=C,
         min_df=MIN_DF,
         rules_scale=RULES_SCALE,
+        robot_margin=margin,
         trained_on={
             "corpus": str(CORPUS.relative_to(REPO_DIR)),
             "corpus_sha256": corpus_sha,

@@ -272,9 +272,10 @@ def test_disfluency_fires_human(language: str, text: str) -> None:
 
 
 @pytest.mark.parametrize(("language", "text"), [("zh", NEUTRAL_ZH * 6), ("en", NEUTRAL_EN * 5)])
-def test_long_fluent_text_is_weakly_robot(language: str, text: str) -> None:
+def test_long_fluent_text_is_reported_but_neutral(language: str, text: str) -> None:
+    # fluent is no machine-specific sign (issue 13): Whisper drops fillers, typed text has none
     cue = find(CLF.score(one_line(language, text)), "disfluency_rate")
-    assert cue is not None and cue.value == 0.0 and 0.0 < cue.weight <= 0.5
+    assert cue is not None and cue.value == 0.0 and cue.weight == 0.0
 
 
 @pytest.mark.parametrize(("language", "text"), [("zh", NEUTRAL_ZH), ("en", NEUTRAL_EN)])

@@ -5,7 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.training.text_eval import EVIDENCE_FAMILIES, evidence_rates, rate_ci
+from models.training.text_eval import (
+    EVIDENCE_FAMILIES,
+    business_margin,
+    evidence_rates,
+    rate_ci,
+)
 from models.training.text_features import TextRow
 
 
@@ -85,3 +90,18 @@ def test_evidence_rates_per_family_and_language() -> None:
     assert out["robot script lines and their Whisper transcripts (all)"]["n"] == 1
     assert all(0.0 <= m["ci95"][0] <= m["rate"] <= m["ci95"][1] <= 1.0 for m in out.values())
     assert "human persuasion, typed (PersuasionForGood) (zh)" not in out  # no row, no entry
+
+
+def test_business_margin_lets_at_most_five_percent_of_people_who_sell_through() -> None:
+    sales = [_row(i, "authored_sales_en") for i in range(40)]
+    others = [_row(i, "chatterbot_en") for i in range(40)] + [_row(0, "robocall", robot=1)]
+    rows = sales + others
+    log_odds = np.r_[np.linspace(-4.0, 3.0, 40), np.full(40, 9.0), 9.0]  # chat/robot: ignored
+    on = np.ones(len(rows), dtype=bool)
+    margin = business_margin(log_odds, rows, on)
+    assert margin > 0.0
+    assert np.mean(log_odds[:40] > margin) <= 0.05
+    assert np.mean(log_odds[:40] > margin - 0.2) > 0.05  # the smallest such margin
+    on[:40] = False  # no business row to choose on: nothing to raise
+    assert business_margin(log_odds, rows, on) == 0.0
+    assert business_margin(log_odds - 10.0, rows, np.ones(len(rows), dtype=bool)) == 0.0
