@@ -22,6 +22,9 @@ Mandarin apart) with the setting chosen on the "select" half of dev; windows poo
 EER with 95 % bootstrap intervals by speaker / engine. Deterministic (fixed torch seed, one
 thread).
 
+Fixed setting (``--fixed 0.1,1``): leave-one-engine-out of the logistic head at one L2 and
+copy weight, no nested selection (what a manifest or a weight does by itself).
+
 Call length (``--weights``): the shipped head's pooled score of each test call mixture
 (``mixed.jsonl``) from its first 5, 15 and 60 s of windows only (a window counts when it ends
 within the cut), at every pooling quantile the head could pick; EER and AUC per cut.
@@ -241,14 +244,40 @@ def call_length_table(weights: str, cfg: TrainConfig) -> None:
             )
 
 
+def fixed_loeo(cfg: TrainConfig, *, l2: float, copy_weight: float) -> None:
+    """Leave-one-engine-out of the logistic head at one fixed setting (no nested selection):
+    isolates what a manifest or a copy weight does, apart from what the selection would pick."""
+    from models.training.synth_fit import fit_head
+
+    rows = select_rows(cfg)
+    tel = collect_features(rows, variant="telephone", cfg=cfg, encoder=None)
+    kept = [r for r in rows if r.id in tel]
+    c = cfg.resolved(l2=l2, copy_weight=copy_weight)
+    eers = {}
+    for held_out, train_idx, test_idx in leave_one_out_folds(kept, min_rows=20):
+        x, y, fit_rows = stack(tel, [kept[i] for i in train_idx])
+        head = fit_head(x, y, cfg=c, rows=fit_rows)
+        xt, yt, _ = stack(tel, [kept[i] for i in test_idx])
+        eers[held_out] = M.eer(yt, head.raw_logit(xt))[0]
+        print(f"  {held_out}: {100 * eers[held_out]:.1f}", flush=True)
+    mean = 100 * float(np.mean(list(eers.values())))
+    print(f"== fixed l2={l2:g} copy={copy_weight:g}: LOEO mean {mean:.1f} over {len(eers)} folds")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--manifests", default=",".join(TrainConfig().manifests))
     parser.add_argument("--objectives", default=",".join(OBJECTIVES), help="'' for none")
     parser.add_argument("--weights", help="also score test calls cut to 5/15/60 s with this head")
+    parser.add_argument(
+        "--fixed", metavar="L2,COPY", help="also leave-one-engine-out at this one setting"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     cfg = TrainConfig(manifests=tuple(args.manifests.split(",")))
+    if args.fixed:
+        l2, copy_weight = (float(v) for v in args.fixed.split(","))
+        fixed_loeo(cfg, l2=l2, copy_weight=copy_weight)
     if args.weights:
         call_length_table(args.weights, cfg)
     if not args.objectives:
