@@ -135,12 +135,12 @@ def _cue(
     )
 
 
-def speech_intervals(samples: np.ndarray) -> list[Interval]:
+def speech_intervals(samples: np.ndarray, *, margin_db: float = NOISE_MARGIN_DB) -> list[Interval]:
     """Energy VAD with a floor above the line noise (float32, 16 kHz -> (start_s, end_s)).
 
     :func:`pipeline.vad.voiced_intervals` gates at -55 dBFS or 30 dB under the loud frames; a
     call leg with line noise at 15-25 dB SNR sits above that and reads as one long turn. Here a
-    frame must also be ``NOISE_MARGIN_DB`` above the noise floor (10th-percentile frame level).
+    frame must also be ``margin_db`` above the noise floor (10th-percentile frame level).
     """
     x = np.asarray(samples, dtype=np.float32)
     levels = frame_rms_dbfs(x)
@@ -148,7 +148,7 @@ def speech_intervals(samples: np.ndarray) -> list[Interval]:
         return []
     floor = max(
         float(np.percentile(levels, 95)) - 30.0,
-        float(np.percentile(levels, 10)) + NOISE_MARGIN_DB,
+        float(np.percentile(levels, 10)) + margin_db,
         -60.0,
     )
     active = levels > floor
