@@ -115,8 +115,10 @@ BEHAVIOUR_RULES: dict[str, _Rule] = {
     "turn_restart_count": _Rule(2.0, 1.0, -math.inf, -math.inf, 1.5, 0.0),
     # per minute of callee speech, p50 0 / 0 / 9.5 (agents' p10 is 0: short calls).
     "backchannel_rate_per_min": _Rule(0.0, 0.0, 1.0, 3.0, 0.8, 1.2),
-    # not measured on simulated calls (agents read unrelated text); robot side left at 0.
-    "reply_relevance": _Rule(0.0, 0.0, 0.15, 0.3, 0.0, 0.8),
+    # Reported with weight 0: not measurable on the simulated calls, whose callee turns carry
+    # no text and whose replies (prompts, read sentences) ignore the callee by construction
+    # (docs/evaluation_calls.md, "Reply relevance"); a weight waits for real two-party calls.
+    "reply_relevance": _Rule(0.0, 0.0, 0.15, 0.3, 0.0, 0.0),
     "caller_talk_share": _Rule(math.inf, math.inf, -math.inf, -math.inf, 0.0, 0.0),
 }
 

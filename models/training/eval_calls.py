@@ -139,8 +139,7 @@ def call_features(stereo: CorpusRow, mono: CorpusRow, encoder: Any) -> dict[str,
         "duration_s": stereo.duration_s,
     }
     n = int(m.size / 16000 / FRAME_S) + 1
-    gain = extra.get("mono_gain_db", "")
-    out["mono_gain_db"] = float(gain) if gain else 0.0
+    out["mono_gain_db"] = float(dict(mono.extra)["mono_gain_db"])
     split = party_runs(m, encoder=encoder)
     one = PartyTurns(split.speech, (), ONE_VOICE, split.separation)
     for rule in CALLER_RULES:  # the clustering taken as two voices whatever the gate says
