@@ -115,8 +115,10 @@ BEHAVIOUR_RULES: dict[str, _Rule] = {
     "turn_restart_count": _Rule(2.0, 1.0, -math.inf, -math.inf, 1.5, 0.0),
     # per minute of callee speech, p50 0 / 0 / 9.5 (agents' p10 is 0: short calls).
     "backchannel_rate_per_min": _Rule(0.0, 0.0, 1.0, 3.0, 0.8, 1.2),
-    # not measured on simulated calls (agents read unrelated text); robot side left at 0.
-    "reply_relevance": _Rule(0.0, 0.0, 0.15, 0.3, 0.0, 0.8),
+    # Reported with weight 0: not measurable on the simulated calls, whose callee turns carry
+    # no text and whose replies (prompts, read sentences) ignore the callee by construction
+    # (docs/evaluation_calls.md, "Reply relevance"); a weight waits for real two-party calls.
+    "reply_relevance": _Rule(0.0, 0.0, 0.15, 0.3, 0.0, 0.0),
     "caller_talk_share": _Rule(math.inf, math.inf, -math.inf, -math.inf, 0.0, 0.0),
 }
 
@@ -135,12 +137,12 @@ def _cue(
     )
 
 
-def speech_intervals(samples: np.ndarray) -> list[Interval]:
+def speech_intervals(samples: np.ndarray, *, margin_db: float = NOISE_MARGIN_DB) -> list[Interval]:
     """Energy VAD with a floor above the line noise (float32, 16 kHz -> (start_s, end_s)).
 
     :func:`pipeline.vad.voiced_intervals` gates at -55 dBFS or 30 dB under the loud frames; a
     call leg with line noise at 15-25 dB SNR sits above that and reads as one long turn. Here a
-    frame must also be ``NOISE_MARGIN_DB`` above the noise floor (10th-percentile frame level).
+    frame must also be ``margin_db`` above the noise floor (10th-percentile frame level).
     """
     x = np.asarray(samples, dtype=np.float32)
     levels = frame_rms_dbfs(x)
@@ -148,7 +150,7 @@ def speech_intervals(samples: np.ndarray) -> list[Interval]:
         return []
     floor = max(
         float(np.percentile(levels, 95)) - 30.0,
-        float(np.percentile(levels, 10)) + NOISE_MARGIN_DB,
+        float(np.percentile(levels, 10)) + margin_db,
         -60.0,
     )
     active = levels > floor

@@ -4,7 +4,11 @@ For every dev/test call of ``datasets/manifests/calls/calls.jsonl`` (stereo and 
 
 - truth: each party's speech = the energy VAD of its own channel in the stereo copy;
 - mono diarisation (``models.diarize``): share of single-party speech time attributed to the
-  right party, with the caller chosen by each rule ("most" speech, "first" to speak);
+  right party as the detector's diarizer returns it (one voice: all speech the caller's), and
+  with the clustering forced to two voices and the caller chosen by each rule; by language,
+  caller kind and level difference of the two parties in the mix;
+- one voice or two: how often a caller leg alone is split in two, and how often a mono mix is
+  kept as two voices;
 - behaviour cues (``pipeline.behaviour``) on stereo (the caller channel known from the manifest)
   and on mono (turns from the diarisation), plus the existing in-call replay measure
   (``pipeline.acoustic.find_repeats``) and a prompt-index lookup (``pipeline.fingerprint``
@@ -16,6 +20,9 @@ For every dev/test call of ``datasets/manifests/calls/calls.jsonl`` (stereo and 
     python -m models.training.eval_calls [--features FILE] [--json OUT] [--limit N]
 
 Features are cached per call in ``--features`` (JSONL), so a rerun only adds new calls.
+
+About 560 lines: one measurement run (features, report, Markdown tables) whose pieces share the
+per-call feature dict; split, each part would only pass that dict on.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ from tqdm import tqdm
 from models.diarize import (
     CALLER_RULE,
     CALLER_RULES,
+    ONE_VOICE,
     choose_caller,
     load_voice_encoder,
     party_runs,
@@ -131,18 +139,30 @@ def call_features(stereo: CorpusRow, mono: CorpusRow, encoder: Any) -> dict[str,
         "duration_s": stereo.duration_s,
     }
     n = int(m.size / 16000 / FRAME_S) + 1
-    a, b, separation = party_runs(m, encoder=encoder)
-    for rule in CALLER_RULES:
-        caller_runs, callee_runs, reason = choose_caller(a, b, rule)
-        pred = PartyTurns(tuple(caller_runs), tuple(callee_runs), reason, separation)
+    out["mono_gain_db"] = float(dict(mono.extra)["mono_gain_db"])
+    split = party_runs(m, encoder=encoder)
+    one = PartyTurns(split.speech, (), ONE_VOICE, split.separation)
+    for rule in CALLER_RULES:  # the clustering taken as two voices whatever the gate says
+        if split.second:
+            caller_runs, callee_runs, reason = choose_caller(split.first, split.second, rule)
+            pred = PartyTurns(caller_runs, callee_runs, reason, split.separation)
+        else:
+            pred = one
         out[f"mono_attr_{rule}"] = attribution(truth, pred, n)
         if rule == CALLER_RULE:
-            best = pred
-    perm = attribution(truth, swap(best), n)
+            forced = pred
+    perm = attribution(truth, swap(forced), n)
     out["mono_attr_oracle_right_s"] = max(
         out[f"mono_attr_{CALLER_RULE}"]["right_s"], perm["right_s"]
     )
-    out["mono_separation"] = best.separation
+    best = forced if split.two_voices else one  # what the detector's diarizer returns
+    out["mono_attr_shipped"] = attribution(truth, best, n)
+    out["mono_two_voices"] = split.two_voices
+    out["mono_spread"] = split.spread
+    out["mono_separation"] = split.separation
+    leg = party_runs(caller, encoder=encoder)  # one voice alone: must not be split in two
+    out["caller_leg_two_voices"] = leg.two_voices
+    out["caller_leg_spread"] = leg.spread
     layouts = {
         "stereo": (truth, caller, True),
         "mono": (best, m, False),
@@ -273,47 +293,82 @@ def fit_and_score(
     return clf.decision_function((xt - mu) / sd), {"coef_per_sd": coef, "mean": mu.tolist()}
 
 
+KINDS = ("tts_robot", "recorded_robot", "human_agent")
+LEVELS = ("0-2 dB", "2-4 dB", "4-6 dB")  # |caller - callee| level in the mono mix
+
+
+def _level(f: dict[str, Any]) -> str:
+    return LEVELS[min(int(abs(f["mono_gain_db"]) // 2), len(LEVELS) - 1)]
+
+
+def _share_ci(right: np.ndarray, total: np.ndarray, rng: np.random.Generator) -> dict[str, Any]:
+    """right.sum() / total.sum() with a 95 % bootstrap interval over calls."""
+    boots = []
+    for _ in range(N_BOOT):
+        idx = rng.integers(0, right.size, right.size)
+        boots.append(right[idx].sum() / max(total[idx].sum(), 1e-9))
+    return {
+        "accuracy": float(right.sum() / max(total.sum(), 1e-9)),
+        "ci95": [float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))],
+        "calls_below_90pct": int(np.sum(right / np.maximum(total, 1e-9) < 0.9)),
+    }
+
+
+def _rate_ci(flags: Sequence[bool], rng: np.random.Generator) -> dict[str, Any]:
+    x = np.asarray(flags, dtype=float)
+    row = _share_ci(x, np.ones_like(x), rng)
+    return {"rate": row["accuracy"], "ci95": row["ci95"], "n": int(x.size)}
+
+
+def _attribution_row(sel: Sequence[dict[str, Any]], rng: np.random.Generator) -> dict[str, Any]:
+    single = np.array([f["mono_attr_shipped"]["single_s"] for f in sel])
+    row: dict[str, Any] = {"calls": len(sel)}
+    row["shipped"] = _share_ci(
+        np.array([f["mono_attr_shipped"]["right_s"] for f in sel]), single, rng
+    )
+    for rule in CALLER_RULES:
+        right = np.array([f[f"mono_attr_{rule}"]["right_s"] for f in sel])
+        row[rule] = _share_ci(right, single, rng)
+    oracle = np.array([f["mono_attr_oracle_right_s"] for f in sel])
+    row["oracle_permutation_accuracy"] = float(oracle.sum() / single.sum())
+    row["two_voices"] = int(sum(f["mono_two_voices"] for f in sel))
+    row["missed_share"] = float(sum(f["mono_attr_shipped"]["missed_s"] for f in sel) / single.sum())
+    return row
+
+
 def report(feats: list[dict[str, Any]]) -> dict[str, Any]:
     rng = np.random.default_rng(0)
-    out: dict[str, Any] = {"counts": {}, "diarisation": {}, "cue_auc_dev": {}, "test": {}}
+    out: dict[str, Any] = {
+        "counts": {},
+        "diarisation": {},
+        "one_voice": {},
+        "cue_auc_dev": {},
+        "test": {},
+    }
     for f in feats:
         key = f"{f['split']}/{f['language']}/{f['kind']}"
         out["counts"][key] = out["counts"].get(key, 0) + 1
-    # diarisation: attribution by rule, by split / language / caller kind
+    # diarisation: attribution as shipped and by caller rule, by split / language / caller kind
+    # and by the level difference of the two parties in the mix
+    groups = [(lang, kind, "all") for lang in ("en", "zh", "all") for kind in (*KINDS, "all")]
+    groups += [("all", "all", level) for level in LEVELS]
     for split in ("dev", "test"):
-        for lang in ("en", "zh", "all"):
-            for kind in ("tts_robot", "recorded_robot", "human_agent", "all"):
-                sel = [
-                    f
-                    for f in feats
-                    if f["split"] == split
-                    and lang in (f["language"], "all")
-                    and kind in (f["kind"], "all")
-                ]
-                if not sel:
-                    continue
-                row: dict[str, object] = {"calls": len(sel)}
-                for rule in CALLER_RULES:
-                    right = np.array([f[f"mono_attr_{rule}"]["right_s"] for f in sel])
-                    single = np.array([f[f"mono_attr_{rule}"]["single_s"] for f in sel])
-                    boots = []
-                    for _ in range(N_BOOT):
-                        idx = rng.integers(0, len(sel), len(sel))
-                        boots.append(right[idx].sum() / max(single[idx].sum(), 1e-9))
-                    row[rule] = {
-                        "accuracy": float(right.sum() / single.sum()),
-                        "ci95": [
-                            float(np.percentile(boots, 2.5)),
-                            float(np.percentile(boots, 97.5)),
-                        ],
-                        "calls_below_90pct": int(np.sum(right / np.maximum(single, 1e-9) < 0.9)),
-                    }
-                oracle = np.array([f["mono_attr_oracle_right_s"] for f in sel])
-                row["oracle_permutation_accuracy"] = float(oracle.sum() / single.sum())
-                row["truth_caller_speaks_first"] = float(
-                    np.mean([f["truth_caller_first"] for f in sel])
-                )
-                out["diarisation"][f"{split}/{lang}/{kind}"] = row
+        for lang, kind, level in groups:
+            sel = [
+                f
+                for f in feats
+                if f["split"] == split
+                and lang in (f["language"], "all")
+                and kind in (f["kind"], "all")
+                and level in (_level(f), "all")
+            ]
+            if sel:
+                out["diarisation"][f"{split}/{lang}/{kind}/{level}"] = _attribution_row(sel, rng)
+        sel = [f for f in feats if f["split"] == split]
+        out["one_voice"][split] = {
+            "caller_legs_split": _rate_ci([f["caller_leg_two_voices"] for f in sel], rng),
+            "mixes_kept_two": _rate_ci([f["mono_two_voices"] for f in sel], rng),
+        }
     dev = [f for f in feats if f["split"] == "dev"]
     test = [f for f in feats if f["split"] == "test"]
     for layout in ("stereo", "mono"):
@@ -368,18 +423,35 @@ def markdown(result: dict[str, Any]) -> str:
     """The report's tables as Markdown (pasted into docs/evaluation_calls.md)."""
     lines = ["### Mono diarisation: speech time attributed to the right party", ""]
     lines += [
-        "| split | language | caller kind | calls | rule `most` (95 % CI) | rule `first` | "
-        "rule `longest_turns` | best permutation | calls < 90 % (`most`) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| split | language | caller kind | level difference | calls | as shipped (95 % CI) | "
+        "two voices kept | forced two, rule `most` (95 % CI) | rule `first` | "
+        "rule `longest_turns` | best permutation | missed speech | calls < 90 % (shipped) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for key, row in sorted(result["diarisation"].items()):
-        split, lang, kind = key.split("/")
-        most = row["most"]
-        ci = " - ".join(_pct(v) for v in most["ci95"])
+        split, lang, kind, level = key.split("/")
+        ship, most = row["shipped"], row["most"]
+        ci = " - ".join(_pct(v) for v in ship["ci95"])
+        ci_most = " - ".join(_pct(v) for v in most["ci95"])
         lines.append(
-            f"| {split} | {lang} | {kind} | {row['calls']} | {_pct(most['accuracy'])} ({ci}) | "
-            f"{_pct(row['first']['accuracy'])} | {_pct(row['longest_turns']['accuracy'])} | "
-            f"{_pct(row['oracle_permutation_accuracy'])} | {most['calls_below_90pct']} |"
+            f"| {split} | {lang} | {kind} | {level} | {row['calls']} | "
+            f"{_pct(ship['accuracy'])} ({ci}) | {row['two_voices']} | "
+            f"{_pct(most['accuracy'])} ({ci_most}) | {_pct(row['first']['accuracy'])} | "
+            f"{_pct(row['longest_turns']['accuracy'])} | "
+            f"{_pct(row['oracle_permutation_accuracy'])} | {_pct(row['missed_share'])} | "
+            f"{ship['calls_below_90pct']} |"
+        )
+    lines += ["", "### One voice or two", ""]
+    lines += [
+        "| split | caller legs alone split in two (95 % CI) | mono mixes kept as two voices |",
+        "|---|---|---|",
+    ]
+    for split, row in sorted(result["one_voice"].items()):
+        a, b = row["caller_legs_split"], row["mixes_kept_two"]
+        lines.append(
+            f"| {split} | {_pct(a['rate'])} ({' - '.join(_pct(v) for v in a['ci95'])}), "
+            f"n={a['n']} | {_pct(b['rate'])} ({' - '.join(_pct(v) for v in b['ci95'])}), "
+            f"n={b['n']} |"
         )
     lines += ["", "### Each cue alone on dev calls (AUC, oriented so that 1.0 = perfect)", ""]
     lines += [
@@ -435,7 +507,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--manifest", type=Path, default=MANIFEST_DIR / "calls" / "calls.jsonl")
     parser.add_argument(
-        "--features", type=Path, default=corpus_cache_dir().parent / "eval_calls" / "features.jsonl"
+        "--features",
+        type=Path,
+        default=corpus_cache_dir().parent / "eval_calls" / "features_v2.jsonl",
     )
     parser.add_argument("--json", type=Path, default=None, help="write the report here")
     parser.add_argument("--markdown", type=Path, default=None, help="write the tables here")

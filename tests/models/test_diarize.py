@@ -13,13 +13,17 @@ import models.diarize
 import models.loading
 from models.diarize import (
     CALLER_RULES,
+    MIN_PARTY_SPEECH_S,
+    MIN_TWO_VOICE_SPREAD,
     ONE_VOICE,
     DiarizerConfig,
     TwoPartyDiarizer,
     choose_caller,
     diarize,
     load_voice_encoder,
+    party_runs,
     two_clusters,
+    two_voices,
 )
 from pipeline.behaviour import BEHAVIOUR_RULES
 from pipeline.config import DetectorConfig
@@ -84,8 +88,8 @@ def test_silence_and_one_short_voice(rng: np.random.Generator) -> None:
 
 
 def test_caller_rules() -> None:
-    a = [(0.0, 0.5)]  # says hello first
-    b = [(1.0, 6.0), (8.0, 12.0)]
+    a = ((0.0, 0.5),)  # says hello first
+    b = ((1.0, 6.0), (8.0, 12.0))
     assert choose_caller(a, b, "first")[0] == a
     assert choose_caller(a, b, "most")[0] == b
     assert choose_caller(a, b, "longest_turns")[0] == b
@@ -178,3 +182,15 @@ def test_a_missing_encoder_package_leaves_mono_calls_one_voice(
     mix, _ = call(rng)
     turns = TwoPartyDiarizer()(mix)
     assert turns.callee == () and turns.caller
+
+
+def test_two_voices_needs_spread_and_speech_on_both_sides(rng: np.random.Generator) -> None:
+    long_, short = ((0.0, 5.0),), ((6.0, 6.0 + MIN_PARTY_SPEECH_S / 2),)
+    assert two_voices(MIN_TWO_VOICE_SPREAD, long_, ((6.0, 9.0),))
+    assert not two_voices(MIN_TWO_VOICE_SPREAD - 0.01, long_, ((6.0, 9.0),))
+    assert not two_voices(1.0, long_, short)
+    split = party_runs(call(rng)[0], encoder=FakeEncoder())
+    assert split.two_voices and split.spread >= MIN_TWO_VOICE_SPREAD
+    assert sum(b - a for a, b in split.speech) >= sum(
+        b - a for a, b in (*split.first, *split.second)
+    )

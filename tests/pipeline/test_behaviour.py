@@ -134,6 +134,8 @@ def test_text_overlap_and_relevance_cue() -> None:
     assert len(pairs) == 4
     ev = {e.name: e for e in behaviour_cues(turns, text_pairs=pairs)}
     assert ev["reply_relevance"].value == 0.0
+    # reported, not weighed, until measured on calls whose replies can relate to the callee
+    assert ev["reply_relevance"].weight == 0.0 and ev["reply_relevance"].span_s is not None
 
 
 def test_rules_are_bounded() -> None:
