@@ -64,22 +64,17 @@ ONE_VOICE = "one voice: the whole recording is the caller's"
 
 
 @functools.cache
-def load_voice_encoder(device: str = "cpu") -> Any:
-    """Resemblyzer's GE2E encoder (weights from the installed wheel; no download).
+def load_voice_encoder() -> Any:
+    """Resemblyzer's GE2E encoder run in NumPy (:mod:`models.ge2e`; weights from the wheel).
 
     Raises
     ------
     ModelNotAvailableError
-        ``resemblyzer`` (and its ``webrtcvad``) is not installed.
+        ``resemblyzer`` is not installed (or, before its weights are cached, torch).
     """
-    try:
-        from resemblyzer import VoiceEncoder
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ModelNotAvailableError(
-            "mono diarisation needs the resemblyzer package (pip install resemblyzer "
-            "webrtcvad-wheels): its GE2E weights ship inside the wheel"
-        ) from exc
-    return VoiceEncoder(device=device, verbose=False)
+    from models.ge2e import load_ge2e
+
+    return load_ge2e()
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,21 +107,16 @@ def window_embeddings(
     -------
     np.ndarray [shape=(m, 256)], float32, unit norm
     """
-    import torch
-    from resemblyzer.audio import wav_to_mel_spectrogram
+    from models.ge2e import mel_spectrogram
 
     x = np.asarray(samples, dtype=np.float32)
     rms = float(np.sqrt(np.mean(x.astype(np.float64) ** 2))) or 1.0
     x = x * (10 ** (-30 / 20) / rms)  # Resemblyzer's training level (-30 dBFS)
-    mel = wav_to_mel_spectrogram(x)
+    mel = mel_spectrogram(x)
     n_win = round(config.window_s / _MEL_HOP_S)
     first = np.minimum(np.round(starts_s / _MEL_HOP_S).astype(int), max(mel.shape[0] - n_win, 0))
     batch = np.stack([mel[s : s + n_win] for s in first]).astype(np.float32)
-    out = []
-    with torch.no_grad():
-        for i in range(0, len(batch), 128):
-            out.append(encoder(torch.from_numpy(batch[i : i + 128]).to(encoder.device)).cpu())
-    return np.asarray(torch.cat(out).numpy(), dtype=np.float32)
+    return np.concatenate([encoder(batch[i : i + 128]) for i in range(0, len(batch), 128)])
 
 
 def two_clusters(emb: np.ndarray, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
