@@ -26,6 +26,7 @@ L2 = 1e-3  # on the scales, per unit of mean (balanced) log loss
 MAX_SCALE = 5.0
 TEXT_FOLDS = 10
 HANDSET_BIAS = -0.5  # FusionConfig.bias: the sum the fitted fusion replaces
+COMMAND = "robocall train --stage fusion"  # its defaults: --e2e 120, simulated calls PER_CELL
 TEXT_CUES = ("robot_script_text", "scripted_phrase", "disfluency_rate", "sales_phrases")
 
 
@@ -128,6 +129,7 @@ class Result:
     eval_examples: list[Example]
     seconds: float
     calls: dict[str, Any]  # simulated test calls by fusion variant (fusion_calls.call_tables)
+    command: str = COMMAND  # how the run was started, as the reports quote it
 
 
 def make_model(names: Sequence[str], bias: float, scales: np.ndarray) -> FusionModel:

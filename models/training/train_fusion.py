@@ -48,6 +48,7 @@ A cue the fit never saw keeps its hand-set weight (``default_scale`` 1).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import logging
@@ -467,6 +468,8 @@ def main(argv: list[str] | None = None) -> int:
     from models.training.fusion_report import write_outputs
 
     result = train(e2e=args.e2e, calls=args.calls, progress=True)
+    command = f"python -m models.training.train_fusion --e2e {args.e2e} --calls {args.calls}"
+    result = dataclasses.replace(result, command=command)
     summary = write_outputs(result, weights=args.weights, report=args.report)
     print(json.dumps(summary, indent=1, default=float))  # noqa: T201 - a command's summary
     return 0

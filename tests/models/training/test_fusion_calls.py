@@ -200,3 +200,52 @@ def test_call_evidence_runs_the_detector_on_the_cropped_call(
     n = len(transcriber.calls)
     assert call_evidence(cached, row, crop_s=2.0) == got
     assert len(transcriber.calls) == n  # second run: every transcript from the cache
+
+
+def test_write_outputs_renders_the_calls_report(tmp_path: Path, rng: np.random.Generator) -> None:
+    from models.training.fusion_fit import Result, make_model, scores_table
+    from models.training.fusion_report import CALLS_REPORT, write_outputs
+
+    examples, logit = _examples(rng)
+    y = np.array([ex.y for ex in examples], dtype=np.float64)
+    table = call_tables(examples, logit, threshold=0.5, sales_threshold=0.5)
+    table_row = scores_table(y, logit)
+    counts = {
+        "fit": {"examples": 10, "clips": 5, "texts": 4, "robot": 5, "human": 5},
+        "eval": {"examples": 10, "clips": 5, "texts": 4, "robot": 5, "human": 5},
+        "fit_calls": {"examples": 24, "robot": 16, "human": 8, "clips": 24, "texts": 1},
+        "test_calls": {"examples": len(examples), "robot": 48, "human": 24, "clips": 72},
+    }
+    meta = {"failed": {"dev": 0, "test": 1}, "callers_heard": 7, "per_cell": 6, "crop_s": 30.0}
+    ns = verdict_row(y.astype(np.int64), logit, [ex.group for ex in examples], 0.5)
+    result = Result(
+        model=make_model(["reply_latency_spread_s:+"], -0.5, np.array([1.2])),
+        names=["reply_latency_spread_s:+"],
+        counts=counts,
+        tables={
+            "headline": {"fitted, test calls (composed)": table_row},
+            "kind": {},
+            "language": {},
+            "text_source": {},
+        },
+        cue_rows=[],
+        ablations={"all cues": table_row},
+        e2e={
+            "all": {"fitted": table_row},
+            "source": {},
+            "kind": {},
+            "skipped": 0,
+            "non_sales": ns,
+        },  # fmt: skip
+        eval_examples=examples,
+        seconds=1.0,
+        calls={"all cues": table, "hand-set sum": table, "meta": {**meta, "diarizer": False}},
+    )
+    summary = write_outputs(result, weights=tmp_path / "fusion.json", report=tmp_path / "f.md")
+    text = (tmp_path / CALLS_REPORT).read_text()
+    assert summary["calls_report"] == str(tmp_path / CALLS_REPORT)
+    assert "no diarizer" in text and "7 of the 72 test calls" in text
+    assert "| recorded_robot | mono | both languages |" in text
+    assert "| human_agent | mono | 0 | 0 | 0 | 12 |" in text  # the confusion: read, not sold
+    assert "### hand-set sum" in text and "TTS robots reading non-sales text" in text
+    assert (tmp_path / "FUSION.md").is_file() and (tmp_path / "f.md").is_file()
