@@ -55,7 +55,7 @@ from models.training.fusion_fit import (
 from models.training.leakage import simulated_calls, tied_ids
 from models.training.synth_data import features_cache_dir
 from pipeline.fuse import FusionModel, sigmoid
-from pipeline.types import ANALYSIS_RATE_HZ, ModelInfo, Transcript
+from pipeline.types import ANALYSIS_RATE_HZ, ModelInfo, SyntheticVoiceScorer, Transcript
 
 if TYPE_CHECKING:
     from models.asr import SpeechFrames
@@ -149,18 +149,29 @@ class CachedFrameEncoder:
         return got
 
 
-def caching_detector(detector: Detector, *, cache_dir: Path | None = None) -> Detector:
-    """The same detector without fusion model, its ASR and encoder passes cached on disk."""
+def with_cached_frames(
+    scorer: SyntheticVoiceScorer, *, cache_dir: Path | None = None
+) -> SyntheticVoiceScorer:
+    """The same synthetic-voice scorer, its encoder passes kept on disk (the head runs anew)."""
     from models.synth_head import SynthVoiceScorer
 
+    if not isinstance(scorer, SynthVoiceScorer) or scorer.encoder is None:
+        return scorer
+    if isinstance(scorer.encoder, CachedFrameEncoder):
+        return scorer
+    return SynthVoiceScorer(
+        scorer.head,
+        encoder=CachedFrameEncoder(scorer.encoder, cache_dir=cache_dir or _cache_root()),
+        model_info=scorer.model_info,
+    )
+
+
+def caching_detector(detector: Detector, *, cache_dir: Path | None = None) -> Detector:
+    """The same detector without fusion model, its ASR and encoder passes cached on disk."""
     root = cache_dir or _cache_root()
     scorer = detector.synth_scorer
-    if isinstance(scorer, SynthVoiceScorer) and scorer.encoder is not None:
-        scorer = SynthVoiceScorer(
-            scorer.head,
-            encoder=CachedFrameEncoder(scorer.encoder, cache_dir=root),
-            model_info=scorer.model_info,
-        )
+    if scorer is not None:
+        scorer = with_cached_frames(scorer, cache_dir=root)
     return dataclasses.replace(
         detector,
         transcriber=CachedTranscriber(detector.transcriber, cache_dir=root),

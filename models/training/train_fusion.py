@@ -80,6 +80,7 @@ from models.training.fusion_calls import (
     end_to_end,
     fit_cues_only,
     select_calls,
+    with_cached_frames,
 )
 from models.training.fusion_fit import (
     HUMAN_SALES_SHARE,
@@ -161,11 +162,16 @@ def clip_cues(samples: np.ndarray, scorer: SyntheticVoiceScorer, *, name: str) -
 def audio_cues(
     rows: Sequence[CorpusRow], scorer: SyntheticVoiceScorer, *, progress: bool = False
 ) -> dict[str, dict[str, float]]:
-    """Cues of every row after its seeded telephone channel, cached per row and code version."""
+    """Cues of every row after its seeded telephone channel, cached per row and code version.
+
+    The head's encoder passes are cached apart, per input (``fusion_calls.with_cached_frames``),
+    so a new head or new code recomputes the cues without encoding the clips again.
+    """
     from pipeline.errors import EmptyAudioError
     from pipeline.telephone import telephone_channel
 
     base = features_cache_dir() / "fusion_cues" / _code_digest(scorer)
+    framed = with_cached_frames(scorer)
     out: dict[str, dict[str, float]] = {}
     started = time.monotonic()
     for i, row in enumerate(rows):
@@ -178,7 +184,7 @@ def audio_cues(
             rng = seeded_rng(SALT, "channel", row.id)
             try:
                 x = telephone_channel(read_clip(path), sample_rate_hz=ANALYSIS_RATE_HZ, rng=rng)
-                cues = clip_cues(x, scorer, name=row.id)
+                cues = clip_cues(x, framed, name=row.id)
             except EmptyAudioError:
                 cues = {}
             cache.parent.mkdir(parents=True, exist_ok=True)

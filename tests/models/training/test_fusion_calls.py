@@ -249,3 +249,19 @@ def test_write_outputs_renders_the_calls_report(tmp_path: Path, rng: np.random.G
     assert "| human_agent | mono | 0 | 0 | 0 | 12 |" in text  # the confusion: read, not sold
     assert "### hand-set sum" in text and "TTS robots reading non-sales text" in text
     assert (tmp_path / "FUSION.md").is_file() and (tmp_path / "f.md").is_file()
+
+
+def test_with_cached_frames_wraps_the_encoder_once(tmp_path: Path) -> None:
+    from models.synth_head import FeatureSpec, LogisticHead, SynthVoiceScorer
+    from models.training.fusion_calls import with_cached_frames
+    from pipeline.types import ModelInfo
+
+    spec = FeatureSpec(blocks=("lfcc",))
+    head = LogisticHead(
+        np.zeros(120), np.ones(120), np.zeros(120), 0.0, meta={"feature_spec": spec.to_dict()}
+    )
+    scorer = SynthVoiceScorer(head, encoder=CountingEncoder(), model_info=ModelInfo("s", "s", "0"))
+    wrapped = with_cached_frames(scorer, cache_dir=tmp_path)
+    assert isinstance(wrapped, SynthVoiceScorer)
+    assert isinstance(wrapped.encoder, CachedFrameEncoder) and wrapped.head is head
+    assert with_cached_frames(wrapped, cache_dir=tmp_path) is wrapped
