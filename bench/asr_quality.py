@@ -16,8 +16,8 @@ Each clip is transcribed through ``models.loading.load_transcriber`` (VAD, langu
 zh/en, the hallucination guard, simplified Chinese) in these settings:
 
 - input ``decoded``: the decoded 16 kHz audio (``transcriber.transcribe``);
-- input ``channel``: ``pipeline.telephone.call_channel`` first, the copy the detector transcribes
-  so the synthetic-voice head can share the encoder pass (``transcribe_with_frames``);
+- input ``channel``: ``pipeline.telephone.call_channel`` first, the copy the detector transcribed
+  until 2026-12-05 so that the synthetic-voice head could share the ASR's encoder pass;
 - ``prompt`` / ``hotwords``: faster-whisper's ``initial_prompt`` or ``hotwords`` set to
   :data:`SALES_VOCABULARY`, free at run time (no other model).
 

@@ -86,11 +86,9 @@ def _as_mono_float32(samples: np.ndarray) -> np.ndarray:
 class EncoderMemo:
     """Wraps ``WhisperModel.encode`` so that features encoded once are not encoded again.
 
-    We encode the 30 s windows of the speech ourselves (restricted language detection needs
-    the first; the synthetic-voice head reads all of them, :class:`SpeechFrames`), and
-    faster-whisper's decoder then asks for the same windows again: keyed by a hash of the
-    features, it gets the stored output. The decoder's later windows start where its last
-    segment ended, so they match ours only when it consumed a whole window. Outputs are held
+    We encode the first 30 s window of the speech ourselves (restricted language detection
+    needs it), and faster-whisper's decoder then asks for the same window again: keyed by a
+    hash of the features, it gets the stored output. Outputs are held
     only while a transcription is running (:meth:`session`; at most ``size``, ~3 MB each) and
     dropped when the last one ends, so nothing carries over from one recording to the next.
     """
@@ -139,8 +137,9 @@ class SpeechFrames:
     """Whisper encoder output over the speech of one channel, on the recording's timeline.
 
     The speech chunks (Silero VAD, as faster-whisper transcribes them) are joined, the join is
-    cut into consecutive 30 s windows and each window is encoded once; ``frames`` holds one
-    vector per 20 ms of the join. The ASR's first window is the same encoder pass.
+    cut into consecutive 30 s windows exactly as the ASR's decoder cuts them and each window is
+    encoded once; ``frames`` holds one vector per 20 ms of the join. This is the pass the
+    synthetic-voice head was trained on (:func:`encode_speech`).
     """
 
     frames: np.ndarray  # (n, d_model) float32
@@ -195,21 +194,16 @@ def encode_windows(
     ]
 
 
-def speech_frames_of(
-    outputs: Sequence[Any], speech: np.ndarray, chunks: tuple[tuple[int, int], ...]
-) -> SpeechFrames:
-    frames = np.concatenate([np.asarray(o, dtype=np.float32)[0] for o in outputs])
-    n = -(-speech.size // FRAME_SAMPLES)  # frames beyond the speech encode padding
-    return SpeechFrames(np.ascontiguousarray(frames[:n]), chunks)
-
-
 def encode_speech(model: WhisperModel, samples: np.ndarray) -> SpeechFrames | None:
     """:class:`SpeechFrames` of mono 16 kHz ``samples``; None when the VAD finds no speech."""
     audio = _as_mono_float32(samples)
     speech, chunks = vad_speech(audio)
     if not chunks:
         return None
-    return speech_frames_of(encode_windows(model, speech), speech, chunks)
+    outputs = encode_windows(model, speech)
+    frames = np.concatenate([np.asarray(o, dtype=np.float32)[0] for o in outputs])
+    n = -(-speech.size // FRAME_SAMPLES)  # frames beyond the speech encode padding
+    return SpeechFrames(np.ascontiguousarray(frames[:n]), chunks)
 
 
 # Speech this long without any segment is decoded again on its own: a skipped sentence or take.
@@ -297,25 +291,10 @@ class FasterWhisperTranscriber:
         EmptyAudioError
             ``samples`` is empty.
         """
-        return self._transcribe(samples, all_windows=False)[0]
-
-    def transcribe_with_frames(self, samples: np.ndarray) -> tuple[Transcript, SpeechFrames | None]:
-        """:meth:`transcribe`, and the encoder frames of the speech it transcribed.
-
-        Every 30 s window of the speech is encoded once, here; the decoder reuses those passes
-        (:class:`EncoderMemo`). Frames are None when there is no speech.
-        """
-        return self._transcribe(samples, all_windows=True)
-
-    def _transcribe(
-        self, samples: np.ndarray, *, all_windows: bool
-    ) -> tuple[Transcript, SpeechFrames | None]:
         with self.model.encode.session():
-            return self._transcribe_held(samples, all_windows=all_windows)
+            return self._transcribe_held(samples)
 
-    def _transcribe_held(
-        self, samples: np.ndarray, *, all_windows: bool
-    ) -> tuple[Transcript, SpeechFrames | None]:
+    def _transcribe_held(self, samples: np.ndarray) -> Transcript:
         from faster_whisper.transcribe import restore_speech_timestamps
 
         audio = _as_mono_float32(samples)
@@ -326,9 +305,9 @@ class FasterWhisperTranscriber:
             # faster-whisper's own vad_filter would after running the same VAD again.
             speech, chunks = vad_speech(audio)
             if not chunks:
-                return Transcript(self.cfg.languages[0], 0.0, (), 0, self.backend), None
+                return Transcript(self.cfg.languages[0], 0.0, (), 0, self.backend)
         choose = len(self.cfg.languages) > 1  # else nothing to choose: no encoder pass for it
-        outputs = encode_windows(self.model, speech, limit=None if all_windows else int(choose))
+        outputs = encode_windows(self.model, speech, limit=int(choose))
         if choose:
             results = self.model.model.detect_language(outputs[0])[0]
             all_probs = [(token[2:-2], p) for token, p in results]
@@ -360,7 +339,7 @@ class FasterWhisperTranscriber:
             for start_s, end_s in uncovered_speech(raws, chunks):
                 raws += redecode(start_s, end_s)
             raws.sort(key=lambda r: r.start_s)
-        transcript = assemble_transcript(
+        return assemble_transcript(
             raws,
             language=language,
             language_probability=probability,
@@ -370,8 +349,6 @@ class FasterWhisperTranscriber:
             replay_coverage=lambda: replay_coverage_of(audio),
             redecode=redecode,
         )
-        frames = speech_frames_of(outputs, speech, chunks) if all_windows else None
-        return transcript, frames
 
     def _decode(self, speech: np.ndarray, language: str) -> Iterator[Any]:
         segments, _info = self.model.transcribe(

@@ -19,11 +19,10 @@ alone; evaluation and inference run the call path (``SynthVoiceScorer.score``):
    weights and runtime as the ASR) pooled to mean + std per dimension (1024 values); and/or
    LFCC statistics (20 linear-frequency cepstra + deltas + delta-deltas at 8 kHz, mean + std
    over speech frames, 120 values; the ASVspoof baseline). A training window is encoded alone
-   (not padded to 30 s); on the call path the frames of each window are cut out of the encoder
-   pass over 30 s windows of the call's speech (:class:`models.asr.SpeechFrames`), which is the
-   pass the ASR makes, so ``robocall analyze`` encodes the call once for both. What that
-   costs and gains against encoding each window alone: ``models/weights/SYNTH_HEAD.md`` and
-   ``bench/shared_encoder_head.py``;
+   (not padded to 30 s); on the call path the frames of each window are cut out of one encoder
+   pass over 30 s windows of the call's speech (:class:`models.asr.SpeechFrames`, cut as the
+   ASR's decoder cuts them). What that costs and gains against encoding each window alone:
+   ``models/weights/SYNTH_HEAD.md`` and ``bench/shared_encoder_head.py``;
 4. **head** (:class:`LogisticHead`): standardise, logistic regression, Platt calibration fit on
    the validation split with class-balanced weights, so the calibrated log-odds is a
    likelihood ratio at even prior (0.9 means about 90 % when robots and people are equally
@@ -231,9 +230,8 @@ def call_window_features(
 ) -> list[tuple[tuple[float, float], dict[str, np.ndarray]]]:
     """Features of each speech window of a channel-processed call, keyed by block name.
 
-    ``frames`` are the encoder frames of ``y`` (:func:`models.asr.encode_speech`, or the ASR's
-    own, :meth:`models.asr.FasterWhisperTranscriber.transcribe_with_frames`); needed when the
-    spec has the Whisper block. A window in which the ASR's VAD heard no speech is left out.
+    ``frames`` are the encoder frames of ``y`` (:func:`models.asr.encode_speech`); needed when
+    the spec has the Whisper block. A window in which the ASR's VAD heard no speech is left out.
     """
     out = []
     for window in speech_windows(y, max_window_s=spec.max_window_s):
@@ -491,11 +489,7 @@ class SynthVoiceScorer:
     def score_channelled(
         self, y: np.ndarray, frames: SpeechFrames | None
     ) -> SyntheticVoiceScore | None:
-        """Score a call already through ``call_channel``, with the encoder frames of ``y``.
-
-        How the detector shares the ASR's encoder pass: it transcribes ``y`` and hands over the
-        frames the transcription computed (:class:`models.asr.SpeechFrames`).
-        """
+        """Score a call already through ``call_channel``, with the encoder frames of ``y``."""
         spec = self.head.spec
         scored: list[tuple[float, float, float]] = []
         for (a, b), feats in call_window_features(y, frames, spec=spec):

@@ -27,7 +27,11 @@ def _versions() -> tuple[str, tuple[tuple[str, str], ...]]:
 
 
 def make_provenance(
-    *, models: tuple[ModelInfo, ...], config: DetectorConfig, fusion_method: str
+    *,
+    models: tuple[ModelInfo, ...],
+    config: DetectorConfig,
+    fusion_method: str,
+    asr_input: str = "",
 ) -> Provenance:
     package_version, libraries = _versions()
     return Provenance(
@@ -37,4 +41,5 @@ def make_provenance(
         fusion_method=fusion_method,
         libraries=libraries,
         analysed_at_utc=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        asr_input=asr_input,
     )

@@ -172,6 +172,9 @@ class Provenance:
     fusion_method: str  # e.g. "hand-set weights (untrained), see pipeline/fuse.py"
     libraries: tuple[tuple[str, str], ...]  # (distribution, version)
     analysed_at_utc: str  # ISO 8601
+    # What the ASR transcribed: "decoded" (the caller's channel as decoded, 16 kHz; since
+    # 2026-12-05) or "call_channel" (the G.711 copy the head scores); "" = not recorded (older).
+    asr_input: str = ""
 
 
 MIN_SALES_UNITS = 8  # fewer caller words (or Chinese characters) than this: too little said
@@ -303,19 +306,6 @@ class Transcriber(Protocol):
         ...
 
 
-@typing.runtime_checkable
-class FrameSharingTranscriber(Transcriber, Protocol):
-    """A transcriber that hands out the encoder frames it computed (``models/asr.py``).
-
-    The detector then transcribes the call through ``pipeline.telephone.call_channel`` and
-    gives those frames to the synthetic-voice head, so the encoder runs once for both.
-    """
-
-    def transcribe_with_frames(self, samples: np.ndarray) -> tuple[Transcript, Any]:
-        """The transcript and the frames (opaque here; None when there was no speech)."""
-        ...
-
-
 class TextClassifier(Protocol):
     model_info: ModelInfo
 
@@ -335,10 +325,6 @@ class SyntheticVoiceScorer(Protocol):
 
     def score(self, samples: np.ndarray) -> SyntheticVoiceScore | None:
         """Score mono float32 samples at :data:`ANALYSIS_RATE_HZ`; None if too little speech."""
-        ...
-
-    def score_channelled(self, samples: np.ndarray, frames: Any) -> SyntheticVoiceScore | None:
-        """Score samples already through ``call_channel``, with a transcriber's frames of them."""
         ...
 
 

@@ -333,43 +333,31 @@ def shortcut_check(
 def measure_cost(
     weights_path: Path, calls: Sequence[CorpusRow], *, seconds: float = 60.0
 ) -> dict[str, float]:
-    """Wall seconds of the ASR alone, and of the ASR and head as ``robocall analyze`` runs them.
+    """Wall seconds of the ASR alone, and of the head as ``robocall analyze`` runs it.
 
-    The analyze path transcribes the call through ``call_channel`` and hands the head the
-    encoder frames the ASR computed; ``head_s`` is what the head adds on top (window cutting,
-    LFCC, the head), ``own_pass_s`` what the head would cost with an encoder pass of its own.
+    The analyze path transcribes the decoded call; the head scores its ``call_channel`` copy
+    with an encoder pass of its own, so ``head_s`` (channel, VAD, encoder, windows, LFCC, the
+    head) is what it adds to the ASR's ``asr_s``.
     """
-    from models.asr import FasterWhisperTranscriber
     from models.loading import load_synth_head_from, load_transcriber
     from pipeline.config import AsrConfig
-    from pipeline.telephone import call_channel
 
     robot = [r for r in calls if r.kind == "two_party_robot"][:6]
     audio = np.concatenate([read_clip(resolve_path(r)) for r in robot])[: int(seconds * 16_000)]
     scorer = load_synth_head_from(weights_path)
     asr = load_transcriber(AsrConfig())
-    assert isinstance(asr, FasterWhisperTranscriber)
     scorer.score(audio[: 16_000 * 5])  # warm-up
     t0 = time.perf_counter()
     asr.transcribe(audio)
     asr_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    y = call_channel(audio)
-    _, frames = asr.transcribe_with_frames(y)
-    shared_asr_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    result = scorer.score_channelled(y, frames)
+    result = scorer.score(audio)
     head_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    scorer.score(audio)
-    own_s = time.perf_counter() - t0
     return {
         "audio_s": round(audio.size / 16_000, 1),
         "asr_s": round(asr_s, 2),
-        "shared_asr_s": round(shared_asr_s, 2),
         "head_s": round(head_s, 2),
-        "own_pass_s": round(own_s, 2),
-        "added_over_asr": round((shared_asr_s + head_s - asr_s) / asr_s, 3),
+        "added_over_asr": round(head_s / asr_s, 3),
         "windows": float(len(result.windows) if result else 0),
     }
 

@@ -289,11 +289,10 @@ def write_report(ev: Evaluation, out_dir: Path, *, command: str = "robocall eval
         lines += [
             "## Cost",
             "",
-            f"{c['audio_s']:.0f} s of a two-party robot call. ASR alone {c['asr_s']:.2f} s; as "
-            f"`robocall analyze` runs it (call channel, every 30 s window encoded once and shared "
-            f"with the head) {c['shared_asr_s']:.2f} s, then the head {c['head_s']:.2f} s "
-            f"({c['windows']:.0f} windows): {100 * c['added_over_asr']:+.0f} % over the ASR "
-            f"alone. With an encoder pass of its own the head would take {c['own_pass_s']:.2f} s "
+            f"{c['audio_s']:.0f} s of a two-party robot call. ASR on the decoded audio "
+            f"{c['asr_s']:.2f} s; the head, on the call-channel copy with an encoder pass of its "
+            f"own as `robocall analyze` runs it, {c['head_s']:.2f} s ({c['windows']:.0f} "
+            f"windows): {100 * c['added_over_asr']:+.0f} % over the ASR alone "
             "(2 shared cores; timings move with the machine's load).",
             "",
         ]

@@ -53,8 +53,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(
         title="Robocall detector",
         version=_package_version(),
-        summary="Tell an electronic sales robot from a live human sales pitch in a recorded "
-        "call (Mandarin, English), offline.",
+        summary="Tell an electronic sales robot from a live person in a recorded call, and say "
+        "whether a sales pitch was heard (Mandarin, English), offline.",
         description="Upload a recording to `POST /v1/analyses`, poll `GET /v1/analyses/{id}`. "
         'Every error is JSON `{"error": code, "message": ...}` with a stable code. '
         "Send an API key as `X-API-Key` unless the server runs in local single-user mode.",
