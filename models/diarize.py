@@ -13,6 +13,13 @@ measure the caller's timing, each stretch of speech must be given to the caller 
 5. the caller is the party with more speech time (``CALLER_RULE``; "first speaker" loses to it on
    the simulated calls because half the callees answer "喂?" first: docs/evaluation_calls.md).
 
+Before any of that, a recording must hold two voices at all: 2-means splits one voice in two as
+readily as two voices, so a split is kept only if the windows spread around their one centroid
+as two voices do (:func:`two_voices`, threshold chosen on the dev calls) and each side has
+``MIN_PARTY_SPEECH_S``. Otherwise all speech is the caller's and the callee has none, which the
+behaviour cues read as "no turn-taking to measure". :class:`TwoPartyDiarizer` is what the
+detector holds: it loads the encoder on the first recording with speech enough for two parties.
+
 Output: :class:`pipeline.behaviour.PartyTurns`, the same record stereo calls give, so the
 behaviour cues run alike on both layouts.
 """
@@ -41,7 +48,14 @@ LONG_INTERVAL_S = 4.0  # longer VAD intervals may hold a turn change: labelled p
 MIN_TURN_S = 0.3  # shorter label runs inside speech join the surrounding party
 CALLER_RULES = ("most", "first", "longest_turns")
 CALLER_RULE = "most"  # measured: docs/evaluation_calls.md ("Which party is the caller")
+MIN_TWO_PARTY_SPEECH_S = 4.0  # less speech than this: one party, no encoder loaded
+MIN_PARTY_SPEECH_S = 2.0  # each of two parties must have this much speech
+# Two voices: mean cosine distance of the windows from their one centroid at least this.
+# Dev calls: GE2E windows of one voice (a stereo leg) p90 0.155, of two (the mono mix) p50 0.164
+# (docs/evaluation_calls.md, "One voice or two").
+MIN_TWO_VOICE_SPREAD = 0.16
 _MEL_HOP_S = 0.01  # Resemblyzer mel frames
+ONE_VOICE = "one voice: the whole recording is the caller's"
 
 
 @functools.cache
@@ -135,23 +149,54 @@ def two_clusters(emb: np.ndarray, *, seed: int = 0) -> tuple[np.ndarray, np.ndar
 def party_runs(
     samples: np.ndarray, *, config: DiarizerConfig = DiarizerConfig(), encoder: Any = None
 ) -> tuple[list[Interval], list[Interval], float]:
-    """Speech of the two voices (unordered) and their separation (1 - centroid cosine)."""
+    """Speech of the two voices (unordered) and their separation (1 - centroid cosine).
+
+    One voice (too little speech, or windows that do not spread as two voices do): all speech
+    in the first list, the second empty.
+    """
     x = np.asarray(samples, dtype=np.float32)
     intervals = speech_intervals(x)
-    n_frames = int(x.size / ANALYSIS_RATE_HZ / FRAME_S)
-    speech = np.zeros(n_frames, dtype=bool)
-    for a, b in intervals:
-        speech[int(a / FRAME_S) : int(b / FRAME_S)] = True
-    w = int(config.window_s / FRAME_S)
-    starts = np.arange(0.0, max(x.size / ANALYSIS_RATE_HZ - config.window_s, 0.0), config.hop_s)
-    share = np.array([speech[int(s / FRAME_S) : int(s / FRAME_S) + w].mean() for s in starts])
-    starts = starts[share >= MIN_WINDOW_SPEECH] if starts.size else starts
+    if sum(b - a for a, b in intervals) < MIN_TWO_PARTY_SPEECH_S:
+        return list(intervals), [], 0.0
+    speech = speech_frames(intervals, int(x.size / ANALYSIS_RATE_HZ / FRAME_S))
+    starts = window_starts(speech, config=config)
     if starts.size < 4:  # too little speech to find two voices: all of it is one party's
         return list(intervals), [], 0.0
     emb = window_embeddings(
         x, starts_s=starts, config=config, encoder=encoder or load_voice_encoder()
     )
+    return split_voices(starts, emb, speech=speech, intervals=intervals, config=config)
+
+
+def speech_frames(intervals: list[Interval], n_frames: int) -> np.ndarray:
+    """Boolean (n_frames,) mask of ``FRAME_S`` frames inside ``intervals``."""
+    speech = np.zeros(n_frames, dtype=bool)
+    for a, b in intervals:
+        speech[int(a / FRAME_S) : int(b / FRAME_S)] = True
+    return speech
+
+
+def window_starts(speech: np.ndarray, *, config: DiarizerConfig) -> np.ndarray:
+    """Starts (s) of the embedding windows, every ``hop_s``, that are mostly speech."""
+    w = int(config.window_s / FRAME_S)
+    starts = np.arange(0.0, max(speech.size * FRAME_S - config.window_s, 0.0), config.hop_s)
+    share = np.array([speech[int(s / FRAME_S) : int(s / FRAME_S) + w].mean() for s in starts])
+    return starts[share >= MIN_WINDOW_SPEECH] if starts.size else starts
+
+
+def split_voices(
+    starts: np.ndarray,
+    emb: np.ndarray,
+    *,
+    speech: np.ndarray,
+    intervals: list[Interval],
+    config: DiarizerConfig,
+) -> tuple[list[Interval], list[Interval], float]:
+    """The two voices of window embeddings ``emb`` (m, d) at ``starts`` (m,): party_runs."""
+    n_frames = speech.size
+    w = int(config.window_s / FRAME_S)
     _, centroids = two_clusters(emb)
+    separation = round(float(1.0 - centroids[0] @ centroids[1]), 4)
     margin = emb @ centroids[0] - emb @ centroids[1]  # > 0: cluster 0
     acc = np.zeros(n_frames)
     cnt = np.zeros(n_frames)
@@ -169,8 +214,30 @@ def party_runs(
             i, j = int(a / FRAME_S), int(b / FRAME_S)
             if b - a < LONG_INTERVAL_S:
                 lab[i:j] = int(np.mean(mean_margin[i:j]) < 0)
-    separation = round(float(1.0 - centroids[0] @ centroids[1]), 4)
-    return _runs((lab == 0) & speech), _runs((lab == 1) & speech), separation
+    first, second = _runs((lab == 0) & speech), _runs((lab == 1) & speech)
+    if not two_voices(emb, first, second):
+        return list(intervals), [], separation
+    return first, second, separation
+
+
+def voice_spread(emb: np.ndarray) -> float:
+    """Mean cosine distance of unit embeddings (m, d) from their normalised mean."""
+    centre = emb.mean(axis=0)
+    centre /= np.linalg.norm(centre) + 1e-9
+    return float(np.mean(1.0 - emb @ centre))
+
+
+def two_voices(emb: np.ndarray, first: list[Interval], second: list[Interval]) -> bool:
+    """Whether a 2-means split of the windows ``emb`` is two voices rather than one voice cut in
+    two: the windows spread at least ``MIN_TWO_VOICE_SPREAD`` and each side has
+    ``MIN_PARTY_SPEECH_S`` of speech."""
+    if min(_total(first), _total(second)) < MIN_PARTY_SPEECH_S:
+        return False
+    return voice_spread(emb) >= MIN_TWO_VOICE_SPREAD
+
+
+def _total(runs: list[Interval]) -> float:
+    return float(sum(e - s for s, e in runs))
 
 
 def choose_caller(
@@ -209,11 +276,35 @@ def diarize(
     -------
     PartyTurns
         Caller and callee intervals in seconds (one party per frame), how the caller was
-        chosen, and how far apart the two voices are.
+        chosen, and how far apart the two voices are. One voice: all speech is the caller's,
+        the callee has none, and the reason is ``ONE_VOICE``.
     """
     a, b, separation = party_runs(samples, config=config, encoder=encoder)
+    if not b:
+        return PartyTurns(tuple(a), (), ONE_VOICE, separation)
     caller, callee, reason = choose_caller(a, b, config.caller_rule)
     return PartyTurns(tuple(caller), tuple(callee), reason, separation)
+
+
+@dataclass(frozen=True, slots=True)
+class TwoPartyDiarizer:
+    """The detector's :class:`pipeline.behaviour.Diarizer` for mono recordings.
+
+    Holds no model: the GE2E encoder (:func:`load_voice_encoder`, cached per process) loads on
+    the first recording with ``MIN_TWO_PARTY_SPEECH_S`` of speech, so start-up and stereo
+    recordings pay nothing for it. Without ``resemblyzer`` installed, every mono recording is
+    one voice (logged as a warning) rather than an error.
+    """
+
+    config: DiarizerConfig = DiarizerConfig()
+    encoder: Any = None  # a GE2E-like encoder; None = load_voice_encoder() when first needed
+
+    def __call__(self, samples: np.ndarray) -> PartyTurns:
+        try:
+            return diarize(samples, config=self.config, encoder=self.encoder)
+        except ModelNotAvailableError as exc:  # the behaviour cues are extra evidence: go on
+            log.warning("mono recording taken as one voice: %s", exc)
+            return PartyTurns(tuple(speech_intervals(samples)), (), ONE_VOICE, 0.0)
 
 
 def _fill(lab: np.ndarray) -> np.ndarray:

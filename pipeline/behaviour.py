@@ -402,8 +402,12 @@ def behaviour_cues(
     Returns
     -------
     tuple of Evidence
-        One per measurable cue (too few turns: omitted), source ``"structure"``.
+        One per measurable cue (too few turns: omitted), source ``"structure"``; none when
+        the callee never speaks (one voice in a mono recording, a silent callee channel):
+        there is no turn-taking to measure.
     """
+    if not turns.callee:
+        return ()
     evidence: list[Evidence] = []
     evidence += _latency_cue(turns)
     if is_stereo:

@@ -1,11 +1,32 @@
-"""Two-party diarisation with a fake voice encoder (no GE2E weights loaded)."""
+"""Two-party diarisation with a fake voice encoder (no GE2E weights loaded), alone and through
+the detector the service builds."""
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
+import soundfile as sf
 
-from models.diarize import CALLER_RULES, DiarizerConfig, choose_caller, diarize, two_clusters
+import models.diarize
+import models.loading
+from models.diarize import (
+    CALLER_RULES,
+    ONE_VOICE,
+    DiarizerConfig,
+    TwoPartyDiarizer,
+    choose_caller,
+    diarize,
+    load_voice_encoder,
+    two_clusters,
+)
+from pipeline.behaviour import BEHAVIOUR_RULES
+from pipeline.config import DetectorConfig
+from pipeline.detector import Detector
+from pipeline.errors import ModelNotAvailableError
+from service.detector import load_detector
+from tests.fakes import FakeTextClassifier, FakeTranscriber
 
 pytest.importorskip("resemblyzer")
 torch = pytest.importorskip("torch")
@@ -83,3 +104,77 @@ def test_two_clusters_separates_two_directions(rng: np.random.Generator) -> None
     e /= np.linalg.norm(e, axis=1, keepdims=True)
     labels, _ = two_clusters(e)
     assert len(set(labels[:10])) == 1 and len(set(labels[10:])) == 1 and labels[0] != labels[10]
+
+
+def one_voice(rng: np.random.Generator) -> np.ndarray:
+    """One low voice: eight 4 s turns with pauses (a robot's side alone, a voicemail)."""
+    parts = []
+    for _ in range(8):
+        parts += [voice(150.0, 4.0, rng), np.zeros(int(0.8 * SR), np.float32)]
+    return np.concatenate(parts)
+
+
+def test_one_voice_with_pauses_is_not_split_in_two(rng: np.random.Generator) -> None:
+    turns = diarize(one_voice(rng), encoder=FakeEncoder())
+    assert turns.callee == () and turns.caller_reason == ONE_VOICE
+    assert sum(b - a for a, b in turns.caller) > 25.0  # all the speech stays the caller's
+
+
+def _wav(samples: np.ndarray) -> bytes:
+    out = io.BytesIO()
+    sf.write(out, samples, SR, format="WAV", subtype="PCM_16")
+    return out.getvalue()
+
+
+def test_detector_measures_turn_taking_on_a_mono_mix_and_not_on_one_voice(
+    rng: np.random.Generator,
+) -> None:
+    detector = Detector(
+        FakeTranscriber(),
+        FakeTextClassifier(),
+        DetectorConfig(),
+        diarizer=TwoPartyDiarizer(encoder=FakeEncoder()),
+    )
+    mix, _ = call(rng)
+    two = {e.name: e for e in detector.detect(_wav(mix), name="mix.wav").evidence}
+    assert two["caller_talk_share"].source == "structure"
+    assert 0.6 < two["caller_talk_share"].value < 0.9  # 4 s caller turns vs 1.5 s callee turns
+    one = detector.detect(_wav(one_voice(rng)), name="one.wav").evidence
+    assert not {e.name for e in one} & set(BEHAVIOUR_RULES)
+
+
+def test_service_detector_gets_a_diarizer_that_loads_nothing_until_needed(
+    monkeypatch: pytest.MonkeyPatch, rng: np.random.Generator
+) -> None:
+    monkeypatch.setattr(
+        models.loading,
+        "load_detector",
+        lambda config: Detector(FakeTranscriber(), FakeTextClassifier(), config),
+    )
+    load_voice_encoder.cache_clear()
+    detector = load_detector(DetectorConfig())
+    assert isinstance(detector.diarizer, TwoPartyDiarizer)
+    assert load_voice_encoder.cache_info().currsize == 0
+    # a mono recording with too little speech for two parties still loads no encoder
+    turns = detector.diarizer(np.concatenate([np.zeros(SR, np.float32), voice(150.0, 2.0, rng)]))
+    assert turns.callee == () and load_voice_encoder.cache_info().currsize == 0
+    # a detector that brings its own diarizer keeps it
+    own = TwoPartyDiarizer(encoder=FakeEncoder())
+    monkeypatch.setattr(
+        models.loading,
+        "load_detector",
+        lambda config: Detector(FakeTranscriber(), FakeTextClassifier(), config, diarizer=own),
+    )
+    assert load_detector(DetectorConfig()).diarizer is own
+
+
+def test_a_missing_encoder_package_leaves_mono_calls_one_voice(
+    monkeypatch: pytest.MonkeyPatch, rng: np.random.Generator
+) -> None:
+    def unavailable() -> None:
+        raise ModelNotAvailableError("resemblyzer is not installed")
+
+    monkeypatch.setattr(models.diarize, "load_voice_encoder", unavailable)
+    mix, _ = call(rng)
+    turns = TwoPartyDiarizer()(mix)
+    assert turns.callee == () and turns.caller
