@@ -55,7 +55,14 @@ from models.training.fusion_fit import (
 from models.training.leakage import simulated_calls, tied_ids
 from models.training.synth_data import features_cache_dir
 from pipeline.fuse import FusionModel, sigmoid
-from pipeline.types import ANALYSIS_RATE_HZ, ModelInfo, SyntheticVoiceScorer, Transcript
+from pipeline.types import (
+    ANALYSIS_RATE_HZ,
+    Audio,
+    ModelInfo,
+    SyntheticVoiceScorer,
+    TextScore,
+    Transcript,
+)
 
 if TYPE_CHECKING:
     from models.asr import SpeechFrames
@@ -65,6 +72,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+REPO_DIR = Path(__file__).resolve().parents[2]
 CROP_S = 30.0  # seconds of each call analysed (from its start): ASR is the cost
 PER_CELL = 6  # calls per (split, language, robot kind); both layouts of each are run
 SALT = "fusion-calls-v1"
@@ -87,8 +95,8 @@ class CachedTranscriber:
     """A :class:`Transcriber` that keeps each transcript on disk, keyed by samples and model.
 
     The key is the samples' bytes, the model's id and sha256 and the ASR config, so a changed
-    model or setting never reads a stale transcript. Not a ``FrameSharingTranscriber``: the
-    detector transcribes the decoded audio and the head runs its own encoder pass.
+    model or setting never reads a stale transcript. The detector transcribes the decoded
+    audio; the head runs its own encoder pass (cached by :class:`CachedFrameEncoder`).
     """
 
     def __init__(self, inner: Transcriber, *, cache_dir: Path) -> None:
@@ -164,6 +172,19 @@ def with_cached_frames(
         encoder=CachedFrameEncoder(scorer.encoder, cache_dir=cache_dir or _cache_root()),
         model_info=scorer.model_info,
     )
+
+
+def analyze_detector() -> Detector:
+    """The detector as ``robocall analyze`` builds it (``service/detector.py``): the models of
+    the default config, and the two-party diarizer for mono recordings."""
+    from models.diarize import TwoPartyDiarizer
+    from models.loading import load_detector
+    from pipeline.config import DetectorConfig
+
+    detector = load_detector(DetectorConfig())
+    if detector.diarizer is None:
+        detector = dataclasses.replace(detector, diarizer=TwoPartyDiarizer())
+    return detector
 
 
 def caching_detector(detector: Detector, *, cache_dir: Path | None = None) -> Detector:
@@ -254,19 +275,104 @@ def crop_flac(row: CorpusRow, *, crop_s: float = CROP_S) -> bytes:
     return buf.getvalue()
 
 
-def call_evidence(detector: Detector, row: CorpusRow, *, crop_s: float = CROP_S) -> dict[str, Any]:
-    """Hand-set evidence weights, the sales probability and the caller channel of one call."""
+class NoTextHeads:
+    """A text classifier that concludes nothing: the detector run of the cues no head decides."""
+
+    model_info = ModelInfo("text", "none", "")
+
+    def score(self, transcript: Transcript, *, other_party: Transcript | None = None) -> TextScore:
+        return TextScore(0.0, "none", (), ())
+
+
+# Modules whose code decides the evidence no head decides (acoustic, behaviour, diarisation,
+# decoding, channel); with the ASR model they key :func:`audio_evidence`'s cache.
+BASE_CODE = (
+    "models/diarize.py",
+    "pipeline/acoustic.py",
+    "pipeline/audio.py",
+    "pipeline/behaviour.py",
+    "pipeline/telephone.py",
+    "pipeline/vad.py",
+)
+
+
+def _base_digest(detector: Detector) -> str:
+    h = hashlib.sha256(SALT.encode())
+    for rel in BASE_CODE:
+        h.update((REPO_DIR / rel).read_bytes())
+    h.update(detector.transcriber.model_info.sha256.encode())
+    return h.hexdigest()[:16]
+
+
+def audio_evidence(
+    detector: Detector, audio: Audio, *, key: str, cache_dir: Path | None = None
+) -> dict[str, Any]:
+    """The evidence of one recording as the whole detector gives it, hand-set weights.
+
+    Split so that new heads only rescore: the detector runs once without its heads (its ASR
+    and encoder passes cached, :func:`caching_detector`) and that evidence, with the
+    transcripts, is kept on disk under ``key`` and the code that decides it
+    (:data:`BASE_CODE`); the text classifier and the synthetic-voice head then score the kept
+    transcripts and the caller's audio anew, as ``Detector.detect_audio`` calls them.
+    Returns ``{"cues": {name: weight}, "sales_probability", "caller_channel"}`` or
+    ``{"error": code}``.
+    """
+    from pipeline.detector import synthetic_voice_evidence
     from pipeline.errors import RobocallError
 
+    cached = caching_detector(detector, cache_dir=cache_dir)
+    root = (cache_dir or _cache_root()) / "base" / _base_digest(detector)
+    path = root / f"{_digest(key)}.pkl"
+    if path.is_file():
+        base: dict[str, Any] = pickle.loads(path.read_bytes())
+    else:
+        headless = dataclasses.replace(cached, text_classifier=NoTextHeads(), synth_scorer=None)
+        try:
+            verdict = headless.detect_audio(audio)
+            base = {
+                "cues": {e.name: e.weight for e in verdict.evidence},
+                "transcript": verdict.transcript,
+                "other": verdict.other_party_transcript,
+            }
+        except RobocallError as exc:
+            base = {"error": exc.code}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(pickle.dumps(base))
+    if "error" in base:
+        return {"error": base["error"]}
+    text = cached.text_classifier.score(base["transcript"], other_party=base["other"])
+    cues = {**base["cues"], **{e.name: e.weight for e in text.evidence}}
+    if cached.synth_scorer is not None:
+        synth = cached.synth_scorer.score(audio.caller())
+        if synth is not None:
+            cues["synthetic_voice"] = synthetic_voice_evidence(synth).weight
+    return {
+        "cues": cues,
+        "sales_probability": text.sales_probability,
+        "caller_channel": audio.info.caller_channel,
+    }
+
+
+def call_evidence(
+    detector: Detector, row: CorpusRow, *, crop_s: float = CROP_S, cache_dir: Path | None = None
+) -> dict[str, Any]:
+    """:func:`audio_evidence` of one simulated call, cropped, decoded as ``robocall analyze``
+    decodes a file (its channel choice included)."""
+    from pipeline.audio import load_audio
+    from pipeline.errors import RobocallError
+
+    cfg = detector.config
     try:
-        verdict = detector.detect(crop_flac(row, crop_s=crop_s), name=row.id)
+        audio = load_audio(
+            crop_flac(row, crop_s=crop_s),
+            limits=cfg.audio,
+            name=row.id,
+            caller_channel=cfg.caller_channel,
+        )
     except RobocallError as exc:
         return {"error": exc.code}
-    return {
-        "cues": {e.name: e.weight for e in verdict.evidence},
-        "sales_probability": verdict.sales_probability,
-        "caller_channel": verdict.audio.caller_channel,
-    }
+    key = f"call|{row.id}|{crop_s:g}|{audio.info.sha256}"
+    return audio_evidence(detector, audio, key=key, cache_dir=cache_dir)
 
 
 def call_examples(
@@ -279,12 +385,11 @@ def call_examples(
 ) -> tuple[list[Example], int]:
     """Examples of the chosen calls of ``split`` (``kind`` = robot kind), and how many failed."""
     rows = select_calls(simulated_calls(), split=split, per_cell=per_cell)
-    cached = caching_detector(detector)
     out: list[Example] = []
     failed = 0
     started = time.monotonic()
     for i, row in enumerate(rows):
-        got = call_evidence(cached, row, crop_s=crop_s)
+        got = call_evidence(detector, row, crop_s=crop_s)
         if "error" in got:
             log.warning("simulated call %s: %s", row.id, got["error"])
             failed += 1
@@ -420,11 +525,9 @@ def end_to_end(
     English TTS engines, demo sentences of Mandarin TTS systems (not sales), and vocoder copies
     of read speech.
     """
-    from pipeline.errors import RobocallError
     from pipeline.telephone import telephone_channel
     from pipeline.types import Audio, AudioInfo
 
-    cached = caching_detector(detector)
     rows = [r for r in read_manifests(["mixed"]) if r.split == "test"]
     rows = sorted(rows, key=lambda r: hash_unit(r.id, salt=FUSION_SALT))[:limit]
     examples: list[Example] = []
@@ -434,12 +537,13 @@ def end_to_end(
         clip = read_clip(resolve_path(row))
         x = telephone_channel(clip, sample_rate_hz=ANALYSIS_RATE_HZ, rng=rng)
         info = AudioInfo(row.id, "", 0, "flac", "flac", ANALYSIS_RATE_HZ, 1, x.size / 16_000)
-        try:
-            verdict = cached.detect_audio(Audio(info, x[None, :].astype(np.float32)))
-        except RobocallError as exc:
-            log.warning("end to end: %s: %s", row.id, exc.code)
+        audio = Audio(info, x[None, :].astype(np.float32))
+        key = f"mixed|{row.id}|{hashlib.sha256(audio.samples.tobytes()).hexdigest()}"
+        got = audio_evidence(detector, audio, key=key)
+        if "error" in got:
+            log.warning("end to end: %s: %s", row.id, got["error"])
             continue
-        cues = {e.name: e.weight for e in verdict.evidence}
+        cues = got["cues"]
         source = row.parts[0].split("/")[0] if row.parts else row.source
         examples.append(
             Example(

@@ -74,6 +74,7 @@ from models.training.corpus import (
 from models.training.fusion_calls import (
     CROP_S,
     PER_CELL,
+    analyze_detector,
     call_examples,
     call_tables,
     callers_heard_in_training,
@@ -324,11 +325,8 @@ def train(*, e2e: int = 0, calls: int = PER_CELL, progress: bool = False) -> Res
     ``calls``: simulated two-party calls per (split, language, robot kind) run through the whole
     detector (``fusion_calls.py``); their dev calls join the fit, their test calls are reported.
     """
-    from models.loading import load_detector
-    from pipeline.config import DetectorConfig
-
     started = time.monotonic()
-    detector = load_detector(DetectorConfig())
+    detector = analyze_detector()
     scorer = detector.synth_scorer
     if scorer is None:
         raise FileNotFoundError("the fusion needs the synthetic-voice head (models/weights)")

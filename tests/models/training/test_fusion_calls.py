@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections import Counter
 from pathlib import Path
@@ -15,9 +16,9 @@ from models.training.corpus import CorpusRow
 from models.training.fusion_calls import (
     CachedFrameEncoder,
     CachedTranscriber,
-    caching_detector,
     call_evidence,
     call_tables,
+    crop_flac,
     fit_cues_only,
     select_calls,
     verdict_row,
@@ -177,29 +178,61 @@ def test_recall_at_five_percent_of_people() -> None:
     assert row["robots_called"] == 1.0
 
 
-def test_call_evidence_runs_the_detector_on_the_cropped_call(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, make_wav: Any
-) -> None:
-    monkeypatch.setenv("ROBOCALL_CACHE_DIR", str(tmp_path))
+def _stereo_call_on_disk(tmp_path: Path, make_wav: Any) -> CorpusRow:
+    import soundfile as sf
+
     row = _call(0, split="test", kind="tts_robot", layout="stereo")
     target = tmp_path / "corpus" / row.path
     target.parent.mkdir(parents=True)
-    wav = make_wav(tmp_path, kind=("robot", "human"), channels=2, duration_s=4.0)
-    import soundfile as sf
-
+    wav = make_wav(tmp_path, kind=("robot", "human"), channels=2, duration_s=6.0)
     x, sr = sf.read(wav, always_2d=True)
     sf.write(target, x, sr, format="FLAC")
+    return row
+
+
+def _lfcc_scorer(rng: np.random.Generator) -> Any:
+    from models.synth_head import FeatureSpec, LogisticHead, SynthVoiceScorer
+    from pipeline.types import ModelInfo
+
+    spec = FeatureSpec(blocks=("lfcc",))
+    head = LogisticHead(
+        np.zeros(120), np.ones(120), rng.normal(0, 0.1, 120), 0.2,
+        meta={"feature_spec": spec.to_dict()},
+    )  # fmt: skip
+    return SynthVoiceScorer(head, encoder=None, model_info=ModelInfo("synth", "t", "1" * 64))
+
+
+def test_call_evidence_is_the_whole_detectors_evidence(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, make_wav: Any, rng: np.random.Generator
+) -> None:
+    """Cached without heads, heads applied anew: the same cues as one ``Detector.detect``."""
+    from pipeline.types import Evidence, TextScore
+
+    monkeypatch.setenv("ROBOCALL_CACHE_DIR", str(tmp_path))
+    row = _stereo_call_on_disk(tmp_path, make_wav)
+    text = TextScore(
+        0.8, "car", (("car", 0.8),),
+        (Evidence("text", "robot_script_text", 1.0, 1.25, "Reads like a script.", None),),
+    )  # fmt: skip
     transcriber = FakeTranscriber("press one to speak to an agent", language="en")
-    detector = Detector(transcriber, FakeTextClassifier(), DetectorConfig())
-    cached = caching_detector(detector, cache_dir=tmp_path / "cache")
-    assert cached.fusion is None
-    got = call_evidence(cached, row, crop_s=2.0)
-    assert "error" not in got and got["cues"]
-    assert 0.0 <= got["sales_probability"] <= 1.0
-    assert transcriber.calls and max(transcriber.calls) <= 2 * 16_000  # cropped
+    detector = Detector(
+        transcriber, FakeTextClassifier(text), DetectorConfig(), synth_scorer=_lfcc_scorer(rng)
+    )
+    full = detector.detect(crop_flac(row, crop_s=4.0), name=row.id)
+    got = call_evidence(detector, row, crop_s=4.0, cache_dir=tmp_path / "cache")
+    assert got["cues"] == {e.name: e.weight for e in full.evidence}
+    assert "synthetic_voice" in got["cues"] and got["cues"]["robot_script_text"] == 1.25
+    assert got["sales_probability"] == 0.8
+    assert transcriber.calls and max(transcriber.calls) <= 4 * 16_000  # cropped
     n = len(transcriber.calls)
-    assert call_evidence(cached, row, crop_s=2.0) == got
-    assert len(transcriber.calls) == n  # second run: every transcript from the cache
+    other = FakeTextClassifier(dataclasses.replace(text, sales_probability=0.1, evidence=()))
+    again = call_evidence(
+        dataclasses.replace(detector, text_classifier=other), row, crop_s=4.0,
+        cache_dir=tmp_path / "cache",
+    )  # fmt: skip
+    assert len(transcriber.calls) == n  # from the cache: no ASR, no acoustic run
+    assert again["sales_probability"] == 0.1 and "robot_script_text" not in again["cues"]
+    assert other.calls  # the new text head did score the kept transcript
 
 
 def test_write_outputs_renders_the_calls_report(tmp_path: Path, rng: np.random.Generator) -> None:
