@@ -9,8 +9,9 @@ Two steps, both deterministic:
 (``models.loading.load_transcriber(AsrConfig())``, faster-whisper base int8) and writes
 ``text_asr.jsonl``; it appends as it goes, so a killed run resumes. ``build`` reads the shared
 robocall transcripts, the sales scripts, the manifest's ``text`` column (AISHELL, MagicData),
-the ``chatterbot-corpus`` package's English and Chinese dialogues, the lines written for this
-project (``text_authored.jsonl``) and the ASR transcripts, and labels each row for the three
+the ``chatterbot-corpus`` package's English and Chinese dialogues, the PersuasionForGood
+persuaders' turns (typed, human), the lines written for this project (``text_authored.jsonl``)
+and the ASR transcripts, and labels each row for the three
 heads (sales pitch, robot script, topic) with a ``group`` that keeps related rows in one fold.
 Provenance, licences and labelling rules: ``datasets/README_text.md``.
 """
@@ -59,6 +60,13 @@ ROBOCALL_TEXT_TOPIC = {"Debt Release Solutions": "loan"}
 CHATTERBOT_SKIP = {"ai", "botprofile"}  # the bot talking about itself ("I am a robot")
 CHATTERBOT_LANGS = {"english": "en", "chinese": "zh"}
 CHATTERBOT_PER_FILE = 40  # hashed sample per topic file: trivia Q&A would otherwise dominate
+
+# The source name of each kind of line written for this project (text_authored.jsonl).
+AUTHORED_SOURCES = {
+    "human_sales_call": "authored_sales",
+    "business_call": "authored_business",
+    "everyday_call": "authored_everyday",
+}
 
 # asr: which manifest rows to transcribe, per source key; robot = synthesised script lines.
 ASR_SOURCES = {
@@ -231,6 +239,29 @@ def chatterbot_rows() -> Iterator[TextRow]:
                 )
 
 
+def persuasion_rows(data: Path) -> Iterator[TextRow]:
+    """PersuasionForGood: one persuader's turns per dialogue, typed chat between crowd workers.
+
+    Human and persuasive (asking a stranger to donate to a charity): a pitch without a product
+    topic (``topic="none"``, kept out of the topic head) and never a robot script. A dialogue
+    id starts with its date; workers did several dialogues a day, so the day is the group.
+    """
+    path = data / "text" / "human_persuasion_en.csv"
+    for raw in csv.DictReader(path.open(encoding="utf-8")):
+        yield TextRow(
+            id=f"persuasion/{raw['dialogue_id']}",
+            text=raw["text"].strip(),
+            language=raw["language"],
+            source="persuasion_en",
+            group=f"persuasion/{raw['dialogue_id'][:8]}",
+            is_pitch=1,
+            is_robot=0,
+            topic="none",
+            origin=f"PersuasionForGood via shared/data/text/human_persuasion_en.csv "
+            f"({raw['licence']})",
+        )
+
+
 def authored_rows() -> Iterator[TextRow]:
     for line in AUTHORED.open(encoding="utf-8"):
         raw = json.loads(line)
@@ -239,7 +270,7 @@ def authored_rows() -> Iterator[TextRow]:
             id=raw["id"],
             text=raw["text"],
             language=raw["language"],
-            source=f"authored_{'sales' if is_sales else 'everyday'}_{raw['language']}",
+            source=f"{AUTHORED_SOURCES[raw['kind']]}_{raw['language']}",
             group=f"authored/{raw['language']}/{raw['kind']}/{raw['category']}/"
             f"{(int(raw['id'].rsplit('/', 1)[1]) - 1) // AUTHORED_BLOCK}",
             is_pitch=int(is_sales),
@@ -300,6 +331,7 @@ def build() -> int:
         *script_rows(data),
         *manifest_text_rows(data),
         *chatterbot_rows(),
+        *persuasion_rows(data),
         *authored_rows(),
         *asr_rows(data),
     ]

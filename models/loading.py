@@ -297,6 +297,9 @@ def _load_faster(cfg: AsrConfig, source: WhisperSource) -> Transcriber:
         device=device,
         compute_type=compute,
         cpu_threads=cfg.cpu_threads,
+        # Two workers sharing one copy of the weights: the synthetic-voice head's encoder pass
+        # runs beside the ASR's decoding instead of queueing behind it (pipeline/detector.py).
+        num_workers=2,
         files=files,
     )
     del data, files
@@ -573,6 +576,28 @@ def load_fusion() -> FusionModel | None:
     return model
 
 
+# Imported in a background thread while Whisper loads (CTranslate2 builds the model without the
+# GIL): the analysis needs them right after, and on 2 cores they cost about a second of a
+# one-call `robocall analyze` (issue 17). Third-party modules only, none of ours, so the two
+# threads never wait on each other's import locks.
+_PREFETCH_MODULES = ("scipy.signal", "librosa.filters")
+
+
+@functools.cache
+def _prefetch_imports() -> None:
+    import importlib
+    import threading
+
+    def run() -> None:
+        for name in _PREFETCH_MODULES:
+            try:
+                importlib.import_module(name)
+            except ImportError as exc:  # the thread that needs it will say so
+                logger.debug("prefetching %s failed: %s", name, exc)
+
+    threading.Thread(target=run, name="import-prefetch", daemon=True).start()
+
+
 @functools.cache
 def load_detector(cfg: DetectorConfig) -> Detector:
     """A :class:`~pipeline.detector.Detector` with the models ``cfg`` asks for, loaded once.
@@ -585,16 +610,19 @@ def load_detector(cfg: DetectorConfig) -> Detector:
     ModelNotAvailableError
         As :func:`load_transcriber`.
     """
-    from pipeline.detector import Detector
-
+    _prefetch_imports()
+    transcriber = load_transcriber(cfg.asr)
+    text_classifier = load_text_classifier()
     try:
         synth: SyntheticVoiceScorer | None = load_synth_head(cfg.asr)
     except ModelNotAvailableError as exc:
         logger.warning("no synthetic-voice head: %s", exc)
         synth = None
+    from pipeline.detector import Detector
+
     return Detector(
-        load_transcriber(cfg.asr),
-        load_text_classifier(),
+        transcriber,
+        text_classifier,
         cfg,
         synth_scorer=synth,
         fusion=load_fusion(),

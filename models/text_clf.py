@@ -22,9 +22,13 @@ loading is safe and offline.
 ``robot_script_text`` weight
 ----------------------------
 The robot head's Platt-calibrated log-odds, fitted on out-of-fold scores with the classes
-balanced (so 0 means "the text says nothing either way"), clipped to +-2.0
-(``ROBOT_WEIGHT_CAP``). Text alone must not decide the verdict: people read scripts too, and
-the strongest cue the head learns ("press 1") is also the rules' ``scripted_phrase``.
+balanced (so 0 means "the text says nothing either way"), clipped to [0, 2.0]
+(:func:`robot_text_weight`). Text alone must not decide the verdict: people read scripts too,
+and the strongest cue the head learns ("press 1") is also the rules' ``scripted_phrase``.
+The negative side is cut to 0 (issue 13): a text that does not read like a script is no sign
+of a person (a TTS robot can read the weather), so only positive signs of a live caller, the
+rules' ``disfluency_rate`` and ``no_reaction_to_callee``, may pull towards "person"; the
+log-odds stays in the evidence's ``value``.
 """
 
 from __future__ import annotations
@@ -52,7 +56,8 @@ WEIGHTS_NPZ = WEIGHTS_DIR / "text_heads.npz"
 WEIGHTS_JSON = WEIGHTS_DIR / "text_heads.json"
 FORMAT = "robocall-text-heads/1"
 NGRAM_RANGE = (1, 4)  # character n-gram lengths, inclusive
-ROBOT_WEIGHT_CAP = 2.0  # |weight| of robot_script_text, in robot-logit units
+ROBOT_WEIGHT_CAP = 2.0  # largest weight of robot_script_text, in robot-logit units
+ROBOT_WEIGHT_FLOOR = 0.0  # smallest: "not a script" is neutral, never evidence of a person
 MIN_CHARS = 4  # shorter transcripts get no trained evidence (nothing to judge)
 # Sentence embeddings see the first 512 characters only (~90 English words): the embedding's
 # cost grows with length (40 ms -> 25 ms median on a 730-char transcript), and pitch and topic
@@ -224,6 +229,12 @@ def rule_feature_vector(score: TextScore) -> np.ndarray:
     )
 
 
+def robot_text_weight(log_odds: float) -> float:
+    """Evidence weight of ``robot_script_text`` for the robot head's calibrated log-odds:
+    clipped to [``ROBOT_WEIGHT_FLOOR``, ``ROBOT_WEIGHT_CAP``]."""
+    return max(ROBOT_WEIGHT_FLOOR, min(ROBOT_WEIGHT_CAP, log_odds))
+
+
 Embedder = Callable[[list[str]], np.ndarray]  # texts -> (n, d) sentence embeddings
 
 
@@ -296,14 +307,13 @@ class TrainedTextClassifier:
         order = np.argsort(-probs, kind="stable")
         topic_scores = tuple((labels[i], sales * float(probs[i])) for i in order)
         robot = float(h.log_odds("robot", h.head_input("robot", blocks))[0])
-        weight = max(-ROBOT_WEIGHT_CAP, min(ROBOT_WEIGHT_CAP, robot))
         segments = transcript.segments
         robot_ev = make_evidence(
             "text",
             "robot_script_text",
             value=robot,
-            weight=weight,
-            code=f"robot_script_text.{'robot' if robot > 0 else 'human'}",
+            weight=robot_text_weight(robot),
+            code=f"robot_script_text.{'robot' if robot > 0 else 'neutral'}",
             params={"log_odds": round(robot, 3)},
             span_s=(segments[0].start_s, segments[-1].end_s) if segments else None,
         )

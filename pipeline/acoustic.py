@@ -328,8 +328,42 @@ def _mel_filterbank() -> np.ndarray:
     return np.asarray(bank, dtype=np.float32)
 
 
+def log_mel_db(samples: np.ndarray) -> np.ndarray:
+    """Telephone-band log-mel energies of ``samples``, as the replay fingerprint computes them.
+
+    Parameters
+    ----------
+    samples : np.ndarray [shape=(n,)], float32 at 16 kHz
+
+    Returns
+    -------
+    np.ndarray [shape=(frames, N_MELS)], float32, dB
+        ``N_FFT``-sample Hann frames at ``RATE_HZ`` every ``HOP`` (10 ms) through the
+        ``BAND_HZ`` mel bank; no frames for input shorter than one frame.
+    """
+    y = _to_rate(np.asarray(samples, dtype=np.float32))
+    if y.size < N_FFT:
+        return np.empty((0, N_MELS), dtype=np.float32)
+    windows = np.lib.stride_tricks.sliding_window_view(y, N_FFT)[::HOP]
+    return _log_mel(_power(windows), _mel_filterbank())
+
+
+def _to_rate(samples: np.ndarray) -> np.ndarray:
+    return np.asarray(signal.resample_poly(samples, 1, ANALYSIS_RATE_HZ // RATE_HZ), np.float32)
+
+
+def _power(windows: np.ndarray) -> np.ndarray:
+    """Power spectra (frames, N_FFT // 2 + 1) of Hann-windowed frames."""
+    spec = np.fft.rfft(windows * signal.get_window("hann", N_FFT).astype(np.float32), axis=1)
+    return (spec.real**2 + spec.imag**2).astype(np.float32) + 1e-12
+
+
+def _log_mel(power: np.ndarray, mel: np.ndarray) -> np.ndarray:
+    return np.asarray(10.0 * np.log10(power @ mel.T + 1e-10), dtype=np.float32)
+
+
 def _analyse(samples: np.ndarray, intervals: list[tuple[float, float]]) -> _Frames:
-    y = signal.resample_poly(samples, 1, ANALYSIS_RATE_HZ // RATE_HZ).astype(np.float32)
+    y = _to_rate(samples)
     tau_max = int(RATE_HZ / F0_MIN_HZ)
     y = np.pad(y, (0, max(0, N_FFT + YIN_WINDOW + tau_max - y.size)))
     n = 1 + (y.size - N_FFT) // HOP
@@ -342,9 +376,8 @@ def _analyse(samples: np.ndarray, intervals: list[tuple[float, float]]) -> _Fram
     level, flat, cent = np.empty(n), np.empty(n), np.empty(n)
     logmel = np.empty((n, N_MELS), dtype=np.float32)
     for lo in range(0, n, _BLOCK):
-        spec = np.fft.rfft(windows[lo : lo + _BLOCK] * hann, axis=1)
-        power = (spec.real**2 + spec.imag**2).astype(np.float32) + 1e-12
-        logmel[lo : lo + _BLOCK] = 10.0 * np.log10(power @ mel.T + 1e-10)
+        power = _power(windows[lo : lo + _BLOCK])
+        logmel[lo : lo + _BLOCK] = _log_mel(power, mel)
         p = power[:, band]
         total = p.sum(axis=1)
         level[lo : lo + _BLOCK] = 10.0 * np.log10(total / (N_FFT * hann.sum()) + 1e-15)

@@ -21,7 +21,7 @@ optionally the text of each turn:
 
 Each cue is an :class:`Evidence` with its span and a plain sentence; weights are hand-set from
 the dev split of the simulated calls (``docs/evaluation_calls.md``), each within
-+-``MAX_WEIGHT``. numpy/scipy only.
++-``MAX_WEIGHT``. numpy only (the log-mel frames are ``pipeline.acoustic``'s).
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
-from scipy import signal
 
+from pipeline.acoustic import log_mel_db
 from pipeline.messages import make_evidence
 from pipeline.types import ANALYSIS_RATE_HZ, Evidence, Param, Transcript
 from pipeline.vad import FRAME_S, MERGE_GAP_S, MIN_SPEECH_S, frame_rms_dbfs
@@ -228,22 +228,6 @@ def _barge_in_cue(turns: PartyTurns) -> list[Evidence]:
     return [_cue("barge_in_talk_on_fraction", frac, "barge_in_talk_on_fraction", params, span)]
 
 
-def _logmel(x: np.ndarray) -> np.ndarray:
-    """(frames, 24) log-mel at 8 kHz, 10 ms hop: enough to tell two takes from one replay."""
-    y = signal.resample_poly(np.asarray(x, dtype=np.float64), 1, ANALYSIS_RATE_HZ // 8000)
-    _, _, z = signal.stft(y, fs=8000, nperseg=256, noverlap=176, boundary=None, padded=False)
-    power = np.abs(z) ** 2
-    freqs = np.linspace(0, 4000, power.shape[0])
-    edges = np.geomspace(300, 3400, 26)
-    bands = np.stack(
-        [
-            power[(freqs >= lo) & (freqs < hi)].sum(axis=0)
-            for lo, hi in zip(edges[:-2], edges[2:], strict=True)
-        ]
-    )
-    return np.asarray(10 * np.log10(bands.T + 1e-10))
-
-
 def same_start(samples: np.ndarray, a_s: float, b_s: float) -> float:
     """Best log-mel correlation of RESTART_COMPARE_S from ``a_s`` against the same from ``b_s``
     (+-RESTART_MAX_LAG_S); 1.0 means the same audio."""
@@ -255,7 +239,7 @@ def same_start(samples: np.ndarray, a_s: float, b_s: float) -> float:
     cand = samples[j0 : j0 + n + 2 * lag]
     if ref.size < n or cand.size < n:
         return 0.0
-    m_ref, m_cand = _logmel(ref), _logmel(cand)
+    m_ref, m_cand = log_mel_db(ref), log_mel_db(cand)
     k = m_ref.shape[0]
     z_ref = (m_ref - m_ref.mean(axis=0)) / (m_ref.std(axis=0) + 1e-6)
     best = -1.0

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -88,10 +89,20 @@ class Detector:
         The ASR hears the caller's channel as decoded (16 kHz): on the ``call_channel`` copy the
         English WER nearly doubled (14.9 -> 28.0 %) and Mandarin CER rose 4 points
         (docs/performance.md). The synthetic-voice head scores the ``call_channel`` copy, what
-        its training audio went through, with an encoder pass of its own.
+        its training audio went through, with an encoder pass of its own, in a second thread.
         """
         caller = audio.caller()
-        transcript = self.transcriber.transcribe(caller)
+        scorer = self.synth_scorer
+        synth: SyntheticVoiceScore | None = None
+        if scorer is None:
+            transcript = self.transcriber.transcribe(caller)
+        else:
+            # The head's encoder pass runs beside the ASR, not after it (issue 17): CTranslate2
+            # releases the GIL and the model has a worker for each (models/loading.py).
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="synth-voice") as pool:
+                scoring = pool.submit(scorer.score, caller)  # applies call_channel itself
+                transcript = self.transcriber.transcribe(caller)
+                synth = scoring.result()
         other_samples = audio.other_party()
         other: Transcript | None = None
         if other_samples is not None and _has_signal(other_samples):
@@ -117,13 +128,12 @@ class Detector:
             self.transcriber.model_info,
             self.text_classifier.model_info,
         )
-        if self.synth_scorer is not None:
-            models = (*models, self.synth_scorer.model_info)
-            synth = self.synth_scorer.score(caller)  # applies call_channel itself
-            if synth is not None:
-                cues = dataclasses.replace(
-                    cues, evidence=(*cues.evidence, synthetic_voice_evidence(synth))
-                )
+        if scorer is not None:
+            models = (*models, scorer.model_info)
+        if synth is not None:
+            cues = dataclasses.replace(
+                cues, evidence=(*cues.evidence, synthetic_voice_evidence(synth))
+            )
         context = tuple(e for cue in self.context_cues if (e := cue(audio, transcript)) is not None)
         if context:
             cues = dataclasses.replace(cues, evidence=(*cues.evidence, *context))

@@ -292,9 +292,10 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "script can read like this too).",
         "经过训练的文本模型认为，这段话像机器人的固定话术（照稿念的真人也可能如此）。",
     ),
-    "robot_script_text.human": (
-        "To the trained text model the wording reads like a person speaking freely.",
-        "经过训练的文本模型认为，这段话像真人自然说话。",
+    "robot_script_text.neutral": (
+        "The trained text model finds nothing in the wording that only a robot's script says; "
+        "that is no sign of a person either.",
+        "经过训练的文本模型在这段话里没有发现机器人话术特有的说法；这也不说明来电方是真人。",
     ),
     "synthetic_voice.synthetic": (
         "The trained voice model judges the voice synthetic: {probability:pct} likely to be "

@@ -49,6 +49,14 @@ def rule_scores(rows: Sequence[TextRow]) -> OofScores:
     return OofScores(np.array(pitch), np.array(robot), topic)
 
 
+def rule_robot_weights(rows: Sequence[TextRow]) -> np.ndarray:
+    """Sum of the rules-v1 evidence weights of each row (robot-logit units), shape (n,)."""
+    from pipeline.text_cues import RuleTextClassifier
+
+    clf = RuleTextClassifier()
+    return np.array([sum(e.weight for e in clf.score(row_transcript(r)).evidence) for r in rows])
+
+
 HeadSpec = str | dict[str, str]  # one feature set for every head, or one per head
 
 
@@ -78,6 +86,7 @@ def cross_validate(
         "robot": np.array([r.is_robot for r in rows]),
     }
     topics = np.array([r.topic for r in rows])
+    topical = (labels["pitch"] == 1) & np.isin(topics, TOPICS)  # charity persuasion has none
     weights = sample_weights(rows)
     out = {"pitch": np.zeros(len(rows)), "robot": np.zeros(len(rows))}
     topic = ["none"] * len(rows)
@@ -92,7 +101,7 @@ def cross_validate(
                 x_test
             )
         x_train, x_test = built[spec["topic"]]
-        on = labels["pitch"][train] == 1
+        on = topical[train]
         clf = logistic_regression().fit(
             x_train[on], topics[train][on], sample_weight=weights[train][on]
         )
@@ -234,6 +243,86 @@ def evaluate(
             "accuracy": float(np.mean([a == b for a, b in zip(truth, pred, strict=True)])),
             "macro_f1": _macro_f1(truth, pred),
         }
+    return out
+
+
+# --- robot-leaning evidence on human business speech (issue 13) -------------------------------
+
+# (source prefixes, is_robot) per family. The robot head's false positives that matter are on
+# people who sell or do business on the phone; typed persuasion and the lines written here are
+# kept apart from each other and from chit-chat and read text, so no family hides another.
+EVIDENCE_FAMILIES: dict[str, tuple[tuple[str, ...], int]] = {
+    "human business/sales, authored": (("authored_sales_", "authored_business_"), 0),
+    "human persuasion, typed (PersuasionForGood)": (("persuasion_",), 0),
+    "human chit-chat and read text": (
+        ("chatterbot_", "authored_everyday_", "aishell", "zh_human_text", "asr_"),
+        0,
+    ),
+    "robocall transcripts (held-out campaigns)": (("robocall",), 1),
+    "robot script lines and their Whisper transcripts": (("script_", "asr_"), 1),
+}
+
+
+def rate_ci(
+    flags: np.ndarray,
+    groups: Sequence[str],
+    *,
+    rounds: int = M.BOOTSTRAP_ROUNDS,
+    level: float = 0.95,
+    seed: int = M.BOOTSTRAP_SEED,
+) -> tuple[float, float]:
+    """Percentile interval of ``mean(flags)``, resampling whole groups with replacement.
+
+    Parameters
+    ----------
+    flags : np.ndarray [shape=(n,)], bool; the event per row (e.g. robot-leaning evidence)
+    groups : sequence of str, length n; the resampling unit of each row (its fold group)
+
+    Returns
+    -------
+    (low, high) rates in [0, 1]; (nan, nan) when there is no row.
+    """
+    f = np.asarray(flags, dtype=bool)
+    if f.size != len(groups):
+        raise ValueError(f"groups has {len(groups)} entries for {f.size} rows")
+    if not f.size:
+        return float("nan"), float("nan")
+    _, group_of_row = np.unique(np.asarray(list(groups), dtype=str), return_inverse=True)
+    hits = np.bincount(group_of_row, weights=f.astype(float))
+    sizes = np.bincount(group_of_row).astype(float)
+    draws = np.random.default_rng(seed).integers(0, len(sizes), size=(rounds, len(sizes)))
+    rates = hits[draws].sum(axis=1) / sizes[draws].sum(axis=1)
+    tail = 100 * (1 - level) / 2
+    return float(np.percentile(rates, tail)), float(np.percentile(rates, 100 - tail))
+
+
+def evidence_rates(
+    rows: Sequence[TextRow], weights: np.ndarray, shown: np.ndarray
+) -> dict[str, dict[str, Any]]:
+    """Share of rows with robot-leaning evidence (``weights > 0``) per family and language.
+
+    ``weights``: the evidence weight each row would get (the robot head's calibrated log-odds,
+    or the sum of all text evidence); ``shown``: the rows reported on. For human families the
+    share is the false-positive rate, for robot families the recall. 95 % CIs by fold group.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    language = np.array([r.language for r in rows])
+    for family, (prefixes, robot) in EVIDENCE_FAMILIES.items():
+        in_family = np.array([r.source.startswith(prefixes) and r.is_robot == robot for r in rows])
+        for lang in ("all", "en", "zh"):
+            m = shown & in_family & ((language == lang) | (lang == "all"))
+            if not m.any():
+                continue
+            groups = [rows[i].group for i in np.where(m)[0]]
+            flags = weights[m] > 0
+            out[f"{family} ({lang})"] = {
+                "n": int(m.sum()),
+                "groups": len(set(groups)),
+                "rate": float(flags.mean()),
+                "ci95": rate_ci(flags, groups),
+                "median_weight": float(np.median(weights[m])),
+                "share_above_3": float(np.mean(weights[m] > 3.0)),
+            }
     return out
 
 

@@ -27,6 +27,9 @@ from models.training.corpus import MANIFEST_DIR, REPO_DIR
 log = logging.getLogger(__name__)
 
 CORPUS = MANIFEST_DIR / "text_corpus.jsonl"
+# Human business voicemails and call-centre openings written for this project: a test set only,
+# never in the corpus, never trained or selected on (issue 13).
+HELDOUT_BUSINESS = MANIFEST_DIR / "text_business_heldout.jsonl"
 RUN_DIR = REPO_DIR / "runs" / "text"
 REPORT = REPO_DIR / "docs" / "evaluation_text.md"
 TOPICS = ("real_estate", "insurance", "loan", "car", "education", "other", "scam")
@@ -49,7 +52,7 @@ class TextRow:
     group: str  # fold unit: split group, script category, speaker, dialogue file, ...
     is_pitch: int  # 1 = sales pitch (scam robocalls count), 0 = not
     is_robot: int  # 1 = robot script (robocall, TTS script line), 0 = human speech
-    topic: str  # one of TOPICS for pitches, "none" otherwise
+    topic: str  # one of TOPICS for pitches, "none" otherwise (and for charity persuasion)
     origin: str  # provenance of this row
 
 

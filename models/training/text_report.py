@@ -55,6 +55,21 @@ def source_table(res: dict[str, Any]) -> str:
     return "\n".join(markdown_table((*header, "robot @own thr"), rows))
 
 
+def evidence_table(evidence: dict[str, dict[str, Any]]) -> str:
+    """Rows: family (language); columns: n, robot head, all text evidence (rate and CI)."""
+    header = ("family (language)", "n (groups)", "robot head", "all text evidence")
+    head, every = evidence["head"], evidence["all_text"]
+
+    def cell(m: dict[str, Any]) -> str:
+        low, high = m["ci95"]
+        return f"{pct(m['rate'])} ({pct(low)}-{pct(high)})"
+
+    rows = [
+        (key, f"{m['n']} ({m['groups']})", cell(m), cell(every[key])) for key, m in head.items()
+    ]
+    return "\n".join(markdown_table(header, rows))
+
+
 def write_generated(text: str, path: Path = REPORT) -> None:
     """Replace the part of ``path`` between the generated markers (create it if missing)."""
     block = f"{MARK_BEGIN}\n{text.strip()}\n{MARK_END}"
@@ -144,6 +159,16 @@ def card_block(meta: dict[str, Any], digest: str, metrics: dict[str, Any]) -> st
                     f"{pct(m['fpr_at_0'])} / {pct(m['recall_at_0'])} |"
                 )
             lines.append("")
+        if "robot_evidence" in res:
+            lines += [
+                "*robot-leaning text evidence at the shipped threshold* (robot head: calibrated "
+                "log-odds > 0; all text: robot head weight + rules-v1 evidence > 0; share of rows "
+                "in %, 95 % CI resampling fold groups; false positives for people, recall for "
+                "robots)",
+                "",
+                evidence_table(res["robot_evidence"]),
+                "",
+            ]
         lines += ["*flag rates per source* (%)", "", source_table(res), ""]
         topic = ", ".join(
             f"{fam} {pct(t['accuracy'])} % acc / {pct(t['macro_f1'])} macro-F1 (n={t['n']})"

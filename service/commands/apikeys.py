@@ -8,9 +8,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import TYPE_CHECKING
 
-from service.http.apikeys import create_key
-from service.store.database import Store
+if TYPE_CHECKING:
+    from service.store.database import Store
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -35,7 +36,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _open_store(args: argparse.Namespace) -> Store:
+    # Imported here: SQLAlchemy takes ~0.4 s to import, which every other command (robocall
+    # analyze on one call above all, issue 17) would pay for nothing.
     from service.settings import get_settings
+    from service.store.database import Store
 
     store = Store(args.db_url or get_settings().resolved_db_url)
     store.migrate()
@@ -47,6 +51,8 @@ def _iso(value: object) -> str | None:
 
 
 def _cmd_create(args: argparse.Namespace) -> int:
+    from service.http.apikeys import create_key
+
     store = _open_store(args)
     try:
         record, key = create_key(store, name=args.name)

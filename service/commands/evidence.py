@@ -10,14 +10,10 @@ import json
 import sys
 from pathlib import Path
 
-from pipeline import report as rp
 from pipeline.errors import RobocallError
 from pipeline.files import write_atomic
-from pipeline.report import CaseInfo
 from service.commands.analyze import add_detector_options, config_from_args
 from service.detector import load_detector
-from service.evidence import signing
-from service.evidence.pack import build_evidence
 from service.evidence.timestamp import (
     DEFAULT_TIMEOUT_S,
     TimestampError,
@@ -25,12 +21,10 @@ from service.evidence.timestamp import (
     parse_timestamp_request,
     send_request,
 )
-from service.evidence.verify import (
-    KEY_IN_PACK_NOTE,
-    add_timestamp_reply,
-    stored_timestamp_request,
-    verify_pack,
-)
+
+# The report, pack, signing and verify modules are imported by the commands that use them: every
+# `robocall` command builds this parser, and `robocall analyze` on one call should not pay for
+# them (issue 17).
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -161,8 +155,12 @@ def _err(command: str, line: str) -> None:
 
 
 def run_evidence(args: argparse.Namespace) -> int:
+    from pipeline import report as rp
+    from service.evidence import signing
+    from service.evidence.pack import build_evidence
+
     try:
-        case = CaseInfo(
+        case = rp.CaseInfo(
             caller_number=args.caller,
             callee_number=args.callee,
             call_time=args.time,
@@ -237,6 +235,8 @@ def private_copy_path(pack: Path) -> Path:
 
 
 def run_stamp(args: argparse.Namespace) -> int:
+    from service.evidence.verify import add_timestamp_reply, stored_timestamp_request
+
     try:
         data = args.pack.read_bytes()
         roots = tuple(path.read_bytes() for path in args.tsa_ca)
@@ -269,6 +269,9 @@ def run_stamp(args: argparse.Namespace) -> int:
 
 
 def run_verify(args: argparse.Namespace) -> int:
+    from service.evidence import signing
+    from service.evidence.verify import KEY_IN_PACK_NOTE, verify_pack
+
     try:
         data = args.pack.read_bytes()
         trusted = args.public_key.read_bytes() if args.public_key else None

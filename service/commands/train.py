@@ -56,6 +56,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     train.add_argument("--features", choices=FEATURE_CHOICES, help="feature blocks of the head")
     train.add_argument("--manifest-dir", type=Path, help="JSONL manifests (default: datasets/)")
     train.add_argument(
+        "--manifests",
+        help="comma-separated single-clip manifests of the synth head (default: its TrainConfig's)",
+    )
+    train.add_argument(
         "--l2", type=float, help="fixed L2 penalty of the logistic head (default: picked on dev)"
     )
     train.set_defaults(func=run_train)
@@ -152,6 +156,8 @@ def _train_synth(args: argparse.Namespace) -> int:
             cfg = dataclasses.replace(cfg, manifest_dir=str(args.manifest_dir))
         if args.l2 is not None:
             cfg = dataclasses.replace(cfg, l2_grid=(args.l2,))
+        if args.manifests:
+            cfg = dataclasses.replace(cfg, manifests=tuple(args.manifests.split(",")))
     except ValueError as exc:
         print(f"robocall train: {exc}", file=sys.stderr)
         return 2

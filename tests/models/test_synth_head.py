@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -312,3 +313,28 @@ def test_asr_hears_the_decoded_audio_and_the_head_the_channel_copy(
     assert not np.array_equal(encoded, heard)
     assert any(e.name == "synthetic_voice" for e in verdict.evidence)
     assert verdict.provenance.asr_input == "decoded"
+
+
+def test_head_scores_while_the_asr_transcribes(make_wav: Callable[..., Path]) -> None:
+    # issue 17: the head's own encoder pass runs beside the ASR, not after it. The fake ASR
+    # waits until the head has started; run one after the other, it would wait in vain.
+    head_started = threading.Event()
+
+    class WaitingTranscriber(FakeTranscriber):
+        def transcribe(self, samples: np.ndarray) -> Transcript:
+            assert head_started.wait(timeout=10.0), "the head did not run beside the ASR"
+            return super().transcribe(samples)
+
+    class SignallingScorer(FakeSynthScorer):
+        def score(self, samples: np.ndarray) -> SyntheticVoiceScore | None:
+            head_started.set()
+            return super().score(samples)
+
+    path = make_wav(kind="human", duration_s=4.0)
+    scorer = SignallingScorer(2.0)
+    detector = Detector(
+        WaitingTranscriber("您好"), RuleTextClassifier(), DetectorConfig(), synth_scorer=scorer
+    )
+    verdict = detector.detect(path)
+    assert scorer.calls == 1
+    assert any(e.name == "synthetic_voice" for e in verdict.evidence)

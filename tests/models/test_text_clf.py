@@ -13,6 +13,7 @@ import pytest
 from models.text_clf import (
     HEADS,
     ROBOT_WEIGHT_CAP,
+    ROBOT_WEIGHT_FLOOR,
     WEIGHTS_DIR,
     WEIGHTS_JSON,
     WEIGHTS_NPZ,
@@ -21,6 +22,7 @@ from models.text_clf import (
     TrainedTextClassifier,
     char_ngrams,
     load_heads,
+    robot_text_weight,
     save_heads,
 )
 from pipeline.text_cues import MAX_ABS_WEIGHT as MAX_ABS_RULE_WEIGHT
@@ -42,6 +44,12 @@ HUMAN_EN = (
     "one instead? Oh, and did you call your sister back?"
 )
 HUMAN_ZH = "喂，妈，我到家了，刚才路上有点堵。你们晚饭吃了没？周末我回去看你们啊。"
+# What a TTS robot may read that is no sales script (issue 13): the words must not clear it.
+PLAIN_TTS_EN = (
+    "Here is the weather for Tuesday. Cloudy in the morning, with light rain in the afternoon. "
+    "The high will be eighteen degrees and the low nine degrees."
+)
+PLAIN_TTS_ZH = "今天夜间到明天白天，多云转小雨，东南风三到四级，最高气温十八度，最低气温九度。"
 
 
 def _transcript(text: str, language: str) -> Transcript:
@@ -76,7 +84,24 @@ def test_human_lines_read_as_human(clf: TrainedTextClassifier, text: str, langua
     score = clf.score(_transcript(text, language))
     assert score.sales_probability < 0.5
     assert score.topic == "none"
-    assert _robot_weight(score) < 0
+    robot = next(e for e in score.evidence if e.name == "robot_script_text")
+    assert robot.value < 0  # the head's log-odds leans human...
+    assert robot.weight == 0.0  # ...but "not a script" is no evidence of a person
+
+
+@pytest.mark.parametrize(("text", "language"), [(PLAIN_TTS_EN, "en"), (PLAIN_TTS_ZH, "zh")])
+def test_plain_text_a_robot_reads_is_neutral_not_human(
+    clf: TrainedTextClassifier, text: str, language: str
+) -> None:
+    weight = _robot_weight(clf.score(_transcript(text, language)))
+    assert ROBOT_WEIGHT_FLOOR <= weight < 1.0  # never pulls a TTS robot towards "person"
+
+
+def test_robot_text_weight_cuts_the_human_side_and_caps_the_robot_side() -> None:
+    assert robot_text_weight(-7.0) == 0.0
+    assert robot_text_weight(-0.1) == 0.0
+    assert robot_text_weight(0.7) == pytest.approx(0.7)
+    assert robot_text_weight(9.0) == ROBOT_WEIGHT_CAP
 
 
 def test_topic_of_a_clear_line(clf: TrainedTextClassifier) -> None:
@@ -96,7 +121,7 @@ def test_satisfies_the_text_classifier_contract(clf: TrainedTextClassifier) -> N
     assert weights == sorted(weights, reverse=True)
     assert all(w <= max(MAX_ABS_RULE_WEIGHT, ROBOT_WEIGHT_CAP) for w in weights)
     robot = next(e for e in score.evidence if e.name == "robot_script_text")
-    assert abs(robot.weight) <= ROBOT_WEIGHT_CAP and robot.span_s == (0.0, 8.0)
+    assert 0.0 <= robot.weight <= ROBOT_WEIGHT_CAP and robot.span_s == (0.0, 8.0)
     assert [t for t, _ in score.topic_scores][0] == score.topic
     assert all(0.0 <= s <= 1.0 for _, s in score.topic_scores)
 

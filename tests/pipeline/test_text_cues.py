@@ -132,6 +132,8 @@ def test_weak_scripted_phrases_weigh_less() -> None:
         ("en", NEUTRAL_EN),
         ("zh", "按一下按钮就可以后退"),
         ("zh", "请按照说明书操作"),
+        # every caller opens with it, people too (issue 13: human business calls)
+        ("zh", "喂，您好，我是锦绣花园物业的小周，明天上午要停水检修。"),
     ],
 )
 def test_scripted_phrase_silent_on_neutral(language: str, text: str) -> None:

@@ -88,11 +88,13 @@ def test_quick_train_then_evaluate(
     monkeypatch.setattr("models.training.evaluate.aasist_scores", fake_aasist)
     run = tmp_path / "run"
     args = ["train", "--quick", "--features", "lfcc", "--manifest-dir", str(tiny_corpus)]
+    args += ["--manifests", "shared,vocoded"]  # a manifest not built yet is skipped, not fatal
     assert main([*args, "--out", str(run)]) == 0
     for name in ("config.json", "metrics.json", "scores.jsonl", "synth_head.npz"):
         assert (run / name).is_file(), name
     config = json.loads((run / "config.json").read_text())
     assert config["quick"] is True and config["spec"]["blocks"] == ["lfcc"]
+    assert config["manifests"] == ["shared", "vocoded"]
     metrics = json.loads((run / "metrics.json").read_text())
     assert 0.0 <= metrics["test_inference"]["eer"] <= 1.0
     head = LogisticHead.load(run / "synth_head.npz")
