@@ -9,6 +9,9 @@ fit on, computed by the same functions the stages call.
 
 from __future__ import annotations
 
+import json
+from collections import Counter
+
 import pytest
 
 from models.training.corpus import (
@@ -127,3 +130,22 @@ def test_text_heads_never_train_on_a_simulated_test_call() -> None:
     test_keys = held_out_keys([*audio, *calls])
     fitted = [t for t, k in zip(texts, keep, strict=True) if k]
     assert not [t.id for t in fitted if text_keys(t, by_id) & test_keys]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the shipped text heads were trained before the simulated test calls joined the test "
+    "split: 4 ASR transcripts of clips spoken in them are in their training rows; "
+    "`robocall train --stage text` retrains without them (then remove this mark)",
+)
+def test_shipped_text_heads_held_out_every_test_tied_text() -> None:
+    """The weights, not only the code: the rows the shipped heads held out are the rows tied to
+    the test split now (``trained_on.held_out_rows`` of ``text_heads.json``)."""
+    from models.text_clf import WEIGHTS_JSON
+
+    if not CORPUS.is_file():
+        pytest.skip("no text corpus")
+    held = json.loads(WEIGHTS_JSON.read_text())["trained_on"]["held_out_rows"]["per_source"]
+    texts = read_rows()
+    tied = tied_to_test(texts, read_manifests())
+    assert Counter(t.source for t, k in zip(texts, tied, strict=True) if k) == Counter(held)
