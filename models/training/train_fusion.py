@@ -319,11 +319,22 @@ def fusion_fit_clips(every: Sequence[CorpusRow]) -> list[CorpusRow]:
     return [r for r in rows if r.id not in tied]
 
 
-def train(*, e2e: int = 0, calls: int = PER_CELL, progress: bool = False) -> Result:
+def test_clips(every: Sequence[CorpusRow], limit: int | None = None) -> list[CorpusRow]:
+    """The test clips of the composed evaluation, English and Mandarin; ``limit``: the first
+    that many by a seeded hash of their id (a smaller, unbiased sample when time is short)."""
+    rows = [r for r in every if r.split == "test" and r.language in ("en", "zh")]
+    rows.sort(key=lambda r: hash_unit(r.id, salt=SALT))
+    return rows[:limit]
+
+
+def train(
+    *, e2e: int = 0, calls: int = PER_CELL, composed_test: int | None = None, progress: bool = False
+) -> Result:
     """Build both populations, fit on one, evaluate on the other (and end to end if asked).
 
     ``calls``: simulated two-party calls per (split, language, robot kind) run through the whole
     detector (``fusion_calls.py``); their dev calls join the fit, their test calls are reported.
+    ``composed_test``: test clips of the composed evaluation (all when None; :func:`test_clips`).
     """
     started = time.monotonic()
     detector = analyze_detector()
@@ -331,10 +342,7 @@ def train(*, e2e: int = 0, calls: int = PER_CELL, progress: bool = False) -> Res
     if scorer is None:
         raise FileNotFoundError("the fusion needs the synthetic-voice head (models/weights)")
     every = read_manifests()
-    rows = [
-        *fusion_fit_clips(every),
-        *(r for r in every if r.split == "test" and r.language in ("en", "zh")),
-    ]
+    rows = [*fusion_fit_clips(every), *test_clips(every, composed_test)]
     acoustic = audio_cues(rows, scorer, progress=progress)
     texts = read_rows()
     tied = tied_to_test(texts, every)  # a test clip's or test call's words, campaign or clip
@@ -465,14 +473,23 @@ def main(argv: list[str] | None = None) -> int:
         metavar="N",
         help="simulated calls per split, language and robot kind (both layouts; 0 = none)",
     )
+    parser.add_argument(
+        "--composed-test",
+        type=int,
+        default=None,
+        metavar="N",
+        help="test clips of the composed evaluation, a seeded sample (default: all)",
+    )
     parser.add_argument("--weights", type=Path, default=FUSION_PATH, help="file to write")
     parser.add_argument("--report", type=Path, default=REPORT_PATH, help="report to write")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     from models.training.fusion_report import write_outputs
 
-    result = train(e2e=args.e2e, calls=args.calls, progress=True)
+    result = train(e2e=args.e2e, calls=args.calls, composed_test=args.composed_test, progress=True)
     command = f"python -m models.training.train_fusion --e2e {args.e2e} --calls {args.calls}"
+    if args.composed_test is not None:
+        command += f" --composed-test {args.composed_test}"
     result = dataclasses.replace(result, command=command)
     summary = write_outputs(result, weights=args.weights, report=args.report)
     print(json.dumps(summary, indent=1, default=float))  # noqa: T201 - a command's summary
