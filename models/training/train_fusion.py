@@ -312,11 +312,12 @@ def compose(
 def fusion_fit_clips(every: Sequence[CorpusRow]) -> list[CorpusRow]:
     """The clips the composed fit calls are made of: the dev rows of the "fusion" half
     (``corpus.dev_halves``), English and Mandarin, less any that meets a test key of a clip or
-    of a simulated test call (the calls reuse corpus clips apart from the corpus split)."""
+    of a simulated test call (the calls reuse corpus clips apart from the corpus split); in the
+    order of a seeded hash of their id, so that a prefix is an unbiased sample."""
     half = dev_halves(every)
     rows = [r for r in every if half.get(r.id) == "fusion" and r.language in ("en", "zh")]
     tied = tied_ids(rows, [*every, *simulated_calls()])
-    return [r for r in rows if r.id not in tied]
+    return sorted((r for r in rows if r.id not in tied), key=lambda r: hash_unit(r.id, salt=SALT))
 
 
 def test_clips(every: Sequence[CorpusRow], limit: int | None = None) -> list[CorpusRow]:
@@ -328,13 +329,19 @@ def test_clips(every: Sequence[CorpusRow], limit: int | None = None) -> list[Cor
 
 
 def train(
-    *, e2e: int = 0, calls: int = PER_CELL, composed_test: int | None = None, progress: bool = False
+    *,
+    e2e: int = 0,
+    calls: int = PER_CELL,
+    composed_fit: int | None = None,
+    composed_test: int | None = None,
+    progress: bool = False,
 ) -> Result:
     """Build both populations, fit on one, evaluate on the other (and end to end if asked).
 
     ``calls``: simulated two-party calls per (split, language, robot kind) run through the whole
     detector (``fusion_calls.py``); their dev calls join the fit, their test calls are reported.
-    ``composed_test``: test clips of the composed evaluation (all when None; :func:`test_clips`).
+    ``composed_fit`` / ``composed_test``: clips of the composed fit and evaluation, a seeded
+    sample (all when None; :func:`fusion_fit_clips`, :func:`test_clips`).
     """
     started = time.monotonic()
     detector = analyze_detector()
@@ -342,7 +349,7 @@ def train(
     if scorer is None:
         raise FileNotFoundError("the fusion needs the synthetic-voice head (models/weights)")
     every = read_manifests()
-    rows = [*fusion_fit_clips(every), *test_clips(every, composed_test)]
+    rows = [*fusion_fit_clips(every)[:composed_fit], *test_clips(every, composed_test)]
     acoustic = audio_cues(rows, scorer, progress=progress)
     texts = read_rows()
     tied = tied_to_test(texts, every)  # a test clip's or test call's words, campaign or clip
@@ -474,6 +481,13 @@ def main(argv: list[str] | None = None) -> int:
         help="simulated calls per split, language and robot kind (both layouts; 0 = none)",
     )
     parser.add_argument(
+        "--composed-fit",
+        type=int,
+        default=None,
+        metavar="N",
+        help="dev clips of the composed fit, a seeded sample (default: all)",
+    )
+    parser.add_argument(
         "--composed-test",
         type=int,
         default=None,
@@ -488,8 +502,9 @@ def main(argv: list[str] | None = None) -> int:
 
     result = train(e2e=args.e2e, calls=args.calls, composed_test=args.composed_test, progress=True)
     command = f"python -m models.training.train_fusion --e2e {args.e2e} --calls {args.calls}"
-    if args.composed_test is not None:
-        command += f" --composed-test {args.composed_test}"
+    for flag, value in (("fit", args.composed_fit), ("test", args.composed_test)):
+        if value is not None:
+            command += f" --composed-{flag} {value}"
     result = dataclasses.replace(result, command=command)
     summary = write_outputs(result, weights=args.weights, report=args.report)
     print(json.dumps(summary, indent=1, default=float))  # noqa: T201 - a command's summary
