@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import io
+import json
 import logging
 import pickle
 import time
@@ -246,8 +247,6 @@ def callers_heard_in_training(rows: Sequence[CorpusRow]) -> set[str]:
     """Ids of the calls whose caller speaks a clip (voice or utterance) the synthetic-voice head
     was trained on. The simulated calls were split apart from the clip corpus, so a test call's
     caller may be a training voice: its ``synthetic_voice`` cue is then not a held-out figure."""
-    import json
-
     from models.training.leakage import audio_keys
     from models.training.synth_data import TrainConfig, select_rows, train_ids
 
@@ -296,6 +295,26 @@ BASE_CODE = (
 )
 
 
+# Files whose content decides the heads' evidence, with the heads' weights (model_info sha256).
+HEAD_CODE = (
+    "models/synth_head.py",
+    "models/text_clf.py",
+    "pipeline/detector.py",
+    "pipeline/lexicon.py",
+    "pipeline/text_cues.py",
+)
+
+
+def _head_digest(detector: Detector) -> str:
+    h = hashlib.sha256(SALT.encode())
+    for rel in HEAD_CODE:
+        h.update((REPO_DIR / rel).read_bytes())
+    h.update(detector.text_classifier.model_info.sha256.encode())
+    if detector.synth_scorer is not None:
+        h.update(detector.synth_scorer.model_info.sha256.encode())
+    return h.hexdigest()[:16]
+
+
 def _base_digest(detector: Detector) -> str:
     h = hashlib.sha256(SALT.encode())
     for rel in BASE_CODE:
@@ -313,7 +332,8 @@ def audio_evidence(
     and encoder passes cached, :func:`caching_detector`) and that evidence, with the
     transcripts, is kept on disk under ``key`` and the code that decides it
     (:data:`BASE_CODE`); the text classifier and the synthetic-voice head then score the kept
-    transcripts and the caller's audio anew, as ``Detector.detect_audio`` calls them.
+    transcripts and the caller's audio anew, as ``Detector.detect_audio`` calls them (their
+    result kept too, keyed by the heads' weights and :data:`HEAD_CODE`).
     Returns ``{"cues": {name: weight}, "sales_probability", "caller_channel"}`` or
     ``{"error": code}``.
     """
@@ -340,17 +360,24 @@ def audio_evidence(
         path.write_bytes(pickle.dumps(base))
     if "error" in base:
         return {"error": base["error"]}
+    scored = root / _head_digest(detector) / f"{_digest(key)}.json"
+    if scored.is_file():
+        kept: dict[str, Any] = json.loads(scored.read_text())
+        return kept
     text = cached.text_classifier.score(base["transcript"], other_party=base["other"])
     cues = {**base["cues"], **{e.name: e.weight for e in text.evidence}}
     if cached.synth_scorer is not None:
         synth = cached.synth_scorer.score(audio.caller())
         if synth is not None:
             cues["synthetic_voice"] = synthetic_voice_evidence(synth).weight
-    return {
+    out = {
         "cues": cues,
         "sales_probability": text.sales_probability,
         "caller_channel": audio.info.caller_channel,
     }
+    scored.parent.mkdir(parents=True, exist_ok=True)
+    scored.write_text(json.dumps(out, sort_keys=True))
+    return out
 
 
 def call_evidence(

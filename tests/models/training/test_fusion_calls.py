@@ -206,7 +206,7 @@ def test_call_evidence_is_the_whole_detectors_evidence(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, make_wav: Any, rng: np.random.Generator
 ) -> None:
     """Cached without heads, heads applied anew: the same cues as one ``Detector.detect``."""
-    from pipeline.types import Evidence, TextScore
+    from pipeline.types import Evidence, ModelInfo, TextScore
 
     monkeypatch.setenv("ROBOCALL_CACHE_DIR", str(tmp_path))
     row = _stereo_call_on_disk(tmp_path, make_wav)
@@ -225,7 +225,10 @@ def test_call_evidence_is_the_whole_detectors_evidence(
     assert got["sales_probability"] == 0.8
     assert transcriber.calls and max(transcriber.calls) <= 4 * 16_000  # cropped
     n = len(transcriber.calls)
-    other = FakeTextClassifier(dataclasses.replace(text, sales_probability=0.1, evidence=()))
+    other = FakeTextClassifier(
+        dataclasses.replace(text, sales_probability=0.1, evidence=()),
+        model_info=ModelInfo("text", "fake-text-2", "2" * 64),  # new weights: scored anew
+    )
     again = call_evidence(
         dataclasses.replace(detector, text_classifier=other), row, crop_s=4.0,
         cache_dir=tmp_path / "cache",
@@ -233,6 +236,12 @@ def test_call_evidence_is_the_whole_detectors_evidence(
     assert len(transcriber.calls) == n  # from the cache: no ASR, no acoustic run
     assert again["sales_probability"] == 0.1 and "robot_script_text" not in again["cues"]
     assert other.calls  # the new text head did score the kept transcript
+    n_other = len(other.calls)
+    repeat = call_evidence(
+        dataclasses.replace(detector, text_classifier=other), row, crop_s=4.0,
+        cache_dir=tmp_path / "cache",
+    )  # fmt: skip
+    assert repeat == again and len(other.calls) == n_other  # same heads: kept result
 
 
 def test_write_outputs_renders_the_calls_report(tmp_path: Path, rng: np.random.Generator) -> None:
