@@ -500,7 +500,13 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     from models.training.fusion_report import write_outputs
 
-    result = train(e2e=args.e2e, calls=args.calls, composed_test=args.composed_test, progress=True)
+    result = train(
+        e2e=args.e2e,
+        calls=args.calls,
+        composed_fit=args.composed_fit,
+        composed_test=args.composed_test,
+        progress=True,
+    )
     command = f"python -m models.training.train_fusion --e2e {args.e2e} --calls {args.calls}"
     for flag, value in (("fit", args.composed_fit), ("test", args.composed_test)):
         if value is not None:
