@@ -1,7 +1,9 @@
 """Calls through the whole detector, for the fusion's fit and its reports.
 
 Two sets: the simulated two-party calls (below), and the test-split call mixtures of
-``mixed.jsonl`` (:func:`end_to_end`).
+``mixed.jsonl`` (:func:`end_to_end`). One module of more than 500 lines because both sets run
+through the same caches and the same split of head-free and head evidence; apart, the mixtures
+would import every cache class from here anyway.
 
 The simulated calls (``datasets/manifests/calls/calls.jsonl``, issue 13) are the only recordings
 with both parties: their stereo copies carry the turn-taking cues (reply latency, barge-in, the
