@@ -43,6 +43,10 @@ Data, every part held out from what it scores:
   says why). The test calls are reported in ``docs/evaluation_calls_verdict.md``.
 
 A cue the fit never saw keeps its hand-set weight (``default_scale`` 1).
+
+Over 500 lines as one module: the composed calls' audio side, text side and fit read one
+another's settings and caches; the command-line sampling options (``--composed-fit``,
+``--composed-test``) are the rest.
 """
 
 from __future__ import annotations
