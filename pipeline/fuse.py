@@ -58,7 +58,7 @@ class FusionModel:
     # "<cue>:-" those towards human, so that the fit can trust one direction more than the
     # other ("reads like a script" is stronger evidence than "does not").
     scales: tuple[tuple[str, float], ...]
-    default_scale: float  # cue directions the fit never saw (stereo-only cues) keep weight x this
+    default_scale: float  # cue directions absent from the fit's data keep weight x this
     method: str  # one line for Provenance.fusion_method
     model_id: str = "fusion"
     sha256: str = ""

@@ -8,10 +8,13 @@ from pathlib import Path
 
 import numpy as np
 
+from models.training.error_rates import update_error_rates
 from models.training.evaluate import TARGETS, Evaluation, Fold, to_json
 from models.training.evaluate_plots import write_plots
 from models.training.metrics import format_metric as _f
 from models.training.tables import markdown_table
+
+DOCS_DIR = Path(__file__).resolve().parents[2] / "docs"
 
 # ---------------------------------------------------------------------------------------------
 # Report
@@ -97,7 +100,11 @@ def _folds(title: str, folds: Sequence[Fold]) -> list[str]:
 
 
 def write_report(ev: Evaluation, out_dir: Path, *, command: str = "robocall evaluate") -> Path:
-    """``out_dir/evaluation.md`` and ``out_dir/img/synth_*.png``; returns the Markdown path."""
+    """``out_dir/evaluation.md`` and ``out_dir/img/synth_*.png``; returns the Markdown path.
+
+    Written to ``docs/`` (the published report), it also updates the unseen-engine rate of
+    ``models/weights/error_rates.json``.
+    """
     img = out_dir / "img"
     img.mkdir(parents=True, exist_ok=True)
     plots = write_plots(ev, img)
@@ -304,4 +311,15 @@ def write_report(ev: Evaluation, out_dir: Path, *, command: str = "robocall eval
     path = out_dir / "evaluation.md"
     path.write_text("\n".join(lines), encoding="utf-8")
     (out_dir / "img" / "synth_evaluation.json").write_text(to_json(ev))
+    if out_dir.resolve() == DOCS_DIR and not math.isnan(loeo):  # the published report
+        update_error_rates(
+            {
+                "unseen_engines": {
+                    "eer": loeo,
+                    "source": "docs/evaluation.md, leave-one-engine-out mean EER of the "
+                    "synthetic-voice head (nested selection)",
+                }
+            },
+            command=command,
+        )
     return path

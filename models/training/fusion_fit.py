@@ -26,7 +26,7 @@ L2 = 1e-3  # on the scales, per unit of mean (balanced) log loss
 MAX_SCALE = 5.0
 TEXT_FOLDS = 10
 HANDSET_BIAS = -0.5  # FusionConfig.bias: the sum the fitted fusion replaces
-STEREO_CUES = ("no_reaction_to_callee", "response_latency_std_s", "talk_over_fraction")
+COMMAND = "robocall train --stage fusion"  # its defaults: --e2e 120, simulated calls PER_CELL
 TEXT_CUES = ("robot_script_text", "scripted_phrase", "disfluency_rate", "sales_phrases")
 
 
@@ -41,6 +41,9 @@ class Example:
     kind: str  # the clip's kind (tts, dialer_call, read_speech, ...)
     text_source: str
     cues: tuple[tuple[str, float], ...]  # (name, hand-set weight)
+    layout: str = ""  # simulated calls: "stereo" | "mono"; "" for composed calls
+    group: str = ""  # simulated calls: the bootstrap unit (caller's voice)
+    sales_probability: float = float("nan")  # simulated calls: the verdict's sales question
 
 
 def design(examples: Sequence[Example], names: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -125,6 +128,8 @@ class Result:
     e2e: dict[str, Any] | None
     eval_examples: list[Example]
     seconds: float
+    calls: dict[str, Any]  # simulated test calls by fusion variant (fusion_calls.call_tables)
+    command: str = COMMAND  # how the run was started, as the reports quote it
 
 
 def make_model(names: Sequence[str], bias: float, scales: np.ndarray) -> FusionModel:
@@ -134,8 +139,9 @@ def make_model(names: Sequence[str], bias: float, scales: np.ndarray) -> FusionM
         default_scale=1.0,
         method=(
             "fitted logistic fusion: bias + a non-negative scale per cue and direction, "
-            "class-balanced, on composed dev calls (models/training/train_fusion.py, "
-            "models/weights/FUSION.md); stereo-only cues keep their rule weight unscaled"
+            "class-balanced, on composed dev calls and simulated two-party dev calls "
+            "(models/training/train_fusion.py, models/weights/FUSION.md); a cue the fit never "
+            "saw keeps its rule weight unscaled"
         ),
         model_id="fusion-v1",
     )

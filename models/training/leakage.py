@@ -10,7 +10,8 @@ or campaigns. Every row, audio or text, is described by *keys*:
 - ``engine:<name>``: only the engines of a held-out source (``corpus.HELD_OUT_SOURCES``) are test
   keys; the in-domain engines are in every split on purpose (leave-one-engine-out covers them).
 
-A mixture carries the keys of its parts. :func:`held_out_keys` collects the keys of the test split,
+A mixture carries the keys of its parts; a simulated two-party call (``calls/calls.jsonl``) those
+of both parties' clips. :func:`held_out_keys` collects the keys of the test split,
 :func:`audio_keys` / :func:`text_keys` those of one row; a training row whose keys meet the test
 keys must not be trained on. ``datasets/splits.py --check`` and the leak tests use this module.
 """
@@ -22,9 +23,12 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from models.training.corpus import HELD_OUT_SOURCES, CorpusRow
+from models.training.corpus import HELD_OUT_SOURCES, MANIFEST_DIR, CorpusRow, read_manifest
 from models.training.text_features import TextRow
 
+CALLS_MANIFEST = (
+    MANIFEST_DIR / "calls" / "calls.jsonl"
+)  # simulated calls (datasets/prepare_calls.py)
 ASR_PREFIX = "asr/"  # text corpus id of a Whisper transcript: "asr/<clip id>"
 SCRIPT_PREFIX = "script/"  # text corpus group of a script line: "script/<lang>/<category>/<block>"
 
@@ -78,11 +82,29 @@ def text_keys(row: TextRow, audio_by_id: Mapping[str, CorpusRow]) -> frozenset[s
     return frozenset(keys)
 
 
+def simulated_calls() -> list[CorpusRow]:
+    """Rows of the simulated two-party calls, both layouts; empty when they are not built."""
+    return read_manifest(CALLS_MANIFEST) if CALLS_MANIFEST.is_file() else []
+
+
 def tied_to_test(text_rows: Sequence[TextRow], audio_rows: Sequence[CorpusRow]) -> np.ndarray:
-    """Boolean mask: text rows sharing words, a campaign or a clip with the audio test split."""
-    held_out = held_out_keys(audio_rows)
-    by_id = {r.id: r for r in audio_rows}
+    """Boolean mask: text rows sharing words, a campaign or a clip with the audio test split.
+
+    The test split includes the simulated test calls (their parties' clips and lines), which
+    the fused verdict is reported on end to end.
+    """
+    known = {a.id for a in audio_rows}
+    every = [*audio_rows, *(r for r in simulated_calls() if r.id not in known)]
+    held_out = held_out_keys(every)
+    by_id = {r.id: r for r in every}
     return np.array([bool(text_keys(r, by_id) & held_out) for r in text_rows], dtype=bool)
+
+
+def tied_ids(train: Sequence[CorpusRow], rows: Sequence[CorpusRow]) -> set[str]:
+    """Ids of the rows of ``train`` that meet a test key of ``rows``."""
+    held_out = held_out_keys(rows)
+    by_id = {r.id: r for r in rows}
+    return {r.id for r in train if audio_keys(r, by_id) & held_out}
 
 
 def audio_leaks(train: Sequence[CorpusRow], rows: Sequence[CorpusRow]) -> list[str]:

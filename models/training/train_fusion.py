@@ -21,20 +21,32 @@ logistic sum itself does. ``--e2e`` checks the assumption on real calls run end 
 
 Data, every part held out from what it scores:
 
-- audio: the "fusion" half of the dev rows (fit; ``corpus.dev_halves``) and the test rows
+- audio: the "fusion" half of the dev rows (fit; ``corpus.dev_halves``; less those sharing a
+  voice or utterance with a simulated test call, :func:`fusion_fit_clips`) and the test rows
   (evaluation) of every audio manifest, each through the randomised telephone channel once
   (seeded per row), then the detector's acoustic cues and the synthetic-voice head exactly as
   ``robocall analyze`` runs them (the head was trained on the train split; its regularisation,
   pooling and Platt scaling were chosen on the other, "select" half of dev, so the fusion is
   fitted on scores that no choice saw);
 - text: every row of ``text_corpus.jsonl`` with the robot head's *out-of-fold* log-odds (10 folds
-  by group, the shipped head's Platt scaling and cap) and the rules' evidence; the texts are split
-  in two halves by group, one for fitting and one for evaluation;
+  by group, the shipped head's Platt scaling and cap; the fold heads never train on a text tied
+  to the test split, ``leakage.tied_to_test``) and the rules' evidence; the texts are split in
+  two halves by group, one for fitting (tied texts left out) and one for evaluation;
 - pairs: each clip with ``PAIRS`` texts of its class and language, a group drawn first so that a
   campaign replayed 96 times counts once; seeded.
 
-Stereo-only cues (response latency, talk-over, reaction to the callee) cannot be composed from
-mono clips: they keep their hand-set weight (``default_scale`` 1) and the report says so.
+- simulated two-party calls (``fusion_calls.py``): the dev calls that share no voice, utterance
+  or line with any test clip or test call, both layouts, run through the whole detector (real
+  ASR, first ``CROP_S`` seconds). They bring the cues composed clips cannot have (reply latency,
+  talk-over, reactions to the callee, the behaviour cues of ``pipeline/behaviour.py``) into the
+  fit; their text and synthetic-voice cues are left out of it (``fusion_calls.fit_cues_only``
+  says why). The test calls are reported in ``docs/evaluation_calls_verdict.md``.
+
+A cue the fit never saw keeps its hand-set weight (``default_scale`` 1).
+
+Over 500 lines as one module: the composed calls' audio side, text side and fit read one
+another's settings and caches; the command-line sampling options (``--composed-fit``,
+``--composed-test``) are the rest.
 """
 
 from __future__ import annotations
@@ -63,11 +75,22 @@ from models.training.corpus import (
     resolve_path,
     seeded_rng,
 )
+from models.training.fusion_calls import (
+    CROP_S,
+    PER_CELL,
+    analyze_detector,
+    call_examples,
+    call_tables,
+    callers_heard_in_training,
+    end_to_end,
+    fit_cues_only,
+    select_calls,
+    with_cached_frames,
+)
 from models.training.fusion_fit import (
     HUMAN_SALES_SHARE,
     PAIRS,
     SALT,
-    STEREO_CUES,
     TEXT_CUES,
     TEXT_FOLDS,
     Example,
@@ -81,9 +104,10 @@ from models.training.fusion_fit import (
     make_model,
     scores_table,
 )
+from models.training.leakage import simulated_calls, tied_ids, tied_to_test
 from models.training.synth_data import features_cache_dir
 from models.training.text_features import TextRow, read_rows
-from pipeline.fuse import FusionModel, signed_cue
+from pipeline.fuse import signed_cue
 from pipeline.types import ANALYSIS_RATE_HZ, SyntheticVoiceScorer
 
 log = logging.getLogger(__name__)
@@ -143,11 +167,16 @@ def clip_cues(samples: np.ndarray, scorer: SyntheticVoiceScorer, *, name: str) -
 def audio_cues(
     rows: Sequence[CorpusRow], scorer: SyntheticVoiceScorer, *, progress: bool = False
 ) -> dict[str, dict[str, float]]:
-    """Cues of every row after its seeded telephone channel, cached per row and code version."""
+    """Cues of every row after its seeded telephone channel, cached per row and code version.
+
+    The head's encoder passes are cached apart, per input (``fusion_calls.with_cached_frames``),
+    so a new head or new code recomputes the cues without encoding the clips again.
+    """
     from pipeline.errors import EmptyAudioError
     from pipeline.telephone import telephone_channel
 
     base = features_cache_dir() / "fusion_cues" / _code_digest(scorer)
+    framed = with_cached_frames(scorer)
     out: dict[str, dict[str, float]] = {}
     started = time.monotonic()
     for i, row in enumerate(rows):
@@ -160,7 +189,7 @@ def audio_cues(
             rng = seeded_rng(SALT, "channel", row.id)
             try:
                 x = telephone_channel(read_clip(path), sample_rate_hz=ANALYSIS_RATE_HZ, rng=rng)
-                cues = clip_cues(x, scorer, name=row.id)
+                cues = clip_cues(x, framed, name=row.id)
             except EmptyAudioError:
                 cues = {}
             cache.parent.mkdir(parents=True, exist_ok=True)
@@ -177,8 +206,11 @@ def audio_cues(
 # Text side
 
 
-def text_cues(rows: Sequence[TextRow]) -> list[dict[str, float]]:
-    """Rules' evidence and the robot head's out-of-fold evidence weight of every text."""
+def text_cues(rows: Sequence[TextRow], *, tied: np.ndarray | None = None) -> list[dict[str, float]]:
+    """Rules' evidence and the robot head's out-of-fold evidence weight of every text.
+
+    ``tied``: rows the out-of-fold heads never train on (texts tied to the test split).
+    """
     from models.text_clf import MIN_CHARS, ROBOT_WEIGHT_CAP, WEIGHTS_JSON
     from models.training.text_features import (
         Features,
@@ -195,8 +227,9 @@ def text_cues(rows: Sequence[TextRow]) -> list[dict[str, float]]:
     y = np.array([r.is_robot for r in rows])
     w = sample_weights(rows)
     raw = np.zeros(len(rows))
+    trainable = np.ones(len(rows), dtype=bool) if tied is None else ~tied
     for k in sorted(set(folds.tolist())):
-        test, train = np.where(folds == k)[0], np.where(folds != k)[0]
+        test, train = np.where(folds == k)[0], np.where((folds != k) & trainable)[0]
         x_train, x_test = feats.build("tfidf", train, test)
         raw[test] = fit_binary(x_train, y[train], w[train]).decision_function(x_test)
     rules = RuleTextClassifier()
@@ -217,11 +250,13 @@ def text_half(row: TextRow) -> str:
     return "fit" if hash_unit(row.group, salt=SALT) < 0.5 else "eval"
 
 
-def _pools(rows: Sequence[TextRow], half: str) -> dict[tuple[int, str, bool], dict[str, list[int]]]:
+def _pools(
+    rows: Sequence[TextRow], half: str, skip: frozenset[str]
+) -> dict[tuple[int, str, bool], dict[str, list[int]]]:
     """(is_robot, language, is human sales) -> group -> row indices, for one half."""
     pools: dict[tuple[int, str, bool], dict[str, list[int]]] = {}
     for i, r in enumerate(rows):
-        if text_half(r) != half or r.language not in ("en", "zh"):
+        if text_half(r) != half or r.language not in ("en", "zh") or r.id in skip:
             continue
         key = (r.is_robot, r.language, bool(r.is_pitch and not r.is_robot))
         pools.setdefault(key, {}).setdefault(r.group, []).append(i)
@@ -242,9 +277,11 @@ def compose(
     *,
     half: str,
     pairs: int = PAIRS,
+    skip: frozenset[str] = frozenset(),
 ) -> list[Example]:
-    """Join each clip with ``pairs`` texts of its class and language from one half."""
-    pools = _pools(texts, half)
+    """Join each clip with ``pairs`` texts of its class and language from one half, never one
+    whose id is in ``skip``."""
+    pools = _pools(texts, half, skip)
     out = []
     for row in audio_rows:
         if row.id not in acoustic or not acoustic[row.id]:
@@ -276,36 +313,83 @@ def compose(
 # Fit
 
 
-def train(*, e2e: int = 0, progress: bool = False) -> Result:
-    """Build both populations, fit on one, evaluate on the other (and end to end if asked)."""
-    from models.loading import load_synth_head
+def fusion_fit_clips(every: Sequence[CorpusRow]) -> list[CorpusRow]:
+    """The clips the composed fit calls are made of: the dev rows of the "fusion" half
+    (``corpus.dev_halves``), English and Mandarin, less any that meets a test key of a clip or
+    of a simulated test call (the calls reuse corpus clips apart from the corpus split); in the
+    order of a seeded hash of their id, so that a prefix is an unbiased sample."""
+    half = dev_halves(every)
+    rows = [r for r in every if half.get(r.id) == "fusion" and r.language in ("en", "zh")]
+    tied = tied_ids(rows, [*every, *simulated_calls()])
+    return sorted((r for r in rows if r.id not in tied), key=lambda r: hash_unit(r.id, salt=SALT))
 
+
+def test_clips(every: Sequence[CorpusRow], limit: int | None = None) -> list[CorpusRow]:
+    """The test clips of the composed evaluation, English and Mandarin; ``limit``: the first
+    that many by a seeded hash of their id (a smaller, unbiased sample when time is short)."""
+    rows = [r for r in every if r.split == "test" and r.language in ("en", "zh")]
+    rows.sort(key=lambda r: hash_unit(r.id, salt=SALT))
+    return rows[:limit]
+
+
+def train(
+    *,
+    e2e: int = 0,
+    calls: int = PER_CELL,
+    composed_fit: int | None = None,
+    composed_test: int | None = None,
+    progress: bool = False,
+) -> Result:
+    """Build both populations, fit on one, evaluate on the other (and end to end if asked).
+
+    ``calls``: simulated two-party calls per (split, language, robot kind) run through the whole
+    detector (``fusion_calls.py``); their dev calls join the fit, their test calls are reported.
+    ``composed_fit`` / ``composed_test``: clips of the composed fit and evaluation, a seeded
+    sample (all when None; :func:`fusion_fit_clips`, :func:`test_clips`).
+    """
     started = time.monotonic()
-    scorer = load_synth_head()
+    detector = analyze_detector()
+    scorer = detector.synth_scorer
+    if scorer is None:
+        raise FileNotFoundError("the fusion needs the synthetic-voice head (models/weights)")
     every = read_manifests()
-    fusion_half = {k for k, v in dev_halves(every).items() if v == "fusion"}
-    rows = [
-        r
-        for r in every
-        if (r.id in fusion_half or r.split == "test") and r.language in ("en", "zh")
-    ]
+    rows = [*fusion_fit_clips(every)[:composed_fit], *test_clips(every, composed_test)]
     acoustic = audio_cues(rows, scorer, progress=progress)
     texts = read_rows()
-    text_w = text_cues(texts)
-    fit_ex = compose([r for r in rows if r.split == "dev"], acoustic, texts, text_w, half="fit")
+    tied = tied_to_test(texts, every)  # a test clip's or test call's words, campaign or clip
+    text_w = text_cues(texts, tied=tied)
+    fit_ex = compose(
+        [r for r in rows if r.split == "dev"],
+        acoustic,
+        texts,
+        text_w,
+        half="fit",
+        skip=frozenset(t.id for t, k in zip(texts, tied, strict=True) if k),
+    )
     eval_ex = compose([r for r in rows if r.split == "test"], acoustic, texts, text_w, half="eval")
-    seen = {signed_cue(n, w) for ex in fit_ex for n, w in ex.cues if w != 0.0}
-    names = sorted(n for n in seen if base_cue(n) not in STEREO_CUES)
-    x, y = design(fit_ex, names)
+    dev_calls: list[Example] = []
+    test_calls: list[Example] = []
+    dev_failed = test_failed = 0
+    if calls:
+        dev_calls, dev_failed = call_examples(
+            detector, split="dev", per_cell=calls, progress=progress
+        )
+        test_calls, test_failed = call_examples(
+            detector, split="test", per_cell=calls, progress=progress
+        )
+    fit_all = [*fit_ex, *(fit_cues_only(ex) for ex in dev_calls)]
+    names = sorted({signed_cue(n, w) for ex in fit_all for n, w in ex.cues if w != 0.0})
+    x, y = design(fit_all, names)
     bias, scales = fit_scales(x, y)
     model = make_model(names, bias, scales)
     y_eval = np.array([ex.y for ex in eval_ex], dtype=np.float64)
     fitted, handset = fusion_logit(model, eval_ex), handset_logit(eval_ex)
+    y_fit = np.array([ex.y for ex in fit_ex], dtype=np.float64)
     tables = {
         "headline": {
             "fitted, test calls (composed)": scores_table(y_eval, fitted),
             "hand-set sum, same calls": scores_table(y_eval, handset),
-            "fitted, dev calls (fit population)": scores_table(y, fusion_logit(model, fit_ex)),
+            "fitted, dev calls (fit population)": scores_table(y_fit, fusion_logit(model, fit_ex)),
         },
         "kind": grouped_scores(eval_ex, fitted, "kind"),
         "language": grouped_scores(eval_ex, fitted, "language"),
@@ -325,26 +409,54 @@ def train(*, e2e: int = 0, progress: bool = False) -> Result:
             }
         )
     ablations = {}
+    calls_tables: dict[str, Any] = {}
     for label, keep in (
         ("acoustic and structure cues only", [n for n in names if base_cue(n) not in TEXT_CUES]),
         ("text cues only", [n for n in names if base_cue(n) in TEXT_CUES]),
         ("synthetic_voice alone", [n for n in names if base_cue(n) == "synthetic_voice"]),
+        ("all cues but synthetic_voice", [n for n in names if base_cue(n) != "synthetic_voice"]),
         ("all cues", names),
     ):
-        xs, _ = design(fit_ex, keep)
+        xs, _ = design(fit_all, keep)
         b, s = fit_scales(xs, y)
         sub = make_model(keep, b, s)
         ablations[label] = scores_table(y_eval, fusion_logit(sub, eval_ex))
-    e2e_tables = end_to_end(model, limit=e2e, progress=progress) if e2e else None
+        if test_calls:
+            calls_tables[label] = call_tables(
+                test_calls,
+                fusion_logit(sub, test_calls),
+                threshold=detector.config.fusion.threshold,
+                sales_threshold=detector.config.fusion.sales_threshold,
+            )
+    if test_calls:
+        calls_tables["hand-set sum"] = call_tables(
+            test_calls,
+            handset_logit(test_calls),
+            threshold=detector.config.fusion.threshold,
+            sales_threshold=detector.config.fusion.sales_threshold,
+        )
+        heard = callers_heard_in_training(
+            select_calls(simulated_calls(), split="test", per_cell=calls)
+        )
+        calls_tables["meta"] = {
+            "failed": {"dev": dev_failed, "test": test_failed},
+            "callers_heard": sum(ex.audio_id in heard for ex in test_calls),
+            "per_cell": calls,
+            "crop_s": CROP_S,
+            "diarizer": detector.diarizer is not None,
+        }
+    e2e_tables = end_to_end(model, detector, limit=e2e, progress=progress) if e2e else None
     counts = {
         "fit": _counts(fit_ex),
+        "fit_calls": _counts(dev_calls),
+        "test_calls": _counts(test_calls),
         "eval": _counts(eval_ex),
         "audio_rows": {s: sum(r.split == s for r in rows) for s in ("dev", "test")},
         "texts": dict(Counter(text_half(t) for t in texts)),
     }
     return Result(
         model, names, counts, tables, cue_rows, ablations, e2e_tables, eval_ex,
-        time.monotonic() - started,
+        time.monotonic() - started, calls_tables,
     )  # fmt: skip
 
 
@@ -358,96 +470,6 @@ def _counts(examples: Sequence[Example]) -> dict[str, int]:
     }
 
 
-# ---------------------------------------------------------------------------------------------
-# End to end: real calls through the whole detector
-
-
-# Files whose content decides a call's evidence end to end (ASR, text branch, detector).
-E2E_CODE = (
-    "models/asr.py",
-    "models/text_clf.py",
-    "models/weights/text_heads.npz",
-    "models/weights/text_heads.json",
-    "pipeline/detector.py",
-    "pipeline/lexicon.py",
-    "pipeline/text_cues.py",
-)
-
-
-def end_to_end(model: FusionModel, *, limit: int, progress: bool = False) -> dict[str, Any]:
-    """Test-split mixed calls through the channel and the real detector (ASR included).
-
-    Both fusions read the same evidence: the detector runs without a fusion model, so its
-    evidence weights are the hand-set ones. Each call's evidence is cached (keyed by the code
-    and weights that produce it). Calls are grouped by the source of their prompts, because
-    the test robots are of three sorts: sales lines of our English TTS engines, demo sentences
-    of Mandarin TTS systems (not sales), and vocoder copies of read speech.
-    """
-    from models.loading import load_detector
-    from pipeline.config import DetectorConfig
-    from pipeline.errors import RobocallError
-    from pipeline.telephone import telephone_channel
-    from pipeline.types import Audio, AudioInfo
-
-    detector = dataclasses.replace(load_detector(DetectorConfig()), fusion=None)
-    assert detector.synth_scorer is not None
-    digest = hashlib.sha256(_code_digest(detector.synth_scorer).encode())
-    for rel in E2E_CODE:
-        digest.update((REPO_DIR / rel).read_bytes())
-    base = features_cache_dir() / "fusion_e2e" / digest.hexdigest()[:16]
-    rows = [r for r in read_manifests(["mixed"]) if r.split == "test"]
-    rows = sorted(rows, key=lambda r: hash_unit(r.id, salt=SALT))[:limit]
-    examples: list[Example] = []
-    started = time.monotonic()
-    for i, row in enumerate(rows):
-        cache = base / f"{hashlib.sha1(row.id.encode()).hexdigest()}.json"
-        if cache.is_file():
-            cues = json.loads(cache.read_text())
-        else:
-            rng = seeded_rng(SALT, "channel", row.id)
-            clip = read_clip(resolve_path(row))
-            x = telephone_channel(clip, sample_rate_hz=ANALYSIS_RATE_HZ, rng=rng)
-            info = AudioInfo(row.id, "", 0, "flac", "flac", ANALYSIS_RATE_HZ, 1, x.size / 16_000)
-            try:
-                verdict = detector.detect_audio(Audio(info, x[None, :].astype(np.float32)))
-                cues = {e.name: e.weight for e in verdict.evidence}
-            except RobocallError as exc:
-                cues = {"error": exc.code}
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            cache.write_text(json.dumps(cues, sort_keys=True))
-        if "error" in cues:
-            log.warning("end to end: %s: %s", row.id, cues["error"])
-            continue
-        source = row.parts[0].split("/")[0] if row.parts else row.source
-        examples.append(
-            Example(
-                row.id,
-                "",
-                int(row.label == "robot"),
-                row.language,
-                row.kind,
-                f"{row.language} {row.label}: {source}",
-                tuple(sorted(cues.items())),
-            )
-        )
-        if progress and (i + 1) % 10 == 0:
-            log.warning(
-                "end to end: %d/%d calls, %.0f s", i + 1, len(rows), time.monotonic() - started
-            )
-    y = np.array([ex.y for ex in examples], dtype=np.float64)
-    fitted = fusion_logit(model, examples)
-    return {
-        "all": {
-            "fitted": scores_table(y, fitted),
-            "hand-set sum": scores_table(y, handset_logit(examples)),
-        },
-        "source": grouped_scores(examples, fitted, "text_source"),
-        "kind": grouped_scores(examples, fitted, "kind"),
-        "skipped": len(rows) - len(examples),
-        "seconds": time.monotonic() - started,
-    }
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m models.training.train_fusion", description=__doc__
@@ -455,13 +477,45 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--e2e", type=int, default=0, metavar="N", help="also run N test calls end to end (ASR)"
     )
+    parser.add_argument(
+        "--calls",
+        type=int,
+        default=PER_CELL,
+        metavar="N",
+        help="simulated calls per split, language and robot kind (both layouts; 0 = none)",
+    )
+    parser.add_argument(
+        "--composed-fit",
+        type=int,
+        default=None,
+        metavar="N",
+        help="dev clips of the composed fit, a seeded sample (default: all)",
+    )
+    parser.add_argument(
+        "--composed-test",
+        type=int,
+        default=None,
+        metavar="N",
+        help="test clips of the composed evaluation, a seeded sample (default: all)",
+    )
     parser.add_argument("--weights", type=Path, default=FUSION_PATH, help="file to write")
     parser.add_argument("--report", type=Path, default=REPORT_PATH, help="report to write")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     from models.training.fusion_report import write_outputs
 
-    result = train(e2e=args.e2e, progress=True)
+    result = train(
+        e2e=args.e2e,
+        calls=args.calls,
+        composed_fit=args.composed_fit,
+        composed_test=args.composed_test,
+        progress=True,
+    )
+    command = f"python -m models.training.train_fusion --e2e {args.e2e} --calls {args.calls}"
+    for flag, value in (("fit", args.composed_fit), ("test", args.composed_test)):
+        if value is not None:
+            command += f" --composed-{flag} {value}"
+    result = dataclasses.replace(result, command=command)
     summary = write_outputs(result, weights=args.weights, report=args.report)
     print(json.dumps(summary, indent=1, default=float))  # noqa: T201 - a command's summary
     return 0

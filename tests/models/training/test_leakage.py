@@ -1,10 +1,16 @@
 """No test-split speaker, engine, campaign or script line reaches a shipped model's training rows.
 
+The shipped models: the synthetic-voice head, the text heads, and the fusion (composed calls and
+the simulated two-party dev calls); the test split: test clips and simulated test calls.
+
 Run on the committed manifests (text only, no audio needed): the rows each training stage would
 fit on, computed by the same functions the stages call.
 """
 
 from __future__ import annotations
+
+import json
+from collections import Counter
 
 import pytest
 
@@ -14,9 +20,18 @@ from models.training.corpus import (
     dev_halves,
     read_manifests,
 )
-from models.training.leakage import audio_leaks, held_out_keys, normalise_line
+from models.training.fusion_calls import PER_CELL, select_calls
+from models.training.leakage import (
+    audio_leaks,
+    held_out_keys,
+    normalise_line,
+    simulated_calls,
+    text_keys,
+    tied_to_test,
+)
 from models.training.synth_data import TrainConfig, mixed_rows, select_rows, train_ids
 from models.training.text_features import CORPUS, read_rows
+from models.training.train_fusion import compose, fusion_fit_clips, text_half
 from models.training.train_text import trainable_rows
 
 pytestmark = pytest.mark.skipif(not audio_manifest_paths(), reason="no manifests built")
@@ -72,3 +87,65 @@ def test_held_out_engines_are_test_keys() -> None:
     keys = held_out_keys(read_manifests())
     engines = {k for k in keys if k.startswith("engine:")}
     assert engines  # the commercial voices (Polly, Edge/Azure, iFlytek, ChatTTS)
+
+
+def test_fusion_fit_rows_meet_no_test_key() -> None:
+    """The fusion's audio fit rows (the dev "fusion" half and the simulated dev calls it runs)
+    share no voice, utterance, campaign or line with a test clip or a test call."""
+    every = read_manifests()
+    calls = simulated_calls()
+    fit_clips = fusion_fit_clips(every)
+    fit_calls = select_calls(calls, split="dev", per_cell=PER_CELL) if calls else []
+    assert fit_clips
+    assert audio_leaks([*fit_clips, *fit_calls], [*every, *calls]) == []
+    assert all(r.split == "dev" for r in [*fit_clips, *fit_calls])
+
+
+def test_fusion_fit_texts_meet_no_test_key() -> None:
+    """The composed fit calls draw their texts from the "fit" half, never a test-tied text."""
+    if not CORPUS.is_file():
+        pytest.skip("no text corpus")
+    texts = read_rows()
+    tied = tied_to_test(texts, read_manifests())
+    skip = frozenset(t.id for t, k in zip(texts, tied, strict=True) if k)
+    assert skip  # the corpus holds test-tied texts in both halves: the guard is exercised
+    assert {text_half(t) for t in texts if t.id in skip} == {"fit", "eval"}
+    audio = [r for r in read_manifests() if r.split == "dev"][:200]
+    cues = {r.id: {"x": 1.0} for r in audio}
+    weights = [{"robot_script_text": 0.5} for _ in texts]
+    drawn = {ex.text_id for ex in compose(audio, cues, texts, weights, half="fit", skip=skip)}
+    assert drawn and not drawn & skip
+
+
+def test_text_heads_never_train_on_a_simulated_test_call() -> None:
+    """The simulated test calls, reported end to end, are test material for the text heads too:
+    no trained text is a line or a transcript of a clip spoken in one."""
+    calls = simulated_calls()
+    if not CORPUS.is_file() or not calls:
+        pytest.skip("no text corpus or no simulated calls")
+    texts = read_rows()
+    keep = trainable_rows(texts)
+    audio = read_manifests()
+    by_id = {r.id: r for r in [*audio, *calls]}
+    test_keys = held_out_keys([*audio, *calls])
+    fitted = [t for t, k in zip(texts, keep, strict=True) if k]
+    assert not [t.id for t in fitted if text_keys(t, by_id) & test_keys]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the shipped text heads were trained before the simulated test calls joined the test "
+    "split: 4 ASR transcripts of clips spoken in them are in their training rows; "
+    "`robocall train --stage text` retrains without them (then remove this mark)",
+)
+def test_shipped_text_heads_held_out_every_test_tied_text() -> None:
+    """The weights, not only the code: the rows the shipped heads held out are the rows tied to
+    the test split now (``trained_on.held_out_rows`` of ``text_heads.json``)."""
+    from models.text_clf import WEIGHTS_JSON
+
+    if not CORPUS.is_file():
+        pytest.skip("no text corpus")
+    held = json.loads(WEIGHTS_JSON.read_text())["trained_on"]["held_out_rows"]["per_source"]
+    texts = read_rows()
+    tied = tied_to_test(texts, read_manifests())
+    assert Counter(t.source for t, k in zip(texts, tied, strict=True) if k) == Counter(held)

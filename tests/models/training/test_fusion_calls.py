@@ -1,0 +1,309 @@
+"""Simulated calls for the fusion: disk caches, the choice of calls, and their tables."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from models.asr import SpeechFrames
+from models.training.corpus import CorpusRow
+from models.training.fusion_calls import (
+    CachedFrameEncoder,
+    CachedTranscriber,
+    call_evidence,
+    call_tables,
+    crop_flac,
+    fit_cues_only,
+    select_calls,
+    verdict_row,
+)
+from models.training.fusion_fit import TEXT_CUES, Example
+from pipeline.config import DetectorConfig
+from pipeline.detector import Detector
+from tests.fakes import FakeTextClassifier, FakeTranscriber
+
+
+class CountingEncoder:
+    """A frame encoder that returns fixed frames over the first half of its input."""
+
+    model_id = "fake-encoder"
+
+    def __init__(self, *, silent: bool = False) -> None:
+        self.calls = 0
+        self.silent = silent
+
+    def frames(self, samples: np.ndarray) -> np.ndarray:
+        return np.ones((samples.size // 320, 4), dtype=np.float32)
+
+    def speech_frames(self, samples: np.ndarray) -> SpeechFrames | None:
+        self.calls += 1
+        if self.silent:
+            return None
+        frames = np.arange(samples.size // 640 * 4, dtype=np.float32).reshape(-1, 4) / 7
+        return SpeechFrames(frames=frames, chunks=((0, samples.size // 2),))
+
+
+def test_cached_transcriber_runs_the_asr_once_per_input_and_model(tmp_path: Path) -> None:
+    inner = FakeTranscriber("hello there", language="en")
+    cached = CachedTranscriber(inner, cache_dir=tmp_path)
+    a = np.linspace(-0.5, 0.5, 16_000, dtype=np.float32)
+    first, again = cached.transcribe(a), cached.transcribe(a.copy())
+    assert first == again and len(inner.calls) == 1
+    cached.transcribe(a[::-1].copy())
+    assert len(inner.calls) == 2
+    # Another model (sha256) must never read the first model's transcript.
+    other = FakeTranscriber("something else", language="en")
+    other.model_info = type(inner.model_info)("asr", "fake-asr", "1" * 64)
+    assert CachedTranscriber(other, cache_dir=tmp_path).transcribe(a).text == "something else"
+
+
+@pytest.mark.parametrize("silent", [False, True])
+def test_cached_encoder_returns_the_same_frames(tmp_path: Path, silent: bool) -> None:
+    inner = CountingEncoder(silent=silent)
+    cached = CachedFrameEncoder(inner, cache_dir=tmp_path)
+    x = np.sin(np.arange(32_000, dtype=np.float32) / 9)
+    first, again = cached.speech_frames(x), cached.speech_frames(x)
+    assert inner.calls == 1
+    if silent:
+        assert first is None and again is None
+        return
+    assert first is not None and again is not None
+    np.testing.assert_array_equal(first.frames, again.frames)
+    assert first.chunks == again.chunks and again.frames.dtype == np.float32
+
+
+def _call(i: int, *, split: str, kind: str, layout: str, language: str = "en") -> CorpusRow:
+    group = f"calls/{language}/{kind}/{split}/{i:04d}"
+    return CorpusRow(
+        id=f"calls/{layout}/{language}/{kind}/{split}/{i:04d}",
+        path=f"calls/{layout}/{language}/{kind}/{split}/{i:04d}.flac",
+        root="cache",
+        label="human" if kind == "human_agent" else "robot",
+        kind=f"call_{kind}",
+        language=language,
+        speaker=f"test-voice-{kind}-{i}",
+        engine="",
+        engine_family="",
+        source="calls",
+        group_id=group,
+        campaign="",
+        split=split,
+        duration_s=40.0,
+        orig_sr_hz=16_000,
+        licence="test",
+        extra=(("layout", layout), ("caller_channel", "0")),
+    )
+
+
+def test_select_calls_takes_both_layouts_of_the_same_calls() -> None:
+    rows = [
+        _call(i, split="test", kind=kind, layout=layout)
+        for i in range(10)
+        for kind in ("human_agent", "tts_robot")
+        for layout in ("stereo", "mono")
+    ]
+    chosen = select_calls(rows, split="test", per_cell=3)
+    assert Counter(r.kind for r in chosen) == {"call_human_agent": 6, "call_tts_robot": 6}
+    by_group = Counter(r.group_id for r in chosen)
+    assert set(by_group.values()) == {2}  # stereo and mono of each chosen call
+    assert chosen == select_calls(list(reversed(rows)), split="test", per_cell=3)
+
+
+def test_select_calls_never_fits_on_a_call_that_shares_a_voice_with_a_test_call() -> None:
+    shared = _call(0, split="test", kind="human_agent", layout="stereo")
+    tied = [
+        CorpusRow.from_dict(
+            {**json.loads(_call(1, split="dev", kind="human_agent", layout=lay).to_json()),
+             "speaker": shared.speaker}
+        )
+        for lay in ("stereo", "mono")
+    ]  # fmt: skip
+    clean = [_call(2, split="dev", kind="human_agent", layout=lay) for lay in ("stereo", "mono")]
+    chosen = select_calls([shared, *tied, *clean], split="dev", per_cell=5)
+    assert {r.id for r in chosen} == {r.id for r in clean}
+
+
+def test_fit_cues_only_drops_the_text_and_voice_cues() -> None:
+    cues = tuple((n, 1.0) for n in (*TEXT_CUES, "synthetic_voice", "reply_latency_spread_s"))
+    ex = Example("a", "", 1, "en", "tts_robot", "simulated call", cues, layout="stereo")
+    assert [n for n, _ in fit_cues_only(ex).cues] == ["reply_latency_spread_s"]
+    assert fit_cues_only(ex).layout == "stereo"
+
+
+def _examples(rng: np.random.Generator) -> tuple[list[Example], np.ndarray]:
+    out, logits = [], []
+    for kind, mean in (("human_agent", -2.0), ("recorded_robot", 1.0), ("tts_robot", 3.0)):
+        for layout in ("stereo", "mono"):
+            for language in ("en", "zh"):
+                for i in range(6):
+                    out.append(
+                        Example(
+                            f"{kind}/{layout}/{language}/{i}", "", int(kind != "human_agent"),
+                            language, kind, "simulated call", (), layout=layout,
+                            group=f"{kind}-{language}-{i % 3}",
+                            sales_probability=0.9 if kind == "tts_robot" else 0.1,
+                        )
+                    )  # fmt: skip
+                    logits.append(mean + rng.normal(0, 1.0))
+    return out, np.array(logits)
+
+
+def test_call_tables_cover_every_cell_and_count_every_call(rng: np.random.Generator) -> None:
+    examples, logit = _examples(rng)
+    t = call_tables(examples, logit, threshold=0.5, sales_threshold=0.5)
+    assert sum(sum(row.values()) for row in t["confusion"].values()) == len(examples)
+    tts = t["confusion"]["tts_robot | stereo"]
+    assert tts["robot, sales"] + tts["person, sales"] == 12  # every tts call heard as sales
+    assert t["confusion"]["human_agent | mono"]["robot, sales"] == 0
+    row = t["pairs"]["recorded_robot | stereo | both languages"]
+    assert (row["n_robot"], row["n_human"]) == (12, 12)
+    assert row["eer_ci"][0] <= row["eer"] <= row["eer_ci"][1]
+    assert 0.0 <= row["auc"] <= 1.0
+    assert t["pairs"]["any robot | both layouts | both languages"]["n_robot"] == 48
+
+
+def test_recall_at_five_percent_of_people() -> None:
+    y = np.array([0] * 20 + [1] * 4)
+    people = np.arange(20, dtype=float) - 10  # one of 20 may score above the cut: 8 is the cut
+    robots = np.array([7.5, 8.5, 9.5, 20.0])
+    row = verdict_row(y, np.concatenate([people, robots]), [str(i) for i in range(24)], 0.5)
+    assert row["robots_called_at_5pct"] == pytest.approx(0.75)
+    assert row["people_called"] == pytest.approx(10 / 20)  # logit >= 0 is probability >= 0.5
+    assert row["robots_called"] == 1.0
+
+
+def _stereo_call_on_disk(tmp_path: Path, make_wav: Any) -> CorpusRow:
+    import soundfile as sf
+
+    row = _call(0, split="test", kind="tts_robot", layout="stereo")
+    target = tmp_path / "corpus" / row.path
+    target.parent.mkdir(parents=True)
+    wav = make_wav(tmp_path, kind=("robot", "human"), channels=2, duration_s=6.0)
+    x, sr = sf.read(wav, always_2d=True)
+    sf.write(target, x, sr, format="FLAC")
+    return row
+
+
+def _lfcc_scorer(rng: np.random.Generator) -> Any:
+    from models.synth_head import FeatureSpec, LogisticHead, SynthVoiceScorer
+    from pipeline.types import ModelInfo
+
+    spec = FeatureSpec(blocks=("lfcc",))
+    head = LogisticHead(
+        np.zeros(120), np.ones(120), rng.normal(0, 0.1, 120), 0.2,
+        meta={"feature_spec": spec.to_dict()},
+    )  # fmt: skip
+    return SynthVoiceScorer(head, encoder=None, model_info=ModelInfo("synth", "t", "1" * 64))
+
+
+def test_call_evidence_is_the_whole_detectors_evidence(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, make_wav: Any, rng: np.random.Generator
+) -> None:
+    """Cached without heads, heads applied anew: the same cues as one ``Detector.detect``."""
+    from pipeline.types import Evidence, ModelInfo, TextScore
+
+    monkeypatch.setenv("ROBOCALL_CACHE_DIR", str(tmp_path))
+    row = _stereo_call_on_disk(tmp_path, make_wav)
+    text = TextScore(
+        0.8, "car", (("car", 0.8),),
+        (Evidence("text", "robot_script_text", 1.0, 1.25, "Reads like a script.", None),),
+    )  # fmt: skip
+    transcriber = FakeTranscriber("press one to speak to an agent", language="en")
+    detector = Detector(
+        transcriber, FakeTextClassifier(text), DetectorConfig(), synth_scorer=_lfcc_scorer(rng)
+    )
+    full = detector.detect(crop_flac(row, crop_s=4.0), name=row.id)
+    got = call_evidence(detector, row, crop_s=4.0, cache_dir=tmp_path / "cache")
+    assert got["cues"] == {e.name: e.weight for e in full.evidence}
+    assert "synthetic_voice" in got["cues"] and got["cues"]["robot_script_text"] == 1.25
+    assert got["sales_probability"] == 0.8
+    assert transcriber.calls and max(transcriber.calls) <= 4 * 16_000  # cropped
+    n = len(transcriber.calls)
+    other = FakeTextClassifier(
+        dataclasses.replace(text, sales_probability=0.1, evidence=()),
+        model_info=ModelInfo("text", "fake-text-2", "2" * 64),  # new weights: scored anew
+    )
+    again = call_evidence(
+        dataclasses.replace(detector, text_classifier=other), row, crop_s=4.0,
+        cache_dir=tmp_path / "cache",
+    )  # fmt: skip
+    assert len(transcriber.calls) == n  # from the cache: no ASR, no acoustic run
+    assert again["sales_probability"] == 0.1 and "robot_script_text" not in again["cues"]
+    assert other.calls  # the new text head did score the kept transcript
+    n_other = len(other.calls)
+    repeat = call_evidence(
+        dataclasses.replace(detector, text_classifier=other), row, crop_s=4.0,
+        cache_dir=tmp_path / "cache",
+    )  # fmt: skip
+    assert repeat == again and len(other.calls) == n_other  # same heads: kept result
+
+
+def test_write_outputs_renders_the_calls_report(tmp_path: Path, rng: np.random.Generator) -> None:
+    from models.training.fusion_fit import Result, make_model, scores_table
+    from models.training.fusion_report import CALLS_REPORT, write_outputs
+
+    examples, logit = _examples(rng)
+    y = np.array([ex.y for ex in examples], dtype=np.float64)
+    table = call_tables(examples, logit, threshold=0.5, sales_threshold=0.5)
+    table_row = scores_table(y, logit)
+    counts = {
+        "fit": {"examples": 10, "clips": 5, "texts": 4, "robot": 5, "human": 5},
+        "eval": {"examples": 10, "clips": 5, "texts": 4, "robot": 5, "human": 5},
+        "fit_calls": {"examples": 24, "robot": 16, "human": 8, "clips": 24, "texts": 1},
+        "test_calls": {"examples": len(examples), "robot": 48, "human": 24, "clips": 72},
+    }
+    meta = {"failed": {"dev": 0, "test": 1}, "callers_heard": 7, "per_cell": 6, "crop_s": 30.0}
+    ns = verdict_row(y.astype(np.int64), logit, [ex.group for ex in examples], 0.5)
+    result = Result(
+        model=make_model(["reply_latency_spread_s:+"], -0.5, np.array([1.2])),
+        names=["reply_latency_spread_s:+"],
+        counts=counts,
+        tables={
+            "headline": {"fitted, test calls (composed)": table_row},
+            "kind": {},
+            "language": {},
+            "text_source": {},
+        },
+        cue_rows=[],
+        ablations={"all cues": table_row},
+        e2e={
+            "all": {"fitted": table_row},
+            "source": {},
+            "kind": {},
+            "skipped": 0,
+            "non_sales": ns,
+        },  # fmt: skip
+        eval_examples=examples,
+        seconds=1.0,
+        calls={"all cues": table, "hand-set sum": table, "meta": {**meta, "diarizer": False}},
+    )
+    summary = write_outputs(result, weights=tmp_path / "fusion.json", report=tmp_path / "f.md")
+    text = (tmp_path / CALLS_REPORT).read_text()
+    assert summary["calls_report"] == str(tmp_path / CALLS_REPORT)
+    assert "no diarizer" in text and "7 of the 72 test calls" in text
+    assert "| recorded_robot | mono | both languages |" in text
+    assert "| human_agent | mono | 0 | 0 | 0 | 12 |" in text  # the confusion: read, not sold
+    assert "### hand-set sum" in text and "TTS robots reading non-sales text" in text
+    assert (tmp_path / "FUSION.md").is_file() and (tmp_path / "f.md").is_file()
+
+
+def test_with_cached_frames_wraps_the_encoder_once(tmp_path: Path) -> None:
+    from models.synth_head import FeatureSpec, LogisticHead, SynthVoiceScorer
+    from models.training.fusion_calls import with_cached_frames
+    from pipeline.types import ModelInfo
+
+    spec = FeatureSpec(blocks=("lfcc",))
+    head = LogisticHead(
+        np.zeros(120), np.ones(120), np.zeros(120), 0.0, meta={"feature_spec": spec.to_dict()}
+    )
+    scorer = SynthVoiceScorer(head, encoder=CountingEncoder(), model_info=ModelInfo("s", "s", "0"))
+    wrapped = with_cached_frames(scorer, cache_dir=tmp_path)
+    assert isinstance(wrapped, SynthVoiceScorer)
+    assert isinstance(wrapped.encoder, CachedFrameEncoder) and wrapped.head is head
+    assert with_cached_frames(wrapped, cache_dir=tmp_path) is wrapped
