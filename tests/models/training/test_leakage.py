@@ -132,12 +132,6 @@ def test_text_heads_never_train_on_a_simulated_test_call() -> None:
     assert not [t.id for t in fitted if text_keys(t, by_id) & test_keys]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the shipped text heads were trained before the simulated test calls joined the test "
-    "split: 4 ASR transcripts of clips spoken in them are in their training rows; "
-    "`robocall train --stage text` retrains without them (then remove this mark)",
-)
 def test_shipped_text_heads_held_out_every_test_tied_text() -> None:
     """The weights, not only the code: the rows the shipped heads held out are the rows tied to
     the test split now (``trained_on.held_out_rows`` of ``text_heads.json``)."""
