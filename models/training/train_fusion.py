@@ -211,7 +211,7 @@ def text_cues(rows: Sequence[TextRow], *, tied: np.ndarray | None = None) -> lis
 
     ``tied``: rows the out-of-fold heads never train on (texts tied to the test split).
     """
-    from models.text_clf import MIN_CHARS, ROBOT_WEIGHT_CAP, WEIGHTS_JSON
+    from models.text_clf import MIN_CHARS, WEIGHTS_JSON, robot_text_weight
     from models.training.text_features import (
         Features,
         assign_folds,
@@ -238,9 +238,7 @@ def text_cues(rows: Sequence[TextRow], *, tied: np.ndarray | None = None) -> lis
         cues = {e.name: e.weight for e in rules.score(row_transcript(row)).evidence}
         if len(row.text.strip()) >= MIN_CHARS:
             log_odds = a * score + b
-            cues["robot_script_text"] = float(
-                np.clip(log_odds, -ROBOT_WEIGHT_CAP, ROBOT_WEIGHT_CAP)
-            )
+            cues["robot_script_text"] = robot_text_weight(float(log_odds))
         out.append(cues)
     return out
 
