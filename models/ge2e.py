@@ -7,7 +7,8 @@ the last hidden state. Run through ``resemblyzer`` itself, its first use in a pr
 ~2.4 s: importing torch (~1.05 s), importing ``librosa.feature`` whose numba kernels compile at
 import (~1.09 s) for the mel spectrogram, and the embeddings (~0.24 s). Here:
 
-- the mel front end is NumPy plus ``librosa.filters.mel`` (no numba compilation), computing what
+- the mel front end is NumPy plus ``librosa.filters.mel``'s matrix, cached on disk by
+  :mod:`pipeline.melbank` (so a warm process never imports librosa), computing what
   ``resemblyzer.audio.wav_to_mel_spectrogram`` does: power (not log) mel energies, 40 Slaney
   bands, 400-sample (25 ms) periodic-Hann frames every 160 samples (10 ms) at 16 kHz, centred
   (200 zeros of padding at each end);
@@ -30,9 +31,9 @@ from pathlib import Path
 
 import numpy as np
 
-from models.loading import cache_dir
 from pipeline.errors import ModelNotAvailableError
-from pipeline.files import atomic_path
+from pipeline.files import atomic_path, cache_dir
+from pipeline.melbank import mel_filterbank
 
 log = logging.getLogger(__name__)
 
@@ -54,9 +55,7 @@ def _hann() -> np.ndarray:
 
 @functools.cache
 def _mel_bank() -> np.ndarray:
-    import librosa.filters  # cheap: no numba compilation, unlike librosa.feature
-
-    bank = librosa.filters.mel(sr=SAMPLE_RATE_HZ, n_fft=N_FFT, n_mels=MEL_BANDS)
+    bank = mel_filterbank(sample_rate_hz=SAMPLE_RATE_HZ, n_fft=N_FFT, n_mels=MEL_BANDS)
     return np.asarray(bank, dtype=np.float64)
 
 

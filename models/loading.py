@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline.config import AsrConfig, DetectorConfig
 from pipeline.errors import ModelNotAvailableError
-from pipeline.files import write_atomic
+from pipeline.files import cache_dir, write_atomic
 from pipeline.types import ModelInfo, SyntheticVoiceScorer, TextClassifier, Transcriber
 
 if TYPE_CHECKING:
@@ -42,7 +42,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 WHISPER_BASE = "whisper-base"
-DEFAULT_CACHE_DIR = Path("~/.cache/robocall")
 _INSTALL_HINTS = {
     "faster_whisper": "pip install faster-whisper",
     "ctranslate2": "pip install ctranslate2",
@@ -52,11 +51,6 @@ _INSTALL_HINTS = {
     # openai-whisper pulls triton on Linux x86-64; its real needs are in pyproject.toml.
     "whisper": "pip install --no-deps openai-whisper tiktoken numba more-itertools tqdm",
 }
-
-
-def cache_dir() -> Path:
-    """``$ROBOCALL_CACHE_DIR`` or ``~/.cache/robocall`` (not created here)."""
-    return Path(os.environ.get("ROBOCALL_CACHE_DIR") or DEFAULT_CACHE_DIR).expanduser()
 
 
 @dataclass(frozen=True, slots=True)
@@ -580,7 +574,8 @@ def load_fusion() -> FusionModel | None:
 # GIL): the analysis needs them right after, and on 2 cores they cost about a second of a
 # one-call `robocall analyze` (issue 17). Third-party modules only, none of ours, so the two
 # threads never wait on each other's import locks.
-_PREFETCH_MODULES = ("scipy.signal", "librosa.filters")
+# librosa is not among them: the mel banks come from the disk cache of :mod:`pipeline.melbank`.
+_PREFETCH_MODULES = ("scipy.signal",)
 
 
 @functools.cache

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import signal
 
+from pipeline.melbank import mel_filterbank
 from pipeline.messages import make_evidence
 from pipeline.types import (
     ANALYSIS_RATE_HZ,
@@ -319,13 +320,16 @@ def _inside(times_s: np.ndarray, intervals: list[tuple[float, float]]) -> np.nda
 
 def _mel_filterbank() -> np.ndarray:
     """HTK-mel triangles over ``BAND_HZ``, peak 1 (unnormalised): shape (N_MELS, N_FFT // 2 + 1)."""
-    import librosa  # lazy: its import (numba) is slow and only the cues need it
-
     fmin, fmax = BAND_HZ
-    bank = librosa.filters.mel(
-        sr=RATE_HZ, n_fft=N_FFT, n_mels=N_MELS, fmin=fmin, fmax=fmax, htk=True, norm=None
+    return mel_filterbank(
+        sample_rate_hz=RATE_HZ,
+        n_fft=N_FFT,
+        n_mels=N_MELS,
+        fmin_hz=fmin,
+        fmax_hz=fmax,
+        htk=True,
+        norm=None,
     )
-    return np.asarray(bank, dtype=np.float32)
 
 
 def log_mel_db(samples: np.ndarray) -> np.ndarray:

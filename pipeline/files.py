@@ -14,6 +14,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 DEFAULT_MODE = 0o666  # before the umask, as open() would create the file
+DEFAULT_CACHE_DIR = Path("~/.cache/robocall")
+
+
+def cache_dir() -> Path:
+    """``$ROBOCALL_CACHE_DIR`` or ``~/.cache/robocall`` (not created here)."""
+    return Path(os.environ.get("ROBOCALL_CACHE_DIR") or DEFAULT_CACHE_DIR).expanduser()
 
 
 @contextmanager
