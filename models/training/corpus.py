@@ -311,6 +311,22 @@ def seeded_rng(*parts: object) -> np.random.Generator:
     return np.random.default_rng(int.from_bytes(digest[:8], "big"))
 
 
+def source_digest(salt: str, files: Iterable[str], model_sha256s: Iterable[str]) -> str:
+    """A cache key (16 hex digits) for results that depend on code and weights.
+
+    sha256 over ``salt``, the bytes of each of ``files`` (paths relative to the repository) and
+    each model sha256, in the order given: editing one of the files or swapping a model changes
+    the key. The layout is fixed, as keys name caches of hours of ASR under
+    ``$ROBOCALL_CACHE_DIR``: a changed layout would orphan them.
+    """
+    h = hashlib.sha256(salt.encode())
+    for rel in files:
+        h.update((REPO_DIR / rel).read_bytes())
+    for sha256 in model_sha256s:
+        h.update(sha256.encode())
+    return h.hexdigest()[:16]
+
+
 def sample_by_hash(rows: Sequence[CorpusRow], limit: int | None, *, salt: str) -> list[CorpusRow]:
     """The first ``limit`` rows in a stable hash order (a spread-out, repeatable subset)."""
     if limit is None or limit >= len(rows):

@@ -74,6 +74,7 @@ from models.training.corpus import (
     read_manifests,
     resolve_path,
     seeded_rng,
+    source_digest,
 )
 from models.training.fusion_calls import (
     CROP_S,
@@ -132,11 +133,7 @@ AUDIO_CODE = (
 
 
 def _code_digest(scorer: SyntheticVoiceScorer) -> str:
-    h = hashlib.sha256(SALT.encode())
-    for rel in AUDIO_CODE:
-        h.update((REPO_DIR / rel).read_bytes())
-    h.update(scorer.model_info.sha256.encode())
-    return h.hexdigest()[:16]
+    return source_digest(SALT, AUDIO_CODE, [scorer.model_info.sha256])
 
 
 def clip_cues(samples: np.ndarray, scorer: SyntheticVoiceScorer, *, name: str) -> dict[str, float]:
