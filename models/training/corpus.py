@@ -386,3 +386,96 @@ def builder_parser(description: str, *, name: str) -> argparse.ArgumentParser:
     parser.add_argument("--limit", type=int, default=None, help="make at most N rows")
     parser.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
     return parser
+
+
+def copy_builder_args(
+    description: str, *, name: str, argv: Sequence[str] | None
+) -> argparse.Namespace:
+    """The parsed flags of a builder that copies human clips (``prepare_resynth``, ``_vocoded``).
+
+    :func:`builder_parser`'s, plus ``--fraction``, ``--max-per-speaker`` and
+    ``--source-manifest``; exits with a usage error (status 2) when that manifest is missing.
+    """
+    parser = builder_parser(description, name=name)
+    parser.add_argument(
+        "--fraction", type=float, default=0.25, help="share of each speaker's clips to copy"
+    )
+    parser.add_argument(
+        "--max-per-speaker", type=int, default=150, help="cap per speaker (default %(default)s)"
+    )
+    parser.add_argument(
+        "--source-manifest", type=Path, default=MANIFEST_DIR / "shared.jsonl", help="human rows"
+    )
+    args = parser.parse_args(argv)
+    if not args.source_manifest.is_file():
+        parser.error(f"{args.source_manifest} is missing: run datasets/prepare_shared.py first")
+    return args
+
+
+def clips_to_copy(
+    rows: Iterable[CorpusRow],
+    *,
+    languages: Sequence[str],
+    fraction: float,
+    max_per_speaker: int,
+    salt: str,
+) -> dict[str, list[CorpusRow]]:
+    """Speaker -> the human clips in ``languages`` to copy: ``fraction`` of the speaker's clips
+    (at least one, at most ``max_per_speaker``), the first in the hash order of ``salt``.
+
+    Speakers come in sorted order; a builder's own ``salt`` makes its own choice of clips.
+    """
+    by_speaker: dict[str, list[CorpusRow]] = {}
+    for row in rows:
+        if row.label == "human" and row.language in languages:
+            by_speaker.setdefault(row.speaker, []).append(row)
+    chosen = {}
+    for speaker in sorted(by_speaker):
+        ranked = sorted(by_speaker[speaker], key=lambda r: hash_unit(r.id, salt=salt))
+        chosen[speaker] = ranked[: min(max(round(len(ranked) * fraction), 1), max_per_speaker)]
+    return chosen
+
+
+def copy_id(source: CorpusRow, *, name: str, engine_family: str) -> str:
+    """``<name>/<engine_family>/<source id>``: the row id of a copy (its audio: that + .flac)."""
+    return f"{name}/{engine_family}/{source.id}"
+
+
+def copy_row(
+    source: CorpusRow,
+    *,
+    name: str,
+    kind: str,
+    engine: str,
+    engine_family: str,
+    licence: str,
+    duration_s: float,
+) -> CorpusRow:
+    """The row of a robot copy of human clip ``source``, made by ``engine``, stored 16 kHz.
+
+    The copy keeps its source's speaker, utterance (``group_id``), campaign, split and text:
+    the voice is then on both sides of the label (not a shortcut), and a copy is never on the
+    other side of a split from its source.
+    """
+    row_id = copy_id(source, name=name, engine_family=engine_family)
+    return CorpusRow(
+        id=row_id,
+        path=f"{row_id}.flac",
+        root="cache",
+        label="robot",
+        kind=kind,
+        language=source.language,
+        speaker=source.speaker,
+        engine=engine,
+        engine_family=engine_family,
+        source=name,
+        group_id=source.group_id,
+        campaign=source.campaign,
+        split=source.split,
+        duration_s=duration_s,
+        orig_sr_hz=STORE_RATE_HZ,
+        licence=licence,
+        text=source.text,
+        parts=(source.id,),
+        extra=(("method", engine),),
+    )
