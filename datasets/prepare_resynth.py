@@ -13,7 +13,6 @@ Level is matched to the source. Audio: ``$ROBOCALL_CACHE_DIR/corpus/resynth``.
 
 from __future__ import annotations
 
-import dataclasses
 import importlib.metadata
 import logging
 import sys
@@ -21,23 +20,15 @@ import types
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
-from models.training.corpus import (
-    STORE_RATE_HZ,
-    CorpusRow,
+from models.training.copies import (
+    build_copies,
     clips_to_copy,
     copy_builder_args,
     copy_id,
     copy_row,
-    corpus_cache_dir,
-    hash_unit,
-    read_clip,
-    read_manifest,
-    resolve_path,
-    write_clip,
-    write_manifest,
 )
+from models.training.corpus import STORE_RATE_HZ, CorpusRow, hash_unit, read_manifest
 
 log = logging.getLogger("prepare_resynth")
 NAME = "resynth"
@@ -109,7 +100,7 @@ def select_sources(
     return chosen
 
 
-def make_row(source: CorpusRow, method: str, *, duration_s: float) -> CorpusRow:
+def make_row(source: CorpusRow, method: str, duration_s: float) -> CorpusRow:
     return copy_row(
         source,
         name=NAME,
@@ -124,27 +115,17 @@ def make_row(source: CorpusRow, method: str, *, duration_s: float) -> CorpusRow:
 def main(argv: list[str] | None = None) -> int:
     args = copy_builder_args(__doc__.splitlines()[0], name=NAME, argv=argv)
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
-    out = args.out or corpus_cache_dir() / NAME
+
+    def copy_audio(source: CorpusRow, method: str, samples: np.ndarray) -> np.ndarray:
+        row_id = copy_id(source, name=NAME, engine_family=method)
+        return resynthesise(samples, method, seed=int(hash_unit(row_id, salt=NAME) * 2**31))
+
     jobs = select_sources(
         read_manifest(args.source_manifest),
         fraction=args.fraction,
         max_per_speaker=args.max_per_speaker,
     )
-    jobs.sort(key=lambda job: hash_unit(job[0].id, salt=f"{NAME}:order"))
-    jobs = jobs[: args.limit] if args.limit is not None else jobs
-    previous = {r.id: r for r in read_manifest(args.manifest)} if args.manifest.exists() else {}
-    rows = []
-    for source, method in tqdm(jobs, desc=NAME, unit="clip", disable=args.no_progress):
-        path = out / method / f"{source.id}.flac"
-        row_id = copy_id(source, name=NAME, engine_family=method)
-        if path.exists() and row_id in previous:  # idempotent
-            rows.append(dataclasses.replace(previous[row_id], split=source.split))
-            continue
-        seed = int(hash_unit(row_id, salt=NAME) * 2**31)
-        copy = resynthesise(read_clip(resolve_path(source)), method, seed=seed)
-        duration_s = write_clip(path, copy, sample_rate_hz=STORE_RATE_HZ)
-        rows.append(make_row(source, method, duration_s=duration_s))
-    write_manifest(rows, args.manifest)
+    build_copies(args, jobs, name=NAME, copy_audio=copy_audio, make_row=make_row)
     return 0
 
 

@@ -26,6 +26,7 @@ Audio: ``$ROBOCALL_CACHE_DIR/corpus/vocoded``.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib.util
 import logging
 import math
@@ -36,24 +37,9 @@ from typing import Any
 
 import numpy as np
 from scipy import signal
-from tqdm import tqdm
 
-from models.training.corpus import (
-    STORE_RATE_HZ,
-    CorpusRow,
-    clip_duration_s,
-    clips_to_copy,
-    copy_builder_args,
-    copy_id,
-    copy_row,
-    corpus_cache_dir,
-    hash_unit,
-    read_clip,
-    read_manifest,
-    resolve_path,
-    write_clip,
-    write_manifest,
-)
+from models.training.copies import build_copies, clips_to_copy, copy_builder_args, copy_row
+from models.training.corpus import CorpusRow, hash_unit, read_clip, read_manifest, resolve_path
 
 log = logging.getLogger("prepare_vocoded")
 NAME = "vocoded"
@@ -174,26 +160,20 @@ def make_row(source: CorpusRow, *, duration_s: float) -> CorpusRow:
 def main(argv: list[str] | None = None) -> int:
     args = copy_builder_args(__doc__.splitlines()[0], name=NAME, argv=argv)
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
-    out = args.out or corpus_cache_dir() / NAME
     shared = read_manifest(args.source_manifest)
-    jobs = select_sources(shared, fraction=args.fraction, max_per_speaker=args.max_per_speaker)
-    jobs.sort(key=lambda r: hash_unit(r.id, salt=f"{NAME}:order"))
-    jobs = jobs[: args.limit] if args.limit is not None else jobs
-    previous = {r.id: r for r in read_manifest(args.manifest)} if args.manifest.exists() else {}
-    vocoder: Vocoder | None = None
-    rows = []
-    for source in tqdm(jobs, desc=NAME, unit="clip", disable=args.no_progress):
-        path = out / FAMILY / f"{source.id}.flac"
-        row_id = copy_id(source, name=NAME, engine_family=FAMILY)
-        if path.exists():  # idempotent: an interrupted run keeps the copies it finished
-            done = previous.get(row_id) or make_row(source, duration_s=clip_duration_s(path))
-            rows.append(dataclasses.replace(done, split=source.split))
-            continue
-        vocoder = vocoder or Vocoder(reference_stats(shared))
-        copy = vocoder.copy(read_clip(resolve_path(source)))
-        duration_s = write_clip(path, copy, sample_rate_hz=STORE_RATE_HZ)
-        rows.append(make_row(source, duration_s=duration_s))
-    write_manifest(rows, args.manifest)
+
+    @functools.cache
+    def vocoder() -> Vocoder:  # at the first copy: its level statistics take a while
+        return Vocoder(reference_stats(shared))
+
+    chosen = select_sources(shared, fraction=args.fraction, max_per_speaker=args.max_per_speaker)
+    build_copies(
+        args,
+        [(source, FAMILY) for source in chosen],
+        name=NAME,
+        copy_audio=lambda source, family, samples: vocoder().copy(samples),
+        make_row=lambda source, family, duration_s: make_row(source, duration_s=duration_s),
+    )
     return 0
 
 

@@ -45,7 +45,6 @@ from models.training.corpus import (
     read_manifests,
     resolve_path,
     seeded_rng,
-    source_digest,
 )
 from models.training.fusion_fit import SALT as FUSION_SALT
 from models.training.fusion_fit import (
@@ -55,6 +54,7 @@ from models.training.fusion_fit import (
     grouped_scores,
     handset_logit,
     scores_table,
+    source_digest,
 )
 from models.training.leakage import simulated_calls, tied_ids
 from models.training.synth_data import features_cache_dir

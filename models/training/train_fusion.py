@@ -74,7 +74,6 @@ from models.training.corpus import (
     read_manifests,
     resolve_path,
     seeded_rng,
-    source_digest,
 )
 from models.training.fusion_calls import (
     CROP_S,
@@ -104,6 +103,7 @@ from models.training.fusion_fit import (
     handset_logit,
     make_model,
     scores_table,
+    source_digest,
 )
 from models.training.leakage import simulated_calls, tied_ids, tied_to_test
 from models.training.synth_data import features_cache_dir

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import importlib.util
 import json
 import os
@@ -15,13 +16,13 @@ from types import ModuleType
 import numpy as np
 import pytest
 
+from models.training.copies import build_copies, copy_builder_args, copy_row
 from models.training.corpus import (
     MANIFEST_DIR,
     REPO_DIR,
     CorpusRow,
     audio_manifest_paths,
     check_disjoint,
-    copy_builder_args,
     read_manifest,
     write_clip,
     write_manifest,
@@ -209,6 +210,50 @@ def test_copy_builder_args_need_the_source_manifest(tmp_path: Path) -> None:
     with pytest.raises(SystemExit) as exited:
         copy_builder_args("d", name="x", argv=["--source-manifest", str(tmp_path / "no.jsonl")])
     assert exited.value.code == 2
+
+
+def test_build_copies_resumes_and_follows_the_source_split(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ROBOCALL_SHARED_DATA", str(tmp_path / "shared"))
+    sources = [row(i, path=f"{i}.flac") for i in range(4)]
+    for source in sources:
+        write_clip(tmp_path / "shared" / source.path, voiced(duration_s=0.5), sample_rate_hz=16_000)
+    copied: list[str] = []
+
+    def copy_audio(source: CorpusRow, family: str, samples: np.ndarray) -> np.ndarray:
+        copied.append(source.id)
+        return samples[: samples.size // 2]
+
+    def make_row(source: CorpusRow, family: str, duration_s: float) -> CorpusRow:
+        return copy_row(
+            source,
+            name="copies",
+            kind="test",
+            engine=family,
+            engine_family=family,
+            licence="test",
+            duration_s=duration_s,
+        )
+
+    manifest = tmp_path / "copies.jsonl"
+    argv = ["--out", str(tmp_path / "out"), "--manifest", str(manifest), "--no-progress"]
+    args = copy_builder_args("d", name="copies", argv=[*argv, "--limit", "2"])
+    jobs = [(source, "fam") for source in sources]
+    assert build_copies(args, jobs, name="copies", copy_audio=copy_audio, make_row=make_row) == 2
+    first = read_manifest(manifest)
+    assert sorted(copied) == sorted(r.parts[0] for r in first)
+    assert all(r.duration_s == 0.25 and r.path.startswith("copies/fam/") for r in first)
+    # A rerun keeps the two copies on disk (one of them no longer listed) and makes the rest.
+    write_manifest(first[:1], manifest)
+    moved = {s.id: dataclasses.replace(s, split="test") for s in sources}
+    args = copy_builder_args("d", name="copies", argv=argv)
+    jobs = [(source, "fam") for source in moved.values()]
+    assert build_copies(args, jobs, name="copies", copy_audio=copy_audio, make_row=make_row) == 4
+    assert len(copied) == 4 and len(set(copied)) == 4
+    again = read_manifest(manifest)
+    assert {r.split for r in again} == {"test"} and {r.duration_s for r in again} == {0.25}
+    assert (tmp_path / "out" / "fam" / f"{sources[0].id}.flac").is_file()
 
 
 # --- prepare_resynth --------------------------------------------------------------------------

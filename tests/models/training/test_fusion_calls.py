@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from models.asr import SpeechFrames
-from models.training.corpus import REPO_DIR, CorpusRow, source_digest
+from models.training.corpus import REPO_DIR, CorpusRow
 from models.training.fusion_calls import (
     BASE_CODE,
     HEAD_CODE,
@@ -28,7 +28,7 @@ from models.training.fusion_calls import (
     verdict_row,
 )
 from models.training.fusion_fit import SALT as FUSION_SALT
-from models.training.fusion_fit import TEXT_CUES, Example
+from models.training.fusion_fit import TEXT_CUES, Example, source_digest
 from pipeline.config import DetectorConfig
 from pipeline.detector import Detector
 from tests.fakes import FakeTextClassifier, FakeTranscriber
@@ -315,14 +315,10 @@ def test_with_cached_frames_wraps_the_encoder_once(tmp_path: Path) -> None:
 
 
 def _key_layout(salt: str, files: tuple[str, ...], *shas: str) -> str:
-    """The cache-key layout the ASR caches were written under: sha256 of the salt, each file's
-    bytes, then each model sha256, first 16 hex digits (changing it orphans hours of ASR)."""
-    h = hashlib.sha256(salt.encode())
-    for rel in files:
-        h.update((REPO_DIR / rel).read_bytes())
-    for sha in shas:
-        h.update(sha.encode())
-    return h.hexdigest()[:16]
+    """The key layout the existing ASR caches were written under (changing it orphans them):
+    the first 16 hex digits of sha256(salt + each file's bytes + each model sha256)."""
+    code = b"".join((REPO_DIR / rel).read_bytes() for rel in files)
+    return hashlib.sha256(salt.encode() + code + "".join(shas).encode()).hexdigest()[:16]
 
 
 def _with_model(sha256: str) -> SimpleNamespace:
