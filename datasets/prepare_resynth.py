@@ -13,30 +13,22 @@ Level is matched to the source. Audio: ``$ROBOCALL_CACHE_DIR/corpus/resynth``.
 
 from __future__ import annotations
 
-import dataclasses
 import importlib.metadata
 import logging
 import sys
 import types
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
-from models.training.corpus import (
-    MANIFEST_DIR,
-    STORE_RATE_HZ,
-    CorpusRow,
-    builder_parser,
-    corpus_cache_dir,
-    hash_unit,
-    read_clip,
-    read_manifest,
-    resolve_path,
-    write_clip,
-    write_manifest,
+from models.training.copies import (
+    build_copies,
+    clips_to_copy,
+    copy_builder_args,
+    copy_id,
+    copy_row,
 )
+from models.training.corpus import STORE_RATE_HZ, CorpusRow, hash_unit, read_manifest
 
 log = logging.getLogger("prepare_resynth")
 NAME = "resynth"
@@ -95,84 +87,45 @@ def resynthesise(x: np.ndarray, method: str, *, seed: int) -> np.ndarray:
 def select_sources(
     rows: list[CorpusRow], *, fraction: float, max_per_speaker: int
 ) -> list[tuple[CorpusRow, str]]:
-    """(human row, method): ``fraction`` of each speaker's clips (at least one, at most
-    ``max_per_speaker``) in hash order; the method alternates, from a hashed start per speaker.
+    """(human row, method) for the clips :func:`clips_to_copy` picks; the method alternates,
+    from a hashed start per speaker.
     """
-    by_speaker: dict[str, list[CorpusRow]] = {}
-    for row in rows:
-        if row.label == "human" and row.language in LANGUAGES:
-            by_speaker.setdefault(row.speaker, []).append(row)
+    picked = clips_to_copy(
+        rows, languages=LANGUAGES, fraction=fraction, max_per_speaker=max_per_speaker, salt=NAME
+    )
     chosen = []
-    for speaker in sorted(by_speaker):
-        ranked = sorted(by_speaker[speaker], key=lambda r: hash_unit(r.id, salt=NAME))
-        n = min(max(round(len(ranked) * fraction), 1), max_per_speaker)
+    for speaker, clips in picked.items():
         first = int(hash_unit(speaker, salt=f"{NAME}:method") * 2)  # one-clip speakers vary too
-        for i, row in enumerate(ranked[:n]):
-            chosen.append((row, METHODS[(first + i) % 2]))
+        chosen += [(row, METHODS[(first + i) % 2]) for i, row in enumerate(clips)]
     return chosen
 
 
-def make_row(source: CorpusRow, method: str, *, rel: str, duration_s: float) -> CorpusRow:
-    return CorpusRow(
-        id=f"{NAME}/{method}/{source.id}",
-        path=rel,
-        root="cache",
-        label="robot",
+def make_row(source: CorpusRow, method: str, duration_s: float) -> CorpusRow:
+    return copy_row(
+        source,
+        name=NAME,
         kind="resynthesis",
-        language=source.language,
-        speaker=source.speaker,  # the voice it imitates (speaker is not a shortcut)
         engine=method,
         engine_family=method,
-        source=NAME,
-        group_id=source.group_id,  # same utterance: same split as its source
-        campaign=source.campaign,
-        split=source.split,
-        duration_s=duration_s,
-        orig_sr_hz=STORE_RATE_HZ,
         licence=f"derived from {source.id}: {source.licence}",
-        text=source.text,
-        parts=(source.id,),
-        extra=(("method", method),),
+        duration_s=duration_s,
     )
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = builder_parser(__doc__.splitlines()[0], name=NAME)
-    parser.add_argument(
-        "--fraction", type=float, default=0.25, help="share of each speaker's clips to copy"
-    )
-    parser.add_argument(
-        "--max-per-speaker", type=int, default=150, help="cap per speaker (default %(default)s)"
-    )
-    parser.add_argument(
-        "--source-manifest", type=Path, default=MANIFEST_DIR / "shared.jsonl", help="human rows"
-    )
-    args = parser.parse_args(argv)
+    args = copy_builder_args(__doc__.splitlines()[0], name=NAME, argv=argv)
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
-    if not args.source_manifest.is_file():
-        parser.error(f"{args.source_manifest} is missing: run datasets/prepare_shared.py first")
-    out = args.out or corpus_cache_dir() / NAME
+
+    def copy_audio(source: CorpusRow, method: str, samples: np.ndarray) -> np.ndarray:
+        row_id = copy_id(source, name=NAME, engine_family=method)
+        return resynthesise(samples, method, seed=int(hash_unit(row_id, salt=NAME) * 2**31))
+
     jobs = select_sources(
         read_manifest(args.source_manifest),
         fraction=args.fraction,
         max_per_speaker=args.max_per_speaker,
     )
-    jobs.sort(key=lambda job: hash_unit(job[0].id, salt=f"{NAME}:order"))
-    jobs = jobs[: args.limit] if args.limit is not None else jobs
-    previous = {r.id: r for r in read_manifest(args.manifest)} if args.manifest.exists() else {}
-    rows = []
-    for source, method in tqdm(jobs, desc=NAME, unit="clip", disable=args.no_progress):
-        rel = f"{NAME}/{method}/{source.id}.flac"
-        path = out / rel.removeprefix(f"{NAME}/")
-        row_id = f"{NAME}/{method}/{source.id}"
-        if path.exists() and row_id in previous:  # idempotent
-            rows.append(dataclasses.replace(previous[row_id], split=source.split))
-            continue
-        seed = int(hash_unit(row_id, salt=NAME) * 2**31)
-        copy = resynthesise(read_clip(resolve_path(source)), method, seed=seed)
-        duration_s = write_clip(path, copy, sample_rate_hz=STORE_RATE_HZ)
-        rows.append(make_row(source, method, rel=rel, duration_s=duration_s))
-    write_manifest(rows, args.manifest)
+    build_copies(args, jobs, name=NAME, copy_audio=copy_audio, make_row=make_row)
     return 0
 
 

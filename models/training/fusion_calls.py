@@ -54,6 +54,7 @@ from models.training.fusion_fit import (
     grouped_scores,
     handset_logit,
     scores_table,
+    source_digest,
 )
 from models.training.leakage import simulated_calls, tied_ids
 from models.training.synth_data import features_cache_dir
@@ -75,7 +76,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-REPO_DIR = Path(__file__).resolve().parents[2]
 CROP_S = 30.0  # seconds of each call analysed (from its start): ASR is the cost
 PER_CELL = 6  # calls per (split, language, robot kind); both layouts of each are run
 SALT = "fusion-calls-v1"
@@ -308,21 +308,13 @@ HEAD_CODE = (
 
 
 def _head_digest(detector: Detector) -> str:
-    h = hashlib.sha256(SALT.encode())
-    for rel in HEAD_CODE:
-        h.update((REPO_DIR / rel).read_bytes())
-    h.update(detector.text_classifier.model_info.sha256.encode())
-    if detector.synth_scorer is not None:
-        h.update(detector.synth_scorer.model_info.sha256.encode())
-    return h.hexdigest()[:16]
+    synth = detector.synth_scorer
+    shas = [detector.text_classifier.model_info.sha256]
+    return source_digest(SALT, HEAD_CODE, shas + ([synth.model_info.sha256] if synth else []))
 
 
 def _base_digest(detector: Detector) -> str:
-    h = hashlib.sha256(SALT.encode())
-    for rel in BASE_CODE:
-        h.update((REPO_DIR / rel).read_bytes())
-    h.update(detector.transcriber.model_info.sha256.encode())
-    return h.hexdigest()[:16]
+    return source_digest(SALT, BASE_CODE, [detector.transcriber.model_info.sha256])
 
 
 def audio_evidence(

@@ -1,4 +1,4 @@
-"""The fitted fusion's settings, composed examples, fit and scores (``train_fusion.py`` runs it).
+"""The fitted fusion's settings, composed examples, fit, scores and the key of its caches.
 
 Apart from ``train_fusion`` so that its report (``fusion_report.py``) reads the fit without
 importing the training run (no import cycle).
@@ -6,8 +6,9 @@ importing the training run (no import cycle).
 
 from __future__ import annotations
 
+import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +16,7 @@ import numpy as np
 from scipy.optimize import minimize
 
 from models.training import metrics as M
+from models.training.corpus import REPO_DIR
 from pipeline.fuse import FusionModel, sigmoid, signed_cue
 
 log = logging.getLogger(__name__)
@@ -28,6 +30,22 @@ TEXT_FOLDS = 10
 HANDSET_BIAS = -0.5  # FusionConfig.bias: the sum the fitted fusion replaces
 COMMAND = "robocall train --stage fusion"  # its defaults: --e2e 120, simulated calls PER_CELL
 TEXT_CUES = ("robot_script_text", "scripted_phrase", "disfluency_rate", "sales_phrases")
+
+
+def source_digest(salt: str, files: Iterable[str], model_sha256s: Iterable[str]) -> str:
+    """A cache key (16 hex digits) for results that depend on code and weights.
+
+    sha256 over ``salt``, the bytes of each of ``files`` (paths relative to the repository) and
+    each model sha256, in the order given: editing one of the files or swapping a model changes
+    the key. The layout is fixed, as keys name caches of hours of ASR under
+    ``$ROBOCALL_CACHE_DIR``: a changed layout would orphan them.
+    """
+    h = hashlib.sha256(salt.encode())
+    for rel in files:
+        h.update((REPO_DIR / rel).read_bytes())
+    for sha256 in model_sha256s:
+        h.update(sha256.encode())
+    return h.hexdigest()[:16]
 
 
 @dataclass(frozen=True, slots=True)

@@ -103,6 +103,7 @@ from models.training.fusion_fit import (
     handset_logit,
     make_model,
     scores_table,
+    source_digest,
 )
 from models.training.leakage import simulated_calls, tied_ids, tied_to_test
 from models.training.synth_data import features_cache_dir
@@ -132,11 +133,7 @@ AUDIO_CODE = (
 
 
 def _code_digest(scorer: SyntheticVoiceScorer) -> str:
-    h = hashlib.sha256(SALT.encode())
-    for rel in AUDIO_CODE:
-        h.update((REPO_DIR / rel).read_bytes())
-    h.update(scorer.model_info.sha256.encode())
-    return h.hexdigest()[:16]
+    return source_digest(SALT, AUDIO_CODE, [scorer.model_info.sha256])
 
 
 def clip_cues(samples: np.ndarray, scorer: SyntheticVoiceScorer, *, name: str) -> dict[str, float]:

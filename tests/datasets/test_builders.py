@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import importlib.util
+import json
 import os
 import shutil
 import sys
@@ -14,7 +16,9 @@ from types import ModuleType
 import numpy as np
 import pytest
 
+from models.training.copies import build_copies, copy_builder_args, copy_row
 from models.training.corpus import (
+    MANIFEST_DIR,
     REPO_DIR,
     CorpusRow,
     audio_manifest_paths,
@@ -178,6 +182,80 @@ def test_tts_espeak_synthesises_a_line() -> None:
     assert sr > 8_000 and samples.size > sr * 0.3 and np.abs(samples).max() > 0.01
 
 
+# --- the copy builders (prepare_resynth, prepare_vocoded) ------------------------------------
+
+
+@pytest.mark.parametrize("builder", ["prepare_resynth", "prepare_vocoded"])
+def test_copy_rows_rebuild_the_committed_manifest_lines(builder: str, tmp_path: Path) -> None:
+    """The rows a builder makes now are byte for byte the committed ones (25 spread out)."""
+    module = load_builder(builder)
+    committed = (MANIFEST_DIR / f"{module.NAME}.jsonl").read_text(encoding="utf-8").splitlines()
+    lines = committed[:: max(len(committed) // 25, 1)]
+    sources = {r.id: r for r in read_manifest(MANIFEST_DIR / "shared.jsonl")}
+    rebuilt = []
+    for done in (CorpusRow.from_dict(json.loads(line)) for line in lines):
+        source = sources[done.parts[0]]
+        if builder == "prepare_resynth":
+            rebuilt.append(module.make_row(source, done.engine, duration_s=done.duration_s))
+        else:
+            rebuilt.append(module.make_row(source, duration_s=done.duration_s))
+    write_manifest(rebuilt, tmp_path / "m.jsonl")
+    assert (tmp_path / "m.jsonl").read_text(encoding="utf-8").splitlines() == lines
+
+
+def test_copy_builder_args_need_the_source_manifest(tmp_path: Path) -> None:
+    args = copy_builder_args("d", name="x", argv=["--fraction", "0.5"])
+    assert (args.fraction, args.max_per_speaker, args.limit) == (0.5, 150, None)
+    assert args.manifest == MANIFEST_DIR / "x.jsonl"
+    with pytest.raises(SystemExit) as exited:
+        copy_builder_args("d", name="x", argv=["--source-manifest", str(tmp_path / "no.jsonl")])
+    assert exited.value.code == 2
+
+
+def test_build_copies_resumes_and_follows_the_source_split(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ROBOCALL_SHARED_DATA", str(tmp_path / "shared"))
+    sources = [row(i, path=f"{i}.flac") for i in range(4)]
+    for source in sources:
+        write_clip(tmp_path / "shared" / source.path, voiced(duration_s=0.5), sample_rate_hz=16_000)
+    copied: list[str] = []
+
+    def copy_audio(source: CorpusRow, family: str, samples: np.ndarray) -> np.ndarray:
+        copied.append(source.id)
+        return samples[: samples.size // 2]
+
+    def make_row(source: CorpusRow, family: str, duration_s: float) -> CorpusRow:
+        return copy_row(
+            source,
+            name="copies",
+            kind="test",
+            engine=family,
+            engine_family=family,
+            licence="test",
+            duration_s=duration_s,
+        )
+
+    manifest = tmp_path / "copies.jsonl"
+    argv = ["--out", str(tmp_path / "out"), "--manifest", str(manifest), "--no-progress"]
+    args = copy_builder_args("d", name="copies", argv=[*argv, "--limit", "2"])
+    jobs = [(source, "fam") for source in sources]
+    assert build_copies(args, jobs, name="copies", copy_audio=copy_audio, make_row=make_row) == 2
+    first = read_manifest(manifest)
+    assert sorted(copied) == sorted(r.parts[0] for r in first)
+    assert all(r.duration_s == 0.25 and r.path.startswith("copies/fam/") for r in first)
+    # A rerun keeps the two copies on disk (one of them no longer listed) and makes the rest.
+    write_manifest(first[:1], manifest)
+    moved = {s.id: dataclasses.replace(s, split="test") for s in sources}
+    args = copy_builder_args("d", name="copies", argv=argv)
+    jobs = [(source, "fam") for source in moved.values()]
+    assert build_copies(args, jobs, name="copies", copy_audio=copy_audio, make_row=make_row) == 4
+    assert len(copied) == 4 and len(set(copied)) == 4
+    again = read_manifest(manifest)
+    assert {r.split for r in again} == {"test"} and {r.duration_s for r in again} == {0.25}
+    assert (tmp_path / "out" / "fam" / f"{sources[0].id}.flac").is_file()
+
+
 # --- prepare_resynth --------------------------------------------------------------------------
 
 
@@ -190,7 +268,7 @@ def test_resynth_selection_takes_a_share_of_every_speaker() -> None:
     per_speaker = Counter(r.speaker for r, _ in chosen)
     assert per_speaker == {"spk0": 3, "spk1": 3, "spk2": 3, "spk3": 3, "solo": 1}
     assert {m for _, m in chosen} == {"world", "griffinlim"}
-    copy = resynth.make_row(chosen[0][0], "world", rel="resynth/x.flac", duration_s=1.0)
+    copy = resynth.make_row(chosen[0][0], "world", duration_s=1.0)
     assert (copy.label, copy.speaker, copy.split) == (
         "robot",
         chosen[0][0].speaker,
@@ -230,7 +308,7 @@ def test_vocoded_selection_keeps_speaker_utterance_and_split() -> None:
         "spk3": 3,
         "solo": 1,
     }
-    copy = vocoded.make_row(chosen[0], rel="vocoded/x.flac", duration_s=1.0)
+    copy = vocoded.make_row(chosen[0], duration_s=1.0)
     assert (copy.label, copy.kind, copy.engine_family) == (
         "robot",
         "vocoder_resynthesis",

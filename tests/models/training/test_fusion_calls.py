@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 from collections import Counter
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 import pytest
 
 from models.asr import SpeechFrames
-from models.training.corpus import CorpusRow
+from models.training.corpus import REPO_DIR, CorpusRow
 from models.training.fusion_calls import (
+    BASE_CODE,
+    HEAD_CODE,
     CachedFrameEncoder,
     CachedTranscriber,
     call_evidence,
@@ -23,7 +27,8 @@ from models.training.fusion_calls import (
     select_calls,
     verdict_row,
 )
-from models.training.fusion_fit import TEXT_CUES, Example
+from models.training.fusion_fit import SALT as FUSION_SALT
+from models.training.fusion_fit import TEXT_CUES, Example, source_digest
 from pipeline.config import DetectorConfig
 from pipeline.detector import Detector
 from tests.fakes import FakeTextClassifier, FakeTranscriber
@@ -307,3 +312,36 @@ def test_with_cached_frames_wraps_the_encoder_once(tmp_path: Path) -> None:
     assert isinstance(wrapped, SynthVoiceScorer)
     assert isinstance(wrapped.encoder, CachedFrameEncoder) and wrapped.head is head
     assert with_cached_frames(wrapped, cache_dir=tmp_path) is wrapped
+
+
+def _key_layout(salt: str, files: tuple[str, ...], *shas: str) -> str:
+    """The key layout the existing ASR caches were written under (changing it orphans them):
+    the first 16 hex digits of sha256(salt + each file's bytes + each model sha256)."""
+    code = b"".join((REPO_DIR / rel).read_bytes() for rel in files)
+    return hashlib.sha256(salt.encode() + code + "".join(shas).encode()).hexdigest()[:16]
+
+
+def _with_model(sha256: str) -> SimpleNamespace:
+    return SimpleNamespace(model_info=SimpleNamespace(sha256=sha256))
+
+
+@pytest.mark.parametrize("has_synth", [True, False])
+def test_cache_digests_keep_the_layout_of_the_existing_caches(has_synth: bool) -> None:
+    from models.training import fusion_calls, train_fusion
+
+    text, synth, asr = "a" * 64, "b" * 64, "c" * 64
+    detector: Any = SimpleNamespace(
+        text_classifier=_with_model(text),
+        synth_scorer=_with_model(synth) if has_synth else None,
+        transcriber=_with_model(asr),
+    )
+    head_shas = (text, synth) if has_synth else (text,)
+    salt = fusion_calls.SALT
+    assert fusion_calls._head_digest(detector) == _key_layout(salt, HEAD_CODE, *head_shas)
+    assert fusion_calls._base_digest(detector) == _key_layout(salt, BASE_CODE, asr)
+    scorer: Any = _with_model(synth)
+    code = _key_layout(FUSION_SALT, train_fusion.AUDIO_CODE, synth)
+    assert train_fusion._code_digest(scorer) == code
+    # each input moves the key: another model, or the files in another order
+    assert source_digest(salt, BASE_CODE, [text]) != source_digest(salt, BASE_CODE, [asr])
+    assert source_digest(salt, BASE_CODE[::-1], [asr]) != source_digest(salt, BASE_CODE, [asr])
