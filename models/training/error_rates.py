@@ -31,9 +31,20 @@ def update_error_rates(
     doc.update(SCHEMA)
     for key, value in sections.items():
         doc[key] = _rounded(value)
-    writers = {w for w in str(doc.get("generated", "")).split("; ") if w.startswith("written by")}
+    program = _program(command)
+    writers = {
+        w
+        for w in str(doc.get("generated", "")).split("; ")
+        if w.startswith("written by ") and _program(w.removeprefix("written by ")) != program
+    }
     doc["generated"] = "; ".join(sorted(writers | {f"written by {command}"}))
     path.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def _program(command: str) -> str:
+    """What a command runs, without its options: its previous entry is the one it replaces."""
+    words = command.split()
+    return " ".join(words[:3] if words[:2] == ["python", "-m"] else words[:2])
 
 
 def _rounded(value: Any) -> Any:

@@ -141,7 +141,8 @@ def write_report(ev: Evaluation, out_dir: Path, *, command: str = "robocall eval
         "Every clip, both classes, passes the telephone channel before features: the *inference* "
         "rows go through exactly what `robocall analyze` runs (the whole clip through "
         "`call_channel` = G.711 mu-law, no noise, times kept; one Whisper encoder pass over 30 s "
-        "windows of its speech, the pass the ASR shares; each VAD window of <= "
+        "windows of its speech, the head's own (the ASR hears the decoded audio); each VAD "
+        "window of <= "
         f"{ev.cfg['spec']['max_window_s']:g} s reads its frames from it; pooled); the "
         "*telephone* rows through the training channel (random G.711/AMR-NB/GSM, "
         "noise 15-40 dB SNR, one random 2-8 s window).",

@@ -38,3 +38,18 @@ def test_a_missing_file_is_written_whole(tmp_path: Path) -> None:
     path = tmp_path / "error_rates.json"
     update_error_rates({"threshold": 0.5}, command="x", path=path)
     assert json.loads(path.read_text())["schema"] == "robocall-error-rates"
+
+
+def test_a_rerun_replaces_its_own_entry_in_generated(tmp_path: Path) -> None:
+    path = tmp_path / "error_rates.json"
+    update_error_rates({"threshold": 0.5}, command="robocall evaluate --no-aasist", path=path)
+    for e2e in (25, 50):
+        update_error_rates(
+            {"threshold": 0.5},
+            command=f"python -m models.training.train_fusion --e2e {e2e}",
+            path=path,
+        )
+    assert json.loads(path.read_text())["generated"] == (
+        "written by python -m models.training.train_fusion --e2e 50; "
+        "written by robocall evaluate --no-aasist"
+    )

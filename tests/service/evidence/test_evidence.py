@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from pipeline.complaint import CN_12321_TYPES
 from pipeline.detector import Detector
+from pipeline.limits import load_error_rates
 from pipeline.report import CaseInfo
 from pipeline.types import Audio, AudioInfo, Evidence, ModelInfo, Transcript, Verdict
 from service import cli
@@ -402,7 +403,10 @@ def test_pdf_pages_text_and_rendering(pack: bytes, tmp_path: Path) -> None:
     assert "Transcriptwithtimestamps" in squeeze[3] and "0:00.3" in squeeze[3]
     assert "按1了解详情" in squeeze[3] and "［身份证号］" in squeeze[3]
     assert "whisper-base" in squeeze[4] and "Limitsofthemethod" in "".join(squeeze[4:])
-    assert "3.4%的真人被判为机器人" in "".join(squeeze[4:])  # models/weights/error_rates.json
+    rates = load_error_rates()
+    assert rates is not None
+    quoted = f"{rates.composed_people_called_robots * 100:.1f}%的真人被判为机器人"
+    assert quoted in "".join(squeeze[4:])  # the published rate, from error_rates.json
     assert "投诉人陈述，录音本身无法证明" in squeeze[0]  # numbers and time: their statement
     assert "100%" not in "".join(squeeze)
     assert all(CALLEE not in t and CN_ID not in t for t in squeeze)
