@@ -19,15 +19,22 @@ For every dev/test call of ``datasets/manifests/calls/calls.jsonl`` (stereo and 
 
     python -m models.training.eval_calls [--features FILE] [--json OUT] [--limit N]
 
-Features are cached per call in ``--features`` (JSONL), so a rerun only adds new calls.
+Two caches under ``$ROBOCALL_CACHE_DIR/eval_calls``: the GE2E windows of each mono mix and
+caller leg on a 0.25 s grid (``windows/<sha256 of the samples>.npz``: every hop that is a
+multiple of 0.25 s reads them, so a diarizer change costs no embedding), and the features per
+call in ``--features`` (JSONL), each keyed by the audio and the diarizer's code, so a rerun
+only measures new or changed calls. Intervals are bootstrapped over caller voices (a voice
+may play several calls of a split), 1,000 resamples.
 
-About 560 lines: one measurement run (features, report, Markdown tables) whose pieces share the
+About 650 lines: one measurement run (features, report, Markdown tables) whose pieces share the
 per-call feature dict; split, each part would only pass that dict on.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
+import hashlib
 import json
 import logging
 import math
@@ -40,13 +47,19 @@ import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
+import models.diarize
 from models.diarize import (
     CALLER_RULE,
     CALLER_RULES,
+    MIX_NOISE_MARGIN_DB,
     ONE_VOICE,
+    DiarizerConfig,
     choose_caller,
     load_voice_encoder,
     party_runs,
+    speech_frames,
+    window_embeddings,
+    window_starts,
 )
 from models.training.corpus import (
     MANIFEST_DIR,
@@ -57,7 +70,8 @@ from models.training.corpus import (
 )
 from models.training.metrics import eer, roc_auc
 from pipeline.acoustic import find_repeats
-from pipeline.behaviour import PartyTurns, behaviour_cues, stereo_turns
+from pipeline.behaviour import PartyTurns, behaviour_cues, speech_intervals, stereo_turns
+from pipeline.files import atomic_path
 from pipeline.fingerprint import (
     SAME_PROMPT_MIN_ALIGNED,
     SAME_PROMPT_MIN_SPAN_S,
@@ -92,6 +106,50 @@ DIRECTION = {
     "prompt_index_calls": 1,
 }
 N_BOOT = 1000
+GRID = DiarizerConfig(hop_s=0.25)  # the windows cached per recording (see the module doc)
+
+
+def cache_root() -> Path:
+    return corpus_cache_dir().parent / "eval_calls"
+
+
+def diarizer_digest() -> str:
+    """Keys the cached features: the diarizer's code and its default config."""
+    code = Path(models.diarize.__file__).read_bytes()
+    return hashlib.sha256(code + repr(DiarizerConfig()).encode()).hexdigest()[:16]
+
+
+class Windows:
+    """GE2E windows of a recording on the ``GRID`` hop, cached on disk by the samples' sha256;
+    the encoder loads only when a recording is not cached."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._encoder: Any = None
+
+    def __call__(self, samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        x = np.ascontiguousarray(samples, dtype=np.float32)
+        key = hashlib.sha256(x.tobytes()).hexdigest()[:32]
+        path = self.root / f"{key}_{GRID.window_s:g}_{GRID.hop_s:g}.npz"
+        if path.is_file():
+            with np.load(path) as z:
+                return z["starts"], z["emb"]
+        intervals = speech_intervals(x, margin_db=MIX_NOISE_MARGIN_DB)
+        speech = speech_frames(intervals, int(x.size / 16000 / FRAME_S))
+        starts = window_starts(speech, config=GRID)
+        emb = np.zeros((0, 256), dtype=np.float32)
+        if starts.size:
+            if self._encoder is None:
+                self._encoder = load_voice_encoder()
+            emb = window_embeddings(x, starts_s=starts, config=GRID, encoder=self._encoder)
+        with atomic_path(path, suffix=".tmp.npz") as tmp:  # two runs may share the cache
+            np.savez(tmp, starts=starts, emb=emb)
+        return starts, emb
+
+
+def caller_voice(row: CorpusRow) -> str:
+    """The unit a bootstrap resamples: a robot's campaign (voice + prompt set), an agent."""
+    return row.campaign or f"agent:{row.speaker}"
 
 
 def _mask(intervals: Sequence[tuple[float, float]], n: int) -> np.ndarray:
@@ -122,7 +180,7 @@ def swap(t: PartyTurns) -> PartyTurns:
     return PartyTurns(t.callee, t.caller, "swapped", t.separation)
 
 
-def call_features(stereo: CorpusRow, mono: CorpusRow, encoder: Any) -> dict[str, Any]:
+def call_features(stereo: CorpusRow, mono: CorpusRow, windows: Windows) -> dict[str, Any]:
     """Everything measured on one call (both layouts); JSON-able."""
     extra = dict(stereo.extra)
     x, _ = sf.read(resolve_path(stereo), dtype="float32", always_2d=True)
@@ -132,6 +190,8 @@ def call_features(stereo: CorpusRow, mono: CorpusRow, encoder: Any) -> dict[str,
     truth = stereo_turns(caller, callee)
     out: dict[str, Any] = {
         "id": stereo.group_id,
+        "key": feature_key(mono),
+        "caller": caller_voice(stereo),
         "split": stereo.split,
         "language": stereo.language,
         "kind": extra["caller_kind"],
@@ -140,7 +200,7 @@ def call_features(stereo: CorpusRow, mono: CorpusRow, encoder: Any) -> dict[str,
     }
     n = int(m.size / 16000 / FRAME_S) + 1
     out["mono_gain_db"] = float(dict(mono.extra)["mono_gain_db"])
-    split = party_runs(m, encoder=encoder)
+    split = party_runs(m, windows=windows(m))
     one = PartyTurns(split.speech, (), ONE_VOICE, split.separation)
     for rule in CALLER_RULES:  # the clustering taken as two voices whatever the gate says
         if split.second:
@@ -160,7 +220,7 @@ def call_features(stereo: CorpusRow, mono: CorpusRow, encoder: Any) -> dict[str,
     out["mono_two_voices"] = split.two_voices
     out["mono_spread"] = split.spread
     out["mono_separation"] = split.separation
-    leg = party_runs(caller, encoder=encoder)  # one voice alone: must not be split in two
+    leg = party_runs(caller, windows=windows(caller))  # one voice: must not be split in two
     out["caller_leg_two_voices"] = leg.two_voices
     out["caller_leg_spread"] = leg.spread
     layouts = {
@@ -186,6 +246,10 @@ def call_features(stereo: CorpusRow, mono: CorpusRow, encoder: Any) -> dict[str,
         truth.caller and (not truth.callee or truth.caller[0][0] <= truth.callee[0][0])
     )
     return out
+
+
+def feature_key(mono: CorpusRow) -> str:
+    return f"{mono.path}|{mono.duration_s}|{diarizer_digest()}"
 
 
 def _crop_turns(turns: Sequence[Sequence[Sequence[float]]], crop_s: float) -> PartyTurns:
@@ -246,11 +310,26 @@ def add_prompt_index(feats: list[dict[str, Any]]) -> None:
             f[layout]["prompt_index_calls"] = float(same)
 
 
-def _bootstrap_eer(y: np.ndarray, s: np.ndarray, rng: np.random.Generator) -> tuple[float, float]:
+def resample(groups: Sequence[str], rng: np.random.Generator) -> np.ndarray:
+    """Indices of one bootstrap sample that draws whole groups (caller voices) with replacement."""
+    members = _members(tuple(groups))
+    drawn = rng.integers(0, len(members), len(members))
+    return np.concatenate([members[k] for k in drawn])
+
+
+@functools.lru_cache(maxsize=256)
+def _members(groups: tuple[str, ...]) -> tuple[np.ndarray, ...]:
+    names = sorted(set(groups))
+    return tuple(np.flatnonzero(np.array(groups) == g) for g in names)
+
+
+def _bootstrap_eer(
+    y: np.ndarray, s: np.ndarray, groups: Sequence[str], rng: np.random.Generator
+) -> tuple[float, float]:
     vals = []
     for _ in range(N_BOOT):
-        idx = rng.integers(0, y.size, y.size)
-        if 0 < y[idx].sum() < y.size:
+        idx = resample(groups, rng)
+        if 0 < y[idx].sum() < idx.size:
             vals.append(eer(y[idx], s[idx])[0])
     return float(np.percentile(vals, 2.5)), float(np.percentile(vals, 97.5))
 
@@ -301,34 +380,40 @@ def _level(f: dict[str, Any]) -> str:
     return LEVELS[min(int(abs(f["mono_gain_db"]) // 2), len(LEVELS) - 1)]
 
 
-def _share_ci(right: np.ndarray, total: np.ndarray, rng: np.random.Generator) -> dict[str, Any]:
-    """right.sum() / total.sum() with a 95 % bootstrap interval over calls."""
+def _share_ci(
+    right: np.ndarray, total: np.ndarray, groups: Sequence[str], rng: np.random.Generator
+) -> dict[str, Any]:
+    """right.sum() / total.sum() with a 95 % bootstrap interval over caller voices."""
     boots = []
     for _ in range(N_BOOT):
-        idx = rng.integers(0, right.size, right.size)
+        idx = resample(groups, rng)
         boots.append(right[idx].sum() / max(total[idx].sum(), 1e-9))
     return {
         "accuracy": float(right.sum() / max(total.sum(), 1e-9)),
         "ci95": [float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))],
         "calls_below_90pct": int(np.sum(right / np.maximum(total, 1e-9) < 0.9)),
+        "caller_voices": len(set(groups)),
     }
 
 
-def _rate_ci(flags: Sequence[bool], rng: np.random.Generator) -> dict[str, Any]:
+def _rate_ci(
+    flags: Sequence[bool], groups: Sequence[str], rng: np.random.Generator
+) -> dict[str, Any]:
     x = np.asarray(flags, dtype=float)
-    row = _share_ci(x, np.ones_like(x), rng)
+    row = _share_ci(x, np.ones_like(x), groups, rng)
     return {"rate": row["accuracy"], "ci95": row["ci95"], "n": int(x.size)}
 
 
 def _attribution_row(sel: Sequence[dict[str, Any]], rng: np.random.Generator) -> dict[str, Any]:
     single = np.array([f["mono_attr_shipped"]["single_s"] for f in sel])
+    groups = [f["caller"] for f in sel]
     row: dict[str, Any] = {"calls": len(sel)}
     row["shipped"] = _share_ci(
-        np.array([f["mono_attr_shipped"]["right_s"] for f in sel]), single, rng
+        np.array([f["mono_attr_shipped"]["right_s"] for f in sel]), single, groups, rng
     )
     for rule in CALLER_RULES:
         right = np.array([f[f"mono_attr_{rule}"]["right_s"] for f in sel])
-        row[rule] = _share_ci(right, single, rng)
+        row[rule] = _share_ci(right, single, groups, rng)
     oracle = np.array([f["mono_attr_oracle_right_s"] for f in sel])
     row["oracle_permutation_accuracy"] = float(oracle.sum() / single.sum())
     row["two_voices"] = int(sum(f["mono_two_voices"] for f in sel))
@@ -365,9 +450,10 @@ def report(feats: list[dict[str, Any]]) -> dict[str, Any]:
             if sel:
                 out["diarisation"][f"{split}/{lang}/{kind}/{level}"] = _attribution_row(sel, rng)
         sel = [f for f in feats if f["split"] == split]
+        voices = [f["caller"] for f in sel]
         out["one_voice"][split] = {
-            "caller_legs_split": _rate_ci([f["caller_leg_two_voices"] for f in sel], rng),
-            "mixes_kept_two": _rate_ci([f["mono_two_voices"] for f in sel], rng),
+            "caller_legs_split": _rate_ci([f["caller_leg_two_voices"] for f in sel], voices, rng),
+            "mixes_kept_two": _rate_ci([f["mono_two_voices"] for f in sel], voices, rng),
         }
     dev = [f for f in feats if f["split"] == "dev"]
     test = [f for f in feats if f["split"] == "test"]
@@ -408,7 +494,9 @@ def _eer_rows(
                 rate, _ = eer(y, s)
                 out["test"][f"{name}/{pair}/{lang}"] = {
                     "eer": round(rate, 4),
-                    "ci95": [round(v, 4) for v in _bootstrap_eer(y, s, rng)],
+                    "ci95": [
+                        round(v, 4) for v in _bootstrap_eer(y, s, [f["caller"] for f in sel], rng)
+                    ],
                     "auc": round(roc_auc(y, s), 4),
                     "robot_calls": int(y.sum()),
                     "human_calls": int(y.size - y.sum()),
@@ -423,18 +511,21 @@ def markdown(result: dict[str, Any]) -> str:
     """The report's tables as Markdown (pasted into docs/evaluation_calls.md)."""
     lines = ["### Mono diarisation: speech time attributed to the right party", ""]
     lines += [
-        "| split | language | caller kind | level difference | calls | as shipped (95 % CI) | "
-        "two voices kept | forced two, rule `most` (95 % CI) | rule `first` | "
-        "rule `longest_turns` | best permutation | missed speech | calls < 90 % (shipped) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| split | language | caller kind | level difference | calls | caller voices | "
+        "as shipped (95 % CI) | two voices kept | forced two, rule `most` (95 % CI) | "
+        "rule `first` | rule `longest_turns` | best permutation | missed speech | "
+        "calls < 90 % (shipped) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for key, row in sorted(result["diarisation"].items()):
         split, lang, kind, level = key.split("/")
         ship, most = row["shipped"], row["most"]
-        ci = " - ".join(_pct(v) for v in ship["ci95"])
-        ci_most = " - ".join(_pct(v) for v in most["ci95"])
+        voices = ship["caller_voices"]
+        # one caller voice: a bootstrap over voices has nothing to resample
+        ci = " - ".join(_pct(v) for v in ship["ci95"]) if voices > 1 else "no interval"
+        ci_most = " - ".join(_pct(v) for v in most["ci95"]) if voices > 1 else "no interval"
         lines.append(
-            f"| {split} | {lang} | {kind} | {level} | {row['calls']} | "
+            f"| {split} | {lang} | {kind} | {level} | {row['calls']} | {voices} | "
             f"{_pct(ship['accuracy'])} ({ci}) | {row['two_voices']} | "
             f"{_pct(most['accuracy'])} ({ci_most}) | {_pct(row['first']['accuracy'])} | "
             f"{_pct(row['longest_turns']['accuracy'])} | "
@@ -509,7 +600,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--features",
         type=Path,
-        default=corpus_cache_dir().parent / "eval_calls" / "features_v2.jsonl",
+        default=cache_root() / "features_v3.jsonl",
     )
     parser.add_argument("--json", type=Path, default=None, help="write the report here")
     parser.add_argument("--markdown", type=Path, default=None, help="write the tables here")
@@ -530,22 +621,20 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         if r.split in splits and dict(r.extra)["caller_kind"] in args.kinds.split(","):
             by_group.setdefault(r.group_id, {})[dict(r.extra)["layout"]] = r
+    keys = {g: feature_key(pair["mono"]) for g, pair in by_group.items()}
     done: dict[str, dict[str, Any]] = {}
     if args.features.is_file():
         for line in args.features.read_text().splitlines():
             f = json.loads(line)
-            done[f["id"]] = f
+            if f.get("key") == keys.get(f["id"]):  # the same audio and diarizer code
+                done[f["id"]] = f
     todo = [g for g in sorted(by_group) if g not in done][: args.limit]
-    if todo:
-        import torch
-
-        torch.set_num_threads(1)  # 2 shared cores: more threads only contend (8x slower here)
-    encoder = load_voice_encoder() if todo else None
+    windows = Windows(cache_root() / "windows")
     args.features.parent.mkdir(parents=True, exist_ok=True)
     with args.features.open("a") as handle:
         for g in tqdm(todo, desc="calls", disable=args.no_progress):
             pair = by_group[g]
-            f = call_features(pair["stereo"], pair["mono"], encoder)
+            f = call_features(pair["stereo"], pair["mono"], windows)
             done[g] = f
             handle.write(json.dumps(f) + "\n")
             handle.flush()

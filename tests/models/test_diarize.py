@@ -190,3 +190,27 @@ def test_two_voices_needs_spread_and_speech_on_both_sides(rng: np.random.Generat
     assert sum(b - a for a, b in split.speech) >= sum(
         b - a for a, b in (*split.first, *split.second)
     )
+
+
+def test_windows_cached_on_a_finer_grid_give_the_same_split(rng: np.random.Generator) -> None:
+    """An evaluation embeds every 0.25 s once; a 0.5 s hop reads its rows from that grid."""
+    from models.diarize import (
+        MIX_NOISE_MARGIN_DB,
+        speech_frames,
+        window_embeddings,
+        window_starts,
+        windows_at,
+    )
+    from pipeline.behaviour import speech_intervals
+
+    x, _ = call(rng)
+    grid = DiarizerConfig(hop_s=0.25)
+    speech = speech_frames(speech_intervals(x, margin_db=MIX_NOISE_MARGIN_DB), int(x.size / 320))
+    starts = window_starts(speech, config=grid)
+    windows = (starts, window_embeddings(x, starts_s=starts, config=grid, encoder=FakeEncoder()))
+    config = DiarizerConfig(hop_s=0.5)
+    assert party_runs(x, config=config, windows=windows) == party_runs(
+        x, config=config, encoder=FakeEncoder()
+    )
+    with pytest.raises(ValueError, match="grid"):
+        windows_at(windows, np.array([0.1]))
