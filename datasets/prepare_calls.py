@@ -289,8 +289,8 @@ class Caller:
         self.stop_s = float(crng.uniform(0.25, 0.5))  # restart: how fast the prompt stops
         self.prompts = list(voice.pieces[:PROMPTS_PER_SET])
         self.pitch = 1
-        order = rng.permutation(len(voice.pieces)) if not self.is_robot else []
-        self.queue = [voice.pieces[i] for i in order]
+        order = rng.permutation(len(voice.pieces)) if not self.is_robot else np.arange(0)
+        self.queue = [voice.pieces[int(i)] for i in order]
 
     @property
     def has_one_turn_left(self) -> bool:
@@ -481,7 +481,7 @@ def _write(path: Path, samples: np.ndarray) -> float:
     tmp = path.with_name(path.name + ".part")
     sf.write(tmp, x.astype(np.float32), STORE_RATE_HZ, format="FLAC", subtype="PCM_16")
     tmp.replace(path)
-    return round(samples.shape[0] / STORE_RATE_HZ, 3)
+    return round(float(samples.shape[0]) / STORE_RATE_HZ, 3)
 
 
 def plan_call(
