@@ -378,7 +378,9 @@ class Evaluation:
     cost: dict[str, float]
     worst: list[Record]
     records: list[Record]
-    selection: dict[str, float] = dataclasses.field(default_factory=dict)
+    # setting -> {"criterion", "dev", "folds": {family: EER}} (models/training/synth_select.py);
+    # heads trained before the criterion stored setting -> dev EER
+    selection: dict[str, Any] = dataclasses.field(default_factory=dict)
     train_rows: int = 0
     seconds: float = 0.0
 
@@ -531,7 +533,10 @@ def evaluate(
         cost=costs,
         worst=worst,
         records=recs,
-        selection=dict(head.meta["training"].get("selection_dev_eer", {})),
+        selection=dict(
+            head.meta["training"].get("selection_table")
+            or head.meta["training"].get("selection_dev_eer", {})
+        ),
         train_rows=int(head.meta["training"].get("train_rows", 0)),
         seconds=round(time.monotonic() - started, 1),
     )

@@ -69,6 +69,11 @@ class TrainConfig:
     # L2 penalty per row on standardised features: the value with the lowest dev EER is kept
     # (the run's resolved config, and the weights, record that one value).
     l2_grid: tuple[float, ...] = (1e-3, 1e-2, 1e-1, 1.0)
+    # Selection (models/training/synth_select.py): a TTS/VC family with this many rows among
+    # the train and dev-select rows is held out as one fold, beside one of `people_folds`
+    # sha1 groups of the people.
+    min_fold_robots: int = 20
+    people_folds: int = 4
     salt: str = "synth-v1"  # seeds crops and channels; change it and every clip changes
     threshold: float = 0.5  # shipped decision threshold on the calibrated probability
     quick: bool = False  # tests: a handful of rows, no mixed calls
@@ -84,6 +89,8 @@ class TrainConfig:
             raise ValueError(f"threshold must be in (0, 1), got {self.threshold}")
         if self.max_train_per_group < 1 or self.max_eval_per_group < 1:
             raise ValueError("max_*_per_group must be >= 1")
+        if self.min_fold_robots < 1 or self.people_folds < 1:
+            raise ValueError("min_fold_robots and people_folds must be >= 1")
 
     @property
     def l2(self) -> float:
