@@ -25,6 +25,10 @@ thread).
 Fixed setting (``--fixed 0.1,1``): leave-one-engine-out of the logistic head at one L2 and
 copy weight, no nested selection (what a manifest or a weight does by itself).
 
+Density fusion (``--density-fusion 0.1,0.3``): the two-class head at that setting plus the
+people-only density, the weight of the density chosen by the selection criterion of
+``models/training/synth_select.py``; every weight's criterion and test figures printed.
+
 Call length (``--weights``): the shipped head's pooled score of each test call mixture
 (``mixed.jsonl``) from its first 5, 15 and 60 s of windows only (a window counts when it ends
 within the cut), at every pooling quantile the head could pick; EER and AUC per cut.
@@ -52,6 +56,7 @@ from models.training.synth_data import (
     train_ids,
 )
 from models.training.synth_fit import fit_logistic, fit_weights, is_copy, stack
+from models.training.synth_select import criterion, selection_folds, selection_pool
 
 Scorer = Callable[[np.ndarray], np.ndarray]  # windows (n, d) -> robot score (n,)
 Fitter = Callable[[np.ndarray, np.ndarray, np.ndarray], Scorer]  # x, y, row weights
@@ -189,11 +194,13 @@ def fold_table(
     return out
 
 
-def pooled(scorer: Scorer, rows: Sequence[CorpusRow], inf: dict[str, ClipFeatures]) -> np.ndarray:
+def pooled(
+    scorer: Scorer, rows: Sequence[CorpusRow], inf: dict[str, ClipFeatures], *, q: float = 0.5
+) -> np.ndarray:
     out = []
     for r in rows:
         w = inf[r.id].windows
-        out.append(pool_log_odds(scorer(inf[r.id].x), w[:, 1] - w[:, 0], quantile=0.5))
+        out.append(pool_log_odds(scorer(inf[r.id].x), w[:, 1] - w[:, 0], quantile=q))
     return np.asarray(out)
 
 
@@ -264,6 +271,80 @@ def fixed_loeo(cfg: TrainConfig, *, l2: float, copy_weight: float) -> None:
     print(f"== fixed l2={l2:g} copy={copy_weight:g}: LOEO mean {mean:.1f} over {len(eers)} folds")
 
 
+DENSITY_ALPHAS = (0.0, 0.25, 0.5, 1.0, 2.0)  # weight of the people-density score in the sum
+
+
+def fused_density(
+    cfg: TrainConfig,
+) -> Callable[[np.ndarray, np.ndarray, list[CorpusRow]], tuple[Scorer, Scorer]]:
+    """Fits the two-class head (``cfg``'s L2 and copy weight) and the people-only density on the
+    same rows; returns both window scorers, the density standardised on the fitted people."""
+
+    def fit(x: np.ndarray, y: np.ndarray, rows: list[CorpusRow]) -> tuple[Scorer, Scorer]:
+        lr = two_class(cfg.l2)(x, y, fit_weights(rows, cfg))
+        density = human_density(0.0)(x, y, fit_weights(rows, cfg))
+        d = density(x[y == 0])
+        mu, sd = float(d.mean()), float(max(d.std(), 1e-6))
+        return lr, lambda z: (density(z) - mu) / sd
+
+    return fit
+
+
+def density_fusion_table(cfg: TrainConfig) -> None:
+    """Candidate (b): two-class log-odds + alpha * standardised people-density distance, alpha
+    chosen by the selection criterion (``models/training/synth_select.py``: family folds inside
+    train + dev-select, averaged with the dev select EER of clips and calls at q0.75); every
+    alpha's test figures printed beside it (alpha 0 is the two-class head alone)."""
+    rows, calls = select_rows(cfg), mixed_rows(cfg)
+    tel = collect_features(rows, variant="telephone", cfg=cfg, encoder=None)
+    ev = [r for r in rows if r.split in ("dev", "test")]
+    inf = collect_features([*ev, *calls], variant="inference", cfg=cfg, encoder=None)
+    fit_ids = train_ids(rows, cfg)
+    halves = dev_halves([*rows, *calls])
+    select = {k for k, v in halves.items() if v == "select"}
+    pool = selection_pool(rows, tel, fit_ids=fit_ids, select_ids=select)
+    fit = fused_density(cfg)
+    fold_scores = []
+    for fold in selection_folds(pool, cfg):
+        x, y, fit_rows = stack(tel, [pool[i] for i in fold.train])
+        xt, yt, _ = stack(tel, [pool[i] for i in fold.test])
+        lr, den = fit(x, y, fit_rows)
+        fold_scores.append((fold.held_out, yt, lr(xt), den(xt)))
+    x, y, train_rows = stack(tel, [r for r in rows if r.id in fit_ids])
+    lr, den = fit(x, y, train_rows)
+    dev = [r for r in ev if r.id in select and r.id in inf and not is_copy(r, cfg)]
+    dev_calls = [r for r in calls if r.id in select and r.id in inf]
+    test = [r for r in ev if r.split == "test" and r.id in inf]
+    people = [r for r in test if r.label == "human"]
+    sets = {
+        "test TTS/VC": [r for r in test if r.label == "human" or not is_copy(r, cfg)],
+        "test copy synthesis": [r for r in test if r.label == "human" or is_copy(r, cfg)],
+        "held-out commercial": people + [r for r in test if r.source == "commercial_tts"],
+        "test call mixtures": [r for r in calls if r.split == "test" and r.id in inf],
+    }
+    for lang in ("en", "zh"):
+        sets[f"test TTS/VC {lang}"] = [r for r in sets["test TTS/VC"] if r.language == lang]
+    print(f"== density fusion at l2={cfg.l2:g} copy={cfg.copy_weight:g}, {len(fold_scores)} folds")
+    for alpha in DENSITY_ALPHAS:
+
+        def score(z: np.ndarray, a: float = alpha) -> np.ndarray:
+            return np.asarray(lr(z) + a * den(z))
+
+        folds = {h: M.eer(yt, s + alpha * d)[0] for h, yt, s, d in fold_scores}
+        dev_eer = float(
+            np.mean([M.eer(labels(s), pooled(score, s, inf, q=0.75))[0] for s in (dev, dev_calls)])
+        )
+        crit = criterion(folds, dev_eer)
+        worst = max(folds.items(), key=lambda kv: kv[1])
+        print(
+            f"  alpha={alpha:g}: criterion {100 * crit:.1f} (folds mean "
+            f"{100 * float(np.mean(list(folds.values()))):.1f}, worst {worst[0]} "
+            f"{100 * worst[1]:.1f}; dev {100 * dev_eer:.1f})"
+        )
+        for name, members in sets.items():
+            print(f"    {name}: EER {eer_ci(members, pooled(score, members, inf))}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--manifests", default=",".join(TrainConfig().manifests))
@@ -271,6 +352,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--weights", help="also score test calls cut to 5/15/60 s with this head")
     parser.add_argument(
         "--fixed", metavar="L2,COPY", help="also leave-one-engine-out at this one setting"
+    )
+    parser.add_argument(
+        "--density-fusion",
+        metavar="L2,COPY",
+        help="candidate: this two-class setting plus the people density, weight by the criterion",
     )
     parser.add_argument(
         "--folds",
@@ -286,6 +372,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         fixed_loeo(cfg, l2=l2, copy_weight=copy_weight)
     if args.weights:
         call_length_table(args.weights, cfg)
+    if args.density_fusion:
+        l2, copy_weight = (float(v) for v in args.density_fusion.split(","))
+        density_fusion_table(cfg.resolved(l2=l2, copy_weight=copy_weight))
     if not args.objectives:
         return 0
     rows, calls = select_rows(cfg), mixed_rows(cfg)
