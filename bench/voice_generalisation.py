@@ -25,6 +25,8 @@ thread).
 Fixed setting (``--fixed 0.1,1``): leave-one-engine-out of the logistic head at one L2 and
 copy weight, no nested selection (what a manifest or a weight does by itself).
 
+A trained run (``--scores RUN/scores.jsonl``): its test figures with 95 % intervals.
+
 Density fusion (``--density-fusion 0.1,0.3``): the two-class head at that setting plus the
 people-only density, the weight of the density chosen by the selection criterion of
 ``models/training/synth_select.py``; every weight's criterion and test figures printed.
@@ -55,7 +57,7 @@ from models.training.synth_data import (
     select_rows,
     train_ids,
 )
-from models.training.synth_fit import fit_logistic, fit_weights, is_copy, stack
+from models.training.synth_fit import fit_density, fit_logistic, fit_weights, is_copy, stack
 from models.training.synth_select import criterion, selection_folds, selection_pool
 
 Scorer = Callable[[np.ndarray], np.ndarray]  # windows (n, d) -> robot score (n,)
@@ -271,21 +273,47 @@ def fixed_loeo(cfg: TrainConfig, *, l2: float, copy_weight: float) -> None:
     print(f"== fixed l2={l2:g} copy={copy_weight:g}: LOEO mean {mean:.1f} over {len(eers)} folds")
 
 
-DENSITY_ALPHAS = (0.0, 0.25, 0.5, 1.0, 2.0)  # weight of the people-density score in the sum
+def run_table(scores_path: str, cfg: TrainConfig) -> None:
+    """Test figures of a ``robocall train`` run from its ``scores.jsonl`` (call path, the head's
+    calibrated and pooled log-odds): people vs TTS/VC (English, Mandarin), the held-out
+    commercial voices, copy synthesis, call mixtures; EER [95 % CI] and AUC."""
+    import json
+
+    by_id = {r.id: r for r in [*select_rows(cfg), *mixed_rows(cfg)]}
+    recs = [json.loads(line) for line in Path(scores_path).read_text().splitlines()]
+    test = [
+        (by_id[s["id"]], float(s["log_odds"]))
+        for s in recs
+        if s["variant"] == "inference" and s["split"] == "test" and s["id"] in by_id
+    ]
+    clips = [(r, v) for r, v in test if r.source != cfg.mixed_manifest]
+    people = [(r, v) for r, v in clips if r.label == "human"]
+    sets = {
+        "test TTS/VC": [(r, v) for r, v in clips if r.label == "human" or not is_copy(r, cfg)],
+        "test copy synthesis": [(r, v) for r, v in clips if r.label == "human" or is_copy(r, cfg)],
+        "held-out commercial": people + [(r, v) for r, v in clips if r.source == "commercial_tts"],
+        "test call mixtures": [(r, v) for r, v in test if r.source == cfg.mixed_manifest],
+    }
+    for lang in ("en", "zh"):
+        sets[f"test TTS/VC {lang}"] = [(r, v) for r, v in sets["test TTS/VC"] if r.language == lang]
+    print(f"== {scores_path}")
+    for name, members in sets.items():
+        rows, s = [r for r, _ in members], np.asarray([v for _, v in members])
+        print(f"  {name}: EER {eer_ci(rows, s)} AUC {M.roc_auc(labels(rows), s):.3f}")
+
+
+DENSITY_ALPHAS = TrainConfig().density_alpha_grid  # weight of the people density in the sum
 
 
 def fused_density(
     cfg: TrainConfig,
 ) -> Callable[[np.ndarray, np.ndarray, list[CorpusRow]], tuple[Scorer, Scorer]]:
-    """Fits the two-class head (``cfg``'s L2 and copy weight) and the people-only density on the
-    same rows; returns both window scorers, the density standardised on the fitted people."""
+    """Fits the two-class head (``cfg``'s L2 and copy weight) and the people density of the
+    shipped head (``synth_fit.fit_density``) on the same rows; returns both window scorers."""
 
     def fit(x: np.ndarray, y: np.ndarray, rows: list[CorpusRow]) -> tuple[Scorer, Scorer]:
         lr = two_class(cfg.l2)(x, y, fit_weights(rows, cfg))
-        density = human_density(0.0)(x, y, fit_weights(rows, cfg))
-        d = density(x[y == 0])
-        mu, sd = float(d.mean()), float(max(d.std(), 1e-6))
-        return lr, lambda z: (density(z) - mu) / sd
+        return lr, fit_density(x, y, dim=cfg.density_dim).z
 
     return fit
 
@@ -353,6 +381,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--fixed", metavar="L2,COPY", help="also leave-one-engine-out at this one setting"
     )
+    parser.add_argument("--scores", help="test figures of a robocall train run's scores.jsonl")
     parser.add_argument(
         "--density-fusion",
         metavar="L2,COPY",
@@ -372,6 +401,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         fixed_loeo(cfg, l2=l2, copy_weight=copy_weight)
     if args.weights:
         call_length_table(args.weights, cfg)
+    if args.scores:
+        run_table(args.scores, cfg)
     if args.density_fusion:
         l2, copy_weight = (float(v) for v in args.density_fusion.split(","))
         density_fusion_table(cfg.resolved(l2=l2, copy_weight=copy_weight))

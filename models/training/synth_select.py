@@ -82,21 +82,32 @@ def selection_folds(pool: Sequence[CorpusRow], cfg: TrainConfig) -> Iterator[Sel
         yield SelectionFold(family, tuple(train), tuple(test))
 
 
+def fold_scores(
+    pool: Sequence[CorpusRow],
+    tel: dict[str, ClipFeatures],
+    folds: Sequence[SelectionFold],
+    fit: Fitter,
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Labels and scores of each fold's held-out rows under ``fit`` (folds lacking a class are
+    skipped), so scores of several fits can be combined before the EER is read."""
+    out = {}
+    for fold in folds:
+        x, y, fit_rows = stack(tel, [pool[i] for i in fold.train])
+        xt, yt, _ = stack(tel, [pool[i] for i in fold.test])
+        if M.has_both_classes(y) and M.has_both_classes(yt):
+            out[fold.held_out] = (yt, fit(x, y, fit_rows)(xt))
+    return out
+
+
 def fold_eers(
     pool: Sequence[CorpusRow],
     tel: dict[str, ClipFeatures],
     folds: Sequence[SelectionFold],
     fit: Fitter,
 ) -> dict[str, float]:
-    """EER of each fold's held-out rows under ``fit`` (folds lacking a class are skipped)."""
-    out = {}
-    for fold in folds:
-        x, y, fit_rows = stack(tel, [pool[i] for i in fold.train])
-        xt, yt, _ = stack(tel, [pool[i] for i in fold.test])
-        if not (M.has_both_classes(y) and M.has_both_classes(yt)):
-            continue
-        out[fold.held_out] = float(M.eer(yt, fit(x, y, fit_rows)(xt))[0])
-    return out
+    """EER of each fold's held-out rows under ``fit``."""
+    scored = fold_scores(pool, tel, folds, fit)
+    return {k: float(M.eer(y, s)[0]) for k, (y, s) in scored.items()}
 
 
 def criterion(folds: dict[str, float], dev: float | None) -> float:

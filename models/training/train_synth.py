@@ -53,13 +53,20 @@ from models.training.synth_data import (
     select_rows,
     train_ids,
 )
-from models.training.synth_fit import fit_head, fit_platt, is_copy, pooled_log_odds, stack
+from models.training.synth_fit import (
+    fit_density,
+    fit_head,
+    fit_platt,
+    is_copy,
+    pooled_log_odds,
+    stack,
+)
 from models.training.synth_select import (
     Fitter,
     Scorer,
     SelectionFold,
     criterion,
-    fold_eers,
+    fold_scores,
     selection_folds,
     selection_pool,
 )
@@ -195,23 +202,38 @@ def _pick_fit(
     tel: dict[str, ClipFeatures],
     folds: Sequence[SelectionFold],
 ) -> tuple[LogisticHead, TrainConfig, dict[str, Any]]:
-    """Fit every (l2, copy weight) of the grids; keep the lowest selection criterion
-    (``synth_select.py``: mean of the family folds' EER and the dev EER, the latter the mean of
-    single clips, people vs TTS/VC, and dev calls, both pooled at q0.75). Ties: stronger
-    penalty, then smaller copy weight. Returns the table of every setting's parts."""
+    """Fit every (l2, copy weight, density weight) of the grids; keep the lowest selection
+    criterion (``synth_select.py``: mean of the family folds' EER and the dev EER, the latter
+    the mean of single clips, people vs TTS/VC, and dev calls, both pooled at q0.75). Ties:
+    stronger penalty, then smaller copy weight, then smaller density weight. The people
+    density does not depend on the logistic settings, so it is fitted once per fold. Returns
+    the table of every setting's parts."""
     from models.training import metrics as M
 
     sets = [s for s in (dev, dev_calls) if s]
     labels = [np.asarray([r.label == "robot" for r in s], dtype=np.int64) for s in sets]
     usable = [(s, y_) for s, y_ in zip(sets, labels, strict=True) if M.has_both_classes(y_)]
-    results: list[tuple[float, float, float, LogisticHead]] = []
+    alphas = sorted(cfg.density_alpha_grid)
+    settings = [
+        (l2, cw) for l2 in sorted(cfg.l2_grid, reverse=True) for cw in sorted(cfg.copy_weight_grid)
+    ]
+    if len(settings) * len(alphas) == 1 or not (usable or folds):
+        l2, cw = settings[0]
+        c = cfg.resolved(l2=l2, copy_weight=cw, density_alpha=max(alphas))
+        return fit_head(x, y, cfg=c, rows=rows), c, {}
+    with_density = max(alphas) > 0
+    density = fit_density(x, y, dim=cfg.density_dim) if with_density else None
+    fold_density = (
+        fold_scores(pool, tel, folds, _density_fitter(cfg.density_dim)) if with_density else {}
+    )
+    results: list[tuple[float, float, float, float, LogisticHead]] = []
     table: dict[str, Any] = {}
-    for l2 in sorted(cfg.l2_grid, reverse=True):
-        for cw in sorted(cfg.copy_weight_grid):
-            c = cfg.resolved(l2=l2, copy_weight=cw)
-            head = fit_head(x, y, cfg=c, rows=rows)
-            if len(cfg.l2_grid) * len(cfg.copy_weight_grid) == 1 or not (usable or folds):
-                return head, c, {}
+    for l2, cw in settings:
+        c = cfg.resolved(l2=l2, copy_weight=cw, density_alpha=0.0)
+        base = fit_head(x, y, cfg=c, rows=rows)
+        fold_logit = fold_scores(pool, tel, folds, _logistic_fitter(c))
+        for alpha in alphas:
+            head = base.with_density(density, alpha)
             eers = [
                 M.eer(y_, np.asarray([pooled_log_odds(head, inf[r.id], quantile=0.75) for r in s]))[
                     0
@@ -219,22 +241,34 @@ def _pick_fit(
                 for s, y_ in usable
             ]
             dev_eer = float(np.mean(eers)) if eers else None
-            by_fold = fold_eers(pool, tel, folds, _logistic_fitter(c))
+            by_fold = {
+                k: float(M.eer(yt, s + alpha * fold_density[k][1] if alpha else s)[0])
+                for k, (yt, s) in fold_logit.items()
+            }
             score = criterion(by_fold, dev_eer)
-            results.append((score, -l2, cw, head))
-            table[f"l2={l2:g} copy={cw:g}"] = {
+            results.append((score, -l2, cw, alpha, head))
+            key = f"l2={l2:g} copy={cw:g} density={alpha:g}"
+            table[key] = {
                 "criterion": round(score, 4),
                 "dev": None if dev_eer is None else round(dev_eer, 4),
                 "folds": {k: round(v, 4) for k, v in sorted(by_fold.items())},
             }
-            log.info("selection l2=%g copy=%g: %s", l2, cw, table[f"l2={l2:g} copy={cw:g}"])
-    best = min(results, key=lambda t: (t[0], t[1], t[2]))
-    return best[3], cfg.resolved(l2=-best[1], copy_weight=best[2]), table
+            log.info("selection %s: %s", key, table[key])
+    best = min(results, key=lambda t: t[:4])
+    chosen = cfg.resolved(l2=-best[1], copy_weight=best[2], density_alpha=best[3])
+    return best[4], chosen, table
 
 
 def _logistic_fitter(cfg: TrainConfig) -> Fitter:
     def fit(x: np.ndarray, y: np.ndarray, rows: list[CorpusRow]) -> Scorer:
         return fit_head(x, y, cfg=cfg, rows=rows).raw_logit
+
+    return fit
+
+
+def _density_fitter(dim: int) -> Fitter:
+    def fit(x: np.ndarray, y: np.ndarray, rows: list[CorpusRow]) -> Scorer:
+        return fit_density(x, y, dim=dim).z
 
     return fit
 
