@@ -117,7 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         x, y, train_rows = stack(feats, [r for r in kept if r.id in fit_ids])
         best: tuple[float, float, Scorer, dict[str, float], float] | None = None
         for l2 in sorted(base_cfg.l2_grid, reverse=True):
-            cfg = base_cfg.resolved(l2=l2, copy_weight=args.copy_weight)
+            cfg = base_cfg.resolved(l2=l2, copy_weight=args.copy_weight, density_alpha=0.0)
 
             def fit(
                 x: np.ndarray, y: np.ndarray, r: list[CorpusRow], c: TrainConfig = cfg

@@ -22,7 +22,7 @@ Mandarin apart) with the setting chosen on the "select" half of dev; windows poo
 EER with 95 % bootstrap intervals by speaker / engine. Deterministic (fixed torch seed, one
 thread).
 
-Fixed setting (``--fixed 0.1,1``): leave-one-engine-out of the logistic head at one L2 and
+Fixed setting (``--fixed 0.1,1[,2]``): leave-one-engine-out of the head at one L2, density weight and
 copy weight, no nested selection (what a manifest or a weight does by itself).
 
 A trained run (``--scores RUN/scores.jsonl``): its test figures with 95 % intervals.
@@ -253,15 +253,16 @@ def call_length_table(weights: str, cfg: TrainConfig) -> None:
             )
 
 
-def fixed_loeo(cfg: TrainConfig, *, l2: float, copy_weight: float) -> None:
-    """Leave-one-engine-out of the logistic head at one fixed setting (no nested selection):
-    isolates what a manifest or a copy weight does, apart from what the selection would pick."""
+def fixed_loeo(cfg: TrainConfig, *, l2: float, copy_weight: float, density: float) -> None:
+    """Leave-one-engine-out of the head at one fixed setting (no nested selection): isolates
+    what a manifest, a copy weight or the people density does, apart from what the selection
+    would pick."""
     from models.training.synth_fit import fit_head
 
     rows = select_rows(cfg)
     tel = collect_features(rows, variant="telephone", cfg=cfg, encoder=None)
     kept = [r for r in rows if r.id in tel]
-    c = cfg.resolved(l2=l2, copy_weight=copy_weight)
+    c = cfg.resolved(l2=l2, copy_weight=copy_weight, density_alpha=density)
     eers = {}
     for held_out, train_idx, test_idx in leave_one_out_folds(kept, min_rows=20):
         x, y, fit_rows = stack(tel, [kept[i] for i in train_idx])
@@ -270,7 +271,10 @@ def fixed_loeo(cfg: TrainConfig, *, l2: float, copy_weight: float) -> None:
         eers[held_out] = M.eer(yt, head.raw_logit(xt))[0]
         print(f"  {held_out}: {100 * eers[held_out]:.1f}", flush=True)
     mean = 100 * float(np.mean(list(eers.values())))
-    print(f"== fixed l2={l2:g} copy={copy_weight:g}: LOEO mean {mean:.1f} over {len(eers)} folds")
+    print(
+        f"== fixed l2={l2:g} copy={copy_weight:g} density={density:g}: LOEO mean {mean:.1f} "
+        f"over {len(eers)} folds"
+    )
 
 
 def run_table(scores_path: str, cfg: TrainConfig) -> None:
@@ -379,7 +383,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--objectives", default=",".join(OBJECTIVES), help="'' for none")
     parser.add_argument("--weights", help="also score test calls cut to 5/15/60 s with this head")
     parser.add_argument(
-        "--fixed", metavar="L2,COPY", help="also leave-one-engine-out at this one setting"
+        "--fixed",
+        metavar="L2,COPY[,DENSITY]",
+        help="also leave-one-engine-out at this one setting (density weight default 0)",
     )
     parser.add_argument("--scores", help="test figures of a robocall train run's scores.jsonl")
     parser.add_argument(
@@ -397,8 +403,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING)
     cfg = TrainConfig(manifests=tuple(args.manifests.split(",")))
     if args.fixed:
-        l2, copy_weight = (float(v) for v in args.fixed.split(","))
-        fixed_loeo(cfg, l2=l2, copy_weight=copy_weight)
+        l2, copy_weight, density = (float(v) for v in f"{args.fixed},0".split(",")[:3])
+        fixed_loeo(cfg, l2=l2, copy_weight=copy_weight, density=density)
     if args.weights:
         call_length_table(args.weights, cfg)
     if args.scores:
