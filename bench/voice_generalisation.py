@@ -22,8 +22,8 @@ Mandarin apart) with the setting chosen on the "select" half of dev; windows poo
 EER with 95 % bootstrap intervals by speaker / engine. Deterministic (fixed torch seed, one
 thread).
 
-Fixed setting (``--fixed 0.1,1[,2]``): leave-one-engine-out of the head at one L2, density weight and
-copy weight, no nested selection (what a manifest or a weight does by itself).
+Fixed setting (``--fixed 0.1,1[,2]``): leave-one-engine-out of the head at one L2, copy weight
+and density weight, no nested selection (what a manifest or a weight does by itself).
 
 A trained run (``--scores RUN/scores.jsonl``): its test figures with 95 % intervals.
 
