@@ -51,7 +51,7 @@ POOL_QUANTILES = (0.5, 0.75, 0.9, 1.0)  # candidates, chosen on the mixed-call d
 class TrainConfig:
     """Everything that decides the trained head (copied into the run dir and the weights)."""
 
-    manifests: tuple[str, ...] = ("shared", "tts_en", "resynth")  # single clips (train/dev/test)
+    manifests: tuple[str, ...] = ("shared", "tts_en", "resynth", "vocoded")  # single clips
     mixed_manifest: str = "mixed"  # call mixtures: dev picks the pooling, test reports it
     languages: tuple[str, ...] = ("en", "zh")  # product languages; ko/CSS10 rows are left out
     max_train_per_group: int = 250  # train rows per robot engine family / human source (hash)
