@@ -22,8 +22,14 @@ Mandarin apart) with the setting chosen on the "select" half of dev; windows poo
 EER with 95 % bootstrap intervals by speaker / engine. Deterministic (fixed torch seed, one
 thread).
 
-Fixed setting (``--fixed 0.1,1``): leave-one-engine-out of the logistic head at one L2 and
-copy weight, no nested selection (what a manifest or a weight does by itself).
+Fixed setting (``--fixed 0.1,1[,2]``): leave-one-engine-out of the head at one L2, copy weight
+and density weight, no nested selection (what a manifest or a weight does by itself).
+
+A trained run (``--scores RUN/scores.jsonl``): its test figures with 95 % intervals.
+
+Density fusion (``--density-fusion 0.1,0.3``): the two-class head at that setting plus the
+people-only density, the weight of the density chosen by the selection criterion of
+``models/training/synth_select.py``; every weight's criterion and test figures printed.
 
 Call length (``--weights``): the shipped head's pooled score of each test call mixture
 (``mixed.jsonl``) from its first 5, 15 and 60 s of windows only (a window counts when it ends
@@ -51,7 +57,8 @@ from models.training.synth_data import (
     select_rows,
     train_ids,
 )
-from models.training.synth_fit import fit_logistic, fit_weights, is_copy, stack
+from models.training.synth_fit import fit_density, fit_logistic, fit_weights, is_copy, stack
+from models.training.synth_select import criterion, selection_folds, selection_pool
 
 Scorer = Callable[[np.ndarray], np.ndarray]  # windows (n, d) -> robot score (n,)
 Fitter = Callable[[np.ndarray, np.ndarray, np.ndarray], Scorer]  # x, y, row weights
@@ -189,11 +196,13 @@ def fold_table(
     return out
 
 
-def pooled(scorer: Scorer, rows: Sequence[CorpusRow], inf: dict[str, ClipFeatures]) -> np.ndarray:
+def pooled(
+    scorer: Scorer, rows: Sequence[CorpusRow], inf: dict[str, ClipFeatures], *, q: float = 0.5
+) -> np.ndarray:
     out = []
     for r in rows:
         w = inf[r.id].windows
-        out.append(pool_log_odds(scorer(inf[r.id].x), w[:, 1] - w[:, 0], quantile=0.5))
+        out.append(pool_log_odds(scorer(inf[r.id].x), w[:, 1] - w[:, 0], quantile=q))
     return np.asarray(out)
 
 
@@ -244,15 +253,16 @@ def call_length_table(weights: str, cfg: TrainConfig) -> None:
             )
 
 
-def fixed_loeo(cfg: TrainConfig, *, l2: float, copy_weight: float) -> None:
-    """Leave-one-engine-out of the logistic head at one fixed setting (no nested selection):
-    isolates what a manifest or a copy weight does, apart from what the selection would pick."""
+def fixed_loeo(cfg: TrainConfig, *, l2: float, copy_weight: float, density: float) -> None:
+    """Leave-one-engine-out of the head at one fixed setting (no nested selection): isolates
+    what a manifest, a copy weight or the people density does, apart from what the selection
+    would pick."""
     from models.training.synth_fit import fit_head
 
     rows = select_rows(cfg)
     tel = collect_features(rows, variant="telephone", cfg=cfg, encoder=None)
     kept = [r for r in rows if r.id in tel]
-    c = cfg.resolved(l2=l2, copy_weight=copy_weight)
+    c = cfg.resolved(l2=l2, copy_weight=copy_weight, density_alpha=density)
     eers = {}
     for held_out, train_idx, test_idx in leave_one_out_folds(kept, min_rows=20):
         x, y, fit_rows = stack(tel, [kept[i] for i in train_idx])
@@ -261,7 +271,110 @@ def fixed_loeo(cfg: TrainConfig, *, l2: float, copy_weight: float) -> None:
         eers[held_out] = M.eer(yt, head.raw_logit(xt))[0]
         print(f"  {held_out}: {100 * eers[held_out]:.1f}", flush=True)
     mean = 100 * float(np.mean(list(eers.values())))
-    print(f"== fixed l2={l2:g} copy={copy_weight:g}: LOEO mean {mean:.1f} over {len(eers)} folds")
+    print(
+        f"== fixed l2={l2:g} copy={copy_weight:g} density={density:g}: LOEO mean {mean:.1f} "
+        f"over {len(eers)} folds"
+    )
+
+
+def run_table(scores_path: str, cfg: TrainConfig) -> None:
+    """Test figures of a ``robocall train`` run from its ``scores.jsonl`` (call path, the head's
+    calibrated and pooled log-odds): people vs TTS/VC (English, Mandarin), the held-out
+    commercial voices, copy synthesis, call mixtures; EER [95 % CI] and AUC."""
+    import json
+
+    by_id = {r.id: r for r in [*select_rows(cfg), *mixed_rows(cfg)]}
+    recs = [json.loads(line) for line in Path(scores_path).read_text().splitlines()]
+    test = [
+        (by_id[s["id"]], float(s["log_odds"]))
+        for s in recs
+        if s["variant"] == "inference" and s["split"] == "test" and s["id"] in by_id
+    ]
+    clips = [(r, v) for r, v in test if r.source != cfg.mixed_manifest]
+    people = [(r, v) for r, v in clips if r.label == "human"]
+    sets = {
+        "test TTS/VC": [(r, v) for r, v in clips if r.label == "human" or not is_copy(r, cfg)],
+        "test copy synthesis": [(r, v) for r, v in clips if r.label == "human" or is_copy(r, cfg)],
+        "held-out commercial": people + [(r, v) for r, v in clips if r.source == "commercial_tts"],
+        "test call mixtures": [(r, v) for r, v in test if r.source == cfg.mixed_manifest],
+    }
+    for lang in ("en", "zh"):
+        sets[f"test TTS/VC {lang}"] = [(r, v) for r, v in sets["test TTS/VC"] if r.language == lang]
+    print(f"== {scores_path}")
+    for name, members in sets.items():
+        rows, s = [r for r, _ in members], np.asarray([v for _, v in members])
+        print(f"  {name}: EER {eer_ci(rows, s)} AUC {M.roc_auc(labels(rows), s):.3f}")
+
+
+DENSITY_ALPHAS = TrainConfig().density_alpha_grid  # weight of the people density in the sum
+
+
+def fused_density(
+    cfg: TrainConfig,
+) -> Callable[[np.ndarray, np.ndarray, list[CorpusRow]], tuple[Scorer, Scorer]]:
+    """Fits the two-class head (``cfg``'s L2 and copy weight) and the people density of the
+    shipped head (``synth_fit.fit_density``) on the same rows; returns both window scorers."""
+
+    def fit(x: np.ndarray, y: np.ndarray, rows: list[CorpusRow]) -> tuple[Scorer, Scorer]:
+        lr = two_class(cfg.l2)(x, y, fit_weights(rows, cfg))
+        return lr, fit_density(x, y, dim=cfg.density_dim).z
+
+    return fit
+
+
+def density_fusion_table(cfg: TrainConfig) -> None:
+    """Candidate (b): two-class log-odds + alpha * standardised people-density distance, alpha
+    chosen by the selection criterion (``models/training/synth_select.py``: family folds inside
+    train + dev-select, averaged with the dev select EER of clips and calls at q0.75); every
+    alpha's test figures printed beside it (alpha 0 is the two-class head alone)."""
+    rows, calls = select_rows(cfg), mixed_rows(cfg)
+    tel = collect_features(rows, variant="telephone", cfg=cfg, encoder=None)
+    ev = [r for r in rows if r.split in ("dev", "test")]
+    inf = collect_features([*ev, *calls], variant="inference", cfg=cfg, encoder=None)
+    fit_ids = train_ids(rows, cfg)
+    halves = dev_halves([*rows, *calls])
+    select = {k for k, v in halves.items() if v == "select"}
+    pool = selection_pool(rows, tel, fit_ids=fit_ids, select_ids=select)
+    fit = fused_density(cfg)
+    fold_scores = []
+    for fold in selection_folds(pool, cfg):
+        x, y, fit_rows = stack(tel, [pool[i] for i in fold.train])
+        xt, yt, _ = stack(tel, [pool[i] for i in fold.test])
+        lr, den = fit(x, y, fit_rows)
+        fold_scores.append((fold.held_out, yt, lr(xt), den(xt)))
+    x, y, train_rows = stack(tel, [r for r in rows if r.id in fit_ids])
+    lr, den = fit(x, y, train_rows)
+    dev = [r for r in ev if r.id in select and r.id in inf and not is_copy(r, cfg)]
+    dev_calls = [r for r in calls if r.id in select and r.id in inf]
+    test = [r for r in ev if r.split == "test" and r.id in inf]
+    people = [r for r in test if r.label == "human"]
+    sets = {
+        "test TTS/VC": [r for r in test if r.label == "human" or not is_copy(r, cfg)],
+        "test copy synthesis": [r for r in test if r.label == "human" or is_copy(r, cfg)],
+        "held-out commercial": people + [r for r in test if r.source == "commercial_tts"],
+        "test call mixtures": [r for r in calls if r.split == "test" and r.id in inf],
+    }
+    for lang in ("en", "zh"):
+        sets[f"test TTS/VC {lang}"] = [r for r in sets["test TTS/VC"] if r.language == lang]
+    print(f"== density fusion at l2={cfg.l2:g} copy={cfg.copy_weight:g}, {len(fold_scores)} folds")
+    for alpha in DENSITY_ALPHAS:
+
+        def score(z: np.ndarray, a: float = alpha) -> np.ndarray:
+            return np.asarray(lr(z) + a * den(z))
+
+        folds = {h: M.eer(yt, s + alpha * d)[0] for h, yt, s, d in fold_scores}
+        dev_eer = float(
+            np.mean([M.eer(labels(s), pooled(score, s, inf, q=0.75))[0] for s in (dev, dev_calls)])
+        )
+        crit = criterion(folds, dev_eer)
+        worst = max(folds.items(), key=lambda kv: kv[1])
+        print(
+            f"  alpha={alpha:g}: criterion {100 * crit:.1f} (folds mean "
+            f"{100 * float(np.mean(list(folds.values()))):.1f}, worst {worst[0]} "
+            f"{100 * worst[1]:.1f}; dev {100 * dev_eer:.1f})"
+        )
+        for name, members in sets.items():
+            print(f"    {name}: EER {eer_ci(members, pooled(score, members, inf))}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -270,7 +383,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--objectives", default=",".join(OBJECTIVES), help="'' for none")
     parser.add_argument("--weights", help="also score test calls cut to 5/15/60 s with this head")
     parser.add_argument(
-        "--fixed", metavar="L2,COPY", help="also leave-one-engine-out at this one setting"
+        "--fixed",
+        metavar="L2,COPY[,DENSITY]",
+        help="also leave-one-engine-out at this one setting (density weight default 0)",
+    )
+    parser.add_argument("--scores", help="test figures of a robocall train run's scores.jsonl")
+    parser.add_argument(
+        "--density-fusion",
+        metavar="L2,COPY",
+        help="candidate: this two-class setting plus the people density, weight by the criterion",
     )
     parser.add_argument(
         "--folds",
@@ -282,10 +403,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING)
     cfg = TrainConfig(manifests=tuple(args.manifests.split(",")))
     if args.fixed:
-        l2, copy_weight = (float(v) for v in args.fixed.split(","))
-        fixed_loeo(cfg, l2=l2, copy_weight=copy_weight)
+        l2, copy_weight, density = (float(v) for v in f"{args.fixed},0".split(",")[:3])
+        fixed_loeo(cfg, l2=l2, copy_weight=copy_weight, density=density)
     if args.weights:
         call_length_table(args.weights, cfg)
+    if args.scores:
+        run_table(args.scores, cfg)
+    if args.density_fusion:
+        l2, copy_weight = (float(v) for v in args.density_fusion.split(","))
+        density_fusion_table(cfg.resolved(l2=l2, copy_weight=copy_weight))
     if not args.objectives:
         return 0
     rows, calls = select_rows(cfg), mixed_rows(cfg)

@@ -23,7 +23,9 @@ alone; evaluation and inference run the call path (``SynthVoiceScorer.score``):
    pass over 30 s windows of the call's speech (:class:`models.asr.SpeechFrames`, cut as the
    ASR's decoder cuts them). What that costs and gains against encoding each window alone:
    ``models/weights/SYNTH_HEAD.md`` and ``bench/shared_encoder_head.py``;
-4. **head** (:class:`LogisticHead`): standardise, logistic regression, Platt calibration fit on
+4. **head** (:class:`LogisticHead`): standardise, logistic regression, plus (when trained with
+   one) a weight times the window's distance from the training people (:class:`PeopleDensity`),
+   Platt calibration fit on
    the validation split with class-balanced weights, so the calibrated log-odds is a
    likelihood ratio at even prior (0.9 means about 90 % when robots and people are equally
    likely);
@@ -33,9 +35,9 @@ alone; evaluation and inference run the call path (``SynthVoiceScorer.score``):
 
 Nothing heavy at import: the Whisper model comes from ``models/loading.py`` (``load_synth_head``).
 
-Why one module of ~510 lines: features, windows, head and scorer are one inference stage that
-share one weights file (``synth_head.npz``, whose ``FeatureSpec`` they all read); training lives in
-``models/training/synth_*.py``.
+Why one module of ~580 lines: features, windows, head (with its people density) and scorer are
+one inference stage that share one weights file (``synth_head.npz``, whose ``FeatureSpec`` they
+all read); training lives in ``models/training/synth_*.py``.
 """
 
 from __future__ import annotations
@@ -326,6 +328,55 @@ def pool_log_odds(
 
 
 @dataclass(frozen=True)
+class PeopleDensity:
+    """How far a window lies from the people a head was fitted on (a one-class score).
+
+    Standardise on the people, project on their first principal components, squared
+    Mahalanobis distance under a Ledoit-Wolf covariance, then standardised by the distances of
+    those people (0 = a typical person, larger = further from every person seen). Robots are not
+    used, so it leaves room for engines no one has seen (``docs/voice_generalisation.md``).
+    """
+
+    mean: np.ndarray  # (d,) people's feature means
+    scale: np.ndarray  # (d,) people's feature stds (>= 1e-6)
+    centre: np.ndarray  # (d,) PCA centre of the standardised people (zeros up to float noise)
+    components: np.ndarray  # (k, d) principal axes
+    location: np.ndarray  # (k,) Ledoit-Wolf location of the projections
+    precision: np.ndarray  # (k, k) inverse of the Ledoit-Wolf covariance
+    offset: float  # mean distance of the fitted people
+    spread: float  # std of those distances (> 0)
+
+    def z(self, x: np.ndarray) -> np.ndarray:
+        """Standardised distance, shape (n,) for x of shape (n, d)."""
+        p = ((np.atleast_2d(x) - self.mean) / self.scale - self.centre) @ self.components.T
+        d = p - self.location
+        return np.asarray(
+            (np.einsum("ij,jk,ik->i", d, self.precision, d) - self.offset) / self.spread
+        )
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {
+            "density_mean": self.mean,
+            "density_scale": self.scale,
+            "density_centre": self.centre,
+            "density_components": self.components,
+            "density_location": self.location,
+            "density_precision": self.precision,
+            "density_scalars": np.asarray([self.offset, self.spread]),
+        }
+
+    @classmethod
+    def from_arrays(cls, data: Any) -> PeopleDensity:
+        offset, spread = (float(v) for v in data["density_scalars"])
+        return cls(
+            mean=data["density_mean"], scale=data["density_scale"],
+            centre=data["density_centre"], components=data["density_components"],
+            location=data["density_location"], precision=data["density_precision"],
+            offset=offset, spread=spread,
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
 class LogisticHead:
     """Standardise -> linear logit -> Platt calibration. Arrays float64; ``meta`` JSON-able.
 
@@ -341,6 +392,8 @@ class LogisticHead:
     platt_a: float = 1.0  # calibrated log-odds = platt_a * raw + platt_b
     platt_b: float = 0.0
     meta: dict[str, Any] = dataclasses.field(default_factory=dict)
+    density: PeopleDensity | None = None  # raw logit += density_alpha * density.z(x)
+    density_alpha: float = 0.0
 
     @property
     def spec(self) -> FeatureSpec:
@@ -356,8 +409,11 @@ class LogisticHead:
 
     def raw_logit(self, x: np.ndarray) -> np.ndarray:
         """Uncalibrated logit, shape (n,) for x of shape (n, d)."""
-        z = (np.atleast_2d(np.asarray(x, dtype=np.float64)) - self.mean) / self.scale
-        return np.asarray(z @ self.coef + self.intercept)
+        x = np.atleast_2d(np.asarray(x, dtype=np.float64))
+        logit = ((x - self.mean) / self.scale) @ self.coef + self.intercept
+        if self.density is not None and self.density_alpha:
+            logit = logit + self.density_alpha * self.density.z(x)
+        return np.asarray(logit)
 
     def log_odds(self, x: np.ndarray) -> np.ndarray:
         """Calibrated robot log-odds (even prior), shape (n,)."""
@@ -372,12 +428,22 @@ class LogisticHead:
     def with_meta(self, **updates: Any) -> LogisticHead:
         return dataclasses.replace(self, meta={**self.meta, **updates})
 
+    def with_density(self, density: PeopleDensity | None, alpha: float) -> LogisticHead:
+        """The same logistic part plus ``alpha`` times the people-density score."""
+        if alpha < 0:
+            raise ValueError(f"alpha must be >= 0, got {alpha}")
+        keep = density if alpha > 0 else None
+        return dataclasses.replace(self, density=keep, density_alpha=alpha if keep else 0.0)
+
     def arrays_sha256(self) -> str:
         """sha256 over the numbers (not the metadata): identifies the model itself."""
         h = hashlib.sha256()
         for arr in (self.mean, self.scale, self.coef):
             h.update(np.ascontiguousarray(arr, dtype="<f8").tobytes())
         h.update(np.asarray([self.intercept, self.platt_a, self.platt_b], dtype="<f8").tobytes())
+        if self.density is not None:  # heads without one keep the digest they always had
+            for arr in (*self.density.arrays().values(), np.asarray([self.density_alpha])):
+                h.update(np.ascontiguousarray(arr, dtype="<f8").tobytes())
         return h.hexdigest()
 
     def save(self, path: Path) -> str:
@@ -390,6 +456,9 @@ class LogisticHead:
             "scalars": np.asarray([self.intercept, self.platt_a, self.platt_b], dtype="<f8"),
             "meta": np.frombuffer(json.dumps(meta, sort_keys=True, indent=1).encode(), np.uint8),
         }
+        if self.density is not None:
+            arrays |= {k: v.astype("<f8") for k, v in self.density.arrays().items()}
+            arrays["density_alpha"] = np.asarray([self.density_alpha], dtype="<f8")
         blob = _npz_bytes(arrays)
         write_atomic(path, blob)
         return hashlib.sha256(blob).hexdigest()
@@ -406,6 +475,9 @@ class LogisticHead:
                 mean=data["mean"], scale=data["scale"], coef=data["coef"], intercept=intercept,
                 platt_a=a, platt_b=b, meta=meta,
             )  # fmt: skip
+            if "density_alpha" in data.files:
+                density = PeopleDensity.from_arrays(data)
+                head = head.with_density(density, float(data["density_alpha"][0]))
         if head.arrays_sha256() != meta.get("arrays_sha256"):
             raise ValueError(f"{path}: weights do not match their recorded sha256")
         return head

@@ -54,6 +54,7 @@ from models.training.synth_data import (
 )
 from models.training.synth_fit import (
     class_weights,
+    fit_density,
     fit_head,
     fit_logistic,
     is_copy,
@@ -72,6 +73,7 @@ TARGETS = {"seen_eer": 0.02, "loeo_mean_eer": 0.10, "ece": 0.05}  # issue 3
 def config_from_head(head: LogisticHead) -> TrainConfig:
     raw: dict[str, Any] = dict(head.meta["training"]["config"])
     raw["spec"] = FeatureSpec.from_dict(raw["spec"])
+    raw.setdefault("density_alpha_grid", (0.0,))  # heads trained before the people density
     fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()}
     return TrainConfig(**fields)
 
@@ -168,11 +170,14 @@ def nested_fit(
     """Fit a fold's head with settings chosen *inside* the fold (issue 11: nested selection).
 
     The fold's training rows are split by speaker (sha1): every (l2, copy weight) of the
-    default grids is fitted on 75 % and scored on the other 25 % (people against TTS/VC, as the
-    shipped selection), the lowest EER wins (ties: stronger penalty, smaller copy weight), and
-    the head is refitted on all the fold's rows. The held-out engine never takes part.
+    default grids, and every density weight of the default grid when the evaluated head has a
+    people density, is fitted on 75 % and scored on the other 25 % (people against TTS/VC, as
+    the shipped selection), the lowest EER wins (ties: stronger penalty, smaller copy weight,
+    smaller density weight), and the head is refitted on all the fold's rows. The held-out
+    engine never takes part.
     """
     grid = TrainConfig()
+    alphas = sorted(grid.density_alpha_grid) if cfg.density_alpha > 0 else [0.0]
     val = np.asarray(
         [hash_unit(f"speaker:{r.speaker}", salt=NESTED_SALT) < NESTED_VAL_SHARE for r in rows]
     )
@@ -180,14 +185,22 @@ def nested_fit(
     results = []
     if M.has_both_classes(y[scored]) and M.has_both_classes(y[~val]):
         fit_rows = [r for r, v in zip(rows, val, strict=True) if not v]
+        density = fit_density(x[~val], y[~val], dim=cfg.density_dim) if max(alphas) > 0 else None
         for l2 in sorted(grid.l2_grid, reverse=True):
             for cw in sorted(grid.copy_weight_grid):
-                c = cfg.resolved(l2=l2, copy_weight=cw)
-                head = fit_head(x[~val], y[~val], cfg=c, rows=fit_rows)
-                results.append((M.eer(y[scored], head.raw_logit(x[scored]))[0], -l2, cw))
-    _, neg_l2, cw = min(results) if results else (0.0, -cfg.l2, cfg.copy_weight)
-    chosen = cfg.resolved(l2=-neg_l2, copy_weight=cw)
-    return fit_head(x, y, cfg=chosen, rows=rows), f"l2={-neg_l2:g} copy={cw:g}"
+                c = cfg.resolved(l2=l2, copy_weight=cw, density_alpha=0.0)
+                base = fit_head(x[~val], y[~val], cfg=c, rows=fit_rows)
+                for alpha in alphas:
+                    head = base.with_density(density, alpha)
+                    e = M.eer(y[scored], head.raw_logit(x[scored]))[0]
+                    results.append((e, -l2, cw, alpha))
+    if results:
+        _, neg_l2, cw, alpha = min(results)
+    else:
+        neg_l2, cw, alpha = -cfg.l2, cfg.copy_weight, cfg.density_alpha
+    chosen = cfg.resolved(l2=-neg_l2, copy_weight=cw, density_alpha=alpha)
+    name = f"l2={-neg_l2:g} copy={cw:g}" + (f" density={alpha:g}" if alpha else "")
+    return fit_head(x, y, cfg=chosen, rows=rows), name
 
 
 def leave_one_out(
@@ -378,7 +391,9 @@ class Evaluation:
     cost: dict[str, float]
     worst: list[Record]
     records: list[Record]
-    selection: dict[str, float] = dataclasses.field(default_factory=dict)
+    # setting -> {"criterion", "dev", "folds": {family: EER}} (models/training/synth_select.py);
+    # heads trained before the criterion stored setting -> dev EER
+    selection: dict[str, Any] = dataclasses.field(default_factory=dict)
     train_rows: int = 0
     seconds: float = 0.0
 
@@ -531,7 +546,10 @@ def evaluate(
         cost=costs,
         worst=worst,
         records=recs,
-        selection=dict(head.meta["training"].get("selection_dev_eer", {})),
+        selection=dict(
+            head.meta["training"].get("selection_table")
+            or head.meta["training"].get("selection_dev_eer", {})
+        ),
         train_rows=int(head.meta["training"].get("train_rows", 0)),
         seconds=round(time.monotonic() - started, 1),
     )

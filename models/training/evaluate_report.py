@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -69,6 +70,21 @@ def _aasist(r: dict[str, float], variant: str) -> str:
         return "-"
     eer = _ci(r[f"{key}_eer"], r[f"{key}_eer_lo"], r[f"{key}_eer_hi"])
     return f"{eer} / {_f(r[f'{key}_auc'], False)}"
+
+
+def _selection(table: dict[str, Any]) -> list[str]:
+    """The selection table: criterion and its parts per setting (older heads: dev EER only)."""
+    out = ["| L2, copy weight | criterion | family folds, mean EER | dev EER (clips and calls) |"]
+    out.append("|---|---|---|---|")
+    for setting, v in table.items():
+        if not isinstance(v, dict):
+            out.append(f"| {setting} | {_f(v)} | - | {_f(v)} |")
+            continue
+        folds = v["folds"]
+        mean = _f(sum(folds.values()) / len(folds)) if folds else "-"
+        dev = "-" if v["dev"] is None else _f(v["dev"])
+        out.append(f"| {setting} | {_f(v['criterion'])} | {mean} ({len(folds)}) | {dev} |")
+    return out
 
 
 def _folds(title: str, folds: Sequence[Fold]) -> list[str]:
@@ -214,16 +230,16 @@ def write_report(ev: Evaluation, out_dir: Path, *, command: str = "robocall eval
         "## Training data and selection",
         "",
         f"Fit on {ev.train_rows} train clips; every (L2, copy-synthesis weight) pair of the grids "
-        "trained, and the pair with the lowest mean of two dev EERs (people vs TTS/VC single "
-        "clips; dev calls) kept; then the pooling quantile picked on the dev calls and Platt "
-        "fit on the same dev population, all on the *select* half of dev (by speaker and "
-        "utterance); the fusion is fitted on the other half, scores no choice saw. "
-        "Copy-synthesis = WORLD/Griffin-Lim/neural-vocoder "
+        "trained, and the pair with the lowest selection criterion kept "
+        "(`models/training/synth_select.py`): the mean of (1) the mean EER over family folds "
+        "inside the train and dev-select rows (each TTS/VC engine family held out with a group "
+        "of people, by speaker) and (2) the mean of two dev EERs on the *select* half of dev "
+        "(people vs TTS/VC single clips; dev calls); then the pooling quantile picked on the "
+        "dev calls and Platt fit on the same dev population. The fusion is fitted on the other "
+        "half of dev, scores no choice saw. Copy-synthesis = WORLD/Griffin-Lim/neural-vocoder "
         "copies of human recordings (`kind` resynthesis, vocoder_resynthesis).",
         "",
-        "| L2, copy weight | dev EER (mean of clips and calls) |",
-        "|---|---|",
-        *[f"| {k} | {_f(v)} |" for k, v in ev.selection.items()],
+        *_selection(ev.selection),
         "",
         "## Leave one engine out",
         "",

@@ -51,7 +51,7 @@ POOL_QUANTILES = (0.5, 0.75, 0.9, 1.0)  # candidates, chosen on the mixed-call d
 class TrainConfig:
     """Everything that decides the trained head (copied into the run dir and the weights)."""
 
-    manifests: tuple[str, ...] = ("shared", "tts_en", "resynth")  # single clips (train/dev/test)
+    manifests: tuple[str, ...] = ("shared", "tts_en", "resynth", "vocoded")  # single clips
     mixed_manifest: str = "mixed"  # call mixtures: dev picks the pooling, test reports it
     languages: tuple[str, ...] = ("en", "zh")  # product languages; ko/CSS10 rows are left out
     max_train_per_group: int = 250  # train rows per robot engine family / human source (hash)
@@ -69,6 +69,16 @@ class TrainConfig:
     # L2 penalty per row on standardised features: the value with the lowest dev EER is kept
     # (the run's resolved config, and the weights, record that one value).
     l2_grid: tuple[float, ...] = (1e-3, 1e-2, 1e-1, 1.0)
+    # Weight of the people-only density (models.synth_head.PeopleDensity) added to the logistic
+    # logit: one-class scoring caught the held-out commercial voices better than the two-class
+    # head (docs/voice_generalisation.md); chosen by the selection criterion. (0.0,) = none.
+    density_alpha_grid: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)
+    density_dim: int = 64  # principal components of the people's features it keeps
+    # Selection (models/training/synth_select.py): a TTS/VC family with this many rows among
+    # the train and dev-select rows is held out as one fold, beside one of `people_folds`
+    # sha1 groups of the people.
+    min_fold_robots: int = 20
+    people_folds: int = 4
     salt: str = "synth-v1"  # seeds crops and channels; change it and every clip changes
     threshold: float = 0.5  # shipped decision threshold on the calibrated probability
     quick: bool = False  # tests: a handful of rows, no mixed calls
@@ -84,6 +94,12 @@ class TrainConfig:
             raise ValueError(f"threshold must be in (0, 1), got {self.threshold}")
         if self.max_train_per_group < 1 or self.max_eval_per_group < 1:
             raise ValueError("max_*_per_group must be >= 1")
+        if not self.density_alpha_grid or min(self.density_alpha_grid) < 0:
+            raise ValueError(f"density_alpha_grid must hold values >= 0: {self.density_alpha_grid}")
+        if self.density_dim < 1:
+            raise ValueError(f"density_dim must be >= 1, got {self.density_dim}")
+        if self.min_fold_robots < 1 or self.people_folds < 1:
+            raise ValueError("min_fold_robots and people_folds must be >= 1")
 
     @property
     def l2(self) -> float:
@@ -95,8 +111,19 @@ class TrainConfig:
         """Copy-synthesis row weight once resolved; the largest while still a grid."""
         return max(self.copy_weight_grid)
 
-    def resolved(self, *, l2: float, copy_weight: float) -> TrainConfig:
-        return dataclasses.replace(self, l2_grid=(l2,), copy_weight_grid=(copy_weight,))
+    @property
+    def density_alpha(self) -> float:
+        """People-density weight once resolved; the largest while still a grid."""
+        return max(self.density_alpha_grid)
+
+    def resolved(
+        self, *, l2: float, copy_weight: float, density_alpha: float | None = None
+    ) -> TrainConfig:
+        """One setting; ``density_alpha`` None keeps the config's own grid."""
+        out = dataclasses.replace(self, l2_grid=(l2,), copy_weight_grid=(copy_weight,))
+        if density_alpha is None:
+            return out
+        return dataclasses.replace(out, density_alpha_grid=(density_alpha,))
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)

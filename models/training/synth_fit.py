@@ -17,6 +17,7 @@ from scipy import optimize
 
 from models.synth_head import (
     LogisticHead,
+    PeopleDensity,
     pool_log_odds,
 )
 from models.training.corpus import (
@@ -124,9 +125,35 @@ def fit_head(
     rows: Sequence[CorpusRow],
     meta: dict[str, Any] | None = None,
 ) -> LogisticHead:
-    """Logistic head on (x, y) of ``rows`` with ``cfg``'s resolved penalty and row weights."""
+    """Logistic head on (x, y) of ``rows`` with ``cfg``'s resolved penalty and row weights,
+    plus the people density of (x, y) at ``cfg.density_alpha`` when that is above 0."""
     mean, scale, coef, intercept = fit_logistic(x, y, l2=cfg.l2, weights=fit_weights(rows, cfg))
-    return LogisticHead(mean, scale, coef, intercept, meta=dict(meta or {}))
+    head = LogisticHead(mean, scale, coef, intercept, meta=dict(meta or {}))
+    if cfg.density_alpha > 0:
+        head = head.with_density(fit_density(x, y, dim=cfg.density_dim), cfg.density_alpha)
+    return head
+
+
+def fit_density(x: np.ndarray, y: np.ndarray, *, dim: int) -> PeopleDensity:
+    """:class:`PeopleDensity` of the rows with ``y == 0`` (full SVD: deterministic)."""
+    from sklearn.covariance import LedoitWolf
+    from sklearn.decomposition import PCA
+
+    people = np.asarray(x, dtype=np.float64)[np.asarray(y) == 0]
+    if len(people) < 3:
+        raise ValueError(f"the people density needs >= 3 people, got {len(people)}")
+    mean, scale = people.mean(axis=0), np.maximum(people.std(axis=0), 1e-6)
+    pca = PCA(n_components=min(dim, len(people) - 1, people.shape[1]), svd_solver="full")
+    p = pca.fit_transform((people - mean) / scale)
+    cov = LedoitWolf().fit(p)
+    precision = np.linalg.inv(cov.covariance_)
+    d = p - cov.location_
+    dist = np.einsum("ij,jk,ik->i", d, precision, d)
+    return PeopleDensity(
+        mean=mean, scale=scale, centre=pca.mean_, components=pca.components_,
+        location=cov.location_, precision=precision,
+        offset=float(dist.mean()), spread=float(max(dist.std(), 1e-6)),
+    )  # fmt: skip
 
 
 def is_copy(row: CorpusRow, cfg: TrainConfig) -> bool:

@@ -53,7 +53,23 @@ from models.training.synth_data import (
     select_rows,
     train_ids,
 )
-from models.training.synth_fit import fit_head, fit_platt, is_copy, pooled_log_odds, stack
+from models.training.synth_fit import (
+    fit_density,
+    fit_head,
+    fit_platt,
+    is_copy,
+    pooled_log_odds,
+    stack,
+)
+from models.training.synth_select import (
+    Fitter,
+    Scorer,
+    SelectionFold,
+    criterion,
+    fold_scores,
+    selection_folds,
+    selection_pool,
+)
 from pipeline.fuse import sigmoid
 
 log = logging.getLogger(__name__)
@@ -108,7 +124,11 @@ def train(
     select = {k for k, v in dev_halves([*rows, *calls]).items() if v == "select"}
     dev_rows = [r for r in eval_rows if r.id in select and r.id in inf and not is_copy(r, cfg)]
     dev_calls = [r for r in calls if r.id in select and r.id in inf]
-    head, cfg, grid_dev = _pick_fit(x, y, train_kept, cfg, inf, dev_rows, dev_calls)
+    pool = selection_pool(rows, tel, fit_ids=fit_ids, select_ids=select)
+    folds = list(selection_folds(pool, cfg))
+    head, cfg, grid_dev = _pick_fit(
+        x, y, train_kept, cfg, inf, dev_rows, dev_calls, pool=pool, tel=tel, folds=folds
+    )
     (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1, sort_keys=True))
     quantile = _pick_quantile(head, inf, dev_calls) if dev_calls else 0.9
     cal_rows = [*dev_rows, *dev_calls]
@@ -145,7 +165,10 @@ def train(
             "train_rows_by_label": metrics["train_rows"],
             "calibration": f"Platt (class-balanced) on {len(cal_rows)} dev rows/calls "
             "(the select half of dev; the fusion fits on the other half)",
-            "selection_dev_eer": grid_dev,
+            "selection": "grouped cross-validation by TTS/VC engine family and people's "
+            "speakers inside the train + dev-select rows, with the dev select half "
+            "(models/training/synth_select.py)",
+            "selection_table": grid_dev,
             "splits": "models.training.corpus split_components (speaker/utterance-disjoint)",
         },
         metrics={k: v for k, v in metrics.items() if k.startswith(("test", "dev", "mixed"))},
@@ -174,32 +197,80 @@ def _pick_fit(
     inf: dict[str, ClipFeatures],
     dev: Sequence[CorpusRow],
     dev_calls: Sequence[CorpusRow],
-) -> tuple[LogisticHead, TrainConfig, dict[str, float]]:
-    """Fit every (l2, copy weight) of the grids; keep the lowest mean of the dev EER on single
-    clips (people vs TTS/VC) and on dev calls, both pooled at q0.75. Ties: stronger penalty,
-    then smaller copy weight."""
+    *,
+    pool: Sequence[CorpusRow],
+    tel: dict[str, ClipFeatures],
+    folds: Sequence[SelectionFold],
+) -> tuple[LogisticHead, TrainConfig, dict[str, Any]]:
+    """Fit every (l2, copy weight, density weight) of the grids; keep the lowest selection
+    criterion (``synth_select.py``: mean of the family folds' EER and the dev EER, the latter
+    the mean of single clips, people vs TTS/VC, and dev calls, both pooled at q0.75). Ties:
+    stronger penalty, then smaller copy weight, then smaller density weight. The people
+    density does not depend on the logistic settings, so it is fitted once per fold. Returns
+    the table of every setting's parts."""
     from models.training import metrics as M
 
     sets = [s for s in (dev, dev_calls) if s]
     labels = [np.asarray([r.label == "robot" for r in s], dtype=np.int64) for s in sets]
     usable = [(s, y_) for s, y_ in zip(sets, labels, strict=True) if M.has_both_classes(y_)]
-    results: list[tuple[float, float, float, LogisticHead]] = []
-    for l2 in sorted(cfg.l2_grid, reverse=True):
-        for cw in sorted(cfg.copy_weight_grid):
-            c = cfg.resolved(l2=l2, copy_weight=cw)
-            head = fit_head(x, y, cfg=c, rows=rows)
-            if len(cfg.l2_grid) * len(cfg.copy_weight_grid) == 1 or not usable:
-                return head, c, {}
+    alphas = sorted(cfg.density_alpha_grid)
+    settings = [
+        (l2, cw) for l2 in sorted(cfg.l2_grid, reverse=True) for cw in sorted(cfg.copy_weight_grid)
+    ]
+    if len(settings) * len(alphas) == 1 or not (usable or folds):
+        l2, cw = settings[0]
+        c = cfg.resolved(l2=l2, copy_weight=cw, density_alpha=max(alphas))
+        return fit_head(x, y, cfg=c, rows=rows), c, {}
+    with_density = max(alphas) > 0
+    density = fit_density(x, y, dim=cfg.density_dim) if with_density else None
+    fold_density = (
+        fold_scores(pool, tel, folds, _density_fitter(cfg.density_dim)) if with_density else {}
+    )
+    results: list[tuple[float, float, float, float, LogisticHead]] = []
+    table: dict[str, Any] = {}
+    for l2, cw in settings:
+        c = cfg.resolved(l2=l2, copy_weight=cw, density_alpha=0.0)
+        base = fit_head(x, y, cfg=c, rows=rows)
+        fold_logit = fold_scores(pool, tel, folds, _logistic_fitter(c))
+        for alpha in alphas:
+            head = base.with_density(density, alpha)
             eers = [
                 M.eer(y_, np.asarray([pooled_log_odds(head, inf[r.id], quantile=0.75) for r in s]))[
                     0
                 ]
                 for s, y_ in usable
             ]
-            results.append((float(np.mean(eers)), -l2, cw, head))
-    best = min(results, key=lambda t: (t[0], t[1], t[2]))
-    table = {f"l2={-l2:g} copy={cw:g}": round(e, 4) for e, l2, cw, _ in results}
-    return best[3], cfg.resolved(l2=-best[1], copy_weight=best[2]), table
+            dev_eer = float(np.mean(eers)) if eers else None
+            by_fold = {
+                k: float(M.eer(yt, s + alpha * fold_density[k][1] if alpha else s)[0])
+                for k, (yt, s) in fold_logit.items()
+            }
+            score = criterion(by_fold, dev_eer)
+            results.append((score, -l2, cw, alpha, head))
+            key = f"l2={l2:g} copy={cw:g} density={alpha:g}"
+            table[key] = {
+                "criterion": round(score, 4),
+                "dev": None if dev_eer is None else round(dev_eer, 4),
+                "folds": {k: round(v, 4) for k, v in sorted(by_fold.items())},
+            }
+            log.info("selection %s: %s", key, table[key])
+    best = min(results, key=lambda t: t[:4])
+    chosen = cfg.resolved(l2=-best[1], copy_weight=best[2], density_alpha=best[3])
+    return best[4], chosen, table
+
+
+def _logistic_fitter(cfg: TrainConfig) -> Fitter:
+    def fit(x: np.ndarray, y: np.ndarray, rows: list[CorpusRow]) -> Scorer:
+        return fit_head(x, y, cfg=cfg, rows=rows).raw_logit
+
+    return fit
+
+
+def _density_fitter(dim: int) -> Fitter:
+    def fit(x: np.ndarray, y: np.ndarray, rows: list[CorpusRow]) -> Scorer:
+        return fit_density(x, y, dim=dim).z
+
+    return fit
 
 
 def _pick_quantile(

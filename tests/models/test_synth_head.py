@@ -85,6 +85,46 @@ def test_altered_weights_are_refused(tmp_path: Path) -> None:
         load_synth_head_from(path)
 
 
+def _density_head(seed: int = 0) -> tuple[LogisticHead, np.ndarray, np.ndarray]:
+    """A head with a people density fitted on generated people (y=0) and robots (y=1)."""
+    from models.training.synth_fit import fit_density
+
+    rng = np.random.default_rng(seed)
+    x = np.concatenate([rng.normal(0, 1, (60, 12)), rng.normal(2, 1, (20, 12))])
+    y = np.repeat([0, 1], [60, 20])
+    return _head(12).with_density(fit_density(x, y, dim=5), 0.5), x, y
+
+
+def test_people_density_is_zero_on_average_for_the_people_it_saw() -> None:
+    head, x, y = _density_head()
+    assert head.density is not None
+    z = head.density.z(x)
+    assert abs(z[y == 0].mean()) < 1e-9 and z[y == 0].std() == pytest.approx(1.0)
+    assert z[y == 1].mean() > 3.0, "robots far from the people's cloud"
+    plain = _head(12)
+    np.testing.assert_allclose(head.raw_logit(x), plain.raw_logit(x) + 0.5 * z)
+    assert head.with_density(head.density, 0.0).density is None
+    with pytest.raises(ValueError, match="alpha"):
+        plain.with_density(head.density, -1.0)
+
+
+def test_density_head_round_trip_keeps_scores_and_changes_the_digest(tmp_path: Path) -> None:
+    head, x, _ = _density_head()
+    path = tmp_path / "head.npz"
+    sha = head.save(path)
+    again = LogisticHead.load(path)
+    np.testing.assert_array_equal(again.log_odds(x), head.log_odds(x))
+    assert again.density_alpha == 0.5
+    assert head.arrays_sha256() != _head(12).arrays_sha256()
+    assert head.save(tmp_path / "copy.npz") == sha
+    with np.load(path) as data:
+        arrays = {k: data[k] for k in data.files}
+    arrays["density_alpha"] = arrays["density_alpha"] * 2
+    np.savez(path, **arrays)
+    with pytest.raises(ValueError, match="sha256"):
+        LogisticHead.load(path)
+
+
 def test_calibrated_log_odds_is_platt_of_raw() -> None:
     head = _head(4)
     x = np.ones((3, 4))
