@@ -142,7 +142,8 @@ def write_report(ev: Evaluation, out_dir: Path, *, command: str = "robocall eval
         "Do not edit by hand: rerun the command. Model card: `models/weights/SYNTH_HEAD.md`.",
         "",
         f"Head: features `{'+'.join(ev.cfg['spec']['blocks'])}`, logistic regression "
-        f"(L2 {max(ev.cfg['l2_grid']):g}, picked on dev), Platt-calibrated on the dev split; "
+        f"(L2 {max(ev.cfg['l2_grid']):g}, picked by the selection criterion below), "
+        "Platt-calibrated on the dev split; "
         f"windows pooled with the q{ev.quantile:g} quantile; threshold {ev.threshold:g} on the "
         "calibrated probability. "
         "Positive class = robot (synthetic voice). EER and AUC are threshold-free; FPR, miss, "
@@ -152,7 +153,13 @@ def write_report(ev: Evaluation, out_dir: Path, *, command: str = "robocall eval
         "the official AASIST checkpoint (ASVspoof 2019 LA, 0.83 % EER in its own domain; "
         "`models/aasist.py`, trained on none of our data), on the stored audio and after our "
         "call channel (`call_channel`), one 4 s window per clip "
-        "(`models/training/aasist_scores.py`).",
+        "(`models/training/aasist_scores.py`)"
+        + {
+            "all": ".",
+            "test": "; this run scored the test split only (`--aasist test`), so the "
+            "leave-one-out tables have no AASIST column.",
+            "none": "; this run did not score AASIST (`--aasist none`): those columns are empty.",
+        }[ev.aasist_scope],
         "",
         "Every clip, both classes, passes the telephone channel before features: the *inference* "
         "rows go through exactly what `robocall analyze` runs (the whole clip through "

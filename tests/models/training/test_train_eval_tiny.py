@@ -128,6 +128,27 @@ def test_quick_train_then_evaluate(
     assert "AASIST raw EER" in report and "AASIST channel EER" in report
     for png in ("synth_det_roc.png", "synth_calibration.png", "synth_confusion.png"):
         assert (docs / "img" / png).stat().st_size > 1000, png
+    folds = json.loads((docs / "img" / "synth_evaluation.json").read_text())["folds_engine"]
+    assert folds and all(f["aasist"] for f in folds)
+
+    # --aasist test: AASIST scores the test split only; the folds go without the column.
+    scored: list[str] = []
+
+    def test_only(
+        rows: Sequence[CorpusRow], *, progress: bool = False
+    ) -> dict[str, dict[str, float]]:
+        scored.extend(r.split for r in rows)
+        return fake_aasist(rows, progress=progress)
+
+    monkeypatch.setattr("models.training.evaluate.aasist_scores", test_only)
+    docs = tmp_path / "docs_test"
+    args = ["evaluate", "--weights", str(weights), "--out", str(docs), "--no-cost", "--no-compare"]
+    assert main([*args, "--aasist", "test"]) == 0
+    assert scored and set(scored) == {"test"}
+    ev = json.loads((docs / "img" / "synth_evaluation.json").read_text())
+    assert "aasist_raw_eer" in ev["tables"]["headline"]["test, inference channel"]
+    assert ev["folds_engine"] and not any(f["aasist"] for f in ev["folds_engine"])
+    assert "`--aasist test`" in (docs / "evaluation.md").read_text()
 
 
 def test_train_refuses_a_bad_l2() -> None:
