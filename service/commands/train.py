@@ -205,7 +205,13 @@ def run_evaluate(args: argparse.Namespace) -> int:
         )
     except (RobocallError, FileNotFoundError) as exc:
         return _failed("evaluate", exc)
-    command = "robocall evaluate" + (f" --weights {args.weights}" if args.weights else "")
+    command = " ".join(
+        ["robocall evaluate"]
+        + ([f"--weights {args.weights}"] if args.weights else [])
+        + ([] if args.compare else ["--no-compare"])
+        + ([] if args.cost else ["--no-cost"])
+        + ([] if args.aasist == "all" else [f"--aasist {args.aasist}"])
+    )
     path = write_report(ev, args.out, command=command)
     print(json.dumps({"report": str(path), "headline": ev.tables["headline"]}, default=float))
     return 0
