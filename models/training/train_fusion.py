@@ -88,6 +88,7 @@ from models.training.fusion_calls import (
     with_cached_frames,
 )
 from models.training.fusion_fit import (
+    CAPPED_CUE,
     HUMAN_SALES_SHARE,
     PAIRS,
     SALT,
@@ -96,6 +97,7 @@ from models.training.fusion_fit import (
     Example,
     Result,
     base_cue,
+    choose_cap,
     design,
     fit_scales,
     fusion_logit,
@@ -299,6 +301,7 @@ def compose(
                     kind=row.kind,
                     text_source=texts[j].source,
                     cues=tuple(sorted(cues.items())),
+                    group=row.speaker,
                 )
             )
     return out
@@ -374,9 +377,11 @@ def train(
         )
     fit_all = [*fit_ex, *(fit_cues_only(ex) for ex in dev_calls)]
     names = sorted({signed_cue(n, w) for ex in fit_all for n, w in ex.cues if w != 0.0})
-    x, y = design(fit_all, names)
+    cap_cv = choose_cap(fit_all, [*fit_ex, *dev_calls])
+    caps = {} if cap_cv["chosen"] is None else {CAPPED_CUE: cap_cv["chosen"]}
+    x, y = design(fit_all, names, caps=caps)
     bias, scales = fit_scales(x, y)
-    model = make_model(names, bias, scales)
+    model = make_model(names, bias, scales, caps=caps)
     y_eval = np.array([ex.y for ex in eval_ex], dtype=np.float64)
     fitted, handset = fusion_logit(model, eval_ex), handset_logit(eval_ex)
     y_fit = np.array([ex.y for ex in fit_ex], dtype=np.float64)
@@ -391,7 +396,7 @@ def train(
         "text_source": grouped_scores(eval_ex, fitted, "text_source"),
     }
     cue_rows = []
-    x_eval, _ = design(eval_ex, names)
+    x_eval, _ = design(eval_ex, names, caps=caps)
     for j, name in enumerate(names):
         contrib = x_eval[:, j] * dict(model.scales)[name]
         cue_rows.append(
@@ -405,16 +410,20 @@ def train(
         )
     ablations = {}
     calls_tables: dict[str, Any] = {}
-    for label, keep in (
-        ("acoustic and structure cues only", [n for n in names if base_cue(n) not in TEXT_CUES]),
-        ("text cues only", [n for n in names if base_cue(n) in TEXT_CUES]),
-        ("synthetic_voice alone", [n for n in names if base_cue(n) == "synthetic_voice"]),
-        ("all cues but synthetic_voice", [n for n in names if base_cue(n) != "synthetic_voice"]),
-        ("all cues", names),
+    text_names = [n for n in names if base_cue(n) in TEXT_CUES]
+    voice_names = [n for n in names if base_cue(n) == "synthetic_voice"]
+    for label, keep, kept_caps in (
+        ("acoustic and structure cues only", [n for n in names if n not in text_names], caps),
+        ("text cues only", text_names, caps),
+        ("synthetic_voice alone", voice_names, caps),
+        ("all cues but synthetic_voice", [n for n in names if n not in voice_names], caps),
+        # the additive sum as it was before the cap (issue 13), refitted on the same data
+        ("all cues, human voice not capped", names, {}),
+        ("all cues", names, caps),
     ):
-        xs, _ = design(fit_all, keep)
+        xs, _ = design(fit_all, keep, caps=kept_caps)
         b, s = fit_scales(xs, y)
-        sub = make_model(keep, b, s)
+        sub = make_model(keep, b, s, caps={k: c for k, c in kept_caps.items() if k in keep})
         ablations[label] = scores_table(y_eval, fusion_logit(sub, eval_ex))
         if test_calls:
             calls_tables[label] = call_tables(
@@ -451,7 +460,7 @@ def train(
     }
     return Result(
         model, names, counts, tables, cue_rows, ablations, e2e_tables, eval_ex,
-        time.monotonic() - started, calls_tables,
+        time.monotonic() - started, calls_tables, cap_cv,
     )  # fmt: skip
 
 

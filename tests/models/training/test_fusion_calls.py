@@ -287,6 +287,15 @@ def test_write_outputs_renders_the_calls_report(tmp_path: Path, rng: np.random.G
         eval_examples=examples,
         seconds=1.0,
         calls={"all cues": table, "hand-set sum": table, "meta": {**meta, "diarizer": False}},
+        cap_cv={
+            "chosen": 0.5,
+            "folds": 5,
+            "rows": [
+                {"cap": c, "composed": 0.1, "calls": 0.9, "auc_recorded_stereo": 0.7}
+                | {"auc_recorded_mono": float("nan")}
+                for c in (0.5, None)
+            ],
+        },
     )
     summary = write_outputs(result, weights=tmp_path / "fusion.json", report=tmp_path / "f.md")
     text = (tmp_path / CALLS_REPORT).read_text()
@@ -296,6 +305,8 @@ def test_write_outputs_renders_the_calls_report(tmp_path: Path, rng: np.random.G
     assert "| human_agent | mono | 0 | 0 | 0 | 12 |" in text  # the confusion: read, not sold
     assert "### hand-set sum" in text and "TTS robots reading non-sales text" in text
     assert (tmp_path / "FUSION.md").is_file() and (tmp_path / "f.md").is_file()
+    card = (tmp_path / "FUSION.md").read_text()
+    assert "## A human voice is capped" in card and "| none | 0.100 | 0.900 | 1.000 |" in card
 
 
 def test_with_cached_frames_wraps_the_encoder_once(tmp_path: Path) -> None:
