@@ -242,9 +242,9 @@ def choose_cap(
         for layout in ("stereo", "mono"):
             pair = ("recorded_robot", "human_agent")
             keep = np.array([ex.layout == layout and ex.kind in pair for ex in shown])
-            both = keep.any() and M.has_both_classes(y[keep].astype(np.int64))
+            pair_y = y[keep].astype(np.int64)
             row[f"auc_recorded_{layout}"] = (
-                M.roc_auc(y[keep].astype(np.int64), logit[keep]) if both else float("nan")
+                M.roc_auc(pair_y, logit[keep]) if M.has_both_classes(pair_y) else float("nan")
             )
         rows.append(row)
     best = min(rows, key=lambda r: r["composed"] + r["calls"])
