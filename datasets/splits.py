@@ -5,6 +5,10 @@ training code); this script reads ``datasets/manifests/*.jsonl``, audio and text
 
 - checks that no speaker, utterance (``group_id``), campaign or mixture part is in two splits,
   and that every row of a held-out source (``corpus.HELD_OUT_SOURCES``) is in the test split;
+- checks the simulated two-party calls (``calls/calls.jsonl``, kept out of the training readers'
+  glob) against every clip manifest: each call's caller voice, its parties' clips, their
+  utterances, script lines and campaigns are in the call's split and in no other (a call with a
+  train voice in the test split would make every voice figure on the calls a leak);
 - checks the text manifests against the audio ones: every Whisper transcript
   (``text_asr.jsonl``) names a clip that exists and agrees with it on label, speaker, utterance,
   campaign and reference text (a rebuilt clip makes its old transcript stale), and counts the
@@ -38,11 +42,12 @@ from models.training.corpus import (
     leave_one_out_folds,
     read_manifest,
 )
-from models.training.leakage import tied_to_test
+from models.training.leakage import audio_keys, tied_to_test
 from models.training.text_features import read_rows
 
 TEXT_CORPUS = "text_corpus.jsonl"
 TEXT_ASR = "text_asr.jsonl"
+CALLS = Path("calls") / "calls.jsonl"  # simulated calls, relative to the manifest folder
 # Fields a transcript record copies from its clip (datasets/prepare_text.py ``asr``).
 ASR_FIELDS = (
     ("label", "label"),
@@ -76,6 +81,25 @@ def leaks(rows: Sequence[CorpusRow]) -> dict[str, list[str]]:
             if r.source in HELD_OUT_SOURCES and r.split != "test"
         ),
     }
+
+
+def call_leaks(calls: Sequence[CorpusRow], rows: Sequence[CorpusRow]) -> list[str]:
+    """``"<call id>: <key> in <splits>"`` for each key of a call (caller voice, a party's clip,
+    utterance, script line, campaign) that a clip of another split carries, or ``"<call id>: no
+    such part <id>"``; empty when every call is built from its own split."""
+    by_id = {r.id: r for r in rows}
+    splits_of: dict[str, set[str]] = {}
+    for r in rows:
+        for key in audio_keys(r, by_id, engines=False):
+            splits_of.setdefault(key, set()).add(r.split)
+    out = [f"{c.id}: no such part {p}" for c in calls for p in c.parts if p not in by_id]
+    for call in calls:
+        own = f"group:{call.group_id}"
+        for key in sorted(audio_keys(call, by_id, engines=False) - {own}):
+            other = splits_of.get(key, set()) - {call.split}
+            if other:
+                out.append(f"{call.id}: {key} in {'/'.join(sorted(other))}")
+    return out
 
 
 def stale_transcripts(records: Sequence[dict[str, Any]], rows: Sequence[CorpusRow]) -> list[str]:
@@ -143,7 +167,11 @@ def main(argv: list[str] | None = None) -> int:
     paths = sorted(p for p in args.manifest_dir.glob("*.jsonl") if not p.name.startswith("text_"))
     rows = [row for path in paths for row in read_manifest(path)]
     log.info("%d rows from %s", len(rows), ", ".join(p.stem for p in paths))
-    found = leaks(rows)
+    calls_path = args.manifest_dir / CALLS
+    calls = read_manifest(calls_path) if calls_path.is_file() else []
+    log.info("%d simulated call rows from %s", len(calls), CALLS)
+    found = leaks([*rows, *calls])
+    found["call"] = call_leaks(calls, rows)
     asr_path = args.manifest_dir / TEXT_ASR
     found["stale_transcript"] = (
         stale_transcripts(read_jsonl(asr_path), rows) if asr_path.is_file() else []

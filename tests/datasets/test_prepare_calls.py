@@ -79,12 +79,35 @@ def test_agent_call_and_render(calls) -> None:  # type: ignore[no-untyped-def]
     assert {s["role"] for s in segs} == {"caller", "callee"}
 
 
-def test_splits_and_roles_are_stable() -> None:
+def test_roles_fit_the_speech() -> None:
     mod = load_builder("prepare_calls")
-    assert mod.speaker_split("aishell_BAC009S0150") == "train"
-    names = [f"spk{i}" for i in range(400)]
-    splits = [mod.speaker_split(n) for n in names]
-    assert {"train", "dev", "test"} == set(splits)
-    assert splits == [mod.speaker_split(n) for n in names]
-    assert {mod.speaker_role(n) for n in names} == {"prompt", "agent", "callee"}
-    assert dataclasses.is_dataclass(mod.Piece)
+
+    def voice(key: str, n: int, piece_s: float = 2.5) -> object:
+        pieces = tuple(mod.Piece(f"{key}/{i}", 0.0, piece_s, "") for i in range(n))
+        return mod.Voice(key, "zh", "test", pieces)
+
+    voices = [voice("long", 9), voice("mid", 3), voice("short", 3, 1.0), voice("a", 1)]
+    voices += [voice(f"one{i}", 1) for i in range(3)]
+    roles = mod.assign_roles(voices)
+    assert roles == mod.assign_roles(voices[::-1])  # stable, not order-dependent
+    assert roles["long"] == "prompt" and roles["mid"] == "agent"
+    assert roles["short"] == "callee"  # 3 s of speech: too little for an agent
+    assert {roles[k] for k in ("a", "one0", "one1", "one2")} == {"callee"}
+    many = [voice(f"s{i}", 8) for i in range(30)]
+    counts = {r: sum(v == r for v in mod.assign_roles(many).values()) for r in mod.ROLES}
+    assert all(c == 10 for c in counts.values())  # a big split: a third each
+
+
+def test_pools_take_the_corpus_split(calls) -> None:  # type: ignore[no-untyped-def]
+    mod, _ = calls
+    split = {"agent": "test", "callee": "test", "tts": "dev"}
+    robot = {"label": "robot", "kind": "tts", "engine": "espeak"}
+    rows = [
+        dataclasses.replace(r, split=split[r.speaker], **(robot if r.speaker == "tts" else {}))
+        for r in mod._ROWS.values()
+    ]
+    pools = mod.build_pools(rows)
+    assert [v.key for v in pools.tts[("en", "dev")]] == ["tts|espeak"]
+    humans = [v for pool in (pools.prompt, pools.agent, pools.callee) for v in pool.values()]
+    assert {v.key: v.split for vs in humans for v in vs} == {"agent": "test", "callee": "test"}
+    assert ("en", "train") not in pools.callee

@@ -103,6 +103,60 @@ def test_check_fails_on_each_kind_of_leak(
     assert len(errors) == 1 and f" {kind} problem" in errors[0]
 
 
+def call_row(split: str, parts: tuple[str, ...], *, speaker: str = "d") -> CorpusRow:
+    return row(
+        50,
+        id=f"calls/mono/en/tts_robot/{split}/0000",
+        root="cache",
+        label="robot",
+        kind="call_tts_robot",
+        speaker=speaker,
+        source="calls",
+        group_id=f"calls/en/tts_robot/{split}/0000",
+        campaign=f"tts_robot:{speaker}",
+        split=split,
+        parts=parts,
+    )
+
+
+@pytest.mark.parametrize(
+    ("call", "problems"),
+    [
+        (call_row("test", ("src/0001", "src/0003")), set()),
+        # the old builder's mismatch: a test call whose callee clip is train in the corpus
+        (call_row("test", ("src/0000", "src/0003")), {"parts", "call"}),
+        # a test call whose caller voice trains elsewhere, its own clips all test
+        (call_row("test", ("src/0001",), speaker="c"), {"speaker", "call"}),
+        (call_row("test", ("src/0001", "src/0404")), {"call"}),  # a part that is in no manifest
+    ],
+)
+def test_check_reads_the_simulated_calls(
+    tmp_path: Path, call: CorpusRow, problems: set[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    splits = load_builder("splits")
+    write_corpus(tmp_path, clean_corpus(), [], [])
+    write_manifest([call], tmp_path / "calls" / "calls.jsonl")
+    assert splits.main(["--check", "--manifest-dir", str(tmp_path)]) == (1 if problems else 0)
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert {e.split(" problem")[0].split()[-1] for e in errors} == problems
+
+
+def test_committed_calls_follow_the_corpus_splits() -> None:
+    """Every simulated call is built from clips of its own corpus split (issue 13): the calls
+    used to have their own speaker splits, and 44 of 60 test calls had a training voice."""
+    splits = load_builder("splits")
+    from models.training.corpus import MANIFEST_DIR, read_manifest, read_manifests
+
+    path = MANIFEST_DIR / splits.CALLS
+    if not path.is_file():
+        pytest.skip("no simulated calls built")
+    calls, rows = read_manifest(path), read_manifests()
+    by_id = {r.id: r for r in rows}
+    assert splits.call_leaks(calls, rows) == []
+    assert all(by_id[p].split == c.split for c in calls for p in c.parts)
+    assert {c.split for c in calls} == {"train", "dev", "test"}
+
+
 def test_text_rows_tied_to_the_test_split() -> None:
     rows = clean_corpus()
     texts = [

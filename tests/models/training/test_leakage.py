@@ -133,8 +133,10 @@ def test_text_heads_never_train_on_a_simulated_test_call() -> None:
 
 
 def test_shipped_text_heads_held_out_every_test_tied_text() -> None:
-    """The weights, not only the code: the rows the shipped heads held out are the rows tied to
-    the test split now (``trained_on.held_out_rows`` of ``text_heads.json``)."""
+    """The weights, not only the code: the shipped heads held out at least the rows tied to the
+    test split now (``trained_on.held_out_rows`` of ``text_heads.json``, per source). More is
+    allowed: rebuilt simulated calls (issue 13, calls now follow the corpus splits) tie fewer
+    rows than when the heads were trained, and a row held out needlessly leaks nothing."""
     from models.text_clf import WEIGHTS_JSON
 
     if not CORPUS.is_file():
@@ -142,4 +144,5 @@ def test_shipped_text_heads_held_out_every_test_tied_text() -> None:
     held = json.loads(WEIGHTS_JSON.read_text())["trained_on"]["held_out_rows"]["per_source"]
     texts = read_rows()
     tied = tied_to_test(texts, read_manifests())
-    assert Counter(t.source for t, k in zip(texts, tied, strict=True) if k) == Counter(held)
+    now = Counter(t.source for t, k in zip(texts, tied, strict=True) if k)
+    assert not now - Counter(held), f"tied to test but trained on: {now - Counter(held)}"
