@@ -247,8 +247,8 @@ def select_calls(
 
 def callers_heard_in_training(rows: Sequence[CorpusRow]) -> set[str]:
     """Ids of the calls whose caller speaks a clip (voice or utterance) the synthetic-voice head
-    was trained on. The simulated calls were split apart from the clip corpus, so a test call's
-    caller may be a training voice: its ``synthetic_voice`` cue is then not a held-out figure."""
+    was trained on: its ``synthetic_voice`` cue is then not a held-out figure. None since the
+    calls follow the corpus splits (``datasets/prepare_calls.py``); counted, not assumed."""
     from models.training.leakage import audio_keys
     from models.training.synth_data import TrainConfig, select_rows, train_ids
 
@@ -445,11 +445,12 @@ def fit_cues_only(ex: Example) -> Example:
 
     Text: the simulated robots speak sales lines and their human agents read books, so fitted on
     these calls the text cues would learn "not a sales script = person", which is the sales
-    question, not the robot one (issue 13). Voice: every simulated call is made of clips the
-    synthetic-voice head trained or chose its settings on (the calls were split apart from the
-    clip corpus), so its scores there are not the held-out scores a fusion must be fitted on.
-    Both are fitted on the composed calls only; the simulated calls fit the acoustic and
-    behaviour cues.
+    question, not the robot one (issue 13). Voice: a dev call's voices are dev clips, some of
+    them perhaps of the half the synthetic-voice head chose its settings on (``corpus.dev_halves``),
+    and a recorded-prompt robot's voice is a person's by construction: fitted here, its scales
+    would learn the simulator's choice of sources. Both are fitted on the composed calls
+    only; the simulated calls fit the acoustic and behaviour cues, and choose how far a human
+    voice may pull towards "person" (``fusion_fit.choose_cap``, scored with every cue).
     """
     drop = {*TEXT_CUES, "synthetic_voice"}
     return dataclasses.replace(ex, cues=tuple((n, w) for n, w in ex.cues if n not in drop))

@@ -237,7 +237,8 @@ def _card(result: Result, sha: str, weights: Path) -> str:
         "of the same class and language; half of a person's texts are human sales calls) and "
         "on simulated two-party dev calls run through the whole detector (their text and "
         "synthetic-voice cues left out of the fit: `models/training/fusion_calls.py` says why), "
-        "which bring the stereo and behaviour cues. "
+        "which bring the stereo and behaviour cues. A human voice's pull towards 'person' is "
+        "capped (below). "
         f"Bias {result.model.bias:+.3f}. A cue the fit never saw keeps scale "
         f"{result.model.default_scale:g}.",
         "",
@@ -416,12 +417,19 @@ def calls_report(result: Result, sha: str) -> str:
         "that calls at most 5 % of these people robot, read off the test calls themselves (an "
         "operating point, not a shipped setting).",
         "",
-        f"**Read with care.** {meta['callers_heard']} of the {n['examples']} test calls have a "
-        "caller whose clips (voice or utterance) are in the synthetic-voice head's training "
-        "rows: the calls were split apart from the clip corpus (`datasets/prepare_calls.py`), "
-        "so their `synthetic_voice` cue is not a held-out figure. The rows *all cues but "
-        "synthetic_voice* below are the figure without it. Each cell holds few voices: the "
-        "intervals are wide.",
+        "**Read with care.** "
+        + (
+            f"{meta['callers_heard']} of the {n['examples']} test calls have a caller whose "
+            "clips (voice or utterance) are in the synthetic-voice head's training rows: their "
+            "`synthetic_voice` cue is not a held-out figure (the rows *all cues but "
+            "synthetic_voice* below are the figure without it). "
+            if meta["callers_heard"]
+            else "No test call's caller speaks a clip of the synthetic-voice head's training "
+            "rows (counted, `fusion_calls.callers_heard_in_training`). "
+        )
+        + "Each cell holds few voices: the intervals are wide. The simulator's robots and "
+        "agents behave as it was programmed from how dialers work (`datasets/prepare_calls.py`); "
+        "real calls may differ.",
         "",
         "## Targets (issue 13)",
         "",
@@ -477,11 +485,12 @@ def calls_report(result: Result, sha: str) -> str:
         "## Robot/person x sales/not (fitted fusion, all cues)",
         "",
         f"Called robot: probability >= {fitted['threshold']:g}; sales: the verdict's sales "
-        f"probability >= {fitted['sales_threshold']:g}. What the callers say: the English TTS "
-        "robots speak sales lines written for the project; the Mandarin TTS robots mostly read "
-        "TTS demo sentences (a few sales lines); the recorded-prompt robots replay IVR prompts "
-        "(English) or read speech (Mandarin); the human agents are read speech and the "
-        "reference recordings of TTS demo pages. Only the English TTS robots sell.",
+        f"probability >= {fitted['sales_threshold']:g}. What the callers say "
+        "(`datasets/prepare_calls.py`): the English TTS robots speak sales lines written for "
+        "the project (`tts_en`); the Mandarin TTS robots read TTS demo sentences; the "
+        "recorded-prompt robots replay a person's clips (IVR prompts or read sentences); the "
+        "human agents read books or demo-page sentences. Only the English TTS robots sell, so "
+        "every other call belongs in a *not sales* column.",
         "",
         *markdown_table(
             ("caller", "layout", "robot, sales", "robot, not sales", "person, sales")
