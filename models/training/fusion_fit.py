@@ -97,10 +97,20 @@ def balanced_log_loss(y: np.ndarray, logit: np.ndarray) -> float:
 
 
 def fit_scales(
-    x: np.ndarray, y: np.ndarray, *, l2: float = L2, max_scale: float = MAX_SCALE
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    l2: float = L2,
+    max_scale: float = MAX_SCALE,
+    sample_weight: np.ndarray | None = None,
 ) -> tuple[float, np.ndarray]:
-    """Bias and non-negative scales minimising class-balanced log loss + ``l2 * |scales|^2``."""
-    w = balanced(y)
+    """Bias and non-negative scales minimising class-balanced log loss + ``l2 * |scales|^2``.
+
+    ``sample_weight``: relative row weights (default 1); the classes still get equal totals.
+    """
+    sw = np.ones(y.size) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+    n1, n0 = max(float(sw[y == 1].sum()), 1e-12), max(float(sw[y == 0].sum()), 1e-12)
+    w = sw * np.where(y == 1, 0.5 / n1, 0.5 / n0)
     w = w / w.sum()
 
     def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
@@ -194,6 +204,17 @@ def make_model(
 CAPPED_CUE = "synthetic_voice:-"
 CAP_GRID: tuple[float | None, ...] = (0.0, 0.25, 0.5, 1.0, 2.0, None)
 CV_FOLDS = 5
+# How the simulated calls count in the fit: one row each ("as drawn"), or all of them together
+# as much as all composed calls ("calls = composed"), so that the few calls are not outweighed.
+CALL_WEIGHTINGS = ("as drawn", "calls = composed")
+
+
+def call_weights(fit: Sequence[Example], weighting: str) -> np.ndarray:
+    """Row weights of the fit population under one of :data:`CALL_WEIGHTINGS`."""
+    is_call = np.array([bool(ex.layout) for ex in fit])
+    if weighting == "as drawn" or not is_call.any() or is_call.all():
+        return np.ones(len(fit))
+    return np.where(is_call, (~is_call).sum() / is_call.sum(), 1.0)
 
 
 def choose_cap(
@@ -201,9 +222,11 @@ def choose_cap(
     shown: Sequence[Example],
     *,
     grid: Sequence[float | None] = CAP_GRID,
+    weightings: Sequence[str] = CALL_WEIGHTINGS,
     folds: int = CV_FOLDS,
 ) -> dict[str, Any]:
-    """Choose the cap of a human voice's pull (:data:`CAPPED_CUE`) by cross-validation on dev.
+    """Choose the cap of a human voice's pull (:data:`CAPPED_CUE`) and how much the simulated
+    calls count (:data:`CALL_WEIGHTINGS`) by cross-validation on dev.
 
     ``fit[i]`` is what the fit sees of example i, ``shown[i]`` what the verdict sees of it (a
     simulated call's fit example lacks its text and voice cues, ``fusion_calls.fit_cues_only``;
@@ -216,26 +239,28 @@ def choose_cap(
     Returns
     -------
     dict
-        ``"chosen"`` (a cap of ``grid``) and ``"rows"``: per cap the two losses and the held-out
-        AUC of recorded-prompt robots against human agents, stereo and mono.
+        ``"chosen"`` (a cap of ``grid``), ``"weighting"`` (one of ``weightings``) and
+        ``"rows"``: per cap and weighting the two losses and the held-out AUC of
+        recorded-prompt robots against human agents, stereo and mono.
     """
     y = np.array([ex.y for ex in fit], dtype=np.float64)
     fold = np.array([int(hash_unit(ex.group or ex.audio_id, salt=SALT) * folds) for ex in fit])
     is_call = np.array([bool(ex.layout) for ex in shown])
     names = sorted({signed_cue(n, w) for ex in fit for n, w in ex.cues if w != 0.0})
     rows: list[dict[str, Any]] = []
-    for cap in grid:
+    for weighting, cap in ((w, c) for w in weightings for c in grid):
         caps = {} if cap is None else {CAPPED_CUE: cap}
         x_fit, _ = design(fit, names, caps=caps)
         x_shown, _ = design(shown, names, caps=caps)
+        sw = call_weights(fit, weighting)
         logit = np.zeros(len(fit))
         for k in range(folds):
             held = fold == k
             if not held.any() or held.all():
                 continue
-            bias, scales = fit_scales(x_fit[~held], y[~held])
+            bias, scales = fit_scales(x_fit[~held], y[~held], sample_weight=sw[~held])
             logit[held] = bias + x_shown[held] @ scales
-        row: dict[str, Any] = {"cap": cap}
+        row: dict[str, Any] = {"cap": cap, "weighting": weighting}
         for population, keep in (("composed", ~is_call), ("calls", is_call)):
             both = M.has_both_classes(y[keep].astype(np.int64))
             row[population] = balanced_log_loss(y[keep], logit[keep]) if both else 0.0
@@ -248,7 +273,7 @@ def choose_cap(
             )
         rows.append(row)
     best = min(rows, key=lambda r: r["composed"] + r["calls"])
-    return {"chosen": best["cap"], "rows": rows, "folds": folds}
+    return {"chosen": best["cap"], "weighting": best["weighting"], "rows": rows, "folds": folds}
 
 
 def grouped_scores(

@@ -197,16 +197,16 @@ def _cap_lines(result: Result) -> list[str]:
         f"{cv['folds']}-fold cross-validation on dev, folds by voice (a clip's speaker, a "
         "call's caller), over the composed dev calls and the simulated dev calls (scored with "
         "all their cues); the lowest sum of the two class-balanced log losses wins, so that "
-        "neither population outweighs the other by its size. Also tried on the same folds, "
-        "not kept: weighting the simulated calls to the composed calls' total (composed loss "
-        "up from 0.098 to 0.138 and more, call AUC unchanged; measured on the calls of the "
-        "previous run).",
+        "neither population outweighs the other by its size. Chosen with it: how much the "
+        "simulated calls count in the fit (one row each, *as drawn*, or all of them as much as "
+        f"all composed calls); kept: *{cv['weighting']}*.",
         "",
         *markdown_table(
-            ("cap (hand-set units)", "log loss, composed dev", "log loss, dev calls", "sum")
-            + ("AUC recorded robots vs agents, stereo", "AUC, mono"),
+            ("calls in the fit", "cap (hand-set units)", "log loss, composed dev")
+            + ("log loss, dev calls", "sum", "AUC recorded robots vs agents, stereo", "AUC, mono"),
             (
                 (
+                    r["weighting"],
                     "none" if r["cap"] is None else f"{r['cap']:g}",
                     f"{r['composed']:.3f}",
                     f"{r['calls']:.3f}",

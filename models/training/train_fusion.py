@@ -50,8 +50,9 @@ outvotes the dialer's behaviour (on the simulated calls, recorded-prompt robots 
 from "robot" than the live agents did). So the head's weight towards human enters the sum
 clipped at a cap (``FusionModel.caps``; its weight towards robot is not capped): at most that
 much can a person's voice say "person". The cap is chosen by voice-grouped cross-validation on
-the dev population, composed and simulated calls scored apart (``fusion_fit.choose_cap``); the
-report lists every cap tried, and the uncapped sum refitted on the same data.
+the dev population, composed and simulated calls scored apart (``fusion_fit.choose_cap``),
+together with how much the few simulated calls count against the many composed ones; the
+report lists every option tried, and the uncapped sum refitted on the same data.
 
 Over 500 lines as one module: the composed calls' audio side, text side and fit read one
 another's settings and caches; the command-line sampling options (``--composed-fit``,
@@ -106,6 +107,7 @@ from models.training.fusion_fit import (
     Example,
     Result,
     base_cue,
+    call_weights,
     choose_cap,
     design,
     fit_scales,
@@ -388,8 +390,9 @@ def train(
     names = sorted({signed_cue(n, w) for ex in fit_all for n, w in ex.cues if w != 0.0})
     cap_cv = choose_cap(fit_all, [*fit_ex, *dev_calls])
     caps = {} if cap_cv["chosen"] is None else {CAPPED_CUE: cap_cv["chosen"]}
+    weights = call_weights(fit_all, cap_cv["weighting"])
     x, y = design(fit_all, names, caps=caps)
-    bias, scales = fit_scales(x, y)
+    bias, scales = fit_scales(x, y, sample_weight=weights)
     model = make_model(names, bias, scales, caps=caps)
     y_eval = np.array([ex.y for ex in eval_ex], dtype=np.float64)
     fitted, handset = fusion_logit(model, eval_ex), handset_logit(eval_ex)
@@ -431,7 +434,7 @@ def train(
         ("all cues", names, caps),
     ):
         xs, _ = design(fit_all, keep, caps=kept_caps)
-        b, s = fit_scales(xs, y)
+        b, s = fit_scales(xs, y, sample_weight=weights)
         sub = make_model(keep, b, s, caps={k: c for k, c in kept_caps.items() if k in keep})
         ablations[label] = scores_table(y_eval, fusion_logit(sub, eval_ex))
         if test_calls:

@@ -289,10 +289,11 @@ def test_write_outputs_renders_the_calls_report(tmp_path: Path, rng: np.random.G
         calls={"all cues": table, "hand-set sum": table, "meta": {**meta, "diarizer": False}},
         cap_cv={
             "chosen": 0.5,
+            "weighting": "as drawn",
             "folds": 5,
             "rows": [
-                {"cap": c, "composed": 0.1, "calls": 0.9, "auc_recorded_stereo": 0.7}
-                | {"auc_recorded_mono": float("nan")}
+                {"cap": c, "weighting": "as drawn", "composed": 0.1, "calls": 0.9}
+                | {"auc_recorded_stereo": 0.7, "auc_recorded_mono": float("nan")}
                 for c in (0.5, None)
             ],
         },
@@ -306,7 +307,10 @@ def test_write_outputs_renders_the_calls_report(tmp_path: Path, rng: np.random.G
     assert "### hand-set sum" in text and "TTS robots reading non-sales text" in text
     assert (tmp_path / "FUSION.md").is_file() and (tmp_path / "f.md").is_file()
     card = (tmp_path / "FUSION.md").read_text()
-    assert "## A human voice is capped" in card and "| none | 0.100 | 0.900 | 1.000 |" in card
+    assert (
+        "## A human voice is capped" in card
+        and "| as drawn | none | 0.100 | 0.900 | 1.000 |" in card
+    )
 
 
 def test_with_cached_frames_wraps_the_encoder_once(tmp_path: Path) -> None:

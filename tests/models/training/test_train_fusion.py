@@ -13,6 +13,7 @@ from models.training.corpus import CorpusRow
 from models.training.fusion_fit import (
     Example,
     balanced,
+    call_weights,
     choose_cap,
     design,
     fit_scales,
@@ -211,9 +212,26 @@ def test_choose_cap_caps_a_voice_that_vetoes_behaviour_on_calls() -> None:
     rng = np.random.default_rng(7)
     composed = _population(rng, 200, layout="", voice_informative=True)
     calls = _population(rng, 80, layout="stereo", voice_informative=False)
-    got = choose_cap([*composed, *calls], [*composed, *calls], grid=(0.0, 0.5, None))
+    got = choose_cap(
+        [*composed, *calls], [*composed, *calls], grid=(0.0, 0.5, None), weightings=("as drawn",)
+    )
     assert [r["cap"] for r in got["rows"]] == [0.0, 0.5, None]
     by_cap = {r["cap"]: r for r in got["rows"]}
     assert got["chosen"] is not None
     assert by_cap[got["chosen"]]["calls"] < by_cap[None]["calls"]
     assert all(0.0 <= r["auc_recorded_stereo"] <= 1.0 for r in got["rows"])
+
+
+def test_sample_weights_count_rows_but_keep_the_classes_balanced() -> None:
+    rng = np.random.default_rng(3)
+    y = (np.arange(400) % 2).astype(np.float64)
+    x = _cues(rng, y)[:, :1]
+    plain = fit_scales(x, y)
+    doubled = fit_scales(x, y, sample_weight=np.full(y.size, 2.0))
+    assert doubled[0] == pytest.approx(plain[0], abs=1e-4)
+    assert doubled[1] == pytest.approx(plain[1], abs=1e-4)
+    calls = [
+        Example(str(i), "", 1, "en", "k", "s", (), "stereo" if i < 2 else "") for i in range(6)
+    ]
+    assert call_weights(calls, "calls = composed").tolist() == [2.0, 2.0, 1, 1, 1, 1]
+    assert call_weights(calls, "as drawn").tolist() == [1.0] * 6
