@@ -527,6 +527,32 @@ def call_tables(
             "sales_threshold": sales_threshold, "n_calls": len(examples)}  # fmt: skip
 
 
+def cue_contributions(model: FusionModel, examples: Sequence[Example]) -> dict[str, Any]:
+    """Mean contribution of each cue to the robot logit, by caller kind and layout: why the
+    fused score ranks the calls as it does. Cues that add nothing anywhere are left out."""
+    cells: dict[str, list[Example]] = {}
+    for ex in examples:
+        cells.setdefault(f"{ex.kind} | {ex.layout}", []).append(ex)
+    means = {
+        cell: {
+            name: float(
+                np.mean([model.contribution(name, dict(ex.cues).get(name, 0.0)) for ex in members])
+            )
+            for name in sorted({n for ex in examples for n, _ in ex.cues})
+        }
+        for cell, members in sorted(cells.items())
+    }
+    names = sorted({n for m in means.values() for n, v in m.items() if abs(v) >= 0.005})
+    return {
+        "cells": {cell: len(members) for cell, members in sorted(cells.items())},
+        "bias": model.bias,
+        "cues": {n: {cell: means[cell][n] for cell in means} for n in names},
+        "total": {
+            cell: float(np.mean(fusion_logit(model, members))) for cell, members in cells.items()
+        },
+    }
+
+
 # ---------------------------------------------------------------------------------------------
 # End to end: real calls through the whole detector
 

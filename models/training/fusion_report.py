@@ -378,6 +378,29 @@ def _pairs_table(pairs: dict[str, dict[str, Any]], keys: list[str]) -> list[str]
     )  # fmt: skip
 
 
+def _contribution_lines(calls: dict[str, Any]) -> list[str]:
+    c = calls["contributions"]
+    cells = list(c["cells"])
+    return [
+        "Mean contribution of each cue to the robot logit on the test calls (fitted fusion, "
+        "as applied: scaled, a human voice capped; 0 where a call lacks the cue), by caller "
+        f"and layout; the bias ({c['bias']:+.2f}) and the total at the end. Cues that add "
+        "nothing anywhere are left out.",
+        "",
+        *markdown_table(
+            ("cue", *(f"{cell} ({c['cells'][cell]})" for cell in cells)),
+            [
+                *(
+                    (f"`{name}`", *(f"{v[cell]:+.2f}" for cell in cells))
+                    for name, v in c["cues"].items()
+                ),
+                ("**robot logit**", *(f"**{c['total'][cell]:+.2f}**" for cell in cells)),
+            ],
+        ),
+        "",
+    ]
+
+
 def calls_report(result: Result, sha: str) -> str:
     """``docs/evaluation_calls_verdict.md``: the fused verdict on the simulated test calls."""
     calls = result.calls
@@ -478,9 +501,11 @@ def calls_report(result: Result, sha: str) -> str:
         "",
     ]
     for label, table in calls.items():
-        if label in ("meta", "all cues"):
+        if label in ("meta", "all cues", "contributions"):
             continue
         lines += [f"### {label}", "", *_pairs_table(table["pairs"], list(CALLS_HEADLINE)), ""]
+    if "contributions" in calls:
+        lines += ["## Why the calls score as they do", "", *_contribution_lines(calls)]
     lines += [
         "## Robot/person x sales/not (fitted fusion, all cues)",
         "",

@@ -92,6 +92,7 @@ from models.training.fusion_calls import (
     call_examples,
     call_tables,
     callers_heard_in_training,
+    cue_contributions,
     end_to_end,
     fit_cues_only,
     select_calls,
@@ -454,6 +455,7 @@ def train(
         heard = callers_heard_in_training(
             select_calls(simulated_calls(), split="test", per_cell=calls)
         )
+        calls_tables["contributions"] = cue_contributions(model, test_calls)
         calls_tables["meta"] = {
             "failed": {"dev": dev_failed, "test": test_failed},
             "callers_heard": sum(ex.audio_id in heard for ex in test_calls),
