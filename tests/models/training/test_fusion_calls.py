@@ -348,7 +348,7 @@ def test_write_outputs_renders_the_calls_report(tmp_path: Path, rng: np.random.G
     card = (tmp_path / "FUSION.md").read_text()
     assert (
         "## A human voice is capped" in card
-        and "| as drawn | none | 0.100 | 0.900 | 1.000 |" in card
+        and "| as drawn | none | 0.100 | 0.900 | 0.700 |" in card
     )
 
 

@@ -11,6 +11,7 @@ import pytest
 from models.fusion_file import read_fusion, write_fusion
 from models.training.corpus import CorpusRow
 from models.training.fusion_fit import (
+    COMPOSED_TOLERANCE,
     Example,
     balanced,
     call_weights,
@@ -235,3 +236,17 @@ def test_sample_weights_count_rows_but_keep_the_classes_balanced() -> None:
     ]
     assert call_weights(calls, "calls = composed").tolist() == [2.0, 2.0, 1, 1, 1, 1]
     assert call_weights(calls, "as drawn").tolist() == [1.0] * 6
+
+
+def test_choose_cap_never_buys_the_calls_fit_with_the_clips() -> None:
+    """Weighting 40 calls like 200 clips fits the calls better but the clips worse: not kept."""
+    rng = np.random.default_rng(11)
+    composed = _population(rng, 200, layout="", voice_informative=True)
+    calls = _population(rng, 40, layout="stereo", voice_informative=False)
+    got = choose_cap([*composed, *calls], [*composed, *calls], grid=(None,))
+    rows = {r["weighting"]: r for r in got["rows"]}
+    floor = min(r["composed"] for r in got["rows"])
+    kept = rows[got["weighting"]]
+    assert kept["composed"] <= floor * (1 + COMPOSED_TOLERANCE)
+    eligible = [r for r in got["rows"] if r["composed"] <= floor * (1 + COMPOSED_TOLERANCE)]
+    assert kept["calls"] == min(r["calls"] for r in eligible)
