@@ -390,7 +390,7 @@ def _contribution_lines(calls: dict[str, Any]) -> list[str]:
         "nothing anywhere are left out.",
         "",
         *markdown_table(
-            ("cue", *(f"{cell} ({c['cells'][cell]})" for cell in cells)),
+            ("cue", *(f"{cell.replace(' | ', ', ')} ({c['cells'][cell]})" for cell in cells)),
             [
                 *(
                     (f"`{name}`", *(f"{v[cell]:+.2f}" for cell in cells))

@@ -344,6 +344,7 @@ def test_write_outputs_renders_the_calls_report(tmp_path: Path, rng: np.random.G
     assert "| human_agent | mono | 0 | 0 | 0 | 12 |" in text  # the confusion: read, not sold
     assert "### hand-set sum" in text and "TTS robots reading non-sales text" in text
     assert "## Why the calls score as they do" in text and "| **robot logit** |" in text
+    assert "| cue | human_agent, mono (12) | human_agent, stereo (12) |" in text
     assert (tmp_path / "FUSION.md").is_file() and (tmp_path / "f.md").is_file()
     card = (tmp_path / "FUSION.md").read_text()
     assert (
