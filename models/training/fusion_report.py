@@ -160,6 +160,16 @@ def _rates(result: Result) -> dict[str, Any]:
             "source": "docs/evaluation_fusion.md, End to end: fitted fusion, test-split call "
             "mixtures through the whole detector",
         }
+    pairs = result.calls.get("all cues", {}).get("pairs", {})
+    if "any robot | both layouts | both languages" in pairs:
+        calls = pairs["any robot | both layouts | both languages"]
+        out["simulated_calls"] = {
+            "people_called_robots": calls["people_called"],
+            "robots_missed": 1 - calls["robots_called"],
+            "humans": calls["n_human"],
+            "robots": calls["n_robot"],
+            "source": "docs/evaluation_calls_verdict.md, Targets: any robot, both layouts",
+        }
     return out
 
 
