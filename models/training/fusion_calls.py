@@ -562,11 +562,17 @@ NON_SALES_SOURCES = ("zh_", "umelgan")
 
 
 def end_to_end(
-    model: FusionModel, detector: Detector, *, limit: int, progress: bool = False
+    model: FusionModel,
+    detector: Detector,
+    *,
+    limit: int,
+    others: dict[str, FusionModel] | None = None,
+    progress: bool = False,
 ) -> dict[str, Any]:
     """Test-split mixed calls through the channel and the real detector (ASR included).
 
-    Both fusions read the same evidence: the detector runs without a fusion model, so its
+    Every fusion (``model``, the hand-set sum, and ``others`` by name: variants refitted on the
+    same data) reads the same evidence: the detector runs without a fusion model, so its
     evidence weights are the hand-set ones. The ASR and encoder passes are cached per call
     (``fusion_calls.caching_detector``), so new heads only rescore. Calls are grouped by the
     source of their prompts, because the test robots are of three sorts: sales lines of our
@@ -629,6 +635,10 @@ def end_to_end(
         "all": {
             "fitted": scores_table(y, fitted),
             "hand-set sum": scores_table(y, handset_logit(examples)),
+            **{
+                name: scores_table(y, fusion_logit(m, examples))
+                for name, m in (others or {}).items()
+            },
         },
         "source": grouped_scores(examples, fitted, "text_source"),
         "kind": grouped_scores(examples, fitted, "kind"),

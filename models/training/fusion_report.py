@@ -292,8 +292,12 @@ def _card(result: Result, sha: str, weights: Path) -> str:
         "exists in the corpus, so the acoustic half of a 'human sales call' is a person reading "
         "or chatting.",
         "- The synthetic-voice head chose its settings on the other half of dev (`select`); the "
-        "fusion fits on the `fusion` half's scores. Most simulated test calls' callers are "
-        "voices of the head's training rows (`docs/evaluation_calls_verdict.md` says how many).",
+        "fusion fits on the `fusion` half's scores. `docs/evaluation_calls_verdict.md` counts "
+        "the simulated test calls whose caller the head was trained on.",
+        "- The cap on a human voice was chosen on simulated calls, whose recorded-prompt robots "
+        "replay real people: on the end-to-end mixtures, whose robots are TTS or vocoded, a "
+        "human-sounding voice still told robots from people, and the cap costs that ranking "
+        "(the report's end-to-end rows, capped against not capped).",
         "",
     ]
     return "\n".join(lines)
@@ -355,7 +359,8 @@ def _report(result: Result, sha: str, img: Path) -> str:
             "telephone channel and then the whole `Detector`, ASR included "
             f"({e['skipped']} call(s) without recognised words skipped; each call's evidence is "
             "cached by the code and weights that produce it). "
-            "Both fusions read the same evidence.",
+            "Every fusion reads the same evidence; *all cues, human voice not capped* is the "
+            "sum refitted on the same data without the cap.",
             "",
             *_table("fusion", e["all"]),
             "",

@@ -122,7 +122,7 @@ from models.training.fusion_fit import (
 from models.training.leakage import simulated_calls, tied_ids, tied_to_test
 from models.training.synth_data import features_cache_dir
 from models.training.text_features import TextRow, read_rows
-from pipeline.fuse import signed_cue
+from pipeline.fuse import FusionModel, signed_cue
 from pipeline.types import ANALYSIS_RATE_HZ, SyntheticVoiceScorer
 
 log = logging.getLogger(__name__)
@@ -422,6 +422,7 @@ def train(
             }
         )
     ablations = {}
+    variants: dict[str, FusionModel] = {}
     calls_tables: dict[str, Any] = {}
     text_names = [n for n in names if base_cue(n) in TEXT_CUES]
     voice_names = [n for n in names if base_cue(n) == "synthetic_voice"]
@@ -437,6 +438,7 @@ def train(
         xs, _ = design(fit_all, keep, caps=kept_caps)
         b, s = fit_scales(xs, y, sample_weight=weights)
         sub = make_model(keep, b, s, caps={k: c for k, c in kept_caps.items() if k in keep})
+        variants[label] = sub
         ablations[label] = scores_table(y_eval, fusion_logit(sub, eval_ex))
         if test_calls:
             calls_tables[label] = call_tables(
@@ -463,7 +465,12 @@ def train(
             "crop_s": CROP_S,
             "diarizer": detector.diarizer is not None,
         }
-    e2e_tables = end_to_end(model, detector, limit=e2e, progress=progress) if e2e else None
+    e2e_tables = None
+    if e2e:
+        uncapped = "all cues, human voice not capped"
+        e2e_tables = end_to_end(
+            model, detector, limit=e2e, others={uncapped: variants[uncapped]}, progress=progress
+        )
     counts = {
         "fit": _counts(fit_ex),
         "fit_calls": _counts(dev_calls),
