@@ -2,6 +2,10 @@
 
 The card (``models/weights/FUSION.md``) and the report (``docs/evaluation_fusion.md``) are
 generated whole: rerun ``python -m models.training.train_fusion`` rather than editing them.
+
+Over 500 lines as one module: the card, the fusion report and the calls report share their
+tables (scores, pairs, the cap's cross-validation) and the run's metadata; split, each part
+would import the others' table builders.
 """
 
 from __future__ import annotations
