@@ -2,7 +2,8 @@
 
 Written by ``models/training/train_fusion.py``.
 
-Plain JSON, no arrays: a bias, one scale per cue, the scale of cues the fit never saw, and the
+Plain JSON, no arrays: a bias, one scale per cue, the scale of cues the fit never saw, the caps
+of the cue directions the fit caps (absent in files written before caps existed: none), and the
 metadata of the run (data, metrics). Read by ``models.loading.load_fusion``.
 """
 
@@ -29,6 +30,7 @@ def write_fusion(model: FusionModel, meta: dict[str, Any], path: Path = FUSION_P
         "bias": model.bias,
         "default_scale": model.default_scale,
         "scales": dict(model.scales),
+        "caps": dict(model.caps),
         "meta": meta,
     }
     text = json.dumps(blob, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
@@ -45,16 +47,23 @@ def read_fusion(path: Path = FUSION_PATH) -> FusionModel:
     OSError
         The file cannot be read.
     ValueError
-        It is not a fusion file of this format, or a number in it is not finite / negative.
+        It is not a fusion file of this format, a number in it is not finite / negative, or it
+        caps a cue direction that may not be capped.
     """
     data = path.read_bytes()
     raw = json.loads(data)
     if not isinstance(raw, dict) or raw.get("format") != FORMAT:
         raise ValueError(f"{path} is not a {FORMAT} file")
     scales = tuple(sorted((str(k), float(v)) for k, v in raw["scales"].items()))
-    numbers = [float(raw["bias"]), float(raw["default_scale"]), *(v for _, v in scales)]
+    caps = tuple(sorted((str(k), float(v)) for k, v in raw.get("caps", {}).items()))
+    numbers = [
+        float(raw["bias"]),
+        float(raw["default_scale"]),
+        *(v for _, v in scales),
+        *(v for _, v in caps),
+    ]
     if not all(math.isfinite(v) for v in numbers) or any(v < 0 for v in numbers[1:]):
-        raise ValueError(f"{path}: bias and scales must be finite, scales >= 0")
+        raise ValueError(f"{path}: bias, scales and caps must be finite, scales and caps >= 0")
     return FusionModel(
         bias=float(raw["bias"]),
         scales=scales,
@@ -62,4 +71,5 @@ def read_fusion(path: Path = FUSION_PATH) -> FusionModel:
         method=str(raw["method"]),
         model_id=str(raw["model_id"]),
         sha256=hashlib.sha256(data).hexdigest(),
+        caps=caps,
     )

@@ -31,6 +31,7 @@ from typing import overload
 import numpy as np
 
 from pipeline.config import DetectorConfig, FusionConfig
+from pipeline.messages import render
 from pipeline.types import (
     AcousticCues,
     AudioInfo,
@@ -62,6 +63,14 @@ class FusionModel:
     method: str  # one line for Provenance.fusion_method
     model_id: str = "fusion"
     sha256: str = ""
+    # (signed cue, cap >= 0), sorted: the most that direction of the cue may move the logit,
+    # after scaling; only the directions of CAPPED_MESSAGES (see there why).
+    caps: tuple[tuple[str, float], ...] = ()
+
+    def __post_init__(self) -> None:
+        for key, cap in self.caps:
+            if key not in CAPPED_MESSAGES or not cap >= 0:
+                raise ValueError(f"caps: {key!r} {cap} (cappable: {sorted(CAPPED_MESSAGES)})")
 
     def scale(self, name: str, weight: float) -> float:
         """The fitted scale of cue ``name`` when its hand-set weight is ``weight``.
@@ -71,12 +80,28 @@ class FusionModel:
         key = signed_cue(name, weight)
         return max(dict(self.scales).get(key, self.default_scale), SCALE_FLOORS.get(key, 0.0))
 
+    def cap(self, name: str, weight: float) -> float | None:
+        """The cap of cue ``name``'s contribution in the direction of ``weight``; None: no cap."""
+        return dict(self.caps).get(signed_cue(name, weight))
+
+    def contribution(self, name: str, weight: float) -> float:
+        """What cue ``name`` with hand-set ``weight`` adds to the robot logit: scaled, capped."""
+        scaled = self.scale(name, weight) * weight
+        cap = self.cap(name, weight)
+        return scaled if cap is None else max(-cap, min(cap, scaled))
+
 
 # Cue directions the fit may not scale below this. A message replayed within the call is how
 # dialers work ("press 2 to hear this message again"); the composed fit calls hold few replays
 # (9 %, all robot and all otherwise obvious), so the fit gave it 0.00: no evidence either way,
 # not evidence that replays are human. The hand-set weight (pipeline/acoustic.py) stands (issue 17).
 SCALE_FLOORS: dict[str, float] = {"replayed_speech_s:+": 1.0}
+
+# Cue directions a fitted fusion may cap, and the message of a capped cue. Many dialer robots
+# play prompts recorded by a real person (真人录音, issue 13): a human voice rules out a TTS
+# engine, not a robot, so it may not outvote the dialer's behaviour; the cap, how far it can
+# move the verdict towards "person", is chosen on dev calls (models/training/fusion_fit.py).
+CAPPED_MESSAGES: dict[str, str] = {"synthetic_voice:-": "synthetic_voice.human_capped"}
 
 
 def signed_cue(name: str, weight: float) -> str:
@@ -206,11 +231,21 @@ def add_evidence(
 
 
 def _applied(evidence: Evidence, *, config: FusionConfig, model: FusionModel | None) -> Evidence:
-    """``evidence`` with its hand-set weight scaled as the fusion applies it (3 decimals)."""
-    scale = config.weight_scale * (
-        1.0 if model is None else model.scale(evidence.name, evidence.weight)
+    """``evidence`` with its hand-set weight scaled (and capped) as the fusion applies it
+    (3 decimals); a capped cue's sentences say why it counts less."""
+    name, weight = evidence.name, evidence.weight
+    if model is None:
+        return dataclasses.replace(evidence, weight=round(weight * config.weight_scale, 3) + 0.0)
+    applied = model.contribution(name, weight)
+    capped = evidence.code and applied != model.scale(name, weight) * weight
+    out = dataclasses.replace(evidence, weight=round(applied * config.weight_scale, 3) + 0.0)
+    if not capped:
+        return out
+    code = CAPPED_MESSAGES[signed_cue(name, weight)]
+    params = dict(evidence.params)
+    return dataclasses.replace(
+        out, code=code, detail=render(code, params, "en"), detail_zh=render(code, params, "zh")
     )
-    return dataclasses.replace(evidence, weight=round(evidence.weight * scale, 3) + 0.0)
 
 
 def _sorted(evidence: Iterable[Evidence]) -> tuple[Evidence, ...]:

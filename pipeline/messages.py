@@ -307,6 +307,13 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "be machine-made.",
         "经过训练的声音模型判断这是真人的声音：机器合成的可能性为 {probability:pct}。",
     ),
+    "synthetic_voice.human_capped": (
+        "The trained voice model judges the voice a real person's ({probability:pct} likely to "
+        "be machine-made); but robots also play prompts recorded by a real person, so a real "
+        "voice alone does not show that a live person is calling.",
+        "经过训练的声音模型判断这是真人的声音（机器合成的可能性为 {probability:pct}）；"
+        "但电销机器人也会播放真人录制的语音，所以仅凭真人的声音不能说明是真人在打电话。",
+    ),
 }
 
 # evidence name -> (English, Chinese) title of a reason

@@ -247,8 +247,8 @@ def select_calls(
 
 def callers_heard_in_training(rows: Sequence[CorpusRow]) -> set[str]:
     """Ids of the calls whose caller speaks a clip (voice or utterance) the synthetic-voice head
-    was trained on. The simulated calls were split apart from the clip corpus, so a test call's
-    caller may be a training voice: its ``synthetic_voice`` cue is then not a held-out figure."""
+    was trained on: its ``synthetic_voice`` cue is then not a held-out figure. None since the
+    calls follow the corpus splits (``datasets/prepare_calls.py``); counted, not assumed."""
     from models.training.leakage import audio_keys
     from models.training.synth_data import TrainConfig, select_rows, train_ids
 
@@ -445,11 +445,12 @@ def fit_cues_only(ex: Example) -> Example:
 
     Text: the simulated robots speak sales lines and their human agents read books, so fitted on
     these calls the text cues would learn "not a sales script = person", which is the sales
-    question, not the robot one (issue 13). Voice: every simulated call is made of clips the
-    synthetic-voice head trained or chose its settings on (the calls were split apart from the
-    clip corpus), so its scores there are not the held-out scores a fusion must be fitted on.
-    Both are fitted on the composed calls only; the simulated calls fit the acoustic and
-    behaviour cues.
+    question, not the robot one (issue 13). Voice: a dev call's voices are dev clips, some of
+    them perhaps of the half the synthetic-voice head chose its settings on (``corpus.dev_halves``),
+    and a recorded-prompt robot's voice is a person's by construction: fitted here, its scales
+    would learn the simulator's choice of sources. Both are fitted on the composed calls
+    only; the simulated calls fit the acoustic and behaviour cues, and choose how far a human
+    voice may pull towards "person" (``fusion_fit.choose_cap``, scored with every cue).
     """
     drop = {*TEXT_CUES, "synthetic_voice"}
     return dataclasses.replace(ex, cues=tuple((n, w) for n, w in ex.cues if n not in drop))
@@ -526,6 +527,32 @@ def call_tables(
             "sales_threshold": sales_threshold, "n_calls": len(examples)}  # fmt: skip
 
 
+def cue_contributions(model: FusionModel, examples: Sequence[Example]) -> dict[str, Any]:
+    """Mean contribution of each cue to the robot logit, by caller kind and layout: why the
+    fused score ranks the calls as it does. Cues that add nothing anywhere are left out."""
+    cells: dict[str, list[Example]] = {}
+    for ex in examples:
+        cells.setdefault(f"{ex.kind} | {ex.layout}", []).append(ex)
+    means = {
+        cell: {
+            name: float(
+                np.mean([model.contribution(name, dict(ex.cues).get(name, 0.0)) for ex in members])
+            )
+            for name in sorted({n for ex in examples for n, _ in ex.cues})
+        }
+        for cell, members in sorted(cells.items())
+    }
+    names = sorted({n for m in means.values() for n, v in m.items() if abs(v) >= 0.005})
+    return {
+        "cells": {cell: len(members) for cell, members in sorted(cells.items())},
+        "bias": model.bias,
+        "cues": {n: {cell: means[cell][n] for cell in means} for n in names},
+        "total": {
+            cell: float(np.mean(fusion_logit(model, members))) for cell, members in cells.items()
+        },
+    }
+
+
 # ---------------------------------------------------------------------------------------------
 # End to end: real calls through the whole detector
 
@@ -535,11 +562,17 @@ NON_SALES_SOURCES = ("zh_", "umelgan")
 
 
 def end_to_end(
-    model: FusionModel, detector: Detector, *, limit: int, progress: bool = False
+    model: FusionModel,
+    detector: Detector,
+    *,
+    limit: int,
+    others: dict[str, FusionModel] | None = None,
+    progress: bool = False,
 ) -> dict[str, Any]:
     """Test-split mixed calls through the channel and the real detector (ASR included).
 
-    Both fusions read the same evidence: the detector runs without a fusion model, so its
+    Every fusion (``model``, the hand-set sum, and ``others`` by name: variants refitted on the
+    same data) reads the same evidence: the detector runs without a fusion model, so its
     evidence weights are the hand-set ones. The ASR and encoder passes are cached per call
     (``fusion_calls.caching_detector``), so new heads only rescore. Calls are grouped by the
     source of their prompts, because the test robots are of three sorts: sales lines of our
@@ -602,6 +635,10 @@ def end_to_end(
         "all": {
             "fitted": scores_table(y, fitted),
             "hand-set sum": scores_table(y, handset_logit(examples)),
+            **{
+                name: scores_table(y, fusion_logit(m, examples))
+                for name, m in (others or {}).items()
+            },
         },
         "source": grouped_scores(examples, fitted, "text_source"),
         "kind": grouped_scores(examples, fitted, "kind"),

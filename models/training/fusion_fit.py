@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +16,7 @@ import numpy as np
 from scipy.optimize import minimize
 
 from models.training import metrics as M
-from models.training.corpus import REPO_DIR
+from models.training.corpus import REPO_DIR, hash_unit
 from pipeline.fuse import FusionModel, sigmoid, signed_cue
 
 log = logging.getLogger(__name__)
@@ -60,19 +60,28 @@ class Example:
     text_source: str
     cues: tuple[tuple[str, float], ...]  # (name, hand-set weight)
     layout: str = ""  # simulated calls: "stereo" | "mono"; "" for composed calls
-    group: str = ""  # simulated calls: the bootstrap unit (caller's voice)
+    group: str = ""  # the clip's speaker; simulated calls: the caller's voice (bootstrap unit)
     sales_probability: float = float("nan")  # simulated calls: the verdict's sales question
 
 
-def design(examples: Sequence[Example], names: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Matrix of hand-set weights, one column per signed cue (absent = 0), and labels."""
+def design(
+    examples: Sequence[Example], names: Sequence[str], *, caps: Mapping[str, float] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Matrix of hand-set weights, one column per signed cue (absent = 0), and labels.
+
+    ``caps``: signed cue -> cap in hand-set units; the column holds the weight clipped to
+    +-cap. For a scale s >= 0, ``s * clip(w, cap)`` is ``clip(s * w, s * cap)``: the fit stays
+    linear and the model's cap is ``s * cap`` (:func:`make_model`).
+    """
     col = {n: j for j, n in enumerate(names)}
+    caps = caps or {}
     x = np.zeros((len(examples), len(names)))
     for i, ex in enumerate(examples):
         for name, weight in ex.cues:
             key = signed_cue(name, weight)
             if key in col:
-                x[i, col[key]] = weight
+                cap = caps.get(key, np.inf)
+                x[i, col[key]] = max(-cap, min(cap, weight))
     return x, np.array([ex.y for ex in examples], dtype=np.float64)
 
 
@@ -82,11 +91,26 @@ def balanced(y: np.ndarray) -> np.ndarray:
     return np.where(y == 1, 0.5 * y.size / n1, 0.5 * y.size / n0)
 
 
+def balanced_log_loss(y: np.ndarray, logit: np.ndarray) -> float:
+    """Mean log loss with each class weighted equally (the fit's objective, without L2)."""
+    return float(np.mean(balanced(y) * (np.logaddexp(0.0, logit) - y * logit)))
+
+
 def fit_scales(
-    x: np.ndarray, y: np.ndarray, *, l2: float = L2, max_scale: float = MAX_SCALE
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    l2: float = L2,
+    max_scale: float = MAX_SCALE,
+    sample_weight: np.ndarray | None = None,
 ) -> tuple[float, np.ndarray]:
-    """Bias and non-negative scales minimising class-balanced log loss + ``l2 * |scales|^2``."""
-    w = balanced(y)
+    """Bias and non-negative scales minimising class-balanced log loss + ``l2 * |scales|^2``.
+
+    ``sample_weight``: relative row weights (default 1); the classes still get equal totals.
+    """
+    sw = np.ones(y.size) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+    n1, n0 = max(float(sw[y == 1].sum()), 1e-12), max(float(sw[y == 0].sum()), 1e-12)
+    w = sw * np.where(y == 1, 0.5 / n1, 0.5 / n0)
     w = w / w.sum()
 
     def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
@@ -112,7 +136,7 @@ def base_cue(signed: str) -> str:
 
 def fusion_logit(model: FusionModel, examples: Sequence[Example]) -> np.ndarray:
     return np.array(
-        [model.bias + sum(model.scale(n, w) * w for n, w in ex.cues) for ex in examples]
+        [model.bias + sum(model.contribution(n, w) for n, w in ex.cues) for ex in examples]
     )
 
 
@@ -147,22 +171,114 @@ class Result:
     eval_examples: list[Example]
     seconds: float
     calls: dict[str, Any]  # simulated test calls by fusion variant (fusion_calls.call_tables)
+    cap_cv: dict[str, Any]  # choose_cap's result: the cap of a human voice's pull
     command: str = COMMAND  # how the run was started, as the reports quote it
 
 
-def make_model(names: Sequence[str], bias: float, scales: np.ndarray) -> FusionModel:
+def make_model(
+    names: Sequence[str],
+    bias: float,
+    scales: np.ndarray,
+    *,
+    caps: Mapping[str, float] | None = None,
+) -> FusionModel:
+    """The fitted model; ``caps`` in hand-set units, as :func:`design` applied them."""
+    fitted = {n: round(float(s), 4) for n, s in zip(names, scales, strict=True)}
     return FusionModel(
         bias=round(bias, 4),
-        scales=tuple(sorted((n, round(float(s), 4)) for n, s in zip(names, scales, strict=True))),
+        scales=tuple(sorted(fitted.items())),
         default_scale=1.0,
         method=(
             "fitted logistic fusion: bias + a non-negative scale per cue and direction, "
-            "class-balanced, on composed dev calls and simulated two-party dev calls "
-            "(models/training/train_fusion.py, models/weights/FUSION.md); a cue the fit never "
-            "saw keeps its rule weight unscaled"
+            "class-balanced, on composed dev calls and simulated two-party dev calls, a human "
+            "voice's pull towards 'person' capped (models/training/train_fusion.py, "
+            "models/weights/FUSION.md); a cue the fit never saw keeps its rule weight unscaled"
         ),
-        model_id="fusion-v1",
+        model_id="fusion-v2",
+        caps=tuple(sorted((k, round(fitted.get(k, 1.0) * c, 4)) for k, c in (caps or {}).items())),
     )
+
+
+# The human side of the voice head: caps tried, in hand-set units (the head's weight is within
+# +-3, pipeline/detector.py), None = no cap. Chosen by :func:`choose_cap`.
+CAPPED_CUE = "synthetic_voice:-"
+CAP_GRID: tuple[float | None, ...] = (0.0, 0.25, 0.5, 1.0, 2.0, None)
+CV_FOLDS = 5
+COMPOSED_TOLERANCE = 0.10  # relative: how much worse than its best the composed loss may get
+# How the simulated calls count in the fit: one row each ("as drawn"), or all of them together
+# as much as all composed calls ("calls = composed"), so that the few calls are not outweighed.
+CALL_WEIGHTINGS = ("as drawn", "calls = composed")
+
+
+def call_weights(fit: Sequence[Example], weighting: str) -> np.ndarray:
+    """Row weights of the fit population under one of :data:`CALL_WEIGHTINGS`."""
+    is_call = np.array([bool(ex.layout) for ex in fit])
+    if weighting == "as drawn" or not is_call.any() or is_call.all():
+        return np.ones(len(fit))
+    return np.where(is_call, (~is_call).sum() / is_call.sum(), 1.0)
+
+
+def choose_cap(
+    fit: Sequence[Example],
+    shown: Sequence[Example],
+    *,
+    grid: Sequence[float | None] = CAP_GRID,
+    weightings: Sequence[str] = CALL_WEIGHTINGS,
+    folds: int = CV_FOLDS,
+) -> dict[str, Any]:
+    """Choose the cap of a human voice's pull (:data:`CAPPED_CUE`) and how much the simulated
+    calls count (:data:`CALL_WEIGHTINGS`) by cross-validation on dev.
+
+    ``fit[i]`` is what the fit sees of example i, ``shown[i]`` what the verdict sees of it (a
+    simulated call's fit example lacks its text and voice cues, ``fusion_calls.fit_cues_only``;
+    it is scored with them). Folds are drawn by ``group`` (a clip's speaker, a call's caller
+    voice), so that no voice is in the fit that scores it. Each cap is scored by the
+    class-balanced log loss of the held-out composed calls plus that of the held-out simulated
+    calls (``layout`` set) apart: the option with the lowest calls loss wins among those whose
+    composed loss is within :data:`COMPOSED_TOLERANCE` of the lowest composed loss, since the
+    verdict also judges single clips (an upload, a voicemail) and the few dev calls must not buy
+    their fit at the clips' expense.
+
+    Returns
+    -------
+    dict
+        ``"chosen"`` (a cap of ``grid``), ``"weighting"`` (one of ``weightings``) and
+        ``"rows"``: per cap and weighting the two losses and the held-out AUC of
+        recorded-prompt robots against human agents, stereo and mono.
+    """
+    y = np.array([ex.y for ex in fit], dtype=np.float64)
+    fold = np.array([int(hash_unit(ex.group or ex.audio_id, salt=SALT) * folds) for ex in fit])
+    is_call = np.array([bool(ex.layout) for ex in shown])
+    names = sorted({signed_cue(n, w) for ex in fit for n, w in ex.cues if w != 0.0})
+    rows: list[dict[str, Any]] = []
+    for weighting, cap in ((w, c) for w in weightings for c in grid):
+        caps = {} if cap is None else {CAPPED_CUE: cap}
+        x_fit, _ = design(fit, names, caps=caps)
+        x_shown, _ = design(shown, names, caps=caps)
+        sw = call_weights(fit, weighting)
+        logit = np.zeros(len(fit))
+        for k in range(folds):
+            held = fold == k
+            if not held.any() or held.all():
+                continue
+            bias, scales = fit_scales(x_fit[~held], y[~held], sample_weight=sw[~held])
+            logit[held] = bias + x_shown[held] @ scales
+        row: dict[str, Any] = {"cap": cap, "weighting": weighting}
+        for population, keep in (("composed", ~is_call), ("calls", is_call)):
+            both = M.has_both_classes(y[keep].astype(np.int64))
+            row[population] = balanced_log_loss(y[keep], logit[keep]) if both else 0.0
+        for layout in ("stereo", "mono"):
+            pair = ("recorded_robot", "human_agent")
+            keep = np.array([ex.layout == layout and ex.kind in pair for ex in shown])
+            pair_y = y[keep].astype(np.int64)
+            row[f"auc_recorded_{layout}"] = (
+                M.roc_auc(pair_y, logit[keep]) if M.has_both_classes(pair_y) else float("nan")
+            )
+        rows.append(row)
+    floor = min(r["composed"] for r in rows)
+    eligible = [r for r in rows if r["composed"] <= floor * (1 + COMPOSED_TOLERANCE)]
+    best = min(eligible, key=lambda r: r["calls"])
+    return {"chosen": best["cap"], "weighting": best["weighting"], "rows": rows, "folds": folds}
 
 
 def grouped_scores(

@@ -349,3 +349,79 @@ def test_a_fit_cannot_silence_an_in_call_replay() -> None:
     )
     assert model.scale("replayed_speech_s", 2.0) == SCALE_FLOORS["replayed_speech_s:+"] > 0
     assert model.scale("pause_cv", 1.0) == 0.0  # other fitted scales stand
+
+
+def _voice(log_odds: float) -> Evidence:
+    from pipeline.messages import make_evidence
+
+    return make_evidence(
+        "acoustic",
+        "synthetic_voice",
+        value=0.05,
+        weight=log_odds,
+        code="synthetic_voice.human" if log_odds < 0 else "synthetic_voice.synthetic",
+        params={"probability": 0.05, "log_odds": log_odds, "pooling": "mean", "windows": 3.0},
+        span_s=(0.0, 2.0),
+    )
+
+
+CAPPED = FusionModel(
+    bias=-1.0,
+    scales=(("synthetic_voice:+", 1.0), ("synthetic_voice:-", 2.0), ("a0:+", 1.0)),
+    default_scale=1.0,
+    method="capped (test)",
+    caps=(("synthetic_voice:-", 0.5),),
+)
+
+
+def _fuse_voice(voice: float, behaviour: float, model: FusionModel) -> Verdict:
+    cues = AcousticCues(
+        (Evidence("structure", "a0", 1.0, behaviour, "b", (0.0, 1.0)), _voice(voice)), 2.0
+    )
+    return fuse(
+        text=TextScore(0.1, "none", (), ()),
+        cues=cues,
+        transcript=TRANSCRIPT,
+        other_transcript=None,
+        audio=INFO,
+        provenance=PROVENANCE[True],
+        config=FusionConfig(),
+        model=model,
+    )
+
+
+@pytest.mark.parametrize("voice", [-3.0, -0.1, 0.0, 2.0])
+def test_a_human_voice_pulls_towards_person_no_further_than_its_cap(voice: float) -> None:
+    verdict = _fuse_voice(voice, 1.5, CAPPED)
+    applied = {e.name: e.weight for e in verdict.evidence}["synthetic_voice"]
+    assert applied == pytest.approx(max(-0.5, CAPPED.scale("synthetic_voice", voice) * voice))
+    # the reasons shown still add up to the probability shown
+    total = sum(e.weight for e in verdict.evidence)
+    assert verdict.robot_probability == pytest.approx(sigmoid(CAPPED.bias + total), abs=1e-3)
+
+
+def test_a_capped_voice_says_why_it_counts_less_in_both_languages() -> None:
+    from pipeline.messages import evidence_sentence
+
+    capped = _fuse_voice(-3.0, 0.0, CAPPED)
+    mild = _fuse_voice(-0.1, 0.0, CAPPED)  # 2 x -0.1 stays within the cap
+    (voice,) = (e for e in capped.evidence if e.name == "synthetic_voice")
+    (kept,) = (e for e in mild.evidence if e.name == "synthetic_voice")
+    assert voice.code == "synthetic_voice.human_capped" and kept.code == "synthetic_voice.human"
+    assert "recorded by a real person" in evidence_sentence(voice, "en")
+    assert "真人录制" in evidence_sentence(voice, "zh")
+    assert Verdict.from_dict(json.loads(json.dumps(capped.to_dict()))) == capped
+
+
+def test_a_person_s_voice_does_not_veto_dialer_behaviour() -> None:
+    """Behaviour towards robot outweighs a confident human voice once the voice is capped."""
+    uncapped = dataclasses.replace(CAPPED, caps=())
+    assert _fuse_voice(-3.0, 1.5, uncapped).label is Label.HUMAN  # -1 - 6 + 1.5
+    assert _fuse_voice(-3.0, 1.5, CAPPED).label is Label.ROBOT  # -1 - 0.5 + 1.5
+
+
+def test_only_the_listed_cue_directions_can_be_capped() -> None:
+    with pytest.raises(ValueError, match="caps"):
+        dataclasses.replace(CAPPED, caps=(("a0:+", 1.0),))
+    with pytest.raises(ValueError, match="caps"):
+        dataclasses.replace(CAPPED, caps=(("synthetic_voice:-", -1.0),))

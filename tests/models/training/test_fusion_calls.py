@@ -23,6 +23,7 @@ from models.training.fusion_calls import (
     call_evidence,
     call_tables,
     crop_flac,
+    cue_contributions,
     fit_cues_only,
     select_calls,
     verdict_row,
@@ -159,6 +160,36 @@ def _examples(rng: np.random.Generator) -> tuple[list[Example], np.ndarray]:
     return out, np.array(logits)
 
 
+def test_cue_contributions_add_up_to_each_cell_s_mean_logit() -> None:
+    from models.training.fusion_fit import fusion_logit, make_model
+
+    model = make_model(
+        ["synthetic_voice:-", "backchannel_rate_per_min:+", "pitch_std_st:+"],
+        -1.0,
+        np.array([2.0, 1.5, 1.0]),
+        caps={"synthetic_voice:-": 0.25},
+    )
+    robot = (("synthetic_voice", -3.0), ("backchannel_rate_per_min", 0.8))
+    examples = [
+        Example("r", "", 1, "en", "recorded_robot", "s", robot, layout="stereo"),
+        Example(
+            "a", "", 0, "en", "human_agent", "s", (("synthetic_voice", -1.0),), layout="stereo"
+        ),
+        Example("b", "", 0, "en", "human_agent", "s", (("pitch_std_st", 0.0),), layout="stereo"),
+    ]
+    got = cue_contributions(model, examples)
+    assert got["cells"] == {"human_agent | stereo": 2, "recorded_robot | stereo": 1}
+    assert "pitch_std_st" not in got["cues"]  # adds nothing anywhere
+    assert got["cues"]["synthetic_voice"]["recorded_robot | stereo"] == pytest.approx(-0.5)
+    for cell, members in (
+        ("human_agent | stereo", examples[1:]),
+        ("recorded_robot | stereo", examples[:1]),
+    ):
+        total = got["bias"] + sum(v[cell] for v in got["cues"].values())
+        assert total == pytest.approx(got["total"][cell])
+        assert got["total"][cell] == pytest.approx(float(np.mean(fusion_logit(model, members))))
+
+
 def test_call_tables_cover_every_cell_and_count_every_call(rng: np.random.Generator) -> None:
     examples, logit = _examples(rng)
     t = call_tables(examples, logit, threshold=0.5, sales_threshold=0.5)
@@ -286,16 +317,40 @@ def test_write_outputs_renders_the_calls_report(tmp_path: Path, rng: np.random.G
         },  # fmt: skip
         eval_examples=examples,
         seconds=1.0,
-        calls={"all cues": table, "hand-set sum": table, "meta": {**meta, "diarizer": False}},
+        calls={
+            "all cues": table,
+            "hand-set sum": table,
+            "contributions": cue_contributions(
+                make_model(["reply_latency_spread_s:+"], -0.5, np.array([1.2])), examples
+            ),
+            "meta": {**meta, "diarizer": False},
+        },
+        cap_cv={
+            "chosen": 0.5,
+            "weighting": "as drawn",
+            "folds": 5,
+            "rows": [
+                {"cap": c, "weighting": "as drawn", "composed": 0.1, "calls": 0.9}
+                | {"auc_recorded_stereo": 0.7, "auc_recorded_mono": float("nan")}
+                for c in (0.5, None)
+            ],
+        },
     )
     summary = write_outputs(result, weights=tmp_path / "fusion.json", report=tmp_path / "f.md")
     text = (tmp_path / CALLS_REPORT).read_text()
     assert summary["calls_report"] == str(tmp_path / CALLS_REPORT)
-    assert "no diarizer" in text and "7 of the 72 test calls" in text
+    assert "no diarizer" in text and "7 of the 72 test calls" in text and "may differ" in text
     assert "| recorded_robot | mono | both languages |" in text
     assert "| human_agent | mono | 0 | 0 | 0 | 12 |" in text  # the confusion: read, not sold
     assert "### hand-set sum" in text and "TTS robots reading non-sales text" in text
+    assert "## Why the calls score as they do" in text and "| **robot logit** |" in text
+    assert "| cue | human_agent, mono (12) | human_agent, stereo (12) |" in text
     assert (tmp_path / "FUSION.md").is_file() and (tmp_path / "f.md").is_file()
+    card = (tmp_path / "FUSION.md").read_text()
+    assert (
+        "## A human voice is capped" in card
+        and "| as drawn | none | 0.100 | 0.900 | 0.700 |" in card
+    )
 
 
 def test_with_cached_frames_wraps_the_encoder_once(tmp_path: Path) -> None:

@@ -11,8 +11,11 @@ import pytest
 from models.fusion_file import read_fusion, write_fusion
 from models.training.corpus import CorpusRow
 from models.training.fusion_fit import (
+    COMPOSED_TOLERANCE,
     Example,
     balanced,
+    call_weights,
+    choose_cap,
     design,
     fit_scales,
     fusion_logit,
@@ -158,3 +161,92 @@ def test_design_has_a_column_per_cue_direction_and_zero_for_absent_cues() -> Non
     x, y = design(examples, ["x:+", "x:-", "y:-"])
     assert x.tolist() == [[2.0, 0.0, 0.0], [0.0, -0.5, -1.0]]
     assert y.tolist() == [1.0, 0.0]
+
+
+def test_a_capped_column_clips_the_weight_and_the_model_cap_is_scaled() -> None:
+    examples = [Example("a", "t", 0, "en", "x", "s", (("synthetic_voice", -2.0), ("b", 1.0)))]
+    x, _ = design(examples, ["synthetic_voice:-", "b:+"], caps={"synthetic_voice:-": 0.5})
+    assert x.tolist() == [[-0.5, 1.0]]
+    model = make_model(
+        ["synthetic_voice:-", "b:+"], 0.0, np.array([2.0, 1.0]), caps={"synthetic_voice:-": 0.5}
+    )
+    assert model.caps == (("synthetic_voice:-", 1.0),)
+    # the model applies exactly what the fit saw: 2 x clip(-2, 0.5) + 1
+    assert fusion_logit(model, examples)[0] == pytest.approx(2.0 * -0.5 + 1.0)
+
+
+def test_fusion_file_keeps_the_caps(tmp_path: Path) -> None:
+    model = make_model(["synthetic_voice:-"], 0.1, np.array([1.5]), caps={"synthetic_voice:-": 1})
+    path = tmp_path / "fusion.json"
+    write_fusion(model, {}, path)
+    assert read_fusion(path).caps == (("synthetic_voice:-", 1.5),)
+    raw = json.loads(path.read_text())
+    raw["caps"] = {"robot_script_text:+": 1.0}
+    path.write_text(json.dumps(raw))
+    with pytest.raises(ValueError, match="caps"):
+        read_fusion(path)
+
+
+def _population(
+    rng: np.random.Generator, n: int, *, layout: str, voice_informative: bool
+) -> list[Example]:
+    """Composed clips (layout "") whose voice tells the class apart, or calls whose robots
+    replay a person's voice (the voice says "person" for both classes) and give themselves
+    away by behaviour only."""
+    out = []
+    for i in range(n):
+        y = i % 2
+        voice = (1.5 if y else -1.5) + rng.normal(0, 1) if voice_informative else -2.5
+        cues: list[tuple[str, float]] = [("synthetic_voice", float(np.clip(voice, -3, 3)))]
+        if layout:
+            cues.append(
+                ("backchannel_rate_per_min", float((1.2 if y else 0.0) + rng.normal(0, 0.3)))
+            )
+        kind = ("recorded_robot" if y else "human_agent") if layout else "clip"
+        out.append(
+            Example(f"{layout}{i}", "", y, "en", kind, "s", tuple(cues), layout, f"g{i % 10}")
+        )
+    return out
+
+
+def test_choose_cap_caps_a_voice_that_vetoes_behaviour_on_calls() -> None:
+    rng = np.random.default_rng(7)
+    composed = _population(rng, 200, layout="", voice_informative=True)
+    calls = _population(rng, 80, layout="stereo", voice_informative=False)
+    got = choose_cap(
+        [*composed, *calls], [*composed, *calls], grid=(0.0, 0.5, None), weightings=("as drawn",)
+    )
+    assert [r["cap"] for r in got["rows"]] == [0.0, 0.5, None]
+    by_cap = {r["cap"]: r for r in got["rows"]}
+    assert got["chosen"] is not None
+    assert by_cap[got["chosen"]]["calls"] < by_cap[None]["calls"]
+    assert all(0.0 <= r["auc_recorded_stereo"] <= 1.0 for r in got["rows"])
+
+
+def test_sample_weights_count_rows_but_keep_the_classes_balanced() -> None:
+    rng = np.random.default_rng(3)
+    y = (np.arange(400) % 2).astype(np.float64)
+    x = _cues(rng, y)[:, :1]
+    plain = fit_scales(x, y)
+    doubled = fit_scales(x, y, sample_weight=np.full(y.size, 2.0))
+    assert doubled[0] == pytest.approx(plain[0], abs=1e-4)
+    assert doubled[1] == pytest.approx(plain[1], abs=1e-4)
+    calls = [
+        Example(str(i), "", 1, "en", "k", "s", (), "stereo" if i < 2 else "") for i in range(6)
+    ]
+    assert call_weights(calls, "calls = composed").tolist() == [2.0, 2.0, 1, 1, 1, 1]
+    assert call_weights(calls, "as drawn").tolist() == [1.0] * 6
+
+
+def test_choose_cap_never_buys_the_calls_fit_with_the_clips() -> None:
+    """Weighting 40 calls like 200 clips fits the calls better but the clips worse: not kept."""
+    rng = np.random.default_rng(11)
+    composed = _population(rng, 200, layout="", voice_informative=True)
+    calls = _population(rng, 40, layout="stereo", voice_informative=False)
+    got = choose_cap([*composed, *calls], [*composed, *calls], grid=(None,))
+    rows = {r["weighting"]: r for r in got["rows"]}
+    floor = min(r["composed"] for r in got["rows"])
+    kept = rows[got["weighting"]]
+    assert kept["composed"] <= floor * (1 + COMPOSED_TOLERANCE)
+    eligible = [r for r in got["rows"] if r["composed"] <= floor * (1 + COMPOSED_TOLERANCE)]
+    assert kept["calls"] == min(r["calls"] for r in eligible)
