@@ -19,7 +19,7 @@ import numpy as np
 
 from pipeline.acoustic import acoustic_cues
 from pipeline.audio import AudioSource, load_audio
-from pipeline.behaviour import Diarizer, behaviour_cues, stereo_turns, turn_texts
+from pipeline.behaviour import Diarizer, PartyTurns, behaviour_cues, stereo_turns, turn_texts
 from pipeline.config import DetectorConfig
 from pipeline.errors import AudioTooShortError, EmptyAudioError
 from pipeline.fuse import FUSION_METHOD, FusionModel, fuse
@@ -93,16 +93,16 @@ class Detector:
         """
         caller = audio.caller()
         scorer = self.synth_scorer
-        synth: SyntheticVoiceScore | None = None
-        if scorer is None:
+        diarizer = self.diarizer if audio.other_party() is None else None  # mono only
+        # The head's encoder pass and the mono split run beside the ASR, not after it (issue
+        # 17): CTranslate2 and NumPy's products release the GIL, and the Whisper model has a
+        # worker for each pass (models/loading.py). Neither needs the transcript.
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="beside-asr") as pool:
+            scoring = None if scorer is None else pool.submit(scorer.score, caller)
+            splitting = None if diarizer is None else pool.submit(diarizer, caller)
             transcript = self.transcriber.transcribe(caller)
-        else:
-            # The head's encoder pass runs beside the ASR, not after it (issue 17): CTranslate2
-            # releases the GIL and the model has a worker for each (models/loading.py).
-            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="synth-voice") as pool:
-                scoring = pool.submit(scorer.score, caller)  # applies call_channel itself
-                transcript = self.transcriber.transcribe(caller)
-                synth = scoring.result()
+            synth = None if scoring is None else scoring.result()  # applies call_channel itself
+            mono_turns = None if splitting is None else splitting.result()
         other_samples = audio.other_party()
         other: Transcript | None = None
         if other_samples is not None and _has_signal(other_samples):
@@ -115,7 +115,7 @@ class Detector:
                 f"caller channel; need at least {MIN_SPEECH_TO_JUDGE_S:g} s of speech "
                 "(a sentence or more)"
             )
-        behaviour = self._behaviour(audio, transcript, other)  # issue 13: turn-taking cues
+        behaviour = self._behaviour(audio, transcript, other, mono_turns)  # issue 13
         if behaviour:
             cues = dataclasses.replace(cues, evidence=(*cues.evidence, *behaviour))
         if not transcript.segments:
@@ -158,18 +158,22 @@ class Detector:
         )
 
     def _behaviour(
-        self, audio: Audio, transcript: Transcript, other: Transcript | None
+        self,
+        audio: Audio,
+        transcript: Transcript,
+        other: Transcript | None,
+        mono_turns: PartyTurns | None,
     ) -> tuple[Evidence, ...]:
-        """Behaviour cues: stereo from the two channels, mono through the diarizer (if any)."""
+        """Behaviour cues: stereo from the two channels, mono from the diarizer's turns (None:
+        no diarizer, no cues)."""
         callee = audio.other_party()
         if callee is not None:
             turns = stereo_turns(audio.caller(), callee, reason=audio.info.caller_channel_reason)
             pairs = turn_texts(turns, transcript, other) if other is not None else []
             return behaviour_cues(turns, caller_samples=audio.caller(), text_pairs=pairs)
-        if self.diarizer is None:
+        if mono_turns is None:
             return ()
-        turns = self.diarizer(audio.caller())
-        return behaviour_cues(turns, caller_samples=audio.caller(), is_stereo=False)
+        return behaviour_cues(mono_turns, caller_samples=audio.caller(), is_stereo=False)
 
 
 SYNTH_WEIGHT_CLIP = 3.0  # |weight| cap of the synthetic-voice evidence, in robot-logit units

@@ -2,12 +2,14 @@
 
 import dataclasses
 import math
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from pipeline.behaviour import PartyTurns
 from pipeline.config import DetectorConfig, load_config
 from pipeline.detector import Detector
 from pipeline.errors import AudioTooShortError, EmptyAudioError, NotAudioError
@@ -151,3 +153,30 @@ def test_a_file_under_the_minimum_duration_is_too_short(make_wav: Callable[..., 
     path = make_wav(kind="robot", duration_s=0.1)
     with pytest.raises(AudioTooShortError, match="need at least 0.3 s"):
         _detector().detect(path)
+
+
+class _RecordingDiarizer:
+    """Gives fixed turns and records which thread called it on how many samples."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, int]] = []
+
+    def __call__(self, samples: np.ndarray) -> PartyTurns:
+        self.calls.append((threading.current_thread().name, samples.size))
+        caller = tuple((t, t + 1.5) for t in (0.0, 2.5, 5.0))
+        callee = tuple((t + 1.7, t + 2.3) for t in (0.0, 2.5))
+        return PartyTurns(caller, callee, caller_reason="the party with more speech time")
+
+
+def test_mono_split_runs_beside_the_asr_and_stereo_needs_none(
+    make_wav: Callable[..., Path],
+) -> None:
+    diarizer = _RecordingDiarizer()
+    detector = dataclasses.replace(_detector("喂，你好，请问是王先生吗"), diarizer=diarizer)
+    mono = make_wav(kind="human", duration_s=7.0)
+    detector.detect(mono)
+    assert len(diarizer.calls) == 1
+    thread, n = diarizer.calls[0]
+    assert thread.startswith("beside-asr") and n == 7 * 16000
+    detector.detect(make_wav(kind=("robot", "human"), duration_s=5.0, channels=2))
+    assert len(diarizer.calls) == 1  # stereo: the channels are the parties
