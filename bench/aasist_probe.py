@@ -43,7 +43,7 @@ from models.training.synth_data import (
     select_rows,
     train_ids,
 )
-from models.training.synth_fit import fit_head, is_copy, stack
+from models.training.synth_fit import fit_head, is_copy, report_sets, stack
 from models.training.synth_select import (
     Scorer,
     criterion,
@@ -103,14 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     select = {k for k, v in dev_halves([*rows, *calls]).items() if v == "select"}
     dev = [r for r in kept if r.id in select and not is_copy(r, base_cfg)]
     test = [r for r in kept if r.split == "test"]
-    people = [r for r in test if r.label == "human"]
-    sets = {
-        "test TTS/VC": [r for r in test if r.label == "human" or not is_copy(r, base_cfg)],
-        "test copy synthesis": [r for r in test if r.label == "human" or is_copy(r, base_cfg)],
-        "held-out commercial": people + [r for r in test if r.source == "commercial_tts"],
-    }
-    for lang in ("en", "zh"):
-        sets[f"test TTS/VC {lang}"] = [r for r in sets["test TTS/VC"] if r.language == lang]
+    sets = report_sets(test, base_cfg)
     for name, feats in variants.items():
         pool = selection_pool(kept, feats, fit_ids=fit_ids, select_ids=select)
         folds = list(selection_folds(pool, base_cfg))

@@ -57,7 +57,14 @@ from models.training.synth_data import (
     select_rows,
     train_ids,
 )
-from models.training.synth_fit import fit_density, fit_logistic, fit_weights, is_copy, stack
+from models.training.synth_fit import (
+    fit_density,
+    fit_logistic,
+    fit_weights,
+    is_copy,
+    report_sets,
+    stack,
+)
 from models.training.synth_select import criterion, selection_folds, selection_pool
 
 Scorer = Callable[[np.ndarray], np.ndarray]  # windows (n, d) -> robot score (n,)
@@ -290,19 +297,15 @@ def run_table(scores_path: str, cfg: TrainConfig) -> None:
         for s in recs
         if s["variant"] == "inference" and s["split"] == "test" and s["id"] in by_id
     ]
-    clips = [(r, v) for r, v in test if r.source != cfg.mixed_manifest]
-    people = [(r, v) for r, v in clips if r.label == "human"]
-    sets = {
-        "test TTS/VC": [(r, v) for r, v in clips if r.label == "human" or not is_copy(r, cfg)],
-        "test copy synthesis": [(r, v) for r, v in clips if r.label == "human" or is_copy(r, cfg)],
-        "held-out commercial": people + [(r, v) for r, v in clips if r.source == "commercial_tts"],
-        "test call mixtures": [(r, v) for r, v in test if r.source == cfg.mixed_manifest],
-    }
-    for lang in ("en", "zh"):
-        sets[f"test TTS/VC {lang}"] = [(r, v) for r, v in sets["test TTS/VC"] if r.language == lang]
+    score_of = {r.id: v for r, v in test}
+    sets = report_sets(
+        [r for r, _ in test if r.source != cfg.mixed_manifest],
+        cfg,
+        mixtures=[r for r, _ in test if r.source == cfg.mixed_manifest],
+    )
     print(f"== {scores_path}")
-    for name, members in sets.items():
-        rows, s = [r for r, _ in members], np.asarray([v for _, v in members])
+    for name, rows in sets.items():
+        s = np.asarray([score_of[r.id] for r in rows])
         print(f"  {name}: EER {eer_ci(rows, s)} AUC {M.roc_auc(labels(rows), s):.3f}")
 
 
@@ -347,15 +350,7 @@ def density_fusion_table(cfg: TrainConfig) -> None:
     dev = [r for r in ev if r.id in select and r.id in inf and not is_copy(r, cfg)]
     dev_calls = [r for r in calls if r.id in select and r.id in inf]
     test = [r for r in ev if r.split == "test" and r.id in inf]
-    people = [r for r in test if r.label == "human"]
-    sets = {
-        "test TTS/VC": [r for r in test if r.label == "human" or not is_copy(r, cfg)],
-        "test copy synthesis": [r for r in test if r.label == "human" or is_copy(r, cfg)],
-        "held-out commercial": people + [r for r in test if r.source == "commercial_tts"],
-        "test call mixtures": [r for r in calls if r.split == "test" and r.id in inf],
-    }
-    for lang in ("en", "zh"):
-        sets[f"test TTS/VC {lang}"] = [r for r in sets["test TTS/VC"] if r.language == lang]
+    sets = report_sets(test, cfg, mixtures=[r for r in calls if r.split == "test" and r.id in inf])
     print(f"== density fusion at l2={cfg.l2:g} copy={cfg.copy_weight:g}, {len(fold_scores)} folds")
     for alpha in DENSITY_ALPHAS:
 
@@ -423,7 +418,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     select = {k for k, v in dev_halves([*rows, *calls]).items() if v == "select"}
     dev = [r for r in ev if r.id in select and r.id in inf and not is_copy(r, cfg)]
     test = [r for r in ev if r.split == "test" and r.id in inf]
-    people = [r for r in test if r.label == "human"]
     for objective in args.objectives.split(","):
         best: tuple[float, str, Scorer] | None = None
         for name, fitter, c in candidates(objective, cfg):
@@ -435,13 +429,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise SystemExit(f"{objective}: no setting to fit")
         dev_eer, chosen, scorer = best
         print(f"== {objective}: chosen on dev select half {chosen} (dev EER {100 * dev_eer:.1f})")
-        sets = {
-            "test TTS/VC": [r for r in test if r.label == "human" or not is_copy(r, cfg)],
-            "test copy synthesis": [r for r in test if r.label == "human" or is_copy(r, cfg)],
-            "held-out commercial": people + [r for r in test if r.source == "commercial_tts"],
-        }
-        for lang in ("en", "zh"):
-            sets[f"test TTS/VC {lang}"] = [r for r in sets["test TTS/VC"] if r.language == lang]
+        sets = report_sets(test, cfg)
         for label, members in sets.items():
             print(f"  {label}: EER {eer_ci(members, pooled(scorer, members, inf))}")
         for field in ("engine_family", "source") if args.folds else ():

@@ -161,6 +161,29 @@ def is_copy(row: CorpusRow, cfg: TrainConfig) -> bool:
     return row.label == "robot" and row.kind in cfg.copy_kinds
 
 
+def report_sets(
+    test: Sequence[CorpusRow],
+    cfg: TrainConfig,
+    *,
+    mixtures: Sequence[CorpusRow] = (),
+) -> dict[str, list[CorpusRow]]:
+    """The test subsets the voice studies report, the test people in each: TTS/VC robots,
+    copy-synthesis robots, the held-out commercial voices, the call ``mixtures`` (as given, if
+    any) and the TTS/VC set per language (``bench/voice_generalisation.py``, ``aasist_probe.py``).
+    """
+    people = [r for r in test if r.label == "human"]
+    sets = {
+        "test TTS/VC": [r for r in test if r.label == "human" or not is_copy(r, cfg)],
+        "test copy synthesis": [r for r in test if r.label == "human" or is_copy(r, cfg)],
+        "held-out commercial": people + [r for r in test if r.source == "commercial_tts"],
+    }
+    if mixtures:
+        sets["test call mixtures"] = list(mixtures)
+    for lang in ("en", "zh"):
+        sets[f"test TTS/VC {lang}"] = [r for r in sets["test TTS/VC"] if r.language == lang]
+    return sets
+
+
 def fit_weights(rows: Sequence[CorpusRow], cfg: TrainConfig) -> np.ndarray:
     """Row weights: copy-synthesis rows times ``cfg.copy_weight``, then classes balanced."""
     y = np.asarray([r.label == "robot" for r in rows], dtype=np.int64)
