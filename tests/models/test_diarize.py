@@ -14,14 +14,17 @@ import models.loading
 from models.diarize import (
     CALLER_RULES,
     MIN_PARTY_SPEECH_S,
-    MIN_TWO_VOICE_SPREAD,
     ONE_VOICE,
+    TWO_VOICE_BIAS,
+    TWO_VOICE_WEIGHTS,
     DiarizerConfig,
     TwoPartyDiarizer,
     choose_caller,
     diarize,
+    label_persistence,
     load_voice_encoder,
     party_runs,
+    turns_score,
     two_clusters,
     two_voices,
 )
@@ -62,10 +65,12 @@ def call(rng: np.random.Generator) -> tuple[np.ndarray, list[tuple[float, float,
     return np.concatenate(parts), truth
 
 
-def test_two_voices_are_told_apart_and_the_caller_talks_most(rng: np.random.Generator) -> None:
+def test_two_voices_are_told_apart_and_the_caller_has_the_long_turns(
+    rng: np.random.Generator,
+) -> None:
     x, truth = call(rng)
     turns = diarize(x, encoder=FakeEncoder())
-    assert turns.caller_reason == "the party with more speech time"
+    assert turns.caller_reason == "the party with more speech runs and the longest one"
     right = total = 0.0
     for a, b, who in truth:
         mine = turns.caller if who == "caller" else turns.callee
@@ -89,7 +94,15 @@ def test_caller_rules() -> None:
     assert choose_caller(a, b, "first")[0] == a
     assert choose_caller(a, b, "most")[0] == b
     assert choose_caller(a, b, "longest_turns")[0] == b
-    assert set(CALLER_RULES) == {"most", "first", "longest_turns"}
+    assert choose_caller(a, b, "turns")[0] == b
+    assert set(CALLER_RULES) == {"turns", "most", "first", "longest_turns"}
+    # a pitch broken at its pauses outweighs one long answer of as much speech time
+    pitch = ((0.0, 2.0), (2.5, 4.5), (5.0, 7.0), (7.5, 9.5))
+    answer = ((10.0, 18.0),)
+    assert choose_caller(answer, pitch, "turns")[0] == pitch
+    assert choose_caller(answer, pitch, "most")[0] == answer
+    assert turns_score(pitch, answer) == pytest.approx(-turns_score(answer, pitch))
+    assert turns_score(pitch, ()) > 0 > turns_score((), pitch)
     with pytest.raises(ValueError, match="caller_rule"):
         DiarizerConfig(caller_rule="loudest")
 
@@ -141,6 +154,19 @@ def test_detector_measures_turn_taking_on_a_mono_mix_and_not_on_one_voice(
     assert 0.6 < two["caller_talk_share"].value < 0.9  # 4 s caller turns vs 1.5 s callee turns
     one = detector.detect(_wav(one_voice(rng)), name="one.wav").evidence
     assert not {e.name for e in one} & set(BEHAVIOUR_RULES)
+    # the caller pitches in sentences broken at pauses; the callee answers at length, and
+    # talks more: the caller is still the pitcher
+    pitch = {e.name: e for e in detector.detect(_wav(pitch_call(rng)), name="p.wav").evidence}
+    assert 0.3 < pitch["caller_talk_share"].value < 0.5
+
+
+def pitch_call(rng: np.random.Generator) -> np.ndarray:
+    """Four rounds: three 1 s caller sentences (low voice), then one 4 s callee answer (high)."""
+    parts = []
+    for _ in range(4):
+        for f0, dur in ((150.0, 1.0), (150.0, 1.0), (150.0, 1.0), (900.0, 4.0)):
+            parts += [voice(f0, dur, rng), np.zeros(int(0.7 * SR), np.float32)]
+    return np.concatenate(parts)
 
 
 def test_service_detector_gets_a_diarizer_that_loads_nothing_until_needed(
@@ -180,16 +206,32 @@ def test_a_missing_encoder_package_leaves_mono_calls_one_voice(
     assert turns.callee == () and turns.caller
 
 
-def test_two_voices_needs_spread_and_speech_on_both_sides(rng: np.random.Generator) -> None:
-    long_, short = ((0.0, 5.0),), ((6.0, 6.0 + MIN_PARTY_SPEECH_S / 2),)
-    assert two_voices(MIN_TWO_VOICE_SPREAD, long_, ((6.0, 9.0),))
-    assert not two_voices(MIN_TWO_VOICE_SPREAD - 0.01, long_, ((6.0, 9.0),))
-    assert not two_voices(1.0, long_, short)
+def test_two_voices_needs_spread_persistence_and_speech_on_both_sides(
+    rng: np.random.Generator,
+) -> None:
+    long_, other, short = ((0.0, 5.0),), ((6.0, 9.0),), ((6.0, 6.0 + MIN_PARTY_SPEECH_S / 2),)
+    w_spread, w_persist = TWO_VOICE_WEIGHTS
+    edge = -(TWO_VOICE_BIAS + w_persist) / w_spread  # the spread that just passes in runs
+    assert two_voices(edge + 0.01, 1.0, long_, other)
+    assert not two_voices(edge - 0.01, 1.0, long_, other)
+    assert not two_voices(edge + 0.01, 0.0, long_, other)  # the same spread, labels at random
+    assert not two_voices(1.0, 1.0, long_, short)
     split = party_runs(call(rng)[0], encoder=FakeEncoder())
-    assert split.two_voices and split.spread >= MIN_TWO_VOICE_SPREAD
+    assert split.two_voices and split.persistence > 0.8
     assert sum(b - a for a, b in split.speech) >= sum(
         b - a for a, b in (*split.first, *split.second)
     )
+
+
+def test_label_persistence_tells_turns_from_flips(rng: np.random.Generator) -> None:
+    starts = np.arange(200) * 0.25
+    turns = (np.arange(200) // 20) % 2  # two parties, 5 s each in turn
+    assert label_persistence(starts, turns, hop_s=0.25) > 0.85
+    flips = rng.integers(0, 2, 200)  # one voice cut in two at random
+    assert abs(label_persistence(starts, flips, hop_s=0.25)) < 0.2
+    assert label_persistence(starts, np.zeros(200, dtype=int), hop_s=0.25) == 0.0
+    apart = np.arange(200) * 0.5  # no two windows one hop apart
+    assert label_persistence(apart, turns, hop_s=0.25) == 0.0
 
 
 def test_windows_cached_on_a_finer_grid_give_the_same_split(rng: np.random.Generator) -> None:
