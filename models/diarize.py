@@ -18,14 +18,16 @@ measure the caller's timing, each stretch of speech must be given to the caller 
    every pause, while the callee says "喂?", "yes", "what is it?". Fitted on the dev calls; it
    needs no transcript, so the split still runs beside the ASR. "More speech time" and "first
    speaker" lose to it on dev (half the callees answer "喂?" first; docs/evaluation_calls.md).
+   A second pick after the ASR (the party whose words carry the pitch) was not tried.
 
 Before any of that, a recording must hold two voices at all: 2-means splits one voice in two as
 readily as two voices. Two statistics of the split tell them apart (:func:`two_voices`): how far
 the upper quarter of the windows lies from their one centroid (:func:`voice_spread`; a minority
 voice lifts that tail where it hardly moves the mean) and how often neighbouring windows keep
 their cluster (:func:`label_persistence`: two parties take turns, so the labels come in runs; a
-voice split in two flips label from one window to the next). Their logistic score, fitted on
-the dev calls, must pass ``TWO_VOICE_BIAS`` and each side must have ``MIN_PARTY_SPEECH_S``.
+voice split in two flips label from one window to the next). Their logistic score
+(``TWO_VOICE_WEIGHTS``, ``TWO_VOICE_BIAS``, fitted on the dev calls) must be at least 0 and each
+side must have ``MIN_PARTY_SPEECH_S``.
 Otherwise all speech is the caller's and the callee has none, which the behaviour cues read as
 "no turn-taking to measure". :class:`TwoPartyDiarizer` is what the
 detector holds: it loads the encoder on the first recording with speech enough for two parties.

@@ -24,7 +24,9 @@ caller leg on a 0.25 s grid (``windows/<sha256 of the samples>.npz``: every hop 
 multiple of 0.25 s reads them, so a diarizer change costs no embedding), and the features per
 call in ``--features`` (JSONL), each keyed by the audio and the diarizer's code, so a rerun
 only measures new or changed calls. Intervals are bootstrapped over caller voices (a voice
-may play several calls of a split), 1,000 resamples.
+may play several calls of a split), 1,000 resamples: EERs through
+:func:`models.training.metrics.bootstrap_ci` (voices drawn within each class, as on every other
+page), shares of speech time and rates by drawing voices from all calls of the row.
 
 About 650 lines: one measurement run (features, report, Markdown tables) whose pieces share the
 per-call feature dict; split, each part would only pass that dict on.
@@ -68,7 +70,7 @@ from models.training.corpus import (
     read_manifest,
     resolve_path,
 )
-from models.training.metrics import eer, roc_auc
+from models.training.metrics import bootstrap_ci, eer, roc_auc
 from pipeline.acoustic import find_repeats
 from pipeline.behaviour import PartyTurns, behaviour_cues, speech_intervals, stereo_turns
 from pipeline.files import atomic_path
@@ -219,10 +221,12 @@ def call_features(stereo: CorpusRow, mono: CorpusRow, windows: Windows) -> dict[
     out["mono_attr_shipped"] = attribution(truth, best, n)
     out["mono_two_voices"] = split.two_voices
     out["mono_spread"] = split.spread
+    out["mono_persistence"] = split.persistence
     out["mono_separation"] = split.separation
     leg = party_runs(caller, windows=windows(caller))  # one voice: must not be split in two
     out["caller_leg_two_voices"] = leg.two_voices
     out["caller_leg_spread"] = leg.spread
+    out["caller_leg_persistence"] = leg.persistence
     layouts = {
         "stereo": (truth, caller, True),
         "mono": (best, m, False),
@@ -321,17 +325,6 @@ def resample(groups: Sequence[str], rng: np.random.Generator) -> np.ndarray:
 def _members(groups: tuple[str, ...]) -> tuple[np.ndarray, ...]:
     names = sorted(set(groups))
     return tuple(np.flatnonzero(np.array(groups) == g) for g in names)
-
-
-def _bootstrap_eer(
-    y: np.ndarray, s: np.ndarray, groups: Sequence[str], rng: np.random.Generator
-) -> tuple[float, float]:
-    vals = []
-    for _ in range(N_BOOT):
-        idx = resample(groups, rng)
-        if 0 < y[idx].sum() < idx.size:
-            vals.append(eer(y[idx], s[idx])[0])
-    return float(np.percentile(vals, 2.5)), float(np.percentile(vals, 97.5))
 
 
 LOG_CUES = {"turn_restart_count", "replayed_speech_s", "prompt_index_calls"}  # counts: log1p
@@ -478,13 +471,11 @@ def report(feats: list[dict[str, Any]]) -> dict[str, Any]:
             out["test"][f"{name}/fusion"] = model
             for f, sc in zip(test, scores, strict=True):
                 f[f"score_{name}"] = float(sc)
-            _eer_rows(out, test, name, rng)
+            _eer_rows(out, test, name)
     return out
 
 
-def _eer_rows(
-    out: dict[str, Any], test: Sequence[dict[str, Any]], name: str, rng: np.random.Generator
-) -> None:
+def _eer_rows(out: dict[str, Any], test: Sequence[dict[str, Any]], name: str) -> None:
     for pair in PAIRS:
         for lang in ("en", "zh", "all"):
             sel = [f for f in test if _in_pair(f, pair) and lang in (f["language"], "all")]
@@ -492,11 +483,11 @@ def _eer_rows(
             if 0 < y.sum() < y.size:
                 s = np.array([f[f"score_{name}"] for f in sel])
                 rate, _ = eer(y, s)
+                # caller voices drawn within each class, as on every other page
+                ci = bootstrap_ci(y, s, groups=[f["caller"] for f in sel], rounds=N_BOOT)["eer"]
                 out["test"][f"{name}/{pair}/{lang}"] = {
                     "eer": round(rate, 4),
-                    "ci95": [
-                        round(v, 4) for v in _bootstrap_eer(y, s, [f["caller"] for f in sel], rng)
-                    ],
+                    "ci95": [round(v, 4) for v in ci],
                     "auc": round(roc_auc(y, s), 4),
                     "robot_calls": int(y.sum()),
                     "human_calls": int(y.size - y.sum()),
@@ -512,23 +503,25 @@ def markdown(result: dict[str, Any]) -> str:
     lines = ["### Mono diarisation: speech time attributed to the right party", ""]
     lines += [
         "| split | language | caller kind | level difference | calls | caller voices | "
-        "as shipped (95 % CI) | two voices kept | forced two, rule `most` (95 % CI) | "
-        "rule `first` | rule `longest_turns` | best permutation | missed speech | "
-        "calls < 90 % (shipped) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        f"as shipped (95 % CI) | two voices kept | forced two, rule `{CALLER_RULE}` (95 % CI) | "
+        + " | ".join(f"rule `{rule}`" for rule in CALLER_RULES if rule != CALLER_RULE)
+        + " | best permutation | missed speech | calls < 90 % (shipped) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for key, row in sorted(result["diarisation"].items()):
         split, lang, kind, level = key.split("/")
-        ship, most = row["shipped"], row["most"]
+        ship, forced = row["shipped"], row[CALLER_RULE]
         voices = ship["caller_voices"]
         # one caller voice: a bootstrap over voices has nothing to resample
         ci = " - ".join(_pct(v) for v in ship["ci95"]) if voices > 1 else "no interval"
-        ci_most = " - ".join(_pct(v) for v in most["ci95"]) if voices > 1 else "no interval"
+        ci_forced = " - ".join(_pct(v) for v in forced["ci95"]) if voices > 1 else "no interval"
+        others = " | ".join(
+            _pct(row[rule]["accuracy"]) for rule in CALLER_RULES if rule != CALLER_RULE
+        )
         lines.append(
             f"| {split} | {lang} | {kind} | {level} | {row['calls']} | {voices} | "
             f"{_pct(ship['accuracy'])} ({ci}) | {row['two_voices']} | "
-            f"{_pct(most['accuracy'])} ({ci_most}) | {_pct(row['first']['accuracy'])} | "
-            f"{_pct(row['longest_turns']['accuracy'])} | "
+            f"{_pct(forced['accuracy'])} ({ci_forced}) | {others} | "
             f"{_pct(row['oracle_permutation_accuracy'])} | {_pct(row['missed_share'])} | "
             f"{ship['calls_below_90pct']} |"
         )

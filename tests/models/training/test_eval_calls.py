@@ -1,4 +1,4 @@
-"""models/training/eval_calls.py: the window cache and the bootstrap over caller voices."""
+"""models/training/eval_calls.py: the window cache and the bootstraps over caller voices."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from models.training import eval_calls
+from models.training.metrics import bootstrap_ci
 from tests.models.test_diarize import FakeEncoder, call
 
 
@@ -40,3 +41,32 @@ def test_windows_are_cached_by_the_samples(tmp_path: Path, rng: np.random.Genera
     assert np.array_equal(starts, starts2) and np.array_equal(emb, emb2)
     with pytest.raises(AssertionError, match="again"):
         again(x[: x.size // 2])  # other samples: not cached
+
+
+def test_eer_intervals_come_from_the_shared_stratified_bootstrap() -> None:
+    """The calls page draws caller voices within each class, as every other page does."""
+    rng = np.random.default_rng(1)
+    kinds = ("tts_robot", "recorded_robot", "human_agent")
+    test = []
+    for i in range(36):
+        kind = kinds[i % 3]
+        label = "human" if kind == "human_agent" else "robot"
+        test.append(
+            {
+                "kind": kind,
+                "label": label,
+                "language": ("en", "zh")[i % 2],
+                "caller": f"voice{i % 9}",  # each voice plays one kind
+                "score_x": float(rng.normal(float(label == "robot"))),
+            }
+        )
+    out: dict[str, dict[str, dict[str, object]]] = {"test": {}}
+    eval_calls._eer_rows(out, test, "x")
+    y = np.array([f["label"] == "robot" for f in test], dtype=int)
+    s = np.array([f["score_x"] for f in test])
+    expected = bootstrap_ci(y, s, groups=[f["caller"] for f in test], rounds=eval_calls.N_BOOT)
+    row = out["test"]["x/robot_vs_human/all"]
+    assert row["ci95"] == [round(v, 4) for v in expected["eer"]]
+    low, high = expected["eer"]
+    assert 0.0 <= low <= high <= 1.0
+    assert {"x/recorded_vs_agent/en", "x/tts_vs_agent/zh"} <= set(out["test"])
