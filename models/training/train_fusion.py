@@ -93,6 +93,7 @@ from models.training.fusion_calls import (
     call_tables,
     callers_heard_in_training,
     cue_contributions,
+    cue_presence,
     end_to_end,
     fit_cues_only,
     select_calls,
@@ -346,14 +347,17 @@ def train(
     *,
     e2e: int = 0,
     calls: int = PER_CELL,
+    dev_calls: int | None = None,
     composed_fit: int | None = None,
     composed_test: int | None = None,
     progress: bool = False,
 ) -> Result:
     """Build both populations, fit on one, evaluate on the other (and end to end if asked).
 
-    ``calls``: simulated two-party calls per (split, language, robot kind) run through the whole
-    detector (``fusion_calls.py``); their dev calls join the fit, their test calls are reported.
+    ``calls``: simulated two-party test calls per (language, robot kind) run through the whole
+    detector (``fusion_calls.py``) and reported; ``dev_calls``: the same for the dev calls, which
+    join the fit (None: every dev call the leak rule allows; the behaviour cues are seen on no
+    other recordings, issue 13). ``calls=0`` runs no simulated call at all.
     ``composed_fit`` / ``composed_test``: clips of the composed fit and evaluation, a seeded
     sample (all when None; :func:`fusion_fit_clips`, :func:`test_clips`).
     """
@@ -382,7 +386,7 @@ def train(
     dev_failed = test_failed = 0
     if calls:
         dev_calls, dev_failed = call_examples(
-            detector, split="dev", per_cell=calls, progress=progress
+            detector, split="dev", per_cell=dev_calls, progress=progress
         )
         test_calls, test_failed = call_examples(
             detector, split="test", per_cell=calls, progress=progress
@@ -410,6 +414,7 @@ def train(
     }
     cue_rows = []
     x_eval, _ = design(eval_ex, names, caps=caps)
+    x_calls, _ = design(test_calls, names, caps=caps)
     for j, name in enumerate(names):
         contrib = x_eval[:, j] * dict(model.scales)[name]
         cue_rows.append(
@@ -417,6 +422,7 @@ def train(
                 "cue": name,
                 "scale": dict(model.scales)[name],
                 "present": float(np.mean(x_eval[:, j] != 0)),
+                "present_calls": float(np.mean(x_calls[:, j] != 0)) if test_calls else 0.0,
                 "robot_mean": float(contrib[y_eval == 1].mean()) if y_eval.any() else 0.0,
                 "human_mean": float(contrib[y_eval == 0].mean()) if (1 - y_eval).any() else 0.0,
             }
@@ -458,10 +464,15 @@ def train(
             select_calls(simulated_calls(), split="test", per_cell=calls)
         )
         calls_tables["contributions"] = cue_contributions(model, test_calls)
+        calls_tables["presence"] = {
+            "dev": cue_presence(dev_calls),
+            "test": cue_presence(test_calls),
+        }
         calls_tables["meta"] = {
             "failed": {"dev": dev_failed, "test": test_failed},
             "callers_heard": sum(ex.audio_id in heard for ex in test_calls),
             "per_cell": calls,
+            "dev_per_cell": dev_calls,
             "crop_s": CROP_S,
             "diarizer": detector.diarizer is not None,
         }
@@ -507,7 +518,14 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=PER_CELL,
         metavar="N",
-        help="simulated calls per split, language and robot kind (both layouts; 0 = none)",
+        help="simulated test calls per language and robot kind (both layouts; 0 = none)",
+    )
+    parser.add_argument(
+        "--dev-calls",
+        type=int,
+        default=None,
+        metavar="N",
+        help="simulated dev calls (the fit's) per language and robot kind (default: all)",
     )
     parser.add_argument(
         "--composed-fit",
@@ -532,11 +550,14 @@ def main(argv: list[str] | None = None) -> int:
     result = train(
         e2e=args.e2e,
         calls=args.calls,
+        dev_calls=args.dev_calls,
         composed_fit=args.composed_fit,
         composed_test=args.composed_test,
         progress=True,
     )
     command = f"python -m models.training.train_fusion --e2e {args.e2e} --calls {args.calls}"
+    if args.dev_calls is not None:
+        command += f" --dev-calls {args.dev_calls}"
     for flag, value in (("fit", args.composed_fit), ("test", args.composed_test)):
         if value is not None:
             command += f" --composed-{flag} {value}"
