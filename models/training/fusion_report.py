@@ -299,6 +299,10 @@ def _card(result: Result, sha: str, weights: Path) -> str:
         "- The synthetic-voice head chose its settings on the other half of dev (`select`); the "
         "fusion fits on the `fusion` half's scores. `docs/evaluation_calls_verdict.md` counts "
         "the simulated test calls whose caller the head was trained on.",
+        "- The behaviour cues' scales come from the simulated dev calls alone (no composed "
+        f"clip carries them: {c['fit_calls']['examples']} rows, both layouts of every dev call), "
+        "whose robots are all English (Mandarin dev holds agent calls only) and behave as the "
+        "simulator was programmed (`datasets/prepare_calls.py`): real dialers may differ.",
         "- The cap on a human voice was chosen on simulated calls, whose recorded-prompt robots "
         "replay real people: on the end-to-end mixtures, whose robots are TTS or vocoded, a "
         "human-sounding voice still told robots from people, and the cap costs that ranking "

@@ -347,7 +347,7 @@ def train(
     *,
     e2e: int = 0,
     calls: int = PER_CELL,
-    dev_calls: int | None = None,
+    dev_per_cell: int | None = None,
     composed_fit: int | None = None,
     composed_test: int | None = None,
     progress: bool = False,
@@ -355,7 +355,7 @@ def train(
     """Build both populations, fit on one, evaluate on the other (and end to end if asked).
 
     ``calls``: simulated two-party test calls per (language, robot kind) run through the whole
-    detector (``fusion_calls.py``) and reported; ``dev_calls``: the same for the dev calls, which
+    detector (``fusion_calls.py``) and reported; ``dev_per_cell``: the same for the dev calls, which
     join the fit (None: every dev call the leak rule allows; the behaviour cues are seen on no
     other recordings, issue 13). ``calls=0`` runs no simulated call at all.
     ``composed_fit`` / ``composed_test``: clips of the composed fit and evaluation, a seeded
@@ -386,7 +386,7 @@ def train(
     dev_failed = test_failed = 0
     if calls:
         dev_calls, dev_failed = call_examples(
-            detector, split="dev", per_cell=dev_calls, progress=progress
+            detector, split="dev", per_cell=dev_per_cell, progress=progress
         )
         test_calls, test_failed = call_examples(
             detector, split="test", per_cell=calls, progress=progress
@@ -472,7 +472,7 @@ def train(
             "failed": {"dev": dev_failed, "test": test_failed},
             "callers_heard": sum(ex.audio_id in heard for ex in test_calls),
             "per_cell": calls,
-            "dev_per_cell": dev_calls,
+            "dev_per_cell": dev_per_cell,
             "crop_s": CROP_S,
             "diarizer": detector.diarizer is not None,
         }
@@ -550,7 +550,7 @@ def main(argv: list[str] | None = None) -> int:
     result = train(
         e2e=args.e2e,
         calls=args.calls,
-        dev_calls=args.dev_calls,
+        dev_per_cell=args.dev_calls,
         composed_fit=args.composed_fit,
         composed_test=args.composed_test,
         progress=True,
