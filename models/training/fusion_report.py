@@ -527,7 +527,7 @@ def calls_report(result: Result, sha: str) -> str:
             if meta.get("dev_per_cell") is None
             else f"and {meta['dev_per_cell']} dev calls per cell"
         )
-        + ", both layouts of each, **cropped to the first {meta['crop_s']:g} s**, each through "
+        + f", both layouts of each, **cropped to the first {meta['crop_s']:g} s**, each through "
         "`Detector.detect` as `robocall analyze` runs it: channel choice, real ASR "
         "(faster-whisper on the decoded audio), every acoustic and behaviour cue, the "
         "synthetic-voice and text heads"

@@ -110,8 +110,10 @@ from models.training.fusion_fit import (
     Result,
     base_cue,
     call_weights,
+    calls_only_cues,
     choose_cap,
     design,
+    fit_on_calls,
     fit_scales,
     fusion_logit,
     grouped_scores,
@@ -398,7 +400,11 @@ def train(
     weights = call_weights(fit_all, cap_cv["weighting"])
     x, y = design(fit_all, names, caps=caps)
     bias, scales = fit_scales(x, y, sample_weight=weights)
-    model = make_model(names, bias, scales, caps=caps)
+    # the turn-taking cues get their scales from the dev calls, scored with every cue
+    only_calls = calls_only_cues(fit_all, names)
+    model = fit_on_calls(
+        make_model(names, bias, scales, caps=caps), dev_calls, only_calls, caps=caps
+    )
     y_eval = np.array([ex.y for ex in eval_ex], dtype=np.float64)
     fitted, handset = fusion_logit(model, eval_ex), handset_logit(eval_ex)
     y_fit = np.array([ex.y for ex in fit_ex], dtype=np.float64)
@@ -443,7 +449,13 @@ def train(
     ):
         xs, _ = design(fit_all, keep, caps=kept_caps)
         b, s = fit_scales(xs, y, sample_weight=weights)
-        sub = make_model(keep, b, s, caps={k: c for k, c in kept_caps.items() if k in keep})
+        sub_caps = {k: c for k, c in kept_caps.items() if k in keep}
+        sub = fit_on_calls(
+            make_model(keep, b, s, caps=sub_caps),
+            dev_calls,
+            [n for n in only_calls if n in keep],
+            caps=sub_caps,
+        )
         variants[label] = sub
         ablations[label] = scores_table(y_eval, fusion_logit(sub, eval_ex))
         if test_calls:

@@ -15,8 +15,10 @@ from models.training.fusion_fit import (
     Example,
     balanced,
     call_weights,
+    calls_only_cues,
     choose_cap,
     design,
+    fit_on_calls,
     fit_scales,
     fusion_logit,
     make_model,
@@ -250,3 +252,48 @@ def test_choose_cap_never_buys_the_calls_fit_with_the_clips() -> None:
     assert kept["composed"] <= floor * (1 + COMPOSED_TOLERANCE)
     eligible = [r for r in got["rows"] if r["composed"] <= floor * (1 + COMPOSED_TOLERANCE)]
     assert kept["calls"] == min(r["calls"] for r in eligible)
+
+
+def test_an_offset_is_fixed_and_the_bias_can_be_held_at_zero() -> None:
+    rng = np.random.default_rng(5)
+    n = 20000
+    known = rng.normal(0, 2.0, n)  # the rest of a model's logit, kept as it is
+    cue = rng.normal(0, 1.0, n)
+    y = (rng.random(n) < sigmoid(known + 0.8 * cue)).astype(float)
+    bias, scales = fit_scales(cue[:, None], y, offset=known, fit_bias=False, l2=0.0)
+    assert bias == 0.0
+    assert scales[0] == pytest.approx(0.8, abs=0.1)
+    # without the offset the unexplained part of the logit attenuates the cue's scale
+    assert fit_scales(cue[:, None], y, l2=0.0)[1][0] < scales[0] - 0.2
+
+
+def test_turn_taking_scales_come_from_the_calls_scored_with_every_cue() -> None:
+    """Recorded-prompt robots sound human: the joint fit, drowned by clips, leaves backchannel
+    absence too weak to outvote the voice; refitted on the calls with the voice in place, it
+    gets the scale that ranks the calls, and no composed call moves."""
+    rng = np.random.default_rng(13)
+    composed = _population(rng, 400, layout="", voice_informative=True)
+    calls = _population(rng, 60, layout="stereo", voice_informative=False)
+    fit = [*composed, *calls]
+    names = sorted({f"{n}:{'+' if w > 0 else '-'}" for ex in fit for n, w in ex.cues if w})
+    only = calls_only_cues(fit, names)
+    assert set(only) == {"backchannel_rate_per_min:+", "backchannel_rate_per_min:-"}
+    x, y = design(fit, names)
+    bias, scales = fit_scales(x, y, l2=0.5)  # strong shrinkage: the few calls lose
+    joint = make_model(names, bias, scales)
+    refit = fit_on_calls(joint, calls, only)
+    before, after = dict(joint.scales), dict(refit.scales)
+    assert after["backchannel_rate_per_min:+"] > before["backchannel_rate_per_min:+"]
+    assert refit.bias == joint.bias
+    assert all(after[n] == before[n] for n in names if n not in only)
+    assert np.allclose(fusion_logit(refit, composed), fusion_logit(joint, composed))
+    y_calls = np.array([ex.y for ex in calls], dtype=np.float64)
+    loss = {
+        name: float(np.mean(np.logaddexp(0.0, z) - y_calls * z))
+        for name, z in (
+            ("joint", fusion_logit(joint, calls)),
+            ("refit", fusion_logit(refit, calls)),
+        )
+    }
+    assert loss["refit"] < loss["joint"]
+    assert fit_on_calls(joint, [], only) is joint and fit_on_calls(joint, calls, []) is joint
