@@ -316,7 +316,9 @@ def _backchannel_cue(turns: PartyTurns) -> list[Evidence]:
         "callee_s": round(callee_s, 1),
         "per_min": round(rate, 2),
     }
-    return [_cue("backchannel_rate_per_min", rate, code, params, found[0] if found else None)]
+    # none found: the span is the callee's speech, where a listener would have made them
+    span = found[0] if found else (turns.callee[0][0], turns.callee[-1][1])
+    return [_cue("backchannel_rate_per_min", rate, code, params, span)]
 
 
 _WORD = re.compile(r"[a-z0-9']+|[\u4e00-\u9fff]")

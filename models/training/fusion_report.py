@@ -254,8 +254,11 @@ def _card(result: Result, sha: str, weights: Path) -> str:
         "of the same class and language; half of a person's texts are human sales calls) and "
         "on simulated two-party dev calls run through the whole detector (their text and "
         "synthetic-voice cues left out of the fit: `models/training/fusion_calls.py` says why), "
-        "which bring the stereo and behaviour cues. A human voice's pull towards 'person' is "
-        "capped (below). "
+        "which bring the stereo and behaviour cues. The scales of the cues no composed clip "
+        "carries (the turn-taking cues) are then refitted on the dev calls alone, each call "
+        "scored with all its cues, bias and every other scale fixed "
+        "(`models/training/fusion_fit.py`, `fit_on_calls`, issue 13). A human voice's pull "
+        "towards 'person' is capped (below). "
         f"Bias {result.model.bias:+.3f}. A cue the fit never saw keeps scale "
         f"{result.model.default_scale:g}.",
         "",
@@ -442,8 +445,11 @@ def _diagnosis_lines() -> list[str]:
         "latency spread, talking on through a barge-in) that no scale can move. A mono call's "
         "only turn-taking cues are that latency spread and prompt restarts (rare in 30 s), so "
         "mono had no weighted behaviour cue at all. Now every dev call is in the fit, the two "
-        "cues carry hand-set weights (`pipeline/behaviour.py`), and the cross-validation "
-        "chooses how much the calls count beside the composed clips.",
+        "cues carry hand-set weights (`pipeline/behaviour.py`), and the scales of the cues no "
+        "composed clip carries are refitted on the dev calls scored as the verdict scores "
+        "them, voice and words included, everything else fixed (`fusion_fit.fit_on_calls`): "
+        "the behaviour has to carry what a human-sounding voice leaves open, and no composed "
+        "call's score moves.",
         "- **Dev confounds the voice with the class.** Every English dev recorded-prompt robot "
         "replays hyke IVR prompts (a voice talent recorded in a studio), every English dev agent "
         "is a LibriSpeech reader, and Mandarin dev holds agent calls only (one speaker). The "

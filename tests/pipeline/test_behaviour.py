@@ -90,6 +90,9 @@ def test_backchannels_inside_callee_speech_count() -> None:
     silent = PartyTurns(((7.0, 9.5), (17.0, 19.5)), callee, "test")
     assert backchannels(silent) == []
     assert by_name(silent)["backchannel_rate_per_min"] > 0
+    # where: the first listener sound, or (none) the callee's speech a listener would fill
+    assert cue(with_bc, "backchannel_rate_per_min").span_s == (3.0, 3.3)
+    assert cue(silent, "backchannel_rate_per_min").span_s == (0.0, 36.0)
 
 
 def _prompt(rng: np.random.Generator, seconds: float) -> np.ndarray:

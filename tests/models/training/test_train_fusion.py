@@ -297,3 +297,41 @@ def test_turn_taking_scales_come_from_the_calls_scored_with_every_cue() -> None:
     }
     assert loss["refit"] < loss["joint"]
     assert fit_on_calls(joint, [], only) is joint and fit_on_calls(joint, calls, []) is joint
+
+
+@pytest.mark.parametrize("steady", [True, False])
+def test_the_shipped_fusion_s_behaviour_reasons_add_up_to_the_probability(steady: bool) -> None:
+    """Every turn-taking cue the shipped fusion weighs says why in both languages, where in the
+    call, and the reasons shown sum to the robot logit."""
+    from pipeline.behaviour import PartyTurns, behaviour_cues
+    from pipeline.config import FusionConfig
+    from pipeline.fuse import fuse
+    from pipeline.types import AcousticCues, TextScore
+    from tests.factories import make_audio_info, make_provenance, make_transcript
+
+    rng = np.random.default_rng(2)
+    caller, callee, t = [], [], 0.5
+    for _ in range(8):  # caller prompt, callee reply, caller again after a latency
+        caller.append((t, t + 3.0))
+        callee.append((t + 3.6, t + 5.6))
+        t += 5.6 + (0.4 + rng.normal(0, 0.02) if steady else float(rng.uniform(0.1, 1.6)))
+    cues = behaviour_cues(PartyTurns(tuple(caller), tuple(callee), "test"))
+    model = read_fusion()
+    weighed = [e for e in cues if model.contribution(e.name, e.weight) != 0.0]
+    assert weighed, "the shipped fusion weighs no behaviour cue of this call"
+    verdict = fuse(
+        text=TextScore(0.1, "none", (), ()),
+        cues=AcousticCues(tuple(cues), speech_s=20.0),
+        transcript=make_transcript("en"),
+        other_transcript=None,
+        audio=make_audio_info(),
+        provenance=make_provenance(),
+        config=FusionConfig(),
+        model=model,
+    )
+    shown = [e for e in verdict.evidence if e.weight != 0.0]
+    assert all(e.detail and e.detail_zh and e.span_s is not None for e in shown)
+    logit = model.bias + sum(e.weight for e in verdict.evidence)
+    assert verdict.robot_probability == pytest.approx(sigmoid(logit), abs=2e-3)
+    latency = next(e for e in verdict.evidence if e.name == "reply_latency_spread_s")
+    assert (latency.weight > 0) == steady  # a steady delay is a robot's; a varied one is not
