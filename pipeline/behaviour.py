@@ -105,12 +105,14 @@ class _Rule:
 BEHAVIOUR_RULES: dict[str, _Rule] = {
     # 0.03/0.07/0.18 s, 0.03/0.16/0.76 s (prompt files differ in leading silence), 0.13/0.33/
     # 0.69 s. Robots: per-campaign latency + 20-60 ms jitter; people vary by ~0.5 s.
-    # Reported with weight 0 until the fusion is refitted on calls: pipeline/acoustic.py's
-    # response_latency_std_s already weighs the same behaviour (no double counting).
-    "reply_latency_spread_s": _Rule(0.06, 0.12, 0.25, 0.4, 0.0, 0.0),
+    # The only latency cue of a mono call (acoustic's response_latency_std_s needs two
+    # channels). On stereo it measures what response_latency_std_s does: the fusion, fitted
+    # on the dev calls, scales the two jointly, so the overlap is not counted twice.
+    "reply_latency_spread_s": _Rule(0.06, 0.12, 0.25, 0.4, 1.0, 1.0),
     # median 0.29 / 0.0 / 0.0: only robots that ignore barge-in talk on; weak (dev AUC 0.57).
-    # Weight 0 for the same reason: acoustic's talk_over_fraction weighs talking over the callee.
-    "barge_in_talk_on_fraction": _Rule(0.8, 0.5, 0.2, 0.0, 0.0, 0.0),
+    # Yielding is no sign of a person (a dialer that honours barge-in yields too): robot only.
+    # Overlaps acoustic's talk_over_fraction; the fit on the dev calls scales both jointly.
+    "barge_in_talk_on_fraction": _Rule(0.8, 0.5, 0.2, 0.0, 1.0, 0.0),
     # p90 2 / 2 / 0: restarted prompts and the repeated fallback line.
     "turn_restart_count": _Rule(2.0, 1.0, -math.inf, -math.inf, 1.5, 0.0),
     # per minute of callee speech, p50 0 / 0 / 9.5 (agents' p10 is 0: short calls).
@@ -314,7 +316,9 @@ def _backchannel_cue(turns: PartyTurns) -> list[Evidence]:
         "callee_s": round(callee_s, 1),
         "per_min": round(rate, 2),
     }
-    return [_cue("backchannel_rate_per_min", rate, code, params, found[0] if found else None)]
+    # none found: the span is the callee's speech, where a listener would have made them
+    span = found[0] if found else (turns.callee[0][0], turns.callee[-1][1])
+    return [_cue("backchannel_rate_per_min", rate, code, params, span)]
 
 
 _WORD = re.compile(r"[a-z0-9']+|[\u4e00-\u9fff]")

@@ -151,9 +151,10 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     # --- behaviour: turn-taking in a two-party call (pipeline/behaviour.py) -----------------
     "reply_latency_spread_s": (
         "The caller answered {replies:.0f} callee turns after {median_s:.2f} s (median); the delay "
-        "varies by {spread_s:.2f} s. A robot answers after nearly the same delay every time.",
+        "varies by {spread_s:.2f} s. A robot answers after nearly the same delay every time; a "
+        "person's delay varies by about half a second.",
         "来电方回应了接听方 {replies:.0f} 次，延迟中位数 {median_s:.2f} 秒，"
-        "波动 {spread_s:.2f} 秒；机器人每次回应的延迟几乎一样。",
+        "波动 {spread_s:.2f} 秒；机器人每次回应的延迟几乎一样，真人的延迟通常相差半秒左右。",
     ),
     "barge_in_talk_on_fraction": (
         "The callee interrupted {interruptions:.0f} times; the caller talked on for "

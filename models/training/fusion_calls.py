@@ -213,10 +213,10 @@ def robot_kind(row: CorpusRow) -> str:
 
 
 def select_calls(
-    rows: Sequence[CorpusRow], *, split: str, per_cell: int = PER_CELL
+    rows: Sequence[CorpusRow], *, split: str, per_cell: int | None = PER_CELL
 ) -> list[CorpusRow]:
-    """Both layouts of ``per_cell`` calls per (language, robot kind) of ``split``, by seeded hash,
-    in the order of their rank within their cell.
+    """Both layouts of ``per_cell`` calls (None: all) per (language, robot kind) of ``split``, by
+    seeded hash, in the order of their rank within their cell.
 
     ``rows`` are the simulated calls. The calls were split apart from the clip corpus, so a dev
     call may reuse a voice or an utterance of a test clip or of a test call: such calls are never
@@ -400,7 +400,7 @@ def call_examples(
     detector: Detector,
     *,
     split: str,
-    per_cell: int = PER_CELL,
+    per_cell: int | None = PER_CELL,
     crop_s: float = CROP_S,
     progress: bool = False,
 ) -> tuple[list[Example], int]:
@@ -551,6 +551,28 @@ def cue_contributions(model: FusionModel, examples: Sequence[Example]) -> dict[s
             cell: float(np.mean(fusion_logit(model, members))) for cell, members in cells.items()
         },
     }
+
+
+def cue_presence(examples: Sequence[Example]) -> dict[str, Any]:
+    """Which cues each kind of call shows: per (caller kind, layout, language), the share of
+    calls where a cue has a non-zero hand-set weight and its mean weight there. The fit can only
+    learn a cue where it is non-zero, so this says what the fusion could learn from each cell
+    (issue 13's diagnosis)."""
+    cells: dict[str, list[Example]] = {}
+    for ex in examples:
+        cells.setdefault(f"{ex.kind} | {ex.layout} | {ex.language}", []).append(ex)
+    names = sorted({n for ex in examples for n, w in ex.cues if w != 0.0})
+    out: dict[str, Any] = {"cells": {c: len(m) for c, m in sorted(cells.items())}, "cues": {}}
+    for name in names:
+        row = {}
+        for cell, members in sorted(cells.items()):
+            weights = [w for ex in members for n, w in ex.cues if n == name and w != 0.0]
+            row[cell] = {
+                "present": len(weights) / len(members),
+                "mean_weight": float(np.mean(weights)) if weights else 0.0,
+            }
+        out["cues"][name] = row
+    return out
 
 
 # ---------------------------------------------------------------------------------------------

@@ -179,12 +179,13 @@ def _rates(result: Result) -> dict[str, Any]:
 
 def _scales_table(result: Result) -> list[str]:
     return markdown_table(
-        ("cue, direction", "fitted scale", "present in", "mean contribution, robots")
-        + ("mean, people",),
+        ("cue, direction", "fitted scale", "present in (composed test)")
+        + ("mean contribution, robots", "mean, people", "present in (simulated test calls)"),
         (
             (
                 f"`{r['cue']}`", f"{r['scale']:.2f}", f"{100 * r['present']:.0f} %",
                 f"{r['robot_mean']:+.2f}", f"{r['human_mean']:+.2f}",
+                f"{100 * r.get('present_calls', 0.0):.0f} %",
             )
             for r in result.cue_rows
         ),
@@ -253,8 +254,11 @@ def _card(result: Result, sha: str, weights: Path) -> str:
         "of the same class and language; half of a person's texts are human sales calls) and "
         "on simulated two-party dev calls run through the whole detector (their text and "
         "synthetic-voice cues left out of the fit: `models/training/fusion_calls.py` says why), "
-        "which bring the stereo and behaviour cues. A human voice's pull towards 'person' is "
-        "capped (below). "
+        "which bring the stereo and behaviour cues. The scales of the cues no composed clip "
+        "carries (the turn-taking cues) are then refitted on the dev calls alone, each call "
+        "scored with all its cues, bias and every other scale fixed "
+        "(`models/training/fusion_fit.py`, `fit_on_calls`, issue 13). A human voice's pull "
+        "towards 'person' is capped (below). "
         f"Bias {result.model.bias:+.3f}. A cue the fit never saw keeps scale "
         f"{result.model.default_scale:g}.",
         "",
@@ -298,6 +302,10 @@ def _card(result: Result, sha: str, weights: Path) -> str:
         "- The synthetic-voice head chose its settings on the other half of dev (`select`); the "
         "fusion fits on the `fusion` half's scores. `docs/evaluation_calls_verdict.md` counts "
         "the simulated test calls whose caller the head was trained on.",
+        "- The behaviour cues' scales come from the simulated dev calls alone (no composed "
+        f"clip carries them: {c['fit_calls']['examples']} rows, both layouts of every dev call), "
+        "whose robots are all English (Mandarin dev holds agent calls only) and behave as the "
+        "simulator was programmed (`datasets/prepare_calls.py`): real dialers may differ.",
         "- The cap on a human voice was chosen on simulated calls, whose recorded-prompt robots "
         "replay real people: on the end-to-end mixtures, whose robots are TTS or vocoded, a "
         "human-sounding voice still told robots from people, and the cap costs that ranking "
@@ -422,6 +430,82 @@ def _contribution_lines(calls: dict[str, Any]) -> list[str]:
     ]
 
 
+def _diagnosis_lines() -> list[str]:
+    """Why the fused verdict on calls used to ignore the dialer's behaviour (issue 13)."""
+    return [
+        "## Why behaviour used to count for nothing (issue 13)",
+        "",
+        "Before this fit the recorded-prompt robots scored at chance against the agents (EER "
+        "50.0 % stereo, 45.0 % mono on these test calls) although the behaviour cues alone "
+        "tell them apart far better (`docs/evaluation_calls.md`). What the tables below show:",
+        "",
+        "- **A behaviour cue is seen on simulated calls only.** The composed fit rows are single "
+        "clips and carry none, so the behaviour scales came from 10 dev calls per cell (80 "
+        "rows beside 828 composed ones), and two cues had a hand-set weight of 0 (the reply "
+        "latency spread, talking on through a barge-in) that no scale can move. A mono call's "
+        "only turn-taking cues are that latency spread and prompt restarts (rare in 30 s), so "
+        "mono had no weighted behaviour cue at all. Now every dev call is in the fit, the two "
+        "cues carry hand-set weights (`pipeline/behaviour.py`), and the scales of the cues no "
+        "composed clip carries are refitted on the dev calls scored as the verdict scores "
+        "them, voice and words included, everything else fixed (`fusion_fit.fit_on_calls`): "
+        "the behaviour has to carry what a human-sounding voice leaves open, and no composed "
+        "call's score moves.",
+        "- **Dev confounds the voice with the class.** Every English dev recorded-prompt robot "
+        "replays hyke IVR prompts (a voice talent recorded in a studio), every English dev agent "
+        "is a LibriSpeech reader, and Mandarin dev holds agent calls only (one speaker). The "
+        "voice head calls the studio voice *more* human than the readers (`synthetic_voice` "
+        "rows below), so on dev a human-sounding voice ranks recorded robots below agents, and "
+        "the fused AUC of recorded robots vs agents on dev was under 0.5 for every cap of the "
+        "human voice; the cap chosen there (`models/weights/FUSION.md`) is what limits it.",
+        "- **30 s show less than a whole call.** A robot's prompt has rarely come back within "
+        "the first 30 s: cut to 25 s, in-call replay is at chance and the mono behaviour cues "
+        "without a prompt index nearly so (`docs/evaluation_calls.md`, 'Cut to the first "
+        "25 s').",
+        "- **No prompt index here.** A single `robocall analyze` has none unless "
+        "`--prompt-index` is given; `robocall batch` builds one over the calls of the run "
+        "(`service/campaigns`, `prompt_seen_before`). These calls are scored without it, since "
+        "the simulator reuses each agent's few clips across that agent's calls, so an index "
+        "would fire on agents as on replayed prompts (`docs/evaluation_calls.md`).",
+        "",
+    ]
+
+
+def _presence_lines(presence: dict[str, Any]) -> list[str]:
+    lines = [
+        "## Which cues each kind of call shows (dev and test calls)",
+        "",
+        "Share of calls where the cue has a non-zero hand-set weight, and its mean hand-set "
+        "weight there (before the fusion's scale), by caller, layout and language. The fit learns "
+        "a cue's scale only from the rows where it is non-zero: a behaviour cue is measured on "
+        "the simulated calls alone (the composed calls are single clips), so these rows are all "
+        "the fusion sees of it.",
+        "",
+    ]
+    for split, table in presence.items():
+        cells = list(table["cells"])
+        lines += [
+            f"### {split} calls",
+            "",
+            *markdown_table(
+                ("cue", *(f"{c.replace(' | ', ', ')} ({table['cells'][c]})" for c in cells)),
+                (
+                    (
+                        f"`{name}`",
+                        *(
+                            f"{100 * v[c]['present']:.0f} % {v[c]['mean_weight']:+.2f}"
+                            if v[c]["present"]
+                            else "-"
+                            for c in cells
+                        ),
+                    )
+                    for name, v in table["cues"].items()
+                ),
+            ),
+            "",
+        ]
+    return lines
+
+
 def calls_report(result: Result, sha: str) -> str:
     """``docs/evaluation_calls_verdict.md``: the fused verdict on the simulated test calls."""
     calls = result.calls
@@ -443,8 +527,13 @@ def calls_report(result: Result, sha: str) -> str:
         "",
         "**What ran.** The simulated calls of `datasets/manifests/calls/calls.jsonl` "
         "(`datasets/prepare_calls.py`; per call a stereo and a mono copy), "
-        f"{meta['per_cell']} calls per (split, language, caller kind) chosen by seeded hash, "
-        f"both layouts of each, **cropped to the first {meta['crop_s']:g} s**, each through "
+        f"{meta['per_cell']} test calls per (language, caller kind) chosen by seeded hash "
+        + (
+            "and every dev call"
+            if meta.get("dev_per_cell") is None
+            else f"and {meta['dev_per_cell']} dev calls per cell"
+        )
+        + f", both layouts of each, **cropped to the first {meta['crop_s']:g} s**, each through "
         "`Detector.detect` as `robocall analyze` runs it: channel choice, real ASR "
         "(faster-whisper on the decoded audio), every acoustic and behaviour cue, the "
         "synthetic-voice and text heads"
@@ -522,11 +611,13 @@ def calls_report(result: Result, sha: str) -> str:
         "",
     ]
     for label, table in calls.items():
-        if label in ("meta", "all cues", "contributions"):
+        if label in ("meta", "all cues", "contributions", "presence"):
             continue
         lines += [f"### {label}", "", *_pairs_table(table["pairs"], list(CALLS_HEADLINE)), ""]
     if "contributions" in calls:
         lines += ["## Why the calls score as they do", "", *_contribution_lines(calls)]
+    if "presence" in calls:
+        lines += [*_diagnosis_lines(), *_presence_lines(calls["presence"])]
     lines += [
         "## Robot/person x sales/not (fitted fusion, all cues)",
         "",

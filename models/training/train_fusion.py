@@ -93,6 +93,7 @@ from models.training.fusion_calls import (
     call_tables,
     callers_heard_in_training,
     cue_contributions,
+    cue_presence,
     end_to_end,
     fit_cues_only,
     select_calls,
@@ -109,8 +110,10 @@ from models.training.fusion_fit import (
     Result,
     base_cue,
     call_weights,
+    calls_only_cues,
     choose_cap,
     design,
+    fit_on_calls,
     fit_scales,
     fusion_logit,
     grouped_scores,
@@ -346,14 +349,17 @@ def train(
     *,
     e2e: int = 0,
     calls: int = PER_CELL,
+    dev_per_cell: int | None = None,
     composed_fit: int | None = None,
     composed_test: int | None = None,
     progress: bool = False,
 ) -> Result:
     """Build both populations, fit on one, evaluate on the other (and end to end if asked).
 
-    ``calls``: simulated two-party calls per (split, language, robot kind) run through the whole
-    detector (``fusion_calls.py``); their dev calls join the fit, their test calls are reported.
+    ``calls``: simulated two-party test calls per (language, robot kind) run through the whole
+    detector (``fusion_calls.py``) and reported; ``dev_per_cell``: the same for the dev calls, which
+    join the fit (None: every dev call the leak rule allows; the behaviour cues are seen on no
+    other recordings, issue 13). ``calls=0`` runs no simulated call at all.
     ``composed_fit`` / ``composed_test``: clips of the composed fit and evaluation, a seeded
     sample (all when None; :func:`fusion_fit_clips`, :func:`test_clips`).
     """
@@ -382,7 +388,7 @@ def train(
     dev_failed = test_failed = 0
     if calls:
         dev_calls, dev_failed = call_examples(
-            detector, split="dev", per_cell=calls, progress=progress
+            detector, split="dev", per_cell=dev_per_cell, progress=progress
         )
         test_calls, test_failed = call_examples(
             detector, split="test", per_cell=calls, progress=progress
@@ -394,7 +400,11 @@ def train(
     weights = call_weights(fit_all, cap_cv["weighting"])
     x, y = design(fit_all, names, caps=caps)
     bias, scales = fit_scales(x, y, sample_weight=weights)
-    model = make_model(names, bias, scales, caps=caps)
+    # the turn-taking cues get their scales from the dev calls, scored with every cue
+    only_calls = calls_only_cues(fit_all, names)
+    model = fit_on_calls(
+        make_model(names, bias, scales, caps=caps), dev_calls, only_calls, caps=caps
+    )
     y_eval = np.array([ex.y for ex in eval_ex], dtype=np.float64)
     fitted, handset = fusion_logit(model, eval_ex), handset_logit(eval_ex)
     y_fit = np.array([ex.y for ex in fit_ex], dtype=np.float64)
@@ -410,6 +420,7 @@ def train(
     }
     cue_rows = []
     x_eval, _ = design(eval_ex, names, caps=caps)
+    x_calls, _ = design(test_calls, names, caps=caps)
     for j, name in enumerate(names):
         contrib = x_eval[:, j] * dict(model.scales)[name]
         cue_rows.append(
@@ -417,6 +428,7 @@ def train(
                 "cue": name,
                 "scale": dict(model.scales)[name],
                 "present": float(np.mean(x_eval[:, j] != 0)),
+                "present_calls": float(np.mean(x_calls[:, j] != 0)) if test_calls else 0.0,
                 "robot_mean": float(contrib[y_eval == 1].mean()) if y_eval.any() else 0.0,
                 "human_mean": float(contrib[y_eval == 0].mean()) if (1 - y_eval).any() else 0.0,
             }
@@ -437,7 +449,13 @@ def train(
     ):
         xs, _ = design(fit_all, keep, caps=kept_caps)
         b, s = fit_scales(xs, y, sample_weight=weights)
-        sub = make_model(keep, b, s, caps={k: c for k, c in kept_caps.items() if k in keep})
+        sub_caps = {k: c for k, c in kept_caps.items() if k in keep}
+        sub = fit_on_calls(
+            make_model(keep, b, s, caps=sub_caps),
+            dev_calls,
+            [n for n in only_calls if n in keep],
+            caps=sub_caps,
+        )
         variants[label] = sub
         ablations[label] = scores_table(y_eval, fusion_logit(sub, eval_ex))
         if test_calls:
@@ -458,10 +476,15 @@ def train(
             select_calls(simulated_calls(), split="test", per_cell=calls)
         )
         calls_tables["contributions"] = cue_contributions(model, test_calls)
+        calls_tables["presence"] = {
+            "dev": cue_presence(dev_calls),
+            "test": cue_presence(test_calls),
+        }
         calls_tables["meta"] = {
             "failed": {"dev": dev_failed, "test": test_failed},
             "callers_heard": sum(ex.audio_id in heard for ex in test_calls),
             "per_cell": calls,
+            "dev_per_cell": dev_per_cell,
             "crop_s": CROP_S,
             "diarizer": detector.diarizer is not None,
         }
@@ -507,7 +530,14 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=PER_CELL,
         metavar="N",
-        help="simulated calls per split, language and robot kind (both layouts; 0 = none)",
+        help="simulated test calls per language and robot kind (both layouts; 0 = none)",
+    )
+    parser.add_argument(
+        "--dev-calls",
+        type=int,
+        default=None,
+        metavar="N",
+        help="simulated dev calls (the fit's) per language and robot kind (default: all)",
     )
     parser.add_argument(
         "--composed-fit",
@@ -532,11 +562,14 @@ def main(argv: list[str] | None = None) -> int:
     result = train(
         e2e=args.e2e,
         calls=args.calls,
+        dev_per_cell=args.dev_calls,
         composed_fit=args.composed_fit,
         composed_test=args.composed_test,
         progress=True,
     )
     command = f"python -m models.training.train_fusion --e2e {args.e2e} --calls {args.calls}"
+    if args.dev_calls is not None:
+        command += f" --dev-calls {args.dev_calls}"
     for flag, value in (("fit", args.composed_fit), ("test", args.composed_test)):
         if value is not None:
             command += f" --composed-{flag} {value}"

@@ -57,8 +57,9 @@ def test_constant_latency_scores_robot_and_varied_latency_scores_human(
     assert len(lat) == 6 and all(0.7 < v < 0.9 for v, _ in lat)
     robot_cue, human_cue = (cue(t, "reply_latency_spread_s") for t in (robot, human))
     assert robot_cue.value < 0.12 < 0.25 < human_cue.value
-    # weight 0 until the fusion is refitted: acoustic's response_latency_std_s weighs it
-    assert robot_cue.weight == human_cue.weight == 0.0
+    # the one latency cue of a mono call, so it carries weight; the fusion's fit on the dev
+    # calls scales it beside acoustic's response_latency_std_s (issue 13)
+    assert robot_cue.weight > 0 > human_cue.weight
 
 
 def test_too_few_replies_give_no_latency_cue() -> None:
@@ -73,8 +74,10 @@ def test_barge_in_talk_on_and_yield() -> None:
     assert cue(talks_on, "barge_in_talk_on_fraction").value == 1.0
     yields = PartyTurns(((0.0, 2.5), (8.0, 10.4), (16.0, 22.0)), callee, "test")
     assert cue(yields, "barge_in_talk_on_fraction").value == 0.0
-    # weight 0 until the fusion is refitted: acoustic's talk_over_fraction weighs it
-    assert cue(talks_on, "barge_in_talk_on_fraction").weight == 0.0
+    # talking on is a robot's sign; yielding is no sign of a person (a dialer that honours
+    # barge-in yields too), so it weighs nothing
+    assert cue(talks_on, "barge_in_talk_on_fraction").weight > 0
+    assert cue(yields, "barge_in_talk_on_fraction").weight == 0.0
     assert "barge_in_talk_on_fraction" not in by_name(talks_on, is_stereo=False)
 
 
@@ -87,6 +90,9 @@ def test_backchannels_inside_callee_speech_count() -> None:
     silent = PartyTurns(((7.0, 9.5), (17.0, 19.5)), callee, "test")
     assert backchannels(silent) == []
     assert by_name(silent)["backchannel_rate_per_min"] > 0
+    # where: the first listener sound, or (none) the callee's speech a listener would fill
+    assert cue(with_bc, "backchannel_rate_per_min").span_s == (3.0, 3.3)
+    assert cue(silent, "backchannel_rate_per_min").span_s == (0.0, 36.0)
 
 
 def _prompt(rng: np.random.Generator, seconds: float) -> np.ndarray:

@@ -24,6 +24,7 @@ from models.training.fusion_calls import (
     call_tables,
     crop_flac,
     cue_contributions,
+    cue_presence,
     fit_cues_only,
     select_calls,
     verdict_row,
@@ -121,6 +122,17 @@ def test_select_calls_takes_both_layouts_of_the_same_calls() -> None:
     assert chosen == select_calls(list(reversed(rows)), split="test", per_cell=3)
 
 
+def test_select_calls_without_a_cap_takes_every_call_of_the_split() -> None:
+    rows = [
+        _call(i, split=split, kind="tts_robot", layout=layout)
+        for i in range(7)
+        for split in ("test", "train")
+        for layout in ("stereo", "mono")
+    ]
+    chosen = select_calls(rows, split="test", per_cell=None)
+    assert sorted(r.id for r in chosen) == sorted(r.id for r in rows if r.split == "test")
+
+
 def test_select_calls_never_fits_on_a_call_that_shares_a_voice_with_a_test_call() -> None:
     shared = _call(0, split="test", kind="human_agent", layout="stereo")
     tied = [
@@ -188,6 +200,26 @@ def test_cue_contributions_add_up_to_each_cell_s_mean_logit() -> None:
         total = got["bias"] + sum(v[cell] for v in got["cues"].values())
         assert total == pytest.approx(got["total"][cell])
         assert got["total"][cell] == pytest.approx(float(np.mean(fusion_logit(model, members))))
+
+
+def test_cue_presence_counts_only_non_zero_weights_per_cell() -> None:
+    def ex(kind: str, layout: str, *cues: tuple[str, float]) -> Example:
+        return Example("x", "", int(kind != "human_agent"), "en", kind, "s", cues, layout=layout)
+
+    examples = [
+        ex("recorded_robot", "mono", ("reply_latency_spread_s", 0.5), ("pitch_std_st", 0.0)),
+        ex("recorded_robot", "mono", ("reply_latency_spread_s", 1.0)),
+        ex("recorded_robot", "mono"),
+        ex("human_agent", "stereo", ("reply_latency_spread_s", -1.0)),
+    ]
+    got = cue_presence(examples)
+    assert got["cells"] == {"human_agent | stereo | en": 1, "recorded_robot | mono | en": 3}
+    assert set(got["cues"]) == {"reply_latency_spread_s"}  # a weight of 0 teaches the fit nothing
+    robot = got["cues"]["reply_latency_spread_s"]["recorded_robot | mono | en"]
+    assert robot["present"] == pytest.approx(2 / 3)
+    assert robot["mean_weight"] == pytest.approx(0.75)
+    agent = got["cues"]["reply_latency_spread_s"]["human_agent | stereo | en"]
+    assert agent == {"present": 1.0, "mean_weight": -1.0}
 
 
 def test_call_tables_cover_every_cell_and_count_every_call(rng: np.random.Generator) -> None:
@@ -323,6 +355,12 @@ def test_write_outputs_renders_the_calls_report(tmp_path: Path, rng: np.random.G
             "contributions": cue_contributions(
                 make_model(["reply_latency_spread_s:+"], -0.5, np.array([1.2])), examples
             ),
+            "presence": {
+                "dev": cue_presence(examples[:4]),
+                "test": cue_presence(
+                    [dataclasses.replace(examples[0], cues=(("turn_restart_count", 1.5),))]
+                ),
+            },
             "meta": {**meta, "diarizer": False},
         },
         cap_cv={
@@ -345,6 +383,9 @@ def test_write_outputs_renders_the_calls_report(tmp_path: Path, rng: np.random.G
     assert "### hand-set sum" in text and "TTS robots reading non-sales text" in text
     assert "## Why the calls score as they do" in text and "| **robot logit** |" in text
     assert "| cue | human_agent, mono (12) | human_agent, stereo (12) |" in text
+    assert "### dev calls" in text and "### test calls" in text
+    assert "| `turn_restart_count` | 100 % +1.50 |" in text
+    assert "every dev call" in text  # meta has no dev_per_cell: the fit took them all
     assert (tmp_path / "FUSION.md").is_file() and (tmp_path / "f.md").is_file()
     card = (tmp_path / "FUSION.md").read_text()
     assert (

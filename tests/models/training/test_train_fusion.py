@@ -15,8 +15,10 @@ from models.training.fusion_fit import (
     Example,
     balanced,
     call_weights,
+    calls_only_cues,
     choose_cap,
     design,
+    fit_on_calls,
     fit_scales,
     fusion_logit,
     make_model,
@@ -250,3 +252,86 @@ def test_choose_cap_never_buys_the_calls_fit_with_the_clips() -> None:
     assert kept["composed"] <= floor * (1 + COMPOSED_TOLERANCE)
     eligible = [r for r in got["rows"] if r["composed"] <= floor * (1 + COMPOSED_TOLERANCE)]
     assert kept["calls"] == min(r["calls"] for r in eligible)
+
+
+def test_an_offset_is_fixed_and_the_bias_can_be_held_at_zero() -> None:
+    rng = np.random.default_rng(5)
+    n = 20000
+    known = rng.normal(0, 2.0, n)  # the rest of a model's logit, kept as it is
+    cue = rng.normal(0, 1.0, n)
+    y = (rng.random(n) < sigmoid(known + 0.8 * cue)).astype(float)
+    bias, scales = fit_scales(cue[:, None], y, offset=known, fit_bias=False, l2=0.0)
+    assert bias == 0.0
+    assert scales[0] == pytest.approx(0.8, abs=0.1)
+    # without the offset the unexplained part of the logit attenuates the cue's scale
+    assert fit_scales(cue[:, None], y, l2=0.0)[1][0] < scales[0] - 0.2
+
+
+def test_turn_taking_scales_come_from_the_calls_scored_with_every_cue() -> None:
+    """Recorded-prompt robots sound human: the joint fit, drowned by clips, leaves backchannel
+    absence too weak to outvote the voice; refitted on the calls with the voice in place, it
+    gets the scale that ranks the calls, and no composed call moves."""
+    rng = np.random.default_rng(13)
+    composed = _population(rng, 400, layout="", voice_informative=True)
+    calls = _population(rng, 60, layout="stereo", voice_informative=False)
+    fit = [*composed, *calls]
+    names = sorted({f"{n}:{'+' if w > 0 else '-'}" for ex in fit for n, w in ex.cues if w})
+    only = calls_only_cues(fit, names)
+    assert set(only) == {"backchannel_rate_per_min:+", "backchannel_rate_per_min:-"}
+    x, y = design(fit, names)
+    bias, scales = fit_scales(x, y, l2=0.5)  # strong shrinkage: the few calls lose
+    joint = make_model(names, bias, scales)
+    refit = fit_on_calls(joint, calls, only)
+    before, after = dict(joint.scales), dict(refit.scales)
+    assert after["backchannel_rate_per_min:+"] > before["backchannel_rate_per_min:+"]
+    assert refit.bias == joint.bias
+    assert all(after[n] == before[n] for n in names if n not in only)
+    assert np.allclose(fusion_logit(refit, composed), fusion_logit(joint, composed))
+    y_calls = np.array([ex.y for ex in calls], dtype=np.float64)
+    loss = {
+        name: float(np.mean(np.logaddexp(0.0, z) - y_calls * z))
+        for name, z in (
+            ("joint", fusion_logit(joint, calls)),
+            ("refit", fusion_logit(refit, calls)),
+        )
+    }
+    assert loss["refit"] < loss["joint"]
+    assert fit_on_calls(joint, [], only) is joint and fit_on_calls(joint, calls, []) is joint
+
+
+@pytest.mark.parametrize("steady", [True, False])
+def test_the_shipped_fusion_s_behaviour_reasons_add_up_to_the_probability(steady: bool) -> None:
+    """Every turn-taking cue the shipped fusion weighs says why in both languages, where in the
+    call, and the reasons shown sum to the robot logit."""
+    from pipeline.behaviour import PartyTurns, behaviour_cues
+    from pipeline.config import FusionConfig
+    from pipeline.fuse import fuse
+    from pipeline.types import AcousticCues, TextScore
+    from tests.factories import make_audio_info, make_provenance, make_transcript
+
+    rng = np.random.default_rng(2)
+    caller, callee, t = [], [], 0.5
+    for _ in range(8):  # caller prompt, callee reply, caller again after a latency
+        caller.append((t, t + 3.0))
+        callee.append((t + 3.6, t + 5.6))
+        t += 5.6 + (0.4 + rng.normal(0, 0.02) if steady else float(rng.uniform(0.1, 1.6)))
+    cues = behaviour_cues(PartyTurns(tuple(caller), tuple(callee), "test"))
+    model = read_fusion()
+    weighed = [e for e in cues if model.contribution(e.name, e.weight) != 0.0]
+    assert weighed, "the shipped fusion weighs no behaviour cue of this call"
+    verdict = fuse(
+        text=TextScore(0.1, "none", (), ()),
+        cues=AcousticCues(tuple(cues), speech_s=20.0),
+        transcript=make_transcript("en"),
+        other_transcript=None,
+        audio=make_audio_info(),
+        provenance=make_provenance(),
+        config=FusionConfig(),
+        model=model,
+    )
+    shown = [e for e in verdict.evidence if e.weight != 0.0]
+    assert all(e.detail and e.detail_zh and e.span_s is not None for e in shown)
+    logit = model.bias + sum(e.weight for e in verdict.evidence)
+    assert verdict.robot_probability == pytest.approx(sigmoid(logit), abs=2e-3)
+    latency = next(e for e in verdict.evidence if e.name == "reply_latency_spread_s")
+    assert (latency.weight > 0) == steady  # a steady delay is a robot's; a varied one is not
