@@ -34,7 +34,7 @@ import dataclasses
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -174,8 +174,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--mlp-hidden", default="16,64", help="MLP widths to choose from")
     parser.add_argument("--mlp-l2", default="0.1,1,10", help="MLP L2 (sklearn alpha) grid")
     parser.add_argument("--json", type=Path, help="write every figure and table here")
+    parser.add_argument(
+        "--cost",
+        type=int,
+        metavar="REPEAT",
+        help="instead: time AASIST on a 60 s call (1, 4, every window) beside the bare ASR",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
+    if args.cost:
+        return cost(args.cost)
     # One BLAS thread: on 2 shared cores under load, two spinning OpenBLAS threads made one small
     # MLP fit take minutes instead of seconds.
     with threadpool_limits(limits=1):
@@ -275,6 +283,67 @@ def run(args: argparse.Namespace) -> int:
     print(f"wall {results['wall_s']} s")
     if args.json:
         args.json.write_text(json.dumps(results, indent=1, default=str))
+    return 0
+
+
+def cost(repeat: int) -> int:
+    """Seconds (wall and this process's CPU) of the bare ASR and of AASIST's embedding on the
+    same 60 s call built from the examples (as ``bench/bench_pipeline.py``), the cases
+    alternated ``repeat`` times so load hits them alike; min and median printed."""
+    import os
+    import statistics
+
+    from models.aasist import clip_windows, load_aasist, window_embeddings
+    from models.asr import DECODE_TEMPERATURE
+    from models.loading import load_transcriber
+    from pipeline.audio import load_audio
+    from pipeline.config import AsrConfig, AudioLimits
+    from pipeline.telephone import call_channel
+
+    root = Path(__file__).resolve().parent.parent
+    parts = ("robot_zh.amr", "human_zh.mp3", "robot_en.mp3", "robot_zh.amr")
+    pieces = [load_audio(root / "examples" / p, limits=AudioLimits()).caller() for p in parts]
+    samples = np.concatenate(pieces)[: 60 * 16_000].astype(np.float32)
+    asr = load_transcriber(AsrConfig()).model  # type: ignore[attr-defined]  # the CT2 model
+    model = load_aasist()
+
+    def bare_asr() -> None:
+        segments, _ = asr.transcribe(
+            samples, beam_size=1, temperature=DECODE_TEMPERATURE, vad_filter=True,
+            word_timestamps=True, condition_on_previous_text=False,
+        )  # fmt: skip
+        list(segments)
+
+    def aasist(n: int | None) -> None:
+        window_embeddings(model, clip_windows(call_channel(samples), max_windows=n))
+
+    n_all = len(clip_windows(samples))
+    cases: dict[str, Callable[[], None]] = {
+        "bare ASR (faster-whisper base int8)": bare_asr,
+        "AASIST 1 window": lambda: aasist(1),
+        "AASIST 4 windows": lambda: aasist(4),
+        f"AASIST every window ({n_all})": lambda: aasist(None),
+    }
+    for case in cases.values():  # warm-up
+        case()
+    times: dict[str, list[tuple[float, float]]] = {k: [] for k in cases}
+    load_before = os.getloadavg()
+    for _ in range(repeat):
+        for name, case in cases.items():
+            wall, cpu = time.perf_counter(), time.process_time()
+            case()
+            times[name].append((time.perf_counter() - wall, time.process_time() - cpu))
+    load_after = os.getloadavg()
+    print(f"60 s call, {repeat} alternated repeats; load average {load_before} -> {load_after}")
+    bare = times["bare ASR (faster-whisper base int8)"]
+    asr_wall, asr_cpu = (statistics.median(v[i] for v in bare) for i in (0, 1))
+    for name, values in times.items():
+        wall, cpu = (statistics.median(v[i] for v in values) for i in (0, 1))
+        print(
+            f"  {name}: wall median {wall:.2f} s (min {min(w for w, _ in values):.2f}), "
+            f"CPU median {cpu:.2f} s; of the bare ASR's: {100 * wall / asr_wall:.0f} % wall, "
+            f"{100 * cpu / asr_cpu:.0f} % CPU"
+        )
     return 0
 
 
