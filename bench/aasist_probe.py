@@ -1,50 +1,72 @@
-"""Issue 12, candidate (c): a linear probe on frozen AASIST embeddings, alone and stacked.
+"""Issue 12: heads on frozen AASIST embeddings beside the Whisper + LFCC head, on the same rows.
 
-Usage: ``.venv/bin/python bench/aasist_probe.py [--copy-weight 0.3]``
+Usage: ``.venv/bin/python bench/aasist_probe.py [--copy-weight 0.3] [--json OUT.json]``
 
 Reads, never computes, the 160-d last hidden layer (the input of ``out_layer``) of the official
-ASVspoof 2019 LA checkpoint (``models/aasist.py``) for each corpus row: one window, the middle
-4.04 s of ``call_channel`` of the stored decode, cached under
-``$ROBOCALL_CACHE_DIR/synth_features/aasist_embed/<checkpoint sha256[:16]>/telephone/<key>.npy``
-with the key of ``models/training/aasist_scores.py``. Rows without a cached embedding are left
-out of every candidate (the count is printed), so the three are compared on the same rows:
+ASVspoof 2019 LA checkpoint (``models/aasist.py``) for each corpus row and call mixture: one
+window, the middle 4.04 s of the whole clip after ``call_channel`` (the channel ``robocall
+analyze`` applies), cached by ``models/training/aasist_scores.py`` (``robocall evaluate
+--aasist`` fills it). A row enters only if it has every feature the candidates read, so all are
+compared on the same rows (the counts are printed):
 
-- ``whisper+lfcc``: the shipped head's features (telephone variant, one window per row);
-- ``aasist``: the AASIST embedding alone;
-- ``stacked``: both concatenated.
+- ``whisper+lfcc``: the shipped head's features. Fitted, like the shipped head, on each train
+  row's seeded telephone window (random crop, codec, noise); dev and test scored on the call
+  path (the whole clip through ``call_channel``, the shared encoder pass), windows pooled at
+  the 0.75 duration-weighted quantile, as the shipped head pools;
+- ``aasist``: a logistic probe on the embedding alone (train and test: the call-channel window);
+- ``stacked``: both, each call-path window of ours with the clip's AASIST embedding appended;
+- ``aasist MLP``: one hidden layer on the embedding (width and L2 from the grid).
 
-Each is a class-balanced logistic head (copy-synthesis rows at ``--copy-weight``), its L2
-chosen by the selection criterion (``models/training/synth_select.py``; the dev part here is the
-dev select clips' single windows, as no call-path AASIST features exist), then scored on the
-test rows' single windows: people vs TTS/VC (English, Mandarin), the held-out commercial voices,
-copy synthesis. EER with 95 % cluster-bootstrap intervals (speakers, engine families).
+Each candidate's setting (L2 for the logistic heads; width x L2 for the MLP) is chosen by the
+selection criterion of the shipped head (``models/training/synth_select.py``: family folds
+inside the train + dev select rows, and the dev select clips and calls; while the embedding
+cache holds only part of the train rows, a family needs ``min_fold_robots`` times that share, at
+least 5, to be held out); copy-synthesis rows at ``--copy-weight``, classes balanced; no people
+density and no calibration (EER and AUC do not need it). Test only reports: people vs TTS/VC
+(English, Mandarin), the held-out commercial voices, copy synthesis, the call mixtures, with 95
+% cluster-bootstrap intervals (speakers, engine families) and the EER difference to
+``whisper+lfcc`` under one paired bootstrap. Two references on the same rows: AASIST's own
+ASVspoof head and the shipped head as it ships.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
+import dataclasses
+import json
 import logging
-from collections.abc import Sequence
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
-from models.aasist import file_sha256, packaged_source
+from models.synth_head import LogisticHead, pool_log_odds
 from models.training import metrics as M
-from models.training.aasist_scores import MAX_WINDOWS
-from models.training.corpus import CorpusRow, dev_halves, resolve_path
+from models.training.aasist_scores import (
+    cached_embeddings,
+    mlp_fitter,
+    paired_eer_delta,
+    single_window,
+    with_embedding,
+)
+from models.training.corpus import CorpusRow, dev_halves
 from models.training.evaluate import ci_group
 from models.training.synth_data import (
+    WEIGHTS_PATH,
     ClipFeatures,
     TrainConfig,
     collect_features,
-    features_cache_dir,
     mixed_rows,
     select_rows,
     train_ids,
 )
 from models.training.synth_fit import fit_head, is_copy, report_sets, stack
 from models.training.synth_select import (
+    Fitter,
     Scorer,
     criterion,
     fold_eers,
@@ -52,90 +74,290 @@ from models.training.synth_select import (
     selection_pool,
 )
 
-
-def cached_embeddings(rows: Sequence[CorpusRow]) -> dict[str, np.ndarray]:
-    """The telephone-variant AASIST embedding (160,) of every row that has one cached."""
-    base = features_cache_dir() / "aasist_embed" / file_sha256(packaged_source().path)[:16]
-    out = {}
-    for row in rows:
-        clip_sha = hashlib.sha256(resolve_path(row).read_bytes()).hexdigest()
-        key = hashlib.sha1(f"{row.id}|{clip_sha}|{MAX_WINDOWS}".encode()).hexdigest()
-        path = base / "telephone" / f"{key}.npy"
-        if path.is_file():
-            out[row.id] = np.load(path).astype(np.float64).mean(axis=0)
-    return out
+POOL_QUANTILE = 0.75  # the shipped head's pooling (chosen on the dev calls)
 
 
-def single_window(x: np.ndarray, rid: str) -> ClipFeatures:
-    return ClipFeatures(row_id=rid, windows=np.asarray([[0.0, 4.04]]), x=x[None, :])
+@dataclass(frozen=True)
+class Candidate:
+    """Features to fit on (single telephone windows), to score (call-path windows), settings."""
+
+    name: str
+    fit_feats: dict[str, ClipFeatures]
+    eval_feats: dict[str, ClipFeatures]
+    settings: tuple[tuple[str, Fitter], ...]
 
 
-def report(name: str, rows: Sequence[CorpusRow], scores: np.ndarray) -> str:
-    y = np.asarray([r.label == "robot" for r in rows], dtype=np.int64)
+def pooled(scorer: Scorer, feats: dict[str, ClipFeatures], rows: Sequence[CorpusRow]) -> np.ndarray:
+    out = []
+    for r in rows:
+        f = feats[r.id]
+        out.append(
+            pool_log_odds(scorer(f.x), f.windows[:, 1] - f.windows[:, 0], quantile=POOL_QUANTILE)
+        )
+    return np.asarray(out)
+
+
+def labels(rows: Sequence[CorpusRow]) -> np.ndarray:
+    return np.asarray([r.label == "robot" for r in rows], dtype=np.int64)
+
+
+def logistic(cfg: TrainConfig) -> Fitter:
+    def fit(x: np.ndarray, y: np.ndarray, rows: list[CorpusRow]) -> Scorer:
+        return fit_head(x, y, cfg=cfg, rows=rows).raw_logit
+
+    return fit
+
+
+def choose(
+    cand: Candidate,
+    pool: list[CorpusRow],
+    train_rows: list[CorpusRow],
+    dev_sets: list[list[CorpusRow]],
+    cfg: TrainConfig,
+) -> tuple[str, Scorer, list[dict[str, object]]]:
+    """The setting with the lowest criterion (ties: the earlier, i.e. the stronger penalty)."""
+    folds = list(selection_folds(pool, cfg))
+    print(f"  {cand.name}: {len(folds)} family folds: {', '.join(f.held_out for f in folds)}")
+    x, y, fit_rows = stack(cand.fit_feats, train_rows)
+    table: list[dict[str, object]] = []
+    best: tuple[float, str, Scorer] | None = None
+    for label, fit in cand.settings:
+        scorer = fit(x, y, fit_rows)
+        dev = [M.eer(labels(s), pooled(scorer, cand.eval_feats, s))[0] for s in dev_sets]
+        by_fold = fold_eers(pool, cand.fit_feats, folds, fit)
+        crit = criterion(by_fold, float(np.mean(dev)) if dev else None)
+        table.append({
+            "setting": label, "criterion": round(crit, 4), "folds": len(by_fold),
+            "folds_mean": round(float(np.mean(list(by_fold.values()))), 4) if by_fold else None,
+            "folds_worst": max(by_fold.items(), key=lambda kv: kv[1]) if by_fold else None,
+            "dev": [round(float(d), 4) for d in dev],
+        })  # fmt: skip
+        print(f"  {cand.name} {label}: criterion {100 * crit:.1f} {table[-1]}", flush=True)
+        if best is None or crit < best[0]:
+            best = (crit, label, scorer)
+    if best is None:
+        raise SystemExit(f"{cand.name}: no setting to fit")
+    return best[1], best[2], table
+
+
+@dataclass(frozen=True)
+class Figures:
+    """One candidate on one test set."""
+
+    people: int
+    robots: int
+    eer: float
+    eer_ci: tuple[float, float]
+    auc: float
+    delta_vs_ours: tuple[float, float, float] | None  # EER minus whisper+lfcc's, 95 % CI
+
+    def __str__(self) -> str:
+        lo, hi = self.eer_ci
+        text = f"{100 * self.eer:.1f} % [{100 * lo:.1f}-{100 * hi:.1f}], AUC {self.auc:.3f}"
+        if self.delta_vs_ours is not None:
+            d, dlo, dhi = self.delta_vs_ours
+            text += f"; vs ours {100 * d:+.1f} [{100 * dlo:+.1f}, {100 * dhi:+.1f}]"
+        return f"{text} ({self.people} / {self.robots})"
+
+
+def report(rows: Sequence[CorpusRow], scores: np.ndarray, ref: np.ndarray | None) -> Figures | None:
+    y = labels(rows)
     if not M.has_both_classes(y):
-        return f"{name}: -"
-    lo, hi = M.bootstrap_ci(y, scores, groups=[ci_group(r) for r in rows])["eer"]
-    return (
-        f"{name}: EER {100 * M.eer(y, scores)[0]:.1f} [{100 * lo:.1f}-{100 * hi:.1f}] "
-        f"AUC {M.roc_auc(y, scores):.3f} ({int((y == 0).sum())} / {int(y.sum())})"
-    )
+        return None
+    groups = [ci_group(r) for r in rows]
+    return Figures(
+        people=int((y == 0).sum()), robots=int(y.sum()), eer=M.eer(y, scores)[0],
+        eer_ci=M.bootstrap_ci(y, scores, groups=groups)["eer"], auc=M.roc_auc(y, scores),
+        delta_vs_ours=None if ref is None else paired_eer_delta(y, scores, ref, groups=groups),
+    )  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--copy-weight", type=float, default=0.3)
+    parser.add_argument("--mlp-hidden", default="16,64", help="MLP widths to choose from")
+    parser.add_argument("--mlp-l2", default="0.1,1,10", help="MLP L2 (sklearn alpha) grid")
+    parser.add_argument("--json", type=Path, help="write every figure and table here")
+    parser.add_argument(
+        "--cost",
+        type=int,
+        metavar="REPEAT",
+        help="instead: time AASIST on a 60 s call (1, 4, every window) beside the bare ASR",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    base_cfg = TrainConfig()
-    rows, calls = select_rows(base_cfg), mixed_rows(base_cfg)
-    tel = collect_features(rows, variant="telephone", cfg=base_cfg, encoder=None)
-    emb = cached_embeddings([r for r in rows if r.id in tel])
-    kept = [r for r in rows if r.id in emb]
-    print(f"rows with features: {len(tel)}, with a cached AASIST embedding: {len(kept)}")
-    variants = {
-        "whisper+lfcc": {r.id: tel[r.id] for r in kept},
-        "aasist": {r.id: single_window(emb[r.id], r.id) for r in kept},
-        "stacked": {
-            r.id: single_window(np.concatenate([tel[r.id].x[0], emb[r.id]]), r.id) for r in kept
-        },
+    if args.cost:
+        return cost(args.cost)
+    # One BLAS thread: on 2 shared cores under load, two spinning OpenBLAS threads made one small
+    # MLP fit take minutes instead of seconds.
+    with threadpool_limits(limits=1):
+        return run(args)
+
+
+def run(args: argparse.Namespace) -> int:
+    started = time.monotonic()
+    base = TrainConfig()
+    rows, calls = select_rows(base), mixed_rows(base)
+    tel = collect_features(rows, variant="telephone", cfg=base, encoder=None)
+    eval_rows = [r for r in rows if r.split in ("dev", "test")]
+    inf = collect_features([*eval_rows, *calls], variant="inference", cfg=base, encoder=None)
+    emb = cached_embeddings([*rows, *calls])
+    fit_ids = train_ids(rows, base)
+    kept = [
+        r for r in rows
+        if r.id in emb and r.id in tel and (r.id in fit_ids if r.split == "train" else r.id in inf)
+    ]  # fmt: skip
+    kept_calls = [r for r in calls if r.id in emb and r.id in inf]
+    usable = [r for r in rows if r.split != "train" or r.id in fit_ids]
+    counts = {
+        s: f"{sum(r.split == s for r in kept)} of {sum(r.split == s for r in usable)}"
+        for s in ("train", "dev", "test")
     }
-    fit_ids = train_ids(rows, base_cfg)
+    counts["calls"] = f"{len(kept_calls)} of {len(calls)}"
+    print(f"rows with every feature (of those the shipped head uses): {counts}", flush=True)
+
     select = {k for k, v in dev_halves([*rows, *calls]).items() if v == "select"}
-    dev = [r for r in kept if r.id in select and not is_copy(r, base_cfg)]
+    dev_sets = [
+        [r for r in kept if r.id in select and r.split == "dev" and not is_copy(r, base)],
+        [r for r in kept_calls if r.id in select],
+    ]
+    dev_sets = [s for s in dev_sets if M.has_both_classes(labels(s))]
+    train_rows = [r for r in kept if r.id in fit_ids]
+    # On a sample of the train rows (the cache still filling), a family needs proportionally
+    # fewer rows to be held out as a fold, so the folds stay the shipped criterion's families.
+    folds_cfg = dataclasses.replace(
+        base,
+        min_fold_robots=max(5, math.ceil(base.min_fold_robots * len(train_rows) / len(fit_ids))),
+    )
     test = [r for r in kept if r.split == "test"]
-    sets = report_sets(test, base_cfg)
-    for name, feats in variants.items():
-        pool = selection_pool(kept, feats, fit_ids=fit_ids, select_ids=select)
-        folds = list(selection_folds(pool, base_cfg))
-        x, y, train_rows = stack(feats, [r for r in kept if r.id in fit_ids])
-        best: tuple[float, float, Scorer, dict[str, float], float] | None = None
-        for l2 in sorted(base_cfg.l2_grid, reverse=True):
-            cfg = base_cfg.resolved(l2=l2, copy_weight=args.copy_weight, density_alpha=0.0)
+    sets = report_sets(test, base, mixtures=[r for r in kept_calls if r.split == "test"])
 
-            def fit(
-                x: np.ndarray, y: np.ndarray, r: list[CorpusRow], c: TrainConfig = cfg
-            ) -> Scorer:
-                return fit_head(x, y, cfg=c, rows=r).raw_logit
+    def resolved(l2: float) -> TrainConfig:
+        return base.resolved(l2=l2, copy_weight=args.copy_weight, density_alpha=0.0)
 
-            scorer = fit(x, y, train_rows)
-            xd, yd, _ = stack(feats, dev)
-            dev_eer = M.eer(yd, scorer(xd))[0] if M.has_both_classes(yd) else None
-            by_fold = fold_eers(pool, feats, folds, fit)
-            crit = criterion(by_fold, dev_eer)
-            if best is None or crit < best[0]:
-                best = (crit, l2, scorer, by_fold, dev_eer if dev_eer is not None else float("nan"))
-        if best is None:
-            raise SystemExit("no L2 to fit")
-        crit, l2, scorer, by_fold, dev_eer = best
-        worst = max(by_fold.items(), key=lambda kv: kv[1]) if by_fold else ("-", float("nan"))
-        print(
-            f"== {name} (train {len(train_rows)} rows): chosen l2={l2:g}, criterion "
-            f"{100 * crit:.1f} (folds mean {100 * float(np.mean(list(by_fold.values()))):.1f} over "
-            f"{len(by_fold)}, worst {worst[0]} {100 * worst[1]:.1f}; dev {100 * dev_eer:.1f})"
-        )
+    l2_settings = tuple(
+        (f"l2={l2:g}", logistic(resolved(l2))) for l2 in sorted(base.l2_grid, reverse=True)
+    )
+    aasist_1 = {r.id: single_window(r.id, emb[r.id]) for r in [*kept, *kept_calls]}
+    ours_fit = {r.id: tel[r.id] for r in kept}
+    ours_eval = {r.id: inf[r.id] for r in [*kept, *kept_calls] if r.id in inf}
+    mlp_settings = tuple(
+        (f"hidden={h} l2={a:g}", mlp_fitter(resolved(base.l2), hidden=h, alpha=a))
+        for a in sorted((float(v) for v in args.mlp_l2.split(",")), reverse=True)
+        for h in (int(v) for v in args.mlp_hidden.split(","))
+    )
+    candidates = [
+        Candidate("whisper+lfcc", ours_fit, ours_eval, l2_settings),
+        Candidate("aasist", aasist_1, aasist_1, l2_settings),
+        Candidate(
+            "stacked",
+            {k: with_embedding(v, emb[k]) for k, v in ours_fit.items()},
+            {k: with_embedding(v, emb[k]) for k, v in ours_eval.items()},
+            l2_settings,
+        ),
+        Candidate("aasist MLP", aasist_1, aasist_1, mlp_settings),
+    ]
+    results: dict[str, object] = {
+        "rows": counts,
+        "copy_weight": args.copy_weight,
+        "min_fold_robots": folds_cfg.min_fold_robots,
+    }
+    test_scores: dict[str, dict[str, np.ndarray]] = {}
+    for cand in candidates:
+        pool = selection_pool(kept, cand.fit_feats, fit_ids=fit_ids, select_ids=select)
+        setting, scorer, table = choose(cand, pool, train_rows, dev_sets, folds_cfg)
+        test_scores[cand.name] = {n: pooled(scorer, cand.eval_feats, m) for n, m in sets.items()}
+        results[cand.name] = {"chosen": setting, "selection": table}
+        print(f"== {cand.name}: chosen {setting} ({time.monotonic() - started:.0f} s)", flush=True)
+
+    # References on the same rows, not chosen here: AASIST's own head (log-odds from the cached
+    # embedding through out_layer: linear, so the mean over windows equals the cached score) and
+    # the shipped head as it ships (density, Platt, q0.75).
+    from models.aasist import embedding_log_odds, load_aasist
+
+    model = load_aasist()
+    shipped = LogisticHead.load(WEIGHTS_PATH)
+    test_scores["AASIST as shipped (ASVspoof 2019 LA head)"] = {
+        n: embedding_log_odds(model, np.stack([emb[r.id] for r in m])) for n, m in sets.items()
+    }
+    test_scores["shipped head (density 1, calibrated)"] = {
+        n: pooled(shipped.log_odds, ours_eval, m) for n, m in sets.items()
+    }
+    figures: dict[str, dict[str, object]] = {}
+    for name, by_set in test_scores.items():
+        print(f"== test: {name}")
+        figures[name] = {}
         for set_name, members in sets.items():
-            xt, _, kept_rows = stack(feats, members)
-            print("  " + report(set_name, kept_rows, scorer(xt)))
+            ref = test_scores["whisper+lfcc"][set_name] if name != "whisper+lfcc" else None
+            fig = report(members, by_set[set_name], ref)
+            figures[name][set_name] = None if fig is None else dataclasses.asdict(fig)
+            print(f"  {set_name}: {fig if fig is not None else '-'}", flush=True)
+    results["test"] = figures
+    results["wall_s"] = round(time.monotonic() - started)
+    print(f"wall {results['wall_s']} s")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1, default=str))
+    return 0
+
+
+def cost(repeat: int) -> int:
+    """Seconds (wall and this process's CPU) of the bare ASR and of AASIST's embedding on the
+    same 60 s call built from the examples (as ``bench/bench_pipeline.py``), the cases
+    alternated ``repeat`` times so load hits them alike; min and median printed."""
+    import os
+    import statistics
+
+    from models.aasist import clip_windows, load_aasist, window_embeddings
+    from models.asr import DECODE_TEMPERATURE
+    from models.loading import load_transcriber
+    from pipeline.audio import load_audio
+    from pipeline.config import AsrConfig, AudioLimits
+    from pipeline.telephone import call_channel
+
+    root = Path(__file__).resolve().parent.parent
+    parts = ("robot_zh.amr", "human_zh.mp3", "robot_en.mp3", "robot_zh.amr")
+    pieces = [load_audio(root / "examples" / p, limits=AudioLimits()).caller() for p in parts]
+    samples = np.concatenate(pieces)[: 60 * 16_000].astype(np.float32)
+    asr = load_transcriber(AsrConfig()).model  # type: ignore[attr-defined]  # the CT2 model
+    model = load_aasist()
+
+    def bare_asr() -> None:
+        segments, _ = asr.transcribe(
+            samples, beam_size=1, temperature=DECODE_TEMPERATURE, vad_filter=True,
+            word_timestamps=True, condition_on_previous_text=False,
+        )  # fmt: skip
+        list(segments)
+
+    def aasist(n: int | None) -> None:
+        window_embeddings(model, clip_windows(call_channel(samples), max_windows=n))
+
+    n_all = len(clip_windows(samples))
+    cases: dict[str, Callable[[], None]] = {
+        "bare ASR (faster-whisper base int8)": bare_asr,
+        "AASIST 1 window": lambda: aasist(1),
+        "AASIST 4 windows": lambda: aasist(4),
+        f"AASIST every window ({n_all})": lambda: aasist(None),
+    }
+    for case in cases.values():  # warm-up
+        case()
+    times: dict[str, list[tuple[float, float]]] = {k: [] for k in cases}
+    load_before = os.getloadavg()
+    for _ in range(repeat):
+        for name, case in cases.items():
+            wall, cpu = time.perf_counter(), time.process_time()
+            case()
+            times[name].append((time.perf_counter() - wall, time.process_time() - cpu))
+    load_after = os.getloadavg()
+    print(f"60 s call, {repeat} alternated repeats; load average {load_before} -> {load_after}")
+    bare = times["bare ASR (faster-whisper base int8)"]
+    asr_wall, asr_cpu = (statistics.median(v[i] for v in bare) for i in (0, 1))
+    for name, values in times.items():
+        wall, cpu = (statistics.median(v[i] for v in values) for i in (0, 1))
+        print(
+            f"  {name}: wall median {wall:.2f} s (min {min(w for w, _ in values):.2f}), "
+            f"CPU median {cpu:.2f} s; of the bare ASR's: {100 * wall / asr_wall:.0f} % wall, "
+            f"{100 * cpu / asr_cpu:.0f} % CPU"
+        )
     return 0
 
 

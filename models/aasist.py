@@ -265,6 +265,12 @@ class Aasist(nn.Module):
 
     def forward(self, samples: Tensor) -> Tensor:
         """samples : (batch, time) float32 at 16 kHz -> logits (batch, 2), index 1 bona fide."""
+        out: Tensor = self.out_layer(self.embed(samples))
+        return out
+
+    def embed(self, samples: Tensor) -> Tensor:
+        """samples : (batch, time) float32 at 16 kHz -> the last hidden layer (batch, 160), the
+        input of ``out_layer`` (issue 12's linear probe reads it)."""
         filters: Tensor = self.sinc_filters  # type: ignore[assignment]  # a registered buffer
         x = F.conv1d(samples.unsqueeze(1), filters).unsqueeze(1)
         x = F.selu(self.first_bn(F.max_pool2d(x.abs(), (3, 3))))
@@ -290,8 +296,7 @@ class Aasist(nn.Module):
             [t.abs().amax(dim=1), t.mean(dim=1), s.abs().amax(dim=1), s.mean(dim=1), m[:, 0]],
             dim=1,
         )
-        out: Tensor = self.out_layer(hidden)
-        return out
+        return hidden
 
 
 @dataclass(frozen=True, slots=True)
@@ -418,6 +423,22 @@ def clip_windows(
         )
         starts = [starts[round(float(i))] for i in picks]
     return np.stack([x[s : s + window] for s in starts])
+
+
+def window_embeddings(model: Aasist, windows: np.ndarray, *, batch_size: int = 8) -> np.ndarray:
+    """The last hidden layer (k, 160), float32, of windows (k, 64600) (:meth:`Aasist.embed`)."""
+    out = []
+    with torch.inference_mode():
+        for i in range(0, len(windows), batch_size):
+            out.append(model.embed(torch.from_numpy(windows[i : i + batch_size])).numpy())
+    return np.concatenate(out)
+
+
+def embedding_log_odds(model: Aasist, hidden: np.ndarray) -> np.ndarray:
+    """Spoof log-odds (k,) of each window from its last hidden layer (k, 160)."""
+    with torch.inference_mode():
+        logits = model.out_layer(torch.from_numpy(np.asarray(hidden, np.float32))).numpy()
+    return np.asarray(logits[:, 0] - logits[:, BONA_FIDE_INDEX], dtype=np.float64)
 
 
 def window_logits(model: Aasist, windows: np.ndarray, *, batch_size: int = 8) -> np.ndarray:

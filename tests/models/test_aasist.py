@@ -110,3 +110,15 @@ def test_real_checkpoint_matches_reference_class() -> None:
         alone = ours(x[:1])
     torch.testing.assert_close(got, expected, atol=2e-5, rtol=1e-5)
     torch.testing.assert_close(alone, got[:1], atol=2e-5, rtol=1e-5)
+
+
+def test_embedding_is_the_input_of_the_output_layer() -> None:
+    torch.manual_seed(1)
+    model = aasist.Aasist().eval()
+    samples = np.sin(np.linspace(0, 3_000, 30_000)) * np.linspace(0.1, 1.0, 30_000)
+    windows = aasist.clip_windows(samples)
+    hidden = aasist.window_embeddings(model, windows)
+    assert hidden.shape == (1, 160) and hidden.dtype == np.float32
+    assert float(aasist.embedding_log_odds(model, hidden)[0]) == pytest.approx(
+        aasist.score_clip(model, samples), rel=1e-5, abs=1e-5
+    )
