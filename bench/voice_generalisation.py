@@ -29,7 +29,8 @@ A trained run (``--scores RUN/scores.jsonl``): its test figures with 95 % interv
 
 Density fusion (``--density-fusion 0.1,0.3``): the two-class head at that setting plus the
 people-only density, the weight of the density chosen by the selection criterion of
-``models/training/synth_select.py``; every weight's criterion and test figures printed.
+``models/training/synth_select.py`` (its three parts printed); every weight's criterion and
+test figures printed.
 
 Call length (``--weights``): the shipped head's pooled score of each test call mixture
 (``mixed.jsonl``) from its first 5, 15 and 60 s of windows only (a window counts when it ends
@@ -65,7 +66,14 @@ from models.training.synth_fit import (
     report_sets,
     stack,
 )
-from models.training.synth_select import criterion, selection_folds, selection_pool
+from models.training.synth_select import (
+    criterion,
+    family_eers,
+    selection_folds,
+    selection_pool,
+    source_eers,
+    source_folds,
+)
 
 Scorer = Callable[[np.ndarray], np.ndarray]  # windows (n, d) -> robot score (n,)
 Fitter = Callable[[np.ndarray, np.ndarray, np.ndarray], Scorer]  # x, y, row weights
@@ -327,9 +335,10 @@ def fused_density(
 
 def density_fusion_table(cfg: TrainConfig) -> None:
     """Candidate (b): two-class log-odds + alpha * standardised people-density distance, alpha
-    chosen by the selection criterion (``models/training/synth_select.py``: family folds inside
-    train + dev-select, averaged with the dev select EER of clips and calls at q0.75); every
-    alpha's test figures printed beside it (alpha 0 is the two-class head alone)."""
+    chosen by the selection criterion (``models/training/synth_select.py``: family folds and
+    people-source folds inside train + dev-select, averaged with the dev select EER of clips and
+    calls at q0.75); every alpha's test figures printed beside it (alpha 0 is the two-class head
+    alone)."""
     rows, calls = select_rows(cfg), mixed_rows(cfg)
     tel = collect_features(rows, variant="telephone", cfg=cfg, encoder=None)
     ev = [r for r in rows if r.split in ("dev", "test")]
@@ -340,11 +349,14 @@ def density_fusion_table(cfg: TrainConfig) -> None:
     pool = selection_pool(rows, tel, fit_ids=fit_ids, select_ids=select)
     fit = fused_density(cfg)
     fold_scores = []
-    for fold in selection_folds(pool, cfg):
+    family_folds = list(selection_folds(pool, cfg))
+    for fold in [*family_folds, *source_folds(pool, cfg)]:
         x, y, fit_rows = stack(tel, [pool[i] for i in fold.train])
         xt, yt, _ = stack(tel, [pool[i] for i in fold.test])
-        lr, den = fit(x, y, fit_rows)
-        fold_scores.append((fold.held_out, yt, lr(xt), den(xt)))
+        if M.has_both_classes(y) and yt.size:
+            lr, den = fit(x, y, fit_rows)
+            fold_scores.append((fold.held_out, yt, lr(xt), den(xt)))
+    families = {f.held_out for f in family_folds}
     x, y, train_rows = stack(tel, [r for r in rows if r.id in fit_ids])
     lr, den = fit(x, y, train_rows)
     dev = [r for r in ev if r.id in select and r.id in inf and not is_copy(r, cfg)]
@@ -357,16 +369,20 @@ def density_fusion_table(cfg: TrainConfig) -> None:
         def score(z: np.ndarray, a: float = alpha) -> np.ndarray:
             return np.asarray(lr(z) + a * den(z))
 
-        folds = {h: M.eer(yt, s + alpha * d)[0] for h, yt, s, d in fold_scores}
+        scored = {h: (yt, s + alpha * d) for h, yt, s, d in fold_scores}
+        fams = {h: v for h, v in scored.items() if h in families}
+        folds = family_eers(fams)
+        sources = source_eers(fams, {h: v for h, v in scored.items() if h not in families})
         dev_eer = float(
             np.mean([M.eer(labels(s), pooled(score, s, inf, q=0.75))[0] for s in (dev, dev_calls)])
         )
-        crit = criterion(folds, dev_eer)
+        crit = criterion(folds, dev_eer, sources)
         worst = max(folds.items(), key=lambda kv: kv[1])
         print(
             f"  alpha={alpha:g}: criterion {100 * crit:.1f} (folds mean "
             f"{100 * float(np.mean(list(folds.values()))):.1f}, worst {worst[0]} "
-            f"{100 * worst[1]:.1f}; dev {100 * dev_eer:.1f})"
+            f"{100 * worst[1]:.1f}; people sources mean "
+            f"{100 * float(np.mean(list(sources.values()))):.1f}; dev {100 * dev_eer:.1f})"
         )
         for name, members in sets.items():
             print(f"    {name}: EER {eer_ci(members, pooled(score, members, inf))}")

@@ -76,9 +76,11 @@ class TrainConfig:
     density_dim: int = 64  # principal components of the people's features it keeps
     # Selection (models/training/synth_select.py): a TTS/VC family with this many rows among
     # the train and dev-select rows is held out as one fold, beside one of `people_folds`
-    # sha1 groups of the people.
+    # sha1 groups of the people; a human recording source with `min_fold_people` rows there
+    # is held out as one people-source fold.
     min_fold_robots: int = 20
     people_folds: int = 4
+    min_fold_people: int = 20
     salt: str = "synth-v1"  # seeds crops and channels; change it and every clip changes
     threshold: float = 0.5  # shipped decision threshold on the calibrated probability
     quick: bool = False  # tests: a handful of rows, no mixed calls
@@ -98,8 +100,8 @@ class TrainConfig:
             raise ValueError(f"density_alpha_grid must hold values >= 0: {self.density_alpha_grid}")
         if self.density_dim < 1:
             raise ValueError(f"density_dim must be >= 1, got {self.density_dim}")
-        if self.min_fold_robots < 1 or self.people_folds < 1:
-            raise ValueError("min_fold_robots and people_folds must be >= 1")
+        if min(self.min_fold_robots, self.people_folds, self.min_fold_people) < 1:
+            raise ValueError("min_fold_robots, people_folds and min_fold_people must be >= 1")
 
     @property
     def l2(self) -> float:

@@ -66,9 +66,12 @@ from models.training.synth_select import (
     Scorer,
     SelectionFold,
     criterion,
+    family_eers,
     fold_scores,
     selection_folds,
     selection_pool,
+    source_eers,
+    source_folds,
 )
 from pipeline.fuse import sigmoid
 
@@ -126,8 +129,9 @@ def train(
     dev_calls = [r for r in calls if r.id in select and r.id in inf]
     pool = selection_pool(rows, tel, fit_ids=fit_ids, select_ids=select)
     folds = list(selection_folds(pool, cfg))
+    sources = list(source_folds(pool, cfg))
     head, cfg, grid_dev = _pick_fit(
-        x, y, train_kept, cfg, inf, dev_rows, dev_calls, pool=pool, tel=tel, folds=folds
+        x, y, train_kept, cfg, inf, dev_rows, dev_calls, pool=pool, tel=tel, folds=(folds, sources)
     )
     (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1, sort_keys=True))
     quantile = _pick_quantile(head, inf, dev_calls) if dev_calls else 0.9
@@ -165,9 +169,9 @@ def train(
             "train_rows_by_label": metrics["train_rows"],
             "calibration": f"Platt (class-balanced) on {len(cal_rows)} dev rows/calls "
             "(the select half of dev; the fusion fits on the other half)",
-            "selection": "grouped cross-validation by TTS/VC engine family and people's "
-            "speakers inside the train + dev-select rows, with the dev select half "
-            "(models/training/synth_select.py)",
+            "selection": "grouped cross-validation inside the train + dev-select rows by "
+            "TTS/VC engine family (with people by speaker) and by human recording source, "
+            "with the dev select half (models/training/synth_select.py)",
             "selection_table": grid_dev,
             "splits": "models.training.corpus split_components (speaker/utterance-disjoint)",
         },
@@ -200,14 +204,15 @@ def _pick_fit(
     *,
     pool: Sequence[CorpusRow],
     tel: dict[str, ClipFeatures],
-    folds: Sequence[SelectionFold],
+    folds: tuple[Sequence[SelectionFold], Sequence[SelectionFold]],
 ) -> tuple[LogisticHead, TrainConfig, dict[str, Any]]:
     """Fit every (l2, copy weight, density weight) of the grids; keep the lowest selection
-    criterion (``synth_select.py``: mean of the family folds' EER and the dev EER, the latter
-    the mean of single clips, people vs TTS/VC, and dev calls, both pooled at q0.75). Ties:
-    stronger penalty, then smaller copy weight, then smaller density weight. The people
-    density does not depend on the logistic settings, so it is fitted once per fold. Returns
-    the table of every setting's parts."""
+    criterion (``synth_select.py``: mean of the family folds' EER, the people-source folds' EER
+    and the dev EER, the latter the mean of single clips, people vs TTS/VC, and dev calls, both
+    pooled at q0.75). ``folds``: the family folds and the source folds. Ties: stronger penalty,
+    then smaller copy weight, then smaller density weight. The people density does not depend
+    on the logistic settings, so it is fitted once per fold. Returns the table of every
+    setting's parts."""
     from models.training import metrics as M
 
     sets = [s for s in (dev, dev_calls) if s]
@@ -217,21 +222,23 @@ def _pick_fit(
     settings = [
         (l2, cw) for l2 in sorted(cfg.l2_grid, reverse=True) for cw in sorted(cfg.copy_weight_grid)
     ]
-    if len(settings) * len(alphas) == 1 or not (usable or folds):
+    all_folds = [*folds[0], *folds[1]]
+    if len(settings) * len(alphas) == 1 or not (usable or all_folds):
         l2, cw = settings[0]
         c = cfg.resolved(l2=l2, copy_weight=cw, density_alpha=max(alphas))
         return fit_head(x, y, cfg=c, rows=rows), c, {}
     with_density = max(alphas) > 0
     density = fit_density(x, y, dim=cfg.density_dim) if with_density else None
     fold_density = (
-        fold_scores(pool, tel, folds, _density_fitter(cfg.density_dim)) if with_density else {}
+        fold_scores(pool, tel, all_folds, _density_fitter(cfg.density_dim)) if with_density else {}
     )
+    family_names = {f.held_out for f in folds[0]}
     results: list[tuple[float, float, float, float, LogisticHead]] = []
     table: dict[str, Any] = {}
     for l2, cw in settings:
         c = cfg.resolved(l2=l2, copy_weight=cw, density_alpha=0.0)
         base = fit_head(x, y, cfg=c, rows=rows)
-        fold_logit = fold_scores(pool, tel, folds, _logistic_fitter(c))
+        fold_logit = fold_scores(pool, tel, all_folds, _logistic_fitter(c))
         for alpha in alphas:
             head = base.with_density(density, alpha)
             eers = [
@@ -241,17 +248,23 @@ def _pick_fit(
                 for s, y_ in usable
             ]
             dev_eer = float(np.mean(eers)) if eers else None
-            by_fold = {
-                k: float(M.eer(yt, s + alpha * fold_density[k][1] if alpha else s)[0])
+            scored = {
+                k: (yt, s + alpha * fold_density[k][1] if alpha else s)
                 for k, (yt, s) in fold_logit.items()
             }
-            score = criterion(by_fold, dev_eer)
+            by_family = {k: v for k, v in scored.items() if k in family_names}
+            by_fold = family_eers(by_family)
+            by_source = source_eers(
+                by_family, {k: v for k, v in scored.items() if k not in family_names}
+            )
+            score = criterion(by_fold, dev_eer, by_source)
             results.append((score, -l2, cw, alpha, head))
             key = f"l2={l2:g} copy={cw:g} density={alpha:g}"
             table[key] = {
                 "criterion": round(score, 4),
                 "dev": None if dev_eer is None else round(dev_eer, 4),
                 "folds": {k: round(v, 4) for k, v in sorted(by_fold.items())},
+                "sources": {k: round(v, 4) for k, v in sorted(by_source.items())},
             }
             log.info("selection %s: %s", key, table[key])
     best = min(results, key=lambda t: t[:4])
