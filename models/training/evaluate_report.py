@@ -73,17 +73,25 @@ def _aasist(r: dict[str, float], variant: str) -> str:
 
 
 def _selection(table: dict[str, Any]) -> list[str]:
-    """The selection table: criterion and its parts per setting (older heads: dev EER only)."""
-    out = ["| L2, copy weight | criterion | family folds, mean EER | dev EER (clips and calls) |"]
-    out.append("|---|---|---|---|")
+    """The selection table: criterion and its parts per setting (older heads: dev EER only;
+    heads chosen before the people-source part existed have no ``sources``)."""
+    sourced = any(isinstance(v, dict) and "sources" in v for v in table.values())
+    head = "| L2, copy weight | criterion | family folds, mean EER |"
+    head += " people sources, mean EER |" if sourced else ""
+    out = [
+        head + " dev EER (clips and calls) |",
+        "|---|---|---|" + ("---|" if sourced else "") + "---|",
+    ]
     for setting, v in table.items():
         if not isinstance(v, dict):
-            out.append(f"| {setting} | {_f(v)} | - | {_f(v)} |")
+            out.append(f"| {setting} | {_f(v)} | - |" + (" - |" if sourced else "") + f" {_f(v)} |")
             continue
-        folds = v["folds"]
+        folds, sources = v["folds"], v.get("sources", {})
         mean = _f(sum(folds.values()) / len(folds)) if folds else "-"
+        by_source = _f(sum(sources.values()) / len(sources)) if sources else "-"
         dev = "-" if v["dev"] is None else _f(v["dev"])
-        out.append(f"| {setting} | {_f(v['criterion'])} | {mean} ({len(folds)}) | {dev} |")
+        part = f" {by_source} ({len(sources)}) |" if sourced else ""
+        out.append(f"| {setting} | {_f(v['criterion'])} | {mean} ({len(folds)}) |{part} {dev} |")
     return out
 
 
@@ -240,8 +248,11 @@ def write_report(ev: Evaluation, out_dir: Path, *, command: str = "robocall eval
         "trained, and the pair with the lowest selection criterion kept "
         "(`models/training/synth_select.py`): the mean of (1) the mean EER over family folds "
         "inside the train and dev-select rows (each TTS/VC engine family held out with a group "
-        "of people, by speaker) and (2) the mean of two dev EERs on the *select* half of dev "
-        "(people vs TTS/VC single clips; dev calls); then the pooling quantile picked on the "
+        "of people, by speaker), (2) the mean of two dev EERs on the *select* half of dev "
+        "(people vs TTS/VC single clips; dev calls) and, for heads trained since the part "
+        "existed (a column of the table below), (3) the mean EER over people-source folds (each "
+        "human recording source held out with all its speakers, against the robots the family "
+        "folds held out); then the pooling quantile picked on the "
         "dev calls and Platt fit on the same dev population. The fusion is fitted on the other "
         "half of dev, scores no choice saw. Copy-synthesis = WORLD/Griffin-Lim/neural-vocoder "
         "copies of human recordings (`kind` resynthesis, vocoder_resynthesis).",

@@ -114,7 +114,14 @@ def test_quick_train_then_evaluate(
     weights = run / "synth_head.npz"
     assert main(["evaluate", "--weights", str(weights), "--out", str(docs), "--no-cost"]) == 0
     report = (docs / "evaluation.md").read_text()
-    for needle in ("## Targets", "Leave one engine out", "fam_a", "Worst errors", "lfcc"):
+    for needle in (
+        "## Targets",
+        "Leave one engine out",
+        "fam_a",
+        "Worst errors",
+        "lfcc",
+        "people sources",
+    ):
         assert needle in report, needle
     # Intervals beside every EER, and AASIST on the same rows (raw and after the channel).
     headline = json.loads((docs / "img" / "synth_evaluation.json").read_text())["tables"][
