@@ -78,7 +78,7 @@ from pipeline.vad import voiced_intervals
 log = logging.getLogger("prepare_calls")
 NAME = "calls"
 SALT = "calls-v2"  # change it and every role changes
-AUDIO_DIR = "calls_v2"  # under the corpus cache; v1 (own splits) stays in calls/ until retired
+AUDIO_DIR = "calls_v2"  # under the corpus cache (v1, on its own splits, was retired)
 LANGUAGES = ("en", "zh")
 CALLER_KINDS = {"tts_robot": "robot", "recorded_robot": "robot", "human_agent": "human"}
 LAYOUTS = ("stereo", "mono")
