@@ -115,9 +115,17 @@ def _folds(title: str, folds: Sequence[Fold]) -> list[str]:
         )
     if folds:
         eers = [f.eer for f in folds]
+        baseline_means = [
+            f"{_f(float(np.mean([f.aasist[f'{v}_eer'] for f in folds])))} / "
+            f"{_f(float(np.mean([f.aasist[f'{v}_auc'] for f in folds])), False)}"
+            if all(f"{v}_eer" in f.aasist for f in folds)
+            else ""
+            for v in ("raw", "telephone")
+        ]
         out.append(
             f"| **mean over {len(folds)}** | | | | **{_f(float(np.mean(eers)))}** | "
-            f"{_f(float(np.mean([f.auc for f in folds])), False)} | | | |"
+            f"{_f(float(np.mean([f.auc for f in folds])), False)} | | "
+            f"{' | '.join(baseline_means)} |"
         )
         out.append(f"| median | | | | {_f(float(np.median(eers)))} | | | | |")
     return out

@@ -137,6 +137,8 @@ def test_quick_train_then_evaluate(
         assert (docs / "img" / png).stat().st_size > 1000, png
     folds = json.loads((docs / "img" / "synth_evaluation.json").read_text())["folds_engine"]
     assert folds and all(f["aasist"] for f in folds)
+    mean_row = next(line for line in report.splitlines() if line.startswith("| **mean over"))
+    assert mean_row.count(" / ") == 2, mean_row  # AASIST's mean EER / AUC, raw and channel
 
     # --aasist test: AASIST scores the test split only; the folds go without the column.
     scored: list[str] = []
