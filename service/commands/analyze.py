@@ -60,7 +60,11 @@ def add_detector_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", help="auto | cpu | cuda")
     parser.add_argument("--caller-channel", type=int, choices=(0, 1), help="force caller channel")
     parser.add_argument("--max-duration-s", type=float, help="refuse longer recordings")
-    parser.add_argument("--threshold", type=float, help="robot probability decision threshold")
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        help="robot probability decision threshold (default: the fitted fusion's, chosen on dev)",
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> DetectorConfig:
@@ -144,9 +148,10 @@ def _print_json(obj: dict[str, Any]) -> None:
 _SUMMARY: dict[str, tuple[str, str]] = {
     "verdict": ("Verdict: {h}", "判断：{h}"),
     "probabilities": (
-        "  robot probability {p} (threshold {t}); probability of a sales pitch {s}",
-        "  机器人概率 {p}（判定阈值 {t}）；是推销的概率 {s}",
+        "  robot probability {p} (robot at {t} or more{band}); probability of a sales pitch {s}",
+        "  机器人概率 {p}（{t} 及以上判为机器人{band}）；是推销的概率 {s}",
     ),
+    "band": ("; cannot tell from {l}", "；{l} 至 {t} 之间无法判断"),
     "caller": ("Caller on channel {c}: {why}", "来电方在第 {c} 声道：{why}"),
     "reasons": (
         "Why (+ towards robot, - towards a live person):",
@@ -169,6 +174,12 @@ def format_summary(verdict: Verdict, *, lang: Lang = "en") -> str:
     """
     info = verdict.audio
     p = format_probability
+    lower = verdict.person_threshold
+    band = (
+        _say("band", lang, l=p(lower), t=p(verdict.threshold))
+        if lower is not None and lower < verdict.threshold
+        else ""
+    )
     lines = [
         f"== {info.name}  ({info.duration_s:.1f} s, {info.codec} {info.sample_rate_hz} Hz, "
         f"{info.channels} ch)",
@@ -178,6 +189,7 @@ def format_summary(verdict: Verdict, *, lang: Lang = "en") -> str:
             lang,
             p=p(verdict.robot_probability),
             t=p(verdict.threshold),
+            band=band,
             s=p(verdict.sales_probability),
         ),
     ]
