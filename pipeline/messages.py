@@ -22,6 +22,7 @@ a person reads should be findable (and translatable) in one place.
 
 from __future__ import annotations
 
+import math
 import string
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal
@@ -425,6 +426,29 @@ def format_probability(probability: float) -> str:
     if percent <= 0:
         return "<1 %"
     return f"{percent} %"
+
+
+def format_threshold_percent(threshold: float) -> str:
+    """A decision threshold for people, to 0.1 %: ``"95.6 %"``, ``"2.3 %"``, ``"50 %"``.
+
+    Finer than :func:`format_probability`, so that a probability and the edge it fell short of
+    never read alike ("2 %, cannot tell from 2 %").
+    """
+    return f"{100.0 * threshold:.1f}".removesuffix(".0") + " %"
+
+
+def format_robot_probability(verdict: Verdict) -> str:
+    """The verdict's robot probability for people, on the right side of its thresholds.
+
+    :func:`format_probability`, except within one point of the robot threshold or the
+    uncertain band's edge (multiples of 0.1 %), where it is floored to 0.1 % so that it never
+    reads as above an edge it is below ("2 %" beside "cannot tell from 2.3 %").
+    """
+    p = verdict.robot_probability
+    cuts = (verdict.threshold, verdict.person_threshold)
+    if any(c is not None and abs(p - c) < 0.01 for c in cuts):
+        return f"{math.floor(1000.0 * p + 1e-9) / 10:.1f} %"
+    return format_probability(p)
 
 
 def format_clock(seconds: float) -> str:

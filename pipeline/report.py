@@ -29,6 +29,8 @@ from pipeline.messages import (
     evidence_title,
     format_clock,
     format_probability,
+    format_robot_probability,
+    format_threshold_percent,
     headline,
 )
 from pipeline.privacy import RECITAL_KINDS, RecitalFlag
@@ -354,7 +356,7 @@ def format_call_time(case: CaseInfo, lang: Lang) -> str:
 
 def verdict_sentence(verdict: Verdict, lang: Lang) -> str:
     what = headline(verdict, lang)
-    p, t = format_percent(verdict.robot_probability), format_percent(verdict.threshold)
+    p, t = format_robot_probability(verdict), format_threshold_percent(verdict.threshold)
     band = band_text(verdict, lang)
     if lang == "zh":
         band_zh = "，" + band if band else ""
@@ -371,7 +373,7 @@ def band_text(verdict: Verdict, lang: Lang) -> str:
     if lower is None or lower >= verdict.threshold:
         return ""
     return text("uncertain_if", lang).format(
-        l=format_percent(lower), t=format_percent(verdict.threshold)
+        l=format_threshold_percent(lower), t=format_threshold_percent(verdict.threshold)
     )
 
 

@@ -12,7 +12,15 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline.config import DetectorConfig
 from pipeline.errors import RobocallError
-from pipeline.messages import Lang, evidence_sentence, format_clock, format_probability, headline
+from pipeline.messages import (
+    Lang,
+    evidence_sentence,
+    format_clock,
+    format_probability,
+    format_robot_probability,
+    format_threshold_percent,
+    headline,
+)
 from pipeline.types import Transcript, Verdict
 from service.detector import load_detector, resolve_config
 
@@ -175,8 +183,9 @@ def format_summary(verdict: Verdict, *, lang: Lang = "en") -> str:
     info = verdict.audio
     p = format_probability
     lower = verdict.person_threshold
+    cut = format_threshold_percent
     band = (
-        _say("band", lang, l=p(lower), t=p(verdict.threshold))
+        _say("band", lang, l=cut(lower), t=cut(verdict.threshold))
         if lower is not None and lower < verdict.threshold
         else ""
     )
@@ -187,8 +196,8 @@ def format_summary(verdict: Verdict, *, lang: Lang = "en") -> str:
         _say(
             "probabilities",
             lang,
-            p=p(verdict.robot_probability),
-            t=p(verdict.threshold),
+            p=format_robot_probability(verdict),
+            t=cut(verdict.threshold),
             band=band,
             s=p(verdict.sales_probability),
         ),

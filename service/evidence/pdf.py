@@ -39,7 +39,12 @@ from reportlab.platypus import (
 from pipeline import limits
 from pipeline import report as rp
 from pipeline.errors import RobocallError
-from pipeline.messages import Lang, format_clock
+from pipeline.messages import (
+    Lang,
+    format_clock,
+    format_robot_probability,
+    format_threshold_percent,
+)
 from pipeline.privacy import RecitalFlag, has_cjk
 from pipeline.report import CaseInfo, both, text
 from pipeline.types import Verdict
@@ -111,6 +116,16 @@ def _register_font(path: Path) -> str:
     return FONT_NAME
 
 
+def _default_threshold(verdict: Verdict) -> float | None:
+    """The threshold the verdict's fusion decides at unless one is set: 0.5 for the hand-set
+    sum, the fitted fusion's operating point (where its published error rates were measured)
+    otherwise; None when those rates are not on this machine."""
+    if rp.is_untrained(verdict):
+        return 0.5
+    rates = limits.load_error_rates()
+    return None if rates is None else rates.threshold
+
+
 def render_pdf(verdict: Verdict, inputs: PdfInputs, *, lang: Lang) -> bytes:
     """The report as PDF bytes.
 
@@ -154,12 +169,12 @@ def render_pdf(verdict: Verdict, inputs: PdfInputs, *, lang: Lang) -> bytes:
     for code in (lang, second):  # not sufficient alone for a complaint (issue 13)
         if rp.uncertain_notice(verdict, code):
             box.append([para(rp.uncertain_notice(verdict, code), lang_of=code)])
-    # the shipped threshold is the one the published error rates were measured at
-    rates = limits.load_error_rates()
-    if rates is not None and abs(verdict.threshold - rates.threshold) > 1e-9:  # --threshold set
+    default = _default_threshold(verdict)
+    if default is not None and abs(verdict.threshold - default) > 1e-9:  # --threshold was set
         for code in (lang, second):
             line = text("threshold_set", code).format(
-                t=rp.format_percent(verdict.threshold), d=rp.format_percent(rates.threshold)
+                t=format_threshold_percent(verdict.threshold),
+                d=format_threshold_percent(default),
             )
             box.append([para(line, lang_of=code)])
     story.append(_boxed(box, colour))
@@ -387,9 +402,9 @@ def _case_rows(verdict: Verdict, inputs: PdfInputs, lang: Lang) -> list[tuple[st
         ),
         (
             both("robot_probability", lang),
-            f"{rp.format_percent(verdict.robot_probability)} ("
+            f"{format_robot_probability(verdict)} ("
             + " / ".join(
-                text("robot_if", c).format(t=rp.format_percent(verdict.threshold))
+                text("robot_if", c).format(t=format_threshold_percent(verdict.threshold))
                 + ("; " + rp.band_text(verdict, c) if rp.band_text(verdict, c) else "")
                 for c in (lang, second)
             )

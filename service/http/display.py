@@ -22,7 +22,8 @@ from pipeline.messages import (
     Lang,
     evidence_sentence,
     evidence_title,
-    format_probability,
+    format_robot_probability,
+    format_threshold_percent,
     headline,
     topic_name,
 )
@@ -77,9 +78,9 @@ class DisplayOut(BaseModel):
     )
     topic: Bilingual
     robot_probability: str = Field(examples=[">99 %"], description="never 100 % or 0 %")
-    threshold: str = Field(examples=["81 %"], description="robot at this probability or more")
+    threshold: str = Field(examples=["95.6 %"], description="robot at this probability or more")
     person_threshold: str = Field(
-        examples=["20 %"],
+        examples=["2.3 %"],
         description="a live person below this probability; from it up to `threshold` the "
         "detector cannot tell (equal to `threshold`: no such band)",
     )
@@ -110,9 +111,9 @@ def display_json(verdict: Verdict) -> dict[str, Any]:
     return {
         "headline": _both(lambda lang: headline(verdict, lang)),
         "topic": _both(lambda lang: topic_name(verdict.topic, lang)),
-        "robot_probability": format_probability(verdict.robot_probability),
-        "threshold": format_probability(verdict.threshold),
-        "person_threshold": format_probability(
+        "robot_probability": format_robot_probability(verdict),
+        "threshold": format_threshold_percent(verdict.threshold),
+        "person_threshold": format_threshold_percent(
             verdict.threshold if verdict.person_threshold is None else verdict.person_threshold
         ),
         "caller_certainty": verdict.caller_certainty,

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from pipeline.messages import LANGS, format_probability, headline
+from pipeline.messages import LANGS, format_robot_probability, headline
 from pipeline.types import VERDICT_DERIVED_KEYS, VERDICT_SCHEMA_VERSION, Label, Verdict
 from service.http.display import Bilingual, DisplayOut, WarningOut, display_json, warnings_json
 from service.store.database import Analysis
@@ -295,7 +295,7 @@ def summary_json(a: Analysis) -> dict[str, Any]:
         "label": verdict.label.value if verdict else None,
         "caller_certainty": verdict.caller_certainty if verdict else None,
         "headline": {lang: headline(verdict, lang) for lang in LANGS} if verdict else None,
-        "robot_probability": format_probability(verdict.robot_probability) if verdict else None,
+        "robot_probability": format_robot_probability(verdict) if verdict else None,
     }
 
 

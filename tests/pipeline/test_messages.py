@@ -219,3 +219,26 @@ def test_headline_in_the_uncertain_band_says_it_cannot_tell(
     decided = dataclasses.replace(verdict, robot_probability=0.05)
     assert decided.caller_certainty == "person" and rp.uncertain_notice(decided, "en") == ""
     assert headline(decided, "en").startswith("Live person")
+
+
+@pytest.mark.parametrize(
+    ("threshold", "text"), [(0.956, "95.6 %"), (0.023, "2.3 %"), (0.5, "50 %"), (0.9, "90 %")]
+)
+def test_thresholds_read_to_a_tenth_of_a_percent(threshold: float, text: str) -> None:
+    from pipeline.messages import format_threshold_percent
+
+    assert format_threshold_percent(threshold) == text
+
+
+@pytest.mark.parametrize(
+    ("probability", "text"),
+    [(0.0236, "2.3 %"), (0.0229, "2.2 %"), (0.9559, "95.5 %"), (0.956, "95.6 %"), (0.4, "40 %")],
+)
+def test_a_probability_near_an_edge_reads_on_its_side_of_it(probability: float, text: str) -> None:
+    from pipeline.messages import format_robot_probability
+
+    verdict = dataclasses.replace(
+        make_verdict(label=Label.HUMAN), robot_probability=probability, threshold=0.956,
+        person_threshold=0.023,
+    )  # fmt: skip
+    assert format_robot_probability(verdict) == text
