@@ -38,7 +38,7 @@ from pipeline.types import Evidence, Label, Verdict
 
 log = logging.getLogger(__name__)
 
-COMPLAINT_SCHEMA_VERSION = "2"
+COMPLAINT_SCHEMA_VERSION = "3"  # 3: verdict.caller_certainty; an uncertain caller left unknown
 BEIJING = timezone(timedelta(hours=8), "UTC+08:00")
 
 # key -> (Chinese, English): every fixed string a report shows

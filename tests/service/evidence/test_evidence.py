@@ -642,6 +642,10 @@ def test_an_uncertain_verdict_is_marked_not_sufficient_alone_for_a_complaint(
     assert report["caller"]["sufficient_alone_for_complaint"] is False
     assert "not sufficient for a complaint" in report["caller"]["notice"]["en"]
     assert report["verdict"]["caller_certainty"] == "uncertain"
+    complaint = json.loads(read(pack, "complaint.json"))  # the forms leave the caller unknown
+    assert complaint["verdict"]["caller_certainty"] == "uncertain"
+    assert complaint["us_ftc"]["recorded_message_or_robocall"] == ""
+    assert complaint["cn_12321"]["caller_kind"] == "" and complaint["call"]["caller_kind"] == ""
     page = PdfReader(io.BytesIO(read(pack, "report.pdf"))).pages[0].extract_text()
     squeezed = page.replace(" ", "").replace("\n", "")
     assert "Thisverdictaloneisnotsufficientforacomplaint" in squeezed
