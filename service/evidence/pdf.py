@@ -39,12 +39,7 @@ from reportlab.platypus import (
 from pipeline import limits
 from pipeline import report as rp
 from pipeline.errors import RobocallError
-from pipeline.messages import (
-    Lang,
-    format_clock,
-    format_robot_probability,
-    format_threshold_percent,
-)
+from pipeline.messages import Lang, format_clock, format_robot_probability, format_threshold_percent
 from pipeline.privacy import RecitalFlag, has_cjk
 from pipeline.report import CaseInfo, both, text
 from pipeline.types import Verdict
@@ -116,16 +111,6 @@ def _register_font(path: Path) -> str:
     return FONT_NAME
 
 
-def _default_threshold(verdict: Verdict) -> float | None:
-    """The threshold the verdict's fusion decides at unless one is set: 0.5 for the hand-set
-    sum, the fitted fusion's operating point (where its published error rates were measured)
-    otherwise; None when those rates are not on this machine."""
-    if rp.is_untrained(verdict):
-        return 0.5
-    rates = limits.load_error_rates()
-    return None if rates is None else rates.threshold
-
-
 def render_pdf(verdict: Verdict, inputs: PdfInputs, *, lang: Lang) -> bytes:
     """The report as PDF bytes.
 
@@ -169,7 +154,9 @@ def render_pdf(verdict: Verdict, inputs: PdfInputs, *, lang: Lang) -> bytes:
     for code in (lang, second):  # not sufficient alone for a complaint (issue 13)
         if rp.uncertain_notice(verdict, code):
             box.append([para(rp.uncertain_notice(verdict, code), lang_of=code)])
-    default = _default_threshold(verdict)
+    # the default: 0.5 for the hand-set sum, else the fitted fusion's, where its rates were measured
+    rates = limits.load_error_rates()
+    default = 0.5 if rp.is_untrained(verdict) else rates.threshold if rates else None
     if default is not None and abs(verdict.threshold - default) > 1e-9:  # --threshold was set
         for code in (lang, second):
             line = text("threshold_set", code).format(
