@@ -851,7 +851,9 @@ def calls_report(result: Result, sha: str) -> str:
     lines += [
         "## Robot/person x sales/not (fitted fusion, all cues)",
         "",
-        f"Called robot: probability >= {fitted['threshold']:.3f}; sales: the verdict's sales "
+        f"Called robot: probability >= {fitted['threshold']:.3f} (below it, the uncertain band "
+        "included, a call counts as *person* here; the band's shares are in the operating-point "
+        "table above); sales: the verdict's sales "
         f"probability >= {fitted['sales_threshold']:g}. What the callers say "
         "(`datasets/prepare_calls.py`): the English TTS robots speak sales lines written for "
         "the project (`tts_en`); the Mandarin TTS robots read TTS demo sentences; the "
