@@ -256,9 +256,18 @@ def operating_point_lines(result: Result) -> list[str]:
         f"{100 * OP.MAX_PEOPLE_CALLED_ROBOT:.0f} % of the dev people are called robot, and never "
         "below 0.5.",
         f"- **Uncertain band [{model.person_threshold:.3f}, {model.threshold:.3f})**: below "
-        f"{model.person_threshold:.3f} the caller is called a live person; the edge is the "
-        f"highest probability at which at most {100 * OP.MAX_ROBOTS_CALLED_PERSON:.0f} % of the "
-        "dev robots are called a person, and never above 0.5. In between the verdict says it "
+        f"{model.person_threshold:.3f} the caller is called a live person; "
+        + (
+            "the edge is even odds, so the band lies only on the robot side (the rule at 5 % of "
+            "the dev robots called a person let the recorded-prompt robots, real people's "
+            "voices, push the edge so low that almost every person fell in the band; the table "
+            "of other rules below shows the trade-off)."
+            if OP.MAX_ROBOTS_CALLED_PERSON is None
+            else f"the edge is the highest probability at which at most "
+            f"{100 * OP.MAX_ROBOTS_CALLED_PERSON:.0f} % of the dev robots are called a person, "
+            "and never above 0.5."
+        )
+        + " In between the verdict says it "
         'cannot tell (`Verdict.caller_certainty == "uncertain"`, label `human_sales_pitch`), '
         "and an evidence pack marks it as not sufficient alone for a complaint.",
         "",

@@ -27,8 +27,13 @@ from pipeline.fuse import FusionModel, sigmoid
 # (composed calls, simulated calls stereo, mono) called robot, and never below even odds.
 MAX_PEOPLE_CALLED_ROBOT = 0.05
 # The rule of the uncertain band's lower edge: at most this share of the dev robots of each dev
-# population called a live person, and never above even odds.
-MAX_ROBOTS_CALLED_PERSON = 0.05
+# population called a live person, and never above even odds; None: the edge is even odds, so the
+# band lies only on the robot side. Shipped: None (the lead's decision, 2026-12-05). At 0.05 the
+# simulated recorded-prompt robots, whose voices are real people's, pushed the edge to 0.023 and
+# left 96 % of the composed test people "uncertain": a band that decides almost nothing. A false
+# "robot" goes into a complaint; a false "person" costs the user a listen, and a person verdict
+# already says that a human voice does not rule out recorded prompts.
+MAX_ROBOTS_CALLED_PERSON: float | None = None
 EVEN_ODDS = 0.5
 # Caps of the turn-taking cues' summed pull towards robot (robot-logit units, after scaling)
 # tried by :func:`choose_turn_taking_cap`; None = no cap.
@@ -100,7 +105,7 @@ def person_threshold(robots: np.ndarray, max_share: float = MAX_ROBOTS_CALLED_PE
 def choose_operating_point(
     populations: Mapping[str, tuple[np.ndarray, np.ndarray]],
     *,
-    max_robots_called_person: float = MAX_ROBOTS_CALLED_PERSON,
+    max_robots_called_person: float | None = MAX_ROBOTS_CALLED_PERSON,
 ) -> dict[str, Any]:
     """The robot threshold and the uncertain band's lower edge, from dev probabilities.
 
@@ -108,7 +113,8 @@ def choose_operating_point(
     threshold is the strictest of :func:`robot_threshold` over the populations' people, at
     least :data:`EVEN_ODDS` (never "robot" while a person is likelier); the lower edge the
     strictest of :func:`person_threshold` over their robots, at most :data:`EVEN_ODDS` (never
-    "person" while a robot is likelier). Between the two the verdict leaves the caller open.
+    "person" while a robot is likelier), or :data:`EVEN_ODDS` itself when
+    ``max_robots_called_person`` is None. Between the two the verdict leaves the caller open.
 
     Returns
     -------
@@ -124,7 +130,11 @@ def choose_operating_point(
             "n_robots": float((y == 1).sum()),
             "robot_threshold": robot_threshold(p[y == 0]) if (y == 0).any() else 0.0,
             "person_threshold": (
-                person_threshold(p[y == 1], max_robots_called_person) if (y == 1).any() else 1.0
+                EVEN_ODDS
+                if max_robots_called_person is None
+                else person_threshold(p[y == 1], max_robots_called_person)
+                if (y == 1).any()
+                else 1.0
             ),
         }
     threshold = max([EVEN_ODDS, *(r["robot_threshold"] for r in rows.values())])

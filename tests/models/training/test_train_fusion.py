@@ -387,14 +387,19 @@ def test_the_operating_point_is_the_strictest_population_s_within_even_odds() ->
     y = np.array([0] * 20 + [1] * 20)
     easy = np.concatenate([np.linspace(0.0, 0.3, 20), np.linspace(0.7, 1.0, 20)])
     hard = np.concatenate([np.linspace(0.1, 0.9, 20), np.linspace(0.2, 0.95, 20)])
-    point = choose_operating_point({"easy": (y, easy), "hard": (y, hard)})
+    point = choose_operating_point(
+        {"easy": (y, easy), "hard": (y, hard)}, max_robots_called_person=0.05
+    )
     assert point["threshold"] == max(0.5, point["rows"]["hard"]["robot_threshold"])
     assert point["person_threshold"] == min(0.5, point["rows"]["hard"]["person_threshold"])
     for name in ("easy", "hard"):  # no population calls more than 5 % of its people robot
         assert point["rows"][name]["people_called_robot"] <= 0.05
         assert point["rows"][name]["robots_called_person"] <= 0.05
-    only_easy = choose_operating_point({"easy": (y, easy)})
+    only_easy = choose_operating_point({"easy": (y, easy)}, max_robots_called_person=0.05)
     assert only_easy["threshold"] == 0.5 and only_easy["person_threshold"] == 0.5  # no band
+    shipped = choose_operating_point({"easy": (y, easy), "hard": (y, hard)})  # the shipped rule
+    assert shipped["threshold"] == point["threshold"]
+    assert shipped["person_threshold"] == 0.5  # the band lies only on the robot side
 
 
 def test_choose_turn_taking_cap_takes_the_smallest_cap_that_costs_no_robots() -> None:
@@ -485,5 +490,5 @@ def test_write_outputs_reports_the_operating_point(tmp_path: Path) -> None:
         assert "## Turn-taking alone is capped" in text and "| 1 | 40.0 % | 10.0 % |" in text
         header = "| composed test calls | people | robots | people called robot @0.5 | @0.900 |"
         assert header in text
-        assert "5 % (shipped)" in text
+        assert "none (shipped)" in text and "the band lies only on the robot side" in text
     assert read_fusion(tmp_path / "fusion.json").threshold == 0.9
