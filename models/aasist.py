@@ -52,6 +52,8 @@ GAT_DIMS = (64, 32)
 POOL_RATIOS = (0.5, 0.7, 0.5)  # spectral, temporal, after the first HS-GAL
 TEMPERATURES = (2.0, 2.0, 100.0)  # GAT-S, GAT-T, every HS-GAL
 SPECTRAL_NODES = 23  # 70 sinc bands after a 3x max-pool
+CLIP_WINDOWS = 1  # windows per clip of the synthetic-voice head's aasist block (the middle one)
+EMBEDDER_NAME = "aasist-asvspoof2019-la"
 
 
 def sinc_filter_bank(
@@ -432,6 +434,26 @@ def window_embeddings(model: Aasist, windows: np.ndarray, *, batch_size: int = 8
         for i in range(0, len(windows), batch_size):
             out.append(model.embed(torch.from_numpy(windows[i : i + batch_size])).numpy())
     return np.concatenate(out)
+
+
+@dataclass(frozen=True)
+class AasistEmbedder:
+    """The synthetic-voice head's ``aasist`` block (``models.synth_head.ClipEmbedder``): the
+    last hidden layer of the middle window of a channel-processed clip (one window: a cost cap,
+    ``docs/performance.md``)."""
+
+    model: Aasist
+    model_id: str  # "aasist-asvspoof2019-la/<checkpoint sha256[:16]>"
+
+    def embed(self, samples: np.ndarray) -> np.ndarray:
+        """Shape (160,), float32, of 16 kHz samples already through ``call_channel``."""
+        hidden = window_embeddings(self.model, clip_windows(samples, max_windows=CLIP_WINDOWS))
+        return np.asarray(hidden.mean(axis=0), dtype=np.float32)
+
+
+def embedder_id(sha256: str) -> str:
+    """The ``model_id`` of :class:`AasistEmbedder` on the checkpoint with this sha256."""
+    return f"{EMBEDDER_NAME}/{sha256[:16]}"
 
 
 def embedding_log_odds(model: Aasist, hidden: np.ndarray) -> np.ndarray:
