@@ -1,6 +1,9 @@
 """Issue 12: heads on frozen AASIST embeddings beside the Whisper + LFCC head, on the same rows.
 
-Usage: ``.venv/bin/python bench/aasist_probe.py [--copy-weight 0.3] [--json OUT.json]``
+Usage: ``.venv/bin/python bench/aasist_probe.py [--copy-weight 0.3] [--json OUT.json]``;
+``--compare-heads OLD.npz NEW.npz``: two trained heads (each with its own blocks, pooling and
+calibration, as ``robocall analyze`` runs them) on the same test sets, the EER difference under
+one paired bootstrap (issue 12: the head with the aasist block against the one before it).
 
 Reads, never computes, the 160-d last hidden layer (the input of ``out_layer``) of the official
 ASVspoof 2019 LA checkpoint (``models/aasist.py``) for each corpus row and call mixture: one
@@ -87,13 +90,17 @@ class Candidate:
     settings: tuple[tuple[str, Fitter], ...]
 
 
-def pooled(scorer: Scorer, feats: dict[str, ClipFeatures], rows: Sequence[CorpusRow]) -> np.ndarray:
+def pooled(
+    scorer: Scorer,
+    feats: dict[str, ClipFeatures],
+    rows: Sequence[CorpusRow],
+    *,
+    quantile: float = POOL_QUANTILE,
+) -> np.ndarray:
     out = []
     for r in rows:
         f = feats[r.id]
-        out.append(
-            pool_log_odds(scorer(f.x), f.windows[:, 1] - f.windows[:, 0], quantile=POOL_QUANTILE)
-        )
+        out.append(pool_log_odds(scorer(f.x), f.windows[:, 1] - f.windows[:, 0], quantile=quantile))
     return np.asarray(out)
 
 
@@ -179,6 +186,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--mlp-l2", default="0.1,1,10", help="MLP L2 (sklearn alpha) grid")
     parser.add_argument("--json", type=Path, help="write every figure and table here")
     parser.add_argument(
+        "--compare-heads", nargs=2, type=Path, metavar=("OLD", "NEW"), help="instead: two heads"
+    )
+    parser.add_argument(
         "--cost",
         type=int,
         metavar="REPEAT",
@@ -188,6 +198,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING)
     if args.cost:
         return cost(args.cost)
+    if args.compare_heads:
+        return compare_heads(*args.compare_heads, out=args.json)
     # One BLAS thread: on 2 shared cores under load, two spinning OpenBLAS threads made one small
     # MLP fit take minutes instead of seconds.
     with threadpool_limits(limits=1):
@@ -297,6 +309,46 @@ def run(args: argparse.Namespace) -> int:
     print(f"wall {results['wall_s']} s")
     if args.json:
         args.json.write_text(json.dumps(results, indent=1, default=str))
+    return 0
+
+
+def compare_heads(old_path: Path, new_path: Path, *, out: Path | None) -> int:
+    """Test figures of two heads on the call path, on the rows both score; NEW minus OLD."""
+    from models.training.evaluate import config_from_head
+
+    heads = {"old": LogisticHead.load(old_path), "new": LogisticHead.load(new_path)}
+    base = config_from_head(heads["old"])
+    rows, calls = select_rows(base), mixed_rows(base)
+    test = [r for r in [*rows, *calls] if r.split == "test"]
+    feats = {
+        name: collect_features(test, variant="inference", cfg=config_from_head(h), encoder=None)
+        for name, h in heads.items()
+    }
+    kept = [r for r in test if all(r.id in f for f in feats.values())]
+    print(f"test rows scored by both heads: {len(kept)} of {len(test)}")
+    sets = report_sets(
+        [r for r in kept if r.source != "mixed"], base,
+        mixtures=[r for r in kept if r.source == "mixed"],
+    )  # fmt: skip
+    results: dict[str, dict[str, object]] = {}
+    for set_name, members in sets.items():
+        scores = {
+            name: np.asarray(
+                [pooled(h.log_odds, feats[name], [r], quantile=h.pool_quantile)[0] for r in members]
+            )
+            for name, h in heads.items()
+        }
+        old = report(members, scores["old"], None)
+        new = report(members, scores["new"], scores["old"])
+        results[set_name] = {
+            "old": None if old is None else dataclasses.asdict(old),
+            "new": None if new is None else dataclasses.asdict(new),
+        }
+        print(f"{set_name}:\n  old {old if old else '-'}\n  new {new if new else '-'}", flush=True)
+    if out:
+        out.write_text(
+            json.dumps({"old": str(old_path), "new": str(new_path), **results}, indent=1)
+        )
     return 0
 
 

@@ -444,10 +444,20 @@ class AasistEmbedder:
 
     model: Aasist
     model_id: str  # "aasist-asvspoof2019-la/<checkpoint sha256[:16]>"
+    # torch intra-op threads while embedding: the head runs beside the ASR, which keeps the
+    # other core busy; on the loaded 2-core machine one window took 0.84 CPU s with 1 thread
+    # and 1.46 with 2 (spinning), 2-3 s wall against 4-5 s (docs/performance.md).
+    threads: int = 1
 
     def embed(self, samples: np.ndarray) -> np.ndarray:
         """Shape (160,), float32, of 16 kHz samples already through ``call_channel``."""
-        hidden = window_embeddings(self.model, clip_windows(samples, max_windows=CLIP_WINDOWS))
+        windows = clip_windows(samples, max_windows=CLIP_WINDOWS)
+        before = torch.get_num_threads()
+        torch.set_num_threads(self.threads)
+        try:
+            hidden = window_embeddings(self.model, windows)
+        finally:
+            torch.set_num_threads(before)
         return np.asarray(hidden.mean(axis=0), dtype=np.float32)
 
 

@@ -37,7 +37,7 @@ alone; evaluation and inference run the call path (``SynthVoiceScorer.score``):
 
 Nothing heavy at import: the Whisper model comes from ``models/loading.py`` (``load_synth_head``).
 
-Why one module of ~580 lines: features, windows, head (with its people density) and scorer are
+Why one module of ~640 lines: features, windows, head (with its people density) and scorer are
 one inference stage that share one weights file (``synth_head.npz``, whose ``FeatureSpec`` they
 all read); training lives in ``models/training/synth_*.py``.
 """
