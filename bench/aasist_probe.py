@@ -29,7 +29,8 @@ density and no calibration (EER and AUC do not need it). Test only reports: peop
 (English, Mandarin), the held-out commercial voices, copy synthesis, the call mixtures, with 95
 % cluster-bootstrap intervals (speakers, engine families) and the EER difference to
 ``whisper+lfcc`` under one paired bootstrap. Two references on the same rows: AASIST's own
-ASVspoof head and the shipped head as it ships.
+ASVspoof head and the shipped head as it ships (since session 4 with the aasist block:
+``models/weights/SYNTH_HEAD.md``).
 """
 
 from __future__ import annotations
@@ -284,16 +285,19 @@ def run(args: argparse.Namespace) -> int:
 
     # References on the same rows, not chosen here: AASIST's own head (log-odds from the cached
     # embedding through out_layer: linear, so the mean over windows equals the cached score) and
-    # the shipped head as it ships (density, Platt, q0.75).
+    # the shipped head as it ships (its own blocks, density, Platt and pooling; since session 4
+    # it has the aasist block, the stacked candidate's features).
     from models.aasist import embedding_log_odds, load_aasist
 
     model = load_aasist()
     shipped = LogisticHead.load(WEIGHTS_PATH)
+    shipped_eval = candidates[2].eval_feats if "aasist" in shipped.spec.blocks else ours_eval
     test_scores["AASIST as shipped (ASVspoof 2019 LA head)"] = {
         n: embedding_log_odds(model, np.stack([emb[r.id] for r in m])) for n, m in sets.items()
     }
-    test_scores["shipped head (density 1, calibrated)"] = {
-        n: pooled(shipped.log_odds, ours_eval, m) for n, m in sets.items()
+    test_scores["shipped head (calibrated)"] = {
+        n: pooled(shipped.log_odds, shipped_eval, m, quantile=shipped.pool_quantile)
+        for n, m in sets.items()
     }
     figures: dict[str, dict[str, object]] = {}
     for name, by_set in test_scores.items():
