@@ -17,6 +17,10 @@ Scoring a clip (``score_clip``): the clip is peak-normalised, as the reference p
 does; a clip shorter than one window (64,600 samples, 4.04 s) is tiled (repeated) up to a window,
 as the reference does; a longer clip is cut into non-overlapping windows, the last one aligned
 to the clip's end, and the per-window spoof log-odds are averaged (mean pooling).
+
+Why one module of ~500 lines: the network (whose parameter names must match the checkpoint's),
+its loading and windowing, and the embedder the synthetic-voice head reads (issue 12) are one
+model with one weights file; splitting the layers from their loader would split that contract.
 """
 
 from __future__ import annotations
