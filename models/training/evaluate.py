@@ -74,6 +74,7 @@ def config_from_head(head: LogisticHead) -> TrainConfig:
     raw: dict[str, Any] = dict(head.meta["training"]["config"])
     raw["spec"] = FeatureSpec.from_dict(raw["spec"])
     raw.setdefault("density_alpha_grid", (0.0,))  # heads trained before the people density
+    raw.setdefault("aasist_grid", ("aasist" in raw["spec"].blocks,))  # and before issue 12
     fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()}
     return TrainConfig(**fields)
 
@@ -162,6 +163,13 @@ class Fold:
 
 NESTED_SALT = "synth-nested-v1"
 NESTED_VAL_SHARE = 0.25  # of a fold's training speakers, held out to select its settings
+# The grids each fold chooses from: the full ones of session 3 (a fold's fit is cheap: no
+# family folds inside it), not the restricted neighbourhood the shipped selection searched.
+NESTED_GRID = TrainConfig(
+    l2_grid=(1e-3, 1e-2, 1e-1, 1.0),
+    copy_weight_grid=(0.0, 0.3, 1.0),
+    density_alpha_grid=(0.0, 0.25, 0.5, 1.0, 2.0, 4.0),
+)
 
 
 def nested_fit(
@@ -169,14 +177,14 @@ def nested_fit(
 ) -> tuple[LogisticHead, str]:
     """Fit a fold's head with settings chosen *inside* the fold (issue 11: nested selection).
 
-    The fold's training rows are split by speaker (sha1): every (l2, copy weight) of the
-    default grids, and every density weight of the default grid when the evaluated head has a
+    The fold's training rows are split by speaker (sha1): every (l2, copy weight) of
+    :data:`NESTED_GRID`, and every density weight of it when the evaluated head has a
     people density, is fitted on 75 % and scored on the other 25 % (people against TTS/VC, as
     the shipped selection), the lowest EER wins (ties: stronger penalty, smaller copy weight,
     smaller density weight), and the head is refitted on all the fold's rows. The held-out
     engine never takes part.
     """
-    grid = TrainConfig()
+    grid = NESTED_GRID
     alphas = sorted(grid.density_alpha_grid) if cfg.density_alpha > 0 else [0.0]
     val = np.asarray(
         [hash_unit(f"speaker:{r.speaker}", salt=NESTED_SALT) < NESTED_VAL_SHARE for r in rows]

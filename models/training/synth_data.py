@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 
 from models.synth_head import (
+    AASIST_DIM,
+    ClipEmbedder,
     FeatureSpec,
     FrameEncoder,
     call_window_features,
@@ -62,17 +64,22 @@ class TrainConfig:
     # the human sources' voices and the head learns "English = person". Their weight is
     # chosen on dev from the grid (docs/evaluation.md, "Training data").
     copy_kinds: tuple[str, ...] = ("resynthesis", "vocoder_resynthesis")
-    copy_weight_grid: tuple[float, ...] = (0.0, 0.3, 1.0)
+    copy_weight_grid: tuple[float, ...] = (0.3,)
     # Whisper + LFCC: equal to Whisper alone within noise on dev, a little better on the dev
     # calls (docs/evaluation.md, "Features"); LFCC costs ~10 ms a window.
     spec: FeatureSpec = field(default_factory=lambda: FeatureSpec(blocks=("whisper", "lfcc")))
-    # L2 penalty per row on standardised features: the value with the lowest dev EER is kept
+    # L2 penalty per row on standardised features: the value with the lowest criterion is kept
     # (the run's resolved config, and the weights, record that one value).
-    l2_grid: tuple[float, ...] = (1e-3, 1e-2, 1e-1, 1.0)
+    l2_grid: tuple[float, ...] = (1e-2, 1e-1, 1.0)
     # Weight of the people-only density (models.synth_head.PeopleDensity) added to the logistic
     # logit: one-class scoring caught the held-out commercial voices better than the two-class
     # head (docs/voice_generalisation.md); chosen by the selection criterion. (0.0,) = none.
-    density_alpha_grid: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)
+    density_alpha_grid: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0)
+    # Issue 12: with (True) or without (False) the clip's AASIST embedding appended to
+    # ``spec``'s blocks; chosen by the same criterion (ties: without, the cheaper). The grids
+    # above are the neighbourhood of the session-3 choice (l2 0.1, copies 0.3, density 1; the
+    # full 4 x 3 x 6 grid took 65 min on the loaded 2 cores), so that both block sets fit in.
+    aasist_grid: tuple[bool, ...] = (False, True)
     density_dim: int = 64  # principal components of the people's features it keeps
     # Selection (models/training/synth_select.py): a TTS/VC family with this many rows among
     # the train and dev-select rows is held out as one fold, beside one of `people_folds`
@@ -98,6 +105,10 @@ class TrainConfig:
             raise ValueError("max_*_per_group must be >= 1")
         if not self.density_alpha_grid or min(self.density_alpha_grid) < 0:
             raise ValueError(f"density_alpha_grid must hold values >= 0: {self.density_alpha_grid}")
+        if not self.aasist_grid:
+            raise ValueError("aasist_grid must hold True and/or False")
+        if "aasist" in self.spec.blocks and False in self.aasist_grid:
+            raise ValueError("spec has the aasist block: aasist_grid must be (True,)")
         if self.density_dim < 1:
             raise ValueError(f"density_dim must be >= 1, got {self.density_dim}")
         if min(self.min_fold_robots, self.people_folds, self.min_fold_people) < 1:
@@ -126,6 +137,13 @@ class TrainConfig:
         if density_alpha is None:
             return out
         return dataclasses.replace(out, density_alpha_grid=(density_alpha,))
+
+    def with_aasist(self, on: bool) -> TrainConfig:
+        """The config with (or without) the aasist block resolved into ``spec``."""
+        window = self.spec.window_blocks
+        blocks = (*window, "aasist") if on else window
+        spec = dataclasses.replace(self.spec, blocks=blocks)
+        return dataclasses.replace(self, spec=spec, aasist_grid=(on,))
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
@@ -263,19 +281,68 @@ def _cache_path(block_key: str, variant: str, row: CorpusRow, clip_sha: str, sal
     return features_cache_dir() / block_key / CACHE_VARIANT[variant] / key[:2] / f"{key}.npz"
 
 
+# The aasist block's cache, shared with ``aasist_scores.py`` (which fills it beside AASIST's own
+# scores): one file per row, (windows, 160) float32, under the checkpoint's sha256[:16].
+AASIST_EMBED_DIR = "aasist_embed"
+AASIST_CHANNEL = "telephone"  # the cache's name for the call_channel copy
+AASIST_WINDOWS = 1  # models.aasist.CLIP_WINDOWS; part of the key
+
+
+def aasist_row_key(row: CorpusRow, clip_sha: str) -> str:
+    """Cache key of a row's AASIST files: its id, its clip's sha256 and the window count."""
+    return hashlib.sha1(f"{row.id}|{clip_sha}|{AASIST_WINDOWS}".encode()).hexdigest()
+
+
+def aasist_embed_path(checkpoint: str, variant: str, key: str) -> Path:
+    """Where a row's cached embedding lives (``checkpoint``: the sha256[:16] folder)."""
+    return features_cache_dir() / AASIST_EMBED_DIR / checkpoint / variant / f"{key}.npy"
+
+
+def _aasist_block(
+    row: CorpusRow, clip_sha: str, spec: FeatureSpec, embedder: ClipEmbedder | None
+) -> np.ndarray | None:
+    """The row's ``aasist`` vector (160,) from the cache, computed on a miss (the checkpoint
+    loads then, unless ``embedder`` is given); None if the channel finds no speech."""
+    key = aasist_row_key(row, clip_sha)
+    path = aasist_embed_path(spec.aasist_id.rsplit("/", 1)[-1], AASIST_CHANNEL, key)
+    if not path.is_file():
+        if embedder is None:
+            from models.loading import load_clip_embedder
+
+            embedder = load_clip_embedder()
+        if embedder.model_id != spec.aasist_id:
+            raise ValueError(f"spec wants {spec.aasist_id} features, got {embedder.model_id}")
+        try:
+            y = call_channel(read_clip(resolve_path(row)))
+        except EmptyAudioError:
+            return None
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path, suffix=".tmp.npy") as tmp:
+            np.save(tmp, embedder.embed(y)[None, :].astype(np.float32))
+    vector = np.load(path).astype(np.float64).mean(axis=0)
+    if vector.shape != (AASIST_DIM,):
+        raise ValueError(f"{path}: expected {AASIST_DIM} values, got shape {vector.shape}")
+    return np.asarray(vector)
+
+
 def clip_features(
     row: CorpusRow,
     *,
     variant: str,
     cfg: TrainConfig,
     encoder: FrameEncoder | None,
+    embedder: ClipEmbedder | None = None,
 ) -> ClipFeatures | None:
-    """Features of one row (computed once, then read from the cache); None if no speech."""
+    """Features of one row (computed once, then read from the cache); None if no speech.
+
+    The ``aasist`` block is the same clip vector in both variants (:class:`ClipEmbedder`: the
+    whole clip through ``call_channel``, as at inference), appended to every window.
+    """
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
     path = resolve_path(row)
     clip_sha = hashlib.sha256(path.read_bytes()).hexdigest()
-    spec = cfg.spec
+    spec = dataclasses.replace(cfg.spec, blocks=cfg.spec.window_blocks)
     paths = {
         b: _cache_path(spec.block_key(b), variant, row, clip_sha, cfg.salt) for b in spec.blocks
     }
@@ -309,7 +376,12 @@ def clip_features(
     windows = cached[spec.blocks[0]][0]
     if windows.shape[0] == 0:
         return None
-    x = np.concatenate([cached[b][1] for b in spec.blocks], axis=1)
+    if "aasist" in cfg.spec.blocks:
+        vector = _aasist_block(row, clip_sha, cfg.spec, embedder)
+        if vector is None:
+            return None
+        cached["aasist"] = (windows, np.broadcast_to(vector, (windows.shape[0], AASIST_DIM)))
+    x = np.concatenate([cached[b][1] for b in cfg.spec.blocks], axis=1)
     return ClipFeatures(row_id=row.id, windows=windows, x=x.astype(np.float64))
 
 
@@ -319,13 +391,14 @@ def collect_features(
     variant: str,
     cfg: TrainConfig,
     encoder: FrameEncoder | None,
+    embedder: ClipEmbedder | None = None,
     progress: bool = False,
 ) -> dict[str, ClipFeatures]:
     """Features of many rows by id; rows without speech are left out (and logged)."""
     out: dict[str, ClipFeatures] = {}
     started = time.monotonic()
     for i, row in enumerate(rows):
-        feats = clip_features(row, variant=variant, cfg=cfg, encoder=encoder)
+        feats = clip_features(row, variant=variant, cfg=cfg, encoder=encoder, embedder=embedder)
         if feats is None:
             log.warning("no speech after the channel, skipped: %s", row.id)
         else:

@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from models.synth_head import (
+    ClipEmbedder,
     FrameEncoder,
     LogisticHead,
 )
@@ -96,12 +97,15 @@ def train(
     run_dir: Path,
     weights_path: Path = WEIGHTS_PATH,
     encoder: FrameEncoder | None,
+    embedder: ClipEmbedder | None = None,
     progress: bool = False,
 ) -> TrainResult:
     """Compute (or read) features, fit the head, pick the pooling, calibrate, write everything.
 
     Writes ``run_dir/config.json``, ``metrics.json``, ``scores.jsonl`` (every dev/test row and
     mixed call with its calibrated log-odds) and the weights file (with a copy in ``run_dir``).
+    ``embedder`` computes the ``aasist`` block of rows the cache lacks (default: the installed
+    checkpoint, loaded on the first such row).
     """
     from models.training import metrics as M
 
@@ -110,29 +114,73 @@ def train(
     rows = select_rows(cfg)
     calls = mixed_rows(cfg)
     (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1, sort_keys=True))
-    tel = collect_features(rows, variant="telephone", cfg=cfg, encoder=encoder, progress=progress)
     eval_rows = [r for r in rows if r.split in ("dev", "test")]
-    inf = collect_features(
-        [*eval_rows, *calls], variant="inference", cfg=cfg, encoder=encoder, progress=progress
-    )
+    # Issue 12: each block set of the grid (with and without the aasist block) on the same
+    # rows: a row enters only if every set has its features.
+    features: dict[bool, tuple[dict[str, ClipFeatures], dict[str, ClipFeatures]]] = {}
+    for on in sorted(cfg.aasist_grid):
+        c = cfg.with_aasist(on)
+        tel = collect_features(
+            rows, variant="telephone", cfg=c, encoder=encoder, embedder=embedder, progress=progress
+        )
+        inf = collect_features(
+            [*eval_rows, *calls],
+            variant="inference",
+            cfg=c,
+            encoder=encoder,
+            embedder=embedder,
+            progress=progress,
+        )
+        features[on] = (tel, inf)
+    both_tel = set.intersection(*(set(t) for t, _ in features.values()))
+    both_inf = set.intersection(*(set(i) for _, i in features.values()))
+    features = {
+        on: (
+            {k: v for k, v in t.items() if k in both_tel},
+            {k: v for k, v in i.items() if k in both_inf},
+        )
+        for on, (t, i) in features.items()
+    }
     feature_s = time.monotonic() - started
 
     fit_ids = train_ids(rows, cfg)
     train_rows = [r for r in rows if r.id in fit_ids]
-    x, y, train_kept = stack(tel, train_rows)
     # Model selection and calibration on the population the head is for: people against TTS
     # and voice conversion (copy-synthesis rows are reported, not targeted; see above).
     # Only the "select" half of dev: the fusion is fitted on the other half's scores, which no
     # choice made here saw (issue 11).
     select = {k for k, v in dev_halves([*rows, *calls]).items() if v == "select"}
-    dev_rows = [r for r in eval_rows if r.id in select and r.id in inf and not is_copy(r, cfg)]
-    dev_calls = [r for r in calls if r.id in select and r.id in inf]
-    pool = selection_pool(rows, tel, fit_ids=fit_ids, select_ids=select)
-    folds = list(selection_folds(pool, cfg))
-    sources = list(source_folds(pool, cfg))
-    head, cfg, grid_dev = _pick_fit(
-        x, y, train_kept, cfg, inf, dev_rows, dev_calls, pool=pool, tel=tel, folds=(folds, sources)
+    dev_rows = [r for r in eval_rows if r.id in select and r.id in both_inf and not is_copy(r, cfg)]
+    dev_calls = [r for r in calls if r.id in select and r.id in both_inf]
+    candidates = []
+    grid_dev: dict[str, Any] = {}
+    for on, (tel, inf) in features.items():
+        c = cfg.with_aasist(on)
+        x, y, train_kept = stack(tel, train_rows)
+        pool = selection_pool(rows, tel, fit_ids=fit_ids, select_ids=select)
+        folds = list(selection_folds(pool, c))
+        sources = list(source_folds(pool, c))
+        head, chosen, table, score = _pick_fit(
+            x,
+            y,
+            train_kept,
+            c,
+            inf,
+            dev_rows,
+            dev_calls,
+            pool=pool,
+            tel=tel,
+            folds=(folds, sources),
+        )
+        blocks = "+".join(c.spec.blocks)
+        grid_dev |= {f"blocks={blocks} {k}": v for k, v in table.items()}
+        candidates.append((score, on, head, chosen, train_kept))
+        log.warning("selection: blocks %s best criterion %.4f (%s)", blocks, score, chosen.l2)
+    # Ties: without the aasist block (False sorts first), the cheaper head.
+    _, on, head, cfg, train_kept = min(
+        candidates, key=lambda t: (math.inf if math.isnan(t[0]) else t[0], t[1])
     )
+    tel, inf = features[on]
     (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1, sort_keys=True))
     quantile = _pick_quantile(head, inf, dev_calls) if dev_calls else 0.9
     cal_rows = [*dev_rows, *dev_calls]
@@ -205,14 +253,15 @@ def _pick_fit(
     pool: Sequence[CorpusRow],
     tel: dict[str, ClipFeatures],
     folds: tuple[Sequence[SelectionFold], Sequence[SelectionFold]],
-) -> tuple[LogisticHead, TrainConfig, dict[str, Any]]:
+) -> tuple[LogisticHead, TrainConfig, dict[str, Any], float]:
     """Fit every (l2, copy weight, density weight) of the grids; keep the lowest selection
     criterion (``synth_select.py``: mean of the family folds' EER, the people-source folds' EER
     and the dev EER, the latter the mean of single clips, people vs TTS/VC, and dev calls, both
     pooled at q0.75). ``folds``: the family folds and the source folds. Ties: stronger penalty,
     then smaller copy weight, then smaller density weight. The people density does not depend
     on the logistic settings, so it is fitted once per fold. Returns the table of every
-    setting's parts."""
+    setting's parts and the chosen setting's criterion (nan when there was nothing to choose
+    on)."""
     from models.training import metrics as M
 
     sets = [s for s in (dev, dev_calls) if s]
@@ -226,7 +275,7 @@ def _pick_fit(
     if len(settings) * len(alphas) == 1 or not (usable or all_folds):
         l2, cw = settings[0]
         c = cfg.resolved(l2=l2, copy_weight=cw, density_alpha=max(alphas))
-        return fit_head(x, y, cfg=c, rows=rows), c, {}
+        return fit_head(x, y, cfg=c, rows=rows), c, {}, math.nan
     with_density = max(alphas) > 0
     density = fit_density(x, y, dim=cfg.density_dim) if with_density else None
     fold_density = (
@@ -269,7 +318,7 @@ def _pick_fit(
             log.info("selection %s: %s", key, table[key])
     best = min(results, key=lambda t: t[:4])
     chosen = cfg.resolved(l2=-best[1], copy_weight=best[2], density_alpha=best[3])
-    return best[4], chosen, table
+    return best[4], chosen, table, best[0]
 
 
 def _logistic_fitter(cfg: TrainConfig) -> Fitter:

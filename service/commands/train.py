@@ -152,7 +152,8 @@ def _train_synth(args: argparse.Namespace) -> int:
     try:
         cfg = TrainConfig(quick=args.quick)
         if args.features:
-            cfg = dataclasses.replace(cfg, spec=FeatureSpec(blocks=tuple(args.features.split("+"))))
+            blocks = tuple(args.features.split("+"))
+            cfg = dataclasses.replace(cfg, spec=FeatureSpec(blocks=blocks), aasist_grid=(False,))
         if args.manifest_dir:
             cfg = dataclasses.replace(cfg, manifest_dir=str(args.manifest_dir))
         if args.l2 is not None:

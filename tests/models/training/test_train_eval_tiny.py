@@ -14,14 +14,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.synth_head import LogisticHead
+from models.synth_head import AASIST_DIM, AASIST_ID, FeatureSpec, LogisticHead
 from models.training.corpus import (
     CorpusRow,
     corpus_cache_dir,
     hash_unit,
+    read_clip,
+    resolve_path,
     write_clip,
     write_manifest,
 )
+from models.training.synth_data import TrainConfig, clip_features, select_rows
+from models.training.train_synth import train
+from pipeline.telephone import call_channel
 from service.cli import main
 
 PER_SPLIT_LABEL = 4
@@ -167,3 +172,68 @@ def test_quick_train_then_evaluate(
 
 def test_train_refuses_a_bad_l2() -> None:
     assert main(["train", "--quick", "--features", "lfcc", "--l2", "-1"]) == 2
+
+
+class SpectrumEmbedder:
+    """Stands in for AASIST as the aasist block: 160 log-spectrum bins of the clip's start."""
+
+    model_id = AASIST_ID
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def embed(self, samples: np.ndarray) -> np.ndarray:
+        self.calls += 1
+        return np.log1p(np.abs(np.fft.rfft(samples[: 4 * AASIST_DIM]))[:AASIST_DIM]).astype(
+            np.float32
+        )
+
+
+def test_train_chooses_between_the_blocks_with_and_without_aasist(
+    tiny_corpus: Path, tmp_path: Path
+) -> None:
+    cfg = TrainConfig(quick=True, manifest_dir=str(tiny_corpus), spec=FeatureSpec(blocks=("lfcc",)))
+    assert cfg.aasist_grid == (False, True)
+    embedder = SpectrumEmbedder()
+    first = train(cfg, run_dir=tmp_path / "a", weights_path=tmp_path / "a.npz", encoder=None,
+                  embedder=embedder)  # fmt: skip
+    assert embedder.calls == len(select_rows(cfg))  # each clip embedded once, then cached
+    table = first.head.meta["training"]["selection_table"]
+    assert {key.split()[0] for key in table} == {"blocks=lfcc", "blocks=lfcc+aasist"}
+    chosen = first.head.meta["training"]["config"]
+    with_aasist = "aasist" in first.head.spec.blocks
+    assert list(chosen["aasist_grid"]) == [with_aasist] and chosen["spec"]["blocks"][0] == "lfcc"
+    assert first.head.coef.size == 120 + AASIST_DIM * with_aasist
+    criteria = {
+        on: min(v["criterion"] for k, v in table.items() if ("aasist" in k.split()[0]) == on)
+        for on in (False, True)
+    }
+    assert criteria[with_aasist] <= criteria[not with_aasist]
+
+    # From the cache alone (the embedder is not asked again): the same bytes.
+    again = train(cfg, run_dir=tmp_path / "b", weights_path=tmp_path / "b.npz", encoder=None,
+                  embedder=embedder)  # fmt: skip
+    assert embedder.calls == len(select_rows(cfg))
+    assert (tmp_path / "b.npz").read_bytes() == (tmp_path / "a.npz").read_bytes()
+    assert again.weights_sha256 == first.weights_sha256
+
+
+def test_clip_features_append_the_cached_embedding_to_every_window(tiny_corpus: Path) -> None:
+    base = TrainConfig(quick=True, manifest_dir=str(tiny_corpus), spec=FeatureSpec(("lfcc",)))
+    cfg = base.with_aasist(True)
+    assert cfg.spec.blocks == ("lfcc", "aasist") and cfg.aasist_grid == (True,)
+    row = next(r for r in select_rows(cfg) if r.split == "test")
+    embedder = SpectrumEmbedder()
+    feats = clip_features(row, variant="inference", cfg=cfg, encoder=None, embedder=embedder)
+    assert feats is not None and feats.x.shape[1] == 120 + AASIST_DIM
+    expected = embedder.embed(call_channel(read_clip(resolve_path(row))))
+    np.testing.assert_allclose(feats.x[:, 120:], np.tile(expected, (feats.x.shape[0], 1)))
+    lfcc_only = clip_features(row, variant="inference", cfg=cfg.with_aasist(False), encoder=None)
+    assert lfcc_only is not None
+    np.testing.assert_array_equal(feats.x[:, :120], lfcc_only.x)
+    # The telephone (training) variant carries the same clip vector, read from the cache.
+    tel = clip_features(row, variant="telephone", cfg=cfg, encoder=None, embedder=embedder)
+    assert tel is not None and embedder.calls == 2  # the one above and the check's own
+    np.testing.assert_allclose(tel.x[0, 120:], expected)
+    with pytest.raises(ValueError, match="aasist_grid"):
+        TrainConfig(spec=FeatureSpec(blocks=("lfcc", "aasist")))
