@@ -187,6 +187,8 @@ def complaint_fields(
     company = company_named(shown["zh"]) or company_named(verdict)
     duration_s = round(verdict.audio.duration_s, 1)
     robot = verdict.label is Label.ROBOT
+    # in the uncertain band the caller question is open: the forms leave it unknown (issue 13)
+    decided = verdict.caller_certainty != "uncertain"
     beijing = when.astimezone(BEIJING) if when and when.tzinfo else None
     return {
         "schema": "robocall-complaint",
@@ -196,6 +198,7 @@ def complaint_fields(
             "label": verdict.label.value,
             "robot_probability": verdict.robot_probability,
             "threshold": verdict.threshold,
+            "caller_certainty": verdict.caller_certainty,
         },
         "note": {
             "zh": "以下字段根据录音分析和投诉人的陈述自动填写，提交前请逐项核对；空字符串或 null "
@@ -223,7 +226,7 @@ def complaint_fields(
             "duration_s": duration_s,
             "company_named_in_call": company,
             "topic": verdict.topic,
-            "caller_kind": verdict.label.value,
+            "caller_kind": verdict.label.value if decided else "",
         },
         "cn_12321": {
             "report_type": report_type_12321(verdict),
@@ -231,7 +234,7 @@ def complaint_fields(
             "complainant_number": own,
             "call_time_beijing": beijing.strftime("%Y-%m-%d %H:%M:%S") if beijing else "",
             "call_duration": format_duration(duration_s, "zh"),
-            "caller_kind": label_text(verdict.label, "zh"),
+            "caller_kind": label_text(verdict.label, "zh") if decided else "",
             "topic": topic_text(verdict.topic, "zh") if verdict.sales_pitch_heard else "",
             "company_named_in_call": company,
             "personal_data_recited": [RECITAL_TEXT[k][0] for k in _kinds(recitals)],
@@ -244,7 +247,7 @@ def complaint_fields(
             "date_of_call": when.strftime("%m/%d/%Y") if when else "",
             "time_of_call": when.strftime("%I:%M %p") if when else "",
             "time_zone": _zone(when),
-            "recorded_message_or_robocall": "yes" if robot else "no",
+            "recorded_message_or_robocall": ("yes" if robot else "no") if decided else "",
             "subject": ftc_subject(verdict),
             "company_name": company,
             "on_do_not_call_registry": _yes_no(case.on_do_not_call_list),

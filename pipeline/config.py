@@ -70,13 +70,16 @@ class AsrConfig:
 
 @dataclass(frozen=True, slots=True)
 class FusionConfig:
-    threshold: float = 0.5  # robot_probability >= threshold -> electronic_sales_robot
+    # robot_probability >= threshold -> electronic_sales_robot; None = the fitted fusion's
+    # operating point (chosen on dev, models/weights/FUSION.md), 0.5 without a fitted fusion
+    threshold: float | None = None
     bias: float = -0.5  # prior logit of the hand-set sum (a fitted fusion model has its own)
     weight_scale: float = 1.0  # multiplies every cue contribution (1 = as fitted / as hand-set)
     sales_threshold: float = 0.5  # sales_probability >= this -> "a sales pitch was heard"
 
     def __post_init__(self) -> None:
-        _check_range("threshold", self.threshold, 0.0, 1.0)
+        if self.threshold is not None:
+            _check_range("threshold", self.threshold, 0.0, 1.0)
         _check_range("sales_threshold", self.sales_threshold, 0.0, 1.0)
         _check_range("weight_scale", self.weight_scale, 0.0, 10.0)
 

@@ -15,6 +15,17 @@ checkout without the file) every scale is 1 and the bias is ``FusionConfig.bias`
 calibrated. ``Provenance.fusion_method`` says which in every verdict, and each evidence weight is
 its contribution as applied.
 
+Two caps keep one family of cues from deciding alone (issue 13): a human voice's pull towards
+"person" (``FusionModel.caps``: robots play prompts recorded by people), and the summed pull of
+the turn-taking cues towards "robot" (``FusionModel.turn_taking_cap``, :data:`TURN_TAKING_CUES`:
+a live agent who talks in a regular rhythm is not a robot on that alone). A capped cue's weight
+is its contribution as applied, so the reasons still add up to the probability.
+
+The operating point (issue 13): a fitted fusion carries the robot ``threshold`` and the lower
+edge of an "uncertain" band, both chosen on dev so that few people are called robots and few
+robots people (``models/training/fusion_fit.py``, ``operating_point``); the verdict carries both
+(``Verdict.threshold``, ``Verdict.person_threshold``), so every surface shows what decided it.
+
 Because the sum is additive, a verdict can be fused again with more evidence
 (:func:`add_evidence`) and comes out as if :func:`fuse` had had it from the start: the batch
 driver adds ``prompt_seen_before`` that way, after the workers made the verdicts.
@@ -31,7 +42,7 @@ from typing import overload
 import numpy as np
 
 from pipeline.config import DetectorConfig, FusionConfig
-from pipeline.messages import render
+from pipeline.messages import TURN_TAKING_CAP_PARAM, render
 from pipeline.types import (
     AcousticCues,
     AudioInfo,
@@ -66,11 +77,25 @@ class FusionModel:
     # (signed cue, cap >= 0), sorted: the most that direction of the cue may move the logit,
     # after scaling; only the directions of CAPPED_MESSAGES (see there why).
     caps: tuple[tuple[str, float], ...] = ()
+    # The most the cues of TURN_TAKING_CUES together may move the logit towards robot, after
+    # scaling; None = no cap (files written before it existed).
+    turn_taking_cap: float | None = None
+    # robot_probability >= threshold: robot; < person_threshold: a live person; between: the
+    # caller question is left open. Both chosen on dev (FUSION.md); 0.5 / 0.5 = no band.
+    threshold: float = 0.5
+    person_threshold: float = 0.5
 
     def __post_init__(self) -> None:
         for key, cap in self.caps:
             if key not in CAPPED_MESSAGES or not cap >= 0:
                 raise ValueError(f"caps: {key!r} {cap} (cappable: {sorted(CAPPED_MESSAGES)})")
+        if self.turn_taking_cap is not None and not self.turn_taking_cap >= 0:
+            raise ValueError(f"turn_taking_cap must be >= 0, got {self.turn_taking_cap}")
+        if not 0.0 <= self.person_threshold <= self.threshold <= 1.0:
+            raise ValueError(
+                "need 0 <= person_threshold <= threshold <= 1, got "
+                f"{self.person_threshold} and {self.threshold}"
+            )
 
     def scale(self, name: str, weight: float) -> float:
         """The fitted scale of cue ``name`` when its hand-set weight is ``weight``.
@@ -85,10 +110,25 @@ class FusionModel:
         return dict(self.caps).get(signed_cue(name, weight))
 
     def contribution(self, name: str, weight: float) -> float:
-        """What cue ``name`` with hand-set ``weight`` adds to the robot logit: scaled, capped."""
+        """What cue ``name`` with hand-set ``weight`` adds to the robot logit: scaled, capped
+        (its own cap; the turn-taking cues' joint cap is :meth:`logit`'s)."""
         scaled = self.scale(name, weight) * weight
         cap = self.cap(name, weight)
         return scaled if cap is None else max(-cap, min(cap, scaled))
+
+    def logit(self, cues: Iterable[tuple[str, float]]) -> float:
+        """The robot logit of (cue name, hand-set weight) pairs, as :func:`fuse` sums them:
+        bias + each contribution, the turn-taking cues' sum capped at ``turn_taking_cap``
+        (before the 3-decimal rounding of the evidence weights)."""
+        turn = other = 0.0
+        for name, weight in cues:
+            if name in TURN_TAKING_CUES:
+                turn += self.contribution(name, weight)
+            else:
+                other += self.contribution(name, weight)
+        if self.turn_taking_cap is not None:
+            turn = min(turn, self.turn_taking_cap)
+        return self.bias + other + turn
 
 
 # Cue directions the fit may not scale below this. A message replayed within the call is how
@@ -102,6 +142,28 @@ SCALE_FLOORS: dict[str, float] = {"replayed_speech_s:+": 1.0}
 # engine, not a robot, so it may not outvote the dialer's behaviour; the cap, how far it can
 # move the verdict towards "person", is chosen on dev calls (models/training/fusion_fit.py).
 CAPPED_MESSAGES: dict[str, str] = {"synthetic_voice:-": "synthetic_voice.human_capped"}
+
+# The turn-taking cues: when and how the caller takes turns (reply latency, talking over the
+# callee, backchannels, barge-in, prompt restarts, share of the talking). Their summed pull
+# towards robot is capped (``FusionModel.turn_taking_cap``, chosen on dev calls): a live agent
+# with a regular rhythm shows several of them at once, and they must not call a person a robot
+# without the voice or the words (issue 13). What the caller says in reply (reply_relevance,
+# no_reaction_to_callee) is not timing and is not capped.
+TURN_TAKING_CUES = frozenset(
+    {
+        "reply_latency_spread_s",
+        "barge_in_talk_on_fraction",
+        "turn_restart_count",
+        "backchannel_rate_per_min",
+        "caller_talk_share",
+        "response_latency_median_s",
+        "response_latency_std_s",
+        "talk_over_fraction",
+    }
+)
+# A turn-taking cue shrunk by the cap carries its weight before it in this param (and the cap
+# in TURN_TAKING_CAP_PARAM, which adds the note to its sentences: pipeline/messages.py).
+WEIGHT_BEFORE_CAP_PARAM = "weight_before_cap"
 
 
 def signed_cue(name: str, weight: float) -> str:
@@ -147,24 +209,29 @@ def fuse(
         The caller's and (stereo only) the callee's transcripts, carried into the verdict.
     audio, provenance : AudioInfo, Provenance
     config : FusionConfig
-        ``weight_scale``, the decision ``threshold``, ``sales_threshold`` (whether a sales
-        pitch was heard) and (without ``model``) the ``bias``.
+        ``weight_scale``, the decision ``threshold`` (None: the model's), ``sales_threshold``
+        (whether a sales pitch was heard) and (without ``model``) the ``bias``.
     model : FusionModel, optional
-        Fitted bias and per-cue scales; None sums the hand-set weights with ``config.bias``.
+        Fitted bias, per-cue scales, caps and operating point; None sums the hand-set weights
+        with ``config.bias`` and decides at 0.5 (or ``config.threshold``) with no band.
 
     Returns
     -------
     Verdict
         Evidence sorted by ``|weight|``, strongest first; weights as applied (scaled).
     """
-    evidence = _sorted(
-        _applied(e, config=config, model=model) for e in (*text.evidence, *cues.evidence)
+    evidence = _capped_turn_taking(
+        [_applied(e, config=config, model=model) for e in (*text.evidence, *cues.evidence)],
+        model=model,
+        weight_scale=config.weight_scale,
     )
     probability = _probability(evidence, config=config, model=model)
+    threshold, person_threshold = operating_point(config, model)
     return Verdict(
-        label=Label.ROBOT if probability >= config.threshold else Label.HUMAN,
+        label=Label.ROBOT if probability >= threshold else Label.HUMAN,
         robot_probability=probability,
-        threshold=config.threshold,
+        threshold=threshold,
+        person_threshold=person_threshold,
         sales_probability=text.sales_probability,
         topic=text.topic,
         evidence=evidence,
@@ -215,19 +282,38 @@ def add_evidence(
     extra = tuple(extra)
     dropped = {*replace, *(e.name for e in extra)}
     fusion = config.fusion
-    evidence = _sorted(
-        (
-            *(e for e in verdict.evidence if e.name not in dropped),
+    evidence = _capped_turn_taking(
+        [
+            *(_before_turn_taking_cap(e) for e in verdict.evidence if e.name not in dropped),
             *(_applied(e, config=fusion, model=model) for e in extra),
-        )
+        ],
+        model=model,
+        weight_scale=fusion.weight_scale,
     )
     probability = _probability(evidence, config=fusion, model=model)
+    threshold, person_threshold = operating_point(fusion, model)
     return dataclasses.replace(
         verdict,
-        label=Label.ROBOT if probability >= fusion.threshold else Label.HUMAN,
+        label=Label.ROBOT if probability >= threshold else Label.HUMAN,
         robot_probability=probability,
+        threshold=threshold,
+        person_threshold=person_threshold,
         evidence=evidence,
     )
+
+
+def operating_point(config: FusionConfig, model: FusionModel | None) -> tuple[float, float]:
+    """The robot threshold and the lower edge of the uncertain band a verdict is decided by.
+
+    The model's (chosen on dev) unless ``config.threshold`` is set; a threshold set below the
+    model's band lowers the band's edge with it. Without a fitted model: 0.5 (or the config's)
+    and no band, since a hand-set sum is not calibrated and no band was chosen for it.
+    """
+    if model is None:
+        threshold = 0.5 if config.threshold is None else config.threshold
+        return threshold, threshold
+    threshold = model.threshold if config.threshold is None else config.threshold
+    return threshold, min(model.person_threshold, threshold)
 
 
 def _applied(evidence: Evidence, *, config: FusionConfig, model: FusionModel | None) -> Evidence:
@@ -246,6 +332,62 @@ def _applied(evidence: Evidence, *, config: FusionConfig, model: FusionModel | N
     return dataclasses.replace(
         out, code=code, detail=render(code, params, "en"), detail_zh=render(code, params, "zh")
     )
+
+
+def _capped_turn_taking(
+    evidence: list[Evidence], *, model: FusionModel | None, weight_scale: float
+) -> tuple[Evidence, ...]:
+    """``evidence`` sorted, with the turn-taking cues' summed pull towards robot capped.
+
+    When the applied weights of :data:`TURN_TAKING_CUES` sum to more than the model's cap,
+    each of their robot-side weights shrinks by the same factor until the sum is the cap (their
+    human-side weights stay), so every reason still shows what it adds to the logit. A shrunk
+    cue keeps its weight before the cap in its params, and its sentences say why it counts less.
+    """
+    cap = None if model is None else model.turn_taking_cap
+    turn = [i for i, e in enumerate(evidence) if e.name in TURN_TAKING_CUES]
+    towards_robot = sum(evidence[i].weight for i in turn if evidence[i].weight > 0)
+    towards_person = sum(evidence[i].weight for i in turn if evidence[i].weight < 0)
+    if cap is None or towards_robot + towards_person <= cap * weight_scale:
+        return _sorted(evidence)
+    factor = (cap * weight_scale - towards_person) / towards_robot
+    out = list(evidence)
+    for i in turn:
+        e = evidence[i]
+        if e.weight <= 0:
+            continue
+        params = {
+            **dict(e.params),
+            TURN_TAKING_CAP_PARAM: round(cap * weight_scale, 3),
+            WEIGHT_BEFORE_CAP_PARAM: e.weight,
+        }
+        shrunk = dataclasses.replace(
+            e, weight=round(e.weight * factor, 3) + 0.0, params=tuple(sorted(params.items()))
+        )
+        if e.code:  # evidence built by hand (no code) keeps its sentence, the weight says it
+            shrunk = dataclasses.replace(
+                shrunk, detail=render(e.code, params, "en"), detail_zh=render(e.code, params, "zh")
+            )
+        out[i] = shrunk
+    return _sorted(out)
+
+
+def _before_turn_taking_cap(evidence: Evidence) -> Evidence:
+    """A verdict's evidence as it was before the turn-taking cap shrunk it (to cap again)."""
+    params = dict(evidence.params)
+    if WEIGHT_BEFORE_CAP_PARAM not in params:
+        return evidence
+    weight = float(params.pop(WEIGHT_BEFORE_CAP_PARAM))  # type: ignore[arg-type]
+    params.pop(TURN_TAKING_CAP_PARAM, None)
+    if evidence.code:
+        return dataclasses.replace(
+            evidence,
+            weight=weight,
+            params=tuple(sorted(params.items())),
+            detail=render(evidence.code, params, "en"),
+            detail_zh=render(evidence.code, params, "zh"),
+        )
+    return dataclasses.replace(evidence, weight=weight, params=tuple(sorted(params.items())))
 
 
 def _sorted(evidence: Iterable[Evidence]) -> tuple[Evidence, ...]:

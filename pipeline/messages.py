@@ -13,7 +13,8 @@ counts, correlations) in ``params`` only. Probabilities go through :func:`format
 (``">99 %"``, ``"<1 %"``, never 100 % or 0 %), the one formatter every renderer uses.
 
 :func:`headline` answers the two questions of a verdict apart (issue 13): who called (robot or
-live person) and what the call was (a sales pitch, with its topic, or not).
+live person, or "cannot tell" in the uncertain band) and what the call was (a sales pitch, with
+its topic, or not).
 
 Over 500 lines, and one module on purpose: most of it is the catalogue table, and every sentence
 a person reads should be findable (and translatable) in one place.
@@ -21,6 +22,7 @@ a person reads should be findable (and translatable) in one place.
 
 from __future__ import annotations
 
+import math
 import string
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal
@@ -30,6 +32,16 @@ if TYPE_CHECKING:
 
 Lang = Literal["zh", "en"]
 LANGS: tuple[Lang, Lang] = ("zh", "en")
+
+# A param of evidence whose weight the turn-taking cap shrunk (pipeline/fuse.py): its sentences
+# end with the note TURN_TAKING_NOTE.
+TURN_TAKING_CAP_PARAM = "turn_taking_cap"
+TURN_TAKING_NOTE = (
+    "Turn-taking alone may only push the verdict so far towards a robot (a person can keep a "
+    "regular rhythm too), so this counts less than measured.",
+    "仅凭对答节奏最多只能把判断推向机器人有限的程度（真人说话也可能节奏规律），"
+    "所以这一项的分量比测得的小。",
+)
 
 # code -> (English, Chinese). Placeholders are str.format fields over the evidence params, with
 # these extra format specs: ":pct" (format_probability), ":clock" (format_clock), ":quotes"
@@ -389,6 +401,14 @@ _PITCH_TOPIC = ("sales pitch (topic: {topic})", "推销（内容：{topic}）")
 _NO_PITCH = ("no sales pitch heard", "未听到推销")
 _TOO_LITTLE = ("too little said to tell whether it was a sales pitch", "话太少，无法判断是否推销")
 _SEPARATOR = (" \u2013 ", "，")
+# the uncertain band (issue 13): the caller question is left open, with the side it leans to
+_WHO_UNCERTAIN = (
+    "Cannot tell whether a robot or a live person called ({lean}, {p})",
+    "无法判断来电的是机器人还是真人（{lean}，{p}）",
+)
+_LEANS_ROBOT = ("leans robot", "倾向机器人")
+_LEANS_PERSON = ("leans live person", "倾向真人")
+_LISTEN = ("listen before reporting", "举报前请先听录音")
 
 
 def _pick(pair: tuple[str, str], lang: Lang) -> str:
@@ -406,6 +426,29 @@ def format_probability(probability: float) -> str:
     if percent <= 0:
         return "<1 %"
     return f"{percent} %"
+
+
+def format_threshold_percent(threshold: float) -> str:
+    """A decision threshold for people, to 0.1 %: ``"95.6 %"``, ``"2.3 %"``, ``"50 %"``.
+
+    Finer than :func:`format_probability`, so that a probability and the edge it fell short of
+    never read alike ("2 %, cannot tell from 2 %").
+    """
+    return f"{100.0 * threshold:.1f}".removesuffix(".0") + " %"
+
+
+def format_robot_probability(verdict: Verdict) -> str:
+    """The verdict's robot probability for people, on the right side of its thresholds.
+
+    :func:`format_probability`, except within one point of the robot threshold or the
+    uncertain band's edge (multiples of 0.1 %), where it is floored to 0.1 % so that it never
+    reads as above an edge it is below ("2 %" beside "cannot tell from 2.3 %").
+    """
+    p = verdict.robot_probability
+    cuts = (verdict.threshold, verdict.person_threshold)
+    if any(c is not None and abs(p - c) < 0.01 for c in cuts):
+        return f"{math.floor(1000.0 * p + 1e-9) / 10:.1f} %"
+    return format_probability(p)
 
 
 def format_clock(seconds: float) -> str:
@@ -450,7 +493,10 @@ def render(code: str, params: Mapping[str, Any], lang: Lang) -> str:
         Unknown code, or a parameter the message needs is missing.
     """
     template = _pick(CATALOGUE[code], lang)
-    return _Formatter(lang).vformat(template, (), params)
+    sentence = _Formatter(lang).vformat(template, (), params)
+    if TURN_TAKING_CAP_PARAM in params:
+        sentence += ("" if lang == "zh" else " ") + _pick(TURN_TAKING_NOTE, lang)
+    return sentence
 
 
 def make_evidence(
@@ -518,10 +564,16 @@ def topic_name(topic: str, lang: Lang) -> str:
 
 
 def caller_text(verdict: Verdict, lang: Lang) -> str:
-    """Who called: ``"Electronic sales robot"`` (a robot that pitched), ``"Robot"``, or
-    ``"Live person"``."""
+    """Who called: ``"Electronic sales robot"`` (a robot that pitched), ``"Robot"``,
+    ``"Live person"``, or, in the uncertain band, ``"Cannot tell whether a robot or a live
+    person called (leans robot, 63 %)"`` (the percentage: how likely the side it leans to)."""
     from pipeline.types import Label
 
+    if verdict.caller_certainty == "uncertain":
+        p = verdict.robot_probability
+        lean = _LEANS_ROBOT if p >= 0.5 else _LEANS_PERSON
+        shown = format_probability(p if p >= 0.5 else 1.0 - p)
+        return _pick(_WHO_UNCERTAIN, lang).format(lean=_pick(lean, lang), p=shown)
     if verdict.label is Label.ROBOT:
         return _pick(_WHO_ROBOT_SELLING if verdict.sales_pitch_heard else _WHO_ROBOT, lang)
     return _pick(_WHO_PERSON, lang)
@@ -540,9 +592,14 @@ def headline(verdict: Verdict, lang: Lang) -> str:
     """The verdict in one line, both questions apart (issue 13).
 
     Examples: ``"Electronic sales robot – sales pitch (topic: loan)"``, ``"Robot – no sales
-    pitch heard"``, ``"Live person – no sales pitch heard"``, ``"真人，推销（内容：保险）"``.
+    pitch heard"``, ``"Live person – no sales pitch heard"``, ``"真人，推销（内容：保险）"``; in
+    the uncertain band ``"Cannot tell whether a robot or a live person called (leans robot,
+    63 %) – sales pitch (topic: loan) – listen before reporting"``.
     """
     who, what = caller_text(verdict, lang), call_text(verdict, lang)
     if lang == "en":
         what = what[:1].lower() + what[1:]
-    return f"{who}{_pick(_SEPARATOR, lang)}{what}"
+    parts = [who, what]
+    if verdict.caller_certainty == "uncertain":
+        parts.append(_pick(_LISTEN, lang))
+    return _pick(_SEPARATOR, lang).join(parts)

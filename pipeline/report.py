@@ -29,6 +29,8 @@ from pipeline.messages import (
     evidence_title,
     format_clock,
     format_probability,
+    format_robot_probability,
+    format_threshold_percent,
     headline,
 )
 from pipeline.privacy import RECITAL_KINDS, RecitalFlag
@@ -36,7 +38,7 @@ from pipeline.types import Evidence, Label, Verdict
 
 log = logging.getLogger(__name__)
 
-COMPLAINT_SCHEMA_VERSION = "2"
+COMPLAINT_SCHEMA_VERSION = "3"  # 3: verdict.caller_certainty; an uncertain caller left unknown
 BEIJING = timezone(timedelta(hours=8), "UTC+08:00")
 
 # key -> (Chinese, English): every fixed string a report shows
@@ -62,6 +64,12 @@ TEXT: dict[str, tuple[str, str]] = {
         "probability at or above it is judged a robot.",
     ),
     "robot_if": ("≥ {t} 判为机器人", "≥ {t} → robot"),
+    "uncertain_if": ("{l} 至 {t} 之间无法判断", "{l} to {t} → cannot tell"),
+    "uncertain_notice": (
+        "仅凭这份判断不足以投诉来电是机器人：请先听录音，投诉时写明您听到的内容。",
+        "This verdict alone is not sufficient for a complaint that a robot called: listen to "
+        "the recording and state what you heard.",
+    ),
     "duration": ("通话时长", "Duration"),
     "verdict": ("判断结果", "Verdict"),
     "robot_probability": ("机器人概率", "Robot probability"),
@@ -348,10 +356,32 @@ def format_call_time(case: CaseInfo, lang: Lang) -> str:
 
 def verdict_sentence(verdict: Verdict, lang: Lang) -> str:
     what = headline(verdict, lang)
-    p, t = format_percent(verdict.robot_probability), format_percent(verdict.threshold)
+    p, t = format_robot_probability(verdict), format_threshold_percent(verdict.threshold)
+    band = band_text(verdict, lang)
     if lang == "zh":
-        return f"本次来电判断为：{what}。机器人概率 {p}，判定阈值 {t}。"
-    return f"This call was judged: {what}. Robot probability {p} (decision threshold {t})."
+        band_zh = "，" + band if band else ""
+        return f"本次来电判断为：{what}。机器人概率 {p}，判定阈值 {t}{band_zh}。"
+    return (
+        f"This call was judged: {what}. Robot probability {p} (decision threshold {t}"
+        f"{'; ' + band if band else ''})."
+    )
+
+
+def band_text(verdict: Verdict, lang: Lang) -> str:
+    """``"20 % to 81 % → cannot tell"``: the verdict's uncertain band; "" when it has none."""
+    lower = verdict.person_threshold
+    if lower is None or lower >= verdict.threshold:
+        return ""
+    return text("uncertain_if", lang).format(
+        l=format_threshold_percent(lower), t=format_threshold_percent(verdict.threshold)
+    )
+
+
+def uncertain_notice(verdict: Verdict, lang: Lang) -> str:
+    """Why an uncertain verdict is not enough alone for a complaint; "" for a decided one."""
+    if verdict.caller_certainty != "uncertain" or verdict.person_threshold is None:
+        return ""
+    return text("uncertain_notice", lang)
 
 
 def summary_lines(verdict: Verdict, lang: Lang) -> tuple[str, ...]:

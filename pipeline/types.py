@@ -24,6 +24,9 @@ class Label(enum.StrEnum):
     HUMAN = "human_sales_pitch"
 
 
+CallerCertainty = Literal["robot", "person", "uncertain"]
+
+
 @dataclass(frozen=True, slots=True)
 class AudioInfo:
     """What the original recording was, before we resampled it."""
@@ -192,11 +195,13 @@ class Verdict:
     """The answer to two questions (issue 13): who called, and what the call was.
 
     ``label`` says who: an electronic sales robot or a live person (``human_sales_pitch``, the
-    value kept for compatibility, does *not* mean a pitch was heard). ``sales_pitch_heard`` says
-    what: ``sales_probability >= sales_threshold``; when it is False, ``too_little_said`` tells
-    "no pitch heard" from "too little said to tell" (fewer than :data:`MIN_SALES_UNITS` words).
-    Both are derived, so they never disagree with the probability; :meth:`to_dict` writes them
-    and :meth:`from_dict` ignores them. ``pipeline.messages.headline`` renders the answer.
+    value kept for compatibility, does *not* mean a pitch was heard); ``caller_certainty`` says
+    whether that is decided or the probability lies in the uncertain band below ``threshold``.
+    ``sales_pitch_heard`` says what: ``sales_probability >= sales_threshold``; when it is False,
+    ``too_little_said`` tells "no pitch heard" from "too little said to tell" (fewer than
+    :data:`MIN_SALES_UNITS` words). All three are derived, so they never disagree with the
+    probability; :meth:`to_dict` writes them and :meth:`from_dict` ignores them.
+    ``pipeline.messages.headline`` renders the answer.
     """
 
     label: Label
@@ -210,6 +215,22 @@ class Verdict:
     audio: AudioInfo
     provenance: Provenance
     sales_threshold: float = 0.5  # sales_probability >= this: a sales pitch was heard
+    # robot_probability below this: a live person; from it up to `threshold`: uncertain (the
+    # caller question is left open, issue 13); None: no band (verdicts before schema 3).
+    person_threshold: float | None = None
+
+    @property
+    def caller_certainty(self) -> CallerCertainty:
+        """Whether the caller question is decided: ``"robot"``, ``"person"`` or ``"uncertain"``.
+
+        ``"uncertain"`` when ``person_threshold <= robot_probability < threshold``: ``label``
+        then says which side the probability leans to at the threshold (``human_sales_pitch``),
+        but the evidence is too weak to call the caller either (not enough for a complaint).
+        """
+        if self.label is Label.ROBOT:
+            return "robot"
+        below = self.threshold if self.person_threshold is None else self.person_threshold
+        return "person" if self.robot_probability < below else "uncertain"
 
     @property
     def sales_pitch_heard(self) -> bool:
@@ -238,8 +259,9 @@ class Verdict:
         """Rebuild a verdict from :meth:`to_dict` output (a stored result, a report.json).
 
         Verdicts stored before schema 2 read too: a missing ``sales_threshold`` is the default
-        (0.5, what decided "topic: none" then), evidence without ``code``/``params``/``detail_zh``
-        keeps its English ``detail``; derived keys are ignored.
+        (0.5, what decided "topic: none" then), a missing ``person_threshold`` (before schema 3)
+        is None (no uncertain band: decided as it was shown then), evidence without
+        ``code``/``params``/``detail_zh`` keeps its English ``detail``; derived keys are ignored.
         """
         derived = {"schema_version", *VERDICT_DERIVED_KEYS}
         fields = {k: v for k, v in data.items() if k not in derived}
@@ -248,9 +270,10 @@ class Verdict:
 
 
 # 2: sales_threshold, sales_pitch_heard, too_little_said; Evidence code, params, detail_zh
-VERDICT_SCHEMA_VERSION = "2"
-# Properties of Verdict that to_dict() writes beside the fields (all bool).
-VERDICT_DERIVED_KEYS = ("sales_pitch_heard", "too_little_said")
+# 3: person_threshold, caller_certainty (the uncertain band, issue 13)
+VERDICT_SCHEMA_VERSION = "3"
+# Properties of Verdict that to_dict() writes beside the fields.
+VERDICT_DERIVED_KEYS = ("sales_pitch_heard", "too_little_said", "caller_certainty")
 
 
 def from_jsonable(tp: Any, value: Any) -> Any:

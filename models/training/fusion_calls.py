@@ -708,7 +708,7 @@ def end_to_end(
         y[idx].astype(np.int64),
         fitted[idx],
         [examples[i].group for i in idx],
-        detector.config.fusion.threshold,
+        model.threshold,
     )
     return {
         "non_sales": non_sales,
@@ -722,6 +722,7 @@ def end_to_end(
         },
         "source": grouped_scores(examples, fitted, "text_source"),
         "kind": grouped_scores(examples, fitted, "kind"),
+        "examples": examples,  # for the operating-point rows (operating_point.operating_rows)
         "skipped": len(rows) - len(examples),
         "seconds": time.monotonic() - started,
     }

@@ -6,6 +6,7 @@ importing the training run (no import cycle).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 from collections.abc import Iterable, Mapping, Sequence
@@ -177,9 +178,8 @@ def base_cue(signed: str) -> str:
 
 
 def fusion_logit(model: FusionModel, examples: Sequence[Example]) -> np.ndarray:
-    return np.array(
-        [model.bias + sum(model.contribution(n, w) for n, w in ex.cues) for ex in examples]
-    )
+    """The verdict's robot logit of each example (``FusionModel.logit``: every cap applied)."""
+    return np.array([model.logit(ex.cues) for ex in examples])
 
 
 def handset_logit(examples: Sequence[Example]) -> np.ndarray:
@@ -214,6 +214,10 @@ class Result:
     seconds: float
     calls: dict[str, Any]  # simulated test calls by fusion variant (fusion_calls.call_tables)
     cap_cv: dict[str, Any]  # choose_cap's result: the cap of a human voice's pull
+    # models/training/operating_point.py: "dev": choose_operating_point's result; "turn_cap":
+    # choose_turn_taking_cap's; "test": operating_rows per test population
+    # (train_fusion.operating_tables); "band_alternatives"; empty: not chosen
+    operating: dict[str, Any] = dataclasses.field(default_factory=dict)
     command: str = COMMAND  # how the run was started, as the reports quote it
 
 
@@ -234,10 +238,12 @@ def make_model(
             "fitted logistic fusion: bias + a non-negative scale per cue and direction, "
             "class-balanced, on composed dev calls and simulated two-party dev calls, a human "
             "voice's pull towards 'person' capped, the turn-taking cues' scales refitted on "
-            "the dev calls scored with every cue (models/training/train_fusion.py, "
-            "models/weights/FUSION.md); a cue the fit never saw keeps its rule weight unscaled"
+            "the dev calls scored with every cue and their summed pull towards 'robot' capped, "
+            "the robot threshold and the uncertain band chosen on dev "
+            "(models/training/train_fusion.py, models/weights/FUSION.md); a cue the fit never "
+            "saw keeps its rule weight unscaled"
         ),
-        model_id="fusion-v2",
+        model_id="fusion-v3",
         caps=tuple(sorted((k, round(fitted.get(k, 1.0) * c, 4)) for k, c in (caps or {}).items())),
     )
 
@@ -332,3 +338,28 @@ def grouped_scores(
         groups.setdefault(str(getattr(ex, key)), []).append(i)
     y = np.array([ex.y for ex in examples], dtype=np.float64)
     return {g: scores_table(y[idx], logit[idx]) for g, idx in sorted(groups.items())}
+
+
+# ---------------------------------------------------------------------------------------------
+# The turn-taking cap and the operating point (issue 13): chosen on dev, out of fold
+
+
+def fit_model(
+    fit: Sequence[Example],
+    shown: Sequence[Example],
+    names: Sequence[str],
+    *,
+    caps: Mapping[str, float],
+    weighting: str,
+) -> FusionModel:
+    """The fusion fit of ``train_fusion``: the joint fit of ``fit`` (class-balanced, the calls
+    weighted by ``weighting``), then the turn-taking scales refitted on the simulated calls of
+    ``shown`` (``fit[i]`` as the fit sees example i, ``shown[i]`` as the verdict does)."""
+    x, y = design(fit, names, caps=caps)
+    bias, scales = fit_scales(x, y, sample_weight=call_weights(fit, weighting))
+    return fit_on_calls(
+        make_model(names, bias, scales, caps=caps),
+        [ex for ex in shown if ex.layout],
+        calls_only_cues(fit, names),
+        caps=caps,
+    )

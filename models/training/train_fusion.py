@@ -54,6 +54,19 @@ the dev population, composed and simulated calls scored apart (``fusion_fit.choo
 together with how much the few simulated calls count against the many composed ones; the
 report lists every option tried, and the uncapped sum refitted on the same data.
 
+The turn-taking cues' summed pull towards robot is capped too (``FusionModel.turn_taking_cap``,
+``pipeline.fuse.TURN_TAKING_CUES``): a live agent with a regular rhythm must not be called a
+robot on turn-taking alone. Then the operating point (issue 13): a false accusation of a live
+person goes into a complaint to a regulator, a missed robot costs less, so the robot threshold is
+not 0.5 but the lowest probability at which at most 5 % of the dev people of each dev population
+(composed calls, simulated calls stereo, mono) are called robot, and below it an "uncertain" band
+reaches down to the highest probability at which at most 5 % of each population's dev robots are
+called a person (``operating_point.choose_operating_point``). The cap and both edges are chosen on
+held-out dev scores: the whole fit repeated with each voice-grouped fold left out
+(``operating_point.out_of_fold``), since the fit's own rows score better than new calls would. The
+cap: the smallest of ``TURN_CAP_GRID`` whose dev robots caught at <= 5 % dev people called robot
+are within ``TURN_CAP_TOLERANCE`` of the best (``operating_point.choose_turn_taking_cap``).
+
 Over 500 lines as one module: the composed calls' audio side, text side and fit read one
 another's settings and caches; the command-line sampling options (``--composed-fit``,
 ``--composed-test``) are the rest.
@@ -109,23 +122,27 @@ from models.training.fusion_fit import (
     Example,
     Result,
     base_cue,
-    call_weights,
-    calls_only_cues,
     choose_cap,
     design,
-    fit_on_calls,
-    fit_scales,
+    fit_model,
     fusion_logit,
     grouped_scores,
     handset_logit,
-    make_model,
     scores_table,
     source_digest,
 )
 from models.training.leakage import simulated_calls, tied_ids, tied_to_test
+from models.training.operating_point import (
+    band_alternatives,
+    choose_operating_point,
+    choose_turn_taking_cap,
+    dev_populations,
+    operating_rows,
+    out_of_fold,
+)
 from models.training.synth_data import features_cache_dir
 from models.training.text_features import TextRow, read_rows
-from pipeline.fuse import FusionModel, signed_cue
+from pipeline.fuse import FusionModel, sigmoid, signed_cue
 from pipeline.types import ANALYSIS_RATE_HZ, SyntheticVoiceScorer
 
 log = logging.getLogger(__name__)
@@ -394,16 +411,23 @@ def train(
             detector, split="test", per_cell=calls, progress=progress
         )
     fit_all = [*fit_ex, *(fit_cues_only(ex) for ex in dev_calls)]
+    shown_all = [*fit_ex, *dev_calls]  # as the verdict sees each fit row
     names = sorted({signed_cue(n, w) for ex in fit_all for n, w in ex.cues if w != 0.0})
-    cap_cv = choose_cap(fit_all, [*fit_ex, *dev_calls])
+    cap_cv = choose_cap(fit_all, shown_all)
     caps = {} if cap_cv["chosen"] is None else {CAPPED_CUE: cap_cv["chosen"]}
-    weights = call_weights(fit_all, cap_cv["weighting"])
-    x, y = design(fit_all, names, caps=caps)
-    bias, scales = fit_scales(x, y, sample_weight=weights)
+    weighting = cap_cv["weighting"]
     # the turn-taking cues get their scales from the dev calls, scored with every cue
-    only_calls = calls_only_cues(fit_all, names)
-    model = fit_on_calls(
-        make_model(names, bias, scales, caps=caps), dev_calls, only_calls, caps=caps
+    model = fit_model(fit_all, shown_all, names, caps=caps, weighting=weighting)
+    # the turn-taking cap and the operating point, on held-out dev scores (issue 13)
+    oof = out_of_fold(fit_all, shown_all, names, caps=caps, weighting=weighting)
+    turn_cv = choose_turn_taking_cap(oof, shown_all)
+    dev_pops = dev_populations(shown_all, oof.logit(shown_all, turn_cv["chosen"]))
+    point = choose_operating_point(dev_pops)
+    model = dataclasses.replace(
+        model,
+        turn_taking_cap=turn_cv["chosen"],
+        threshold=point["threshold"],
+        person_threshold=point["person_threshold"],
     )
     y_eval = np.array([ex.y for ex in eval_ex], dtype=np.float64)
     fitted, handset = fusion_logit(model, eval_ex), handset_logit(eval_ex)
@@ -438,6 +462,9 @@ def train(
     calls_tables: dict[str, Any] = {}
     text_names = [n for n in names if base_cue(n) in TEXT_CUES]
     voice_names = [n for n in names if base_cue(n) == "synthetic_voice"]
+    sales_threshold = detector.config.fusion.sales_threshold
+    # Variants are compared at 0.5 (they have no operating point of their own), with the
+    # chosen turn-taking cap; "all cues" is the shipped model, at its operating point.
     for label, keep, kept_caps in (
         ("acoustic and structure cues only", [n for n in names if n not in text_names], caps),
         ("text cues only", text_names, caps),
@@ -445,32 +472,31 @@ def train(
         ("all cues but synthetic_voice", [n for n in names if n not in voice_names], caps),
         # the additive sum as it was before the cap (issue 13), refitted on the same data
         ("all cues, human voice not capped", names, {}),
-        ("all cues", names, caps),
+        # the shipped fusion without the turn-taking cap, refitted on the same data
+        ("all cues, turn-taking not capped", names, caps),
     ):
-        xs, _ = design(fit_all, keep, caps=kept_caps)
-        b, s = fit_scales(xs, y, sample_weight=weights)
         sub_caps = {k: c for k, c in kept_caps.items() if k in keep}
-        sub = fit_on_calls(
-            make_model(keep, b, s, caps=sub_caps),
-            dev_calls,
-            [n for n in only_calls if n in keep],
-            caps=sub_caps,
-        )
+        sub = fit_model(fit_all, shown_all, keep, caps=sub_caps, weighting=weighting)
+        if label != "all cues, turn-taking not capped":
+            sub = dataclasses.replace(sub, turn_taking_cap=model.turn_taking_cap)
         variants[label] = sub
+    variants["all cues"] = model
+    for label, sub in variants.items():
         ablations[label] = scores_table(y_eval, fusion_logit(sub, eval_ex))
         if test_calls:
             calls_tables[label] = call_tables(
                 test_calls,
                 fusion_logit(sub, test_calls),
-                threshold=detector.config.fusion.threshold,
-                sales_threshold=detector.config.fusion.sales_threshold,
+                threshold=sub.threshold,
+                sales_threshold=sales_threshold,
             )
     if test_calls:
+        calls_tables["all cues, at 0.5"] = call_tables(
+            test_calls, fusion_logit(model, test_calls), threshold=0.5,
+            sales_threshold=sales_threshold,
+        )  # fmt: skip
         calls_tables["hand-set sum"] = call_tables(
-            test_calls,
-            handset_logit(test_calls),
-            threshold=detector.config.fusion.threshold,
-            sales_threshold=detector.config.fusion.sales_threshold,
+            test_calls, handset_logit(test_calls), threshold=0.5, sales_threshold=sales_threshold
         )
         heard = callers_heard_in_training(
             select_calls(simulated_calls(), split="test", per_cell=calls)
@@ -494,6 +520,22 @@ def train(
         e2e_tables = end_to_end(
             model, detector, limit=e2e, others={uncapped: variants[uncapped]}, progress=progress
         )
+    test_pops = {
+        name: (np.array([ex.y for ex in exs]), sigmoid(fusion_logit(model, exs)))
+        for name, exs in (
+            ("composed test calls", eval_ex),
+            ("end-to-end mixtures", [] if e2e_tables is None else e2e_tables["examples"]),
+            ("simulated test calls, stereo", [ex for ex in test_calls if ex.layout == "stereo"]),
+            ("simulated test calls, mono", [ex for ex in test_calls if ex.layout == "mono"]),
+        )
+        if exs
+    }
+    operating = {
+        "dev": point,
+        "turn_cap": turn_cv,
+        "test": operating_tables(model, eval_ex, test_calls, e2e_tables),
+        "band_alternatives": band_alternatives(dev_pops, test_pops, threshold=model.threshold),
+    }
     counts = {
         "fit": _counts(fit_ex),
         "fit_calls": _counts(dev_calls),
@@ -504,8 +546,48 @@ def train(
     }
     return Result(
         model, names, counts, tables, cue_rows, ablations, e2e_tables, eval_ex,
-        time.monotonic() - started, calls_tables, cap_cv,
+        time.monotonic() - started, calls_tables, cap_cv, operating,
     )  # fmt: skip
+
+
+def operating_tables(
+    model: FusionModel,
+    composed: Sequence[Example],
+    calls: Sequence[Example],
+    e2e: dict[str, Any] | None,
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """People called robot, robots caught and the uncertain band on the test populations, at
+    0.5 and at the model's operating point (``operating_point.operating_rows``): the composed calls
+    by language, the end-to-end mixtures by language, the simulated calls by robot kind, layout
+    and language (each robot kind against every human agent of its layout and language)."""
+    point = {"threshold": model.threshold, "person_threshold": model.person_threshold}
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for population, examples in (
+        ("composed", composed),
+        ("end_to_end", [] if e2e is None else e2e["examples"]),
+    ):
+        if not examples:
+            continue
+        lang = np.array([ex.language for ex in examples])
+        cells = {"both languages": np.ones(lang.size, dtype=bool)}
+        cells |= {language: lang == language for language in ("en", "zh")}
+        out[population] = operating_rows(examples, fusion_logit(model, examples), cells, **point)
+    if calls:
+        kind = np.array([ex.kind for ex in calls])
+        lay = np.array([ex.layout for ex in calls])
+        lang = np.array([ex.language for ex in calls])
+        cells = {}
+        for robots in ("any robot", "recorded_robot", "tts_robot"):
+            is_robot = kind != "human_agent" if robots == "any robot" else kind == robots
+            for layout_name in ("both layouts", "stereo", "mono"):
+                for language in ("both languages", "en", "zh"):
+                    cells[f"{robots} | {layout_name} | {language}"] = (
+                        (is_robot | (kind == "human_agent"))
+                        & ((lay == layout_name) | (layout_name == "both layouts"))
+                        & ((lang == language) | (language == "both languages"))
+                    )
+        out["calls"] = operating_rows(calls, fusion_logit(model, calls), cells, **point)
+    return out
 
 
 def _counts(examples: Sequence[Example]) -> dict[str, int]:

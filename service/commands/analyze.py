@@ -12,7 +12,15 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline.config import DetectorConfig
 from pipeline.errors import RobocallError
-from pipeline.messages import Lang, evidence_sentence, format_clock, format_probability, headline
+from pipeline.messages import (
+    Lang,
+    evidence_sentence,
+    format_clock,
+    format_probability,
+    format_robot_probability,
+    format_threshold_percent,
+    headline,
+)
 from pipeline.types import Transcript, Verdict
 from service.detector import load_detector, resolve_config
 
@@ -60,7 +68,11 @@ def add_detector_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", help="auto | cpu | cuda")
     parser.add_argument("--caller-channel", type=int, choices=(0, 1), help="force caller channel")
     parser.add_argument("--max-duration-s", type=float, help="refuse longer recordings")
-    parser.add_argument("--threshold", type=float, help="robot probability decision threshold")
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        help="robot probability decision threshold (default: the fitted fusion's, chosen on dev)",
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> DetectorConfig:
@@ -144,9 +156,10 @@ def _print_json(obj: dict[str, Any]) -> None:
 _SUMMARY: dict[str, tuple[str, str]] = {
     "verdict": ("Verdict: {h}", "判断：{h}"),
     "probabilities": (
-        "  robot probability {p} (threshold {t}); probability of a sales pitch {s}",
-        "  机器人概率 {p}（判定阈值 {t}）；是推销的概率 {s}",
+        "  robot probability {p} (robot at {t} or more{band}); probability of a sales pitch {s}",
+        "  机器人概率 {p}（{t} 及以上判为机器人{band}）；是推销的概率 {s}",
     ),
+    "band": ("; cannot tell from {l}", "；{l} 至 {t} 之间无法判断"),
     "caller": ("Caller on channel {c}: {why}", "来电方在第 {c} 声道：{why}"),
     "reasons": (
         "Why (+ towards robot, - towards a live person):",
@@ -169,6 +182,13 @@ def format_summary(verdict: Verdict, *, lang: Lang = "en") -> str:
     """
     info = verdict.audio
     p = format_probability
+    lower = verdict.person_threshold
+    cut = format_threshold_percent
+    band = (
+        _say("band", lang, l=cut(lower), t=cut(verdict.threshold))
+        if lower is not None and lower < verdict.threshold
+        else ""
+    )
     lines = [
         f"== {info.name}  ({info.duration_s:.1f} s, {info.codec} {info.sample_rate_hz} Hz, "
         f"{info.channels} ch)",
@@ -176,8 +196,9 @@ def format_summary(verdict: Verdict, *, lang: Lang = "en") -> str:
         _say(
             "probabilities",
             lang,
-            p=p(verdict.robot_probability),
-            t=p(verdict.threshold),
+            p=format_robot_probability(verdict),
+            t=cut(verdict.threshold),
+            band=band,
             s=p(verdict.sales_probability),
         ),
     ]

@@ -63,7 +63,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-PACK_SCHEMA_VERSION = "2"  # 2: complaint.json names the recording and verdict
+# 2: complaint.json names the recording and verdict; 3: report.json's "caller" (issue 13)
+PACK_SCHEMA_VERSION = "3"
 FIGURE = "figures/overview.png"
 PRIVATE_README = """\
 本人留存件（未遮盖）/ Your private copy (NOT masked)
@@ -303,6 +304,17 @@ def _report_json(
             "duration_s": verdict.audio.duration_s,
         },
         "summary": {code: list(rp.summary_lines(verdict, code)) for code in LANGS},
+        # Whether the caller question is decided: an uncertain verdict (the robot probability
+        # in the band where the detector cannot tell) is not sufficient alone for a complaint.
+        "caller": {
+            "certainty": verdict.caller_certainty,
+            "sufficient_alone_for_complaint": verdict.caller_certainty != "uncertain",
+            "notice": (
+                {code: rp.uncertain_notice(verdict, code) for code in LANGS}
+                if verdict.caller_certainty == "uncertain"
+                else None
+            ),
+        },
         "reasons": [
             {
                 "rank": r.rank,

@@ -38,12 +38,11 @@ from reportlab.platypus import (
 
 from pipeline import limits
 from pipeline import report as rp
-from pipeline.config import FusionConfig
 from pipeline.errors import RobocallError
-from pipeline.messages import Lang, format_clock
+from pipeline.messages import Lang, format_clock, format_robot_probability, format_threshold_percent
 from pipeline.privacy import RecitalFlag, has_cjk
 from pipeline.report import CaseInfo, both, text
-from pipeline.types import Label, Verdict
+from pipeline.types import Verdict
 
 FONT_NAME = "RobocallCJK"
 FONT_APT = "apt-get install -y fonts-wqy-microhei"
@@ -60,6 +59,7 @@ FONT_CANDIDATES = (
 PAGE_W, PAGE_H = A4
 MARGIN = 16 * mm
 ROBOT_RED, HUMAN_GREEN, GREY = colors.HexColor("#c62828"), colors.HexColor("#2e7d32"), colors.grey
+UNCERTAIN_AMBER = colors.HexColor("#8a5a00")  # the band where the detector cannot tell
 
 
 class FontNotFoundError(RobocallError):
@@ -144,16 +144,24 @@ def render_pdf(verdict: Verdict, inputs: PdfInputs, *, lang: Lang) -> bytes:
     story.append(para(text("title", second), "subtitle", lang_of=second))
     story.append(para(both("subtitle", lang), "small"))
     story.append(Spacer(1, 4 * mm))
-    colour = ROBOT_RED if verdict.label is Label.ROBOT else HUMAN_GREEN
+    colour = {"robot": ROBOT_RED, "person": HUMAN_GREEN, "uncertain": UNCERTAIN_AMBER}[
+        verdict.caller_certainty
+    ]
     box = [
         [para(rp.verdict_sentence(verdict, lang), "verdict", lang_of=lang)],
         [para(rp.verdict_sentence(verdict, second), "verdict", lang_of=second)],
     ]
-    if abs(verdict.threshold - FusionConfig().threshold) > 1e-9:  # --threshold was set
+    for code in (lang, second):  # not sufficient alone for a complaint (issue 13)
+        if rp.uncertain_notice(verdict, code):
+            box.append([para(rp.uncertain_notice(verdict, code), lang_of=code)])
+    # the default: 0.5 for the hand-set sum, else the fitted fusion's, where its rates were measured
+    rates = limits.load_error_rates()
+    default = 0.5 if rp.is_untrained(verdict) else rates.threshold if rates else None
+    if default is not None and abs(verdict.threshold - default) > 1e-9:  # --threshold was set
         for code in (lang, second):
             line = text("threshold_set", code).format(
-                t=rp.format_percent(verdict.threshold),
-                d=rp.format_percent(FusionConfig().threshold),
+                t=format_threshold_percent(verdict.threshold),
+                d=format_threshold_percent(default),
             )
             box.append([para(line, lang_of=code)])
     story.append(_boxed(box, colour))
@@ -381,9 +389,10 @@ def _case_rows(verdict: Verdict, inputs: PdfInputs, lang: Lang) -> list[tuple[st
         ),
         (
             both("robot_probability", lang),
-            f"{rp.format_percent(verdict.robot_probability)} ("
+            f"{format_robot_probability(verdict)} ("
             + " / ".join(
-                text("robot_if", c).format(t=rp.format_percent(verdict.threshold))
+                text("robot_if", c).format(t=format_threshold_percent(verdict.threshold))
+                + ("; " + rp.band_text(verdict, c) if rp.band_text(verdict, c) else "")
                 for c in (lang, second)
             )
             + ")",

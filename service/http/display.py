@@ -22,7 +22,8 @@ from pipeline.messages import (
     Lang,
     evidence_sentence,
     evidence_title,
-    format_probability,
+    format_robot_probability,
+    format_threshold_percent,
     headline,
     topic_name,
 )
@@ -77,7 +78,16 @@ class DisplayOut(BaseModel):
     )
     topic: Bilingual
     robot_probability: str = Field(examples=[">99 %"], description="never 100 % or 0 %")
-    threshold: str = Field(examples=["50 %"])
+    threshold: str = Field(examples=["95.6 %"], description="robot at this probability or more")
+    person_threshold: str = Field(
+        examples=["2.3 %"],
+        description="a live person below this probability; from it up to `threshold` the "
+        "detector cannot tell (equal to `threshold`: no such band)",
+    )
+    caller_certainty: Literal["robot", "person", "uncertain"] = Field(
+        description="'uncertain': cannot tell whether a robot or a live person called; the "
+        "headline says so and asks to listen before reporting"
+    )
     reasons: list[ReasonOut] = Field(description="the verdict's evidence, strongest first")
     highlights: list[HighlightOut] = Field(description="the parts that drove the verdict")
 
@@ -101,8 +111,12 @@ def display_json(verdict: Verdict) -> dict[str, Any]:
     return {
         "headline": _both(lambda lang: headline(verdict, lang)),
         "topic": _both(lambda lang: topic_name(verdict.topic, lang)),
-        "robot_probability": format_probability(verdict.robot_probability),
-        "threshold": format_probability(verdict.threshold),
+        "robot_probability": format_robot_probability(verdict),
+        "threshold": format_threshold_percent(verdict.threshold),
+        "person_threshold": format_threshold_percent(
+            verdict.threshold if verdict.person_threshold is None else verdict.person_threshold
+        ),
+        "caller_certainty": verdict.caller_certainty,
         "reasons": reasons,
         "highlights": [
             {"span_s": list(h.span_s), "name": h.name, "caller_segments": list(h.caller_segments)}

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from pipeline.messages import LANGS, format_probability, headline
+from pipeline.messages import LANGS, format_robot_probability, headline
 from pipeline.types import VERDICT_DERIVED_KEYS, VERDICT_SCHEMA_VERSION, Label, Verdict
 from service.http.display import Bilingual, DisplayOut, WarningOut, display_json, warnings_json
 from service.store.database import Analysis
@@ -44,7 +44,13 @@ def _verdict_model() -> type[BaseModel]:
     """Pydantic mirror of ``Verdict.to_dict()``, derived from the dataclass so it cannot drift."""
     hints = typing.get_type_hints(Verdict)
     fields: dict[str, Any] = {name: (tp, ...) for name, tp in hints.items()}
-    fields.update({key: (bool, ...) for key in VERDICT_DERIVED_KEYS})
+    # a derived key's type is its property's (caller_certainty: "robot" | "person" | "uncertain")
+    fields.update(
+        {
+            key: (typing.get_type_hints(getattr(Verdict, key).fget)["return"], ...)
+            for key in VERDICT_DERIVED_KEYS
+        }
+    )
     fields["schema_version"] = (str, Field(..., examples=[VERDICT_SCHEMA_VERSION]))
     return create_model(
         "Verdict",
@@ -139,6 +145,10 @@ class AnalysisSummary(BaseModel):
     audio: UploadInfo
     metadata: CallMetadata
     label: Label | None = Field(description="who called (set when status is done)")
+    caller_certainty: Literal["robot", "person", "uncertain"] | None = Field(
+        description="whether the caller question is decided; 'uncertain': the robot probability "
+        "lies in the band where the detector cannot tell (set when status is done)"
+    )
     headline: Bilingual | None = Field(description="the verdict in one line (when done)")
     robot_probability: str | None = Field(examples=[">99 %"])
     error: JobError | None
@@ -283,8 +293,9 @@ def summary_json(a: Analysis) -> dict[str, Any]:
     return {
         **_common(a),
         "label": verdict.label.value if verdict else None,
+        "caller_certainty": verdict.caller_certainty if verdict else None,
         "headline": {lang: headline(verdict, lang) for lang in LANGS} if verdict else None,
-        "robot_probability": format_probability(verdict.robot_probability) if verdict else None,
+        "robot_probability": format_robot_probability(verdict) if verdict else None,
     }
 
 

@@ -104,7 +104,7 @@ def test_to_dict_is_json_and_complete() -> None:
     data = json.loads(json.dumps(verdict.to_dict(), ensure_ascii=False))
     assert data["label"] == "electronic_sales_robot"
     assert 0.0 <= data["robot_probability"] <= 1.0
-    assert data["schema_version"] == "2"
+    assert data["schema_version"] == "3"
     assert data["sales_pitch_heard"] is True and data["too_little_said"] is False
     assert data["sales_threshold"] == 0.5
     assert data["transcript"]["segments"][0]["text"] == "您好，按1了解详情"
@@ -213,7 +213,8 @@ def test_from_dict_reads_a_verdict_stored_before_schema_2() -> None:
     assert evidence_sentence(e, "zh") == e.detail  # no Chinese stored: the English one
     assert headline(verdict, "en") == "Live person \u2013 no sales pitch heard"
     again = verdict.to_dict()
-    assert again["schema_version"] == "2" and again["sales_pitch_heard"] is False
+    assert again["schema_version"] == "3" and again["sales_pitch_heard"] is False
+    assert again["person_threshold"] is None and again["caller_certainty"] == "person"
     assert Verdict.from_dict(again) == verdict
     legacy = {k: v for k, v in OLD_VERDICT.items() if k != "schema_version"}
     assert set(legacy) <= set(again)  # the new JSON is a superset of the old
@@ -425,3 +426,142 @@ def test_only_the_listed_cue_directions_can_be_capped() -> None:
         dataclasses.replace(CAPPED, caps=(("a0:+", 1.0),))
     with pytest.raises(ValueError, match="caps"):
         dataclasses.replace(CAPPED, caps=(("synthetic_voice:-", -1.0),))
+
+
+# --- the turn-taking cap and the operating point (issue 13) ------------------------------------
+
+
+def _turn(name: str, weight: float) -> Evidence:
+    from pipeline.messages import make_evidence
+
+    params = {
+        "reply_latency_spread_s": {"replies": 6.0, "median_s": 0.4, "spread_s": 0.05},
+        "backchannel_rate_per_min": {"callee_s": 20.0},
+        "talk_over_fraction": {"over": 2.0, "turns": 6.0},
+    }[name]
+    code = "backchannel_rate_per_min.none" if name == "backchannel_rate_per_min" else name
+    return make_evidence(
+        "structure", name, value=0.1, weight=weight, code=code, params=params, span_s=(1.0, 9.0)
+    )
+
+
+TURN_CAPPED = FusionModel(
+    bias=-1.0,
+    scales=(
+        ("reply_latency_spread_s:+", 1.0),
+        ("backchannel_rate_per_min:+", 2.0),
+        ("talk_over_fraction:-", 1.0),
+        ("a0:+", 1.0),
+    ),
+    default_scale=1.0,
+    method=MODEL.method,  # the provenance of the fitted test verdicts names MODEL
+    model_id=MODEL.model_id,
+    sha256=MODEL.sha256,
+    turn_taking_cap=1.5,
+    threshold=0.8,
+    person_threshold=0.2,
+)
+
+
+def _fuse_turns(turns: tuple[Evidence, ...], model: FusionModel, other: float = 0.4) -> Verdict:
+    cues = AcousticCues((Evidence("acoustic", "a0", 1.0, other, "a", (0.0, 1.0)), *turns), 2.0)
+    return fuse(
+        text=TextScore(0.1, "none", (), ()),
+        cues=cues,
+        transcript=TRANSCRIPT,
+        other_transcript=None,
+        audio=INFO,
+        provenance=PROVENANCE[True],
+        config=FusionConfig(),
+        model=model,
+    )
+
+
+def test_turn_taking_alone_pushes_towards_robot_no_further_than_its_cap() -> None:
+    from pipeline.fuse import TURN_TAKING_CUES, WEIGHT_BEFORE_CAP_PARAM
+
+    turns = (_turn("reply_latency_spread_s", 1.2), _turn("backchannel_rate_per_min", 0.8))
+    verdict = _fuse_turns(turns, TURN_CAPPED)
+    applied = {e.name: e for e in verdict.evidence}
+    turn_sum = sum(e.weight for e in verdict.evidence if e.name in TURN_TAKING_CUES)
+    assert turn_sum == pytest.approx(1.5, abs=2e-3)  # 1.2 + 2 x 0.8 = 2.8 before the cap
+    # each robot-side cue shrinks by the same factor and keeps its weight before the cap
+    latency, backchannel = applied["reply_latency_spread_s"], applied["backchannel_rate_per_min"]
+    assert latency.weight / 1.2 == pytest.approx(backchannel.weight / 1.6, abs=2e-3)
+    assert dict(latency.params)[WEIGHT_BEFORE_CAP_PARAM] == 1.2
+    assert "counts less than measured" in latency.detail and "分量比测得的小" in latency.detail_zh
+    # the reasons shown still add up to the probability shown
+    total = sum(e.weight for e in verdict.evidence)
+    assert verdict.robot_probability == pytest.approx(sigmoid(TURN_CAPPED.bias + total))
+    assert TURN_CAPPED.logit([("reply_latency_spread_s", 1.2), ("backchannel_rate_per_min", 0.8),
+                              ("a0", 0.4)]) == pytest.approx(-1.0 + 1.5 + 0.4)  # fmt: skip
+    # below the cap nothing changes, and other cues are never capped with them
+    small = _fuse_turns((_turn("reply_latency_spread_s", 0.5),), TURN_CAPPED, other=3.0)
+    assert {e.name: e.weight for e in small.evidence} == {"reply_latency_spread_s": 0.5, "a0": 3.0}
+    assert "counts less" not in small.evidence[1].detail
+
+
+def test_a_person_side_turn_taking_cue_is_not_shrunk_and_leaves_room_under_the_cap() -> None:
+    turns = (
+        _turn("reply_latency_spread_s", 1.4),
+        _turn("backchannel_rate_per_min", 0.5),
+        _turn("talk_over_fraction", -0.6),
+    )
+    verdict = _fuse_turns(turns, TURN_CAPPED)
+    weights = {e.name: e.weight for e in verdict.evidence}
+    assert weights["talk_over_fraction"] == -0.6
+    assert weights["reply_latency_spread_s"] + weights["backchannel_rate_per_min"] == (
+        pytest.approx(1.5 + 0.6, abs=2e-3)
+    )
+
+
+def test_adding_evidence_under_a_turn_taking_cap_is_fusing_it_from_the_start() -> None:
+    first = (_turn("reply_latency_spread_s", 1.2),)
+    later = [_turn("backchannel_rate_per_min", 0.8), CUE]
+    without, direct = _fuse_turns(first, TURN_CAPPED), _fuse_turns((*first, *later), TURN_CAPPED)
+    added = add_evidence(without, later, config=DetectorConfig(), model=TURN_CAPPED)
+    assert added == direct
+    # dropping a turn-taking cue lifts the cap off the others
+    config = DetectorConfig()
+    dropped = add_evidence(
+        direct, [], config=config, model=TURN_CAPPED, replace=("backchannel_rate_per_min",)
+    )
+    assert dropped == _fuse_turns((*first, CUE), TURN_CAPPED)
+
+
+@pytest.mark.parametrize(
+    ("other", "certainty", "label"),
+    [(3.0, "robot", Label.ROBOT), (0.6, "uncertain", Label.HUMAN), (-2.0, "person", Label.HUMAN)],
+)
+def test_the_verdict_is_decided_at_the_model_s_operating_point(
+    other: float, certainty: str, label: Label
+) -> None:
+    verdict = _fuse_turns((), TURN_CAPPED, other=other)
+    assert (verdict.threshold, verdict.person_threshold) == (0.8, 0.2)
+    assert verdict.caller_certainty == certainty and verdict.label is label
+    data = verdict.to_dict()
+    assert data["caller_certainty"] == certainty and data["person_threshold"] == 0.2
+    assert Verdict.from_dict(json.loads(json.dumps(data))) == verdict
+
+
+def test_a_threshold_set_in_the_config_overrides_the_model_s_and_lowers_its_band() -> None:
+    from pipeline.fuse import operating_point
+
+    assert operating_point(FusionConfig(), TURN_CAPPED) == (0.8, 0.2)
+    assert operating_point(FusionConfig(threshold=0.9), TURN_CAPPED) == (0.9, 0.2)
+    assert operating_point(FusionConfig(threshold=0.1), TURN_CAPPED) == (0.1, 0.1)  # no band
+    assert operating_point(FusionConfig(), None) == (0.5, 0.5)  # hand-set sum: no band
+    assert _fuse([0.1], FusionConfig()).caller_certainty in ("robot", "person")
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"threshold": 0.4, "person_threshold": 0.5},
+        {"threshold": 1.2},
+        {"turn_taking_cap": -1.0},
+    ],
+)
+def test_an_operating_point_out_of_order_is_refused(change: dict[str, float]) -> None:
+    with pytest.raises(ValueError):
+        dataclasses.replace(TURN_CAPPED, **change)

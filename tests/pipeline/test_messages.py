@@ -179,3 +179,66 @@ def test_a_verdict_without_codes_still_renders() -> None:
     assert evidence_sentence(e, "zh") == evidence_sentence(e, "en") == "Something new."
     zh = dataclasses.replace(e, detail_zh="新的依据。")
     assert evidence_sentence(zh, "zh") == "新的依据。"
+
+
+@pytest.mark.parametrize(
+    ("probability", "sales", "en", "zh"),
+    [
+        (
+            0.63,
+            0.9,
+            "Cannot tell whether a robot or a live person called (leans robot, 63 %) \u2013 "
+            "sales pitch (topic: loan) \u2013 listen before reporting",
+            "无法判断来电的是机器人还是真人（倾向机器人，63 %），"
+            "推销（内容：贷款），举报前请先听录音",
+        ),
+        (
+            0.3,
+            0.1,
+            "Cannot tell whether a robot or a live person called (leans live person, 70 %) "
+            "\u2013 no sales pitch heard \u2013 listen before reporting",
+            "无法判断来电的是机器人还是真人（倾向真人，70 %），未听到推销，举报前请先听录音",
+        ),
+    ],
+)
+def test_headline_in_the_uncertain_band_says_it_cannot_tell(
+    probability: float, sales: float, en: str, zh: str
+) -> None:
+    verdict = dataclasses.replace(
+        make_verdict(label=Label.HUMAN, sales=sales, topic="loan" if sales > 0.5 else "none"),
+        robot_probability=probability,
+        threshold=0.9,
+        person_threshold=0.1,
+    )
+    assert verdict.caller_certainty == "uncertain"
+    assert headline(verdict, "en") == en and headline(verdict, "zh") == zh
+    for lang in ("en", "zh"):  # the report says so too, and why it is not enough alone
+        assert rp.verdict_sentence(verdict, lang).count(headline(verdict, lang)) == 1
+        assert rp.band_text(verdict, lang) and rp.uncertain_notice(verdict, lang)
+    assert "not sufficient for a complaint" in rp.uncertain_notice(verdict, "en")
+    decided = dataclasses.replace(verdict, robot_probability=0.05)
+    assert decided.caller_certainty == "person" and rp.uncertain_notice(decided, "en") == ""
+    assert headline(decided, "en").startswith("Live person")
+
+
+@pytest.mark.parametrize(
+    ("threshold", "text"), [(0.956, "95.6 %"), (0.023, "2.3 %"), (0.5, "50 %"), (0.9, "90 %")]
+)
+def test_thresholds_read_to_a_tenth_of_a_percent(threshold: float, text: str) -> None:
+    from pipeline.messages import format_threshold_percent
+
+    assert format_threshold_percent(threshold) == text
+
+
+@pytest.mark.parametrize(
+    ("probability", "text"),
+    [(0.0236, "2.3 %"), (0.0229, "2.2 %"), (0.9559, "95.5 %"), (0.956, "95.6 %"), (0.4, "40 %")],
+)
+def test_a_probability_near_an_edge_reads_on_its_side_of_it(probability: float, text: str) -> None:
+    from pipeline.messages import format_robot_probability
+
+    verdict = dataclasses.replace(
+        make_verdict(label=Label.HUMAN), robot_probability=probability, threshold=0.956,
+        person_threshold=0.023,
+    )  # fmt: skip
+    assert format_robot_probability(verdict) == text

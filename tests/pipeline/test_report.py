@@ -114,7 +114,8 @@ def test_call_time_after_the_analysis_is_refused() -> None:
 
 def test_error_rates_file_and_loader(tmp_path: Path) -> None:
     rates = limits.load_error_rates()
-    assert rates is not None and rates.threshold == 0.5
+    # measured at the shipped fusion's operating point, chosen on dev: never below even odds
+    assert rates is not None and 0.5 <= rates.threshold < 1.0
     assert all(0.0 <= v <= 1.0 for v in dataclasses.astuple(rates))
     (tmp_path / "bad.json").write_text('{"threshold": 0.5}')
     assert limits.load_error_rates(tmp_path / "bad.json") is None

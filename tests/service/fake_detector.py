@@ -26,6 +26,7 @@ import soundfile as sf
 from pipeline.audio import SNIFF_BYTES, sniff_audio_format
 from pipeline.config import AsrConfig, DetectorConfig
 from pipeline.errors import NotAudioError, RobocallError
+from pipeline.fuse import operating_point
 from pipeline.messages import make_evidence
 from pipeline.types import (
     ANALYSIS_RATE_HZ,
@@ -165,7 +166,7 @@ def make_verdict(
     return factories.make_verdict(
         label=Label.ROBOT if is_robot else Label.HUMAN,
         robot_probability=0.87 if is_robot else 0.18,
-        threshold=config.fusion.threshold,
+        threshold=operating_point(config.fusion, None)[0],
         sales_probability=0.95,
         topic="insurance",
         evidence=evidence,

@@ -16,7 +16,7 @@ const I18N = {
     caller_channel: "Caller channel (stereo)", left: "left", right: "right",
     uploading: "Uploading… {pct}%", queued: "Waiting in the queue…",
     running: "Analysing the call…", done: "Done.", failed: "The analysis failed: {msg}",
-    verdict: "Verdict", prob: "Robot probability", threshold: "(decides above {v})",
+    verdict: "Verdict", prob: "Robot probability", threshold: "(robot at {v} or more)", threshold_band: "(robot at {v} or more; cannot tell from {l})",
     disclaimer: "A statistical judgement from the recording, not proof.",
     reasons: "Why", up: "points to a robot", down: "points to a person", neutral: "measured, no effect",
     no_reasons: "No single cue stood out.", no_reasons_context: "No single cue stood out. Some measurements:",
@@ -60,7 +60,7 @@ const I18N = {
     caller_channel: "来电方声道（立体声）", left: "左", right: "右",
     uploading: "正在上传… {pct}%", queued: "排队等待中…", running: "正在分析通话…",
     done: "分析完成。", failed: "分析失败：{msg}",
-    verdict: "判断结果", prob: "机器人概率", threshold: "（超过 {v} 判为机器人）",
+    verdict: "判断结果", prob: "机器人概率", threshold: "（{v} 及以上判为机器人）", threshold_band: "（{v} 及以上判为机器人；{l} 至 {v} 之间无法判断）",
     disclaimer: "这是基于录音的统计判断，并非证据。",
     reasons: "判断依据", up: "倾向机器人", down: "倾向真人", neutral: "已测量，不影响判断",
     no_reasons: "没有特别突出的线索。", no_reasons_context: "没有特别突出的线索。部分测量值：",
@@ -318,7 +318,8 @@ async function loadHistory(more) {
         { dateStyle: "medium", timeStyle: "short" }) });
     const name = Object.assign(document.createElement("span"), { className: "name", textContent: item.audio.name });
     const what = document.createElement("span");
-    what.className = "what " + (item.label === "electronic_sales_robot" ? "robot" : item.label ? "human" : "");
+    const certainty = item.caller_certainty || (item.label === "electronic_sales_robot" ? "robot" : item.label ? "person" : "");
+    what.className = "what " + ({ robot: "robot", person: "human", uncertain: "uncertain" }[certainty] || "");
     what.textContent = item.headline
       ? item.headline[state.lang] + " · " + t("robot_share", { p: item.robot_probability })
       : t("status_" + item.status);
@@ -358,15 +359,23 @@ function renderResult(analysis) {
   const d = analysis.display;
   const lang = state.lang;
   const card = $("verdict-card");
-  const isRobot = v.label === "electronic_sales_robot";
-  card.classList.toggle("robot", isRobot);
-  card.classList.toggle("human", !isRobot);
+  // robot, live person, or the band where the detector cannot tell (pipeline.types.Verdict)
+  const certainty = d.caller_certainty;
+  card.classList.toggle("robot", certainty === "robot");
+  card.classList.toggle("human", certainty === "person");
+  card.classList.toggle("uncertain", certainty === "uncertain");
   card.dataset.label = v.label;
+  card.dataset.certainty = certainty;
   $("verdict-label").textContent = d.headline[lang];
   $("probability").textContent = d.robot_probability;
-  $("threshold").textContent = t("threshold", { v: d.threshold });
+  const lower = v.person_threshold ?? v.threshold;
+  $("threshold").textContent = lower < v.threshold
+    ? t("threshold_band", { v: d.threshold, l: d.person_threshold })
+    : t("threshold", { v: d.threshold });
   $("meter-fill").style.width = (100 * v.robot_probability).toFixed(1) + "%";
   $("meter-threshold").style.left = (100 * v.threshold).toFixed(1) + "%";
+  $("meter-band").style.left = (100 * lower).toFixed(1) + "%";
+  $("meter-band").style.width = (100 * (v.threshold - lower)).toFixed(1) + "%";
   const warnings = $("warnings");
   warnings.replaceChildren(...(analysis.warnings || []).map((w) =>
     Object.assign(document.createElement("li"), { textContent: w.message[lang] })));

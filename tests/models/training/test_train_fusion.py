@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -335,3 +336,159 @@ def test_the_shipped_fusion_s_behaviour_reasons_add_up_to_the_probability(steady
     assert verdict.robot_probability == pytest.approx(sigmoid(logit), abs=2e-3)
     latency = next(e for e in verdict.evidence if e.name == "reply_latency_spread_s")
     assert (latency.weight > 0) == steady  # a steady delay is a robot's; a varied one is not
+
+
+# --- the turn-taking cap and the operating point (issue 13) ------------------------------------
+
+
+def test_the_fusion_file_keeps_the_operating_point_and_reads_old_files(tmp_path: Path) -> None:
+    import dataclasses
+
+    model = dataclasses.replace(
+        make_model(["a:+"], 0.0, np.array([1.0])),
+        turn_taking_cap=1.25,
+        threshold=0.83,
+        person_threshold=0.12,
+    )
+    path = tmp_path / "fusion.json"
+    write_fusion(model, {}, path)
+    back = read_fusion(path)
+    assert (back.turn_taking_cap, back.threshold, back.person_threshold) == (1.25, 0.83, 0.12)
+    raw = json.loads(path.read_text())
+    for key in ("turn_taking_cap", "threshold", "person_threshold"):
+        del raw[key]  # a file written before they existed: 0.5, no band, no cap
+    path.write_text(json.dumps(raw))
+    old = read_fusion(path)
+    assert (old.turn_taking_cap, old.threshold, old.person_threshold) == (None, 0.5, 0.5)
+    raw["threshold"], raw["person_threshold"] = 0.4, 0.6  # out of order
+    path.write_text(json.dumps(raw))
+    with pytest.raises(ValueError, match="person_threshold"):
+        read_fusion(path)
+
+
+def test_the_threshold_rules_allow_at_most_the_share_they_name() -> None:
+    from models.training.operating_point import person_threshold, robot_threshold
+
+    rng = np.random.default_rng(3)
+    for n in (7, 20, 40, 333):
+        p = rng.random(n)
+        t = robot_threshold(p, 0.05)
+        assert (p >= t).sum() <= int(0.05 * n)  # at most 5 % called robot ...
+        assert (p >= t - 0.001).sum() > int(0.05 * n) or t == 0.0  # ... and no lower 0.001 step
+        lower = person_threshold(p, 0.05)
+        assert (p < lower).sum() <= int(0.05 * n)
+        assert (p < lower + 0.001).sum() > int(0.05 * n) or lower == 1.0
+    assert robot_threshold(np.array([0.2, 0.9]), 0.05) == 0.901  # 0 of 2 may be called robot
+
+
+def test_the_operating_point_is_the_strictest_population_s_within_even_odds() -> None:
+    from models.training.operating_point import choose_operating_point
+
+    y = np.array([0] * 20 + [1] * 20)
+    easy = np.concatenate([np.linspace(0.0, 0.3, 20), np.linspace(0.7, 1.0, 20)])
+    hard = np.concatenate([np.linspace(0.1, 0.9, 20), np.linspace(0.2, 0.95, 20)])
+    point = choose_operating_point(
+        {"easy": (y, easy), "hard": (y, hard)}, max_robots_called_person=0.05
+    )
+    assert point["threshold"] == max(0.5, point["rows"]["hard"]["robot_threshold"])
+    assert point["person_threshold"] == min(0.5, point["rows"]["hard"]["person_threshold"])
+    for name in ("easy", "hard"):  # no population calls more than 5 % of its people robot
+        assert point["rows"][name]["people_called_robot"] <= 0.05
+        assert point["rows"][name]["robots_called_person"] <= 0.05
+    only_easy = choose_operating_point({"easy": (y, easy)}, max_robots_called_person=0.05)
+    assert only_easy["threshold"] == 0.5 and only_easy["person_threshold"] == 0.5  # no band
+    shipped = choose_operating_point({"easy": (y, easy), "hard": (y, hard)})  # the shipped rule
+    assert shipped["threshold"] == point["threshold"]
+    assert shipped["person_threshold"] == 0.5  # the band lies only on the robot side
+
+
+def test_choose_turn_taking_cap_takes_the_smallest_cap_that_costs_no_robots() -> None:
+    from models.training.operating_point import (
+        TURN_CAP_GRID,
+        choose_turn_taking_cap,
+        out_of_fold,
+    )
+
+    rng = np.random.default_rng(5)
+    composed = _population(rng, 200, layout="", voice_informative=True)
+    calls = _population(rng, 120, layout="stereo", voice_informative=False)
+    fit = [*composed, *calls]
+    names = sorted({f"{n}:{'+' if w > 0 else '-'}" for ex in fit for n, w in ex.cues if w})
+    oof = out_of_fold(fit, fit, names, caps={}, weighting="as drawn")
+    cv = choose_turn_taking_cap(oof, fit)
+    assert [r["cap"] for r in cv["rows"]] == list(TURN_CAP_GRID) and cv["calls"] == 120
+    best = max(r["robots_caught_at_5pct"] for r in cv["rows"])
+    chosen = next(r for r in cv["rows"] if r["cap"] == cv["chosen"])
+    assert chosen["robots_caught_at_5pct"] >= best - 0.02
+    smaller = [r for r in cv["rows"] if r["cap"] is not None and (
+        cv["chosen"] is None or r["cap"] < cv["chosen"])]  # fmt: skip
+    assert all(r["robots_caught_at_5pct"] < best - 0.02 for r in smaller)
+    # the composed calls carry no turn-taking cue: no cap changes their held-out scores
+    is_clip = np.array([not ex.layout for ex in fit])
+    assert np.array_equal(oof.logit(fit, 0.5)[is_clip], oof.logit(fit, None)[is_clip])
+
+
+def test_rate_intervals_resample_voices_and_hold_the_rate() -> None:
+    from models.training.operating_point import rate_ci
+
+    hits = np.array([1, 1, 1, 1, 0, 0, 0, 0, 0, 0], dtype=bool)
+    low, high = rate_ci(hits, ["a"] * 4 + ["b", "c", "d", "e", "f", "g"])
+    assert low <= 0.4 <= high and high - low > 0.3  # one voice holds every hit: wide
+    assert rate_ci(np.ones(5, dtype=bool), list("abcde")) == (1.0, 1.0)
+    assert all(math.isnan(v) for v in rate_ci(np.array([], dtype=bool), []))
+
+
+def test_write_outputs_reports_the_operating_point(tmp_path: Path) -> None:
+    """The card and the report state both rules, the chosen values, and before -> after."""
+    import dataclasses
+
+    from models.training.fusion_fit import Result
+    from models.training.fusion_report import write_outputs
+    from models.training.operating_point import (
+        band_alternatives,
+        choose_operating_point,
+        operating_rows,
+    )
+
+    rng = np.random.default_rng(11)
+    examples = _population(rng, 80, layout="", voice_informative=True)
+    model = dataclasses.replace(
+        make_model(["synthetic_voice:+", "synthetic_voice:-"], 0.0, np.array([1.0, 1.0])),
+        threshold=0.9,
+        person_threshold=0.1,
+    )
+    logit = fusion_logit(model, examples)
+    y = np.array([ex.y for ex in examples])
+    pops = {"composed dev calls": (y, sigmoid(logit))}
+    table = scores_table(y.astype(float), logit)
+    counts = {k: {"examples": 80, "clips": 80, "texts": 1, "robot": 40, "human": 40}
+              for k in ("fit", "eval", "fit_calls", "test_calls")}  # fmt: skip
+    cap_rows = [{"cap": None, "weighting": "as drawn", "composed": 0.1, "calls": 0.2,
+                 "auc_recorded_stereo": 0.5, "auc_recorded_mono": 0.5}]  # fmt: skip
+    result = Result(
+        model=model, names=["synthetic_voice:+"], counts=counts,
+        tables={"headline": {"fitted, test calls (composed)": table}, "kind": {},
+                "language": {}, "text_source": {}},
+        cue_rows=[], ablations={"all cues": table}, e2e=None, eval_examples=examples,
+        seconds=1.0, calls={},
+        cap_cv={"chosen": None, "weighting": "as drawn", "folds": 5, "rows": cap_rows},
+        operating={
+            "dev": choose_operating_point(pops),
+            "turn_cap": {"chosen": 1.0, "calls": 40, "rows": [
+                {"cap": 1.0, "robots_caught_at_5pct": 0.4, "people_called_at_half": 0.1,
+                 "auc": 0.7}]},
+            "test": {"composed": operating_rows(
+                examples, logit, {"both languages": np.ones(80, dtype=bool)},
+                threshold=0.9, person_threshold=0.1)},
+            "band_alternatives": band_alternatives(pops, pops, threshold=0.9),
+        },
+    )  # fmt: skip
+    write_outputs(result, weights=tmp_path / "fusion.json", report=tmp_path / "f.md")
+    card, report = (tmp_path / "FUSION.md").read_text(), (tmp_path / "f.md").read_text()
+    for text in (card, report):
+        assert "**Robot threshold 0.900**" in text and "**Uncertain band [0.100, 0.900)**" in text
+        assert "## Turn-taking alone is capped" in text and "| 1 | 40.0 % | 10.0 % |" in text
+        header = "| composed test calls | people | robots | people called robot @0.5 | @0.900 |"
+        assert header in text
+        assert "none (shipped)" in text and "the band lies only on the robot side" in text
+    assert read_fusion(tmp_path / "fusion.json").threshold == 0.9

@@ -12,6 +12,7 @@ import models.loading
 from pipeline.config import DetectorConfig
 from pipeline.detector import Detector
 from pipeline.text_cues import RuleTextClassifier
+from pipeline.types import Label
 from service.cli import main
 from service.http.schemas import VerdictJSON
 from tests.fakes import FakeTranscriber
@@ -101,3 +102,22 @@ def test_readable_summary(
     out = capsys.readouterr().out
     assert "判断：" in out and "机器人概率" in out and "依据" in out
     assert "log-odds" not in out and "100 %" not in out
+
+
+def test_summary_of_an_uncertain_verdict_says_it_cannot_tell_and_shows_the_band() -> None:
+    import dataclasses
+
+    from service.commands.analyze import format_summary
+    from tests.pipeline.test_report import make_verdict
+
+    verdict = dataclasses.replace(
+        make_verdict(label=Label.HUMAN), robot_probability=0.63, threshold=0.9,
+        person_threshold=0.1,
+    )  # fmt: skip
+    en, zh = format_summary(verdict, lang="en"), format_summary(verdict, lang="zh")
+    assert "Verdict: Cannot tell whether a robot or a live person called (leans robot, 63 %)" in en
+    assert "listen before reporting" in en
+    assert "(robot at 90 % or more; cannot tell from 10 %)" in en
+    assert "无法判断来电的是机器人还是真人" in zh and "10 % 至 90 % 之间无法判断" in zh
+    no_band = format_summary(dataclasses.replace(verdict, person_threshold=None), lang="en")
+    assert "cannot tell" not in no_band.lower() and "(robot at 90 % or more)" in no_band

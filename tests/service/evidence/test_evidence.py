@@ -618,6 +618,42 @@ def test_non_default_threshold_is_on_page_one(
     assert "默认为" not in first
 
 
+def test_an_uncertain_verdict_is_marked_not_sufficient_alone_for_a_complaint(
+    recording: tuple[bytes, Audio], signing_key: Ed25519PrivateKey
+) -> None:
+    """Issue 13: in the band where the detector cannot tell, page 1 and report.json say so."""
+    from pypdf import PdfReader
+
+    from pipeline.types import Label
+
+    original, audio = recording
+    decided = build_pack(
+        original, make_verdict(original), CASE, signing_key=signing_key, audio=audio
+    )
+    caller = json.loads(read(decided, "report.json"))["caller"]
+    assert caller == {"certainty": "robot", "sufficient_alone_for_complaint": True, "notice": None}
+    verdict = dataclasses.replace(
+        make_verdict(original), label=Label.HUMAN, robot_probability=0.7, person_threshold=0.2,
+        threshold=0.9,
+    )  # fmt: skip
+    pack = build_pack(original, verdict, CASE, signing_key=signing_key, audio=audio)
+    report = json.loads(read(pack, "report.json"))
+    assert report["caller"]["certainty"] == "uncertain"
+    assert report["caller"]["sufficient_alone_for_complaint"] is False
+    assert "not sufficient for a complaint" in report["caller"]["notice"]["en"]
+    assert report["verdict"]["caller_certainty"] == "uncertain"
+    complaint = json.loads(read(pack, "complaint.json"))  # the forms leave the caller unknown
+    assert complaint["verdict"]["caller_certainty"] == "uncertain"
+    assert complaint["us_ftc"]["recorded_message_or_robocall"] == ""
+    assert complaint["cn_12321"]["caller_kind"] == "" and complaint["call"]["caller_kind"] == ""
+    page = PdfReader(io.BytesIO(read(pack, "report.pdf"))).pages[0].extract_text()
+    squeezed = page.replace(" ", "").replace("\n", "")
+    assert "Thisverdictaloneisnotsufficientforacomplaint" in squeezed
+    assert "仅凭这份判断不足以投诉来电是机器人" in squeezed
+    assert "Cannottellwhetherarobotoralivepersoncalled" in squeezed
+    assert [c.message for c in verify_pack(pack).checks if not c.ok] == []
+
+
 # --- keys ---------------------------------------------------------------------------------------
 def test_keys_create_show_export(
     key_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]

@@ -21,7 +21,7 @@ from pipeline.config import AudioLimits
 from pipeline.errors import EmptyAudioError, ModelNotAvailableError, RobocallError
 from pipeline.highlights import highlight_spans
 from pipeline.messages import format_probability, headline
-from pipeline.types import Verdict
+from pipeline.types import Label, Verdict
 from service.http.apikeys import create_key
 from service.http.app import create_app, get_detector
 from service.http.schemas import AnalysisListOut, AnalysisOut
@@ -883,3 +883,28 @@ def test_serve_warns_about_plain_http_off_loopback_and_passes_tls_to_uvicorn(
         assert cli_main(["serve", *data]) == 0  # loopback: local mode, no TLS warning
     assert "plain HTTP" not in caplog.text
     assert runs[-2]["ssl_certfile"] == cert and runs[-2]["ssl_keyfile"] == key
+
+
+def test_the_uncertain_band_is_in_the_schema_and_the_display(client: TestClient) -> None:
+    import dataclasses
+
+    from service.http.display import display_json
+    from tests.pipeline.test_report import make_verdict
+
+    comps = client.get("/openapi.json").json()["components"]["schemas"]
+    certainty = comps["Verdict"]["properties"]["caller_certainty"]
+    assert set(certainty["enum"]) == {"robot", "person", "uncertain"}
+    assert "person_threshold" in comps["Verdict"]["properties"]
+    assert {"caller_certainty", "person_threshold"} <= set(comps["DisplayOut"]["required"])
+    verdict = dataclasses.replace(
+        make_verdict(), label=Label.HUMAN, robot_probability=0.4, threshold=0.9,
+        person_threshold=0.1,
+    )  # fmt: skip
+    shown = display_json(verdict)
+    assert shown["caller_certainty"] == "uncertain"
+    assert (shown["threshold"], shown["person_threshold"]) == ("90 %", "10 %")
+    assert shown["headline"]["en"].startswith("Cannot tell whether a robot or a live person")
+    done = upload(client, wav_bytes(seed=87), query="?wait=true").json()
+    assert done["display"]["caller_certainty"] == done["verdict"]["caller_certainty"]
+    listed = client.get("/v1/analyses").json()["items"]
+    assert all(item["caller_certainty"] in ("robot", "person", "uncertain") for item in listed)

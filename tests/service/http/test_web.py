@@ -339,3 +339,47 @@ def test_result_history_details_and_delete(
         ).inner_text()
         context.close()
     assert not errors, errors
+
+
+def test_an_uncertain_verdict_shows_that_it_cannot_tell_and_the_band(
+    browser: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 13: in the band the card is neither robot nor person, and the meter shades it."""
+    import dataclasses
+
+    from pipeline.types import Label, Verdict
+
+    class UncertainDetector(FakeDetector):
+        def detect(self, src: bytes, *, name: str | None = None) -> Verdict:
+            verdict = super().detect(src, name=name)
+            return dataclasses.replace(
+                verdict, label=Label.HUMAN, robot_probability=0.63, threshold=0.9,
+                person_threshold=0.1,
+            )  # fmt: skip
+
+    monkeypatch.setenv("ROBOCALL_KEY_DIR", str(tmp_path / "keys"))
+    app = create_app(service_settings(tmp_path))
+    app.dependency_overrides[get_detector] = lambda: UncertainDetector()
+    recording = tmp_path / "call.wav"
+    recording.write_bytes(robot_like_wav())
+    with live_server(app) as url:
+        page = browser.new_context(locale="en-US").new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(url + "/")
+        page.set_input_files("#file-input", str(recording))
+        page.wait_for_selector("#verdict-card", state="visible", timeout=15_000)
+        card = page.locator("#verdict-card")
+        classes = (card.get_attribute("class") or "").split()
+        assert "uncertain" in classes and "robot" not in classes and "human" not in classes
+        assert (
+            page.locator("#verdict-label")
+            .inner_text()
+            .startswith("Cannot tell whether a robot or a live person called (leans robot, 63 %)")
+        )
+        assert page.locator("#threshold").inner_text() == (
+            "(robot at 90 % or more; cannot tell from 10 %)"
+        )
+        band = page.locator("#meter-band").evaluate("e => [e.style.left, e.style.width]")
+        assert band == ["10%", "80%"]
+        assert errors == []
