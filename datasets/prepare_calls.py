@@ -6,8 +6,14 @@ Three caller kinds, each in Mandarin and English, built from the shared clips an
 - ``recorded_robot``: a dialogue robot whose prompts were cut once from one human speaker's
   clips (真人录音) and are replayed verbatim in every call of that campaign;
 - ``human_agent``: a person. No real sales calls exist here, so agents are *human read speech*
-  (excerpts of one speaker's clips, none used twice in a call, so an agent's call ends when its
-speaker's clips run out) placed with human timing; see docs/evaluation_calls.md.
+  (excerpts of one speaker's clips, none used twice, so an agent's call ends when the clips it
+  was given run out) placed with human timing; see docs/evaluation_calls.md.
+
+A person never says the same audio twice: every stretch of an agent's or a callee's speech is
+given to one call only (:func:`allocate_calls`; an agent plays several calls with different
+clips, or different sentences of one long clip), so a cross-call prompt index can only find
+what a robot replays. Only a robot's prompt audio is
+bit-identical across the calls of its campaign.
 
 Robots follow a script tree (greeting, pitches, objection handler, fallback, goodbye): the next
 prompt depends on the callee's turn type only (an unexpected question gets the fallback, which
@@ -30,9 +36,17 @@ Splits follow the corpus: a call of split X is built only from clips that are sp
 trained on the corpus's train split heard a dev or test call's voices (``datasets/splits.py
 --check`` checks the calls against every other manifest). Within a language and split each
 human speaker gets one role (prompt set, agent or callee, :func:`assign_roles`) and may play in
-several calls; the callee is never the speaker a TTS caller imitates. Few Mandarin speakers and
-TTS voices are dev or test with enough speech, so some (language, split, caller kind) cells get
-no calls: ``main`` logs them and docs/evaluation_calls.md lists them.
+several calls; the callee is never the speaker a TTS caller imitates. Roles are given within each
+human source (a corpus), and recorded-prompt robots and agents of a language and split are drawn
+from the same sources, call for call (the robot's call ``i`` is from the source of the agent's
+call ``i``), so that no recording source tells the two apart; a source that gives no prompt set
+gives callees only, and a source with a prompt speaker but no agent speaker lends the prompt
+speaker's other clips to agent calls. Few Mandarin speakers and TTS voices are dev or test with
+enough speech, so some (language, split, caller kind) cells get fewer calls than asked or none:
+``main`` logs them and docs/evaluation_calls.md lists them.
+
+About 840 lines: the dialogue model, the clip allocation and the rendering share the records of
+one call (pieces, voices, events); apart, each part would only pass them on.
 
 Audio: ``$ROBOCALL_CACHE_DIR/corpus/calls_v2/{stereo,mono}/...``; manifest
 ``datasets/manifests/calls/calls.jsonl`` (a subfolder: see ``CALLS_MANIFEST``), one row per
@@ -77,12 +91,16 @@ from pipeline.vad import voiced_intervals
 
 log = logging.getLogger("prepare_calls")
 NAME = "calls"
-SALT = "calls-v2"  # change it and every role changes
-AUDIO_DIR = "calls_v2"  # under the corpus cache (v1, on its own splits, was retired)
+SALT = "calls-v3"  # change it and every role changes
+# under the corpus cache; v2 reused agent and callee clips across calls, v1 had its own splits
+AUDIO_DIR = "calls_v3"
 LANGUAGES = ("en", "zh")
 CALLER_KINDS = {"tts_robot": "robot", "recorded_robot": "robot", "human_agent": "human"}
 LAYOUTS = ("stereo", "mono")
 ROLES = ("prompt", "agent", "callee")  # of a human speaker in one split; the order breaks ties
+# how the speakers who fit several roles are shared out: a campaign replays one prompt set in
+# any number of calls, while every agent and callee call takes clips of its own
+ROLE_SHARES = {"prompt": 1.0, "agent": 1.0, "callee": 4.0}
 # A subfolder: the training readers (models.training.corpus.audio_manifest_paths) must not pool
 # calls with clips; datasets/splits.py reads it beside the others for its checks.
 CALLS_MANIFEST = MANIFEST_DIR / "calls" / "calls.jsonl"
@@ -90,9 +108,13 @@ DEFAULT_CALLS = {"train": 10, "dev": 20, "test": 20}  # per (language, caller ki
 CALL_S = (20.0, 120.0)  # target call length, uniform
 PIECE_S = (1.2, 5.0)  # a caller turn cut from human speech: this long, at pauses
 PROMPTS_PER_SET = 7  # greeting, >= 3 pitches, objection, fallback, goodbye
-MIN_PROMPTS = 5  # greeting, pitch, objection, fallback, goodbye: a smaller set is no script tree
+# greeting, pitch, goodbye: the smallest script; a set of fewer than FULL_SCRIPT lines replays
+# its pitch for an objection or a question, as the simplest robots do
+MIN_PROMPTS = 3
+FULL_SCRIPT = 5  # greeting, pitch, objection, fallback, goodbye
 MIN_AGENT_PIECES = 3  # an agent says at least three things (its call ends when they run out)
 MIN_AGENT_SPEECH_S = 7.5
+MIN_CALLEE_SPEECH_S = 2.5  # the clips one callee gets for one call
 SPEED_RANGE = (0.93, 1.07)  # per-use speed factor of human excerpts
 P_HELLO = 0.5  # the callee speaks first ("喂?" / "hello?")
 P_BARGE_IN = 0.3  # the callee interrupts a caller turn longer than 2 s
@@ -118,6 +140,7 @@ class Voice:
     split: str
     pieces: tuple[Piece, ...]
     engine: str = ""
+    source: str = ""  # the corpus source of a human voice
 
     @property
     def speech_s(self) -> float:
@@ -133,29 +156,42 @@ class Pools:
     rows: dict[str, CorpusRow]
 
 
+def _fits(voice: Voice) -> list[str]:
+    out = ["prompt"] if len(voice.pieces) >= MIN_PROMPTS else []
+    if len(voice.pieces) >= MIN_AGENT_PIECES and voice.speech_s >= MIN_AGENT_SPEECH_S:
+        out.append("agent")
+    return [*out, "callee"]
+
+
 def assign_roles(voices: Sequence[Voice]) -> dict[str, str]:
     """``{speaker: "prompt" | "agent" | "callee"}`` for the human voices of one language and split.
 
     A speaker fits a prompt set with MIN_PROMPTS pieces and an agent with MIN_AGENT_PIECES pieces
-    and MIN_AGENT_SPEECH_S of speech; anyone with speech can be a callee. Speakers who fit only
-    the callee role are placed first, then each other speaker (in hash order, stable) takes the
-    role it fits that has the fewest speakers so far, so that a split with few long speakers
-    still gets a prompt set and an agent when it can.
+    and MIN_AGENT_SPEECH_S of speech; anyone with speech can be a callee. Roles are given within
+    each source: when some source of the split can give a prompt set, the speakers of a source
+    that cannot are callees only (an agent of a source no robot is drawn from would tell agents
+    from robots by their recording). Within a source, speakers who fit only the callee role are
+    placed first, then each other speaker (in hash order, stable) takes the role it fits that has
+    the fewest speakers of its source so far, so that a source with few long speakers still
+    gets a prompt set and an agent when it can.
     """
-    counts = dict.fromkeys(ROLES, 0)
+    by_source: dict[str, list[Voice]] = {}
+    for v in voices:
+        by_source.setdefault(v.source, []).append(v)
+    robot_sources = {s for s, vs in by_source.items() if any("prompt" in _fits(v) for v in vs)}
     roles = {}
-
-    def fits(v: Voice) -> list[str]:
-        out = ["prompt"] if len(v.pieces) >= MIN_PROMPTS else []
-        if len(v.pieces) >= MIN_AGENT_PIECES and v.speech_s >= MIN_AGENT_SPEECH_S:
-            out.append("agent")
-        return [*out, "callee"]
-
-    ordered = sorted(voices, key=lambda v: (len(fits(v)) > 1, hash_unit(v.key, salt=SALT), v.key))
-    for voice in ordered:
-        role = min(fits(voice), key=lambda r: counts[r])  # ties: prompt, agent, callee
-        roles[voice.key] = role
-        counts[role] += 1
+    for source, members in sorted(by_source.items()):
+        counts = dict.fromkeys(ROLES, 0)
+        callee_only = bool(robot_sources) and source not in robot_sources
+        ordered = sorted(
+            members, key=lambda v: (len(_fits(v)) > 1, hash_unit(v.key, salt=SALT), v.key)
+        )
+        for voice in ordered:
+            fits = ["callee"] if callee_only else _fits(voice)
+            # the fewest for its share (ties: prompt, agent, callee)
+            role = min(fits, key=lambda r: counts[r] / ROLE_SHARES[r])
+            roles[voice.key] = role
+            counts[role] += 1
     return roles
 
 
@@ -190,6 +226,7 @@ def build_pools(rows: Sequence[CorpusRow]) -> Pools:
     tts: dict[str, list[Piece]] = {}
     splits: dict[str, set[str]] = {}
     language: dict[str, str] = {}
+    source: dict[str, str] = {}
     for row in sorted(rows, key=lambda r: r.id):
         if row.language not in LANGUAGES or row.duration_s < 0.5:
             continue
@@ -205,6 +242,7 @@ def build_pools(rows: Sequence[CorpusRow]) -> Pools:
         else:
             continue
         language[key] = row.language
+        source.setdefault(key, row.source)
         splits.setdefault(key, set()).add(row.split)
     straddling = sorted(k for k, s in splits.items() if len(s) > 1)
     if straddling:
@@ -220,7 +258,7 @@ def build_pools(rows: Sequence[CorpusRow]) -> Pools:
         if pieces and key not in straddling:
             (split,) = splits[key]
             humans.setdefault((language[key], split), []).append(
-                Voice(key, language[key], split, tuple(pieces))
+                Voice(key, language[key], split, tuple(pieces), source=source[key])
             )
     for cell, voices in sorted(humans.items()):
         roles = assign_roles(voices)
@@ -311,16 +349,19 @@ class Caller:
         """The caller's next turn (robot: script tree; agent: next excerpt, maybe a repair)."""
         n = len(self.prompts)
         if self.is_robot:
+            full = n >= FULL_SCRIPT
             if first:
                 return [self._prompt(0)]
             if last:
                 return [self._prompt(n - 1)]
-            if callee_type == "question":
+            if full and callee_type == "question":
                 return [self._prompt(n - 2)]  # the fallback: the same off-topic line every time
-            if callee_type == "objection":
+            if full and callee_type == "objection":
                 return [self._prompt(n - 3)]
+            if callee_type != "answer":  # a short script has no handler: the pitch again
+                return [self._prompt(self.pitch)]
             index = self.pitch
-            self.pitch = self.pitch + 1 if self.pitch + 1 < n - 3 else 1
+            self.pitch = self.pitch % (n - 4 if full else n - 2) + 1  # pitches: prompts 1, 2, ...
             return [self._prompt(index)]
         piece = self.queue.pop()  # never twice: a person does not say a sentence twice alike
         x = piece_audio(piece, speed=float(self.rng.uniform(*SPEED_RANGE)))
@@ -484,35 +525,177 @@ def _write(path: Path, samples: np.ndarray) -> float:
     return round(float(samples.shape[0]) / STORE_RATE_HZ, 3)
 
 
-def plan_call(
-    pools: Pools, language: str, kind: str, split: str, index: int
-) -> tuple[Caller, Voice, str, float] | None:
-    """The caller (voice + campaign), the callee and the target length of one call."""
-    rng = seeded_rng(NAME, language, kind, split, index, "plan")
-    key = (language, split)
-    voices = {"tts_robot": pools.tts, "recorded_robot": pools.prompt, "human_agent": pools.agent}[
-        kind
-    ].get(key, [])
-    if not voices:
-        return None
-    voice = voices[int(rng.integers(len(voices)))]
-    # never the speaker the caller is (a TTS voice imitates a speaker who may be a callee here)
-    callees = [c for c in pools.callee.get(key, []) if c.key != voice.key.split("|")[0]]
-    if not callees:
-        return None
-    if kind == "recorded_robot":  # the prompt set: this speaker's first pieces, fixed per campaign
-        order = seeded_rng(NAME, "prompt_set", voice.key).permutation(len(voice.pieces))
-        pieces = [voice.pieces[i] for i in sorted(order[:PROMPTS_PER_SET])]
-        voice = dataclasses.replace(voice, pieces=tuple(pieces))
-    elif kind == "tts_robot":
-        order = seeded_rng(NAME, "prompt_set", voice.key).permutation(len(voice.pieces))
-        voice = dataclasses.replace(
-            voice, pieces=tuple(voice.pieces[i] for i in sorted(order[:PROMPTS_PER_SET]))
+@dataclasses.dataclass(frozen=True, slots=True)
+class CallPlan:
+    """One call to build: who calls saying what, who answers with which clips, how long."""
+
+    language: str
+    kind: str  # a key of CALLER_KINDS
+    split: str
+    index: int
+    caller: Voice  # a robot's prompt set (the same in every call of its campaign), or the
+    # clips an agent says in this call and in no other
+    callee: Voice  # the clips the callee says in this call and in no other
+    target_s: float
+
+    @property
+    def call_id(self) -> str:
+        return f"{self.language}/{self.kind}/{self.split}/{self.index:04d}"
+
+    @property
+    def campaign(self) -> str:
+        return f"{self.kind}:{self.caller.key}" if CALLER_KINDS[self.kind] == "robot" else ""
+
+
+def prompt_set(voice: Voice) -> Voice:
+    """The PROMPTS_PER_SET pieces a campaign replays, fixed per voice (seeded), in clip order."""
+    order = seeded_rng(NAME, "prompt_set", voice.key).permutation(len(voice.pieces))
+    pieces = tuple(voice.pieces[i] for i in sorted(order[:PROMPTS_PER_SET]))
+    return dataclasses.replace(voice, pieces=pieces)
+
+
+def speech_bundles(
+    voice: Voice, *, min_pieces: int, min_speech_s: float, exclude: frozenset[Piece] = frozenset()
+) -> list[Voice]:
+    """The voice's pieces (but ``exclude``) dealt into bundles, each the least run of pieces that
+    holds ``min_pieces`` pieces and ``min_speech_s`` of speech: what one call gets, and no other.
+
+    Pieces are disjoint stretches of their clips (:func:`cut_pieces`), so two calls never share
+    a moment of audio, though two pieces of one long clip may go to two calls. Clips are taken
+    in a seeded order, each clip's pieces in time order; the pieces left over join the last
+    bundle.
+    """
+    order = sorted(
+        (p for p in voice.pieces if p not in exclude),
+        key=lambda p: (hash_unit(p.row_id, salt=SALT), p.row_id, p.start_s),
+    )
+    bundles: list[list[Piece]] = []
+    current: list[Piece] = []
+    for piece in order:
+        current.append(piece)
+        if len(current) >= min_pieces and sum(p.end_s - p.start_s for p in current) >= min_speech_s:
+            bundles.append(current)
+            current = []
+    if current and bundles:
+        bundles[-1] += current
+    return [dataclasses.replace(voice, pieces=tuple(b)) for b in bundles]
+
+
+def _interleave(groups: Sequence[Sequence[Voice]]) -> list[Voice]:
+    """The first of every group, then the second of every group, ... (calls spread over voices)."""
+    longest = max((len(g) for g in groups), default=0)
+    return [g[i] for i in range(longest) for g in groups if i < len(g)]
+
+
+def _by_hash(voices: Sequence[Voice]) -> list[Voice]:
+    return sorted(voices, key=lambda v: (hash_unit(v.key, salt=SALT), v.key))
+
+
+def _agent_bundles(pools: Pools, key: tuple[str, str], n: int) -> list[Voice]:
+    """The clips of up to ``n`` agent calls of one language and split, sources taken in turn.
+
+    Only sources that also give a prompt set are used when there is one (see the module doc); a
+    source with a prompt speaker but no agent speaker lends the prompt speakers' other clips.
+    """
+    prompts = pools.prompt.get(key, [])
+    reserved = frozenset(p for v in prompts for p in prompt_set(v).pieces)
+    voices = list(pools.agent.get(key, []))
+    voices += [v for v in prompts if v.source not in {a.source for a in voices}]
+    queues: dict[str, list[Voice]] = {}
+    for source in sorted({v.source for v in voices}):
+        per_voice = [
+            speech_bundles(
+                v, min_pieces=MIN_AGENT_PIECES, min_speech_s=MIN_AGENT_SPEECH_S, exclude=reserved
+            )
+            for v in _by_hash([v for v in voices if v.source == source])
+        ]
+        if any(per_voice):
+            queues[source] = _interleave(per_voice)
+    shared = [s for s in queues if s in {v.source for v in prompts}]
+    if prompts and queues and not shared:
+        log.warning(
+            "%s/%s: recorded prompts from %s, agents from %s: the source tells them apart",
+            *key,
+            sorted({v.source for v in prompts}),
+            sorted(queues),
         )
-    campaign = f"{kind}:{voice.key}"
-    callee = callees[int(rng.integers(len(callees)))]
-    caller = Caller(kind, voice, campaign, seeded_rng(NAME, language, kind, split, index, "caller"))
-    return caller, callee, campaign, float(rng.uniform(*CALL_S))
+    use = shared or sorted(queues)
+    out: list[Voice] = []
+    while len(out) < n and any(queues[s] for s in use):
+        for source in use:
+            if queues[source] and len(out) < n:
+                out.append(queues[source].pop(0))
+    return out
+
+
+def _robot_callers(
+    pools: Pools, key: tuple[str, str], n: int, agents: Sequence[Voice]
+) -> dict[str, list[Voice]]:
+    """The caller voice of each robot call of one language and split, by kind.
+
+    A recorded-prompt robot's call ``i`` is of the source of the agent's call ``i`` (cycled),
+    when those sources give prompt sets, so both kinds have the same mix of sources.
+    """
+    language, split = key
+    prompts = pools.prompt.get(key, [])
+    prompt_sources = sorted({v.source for v in prompts})
+    matched = [a.source for a in agents if a.source in prompt_sources]
+    order = matched if len(matched) == len(agents) and matched else prompt_sources
+    out: dict[str, list[Voice]] = {"tts_robot": [], "recorded_robot": []}
+    for i in range(n):
+        rng = seeded_rng(NAME, language, "tts_robot", split, i, "plan")
+        tts = pools.tts.get(key, [])
+        if tts:
+            out["tts_robot"].append(prompt_set(tts[int(rng.integers(len(tts)))]))
+        if order:
+            source = order[i % len(order)]
+            choices = _by_hash([v for v in prompts if v.source == source])
+            rng = seeded_rng(NAME, language, "recorded_robot", split, i, "plan")
+            out["recorded_robot"].append(prompt_set(choices[int(rng.integers(len(choices)))]))
+    return out
+
+
+def allocate_calls(pools: Pools, counts: dict[str, int]) -> tuple[list[CallPlan], Counter[str]]:
+    """Every call to build, and how many asked-for calls each (language/kind/split) cell lacks.
+
+    ``counts``: calls per (language, caller kind) of each split. Robot calls reuse their prompt
+    set; every piece of an agent's or a callee's speech goes to one call only
+    (:func:`speech_bundles`).
+    Callees are dealt call index by call index over the three kinds, so that when callee clips
+    run out every kind loses calls alike; a callee is never the speaker its caller is (a TTS
+    voice imitates a speaker who may be a callee here).
+    """
+    plans: list[CallPlan] = []
+    missing: Counter[str] = Counter()
+    for language in LANGUAGES:
+        for split, n in counts.items():
+            key = (language, split)
+            agents = _agent_bundles(pools, key, n)
+            callers = {**_robot_callers(pools, key, n, agents), "human_agent": agents}
+            callees = _interleave(
+                [
+                    speech_bundles(v, min_pieces=1, min_speech_s=MIN_CALLEE_SPEECH_S)
+                    for v in _by_hash(pools.callee.get(key, []))
+                ]
+            )
+            built: Counter[str] = Counter()
+            for i in range(n):
+                for kind in CALLER_KINDS:
+                    if i >= len(callers[kind]):
+                        continue
+                    caller = callers[kind][i]
+                    speaker = caller.key.split("|")[0]
+                    pick = next((c for c in callees if c.key != speaker), None)
+                    if pick is None:
+                        continue
+                    callees.remove(pick)
+                    length_s = seeded_rng(NAME, language, kind, split, i, "length").uniform(*CALL_S)
+                    plans.append(CallPlan(language, kind, split, i, caller, pick, float(length_s)))
+                    built[kind] += 1
+            for kind in CALLER_KINDS:
+                if n > built[kind]:
+                    missing[f"{language}/{kind}/{split}"] += n - built[kind]
+    return plans, missing
 
 
 def make_rows(
@@ -534,7 +717,9 @@ def make_rows(
     licences = sorted({_ROWS[p].licence for p in parts if p in _ROWS})
     extra_common = (
         ("caller_kind", kind),
+        ("caller_source", caller.voice.source or caller.voice.engine),
         ("callee_speaker", callee.key),
+        ("callee_source", callee.source),
         ("barge_in_mode", caller.barge_mode if caller.is_robot else "yield"),
         ("latency_base_s", f"{caller.latency_s:.3f}" if caller.is_robot else ""),
         ("codec", codec),
@@ -607,24 +792,14 @@ def main(argv: list[str] | None = None) -> int:
     ):
         log.info("%s voices: %s", name, {f"{k[0]}/{k[1]}": len(v) for k, v in sorted(pool.items())})
     out = args.out or corpus_cache_dir() / AUDIO_DIR
-    counts = parse_counts(args.calls_per_split)
-    jobs = [
-        (language, kind, split, i)
-        for language in LANGUAGES
-        for kind in CALLER_KINDS
-        for split in SPLITS
-        for i in range(counts[split])
-    ]
-    jobs = jobs[: args.limit] if args.limit is not None else jobs
+    plans, missing = allocate_calls(pools, parse_counts(args.calls_per_split))
+    plans = plans[: args.limit] if args.limit is not None else plans
     rows: list[CorpusRow] = []
-    skipped: Counter[str] = Counter()
-    for language, kind, split, i in tqdm(jobs, desc=NAME, unit="call", disable=args.no_progress):
-        plan = plan_call(pools, language, kind, split, i)
-        if plan is None:
-            skipped[f"{language}/{kind}/{split}"] += 1
-            continue
-        caller, callee, campaign, target_s = plan
-        call_id = f"{language}/{kind}/{split}/{i:04d}"
+    for plan in tqdm(plans, desc=NAME, unit="call", disable=args.no_progress):
+        language, kind, split, call_id = plan.language, plan.kind, plan.split, plan.call_id
+        caller_rng = seeded_rng(NAME, language, kind, split, plan.index, "caller")
+        caller = Caller(kind, plan.caller, plan.campaign, caller_rng)
+        callee, campaign, target_s = plan.callee, plan.campaign, plan.target_s
         rng = seeded_rng(NAME, call_id, "render")
         events = simulate_call(caller, callee, seeded_rng(NAME, call_id, "dialogue"), target_s)
         paths = {layout: out / layout / f"{call_id}.flac" for layout in LAYOUTS}
@@ -656,8 +831,8 @@ def main(argv: list[str] | None = None) -> int:
             codec=codec,
             mono_gain_db=mono_gain_db,
         )
-    for cell, n in sorted(skipped.items()):
-        log.warning("%s: %d calls not built (no voice of that kind in the corpus split)", cell, n)
+    for cell, n in sorted(missing.items()):
+        log.warning("%s: %d of the calls asked for not built (too few voices or clips)", cell, n)
     write_manifest(rows, args.manifest)
     return 0
 

@@ -12,7 +12,9 @@ For every dev/test call of ``datasets/manifests/calls/calls.jsonl`` (stereo and 
 - behaviour cues (``pipeline.behaviour``) on stereo (the caller channel known from the manifest)
   and on mono (turns from the diarisation), plus the existing in-call replay measure
   (``pipeline.acoustic.find_repeats``) and a prompt-index lookup (``pipeline.fingerprint``
-  landmarks of the caller side against every other call of the same split and language);
+  landmarks of the caller side against every other call of the same split and language, this
+  call left out, as a carrier's index of the run would hold them), and how many calls of each
+  kind it matches (on agents, false alarms);
 - each cue's AUC alone on dev (robot vs human caller; recorded-prompt robot vs human agent);
 - a logistic fusion of the cues fitted on dev, EER on test with 95 % bootstrap intervals,
   by layout, language and robot kind.
@@ -28,7 +30,7 @@ may play several calls of a split), 1,000 resamples: EERs through
 :func:`models.training.metrics.bootstrap_ci` (voices drawn within each class, as on every other
 page), shares of speech time and rates by drawing voices from all calls of the row.
 
-About 650 lines: one measurement run (features, report, Markdown tables) whose pieces share the
+About 680 lines: one measurement run (features, report, Markdown tables) whose pieces share the
 per-call feature dict; split, each part would only pass that dict on.
 """
 
@@ -314,6 +316,21 @@ def add_prompt_index(feats: list[dict[str, Any]]) -> None:
             f[layout]["prompt_index_calls"] = float(same)
 
 
+def index_hits(feats: Sequence[dict[str, Any]]) -> dict[str, dict[str, int]]:
+    """Calls whose caller side the prompt index matches to another call of the split
+    (``prompt_index_calls`` > 0), by split, language, caller kind and layout: on robots what it
+    should find, on agents its false alarms (a person never says the same audio twice)."""
+    out: dict[str, dict[str, int]] = {}
+    for f in feats:
+        for layout in ("stereo", "mono"):
+            row = out.setdefault(
+                f"{f['split']}/{f['language']}/{f['kind']}/{layout}", {"calls": 0, "matched": 0}
+            )
+            row["calls"] += 1
+            row["matched"] += int(f[layout].get("prompt_index_calls", 0.0) > 0)
+    return dict(sorted(out.items()))
+
+
 def resample(groups: Sequence[str], rng: np.random.Generator) -> np.ndarray:
     """Indices of one bootstrap sample that draws whole groups (caller voices) with replacement."""
     members = _members(tuple(groups))
@@ -422,6 +439,7 @@ def report(feats: list[dict[str, Any]]) -> dict[str, Any]:
         "one_voice": {},
         "cue_auc_dev": {},
         "test": {},
+        "index_hits": index_hits(feats),
     }
     for f in feats:
         key = f"{f['split']}/{f['language']}/{f['kind']}"
@@ -536,6 +554,17 @@ def markdown(result: dict[str, Any]) -> str:
             f"| {split} | {_pct(a['rate'])} ({' - '.join(_pct(v) for v in a['ci95'])}), "
             f"n={a['n']} | {_pct(b['rate'])} ({' - '.join(_pct(v) for v in b['ci95'])}), "
             f"n={b['n']} |"
+        )
+    lines += ["", "### Calls the prompt index matches to another call of the split", ""]
+    lines += ["| split | language | caller kind | stereo | mono |", "|---|---|---|---|---|"]
+    hits = result["index_hits"]
+    for key in sorted({k.rsplit("/", 1)[0] for k in hits}):
+        split, lang, kind = key.split("/")
+        cells = [hits[f"{key}/{layout}"] for layout in ("stereo", "mono")]
+        lines.append(
+            f"| {split} | {lang} | {kind} | "
+            + " | ".join(f"{c['matched']} of {c['calls']}" for c in cells)
+            + " |"
         )
     lines += ["", "### Each cue alone on dev calls (AUC, oriented so that 1.0 = perfect)", ""]
     lines += [

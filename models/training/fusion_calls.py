@@ -19,6 +19,13 @@ cached on disk per input (:class:`CachedTranscriber`, :class:`CachedFrameEncoder
 ``$ROBOCALL_CACHE_DIR/synth_features/call_asr``): after new heads land, a rerun only rescores.
 A call is chosen by a seeded hash of its group within each (split, language, robot kind) cell,
 and both layouts of a chosen call are run, so stereo and mono are compared on the same calls.
+
+Carrier mode (``call_examples(..., prompt_index=...)``): a single upload has no prompt index, but
+a carrier checking a run of calls has one (``robocall batch``, ``service/campaigns``). Each call
+then also carries the ``prompt_seen_before`` evidence of an index over the *other* chosen calls
+of its split, language and layout, this call left out. The index is the service's own code,
+passed in (``service.campaigns.heard_before.leave_one_out``): training code does not import the
+service (``tests/test_layout.py``).
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ import json
 import logging
 import pickle
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -62,6 +69,7 @@ from pipeline.fuse import FusionModel, sigmoid
 from pipeline.types import (
     ANALYSIS_RATE_HZ,
     Audio,
+    Evidence,
     ModelInfo,
     SyntheticVoiceScorer,
     TextScore,
@@ -75,6 +83,10 @@ if TYPE_CHECKING:
     from pipeline.types import Transcriber
 
 log = logging.getLogger(__name__)
+
+# Each call's ``prompt_seen_before`` evidence from an index over the other calls given (None:
+# no other call carried its prompt); (decoded call, caller's transcript) in, one per call out.
+PromptLookup = Callable[[Sequence[tuple[Audio, str]]], Sequence[Evidence | None]]
 
 CROP_S = 30.0  # seconds of each call analysed (from its start): ASR is the cost
 PER_CELL = 6  # calls per (split, language, robot kind); both layouts of each are run
@@ -328,8 +340,8 @@ def audio_evidence(
     (:data:`BASE_CODE`); the text classifier and the synthetic-voice head then score the kept
     transcripts and the caller's audio anew, as ``Detector.detect_audio`` calls them (their
     result kept too, keyed by the heads' weights and :data:`HEAD_CODE`).
-    Returns ``{"cues": {name: weight}, "sales_probability", "caller_channel"}`` or
-    ``{"error": code}``.
+    Returns ``{"cues": {name: weight}, "sales_probability", "caller_channel", "caller_text"}``
+    (``caller_text``: the caller's transcript) or ``{"error": code}``.
     """
     from pipeline.detector import synthetic_voice_evidence
     from pipeline.errors import RobocallError
@@ -354,10 +366,11 @@ def audio_evidence(
         path.write_bytes(pickle.dumps(base))
     if "error" in base:
         return {"error": base["error"]}
+    caller_text = base["transcript"].text
     scored = root / _head_digest(detector) / f"{_digest(key)}.json"
     if scored.is_file():
         kept: dict[str, Any] = json.loads(scored.read_text())
-        return kept
+        return {**kept, "caller_text": caller_text}
     text = cached.text_classifier.score(base["transcript"], other_party=base["other"])
     cues = {**base["cues"], **{e.name: e.weight for e in text.evidence}}
     if cached.synth_scorer is not None:
@@ -371,25 +384,31 @@ def audio_evidence(
     }
     scored.parent.mkdir(parents=True, exist_ok=True)
     scored.write_text(json.dumps(out, sort_keys=True))
-    return out
+    return {**out, "caller_text": caller_text}
+
+
+def decode_call(detector: Detector, row: CorpusRow, *, crop_s: float = CROP_S) -> Audio:
+    """One simulated call, cropped, decoded as ``robocall analyze`` decodes a file (its channel
+    choice included); raises the decoder's ``RobocallError``."""
+    from pipeline.audio import load_audio
+
+    cfg = detector.config
+    return load_audio(
+        crop_flac(row, crop_s=crop_s),
+        limits=cfg.audio,
+        name=row.id,
+        caller_channel=cfg.caller_channel,
+    )
 
 
 def call_evidence(
     detector: Detector, row: CorpusRow, *, crop_s: float = CROP_S, cache_dir: Path | None = None
 ) -> dict[str, Any]:
-    """:func:`audio_evidence` of one simulated call, cropped, decoded as ``robocall analyze``
-    decodes a file (its channel choice included)."""
-    from pipeline.audio import load_audio
+    """:func:`audio_evidence` of one simulated call (:func:`decode_call`)."""
     from pipeline.errors import RobocallError
 
-    cfg = detector.config
     try:
-        audio = load_audio(
-            crop_flac(row, crop_s=crop_s),
-            limits=cfg.audio,
-            name=row.id,
-            caller_channel=cfg.caller_channel,
-        )
+        audio = decode_call(detector, row, crop_s=crop_s)
     except RobocallError as exc:
         return {"error": exc.code}
     key = f"call|{row.id}|{crop_s:g}|{audio.info.sha256}"
@@ -403,10 +422,18 @@ def call_examples(
     per_cell: int | None = PER_CELL,
     crop_s: float = CROP_S,
     progress: bool = False,
+    prompt_index: PromptLookup | None = None,
 ) -> tuple[list[Example], int]:
-    """Examples of the chosen calls of ``split`` (``kind`` = robot kind), and how many failed."""
+    """Examples of the chosen calls of ``split`` (``kind`` = robot kind), and how many failed.
+
+    ``prompt_index`` (carrier mode, see the module doc): each example also carries the
+    ``prompt_seen_before`` weight its call gets from an index over the other chosen calls of
+    the same language and layout (``service.campaigns.heard_before.leave_one_out``); None (a
+    single upload): no such cue.
+    """
     rows = select_calls(simulated_calls(), split=split, per_cell=per_cell)
     out: list[Example] = []
+    texts: list[str] = []
     failed = 0
     started = time.monotonic()
     for i, row in enumerate(rows):
@@ -429,6 +456,7 @@ def call_examples(
                 sales_probability=float(got["sales_probability"]),
             )
         )
+        texts.append(str(got["caller_text"]))
         if progress and (i + 1) % 10 == 0:
             log.warning(
                 "simulated %s calls: %d/%d, %.0f s",
@@ -437,7 +465,37 @@ def call_examples(
                 len(rows),
                 time.monotonic() - started,
             )
+    if prompt_index is not None:
+        out = with_prompt_index(detector, out, texts, prompt_index, crop_s=crop_s)
     return out, failed
+
+
+def with_prompt_index(
+    detector: Detector,
+    examples: Sequence[Example],
+    texts: Sequence[str],
+    prompt_index: PromptLookup,
+    *,
+    crop_s: float = CROP_S,
+) -> list[Example]:
+    """The examples with the ``prompt_seen_before`` weight of each call (when it has one) from
+    ``prompt_index`` over the other examples of its language and layout (the calls decoded
+    again, as the detector decoded them)."""
+    by_id = {r.id: r for r in simulated_calls()}
+    groups: dict[tuple[str, str], list[int]] = {}
+    for i, ex in enumerate(examples):
+        groups.setdefault((ex.language, ex.layout), []).append(i)
+    out = list(examples)
+    for members in groups.values():
+        calls = [
+            (decode_call(detector, by_id[out[i].audio_id], crop_s=crop_s), texts[i])
+            for i in members
+        ]
+        for i, evidence in zip(members, prompt_index(calls), strict=True):
+            if evidence is not None:
+                cues = dict(out[i].cues) | {evidence.name: evidence.weight}
+                out[i] = dataclasses.replace(out[i], cues=tuple(sorted(cues.items())))
+    return out
 
 
 def fit_cues_only(ex: Example) -> Example:

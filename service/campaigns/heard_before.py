@@ -4,6 +4,8 @@
 :class:`PromptCue`) and counts every other call in the index; in a batch, :func:`assign_campaign`
 records each call and counts only the calls recorded before it, so that a call's verdict does not
 depend on calls that came after it; :func:`count_other_calls` fills the campaign sizes at the end.
+:func:`leave_one_out` gives each call of a set the evidence of an index over the other calls (a
+carrier's view of one call, for measuring the cue on simulated calls).
 The index itself (matching, storage) is :mod:`service.campaigns.index`.
 """
 
@@ -67,6 +69,10 @@ def prompt_seen_before(
         caller_number=caller_number,
         start_time=start_time,
     )
+    return _seen_before(call, index=index, record=record)
+
+
+def _seen_before(call: CallPrint, *, index: PromptIndex, record: bool) -> Evidence | None:
     if record:
         campaign_id, found = index.add(call)
         method: MatchMethod = found.method if found else "audio"
@@ -104,6 +110,43 @@ def prompt_evidence(
             "method": method,
         },
     )
+
+
+def leave_one_out(calls: Sequence[tuple[Audio, str]]) -> list[Evidence | None]:
+    """``prompt_seen_before`` of each call against an index of every *other* call (carrier mode).
+
+    For each call, a fresh in-memory index records the other calls in the order given (as a
+    batch records them) and the call is looked up, not recorded, as :class:`PromptCue` does: the
+    evidence counts every other call of the campaign it matches. The fingerprint of each call is
+    taken once. ``models/training/fusion_calls.py`` measures the cue on simulated calls with it
+    (passed in: training code does not import the service).
+
+    Parameters
+    ----------
+    calls : sequence of (Audio, str)
+        The decoded calls (their ``info.sha256`` tells them apart) and each caller's transcript.
+
+    Returns
+    -------
+    list of Evidence or None
+        One per call, in order; None where no other call carried its prompt.
+    """
+    prints = [
+        CallPrint(
+            call_key=audio.info.sha256,
+            landmarks=landmarks(audio.caller(), sample_rate_hz=audio.sample_rate_hz),
+            transcript=transcript,
+        )
+        for audio, transcript in calls
+    ]
+    out: list[Evidence | None] = []
+    for i, call in enumerate(prints):
+        with PromptIndex() as index:
+            for j, other in enumerate(prints):
+                if j != i:
+                    index.add(other, commit=False)
+            out.append(_seen_before(call, index=index, record=False))
+    return out
 
 
 class PromptCue:

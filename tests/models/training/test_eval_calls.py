@@ -70,3 +70,28 @@ def test_eer_intervals_come_from_the_shared_stratified_bootstrap() -> None:
     low, high = expected["eer"]
     assert 0.0 <= low <= high <= 1.0
     assert {"x/recorded_vs_agent/en", "x/tts_vs_agent/zh"} <= set(out["test"])
+
+
+def test_index_hits_count_the_calls_matched_to_another_call() -> None:
+    def feat(kind: str, stereo: float, mono: float) -> dict[str, object]:
+        return {
+            "split": "dev",
+            "language": "en",
+            "kind": kind,
+            "stereo": {"prompt_index_calls": stereo},
+            "mono": {"prompt_index_calls": mono},
+        }
+
+    hits = eval_calls.index_hits(
+        [
+            feat("recorded_robot", 3.0, 2.0),
+            feat("recorded_robot", 0.0, 1.0),
+            feat("human_agent", 0.0, 0.0),
+        ]
+    )
+    assert hits == {
+        "dev/en/human_agent/mono": {"calls": 1, "matched": 0},
+        "dev/en/human_agent/stereo": {"calls": 1, "matched": 0},
+        "dev/en/recorded_robot/mono": {"calls": 2, "matched": 2},
+        "dev/en/recorded_robot/stereo": {"calls": 2, "matched": 1},
+    }

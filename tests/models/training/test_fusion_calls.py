@@ -312,6 +312,52 @@ def test_call_evidence_is_the_whole_detectors_evidence(
     assert repeat == again and len(other.calls) == n_other  # same heads: kept result
 
 
+def test_carrier_mode_adds_the_prompt_index_over_the_other_calls_of_a_language_and_layout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, make_wav: Any
+) -> None:
+    """Each call gets the evidence the lookup gives it among the calls of its language and
+    layout (the service's leave-one-out in production); calls without evidence get no cue."""
+    import soundfile as sf
+
+    from models.training import fusion_calls
+    from pipeline.types import Evidence
+
+    monkeypatch.setenv("ROBOCALL_CACHE_DIR", str(tmp_path))
+    rows = []
+    for i, (language, layout) in enumerate((("en", "stereo"), ("en", "stereo"), ("zh", "mono"))):
+        row = _call(i, split="dev", kind="recorded_robot", layout=layout, language=language)
+        wav = make_wav(tmp_path, kind="robot", channels=2 if layout == "stereo" else 1,
+                       duration_s=2.0 + i)  # fmt: skip
+        x, sr = sf.read(wav, always_2d=True)
+        (tmp_path / "corpus" / row.path).parent.mkdir(parents=True, exist_ok=True)
+        sf.write(tmp_path / "corpus" / row.path, x, sr, format="FLAC")
+        rows.append(row)
+    monkeypatch.setattr(fusion_calls, "simulated_calls", lambda: rows)
+    examples = [
+        Example(r.id, "", 1, r.language, "recorded_robot", "simulated call", (("a", 1.0),),
+                layout=dict(r.extra)["layout"], group=r.speaker)
+        for r in rows
+    ]  # fmt: skip
+    seen: list[list[tuple[str, str]]] = []
+
+    def lookup(calls: Any) -> list[Evidence | None]:
+        seen.append([(audio.info.name, text) for audio, text in calls])
+        return [
+            Evidence("structure", "prompt_seen_before", 1.0, 0.35, "heard before", None)
+            if len(calls) > 1 else None
+            for _ in calls
+        ]  # fmt: skip
+
+    detector = Detector(FakeTranscriber("x"), FakeTextClassifier(), DetectorConfig())
+    out = fusion_calls.with_prompt_index(
+        detector, examples, ["t0", "t1", "t2"], lookup, crop_s=10.0
+    )
+    assert sorted(seen) == sorted([[(rows[0].id, "t0"), (rows[1].id, "t1")], [(rows[2].id, "t2")]])
+    assert [dict(ex.cues).get("prompt_seen_before") for ex in out] == [0.35, 0.35, None]
+    assert [dict(ex.cues)["a"] for ex in out] == [1.0, 1.0, 1.0]  # the other cues kept
+    assert examples[0].cues == (("a", 1.0),)  # the single-upload examples are left alone
+
+
 def test_write_outputs_renders_the_calls_report(tmp_path: Path, rng: np.random.Generator) -> None:
     from models.training.fusion_fit import Result, make_model, scores_table
     from models.training.fusion_report import CALLS_REPORT, write_outputs

@@ -27,7 +27,7 @@ from service.batch.analyse import analyse_call
 from service.batch.driver import BatchOptions, run_batch
 from service.batch.inputs import discover_calls
 from service.batch.journal import VOLATILE_COLUMNS, Journal, journal_path, read_rows
-from service.campaigns.heard_before import prompt_seen_before
+from service.campaigns.heard_before import leave_one_out, prompt_seen_before
 from service.campaigns.index import CallPrint, PromptIndex, PromptMatch
 from service.campaigns.report import campaign_table
 from service.cli import main
@@ -146,6 +146,37 @@ def test_prompt_seen_before_is_structure_evidence(tmp_path: Path) -> None:
             make_call(tmp_path / "u", synth_prompt(401, duration_s=6.0)), limits=limits
         )
         assert prompt_seen_before(unrelated, index=index) is None
+
+
+def test_leave_one_out_counts_the_other_calls_of_a_prompt_and_never_the_call(
+    tmp_path: Path,
+) -> None:
+    prompt = synth_prompt(500, duration_s=6.0)
+    limits = AudioLimits()
+    replayed = [
+        load_audio(make_call(tmp_path / f"r{j}", prompt, fmt=fmt, gain_db=gain, lead_s=lead,
+                             seed=j), limits=limits)
+        for j, (fmt, gain, lead) in enumerate(VARIANTS[:3])
+    ]  # fmt: skip
+    live = [
+        load_audio(make_call(tmp_path / f"l{k}", synth_prompt(510 + k, duration_s=6.0)),
+                   limits=limits)
+        for k in range(2)
+    ]  # fmt: skip
+    calls = [(a, "") for a in (*replayed, *live)]
+    got = leave_one_out(calls)
+    assert len(got) == 5
+    for evidence in got[:3]:  # each replay sees the two others, never itself
+        assert evidence is not None and evidence.name == "prompt_seen_before"
+        assert evidence.value == 2.0
+    assert got[3:] == [None, None]  # a call said once is in no other call
+    alone = leave_one_out(calls[:1])  # nothing else in the index
+    assert alone == [None]
+    # the same as looking each call up in an index that holds only the others
+    with PromptIndex() as index:
+        for audio, _ in calls[1:]:
+            prompt_seen_before(audio, index=index, record=True)
+        assert prompt_seen_before(replayed[0], index=index) == got[0]
 
 
 @pytest.fixture
