@@ -186,6 +186,7 @@ def with_cached_frames(
         scorer.head,
         encoder=CachedFrameEncoder(scorer.encoder, cache_dir=cache_dir or _cache_root()),
         model_info=scorer.model_info,
+        embedder=scorer.embedder,
     )
 
 

@@ -487,3 +487,28 @@ def test_cache_digests_keep_the_layout_of_the_existing_caches(has_synth: bool) -
     # each input moves the key: another model, or the files in another order
     assert source_digest(salt, BASE_CODE, [text]) != source_digest(salt, BASE_CODE, [asr])
     assert source_digest(salt, BASE_CODE[::-1], [asr]) != source_digest(salt, BASE_CODE, [asr])
+
+
+def test_with_cached_frames_keeps_the_aasist_embedder(tmp_path: Path) -> None:
+    """A head with the aasist block still gets its clip embedder once the encoder is cached."""
+    from models.synth_head import AASIST_ID, FeatureSpec, LogisticHead, SynthVoiceScorer
+    from models.training.fusion_calls import with_cached_frames
+    from pipeline.types import ModelInfo
+
+    class Embedder:
+        model_id = AASIST_ID
+
+        def embed(self, samples: np.ndarray) -> np.ndarray:
+            return np.zeros(160, np.float32)
+
+    spec = FeatureSpec(blocks=("lfcc", "aasist"))
+    dim = 120 + 160
+    head = LogisticHead(
+        np.zeros(dim), np.ones(dim), np.zeros(dim), 0.0, meta={"feature_spec": spec.to_dict()}
+    )
+    embedder = Embedder()
+    scorer = SynthVoiceScorer(
+        head, encoder=CountingEncoder(), model_info=ModelInfo("s", "s", "0"), embedder=embedder
+    )
+    wrapped = with_cached_frames(scorer, cache_dir=tmp_path)
+    assert isinstance(wrapped, SynthVoiceScorer) and wrapped.embedder is embedder
