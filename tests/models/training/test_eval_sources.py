@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -14,6 +16,7 @@ from models.training.eval_sources import (
     diagnose,
     fold_head,
     held_out_samples,
+    main,
     render,
     source_tables,
     spread_sample,
@@ -21,6 +24,7 @@ from models.training.eval_sources import (
 )
 from models.training.fusion_fit import Example
 from models.training.synth_data import ClipFeatures, TrainConfig
+from models.training.text_features import MARK_BEGIN, MARK_END
 from pipeline.fuse import FusionModel
 
 
@@ -181,3 +185,18 @@ def test_diagnose_names_the_cue_that_pushes_each_class_the_wrong_way() -> None:
     assert wrong["eer_without"] == 0.0 <= good["eer_without"]
     assert d["eer"]["fitted fusion"] > 0.0
     assert not math.isnan(d["by_source"]["src | robot"]["fused"])
+
+
+def test_render_only_rewrites_the_generated_part(tmp_path: Path) -> None:
+    records = [_record(i, "p", y=0, logit=-1.0 + i / 10) for i in range(4)]
+    records += [_record(i, "r", y=1, logit=i / 10) for i in range(4)]
+    tables = source_tables(records, {}, threshold=0.5)
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps({"tables": tables, "per_label": 4, "seconds": 2.0,
+                                   "head": "h", "fusion": "f"}))  # fmt: skip
+    report = tmp_path / "report.md"
+    report.write_text(f"# Title\n\nFindings by hand.\n\n{MARK_BEGIN}\nold\n{MARK_END}\n\nEnd.\n")
+    assert main(["--render", "--results", str(results), "--report", str(report)]) == 0
+    text = report.read_text()
+    assert text.startswith("# Title\n\nFindings by hand.") and text.endswith("End.\n")
+    assert "\nold\n" not in text and "| p | human | en | 4 |" in text
