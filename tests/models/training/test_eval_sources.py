@@ -185,6 +185,8 @@ def test_diagnose_names_the_cue_that_pushes_each_class_the_wrong_way() -> None:
     assert wrong["eer_without"] == 0.0 <= good["eer_without"]
     assert d["eer"]["fitted fusion"] > 0.0
     assert not math.isnan(d["by_source"]["src | robot"]["fused"])
+    text = render({"per_label": 4, "seconds": 1.0, "head": "h", "fusion": "f", "mixtures_dev": d})
+    assert "| wrong | 100.0 % |" in text and "Per source" not in text
 
 
 def test_render_only_rewrites_the_generated_part(tmp_path: Path) -> None:
