@@ -600,9 +600,9 @@ def render_sources(out: dict[str, Any]) -> list[str]:
         "",
         "## Pooled per language (bootstrap intervals resample whole sources)",
         "",
-        "| language, robots | people | robots | sources | fused EER [95 % CI] "
+        "| language | robots from | people | robots | sources | fused EER [95 % CI] "
         "| fused AUC [95 % CI] | voice head alone EER [CI] | voice alone AUC [CI] |",
-        "|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for key, row in t["pooled"].items():
         f, v = row["fused"], row["voice"]
@@ -665,8 +665,8 @@ def render_diagnosis(d: dict[str, Any]) -> list[str]:
         )
     lines += [
         "",
-        "| prompt source | n | mean voice log-odds | mean fused logit | called robot |",
-        "|---|---|---|---|---|",
+        "| prompt source | label | n | mean voice log-odds | mean fused logit | called robot |",
+        "|---|---|---|---|---|---|",
         *(
             f"| {k} | {v['n']} | {v['voice']:+.2f} | {v['fused']:+.2f} "
             f"| {_pct(v['called_robot'])} |"
