@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import hashlib
+import inspect
 import json
 import logging
 import math
@@ -181,13 +182,9 @@ def fold_head(
     return head, info
 
 
-# Files whose code decides a fold's head (with the shipped head's weights and the manifests).
-FOLD_CODE = (
-    "models/synth_head.py",
-    "models/training/eval_sources.py",
-    "models/training/evaluate.py",
-    "models/training/synth_fit.py",
-)
+# Files whose code decides a fold's head (with the shipped head's weights, the manifests and
+# the source of this module's fold functions: an edit to the report keeps the cached heads).
+FOLD_CODE = ("models/synth_head.py", "models/training/evaluate.py", "models/training/synth_fit.py")
 
 
 def cached_fold_head(
@@ -199,9 +196,9 @@ def cached_fold_head(
     from models.training.fusion_fit import source_digest
     from models.training.synth_data import features_cache_dir, manifest_sha256
 
-    digest = source_digest(
-        SALT, FOLD_CODE, [shipped.arrays_sha256(), source, *sorted(manifest_sha256(cfg).values())]
-    )
+    own = "".join(inspect.getsource(f) for f in (fold_head, tied_to_source))
+    keys = [shipped.arrays_sha256(), source, own, *sorted(manifest_sha256(cfg).values())]
+    digest = source_digest(SALT, FOLD_CODE, keys)
     path = features_cache_dir() / "eval_sources" / "heads" / f"{digest}.npz"
     if path.is_file():
         head = LogisticHead.load(path)
