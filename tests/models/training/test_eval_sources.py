@@ -17,11 +17,11 @@ from models.training.eval_sources import (
     fold_head,
     held_out_samples,
     main,
-    render,
     source_tables,
     spread_sample,
     tied_to_source,
 )
+from models.training.eval_sources_report import render
 from models.training.fusion_fit import Example
 from models.training.synth_data import ClipFeatures, TrainConfig
 from models.training.text_features import MARK_BEGIN, MARK_END
