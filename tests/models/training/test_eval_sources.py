@@ -1,0 +1,204 @@
+"""Leave-one-source-out through the whole detector: the sample, the fold heads, the tables."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from models.synth_head import FeatureSpec, LogisticHead
+from models.training.corpus import CorpusRow
+from models.training.eval_sources import (
+    diagnose,
+    fold_head,
+    held_out_samples,
+    main,
+    source_tables,
+    spread_sample,
+    tied_to_source,
+)
+from models.training.eval_sources_report import render
+from models.training.fusion_fit import Example
+from models.training.synth_data import ClipFeatures, TrainConfig
+from models.training.text_features import MARK_BEGIN, MARK_END
+from pipeline.fuse import FusionModel
+
+
+def row(name: str, **overrides: Any) -> CorpusRow:
+    fields: dict[str, Any] = {
+        "id": f"src/{name}",
+        "path": f"audio/src/{name}.flac",
+        "root": "shared",
+        "label": "human",
+        "kind": "read_speech",
+        "language": "en",
+        "speaker": f"spk_{name}",
+        "engine": "",
+        "engine_family": "",
+        "source": "src",
+        "group_id": name,
+        "campaign": "",
+        "split": "train",
+        "duration_s": 3.0,
+        "orig_sr_hz": 16_000,
+        "licence": "test",
+    }
+    return CorpusRow(**(fields | overrides))
+
+
+def test_spread_sample_takes_every_voice_before_a_second_clip_of_any() -> None:
+    rows = [row(f"a{i}", speaker="A") for i in range(10)]
+    rows += [row("b0", speaker="B"), row("c0", speaker="C"), row("c1", speaker="C")]
+    got = spread_sample(rows, 4)
+    voices = Counter(r.speaker for r in got)
+    assert len(got) == 4 and set(voices) == {"A", "B", "C"} and max(voices.values()) == 2
+    assert spread_sample(rows, 4) == got  # seeded, not random
+    assert sorted(r.id for r in spread_sample(rows, 100)) == sorted(r.id for r in rows)
+    robots = [row(f"r{i}", label="robot", engine="e1" if i else "e2") for i in range(5)]
+    assert {r.engine for r in spread_sample(robots, 2)} == {"e1", "e2"}  # robots by engine
+
+
+def test_held_out_samples_skip_dev_other_languages_and_small_cells() -> None:
+    rows = [row(f"h{i}", split="test" if i % 2 else "train") for i in range(9)]
+    rows += [row(f"d{i}", split="dev") for i in range(20)]  # the fusion fitted on dev clips
+    rows += [row(f"k{i}", language="ko") for i in range(20)]
+    rows += [row(f"s{i}", source="small", label="robot", engine="x") for i in range(3)]
+    rows += [row(f"t{i}", source="tts_en", root="cache", label="robot") for i in range(9)]
+    rows += [row(f"v{i}", source="vocoded", root="cache", label="robot") for i in range(9)]
+    got = held_out_samples(rows, per_label=5, min_clips=8)
+    assert set(got) == {"src", "tts_en"}  # small: 3 < 8; vocoded: built here, not shared
+    assert all(r.split != "dev" and r.language == "en" for s in got.values() for r in s)
+    assert len(got["src"]) == 5
+
+
+def test_tied_to_source_follows_speakers_utterances_and_mixture_parts() -> None:
+    held = row("h0", source="held", speaker="voice")
+    copy = row("c0", source="vocoded", label="robot", speaker="voice", group_id="g")
+    same_line = row("c1", source="other", group_id="h0")
+    mix = row("m0", source="mixed", parts=("src/h0",), speaker="mix", group_id="m")
+    free = row("f0", source="other")
+    tied = tied_to_source([held, copy, same_line, mix, free], "held")
+    assert tied == {held.id, copy.id, same_line.id, mix.id}
+
+
+def _features(rows: list[CorpusRow], rng: np.random.Generator, *, poison: set[str]) -> dict:
+    out = {}
+    for r in rows:
+        x = rng.normal(size=(1, 6)) + (1.5 if r.label == "robot" else 0.0)
+        if r.id in poison:
+            x[:] = np.nan  # any use of this row would make the head NaN
+        out[r.id] = ClipFeatures(r.id, np.asarray([[0.0, 2.0]]), x)
+    return out
+
+
+def test_fold_head_never_fits_on_the_held_out_source_and_keeps_the_shipped_settings(
+    rng: np.random.Generator,
+) -> None:
+    rows = []
+    for split in ("train", "dev"):
+        for i in range(12):
+            rows.append(row(f"{split}h{i}", split=split, source=f"people{i % 3}"))
+            rows.append(
+                row(f"{split}r{i}", split=split, label="robot", kind="tts", engine=f"e{i % 3}",
+                    engine_family=f"e{i % 3}", source="held" if i % 3 == 0 else "tts")
+            )  # fmt: skip
+    rows.append(row("copy", label="robot", kind="tts", source="tts", speaker="spk_trainr0"))
+    cfg = TrainConfig(spec=FeatureSpec(blocks=("lfcc",)), density_alpha_grid=(0.0,))
+    poison = tied_to_source(rows, "held")
+    assert "src/copy" in poison  # a copy of a held-out voice is tied to it
+    tel = _features(rows, rng, poison=poison)
+    inf = _features([r for r in rows if r.split == "dev"], rng, poison=set())
+    shipped = LogisticHead(np.zeros(6), np.ones(6), np.zeros(6), 0.0).with_meta(
+        feature_spec=cfg.spec.to_dict(), pool_quantile=0.75, threshold=0.5,
+        log_odds_clip=3.0, label_map={"0": "human", "1": "robot"},
+    )  # fmt: skip
+    head, info = fold_head(shipped, "held", rows=rows, calls=[], tel=tel, inf=inf, cfg=cfg)
+    assert np.isfinite(head.coef).all() and np.isfinite([head.platt_a, head.platt_b]).all()
+    assert head.pool_quantile == 0.75 and head.spec == cfg.spec
+    assert info["train_rows"] == sum(r.split == "train" and r.id not in poison for r in rows)
+    assert info["chosen"].startswith("l2=")
+    x = np.stack([tel[r.id].x[0] for r in rows if r.id not in poison])
+    y = np.array([r.label == "robot" for r in rows if r.id not in poison])
+    assert head.log_odds(x[y]).mean() > head.log_odds(x[~y]).mean()
+
+
+def _record(i: int, source: str, *, y: int, logit: float, language: str = "en") -> dict:
+    return {
+        "id": f"{source}/{i}",
+        "source": source,
+        "label": "robot" if y else "human",
+        "y": y,
+        "language": language,
+        "voice": f"{source}-{i % 3}",
+        "text_seen": i == 0,
+        "cues": {"synthetic_voice": logit},
+        "logit": logit,
+        "voice_log_odds": logit / 2,
+    }
+
+
+def test_source_tables_pool_by_language_and_count_refusals() -> None:
+    rng = np.random.default_rng(1)
+    records = [
+        _record(i, s, y=0, logit=float(rng.normal(-1)))
+        for s in ("p1", "p2") for i in range(8)
+    ] + [
+        _record(i, s, y=1, logit=float(rng.normal(1))) for s in ("r1", "r2") for i in range(8)
+    ] + [
+        _record(i, "commercial_tts", y=1, logit=float(rng.normal(0))) for i in range(6)
+    ]  # fmt: skip
+    records.append({**_record(99, "r1", y=1, logit=0.0), "error": "too_short"})
+    for r in records[-1:]:
+        del r["logit"], r["cues"]
+    folds = {"r1": {"chosen": "l2=0.1 copy=0", "train_rows": 100}}
+    t = source_tables(records, folds, threshold=0.5)
+    assert set(t["pooled"]) == {"en | unseen sources", "en | held-out commercial voices"}
+    fused = t["pooled"]["en | unseen sources"]["fused"]
+    assert fused["n_sources"] == 4 and fused["n_robot"] == 16
+    assert fused["eer_ci"][0] <= fused["eer"] <= fused["eer_ci"][1]
+    r1 = t["per_source"]["r1 | robot | en"]
+    assert r1["sampled"] == 9 and r1["no_verdict"] == 1 and r1["n"] == 8 and r1["text_seen"] == 1
+    assert r1["train_rows"] == 100
+    for cell in t["per_source"].values():
+        assert 0 <= cell["called_robot"] <= 1 and 0 <= cell["voice_called_robot"] <= 1
+    out = {"tables": t, "per_label": 40, "seconds": 1.0, "head": "ab" * 32, "fusion": None}
+    text = render(out)
+    assert "| r1 | robot | en | 9 |" in text and "commercial" in text and "nan" not in text
+
+
+def test_diagnose_names_the_cue_that_pushes_each_class_the_wrong_way() -> None:
+    model = FusionModel(bias=0.0, scales=(), default_scale=1.0, method="test")
+    examples = []
+    for i in range(20):
+        y = i % 2
+        cues = (("good", 1.0 if y else -1.0), ("wrong", -2.0 if y else 2.0 * (i % 4 == 0)))
+        examples.append(Example(f"m{i}", "", y, "en", "k", "src", cues, group=f"g{i}"))
+    voice = {ex.audio_id: (1.0 if ex.y else -1.0) for ex in examples}
+    d = diagnose(model, examples, voice)
+    assert d["eer"]["voice head alone (unclipped log-odds)"] == 0.0
+    wrong, good = d["cues"]["wrong"], d["cues"]["good"]
+    assert wrong["robots_pushed_to_person"] == 1.0 and good["robots_pushed_to_person"] == 0.0
+    assert wrong["eer_without"] == 0.0 <= good["eer_without"]
+    assert d["eer"]["fitted fusion"] > 0.0
+    assert not math.isnan(d["by_source"]["src | robot"]["fused"])
+    text = render({"per_label": 4, "seconds": 1.0, "head": "h", "fusion": "f", "mixtures_dev": d})
+    assert "| wrong | 100.0 % |" in text and "Per source" not in text
+
+
+def test_render_only_rewrites_the_generated_part(tmp_path: Path) -> None:
+    records = [_record(i, "p", y=0, logit=-1.0 + i / 10) for i in range(4)]
+    records += [_record(i, "r", y=1, logit=i / 10) for i in range(4)]
+    tables = source_tables(records, {}, threshold=0.5)
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps({"tables": tables, "per_label": 4, "seconds": 2.0,
+                                   "head": "h", "fusion": "f"}))  # fmt: skip
+    report = tmp_path / "report.md"
+    report.write_text(f"# Title\n\nFindings by hand.\n\n{MARK_BEGIN}\nold\n{MARK_END}\n\nEnd.\n")
+    assert main(["--render", "--results", str(results), "--report", str(report)]) == 0
+    text = report.read_text()
+    assert text.startswith("# Title\n\nFindings by hand.") and text.endswith("End.\n")
+    assert "\nold\n" not in text and "| p | human | en | 4 |" in text
