@@ -60,7 +60,7 @@ from models.training.corpus import (
 )
 from models.training.fusion_fit import SALT as FUSION_SALT
 from models.training.fusion_fit import TEXT_CUES, Example, fusion_logit
-from pipeline.fuse import sigmoid
+from pipeline.fuse import operating_point, sigmoid
 from pipeline.types import ANALYSIS_RATE_HZ, Audio, AudioInfo, ModelInfo
 
 if TYPE_CHECKING:
@@ -570,7 +570,7 @@ def run(*, per_label: int, sources: bool, mixtures: bool, progress: bool) -> dic
     }
     if sources:
         records, folds = score_sources(detector, fusion, per_label=per_label, progress=progress)
-        threshold = detector.config.fusion.threshold
+        threshold, _ = operating_point(detector.config.fusion, fusion)
         out["tables"] = source_tables(records, folds, threshold=threshold)
         out["records"] = records
     if mixtures and fusion is not None:

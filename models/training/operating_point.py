@@ -92,7 +92,7 @@ def robot_threshold(people: np.ndarray, max_share: float = MAX_PEOPLE_CALLED_ROB
     return min(1.0, math.floor(float(ranked[allowed]) * 1000 + 1) / 1000)  # strictly above it
 
 
-def person_threshold(robots: np.ndarray, max_share: float = MAX_ROBOTS_CALLED_PERSON) -> float:
+def person_threshold(robots: np.ndarray, max_share: float) -> float:
     """The highest probability (a multiple of 0.001) below which at most ``max_share`` of the
     ``robots`` (their robot probabilities) fall (``p < threshold``: called a live person)."""
     ranked = np.sort(np.asarray(robots, dtype=np.float64))
