@@ -344,3 +344,37 @@ def format_metric(v: float | None, pct: bool = True) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "-"
     return f"{100 * v:.1f} %" if pct else f"{v:.3f}"
+
+
+def rate_ci(
+    flags: np.ndarray,
+    groups: Sequence[str],
+    *,
+    rounds: int = BOOTSTRAP_ROUNDS,
+    level: float = 0.95,
+    seed: int = BOOTSTRAP_SEED,
+) -> tuple[float, float]:
+    """Percentile interval of ``mean(flags)``, resampling whole groups with replacement (as
+    :func:`bootstrap_ci` does for EER and AUC).
+
+    Parameters
+    ----------
+    flags : np.ndarray [shape=(n,)], bool; the event per row (e.g. robot-leaning evidence)
+    groups : sequence of str, length n; the resampling unit of each row (its fold group)
+
+    Returns
+    -------
+    (low, high) rates in [0, 1]; (nan, nan) when there is no row.
+    """
+    f = np.asarray(flags, dtype=bool)
+    if f.size != len(groups):
+        raise ValueError(f"groups has {len(groups)} entries for {f.size} rows")
+    if not f.size:
+        return float("nan"), float("nan")
+    _, group_of_row = np.unique(np.asarray(list(groups), dtype=str), return_inverse=True)
+    hits = np.bincount(group_of_row, weights=f.astype(float))
+    sizes = np.bincount(group_of_row).astype(float)
+    draws = np.random.default_rng(seed).integers(0, len(sizes), size=(rounds, len(sizes)))
+    rates = hits[draws].sum(axis=1) / sizes[draws].sum(axis=1)
+    tail = 100 * (1 - level) / 2
+    return float(np.percentile(rates, tail)), float(np.percentile(rates, 100 - tail))

@@ -5,7 +5,7 @@ robot threshold and the lower edge of an "uncertain" band are read off held-out 
 (:func:`out_of_fold`: the fusion fit repeated with each voice-grouped fold of dev left out) by
 declared rules (:func:`choose_operating_point`), and so is the cap of the turn-taking cues' summed
 pull towards robot (:func:`choose_turn_taking_cap`). :func:`operating_rows` reports a test
-population before (0.5) and after, with intervals by voice (:func:`rate_ci`).
+population before (0.5) and after, with intervals by voice (:func:`metrics.rate_ci`).
 """
 
 from __future__ import annotations
@@ -243,29 +243,6 @@ def choose_turn_taking_cap(
     return {"chosen": chosen["cap"], "rows": rows, "calls": len(calls)}
 
 
-def rate_ci(
-    hits: np.ndarray,
-    groups: Sequence[str],
-    *,
-    rounds: int = M.BOOTSTRAP_ROUNDS,
-    level: float = 0.95,
-    seed: int = M.BOOTSTRAP_SEED,
-) -> tuple[float, float]:
-    """Percentile interval of a share (``hits.mean()``), resampling whole groups (voices) with
-    replacement, as :func:`metrics.bootstrap_ci` does for EER and AUC; nan without rows."""
-    h = np.asarray(hits, dtype=np.float64)
-    if not h.size:
-        return (float("nan"), float("nan"))
-    _, group_of_row = np.unique(np.asarray(list(groups), dtype=object), return_inverse=True)
-    n_groups = int(group_of_row.max()) + 1
-    sums = np.bincount(group_of_row, weights=h, minlength=n_groups)
-    counts = np.bincount(group_of_row, minlength=n_groups).astype(np.float64)
-    draws = np.random.default_rng(seed).integers(0, n_groups, size=(rounds, n_groups))
-    rates = sums[draws].sum(axis=1) / counts[draws].sum(axis=1)
-    tail = 100 * (1 - level) / 2
-    return (float(np.percentile(rates, tail)), float(np.percentile(rates, 100 - tail)))
-
-
 def operating_rows(
     examples: Sequence[Example],
     logit: np.ndarray,
@@ -287,9 +264,9 @@ def operating_rows(
         for key, cut in (("half", EVEN_ODDS), ("point", threshold)):
             called = p >= cut
             row[f"people_called_{key}"] = float(called[people].mean()) if people.any() else math.nan
-            row[f"people_called_{key}_ci"] = rate_ci(called[people], groups[people].tolist())
+            row[f"people_called_{key}_ci"] = M.rate_ci(called[people], groups[people].tolist())
             row[f"robots_caught_{key}"] = float(called[robots].mean()) if robots.any() else math.nan
-            row[f"robots_caught_{key}_ci"] = rate_ci(called[robots], groups[robots].tolist())
+            row[f"robots_caught_{key}_ci"] = M.rate_ci(called[robots], groups[robots].tolist())
         band = (p >= person_threshold) & (p < threshold)
         row["uncertain_people"] = float(band[people].mean()) if people.any() else math.nan
         row["uncertain_robots"] = float(band[robots].mean()) if robots.any() else math.nan

@@ -279,39 +279,6 @@ def business_margin(log_odds: np.ndarray, rows: Sequence[TextRow], on: np.ndarra
     return max(0.0, threshold_at_fpr(neg, MAX_BUSINESS_FPR))
 
 
-def rate_ci(
-    flags: np.ndarray,
-    groups: Sequence[str],
-    *,
-    rounds: int = M.BOOTSTRAP_ROUNDS,
-    level: float = 0.95,
-    seed: int = M.BOOTSTRAP_SEED,
-) -> tuple[float, float]:
-    """Percentile interval of ``mean(flags)``, resampling whole groups with replacement.
-
-    Parameters
-    ----------
-    flags : np.ndarray [shape=(n,)], bool; the event per row (e.g. robot-leaning evidence)
-    groups : sequence of str, length n; the resampling unit of each row (its fold group)
-
-    Returns
-    -------
-    (low, high) rates in [0, 1]; (nan, nan) when there is no row.
-    """
-    f = np.asarray(flags, dtype=bool)
-    if f.size != len(groups):
-        raise ValueError(f"groups has {len(groups)} entries for {f.size} rows")
-    if not f.size:
-        return float("nan"), float("nan")
-    _, group_of_row = np.unique(np.asarray(list(groups), dtype=str), return_inverse=True)
-    hits = np.bincount(group_of_row, weights=f.astype(float))
-    sizes = np.bincount(group_of_row).astype(float)
-    draws = np.random.default_rng(seed).integers(0, len(sizes), size=(rounds, len(sizes)))
-    rates = hits[draws].sum(axis=1) / sizes[draws].sum(axis=1)
-    tail = 100 * (1 - level) / 2
-    return float(np.percentile(rates, tail)), float(np.percentile(rates, 100 - tail))
-
-
 def evidence_rates(
     rows: Sequence[TextRow], weights: np.ndarray, shown: np.ndarray
 ) -> dict[str, dict[str, Any]]:
@@ -335,7 +302,7 @@ def evidence_rates(
                 "n": int(m.sum()),
                 "groups": len(set(groups)),
                 "rate": float(flags.mean()),
-                "ci95": rate_ci(flags, groups),
+                "ci95": M.rate_ci(flags, groups),
                 "median_weight": float(np.median(weights[m])),
                 "share_above_3": float(np.mean(weights[m] > 3.0)),
             }

@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from models.training import metrics as M
 from models.training.corpus import REPO_DIR
 from models.training.text_eval import (
     HeadSpec,
@@ -55,7 +56,6 @@ from models.training.text_eval import (
     evidence_rates,
     head_spec,
     is_selection_group,
-    rate_ci,
     rule_robot_weights,
 )
 from models.training.text_features import (
@@ -270,7 +270,7 @@ def business(weights_dir: Path | None = None) -> int:
         odds = np.array([s[1] for s in mine])
         total = np.array([s[2] for s in mine])
         groups = [s[0]["category"] for s in mine]
-        ci_head, ci_all = rate_ci(odds > 0, groups), rate_ci(total > 0, groups)
+        ci_head, ci_all = M.rate_ci(odds > 0, groups), M.rate_ci(total > 0, groups)
         result["summary"][lang] = {
             "n": len(mine),
             "head_robot_leaning": float(np.mean(odds > 0)),

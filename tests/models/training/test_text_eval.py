@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from models.training.metrics import rate_ci
 from models.training.text_eval import (
     EVIDENCE_FAMILIES,
     business_margin,
     evidence_rates,
-    rate_ci,
 )
 from models.training.text_features import TextRow
 

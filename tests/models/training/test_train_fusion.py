@@ -429,7 +429,7 @@ def test_choose_turn_taking_cap_takes_the_smallest_cap_that_costs_no_robots() ->
 
 
 def test_rate_intervals_resample_voices_and_hold_the_rate() -> None:
-    from models.training.operating_point import rate_ci
+    from models.training.metrics import rate_ci
 
     hits = np.array([1, 1, 1, 1, 0, 0, 0, 0, 0, 0], dtype=bool)
     low, high = rate_ci(hits, ["a"] * 4 + ["b", "c", "d", "e", "f", "g"])
