@@ -375,10 +375,7 @@ CAPPED = FusionModel(
 )
 
 
-def _fuse_voice(voice: float, behaviour: float, model: FusionModel) -> Verdict:
-    cues = AcousticCues(
-        (Evidence("structure", "a0", 1.0, behaviour, "b", (0.0, 1.0)), _voice(voice)), 2.0
-    )
+def _fuse_cues(cues: AcousticCues, model: FusionModel) -> Verdict:
     return fuse(
         text=TextScore(0.1, "none", (), ()),
         cues=cues,
@@ -389,6 +386,13 @@ def _fuse_voice(voice: float, behaviour: float, model: FusionModel) -> Verdict:
         config=FusionConfig(),
         model=model,
     )
+
+
+def _fuse_voice(voice: float, behaviour: float, model: FusionModel) -> Verdict:
+    cues = AcousticCues(
+        (Evidence("structure", "a0", 1.0, behaviour, "b", (0.0, 1.0)), _voice(voice)), 2.0
+    )
+    return _fuse_cues(cues, model)
 
 
 @pytest.mark.parametrize("voice", [-3.0, -0.1, 0.0, 2.0])
@@ -465,16 +469,7 @@ TURN_CAPPED = FusionModel(
 
 def _fuse_turns(turns: tuple[Evidence, ...], model: FusionModel, other: float = 0.4) -> Verdict:
     cues = AcousticCues((Evidence("acoustic", "a0", 1.0, other, "a", (0.0, 1.0)), *turns), 2.0)
-    return fuse(
-        text=TextScore(0.1, "none", (), ()),
-        cues=cues,
-        transcript=TRANSCRIPT,
-        other_transcript=None,
-        audio=INFO,
-        provenance=PROVENANCE[True],
-        config=FusionConfig(),
-        model=model,
-    )
+    return _fuse_cues(cues, model)
 
 
 def test_turn_taking_alone_pushes_towards_robot_no_further_than_its_cap() -> None:
