@@ -64,7 +64,7 @@ from pipeline.fuse import operating_point, sigmoid
 from pipeline.types import ANALYSIS_RATE_HZ, Audio, AudioInfo, ModelInfo
 
 if TYPE_CHECKING:
-    from models.synth_head import FrameEncoder, LogisticHead
+    from models.synth_head import ClipEmbedder, FrameEncoder, LogisticHead
     from models.training.synth_data import ClipFeatures, TrainConfig
     from pipeline.detector import Detector
     from pipeline.fuse import FusionModel
@@ -214,12 +214,19 @@ def cached_fold_head(
     return head, info
 
 
-def fold_scorer(head: LogisticHead, *, encoder: FrameEncoder | None, source: str) -> Any:
-    """A :class:`models.synth_head.SynthVoiceScorer` of a fold's head, keyed by its numbers."""
+def fold_scorer(
+    head: LogisticHead,
+    *,
+    encoder: FrameEncoder | None,
+    embedder: ClipEmbedder | None,
+    source: str,
+) -> Any:
+    """A :class:`models.synth_head.SynthVoiceScorer` of a fold's head, keyed by its numbers;
+    ``embedder``: the shipped scorer's AASIST embedder (a head with the aasist block needs it)."""
     from models.synth_head import SynthVoiceScorer
 
     info = ModelInfo("synth", f"synth-head/without-{source}", head.arrays_sha256())
-    return SynthVoiceScorer(head, encoder=encoder, model_info=info)
+    return SynthVoiceScorer(head, encoder=encoder, model_info=info, embedder=embedder)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -370,7 +377,9 @@ def score_sources(
             head, folds[source] = cached_fold_head(
                 shipped, source, rows=rows, calls=calls, tel=tel, inf=inf, cfg=cfg
             )
-            scorer = fold_scorer(head, encoder=encoder, source=source)
+            scorer = fold_scorer(
+                head, encoder=encoder, embedder=shipped_scorer.embedder, source=source
+            )
         fold_detector = dataclasses.replace(detector, synth_scorer=scorer)
         for row in sample:
             got = clip_evidence(fold_detector, row)

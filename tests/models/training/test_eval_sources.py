@@ -202,3 +202,26 @@ def test_render_only_rewrites_the_generated_part(tmp_path: Path) -> None:
     text = report.read_text()
     assert text.startswith("# Title\n\nFindings by hand.") and text.endswith("End.\n")
     assert "\nold\n" not in text and "| p | human | en | 4 |" in text
+
+
+def test_a_fold_scorer_of_an_aasist_head_gets_the_shipped_embedder() -> None:
+    """A fold head with the aasist block scores with the shipped scorer's clip embedder (the
+    run stopped at the first fold without it)."""
+    from models.synth_head import AASIST_ID, SynthVoiceScorer
+    from models.training.eval_sources import fold_scorer
+
+    class Embedder:
+        model_id = AASIST_ID
+
+        def embed(self, samples: np.ndarray) -> np.ndarray:
+            return np.zeros(160, np.float32)
+
+    spec = FeatureSpec(blocks=("lfcc", "aasist"))
+    dim = 120 + 160
+    head = LogisticHead(
+        np.zeros(dim), np.ones(dim), np.zeros(dim), 0.0, meta={"feature_spec": spec.to_dict()}
+    )
+    embedder = Embedder()
+    scorer = fold_scorer(head, encoder=None, embedder=embedder, source="librispeech")
+    assert isinstance(scorer, SynthVoiceScorer) and scorer.embedder is embedder
+    assert scorer.model_info.sha256 == head.arrays_sha256()
