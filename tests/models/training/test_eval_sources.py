@@ -207,21 +207,12 @@ def test_render_only_rewrites_the_generated_part(tmp_path: Path) -> None:
 def test_a_fold_scorer_of_an_aasist_head_gets_the_shipped_embedder() -> None:
     """A fold head with the aasist block scores with the shipped scorer's clip embedder (the
     run stopped at the first fold without it)."""
-    from models.synth_head import AASIST_ID, SynthVoiceScorer
+    from models.synth_head import SynthVoiceScorer
     from models.training.eval_sources import fold_scorer
+    from tests.models.support import ZeroAasistEmbedder, aasist_head
 
-    class Embedder:
-        model_id = AASIST_ID
-
-        def embed(self, samples: np.ndarray) -> np.ndarray:
-            return np.zeros(160, np.float32)
-
-    spec = FeatureSpec(blocks=("lfcc", "aasist"))
-    dim = 120 + 160
-    head = LogisticHead(
-        np.zeros(dim), np.ones(dim), np.zeros(dim), 0.0, meta={"feature_spec": spec.to_dict()}
-    )
-    embedder = Embedder()
+    head = aasist_head()
+    embedder = ZeroAasistEmbedder()
     scorer = fold_scorer(head, encoder=None, embedder=embedder, source="librispeech")
     assert isinstance(scorer, SynthVoiceScorer) and scorer.embedder is embedder
     assert scorer.model_info.sha256 == head.arrays_sha256()

@@ -491,24 +491,17 @@ def test_cache_digests_keep_the_layout_of_the_existing_caches(has_synth: bool) -
 
 def test_with_cached_frames_keeps_the_aasist_embedder(tmp_path: Path) -> None:
     """A head with the aasist block still gets its clip embedder once the encoder is cached."""
-    from models.synth_head import AASIST_ID, FeatureSpec, LogisticHead, SynthVoiceScorer
+    from models.synth_head import SynthVoiceScorer
     from models.training.fusion_calls import with_cached_frames
     from pipeline.types import ModelInfo
+    from tests.models.support import ZeroAasistEmbedder, aasist_head
 
-    class Embedder:
-        model_id = AASIST_ID
-
-        def embed(self, samples: np.ndarray) -> np.ndarray:
-            return np.zeros(160, np.float32)
-
-    spec = FeatureSpec(blocks=("lfcc", "aasist"))
-    dim = 120 + 160
-    head = LogisticHead(
-        np.zeros(dim), np.ones(dim), np.zeros(dim), 0.0, meta={"feature_spec": spec.to_dict()}
-    )
-    embedder = Embedder()
+    embedder = ZeroAasistEmbedder()
     scorer = SynthVoiceScorer(
-        head, encoder=CountingEncoder(), model_info=ModelInfo("s", "s", "0"), embedder=embedder
+        aasist_head(),
+        encoder=CountingEncoder(),
+        model_info=ModelInfo("s", "s", "0"),
+        embedder=embedder,
     )
     wrapped = with_cached_frames(scorer, cache_dir=tmp_path)
     assert isinstance(wrapped, SynthVoiceScorer) and wrapped.embedder is embedder
