@@ -689,9 +689,10 @@ def _diagnosis_lines() -> list[str]:
         "25 s').",
         "- **No prompt index here.** A single `robocall analyze` has none unless "
         "`--prompt-index` is given; `robocall batch` builds one over the calls of the run "
-        "(`service/campaigns`, `prompt_seen_before`). These calls are scored without it, since "
-        "the simulator reuses each agent's few clips across that agent's calls, so an index "
-        "would fire on agents as on replayed prompts (`docs/evaluation_calls.md`).",
+        "(`service/campaigns`, `prompt_seen_before`). These calls are scored without it, as a "
+        "single upload is; the carrier's case (an index over the other calls of the split, "
+        "`fusion_calls.call_examples(prompt_index=...)`) is measured on the behaviour cues "
+        "alone in `docs/evaluation_calls.md` and not yet fitted into this fusion.",
         "",
     ]
 
