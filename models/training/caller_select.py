@@ -23,7 +23,7 @@ caller. On that table, without touching the audio again:
 Test calls are scored with what dev chose (and every other candidate, for the record), never
 used to choose.
 
-    python -m models.training.caller_select [--json OUT]
+    python -m models.training.caller_select [--json OUT] [--markdown OUT]
 """
 
 from __future__ import annotations
@@ -325,10 +325,53 @@ def _ci(rows: Sequence[dict[str, Any]], right: np.ndarray) -> dict[str, Any]:
     return share_ci(right, np.array([r["single_s"] for r in rows]), [r["caller"] for r in rows])
 
 
+def _pct(v: float) -> str:
+    return f"{100 * v:.1f} %"
+
+
+def _cell(figure: dict[str, Any]) -> str:
+    low, high = figure["ci95"]
+    return f"{_pct(figure['share'])} ({_pct(low)} - {_pct(high)})"
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """The choice as Markdown (pasted into docs/evaluation_calls.md)."""
+    lines = [
+        "| caller rule | weights fitted on dev | dev, forced two (95 % CI) | dev minus the best "
+        "(paired 95 % CI) | test, forced two | test as shipped (new gate) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for rule, row in sorted(result["rules"].items(), key=lambda kv: -kv[1]["dev_forced"]["share"]):
+        low, high = row["dev_minus_best_ci95"]
+        name = f"**`{rule}`** (chosen)" if rule == result["chosen"] else f"`{rule}`"
+        lines.append(
+            f"| {name} | {row['fitted_weights']} | {_cell(row['dev_forced'])} | "
+            f"{100 * low:+.1f} to {100 * high:+.1f} points | {_cell(row['test_forced'])} | "
+            f"{_cell(row['test_shipped'])} |"
+        )
+    gate, prev = result["gate"], result["previous_gate"]
+    lines += [
+        "",
+        "| one-voice gate (caller rule as chosen) | dev as shipped | dev legs split | "
+        "test as shipped | test legs split |",
+        "|---|---|---|---|---|",
+        f"| calls v2 fit (`{V2_GATE[0]}`, {V2_GATE[1]}) | {_cell(prev['dev']['shipped'])} | "
+        f"{_pct(prev['dev']['legs_split'])} | {_cell(prev['test']['shipped'])} | "
+        f"{_pct(prev['test']['legs_split'])} |",
+        f"| **refitted on v3 dev** (`{tuple(gate['weights'])}`, {gate['bias']:.4f}) | "
+        f"{_cell(result['dev_shipped_in_sample'])}; left out by voice "
+        f"{_cell(result['dev_shipped_loo'])} | {_pct(result['legs_split']['dev'])} | "
+        f"{_cell(result['rules'][result['chosen']]['test_shipped'])} | "
+        f"{_pct(result['legs_split']['test'])} |",
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--manifest", type=Path, default=MANIFEST_DIR / "calls" / "calls.jsonl")
     parser.add_argument("--json", type=Path, default=None, help="write the choice here")
+    parser.add_argument("--markdown", type=Path, default=None, help="write the tables here")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
@@ -341,9 +384,12 @@ def main(argv: list[str] | None = None) -> int:
         call_row(pairs[g]["stereo"], pairs[g]["mono"], windows)
         for g in tqdm(sorted(pairs), desc="calls", disable=args.no_progress)
     ]
-    text = json.dumps(select(rows), indent=1, sort_keys=True)
+    result = select(rows)
+    text = json.dumps(result, indent=1, sort_keys=True)
     if args.json:
         args.json.write_text(text + "\n")
+    if args.markdown:
+        args.markdown.write_text(markdown(result))
     sys.stdout.write(text + "\n")
     return 0
 
