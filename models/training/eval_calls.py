@@ -6,7 +6,8 @@ For every dev/test call of ``datasets/manifests/calls/calls.jsonl`` (stereo and 
 - mono diarisation (``models.diarize``): share of single-party speech time attributed to the
   right party as the detector's diarizer returns it (one voice: all speech the caller's), and
   with the clustering forced to two voices and the caller chosen by each rule; by language,
-  caller kind and level difference of the two parties in the mix;
+  caller kind and level difference of the two parties in the mix; the diarisation error as
+  shipped (speech given to the wrong party, missed, false alarm);
 - one voice or two: how often a caller leg alone is split in two, and how often a mono mix is
   kept as two voices;
 - behaviour cues (``pipeline.behaviour``) on stereo (the caller channel known from the manifest)
@@ -30,7 +31,7 @@ may play several calls of a split), 1,000 resamples: EERs through
 :func:`models.training.metrics.bootstrap_ci` (voices drawn within each class, as on every other
 page), shares of speech time and rates by drawing voices from all calls of the row.
 
-About 680 lines: one measurement run (features, report, Markdown tables) whose pieces share the
+About 700 lines: one measurement run (features, report, Markdown tables) whose pieces share the
 per-call feature dict; split, each part would only pass that dict on.
 """
 

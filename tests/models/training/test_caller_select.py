@@ -15,6 +15,7 @@ from models.training.caller_select import (
     fit_caller,
     fit_gate,
     fixed_picker,
+    markdown,
     right_forced,
     select,
     weights_picker,
@@ -102,3 +103,6 @@ def test_select_reports_every_rule_on_dev_and_test(rng: np.random.Generator) -> 
     assert result["dev_shipped_loo"]["share"] == pytest.approx(
         result["dev_shipped_in_sample"]["share"], abs=0.1
     )
+    table = markdown(result)
+    assert f"**`{result['chosen']}`** (chosen)" in table
+    assert table.count("\n| `") + 1 == len(result["rules"])  # one row per rule
