@@ -1,0 +1,87 @@
+"""Issue 13 variants of the robot-script head: harder negatives, folds, the marker gate."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from models.training.text_features import TextRow, assign_folds
+from models.training.text_variants import (
+    HARD_SOURCE,
+    HARD_WINDOW_CHARS,
+    HARD_WINDOWS,
+    Thresholds,
+    evidence_weight,
+    extended_folds,
+    gate_for_recall,
+    hard_negatives,
+    has_markers,
+)
+
+
+def _row(i: int, source: str, text: str, *, robot: int = 0, group: str = "") -> TextRow:
+    return TextRow(
+        id=f"{source}/{i}",
+        text=text,
+        language="en",
+        source=source,
+        group=group or f"{source}/g{i}",
+        is_pitch=1,
+        is_robot=robot,
+        topic="none",
+        origin="test",
+    )
+
+
+SENTENCE = "Would you like to give a little to a charity that helps children get to school today? "
+
+
+def test_hard_negatives_are_opening_windows_of_persuasion_only() -> None:
+    rows = [
+        _row(0, "persuasion_en", SENTENCE * 20, group="persuasion/20180904"),
+        _row(1, "robocall", SENTENCE * 20, robot=1),
+        _row(2, "persuasion_en", "Too short to make a window.", group="persuasion/20180905"),
+    ]
+    extra = hard_negatives(rows)
+    assert len(extra) == HARD_WINDOWS
+    for e in extra:
+        assert e.source == HARD_SOURCE and e.is_robot == 0
+        assert e.group == "hardneg/persuasion/20180904"
+        assert len(e.text) >= HARD_WINDOW_CHARS and e.text in rows[0].text
+    assert len({e.id for e in extra}) == len(extra)
+
+
+def test_extended_folds_keep_a_window_with_its_dialogue() -> None:
+    rows = [_row(i, "persuasion_en", SENTENCE * 20, group=f"persuasion/day{i}") for i in range(6)]
+    rows += [_row(i, "robocall", "press 1", robot=1, group=f"robocall/rc{i}") for i in range(5)]
+    extra = hard_negatives(rows)
+    for n_folds in (3, 0):
+        folds = extended_folds(rows, extra, n_folds)
+        assert (folds[: len(rows)] == assign_folds(rows, n_folds)).all()
+        by_group = {r.group: f for r, f in zip(rows, folds, strict=False)}
+        for e, f in zip(extra, folds[len(rows) :], strict=True):
+            assert f == by_group[e.group.removeprefix("hardneg/")]
+
+
+def test_gate_is_the_largest_that_keeps_recall() -> None:
+    log_odds = np.array([5.0, 3.0, 1.0, 0.5, 4.0, 2.0])
+    marked = np.array([True, False, False, False, False, False])
+    robot = np.array([True, True, True, True, False, False])
+    # robots: marked 5.0 always counts; unmarked 3.0, 1.0, 0.5 fall one by one
+    assert gate_for_recall(log_odds, marked, robot, 0.75) == pytest.approx(0.95)
+    assert gate_for_recall(log_odds, marked, robot, 1.0) == pytest.approx(0.45)
+    assert gate_for_recall(log_odds, marked, robot, 0.25) == 8.0  # the marked one alone
+
+
+def test_evidence_weight_applies_the_gate_to_unmarked_rows_only() -> None:
+    raw = np.array([1.0, 1.0])
+    t = Thresholds(platt=(2.0, -1.0), margin=0.5, gate=1.0)
+    assert evidence_weight(raw, np.array([True, False]), t).tolist() == [0.5, -0.5]
+
+
+def test_has_markers_reads_the_machine_specific_lexicon() -> None:
+    rows = [
+        _row(0, "robocall", "This is an automated message. Press 1 now.", robot=1),
+        _row(1, "authored_business_en", "This is Dana from Oak Dental, call us back at 555-0100."),
+    ]
+    assert has_markers(rows).tolist() == [True, False]
