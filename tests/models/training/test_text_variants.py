@@ -11,9 +11,9 @@ from models.training.text_variants import (
     HARD_WINDOW_CHARS,
     HARD_WINDOWS,
     Thresholds,
+    choose_gate,
     evidence_weight,
     extended_folds,
-    gate_for_recall,
     hard_negatives,
     has_markers,
 )
@@ -63,14 +63,17 @@ def test_extended_folds_keep_a_window_with_its_dialogue() -> None:
             assert f == by_group[e.group.removeprefix("hardneg/")]
 
 
-def test_gate_is_the_largest_that_keeps_recall() -> None:
-    log_odds = np.array([5.0, 3.0, 1.0, 0.5, 4.0, 2.0])
-    marked = np.array([True, False, False, False, False, False])
-    robot = np.array([True, True, True, True, False, False])
-    # robots: marked 5.0 always counts; unmarked 3.0, 1.0, 0.5 fall one by one
-    assert gate_for_recall(log_odds, marked, robot, 0.75) == pytest.approx(0.95)
-    assert gate_for_recall(log_odds, marked, robot, 1.0) == pytest.approx(0.45)
-    assert gate_for_recall(log_odds, marked, robot, 0.25) == 8.0  # the marked one alone
+def test_gate_removes_the_most_false_accusations_that_recall_allows() -> None:
+    # robots: marked 5.0 always counts; unmarked 3.0, 1.0 and 0.5 fall as the gate rises
+    log_odds = np.array([5.0, 3.0, 1.0, 0.5, 0.8, 2.0, -1.0])
+    marked = np.array([True, False, False, False, False, False, False])
+    robot = np.array([True, True, True, True, False, False, False])
+    business = ~robot
+    # recall >= 0.75 allows gates < 1.0: the person at 0.8 is cleared at 0.8, the one at 2.0
+    # is not, and the smallest gate with that fewest is taken
+    assert choose_gate(log_odds, marked, robot, business, 0.75) == pytest.approx(0.8)
+    assert choose_gate(log_odds, marked, robot, business, 1.0) == 0.0  # clears nobody: none
+    assert choose_gate(log_odds, marked, robot, business, 0.25) == pytest.approx(2.0)
 
 
 def test_evidence_weight_applies_the_gate_to_unmarked_rows_only() -> None:
