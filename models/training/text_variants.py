@@ -3,7 +3,7 @@ tried against it. Everything here is read on the *selection* half of the fold gr
 out of fold; the held-out voicemails are never read here (``train_text business`` reads them).
 
     python -m models.training.text_variants diagnose   # n-grams and machine markers, dev only
-    python -m models.training.text_variants compare    # the variants, chosen on dev
+    python -m models.training.text_variants compare [--variants current,gated] [--reuse-oof]
     python -m models.training.text_variants report     # its tables again
 
 ``diagnose`` fits the robot head per fold (10 grouped folds) and sums, over the dev half's
@@ -281,9 +281,13 @@ def diagnose(top: int = 25) -> dict[str, Any]:
     }
 
 
-def compare() -> dict[str, Any]:
-    """Every variant: thresholds from dev 10-fold scores; rates on dev (choice) and on the
-    other half (report), 10-fold and leave-one-campaign-group-out; the dev choice."""
+def compare(variants: Sequence[str] = VARIANTS, *, reuse_oof: bool = False) -> dict[str, Any]:
+    """Each of ``variants``: thresholds from dev 10-fold scores; rates on dev (choice) and on
+    the other half (report), 10-fold and leave-one-campaign-group-out; the dev choice.
+
+    ``reuse_oof``: take the raw out-of-fold scores a previous run saved under ``RUN_DIR``
+    (same corpus) instead of refitting; only the thresholds are chosen again.
+    """
     from models.text_clf import ROBOT_WEIGHT_CAP
 
     rows = read_rows()
@@ -294,27 +298,30 @@ def compare() -> dict[str, Any]:
     extra = hard_negatives(rows)
     n = len(rows)
     results: dict[str, Any] = {}
-    for hard in (False, True):
-        added = extra if hard else []
-        all_rows = [*rows, *added]
-        fit_on = np.concatenate([trainable, np.ones(len(added), dtype=bool)])
-        raw = {
-            "10_fold": robot_oof(
-                all_rows, extended_folds(rows, added, 10), fit_on, fixed_vocabulary=False
-            )[:n],
-            "logo": robot_oof(
-                all_rows, extended_folds(rows, added, 0), fit_on, fixed_vocabulary=True
-            )[:n],
-        }
-        log.info("hard negatives %s: %d added rows, scored", hard, len(added))
-        RUN_DIR.mkdir(parents=True, exist_ok=True)
-        np.savez(  # raw out-of-fold scores, to re-threshold without refitting
-            RUN_DIR / f"variants_oof_hardneg{int(hard)}.npz",
-            ten_fold=raw["10_fold"],
-            logo=raw["logo"],
-        )
+    for hard in sorted({"hardneg" in v for v in variants}):
+        saved = RUN_DIR / f"variants_oof_hardneg{int(hard)}.npz"
+        if reuse_oof and saved.is_file():
+            with np.load(saved, allow_pickle=False) as data:
+                raw = {"10_fold": data["ten_fold"], "logo": data["logo"]}
+        else:
+            added = extra if hard else []
+            all_rows = [*rows, *added]
+            fit_on = np.concatenate([trainable, np.ones(len(added), dtype=bool)])
+            raw = {
+                "10_fold": robot_oof(
+                    all_rows, extended_folds(rows, added, 10), fit_on, fixed_vocabulary=False
+                )[:n],
+                "logo": robot_oof(
+                    all_rows, extended_folds(rows, added, 0), fit_on, fixed_vocabulary=True
+                )[:n],
+            }
+            log.info("hard negatives %s: %d added rows, scored", hard, len(added))
+            RUN_DIR.mkdir(parents=True, exist_ok=True)
+            np.savez(saved, ten_fold=raw["10_fold"], logo=raw["logo"])
         for gated in (False, True):
             name = "+".join(p for p, on in (("gated", gated), ("hardneg", hard)) if on)
+            if (name or "current") not in variants:
+                continue
             t = choose_thresholds(rows, raw["10_fold"], marked, trainable & dev, gated=gated)
             entry: dict[str, Any] = {"thresholds": t.__dict__ | {"platt": list(t.platt)}}
             for run, scores in raw.items():
@@ -327,6 +334,7 @@ def compare() -> dict[str, Any]:
                     ),
                 }
             results[name or "current"] = entry
+    results["variants"] = list(variants)
     results["chosen"] = choose_variant(results)
     return results
 
@@ -339,8 +347,8 @@ def choose_variant(results: dict[str, Any]) -> str:
         return float(results[name]["10_fold"]["dev"][key]["rate"])
 
     ok = [
-        v
-        for v in VARIANTS
+        str(v)
+        for v in results.get("variants", VARIANTS)
         if rate(v, "robocall transcripts (held-out campaigns) (all)") >= GATE_RECALL
     ]
     return min(
@@ -370,7 +378,8 @@ def render(results: dict[str, Any]) -> str:
         "| variant | margin / gate | dev: business/sales | dev: robocall recall |",
         "|---|---|---|---|",
     ]
-    for v in VARIANTS:
+    shown = results.get("variants", VARIANTS)
+    for v in shown:
         t, dev = results[v]["thresholds"], results[v]["10_fold"]["dev"]
         out.append(
             f"| {v} | {t['margin']:.2f} / {t['gate']:.2f} | {_cell(dev, f'{business} (all)')} "
@@ -384,7 +393,7 @@ def render(results: dict[str, Any]) -> str:
         "| robocall recall | script lines recall | all text: business/sales |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    for v in VARIANTS:
+    for v in shown:
         for run in ("10_fold", "logo"):
             r, a = results[v][run]["report"], results[v][run]["report_all_text"]
             out.append(
@@ -399,13 +408,23 @@ def render(results: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("command", choices=("diagnose", "compare", "report"))
+    parser.add_argument("--variants", default=",".join(VARIANTS), help="compare these only")
+    parser.add_argument(
+        "--reuse-oof", action="store_true", help="compare: reuse the saved out-of-fold scores"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     if args.command == "report":  # the tables again, from the last compare
         saved = json.loads((RUN_DIR / "variants_compare.json").read_text(encoding="utf-8"))
         print(render(saved))  # noqa: T201 - a report command
         return 0
-    result = diagnose() if args.command == "diagnose" else compare()
+    chosen = [v for v in args.variants.split(",") if v]
+    if set(chosen) - set(VARIANTS):
+        parser.error(f"unknown variants {sorted(set(chosen) - set(VARIANTS))}; from {VARIANTS}")
+    if args.command == "diagnose":
+        result = diagnose()
+    else:
+        result = compare(chosen, reuse_oof=args.reuse_oof)
     RUN_DIR.mkdir(parents=True, exist_ok=True)
     path = RUN_DIR / f"variants_{args.command}.json"
     path.write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
