@@ -12,6 +12,7 @@ from models.training.text_variants import (
     HARD_WINDOWS,
     Thresholds,
     choose_gate,
+    choose_variant,
     evidence_weight,
     extended_folds,
     hard_negatives,
@@ -88,3 +89,28 @@ def test_has_markers_reads_the_machine_specific_lexicon() -> None:
         _row(1, "authored_business_en", "This is Dana from Oak Dental, call us back at 555-0100."),
     ]
     assert has_markers(rows).tolist() == [True, False]
+
+
+def _result(business: float, chat: float, recall: float) -> dict[str, object]:
+    def rate(r: float) -> dict[str, object]:
+        return {"rate": r, "ci95": (r, r), "n": 10}
+
+    dev = {
+        "human business/sales, authored (all)": rate(business),
+        "human chit-chat and read text (all)": rate(chat),
+        "robocall transcripts (held-out campaigns) (all)": rate(recall),
+    }
+    return {"10_fold": {"dev": dev}}
+
+
+def test_choice_on_dev_needs_recall_then_fewest_accused_then_simplest() -> None:
+    results: dict[str, object] = {
+        "current": _result(0.05, 0.02, 0.99),
+        "gated": _result(0.0, 0.01, 0.99),
+        "hardneg": _result(0.0, 0.01, 0.99),  # ties with gated: the earlier (simpler) one wins
+        "gated+hardneg": _result(0.0, 0.0, 0.90),  # fewest accused, but recall below 95 %
+        "variants": ["current", "gated", "hardneg", "gated+hardneg"],
+    }
+    assert choose_variant(results) == "gated"
+    results["variants"] = ["current", "gated+hardneg"]
+    assert choose_variant(results) == "current"
