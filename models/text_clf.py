@@ -118,6 +118,12 @@ class TextHeads:
         a machine-specific marker, ``meta["robot_gate"]`` (default 0) without one."""
         return 0.0 if has_machine_marker else float(self.meta.get("robot_gate", 0.0))
 
+    def robot_weight(self, log_odds: float, transcript: Transcript) -> float:
+        """``robot_script_text``'s weight for the robot head's log-odds on ``transcript``: past
+        :meth:`robot_bar` (the gate unless the words hold a machine-specific marker)."""
+        marker = bool(machine_markers(transcript))
+        return robot_text_weight(log_odds, bar=self.robot_bar(has_machine_marker=marker))
+
     def blocks_needed(self) -> set[str]:
         return {f for h in self.heads.values() for f in h.features}
 
@@ -319,9 +325,7 @@ class TrainedTextClassifier:
         order = np.argsort(-probs, kind="stable")
         topic_scores = tuple((labels[i], sales * float(probs[i])) for i in order)
         robot = float(h.log_odds("robot", h.head_input("robot", blocks))[0])
-        weight = robot_text_weight(
-            robot, bar=h.robot_bar(has_machine_marker=bool(machine_markers(transcript)))
-        )
+        weight = h.robot_weight(robot, transcript)
         segments = transcript.segments
         robot_ev = make_evidence(
             "text",

@@ -131,6 +131,18 @@ def test_without_a_machine_marker_the_words_must_clear_the_gate(
     )  # the head's log-odds is still reported, only its weight is gated
 
 
+def test_robot_weight_is_what_the_fusion_training_and_inference_share() -> None:
+    # train_fusion's text cues go through TextHeads.robot_weight, so the fusion is fitted on the
+    # weights inference gives: the gate applies unless the words hold a machine marker.
+    heads = load_heads()
+    heads = dataclasses.replace(heads, meta={**heads.meta, "robot_gate": 3.0})
+    unmarked = _transcript(PITCH_WITHOUT_MARKER_EN, "en")
+    marked = _transcript(PITCH_WITHOUT_MARKER_EN + " Press 1 to speak with an agent.", "en")
+    assert heads.robot_weight(2.5, unmarked) == 0.0
+    assert heads.robot_weight(3.5, unmarked) == pytest.approx(0.5)
+    assert heads.robot_weight(2.5, marked) == pytest.approx(min(2.5, ROBOT_WEIGHT_CAP))
+
+
 def test_weights_before_the_gate_have_none() -> None:
     heads = load_heads()
     old = dataclasses.replace(
