@@ -22,7 +22,7 @@ from models.training import metrics as M
 from models.training import operating_point as OP
 from models.training.corpus import audio_manifest_paths
 from models.training.error_rates import update_error_rates
-from models.training.fusion_fit import Result, balanced, fusion_logit, handset_logit
+from models.training.fusion_fit import MAX_SCALE, Result, balanced, fusion_logit, handset_logit
 from models.training.metrics import format_metric as _f
 from models.training.tables import markdown_table
 from models.training.text_features import CORPUS
@@ -724,7 +724,15 @@ def carrier_lines(result: Result) -> list[str]:
         "held (`fusion_fit.fit_prompt_scale`): the single-upload rows above do not change, and "
         "no single-upload row carries the cue. "
         f"Fitted scale of `prompt_seen_before`: **{carrier['scale']:.2f}** (hand-set 1; the "
-        "hand-set weight is at most 2 logits, `service/campaigns/heard_before.py`).",
+        "hand-set weight is at most 2 logits, `service/campaigns/heard_before.py`)"
+        + (
+            f", **the fit's upper bound** ({MAX_SCALE:g}): no dev agent carries the cue, so "
+            "these calls cannot bound it. The simulated agents never replay audio; a live agent "
+            "whose dialer plays a recorded greeting or disclosure would, and no such call was "
+            "measured."
+            if carrier["scale"] >= MAX_SCALE
+            else "."
+        ),
         "",
         "Calls the index matched to another call (robots: what it should find; agents: false "
         "alarms), share with a 95 % bootstrap interval over caller voices:",

@@ -42,6 +42,13 @@ Data, every part held out from what it scores:
   fit; their text and synthetic-voice cues are left out of it (``fusion_calls.fit_cues_only``
   says why). The test calls are reported in ``docs/evaluation_calls_verdict.md``.
 
+- carrier mode (``train(prompt_index=...)``, which ``robocall train --stage fusion`` passes: the
+  service's leave-one-out prompt index; ``python -m`` this module cannot, as training code does
+  not import the service): the same simulated calls scored as a batch with a prompt index
+  scores them; the dev ones fit the scale of ``prompt_seen_before`` alone
+  (``fusion_fit.fit_prompt_scale``), the test ones are reported apart. No single-upload row
+  carries that cue.
+
 A cue the fit never saw keeps its hand-set weight (``default_scale`` 1).
 
 A human voice is capped (issue 13): many dialer robots play prompts recorded by a person, whose

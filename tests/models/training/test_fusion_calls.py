@@ -543,3 +543,6 @@ def test_index_hits_and_the_carrier_section_of_the_calls_page(rng: np.random.Gen
     assert "carrier's test calls (robots vs agents)" in text
     none = "\n".join(carrier_lines(SimpleNamespace(calls={}, model=model)))  # type: ignore[arg-type]
     assert "Not run" in none and "hand-set weight" in none
+    bounded = SimpleNamespace(calls={"carrier": dict(tables, scale=5.0)}, model=model)
+    assert "the fit's upper bound" in "\n".join(carrier_lines(bounded))  # type: ignore[arg-type]
+    assert "upper bound" not in text
