@@ -53,8 +53,8 @@ from models.training.corpus import (
     resolve_path,
     seeded_rng,
 )
-from models.training.fusion_fit import SALT as FUSION_SALT
 from models.training.fusion_fit import (
+    PROMPT_CUE,
     TEXT_CUES,
     Example,
     fusion_logit,
@@ -63,6 +63,7 @@ from models.training.fusion_fit import (
     scores_table,
     source_digest,
 )
+from models.training.fusion_fit import SALT as FUSION_SALT
 from models.training.leakage import simulated_calls, tied_ids
 from models.training.synth_data import features_cache_dir
 from pipeline.fuse import FusionModel, sigmoid
@@ -496,6 +497,26 @@ def with_prompt_index(
             if evidence is not None:
                 cues = dict(out[i].cues) | {evidence.name: evidence.weight}
                 out[i] = dataclasses.replace(out[i], cues=tuple(sorted(cues.items())))
+    return out
+
+
+def index_hits(examples: Sequence[Example]) -> dict[str, dict[str, Any]]:
+    """Calls the carrier's index matched (their example carries :data:`PROMPT_CUE`), per caller
+    kind and layout: on robots what it should find, on agents its false alarms; the share with
+    a 95 % bootstrap interval over caller voices (a campaign's voice, for the robots)."""
+    cells: dict[str, list[Example]] = {}
+    for ex in examples:
+        cells.setdefault(f"{ex.kind} | {ex.layout}", []).append(ex)
+    out: dict[str, dict[str, Any]] = {}
+    for cell, members in sorted(cells.items()):
+        flags = np.array([dict(ex.cues).get(PROMPT_CUE, 0.0) > 0 for ex in members])
+        out[cell] = {
+            "calls": len(members),
+            "matched": int(flags.sum()),
+            "share": float(flags.mean()),
+            "share_ci": M.rate_ci(flags, [ex.group for ex in members]),
+            "voices": len({ex.group for ex in members}),
+        }
     return out
 
 

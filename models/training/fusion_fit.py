@@ -172,6 +172,41 @@ def fit_on_calls(
     return make_model(names, model.bias, scales, caps=caps)
 
 
+# The carrier's cross-call evidence (``service.campaigns``: "this prompt was heard in N other
+# calls"), robot side only; named here because training code does not import the service.
+PROMPT_CUE = "prompt_seen_before"
+
+
+def fit_prompt_scale(model: FusionModel, carrier_calls: Sequence[Example]) -> FusionModel:
+    """``model`` with a fitted scale for :data:`PROMPT_CUE`, everything else fixed.
+
+    A single upload has no prompt index, so no row of the fit carries the cue and it would keep
+    its hand-set weight. Here the simulated dev calls are scored as a carrier's batch scores
+    them (``carrier_calls``: each with the cue an index over the other calls gave it, or none),
+    every other scale, cap and the bias held, and only the cue's scale moves to minimise their
+    class-balanced log loss: the single-upload rows and the operating point do not change. When
+    no carrier call carries the cue the model is returned as it is.
+    """
+    weights = np.array([dict(ex.cues).get(PROMPT_CUE, 0.0) for ex in carrier_calls])
+    if not carrier_calls or not np.any(weights > 0):
+        return model
+    rest = [
+        dataclasses.replace(ex, cues=tuple((n, w) for n, w in ex.cues if n != PROMPT_CUE))
+        for ex in carrier_calls
+    ]
+    y = np.array([ex.y for ex in carrier_calls], dtype=np.float64)
+    _, scale = fit_scales(
+        np.maximum(weights, 0.0)[:, None], y, offset=fusion_logit(model, rest), fit_bias=False
+    )
+    key = signed_cue(PROMPT_CUE, 1.0)
+    scales = dict(model.scales) | {key: round(float(scale[0]), 4)}
+    method = model.method + (
+        "; prompt_seen_before's scale fitted on the simulated dev calls as a carrier's batch "
+        "with a prompt index scores them, everything else fixed"
+    )
+    return dataclasses.replace(model, scales=tuple(sorted(scales.items())), method=method)
+
+
 def base_cue(signed: str) -> str:
     """The cue name of a signed cue (``"synthetic_voice:+"`` -> ``"synthetic_voice"``)."""
     return signed.rsplit(":", 1)[0]

@@ -22,7 +22,7 @@ from models.training import metrics as M
 from models.training import operating_point as OP
 from models.training.corpus import audio_manifest_paths
 from models.training.error_rates import update_error_rates
-from models.training.fusion_fit import Result, balanced, fusion_logit, handset_logit
+from models.training.fusion_fit import MAX_SCALE, Result, balanced, fusion_logit, handset_logit
 from models.training.metrics import format_metric as _f
 from models.training.tables import markdown_table
 from models.training.text_features import CORPUS
@@ -687,14 +687,90 @@ def _diagnosis_lines() -> list[str]:
         "the first 30 s: cut to 25 s, in-call replay is at chance and the mono behaviour cues "
         "without a prompt index nearly so (`docs/evaluation_calls.md`, 'Cut to the first "
         "25 s').",
-        "- **No prompt index here.** A single `robocall analyze` has none unless "
+        "- **No prompt index in a single upload.** A single `robocall analyze` has none unless "
         "`--prompt-index` is given; `robocall batch` builds one over the calls of the run "
-        "(`service/campaigns`, `prompt_seen_before`). These calls are scored without it, as a "
-        "single upload is; the carrier's case (an index over the other calls of the split, "
-        "`fusion_calls.call_examples(prompt_index=...)`) is measured on the behaviour cues "
-        "alone in `docs/evaluation_calls.md` and not yet fitted into this fusion.",
+        "(`service/campaigns`, `prompt_seen_before`). The tables above and below score the "
+        "calls without it, as a single upload is; the carrier's rows, with an index over the "
+        "other calls, are the section 'Carrier mode' (when the fit ran in carrier mode).",
         "",
     ]
+
+
+def carrier_lines(result: Result) -> list[str]:
+    """The carrier's rows of the calls page: the index's hits, the fitted scale of
+    ``prompt_seen_before`` and the test calls as a batch with a prompt index scores them."""
+    carrier = result.calls.get("carrier")
+    if not carrier:
+        return [
+            "## Carrier mode (a batch's prompt index)",
+            "",
+            "Not run: this fit had no prompt index (`robocall train --stage fusion` passes the "
+            "service's; `python -m models.training.train_fusion` cannot, as training code does "
+            "not import the service), so `prompt_seen_before` keeps its hand-set weight.",
+            "",
+        ]
+    hits = carrier["hits"]
+    cells = sorted({c for split in hits.values() for c in split})
+    return [
+        "## Carrier mode (a batch's prompt index)",
+        "",
+        "A carrier checking a run of calls has what a single upload lacks: `robocall batch` "
+        "indexes the caller side of every call and adds `prompt_seen_before` (\"this prompt was "
+        "heard in N other calls\") to the verdict of a call whose prompt it has heard. Here each "
+        "simulated call is scored with the evidence of the service's index "
+        "(`service.campaigns.heard_before.leave_one_out`) over the other chosen calls of its "
+        "split, language and layout, the call left out, on the same 30-s crops. The dev calls "
+        "fit the cue's scale alone, every other scale, cap, the bias and the operating point "
+        "held (`fusion_fit.fit_prompt_scale`): the single-upload rows above do not change, and "
+        "no single-upload row carries the cue. "
+        f"Fitted scale of `prompt_seen_before`: **{carrier['scale']:.2f}** (hand-set 1; the "
+        "hand-set weight is at most 2 logits, `service/campaigns/heard_before.py`)"
+        + (
+            f", **the fit's upper bound** ({MAX_SCALE:g}): no dev agent carries the cue, so "
+            "these calls cannot bound it. The simulated agents never replay audio; a live agent "
+            "whose dialer plays a recorded greeting or disclosure would, and no such call was "
+            "measured."
+            if carrier["scale"] >= MAX_SCALE
+            else "."
+        ),
+        "",
+        "Calls the index matched to another call (robots: what it should find; agents: false "
+        "alarms), share with a 95 % bootstrap interval over caller voices:",
+        "",
+        *markdown_table(
+            ("caller", "layout", *(f"{split}: matched / calls" for split in hits),
+             *(f"{split}: share [95 % CI]" for split in hits)),
+            (
+                (
+                    *cell.split(" | "),
+                    *(f"{hits[s][cell]['matched']} / {hits[s][cell]['calls']}"
+                      if cell in hits[s] else "-" for s in hits),
+                    *(_ci(hits[s][cell]["share"], hits[s][cell]["share_ci"])
+                      if cell in hits[s] else "-" for s in hits),
+                )
+                for cell in cells
+            ),
+        ),
+        "",
+        "Test calls as a carrier's batch scores them, fitted scale:",
+        "",
+        *_pairs_table(carrier["fitted"]["pairs"], list(CALLS_HEADLINE)),
+        "",
+        "The same with `prompt_seen_before` at its hand-set weight (scale 1, what "
+        "`robocall batch` adds with a fusion that never saw the cue):",
+        "",
+        *_pairs_table(carrier["hand-set scale"]["pairs"], list(CALLS_HEADLINE)),
+        "",
+        "People called robot and robots caught at the operating point, carrier rows (fitted "
+        "scale):",
+        "",
+        *operating_table(
+            {k: v for k, v in carrier["operating"].items() if k in CALLS_OPERATING_HEADLINE},
+            "carrier's test calls (robots vs agents)",
+            result.model.threshold,
+        ),
+        "",
+    ]  # fmt: skip
 
 
 def _presence_lines(presence: dict[str, Any]) -> list[str]:
@@ -793,10 +869,12 @@ def calls_report(result: Result, sha: str) -> str:
         "agents behave as it was programmed from how dialers work (`datasets/prepare_calls.py`); "
         "real calls may differ.",
         "",
-        "## Targets (issue 13)",
+        "## Targets (issue 13): single upload",
         "",
         *_pairs_table(pairs, list(CALLS_HEADLINE)),
         "",
+        "A single upload: no prompt index (the carrier's rows, with one, are in 'Carrier "
+        "mode' below). "
         "Targets: recorded-prompt robots vs live agents, EER <= 5 %, stereo and mono apart; TTS "
         "robots reading non-sales text >= 90 % called robot at <= 5 % of people called robot "
         "(the Mandarin TTS robots of the simulated calls read TTS demo sentences, not sales: "
@@ -843,6 +921,7 @@ def calls_report(result: Result, sha: str) -> str:
             *_test_operating_lines(result, ("calls",), intro=False),
         ]
     lines += [
+        *carrier_lines(result),
         "## By robot kind, layout and language (fitted fusion, all cues)",
         "",
         *_pairs_table(pairs, layouts),
@@ -851,7 +930,7 @@ def calls_report(result: Result, sha: str) -> str:
         "",
     ]
     for label, table in calls.items():
-        if label in ("meta", "all cues", "contributions", "presence"):
+        if label in ("meta", "all cues", "contributions", "presence", "carrier"):
             continue
         lines += [f"### {label}", "", *_pairs_table(table["pairs"], list(CALLS_HEADLINE)), ""]
     if "contributions" in calls:

@@ -42,6 +42,13 @@ Data, every part held out from what it scores:
   fit; their text and synthetic-voice cues are left out of it (``fusion_calls.fit_cues_only``
   says why). The test calls are reported in ``docs/evaluation_calls_verdict.md``.
 
+- carrier mode (``train(prompt_index=...)``, which ``robocall train --stage fusion`` passes: the
+  service's leave-one-out prompt index; ``python -m`` this module cannot, as training code does
+  not import the service): the same simulated calls scored as a batch with a prompt index
+  scores them; the dev ones fit the scale of ``prompt_seen_before`` alone
+  (``fusion_fit.fit_prompt_scale``), the test ones are reported apart. No single-upload row
+  carries that cue.
+
 A cue the fit never saw keeps its hand-set weight (``default_scale`` 1).
 
 A human voice is capped (issue 13): many dialer robots play prompts recorded by a person, whose
@@ -101,6 +108,7 @@ from models.training.corpus import (
 from models.training.fusion_calls import (
     CROP_S,
     PER_CELL,
+    PromptLookup,
     analyze_detector,
     call_examples,
     call_tables,
@@ -109,6 +117,7 @@ from models.training.fusion_calls import (
     cue_presence,
     end_to_end,
     fit_cues_only,
+    index_hits,
     select_calls,
     with_cached_frames,
 )
@@ -116,6 +125,7 @@ from models.training.fusion_fit import (
     CAPPED_CUE,
     HUMAN_SALES_SHARE,
     PAIRS,
+    PROMPT_CUE,
     SALT,
     TEXT_CUES,
     TEXT_FOLDS,
@@ -125,6 +135,7 @@ from models.training.fusion_fit import (
     choose_cap,
     design,
     fit_model,
+    fit_prompt_scale,
     fusion_logit,
     grouped_scores,
     handset_logit,
@@ -372,6 +383,7 @@ def train(
     dev_per_cell: int | None = None,
     composed_fit: int | None = None,
     composed_test: int | None = None,
+    prompt_index: PromptLookup | None = None,
     progress: bool = False,
 ) -> Result:
     """Build both populations, fit on one, evaluate on the other (and end to end if asked).
@@ -382,6 +394,12 @@ def train(
     other recordings, issue 13). ``calls=0`` runs no simulated call at all.
     ``composed_fit`` / ``composed_test``: clips of the composed fit and evaluation, a seeded
     sample (all when None; :func:`fusion_fit_clips`, :func:`test_clips`).
+    ``prompt_index`` (carrier mode; ``service.campaigns.heard_before.leave_one_out``, passed in
+    by ``robocall train``: training code does not import the service): the simulated calls are
+    also scored as a carrier's batch scores them, each with the ``prompt_seen_before`` evidence
+    of an index over the other calls of its split, language and layout; the dev ones fit that
+    cue's scale alone (``fusion_fit.fit_prompt_scale``), the single-upload fit unchanged, and
+    the test ones are reported apart. None: the cue keeps its hand-set weight.
     """
     started = time.monotonic()
     detector = analyze_detector()
@@ -413,6 +431,15 @@ def train(
         test_calls, test_failed = call_examples(
             detector, split="test", per_cell=calls, progress=progress
         )
+    dev_carrier: list[Example] = []
+    test_carrier: list[Example] = []
+    if calls and prompt_index is not None:  # the same calls again, from the caches, plus the cue
+        dev_carrier, _ = call_examples(
+            detector, split="dev", per_cell=dev_per_cell, prompt_index=prompt_index
+        )
+        test_carrier, _ = call_examples(
+            detector, split="test", per_cell=calls, prompt_index=prompt_index
+        )
     fit_all = [*fit_ex, *(fit_cues_only(ex) for ex in dev_calls)]
     shown_all = [*fit_ex, *dev_calls]  # as the verdict sees each fit row
     names = sorted({signed_cue(n, w) for ex in fit_all for n, w in ex.cues if w != 0.0})
@@ -432,6 +459,8 @@ def train(
         threshold=point["threshold"],
         person_threshold=point["person_threshold"],
     )
+    single_upload = model  # the carrier's cue at its hand-set weight
+    model = fit_prompt_scale(model, dev_carrier)
     y_eval = np.array([ex.y for ex in eval_ex], dtype=np.float64)
     fitted, handset = fusion_logit(model, eval_ex), handset_logit(eval_ex)
     y_fit = np.array([ex.y for ex in fit_ex], dtype=np.float64)
@@ -505,6 +534,10 @@ def train(
             select_calls(simulated_calls(), split="test", per_cell=calls)
         )
         calls_tables["contributions"] = cue_contributions(model, test_calls)
+        if test_carrier:
+            calls_tables["carrier"] = carrier_tables(
+                model, single_upload, dev_carrier, test_carrier, sales_threshold=sales_threshold
+            )
         calls_tables["presence"] = {
             "dev": cue_presence(dev_calls),
             "test": cue_presence(test_calls),
@@ -551,6 +584,33 @@ def train(
         model, names, counts, tables, cue_rows, ablations, e2e_tables, eval_ex,
         time.monotonic() - started, calls_tables, cap_cv, operating,
     )  # fmt: skip
+
+
+def carrier_tables(
+    model: FusionModel,
+    handset: FusionModel,
+    dev: Sequence[Example],
+    test: Sequence[Example],
+    *,
+    sales_threshold: float,
+) -> dict[str, Any]:
+    """The carrier's rows: how often the index fired (dev and test, by caller kind and layout),
+    the fitted scale of ``prompt_seen_before``, and the test calls as a batch scores them, with
+    the fitted scale (``model``) and with the cue at its hand-set weight (``handset``)."""
+    key = signed_cue(PROMPT_CUE, 1.0)
+    return {
+        "scale": dict(model.scales).get(key, model.default_scale),
+        "hits": {"dev": index_hits(dev), "test": index_hits(test)},
+        "fitted": call_tables(
+            test, fusion_logit(model, test), threshold=model.threshold,
+            sales_threshold=sales_threshold,
+        ),
+        "hand-set scale": call_tables(
+            test, fusion_logit(handset, test), threshold=handset.threshold,
+            sales_threshold=sales_threshold,
+        ),
+        "operating": operating_tables(model, [], test, None)["calls"],
+    }  # fmt: skip
 
 
 def operating_tables(
@@ -642,6 +702,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--report", type=Path, default=REPORT_PATH, help="report to write")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    log.warning(
+        "single-upload fit: no prompt index from here (training code does not import the "
+        "service), so prompt_seen_before keeps its hand-set weight; `robocall train --stage "
+        "fusion` (same options) also fits it in carrier mode"
+    )
     from models.training.fusion_report import write_outputs
 
     result = train(

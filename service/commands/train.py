@@ -32,8 +32,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "the telephone channel, fit the synthetic-voice head, calibrate it on the dev split and "
         "write the weights plus a run directory. Stage text: the text heads "
         "(models/training/train_text.py train --folds 10 --logo). Stage fusion: fit the per-cue "
-        "scales on composed dev calls and write models/weights/fusion.json, its card and "
-        "docs/evaluation_fusion.md. Deterministic.",
+        "scales on composed dev calls and simulated two-party dev calls (and, in carrier mode, "
+        "the scale of prompt_seen_before on the dev calls as a batch with a prompt index scores "
+        "them) and write models/weights/fusion.json, its card, docs/evaluation_fusion.md and "
+        "docs/evaluation_calls_verdict.md. Deterministic.",
     )
     train.add_argument(
         "--stage",
@@ -61,6 +63,26 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     train.add_argument(
         "--l2", type=float, help="fixed L2 penalty of the logistic head (default: picked on dev)"
+    )
+    fusion = train.add_argument_group("stage fusion (models/training/train_fusion.py)")
+    fusion.add_argument(
+        "--e2e", type=int, default=120, metavar="N", help="test mixtures run end to end (ASR)"
+    )
+    fusion.add_argument(
+        "--calls", type=int, metavar="N", help="simulated test calls per language and robot kind"
+    )
+    fusion.add_argument(
+        "--dev-calls", type=int, metavar="N", help="simulated dev calls per cell (default: all)"
+    )
+    fusion.add_argument("--composed-fit", type=int, metavar="N", help="composed dev clips")
+    fusion.add_argument("--composed-test", type=int, metavar="N", help="composed test clips")
+    fusion.add_argument(
+        "--carrier",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="carrier mode: the simulated calls also scored with the prompt index of a batch "
+        "over the other calls (service/campaigns), which fits prompt_seen_before's scale "
+        "(default: on)",
     )
     train.set_defaults(func=run_train)
 
@@ -130,13 +152,35 @@ def _train_text(args: argparse.Namespace) -> int:
 
 
 def _train_fusion(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from models.training.fusion_calls import PER_CELL
     from models.training.fusion_report import write_outputs
     from models.training.train_fusion import train
+    from service.campaigns.heard_before import leave_one_out
 
+    calls = PER_CELL if args.calls is None else args.calls
+    command = f"robocall train --stage fusion --e2e {args.e2e} --calls {calls}"
+    for flag, value in (
+        ("dev-calls", args.dev_calls),
+        ("composed-fit", args.composed_fit),
+        ("composed-test", args.composed_test),
+    ):
+        command += "" if value is None else f" --{flag} {value}"
+    command += "" if args.carrier else " --no-carrier"
     try:
-        result = train(e2e=120, progress=True)
+        result = train(
+            e2e=args.e2e,
+            calls=calls,
+            dev_per_cell=args.dev_calls,
+            composed_fit=args.composed_fit,
+            composed_test=args.composed_test,
+            prompt_index=leave_one_out if args.carrier else None,
+            progress=True,
+        )
     except (RobocallError, FileNotFoundError) as exc:
         return _failed("train", exc)
+    result = dataclasses.replace(result, command=command)
     summary = write_outputs(result, weights=FUSION_WEIGHTS, report=FUSION_REPORT)
     print(json.dumps(summary, indent=1, default=float))
     return 0

@@ -505,3 +505,44 @@ def test_with_cached_frames_keeps_the_aasist_embedder(tmp_path: Path) -> None:
     )
     wrapped = with_cached_frames(scorer, cache_dir=tmp_path)
     assert isinstance(wrapped, SynthVoiceScorer) and wrapped.embedder is embedder
+
+
+def test_index_hits_and_the_carrier_section_of_the_calls_page(rng: np.random.Generator) -> None:
+    from models.training.fusion_calls import index_hits
+    from models.training.fusion_fit import PROMPT_CUE
+    from models.training.fusion_report import carrier_lines
+    from models.training.train_fusion import carrier_tables
+    from pipeline.fuse import FusionModel
+
+    examples, _ = _examples(rng)
+    carrier = [
+        dataclasses.replace(ex, cues=((PROMPT_CUE, 1.2),))
+        if ex.kind == "recorded_robot" and ex.audio_id.endswith(("0", "1", "2"))
+        else ex
+        for ex in examples
+    ]
+    hits = index_hits(carrier)
+    assert hits["recorded_robot | stereo"]["calls"] == 12
+    assert hits["recorded_robot | stereo"]["matched"] == 6
+    assert hits["human_agent | mono"]["matched"] == 0 and hits["human_agent | mono"]["share"] == 0
+    low, high = hits["recorded_robot | stereo"]["share_ci"]
+    assert 0.0 <= low <= 0.5 <= high <= 1.0
+    model = FusionModel(
+        bias=-1.0, scales=((f"{PROMPT_CUE}:+", 2.5),), default_scale=1.0, method="test"
+    )
+    handset = FusionModel(bias=-1.0, scales=(), default_scale=1.0, method="test")
+    tables = carrier_tables(model, handset, carrier, carrier, sales_threshold=0.5)
+    assert tables["scale"] == 2.5 and tables["hits"]["test"] == hits
+    pairs = tables["fitted"]["pairs"]["recorded_robot | stereo | both languages"]
+    assert pairs["people_called"] == 0.0 and pairs["robots_called"] == 0.5
+    result = SimpleNamespace(calls={"carrier": tables}, model=model)
+    text = "\n".join(carrier_lines(result))  # type: ignore[arg-type]
+    assert "Fitted scale of `prompt_seen_before`: **2.50**" in text
+    assert "| recorded_robot | stereo | 6 / 12 | 6 / 12 |" in text
+    assert "| recorded_robot | stereo | both languages | 12 | 12 |" in text
+    assert "carrier's test calls (robots vs agents)" in text
+    none = "\n".join(carrier_lines(SimpleNamespace(calls={}, model=model)))  # type: ignore[arg-type]
+    assert "Not run" in none and "hand-set weight" in none
+    bounded = SimpleNamespace(calls={"carrier": dict(tables, scale=5.0)}, model=model)
+    assert "the fit's upper bound" in "\n".join(carrier_lines(bounded))  # type: ignore[arg-type]
+    assert "upper bound" not in text

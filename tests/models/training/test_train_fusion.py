@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -13,13 +14,17 @@ from models.fusion_file import read_fusion, write_fusion
 from models.training.corpus import CorpusRow
 from models.training.fusion_fit import (
     COMPOSED_TOLERANCE,
+    MAX_SCALE,
+    PROMPT_CUE,
     Example,
     balanced,
+    balanced_log_loss,
     call_weights,
     calls_only_cues,
     choose_cap,
     design,
     fit_on_calls,
+    fit_prompt_scale,
     fit_scales,
     fusion_logit,
     make_model,
@@ -492,3 +497,65 @@ def test_write_outputs_reports_the_operating_point(tmp_path: Path) -> None:
         assert header in text
         assert "none (shipped)" in text and "the band lies only on the robot side" in text
     assert read_fusion(tmp_path / "fusion.json").threshold == 0.9
+
+
+def _carrier_calls(rng: np.random.Generator, n: int) -> list[Example]:
+    """Calls as a carrier's batch scores them: a weak voice cue on every call, and the prompt
+    index's evidence on most robots (their campaign replays its prompts), on no agent."""
+    out = []
+    for i in range(n):
+        y = i % 2
+        cues: tuple[tuple[str, float], ...] = (("pitch_std_st", float(rng.normal(0.3 * y, 1.0))),)
+        if y and rng.random() < 0.7:
+            cues = (*cues, (PROMPT_CUE, float(rng.uniform(0.5, 2.0))))
+        out.append(Example(f"c{i}", "", y, "en", "call", "simulated call", cues,
+                           layout="stereo", group=f"v{i % 7}"))  # fmt: skip
+    return out
+
+
+def test_the_prompt_cue_gets_a_scale_from_the_carrier_calls_and_nothing_else_moves() -> None:
+    rng = np.random.default_rng(3)
+    model = make_model(["pitch_std_st:+", "pitch_std_st:-"], -0.2, np.array([0.8, 0.6]))
+    calls = _carrier_calls(rng, 200)
+    fitted = fit_prompt_scale(model, calls)
+    scale = dict(fitted.scales)[f"{PROMPT_CUE}:+"]
+    assert 0.0 < scale <= MAX_SCALE and scale != 1.0
+    assert fitted.bias == model.bias and fitted.threshold == model.threshold
+    assert {k: v for k, v in fitted.scales if not k.startswith(PROMPT_CUE)} == dict(model.scales)
+    # a single upload carries no prompt cue: its score is the model's, whatever the scale
+    single = [dataclasses.replace(ex, cues=ex.cues[:1]) for ex in calls]
+    assert np.array_equal(fusion_logit(fitted, single), fusion_logit(model, single))
+    # the fitted scale scores the carrier's calls better than the hand-set one
+    y = np.array([ex.y for ex in calls], dtype=np.float64)
+    assert balanced_log_loss(y, fusion_logit(fitted, calls)) < balanced_log_loss(
+        y, fusion_logit(model, calls)
+    )
+    assert fit_prompt_scale(model, single) is model  # the index found nothing: nothing to fit
+    assert fit_prompt_scale(model, []) is model
+
+
+def test_robocall_train_passes_the_service_s_prompt_index_unless_told_not_to(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from models.training import fusion_report, train_fusion
+    from service.campaigns.heard_before import leave_one_out
+    from service.cli import main
+    from service.commands import train as train_cmd
+
+    got: list[dict[str, object]] = []
+
+    @dataclasses.dataclass(frozen=True)
+    class Done:
+        command: str = ""
+
+    def fake_train(**kwargs: object) -> object:
+        got.append(kwargs)
+        return Done()
+
+    monkeypatch.setattr(train_fusion, "train", fake_train)
+    monkeypatch.setattr(fusion_report, "write_outputs", lambda *a, **kw: {"ok": True})
+    monkeypatch.setattr(train_cmd, "FUSION_WEIGHTS", tmp_path / "fusion.json")
+    assert main(["train", "--stage", "fusion", "--e2e", "5", "--calls", "2"]) == 0
+    assert main(["train", "--stage", "fusion", "--no-carrier", "--composed-fit", "9"]) == 0
+    assert got[0]["prompt_index"] is leave_one_out and got[0]["e2e"] == 5 and got[0]["calls"] == 2
+    assert got[1]["prompt_index"] is None and got[1]["composed_fit"] == 9

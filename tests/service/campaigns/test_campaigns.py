@@ -20,7 +20,7 @@ import models.loading
 from pipeline.audio import load_audio
 from pipeline.config import AudioLimits, DetectorConfig
 from pipeline.detector import Detector
-from pipeline.fingerprint import landmarks
+from pipeline.fingerprint import landmarks, match_landmarks
 from pipeline.text_cues import RuleTextClassifier
 from pipeline.types import Verdict
 from service.batch.analyse import analyse_call
@@ -28,7 +28,7 @@ from service.batch.driver import BatchOptions, run_batch
 from service.batch.inputs import discover_calls
 from service.batch.journal import VOLATILE_COLUMNS, Journal, journal_path, read_rows
 from service.campaigns.heard_before import leave_one_out, prompt_seen_before
-from service.campaigns.index import CallPrint, PromptIndex, PromptMatch
+from service.campaigns.index import CALL_MIN_ALIGNED, CallPrint, PromptIndex, PromptMatch
 from service.campaigns.report import campaign_table
 from service.cli import main
 from service.commands import batch as batch_cmd
@@ -395,3 +395,52 @@ def test_campaign_table_and_html_summary(batch_run: tuple[Path, Path], tmp_path:
     assert "<script" not in html and "http://" not in html and "https://" not in html
     every = campaign_table(read_rows(out), min_calls=1)
     assert len(every) == 5 and every[0].calls >= every[-1].calls
+
+
+def _crop(path: Path, parts: list[np.ndarray], *, fmt: str, seed: int) -> CallPrint:
+    """A 30-s call crop: ``parts`` one after another (prompts, other speech, pauses)."""
+    return _print(make_call(path, np.concatenate(parts), fmt=fmt, seed=seed), caller=path.name)
+
+
+def _pause(seconds: float) -> np.ndarray:
+    return np.zeros(int(seconds * 16_000), dtype=np.float32)
+
+
+def test_a_prompt_replayed_inside_a_longer_call_matches_the_call_that_founded_it(
+    tmp_path: Path,
+) -> None:
+    """Issue 13: a robot's greeting among other prompts and the callee, at another offset in
+    each call: too small a share of either call for ``is_same_prompt``, but one offset agrees."""
+    greeting = synth_prompt(600, duration_s=2.0)
+    first = _crop(tmp_path / "a", [greeting, _pause(1.5), synth_prompt(601, duration_s=13.0),
+                                   _pause(0.5), synth_prompt(602, duration_s=13.0)],
+                  fmt="wav_mulaw", seed=1)  # fmt: skip
+    later = _crop(tmp_path / "b", [_pause(2.3), greeting, _pause(0.7),
+                                   synth_prompt(603, duration_s=13.0), _pause(0.5),
+                                   synth_prompt(604, duration_s=12.0)],
+                  fmt="amr_nb", seed=2)  # fmt: skip
+    m = match_landmarks(first.landmarks, later.landmarks)
+    assert not m.is_same_prompt and m.aligned >= CALL_MIN_ALIGNED  # the case the rule is for
+    with PromptIndex() as index:
+        campaign, _ = index.add(first)
+        found = index.match(later)
+    assert found is not None and found.campaign_id == campaign and found.method == "audio"
+
+
+def test_a_new_recording_of_the_same_words_does_not_match(tmp_path: Path) -> None:
+    """A near miss: the same words said again (slightly slower, half a semitone higher), as an
+    agent reading the same script twice says them; only a replay of the same audio matches."""
+    import librosa
+
+    script = synth_prompt(610, duration_s=6.0)
+    again = librosa.effects.pitch_shift(
+        librosa.effects.time_stretch(script, rate=0.96), sr=16_000, n_steps=0.5
+    )
+    first = _crop(tmp_path / "a", [script, _pause(1.0), synth_prompt(611, duration_s=20.0)],
+                  fmt="wav_mulaw", seed=3)  # fmt: skip
+    later = _crop(tmp_path / "b", [_pause(1.2), again.astype(np.float32), _pause(0.8),
+                                   synth_prompt(612, duration_s=20.0)],
+                  fmt="wav_alaw", seed=4)  # fmt: skip
+    with PromptIndex() as index:
+        index.add(first)
+        assert index.match(later) is None
