@@ -175,6 +175,13 @@ def fit_on_calls(
 # The carrier's cross-call evidence (``service.campaigns``: "this prompt was heard in N other
 # calls"), robot side only; named here because training code does not import the service.
 PROMPT_CUE = "prompt_seen_before"
+# Upper bound of its fitted scale: the hand-set 1, so the cue alone moves a verdict by at most
+# its capped 2 logits. No simulated agent replays audio, so the dev calls cannot bound the scale
+# (unbounded it ran to MAX_SCALE, up to +10 logits); a live agent whose dialer plays a recorded
+# greeting or compliance disclosure would carry the cue, and a carrier's index would match it
+# across that call centre's calls. Lead's decision (issue 13): a false "robot" goes into a
+# complaint, so the bound stays until dev calls with such agents are measured.
+PROMPT_MAX_SCALE = 1.0
 
 
 def fit_prompt_scale(model: FusionModel, carrier_calls: Sequence[Example]) -> FusionModel:
@@ -184,8 +191,9 @@ def fit_prompt_scale(model: FusionModel, carrier_calls: Sequence[Example]) -> Fu
     its hand-set weight. Here the simulated dev calls are scored as a carrier's batch scores
     them (``carrier_calls``: each with the cue an index over the other calls gave it, or none),
     every other scale, cap and the bias held, and only the cue's scale moves to minimise their
-    class-balanced log loss: the single-upload rows and the operating point do not change. When
-    no carrier call carries the cue the model is returned as it is.
+    class-balanced log loss, within [0, :data:`PROMPT_MAX_SCALE`]: the single-upload rows and the
+    operating point do not change. When no carrier call carries the cue the model is returned as
+    it is.
     """
     weights = np.array([dict(ex.cues).get(PROMPT_CUE, 0.0) for ex in carrier_calls])
     if not carrier_calls or not np.any(weights > 0):
@@ -196,7 +204,11 @@ def fit_prompt_scale(model: FusionModel, carrier_calls: Sequence[Example]) -> Fu
     ]
     y = np.array([ex.y for ex in carrier_calls], dtype=np.float64)
     _, scale = fit_scales(
-        np.maximum(weights, 0.0)[:, None], y, offset=fusion_logit(model, rest), fit_bias=False
+        np.maximum(weights, 0.0)[:, None],
+        y,
+        offset=fusion_logit(model, rest),
+        fit_bias=False,
+        max_scale=PROMPT_MAX_SCALE,
     )
     key = signed_cue(PROMPT_CUE, 1.0)
     scales = dict(model.scales) | {key: round(float(scale[0]), 4)}

@@ -22,7 +22,14 @@ from models.training import metrics as M
 from models.training import operating_point as OP
 from models.training.corpus import audio_manifest_paths
 from models.training.error_rates import update_error_rates
-from models.training.fusion_fit import MAX_SCALE, Result, balanced, fusion_logit, handset_logit
+from models.training.fusion_fit import (
+    MAX_SCALE,
+    PROMPT_MAX_SCALE,
+    Result,
+    balanced,
+    fusion_logit,
+    handset_logit,
+)
 from models.training.metrics import format_metric as _f
 from models.training.tables import markdown_table
 from models.training.text_features import CORPUS
@@ -726,11 +733,14 @@ def carrier_lines(result: Result) -> list[str]:
         f"Fitted scale of `prompt_seen_before`: **{carrier['scale']:.2f}** (hand-set 1; the "
         "hand-set weight is at most 2 logits, `service/campaigns/heard_before.py`)"
         + (
-            f", **the fit's upper bound** ({MAX_SCALE:g}): no dev agent carries the cue, so "
-            "these calls cannot bound it. The simulated agents never replay audio; a live agent "
-            "whose dialer plays a recorded greeting or disclosure would, and no such call was "
-            "measured."
-            if carrier["scale"] >= MAX_SCALE
+            f", **the fit's upper bound** ({PROMPT_MAX_SCALE:g}, the hand-set scale): no dev "
+            "agent carries the cue, so these calls cannot bound it (unbounded, the fit ran to "
+            f"{MAX_SCALE:g}, up to {2 * MAX_SCALE:g} logits). The simulated agents never replay "
+            "audio; a live agent whose dialer plays a recorded greeting or compliance disclosure "
+            "would, and a carrier's index would match it across that call centre's calls. No "
+            "such call was measured, so the cue alone may move a verdict by at most 2 logits "
+            "(`fusion_fit.PROMPT_MAX_SCALE`)."
+            if carrier["scale"] >= PROMPT_MAX_SCALE
             else "."
         ),
         "",

@@ -14,8 +14,8 @@ from models.fusion_file import read_fusion, write_fusion
 from models.training.corpus import CorpusRow
 from models.training.fusion_fit import (
     COMPOSED_TOLERANCE,
-    MAX_SCALE,
     PROMPT_CUE,
+    PROMPT_MAX_SCALE,
     Example,
     balanced,
     balanced_log_loss,
@@ -499,14 +499,15 @@ def test_write_outputs_reports_the_operating_point(tmp_path: Path) -> None:
     assert read_fusion(tmp_path / "fusion.json").threshold == 0.9
 
 
-def _carrier_calls(rng: np.random.Generator, n: int) -> list[Example]:
+def _carrier_calls(rng: np.random.Generator, n: int, *, agents: float = 0.0) -> list[Example]:
     """Calls as a carrier's batch scores them: a weak voice cue on every call, and the prompt
-    index's evidence on most robots (their campaign replays its prompts), on no agent."""
+    index's evidence on most robots (their campaign replays its prompts) and on a share
+    ``agents`` of the agents (a recorded disclosure their dialer plays)."""
     out = []
     for i in range(n):
         y = i % 2
         cues: tuple[tuple[str, float], ...] = (("pitch_std_st", float(rng.normal(0.3 * y, 1.0))),)
-        if y and rng.random() < 0.7:
+        if rng.random() < (0.7 if y else agents):
             cues = (*cues, (PROMPT_CUE, float(rng.uniform(0.5, 2.0))))
         out.append(Example(f"c{i}", "", y, "en", "call", "simulated call", cues,
                            layout="stereo", group=f"v{i % 7}"))  # fmt: skip
@@ -516,10 +517,10 @@ def _carrier_calls(rng: np.random.Generator, n: int) -> list[Example]:
 def test_the_prompt_cue_gets_a_scale_from_the_carrier_calls_and_nothing_else_moves() -> None:
     rng = np.random.default_rng(3)
     model = make_model(["pitch_std_st:+", "pitch_std_st:-"], -0.2, np.array([0.8, 0.6]))
-    calls = _carrier_calls(rng, 200)
+    calls = _carrier_calls(rng, 200, agents=0.3)
     fitted = fit_prompt_scale(model, calls)
     scale = dict(fitted.scales)[f"{PROMPT_CUE}:+"]
-    assert 0.0 < scale <= MAX_SCALE and scale != 1.0
+    assert 0.0 < scale < PROMPT_MAX_SCALE
     assert fitted.bias == model.bias and fitted.threshold == model.threshold
     assert {k: v for k, v in fitted.scales if not k.startswith(PROMPT_CUE)} == dict(model.scales)
     # a single upload carries no prompt cue: its score is the model's, whatever the scale
@@ -530,6 +531,9 @@ def test_the_prompt_cue_gets_a_scale_from_the_carrier_calls_and_nothing_else_mov
     assert balanced_log_loss(y, fusion_logit(fitted, calls)) < balanced_log_loss(
         y, fusion_logit(model, calls)
     )
+    # no agent carries the cue: the calls cannot bound its scale, the lead's bound does
+    unbounded = fit_prompt_scale(model, _carrier_calls(rng, 200))
+    assert dict(unbounded.scales)[f"{PROMPT_CUE}:+"] == PROMPT_MAX_SCALE
     assert fit_prompt_scale(model, single) is model  # the index found nothing: nothing to fit
     assert fit_prompt_scale(model, []) is model
 
