@@ -59,6 +59,12 @@ SILENCE_FRAME_S = 0.02  # frame length of the speech-band level, seconds
 FAKE_STEREO_DB = -40.0  # channels whose difference is this far below them are identical
 MAX_BAD_PACKET_FRACTION = 0.1  # more failed packets than this (and more than one) = damaged
 SAME_SPEECH_RATIO = 0.9  # speech totals within 10 % count as "about as much"
+# Speech that picks the caller's channel must stand this far above the channel's own noise
+# floor (``pipeline.vad.voiced_intervals``' above_noise_db): with the level gate alone a noisy
+# line reads as voiced throughout, and the callee's channel won 40 % of the simulated calls v3.
+# Chosen on the stereo dev calls: `python bench/caller_channel.py`, docs/evaluation_calls.md
+# ("Which channel is the caller (stereo)").
+CHANNEL_ABOVE_NOISE_DB: float | None = 10.0
 
 # Leading bytes of containers FFmpeg decodes; a failure to open one of these is corruption.
 SNIFF_BYTES = 16  # bytes of the head that :func:`sniff_audio_format` needs (every magic below)
@@ -254,7 +260,7 @@ def choose_caller_channel(
     if len(live) == 1:
         quiet = ", ".join(str(i) for i in range(n_ch) if silent[i])
         return live[0], f"channel {quiet} is silent; channel {live[0]} is the caller"
-    spans = {i: voiced_intervals(samples[i]) for i in live}
+    spans = {i: voiced_intervals(samples[i], above_noise_db=CHANNEL_ABOVE_NOISE_DB) for i in live}
     speech = {i: sum(b - a for a, b in spans[i]) for i in live}
     first = {i: spans[i][0][0] if spans[i] else math.inf for i in live}
     if all(s == 0.0 for s in speech.values()):

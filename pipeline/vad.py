@@ -15,6 +15,7 @@ MIN_SPEECH_S = 0.12  # shorter bursts are clicks, not speech
 MERGE_GAP_S = 0.25  # gaps shorter than this are inside one utterance
 ABS_FLOOR_DBFS = -55.0  # nothing quieter than this counts as speech
 REL_FLOOR_DB = 30.0  # ...nor anything this far below the loudest frames
+NOISE_PERCENTILE = 10.0  # the frame level taken as a channel's noise floor (above_noise_db)
 
 
 def frame_rms_dbfs(samples: np.ndarray, *, frame_s: float = FRAME_S) -> np.ndarray:
@@ -39,17 +40,27 @@ def frame_rms_dbfs(samples: np.ndarray, *, frame_s: float = FRAME_S) -> np.ndarr
     return np.asarray(20.0 * np.log10(np.maximum(rms, 10 ** (-150 / 20))))
 
 
-def voiced_intervals(samples: np.ndarray) -> list[tuple[float, float]]:
+def voiced_intervals(
+    samples: np.ndarray, *, above_noise_db: float | None = None
+) -> list[tuple[float, float]]:
     """Intervals (start_s, end_s) where the channel holds speech-level energy.
 
     A frame is active when it is above ``ABS_FLOOR_DBFS`` and within ``REL_FLOOR_DB`` of the
     95th-percentile frame level; active runs closer than ``MERGE_GAP_S`` merge, and runs shorter
     than ``MIN_SPEECH_S`` are dropped.
+
+    ``above_noise_db``: also ask that a frame be this far above the channel's noise floor (its
+    ``NOISE_PERCENTILE``-th percentile frame level). On a line whose noise lies within
+    ``REL_FLOOR_DB`` of its speech, the default gate passes the noise as speech: the whole
+    channel reads as voiced. Default None: that gate alone, as the voice head and the timing
+    cues were fitted with.
     """
     levels = frame_rms_dbfs(samples)
     if levels.size == 0:
         return []
     floor = max(ABS_FLOOR_DBFS, float(np.percentile(levels, 95)) - REL_FLOOR_DB)
+    if above_noise_db is not None:
+        floor = max(floor, float(np.percentile(levels, NOISE_PERCENTILE)) + above_noise_db)
     active = levels > floor
     intervals: list[tuple[float, float]] = []
     edges = np.flatnonzero(np.diff(np.concatenate(([0], active.astype(np.int8), [0]))))

@@ -308,6 +308,22 @@ def test_caller_speaks_most_even_after_callee_says_hello(tmp_path: Path, synth: 
     assert "channel 0 speaks first" in audio.info.caller_channel_reason
 
 
+def test_a_noisy_callee_line_does_not_read_as_speech_throughout(
+    tmp_path: Path, synth: Synth
+) -> None:
+    # Noise 20 dB under the callee's speech passes the level gate alone (30 dB under the loud
+    # frames), so the callee's channel read as voiced for the whole call and won; the channel
+    # choice also asks for speech above the channel's own noise floor.
+    robot, human = synth("robot", duration_s=12.0), synth("human", duration_s=12.0)
+    noise = np.random.default_rng(0).normal(size=human.size).astype(np.float32)
+    noise *= 0.1 * float(np.sqrt(np.mean(human**2)) / np.sqrt(np.mean(noise**2)))
+    callee = _gated(human, (0.2, 0.8), (6.0, 7.0)) + noise
+    path = _stereo_wav(tmp_path, callee, _gated(robot, (1.0, 5.5), (7.5, 11.5)))
+    audio = load_audio(path, limits=LIMITS)
+    assert audio.info.caller_channel == 1
+    assert "channel 1 speaks most" in audio.info.caller_channel_reason
+
+
 def test_forced_caller_channel_is_respected(tmp_path: Path, synth: Synth) -> None:
     robot, human = synth("robot", duration_s=4.0), synth("human", duration_s=4.0)
     path = _stereo_wav(tmp_path, _gated(human, (2.0, 2.5)), _gated(robot, (0.3, 3.8)))
