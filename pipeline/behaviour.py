@@ -37,7 +37,7 @@ import numpy as np
 from pipeline.acoustic import log_mel_db
 from pipeline.messages import make_evidence
 from pipeline.types import ANALYSIS_RATE_HZ, Evidence, Param, Transcript
-from pipeline.vad import FRAME_S, MERGE_GAP_S, MIN_SPEECH_S, frame_rms_dbfs
+from pipeline.vad import voiced_intervals
 
 Interval = tuple[float, float]
 MAX_WEIGHT = 2.0  # no behaviour cue moves the robot logit further than this
@@ -54,6 +54,7 @@ RESTART_COMPARE_S = 0.8  # compare this much of the start of two caller turns
 RESTART_MAX_LAG_S = 0.15  # VAD onsets may differ by this much
 RESTART_MIN_CORR = 0.8  # log-mel correlation: same prompt audio (two sentences stay below)
 NOISE_MARGIN_DB = 9.0  # speech frames stand this far above the leg's noise floor
+SPEECH_FLOOR_DBFS = -60.0  # and above this level
 MIN_TEXT_PAIRS = 3  # reply relevance needs this many (callee turn, caller reply) pairs
 
 
@@ -144,27 +145,11 @@ def speech_intervals(samples: np.ndarray, *, margin_db: float = NOISE_MARGIN_DB)
 
     :func:`pipeline.vad.voiced_intervals` gates at -55 dBFS or 30 dB under the loud frames; a
     call leg with line noise at 15-25 dB SNR sits above that and reads as one long turn. Here a
-    frame must also be ``margin_db`` above the noise floor (10th-percentile frame level).
+    frame must also be ``margin_db`` above the noise floor (10th-percentile frame level), and
+    the absolute floor is ``SPEECH_FLOOR_DBFS``.
     """
     x = np.asarray(samples, dtype=np.float32)
-    levels = frame_rms_dbfs(x)
-    if levels.size == 0:
-        return []
-    floor = max(
-        float(np.percentile(levels, 95)) - 30.0,
-        float(np.percentile(levels, 10)) + margin_db,
-        -60.0,
-    )
-    active = levels > floor
-    edges = np.flatnonzero(np.diff(np.concatenate(([0], active.astype(np.int8), [0]))))
-    out: list[Interval] = []
-    for a, b in zip(edges[::2], edges[1::2], strict=True):
-        t0, t1 = float(a * FRAME_S), float(b * FRAME_S)
-        if out and t0 - out[-1][1] < MERGE_GAP_S:
-            out[-1] = (out[-1][0], t1)
-        else:
-            out.append((t0, t1))
-    return [(a, b) for a, b in out if b - a >= MIN_SPEECH_S]
+    return voiced_intervals(x, above_noise_db=margin_db, floor_dbfs=SPEECH_FLOOR_DBFS)
 
 
 def stereo_turns(caller: np.ndarray, callee: np.ndarray, *, reason: str = "stereo") -> PartyTurns:

@@ -41,11 +41,14 @@ def frame_rms_dbfs(samples: np.ndarray, *, frame_s: float = FRAME_S) -> np.ndarr
 
 
 def voiced_intervals(
-    samples: np.ndarray, *, above_noise_db: float | None = None
+    samples: np.ndarray,
+    *,
+    above_noise_db: float | None = None,
+    floor_dbfs: float = ABS_FLOOR_DBFS,
 ) -> list[tuple[float, float]]:
     """Intervals (start_s, end_s) where the channel holds speech-level energy.
 
-    A frame is active when it is above ``ABS_FLOOR_DBFS`` and within ``REL_FLOOR_DB`` of the
+    A frame is active when it is above ``floor_dbfs`` and within ``REL_FLOOR_DB`` of the
     95th-percentile frame level; active runs closer than ``MERGE_GAP_S`` merge, and runs shorter
     than ``MIN_SPEECH_S`` are dropped.
 
@@ -58,7 +61,7 @@ def voiced_intervals(
     levels = frame_rms_dbfs(samples)
     if levels.size == 0:
         return []
-    floor = max(ABS_FLOOR_DBFS, float(np.percentile(levels, 95)) - REL_FLOOR_DB)
+    floor = max(floor_dbfs, float(np.percentile(levels, 95)) - REL_FLOOR_DB)
     if above_noise_db is not None:
         floor = max(floor, float(np.percentile(levels, NOISE_PERCENTILE)) + above_noise_db)
     active = levels > floor
