@@ -13,9 +13,10 @@ Which clips a call is made of (issue 11: v1 filled a call by looping the caller'
 person repeated sentences sample for sample and the replayed-audio cue fired on 67 % of the
 people's mixtures):
 
-- **No human clip twice in one call.** A human caller's turns are distinct clips of one
-  speaker, and so are the callee's replies; a speaker with fewer clips than the call needs is
-  not chosen for it.
+- **No human clip twice in one call.** A human caller's turns are clips of distinct
+  utterances (``group_id``: a demo page's clean, noisy and reverberant copies of one recording
+  are one utterance) of one speaker, and so are the callee's replies; a speaker with fewer
+  utterances than the call needs is not chosen for it.
 - **Human clips are spread over the calls, least used first**, one (language, split) at a time:
   every call's caller is chosen before any callee, so callers get the unused clips first. A
   clip is reused in another call only when every speaker with enough clips for that call has
@@ -24,7 +25,7 @@ people's mixtures):
 - **A robot prompt repeats inside a call by one rule only**: with odds
   :data:`PROMPT_REPLAY_ODDS` in every robot call of every split, the dialer plays its first
   prompt again, sample for sample, as the caller's last turn (``extra["prompt_replay"]`` is
-  ``"1"``). Otherwise the caller's prompts are distinct clips of one voice (speaker and
+  ``"1"``). Otherwise the caller's prompts are distinct utterances of one voice (speaker and
   engine), those of the first prompt's sales campaign first. Across calls robot prompts are
   reused freely (a dialer plays the same prompt to everyone), least used first.
 - Turn counts, the callee's last reply and the replay are drawn before the clips; a draw that
@@ -163,7 +164,8 @@ def take_clips(
     not_speaker: str | None = None,
     campaign_of_first: bool = False,
 ) -> list[CorpusRow] | None:
-    """``n`` distinct clips of one voice, the voice whose ``n`` least used clips were used least.
+    """``n`` clips of distinct utterances of one voice, the voice whose ``n`` least used such
+    clips were used least.
 
     ``uses`` counts earlier calls' uses of each clip id; ties are broken by ``rng``. A voice of
     speaker ``not_speaker`` (the other side of the call) is never chosen. With
@@ -173,7 +175,7 @@ def take_clips(
     best: tuple[int, list[CorpusRow]] | None = None
     for voice in rng.permutation(sorted(pool)):
         clips = pool[str(voice)]
-        if len(clips) < n or clips[0].speaker == not_speaker:
+        if len(_one_per_utterance(clips)) < n or clips[0].speaker == not_speaker:
             continue
         order = rng.permutation(len(clips))
         ranked = sorted(range(len(clips)), key=lambda i: (uses[clips[i].id], order[i]))
@@ -184,11 +186,23 @@ def take_clips(
                 chosen[1:], key=lambda r: (uses[r.id], r.campaign != head.campaign)
             )  # stable: keeps the random order among equals
             chosen = [head, *rest]
-        chosen = chosen[:n]
+        chosen = _one_per_utterance(chosen)[:n]
         cost = sum(uses[r.id] for r in chosen)
         if best is None or cost < best[0]:
             best = (cost, chosen)
     return None if best is None else best[1]
+
+
+def _one_per_utterance(clips: Sequence[CorpusRow]) -> list[CorpusRow]:
+    """The first clip of each utterance: copies of one recording (a demo page's clean, noisy
+    and reverberant versions) are the same speech said once."""
+    seen: set[str] = set()
+    out = []
+    for r in clips:
+        if r.group_id not in seen:
+            seen.add(r.group_id)
+            out.append(r)
+    return out
 
 
 def plan_cell(
@@ -221,7 +235,8 @@ def plan_cell(
                 if prompts is not None and (
                     not shape.replies
                     or any(
-                        len(c) >= shape.replies and c[0].speaker != prompts[0].speaker
+                        len(_one_per_utterance(c)) >= shape.replies
+                        and c[0].speaker != prompts[0].speaker
                         for c in humans.values()
                     )
                 ):
@@ -254,7 +269,8 @@ def plan_cell(
 def reuse_counts(calls: Sequence[Sequence[tuple[str, CorpusRow]]]) -> dict[str, int]:
     """How often human clips recur: inside one call, and across calls (by role).
 
-    ``within_call``: calls in which a human clip is heard twice; ``caller_reused`` /
+    ``within_call``: calls in which a human utterance (``group_id``: a clip or a copy of it)
+    is heard twice; ``caller_reused`` /
     ``callee_reused``: human clips that are a caller's (a callee's) turn in more than one call,
     ``caller_extra_uses`` / ``callee_extra_uses``: their uses beyond the first;
     ``human_in_several``: human clips in more than one call, whatever the role.
@@ -263,7 +279,8 @@ def reuse_counts(calls: Sequence[Sequence[tuple[str, CorpusRow]]]) -> dict[str, 
     within = 0
     for turns in calls:
         human = [r.id for _, r in turns if r.label == "human"]
-        within += len(human) != len(set(human))
+        said = [r.group_id for _, r in turns if r.label == "human"]
+        within += len(said) != len(set(said))
         for role in ("caller", "callee"):
             by_role[role].update({r.id for k, r in turns if k == role and r.label == "human"})
         by_role["any"].update(set(human))

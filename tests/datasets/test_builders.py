@@ -435,12 +435,21 @@ def test_mixture_plans_never_replay_a_person_and_replay_prompts_only_by_rule() -
     mixed = load_builder("prepare_mixed")
     # Mostly one-clip people, a few with several: reuse across calls is forced, inside never.
     humans = _pool(3, 3, label="human") + _pool(20, 1, label="human", first=100)
+    # one recording in three copies (clean, noisy, reverberant): one utterance, said once
+    copies = [dataclasses.replace(r, group_id="one_take") for r in _pool(1, 3, label="human")]
+    copies = [
+        dataclasses.replace(r, id=f"copy/{i}", speaker="copied") for i, r in enumerate(copies)
+    ]
     robots = _pool(4, 3, label="robot", first=500)
-    plans, stats = mixed.plan_cell("en", "dev", 40, mixed.build_pools([*robots, *humans]))
+    plans, stats = mixed.plan_cell("en", "dev", 40, mixed.build_pools([*robots, *humans, *copies]))
     assert stats["skipped"] == 0
     assert Counter(p.structure for p in plans) == dict.fromkeys(mixed.STRUCTURES, 40)
     assert mixed.reuse_counts([p.turns for p in plans])["within_call"] == 0
+    callers = {r.speaker for p in plans for role, r in p.turns if role == "caller"}
+    assert "copied" not in callers  # one utterance: too few for a caller's two turns
     for p in plans:
+        human = [r.group_id for _, r in p.turns if r.label == "human"]
+        assert len(human) == len(set(human))
         callers = [r for role, r in p.turns if role == "caller"]
         callees = [r for role, r in p.turns if role == "callee"]
         assert len({r.speaker for r in callers}) == 1
