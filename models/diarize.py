@@ -13,12 +13,14 @@ measure the caller's timing, each stretch of speech must be given to the caller 
    smoothed with a median filter, and runs shorter than ``MIN_TURN_S`` join their neighbours
    (per frame everywhere: one label per short pause-bounded stretch, the previous rule, lost
    5.7 points of attribution on the dev calls, docs/evaluation_calls.md);
-5. the caller is the party with more pause-bounded speech runs and the longer longest run
-   (``CALLER_RULE = "turns"``, :func:`turns_score`): a pitch of several sentences breaks at
-   every pause, while the callee says "喂?", "yes", "what is it?". Fitted on the dev calls; it
-   needs no transcript, so the split still runs beside the ASR. "More speech time" and "first
-   speaker" lose to it on dev (half the callees answer "喂?" first; docs/evaluation_calls.md).
-   A second pick after the ASR (the party whose words carry the pitch) was not tried.
+5. the caller is the party with more speech time (``CALLER_RULE = "most"``): a dialer's
+   prompts or an agent's pitch fill more of the call than "喂?", "yes", "what is it?". Chosen
+   on the dev calls v3 (:mod:`models.training.caller_select`) over "first speaker", "longer
+   turns" and two logistic fits over :func:`caller_contrast` ("turns": more pause-bounded runs
+   and a longer longest run, the rule chosen on the calls v2; "combined": speech time, runs,
+   longest run and first speaker), which stay selectable (``DiarizerConfig.caller_rule``). It
+   needs no transcript, so the split still runs beside the ASR. A second pick after the ASR
+   (the party whose words carry the pitch) was not tried.
 
 Before any of that, a recording must hold two voices at all: 2-means splits one voice in two as
 readily as two voices. Two statistics of the split tell them apart (:func:`two_voices`): how far
@@ -26,8 +28,8 @@ the upper quarter of the windows lies from their one centroid (:func:`voice_spre
 voice lifts that tail where it hardly moves the mean) and how often neighbouring windows keep
 their cluster (:func:`label_persistence`: two parties take turns, so the labels come in runs; a
 voice split in two flips label from one window to the next). Their logistic score
-(``TWO_VOICE_WEIGHTS``, ``TWO_VOICE_BIAS``, fitted on the dev calls) must be at least 0 and each
-side must have ``MIN_PARTY_SPEECH_S``.
+(``TWO_VOICE_WEIGHTS``, ``TWO_VOICE_BIAS``, fitted on the dev calls v3) must be at least 0 and
+each side must have ``MIN_PARTY_SPEECH_S``.
 Otherwise all speech is the caller's and the callee has none, which the behaviour cues read as
 "no turn-taking to measure". :class:`TwoPartyDiarizer` is what the
 detector holds: it loads the encoder on the first recording with speech enough for two parties.
@@ -59,20 +61,32 @@ HOP_S = 0.25  # one window every this: 2x the cost of 0.5 s, +5 points (evaluati
 MIN_WINDOW_SPEECH = 0.5  # a window with less speech than this share is not clustered
 SMOOTH_S = 0.3  # median filter over frame labels
 MIN_TURN_S = 0.3  # shorter label runs inside speech join the surrounding party
-CALLER_RULES = ("turns", "most", "first", "longest_turns")
-CALLER_RULE = "turns"  # measured: docs/evaluation_calls.md ("Which party is the caller")
-# "turns": logit per unit of log(runs_a / runs_b) and of log(longest_a / longest_b); a logistic
-# fit on the 80 dev calls (no intercept: swapping the parties flips the sign), each call weighted
-# by the seconds that ride on the choice
-TURNS_WEIGHTS = (9.13, 3.08)
+CALLER_RULES = ("turns", "most", "first", "longest_turns", "combined")
+CALLER_RULE = "most"  # chosen on the calls v3 dev calls (models.training.caller_select)
+CALLER_REASONS = {
+    "turns": "the party with more speech runs and the longest one",
+    "most": "the party with more speech time",
+    "first": "the party that speaks first",
+    "longest_turns": "the party with the longer turns",
+    "combined": "the party whose speech time, runs, longest run and start look like a caller's",
+}
+# The fitted rules: logit = weights . caller_contrast(a, b), one weight per CALLER_FEATURES (0 =
+# not used). Logistic fits without intercept (swapping the parties flips the sign) on the 51
+# dev calls v3, each call weighted by the seconds that ride on the choice
+# (models.training.caller_select); both lose to "most" on dev, left out by caller voice.
+CALLER_FEATURES = ("log_speech_ratio", "log_runs_ratio", "log_longest_ratio", "speaks_first")
+CALLER_WEIGHTS = {
+    "turns": (0.0, 3.5341, 3.504, 0.0),
+    "combined": (8.2822, 2.1037, -0.2716, 1.1973),
+}
 MIN_TWO_PARTY_SPEECH_S = 4.0  # less speech than this: one party, no encoder loaded
 MIN_PARTY_SPEECH_S = 2.0  # each of two parties must have this much speech
 # Two voices: TWO_VOICE_WEIGHTS . (voice_spread, label_persistence) + TWO_VOICE_BIAS >= 0.
-# Weights: a logistic fit of the dev calls' mono mixes (two voices) against their caller legs
-# alone (one voice); bias: the most speech attributed right as shipped while splitting at most
-# 10 % of the dev caller legs (docs/evaluation_calls.md, "One voice or two").
-TWO_VOICE_WEIGHTS = (45.3041, 11.4689)
-TWO_VOICE_BIAS = -18.4436  # mid-gap between a dev leg and the next dev mix: 0.002 wide
+# Weights: a logistic fit of the dev calls v3' mono mixes (two voices) against their caller legs
+# alone (one voice); bias: the most speech attributed right as shipped (caller by CALLER_RULE)
+# while splitting at most 10 % of the dev caller legs (models.training.caller_select).
+TWO_VOICE_WEIGHTS = (0.9985, 3.0438)
+TWO_VOICE_BIAS = -2.7241  # mid-gap between two dev scores: 0.0015 wide
 SPREAD_PERCENTILE = 75.0  # voice_spread: this percentile of the windows' distance to the centroid
 # A mix's noise floor is both legs' noise: 9 dB over it (the stereo legs' margin) missed 11.7 %
 # of the single-party speech of the dev calls, 6 dB misses 6.5 % and adds 3.5 % noise frames.
@@ -319,30 +333,46 @@ def choose_caller(
     a: tuple[Interval, ...], b: tuple[Interval, ...], rule: str
 ) -> tuple[tuple[Interval, ...], tuple[Interval, ...], str]:
     """(caller, callee, reason) of two parties by ``rule`` (one of CALLER_RULES)."""
-    if rule == "turns":
-        a_first = turns_score(a, b) >= 0.0
-        reason = "the party with more speech runs and the longest one"
+    if rule in CALLER_WEIGHTS:
+        a_first = caller_logit(a, b, rule) >= 0.0
     elif rule == "most":
         a_first = _total(a) >= _total(b)
-        reason = "the party with more speech time"
     elif rule == "first":
         a_first = bool(a) and (not b or a[0][0] <= b[0][0])
-        reason = "the party that speaks first"
     else:  # a dialer prompt or a sales pitch runs longer than "喂?" / "yes" / "what is it?"
         a_first = _mean_run(a) >= _mean_run(b)
-        reason = "the party with the longer turns"
-    return (a, b, reason) if a_first else (b, a, reason)
+    return (a, b, CALLER_REASONS[rule]) if a_first else (b, a, CALLER_REASONS[rule])
 
 
-def turns_score(a: Sequence[Interval], b: Sequence[Interval]) -> float:
-    """Logit that party ``a`` rather than ``b`` is the caller (``TURNS_WEIGHTS``): > 0 when
-    ``a`` has more speech runs and a longer longest run. Antisymmetric in ``a`` and ``b``."""
+def caller_contrast(a: Sequence[Interval], b: Sequence[Interval]) -> np.ndarray:
+    """How party ``a`` differs from ``b``, one value per :data:`CALLER_FEATURES`.
+
+    Log ratios of speech time, of the number of pause-bounded runs and of the longest run, and
+    +1 / -1 when ``a`` / ``b`` speaks first. Antisymmetric: ``caller_contrast(b, a)`` is the
+    negation. Both parties must have speech.
+
+    Returns
+    -------
+    np.ndarray [shape=(4,)], float64
+    """
+    longest_a, longest_b = (max(e - s for s, e in runs) for runs in (a, b))
+    return np.array(
+        [
+            math.log(max(_total(a), FRAME_S) / max(_total(b), FRAME_S)),
+            math.log(len(a) / len(b)),
+            math.log(max(longest_a, FRAME_S) / max(longest_b, FRAME_S)),
+            1.0 if a[0][0] <= b[0][0] else -1.0,
+        ]
+    )
+
+
+def caller_logit(a: Sequence[Interval], b: Sequence[Interval], rule: str = "turns") -> float:
+    """Logit that party ``a`` rather than ``b`` is the caller under a fitted rule
+    (``CALLER_WEIGHTS[rule]`` . :func:`caller_contrast`): antisymmetric in ``a`` and ``b``; a
+    party with no speech is never the caller (+-1)."""
     if not a or not b:
         return 1.0 if a else -1.0
-    longest_a, longest_b = (max(e - s for s, e in runs) for runs in (a, b))
-    return TURNS_WEIGHTS[0] * math.log(len(a) / len(b)) + TURNS_WEIGHTS[1] * math.log(
-        max(longest_a, FRAME_S) / max(longest_b, FRAME_S)
-    )
+    return float(np.dot(CALLER_WEIGHTS[rule], caller_contrast(a, b)))
 
 
 def _mean_run(runs: tuple[Interval, ...]) -> float:

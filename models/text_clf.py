@@ -30,6 +30,11 @@ The negative side is cut to 0 (issue 13): a text that does not read like a scrip
 of a person (a TTS robot can read the weather), so only positive signs of a live caller, the
 rules' ``disfluency_rate`` and ``no_reaction_to_callee``, may pull towards "person"; the
 log-odds stays in the evidence's ``value``.
+A transcript without any machine-specific marker (:func:`pipeline.text_cues.machine_markers`:
+key presses, IVR menus, opt-out instructions, "this is an automated message") must clear a
+higher bar, ``meta["robot_gate"]`` log-odds more (:meth:`TextHeads.robot_bar`; 0 in weights
+written before it): a person who leaves a call-back number and says who is calling uses the
+same words as many robocalls, and only the markers are specific to machines (issue 13).
 """
 
 from __future__ import annotations
@@ -49,7 +54,7 @@ import numpy as np
 
 from pipeline.fuse import sigmoid
 from pipeline.messages import make_evidence
-from pipeline.text_cues import RuleTextClassifier
+from pipeline.text_cues import RuleTextClassifier, machine_markers
 from pipeline.types import ModelInfo, TextScore, Transcript
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
@@ -107,6 +112,17 @@ class TextHeads:
     heads: dict[str, LinearHead]
     meta: dict[str, Any]  # the JSON sidecar: config, label maps, metrics, data summary
     extras: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)  # <block>_mean/_std
+
+    def robot_bar(self, *, has_machine_marker: bool) -> float:
+        """Log-odds the robot head must exceed before ``robot_script_text`` leans robot: 0 with
+        a machine-specific marker, ``meta["robot_gate"]`` (default 0) without one."""
+        return 0.0 if has_machine_marker else float(self.meta.get("robot_gate", 0.0))
+
+    def robot_weight(self, log_odds: float, transcript: Transcript) -> float:
+        """``robot_script_text``'s weight for the robot head's log-odds on ``transcript``: past
+        :meth:`robot_bar` (the gate unless the words hold a machine-specific marker)."""
+        marker = bool(machine_markers(transcript))
+        return robot_text_weight(log_odds, bar=self.robot_bar(has_machine_marker=marker))
 
     def blocks_needed(self) -> set[str]:
         return {f for h in self.heads.values() for f in h.features}
@@ -230,10 +246,11 @@ def rule_feature_vector(score: TextScore) -> np.ndarray:
     )
 
 
-def robot_text_weight(log_odds: float) -> float:
+def robot_text_weight(log_odds: float, *, bar: float = 0.0) -> float:
     """Evidence weight of ``robot_script_text`` for the robot head's calibrated log-odds:
-    clipped to [``ROBOT_WEIGHT_FLOOR``, ``ROBOT_WEIGHT_CAP``]."""
-    return max(ROBOT_WEIGHT_FLOOR, min(ROBOT_WEIGHT_CAP, log_odds))
+    ``log_odds - bar`` (:meth:`TextHeads.robot_bar`) clipped to [``ROBOT_WEIGHT_FLOOR``,
+    ``ROBOT_WEIGHT_CAP``]."""
+    return max(ROBOT_WEIGHT_FLOOR, min(ROBOT_WEIGHT_CAP, log_odds - bar))
 
 
 Embedder = Callable[[list[str]], np.ndarray]  # texts -> (n, d) sentence embeddings
@@ -308,13 +325,14 @@ class TrainedTextClassifier:
         order = np.argsort(-probs, kind="stable")
         topic_scores = tuple((labels[i], sales * float(probs[i])) for i in order)
         robot = float(h.log_odds("robot", h.head_input("robot", blocks))[0])
+        weight = h.robot_weight(robot, transcript)
         segments = transcript.segments
         robot_ev = make_evidence(
             "text",
             "robot_script_text",
             value=robot,
-            weight=robot_text_weight(robot),
-            code=f"robot_script_text.{'robot' if robot > 0 else 'neutral'}",
+            weight=weight,
+            code=f"robot_script_text.{'robot' if weight > 0 else 'neutral'}",
             params={"log_odds": round(robot, 3)},
             span_s=(segments[0].start_s, segments[-1].end_s) if segments else None,
         )

@@ -283,6 +283,17 @@ def _scripted(doc: _Doc) -> Evidence | None:
     )
 
 
+def machine_markers(transcript: Transcript) -> tuple[str, ...]:
+    """The machine-specific phrases (``lexicon.SCRIPTED_STRONG``) in ``transcript``, in order.
+
+    Key presses, IVR menus, opt-out instructions, "this is an automated message", a
+    self-declared bot: what a machine says and a person on the phone does not (issue 13). The
+    trained robot head gives robot evidence to a transcript without any of them only above a
+    higher bar (``models/text_clf.py``), because business wording alone is no sign of a robot.
+    """
+    return tuple(h.phrase for h in _Doc.of(transcript.segments).find(_STRONG))
+
+
 # --- disfluency ------------------------------------------------------------------------------
 
 

@@ -6,7 +6,8 @@ For every dev/test call of ``datasets/manifests/calls/calls.jsonl`` (stereo and 
 - mono diarisation (``models.diarize``): share of single-party speech time attributed to the
   right party as the detector's diarizer returns it (one voice: all speech the caller's), and
   with the clustering forced to two voices and the caller chosen by each rule; by language,
-  caller kind and level difference of the two parties in the mix;
+  caller kind and level difference of the two parties in the mix; the diarisation error as
+  shipped (speech given to the wrong party, missed, false alarm);
 - one voice or two: how often a caller leg alone is split in two, and how often a mono mix is
   kept as two voices;
 - behaviour cues (``pipeline.behaviour``) on stereo (the caller channel known from the manifest)
@@ -30,7 +31,7 @@ may play several calls of a split), 1,000 resamples: EERs through
 :func:`models.training.metrics.bootstrap_ci` (voices drawn within each class, as on every other
 page), shares of speech time and rates by drawing voices from all calls of the row.
 
-About 680 lines: one measurement run (features, report, Markdown tables) whose pieces share the
+About 700 lines: one measurement run (features, report, Markdown tables) whose pieces share the
 per-call feature dict; split, each part would only pass that dict on.
 """
 
@@ -164,7 +165,8 @@ def _mask(intervals: Sequence[tuple[float, float]], n: int) -> np.ndarray:
 
 
 def attribution(truth: PartyTurns, predicted: PartyTurns, n: int) -> dict[str, float]:
-    """Seconds of single-party truth speech given to the right / wrong party / nobody."""
+    """Seconds of single-party truth speech given to the right / wrong party / nobody, and of
+    speech predicted where neither party speaks (false alarm)."""
     tc, te = _mask(truth.caller, n), _mask(truth.callee, n)
     pc, pe = _mask(predicted.caller, n), _mask(predicted.callee, n)
     only_c, only_e = tc & ~te, te & ~tc
@@ -175,6 +177,7 @@ def attribution(truth: PartyTurns, predicted: PartyTurns, n: int) -> dict[str, f
         "right_s": right,
         "wrong_s": wrong,
         "missed_s": single - right - wrong,
+        "false_alarm_s": float(((pc | pe) & ~(tc | te)).sum()) * FRAME_S,
         "single_s": single,
         "overlap_s": float((tc & te).sum()) * FRAME_S,
     }
@@ -427,7 +430,12 @@ def _attribution_row(sel: Sequence[dict[str, Any]], rng: np.random.Generator) ->
     oracle = np.array([f["mono_attr_oracle_right_s"] for f in sel])
     row["oracle_permutation_accuracy"] = float(oracle.sum() / single.sum())
     row["two_voices"] = int(sum(f["mono_two_voices"] for f in sel))
-    row["missed_share"] = float(sum(f["mono_attr_shipped"]["missed_s"] for f in sel) / single.sum())
+    # diarisation error as shipped, over single-party truth speech (overlap left out)
+    for part in ("wrong", "missed", "false_alarm"):
+        row[f"{part}_share"] = float(
+            sum(f["mono_attr_shipped"][f"{part}_s"] for f in sel) / single.sum()
+        )
+    row["der"] = row["wrong_share"] + row["missed_share"] + row["false_alarm_share"]
     return row
 
 
@@ -524,7 +532,7 @@ def markdown(result: dict[str, Any]) -> str:
         f"as shipped (95 % CI) | two voices kept | forced two, rule `{CALLER_RULE}` (95 % CI) | "
         + " | ".join(f"rule `{rule}`" for rule in CALLER_RULES if rule != CALLER_RULE)
         + " | best permutation | missed speech | calls < 90 % (shipped) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---" * (11 + len(CALLER_RULES)) + "|",
     ]
     for key, row in sorted(result["diarisation"].items()):
         split, lang, kind, level = key.split("/")
@@ -543,6 +551,20 @@ def markdown(result: dict[str, Any]) -> str:
             f"{_pct(row['oracle_permutation_accuracy'])} | {_pct(row['missed_share'])} | "
             f"{ship['calls_below_90pct']} |"
         )
+    lines += ["", "### Diarisation error as shipped (share of single-party speech time)", ""]
+    lines += [
+        "| split | language | caller kind | calls | given to the wrong party | missed | "
+        "false alarm | diarisation error |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for key, row in sorted(result["diarisation"].items()):
+        split, lang, kind, level = key.split("/")
+        if level == "all":
+            lines.append(
+                f"| {split} | {lang} | {kind} | {row['calls']} | {_pct(row['wrong_share'])} | "
+                f"{_pct(row['missed_share'])} | {_pct(row['false_alarm_share'])} | "
+                f"{_pct(row['der'])} |"
+            )
     lines += ["", "### One voice or two", ""]
     lines += [
         "| split | caller legs alone split in two (95 % CI) | mono mixes kept as two voices |",

@@ -135,7 +135,10 @@ def card_block(meta: dict[str, Any], digest: str, metrics: dict[str, Any]) -> st
         f"- robot evidence threshold: the balanced Platt log-odds must exceed "
         f"{meta.get('robot_margin', 0.0):.2f} (the margin that lets <= 5 % of the selection "
         "half's spoken human business/sales texts through; folded into the stored Platt "
-        "intercept, so the shipped log-odds 0 is that threshold)",
+        "intercept, so the shipped log-odds 0 is that threshold); a transcript without a "
+        f"machine-specific marker must exceed it by {meta.get('robot_gate', 0.0):.2f} more "
+        "(the gate that leaves the fewest selection-half business/sales texts with robot "
+        "evidence while >= 95 % of its robocalls keep theirs, issue 13)",
         "- held out of training (scored out of fold, never fitted): "
         + ", ".join(
             f"{k} {v}" for k, v in corpus.get("held_out_rows", {}).get("per_source", {}).items()

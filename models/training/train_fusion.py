@@ -238,11 +238,12 @@ def audio_cues(
 
 
 def text_cues(rows: Sequence[TextRow], *, tied: np.ndarray | None = None) -> list[dict[str, float]]:
-    """Rules' evidence and the robot head's out-of-fold evidence weight of every text.
+    """Rules' evidence and the robot head's out-of-fold evidence weight of every text, past the
+    shipped head's bar (its machine-marker gate) as inference applies it.
 
     ``tied``: rows the out-of-fold heads never train on (texts tied to the test split).
     """
-    from models.text_clf import MIN_CHARS, WEIGHTS_JSON, robot_text_weight
+    from models.text_clf import MIN_CHARS, WEIGHTS_JSON, load_heads
     from models.training.text_features import (
         Features,
         assign_folds,
@@ -253,6 +254,7 @@ def text_cues(rows: Sequence[TextRow], *, tied: np.ndarray | None = None) -> lis
     from pipeline.text_cues import RuleTextClassifier
 
     a, b = json.loads(WEIGHTS_JSON.read_text())["heads"]["robot"]["platt"]
+    heads = load_heads()
     feats = Features(rows, dense={})
     folds = assign_folds(rows, TEXT_FOLDS)
     y = np.array([r.is_robot for r in rows])
@@ -266,10 +268,11 @@ def text_cues(rows: Sequence[TextRow], *, tied: np.ndarray | None = None) -> lis
     rules = RuleTextClassifier()
     out = []
     for row, score in zip(rows, raw, strict=True):
-        cues = {e.name: e.weight for e in rules.score(row_transcript(row)).evidence}
+        transcript = row_transcript(row)
+        cues = {e.name: e.weight for e in rules.score(transcript).evidence}
         if len(row.text.strip()) >= MIN_CHARS:
             log_odds = a * score + b
-            cues["robot_script_text"] = robot_text_weight(float(log_odds))
+            cues["robot_script_text"] = heads.robot_weight(float(log_odds), transcript)
         out.append(cues)
     return out
 

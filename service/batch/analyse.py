@@ -142,6 +142,8 @@ def verdict_columns(verdict: Verdict) -> dict[str, Any]:
         "label": d["label"],
         "robot_probability": d["robot_probability"],
         "threshold": d["threshold"],
+        "caller_certainty": d["caller_certainty"],
+        "person_threshold": d["person_threshold"],
         "sales_probability": d["sales_probability"],
         "topic": d["topic"],
         "top_cues": [

@@ -37,7 +37,7 @@ from typing import Any, Literal
 from pipeline.config import DetectorConfig
 from pipeline.files import atomic_path
 from pipeline.fuse import FusionModel, add_evidence
-from pipeline.types import Evidence, Label, Verdict
+from pipeline.types import Evidence, Verdict
 from service.batch import engines
 from service.batch.analyse import DetectorFactory, peak_rss_mb, verdict_columns
 from service.batch.inputs import CallRecord
@@ -93,6 +93,9 @@ ROW_GROUP_ROWS = 4096  # rows per part / row group of the output
 ROW_GROUP_BYTES = 32 * 2**20  # ... or fewer, when their verdicts and fingerprints reach this
 COMMIT_EVERY_S = 0.2  # group commit of the journal: one fsync per this much time, not per call
 COMMIT_EVERY_ROWS = 512
+# Summary counts by the verdict's decided caller (Verdict.caller_certainty), not by ``label``:
+# an uncertain row carries label human_sales_pitch but is neither counted a robot nor a person.
+CERTAINTY_TOTALS = {"robot": "robots", "person": "persons", "uncertain": "uncertain"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +125,9 @@ class BatchSummary:
     analysed: int  # by this run
     errors: int  # error rows in the whole output
     rows: int  # rows in the output
-    robots: int  # rows labelled electronic_sales_robot
+    robots: int  # rows whose caller is decided a robot (caller_certainty "robot")
+    persons: int  # rows whose caller is decided a live person
+    uncertain: int  # rows left undecided (the uncertain band): neither of the two above
     campaigns: int  # campaigns with at least two calls among the output's rows
     elapsed_s: float  # analysis time of this run
     peak_rss_mb: float  # of the driver process (VmHWM)
@@ -140,6 +145,8 @@ class BatchSummary:
             "errors": self.errors,
             "rows": self.rows,
             "robots": self.robots,
+            "persons": self.persons,
+            "uncertain": self.uncertain,
             "campaigns": self.campaigns,
             "elapsed_s": round(self.elapsed_s, 2),
             "calls_per_min": round(self.calls_per_min, 1),
@@ -219,6 +226,8 @@ def run_batch(
         errors=totals["errors"],
         rows=totals["rows"],
         robots=totals["robots"],
+        persons=totals["persons"],
+        uncertain=totals["uncertain"],
         campaigns=totals["campaigns"],
         elapsed_s=elapsed,
         peak_rss_mb=peak_rss_mb(),
@@ -375,7 +384,7 @@ def _write_output(
     from service.campaigns.heard_before import count_other_calls
 
     sources = ([out] if earlier and out.exists() else []) + parts.paths()
-    totals = {"rows": 0, "errors": 0, "robots": 0}
+    totals = {"rows": 0, "errors": 0, "robots": 0, "persons": 0, "uncertain": 0}
     seen: set[str] = set()  # campaigns with other calls
     with atomic_path(out) as tmp, ExitStack() as stack:
         writer = stack.enter_context(pq.ParquetWriter(tmp, output_schema(), compression="zstd"))
@@ -392,7 +401,8 @@ def _write_output(
                     lines_fh.write(jsonl_lines(rows))
                 totals["rows"] += len(rows)
                 totals["errors"] += sum(r["status"] != "ok" for r in rows)
-                totals["robots"] += sum(r.get("label") == Label.ROBOT for r in rows)
+                for certainty, key in CERTAINTY_TOTALS.items():
+                    totals[key] += sum(r.get("caller_certainty") == certainty for r in rows)
                 seen.update(r["campaign_id"] for r in rows if r.get("prompt_other_calls"))
     totals["campaigns"] = len(seen)
     return totals

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.files import atomic_path
+from pipeline.types import Verdict
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +109,9 @@ def _row_to_json(row: dict[str, Any]) -> dict[str, Any]:
 
 def _row_from_json(row: dict[str, Any]) -> dict[str, Any]:
     blob = row.get("audio_fingerprint")
-    return {**row, "audio_fingerprint": base64.b64decode(blob) if blob else None}
+    return with_caller_certainty(
+        {**row, "audio_fingerprint": base64.b64decode(blob) if blob else None}
+    )
 
 
 def journal_path(out: Path) -> Path:
@@ -127,7 +130,8 @@ def output_schema() -> Any:
             ("start_time", pa.timestamp("us", tz="UTC")), ("duration_s", f), ("trunk", s),
             ("channel_layout", s),
             ("status", s), ("error_code", s), ("error_message", s),
-            ("label", s), ("robot_probability", f), ("threshold", f), ("sales_probability", f),
+            ("label", s), ("robot_probability", f), ("threshold", f),
+            ("caller_certainty", s), ("person_threshold", f), ("sales_probability", f),
             ("topic", s), ("top_cues", pa.list_(cue)),
             ("transcript", s), ("language", s), ("other_party_transcript", s),
             ("campaign_id", s), ("campaign_match", s), ("prompt_other_calls", i),
@@ -210,12 +214,29 @@ def iter_tables(path: Path) -> Iterator[Any]:
 
 
 def table_rows(table: Any) -> list[dict[str, Any]]:
-    """Rows of a table of :func:`output_schema`, as the journal holds them (ISO times)."""
+    """Rows of a table of :func:`output_schema`, as the journal holds them (ISO times); rows of
+    an output from before the ``caller_certainty`` column get it (:func:`with_caller_certainty`).
+    """
     rows: list[dict[str, Any]] = table.to_pylist()
     for row in rows:
         stamp = row.get("start_time")
         row["start_time"] = stamp.astimezone(dt.UTC).isoformat() if stamp else None
+        with_caller_certainty(row)
     return rows
+
+
+def with_caller_certainty(row: dict[str, Any]) -> dict[str, Any]:
+    """Fill ``caller_certainty`` and ``person_threshold`` of an ``ok`` row that lacks them (an
+    output or a journal from before these columns) from its ``verdict_json``, in place.
+
+    A verdict stored before schema 3 has no uncertain band: ``Verdict.caller_certainty`` then
+    reads its label (robot or person), as it was shown then.
+    """
+    if row.get("status") == "ok" and row.get("caller_certainty") is None:
+        verdict = Verdict.from_dict(json.loads(row["verdict_json"]))
+        row["caller_certainty"] = verdict.caller_certainty
+        row["person_threshold"] = verdict.person_threshold
+    return row
 
 
 def read_rows(path: Path) -> list[dict[str, Any]]:

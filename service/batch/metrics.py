@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline.types import Label
-
 
 class RunMetrics:
     """Counters and histograms of one run, on their own registry (tests can run several).
@@ -39,7 +37,12 @@ class RunMetrics:
             ["status", "error_code"], registry=self.registry,
         )  # fmt: skip
         self.robots = Counter(
-            "robocall_batch_robot_calls", "Calls labelled electronic_sales_robot",
+            "robocall_batch_robot_calls", "Calls whose caller is decided a robot",
+            registry=self.registry,
+        )  # fmt: skip
+        self.uncertain = Counter(
+            "robocall_batch_uncertain_calls",
+            "Calls left undecided (robot probability in the uncertain band)",
             registry=self.registry,
         )  # fmt: skip
         self.seconds = Histogram(
@@ -62,8 +65,11 @@ class RunMetrics:
     def observe(self, row: dict[str, Any]) -> None:
         """Count one finished row (as the worker made it)."""
         self.calls.labels(status=row["status"], error_code=row.get("error_code") or "").inc()
-        if row.get("label") == Label.ROBOT:
+        # the decided caller, not the label: an uncertain row is labelled human_sales_pitch
+        if row.get("caller_certainty") == "robot":
             self.robots.inc()
+        elif row.get("caller_certainty") == "uncertain":
+            self.uncertain.inc()
         if row.get("elapsed_s") is not None:
             self.seconds.observe(row["elapsed_s"])
         if row.get("worker_peak_rss_mb") is not None:

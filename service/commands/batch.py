@@ -199,21 +199,28 @@ def run_batch_command(args: argparse.Namespace) -> int:
 
 
 def _rate_report(out: Path, sample: Any) -> dict[str, Any]:
-    """The robot-rate estimate of the whole manifest from the rows of a risk-weighted sample."""
+    """The robot-rate estimate of the whole manifest from the rows of a risk-weighted sample.
+
+    Robots are the calls whose caller is decided a robot (``caller_certainty``); the calls left
+    uncertain are counted apart, and ``estimate_with_uncertain_as_robots`` gives the rate were
+    they all robots (the upper end of what the verdicts allow).
+    """
     import pyarrow.parquet as pq
 
-    from pipeline.types import Label
     from service.batch.risk import estimate_robot_rate
 
-    table = pq.read_table(out, columns=["call_id", "status", "label"]).to_pylist()
-    robot = {r["call_id"]: r["label"] == Label.ROBOT for r in table if r["status"] == "ok"}
-    estimate = estimate_robot_rate(sample, robot)
+    table = pq.read_table(out, columns=["call_id", "status", "caller_certainty"]).to_pylist()
+    certainty = {r["call_id"]: r["caller_certainty"] for r in table if r["status"] == "ok"}
+    estimate = estimate_robot_rate(sample, {k: v == "robot" for k, v in certainty.items()})
+    upper = estimate_robot_rate(sample, {k: v != "person" for k, v in certainty.items()})
     strata = list(sample.strata.values())
     return {
         "population": sample.population,
         "risk_stratum_calls": strata.count("risk"),
         "uniform_calls": strata.count("uniform"),
+        "uncertain_calls": sum(v == "uncertain" for v in certainty.values()),
         "estimate": None if estimate is None else estimate.to_dict(),
+        "estimate_with_uncertain_as_robots": None if upper is None else upper.to_dict(),
     }
 
 

@@ -12,19 +12,23 @@ import soundfile as sf
 import models.diarize
 import models.loading
 from models.diarize import (
+    CALLER_REASONS,
+    CALLER_RULE,
     CALLER_RULES,
+    CALLER_WEIGHTS,
     MIN_PARTY_SPEECH_S,
     ONE_VOICE,
     TWO_VOICE_BIAS,
     TWO_VOICE_WEIGHTS,
     DiarizerConfig,
     TwoPartyDiarizer,
+    caller_contrast,
+    caller_logit,
     choose_caller,
     diarize,
     label_persistence,
     load_voice_encoder,
     party_runs,
-    turns_score,
     two_clusters,
     two_voices,
 )
@@ -70,7 +74,7 @@ def test_two_voices_are_told_apart_and_the_caller_has_the_long_turns(
 ) -> None:
     x, truth = call(rng)
     turns = diarize(x, encoder=FakeEncoder())
-    assert turns.caller_reason == "the party with more speech runs and the longest one"
+    assert turns.caller_reason == CALLER_REASONS[CALLER_RULE]
     right = total = 0.0
     for a, b, who in truth:
         mine = turns.caller if who == "caller" else turns.callee
@@ -95,16 +99,33 @@ def test_caller_rules() -> None:
     assert choose_caller(a, b, "most")[0] == b
     assert choose_caller(a, b, "longest_turns")[0] == b
     assert choose_caller(a, b, "turns")[0] == b
-    assert set(CALLER_RULES) == {"turns", "most", "first", "longest_turns"}
-    # a pitch broken at its pauses outweighs one long answer of as much speech time
+    assert choose_caller(a, b, "combined")[0] == b
+    assert set(CALLER_RULES) == set(CALLER_REASONS) and CALLER_RULE in CALLER_RULES
+    assert set(CALLER_WEIGHTS) <= set(CALLER_RULES)
+    # each rule says why, whichever side the caller is on
+    for rule in CALLER_RULES:
+        assert choose_caller(a, b, rule)[2] == choose_caller(b, a, rule)[2] == CALLER_REASONS[rule]
+    # a pitch broken at its pauses outweighs one long answer of as much speech time under the
+    # runs rule; the speech-time rule reads the answer as the caller
     pitch = ((0.0, 2.0), (2.5, 4.5), (5.0, 7.0), (7.5, 9.5))
     answer = ((10.0, 18.0),)
     assert choose_caller(answer, pitch, "turns")[0] == pitch
     assert choose_caller(answer, pitch, "most")[0] == answer
-    assert turns_score(pitch, answer) == pytest.approx(-turns_score(answer, pitch))
-    assert turns_score(pitch, ()) > 0 > turns_score((), pitch)
     with pytest.raises(ValueError, match="caller_rule"):
         DiarizerConfig(caller_rule="loudest")
+
+
+def test_caller_logit_is_antisymmetric() -> None:
+    pitch = ((0.0, 2.0), (2.5, 4.5), (5.0, 7.0), (7.5, 9.5))
+    answer = ((10.0, 12.0),)
+    assert caller_contrast(pitch, answer) == pytest.approx(-caller_contrast(answer, pitch))
+    assert caller_contrast(pitch, answer)[3] == 1.0  # the pitch speaks first
+    for rule in CALLER_WEIGHTS:
+        assert caller_logit(pitch, answer, rule) == pytest.approx(
+            -caller_logit(answer, pitch, rule)
+        )
+        assert caller_logit(pitch, answer, rule) > 0  # more speech, runs and a longer one
+        assert caller_logit(pitch, (), rule) > 0 > caller_logit((), pitch, rule)
 
 
 def test_two_clusters_separates_two_directions(rng: np.random.Generator) -> None:
@@ -154,9 +175,19 @@ def test_detector_measures_turn_taking_on_a_mono_mix_and_not_on_one_voice(
     assert 0.6 < two["caller_talk_share"].value < 0.9  # 4 s caller turns vs 1.5 s callee turns
     one = detector.detect(_wav(one_voice(rng)), name="one.wav").evidence
     assert not {e.name for e in one} & set(BEHAVIOUR_RULES)
-    # the caller pitches in sentences broken at pauses; the callee answers at length, and
-    # talks more: the caller is still the pitcher
+    # the caller pitches in sentences broken at pauses; the callee answers at length and talks
+    # more: the shipped rule (more speech time) takes the callee for the caller; a detector
+    # configured with another rule (who speaks first) takes the pitcher
+    assert CALLER_RULE == "most"
     pitch = {e.name: e for e in detector.detect(_wav(pitch_call(rng)), name="p.wav").evidence}
+    assert 0.5 < pitch["caller_talk_share"].value < 0.7
+    by_first = Detector(
+        FakeTranscriber(),
+        FakeTextClassifier(),
+        DetectorConfig(),
+        diarizer=TwoPartyDiarizer(DiarizerConfig(caller_rule="first"), encoder=FakeEncoder()),
+    )
+    pitch = {e.name: e for e in by_first.detect(_wav(pitch_call(rng)), name="p.wav").evidence}
     assert 0.3 < pitch["caller_talk_share"].value < 0.5
 
 

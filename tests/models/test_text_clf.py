@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 import time
@@ -48,6 +49,10 @@ HUMAN_ZH = "喂，妈，我到家了，刚才路上有点堵。你们晚饭吃�
 PLAIN_TTS_EN = (
     "Here is the weather for Tuesday. Cloudy in the morning, with light rain in the afternoon. "
     "The high will be eighteen degrees and the low nine degrees."
+)
+PITCH_WITHOUT_MARKER_EN = (
+    "Hi, this is Dana calling from Summit Home Solar about your electric bill. You may qualify "
+    "for our zero down solar program. Give us a call back at 555-0100 today."
 )
 PLAIN_TTS_ZH = "今天夜间到明天白天，多云转小雨，东南风三到四级，最高气温十八度，最低气温九度。"
 
@@ -102,6 +107,48 @@ def test_robot_text_weight_cuts_the_human_side_and_caps_the_robot_side() -> None
     assert robot_text_weight(-0.1) == 0.0
     assert robot_text_weight(0.7) == pytest.approx(0.7)
     assert robot_text_weight(9.0) == ROBOT_WEIGHT_CAP
+    assert robot_text_weight(2.5, bar=3.0) == 0.0  # below the bar of a marker-less transcript
+    assert robot_text_weight(3.5, bar=3.0) == pytest.approx(0.5)
+    assert robot_text_weight(9.0, bar=3.0) == ROBOT_WEIGHT_CAP
+
+
+def test_without_a_machine_marker_the_words_must_clear_the_gate(
+    clf: TrainedTextClassifier,
+) -> None:
+    # Issue 13: "who is calling + a call-back number" is what people say too; only key presses,
+    # IVR menus, opt-outs and "automated message" lower the bar back to the calibrated 0.
+    heads = dataclasses.replace(clf.heads, meta={**clf.heads.meta, "robot_gate": 50.0})
+    gated = TrainedTextClassifier(heads, embed=clf.embed)
+    assert heads.robot_bar(has_machine_marker=True) == 0.0
+    assert heads.robot_bar(has_machine_marker=False) == 50.0
+    unmarked = _transcript(PITCH_WITHOUT_MARKER_EN, "en")
+    marked = _transcript(PITCH_WITHOUT_MARKER_EN + " Press 1 to speak with an agent.", "en")
+    assert _robot_weight(gated.score(unmarked)) == 0.0
+    assert _robot_weight(gated.score(marked)) == _robot_weight(clf.score(marked))
+    evidence = next(e for e in gated.score(unmarked).evidence if e.name == "robot_script_text")
+    assert evidence.value == pytest.approx(
+        next(e.value for e in clf.score(unmarked).evidence if e.name == "robot_script_text")
+    )  # the head's log-odds is still reported, only its weight is gated
+
+
+def test_robot_weight_is_what_the_fusion_training_and_inference_share() -> None:
+    # train_fusion's text cues go through TextHeads.robot_weight, so the fusion is fitted on the
+    # weights inference gives: the gate applies unless the words hold a machine marker.
+    heads = load_heads()
+    heads = dataclasses.replace(heads, meta={**heads.meta, "robot_gate": 3.0})
+    unmarked = _transcript(PITCH_WITHOUT_MARKER_EN, "en")
+    marked = _transcript(PITCH_WITHOUT_MARKER_EN + " Press 1 to speak with an agent.", "en")
+    assert heads.robot_weight(2.5, unmarked) == 0.0
+    assert heads.robot_weight(3.5, unmarked) == pytest.approx(0.5)
+    assert heads.robot_weight(2.5, marked) == pytest.approx(min(2.5, ROBOT_WEIGHT_CAP))
+
+
+def test_weights_before_the_gate_have_none() -> None:
+    heads = load_heads()
+    old = dataclasses.replace(
+        heads, meta={k: v for k, v in heads.meta.items() if k != "robot_gate"}
+    )
+    assert old.robot_bar(has_machine_marker=False) == 0.0
 
 
 def test_topic_of_a_clear_line(clf: TrainedTextClassifier) -> None:

@@ -7,7 +7,12 @@ import math
 import pytest
 
 from pipeline import lexicon
-from pipeline.text_cues import MAX_ABS_WEIGHT, RuleTextClassifier, normalize_text
+from pipeline.text_cues import (
+    MAX_ABS_WEIGHT,
+    RuleTextClassifier,
+    machine_markers,
+    normalize_text,
+)
 from pipeline.types import Evidence, Segment, TextClassifier, TextScore, Transcript
 
 CLF = RuleTextClassifier()
@@ -138,6 +143,36 @@ def test_weak_scripted_phrases_weigh_less() -> None:
 )
 def test_scripted_phrase_silent_on_neutral(language: str, text: str) -> None:
     assert find(CLF.score(one_line(language, text)), "scripted_phrase") is None
+
+
+def test_machine_markers_are_the_strong_phrases_in_text_order() -> None:
+    transcript = make_transcript(
+        "en",
+        (0.0, 4.0, "This is an automated message from your pharmacy."),
+        (4.0, 8.0, "Press 1 to refill, or press 9 to be removed from our list."),
+    )
+    found = machine_markers(transcript)
+    assert found[0] == "this is an automated message"
+    assert "press 1" in found and "press 9" in found
+    assert machine_markers(one_line("zh", "兑换礼品请按1，退订请回复TD")) == ("按1", "退订请回复")
+
+
+@pytest.mark.parametrize(
+    ("language", "text"),
+    [
+        # a person's voicemail: who is calling, from where, and a number to call back (issue 13)
+        (
+            "en",
+            "Hi, this is Carol from Northside Auto calling about your car. Give us a call back "
+            "at 555-0100, thanks.",
+        ),
+        ("zh", "您好，我是城东口腔的小李，提醒您明天上午十点复诊，有事请回电13800138000。"),
+        ("zh", "喂，您好，我是锦绣花园物业的小周，明天上午要停水检修。"),
+        ("en", "Are you still there? Please hold, I'll check with my manager."),  # weak only
+    ],
+)
+def test_machine_markers_silent_on_people_doing_business(language: str, text: str) -> None:
+    assert machine_markers(one_line(language, text)) == ()
 
 
 # --- sales likelihood and topic --------------------------------------------------------------

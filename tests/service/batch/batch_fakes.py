@@ -18,7 +18,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +46,9 @@ class FakeBatchDetector:
     config: DetectorConfig = field(default_factory=DetectorConfig)
     delay_s: float = 0.0  # sleep per call (for kill/resume tests)
     work_s_per_audio_s: float = 0.0  # CPU work per second of audio (for the benchmark)
+    # the lower edge of an uncertain band below the 0.5 threshold, as a fitted fusion gives;
+    # None: no band (the hand-set fusion)
+    person_threshold: float | None = None
 
     def detect_audio(self, audio: Audio) -> Verdict:
         if self.delay_s:
@@ -62,7 +65,7 @@ class FakeBatchDetector:
         flatness = Evidence(
             "acoustic", "fake_flatness", p, 2.0 * p - 1.0, "A fake cue.", (0.0, end)
         )
-        return fuse(
+        verdict = fuse(
             text=TextScore(
                 sales_probability=0.9,
                 topic=topic,
@@ -86,6 +89,9 @@ class FakeBatchDetector:
                 analysed_at_utc=FIXED_TIME,
             ),
         )
+        if self.person_threshold is None:
+            return verdict
+        return replace(verdict, person_threshold=self.person_threshold)
 
 
 @dataclass(frozen=True)
@@ -94,9 +100,12 @@ class FakeFactory:
 
     delay_s: float = 0.0
     work_s_per_audio_s: float = 0.0
+    person_threshold: float | None = None
 
     def __call__(self, config: DetectorConfig) -> FakeBatchDetector:
-        return FakeBatchDetector(config, self.delay_s, self.work_s_per_audio_s)
+        return FakeBatchDetector(
+            config, self.delay_s, self.work_s_per_audio_s, self.person_threshold
+        )
 
 
 @dataclass(frozen=True)

@@ -146,7 +146,8 @@ def test_prometheus_metrics_are_served_on_localhost() -> None:
     metrics = RunMetrics(port=0)
     try:
         metrics.observe({"status": "ok", "error_code": None, "label": "electronic_sales_robot",
-                         "elapsed_s": 1.5, "worker_peak_rss_mb": 420.0})  # fmt: skip
+                         "caller_certainty": "robot", "elapsed_s": 1.5,
+                         "worker_peak_rss_mb": 420.0})  # fmt: skip
         metrics.observe({"status": "error", "error_code": "not_audio", "label": None,
                          "elapsed_s": 0.1, "worker_peak_rss_mb": 400.0})  # fmt: skip
         url = f"http://127.0.0.1:{metrics.port}/metrics"
