@@ -150,6 +150,20 @@ class TrainConfig:
         out["spec"] = self.spec.to_dict()
         return out
 
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> TrainConfig:
+        """The config :meth:`to_dict` wrote (a head's ``meta.training.config``)."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(raw) - known)
+        if unknown:
+            raise ValueError(f"unknown TrainConfig fields: {unknown}")
+        values: dict[str, Any] = {
+            k: tuple(v) if isinstance(v, list) else v for k, v in raw.items() if k != "spec"
+        }
+        if "spec" in raw:
+            values["spec"] = FeatureSpec.from_dict(raw["spec"])
+        return cls(**values)
+
 
 def features_cache_dir() -> Path:
     base = os.environ.get("ROBOCALL_CACHE_DIR") or str(Path.home() / ".cache" / "robocall")

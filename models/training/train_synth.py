@@ -2,7 +2,10 @@
 
 ``robocall train`` (``service/commands/train.py``) calls :func:`train`. Rows, windows and the
 feature cache are in ``synth_data.py``, the fits in ``synth_fit.py``; ``evaluate.py`` reuses
-both for its tables and its leave-one-engine-out retraining.
+both for its tables and its leave-one-engine-out retraining. ``robocall train --stage synth
+--recalibrate`` calls :func:`recalibrate`, which redoes only the mixture-decided tail of a run
+(pooling quantile, Platt scaling, figures) on a trained head. The module is over 500 lines
+because both share that tail (private helpers here) and the selection grid beside them.
 
 Deterministic: rows are chosen by a sha1 order (``models.training.corpus.sample_by_hash``), every
 clip's crop and channel (codec, AMR mode, noise) come from ``seeded_rng(salt, row id)``, and the
@@ -40,6 +43,7 @@ from models.synth_head import (
     ClipEmbedder,
     FrameEncoder,
     LogisticHead,
+    file_sha256,
 )
 from models.training.corpus import CorpusRow, dev_halves
 from models.training.synth_data import (
@@ -107,7 +111,6 @@ def train(
     ``embedder`` computes the ``aasist`` block of rows the cache lacks (default: the installed
     checkpoint, loaded on the first such row).
     """
-    from models.training import metrics as M
 
     started = time.monotonic()
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -182,23 +185,8 @@ def train(
     )
     tel, inf = features[on]
     (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1, sort_keys=True))
-    quantile = _pick_quantile(head, inf, dev_calls) if dev_calls else 0.9
-    cal_rows = [*dev_rows, *dev_calls]
-    cal_scores = np.asarray([pooled_log_odds(head, inf[r.id], quantile=quantile) for r in cal_rows])
-    cal_y = np.asarray([r.label == "robot" for r in cal_rows], dtype=np.int64)
-    a, b = fit_platt(cal_scores, cal_y) if M.has_both_classes(cal_y) else (1.0, 0.0)
-    head = head.with_calibration(a, b)
-
-    scores: list[dict[str, Any]] = []
-    for variant, feats, pool_rows in (
-        ("inference", inf, [*eval_rows, *calls]),
-        ("telephone", tel, eval_rows),
-    ):
-        for r in pool_rows:
-            if r.id not in feats:
-                continue
-            lo = pooled_log_odds(head, feats[r.id], quantile=quantile)
-            scores.append(_score_record(r, variant, lo, feats[r.id], head))
+    head, quantile, n_cal = _pool_and_calibrate(head, inf, dev_rows, dev_calls)
+    scores = _score_all(head, quantile, tel=tel, inf=inf, eval_rows=eval_rows, calls=calls)
     metrics = _headline(scores, cfg.threshold)
     metrics["train_rows"] = dict(Counter(r.label for r in train_kept))
     metrics["grid_dev_eer"] = grid_dev
@@ -215,21 +203,174 @@ def train(
             "manifests_sha256": manifest_sha256(cfg),
             "train_rows": len(train_kept),
             "train_rows_by_label": metrics["train_rows"],
-            "calibration": f"Platt (class-balanced) on {len(cal_rows)} dev rows/calls "
-            "(the select half of dev; the fusion fits on the other half)",
+            "calibration": _calibration_note(n_cal),
             "selection": "grouped cross-validation inside the train + dev-select rows by "
             "TTS/VC engine family (with people by speaker) and by human recording source, "
             "with the dev select half (models/training/synth_select.py)",
             "selection_table": grid_dev,
             "splits": "models.training.corpus split_components (speaker/utterance-disjoint)",
         },
-        metrics={k: v for k, v in metrics.items() if k.startswith(("test", "dev", "mixed"))},
+        metrics=_meta_metrics(metrics),
         created_by={
             "command": "robocall train" + (" --quick" if cfg.quick else ""),
             "python": platform.python_version(),
             "numpy": np.__version__,
         },
     )
+    return _write(
+        head, scores, metrics, run_dir=run_dir, weights_path=weights_path, started=started
+    )
+
+
+def recalibrate(
+    *,
+    run_dir: Path,
+    weights_path: Path = WEIGHTS_PATH,
+    out_path: Path | None = None,
+    encoder: FrameEncoder | None,
+    embedder: ClipEmbedder | None = None,
+    manifest_dir: str = "",
+    progress: bool = False,
+) -> TrainResult:
+    """Redo only what the call mixtures decide, on the head in ``weights_path``.
+
+    The head's weights (standardisation, logistic part, people density) and its resolved
+    recipe stay; the pooling quantile is picked again on the dev-select mixtures and the Platt
+    scaling refitted on the dev-select clips and mixtures, as :func:`train` does after its
+    grid (issue 11: the mixtures were rebuilt, the training rows were not). The selection table
+    is kept, marked as computed on the manifests the head was trained with. Writes to
+    ``out_path`` (default: ``weights_path``) and ``run_dir`` as :func:`train` does.
+    """
+    started = time.monotonic()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    old = LogisticHead.load(weights_path)
+    old_training = dict(old.meta["training"])
+    cfg = TrainConfig.from_dict({**old_training["config"], "manifest_dir": manifest_dir})
+    (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1, sort_keys=True))
+    rows = select_rows(cfg)
+    calls = mixed_rows(cfg)
+    eval_rows = [r for r in rows if r.split in ("dev", "test")]
+    tel = collect_features(
+        eval_rows,
+        variant="telephone",
+        cfg=cfg,
+        encoder=encoder,
+        embedder=embedder,
+        progress=progress,
+    )
+    inf = collect_features(
+        [*eval_rows, *calls],
+        variant="inference",
+        cfg=cfg,
+        encoder=encoder,
+        embedder=embedder,
+        progress=progress,
+    )
+    feature_s = time.monotonic() - started
+    select = {k for k, v in dev_halves([*rows, *calls]).items() if v == "select"}
+    dev_rows = [r for r in eval_rows if r.id in select and r.id in inf and not is_copy(r, cfg)]
+    dev_calls = [r for r in calls if r.id in select and r.id in inf]
+    raw = old.with_calibration(1.0, 0.0)
+    head, quantile, n_cal = _pool_and_calibrate(raw, inf, dev_rows, dev_calls)
+    scores = _score_all(head, quantile, tel=tel, inf=inf, eval_rows=eval_rows, calls=calls)
+    metrics = _headline(scores, cfg.threshold)
+    metrics["feature_seconds"] = round(feature_s, 1)
+    metrics["fit_seconds"] = round(time.monotonic() - started - feature_s, 1)
+    sha_before = file_sha256(weights_path)
+    metrics["recalibrated_from"] = {
+        "weights_sha256": sha_before,
+        "pool_quantile": old.pool_quantile,
+        "platt": [old.platt_a, old.platt_b],
+        "metrics": old.meta.get("metrics", {}),
+    }
+    trained_on = old_training.get("trained_on_manifests_sha256", old_training["manifests_sha256"])
+    head = head.with_meta(
+        pool_quantile=quantile,
+        training={
+            **old_training,
+            "manifests_sha256": manifest_sha256(cfg),
+            "trained_on_manifests_sha256": trained_on,
+            "calibration": _calibration_note(n_cal),
+            "recalibrated": "pooling quantile and Platt scaling redone on the manifests of "
+            "manifests_sha256 (robocall train --stage synth --recalibrate); weights, recipe "
+            "and selection_table are those fitted on trained_on_manifests_sha256 "
+            f"(head file sha256 {sha_before})",
+        },
+        metrics=_meta_metrics(metrics),
+        created_by={
+            **old.meta.get("created_by", {}),
+            "recalibrated_by": "robocall train --stage synth --recalibrate",
+            "python": platform.python_version(),
+            "numpy": np.__version__,
+        },
+    )
+    out = out_path or weights_path
+    return _write(head, scores, metrics, run_dir=run_dir, weights_path=out, started=started)
+
+
+def _pool_and_calibrate(
+    head: LogisticHead,
+    inf: dict[str, ClipFeatures],
+    dev_rows: Sequence[CorpusRow],
+    dev_calls: Sequence[CorpusRow],
+) -> tuple[LogisticHead, float, int]:
+    """Pick the pooling on the dev calls, then fit Platt on the dev rows and calls pooled so.
+
+    Returns the calibrated head, the quantile and how many rows the calibration saw.
+    """
+    from models.training import metrics as M
+
+    quantile = _pick_quantile(head, inf, dev_calls) if dev_calls else 0.9
+    cal_rows = [*dev_rows, *dev_calls]
+    cal_scores = np.asarray([pooled_log_odds(head, inf[r.id], quantile=quantile) for r in cal_rows])
+    cal_y = np.asarray([r.label == "robot" for r in cal_rows], dtype=np.int64)
+    a, b = fit_platt(cal_scores, cal_y) if M.has_both_classes(cal_y) else (1.0, 0.0)
+    return head.with_calibration(a, b), quantile, len(cal_rows)
+
+
+def _calibration_note(n_rows: int) -> str:
+    return (
+        f"Platt (class-balanced) on {n_rows} dev rows/calls "
+        "(the select half of dev; the fusion fits on the other half)"
+    )
+
+
+def _score_all(
+    head: LogisticHead,
+    quantile: float,
+    *,
+    tel: dict[str, ClipFeatures],
+    inf: dict[str, ClipFeatures],
+    eval_rows: Sequence[CorpusRow],
+    calls: Sequence[CorpusRow],
+) -> list[dict[str, Any]]:
+    """Score records of every dev/test row (both variants) and mixed call (inference)."""
+    scores: list[dict[str, Any]] = []
+    for variant, feats, pool_rows in (
+        ("inference", inf, [*eval_rows, *calls]),
+        ("telephone", tel, eval_rows),
+    ):
+        for r in pool_rows:
+            if r.id not in feats:
+                continue
+            lo = pooled_log_odds(head, feats[r.id], quantile=quantile)
+            scores.append(_score_record(r, variant, lo, feats[r.id], head))
+    return scores
+
+
+def _meta_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in metrics.items() if k.startswith(("test", "dev", "mixed"))}
+
+
+def _write(
+    head: LogisticHead,
+    scores: Sequence[dict[str, Any]],
+    metrics: dict[str, Any],
+    *,
+    run_dir: Path,
+    weights_path: Path,
+    started: float,
+) -> TrainResult:
     sha = head.save(weights_path)
     if weights_path.resolve() != (run_dir / weights_path.name).resolve():
         head.save(run_dir / weights_path.name)
@@ -237,7 +378,7 @@ def train(
     metrics["weights_sha256"] = sha
     metrics["seconds"] = round(time.monotonic() - started, 1)
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=1, sort_keys=True))
-    log.warning("trained synth head: %s", json.dumps(metrics, sort_keys=True))
+    log.warning("synth head written: %s", json.dumps(metrics, sort_keys=True))
     return TrainResult(head, weights_path, sha, run_dir, metrics)
 
 
@@ -363,6 +504,8 @@ def _score_record(
         "source": row.source,
         "kind": row.kind,
         "engine_family": row.engine_family,
+        # the bootstrap's unit: a person's voice, a robot's engine (the caller's, in a call)
+        "group": row.engine_family or row.engine if row.label == "robot" else row.speaker,
         "orig_sr_hz": row.orig_sr_hz,
         "duration_s": row.duration_s,
         "path": row.path,
@@ -398,4 +541,6 @@ def _headline(scores: Sequence[dict[str, Any]], threshold: float) -> dict[str, A
                     k: round(v, 4)
                     for k, v in M.summary(y, lo, sigmoid(lo), threshold=threshold).items()
                 }
+                ci = M.bootstrap_ci(y, lo, groups=[s["group"] for s in sel])["eer"]
+                out[key]["eer_ci95"] = [round(ci[0], 4), round(ci[1], 4)]
     return out

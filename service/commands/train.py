@@ -84,6 +84,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "over the other calls (service/campaigns), which fits prompt_seen_before's scale "
         "(default: on)",
     )
+    train.add_argument(
+        "--recalibrate",
+        action="store_true",
+        help="stage synth: keep the head in --weights (default: the shipped one) and redo only "
+        "what the call mixtures decide (pooling quantile, Platt scaling); rewrites that file",
+    )
     train.set_defaults(func=run_train)
 
     evaluate = sub.add_parser(
@@ -193,6 +199,8 @@ def _train_synth(args: argparse.Namespace) -> int:
     from models.training.synth_data import WEIGHTS_PATH, TrainConfig
     from models.training.train_synth import train
 
+    if args.recalibrate:
+        return _recalibrate_synth(args)
     try:
         cfg = TrainConfig(quick=args.quick)
         if args.features:
@@ -207,15 +215,57 @@ def _train_synth(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"robocall train: {exc}", file=sys.stderr)
         return 2
-    cache = Path(os.environ.get("ROBOCALL_CACHE_DIR") or Path.home() / ".cache" / "robocall")
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    run_dir = args.out or cache.expanduser() / "runs" / f"synth-{stamp}"
+    run_dir = args.out or _synth_run_dir()
     weights = args.weights or (run_dir / "synth_head.npz" if args.quick else WEIGHTS_PATH)
     try:
         encoder = _needs_encoder(cfg.spec.blocks)
         result = train(cfg, run_dir=run_dir, weights_path=weights, encoder=encoder, progress=True)
     except (RobocallError, FileNotFoundError) as exc:
         return _failed("train", exc)
+    return _print_synth(result)
+
+
+def _synth_run_dir() -> Path:
+    cache = Path(os.environ.get("ROBOCALL_CACHE_DIR") or Path.home() / ".cache" / "robocall")
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    return cache.expanduser() / "runs" / f"synth-{stamp}"
+
+
+def _recalibrate_synth(args: argparse.Namespace) -> int:
+    from models.synth_head import LogisticHead
+    from models.training.synth_data import WEIGHTS_PATH
+    from models.training.train_synth import recalibrate
+
+    if (
+        args.stage != "synth"
+        or args.quick
+        or args.features
+        or args.l2 is not None
+        or args.manifests
+    ):
+        print(
+            "robocall train: --recalibrate is for --stage synth and keeps the head's recipe: "
+            "no --quick, --features, --l2 or --manifests",
+            file=sys.stderr,
+        )
+        return 2
+    weights = args.weights or WEIGHTS_PATH
+    try:
+        encoder = _needs_encoder(LogisticHead.load(weights).spec.blocks)
+        result = recalibrate(
+            run_dir=args.out or _synth_run_dir(),
+            weights_path=weights,
+            encoder=encoder,
+            manifest_dir=str(args.manifest_dir or ""),
+            progress=True,
+        )
+    except (RobocallError, FileNotFoundError, ValueError) as exc:
+        print(f"robocall train: {exc}", file=sys.stderr)
+        return 1
+    return _print_synth(result)
+
+
+def _print_synth(result: Any) -> int:
     summary = {
         "run_dir": str(result.run_dir),
         "weights": str(result.weights_path),

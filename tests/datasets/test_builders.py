@@ -349,7 +349,7 @@ def tiny_corpus(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     rows = []
     for split in ("train", "dev", "test"):
         for lang in ("en", "zh"):
-            for i in range(3):
+            for i in range(6):  # two voices of three clips each per class
                 for label, f0 in (("robot", 120.0), ("human", 180.0)):
                     rel = f"fake/{split}/{lang}/{label}{i}.flac"
                     duration_s = write_clip(
@@ -403,13 +403,99 @@ def test_mixed_calls_use_one_split_and_label_by_caller(tiny_corpus: Path, tmp_pa
         assert roles == ({"caller", "callee"} if "two_party" in r.kind else {"caller"})
         if r.label == "robot":
             assert by_id[segments[0]["id"]].label == "robot"
+        said = [s["id"] for s in segments if by_id[s["id"]].label == "human"]
+        assert len(said) == len(set(said))  # no person says the same audio twice
     # idempotent: a second run rewrites the same manifest and leaves the audio alone
     first_text = out_manifest.read_text()
-    audio = sorted((tmp_path / "cache" / "corpus" / "mixed").rglob("*.flac"))
+    audio = sorted((tmp_path / "cache" / "corpus" / mixed.AUDIO_DIR).rglob("*.flac"))
+    assert len(audio) == len(rows)
     mtimes = [os.stat(p).st_mtime_ns for p in audio]
     assert mixed.main(argv) == 0
     assert out_manifest.read_text() == first_text
     assert [os.stat(p).st_mtime_ns for p in audio] == mtimes
+
+
+def _pool(n_speakers: int, clips_each: int, *, label: str, first: int = 0) -> list[CorpusRow]:
+    return [
+        row(
+            first + s * clips_each + c,
+            label=label,
+            speaker=f"{label}{s}",
+            engine="piper" if label == "robot" else "",
+            kind="tts" if label == "robot" else "read_speech",
+            campaign=("loan", "car")[c % 2] if label == "robot" else "",
+            split="dev",
+        )
+        for s in range(n_speakers)
+        for c in range(clips_each)
+    ]
+
+
+def test_mixture_plans_never_replay_a_person_and_replay_prompts_only_by_rule() -> None:
+    mixed = load_builder("prepare_mixed")
+    # Mostly one-clip people, a few with several: reuse across calls is forced, inside never.
+    humans = _pool(3, 3, label="human") + _pool(20, 1, label="human", first=100)
+    # one recording in three copies (clean, noisy, reverberant): one utterance, said once
+    copies = [dataclasses.replace(r, group_id="one_take") for r in _pool(1, 3, label="human")]
+    copies = [
+        dataclasses.replace(r, id=f"copy/{i}", speaker="copied") for i, r in enumerate(copies)
+    ]
+    robots = _pool(4, 3, label="robot", first=500)
+    plans, stats = mixed.plan_cell("en", "dev", 40, mixed.build_pools([*robots, *humans, *copies]))
+    assert stats["skipped"] == 0
+    assert Counter(p.structure for p in plans) == dict.fromkeys(mixed.STRUCTURES, 40)
+    assert mixed.reuse_counts([p.turns for p in plans])["within_call"] == 0
+    callers = {r.speaker for p in plans for role, r in p.turns if role == "caller"}
+    assert "copied" not in callers  # one utterance: too few for a caller's two turns
+    for p in plans:
+        human = [r.group_id for _, r in p.turns if r.label == "human"]
+        assert len(human) == len(set(human))
+        callers = [r for role, r in p.turns if role == "caller"]
+        callees = [r for role, r in p.turns if role == "callee"]
+        assert len({r.speaker for r in callers}) == 1
+        assert not {r.speaker for r in callees} & {callers[0].speaker}
+        assert len({r.speaker for r in callees}) <= 1
+        if p.replay:  # the one allowed repeat: the first prompt again, last
+            assert mixed.STRUCTURES[p.structure][1]
+            assert callers[-1] == callers[0] and len(set(callers)) == len(callers) - 1
+        else:
+            assert len(set(callers)) == len(callers)
+    robot_plans = [p for p in plans if mixed.STRUCTURES[p.structure][1]]
+    replays = sum(p.replay for p in robot_plans) / len(robot_plans)
+    assert 0.05 < replays < 0.4  # PROMPT_REPLAY_ODDS = 0.2 on 80 robot calls
+
+
+def test_mixture_plans_give_each_human_caller_clip_to_one_call_when_there_is_enough() -> None:
+    mixed = load_builder("prepare_mixed")
+    calls = 10  # per structure: at most 20 human calls of at most 3 caller turns
+    humans = _pool(20, 3, label="human") + _pool(40, 3, label="human", first=200)
+    robots = _pool(2, 5, label="robot", first=900)
+    plans, _ = mixed.plan_cell("en", "dev", calls, mixed.build_pools([*robots, *humans]))
+    counts = mixed.reuse_counts([p.turns for p in plans])
+    assert counts == dict.fromkeys(counts, 0)
+    # the same pool, too many calls: callers are reused, least used first (evenly)
+    plans, _ = mixed.plan_cell("en", "dev", 60, mixed.build_pools([*robots, *humans]))
+    uses = Counter(r.id for p in plans for role, r in p.turns if role == "caller")
+    human_uses = [n for k, n in uses.items() if not k.startswith("src/09")]
+    assert mixed.reuse_counts([p.turns for p in plans])["caller_reused"] > 0
+    assert max(human_uses) - min(human_uses) <= 2
+
+
+def test_mixture_plans_are_deterministic_and_skip_what_the_speech_cannot_make() -> None:
+    mixed = load_builder("prepare_mixed")
+    humans = _pool(3, 3, label="human")
+    robots = _pool(2, 3, label="robot", first=500)
+    pools = mixed.build_pools([*robots, *humans])
+    first, _ = mixed.plan_cell("en", "dev", 5, pools)
+    again, _ = mixed.plan_cell("en", "dev", 5, pools)
+    assert first == again
+    # one person of one clip: no human caller has two clips to say, a robot's callee says one
+    plans, stats = mixed.plan_cell(
+        "en", "dev", 3, mixed.build_pools([*robots, *_pool(1, 1, label="human")])
+    )
+    assert {p.structure for p in plans} == {"dialer_call", "two_party_robot"}
+    assert stats["skipped"] == 6
+    assert all(sum(role == "callee" for role, _ in p.turns) <= 1 for p in plans)
 
 
 # --- committed manifests ----------------------------------------------------------------------

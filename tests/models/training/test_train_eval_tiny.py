@@ -6,7 +6,9 @@ LFCC features only (no Whisper weights): robot-like (flat f0, clockwork phrases)
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import shutil
 import zlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -20,12 +22,13 @@ from models.training.corpus import (
     corpus_cache_dir,
     hash_unit,
     read_clip,
+    read_manifest,
     resolve_path,
     write_clip,
     write_manifest,
 )
 from models.training.synth_data import TrainConfig, clip_features, select_rows
-from models.training.train_synth import train
+from models.training.train_synth import recalibrate, train
 from pipeline.telephone import call_channel
 from service.cli import main
 
@@ -237,3 +240,75 @@ def test_clip_features_append_the_cached_embedding_to_every_window(tiny_corpus: 
     np.testing.assert_allclose(tel.x[0, 120:], expected)
     with pytest.raises(ValueError, match="aasist_grid"):
         TrainConfig(spec=FeatureSpec(blocks=("lfcc", "aasist")))
+
+
+def _write_mixtures(manifests: Path, *, clip_index: int) -> None:
+    """Stand-in call mixtures: each dev/test clip ``clip_index``/``+1`` under a mixture id (the
+    same ids in every version, other audio, as a rebuild of datasets/prepare_mixed.py makes)."""
+    shared = {r.id: r for r in read_manifest(manifests / "shared.jsonl")}
+    rows = []
+    for split in ("dev", "test"):
+        for label in ("human", "robot"):
+            for n, i in enumerate((clip_index, clip_index + 1)):
+                part = shared[f"tiny/{split}_{label}_{i}"]
+                rows.append(
+                    dataclasses.replace(
+                        part,
+                        id=f"mixed/call/{split}/{label}{n}",
+                        kind="human_call" if label == "human" else "dialer_call",
+                        source="mixed",
+                        group_id=f"mixed/call/{split}/{label}{n}",
+                        parts=(part.id,),
+                    )
+                )
+    write_manifest(rows, manifests / "mixed.jsonl")
+
+
+def test_recalibrate_redoes_only_what_the_mixtures_decide(
+    tiny_corpus: Path, tmp_path: Path
+) -> None:
+    cfg = TrainConfig(
+        manifest_dir=str(tiny_corpus),
+        spec=FeatureSpec(blocks=("lfcc",)),
+        aasist_grid=(False,),
+        l2_grid=(0.1,),
+        density_alpha_grid=(1.0,),
+        density_dim=4,
+    )  # a resolved recipe, as the shipped head's
+    _write_mixtures(tiny_corpus, clip_index=0)
+    old = train(cfg, run_dir=tmp_path / "old", weights_path=tmp_path / "old.npz", encoder=None)
+    _write_mixtures(tiny_corpus, clip_index=2)  # the mixtures are rebuilt
+    fresh = train(cfg, run_dir=tmp_path / "new", weights_path=tmp_path / "new.npz", encoder=None)
+    shutil.copy(tmp_path / "old.npz", tmp_path / "recal.npz")
+    recal = recalibrate(
+        run_dir=tmp_path / "recal",
+        weights_path=tmp_path / "recal.npz",
+        encoder=None,
+        manifest_dir=str(tiny_corpus),
+    )
+    # The fit on the training rows is kept; the pooling and Platt scaling are what a full run
+    # on the new mixtures picks, and so are the figures.
+    for name in ("mean", "scale", "coef"):
+        np.testing.assert_array_equal(getattr(recal.head, name), getattr(old.head, name))
+    assert recal.head.intercept == old.head.intercept
+    assert recal.head.pool_quantile == fresh.head.pool_quantile
+    assert (recal.head.platt_a, recal.head.platt_b) == pytest.approx(
+        (fresh.head.platt_a, fresh.head.platt_b)
+    )
+    same = json.dumps(recal.head.meta["metrics"]) == json.dumps(fresh.head.meta["metrics"])
+    assert same  # (as JSON: an undefined F1 is nan, unequal to itself)
+    assert recal.head.meta["metrics"]["mixed_test_inference"]["eer_ci95"][0] >= 0.0
+    training = recal.head.meta["training"]
+    assert training["manifests_sha256"] == fresh.head.meta["training"]["manifests_sha256"]
+    assert training["trained_on_manifests_sha256"] == old.head.meta["training"]["manifests_sha256"]
+    assert training["manifests_sha256"]["mixed"] != training["trained_on_manifests_sha256"]["mixed"]
+    assert "--recalibrate" in training["recalibrated"]
+    assert recal.metrics["recalibrated_from"]["weights_sha256"] == old.weights_sha256
+    assert LogisticHead.load(tmp_path / "recal.npz").arrays_sha256() == recal.head.arrays_sha256()
+
+
+def test_recalibrate_keeps_the_recipe_on_the_command_line(tmp_path: Path) -> None:
+    args = ["train", "--stage", "synth", "--recalibrate", "--weights", str(tmp_path / "h.npz")]
+    assert main([*args, "--l2", "0.1"]) == 2
+    assert main(["train", "--recalibrate"]) == 2  # every stage: the text and fusion too
+    assert main(args) == 1  # no such head: said, not a traceback
