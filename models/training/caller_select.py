@@ -37,7 +37,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import soundfile as sf
 from tqdm import tqdm
 
 from models.diarize import (
@@ -47,9 +46,9 @@ from models.diarize import (
     choose_caller,
     party_runs,
 )
-from models.training.corpus import MANIFEST_DIR, CorpusRow, read_manifest, resolve_path
-from models.training.eval_calls import Windows, attribution, cache_root, caller_voice
-from pipeline.behaviour import PartyTurns, stereo_turns
+from models.training.corpus import MANIFEST_DIR, CorpusRow, read_manifest
+from models.training.eval_calls import Windows, attribution, cache_root, caller_voice, read_call
+from pipeline.behaviour import PartyTurns
 from pipeline.vad import FRAME_S
 
 log = logging.getLogger("caller_select")
@@ -66,11 +65,7 @@ N_BOOT = 1000
 def call_row(stereo: CorpusRow, mono: CorpusRow, windows: Windows) -> dict[str, Any]:
     """One call's forced two-voice split scored both ways, and its gate statistics."""
     extra = dict(stereo.extra)
-    x, _ = sf.read(resolve_path(stereo), dtype="float32", always_2d=True)
-    ch = int(extra["caller_channel"])
-    caller, callee = x[:, ch], x[:, 1 - ch]
-    m, _ = sf.read(resolve_path(mono), dtype="float32")
-    truth = stereo_turns(caller, callee)
+    caller, _, m, truth = read_call(stereo, mono)
     n = int(m.size / 16000 / FRAME_S) + 1
     split = party_runs(m, windows=windows(m))
     leg = party_runs(caller, windows=windows(caller))

@@ -187,14 +187,21 @@ def swap(t: PartyTurns) -> PartyTurns:
     return PartyTurns(t.callee, t.caller, "swapped", t.separation)
 
 
+def read_call(
+    stereo: CorpusRow, mono: CorpusRow
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, PartyTurns]:
+    """One simulated call's caller leg, callee leg, mono mix and true turns (from the legs)."""
+    x, _ = sf.read(resolve_path(stereo), dtype="float32", always_2d=True)
+    ch = int(dict(stereo.extra)["caller_channel"])
+    caller, callee = x[:, ch], x[:, 1 - ch]
+    m, _ = sf.read(resolve_path(mono), dtype="float32")
+    return caller, callee, m, stereo_turns(caller, callee)
+
+
 def call_features(stereo: CorpusRow, mono: CorpusRow, windows: Windows) -> dict[str, Any]:
     """Everything measured on one call (both layouts); JSON-able."""
     extra = dict(stereo.extra)
-    x, _ = sf.read(resolve_path(stereo), dtype="float32", always_2d=True)
-    ch = int(extra["caller_channel"])
-    caller, callee = x[:, ch], x[:, 1 - ch]
-    m, _ = sf.read(resolve_path(mono), dtype="float32")
-    truth = stereo_turns(caller, callee)
+    caller, callee, m, truth = read_call(stereo, mono)
     out: dict[str, Any] = {
         "id": stereo.group_id,
         "key": feature_key(mono),

@@ -122,19 +122,9 @@ def train(
     # rows: a row enters only if every set has its features.
     features: dict[bool, tuple[dict[str, ClipFeatures], dict[str, ClipFeatures]]] = {}
     for on in sorted(cfg.aasist_grid):
-        c = cfg.with_aasist(on)
-        tel = collect_features(
-            rows, variant="telephone", cfg=c, encoder=encoder, embedder=embedder, progress=progress
+        features[on] = _features(
+            rows, [*eval_rows, *calls], cfg.with_aasist(on), encoder, embedder, progress
         )
-        inf = collect_features(
-            [*eval_rows, *calls],
-            variant="inference",
-            cfg=c,
-            encoder=encoder,
-            embedder=embedder,
-            progress=progress,
-        )
-        features[on] = (tel, inf)
     both_tel = set.intersection(*(set(t) for t, _ in features.values()))
     both_inf = set.intersection(*(set(i) for _, i in features.values()))
     features = {
@@ -250,22 +240,7 @@ def recalibrate(
     rows = select_rows(cfg)
     calls = mixed_rows(cfg)
     eval_rows = [r for r in rows if r.split in ("dev", "test")]
-    tel = collect_features(
-        eval_rows,
-        variant="telephone",
-        cfg=cfg,
-        encoder=encoder,
-        embedder=embedder,
-        progress=progress,
-    )
-    inf = collect_features(
-        [*eval_rows, *calls],
-        variant="inference",
-        cfg=cfg,
-        encoder=encoder,
-        embedder=embedder,
-        progress=progress,
-    )
+    tel, inf = _features(eval_rows, [*eval_rows, *calls], cfg, encoder, embedder, progress)
     feature_s = time.monotonic() - started
     select = {k for k, v in dev_halves([*rows, *calls]).items() if v == "select"}
     dev_rows = [r for r in eval_rows if r.id in select and r.id in inf and not is_copy(r, cfg)]
@@ -306,6 +281,20 @@ def recalibrate(
     )
     out = out_path or weights_path
     return _write(head, scores, metrics, run_dir=run_dir, weights_path=out, started=started)
+
+
+def _features(
+    telephone_rows: Sequence[CorpusRow],
+    inference_rows: Sequence[CorpusRow],
+    cfg: TrainConfig,
+    encoder: FrameEncoder | None,
+    embedder: ClipEmbedder | None,
+    progress: bool,
+) -> tuple[dict[str, ClipFeatures], dict[str, ClipFeatures]]:
+    """Cached features of the training-channel copies and of the inference-channel copies."""
+    kw: dict[str, Any] = {"cfg": cfg, "encoder": encoder, "embedder": embedder}
+    tel = collect_features(telephone_rows, variant="telephone", progress=progress, **kw)
+    return tel, collect_features(inference_rows, variant="inference", progress=progress, **kw)
 
 
 def _pool_and_calibrate(
