@@ -516,7 +516,7 @@ def _card(result: Result, sha: str, weights: Path) -> str:
         "the simulated test calls whose caller the head was trained on.",
         "- The behaviour cues' scales come from the simulated dev calls alone (no composed "
         f"clip carries them: {c['fit_calls']['examples']} rows, both layouts of every dev call), "
-        "whose robots are all English (Mandarin dev holds agent calls only) and behave as the "
+        "which hold no Mandarin live agent (Mandarin dev: recorded-prompt robots only) and behave as the "
         "simulator was programmed (`datasets/prepare_calls.py`): real dialers may differ.",
         "- The cap on a human voice was chosen on simulated calls, whose recorded-prompt robots "
         "replay real people: on the end-to-end mixtures, whose robots are TTS or vocoded, a "
@@ -683,7 +683,7 @@ def _diagnosis_lines() -> list[str]:
         "them, voice and words included, everything else fixed (`fusion_fit.fit_on_calls`): "
         "the behaviour has to carry what a human-sounding voice leaves open, and no composed "
         "call's score moves.",
-        "- **Dev confounds the voice with the class.** Every English dev recorded-prompt robot "
+        "- **Dev confounded the voice with the class (calls v2).** Every English dev recorded-prompt robot "
         "replays hyke IVR prompts (a voice talent recorded in a studio), every English dev agent "
         "is a LibriSpeech reader, and Mandarin dev holds agent calls only (one speaker). The "
         "voice head calls the studio voice *more* human than the readers (`synthetic_voice` "
