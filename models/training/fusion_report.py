@@ -516,8 +516,9 @@ def _card(result: Result, sha: str, weights: Path) -> str:
         "the simulated test calls whose caller the head was trained on.",
         "- The behaviour cues' scales come from the simulated dev calls alone (no composed "
         f"clip carries them: {c['fit_calls']['examples']} rows, both layouts of every dev call), "
-        "which hold no Mandarin live agent (Mandarin dev: recorded-prompt robots only) and behave as the "
-        "simulator was programmed (`datasets/prepare_calls.py`): real dialers may differ.",
+        "which hold no Mandarin live agent (Mandarin dev: recorded-prompt robots only) and "
+        "behave as the simulator was programmed (`datasets/prepare_calls.py`): real dialers "
+        "may differ.",
         "- The cap on a human voice was chosen on simulated calls, whose recorded-prompt robots "
         "replay real people: on the end-to-end mixtures, whose robots are TTS or vocoded, a "
         "human-sounding voice still told robots from people, and the cap costs that ranking "
@@ -683,9 +684,10 @@ def _diagnosis_lines() -> list[str]:
         "them, voice and words included, everything else fixed (`fusion_fit.fit_on_calls`): "
         "the behaviour has to carry what a human-sounding voice leaves open, and no composed "
         "call's score moves.",
-        "- **Dev confounded the voice with the class (calls v2).** Every English dev recorded-prompt robot "
-        "replays hyke IVR prompts (a voice talent recorded in a studio), every English dev agent "
-        "is a LibriSpeech reader, and Mandarin dev holds agent calls only (one speaker). The "
+        "- **Dev confounded the voice with the class (calls v2).** Every English dev "
+        "recorded-prompt robot replayed hyke IVR prompts (a voice talent recorded in a studio), "
+        "every English dev agent was a LibriSpeech reader, and Mandarin dev held agent calls "
+        "only (one speaker). The "
         "voice head calls the studio voice *more* human than the readers (`synthetic_voice` "
         "rows below), so on dev a human-sounding voice ranks recorded robots below agents, and "
         "the fused AUC of recorded robots vs agents on dev was under 0.5 for every cap of the "
