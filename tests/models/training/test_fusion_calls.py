@@ -509,7 +509,7 @@ def test_with_cached_frames_keeps_the_aasist_embedder(tmp_path: Path) -> None:
 
 def test_index_hits_and_the_carrier_section_of_the_calls_page(rng: np.random.Generator) -> None:
     from models.training.fusion_calls import index_hits
-    from models.training.fusion_fit import PROMPT_CUE
+    from models.training.fusion_fit import PROMPT_CUE, PROMPT_MAX_SCALE
     from models.training.fusion_report import carrier_lines
     from models.training.train_fusion import carrier_tables
     from pipeline.fuse import FusionModel
@@ -543,6 +543,7 @@ def test_index_hits_and_the_carrier_section_of_the_calls_page(rng: np.random.Gen
     assert "carrier's test calls (robots vs agents)" in text
     none = "\n".join(carrier_lines(SimpleNamespace(calls={}, model=model)))  # type: ignore[arg-type]
     assert "Not run" in none and "hand-set weight" in none
-    bounded = SimpleNamespace(calls={"carrier": dict(tables, scale=5.0)}, model=model)
+    bounded = SimpleNamespace(calls={"carrier": dict(tables, scale=PROMPT_MAX_SCALE)}, model=model)
     assert "the fit's upper bound" in "\n".join(carrier_lines(bounded))  # type: ignore[arg-type]
-    assert "upper bound" not in text
+    below = SimpleNamespace(calls={"carrier": dict(tables, scale=0.8)}, model=model)
+    assert "upper bound" not in "\n".join(carrier_lines(below))  # type: ignore[arg-type]
