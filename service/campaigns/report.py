@@ -27,7 +27,8 @@ from pipeline.fingerprint import normalise_text
 TOP_N = 15  # bars in the "top campaigns" and "top caller numbers" charts
 TABLE_ROWS = 100  # campaigns listed in the HTML (the CSV/Parquet table has all)
 ROBOT = "electronic_sales_robot"
-COLOURS = {"robot": "#c0392b", "human": "#2980b9", "error": "#7f8c8d"}  # same in every chart
+# same in every chart; "uncertain": the verdict could not tell (Verdict.caller_certainty)
+COLOURS = {"robot": "#c0392b", "uncertain": "#e6a23c", "human": "#2980b9", "error": "#7f8c8d"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,8 +38,9 @@ class CampaignSummary:
     distinct_callers: int
     first_seen: str | None  # ISO 8601 start time of the earliest call (None: no times given)
     last_seen: str | None
-    robot_calls: int
-    human_calls: int
+    robot_calls: int  # the caller decided a robot
+    human_calls: int  # decided a live person
+    uncertain_calls: int  # the verdict could not tell (counted in neither of the two above)
     robot_share: float  # robot_calls / calls
     topic: str  # most common topic
     top_callers: str  # "number (calls), ..." for the three busiest numbers
@@ -57,7 +59,8 @@ def campaign_table(rows: Sequence[dict[str, Any]], *, min_calls: int = 2) -> lis
             continue
         times = sorted(r["start_time"] for r in calls if r.get("start_time"))
         callers = Counter(r.get("caller_number") or "unknown" for r in calls)
-        robots = sum(r.get("label") == ROBOT for r in calls)
+        kinds = Counter(_caller(r) for r in calls)
+        robots = kinds["robot"]
         out.append(
             CampaignSummary(
                 campaign_id=campaign_id,
@@ -66,7 +69,8 @@ def campaign_table(rows: Sequence[dict[str, Any]], *, min_calls: int = 2) -> lis
                 first_seen=times[0] if times else None,
                 last_seen=times[-1] if times else None,
                 robot_calls=robots,
-                human_calls=len(calls) - robots,
+                human_calls=kinds["human"],
+                uncertain_calls=kinds["uncertain"],
                 robot_share=round(robots / len(calls), 4),
                 topic=Counter(r.get("topic") or "none" for r in calls).most_common(1)[0][0],
                 top_callers=", ".join(f"{n} ({c})" for n, c in callers.most_common(3)),
@@ -111,12 +115,13 @@ def write_html(
 ) -> None:
     """A self-contained HTML summary: counts, four charts, the largest campaigns."""
     analysed = [r for r in rows if r.get("status") == "ok"]
-    robots = sum(r.get("label") == ROBOT for r in analysed)
+    kinds = Counter(_caller(r) for r in analysed)
     facts = [
         ("calls", len(rows)),
         ("analysed", len(analysed)),
         ("errors", len(rows) - len(analysed)),
-        ("robot verdicts", robots),
+        ("robot verdicts", kinds["robot"]),
+        ("cannot tell (listen before reporting)", kinds["uncertain"]),
         ("campaigns", len(campaigns)),
         ("calls in campaigns", sum(c.calls for c in campaigns)),
     ]
@@ -158,10 +163,19 @@ def _template() -> jinja2.Template:
     return env.get_template("campaigns.html.j2")
 
 
-def _verdict_of(row: dict[str, Any]) -> str:
-    if row.get("status") != "ok":
-        return "error"
+def _caller(row: dict[str, Any]) -> str:
+    """The verdict's decided caller, from ``caller_certainty``: robot, human or uncertain.
+
+    Rows written before that column read from ``label``, which had no uncertain band then.
+    """
+    certainty = row.get("caller_certainty")
+    if certainty:
+        return {"robot": "robot", "uncertain": "uncertain"}.get(str(certainty), "human")
     return "robot" if row.get("label") == ROBOT else "human"
+
+
+def _verdict_of(row: dict[str, Any]) -> str:
+    return _caller(row) if row.get("status") == "ok" else "error"
 
 
 def _figure() -> tuple[Any, Any]:
@@ -217,13 +231,21 @@ def _chart_top(campaigns: Sequence[CampaignSummary]) -> bytes | None:
         return None
     fig, ax = _figure()
     names = [f"{c.campaign_id} ({c.topic})" for c in top]
-    ax.barh(names, [c.robot_calls for c in top], label="robot", color=COLOURS["robot"])
-    ax.barh(names, [c.human_calls for c in top], left=[c.robot_calls for c in top], label="human",
-            color=COLOURS["human"])  # fmt: skip
+    _stacked(ax, names, {"robot": [c.robot_calls for c in top],
+                         "uncertain": [c.uncertain_calls for c in top],
+                         "human": [c.human_calls for c in top]})  # fmt: skip
     ax.set_xlabel("calls")
     ax.tick_params(axis="y", labelsize=7)
     ax.legend(fontsize=7)
     return _png(fig)
+
+
+def _stacked(ax: Any, names: Sequence[str], counts: dict[str, list[int]]) -> None:
+    """Horizontal bars stacked in the order of ``counts``, each kind in its colour."""
+    left = [0] * len(names)
+    for kind, values in counts.items():
+        ax.barh(names, values, left=left, label=kind, color=COLOURS[kind])
+        left = [a + b for a, b in zip(left, values, strict=True)]
 
 
 def _chart_callers(rows: Sequence[dict[str, Any]]) -> bytes | None:
@@ -235,9 +257,7 @@ def _chart_callers(rows: Sequence[dict[str, Any]]) -> bytes | None:
         return None
     top = sorted(per, key=lambda n: (-sum(per[n].values()), n))[:TOP_N][::-1]
     fig, ax = _figure()
-    robots = [per[n]["robot"] for n in top]
-    ax.barh(top, robots, label="robot", color=COLOURS["robot"])
-    ax.barh(top, [per[n]["human"] for n in top], left=robots, label="human", color=COLOURS["human"])
+    _stacked(ax, top, {k: [per[n][k] for n in top] for k in ("robot", "uncertain", "human")})
     ax.set_xlabel("calls")
     ax.tick_params(axis="y", labelsize=7)
     ax.legend(fontsize=7)

@@ -388,13 +388,28 @@ def test_campaign_table_and_html_summary(batch_run: tuple[Path, Path], tmp_path:
     for c in listed:
         assert int(c["calls"]) == 3 and int(c["distinct_callers"]) == 3
         assert c["first_seen"] < c["last_seen"]
-        assert int(c["robot_calls"]) + int(c["human_calls"]) == 3
+        assert int(c["robot_calls"]) + int(c["human_calls"]) + int(c["uncertain_calls"]) == 3
         assert c["topic"] and c["representative_transcript"].startswith("call ")
     html = page.read_text()
     assert html.count("src='data:image/png;base64,") == 4
     assert "<script" not in html and "http://" not in html and "https://" not in html
     every = campaign_table(read_rows(out), min_calls=1)
     assert len(every) == 5 and every[0].calls >= every[-1].calls
+
+
+def test_the_campaign_table_counts_cannot_tell_apart_from_people() -> None:
+    # An uncertain verdict carries the label human_sales_pitch; counted by label it would pass
+    # for a live person. Rows from before caller_certainty existed still count by label.
+    def row(i: int, label: str, certainty: str | None) -> dict[str, Any]:
+        out = {"campaign_id": "c1", "label": label, "status": "ok", "transcript": f"call {i}"}
+        return out | ({"caller_certainty": certainty} if certainty else {})
+
+    human, robot = "human_sales_pitch", "electronic_sales_robot"
+    rows = [row(0, robot, "robot"), row(1, human, "uncertain"), row(2, human, "person"),
+            row(3, robot, None), row(4, human, None)]  # fmt: skip
+    (summary,) = campaign_table(rows)
+    assert (summary.robot_calls, summary.uncertain_calls, summary.human_calls) == (2, 1, 2)
+    assert summary.robot_share == 0.4
 
 
 def _crop(path: Path, parts: list[np.ndarray], *, fmt: str, seed: int) -> CallPrint:
