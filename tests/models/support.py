@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pytest
 
+from models.training.text_features import TextRow
+
 if TYPE_CHECKING:
     from models.synth_head import LogisticHead
 
@@ -63,4 +65,21 @@ def aasist_head() -> LogisticHead:
     dim = 120 + AASIST_DIM
     return LogisticHead(
         np.zeros(dim), np.ones(dim), np.zeros(dim), 0.0, meta={"feature_spec": spec.to_dict()}
+    )
+
+
+def pitch_row(
+    i: int, source: str, *, text: str, group: str, language: str = "en", robot: int = 0
+) -> TextRow:
+    """A labelled sales-pitch text row of the text corpus, for the text-head tests."""
+    return TextRow(
+        id=f"{source}/{i}",
+        text=text,
+        language=language,
+        source=source,
+        group=group,
+        is_pitch=1,
+        is_robot=robot,
+        topic="none",
+        origin="test",
     )

@@ -12,20 +12,12 @@ from models.training.text_eval import (
     evidence_rates,
 )
 from models.training.text_features import TextRow
+from tests.models.support import pitch_row
 
 
 def _row(i: int, source: str, *, language: str = "en", robot: int = 0, group: str = "") -> TextRow:
-    return TextRow(
-        id=f"{source}/{i}",
-        text=f"text {i}",
-        language=language,
-        source=source,
-        group=group or f"{source}/g{i % 4}",
-        is_pitch=1,
-        is_robot=robot,
-        topic="none",
-        origin="test",
-    )
+    group = group or f"{source}/g{i % 4}"
+    return pitch_row(i, source, text=f"text {i}", group=group, language=language, robot=robot)
 
 
 def test_rate_ci_brackets_the_rate_and_is_exact_when_every_group_agrees() -> None:

@@ -18,20 +18,11 @@ from models.training.text_variants import (
     hard_negatives,
     has_markers,
 )
+from tests.models.support import pitch_row
 
 
 def _row(i: int, source: str, text: str, *, robot: int = 0, group: str = "") -> TextRow:
-    return TextRow(
-        id=f"{source}/{i}",
-        text=text,
-        language="en",
-        source=source,
-        group=group or f"{source}/g{i}",
-        is_pitch=1,
-        is_robot=robot,
-        topic="none",
-        origin="test",
-    )
+    return pitch_row(i, source, text=text, group=group or f"{source}/g{i}", robot=robot)
 
 
 SENTENCE = "Would you like to give a little to a charity that helps children get to school today? "
