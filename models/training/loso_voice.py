@@ -1,0 +1,785 @@
+"""Why the voice head calls people from unseen sources synthetic: leave one source out, voice
+alone, from cached features (issue 12).
+
+    python -m models.training.loso_voice [--variants NAME,...] [--render]
+
+For every shared source (and ``tts_en``) with enough English or Mandarin clips, the
+synthetic-voice head is refitted without every row tied to that source (its rows, and any row
+sharing a speaker or an utterance with one: ``eval_sources.tied_to_source``), Platt-scaled on
+the dev select half less those rows (as ``eval_sources.fold_head``), and a spread sample of the
+source's clips is scored. Unlike ``eval_sources`` there is no ASR, no detector and no encoder
+pass: fits read the cached telephone-channel features (``tel``: one seeded 2-8 s window of each
+clip through a random codec and noise), the calibration reads the cached call-path features
+(``inf``); held-out clips are scored on their ``tel`` window (every clip of every split has
+one) and, for dev/test rows, on their pooled ``inf`` windows too.
+
+Each *variant* is one cheap change to the recipe (feature blocks, per-clip cepstral mean
+normalisation, per-source standardisation, L2, the people density, source-balanced row
+weights): a logistic-regression refit at fixed settings (the shipped head's resolved L2 0.1,
+copies 0.3, density 1; no nested selection, so variants differ in one thing only). Selection is
+honest: the sources are split into two seeded halves (:func:`source_halves`); a variant is
+chosen by its mean per-language AUC on the ``choose`` half and reported on the ``report`` half.
+Fold heads are cached under ``$ROBOCALL_CACHE_DIR/loso_voice`` keyed by the variant, the fold's
+rows and the fitting code, so a rerun only rescores.
+
+About 560 lines in one module, the report included: the figures, the selection and the tables
+read one record layout, and the generated part of ``docs/unseen_sources.md`` is short enough
+that a second module would only import this one's keys.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import inspect
+import json
+import logging
+import math
+import sys
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from models.synth_head import AASIST_DIM, LFCC_COEFS, LogisticHead
+from models.training import metrics as M
+from models.training.corpus import REPO_DIR, CorpusRow, dev_halves, hash_unit
+from models.training.eval_sources import (
+    LANGUAGES,
+    MIN_CLIPS,
+    OWN_SOURCES,
+    spread_sample,
+    tied_to_source,
+)
+from models.training.evaluate import ci_group
+from models.training.synth_data import ClipFeatures, TrainConfig
+from models.training.synth_fit import (
+    fit_density,
+    fit_logistic,
+    fit_platt,
+    fit_weights,
+    is_copy,
+    pooled_log_odds,
+    stack,
+)
+from models.training.tables import markdown_table
+
+log = logging.getLogger(__name__)
+
+SALT = "loso-voice-v1"  # the source halves and the scored sample
+PER_CELL = 40  # scored clips per (source, label, language), spread over voices
+HALVES = ("choose", "report")
+PARTS = ("whisper", "lfcc", "aasist", "intercept", "density")  # a raw logit's additive parts
+REPORT = REPO_DIR / "docs" / "unseen_sources.md"
+RESULTS = REPO_DIR / "runs" / "loso_voice" / "results.json"
+
+
+@dataclass(frozen=True, slots=True)
+class Variant:
+    """One recipe: the shipped head's, or it with one cheap change."""
+
+    name: str
+    blocks: tuple[str, ...] = ("whisper", "lfcc", "aasist")  # feature blocks kept
+    l2: float = 0.1  # penalty per unit of weighted mean loss, standardised features
+    density_alpha: float = 1.0  # weight of the people density in the raw logit
+    copy_weight: float = 0.3  # copy-synthesis rows' weight
+    source_weights: bool = False  # within a class every training source weighs the same
+    lfcc_cmn: bool = False  # drop the LFCC static cepstral means (= per-clip CMN)
+    whisper_std_only: bool = False  # drop the encoder frames' means, keep their stds
+    source_norm: bool = False  # standardise each source's features by its own mean and std
+
+
+VARIANTS = (  # the most telling first: a cut-short run still has them cached
+    Variant("shipped"),
+    Variant("no density", density_alpha=0.0),
+    Variant("lfcc+aasist", blocks=("lfcc", "aasist")),
+    Variant("whisper", blocks=("whisper",)),
+    Variant("lfcc", blocks=("lfcc",)),
+    Variant("aasist", blocks=("aasist",)),
+    Variant("whisper+lfcc", blocks=("whisper", "lfcc")),
+    Variant("whisper+aasist", blocks=("whisper", "aasist")),
+    Variant("l2 1", l2=1.0),
+    Variant("l2 10", l2=10.0),
+    Variant("source-balanced", source_weights=True),
+    Variant("lfcc cmn", lfcc_cmn=True),
+    Variant("whisper std only", whisper_std_only=True),
+    Variant("per-source standardised", source_norm=True),
+    Variant("no density, l2 1", density_alpha=0.0, l2=1.0),
+    Variant("no density, source-balanced", density_alpha=0.0, source_weights=True),
+)
+
+# ---------------------------------------------------------------------------------------------
+# Pure parts: columns, normalisation, weights, halves
+
+
+def block_columns(blocks: Sequence[str], width: int) -> dict[str, np.ndarray]:
+    """Column indices of each block in a cached feature row of ``width`` values (the blocks in
+    the order they were concatenated; whisper takes what LFCC and AASIST leave)."""
+    fixed = {"lfcc": 6 * LFCC_COEFS, "aasist": AASIST_DIM}
+    sizes = {b: fixed.get(b, width - sum(fixed[o] for o in blocks if o in fixed)) for b in blocks}
+    if sum(sizes.values()) != width or min(sizes.values()) < 1:
+        raise ValueError(f"blocks {tuple(blocks)} do not add up to {width} columns: {sizes}")
+    bounds = np.cumsum([0, *sizes.values()])
+    return {b: np.arange(bounds[i], bounds[i + 1]) for i, b in enumerate(blocks)}
+
+
+def variant_columns(
+    variant: Variant, layout: dict[str, np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
+    """The columns a variant keeps and the block of each kept column. CMN: the LFCC block's
+    first ``LFCC_COEFS`` values are the static cepstra's means over the window; subtracting a
+    clip's cepstral mean makes them 0 and leaves deltas and stds as they are. The whisper
+    block is the frames' mean then their std, half each."""
+    kept = []
+    for block in variant.blocks:
+        cols = layout[block]
+        if block == "lfcc" and variant.lfcc_cmn:
+            cols = cols[LFCC_COEFS:]
+        if block == "whisper" and variant.whisper_std_only:
+            cols = cols[cols.size // 2 :]
+        kept.append(cols)
+    names = np.concatenate([np.full(c.size, b) for b, c in zip(variant.blocks, kept, strict=True)])
+    return np.concatenate(kept), names
+
+
+def group_standardise(x: np.ndarray, groups: Sequence[str]) -> np.ndarray:
+    """Each row standardised by the mean and std of its group's rows (std floor 1e-6)."""
+    out = np.asarray(x, dtype=np.float64).copy()
+    g = np.asarray(list(groups), dtype=object)
+    for key in set(g.tolist()):
+        member = g == key
+        part = out[member]
+        out[member] = (part - part.mean(axis=0)) / np.maximum(part.std(axis=0), 1e-6)
+    return out
+
+
+def transform_features(
+    feats: dict[str, ClipFeatures], source_of: dict[str, str], cols: np.ndarray, *, norm: bool
+) -> dict[str, ClipFeatures]:
+    """``feats`` restricted to ``cols``; with ``norm``, every window standardised over the
+    windows of its row's source (transductive: a held-out source by its own unlabelled clips)."""
+    out = {k: ClipFeatures(k, f.windows, f.x[:, cols]) for k, f in feats.items()}
+    if not norm or not out:
+        return out
+    ids = list(out)
+    x = np.concatenate([out[k].x for k in ids])
+    groups = [source_of[k] for k in ids for _ in range(out[k].x.shape[0])]
+    z = group_standardise(x, groups)
+    bounds = np.cumsum([0, *(out[k].x.shape[0] for k in ids)])
+    return {
+        k: ClipFeatures(k, out[k].windows, z[bounds[i] : bounds[i + 1]]) for i, k in enumerate(ids)
+    }
+
+
+def source_balanced_weights(rows: Sequence[CorpusRow], cfg: TrainConfig) -> np.ndarray:
+    """Row weights under which, within each class, every source carries the same total; copy
+    rows then times ``cfg.copy_weight``; classes balanced (mean weight 1)."""
+    per_source = Counter((r.label, r.source) for r in rows)
+    w = np.asarray([1.0 / per_source[(r.label, r.source)] for r in rows])
+    w *= np.asarray([cfg.copy_weight if is_copy(r, cfg) else 1.0 for r in rows])
+    y = np.asarray([r.label == "robot" for r in rows])
+    totals = np.where(y, w[y].sum(), w[~y].sum())
+    return np.asarray(w / np.maximum(totals, 1e-12) * len(rows) / 2)
+
+
+def source_stratum(rows: Sequence[CorpusRow]) -> str:
+    """``<languages>:<people|robots|both>`` of one source's rows."""
+    labels = {r.label for r in rows}
+    role = "both" if len(labels) == 2 else ("people" if labels == {"human"} else "robots")
+    return "+".join(sorted({r.language for r in rows})) + ":" + role
+
+
+def source_halves(strata: dict[str, str], *, salt: str = SALT) -> dict[str, str]:
+    """``{source: "choose" | "report"}``: within each stratum the sources in seeded hash order
+    go alternately to the two halves, each stratum starting on the half with fewer so far."""
+    out: dict[str, str] = {}
+    count = dict.fromkeys(HALVES, 0)
+    for stratum in sorted(set(strata.values())):
+        members = sorted(
+            (s for s, k in strata.items() if k == stratum), key=lambda s: hash_unit(s, salt=salt)
+        )
+        first = min(HALVES, key=lambda h: (count[h], HALVES.index(h)))
+        order = (first, HALVES[1 - HALVES.index(first)])
+        for i, source in enumerate(members):
+            out[source] = order[i % 2]
+            count[order[i % 2]] += 1
+    return out
+
+
+def held_out_sources(
+    rows: Sequence[CorpusRow], *, min_clips: int = MIN_CLIPS
+) -> dict[str, list[CorpusRow]]:
+    """``{source: its English/Mandarin rows}`` for each shared source (or :data:`OWN_SOURCES`)
+    with at least ``min_clips`` rows of one (label, language)."""
+    by_source: dict[str, list[CorpusRow]] = {}
+    for r in rows:
+        if (r.root == "shared" or r.source in OWN_SOURCES) and r.language in LANGUAGES:
+            by_source.setdefault(r.source, []).append(r)
+    return {
+        s: members
+        for s, members in sorted(by_source.items())
+        if max(Counter((r.label, r.language) for r in members).values()) >= min_clips
+    }
+
+
+def scored_sample(members: Sequence[CorpusRow], *, per_cell: int = PER_CELL) -> list[CorpusRow]:
+    """Up to ``per_cell`` rows per (label, language), spread over voices, so no source or voice
+    outweighs the others in a pooled figure."""
+    cells: dict[tuple[str, str], list[CorpusRow]] = {}
+    for r in members:
+        cells.setdefault((r.label, r.language), []).append(r)
+    return [
+        r for _, cell in sorted(cells.items()) for r in spread_sample(cell, per_cell, salt=SALT)
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
+# One fold
+
+
+def fit_fold(
+    variant: Variant, rows: Sequence[CorpusRow], tel: dict[str, ClipFeatures], cfg: TrainConfig
+) -> LogisticHead:
+    """The variant's logistic head (plus its people density) on the ``tel`` windows of ``rows``."""
+    x, y, kept = stack(tel, rows)
+    c = cfg.resolved(l2=variant.l2, copy_weight=variant.copy_weight, density_alpha=0.0)
+    weights = source_balanced_weights(kept, c) if variant.source_weights else fit_weights(kept, c)
+    mean, scale, coef, intercept = fit_logistic(x, y, l2=variant.l2, weights=weights)
+    head = LogisticHead(mean, scale, coef, intercept)
+    if variant.density_alpha > 0:
+        density = fit_density(x, y, dim=cfg.density_dim)
+        head = head.with_density(density, variant.density_alpha)
+    return head
+
+
+def raw_parts(head: LogisticHead, x: np.ndarray, col_blocks: np.ndarray) -> dict[str, np.ndarray]:
+    """The additive parts of the raw logit of each row of ``x`` (sum = ``head.raw_logit``)."""
+    terms = (x - head.mean) / head.scale * head.coef
+    out = {b: terms[:, col_blocks == b].sum(axis=1) for b in PARTS[:3]}
+    out["intercept"] = np.full(x.shape[0], head.intercept)
+    dens = head.density.z(x) * head.density_alpha if head.density is not None else 0.0
+    out["density"] = np.zeros(x.shape[0]) + dens
+    return out
+
+
+def calibrated_head(
+    head: LogisticHead, cal: Sequence[CorpusRow], inf: dict[str, ClipFeatures], quantile: float
+) -> LogisticHead:
+    """``head`` with Platt scaling fitted on the pooled ``inf`` scores of ``cal``."""
+    s = np.asarray([pooled_log_odds(head, inf[r.id], quantile=quantile) for r in cal])
+    y = np.asarray([r.label == "robot" for r in cal], dtype=np.int64)
+    a, b = fit_platt(s, y) if M.has_both_classes(y) else (1.0, 0.0)
+    return head.with_calibration(a, b)
+
+
+def score_fold(
+    head: LogisticHead,
+    held: Sequence[CorpusRow],
+    *,
+    tel: dict[str, ClipFeatures],
+    inf: dict[str, ClipFeatures],
+    col_blocks: np.ndarray,
+    quantile: float,
+) -> list[dict[str, Any]]:
+    """One record per held-out row with a ``tel`` window: its calibrated log-odds on that window,
+    on its pooled ``inf`` windows (None without them) and its raw logit's parts."""
+    out = []
+    for r in held:
+        if r.id not in tel:
+            continue
+        x = tel[r.id].x
+        parts = raw_parts(head, x, col_blocks)
+        out.append({
+            "id": r.id, "source": r.source, "label": r.label, "language": r.language,
+            "group": ci_group(r), "y": int(r.label == "robot"),
+            "tel": float(head.log_odds(x)[0]),
+            "inf": pooled_log_odds(head, inf[r.id], quantile=quantile) if r.id in inf else None,
+            "parts": {k: float(v[0]) for k, v in parts.items()},
+        })  # fmt: skip
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class FoldData:
+    """What every fold of one variant reads."""
+
+    pool: list[CorpusRow]  # the rows the shipped head fits on
+    calibration: list[CorpusRow]  # dev select rows and mixtures with call-path features
+    links: list[CorpusRow]  # every row and mixture (to find the rows tied to a source)
+    tel: dict[str, ClipFeatures]  # the variant's columns
+    inf: dict[str, ClipFeatures]
+    col_blocks: np.ndarray
+    quantile: float
+
+
+def fold_key(
+    variant: Variant, fit: Sequence[CorpusRow], cal: Sequence[CorpusRow], extra: str
+) -> str:
+    """Cache key of a fold's head: the variant, its rows, the fitting code and ``extra``."""
+    from models.training import synth_fit
+
+    fitting = (fit_fold, calibrated_head, source_balanced_weights, variant_columns,
+               group_standardise, transform_features)  # fmt: skip
+    code = "".join(inspect.getsource(f) for f in fitting)
+    h = hashlib.sha256()
+    for part in (SALT, json.dumps(dataclasses.asdict(variant), sort_keys=True), code,
+                 inspect.getsource(synth_fit), extra, *sorted(r.id for r in fit), "|",
+                 *sorted(r.id for r in cal)):  # fmt: skip
+        h.update(part.encode())
+        h.update(b"\0")
+    return h.hexdigest()[:24]
+
+
+def run_folds(
+    variant: Variant,
+    sources: dict[str, list[CorpusRow]],
+    data: FoldData,
+    cfg: TrainConfig,
+    *,
+    cache: Path | None,
+    extra: str = "",
+) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
+    """Every source held out in turn: fit without the rows tied to it, calibrate, score its
+    sample. Returns the records and, per source, the fold's facts (rows, Platt, the mean raw
+    logit parts of the fold's training people and robots, fit seconds when not cached)."""
+    records: list[dict[str, Any]] = []
+    folds: dict[str, dict[str, Any]] = {}
+    for source, held in sources.items():
+        tied = tied_to_source(data.links, source)
+        fit = [r for r in data.pool if r.id not in tied]
+        cal = [r for r in data.calibration if r.id not in tied]
+        path = cache / f"{fold_key(variant, fit, cal, extra)}.npz" if cache else None
+        seconds = None
+        if path is not None and path.is_file():
+            head = LogisticHead.load(path)
+        else:
+            started = time.monotonic()
+            head = calibrated_head(
+                fit_fold(variant, fit, data.tel, cfg), cal, data.inf, data.quantile
+            )
+            seconds = round(time.monotonic() - started, 2)
+            if path is not None:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                head.save(path)
+        x, y, _ = stack(data.tel, fit)
+        parts = raw_parts(head, x, data.col_blocks)
+        folds[source] = {
+            "train_rows": int(y.size), "calibration_rows": len(cal), "fit_s": seconds,
+            "platt": [head.platt_a, head.platt_b],
+            **{f"train_{label}": {k: float(v[y == cls].mean()) for k, v in parts.items()}
+               for label, cls in (("people", 0), ("robots", 1))},
+        }  # fmt: skip
+        records += score_fold(head, held, tel=data.tel, inf=data.inf, col_blocks=data.col_blocks,
+                              quantile=data.quantile)  # fmt: skip
+    return records, folds
+
+
+# ---------------------------------------------------------------------------------------------
+# Figures
+
+
+def figures(
+    records: Sequence[dict[str, Any]],
+    *,
+    language: str,
+    sources: set[str] | None = None,
+    key: str = "tel",
+) -> dict[str, Any]:
+    """People against robots of ``language`` (of ``sources``, all if None), each scored by the
+    fold that held its source out: AUC and EER with 95 % intervals resampling speakers (people)
+    and engine families (robots), and each class's share called robot at the head's 0.5."""
+    members = [
+        r
+        for r in records
+        if r["language"] == language
+        and r[key] is not None
+        and (sources is None or r["source"] in sources)
+    ]
+    y = np.asarray([r["y"] for r in members], dtype=np.int64)
+    s = np.asarray([r[key] for r in members], dtype=np.float64)
+    groups = [r["group"] for r in members]
+    out: dict[str, Any] = {
+        "people": int((y == 0).sum()),
+        "robots": int(y.sum()),
+        "people_sources": len({r["source"] for r in members if not r["y"]}),
+        "robot_sources": len({r["source"] for r in members if r["y"]}),
+        "speakers": len({g for g, label in zip(groups, y, strict=True) if not label}),
+        "engines": len({g for g, label in zip(groups, y, strict=True) if label}),
+        "people_called_robot": float((s[y == 0] >= 0).mean()) if (y == 0).any() else math.nan,
+        "robots_called_robot": float((s[y == 1] >= 0).mean()) if y.any() else math.nan,
+    }
+    if M.has_both_classes(y):
+        ci = M.bootstrap_ci(y, s, groups=groups)
+        out |= {
+            "auc": M.roc_auc(y, s),
+            "auc_ci": ci["auc"],
+            "eer": M.eer(y, s)[0],
+            "eer_ci": ci["eer"],
+        }
+    return out
+
+
+def summary(records: Sequence[dict[str, Any]], halves: dict[str, str]) -> dict[str, Any]:
+    """``{scope: {path: {language: figures}}}``, scope each half and ``all``, path tel or inf."""
+    scopes = {h: {s for s, v in halves.items() if v == h} for h in HALVES}
+    return {
+        scope: {
+            key: {
+                lang: figures(records, language=lang, sources=members, key=key)
+                for lang in LANGUAGES
+            }
+            for key in ("tel", "inf")
+        }
+        for scope, members in [*scopes.items(), ("all", None)]
+    }
+
+
+def criterion(figs: dict[str, Any]) -> float:
+    """A variant's selection number: the mean over languages of the choose half's AUC."""
+    aucs = [figs["choose"]["tel"][lang].get("auc", math.nan) for lang in LANGUAGES]
+    return float(np.mean(aucs))
+
+
+def choose(summaries: dict[str, dict[str, Any]]) -> str:
+    """The variant with the highest :func:`criterion` (ties and nan: the earlier one)."""
+    best, best_value = next(iter(summaries)), -math.inf
+    for name, figs in summaries.items():
+        value = criterion(figs)
+        if value > best_value:
+            best, best_value = name, value
+    return best
+
+
+def paired_deltas(
+    a: Sequence[dict[str, Any]], b: Sequence[dict[str, Any]], sources: set[str]
+) -> dict[str, list[float]]:
+    """Per language, EER of ``a`` minus EER of ``b`` on the rows both scored from ``sources``
+    (tel), with a 95 % interval from one cluster bootstrap (``aasist_scores.paired_eer_delta``)."""
+    from models.training.aasist_scores import paired_eer_delta
+
+    by_id = {r["id"]: r for r in b}
+    out = {}
+    for lang in LANGUAGES:
+        pairs = [(r, by_id[r["id"]]) for r in a if r["id"] in by_id and r["language"] == lang
+                 and r["source"] in sources]  # fmt: skip
+        y = np.asarray([p["y"] for p, _ in pairs], dtype=np.int64)
+        if M.has_both_classes(y):
+            a_s = np.asarray([p["tel"] for p, _ in pairs])
+            b_s = np.asarray([q["tel"] for _, q in pairs])
+            groups = [p["group"] for p, _ in pairs]
+            out[lang] = list(paired_eer_delta(y, a_s, b_s, groups=groups))
+    return out
+
+
+def per_source(records: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per (source, label, language): clips, voices, mean log-odds, share called robot at 0.5,
+    and the AUC of these clips against the other class's held-out clips of the language."""
+    out = {}
+    for source, label, lang in sorted({(r["source"], r["label"], r["language"]) for r in records}):
+        cell = [
+            r for r in records if (r["source"], r["label"], r["language"]) == (source, label, lang)
+        ]
+        other = [r for r in records if r["language"] == lang and r["label"] != label]
+        s = np.asarray([r["tel"] for r in cell])
+        row: dict[str, Any] = {
+            "clips": len(cell), "voices": len({r["group"] for r in cell}),
+            "mean_log_odds": float(s.mean()), "called_robot": float((s >= 0).mean()),
+        }  # fmt: skip
+        if other:
+            y = np.asarray([r["y"] for r in [*cell, *other]], dtype=np.int64)
+            row["auc"] = M.roc_auc(y, np.asarray([r["tel"] for r in [*cell, *other]]))
+        out[f"{source} | {label} | {lang}"] = row
+    return out
+
+
+def part_shifts(
+    records: Sequence[dict[str, Any]], folds: dict[str, dict[str, Any]]
+) -> dict[str, dict[str, float]]:
+    """Per people source (and per language, people sources pooled): the mean raw-logit part of
+    its held-out people minus that part's mean over the fold's own training people; which
+    block moves an unseen person towards robot."""
+    out: dict[str, dict[str, float]] = {}
+    people = [r for r in records if not r["y"]]
+    cells = {f"{r['source']} | {r['language']}" for r in people}
+    cells |= {f"all people | {lang}" for lang in LANGUAGES}
+    for cell in sorted(cells):
+        name, lang = cell.split(" | ")
+        members = [
+            r for r in people if r["language"] == lang and name in ("all people", r["source"])
+        ]
+        if not members:
+            continue
+        shift = {p: float(np.mean([r["parts"][p] - folds[r["source"]]["train_people"][p]
+                                   for r in members])) for p in PARTS}  # fmt: skip
+        out[cell] = {**shift, "total": sum(shift.values()), "clips": len(members)}
+    return out
+
+
+def source_probe(
+    rows: Sequence[CorpusRow],
+    tel: dict[str, ClipFeatures],
+    layout: dict[str, np.ndarray],
+    *,
+    min_rows: int = 20,
+    min_speakers: int = 3,
+) -> dict[str, dict[str, float]]:
+    """How well each feature group tells one people source (recording chain) from another for
+    speakers it never saw: a standardised logistic regression, 5-fold cross-validation grouped
+    by speaker, balanced accuracy against chance (1 / sources)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import balanced_accuracy_score
+    from sklearn.model_selection import StratifiedGroupKFold, cross_val_predict
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    people = [r for r in rows if r.label == "human" and r.id in tel]
+    speakers: dict[str, set[str]] = {}
+    for r in people:
+        speakers.setdefault(r.source, set()).add(r.speaker)
+    n = Counter(r.source for r in people)
+    kept = [
+        r for r in people if n[r.source] >= min_rows and len(speakers[r.source]) >= min_speakers
+    ]
+    x_all = np.stack([tel[r.id].x[0] for r in kept])
+    target = np.asarray([r.source for r in kept])
+    subsets = {name: cols for name, cols in layout.items()}
+    if "lfcc" in layout:
+        lfcc = layout["lfcc"]
+        subsets["lfcc static means"] = lfcc[:LFCC_COEFS]
+        subsets["level: lfcc c0 mean and std"] = lfcc[[0, 3 * LFCC_COEFS]]
+    folds = StratifiedGroupKFold(n_splits=5, shuffle=True, random_state=0)
+    out = {}
+    for name, cols in subsets.items():
+        model = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=2000))
+        guess = cross_val_predict(
+            model, x_all[:, cols], target, cv=folds, groups=[r.speaker for r in kept]
+        )
+        out[name] = {
+            "balanced_accuracy": float(balanced_accuracy_score(target, guess)),
+            "chance": 1.0 / len(set(target)), "sources": len(set(target)), "rows": len(kept),
+        }  # fmt: skip
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# The run
+
+
+def cache_dir() -> Path:
+    from models.training.synth_data import features_cache_dir
+
+    return features_cache_dir().parent / "loso_voice"
+
+
+def run(variants: Sequence[Variant], *, progress: bool = False) -> dict[str, Any]:
+    """Every variant's leave-one-source-out records, figures and folds, the source halves,
+    the chosen variant and the diagnosis; plain data. Reads cached features only (a missing
+    feature raises: the whisper block needs an encoder)."""
+    from models.training.eval_sources import shipped_head_path
+    from models.training.evaluate import config_from_head
+    from models.training.synth_data import (
+        collect_features,
+        manifest_sha256,
+        mixed_rows,
+        select_rows,
+        train_ids,
+    )
+
+    started = time.monotonic()
+    shipped = LogisticHead.load(shipped_head_path())
+    cfg = config_from_head(shipped)
+    rows = select_rows(cfg)
+    calls = mixed_rows(cfg)
+    tel = collect_features(rows, variant="telephone", cfg=cfg, encoder=None)
+    scored = [r for r in rows if r.split in ("dev", "test")]
+    inf = collect_features([*scored, *calls], variant="inference", cfg=cfg, encoder=None)
+    fit_ids = train_ids(rows, cfg)
+    select = {k for k, v in dev_halves([*rows, *calls]).items() if v == "select"}
+    sources = held_out_sources([r for r in rows if r.id in tel])
+    samples = {s: scored_sample(members) for s, members in sources.items()}
+    strata = {s: source_stratum(members) for s, members in sources.items()}
+    halves = source_halves(strata)
+    layout = block_columns(cfg.spec.blocks, next(iter(tel.values())).x.shape[1])
+    source_of = {r.id: r.source for r in [*rows, *calls]}
+    calibration = [
+        r for r in [*rows, *calls] if r.id in select and r.id in inf and not is_copy(r, cfg)
+    ]
+    extra = json.dumps([shipped.pool_quantile, sorted(manifest_sha256(cfg).values())])
+    out: dict[str, Any] = {
+        "head": shipped.arrays_sha256(), "strata": strata, "halves": halves,
+        "samples": {s: Counter(f"{r.label} {r.language}" for r in m) for s, m in samples.items()},
+        "variants": {}, "probe": source_probe(rows, tel, layout),
+    }  # fmt: skip
+    for variant in variants:
+        cols, col_blocks = variant_columns(variant, layout)
+        data = FoldData(
+            pool=[r for r in rows if r.id in fit_ids and r.id in tel],
+            calibration=calibration,
+            links=[*rows, *calls],
+            tel=transform_features(tel, source_of, cols, norm=variant.source_norm),
+            inf=transform_features(inf, source_of, cols, norm=variant.source_norm),
+            col_blocks=col_blocks,
+            quantile=shipped.pool_quantile,
+        )
+        records, folds = run_folds(variant, samples, data, cfg, cache=cache_dir(), extra=extra)
+        out["variants"][variant.name] = {
+            "variant": dataclasses.asdict(variant), "records": records, "folds": folds,
+            "summary": summary(records, halves),
+        }  # fmt: skip
+        if progress:
+            log.warning("%s: %.0f s", variant.name, time.monotonic() - started)
+    figs = {name: v["summary"] for name, v in out["variants"].items()}
+    chosen = choose(figs)
+    report = {s for s, h in halves.items() if h == "report"}
+    base = out["variants"].get("shipped")
+    out["chosen"] = chosen
+    if base is not None:
+        out["delta_report"] = paired_deltas(
+            out["variants"][chosen]["records"], base["records"], report
+        )
+    out["seconds"] = round(time.monotonic() - started, 1)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Report
+
+
+def _num(v: Any, *, pct: bool = False) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    return f"{100 * v:.1f} %" if pct else f"{v:.3f}"
+
+
+def _with_ci(f: dict[str, Any], key: str) -> str:
+    if key not in f:
+        return "-"
+    low, high = f[f"{key}_ci"]
+    pct = key == "eer"
+    return f"{_num(f[key], pct=pct)} [{_num(low, pct=pct)}-{_num(high, pct=pct)}]"
+
+
+def _counts(c: dict[str, int]) -> str:
+    return ", ".join(f"{k} {n}" for k, n in sorted(c.items()))
+
+
+def render(out: dict[str, Any]) -> str:
+    """The generated part of ``docs/unseen_sources.md``."""
+    variants = out["variants"]
+    chosen = out.get("chosen")
+    lines = ["### Sources and halves", ""]
+    lines += markdown_table(
+        ["source", "stratum", "half", "scored clips"],
+        [[s, out["strata"][s], out["halves"][s], _counts(c)]
+         for s, c in out["samples"].items()],
+    )  # fmt: skip
+    lines += ["", "### What each figure rests on (shipped recipe, telephone path)", ""]
+    base = variants.get("shipped") or next(iter(variants.values()))
+    lines += markdown_table(
+        ["scope", "language", "people (speakers, sources)", "robots (engines, sources)"],
+        [[scope, lang, f"{f['people']} ({f['speakers']}, {f['people_sources']})",
+          f"{f['robots']} ({f['engines']}, {f['robot_sources']})"]
+         for scope in (*HALVES, "all") for lang, f in base["summary"][scope]["tel"].items()],
+    )  # fmt: skip
+    lines += ["", "### Variants: chosen on the choose half, reported on the report half", ""]
+    rows = []
+    for name, v in variants.items():
+        s = v["summary"]
+        rep = s["report"]["tel"]
+        rows.append([
+            f"**{name}**" if name == chosen else name,
+            *(_num(s["choose"]["tel"][lang].get("auc")) for lang in LANGUAGES),
+            _num(criterion(s)),
+            *(_with_ci(rep[lang], "auc") for lang in LANGUAGES),
+            *(_num(rep[lang]["people_called_robot"], pct=True) for lang in LANGUAGES),
+            *(_num(s["all"]["tel"][lang].get("auc")) for lang in LANGUAGES),
+            *(_num(s["all"]["tel"][lang].get("eer"), pct=True) for lang in LANGUAGES),
+            *(_num(s["all"]["inf"][lang].get("auc")) for lang in LANGUAGES),
+        ])  # fmt: skip
+    lines += markdown_table(
+        ["variant", "choose AUC en", "choose AUC zh", "criterion", "report AUC en [CI]",
+         "report AUC zh [CI]", "report people called robot en", "... zh", "all AUC en",
+         "all AUC zh", "all EER en", "all EER zh", "all, call path AUC en", "... zh"],
+        rows,
+    )  # fmt: skip
+    if out.get("delta_report"):
+        lines += ["", f"Report half, EER of **{chosen}** minus the shipped recipe's (paired "
+                  "cluster bootstrap, 95 %): " + "; ".join(
+                      f"{lang} {100 * d:+.1f} points [{100 * lo:+.1f}, {100 * hi:+.1f}]"
+                      for lang, (d, lo, hi) in out["delta_report"].items())]  # fmt: skip
+    names = list(dict.fromkeys(n for n in ("shipped", chosen) if n in variants))
+    tables = {n: per_source(variants[n]["records"]) for n in names}
+    lines += ["", "### Per source (telephone path; AUC against the other class's held-out clips "
+              "of the language)", ""]  # fmt: skip
+    lines += markdown_table(
+        ["source | label | language", "clips", "voices",
+         *(f"{n}: {c}" for n in names for c in ("mean log-odds", "called robot", "AUC"))],
+        [[cell, str(first["clips"]), str(first["voices"]),
+          *(x for n in names for x in (f"{tables[n][cell]['mean_log_odds']:+.2f}",
+                                       _num(tables[n][cell]["called_robot"], pct=True),
+                                       _num(tables[n][cell].get("auc"))))]
+         for cell, first in tables[names[0]].items()],
+    )  # fmt: skip
+    lines += ["", "### Which part of the raw logit moves a held-out person towards robot", "",
+              "Mean over a source's held-out people of each part, minus its mean over the "
+              "fold's own training people (raw logit, before Platt; positive = towards "
+              "robot).", ""]  # fmt: skip
+    for name in names:
+        shifts = part_shifts(variants[name]["records"], variants[name]["folds"])
+        lines += [f"{name}:", ""]
+        lines += markdown_table(
+            ["people of", "clips", *PARTS, "total"],
+            [[cell, str(v["clips"]), *(f"{v[p]:+.2f}" for p in (*PARTS, "total"))]
+             for cell, v in shifts.items()],
+        )  # fmt: skip
+        lines += [""]
+    lines += ["### Which features name the recording chain (people only, unseen speakers)", ""]
+    lines += markdown_table(
+        ["features", "balanced accuracy", "chance", "sources", "clips"],
+        [[k, _num(v["balanced_accuracy"], pct=True), _num(v["chance"], pct=True), str(v["sources"]),
+          str(v["rows"])] for k, v in out["probe"].items()],
+    )  # fmt: skip
+    fit_s = [f["fit_s"] for f in base["folds"].values() if f["fit_s"] is not None]
+    if fit_s:
+        lines += ["", f"One fold's fit and calibration, shipped recipe: {np.median(fit_s):.1f} s "
+                  f"median over {len(fit_s)} folds (the run, {out['seconds']:.0f} s)."]  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# Command
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from models.training.text_report import write_generated
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--variants", default="", help="comma-separated names (default: all)")
+    parser.add_argument("--results", type=Path, default=RESULTS)
+    parser.add_argument("--report", type=Path, default=REPORT)
+    parser.add_argument("--render", action="store_true", help="only rewrite the report's "
+                        "generated part from --results")  # fmt: skip
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    if args.render:
+        out = json.loads(args.results.read_text())
+    else:
+        wanted = [n.strip() for n in args.variants.split(",") if n.strip()]
+        unknown = sorted(set(wanted) - {v.name for v in VARIANTS})
+        if unknown:
+            parser.error(f"unknown variants: {unknown}")
+        out = run([v for v in VARIANTS if not wanted or v.name in wanted], progress=True)
+        args.results.parent.mkdir(parents=True, exist_ok=True)
+        args.results.write_text(json.dumps(out, indent=1, sort_keys=True, default=float))
+    write_generated(render(out), args.report)  # the findings outside the markers stay
+    log.warning("wrote %s and %s", args.report, args.results)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

