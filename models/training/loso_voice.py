@@ -22,9 +22,9 @@ chosen by its mean per-language AUC on the ``choose`` half and reported on the `
 Fold heads are cached under ``$ROBOCALL_CACHE_DIR/loso_voice`` keyed by the variant, the fold's
 rows and the fitting code, so a rerun only rescores.
 
-About 560 lines in one module, the report included: the figures, the selection and the tables
-read one record layout, and the generated part of ``docs/unseen_sources.md`` is short enough
-that a second module would only import this one's keys.
+About 640 lines in one module: the variants, the pure parts they are built from, the fold
+loop and the figures the selection reads share one record layout; the report is apart
+(``loso_voice_report.py``).
 """
 
 from __future__ import annotations
@@ -67,7 +67,6 @@ from models.training.synth_fit import (
     pooled_log_odds,
     stack,
 )
-from models.training.tables import markdown_table
 
 log = logging.getLogger(__name__)
 
@@ -476,50 +475,6 @@ def paired_deltas(
     return out
 
 
-def per_source(records: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Per (source, label, language): clips, voices, mean log-odds, share called robot at 0.5,
-    and the AUC of these clips against the other class's held-out clips of the language."""
-    out = {}
-    for source, label, lang in sorted({(r["source"], r["label"], r["language"]) for r in records}):
-        cell = [
-            r for r in records if (r["source"], r["label"], r["language"]) == (source, label, lang)
-        ]
-        other = [r for r in records if r["language"] == lang and r["label"] != label]
-        s = np.asarray([r["tel"] for r in cell])
-        row: dict[str, Any] = {
-            "clips": len(cell), "voices": len({r["group"] for r in cell}),
-            "mean_log_odds": float(s.mean()), "called_robot": float((s >= 0).mean()),
-        }  # fmt: skip
-        if other:
-            y = np.asarray([r["y"] for r in [*cell, *other]], dtype=np.int64)
-            row["auc"] = M.roc_auc(y, np.asarray([r["tel"] for r in [*cell, *other]]))
-        out[f"{source} | {label} | {lang}"] = row
-    return out
-
-
-def part_shifts(
-    records: Sequence[dict[str, Any]], folds: dict[str, dict[str, Any]]
-) -> dict[str, dict[str, float]]:
-    """Per people source (and per language, people sources pooled): the mean raw-logit part of
-    its held-out people minus that part's mean over the fold's own training people; which
-    block moves an unseen person towards robot."""
-    out: dict[str, dict[str, float]] = {}
-    people = [r for r in records if not r["y"]]
-    cells = {f"{r['source']} | {r['language']}" for r in people}
-    cells |= {f"all people | {lang}" for lang in LANGUAGES}
-    for cell in sorted(cells):
-        name, lang = cell.split(" | ")
-        members = [
-            r for r in people if r["language"] == lang and name in ("all people", r["source"])
-        ]
-        if not members:
-            continue
-        shift = {p: float(np.mean([r["parts"][p] - folds[r["source"]]["train_people"][p]
-                                   for r in members])) for p in PARTS}  # fmt: skip
-        out[cell] = {**shift, "total": sum(shift.values()), "clips": len(members)}
-    return out
-
-
 def source_probe(
     rows: Sequence[CorpusRow],
     tel: dict[str, ClipFeatures],
@@ -634,6 +589,8 @@ def run(variants: Sequence[Variant], *, progress: bool = False) -> dict[str, Any
         if progress:
             log.warning("%s: %.0f s", variant.name, time.monotonic() - started)
     figs = {name: v["summary"] for name, v in out["variants"].items()}
+    for v in out["variants"].values():
+        v["criterion"] = criterion(v["summary"])
     chosen = choose(figs)
     report = {s for s, h in halves.items() if h == "report"}
     base = out["variants"].get("shipped")
@@ -647,115 +604,11 @@ def run(variants: Sequence[Variant], *, progress: bool = False) -> dict[str, Any
 
 
 # ---------------------------------------------------------------------------------------------
-# Report
-
-
-def _num(v: Any, *, pct: bool = False) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "-"
-    return f"{100 * v:.1f} %" if pct else f"{v:.3f}"
-
-
-def _with_ci(f: dict[str, Any], key: str) -> str:
-    if key not in f:
-        return "-"
-    low, high = f[f"{key}_ci"]
-    pct = key == "eer"
-    return f"{_num(f[key], pct=pct)} [{_num(low, pct=pct)}-{_num(high, pct=pct)}]"
-
-
-def _counts(c: dict[str, int]) -> str:
-    return ", ".join(f"{k} {n}" for k, n in sorted(c.items()))
-
-
-def render(out: dict[str, Any]) -> str:
-    """The generated part of ``docs/unseen_sources.md``."""
-    variants = out["variants"]
-    chosen = out.get("chosen")
-    lines = ["### Sources and halves", ""]
-    lines += markdown_table(
-        ["source", "stratum", "half", "scored clips"],
-        [[s, out["strata"][s], out["halves"][s], _counts(c)]
-         for s, c in out["samples"].items()],
-    )  # fmt: skip
-    lines += ["", "### What each figure rests on (shipped recipe, telephone path)", ""]
-    base = variants.get("shipped") or next(iter(variants.values()))
-    lines += markdown_table(
-        ["scope", "language", "people (speakers, sources)", "robots (engines, sources)"],
-        [[scope, lang, f"{f['people']} ({f['speakers']}, {f['people_sources']})",
-          f"{f['robots']} ({f['engines']}, {f['robot_sources']})"]
-         for scope in (*HALVES, "all") for lang, f in base["summary"][scope]["tel"].items()],
-    )  # fmt: skip
-    lines += ["", "### Variants: chosen on the choose half, reported on the report half", ""]
-    rows = []
-    for name, v in variants.items():
-        s = v["summary"]
-        rep = s["report"]["tel"]
-        rows.append([
-            f"**{name}**" if name == chosen else name,
-            *(_num(s["choose"]["tel"][lang].get("auc")) for lang in LANGUAGES),
-            _num(criterion(s)),
-            *(_with_ci(rep[lang], "auc") for lang in LANGUAGES),
-            *(_num(rep[lang]["people_called_robot"], pct=True) for lang in LANGUAGES),
-            *(_num(s["all"]["tel"][lang].get("auc")) for lang in LANGUAGES),
-            *(_num(s["all"]["tel"][lang].get("eer"), pct=True) for lang in LANGUAGES),
-            *(_num(s["all"]["inf"][lang].get("auc")) for lang in LANGUAGES),
-        ])  # fmt: skip
-    lines += markdown_table(
-        ["variant", "choose AUC en", "choose AUC zh", "criterion", "report AUC en [CI]",
-         "report AUC zh [CI]", "report people called robot en", "... zh", "all AUC en",
-         "all AUC zh", "all EER en", "all EER zh", "all, call path AUC en", "... zh"],
-        rows,
-    )  # fmt: skip
-    if out.get("delta_report"):
-        lines += ["", f"Report half, EER of **{chosen}** minus the shipped recipe's (paired "
-                  "cluster bootstrap, 95 %): " + "; ".join(
-                      f"{lang} {100 * d:+.1f} points [{100 * lo:+.1f}, {100 * hi:+.1f}]"
-                      for lang, (d, lo, hi) in out["delta_report"].items())]  # fmt: skip
-    names = list(dict.fromkeys(n for n in ("shipped", chosen) if n in variants))
-    tables = {n: per_source(variants[n]["records"]) for n in names}
-    lines += ["", "### Per source (telephone path; AUC against the other class's held-out clips "
-              "of the language)", ""]  # fmt: skip
-    lines += markdown_table(
-        ["source | label | language", "clips", "voices",
-         *(f"{n}: {c}" for n in names for c in ("mean log-odds", "called robot", "AUC"))],
-        [[cell, str(first["clips"]), str(first["voices"]),
-          *(x for n in names for x in (f"{tables[n][cell]['mean_log_odds']:+.2f}",
-                                       _num(tables[n][cell]["called_robot"], pct=True),
-                                       _num(tables[n][cell].get("auc"))))]
-         for cell, first in tables[names[0]].items()],
-    )  # fmt: skip
-    lines += ["", "### Which part of the raw logit moves a held-out person towards robot", "",
-              "Mean over a source's held-out people of each part, minus its mean over the "
-              "fold's own training people (raw logit, before Platt; positive = towards "
-              "robot).", ""]  # fmt: skip
-    for name in names:
-        shifts = part_shifts(variants[name]["records"], variants[name]["folds"])
-        lines += [f"{name}:", ""]
-        lines += markdown_table(
-            ["people of", "clips", *PARTS, "total"],
-            [[cell, str(v["clips"]), *(f"{v[p]:+.2f}" for p in (*PARTS, "total"))]
-             for cell, v in shifts.items()],
-        )  # fmt: skip
-        lines += [""]
-    lines += ["### Which features name the recording chain (people only, unseen speakers)", ""]
-    lines += markdown_table(
-        ["features", "balanced accuracy", "chance", "sources", "clips"],
-        [[k, _num(v["balanced_accuracy"], pct=True), _num(v["chance"], pct=True), str(v["sources"]),
-          str(v["rows"])] for k, v in out["probe"].items()],
-    )  # fmt: skip
-    fit_s = [f["fit_s"] for f in base["folds"].values() if f["fit_s"] is not None]
-    if fit_s:
-        lines += ["", f"One fold's fit and calibration, shipped recipe: {np.median(fit_s):.1f} s "
-                  f"median over {len(fit_s)} folds (the run, {out['seconds']:.0f} s)."]  # fmt: skip
-    return "\n".join(lines) + "\n"
-
-
-# ---------------------------------------------------------------------------------------------
 # Command
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from models.training.loso_voice_report import render
     from models.training.text_report import write_generated
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -775,7 +628,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(f"unknown variants: {unknown}")
         out = run([v for v in VARIANTS if not wanted or v.name in wanted], progress=True)
         args.results.parent.mkdir(parents=True, exist_ok=True)
-        args.results.write_text(json.dumps(out, indent=1, sort_keys=True, default=float))
+        args.results.write_text(json.dumps(out, indent=1, default=float))
     write_generated(render(out), args.report)  # the findings outside the markers stay
     log.warning("wrote %s and %s", args.report, args.results)
     return 0

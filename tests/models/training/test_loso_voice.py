@@ -31,6 +31,7 @@ from models.training.loso_voice import (
     transform_features,
     variant_columns,
 )
+from models.training.loso_voice_report import part_shifts, render
 from models.training.synth_data import ClipFeatures, TrainConfig
 from models.training.synth_fit import fit_density
 
@@ -234,3 +235,34 @@ def test_choose_reads_the_choose_half_only() -> None:
     assert good_on_choose["all"]["tel"]["en"]["people"] == 12
     assert choose({"a": good_on_report, "b": good_on_choose}) == "b"
     assert choose({"a": good_on_choose, "b": good_on_choose}) == "a"  # ties: the earlier
+
+
+def test_part_shifts_and_the_report_read_the_records() -> None:
+    halves = {"pa": "choose", "ra": "choose", "pb": "report", "rb": "report"}
+    records = []
+    for lang, people, robots in (("en", "pa", "ra"), ("zh", "pb", "rb")):
+        records += _records(people, lang, y=0, score=-1.0) + _records(robots, lang, y=1, score=1.0)
+    for r in records:  # held-out people 2 higher on whisper than the fold's training people
+        r["parts"] = {**r["parts"], "whisper": 2.0 if not r["y"] else -1.0}
+    train = {"train_people": dict.fromkeys(PARTS, 0.0), "train_robots": dict.fromkeys(PARTS, 0.0)}
+    folds = {s: {**train, "fit_s": 1.5} for s in halves}
+    shifts = part_shifts(records, folds)
+    assert (
+        shifts["all people, en"]["whisper"] == 2.0 and shifts["all robots, zh"]["whisper"] == -1.0
+    )
+    assert shifts["pa, en"]["total"] == 2.0 and "ra, en" not in shifts  # per source: people only
+    figs = summary(records, halves)
+    variant = {"variant": {"name": "shipped"}, "records": records, "folds": folds, "summary": figs,
+               "criterion": 0.5}  # fmt: skip
+    out = {
+        "seconds": 3.0, "head": "ab" * 32, "halves": halves,
+        "strata": dict.fromkeys(halves, "en:people"),
+        "samples": {s: {"human en": 6} for s in halves},
+        "variants": {"shipped": variant, "other": variant}, "chosen": "other",
+        "delta_report": {"en": [0.0, -0.1, 0.1]}, "probe": {},
+    }  # fmt: skip
+    text = render(out)
+    assert "| **other** |" in text and "| shipped |" in text
+    assert "EER of **other** minus" in text and "median over 4 folds" in text
+    table = [line for line in text.splitlines() if line.startswith("| pa, human, en |")]
+    assert table and "0.0 %" in table[0]  # the people's log-odds are all below 0
