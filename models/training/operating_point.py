@@ -222,16 +222,19 @@ def dev_populations(
     unseen_logit: np.ndarray | None = None,
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """The dev populations the operating point is chosen on (labels, robot probabilities):
-    composed calls, the simulated calls per layout, and ``unseen`` (the dev people of sources no
-    voice model saw, scored ``unseen_logit``); each also per language where it holds more than
-    one, so that the strictest rule sees the Mandarin people on their own (issue 11; a part
-    with fewer than :data:`MIN_POPULATION` people is shown and does not count)."""
+    composed calls, the simulated calls per layout and both layouts together (a layout's dozen
+    people cannot count alone), and ``unseen`` (the dev people of sources no voice model saw,
+    scored ``unseen_logit``); each also per language where it holds more than one, so that the
+    strictest rule sees the Mandarin people on their own (issue 11; a part with fewer than
+    :data:`MIN_POPULATION` people is shown and does not count)."""
     y = np.array([ex.y for ex in shown], dtype=np.int64)
     p = sigmoid(logit)
     lay = np.array([ex.layout for ex in shown])
     lang = np.array([ex.language for ex in shown])
     parts = {"composed dev calls": lay == ""}
     parts |= {f"simulated dev calls, {layout}": lay == layout for layout in ("stereo", "mono")}
+    if all(parts[f"simulated dev calls, {layout}"].any() for layout in ("stereo", "mono")):
+        parts["simulated dev calls, both layouts"] = lay != ""  # each layout alone may be small
     if unseen and unseen_logit is not None:
         y = np.concatenate([y, [ex.y for ex in unseen]])
         p = np.concatenate([p, sigmoid(unseen_logit)])

@@ -429,6 +429,7 @@ def test_dev_populations_split_by_language_and_add_the_unseen_sources_people() -
 
     shown = [ex(i, i % 2, "en" if i < 40 else "zh") for i in range(60)]
     shown += [ex(100 + i, i % 2, "en", "stereo") for i in range(10)]
+    shown += [ex(150 + i, i % 2, "zh", "mono") for i in range(6)]
     unseen = [ex(200 + i, 0, "en" if i < 25 else "zh") for i in range(30)]
     logit = np.linspace(-3, 3, len(shown))
     pops = dev_populations(shown, logit, unseen=unseen, unseen_logit=np.full(30, 2.0))
@@ -437,6 +438,10 @@ def test_dev_populations_split_by_language_and_add_the_unseen_sources_people() -
         "composed dev calls, en": 40,
         "composed dev calls, zh": 20,
         "simulated dev calls, stereo": 10,  # one language: not split
+        "simulated dev calls, mono": 6,
+        "simulated dev calls, both layouts": 16,
+        "simulated dev calls, both layouts, en": 10,
+        "simulated dev calls, both layouts, zh": 6,
         "dev people of sources no voice model saw": 30,
         "dev people of sources no voice model saw, en": 25,
         "dev people of sources no voice model saw, zh": 5,
@@ -445,11 +450,11 @@ def test_dev_populations_split_by_language_and_add_the_unseen_sources_people() -
     assert np.allclose(p_zh, sigmoid(logit[40:60])) and (y_zh == np.arange(40, 60) % 2).all()
     assert (pops["dev people of sources no voice model saw"][0] == 0).all()
     assert np.allclose(pops["dev people of sources no voice model saw"][1], sigmoid(2.0))
-    assert set(dev_populations(shown, logit)) == {
+    assert set(dev_populations(shown[:70], logit[:70])) == {
         "composed dev calls",
         "composed dev calls, en",
         "composed dev calls, zh",
-        "simulated dev calls, stereo",
+        "simulated dev calls, stereo",  # no mono calls: no pooled population either
     }
 
 
