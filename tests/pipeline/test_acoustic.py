@@ -14,6 +14,7 @@ from pipeline.acoustic import (
     CueRule,
     acoustic_cues,
     find_repeats,
+    latency_cues,
     pitch_track,
 )
 from pipeline.types import AcousticCues, Audio, AudioInfo, Evidence, Transcript
@@ -165,10 +166,13 @@ def test_digital_silence_detects_exact_zeros_but_not_a_noise_floor() -> None:
     assert cue.value == 0.0 and cue.weight == 0.0 and cue.span_s is None
 
 
-@pytest.mark.parametrize(("latencies_s", "sign"), [((0.4,) * 4, 1.0), ((0.1, 1.2, 0.3, 1.6), -1.0)])
-def test_latency_cue_appears_only_for_stereo(latencies_s, sign) -> None:
-    rng = np.random.default_rng(5)
-    caller, callee = np.zeros(30 * SR), np.zeros(30 * SR)
+def two_party(
+    latencies_s: tuple[float, ...], *, seed: int = 5, n_s: float = 30.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """A robot caller's prompts on one channel, a person's replies on the other; after each
+    reply the caller answers ``latencies_s[i]`` seconds after the callee stopped."""
+    rng = np.random.default_rng(seed)
+    caller, callee = np.zeros(int(n_s * SR)), np.zeros(int(n_s * SR))
     t = 0.3
     for latency_s in (None, *latencies_s):
         if latency_s is not None:  # the callee speaks, then the caller answers after latency_s
@@ -178,19 +182,56 @@ def test_latency_cue_appears_only_for_stereo(latencies_s, sign) -> None:
         prompt = utterance(rng, n_syllables=8, robot=True)
         caller[int(t * SR) : int(t * SR) + prompt.size] = prompt
         t += prompt.size / SR + 0.5
+    return caller, callee
+
+
+LATENCY_CUES = {"response_latency_std_s", "response_latency_median_s", "talk_over_fraction"}
+
+
+@pytest.mark.parametrize(("latencies_s", "sign"), [((0.4,) * 4, 1.0), ((0.1, 1.2, 0.3, 1.6), -1.0)])
+def test_latency_cue_appears_only_for_stereo(latencies_s, sign) -> None:
+    caller, callee = two_party(latencies_s)
     stereo = by_name(cues_of(caller, callee))
-    assert {"response_latency_std_s", "response_latency_median_s", "talk_over_fraction"} <= set(
-        stereo
-    )
+    assert LATENCY_CUES <= set(stereo)
     assert np.sign(stereo["response_latency_std_s"].weight) == sign
     assert stereo["response_latency_median_s"].value == pytest.approx(
         float(np.median(latencies_s)), abs=0.15
     )
     assert stereo["talk_over_fraction"].value == 0.0
     mono = by_name(cues_of(caller))
-    assert not {"response_latency_std_s", "response_latency_median_s", "talk_over_fraction"} & set(
-        mono
-    )
+    assert not LATENCY_CUES & set(mono)
+
+
+def line_noise(n: int, *, dbfs: float, seed: int) -> np.ndarray:
+    return 10 ** (dbfs / 20) * np.random.default_rng(seed).standard_normal(n)
+
+
+@pytest.mark.parametrize("noisy", [("callee",), ("caller", "callee")])
+def test_latency_cues_hold_on_a_noisy_line(noisy) -> None:
+    """Issue 13: line noise 20 dB under the speech (inside the level gate's 30 dB) made the
+    whole callee channel one turn and the cues vanished; the noise-floor gate recovers them."""
+    latencies_s = (0.6, 0.9, 0.7, 1.1)
+    caller, callee = two_party(latencies_s)
+    channels = {"caller": caller, "callee": callee}
+    for i, side in enumerate(noisy):  # speech at about -22 dBFS, noise at -42 dBFS
+        channels[side] = channels[side] + line_noise(caller.size, dbfs=-42.0, seed=i)
+    caller, callee = (channels[k].astype(np.float32) for k in ("caller", "callee"))
+    assert latency_cues(caller, callee, above_noise_db=None) == []  # the level gate alone
+    got = {e.name: e.value for e in latency_cues(caller, callee)}
+    assert LATENCY_CUES <= set(got)
+    # 0.1 s: the noise-floor gate may trim a syllable's faint edges (20-ms frames)
+    assert got["response_latency_median_s"] == pytest.approx(float(np.median(latencies_s)), abs=0.1)
+    assert got["response_latency_std_s"] == pytest.approx(float(np.std(latencies_s)), abs=0.1)
+    assert got["talk_over_fraction"] == 0.0
+    assert LATENCY_CUES <= set(by_name(cues_of(caller, callee)))  # the detector's path
+
+
+def test_latency_cues_unchanged_on_a_clean_line() -> None:
+    """Noise 45 dB under the speech: both gates give the same turns, so the same cues."""
+    caller, callee = two_party((0.1, 1.2, 0.3, 1.6))
+    callee = (callee + line_noise(callee.size, dbfs=-67.0, seed=3)).astype(np.float32)
+    caller = caller.astype(np.float32)
+    assert latency_cues(caller, callee) == latency_cues(caller, callee, above_noise_db=None) != []
 
 
 def test_every_evidence_is_finite_and_bounded(robot_call, human_call) -> None:
