@@ -19,6 +19,7 @@ import json
 import logging
 import math
 import os
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -234,25 +235,152 @@ def split_components(links: Sequence[Sequence[str]]) -> list[str]:
 
 
 DEV_HALF_SALT = "robocall-dev-halves-v1"
+DEV_HALVES = ("select", "fusion")
 
 
 def dev_halves(rows: Sequence[CorpusRow]) -> dict[str, str]:
     """``{row id: "select" | "fusion"}`` for the dev rows: two disjoint halves (issue 11).
 
     The synthetic-voice head chooses its regularisation, pooling quantile and Platt scaling on
-    ``select``; the fusion is fitted on ``fusion`` scores, which no choice saw. Rows sharing a
-    speaker or an utterance, and a mixture with its parts, fall in one half.
+    ``select``; the fusion is fitted on ``fusion`` scores, which no choice saw. Both halves
+    should hold people and robots of every language, clips and mixtures, so:
+
+    1. Clips (rows without ``parts``) are joined into components by :func:`half_links` (speaker,
+       utterance, held-out source, and a TTS/VC clip's engine).
+    2. A row made of others (a copy, a call mixture) goes to the half holding every one of its
+       parts and its own keys; one whose parts straddle the halves is in neither (logged).
+       Linked like clips, a language's mixtures chained all its clips into one component, and
+       the fusion half held no Mandarin row.
+    3. The components' halves are chosen to cover every (language, label, clip / copy /
+       mixture) cell in both halves: a greedy start (per language, largest component first, to
+       the half that leaves the people and robot counts closest; ties by a seeded hash), then
+       single-component moves while they raise :func:`_coverage` (the sum over cells, per
+       language and pooled, of the smaller half's share of the cell; then fewer rows dropped).
+       One voice can carry all of a language's mixtures (every Mandarin dev mixture has the
+       SSB1630 voice in it; every English robot mixture a voice of the one component of
+       English TTS lines), and then that language's mixtures sit in one half.
+
+    No speaker, utterance, TTS/VC engine (per language) or mixture part is in both halves. The
+    result depends only on the dev rows (deterministic; no order or salt of the callers'), so
+    callers that pass the same dev rows get the same halves.
     """
-    dev = [r for r in rows if r.split == "dev"]
+    dev = sorted((r for r in rows if r.split == "dev"), key=lambda r: r.id)
     by_id = {r.id: r for r in rows}
-    links = [
-        (*row_links(r), *(k for p in r.parts if p in by_id for k in row_links(by_id[p])))
-        for r in dev
+    clips = [r for r in dev if not r.parts]
+    made = [r for r in dev if r.parts]
+    roots = components([half_links(r) for r in clips])
+    groups: dict[str, list[CorpusRow]] = {}
+    for r, root in zip(clips, roots, strict=True):
+        groups.setdefault(root, []).append(r)
+    root_of_key = {k: root for r, root in zip(clips, roots, strict=True) for k in half_links(r)}
+    made_keys = [
+        sorted({*half_links(r), *(k for p in r.parts if p in by_id for k in half_links(by_id[p]))})
+        for r in made
     ]
-    return {
-        r.id: "select" if hash_unit(root, salt=DEV_HALF_SALT) < 0.5 else "fusion"
-        for r, root in zip(dev, components(links), strict=True)
-    }
+    touches = [sorted({root_of_key[k] for k in keys if k in root_of_key}) for keys in made_keys]
+    half_of = _greedy_halves(groups)
+    best = _coverage(half_of, groups, made, touches)
+    improved = True
+    while improved:
+        improved = False
+        for root in sorted(groups):
+            half_of[root] = _other_half(half_of[root])
+            score = _coverage(half_of, groups, made, touches)
+            if score > best:
+                best, improved = score, True
+            else:
+                half_of[root] = _other_half(half_of[root])
+    out = {r.id: half_of[root] for root, members in groups.items() for r in members}
+    half_of_key = {k: out[r.id] for r in clips for k in half_links(r)}
+    dropped = 0
+    for r, keys in zip(made, made_keys, strict=True):
+        met = {half_of_key[k] for k in keys if k in half_of_key}
+        if len(met) > 1:
+            dropped += 1
+            continue
+        out[r.id] = half = met.pop() if met else _hash_half(keys[0])
+        half_of_key.update((k, half) for k in keys)
+    if dropped:
+        log.info(
+            "dev halves: %d of %d dev rows made of others straddle the halves and are in neither",
+            dropped,
+            len(made),
+        )
+    return out
+
+
+def half_links(row: CorpusRow) -> tuple[str, ...]:
+    """The keys that keep rows in one dev half: :func:`row_links`, and for a TTS/VC clip its
+    engine family (per language), so the fusion half judges the voice head on robot engines
+    that its calibration half did not hold. Copies and mixtures carry no engine key: a copy is
+    its source person's voice, and linking every Griffin-Lim copy would chain all people."""
+    keys = row_links(row)
+    if row.label == "robot" and not row.parts and row.engine_family:
+        return (*keys, f"engine:{row.language}:{row.engine_family}")
+    return keys
+
+
+def _hash_half(key: str) -> str:
+    return DEV_HALVES[0] if hash_unit(key, salt=DEV_HALF_SALT) < 0.5 else DEV_HALVES[1]
+
+
+def _other_half(half: str) -> str:
+    return DEV_HALVES[1 - DEV_HALVES.index(half)]
+
+
+def _greedy_halves(groups: dict[str, list[CorpusRow]]) -> dict[str, str]:
+    """Per language (a component's most common one), largest component first, each to the half
+    that leaves the two halves' people and robot clip counts closest."""
+    by_language: dict[str, list[str]] = {}
+    for root, members in groups.items():
+        counts = Counter(r.language for r in members)
+        by_language.setdefault(min(counts, key=lambda g: (-counts[g], g)), []).append(root)
+    out = {}
+    for roots in by_language.values():
+        s, f = Counter[str](), Counter[str]()
+        for root in sorted(
+            roots, key=lambda k: (-len(groups[k]), hash_unit(k, salt=DEV_HALF_SALT), k)
+        ):
+            adds = Counter(r.label for r in groups[root])
+            to_select = sum(abs(s[k] + adds[k] - f[k]) for k in LABELS)
+            to_fusion = sum(abs(f[k] + adds[k] - s[k]) for k in LABELS)
+            if to_select == to_fusion:
+                out[root] = _hash_half(root)
+            else:
+                out[root] = DEV_HALVES[0] if to_select < to_fusion else DEV_HALVES[1]
+            (s if out[root] == DEV_HALVES[0] else f).update(adds)
+    return out
+
+
+def _coverage(
+    half_of: dict[str, str],
+    groups: dict[str, list[CorpusRow]],
+    made: Sequence[CorpusRow],
+    touches: Sequence[Sequence[str]],
+) -> tuple[float, int]:
+    """How well both halves cover each (language, label, clip / copy / mixture) cell, and each
+    (label, kind) cell of the languages together (so that each half holds some robot mixtures
+    even where one component carries all of a language's): the sum over cells of the smaller
+    half's share, then minus the rows made of others that straddle."""
+    cells: dict[tuple[str, str, int], list[int]] = {}
+    for root, members in groups.items():
+        for r in members:
+            cells.setdefault((r.language, r.label, 0), [0, 0])[DEV_HALVES.index(half_of[root])] += 1
+    dropped = 0
+    for r, roots in zip(made, touches, strict=True):
+        halves = {half_of[root] for root in roots}
+        cell = cells.setdefault((r.language, r.label, min(len(r.parts), 2)), [0, 0])
+        if len(halves) == 1:
+            cell[DEV_HALVES.index(halves.pop())] += 1
+        elif halves:
+            dropped += 1
+    pooled: dict[tuple[str, str, int], list[int]] = {}
+    for (_, label, kind), (n_select, n_fusion) in cells.items():
+        both = pooled.setdefault(("", label, kind), [0, 0])
+        both[0] += n_select
+        both[1] += n_fusion
+    share = sum(min(n) / sum(n) for n in [*cells.values(), *pooled.values()] if sum(n))
+    return round(share, 9), -dropped
 
 
 def row_links(row: CorpusRow) -> tuple[str, ...]:

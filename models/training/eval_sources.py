@@ -23,7 +23,13 @@ The second part answers why the fused verdict ranks the call mixtures worse than
 alone: the *dev* mixtures through the same cached path, each cue's presence and mean
 contribution by class, and the fused EER with each cue left out (dev only: no test row chooses).
 
-About 600 lines in one module, the report apart (``eval_sources_report.py``): the sample, the
+The dev counterpart (:func:`dev_people_examples`): a sample of each source's *dev* people clips,
+through the same fold heads and clip path, is a population of the fusion's operating-point rule
+(``train_fusion``, issue 11), so the threshold has seen people of sources no voice model saw.
+That rule therefore saw other (dev) speakers of the sources whose non-dev clips this report
+scores, never these clips.
+
+About 700 lines in one module, the report apart (``eval_sources_report.py``): the samples, the
 fold heads, the detector pass and the mixture diagnosis share one clip path
 (:func:`clip_evidence`) and one cache layout; split, each part would import the others' keys.
 """
@@ -188,7 +194,12 @@ def fold_head(
 
 # Files whose code decides a fold's head (with the shipped head's weights, the manifests and
 # the source of this module's fold functions: an edit to the report keeps the cached heads).
-FOLD_CODE = ("models/synth_head.py", "models/training/evaluate.py", "models/training/synth_fit.py")
+FOLD_CODE = (
+    "models/synth_head.py",
+    "models/training/evaluate.py",
+    "models/training/synth_fit.py",
+    "models/training/corpus.py",  # dev_halves: the Platt scaling's rows
+)
 
 
 def cached_fold_head(
@@ -227,6 +238,99 @@ def fold_scorer(
 
     info = ModelInfo("synth", f"synth-head/without-{source}", head.arrays_sha256())
     return SynthVoiceScorer(head, encoder=encoder, model_info=info, embedder=embedder)
+
+
+def fold_scorers(detector: Detector) -> Any:
+    """``scorer_of(source) -> (voice scorer, fold facts)``: the synthetic-voice scorer of the
+    head without ``source`` (:func:`cached_fold_head`), or the shipped one for a held-out
+    commercial source (in no training split), with the features they need read once."""
+    from models.synth_head import LogisticHead, SynthVoiceScorer
+    from models.training.evaluate import config_from_head
+    from models.training.synth_data import collect_features, mixed_rows, select_rows
+
+    shipped_scorer = detector.synth_scorer
+    if not isinstance(shipped_scorer, SynthVoiceScorer):
+        raise RuntimeError("the leave-one-source-out run needs the shipped synthetic-voice head")
+    encoder = shipped_scorer.encoder
+    shipped = LogisticHead.load(shipped_head_path())
+    cfg = config_from_head(shipped)
+    rows = select_rows(cfg)
+    calls = mixed_rows(cfg)
+    tel = collect_features(rows, variant="telephone", cfg=cfg, encoder=encoder)
+    scored = [r for r in rows if r.split in ("dev", "test")]
+    inf = collect_features([*scored, *calls], variant="inference", cfg=cfg, encoder=encoder)
+
+    def scorer_of(source: str) -> tuple[Any, dict[str, Any]]:
+        if source in HELD_OUT_SOURCES:
+            return shipped_scorer, {"chosen": "shipped head (source in no training split)"}
+        head, info = cached_fold_head(
+            shipped, source, rows=rows, calls=calls, tel=tel, inf=inf, cfg=cfg
+        )
+        embedder = shipped_scorer.embedder
+        return fold_scorer(head, encoder=encoder, embedder=embedder, source=source), info
+
+    return scorer_of
+
+
+# ---------------------------------------------------------------------------------------------
+# The dev people of unseen sources (the operating point's population, issue 11)
+
+DEV_PEOPLE_PER_SOURCE = 10  # dev people clips per source, spread over its speakers
+
+
+def dev_people_samples(
+    rows: Sequence[CorpusRow], *, per_source: int = DEV_PEOPLE_PER_SOURCE
+) -> dict[str, list[CorpusRow]]:
+    """``{source: sampled clips}``: the *dev* people clips (no copy or mixture) of each shared
+    source (and :data:`OWN_SOURCES`) that has some, English or Mandarin, :func:`spread_sample`
+    over its speakers. Dev only: no test clip of any source reaches the threshold's choice."""
+    cells: dict[str, list[CorpusRow]] = {}
+    for r in rows:
+        if (
+            (r.root == "shared" or r.source in OWN_SOURCES)
+            and r.language in LANGUAGES
+            and r.split == "dev"
+            and r.label == "human"
+            and not r.parts
+        ):
+            cells.setdefault(r.source, []).append(r)
+    return {
+        source: spread_sample(members, per_source, salt=f"{SALT}|dev people")
+        for source, members in sorted(cells.items())
+    }
+
+
+def dev_people_examples(
+    detector: Detector, *, per_source: int = DEV_PEOPLE_PER_SOURCE, progress: bool = False
+) -> tuple[list[Example], dict[str, Any]]:
+    """The dev people of :func:`dev_people_samples`, each through the telephone channel and the
+    detector with the voice head retrained without its source (:func:`fold_scorers`), on the
+    cached clip path of the leave-one-source-out run (:func:`clip_evidence`): what a user's
+    recording of a person from a source no voice model saw looks like to the fusion. Returns
+    the fusion examples (``group``: speaker) and per source the clips sampled and judged."""
+    scorer_of = fold_scorers(detector)
+    samples = dev_people_samples(read_manifests(), per_source=per_source)
+    examples: list[Example] = []
+    counts: dict[str, Any] = {}
+    started = time.monotonic()
+    for source, sample in samples.items():
+        fold_detector = dataclasses.replace(detector, synth_scorer=scorer_of(source)[0])
+        judged = 0
+        for row in sample:
+            got = clip_evidence(fold_detector, row)
+            if "error" not in got:
+                examples.append(example(row, got, text_source=source))
+                judged += 1
+        counts[source] = {"sampled": len(sample), "judged": judged}
+        if progress:
+            log.warning(
+                "dev people of %s: %d/%d, %.0f s",
+                source,
+                judged,
+                len(sample),
+                time.monotonic() - started,
+            )
+    return examples, counts
 
 
 # ---------------------------------------------------------------------------------------------
@@ -347,21 +451,7 @@ def score_sources(
 ) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
     """Every sampled clip through the detector with its source's fold head: one record per clip
     (label, source, fused logit, voice log-odds, or the error code), and each fold's facts."""
-    from models.synth_head import LogisticHead, SynthVoiceScorer
-    from models.training.evaluate import config_from_head
-    from models.training.synth_data import collect_features, mixed_rows, select_rows
-
-    shipped_scorer = detector.synth_scorer
-    if not isinstance(shipped_scorer, SynthVoiceScorer):
-        raise RuntimeError("the leave-one-source-out run needs the shipped synthetic-voice head")
-    encoder = shipped_scorer.encoder
-    shipped = LogisticHead.load(shipped_head_path())
-    cfg = config_from_head(shipped)
-    rows = select_rows(cfg)
-    calls = mixed_rows(cfg)
-    tel = collect_features(rows, variant="telephone", cfg=cfg, encoder=encoder)
-    scored = [r for r in rows if r.split in ("dev", "test")]
-    inf = collect_features([*scored, *calls], variant="inference", cfg=cfg, encoder=encoder)
+    scorer_of = fold_scorers(detector)
     samples = held_out_samples(read_manifests(), per_label=per_label)
     seen = text_seen([r for sample in samples.values() for r in sample])
     if progress:
@@ -370,16 +460,7 @@ def score_sources(
     folds: dict[str, dict[str, Any]] = {}
     started = time.monotonic()
     for source, sample in samples.items():
-        if source in HELD_OUT_SOURCES:  # in no training split: the shipped head is unseen
-            scorer = shipped_scorer
-            folds[source] = {"chosen": "shipped head (source in no training split)"}
-        else:
-            head, folds[source] = cached_fold_head(
-                shipped, source, rows=rows, calls=calls, tel=tel, inf=inf, cfg=cfg
-            )
-            scorer = fold_scorer(
-                head, encoder=encoder, embedder=shipped_scorer.embedder, source=source
-            )
+        scorer, folds[source] = scorer_of(source)
         fold_detector = dataclasses.replace(detector, synth_scorer=scorer)
         for row in sample:
             got = clip_evidence(fold_detector, row)

@@ -256,8 +256,11 @@ def operating_point_lines(result: Result) -> list[str]:
         "verdict is not decided at 0.5 (issue 13). Rules, applied to held-out dev scores (the "
         f"whole fit repeated with each of {result.cap_cv['folds']} voice-grouped folds of dev "
         "left out: the fit's own rows score better than new calls), per dev population "
-        "(composed dev calls; simulated dev calls, stereo and mono apart), the strictest "
-        "population deciding:",
+        "(composed dev calls; simulated dev calls, stereo and mono apart; "
+        + unseen_population_text(dev.get("unseen_sources", {}))
+        + "; each also per language), the strictest population with at least "
+        f"{OP.MIN_POPULATION} people deciding (a smaller one cannot show "
+        f"{100 * OP.MAX_PEOPLE_CALLED_ROBOT:.0f} %: it is listed and does not count):",
         "",
         f"- **Robot threshold {model.threshold:.3f}**: the lowest probability at which at most "
         f"{100 * OP.MAX_PEOPLE_CALLED_ROBOT:.0f} % of the dev people are called robot, and never "
@@ -279,14 +282,20 @@ def operating_point_lines(result: Result) -> list[str]:
         "and an evidence pack marks it as not sufficient alone for a complaint.",
         "",
         *markdown_table(
-            ("dev population", "people", "robots", "its robot threshold")
+            ("dev population", "people", "robots", "its robot threshold", "counts")
             + ("its band edge", "people called robot", "robots called person", "in the band"),
             (
                 (
                     name,
                     f"{r['n_people']:.0f}",
                     f"{r['n_robots']:.0f}",
-                    f"{r['robot_threshold']:.3f}",
+                    f"{r['robot_threshold']:.3f}"
+                    + (
+                        " (sets it)"
+                        if r["robot_threshold"] == model.threshold and r.get("sets_threshold", 1.0)
+                        else ""
+                    ),
+                    "yes" if r.get("sets_threshold", 1.0) else f"no (< {OP.MIN_POPULATION})",
                     f"{r['person_threshold']:.3f}",
                     _pct(r["people_called_robot"]),
                     _pct(r["robots_called_person"]),
@@ -296,6 +305,18 @@ def operating_point_lines(result: Result) -> list[str]:
             ),
         ),  # fmt: skip
     ]
+
+
+def unseen_population_text(counts: dict[str, dict[str, int]]) -> str:
+    """The dev population of people from sources no voice model saw, in words."""
+    if not counts:
+        return "no population of people from sources no voice model saw"
+    judged = sum(c["judged"] for c in counts.values())
+    return (
+        f"the dev people of {len(counts)} sources no voice model saw, {judged} clips through "
+        "the whole detector with the voice head retrained without their source "
+        "(`eval_sources.dev_people_examples`)"
+    )
 
 
 def band_alternative_lines(result: Result) -> list[str]:

@@ -24,8 +24,13 @@ from models.training.fusion_fit import CV_FOLDS, SALT, Example, fit_model
 from pipeline.fuse import FusionModel, sigmoid
 
 # The rule of the robot threshold: at most this share of the dev people of each dev population
-# (composed calls, simulated calls stereo, mono) called robot, and never below even odds.
+# (composed calls, simulated calls stereo, mono, each also per language; the dev people of
+# sources no voice model saw, issue 11) called robot, and never below even odds.
 MAX_PEOPLE_CALLED_ROBOT = 0.05
+# A population with fewer people than this cannot show a 5 % share (one person is already 5 %
+# of 20): it is reported with its own threshold, and does not set the shipped one. Likewise a
+# population with fewer robots for the band's lower edge.
+MIN_POPULATION = 20
 # The rule of the uncertain band's lower edge: at most this share of the dev robots of each dev
 # population called a live person, and never above even odds; None: the edge is even odds, so the
 # band lies only on the robot side. Shipped: None (the lead's decision, 2026-12-05). At 0.05 the
@@ -55,6 +60,21 @@ class OutOfFold:
         models = [dataclasses.replace(m, turn_taking_cap=turn_taking_cap) for m in self.models]
         return np.array([models[k].logit(ex.cues) for k, ex in zip(self.fold, shown, strict=True)])
 
+    def logit_by_voice(
+        self, examples: Sequence[Example], turn_taking_cap: float | None
+    ) -> np.ndarray:
+        """Robot logit of examples outside the fit (the dev people of unseen sources): each by
+        the model fitted without its voice's fold, so a voice the fit saw is scored by a model
+        that did not see it, as the fit's own examples are."""
+        models = [dataclasses.replace(m, turn_taking_cap=turn_taking_cap) for m in self.models]
+        folds = len(models)
+        return np.array([models[voice_fold(ex, folds)].logit(ex.cues) for ex in examples])
+
+
+def voice_fold(ex: Example, folds: int) -> int:
+    """The fold of an example's voice (``Example.group``, else its audio id)."""
+    return int(hash_unit(ex.group or ex.audio_id, salt=SALT) * folds)
+
 
 def out_of_fold(
     fit: Sequence[Example],
@@ -66,7 +86,7 @@ def out_of_fold(
     folds: int = CV_FOLDS,
 ) -> OutOfFold:
     """:class:`OutOfFold` of the dev population (``fit``, ``shown`` as for :func:`fit_model`)."""
-    fold = np.array([int(hash_unit(ex.group or ex.audio_id, salt=SALT) * folds) for ex in fit])
+    fold = np.array([voice_fold(ex, folds) for ex in fit])
     models = []
     for k in range(folds):
         train = np.flatnonzero(fold != k).tolist()
@@ -110,18 +130,20 @@ def choose_operating_point(
     """The robot threshold and the uncertain band's lower edge, from dev probabilities.
 
     ``populations``: name -> (labels 0/1, robot probabilities), each scored out of fold. The
-    threshold is the strictest of :func:`robot_threshold` over the populations' people, at
-    least :data:`EVEN_ODDS` (never "robot" while a person is likelier); the lower edge the
-    strictest of :func:`person_threshold` over their robots, at most :data:`EVEN_ODDS` (never
-    "person" while a robot is likelier), or :data:`EVEN_ODDS` itself when
+    threshold is the strictest of :func:`robot_threshold` over the people of the populations
+    with at least :data:`MIN_POPULATION` people, at least :data:`EVEN_ODDS` (never "robot"
+    while a person is likelier); the lower edge the strictest of :func:`person_threshold` over
+    the robots of those with at least :data:`MIN_POPULATION` robots, at most :data:`EVEN_ODDS`
+    (never "person" while a robot is likelier), or :data:`EVEN_ODDS` itself when
     ``max_robots_called_person`` is None. Between the two the verdict leaves the caller open.
 
     Returns
     -------
     dict
         ``"threshold"``, ``"person_threshold"`` and ``"rows"``: per population its counts, its
-        own two thresholds and its share of people called robot, robots called person and
-        calls in the band at the chosen point.
+        own two thresholds, whether each counts (``sets_threshold``, ``sets_band_edge``) and
+        its share of people called robot, robots called person and calls in the band at the
+        chosen point.
     """
     rows: dict[str, dict[str, float]] = {}
     for name, (y, p) in populations.items():
@@ -137,8 +159,12 @@ def choose_operating_point(
                 else 1.0
             ),
         }
-    threshold = max([EVEN_ODDS, *(r["robot_threshold"] for r in rows.values())])
-    lower = min([EVEN_ODDS, *(r["person_threshold"] for r in rows.values())])
+        rows[name]["sets_threshold"] = float(rows[name]["n_people"] >= MIN_POPULATION)
+        rows[name]["sets_band_edge"] = float(rows[name]["n_robots"] >= MIN_POPULATION)
+    threshold = max(
+        [EVEN_ODDS, *(r["robot_threshold"] for r in rows.values() if r["sets_threshold"])]
+    )
+    lower = min([EVEN_ODDS, *(r["person_threshold"] for r in rows.values() if r["sets_band_edge"])])
     for name, (y, p) in populations.items():
         band = (p >= lower) & (p < threshold)
         people, robots = p[y == 0], p[y == 1]
@@ -189,17 +215,41 @@ def band_alternatives(
 
 
 def dev_populations(
-    shown: Sequence[Example], logit: np.ndarray
+    shown: Sequence[Example],
+    logit: np.ndarray,
+    *,
+    unseen: Sequence[Example] = (),
+    unseen_logit: np.ndarray | None = None,
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """The dev populations the operating point is chosen on: composed calls, and the simulated
-    calls per layout (labels, robot probabilities)."""
+    """The dev populations the operating point is chosen on (labels, robot probabilities):
+    composed calls, the simulated calls per layout and both layouts together (a layout's dozen
+    people cannot count alone), and ``unseen`` (the dev people of sources no voice model saw,
+    scored ``unseen_logit``); each also per language where it holds more than one, so that the
+    strictest rule sees the Mandarin people on their own (issue 11; a part with fewer than
+    :data:`MIN_POPULATION` people is shown and does not count)."""
     y = np.array([ex.y for ex in shown], dtype=np.int64)
     p = sigmoid(logit)
     lay = np.array([ex.layout for ex in shown])
-    out = {"composed dev calls": (y[lay == ""], p[lay == ""])}
-    for layout in ("stereo", "mono"):
-        if (lay == layout).any():
-            out[f"simulated dev calls, {layout}"] = (y[lay == layout], p[lay == layout])
+    lang = np.array([ex.language for ex in shown])
+    parts = {"composed dev calls": lay == ""}
+    parts |= {f"simulated dev calls, {layout}": lay == layout for layout in ("stereo", "mono")}
+    if all(parts[f"simulated dev calls, {layout}"].any() for layout in ("stereo", "mono")):
+        parts["simulated dev calls, both layouts"] = lay != ""  # each layout alone may be small
+    if unseen and unseen_logit is not None:
+        y = np.concatenate([y, [ex.y for ex in unseen]])
+        p = np.concatenate([p, sigmoid(unseen_logit)])
+        lang = np.concatenate([lang, [ex.language for ex in unseen]])
+        parts = {k: np.concatenate([m, np.zeros(len(unseen), bool)]) for k, m in parts.items()}
+        parts["dev people of sources no voice model saw"] = np.arange(y.size) >= len(shown)
+    out = {}
+    for name, mask in parts.items():
+        if not mask.any():
+            continue
+        out[name] = (y[mask], p[mask])
+        languages = sorted(set(lang[mask]))
+        for language in languages if len(languages) > 1 else ():
+            both = mask & (lang == language)
+            out[f"{name}, {language}"] = (y[both], p[both])
     return out
 
 

@@ -105,6 +105,7 @@ from models.training.corpus import (
     resolve_path,
     seeded_rng,
 )
+from models.training.eval_sources import DEV_PEOPLE_PER_SOURCE, dev_people_examples
 from models.training.fusion_calls import (
     CROP_S,
     PER_CELL,
@@ -383,6 +384,7 @@ def train(
     dev_per_cell: int | None = None,
     composed_fit: int | None = None,
     composed_test: int | None = None,
+    dev_people: int = DEV_PEOPLE_PER_SOURCE,
     prompt_index: PromptLookup | None = None,
     progress: bool = False,
 ) -> Result:
@@ -394,6 +396,8 @@ def train(
     other recordings, issue 13). ``calls=0`` runs no simulated call at all.
     ``composed_fit`` / ``composed_test``: clips of the composed fit and evaluation, a seeded
     sample (all when None; :func:`fusion_fit_clips`, :func:`test_clips`).
+    ``dev_people``: dev people clips per source of the operating point's population of sources
+    no voice model saw (``eval_sources.dev_people_examples``; 0: none).
     ``prompt_index`` (carrier mode; ``service.campaigns.heard_before.leave_one_out``, passed in
     by ``robocall train``: training code does not import the service): the simulated calls are
     also scored as a carrier's batch scores them, each with the ``prompt_seen_before`` evidence
@@ -451,8 +455,21 @@ def train(
     # the turn-taking cap and the operating point, on held-out dev scores (issue 13)
     oof = out_of_fold(fit_all, shown_all, names, caps=caps, weighting=weighting)
     turn_cv = choose_turn_taking_cap(oof, shown_all)
-    dev_pops = dev_populations(shown_all, oof.logit(shown_all, turn_cv["chosen"]))
-    point = choose_operating_point(dev_pops)
+    # the dev people of sources no voice model saw, each scored by the fold model without its
+    # voice (issue 11: the rule saw no such person, and accused many of them)
+    unseen, unseen_counts = (
+        dev_people_examples(detector, per_source=dev_people, progress=progress)
+        if dev_people
+        else ([], {})
+    )
+    cap = turn_cv["chosen"]
+    dev_pops = dev_populations(
+        shown_all,
+        oof.logit(shown_all, cap),
+        unseen=unseen,
+        unseen_logit=oof.logit_by_voice(unseen, cap),
+    )
+    point = choose_operating_point(dev_pops) | {"unseen_sources": unseen_counts}
     model = dataclasses.replace(
         model,
         turn_taking_cap=turn_cv["chosen"],

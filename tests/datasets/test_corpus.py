@@ -14,6 +14,8 @@ from models.training.corpus import (
     PINNED_SPLITS,
     CorpusRow,
     check_disjoint,
+    dev_halves,
+    half_links,
     hash_unit,
     leave_one_out_folds,
     rank_splits,
@@ -159,6 +161,109 @@ def test_write_clip_stores_16k_pcm16_flac(tmp_path: Path) -> None:
     assert duration_s == pytest.approx(1.0, abs=1e-3)
     assert np.abs(sf.read(path)[0]).max() < 1.0  # scaled, not clipped
     assert not list(path.parent.glob("*.part"))
+
+
+def dev_corpus() -> list[CorpusRow]:
+    """Dev rows of two languages: people (two clips each), TTS robots of two engines per
+    language (two voices each), copies of people, and two-party mixtures that pair a robot or
+    a person with a person: the mixtures alone would chain every clip of a language together."""
+    rows: list[CorpusRow] = []
+    for lang in ("en", "zh"):
+        people = []
+        for p in range(8):
+            for _ in range(2):
+                people.append(row(len(rows), language=lang, speaker=f"{lang}_p{p}", split="dev"))
+                rows.append(people[-1])
+        robots = []
+        for e in range(2):
+            for v in range(2):
+                robots.append(
+                    row(
+                        len(rows),
+                        label="robot",
+                        kind="tts",
+                        language=lang,
+                        speaker=f"{lang}_tts{e}:{v}",
+                        engine=f"engine{e}",
+                        engine_family=f"{lang}_family{e}",
+                        split="dev",
+                    )
+                )
+                rows.append(robots[-1])
+        for person in people[::4]:
+            rows.append(
+                row(
+                    len(rows),
+                    label="robot",
+                    kind="resynthesis",
+                    language=lang,
+                    speaker=person.speaker,
+                    group_id=person.group_id,
+                    parts=(person.id,),
+                    split="dev",
+                )
+            )
+        # person p calls person p + 1 (a ring), robot r calls person r
+        pairs = [(people[2 * p], people[(2 * p + 3) % len(people)]) for p in range(8)]
+        pairs += [(robot, people[2 * r + 1]) for r, robot in enumerate(robots)]
+        for caller, callee in pairs:
+            rows.append(
+                row(
+                    len(rows),
+                    label=caller.label,
+                    kind="two_party",
+                    language=lang,
+                    speaker=caller.speaker,
+                    parts=(caller.id, callee.id),
+                    split="dev",
+                )
+            )
+    rows.append(row(len(rows), split="train", speaker="en_p0"))  # other splits play no part
+    return rows
+
+
+def test_dev_halves_hold_both_languages_people_and_robots() -> None:
+    rows = dev_corpus()
+    halves = dev_halves(rows)
+    for half in ("select", "fusion"):
+        held = Counter(
+            (r.language, r.label, bool(r.parts)) for r in rows if halves.get(r.id) == half
+        )
+        for lang in ("en", "zh"):
+            for label in ("human", "robot"):
+                assert held[(lang, label, False)] >= 2, (half, lang, label)
+                assert held[(lang, label, True)] >= 1, (half, lang, label)
+    assert set(halves.values()) == {"select", "fusion"}
+    assert all(r.split == "dev" for r in rows if r.id in halves)
+
+
+def test_dev_halves_share_no_speaker_utterance_engine_or_part() -> None:
+    rows = dev_corpus()
+    by_id = {r.id: r for r in rows}
+    halves = dev_halves(rows)
+    seen: dict[str, set[str]] = {}
+    for r in rows:
+        if r.id in halves:
+            keys = {*half_links(r), *(k for p in r.parts for k in half_links(by_id[p]))}
+            for key in keys:
+                seen.setdefault(key, set()).add(halves[r.id])
+    assert all(len(h) == 1 for h in seen.values()), [k for k, h in seen.items() if len(h) > 1]
+    engines = {k for k in seen if k.startswith("engine:")}
+    assert engines == {f"engine:{g}:{g}_family{e}" for g in ("en", "zh") for e in (0, 1)}
+    for r in rows:  # a mixture sits with its parts, or in neither half when they straddle
+        if r.parts and r.split == "dev":
+            part_halves = {halves[p] for p in r.parts}
+            assert halves.get(r.id) == (part_halves.pop() if len(part_halves) == 1 else None)
+    dropped = [r for r in rows if r.split == "dev" and r.id not in halves]
+    assert dropped and all(r.parts for r in dropped)
+
+
+def test_dev_halves_are_deterministic_and_per_split() -> None:
+    rows = dev_corpus()
+    halves = dev_halves(rows)
+    assert dev_halves(rows[::-1]) == halves
+    other = [dataclasses.replace(r, id=f"x/{r.id}", split="test") for r in rows]
+    assert dev_halves([*other, *rows]) == halves  # rows of other splits change nothing
 
 
 def test_seeded_rng_is_reproducible() -> None:

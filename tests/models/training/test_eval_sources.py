@@ -13,6 +13,7 @@ import numpy as np
 from models.synth_head import FeatureSpec, LogisticHead
 from models.training.corpus import CorpusRow
 from models.training.eval_sources import (
+    dev_people_samples,
     diagnose,
     fold_head,
     held_out_samples,
@@ -48,6 +49,30 @@ def row(name: str, **overrides: Any) -> CorpusRow:
         "licence": "test",
     }
     return CorpusRow(**(fields | overrides))
+
+
+def test_dev_people_samples_take_dev_people_clips_only_spread_over_speakers() -> None:
+    rows = [row(f"a{i}", source="a", speaker=f"A{i % 3}", split="dev") for i in range(12)]
+    rows += [row(f"b{i}", source="b", language="zh", split="dev") for i in range(2)]
+    rows += [row(f"a_test{i}", source="a", split="test") for i in range(5)]
+    rows += [row(f"a_train{i}", source="a") for i in range(5)]
+    rows += [row("a_robot", source="a", label="robot", engine="e", split="dev")]
+    rows += [row("a_copy", source="a", label="robot", parts=("src/a0",), split="dev")]
+    rows += [row("a_mix", source="a", parts=("src/a0", "src/a1"), split="dev")]
+    rows += [row("c_ko", source="c", language="ko", split="dev")]
+    rows += [row("tts", source="mixed", root="cache", split="dev")]  # built here, not a source
+    got = dev_people_samples(rows, per_source=6)
+    assert set(got) == {"a", "b"}
+    assert all(
+        r.split == "dev" and r.label == "human" and not r.parts for s in got.values() for r in s
+    )
+    assert len(got["a"]) == 6 and Counter(r.speaker for r in got["a"]) == {
+        "A0": 2,
+        "A1": 2,
+        "A2": 2,
+    }
+    assert len(got["b"]) == 2
+    assert dev_people_samples(rows[::-1], per_source=6) == got  # seeded, order-free
 
 
 def test_spread_sample_takes_every_voice_before_a_second_clip_of_any() -> None:

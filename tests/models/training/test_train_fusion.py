@@ -407,6 +407,75 @@ def test_the_operating_point_is_the_strictest_population_s_within_even_odds() ->
     assert shipped["person_threshold"] == 0.5  # the band lies only on the robot side
 
 
+def test_a_population_too_small_to_read_5_percent_from_is_shown_and_does_not_count() -> None:
+    from models.training.operating_point import MIN_POPULATION, choose_operating_point
+
+    y = np.array([0] * 20 + [1] * 20)
+    p = np.concatenate([np.linspace(0.0, 0.4, 20), np.linspace(0.6, 1.0, 20)])
+    small = (np.zeros(MIN_POPULATION - 1, dtype=np.int64), np.full(MIN_POPULATION - 1, 0.97))
+    point = choose_operating_point({"big": (y, p), "small": small})
+    assert point["rows"]["small"]["robot_threshold"] > 0.97  # its own rule is reported ...
+    assert not point["rows"]["small"]["sets_threshold"]  # ... and does not count
+    assert point["threshold"] == max(0.5, point["rows"]["big"]["robot_threshold"]) < 0.97
+    enough = (np.zeros(MIN_POPULATION, dtype=np.int64), np.full(MIN_POPULATION, 0.97))
+    assert choose_operating_point({"big": (y, p), "enough": enough})["threshold"] > 0.97
+
+
+def test_dev_populations_split_by_language_and_add_the_unseen_sources_people() -> None:
+    from models.training.operating_point import dev_populations
+
+    def ex(i: int, y: int, language: str, layout: str = "") -> Example:
+        return Example(f"a{i}", "", y, language, "clip", "s", (), layout, f"g{i}")
+
+    shown = [ex(i, i % 2, "en" if i < 40 else "zh") for i in range(60)]
+    shown += [ex(100 + i, i % 2, "en", "stereo") for i in range(10)]
+    shown += [ex(150 + i, i % 2, "zh", "mono") for i in range(6)]
+    unseen = [ex(200 + i, 0, "en" if i < 25 else "zh") for i in range(30)]
+    logit = np.linspace(-3, 3, len(shown))
+    pops = dev_populations(shown, logit, unseen=unseen, unseen_logit=np.full(30, 2.0))
+    assert {k: v[0].size for k, v in pops.items()} == {
+        "composed dev calls": 60,
+        "composed dev calls, en": 40,
+        "composed dev calls, zh": 20,
+        "simulated dev calls, stereo": 10,  # one language: not split
+        "simulated dev calls, mono": 6,
+        "simulated dev calls, both layouts": 16,
+        "simulated dev calls, both layouts, en": 10,
+        "simulated dev calls, both layouts, zh": 6,
+        "dev people of sources no voice model saw": 30,
+        "dev people of sources no voice model saw, en": 25,
+        "dev people of sources no voice model saw, zh": 5,
+    }
+    y_zh, p_zh = pops["composed dev calls, zh"]
+    assert np.allclose(p_zh, sigmoid(logit[40:60])) and (y_zh == np.arange(40, 60) % 2).all()
+    assert (pops["dev people of sources no voice model saw"][0] == 0).all()
+    assert np.allclose(pops["dev people of sources no voice model saw"][1], sigmoid(2.0))
+    assert set(dev_populations(shown[:70], logit[:70])) == {
+        "composed dev calls",
+        "composed dev calls, en",
+        "composed dev calls, zh",
+        "simulated dev calls, stereo",  # no mono calls: no pooled population either
+    }
+
+
+def test_examples_outside_the_fit_are_scored_by_the_model_without_their_voice() -> None:
+    from models.training.operating_point import out_of_fold, voice_fold
+
+    rng = np.random.default_rng(5)
+    fit = _population(rng, 120, layout="", voice_informative=True)
+    names = ["synthetic_voice:+", "synthetic_voice:-"]
+    oof = out_of_fold(fit, fit, names, caps={}, weighting="as drawn")
+    k = len(oof.models)
+    assert np.allclose(oof.logit_by_voice(fit, None), oof.logit(fit, None))  # same fold rule
+    new = [
+        dataclasses.replace(ex, audio_id=f"new{i}", group=f"other{i}")
+        for i, ex in enumerate(fit[:12])
+    ]
+    got = oof.logit_by_voice(new, None)
+    want = [oof.models[voice_fold(ex, k)].logit(ex.cues) for ex in new]
+    assert np.allclose(got, want)
+
+
 def test_choose_turn_taking_cap_takes_the_smallest_cap_that_costs_no_robots() -> None:
     from models.training.operating_point import (
         TURN_CAP_GRID,
