@@ -240,18 +240,27 @@ def fold_scorer(
     return SynthVoiceScorer(head, encoder=encoder, model_info=info, embedder=embedder)
 
 
-def fold_scorers(detector: Detector) -> Any:
-    """``scorer_of(source) -> (voice scorer, fold facts)``: the synthetic-voice scorer of the
-    head without ``source`` (:func:`cached_fold_head`), or the shipped one for a held-out
-    commercial source (in no training split), with the features they need read once."""
-    from models.synth_head import LogisticHead, SynthVoiceScorer
+@dataclasses.dataclass(frozen=True)
+class FoldInputs:
+    """What every fold head is fitted and scored on: the shipped head and its training config,
+    its corpus rows and call mixtures, and their cached features (telephone-channel windows of
+    every row; the inference path of the dev and test rows and of the mixtures)."""
+
+    shipped: LogisticHead
+    cfg: TrainConfig
+    rows: list[CorpusRow]
+    calls: list[CorpusRow]
+    tel: dict[str, ClipFeatures]
+    inf: dict[str, ClipFeatures]
+
+
+def fold_inputs(encoder: Any) -> FoldInputs:
+    """:class:`FoldInputs` of the shipped head; ``encoder`` computes a feature not yet cached
+    (None: every feature must be cached)."""
+    from models.synth_head import LogisticHead
     from models.training.evaluate import config_from_head
     from models.training.synth_data import collect_features, mixed_rows, select_rows
 
-    shipped_scorer = detector.synth_scorer
-    if not isinstance(shipped_scorer, SynthVoiceScorer):
-        raise RuntimeError("the leave-one-source-out run needs the shipped synthetic-voice head")
-    encoder = shipped_scorer.encoder
     shipped = LogisticHead.load(shipped_head_path())
     cfg = config_from_head(shipped)
     rows = select_rows(cfg)
@@ -259,12 +268,32 @@ def fold_scorers(detector: Detector) -> Any:
     tel = collect_features(rows, variant="telephone", cfg=cfg, encoder=encoder)
     scored = [r for r in rows if r.split in ("dev", "test")]
     inf = collect_features([*scored, *calls], variant="inference", cfg=cfg, encoder=encoder)
+    return FoldInputs(shipped, cfg, rows, calls, tel, inf)
+
+
+def fold_scorers(detector: Detector) -> Any:
+    """``scorer_of(source) -> (voice scorer, fold facts)``: the synthetic-voice scorer of the
+    head without ``source`` (:func:`cached_fold_head`), or the shipped one for a held-out
+    commercial source (in no training split), with the features they need read once."""
+    from models.synth_head import SynthVoiceScorer
+
+    shipped_scorer = detector.synth_scorer
+    if not isinstance(shipped_scorer, SynthVoiceScorer):
+        raise RuntimeError("the leave-one-source-out run needs the shipped synthetic-voice head")
+    encoder = shipped_scorer.encoder
+    data = fold_inputs(encoder)
 
     def scorer_of(source: str) -> tuple[Any, dict[str, Any]]:
         if source in HELD_OUT_SOURCES:
             return shipped_scorer, {"chosen": "shipped head (source in no training split)"}
         head, info = cached_fold_head(
-            shipped, source, rows=rows, calls=calls, tel=tel, inf=inf, cfg=cfg
+            data.shipped,
+            source,
+            rows=data.rows,
+            calls=data.calls,
+            tel=data.tel,
+            inf=data.inf,
+            cfg=data.cfg,
         )
         embedder = shipped_scorer.embedder
         return fold_scorer(head, encoder=encoder, embedder=embedder, source=source), info

@@ -535,24 +535,13 @@ def run(variants: Sequence[Variant], *, progress: bool = False) -> dict[str, Any
     """Every variant's leave-one-source-out records, figures and folds, the source halves,
     the chosen variant and the diagnosis; plain data. Reads cached features only (a missing
     feature raises: the whisper block needs an encoder)."""
-    from models.training.eval_sources import shipped_head_path
-    from models.training.evaluate import config_from_head
-    from models.training.synth_data import (
-        collect_features,
-        manifest_sha256,
-        mixed_rows,
-        select_rows,
-        train_ids,
-    )
+    from models.training.eval_sources import fold_inputs
+    from models.training.synth_data import manifest_sha256, train_ids
 
     started = time.monotonic()
-    shipped = LogisticHead.load(shipped_head_path())
-    cfg = config_from_head(shipped)
-    rows = select_rows(cfg)
-    calls = mixed_rows(cfg)
-    tel = collect_features(rows, variant="telephone", cfg=cfg, encoder=None)
-    scored = [r for r in rows if r.split in ("dev", "test")]
-    inf = collect_features([*scored, *calls], variant="inference", cfg=cfg, encoder=None)
+    inputs = fold_inputs(None)
+    shipped, cfg, rows, calls = inputs.shipped, inputs.cfg, inputs.rows, inputs.calls
+    tel, inf = inputs.tel, inputs.inf
     fit_ids = train_ids(rows, cfg)
     select = {k for k, v in dev_halves([*rows, *calls]).items() if v == "select"}
     sources = held_out_sources([r for r in rows if r.id in tel])

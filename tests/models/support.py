@@ -6,11 +6,12 @@ import csv
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
 
+from models.training.corpus import CorpusRow
 from models.training.text_features import TextRow
 
 if TYPE_CHECKING:
@@ -83,3 +84,27 @@ def pitch_row(
         topic="none",
         origin="test",
     )
+
+
+def corpus_row(name: str, **overrides: Any) -> CorpusRow:
+    """A corpus row of source ``src`` (a person's English read speech in train unless
+    ``overrides`` say otherwise), id ``src/<name>``, its own speaker and utterance."""
+    fields: dict[str, Any] = {
+        "id": f"src/{name}",
+        "path": f"audio/src/{name}.flac",
+        "root": "shared",
+        "label": "human",
+        "kind": "read_speech",
+        "language": "en",
+        "speaker": f"spk_{name}",
+        "engine": "",
+        "engine_family": "",
+        "source": "src",
+        "group_id": name,
+        "campaign": "",
+        "split": "train",
+        "duration_s": 3.0,
+        "orig_sr_hz": 16_000,
+        "licence": "test",
+    }
+    return CorpusRow(**(fields | overrides))

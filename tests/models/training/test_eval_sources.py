@@ -6,7 +6,6 @@ import json
 import math
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -27,28 +26,7 @@ from models.training.fusion_fit import Example
 from models.training.synth_data import ClipFeatures, TrainConfig
 from models.training.text_features import MARK_BEGIN, MARK_END
 from pipeline.fuse import FusionModel
-
-
-def row(name: str, **overrides: Any) -> CorpusRow:
-    fields: dict[str, Any] = {
-        "id": f"src/{name}",
-        "path": f"audio/src/{name}.flac",
-        "root": "shared",
-        "label": "human",
-        "kind": "read_speech",
-        "language": "en",
-        "speaker": f"spk_{name}",
-        "engine": "",
-        "engine_family": "",
-        "source": "src",
-        "group_id": name,
-        "campaign": "",
-        "split": "train",
-        "duration_s": 3.0,
-        "orig_sr_hz": 16_000,
-        "licence": "test",
-    }
-    return CorpusRow(**(fields | overrides))
+from tests.models.support import corpus_row as row
 
 
 def test_dev_people_samples_take_dev_people_clips_only_spread_over_speakers() -> None:

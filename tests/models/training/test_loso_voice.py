@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -34,28 +33,7 @@ from models.training.loso_voice import (
 from models.training.loso_voice_report import part_shifts, render
 from models.training.synth_data import ClipFeatures, TrainConfig
 from models.training.synth_fit import fit_density
-
-
-def row(name: str, **overrides: Any) -> CorpusRow:
-    fields: dict[str, Any] = {
-        "id": f"src/{name}",
-        "path": f"audio/src/{name}.flac",
-        "root": "shared",
-        "label": "human",
-        "kind": "read_speech",
-        "language": "en",
-        "speaker": f"spk_{name}",
-        "engine": "",
-        "engine_family": "",
-        "source": "src",
-        "group_id": name,
-        "campaign": "",
-        "split": "train",
-        "duration_s": 3.0,
-        "orig_sr_hz": 16_000,
-        "licence": "test",
-    }
-    return CorpusRow(**(fields | overrides))
+from tests.models.support import corpus_row as row
 
 
 def test_block_columns_give_lfcc_and_aasist_their_widths_and_whisper_the_rest() -> None:
