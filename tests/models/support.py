@@ -108,3 +108,19 @@ def corpus_row(name: str, **overrides: Any) -> CorpusRow:
         "licence": "test",
     }
     return CorpusRow(**(fields | overrides))
+
+
+def fold_world_rows() -> list[CorpusRow]:
+    """Train and dev rows of a small leave-one-source-out world: 12 people per split over three
+    people sources and 12 TTS robots per split over three engines, a third of them of source
+    ``held`` (the source a fold leaves out) and the rest of ``tts``."""
+    rows = []
+    for split in ("train", "dev"):
+        for i in range(12):
+            rows.append(corpus_row(f"{split}h{i}", split=split, source=f"people{i % 3}"))
+            rows.append(
+                corpus_row(f"{split}r{i}", split=split, label="robot", kind="tts",
+                           engine=f"e{i % 3}", engine_family=f"e{i % 3}",
+                           source="held" if i % 3 == 0 else "tts")
+            )  # fmt: skip
+    return rows

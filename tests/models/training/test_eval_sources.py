@@ -27,6 +27,7 @@ from models.training.synth_data import ClipFeatures, TrainConfig
 from models.training.text_features import MARK_BEGIN, MARK_END
 from pipeline.fuse import FusionModel
 from tests.models.support import corpus_row as row
+from tests.models.support import fold_world_rows
 
 
 def test_dev_people_samples_take_dev_people_clips_only_spread_over_speakers() -> None:
@@ -101,14 +102,7 @@ def _features(rows: list[CorpusRow], rng: np.random.Generator, *, poison: set[st
 def test_fold_head_never_fits_on_the_held_out_source_and_keeps_the_shipped_settings(
     rng: np.random.Generator,
 ) -> None:
-    rows = []
-    for split in ("train", "dev"):
-        for i in range(12):
-            rows.append(row(f"{split}h{i}", split=split, source=f"people{i % 3}"))
-            rows.append(
-                row(f"{split}r{i}", split=split, label="robot", kind="tts", engine=f"e{i % 3}",
-                    engine_family=f"e{i % 3}", source="held" if i % 3 == 0 else "tts")
-            )  # fmt: skip
+    rows = fold_world_rows()
     rows.append(row("copy", label="robot", kind="tts", source="tts", speaker="spk_trainr0"))
     cfg = TrainConfig(spec=FeatureSpec(blocks=("lfcc",)), density_alpha_grid=(0.0,))
     poison = tied_to_source(rows, "held")

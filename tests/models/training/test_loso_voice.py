@@ -34,6 +34,7 @@ from models.training.loso_voice_report import part_shifts, render
 from models.training.synth_data import ClipFeatures, TrainConfig
 from models.training.synth_fit import fit_density
 from tests.models.support import corpus_row as row
+from tests.models.support import fold_world_rows
 
 
 def test_block_columns_give_lfcc_and_aasist_their_widths_and_whisper_the_rest() -> None:
@@ -133,14 +134,7 @@ def test_raw_parts_add_up_to_the_raw_logit(rng: np.random.Generator) -> None:
 
 
 def _fold_world(rng: np.random.Generator) -> tuple[list[CorpusRow], dict[str, ClipFeatures]]:
-    rows = []
-    for split in ("train", "dev"):
-        for i in range(12):
-            rows.append(row(f"{split}h{i}", split=split, source=f"people{i % 3}"))
-            rows.append(
-                row(f"{split}r{i}", split=split, label="robot", kind="tts", engine=f"e{i % 3}",
-                    engine_family=f"e{i % 3}", source="held" if i % 3 == 0 else "tts")
-            )  # fmt: skip
+    rows = fold_world_rows()
     rows.append(row("copy", label="robot", kind="resynthesis", source="rs", speaker="spk_trainr0"))
     feats = {}
     for r in rows:
