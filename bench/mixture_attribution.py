@@ -12,7 +12,9 @@ from caches alone: no ASR, no Whisper encoder pass.
 - Evidence no head decides (acoustic, behaviour, latency cues): the head-free evidence
   ``fusion_calls.audio_evidence`` kept per mixture under the digest of the code that decides it,
   read for the code of ``--old-rev`` (its ``fusion_calls.BASE_CODE`` files, as git blobs) and of
-  the working tree; the table says whether they differ on any mixture.
+  the working tree; the report counts the mixtures where they differ. The tables use the
+  working tree's for every combination, so with a count above 0 the latency cues' share is not
+  in them (on the mixtures of 2026-12-05 it is 0: one caller, no two-party turns).
 - Text cues: the kept scored evidence of the working tree's code with the new head.
 - The voice cue: recomputed. The head scores windows with log-odds ``a * raw + b`` and pools them
   with a duration-weighted quantile; ``a > 0``, so pooling the raw logits first gives the same
