@@ -36,13 +36,14 @@ fusion's own threshold; then each cue's mean contribution for robots and people.
     python bench/mixture_attribution.py --heads /tmp/old_head.npz models/weights/synth_head.npz \\
         --fusions /tmp/old_fusion.json models/weights/fusion.json --old-rev 27e56da [--limit 50]
 
-Measured (2026-12-05, that command, 84 s on 2 loaded cores; test figures read to attribute, not
+Measured (2026-12-05, that command, 84 s on 2 loaded cores; intervals from the shared
+``aasist_scores.paired_eer_delta``; test figures read to attribute, not
 to choose): 50 mixtures, 24 robots (17 non-sales), 26 people. The head-free evidence (latency
 cues included) is identical under both code states on all 50 and the text cues too; both heads'
 recomputed voice cues match their kept evidence (max difference 0.001). Fused EER (all rows):
-old head + old fusion 29.2 %, + new fusion 29.2 % (dEER +0.0 [-3.7, +5.9]); new pooling alone
-38.5 % (+9.3 [-7.5, +25.5]), new Platt alone 40.3 % (+11.2 [-6.3, +26.3]); new head + old
-fusion 48.2 %, + new fusion 43.6 % (+14.4 [-0.7, +25.7]). The voice cue alone: pooling q0.5 ->
+old head + old fusion 29.2 %, + new fusion 29.2 % (dEER +0.0 [-3.4, +6.0]); new pooling alone
+38.5 % (+9.3 [-9.2, +25.8]), new Platt alone 40.3 % (+11.2 [-6.8, +27.3]); new head + old
+fusion 48.2 %, + new fusion 43.6 % (+14.4 [-0.3, +25.9]). The voice cue alone: pooling q0.5 ->
 q0.75 moves its EER 30.8 -> 41.7 %; the new Platt pair puts 16-23 of the 50 cues on the +-3
 clip and turns robots' cues towards "person" (robots with a positive cue 16 -> 10 of 24). The
 non-sales robots called at the fusion's threshold (17.6 -> 5.9 %, 3 -> 1 of 17) drop with the
@@ -69,7 +70,7 @@ import numpy as np
 from models.fusion_file import read_fusion
 from models.synth_head import LogisticHead, SynthVoiceScorer, file_sha256, pool_log_odds
 from models.training import fusion_calls as fc
-from models.training import metrics as M
+from models.training.aasist_scores import paired_eer_delta
 from models.training.corpus import (
     REPO_DIR,
     hash_unit,
@@ -150,36 +151,6 @@ def mean_contributions(
         if max(abs(robots), abs(people)) >= 0.005:
             out[name] = (robots, people)
     return out
-
-
-def paired_eer_delta(
-    y: np.ndarray,
-    before: np.ndarray,
-    after: np.ndarray,
-    groups: Sequence[str],
-    *,
-    rounds: int = M.BOOTSTRAP_ROUNDS,
-    seed: int = M.BOOTSTRAP_SEED,
-) -> tuple[float, float, float]:
-    """EER(after) - EER(before) on the same rows, with a 95 % paired bootstrap interval.
-
-    Each round draws whole groups with replacement within each class (as
-    ``metrics.bootstrap_ci`` does) and scores both on that same draw, so the interval is that of
-    the change, narrower than two unpaired intervals side by side. Returns (delta, low, high).
-    """
-    g = np.asarray(list(groups), dtype=object)
-    rng = np.random.default_rng(seed)
-    deltas = np.empty(rounds)
-    for r in range(rounds):
-        w = np.zeros(y.size)
-        for cls in (0, 1):
-            rows = np.flatnonzero(y == cls)
-            names, group_of_row = np.unique(g[rows], return_inverse=True)
-            counts = np.bincount(rng.integers(0, names.size, names.size), minlength=names.size)
-            w[rows] = counts[group_of_row]
-        deltas[r] = M.eer(y, after, weights=w)[0] - M.eer(y, before, weights=w)[0]
-    delta = M.eer(y, after)[0] - M.eer(y, before)[0]
-    return delta, float(np.percentile(deltas, 2.5)), float(np.percentile(deltas, 97.5))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -408,8 +379,8 @@ def report(
     first = next(iter(logits.values()))
     for (name, f_name), logit in logits.items():
         threshold = fusions[f_name].threshold
-        d_all = paired_eer_delta(y, first, logit, groups)
-        d_sub = paired_eer_delta(y[idx], first[idx], logit[idx], sub_groups)
+        d_all = paired_eer_delta(y, logit, first, groups=groups)
+        d_sub = paired_eer_delta(y[idx], logit[idx], first[idx], groups=sub_groups)
         lines.append(
             f"| {name} | {f_name} | {_row(y, logit, groups, threshold)} | {_delta(d_all)} "
             f"| {_row(y[idx], logit[idx], sub_groups, threshold)} | {_delta(d_sub)} |"
