@@ -35,7 +35,6 @@ from pipeline.types import (
     Evidence,
     EvidenceSource,
     Param,
-    Transcript,
 )
 from pipeline.vad import FRAME_S, frame_rms_dbfs, voiced_intervals
 
@@ -223,9 +222,7 @@ class Repeat:
     correlation: float  # log-mel correlation, 1.0 = identical
 
 
-def acoustic_cues(
-    audio: Audio, *, transcript: Transcript, other_transcript: Transcript | None
-) -> AcousticCues:
+def acoustic_cues(audio: Audio) -> AcousticCues:
     """Measure the robot-vs-human acoustic and structure cues of the caller channel.
 
     Parameters
@@ -233,11 +230,6 @@ def acoustic_cues(
     audio : Audio
         Decoded call; cues are measured on ``audio.caller()`` and, for response latency,
         against ``audio.other_party()`` (stereo only).
-    transcript : Transcript
-        The caller's transcript (timing comes from the VAD; accepted for the interface).
-    other_transcript : Transcript or None
-        The callee's transcript (accepted for the interface: the callee's turns come from the
-        VAD, see :func:`latency_cues`).
 
     Returns
     -------
@@ -245,8 +237,8 @@ def acoustic_cues(
         One :class:`Evidence` per measurable cue (weights from :data:`CUE_RULES`, each within
         +-``MAX_WEIGHT``); cues without enough speech to measure are omitted.
     """
-    del transcript, other_transcript  # timing comes from the VAD: Whisper word times are too
-    # coarse for latency, and its words on a callee line drop real turns (issue 13)
+    # Timing comes from the VAD, not the transcripts: Whisper's word times are too coarse for
+    # latency, and its words on a callee line drop real turns (issue 13).
     samples = np.asarray(audio.caller(), dtype=np.float32)
     intervals = voiced_intervals(samples)
     speech_s = float(sum(b - a for a, b in intervals))

@@ -109,7 +109,7 @@ class Detector:
         other: Transcript | None = None
         if other_samples is not None and _has_signal(other_samples):
             other = self.transcriber.transcribe(other_samples)
-        cues = acoustic_cues(audio, transcript=transcript, other_transcript=other)
+        cues = acoustic_cues(audio)
         if cues.speech_s < MIN_SPEECH_TO_JUDGE_S:
             # A word: no verdict, and say how much is needed rather than "no speech" (issue 17).
             raise AudioTooShortError(

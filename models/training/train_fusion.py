@@ -186,7 +186,7 @@ def clip_cues(samples: np.ndarray, scorer: SyntheticVoiceScorer, *, name: str) -
     """The hand-set acoustic weights and the head's evidence weight of one mono clip."""
     from pipeline.acoustic import acoustic_cues
     from pipeline.detector import synthetic_voice_evidence
-    from pipeline.types import Audio, AudioInfo, Transcript
+    from pipeline.types import Audio, AudioInfo
 
     info = AudioInfo(
         name=name,
@@ -199,7 +199,7 @@ def clip_cues(samples: np.ndarray, scorer: SyntheticVoiceScorer, *, name: str) -
         duration_s=samples.size / ANALYSIS_RATE_HZ,
     )
     audio = Audio(info, samples[None, :].astype(np.float32))
-    cues = acoustic_cues(audio, transcript=Transcript("en", 1.0, ()), other_transcript=None)
+    cues = acoustic_cues(audio)
     out = {e.name: e.weight for e in cues.evidence}
     synth = scorer.score(samples)
     if synth is not None:

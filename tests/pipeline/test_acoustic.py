@@ -41,7 +41,7 @@ def make_audio(*channels: np.ndarray) -> Audio:
 
 
 def cues_of(*channels: np.ndarray) -> AcousticCues:
-    return acoustic_cues(make_audio(*channels), transcript=EMPTY, other_transcript=None)
+    return acoustic_cues(make_audio(*channels))
 
 
 def by_name(cues: AcousticCues) -> dict[str, Evidence]:
