@@ -44,6 +44,7 @@ from models.training.corpus import (
 )
 from models.training.synth_data import (
     POOL_QUANTILES,
+    ROW_WEIGHTINGS,
     ClipFeatures,
     TrainConfig,
     collect_features,
@@ -75,6 +76,7 @@ def config_from_head(head: LogisticHead) -> TrainConfig:
     raw["spec"] = FeatureSpec.from_dict(raw["spec"])
     raw.setdefault("density_alpha_grid", (0.0,))  # heads trained before the people density
     raw.setdefault("aasist_grid", ("aasist" in raw["spec"].blocks,))  # and before issue 12
+    raw.setdefault("row_weights_grid", ("class",))  # and before its row weighting
     fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()}
     return TrainConfig(**fields)
 
@@ -178,10 +180,11 @@ def nested_fit(
     """Fit a fold's head with settings chosen *inside* the fold (issue 11: nested selection).
 
     The fold's training rows are split by speaker (sha1): every (l2, copy weight) of
-    :data:`NESTED_GRID`, and every density weight of it when the evaluated head has a
-    people density, is fitted on 75 % and scored on the other 25 % (people against TTS/VC, as
-    the shipped selection), the lowest EER wins (ties: stronger penalty, smaller copy weight,
-    smaller density weight), and the head is refitted on all the fold's rows. The held-out
+    :data:`NESTED_GRID` under each of its row weightings, and every density weight of it when
+    the evaluated head has a people density, is fitted on 75 % and scored on the other 25 %
+    (people against TTS/VC, as the shipped selection), the lowest EER wins (ties: stronger
+    penalty, smaller copy weight, smaller density weight, class weights), and the head is
+    refitted on all the fold's rows. The held-out
     engine never takes part.
     """
     grid = NESTED_GRID
@@ -196,18 +199,21 @@ def nested_fit(
         density = fit_density(x[~val], y[~val], dim=cfg.density_dim) if max(alphas) > 0 else None
         for l2 in sorted(grid.l2_grid, reverse=True):
             for cw in sorted(grid.copy_weight_grid):
-                c = cfg.resolved(l2=l2, copy_weight=cw, density_alpha=0.0)
-                base = fit_head(x[~val], y[~val], cfg=c, rows=fit_rows)
-                for alpha in alphas:
-                    head = base.with_density(density, alpha)
-                    e = M.eer(y[scored], head.raw_logit(x[scored]))[0]
-                    results.append((e, -l2, cw, alpha))
+                for rw in grid.row_weights_grid:
+                    c = cfg.resolved(l2=l2, copy_weight=cw, density_alpha=0.0, row_weights=rw)
+                    base = fit_head(x[~val], y[~val], cfg=c, rows=fit_rows)
+                    for alpha in alphas:
+                        head = base.with_density(density, alpha)
+                        e = M.eer(y[scored], head.raw_logit(x[scored]))[0]
+                        results.append((e, -l2, cw, alpha, ROW_WEIGHTINGS.index(rw)))
     if results:
-        _, neg_l2, cw, alpha = min(results)
+        _, neg_l2, cw, alpha, rank = min(results)
+        rw = ROW_WEIGHTINGS[rank]
     else:
-        neg_l2, cw, alpha = -cfg.l2, cfg.copy_weight, cfg.density_alpha
-    chosen = cfg.resolved(l2=-neg_l2, copy_weight=cw, density_alpha=alpha)
+        neg_l2, cw, alpha, rw = -cfg.l2, cfg.copy_weight, cfg.density_alpha, cfg.row_weights
+    chosen = cfg.resolved(l2=-neg_l2, copy_weight=cw, density_alpha=alpha, row_weights=rw)
     name = f"l2={-neg_l2:g} copy={cw:g}" + (f" density={alpha:g}" if alpha else "")
+    name += " source-balanced" if rw == "source" else ""
     return fit_head(x, y, cfg=chosen, rows=rows), name
 
 

@@ -62,9 +62,9 @@ from models.training.synth_fit import (
     fit_density,
     fit_logistic,
     fit_platt,
-    fit_weights,
     is_copy,
     pooled_log_odds,
+    row_weights,
     stack,
 )
 
@@ -175,17 +175,6 @@ def transform_features(
     }
 
 
-def source_balanced_weights(rows: Sequence[CorpusRow], cfg: TrainConfig) -> np.ndarray:
-    """Row weights under which, within each class, every source carries the same total; copy
-    rows then times ``cfg.copy_weight``; classes balanced (mean weight 1)."""
-    per_source = Counter((r.label, r.source) for r in rows)
-    w = np.asarray([1.0 / per_source[(r.label, r.source)] for r in rows])
-    w *= np.asarray([cfg.copy_weight if is_copy(r, cfg) else 1.0 for r in rows])
-    y = np.asarray([r.label == "robot" for r in rows])
-    totals = np.where(y, w[y].sum(), w[~y].sum())
-    return np.asarray(w / np.maximum(totals, 1e-12) * len(rows) / 2)
-
-
 def source_stratum(rows: Sequence[CorpusRow]) -> str:
     """``<languages>:<people|robots|both>`` of one source's rows."""
     labels = {r.label for r in rows}
@@ -246,9 +235,11 @@ def fit_fold(
 ) -> LogisticHead:
     """The variant's logistic head (plus its people density) on the ``tel`` windows of ``rows``."""
     x, y, kept = stack(tel, rows)
-    c = cfg.resolved(l2=variant.l2, copy_weight=variant.copy_weight, density_alpha=0.0)
-    weights = source_balanced_weights(kept, c) if variant.source_weights else fit_weights(kept, c)
-    mean, scale, coef, intercept = fit_logistic(x, y, l2=variant.l2, weights=weights)
+    weighting = "source" if variant.source_weights else "class"
+    c = cfg.resolved(
+        l2=variant.l2, copy_weight=variant.copy_weight, density_alpha=0.0, row_weights=weighting
+    )
+    mean, scale, coef, intercept = fit_logistic(x, y, l2=variant.l2, weights=row_weights(kept, c))
     head = LogisticHead(mean, scale, coef, intercept)
     if variant.density_alpha > 0:
         density = fit_density(x, y, dim=cfg.density_dim)
@@ -322,8 +313,8 @@ def fold_key(
     """Cache key of a fold's head: the variant, its rows, the fitting code and ``extra``."""
     from models.training import synth_fit
 
-    fitting = (fit_fold, calibrated_head, source_balanced_weights, variant_columns,
-               group_standardise, transform_features)  # fmt: skip
+    fitting = (fit_fold, calibrated_head, variant_columns, group_standardise,
+               transform_features)  # fmt: skip
     code = "".join(inspect.getsource(f) for f in fitting)
     h = hashlib.sha256()
     for part in (SALT, json.dumps(dataclasses.asdict(variant), sort_keys=True), code,

@@ -47,6 +47,10 @@ WEIGHTS_PATH = REPO_DIR / "models" / "weights" / "synth_head.npz"
 VARIANTS = ("telephone", "inference")
 MIN_CROP_S = 2.0  # shortest training window (when the clip is longer)
 POOL_QUANTILES = (0.5, 0.75, 0.9, 1.0)  # candidates, chosen on the mixed-call dev split
+# How training rows are weighted (``synth_fit.row_weights``), in tie-break order: "class" gives
+# each class the same total; "source" also gives every recording source of a class the same
+# total (issue 12: the leave-one-source-out study, docs/unseen_sources.md).
+ROW_WEIGHTINGS = ("class", "source")
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,8 +82,14 @@ class TrainConfig:
     # Issue 12: with (True) or without (False) the clip's AASIST embedding appended to
     # ``spec``'s blocks; chosen by the same criterion (ties: without, the cheaper). The grids
     # above are the neighbourhood of the session-3 choice (l2 0.1, copies 0.3, density 1; the
-    # full 4 x 3 x 6 grid took 65 min on the loaded 2 cores), so that both block sets fit in.
-    aasist_grid: tuple[bool, ...] = (False, True)
+    # full 4 x 3 x 6 grid took 65 min on the loaded 2 cores). Session 7 keeps only the blocks
+    # with AASIST, to make room for ``row_weights_grid``: in the session-4 selection the best
+    # setting without it scored 0.317 against 0.254 with it (SYNTH_HEAD.md, selection table).
+    aasist_grid: tuple[bool, ...] = (True,)
+    # Issue 12, session 7: the row weighting (ROW_WEIGHTINGS), chosen by the same criterion
+    # (ties: "class"). Source-balanced weights without the people density helped people and
+    # engines of unseen sources in the leave-one-source-out study (docs/unseen_sources.md).
+    row_weights_grid: tuple[str, ...] = ROW_WEIGHTINGS
     density_dim: int = 64  # principal components of the people's features it keeps
     # Selection (models/training/synth_select.py): a TTS/VC family with this many rows among
     # the train and dev-select rows is held out as one fold, beside one of `people_folds`
@@ -105,6 +115,10 @@ class TrainConfig:
             raise ValueError("max_*_per_group must be >= 1")
         if not self.density_alpha_grid or min(self.density_alpha_grid) < 0:
             raise ValueError(f"density_alpha_grid must hold values >= 0: {self.density_alpha_grid}")
+        if not self.row_weights_grid or set(self.row_weights_grid) - set(ROW_WEIGHTINGS):
+            raise ValueError(
+                f"row_weights_grid must hold values of {ROW_WEIGHTINGS}: {self.row_weights_grid}"
+            )
         if not self.aasist_grid:
             raise ValueError("aasist_grid must hold True and/or False")
         if "aasist" in self.spec.blocks and False in self.aasist_grid:
@@ -129,14 +143,27 @@ class TrainConfig:
         """People-density weight once resolved; the largest while still a grid."""
         return max(self.density_alpha_grid)
 
+    @property
+    def row_weights(self) -> str:
+        """Row weighting once resolved; the first of the grid (in tie-break order) while still
+        a grid."""
+        return min(self.row_weights_grid, key=ROW_WEIGHTINGS.index)
+
     def resolved(
-        self, *, l2: float, copy_weight: float, density_alpha: float | None = None
+        self,
+        *,
+        l2: float,
+        copy_weight: float,
+        density_alpha: float | None = None,
+        row_weights: str | None = None,
     ) -> TrainConfig:
-        """One setting; ``density_alpha`` None keeps the config's own grid."""
+        """One setting; ``density_alpha`` or ``row_weights`` None keeps the config's own grid."""
         out = dataclasses.replace(self, l2_grid=(l2,), copy_weight_grid=(copy_weight,))
-        if density_alpha is None:
-            return out
-        return dataclasses.replace(out, density_alpha_grid=(density_alpha,))
+        if density_alpha is not None:
+            out = dataclasses.replace(out, density_alpha_grid=(density_alpha,))
+        if row_weights is not None:
+            out = dataclasses.replace(out, row_weights_grid=(row_weights,))
+        return out
 
     def with_aasist(self, on: bool) -> TrainConfig:
         """The config with (or without) the aasist block resolved into ``spec``."""
@@ -152,7 +179,8 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> TrainConfig:
-        """The config :meth:`to_dict` wrote (a head's ``meta.training.config``)."""
+        """The config :meth:`to_dict` wrote (a head's ``meta.training.config``); a head trained
+        before ``row_weights_grid`` existed was fitted with class-balanced weights."""
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(raw) - known)
         if unknown:
@@ -160,6 +188,7 @@ class TrainConfig:
         values: dict[str, Any] = {
             k: tuple(v) if isinstance(v, list) else v for k, v in raw.items() if k != "spec"
         }
+        values.setdefault("row_weights_grid", ("class",))
         if "spec" in raw:
             values["spec"] = FeatureSpec.from_dict(raw["spec"])
         return cls(**values)

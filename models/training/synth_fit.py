@@ -9,6 +9,7 @@ also move the shipped head's coefficients beyond float noise (different stopping
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -125,9 +126,10 @@ def fit_head(
     rows: Sequence[CorpusRow],
     meta: dict[str, Any] | None = None,
 ) -> LogisticHead:
-    """Logistic head on (x, y) of ``rows`` with ``cfg``'s resolved penalty and row weights,
+    """Logistic head on (x, y) of ``rows`` with ``cfg``'s resolved penalty and row weights
+    (:func:`row_weights`),
     plus the people density of (x, y) at ``cfg.density_alpha`` when that is above 0."""
-    mean, scale, coef, intercept = fit_logistic(x, y, l2=cfg.l2, weights=fit_weights(rows, cfg))
+    mean, scale, coef, intercept = fit_logistic(x, y, l2=cfg.l2, weights=row_weights(rows, cfg))
     head = LogisticHead(mean, scale, coef, intercept, meta=dict(meta or {}))
     if cfg.density_alpha > 0:
         head = head.with_density(fit_density(x, y, dim=cfg.density_dim), cfg.density_alpha)
@@ -190,3 +192,22 @@ def fit_weights(rows: Sequence[CorpusRow], cfg: TrainConfig) -> np.ndarray:
     w = np.asarray([cfg.copy_weight if is_copy(r, cfg) else 1.0 for r in rows])
     totals = np.where(y == 1, w[y == 1].sum(), w[y == 0].sum())
     return np.asarray(w / np.maximum(totals, 1e-12) * y.size / 2)
+
+
+def source_balanced_weights(rows: Sequence[CorpusRow], cfg: TrainConfig) -> np.ndarray:
+    """Row weights under which, within each class, every source carries the same total; copy
+    rows then times ``cfg.copy_weight``; classes balanced (mean weight 1)."""
+    per_source = Counter((r.label, r.source) for r in rows)
+    w = np.asarray([1.0 / per_source[(r.label, r.source)] for r in rows])
+    w *= np.asarray([cfg.copy_weight if is_copy(r, cfg) else 1.0 for r in rows])
+    y = np.asarray([r.label == "robot" for r in rows])
+    totals = np.where(y, w[y].sum(), w[~y].sum())
+    return np.asarray(w / np.maximum(totals, 1e-12) * len(rows) / 2)
+
+
+def row_weights(rows: Sequence[CorpusRow], cfg: TrainConfig) -> np.ndarray:
+    """The row weights of ``cfg``'s resolved ``row_weights``: :func:`fit_weights` ("class") or
+    :func:`source_balanced_weights` ("source")."""
+    if cfg.row_weights == "source":
+        return source_balanced_weights(rows, cfg)
+    return fit_weights(rows, cfg)

@@ -48,6 +48,7 @@ from models.synth_head import (
 from models.training.corpus import CorpusRow, dev_halves
 from models.training.synth_data import (
     POOL_QUANTILES,
+    ROW_WEIGHTINGS,
     VARIANTS,
     WEIGHTS_PATH,
     ClipFeatures,
@@ -168,7 +169,10 @@ def train(
         blocks = "+".join(c.spec.blocks)
         grid_dev |= {f"blocks={blocks} {k}": v for k, v in table.items()}
         candidates.append((score, on, head, chosen, train_kept))
-        log.warning("selection: blocks %s best criterion %.4f (%s)", blocks, score, chosen.l2)
+        log.warning(
+            "selection: blocks %s best criterion %.4f (l2 %g, density %g, %s row weights)",
+            blocks, score, chosen.l2, chosen.density_alpha, chosen.row_weights,
+        )  # fmt: skip
     # Ties: without the aasist block (False sorts first), the cheaper head.
     _, on, head, cfg, train_kept = min(
         candidates, key=lambda t: (math.inf if math.isnan(t[0]) else t[0], t[1])
@@ -384,14 +388,14 @@ def _pick_fit(
     tel: dict[str, ClipFeatures],
     folds: tuple[Sequence[SelectionFold], Sequence[SelectionFold]],
 ) -> tuple[LogisticHead, TrainConfig, dict[str, Any], float]:
-    """Fit every (l2, copy weight, density weight) of the grids; keep the lowest selection
-    criterion (``synth_select.py``: mean of the family folds' EER, the people-source folds' EER
-    and the dev EER, the latter the mean of single clips, people vs TTS/VC, and dev calls, both
-    pooled at q0.75). ``folds``: the family folds and the source folds. Ties: stronger penalty,
-    then smaller copy weight, then smaller density weight. The people density does not depend
-    on the logistic settings, so it is fitted once per fold. Returns the table of every
-    setting's parts and the chosen setting's criterion (nan when there was nothing to choose
-    on)."""
+    """Fit every (l2, copy weight, row weighting, density weight) of the grids; keep the lowest
+    selection criterion (``synth_select.py``: mean of the family folds' EER, the people-source
+    folds' EER and the dev EER, the latter the mean of single clips, people vs TTS/VC, and dev
+    calls, both pooled at q0.75). ``folds``: the family folds and the source folds. Ties:
+    stronger penalty, then smaller copy weight, then smaller density weight, then the row
+    weighting earlier in ``ROW_WEIGHTINGS``. The people density does not depend on the
+    logistic settings, so it is fitted once per fold. Returns the table of every setting's
+    parts and the chosen setting's criterion (nan when there was nothing to choose on)."""
     from models.training import metrics as M
 
     sets = [s for s in (dev, dev_calls) if s]
@@ -399,12 +403,15 @@ def _pick_fit(
     usable = [(s, y_) for s, y_ in zip(sets, labels, strict=True) if M.has_both_classes(y_)]
     alphas = sorted(cfg.density_alpha_grid)
     settings = [
-        (l2, cw) for l2 in sorted(cfg.l2_grid, reverse=True) for cw in sorted(cfg.copy_weight_grid)
+        (l2, cw, rw)
+        for l2 in sorted(cfg.l2_grid, reverse=True)
+        for cw in sorted(cfg.copy_weight_grid)
+        for rw in sorted(cfg.row_weights_grid, key=ROW_WEIGHTINGS.index)
     ]
     all_folds = [*folds[0], *folds[1]]
     if len(settings) * len(alphas) == 1 or not (usable or all_folds):
-        l2, cw = settings[0]
-        c = cfg.resolved(l2=l2, copy_weight=cw, density_alpha=max(alphas))
+        l2, cw, rw = settings[0]
+        c = cfg.resolved(l2=l2, copy_weight=cw, density_alpha=max(alphas), row_weights=rw)
         return fit_head(x, y, cfg=c, rows=rows), c, {}, math.nan
     with_density = max(alphas) > 0
     density = fit_density(x, y, dim=cfg.density_dim) if with_density else None
@@ -412,10 +419,10 @@ def _pick_fit(
         fold_scores(pool, tel, all_folds, _density_fitter(cfg.density_dim)) if with_density else {}
     )
     family_names = {f.held_out for f in folds[0]}
-    results: list[tuple[float, float, float, float, LogisticHead]] = []
+    results: list[tuple[float, float, float, float, int, LogisticHead]] = []
     table: dict[str, Any] = {}
-    for l2, cw in settings:
-        c = cfg.resolved(l2=l2, copy_weight=cw, density_alpha=0.0)
+    for l2, cw, rw in settings:
+        c = cfg.resolved(l2=l2, copy_weight=cw, density_alpha=0.0, row_weights=rw)
         base = fit_head(x, y, cfg=c, rows=rows)
         fold_logit = fold_scores(pool, tel, all_folds, _logistic_fitter(c))
         for alpha in alphas:
@@ -437,8 +444,8 @@ def _pick_fit(
                 by_family, {k: v for k, v in scored.items() if k not in family_names}
             )
             score = criterion(by_fold, dev_eer, by_source)
-            results.append((score, -l2, cw, alpha, head))
-            key = f"l2={l2:g} copy={cw:g} density={alpha:g}"
+            results.append((score, -l2, cw, alpha, ROW_WEIGHTINGS.index(rw), head))
+            key = f"l2={l2:g} copy={cw:g} density={alpha:g} rows={rw}"
             table[key] = {
                 "criterion": round(score, 4),
                 "dev": None if dev_eer is None else round(dev_eer, 4),
@@ -446,9 +453,11 @@ def _pick_fit(
                 "sources": {k: round(v, 4) for k, v in sorted(by_source.items())},
             }
             log.info("selection %s: %s", key, table[key])
-    best = min(results, key=lambda t: t[:4])
-    chosen = cfg.resolved(l2=-best[1], copy_weight=best[2], density_alpha=best[3])
-    return best[4], chosen, table, best[0]
+    best = min(results, key=lambda t: t[:5])
+    chosen = cfg.resolved(
+        l2=-best[1], copy_weight=best[2], density_alpha=best[3], row_weights=ROW_WEIGHTINGS[best[4]]
+    )
+    return best[5], chosen, table, best[0]
 
 
 def _logistic_fitter(cfg: TrainConfig) -> Fitter:

@@ -1,5 +1,5 @@
-"""Leave-one-source-out voice figures from cached features: columns, normalisation, weights,
-source halves, the per-source fold loop and the selection."""
+"""Leave-one-source-out voice figures from cached features: columns, normalisation, source
+halves, the per-source fold loop and the selection."""
 
 from __future__ import annotations
 
@@ -23,7 +23,6 @@ from models.training.loso_voice import (
     held_out_sources,
     raw_parts,
     run_folds,
-    source_balanced_weights,
     source_halves,
     source_stratum,
     summary,
@@ -73,21 +72,6 @@ def test_group_standardise_centres_and_scales_each_group_on_its_own(
     )
     assert [got[k].x.shape for k in feats] == [(2, 1), (3, 1), (1, 1)]  # windows kept per row
     assert np.isclose(np.r_[got["b/1"].x[:, 0], got["b/2"].x[:, 0]].mean(), 0)
-
-
-def test_source_balanced_weights_give_each_source_of_a_class_the_same_total() -> None:
-    rows = [row(f"a{i}", source="big") for i in range(30)] + [row("b0", source="small")]
-    rows += [row(f"r{i}", label="robot", kind="tts", source="tts") for i in range(5)]
-    rows += [row(f"c{i}", label="robot", kind="resynthesis", source="resynth") for i in range(5)]
-    cfg = TrainConfig().resolved(l2=0.1, copy_weight=0.3)
-    w = source_balanced_weights(rows, cfg)
-    total = Counter[str]()
-    for r, v in zip(rows, w, strict=True):
-        total[r.source] += v
-    assert total["big"] == pytest.approx(total["small"])  # 30 rows weigh as much as 1
-    assert total["resynth"] == pytest.approx(0.3 * total["tts"])  # copies still down-weighted
-    assert total["big"] + total["small"] == pytest.approx(total["tts"] + total["resynth"])
-    assert w.mean() == pytest.approx(1.0)
 
 
 def test_source_halves_split_every_stratum_and_are_seeded() -> None:

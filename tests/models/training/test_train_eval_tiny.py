@@ -195,8 +195,13 @@ class SpectrumEmbedder:
 def test_train_chooses_between_the_blocks_with_and_without_aasist(
     tiny_corpus: Path, tmp_path: Path
 ) -> None:
-    cfg = TrainConfig(quick=True, manifest_dir=str(tiny_corpus), spec=FeatureSpec(blocks=("lfcc",)))
-    assert cfg.aasist_grid == (False, True)
+    cfg = TrainConfig(
+        quick=True,
+        manifest_dir=str(tiny_corpus),
+        spec=FeatureSpec(blocks=("lfcc",)),
+        aasist_grid=(False, True),
+        row_weights_grid=("class",),
+    )
     embedder = SpectrumEmbedder()
     first = train(cfg, run_dir=tmp_path / "a", weights_path=tmp_path / "a.npz", encoder=None,
                   embedder=embedder)  # fmt: skip
@@ -221,6 +226,39 @@ def test_train_chooses_between_the_blocks_with_and_without_aasist(
     assert again.weights_sha256 == first.weights_sha256
 
 
+def test_train_chooses_the_row_weighting_and_records_it(tiny_corpus: Path, tmp_path: Path) -> None:
+    cfg = TrainConfig(
+        manifest_dir=str(tiny_corpus),
+        spec=FeatureSpec(blocks=("lfcc",)),
+        aasist_grid=(False,),
+        l2_grid=(0.1, 1.0),
+        density_alpha_grid=(0.0,),
+    )
+    assert cfg.row_weights_grid == ("class", "source")
+    both = train(cfg, run_dir=tmp_path / "both", weights_path=tmp_path / "both.npz", encoder=None)
+    training = both.head.meta["training"]
+    table = training["selection_table"]
+    for weighting in ("class", "source"):
+        assert sum(k.endswith(f" rows={weighting}") for k in table) == 2, table.keys()
+    chosen = list(training["config"]["row_weights_grid"])
+    best = {
+        w: min(v["criterion"] for k, v in table.items() if k.endswith(f" rows={w}"))
+        for w in ("class", "source")
+    }
+    # The lower criterion wins; a tie goes to class weights.
+    assert chosen == (["class"] if best["class"] <= best["source"] else ["source"])
+    written = json.loads((tmp_path / "both" / "config.json").read_text())
+    assert written["row_weights_grid"] == chosen
+    saved = LogisticHead.load(tmp_path / "both.npz").meta["training"]["config"]
+    assert saved["row_weights_grid"] == chosen
+
+    # One value: no choice, and the head is fitted (and labelled) with it.
+    source = dataclasses.replace(cfg, l2_grid=(0.1,), row_weights_grid=("source",))
+    one = train(source, run_dir=tmp_path / "one", weights_path=tmp_path / "one.npz", encoder=None)
+    assert list(one.head.meta["training"]["config"]["row_weights_grid"]) == ["source"]
+    assert one.head.meta["training"]["selection_table"] == {}
+
+
 def test_clip_features_append_the_cached_embedding_to_every_window(tiny_corpus: Path) -> None:
     base = TrainConfig(quick=True, manifest_dir=str(tiny_corpus), spec=FeatureSpec(("lfcc",)))
     cfg = base.with_aasist(True)
@@ -239,7 +277,7 @@ def test_clip_features_append_the_cached_embedding_to_every_window(tiny_corpus: 
     assert tel is not None and embedder.calls == 2  # the one above and the check's own
     np.testing.assert_allclose(tel.x[0, 120:], expected)
     with pytest.raises(ValueError, match="aasist_grid"):
-        TrainConfig(spec=FeatureSpec(blocks=("lfcc", "aasist")))
+        TrainConfig(spec=FeatureSpec(blocks=("lfcc", "aasist")), aasist_grid=(False, True))
 
 
 def _write_mixtures(manifests: Path, *, clip_index: int) -> None:
