@@ -1,7 +1,7 @@
 """Why the voice head calls people from unseen sources synthetic: leave one source out, voice
 alone, from cached features (issue 12).
 
-    python -m models.training.loso_voice [--variants NAME,...] [--render]
+    python -m models.training.loso_voice [--variant NAME ...] [--render]
 
 For every shared source (and ``tts_en``) with enough English or Mandarin clips, the
 synthetic-voice head is refitted without every row tied to that source (its rows, and any row
@@ -592,7 +592,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from models.training.text_report import write_generated
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--variants", default="", help="comma-separated names (default: all)")
+    parser.add_argument("--variant", action="append", default=[], help="a variant's name, "
+                        "repeatable (names hold commas; default: all)")  # fmt: skip
     parser.add_argument("--results", type=Path, default=RESULTS)
     parser.add_argument("--report", type=Path, default=REPORT)
     parser.add_argument("--render", action="store_true", help="only rewrite the report's "
@@ -602,7 +603,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.render:
         out = json.loads(args.results.read_text())
     else:
-        wanted = [n.strip() for n in args.variants.split(",") if n.strip()]
+        wanted = [n.strip() for n in args.variant]
         unknown = sorted(set(wanted) - {v.name for v in VARIANTS})
         if unknown:
             parser.error(f"unknown variants: {unknown}")
