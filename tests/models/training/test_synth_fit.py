@@ -4,7 +4,6 @@ their grid (``models.training.synth_fit``, ``synth_data.TrainConfig``, ``evaluat
 from __future__ import annotations
 
 import dataclasses
-from collections import Counter
 
 import numpy as np
 import pytest
@@ -59,10 +58,10 @@ def _weighted_world() -> list[CorpusRow]:
     return rows
 
 
-def _totals(rows: list[CorpusRow], w: np.ndarray) -> Counter[str]:
-    total = Counter[str]()
+def _totals(rows: list[CorpusRow], w: np.ndarray) -> dict[str, float]:
+    total: dict[str, float] = {}
     for r, v in zip(rows, w, strict=True):
-        total[r.source] += float(v)
+        total[r.source] = total.get(r.source, 0.0) + float(v)
     return total
 
 
