@@ -22,7 +22,7 @@ chosen by its mean per-language AUC on the ``choose`` half and reported on the `
 Fold heads are cached under ``$ROBOCALL_CACHE_DIR/loso_voice`` keyed by the variant, the fold's
 rows and the fitting code, so a rerun only rescores.
 
-About 640 lines in one module: the variants, the pure parts they are built from, the fold
+About 620 lines in one module: the variants, the pure parts they are built from, the fold
 loop and the figures the selection reads share one record layout; the report is apart
 (``loso_voice_report.py``).
 """
