@@ -16,9 +16,11 @@ and encoder caches, the heads rescored). Each call is then scored by the shipped
   simulator segments (``extra["segments"]``) cover them, one party per frame, read as mono;
 - ``mono, oracle turns + overlap cues``: the same with frames in both parties' segments given to
   both, and the overlap cues (barge-in, backchannels) measured as on stereo;
-- ``mono, stereo's behaviour cues``: the mono evidence with the stereo copy's behaviour cues;
 - ``mono, stereo's other cues``: the mono behaviour cues with the stereo copy's acoustic, text
-  and voice evidence (the caller's channel alone rather than the mix).
+  and voice evidence (the caller's channel alone rather than the mix);
+- ``mono, stereo's <group>``: the mono evidence with one group (:data:`GROUPS`: behaviour cues,
+  two-channel timing cues, ``no_reaction_to_callee``, ``replayed_speech_s``,
+  ``synthetic_voice``, text cues; or every other acoustic cue) as the stereo copy has it.
 
 Per variant: fused EER and AUC with 95 % bootstrap intervals over caller voices (robots and
 agents drawn apart, ``metrics.bootstrap_ci``), the share called robot at the shipped
