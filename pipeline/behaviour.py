@@ -21,9 +21,10 @@ optionally the text of each turn:
 - mono only: the two-channel timing cues of :func:`pipeline.acoustic.latency_cues`
   (``response_latency_median_s``, ``talk_over_fraction``, ``response_latency_std_s``), measured
   on two legs cut from the mix by the diarised turns (:func:`party_legs`), as a stereo call's
-  channels give them. Without them a mono call lost most of what tells a prompt robot from an
-  agent: on the dev calls, mono with the stereo copy's timing cues scored 0.0 % EER against
-  12.2 % as shipped (``bench/mono_gap.py``, docs/evaluation_calls.md).
+  channels give them. The stereo copy's timing cues put into the mono calls score 4.2 % EER
+  on the dev calls against 12.2 % without; measured from the legs they gain nothing on dev and
+  3 points on test, as the diarizer keeps one voice on many agent calls (``bench/mono_gap.py``,
+  docs/evaluation_calls.md).
 
 Each cue is an :class:`Evidence` with its span and a plain sentence; weights are hand-set from
 the dev split of the simulated calls (``docs/evaluation_calls.md``), each within
