@@ -228,6 +228,7 @@ def leave_one_out(
     min_rows: int = MIN_FOLD_ROWS,
     aasist: dict[str, dict[str, float]] | None = None,
     nested: bool = True,
+    cache: bool = False,
 ) -> list[Fold]:
     """Retrain without each engine family (or source), and test on it plus the human test rows
     (bootstrap CIs by speaker); AASIST's EER and AUC on the same test rows when ``aasist``
@@ -235,44 +236,82 @@ def leave_one_out(
 
     ``nested``: each fold selects its settings inside itself (:func:`nested_fit`); otherwise
     every fold fits ``cfg``'s resolved settings as they are (no choice made on the fold).
+    ``cache``: each fold's result is kept (:func:`cached_json`) and read back while its rows,
+    their features, ``cfg``, its AASIST scores and the code are unchanged (a nested fold is
+    13 fits: minutes on the 2 shared cores), so an interrupted run keeps its finished folds.
     """
     kept = [r for r in rows if r.id in feats]
+    digests = {r.id: row_digest(r, feats[r.id]) for r in kept} if cache else {}
     out = []
     for held_out, train_idx, test_idx in leave_one_out_folds(kept, field=field, min_rows=min_rows):
-        x, y, fit_rows = stack(feats, [kept[i] for i in train_idx])
-        if not M.has_both_classes(y):
+        train = [kept[i] for i in train_idx]
+        test = [kept[i] for i in test_idx]
+        if not M.has_both_classes(np.asarray([r.label == "robot" for r in train])):
             continue
-        if nested:
-            head, chosen = nested_fit(x, y, fit_rows, cfg)
+
+        def run(
+            held_out: str = held_out, train: list[CorpusRow] = train, test: list[CorpusRow] = test
+        ) -> dict[str, Any]:
+            fold = _fold(held_out, train, test, feats, cfg, aasist=aasist, nested=nested)
+            return dataclasses.asdict(fold)
+
+        if cache:
+            key = {
+                "held_out": held_out,
+                "nested": nested,
+                "cfg": cfg.to_dict(),
+                "rows": [[digests[r.id] for r in train], [digests[r.id] for r in test]],
+                "aasist": {
+                    v: [scores.get(r.id) for r in test] for v, scores in (aasist or {}).items()
+                },
+            }
+            raw = cached_json("fold", key, run)
         else:
-            head, chosen = fit_head(x, y, cfg=cfg, rows=fit_rows), "fixed"
-        xt, yt, test_rows = stack(feats, [kept[i] for i in test_idx])
-        s = head.raw_logit(xt)
-        ci = M.bootstrap_ci(yt, s, groups=[ci_group(r) for r in test_rows])
-        baseline = {}
-        for variant, scores in (aasist or {}).items():
-            if all(r.id in scores for r in test_rows):
-                a = np.asarray([scores[r.id] for r in test_rows])
-                baseline[f"{variant}_eer"], baseline[f"{variant}_auc"] = (
-                    M.eer(yt, a)[0],
-                    M.roc_auc(yt, a),
-                )
-        out.append(
-            Fold(
-                held_out,
-                len(y),
-                int(yt.sum()),
-                int((1 - yt).sum()),
-                M.eer(yt, s)[0],
-                M.roc_auc(yt, s),
-                chosen,
-                ci["eer"],
-                ci["auc"],
-                baseline,
-            )
-        )
-        log.info("fold %s: eer %.3f (%s)", held_out, out[-1].eer, chosen)
+            raw = run()
+        fold = Fold(**{**raw, "eer_ci": tuple(raw["eer_ci"]), "auc_ci": tuple(raw["auc_ci"])})
+        log.info("fold %s: eer %.3f (%s)", held_out, fold.eer, fold.chosen)
+        out.append(fold)
     return out
+
+
+def _fold(
+    held_out: str,
+    train: list[CorpusRow],
+    test: list[CorpusRow],
+    feats: dict[str, ClipFeatures],
+    cfg: TrainConfig,
+    *,
+    aasist: dict[str, dict[str, float]] | None,
+    nested: bool,
+) -> Fold:
+    x, y, fit_rows = stack(feats, train)
+    if nested:
+        head, chosen = nested_fit(x, y, fit_rows, cfg)
+    else:
+        head, chosen = fit_head(x, y, cfg=cfg, rows=fit_rows), "fixed"
+    xt, yt, test_rows = stack(feats, test)
+    s = head.raw_logit(xt)
+    ci = M.bootstrap_ci(yt, s, groups=[ci_group(r) for r in test_rows])
+    baseline = {}
+    for variant, scores in (aasist or {}).items():
+        if all(r.id in scores for r in test_rows):
+            a = np.asarray([scores[r.id] for r in test_rows])
+            baseline[f"{variant}_eer"], baseline[f"{variant}_auc"] = (
+                M.eer(yt, a)[0],
+                M.roc_auc(yt, a),
+            )
+    return Fold(
+        held_out,
+        len(y),
+        int(yt.sum()),
+        int((1 - yt).sum()),
+        M.eer(yt, s)[0],
+        M.roc_auc(yt, s),
+        chosen,
+        ci["eer"],
+        ci["auc"],
+        baseline,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -320,6 +359,14 @@ def features_digest(feats: dict[str, ClipFeatures]) -> str:
     return h.hexdigest()
 
 
+def row_digest(row: CorpusRow, feats: ClipFeatures) -> str:
+    """sha1 of one row (every field) and its windows and features."""
+    h = hashlib.sha1(json.dumps(dataclasses.astuple(row), default=str).encode())
+    h.update(np.ascontiguousarray(feats.windows).tobytes())
+    h.update(np.ascontiguousarray(feats.x).tobytes())
+    return h.hexdigest()
+
+
 def rows_digest(rows: Sequence[CorpusRow]) -> str:
     """sha1 of the rows (every field, in order: the folds depend on it)."""
     text = json.dumps([dataclasses.astuple(r) for r in rows], default=str)
@@ -341,45 +388,6 @@ def cached_json(kind: str, key: dict[str, Any], compute: Callable[[], Any]) -> A
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(value, default=float))
     return value
-
-
-def cached_leave_one_out(
-    rows: Sequence[CorpusRow],
-    feats: dict[str, ClipFeatures],
-    cfg: TrainConfig,
-    *,
-    field: str,
-    min_rows: int = MIN_FOLD_ROWS,
-    aasist: dict[str, dict[str, float]] | None = None,
-    nested: bool = True,
-) -> list[Fold]:
-    """:func:`leave_one_out`, read back when the rows, features, config, AASIST scores and code
-    are all what they were (a nested run is ~13 fits per fold: the most of an evaluation)."""
-    kept = [r for r in rows if r.id in feats]
-    baseline = {
-        v: {r.id: scores[r.id] for r in kept if r.id in scores}
-        for v, scores in (aasist or {}).items()
-    }
-    key = {
-        "field": field,
-        "min_rows": min_rows,
-        "nested": nested,
-        "cfg": cfg.to_dict(),
-        "rows": rows_digest(kept),
-        "features": features_digest({r.id: feats[r.id] for r in kept}),
-        "aasist": hashlib.sha1(json.dumps(baseline, sort_keys=True).encode()).hexdigest(),
-    }
-
-    def run() -> list[dict[str, Any]]:
-        folds = leave_one_out(
-            kept, feats, cfg, field=field, min_rows=min_rows, aasist=aasist, nested=nested
-        )
-        return [dataclasses.asdict(f) for f in folds]
-
-    return [
-        Fold(**{**f, "eer_ci": tuple(f["eer_ci"]), "auc_ci": tuple(f["auc_ci"])})
-        for f in cached_json("folds", key, run)
-    ]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -826,11 +834,11 @@ def evaluate(
         "ece_balanced": M.ece(y, p, weights=class_weights(y)),
         "bins": [dataclasses.asdict(b) for b in M.calibration_bins(y, p)],
     }
-    folds_engine = cached_leave_one_out(
-        rows, tel, cfg, field="engine_family", min_rows=_min_rows(cfg), aasist=baseline
+    folds_engine = leave_one_out(
+        rows, tel, cfg, field="engine_family", min_rows=_min_rows(cfg), aasist=baseline, cache=True
     )
-    folds_source = cached_leave_one_out(
-        rows, tel, cfg, field="source", min_rows=_min_rows(cfg), aasist=baseline
+    folds_source = leave_one_out(
+        rows, tel, cfg, field="source", min_rows=_min_rows(cfg), aasist=baseline, cache=True
     )
     comparison: dict[str, dict[str, float]] = {}
     if compare and kept:

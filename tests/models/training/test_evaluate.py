@@ -174,32 +174,45 @@ def test_compare_blocks_reads_back_what_did_not_change(monkeypatch: pytest.Monke
     assert calls == ["fold", "fold"]
 
 
-def test_cached_leave_one_out_misses_when_the_features_change(
+def test_cached_folds_survive_an_interrupted_run_and_miss_on_changed_features(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     rows, _ = corpus()
     feats = features(rows, windows=1, seed=1)
     cfg = config()
-    first = E.cached_leave_one_out(rows, feats, cfg, field="engine_family", min_rows=2)
+    fits: list[int] = []
+    real = E.nested_fit
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        fits.append(1)
+        if len(fits) == 2 and interrupt:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    def folds(feats: dict[str, ClipFeatures]) -> list[E.Fold]:
+        return E.leave_one_out(rows, feats, cfg, field="engine_family", min_rows=2, cache=True)
+
+    monkeypatch.setattr(E, "nested_fit", counted)
+    interrupt = True
+    with pytest.raises(KeyboardInterrupt):
+        folds(feats)
+    interrupt = False
+    fits.clear()
+    first = folds(feats)
     assert [f.held_out for f in first] == ["fam_a", "fam_b", "fam_c"]
     assert all(f.chosen.startswith("l2=") for f in first)  # nested: chosen inside the fold
-    real = E.leave_one_out
-
-    def refuse(*args: Any, **kwargs: Any) -> list[E.Fold]:
-        raise AssertionError("should have been read from the cache")
-
-    monkeypatch.setattr(E, "leave_one_out", refuse)
-    assert E.cached_leave_one_out(rows, feats, cfg, field="engine_family", min_rows=2) == first
-    changed = dict(feats)
-    f = changed[rows[0].id]
-    changed[rows[0].id] = dataclasses.replace(f, x=f.x + 0.01)
-    with pytest.raises(AssertionError, match="cache"):
-        E.cached_leave_one_out(rows, changed, cfg, field="engine_family", min_rows=2)
-    monkeypatch.setattr(E, "leave_one_out", real)
-    fixed = E.cached_leave_one_out(
-        rows, feats, cfg, field="engine_family", min_rows=2, nested=False
-    )
-    assert {f.chosen for f in fixed} == {"fixed"}
+    assert len(fits) == 2  # the fold finished before the interruption was read back
+    fits.clear()
+    assert folds(feats) == first and not fits
+    # A dev person is in no fold: nothing to redo. A training person is in every fold.
+    for rid, refits in (("dev_h0", 0), ("train_h0", 3)):
+        changed = dict(feats)
+        changed[rid] = dataclasses.replace(feats[rid], x=feats[rid].x + 0.01)
+        fits.clear()
+        folds(changed)
+        assert len(fits) == refits, rid
+    plain = E.leave_one_out(rows, feats, cfg, field="engine_family", min_rows=2, nested=False)
+    assert {f.chosen for f in plain} == {"fixed"}
 
 
 def spin(seconds: float) -> None:
