@@ -155,10 +155,11 @@ def _comparison(ev: Evaluation) -> list[str]:
         "Leave-one-engine-out: "
         f"{folds:.0f} engine folds, each fitted with the same fixed settings (no choice made on "
         "the held-out engine; but they were chosen by the shipped selection, whose family folds "
-        "held these engines out of train+dev-select rows: the nested table above is the cleaner "
-        "figure for the shipped set). The AASIST rows are the checkpoint's own scores on the same "
-        "rows (not trained on our data; its dev rows are not scored). 95 % bootstrap intervals "
-        "by speaker and engine.",
+        "held these engines out of train+dev-select rows: the nested leave-one-engine-out table "
+        "above is the cleaner figure for the shipped set). The AASIST rows are the checkpoint's "
+        "own scores on the same rows, its LOEO figure on the same folds' test rows (not trained "
+        "on our data, so nothing is held out from it; its dev rows are not scored). 95 % "
+        "bootstrap intervals by speaker and engine.",
         "",
     ]
     out += markdown_table(
