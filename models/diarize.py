@@ -224,15 +224,12 @@ def party_runs(
 def own_speech(
     samples: np.ndarray, first: Sequence[Interval], second: Sequence[Interval]
 ) -> tuple[tuple[Interval, ...], tuple[Interval, ...]]:
-    """Each party's runs cut to where its own leg holds speech.
+    """Each party's runs cut to the frames its own leg's VAD finds.
 
-    The runs come from the mix's VAD, which bridges a pause shorter than
-    ``pipeline.vad.MERGE_GAP_S``: where one party stops and the other answers within it, the
-    two runs touch and every reply reads as 0 s late, a robot's flat latency (on the dev agent
-    calls this alone put ``reply_latency_spread_s`` on the robot side). Each party's leg
-    (:func:`pipeline.behaviour.party_legs`: the mix with the other party turned down to the
-    noise floor) is run through the same VAD, and a party keeps only the frames of its runs
-    that its leg's VAD also finds, so the pause between two parties is nobody's again.
+    The mix's VAD bridges pauses under ``pipeline.vad.MERGE_GAP_S``: where the other party
+    answers within one, the two runs touch and each reply reads 0 s late, a robot's flat
+    latency (docs/evaluation_calls.md, "Agent calls on mono"). A party's leg
+    (:func:`pipeline.behaviour.party_legs`) has the other party turned down to the noise floor.
 
     Parameters
     ----------
