@@ -48,7 +48,7 @@ enough speech, so some (language, split, caller kind) cells get fewer calls than
 About 840 lines: the dialogue model, the clip allocation and the rendering share the records of
 one call (pieces, voices, events); apart, each part would only pass them on.
 
-Audio: ``$ROBOCALL_CACHE_DIR/corpus/calls_v2/{stereo,mono}/...``; manifest
+Audio: ``$ROBOCALL_CACHE_DIR/corpus/calls_v3/{stereo,mono}/...``; manifest
 ``datasets/manifests/calls/calls.jsonl`` (a subfolder: see ``CALLS_MANIFEST``), one row per
 file; ``extra`` holds ``layout``, ``caller_kind``, ``caller_channel`` and ``segments`` (JSON
 list: role, kind, start_s, end_s, prompt_id, part, text).

@@ -12,7 +12,9 @@ measure the caller's timing, each stretch of speech must be given to the caller 
 4. every 20 ms speech frame takes the cluster its covering windows lean to (mean cosine margin),
    smoothed with a median filter, and runs shorter than ``MIN_TURN_S`` join their neighbours
    (per frame everywhere: one label per short pause-bounded stretch, the previous rule, lost
-   5.7 points of attribution on the dev calls, docs/evaluation_calls.md);
+   5.7 points of attribution on the dev calls, docs/evaluation_calls.md); then each party keeps
+   only the frames its own leg's VAD finds (:func:`own_speech`), so that a reply within the
+   mix VAD's merge gap is not 0 s late;
 5. the caller is the party with more speech time (``CALLER_RULE = "most"``): a dialer's
    prompts or an agent's pitch fill more of the call than "喂?", "yes", "what is it?". Chosen
    on the dev calls v3 (:mod:`models.training.caller_select`) over "first speaker", "longer
@@ -44,13 +46,13 @@ import functools
 import logging
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 from scipy import ndimage
 
-from pipeline.behaviour import Interval, PartyTurns, speech_intervals
+from pipeline.behaviour import Interval, PartyTurns, party_legs, speech_intervals
 from pipeline.errors import ModelNotAvailableError
 from pipeline.types import ANALYSIS_RATE_HZ
 from pipeline.vad import FRAME_S
@@ -214,7 +216,39 @@ def party_runs(
         )
     else:
         emb = windows_at(windows, starts)
-    return split_voices(starts, emb, speech=speech, intervals=intervals, config=config)
+    split = split_voices(starts, emb, speech=speech, intervals=intervals, config=config)
+    first, second = own_speech(x, split.first, split.second)
+    return replace(split, first=first, second=second)
+
+
+def own_speech(
+    samples: np.ndarray, first: Sequence[Interval], second: Sequence[Interval]
+) -> tuple[tuple[Interval, ...], tuple[Interval, ...]]:
+    """Each party's runs cut to the frames its own leg's VAD finds.
+
+    The mix's VAD bridges pauses under ``pipeline.vad.MERGE_GAP_S``: where the other party
+    answers within one, the two runs touch and each reply reads 0 s late, a robot's flat
+    latency (docs/evaluation_calls.md, "Agent calls on mono"). A party's leg
+    (:func:`pipeline.behaviour.party_legs`) has the other party turned down to the noise floor.
+
+    Parameters
+    ----------
+    samples : np.ndarray [shape=(n,)], float32 at 16 kHz, the mix
+    first, second : sequences of (start_s, end_s), the two parties' runs
+
+    Returns
+    -------
+    (first, second) : tuples of (start_s, end_s)
+    """
+    if not first or not second:
+        return tuple(first), tuple(second)
+    legs = party_legs(samples, PartyTurns(tuple(first), tuple(second), ""))
+    n_frames = int(samples.size / ANALYSIS_RATE_HZ / FRAME_S) + 1
+    out = []
+    for runs, leg in zip((first, second), legs, strict=True):
+        own = speech_frames(speech_intervals(leg, margin_db=MIX_NOISE_MARGIN_DB), n_frames)
+        out.append(tuple(_runs(speech_frames(list(runs), n_frames) & own)))
+    return out[0], out[1]
 
 
 def windows_at(windows: tuple[np.ndarray, np.ndarray], starts_s: np.ndarray) -> np.ndarray:

@@ -7,6 +7,7 @@ speech. Whisper has its own (Silero) VAD for transcription; this one needs no mo
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage
 
 from pipeline.types import ANALYSIS_RATE_HZ
 
@@ -45,6 +46,8 @@ def voiced_intervals(
     *,
     above_noise_db: float | None = None,
     floor_dbfs: float = ABS_FLOOR_DBFS,
+    hold_db: float = 0.0,
+    merge_gap_s: float = MERGE_GAP_S,
 ) -> list[tuple[float, float]]:
     """Intervals (start_s, end_s) where the channel holds speech-level energy.
 
@@ -57,7 +60,24 @@ def voiced_intervals(
     ``REL_FLOOR_DB`` of its speech, the default gate passes the noise as speech: the whole
     channel reads as voiced. Default None: that gate alone, as the voice head and the timing
     cues were fitted with.
+
+    ``hold_db`` and ``merge_gap_s`` (noise-gated path only, issue 13): hysteresis against a
+    speaker's turn breaking up on a noisy line, where the quieter syllables of one turn dip to
+    the noise gate. A run of frames above ``gate - hold_db`` is speech when one of its frames
+    passes the gate itself (the run starts high and holds until it falls below the lower gate),
+    and runs closer than ``merge_gap_s`` (the silence a turn must hold to end) merge. Their
+    defaults (0 dB, ``MERGE_GAP_S``) give the single gate.
+
+    Raises
+    ------
+    ValueError
+        ``hold_db`` negative or ``merge_gap_s`` not positive, or either set without
+        ``above_noise_db``: the level-gate path stays as the voice head was fitted with.
     """
+    if hold_db < 0.0 or merge_gap_s <= 0.0:
+        raise ValueError(f"hold_db must be >= 0 and merge_gap_s > 0, got {hold_db}, {merge_gap_s}")
+    if above_noise_db is None and (hold_db != 0.0 or merge_gap_s != MERGE_GAP_S):
+        raise ValueError("hold_db and merge_gap_s apply to the noise-gated path (above_noise_db)")
     levels = frame_rms_dbfs(samples)
     if levels.size == 0:
         return []
@@ -65,11 +85,14 @@ def voiced_intervals(
     if above_noise_db is not None:
         floor = max(floor, float(np.percentile(levels, NOISE_PERCENTILE)) + above_noise_db)
     active = levels > floor
+    if hold_db > 0.0:
+        runs, _ = ndimage.label(levels > floor - hold_db)
+        active = np.isin(runs, runs[active])  # runs[active] > 0: a run holding a gated frame
     intervals: list[tuple[float, float]] = []
     edges = np.flatnonzero(np.diff(np.concatenate(([0], active.astype(np.int8), [0]))))
     for start, end in zip(edges[::2], edges[1::2], strict=True):
         t0, t1 = float(start * FRAME_S), float(end * FRAME_S)
-        if intervals and t0 - intervals[-1][1] < MERGE_GAP_S:
+        if intervals and t0 - intervals[-1][1] < merge_gap_s:
             intervals[-1] = (intervals[-1][0], t1)
         else:
             intervals.append((t0, t1))

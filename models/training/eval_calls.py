@@ -25,11 +25,11 @@ For every dev/test call of ``datasets/manifests/calls/calls.jsonl`` (stereo and 
 Two caches under ``$ROBOCALL_CACHE_DIR/eval_calls``: the GE2E windows of each mono mix and
 caller leg on a 0.25 s grid (``windows/<sha256 of the samples>.npz``: every hop that is a
 multiple of 0.25 s reads them, so a diarizer change costs no embedding), and the features per
-call in ``--features`` (JSONL), each keyed by the audio and the diarizer's code, so a rerun
-only measures new or changed calls. Intervals are bootstrapped over caller voices (a voice
-may play several calls of a split), 1,000 resamples: EERs through
-:func:`models.training.metrics.bootstrap_ci` (voices drawn within each class, as on every other
-page), shares of speech time and rates by drawing voices from all calls of the row.
+call in ``--features`` (JSONL), each keyed by the audio and the code that computes them
+(:data:`FEATURE_CODE`), so a rerun only measures new or changed calls. Intervals are
+bootstrapped over caller voices (a voice may play several calls of a split), 1,000 resamples:
+EERs through :func:`models.training.metrics.bootstrap_ci` (voices drawn within each class, as
+on every other page), shares of speech time and rates by drawing voices from all calls of the row.
 
 About 700 lines: one measurement run (features, report, Markdown tables) whose pieces share the
 per-call feature dict; split, each part would only pass that dict on.
@@ -53,6 +53,10 @@ import soundfile as sf
 from tqdm import tqdm
 
 import models.diarize
+import pipeline.acoustic
+import pipeline.behaviour
+import pipeline.fingerprint
+import pipeline.vad
 from models.diarize import (
     CALLER_RULE,
     CALLER_RULES,
@@ -118,9 +122,21 @@ def cache_root() -> Path:
     return corpus_cache_dir().parent / "eval_calls"
 
 
-def diarizer_digest() -> str:
-    """Keys the cached features: the diarizer's code and its default config."""
-    code = Path(models.diarize.__file__).read_bytes()
+# The modules whose code computes a call's cached features: an edit to any of them (a cue, a
+# gate, the diarizer) invalidates the cache, not only the diarizer's.
+FEATURE_CODE = (
+    models.diarize,
+    pipeline.acoustic,
+    pipeline.behaviour,
+    pipeline.fingerprint,
+    pipeline.vad,
+)
+
+
+def feature_code_digest() -> str:
+    """Keys the cached features: the code of :data:`FEATURE_CODE` and the diarizer's default
+    config."""
+    code = b"".join(Path(m.__file__).read_bytes() for m in FEATURE_CODE if m.__file__)
     return hashlib.sha256(code + repr(DiarizerConfig()).encode()).hexdigest()[:16]
 
 
@@ -265,7 +281,7 @@ def call_features(stereo: CorpusRow, mono: CorpusRow, windows: Windows) -> dict[
 
 
 def feature_key(mono: CorpusRow) -> str:
-    return f"{mono.path}|{mono.duration_s}|{diarizer_digest()}"
+    return f"{mono.path}|{mono.duration_s}|{feature_code_digest()}"
 
 
 def _crop_turns(turns: Sequence[Sequence[Sequence[float]]], crop_s: float) -> PartyTurns:

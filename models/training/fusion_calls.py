@@ -300,12 +300,14 @@ class NoTextHeads:
 
 
 # Modules whose code decides the evidence no head decides (acoustic, behaviour, diarisation,
-# decoding, channel); with the ASR model they key :func:`audio_evidence`'s cache.
+# decoding, channel, and the detector that composes them, e.g. a mono call's caller-leg
+# cues); with the ASR model they key :func:`audio_evidence`'s cache.
 BASE_CODE = (
     "models/diarize.py",
     "pipeline/acoustic.py",
     "pipeline/audio.py",
     "pipeline/behaviour.py",
+    "pipeline/detector.py",
     "pipeline/telephone.py",
     "pipeline/vad.py",
 )

@@ -108,13 +108,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--compare",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="also train and compare Whisper / LFCC / both feature sets (default: on)",
+        help="also retrain the head on each of its block sets (with and without AASIST, each "
+        "block alone) and compare them (default: on; cached per set)",
     )
     evaluate.add_argument(
         "--cost",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="time the head and the ASR on 60 s of a call (default: on; needs the weights)",
+        help="time the voice stage against the bare ASR on 60 s of a call, alternated, wall "
+        "and CPU (default: on; needs the weights)",
     )
     evaluate.add_argument(
         "--aasist",

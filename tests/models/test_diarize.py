@@ -4,6 +4,7 @@ the detector the service builds."""
 from __future__ import annotations
 
 import io
+import itertools
 
 import numpy as np
 import pytest
@@ -17,6 +18,7 @@ from models.diarize import (
     CALLER_RULES,
     CALLER_WEIGHTS,
     MIN_PARTY_SPEECH_S,
+    MIX_NOISE_MARGIN_DB,
     ONE_VOICE,
     TWO_VOICE_BIAS,
     TWO_VOICE_WEIGHTS,
@@ -28,11 +30,12 @@ from models.diarize import (
     diarize,
     label_persistence,
     load_voice_encoder,
+    own_speech,
     party_runs,
     two_clusters,
     two_voices,
 )
-from pipeline.behaviour import BEHAVIOUR_RULES
+from pipeline.behaviour import BEHAVIOUR_RULES, reply_latencies, speech_intervals
 from pipeline.config import DetectorConfig
 from pipeline.detector import Detector
 from pipeline.errors import ModelNotAvailableError
@@ -287,3 +290,50 @@ def test_windows_cached_on_a_finer_grid_give_the_same_split(rng: np.random.Gener
     )
     with pytest.raises(ValueError, match="grid"):
         windows_at(windows, np.array([0.1]))
+
+
+def quick_replies(
+    rng: np.random.Generator, gap_s: float
+) -> tuple[np.ndarray, list[tuple[float, float, str]]]:
+    """Caller (low voice, 4 s) and callee (high voice, 1.5 s) turns alternating, each turn
+    ``gap_s`` after the other party's; and the true turns."""
+    parts, truth, t = [], [], 0.0
+    for _ in range(4):
+        for who, f0, dur in (("caller", 150.0, 4.0), ("callee", 900.0, 1.5)):
+            parts += [voice(f0, dur, rng), 0.001 * rng.standard_normal(int(gap_s * SR))]
+            truth.append((t, t + dur, who))
+            t += dur + gap_s
+    return np.concatenate(parts).astype(np.float32), truth
+
+
+def test_own_speech_reopens_a_pause_the_mix_vad_bridged(rng: np.random.Generator) -> None:
+    x, truth = quick_replies(rng, gap_s=0.15)
+    assert len(speech_intervals(x, margin_db=MIX_NOISE_MARGIN_DB)) == 1  # pauses bridged
+    # the parties' runs as the labels cut that one interval: touching in the middle of a pause
+    mids = [(b + a2) / 2 for (_, b, _), (a2, _, _) in itertools.pairwise(truth)]
+    cuts = [0.0, *mids, 25.0]
+    runs = [(cuts[i], cuts[i + 1], who) for i, (_, _, who) in enumerate(truth)]
+    first = [(a, b) for a, b, who in runs if who == "caller"]
+    second = [(a, b) for a, b, who in runs if who == "callee"]
+    a, b = own_speech(x, first, second)
+    assert len(a) == len(first) and len(b) == len(second)
+    mine = {"caller": list(a), "callee": list(b)}
+    ordered = sorted((s, e) for side in mine.values() for s, e in side)
+    gaps = [s2 - e1 for (_, e1), (s2, _) in itertools.pairwise(ordered)]
+    assert min(gaps) >= 0.08 and max(gaps) <= 0.3  # each pause is nobody's again
+    for start, end, who in truth:  # each party keeps its own speech
+        kept = sum(max(0.0, min(e, end) - max(s, start)) for s, e in mine[who])
+        assert kept >= 0.9 * (end - start)
+    assert own_speech(x, first, []) == (tuple(first), ())
+
+
+def test_mono_replies_are_not_zero_seconds_late(rng: np.random.Generator) -> None:
+    x, truth = quick_replies(rng, gap_s=0.2)
+    assert len(speech_intervals(x, margin_db=MIX_NOISE_MARGIN_DB)) == 1  # pauses bridged
+    turns = diarize(x, encoder=FakeEncoder())
+    assert turns.caller_reason != ONE_VOICE
+    latencies = sorted(lat for lat, _ in reply_latencies(turns))
+    assert len(latencies) == sum(who == "caller" for _, _, who in truth[1:])
+    # each reply after its pause, as two legs would show (a label boundary off the pause
+    # may still close one); without own_speech all would read 0.0 s
+    assert latencies[len(latencies) // 2] == pytest.approx(0.2, abs=0.06)

@@ -10,6 +10,7 @@ from scipy import signal
 
 from pipeline.acoustic import (
     CUE_RULES,
+    LATENCY_MERGE_GAP_S,
     MAX_WEIGHT,
     CueRule,
     acoustic_cues,
@@ -18,6 +19,7 @@ from pipeline.acoustic import (
     pitch_track,
 )
 from pipeline.types import AcousticCues, Audio, AudioInfo, Evidence, Transcript
+from pipeline.vad import MERGE_GAP_S
 
 SR = 16_000
 EMPTY = Transcript(language="zh", language_probability=1.0, segments=())
@@ -224,6 +226,39 @@ def test_latency_cues_hold_on_a_noisy_line(noisy) -> None:
     assert got["response_latency_std_s"] == pytest.approx(float(np.std(latencies_s)), abs=0.1)
     assert got["talk_over_fraction"] == 0.0
     assert LATENCY_CUES <= set(by_name(cues_of(caller, callee)))  # the detector's path
+
+
+def test_a_pause_inside_a_caller_turn_makes_no_false_reply() -> None:
+    """Issue 13: a caller turn paused for 0.3 s (a breath, a quiet word on a noisy line) under
+    a listener's short "嗯" split into two turns at the 0.25 s merge gap, and the second half
+    read as a reply to the "嗯" (latency ~0.1 s). Turns of the latency cues end after
+    ``LATENCY_MERGE_GAP_S`` of silence, so the paused turn stays whole."""
+    rng = np.random.default_rng(11)
+    caller, callee = np.zeros(30 * SR), np.zeros(30 * SR)
+    latencies_s = (0.6, 0.9, 0.7, 1.1)
+    t = 0.3
+    for latency_s in (None, *latencies_s):
+        if latency_s is not None:
+            reply = utterance(rng, n_syllables=5, robot=False, level=0.08)
+            callee[int(t * SR) : int(t * SR) + reply.size] = reply
+            t += reply.size / SR + latency_s
+        for half in range(2):  # a prompt with a 0.3 s pause, the listener's "嗯" inside it
+            prompt = utterance(rng, n_syllables=4, robot=True)
+            caller[int(t * SR) : int(t * SR) + prompt.size] = prompt
+            t += prompt.size / SR + 0.3
+            if half == 0:
+                hum = utterance(rng, n_syllables=1, robot=False, level=0.08)[: int(0.15 * SR)]
+                callee[int((t - 0.25) * SR) : int((t - 0.25) * SR) + hum.size] = hum
+        t += 0.2
+    caller = (caller + line_noise(caller.size, dbfs=-42.0, seed=0)).astype(np.float32)
+    callee = (callee + line_noise(callee.size, dbfs=-42.0, seed=1)).astype(np.float32)
+    split = {e.name: e.value for e in latency_cues(caller, callee, merge_gap_s=MERGE_GAP_S)}
+    whole = {e.name: e.value for e in latency_cues(caller, callee)}
+    assert split["response_latency_median_s"] < 0.5  # the false replies to each "嗯"
+    assert whole["response_latency_median_s"] == pytest.approx(
+        float(np.median(latencies_s)), abs=0.1
+    )
+    assert LATENCY_MERGE_GAP_S > MERGE_GAP_S
 
 
 def test_latency_cues_unchanged_on_a_clean_line() -> None:

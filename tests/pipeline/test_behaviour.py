@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from pipeline.acoustic import latency_cues
 from pipeline.behaviour import (
     BEHAVIOUR_RULES,
     MAX_WEIGHT,
@@ -12,6 +13,7 @@ from pipeline.behaviour import (
     backchannels,
     barge_ins,
     behaviour_cues,
+    party_legs,
     reply_latencies,
     same_start,
     stereo_turns,
@@ -148,3 +150,62 @@ def test_rules_are_bounded() -> None:
     for rule in BEHAVIOUR_RULES.values():
         for v in (-1e9, -1.0, 0.0, 0.1, 0.5, 1.0, 5.0, 1e9):
             assert abs(rule.weight(v)) <= MAX_WEIGHT
+
+
+def _two_voices(
+    rng: np.random.Generator, latencies: list[float]
+) -> tuple[np.ndarray, np.ndarray, PartyTurns]:
+    """Caller and callee channels (speech-like bursts over line noise) taking turns with the
+    caller answering after each ``latency``, and their true turns."""
+    n = int(40 * SR)
+    caller = (rng.standard_normal(n) * 0.002).astype(np.float32)  # line noise, about -54 dBFS
+    callee = (rng.standard_normal(n) * 0.002).astype(np.float32)
+    turns = alternating(latencies, turn_s=2.5, reply_s=1.5)
+    for leg, spans in ((caller, turns.caller), (callee, turns.callee)):
+        for a, b in spans:
+            i, j = int(a * SR), int(b * SR)
+            leg[i:j] += _prompt(rng, (j - i) / SR)[: j - i] * 3.0
+    return caller, callee, turns
+
+
+def test_party_legs_turn_the_other_party_down_to_the_noise_floor(rng: np.random.Generator) -> None:
+    caller, callee, turns = _two_voices(rng, [0.4, 0.9, 0.2, 1.3])
+    mix = caller + callee
+    c_leg, e_leg = party_legs(mix, turns)
+    assert c_leg.shape == e_leg.shape == mix.shape and c_leg.dtype == np.float32
+
+    def level(x: np.ndarray, span: tuple[float, float]) -> float:
+        seg = x[int(span[0] * SR) : int(span[1] * SR)]
+        return float(10 * np.log10(np.mean(seg.astype(np.float64) ** 2)))
+
+    noise = level(mix, (turns.caller[0][1] + 0.1, turns.callee[0][0] - 0.1))
+    a_callee_turn, a_caller_turn = turns.callee[1], turns.caller[1]
+    assert level(c_leg, a_caller_turn) == pytest.approx(level(mix, a_caller_turn))
+    assert level(c_leg, a_callee_turn) < noise + 3.0 < level(mix, a_callee_turn)
+    assert level(e_leg, a_caller_turn) < noise + 3.0
+    assert level(e_leg, a_callee_turn) == pytest.approx(level(mix, a_callee_turn))
+    # the pause between the parties stays as recorded in both legs
+    gap = (a_caller_turn[1] + 0.1, turns.callee[1][0] - 0.1)
+    assert level(c_leg, gap) == pytest.approx(level(mix, gap), abs=0.5)
+    # a stretch both parties hold stays in both legs
+    both = PartyTurns(((0.0, 3.0),), ((1.0, 3.0),), "t")
+    c2, e2 = party_legs(mix, both)
+    assert level(c2, (1.5, 2.5)) == pytest.approx(level(e2, (1.5, 2.5)))
+
+
+def test_mono_turns_carry_the_stereo_timing_cues(rng: np.random.Generator) -> None:
+    caller, callee, turns = _two_voices(rng, [0.35, 0.4, 0.38, 0.42, 0.36])
+    stereo = {e.name: e for e in latency_cues(caller, callee)}
+    mono = {
+        e.name: e for e in behaviour_cues(turns, caller_samples=caller + callee, is_stereo=False)
+    }
+    names = {"response_latency_median_s", "talk_over_fraction", "response_latency_std_s"}
+    assert names <= set(stereo) and names <= set(mono)
+    for name in names:  # the legs give the stereo channels' turns, within a frame or two
+        assert mono[name].value == pytest.approx(stereo[name].value, abs=0.05)
+    # without the audio, or on stereo (acoustic_cues measures them there), they are not added
+    assert not names & {e.name for e in behaviour_cues(turns, is_stereo=False)}
+    assert not names & {e.name for e in behaviour_cues(turns, caller_samples=caller)}
+    # one voice (no callee): no turn-taking to measure
+    alone = PartyTurns(turns.caller, (), "one voice")
+    assert behaviour_cues(alone, caller_samples=caller + callee, is_stereo=False) == ()

@@ -95,3 +95,14 @@ def test_index_hits_count_the_calls_matched_to_another_call() -> None:
         "dev/en/recorded_robot/mono": {"calls": 2, "matched": 2},
         "dev/en/recorded_robot/stereo": {"calls": 2, "matched": 1},
     }
+
+
+def test_feature_cache_key_follows_every_cue_module(tmp_path, monkeypatch):
+    """An edit to a cue module (not only the diarizer) must invalidate the cached features."""
+    import pipeline.behaviour
+
+    before = eval_calls.feature_code_digest()
+    edited = tmp_path / "behaviour.py"
+    edited.write_bytes(Path(pipeline.behaviour.__file__).read_bytes() + b"\n# edited\n")
+    monkeypatch.setattr(pipeline.behaviour, "__file__", str(edited))
+    assert eval_calls.feature_code_digest() != before

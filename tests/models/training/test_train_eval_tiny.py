@@ -147,6 +147,11 @@ def test_quick_train_then_evaluate(
     assert folds and all(f["aasist"] for f in folds)
     mean_row = next(line for line in report.splitlines() if line.startswith("| **mean over"))
     assert mean_row.count(" / ") == 2, mean_row  # AASIST's mean EER / AUC, raw and channel
+    # The block comparison (on by default): the head's one block set, AASIST beside it.
+    comparison = json.loads((docs / "img" / "synth_evaluation.json").read_text())["comparison"]
+    assert set(comparison) == {"lfcc", "AASIST raw", "AASIST channel"}
+    assert comparison["lfcc"]["test_eer_lo"] <= comparison["lfcc"]["test_eer"]
+    assert "## Features: which blocks the head needs" in report and "| lfcc (shipped) |" in report
 
     # --aasist test: AASIST scores the test split only; the folds go without the column.
     scored: list[str] = []

@@ -1,0 +1,102 @@
+"""The pure helpers of bench/latency_cues.py (the bench itself reads the simulated calls)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+
+from models.training.corpus import CorpusRow
+from models.training.fusion_calls import CROP_S
+
+NAME = "latency_cues"
+
+
+def _bench() -> ModuleType:
+    if NAME in sys.modules:
+        return sys.modules[NAME]
+    path = Path(__file__).resolve().parents[2] / "bench" / f"{NAME}.py"
+    spec = importlib.util.spec_from_file_location(NAME, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[NAME] = module  # dataclasses look their module up while the class is built
+    spec.loader.exec_module(module)
+    return module
+
+
+def _row(segments: list[dict[str, object]]) -> CorpusRow:
+    return CorpusRow(
+        id="calls/x",
+        path="x.flac",
+        root="cache",
+        label="robot",
+        kind="call_tts_robot",
+        language="zh",
+        speaker="v1",
+        engine="e",
+        engine_family="e",
+        source="calls",
+        group_id="g",
+        campaign="",
+        split="dev",
+        duration_s=CROP_S + 10.0,
+        orig_sr_hz=16_000,
+        licence="",
+        extra=(("segments", json.dumps(segments)),),
+    )
+
+
+def test_truth_turns_merge_short_gaps_and_stop_at_the_crop() -> None:
+    bench = _bench()
+    seg = [
+        {"role": "caller", "start_s": 1.0, "end_s": 2.0},
+        {"role": "caller", "start_s": 2.1, "end_s": 3.0},  # 0.1 s later: the same turn
+        {"role": "callee", "start_s": 3.2, "end_s": 4.0},
+        {"role": "caller", "start_s": 4.5, "end_s": 5.0},
+        {"role": "caller", "start_s": CROP_S - 1.0, "end_s": CROP_S + 3.0},
+        {"role": "caller", "start_s": CROP_S + 1.0, "end_s": CROP_S + 2.0},
+    ]
+    row = _row(seg)
+    assert bench.truth_turns(row, "caller") == [(1.0, 3.0), (4.5, 5.0), (CROP_S - 1.0, CROP_S)]
+    assert bench.truth_turns(row, "callee") == [(3.2, 4.0)]
+
+
+def bench_lines() -> tuple[str, ...]:
+    return tuple(line for line, _ in _bench().LINES)
+
+
+def test_the_declared_rule_takes_the_first_variant_near_the_best_that_keeps_the_rest() -> None:
+    bench = _bench()
+    hyst = [name for name, *_ in bench.VARIANTS if name.startswith("hyst")]
+    summary = {
+        (name, line): (1.0, 0.2) for name in (bench.SHIPPED_BEFORE, *hyst) for line in bench_lines()
+    }
+    summary[bench.SHIPPED_BEFORE, "clean"] = (1.0, 0.06)
+    for name in hyst:
+        summary[name, "clean"] = (1.0, 0.06)
+    summary[hyst[0], "noisy"] = (1.0, 0.09)  # near the best that counts: chosen, first in line
+    summary[hyst[1], "noisy"] = (1.0, 0.085)  # the best that counts
+    summary[hyst[2], "noisy"] = (1.0, 0.01)  # better, but fewer cues present over all calls
+    summary[hyst[2], "all"] = (0.9, 0.05)
+    summary[hyst[3], "noisy"] = (1.0, 0.02)  # better, but worse on clean lines
+    summary[hyst[3], "clean"] = (1.0, 0.08)
+    assert bench.choose(summary) == hyst[0]
+    summary[hyst[0], "noisy"] = (1.0, 0.1)  # no longer within the slack of the best
+    assert bench.choose(summary) == hyst[1]
+
+
+def test_intervals_bracket_the_statistic_and_resample_whole_voices() -> None:
+    bench = _bench()
+    values = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]
+    text = bench.median_ci(values, ["a", "a", "b", "b", "c", "c"])
+    point, lo, hi = (float(v) for v in text.replace("[", " ").replace("-", " ").strip("]").split())
+    assert point == pytest.approx(float(np.median(values)), abs=1e-3)
+    assert lo <= point <= hi
+    # one voice: every resample is the same, the interval is the point
+    assert bench.mean_ci([0.1, 0.3], ["a", "a"]) == "0.200 [0.200-0.200]"
+    assert bench.median_ci([], []) == "n/a"

@@ -1,0 +1,91 @@
+"""The pure helpers of bench/mono_gap.py (the bench itself runs the detector on real calls)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType, SimpleNamespace
+
+import numpy as np
+import pytest
+
+from pipeline.vad import FRAME_S
+
+NAME = "mono_gap"
+SR = 16_000
+
+
+def _bench() -> ModuleType:
+    if NAME in sys.modules:
+        return sys.modules[NAME]
+    path = Path(__file__).resolve().parents[2] / "bench" / f"{NAME}.py"
+    spec = importlib.util.spec_from_file_location(NAME, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[NAME] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+B = _bench()
+
+
+def test_runs_and_segment_masks_round_trip() -> None:
+    segments = [
+        {"role": "caller", "start_s": 0.5, "end_s": 2.0},
+        {"role": "callee", "start_s": 1.5, "end_s": 3.0},
+        {"role": "caller", "start_s": 4.0, "end_s": 4.5},
+    ]
+    row = SimpleNamespace(extra=(("segments", json.dumps(segments)),))
+    caller, callee = B.segment_masks(row, int(5.0 / FRAME_S))
+    assert B.runs(caller) == ((0.5, 2.0), (4.0, 4.5))
+    assert B.runs(callee) == ((1.5, 3.0),)
+    assert B.runs(np.zeros(10, bool)) == ()
+
+
+def test_oracle_turns_keep_the_mix_vad_and_the_true_parties(rng: np.random.Generator) -> None:
+    n = 6 * SR
+    mix = (rng.standard_normal(n) * 0.001).astype(np.float32)
+    for a, b in ((0.5, 2.0), (1.5, 3.0), (4.0, 5.0)):  # caller, callee (overlapping), caller
+        mix[int(a * SR) : int(b * SR)] += (rng.standard_normal(int((b - a) * SR)) * 0.2).astype(
+            np.float32
+        )
+    frames = int(6.0 / FRAME_S)
+    caller, callee = np.zeros(frames, bool), np.zeros(frames, bool)
+    caller[int(0.5 / FRAME_S) : int(2.0 / FRAME_S)] = True
+    caller[int(4.0 / FRAME_S) : int(5.0 / FRAME_S)] = True
+    callee[int(1.5 / FRAME_S) : int(3.0 / FRAME_S)] = True
+    one = B.oracle_turns(mix, caller, callee, overlap=False)
+    both = B.oracle_turns(mix, caller, callee, overlap=True)
+    assert one.callee == both.callee
+    assert one.callee[0][0] == pytest.approx(1.5) and one.callee[0][1] == pytest.approx(
+        3.0, abs=0.1
+    )
+    # one party per frame: the overlap is the callee's; with overlap it is both parties'
+    assert one.caller[0][1] == pytest.approx(1.5)
+    assert both.caller[0][1] == pytest.approx(2.0)
+    assert one.caller[-1][0] == pytest.approx(4.0, abs=0.05)
+
+
+def test_swapped_takes_exactly_the_named_cues_from_the_source() -> None:
+    mono = {"a": 1.0, "b": 2.0, "c": 3.0}
+    stereo = {"a": -1.0, "d": 4.0}
+    assert B.swapped(mono, stereo, frozenset({"a", "d"})) == {
+        "b": 2.0,
+        "c": 3.0,
+        "a": -1.0,
+        "d": 4.0,
+    }
+    # a named cue the source lacks is dropped, as the stereo copy would not show it
+    assert B.swapped(mono, stereo, frozenset({"b"})) == {"a": 1.0, "c": 3.0}
+
+
+def test_mean_interval_over_voices_brackets_the_mean(rng: np.random.Generator) -> None:
+    values = rng.normal(1.0, 0.5, 40)
+    voices = [f"v{i % 8}" for i in range(40)]
+    low, high = B._mean_ci(values, voices)
+    assert low <= float(values.mean()) <= high
+    same = B._mean_ci(np.full(12, 0.7), [f"v{i % 3}" for i in range(12)])
+    assert same == pytest.approx((0.7, 0.7))
