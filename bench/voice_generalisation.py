@@ -6,7 +6,9 @@ Usage: ``.venv/bin/python bench/voice_generalisation.py [--manifests shared,tts_
 Needs the cached Whisper+LFCC features of every row (``robocall train`` fills
 ``$ROBOCALL_CACHE_DIR/synth_features``); no encoder is loaded. Objectives:
 
-- ``two_class``: the shipped head (``fit_logistic``, class-balanced, L2 grid x copy weights).
+- ``two_class``: the shipped head's logistic (``fit_logistic``, L2 grid x copy weights) with
+  class-balanced rows (``fit_weights``), as shipped before issue 12's session 7 (now
+  source-balanced, ``synth_fit.row_weights``).
 - ``oc_softmax``: one-class softmax (Zhang, Jiang & Li, "One-class learning towards synthetic
   voice spoofing detection", IEEE SPL 2021): a linear 32-d embedding of the standardised
   features, L2-normalised, scored by its cosine to one learned direction; people are pulled

