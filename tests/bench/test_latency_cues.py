@@ -2,31 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pytest
 
 from models.training.corpus import CorpusRow
 from models.training.fusion_calls import CROP_S
+from tests.bench.support import load_bench
 
 NAME = "latency_cues"
-
-
-def _bench() -> ModuleType:
-    if NAME in sys.modules:
-        return sys.modules[NAME]
-    path = Path(__file__).resolve().parents[2] / "bench" / f"{NAME}.py"
-    spec = importlib.util.spec_from_file_location(NAME, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[NAME] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
-    return module
 
 
 def _row(segments: list[dict[str, object]]) -> CorpusRow:
@@ -52,7 +37,7 @@ def _row(segments: list[dict[str, object]]) -> CorpusRow:
 
 
 def test_truth_turns_merge_short_gaps_and_stop_at_the_crop() -> None:
-    bench = _bench()
+    bench = load_bench(NAME)
     seg = [
         {"role": "caller", "start_s": 1.0, "end_s": 2.0},
         {"role": "caller", "start_s": 2.1, "end_s": 3.0},  # 0.1 s later: the same turn
@@ -67,11 +52,11 @@ def test_truth_turns_merge_short_gaps_and_stop_at_the_crop() -> None:
 
 
 def bench_lines() -> tuple[str, ...]:
-    return tuple(line for line, _ in _bench().LINES)
+    return tuple(line for line, _ in load_bench(NAME).LINES)
 
 
 def test_the_declared_rule_takes_the_first_variant_near_the_best_that_keeps_the_rest() -> None:
-    bench = _bench()
+    bench = load_bench(NAME)
     hyst = [name for name, *_ in bench.VARIANTS if name.startswith("hyst")]
     summary = {
         (name, line): (1.0, 0.2) for name in (bench.SHIPPED_BEFORE, *hyst) for line in bench_lines()
@@ -91,7 +76,7 @@ def test_the_declared_rule_takes_the_first_variant_near_the_best_that_keeps_the_
 
 
 def test_intervals_bracket_the_statistic_and_resample_whole_voices() -> None:
-    bench = _bench()
+    bench = load_bench(NAME)
     values = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]
     text = bench.median_ci(values, ["a", "a", "b", "b", "c", "c"])
     point, lo, hi = (float(v) for v in text.replace("[", " ").replace("-", " ").strip("]").split())

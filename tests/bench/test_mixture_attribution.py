@@ -2,34 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-from types import ModuleType
-
 import numpy as np
 import pytest
 
 from models.synth_head import pool_log_odds
 from pipeline.detector import SYNTH_WEIGHT_CLIP
 from pipeline.fuse import FusionModel
+from tests.bench.support import load_bench
 
 NAME = "mixture_attribution"
 
 
-def _bench() -> ModuleType:
-    if NAME in sys.modules:
-        return sys.modules[NAME]
-    path = Path(__file__).resolve().parents[2] / "bench" / f"{NAME}.py"
-    spec = importlib.util.spec_from_file_location(NAME, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[NAME] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
-    return module
-
-
-B = _bench()
+B = load_bench(NAME)
 
 
 def test_voice_cue_pools_the_raw_logits_then_calibrates_as_the_head_does(

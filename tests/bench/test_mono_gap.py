@@ -2,34 +2,20 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
-from types import ModuleType, SimpleNamespace
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from pipeline.vad import FRAME_S
+from tests.bench.support import load_bench
 
 NAME = "mono_gap"
 SR = 16_000
 
 
-def _bench() -> ModuleType:
-    if NAME in sys.modules:
-        return sys.modules[NAME]
-    path = Path(__file__).resolve().parents[2] / "bench" / f"{NAME}.py"
-    spec = importlib.util.spec_from_file_location(NAME, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[NAME] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-B = _bench()
+B = load_bench(NAME)
 
 
 def test_runs_and_segment_masks_round_trip() -> None:
