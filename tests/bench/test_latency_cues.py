@@ -10,28 +10,20 @@ import pytest
 from models.training.corpus import CorpusRow
 from models.training.fusion_calls import CROP_S
 from tests.bench.support import load_bench
+from tests.models.support import corpus_row
 
 NAME = "latency_cues"
 
 
 def _row(segments: list[dict[str, object]]) -> CorpusRow:
-    return CorpusRow(
-        id="calls/x",
-        path="x.flac",
-        root="cache",
+    return corpus_row(
+        "x",
         label="robot",
         kind="call_tts_robot",
         language="zh",
-        speaker="v1",
-        engine="e",
-        engine_family="e",
         source="calls",
-        group_id="g",
-        campaign="",
         split="dev",
         duration_s=CROP_S + 10.0,
-        orig_sr_hz=16_000,
-        licence="",
         extra=(("segments", json.dumps(segments)),),
     )
 
