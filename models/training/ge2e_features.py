@@ -1,0 +1,153 @@
+"""GE2E speaker-embedding features of the synthetic-voice head's windows, measured leave one
+source out before any head reads them (issue 12: "TTS voices may be unnaturally stable across a
+call"; ``docs/voice_generalisation.md`` section 5).
+
+Two blocks per head window, computed on the very audio the head's other blocks see (the
+telephone path's seeded crop through its seeded codec and noise, or a call-path window of the
+``call_channel`` copy):
+
+- ``ge2e`` (256 values): the normalised mean of the unit GE2E embeddings of the window's
+  one-second sub-windows every 0.5 s over speech (the mono diarizer's embedder and window,
+  :func:`models.diarize.window_embeddings`; :data:`SUB_WINDOWS`);
+- ``ge2e_spread`` (2 values): how stable the voice is inside the window: the mean cosine
+  distance of the sub-window embeddings from that mean, and the mean cosine distance between
+  sub-windows one second apart (no overlap). A window too short for two sub-windows gets 0.
+
+Cached per row and path under ``$ROBOCALL_CACHE_DIR/synth_features/ge2e/``, keyed by the row,
+its clip's sha256, the head's seed salt, :data:`FEATURE_VERSION` and the GE2E checkpoint, with
+the windows stored beside the values so a row is only reused for the same windows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from models.diarize import DiarizerConfig, speech_frames, window_embeddings, window_starts
+from models.synth_head import cut
+from models.training.corpus import CorpusRow, read_clip, resolve_path
+from models.training.synth_data import (
+    CACHE_VARIANT,
+    ClipFeatures,
+    TrainConfig,
+    features_cache_dir,
+    telephone_windows,
+)
+from pipeline.behaviour import speech_intervals
+from pipeline.files import atomic_path
+from pipeline.telephone import call_channel
+from pipeline.types import ANALYSIS_RATE_HZ
+from pipeline.vad import FRAME_S
+
+log = logging.getLogger(__name__)
+
+FEATURE_VERSION = 1  # bump when what the blocks hold changes: it keys the cache
+GE2E_DIM = 256
+SPREAD_DIM = 2
+BLOCK_WIDTHS = {"ge2e": GE2E_DIM, "ge2e_spread": SPREAD_DIM}  # in the order they are appended
+SUB_WINDOWS = DiarizerConfig(window_s=1.0, hop_s=0.5)  # the diarizer's window, half its density
+
+
+def window_stats(samples: np.ndarray, *, encoder: Any) -> np.ndarray:
+    """Both blocks of one channel-processed window: shape (258,), float64.
+
+    Parameters
+    ----------
+    samples : np.ndarray [shape=(n,)], float at 16 kHz, after the telephone or call channel
+    encoder : the GE2E encoder (:func:`models.ge2e.load_ge2e`)
+
+    Returns
+    -------
+    np.ndarray: the unit mean embedding (256), then the mean cosine distance of the
+    sub-windows from it and the mean cosine distance of sub-windows one second apart.
+    """
+    x = np.asarray(samples, dtype=np.float32)
+    speech = speech_frames(speech_intervals(x), int(x.size / ANALYSIS_RATE_HZ / FRAME_S))
+    starts = window_starts(speech, config=SUB_WINDOWS)
+    if starts.size == 0:  # under a second of speech: one sub-window over the start
+        starts = np.zeros(1)
+    emb = window_embeddings(x, starts_s=starts, config=SUB_WINDOWS, encoder=encoder)
+    emb = emb.astype(np.float64)
+    centre = emb.mean(axis=0)
+    centre /= max(float(np.linalg.norm(centre)), 1e-12)
+    spread = float(np.mean(1.0 - emb @ centre))
+    gap = np.isclose(starts[None, :] - starts[:, None], SUB_WINDOWS.window_s)
+    first, second = np.nonzero(gap)
+    drift = float(np.mean(1.0 - np.sum(emb[first] * emb[second], axis=1))) if first.size else 0.0
+    return np.concatenate([centre, [spread, drift]])
+
+
+def cache_path(
+    row: CorpusRow, *, clip_sha: str, path: str, cfg: TrainConfig, checkpoint: str
+) -> Path:
+    """Where a row's blocks on ``path`` ("telephone" or "inference") are cached."""
+    key = hashlib.sha1(
+        f"{row.id}|{clip_sha}|{path}|{cfg.salt}|{FEATURE_VERSION}|{checkpoint}".encode()
+    ).hexdigest()
+    return features_cache_dir() / "ge2e" / CACHE_VARIANT[path] / key[:2] / f"{key}.npz"
+
+
+def row_stats(
+    row: CorpusRow, *, path: str, windows: np.ndarray, cfg: TrainConfig, encoder: Any
+) -> np.ndarray:
+    """Both blocks of each of a row's head windows, shape (k, 258): the windows of its cached
+    head features on ``path`` (``windows``, (k, 2) seconds), recomputed as the head's cache made
+    them (the seeded telephone crop, or ``cut`` of the ``call_channel`` copy), then cached.
+
+    Raises
+    ------
+    ValueError
+        The telephone crop drawn now is not the cached one (another salt or channel code).
+    """
+    clip = resolve_path(row)
+    clip_sha = hashlib.sha256(clip.read_bytes()).hexdigest()
+    file = cache_path(row, clip_sha=clip_sha, path=path, cfg=cfg, checkpoint=encoder.sha256[:16])
+    if file.is_file():
+        with np.load(file) as data:
+            if data["windows"].shape == windows.shape and np.allclose(data["windows"], windows):
+                return np.asarray(data["x"], dtype=np.float64)
+    samples = read_clip(clip)
+    if path == "telephone":
+        crops = telephone_windows(samples, row, cfg)
+        drawn = np.asarray([w for w, _ in crops], dtype=np.float64).reshape(-1, 2)
+        if drawn.shape != windows.shape or not np.allclose(drawn, windows):
+            raise ValueError(f"{row.id}: telephone crop {drawn.tolist()} is not the cached one")
+        pieces = [x for _, x in crops]
+    else:
+        y = call_channel(samples)
+        pieces = [cut(y, (float(a), float(b))) for a, b in windows]
+    x = np.stack([window_stats(p, encoder=encoder) for p in pieces])
+    file.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(file, suffix=".tmp.npz") as tmp:  # np.savez appends ".npz"
+        np.savez(tmp, windows=windows, x=x)
+    return x
+
+
+def with_ge2e(
+    feats: dict[str, ClipFeatures],
+    rows: Sequence[CorpusRow],
+    *,
+    path: str,
+    cfg: TrainConfig,
+    encoder: Any,
+    progress: bool = False,
+) -> dict[str, ClipFeatures]:
+    """``feats`` (a row id's head features on ``path``) with the ``ge2e`` and ``ge2e_spread``
+    blocks appended to every window, in :data:`BLOCK_WIDTHS` order; ``rows`` must hold every
+    row of ``feats``."""
+    by_id = {r.id: r for r in rows}
+    out = {}
+    started = time.monotonic()
+    for i, (key, f) in enumerate(feats.items()):
+        x = row_stats(by_id[key], path=path, windows=f.windows, cfg=cfg, encoder=encoder)
+        out[key] = ClipFeatures(key, f.windows, np.concatenate([f.x, x], axis=1))
+        if progress and (i + 1) % 200 == 0:
+            log.warning("ge2e %s: %d/%d rows, %.0f s", path, i + 1, len(feats),
+                        time.monotonic() - started)  # fmt: skip
+    return out
