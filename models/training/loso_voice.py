@@ -643,21 +643,26 @@ def run(
     samples = {s: scored_sample(members) for s, members in sources.items()}
     strata = {s: source_stratum(members) for s, members in sources.items()}
     halves = source_halves(strata)
+    source_of = {r.id: r.source for r in [*rows, *calls]}
+    calibration = [
+        r for r in [*rows, *calls] if r.id in select and r.id in inf and not is_copy(r, cfg)
+    ]
     width = next(iter(tel.values())).x.shape[1]
     layout = block_columns(cfg.spec.blocks, width)
     if any(b in GE2E_BLOCKS for v in variants for b in v.blocks):
         from models.diarize import load_voice_encoder
         from models.training.ge2e_features import BLOCK_WIDTHS, with_ge2e
 
+        # Only the rows a fold reads (its pool, calibration and scored sample; the same folds
+        # as without the blocks), so the source probe sees fewer people here.
+        scored = {r.id for m in samples.values() for r in m}
+        used = fit_ids | scored | {r.id for r in calibration}
         encoder = load_voice_encoder()
-        tel = with_ge2e(tel, rows, path="telephone", cfg=cfg, encoder=encoder, progress=progress)
-        inf = with_ge2e(inf, [*rows, *calls], path="inference", cfg=cfg, encoder=encoder,
-                        progress=progress)  # fmt: skip
+        tel = with_ge2e({k: f for k, f in tel.items() if k in used}, rows, path="telephone",
+                        cfg=cfg, encoder=encoder, progress=progress)  # fmt: skip
+        inf = with_ge2e({k: f for k, f in inf.items() if k in used}, [*rows, *calls],
+                        path="inference", cfg=cfg, encoder=encoder, progress=progress)  # fmt: skip
         layout |= appended_columns(BLOCK_WIDTHS, width)
-    source_of = {r.id: r.source for r in [*rows, *calls]}
-    calibration = [
-        r for r in [*rows, *calls] if r.id in select and r.id in inf and not is_copy(r, cfg)
-    ]
     extra = json.dumps([shipped.pool_quantile, sorted(manifest_sha256(cfg).values())])
     out: dict[str, Any] = {
         "head": shipped.arrays_sha256(), "strata": strata, "halves": halves,
