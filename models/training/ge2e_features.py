@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from models.diarize import DiarizerConfig, speech_frames, window_embeddings, window_starts
-from models.synth_head import cut
+from models.synth_head import cut, speech_windows
 from models.training.corpus import CorpusRow, read_clip, resolve_path
 from models.training.synth_data import (
     CACHE_VARIANT,
@@ -40,6 +40,7 @@ from models.training.synth_data import (
     telephone_windows,
 )
 from pipeline.behaviour import speech_intervals
+from pipeline.errors import EmptyAudioError
 from pipeline.files import atomic_path
 from pipeline.telephone import call_channel
 from pipeline.types import ANALYSIS_RATE_HZ
@@ -86,19 +87,25 @@ def window_stats(samples: np.ndarray, *, encoder: Any) -> np.ndarray:
 def cache_path(
     row: CorpusRow, *, clip_sha: str, path: str, cfg: TrainConfig, checkpoint: str
 ) -> Path:
-    """Where a row's blocks on ``path`` ("telephone" or "inference") are cached."""
+    """Where a row's blocks on ``path`` ("telephone", "inference", or "inference-own": the
+    call path's own speech windows) are cached."""
     key = hashlib.sha1(
         f"{row.id}|{clip_sha}|{path}|{cfg.salt}|{FEATURE_VERSION}|{checkpoint}".encode()
     ).hexdigest()
-    return features_cache_dir() / "ge2e" / CACHE_VARIANT[path] / key[:2] / f"{key}.npz"
+    folder = CACHE_VARIANT[path.removesuffix("-own")]
+    return features_cache_dir() / "ge2e" / folder / key[:2] / f"{key}.npz"
 
 
 def row_stats(
-    row: CorpusRow, *, path: str, windows: np.ndarray, cfg: TrainConfig, encoder: Any
-) -> np.ndarray:
-    """Both blocks of each of a row's head windows, shape (k, 258): the windows of its cached
-    head features on ``path`` (``windows``, (k, 2) seconds), recomputed as the head's cache made
-    them (the seeded telephone crop, or ``cut`` of the ``call_channel`` copy), then cached.
+    row: CorpusRow, *, path: str, windows: np.ndarray | None, cfg: TrainConfig, encoder: Any
+) -> tuple[np.ndarray, np.ndarray]:
+    """Both blocks of each of a row's head windows on ``path`` ("telephone" or "inference"):
+    ``(windows (k, 2) s, values (k, 258))``, recomputed as the head's cache made them (the
+    seeded telephone crop, or ``cut`` of the ``call_channel`` copy), then cached.
+
+    ``windows``: those of the row's cached head features; None takes the path's own (the
+    telephone crop; the call path's :func:`models.synth_head.speech_windows`, which the head's
+    cache narrows to those where the ASR's VAD heard speech). No window: shape (0, 2), (0, 258).
 
     Raises
     ------
@@ -107,26 +114,54 @@ def row_stats(
     """
     clip = resolve_path(row)
     clip_sha = hashlib.sha256(clip.read_bytes()).hexdigest()
-    file = cache_path(row, clip_sha=clip_sha, path=path, cfg=cfg, checkpoint=encoder.sha256[:16])
+    key_path = f"{path}-own" if windows is None and path == "inference" else path
+    file = cache_path(
+        row, clip_sha=clip_sha, path=key_path, cfg=cfg, checkpoint=encoder.sha256[:16]
+    )
     if file.is_file():
         with np.load(file) as data:
-            if data["windows"].shape == windows.shape and np.allclose(data["windows"], windows):
-                return np.asarray(data["x"], dtype=np.float64)
+            cached = np.asarray(data["windows"], dtype=np.float64)
+            if windows is None or (cached.shape == windows.shape and np.allclose(cached, windows)):
+                return cached, np.asarray(data["x"], dtype=np.float64)
     samples = read_clip(clip)
-    if path == "telephone":
-        crops = telephone_windows(samples, row, cfg)
-        drawn = np.asarray([w for w, _ in crops], dtype=np.float64).reshape(-1, 2)
-        if drawn.shape != windows.shape or not np.allclose(drawn, windows):
-            raise ValueError(f"{row.id}: telephone crop {drawn.tolist()} is not the cached one")
-        pieces = [x for _, x in crops]
-    else:
-        y = call_channel(samples)
-        pieces = [cut(y, (float(a), float(b))) for a, b in windows]
-    x = np.stack([window_stats(p, encoder=encoder) for p in pieces])
+    try:
+        if path == "telephone":
+            crops = telephone_windows(samples, row, cfg)
+            drawn = np.asarray([w for w, _ in crops], dtype=np.float64).reshape(-1, 2)
+            if windows is not None and (drawn.shape != windows.shape
+                                        or not np.allclose(drawn, windows)):  # fmt: skip
+                raise ValueError(f"{row.id}: telephone crop {drawn.tolist()} is not the cached one")
+            windows, pieces = drawn, [x for _, x in crops]
+        else:
+            y = call_channel(samples)
+            if windows is None:
+                windows = np.asarray(speech_windows(y), dtype=np.float64).reshape(-1, 2)
+            pieces = [cut(y, (float(a), float(b))) for a, b in windows]
+    except EmptyAudioError:
+        windows, pieces = np.zeros((0, 2)), []
+    x = np.stack([window_stats(p, encoder=encoder) for p in pieces]) if pieces else None
+    x = x if x is not None else np.zeros((0, GE2E_DIM + SPREAD_DIM))
     file.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(file, suffix=".tmp.npz") as tmp:  # np.savez appends ".npz"
         np.savez(tmp, windows=windows, x=x)
-    return x
+    return windows, x
+
+
+def ge2e_only(
+    rows: Sequence[CorpusRow], *, path: str, cfg: TrainConfig, encoder: Any, progress: bool = False
+) -> dict[str, ClipFeatures]:
+    """Both blocks alone on each row's own windows of ``path`` (``row_stats`` with no head
+    features: no Whisper encoder needed); rows without speech are left out."""
+    out = {}
+    started = time.monotonic()
+    for i, r in enumerate(rows):
+        windows, x = row_stats(r, path=path, windows=None, cfg=cfg, encoder=encoder)
+        if len(windows):
+            out[r.id] = ClipFeatures(r.id, windows, x)
+        if progress and (i + 1) % 200 == 0:
+            log.warning("ge2e alone, %s: %d/%d rows, %.0f s", path, i + 1, len(rows),
+                        time.monotonic() - started)  # fmt: skip
+    return out
 
 
 def with_ge2e(
@@ -145,7 +180,7 @@ def with_ge2e(
     out = {}
     started = time.monotonic()
     for i, (key, f) in enumerate(feats.items()):
-        x = row_stats(by_id[key], path=path, windows=f.windows, cfg=cfg, encoder=encoder)
+        _, x = row_stats(by_id[key], path=path, windows=f.windows, cfg=cfg, encoder=encoder)
         out[key] = ClipFeatures(key, f.windows, np.concatenate([f.x, x], axis=1))
         if progress and (i + 1) % 200 == 0:
             log.warning("ge2e %s: %d/%d rows, %.0f s", path, i + 1, len(feats),

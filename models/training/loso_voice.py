@@ -59,6 +59,7 @@ from models.training.eval_sources import (
     LANGUAGES,
     MIN_CLIPS,
     OWN_SOURCES,
+    shipped_head_path,
     spread_sample,
     tied_to_source,
 )
@@ -610,7 +611,6 @@ def source_probe(
 
 def shipped_config() -> TrainConfig:
     """The shipped head's training config (its resolved settings)."""
-    from models.training.eval_sources import shipped_head_path
     from models.training.evaluate import config_from_head
 
     return config_from_head(LogisticHead.load(shipped_head_path()))
@@ -622,24 +622,59 @@ def cache_dir() -> Path:
     return features_cache_dir().parent / "loso_voice"
 
 
+def ge2e_inputs(*, progress: bool = False) -> Any:
+    """``eval_sources.FoldInputs`` whose features are the GE2E blocks alone (no Whisper, LFCC or
+    AASIST: nothing else need be cached), for the rows a fold reads: the fit pool and the
+    scored sample (telephone path), the dev select half and the scored dev/test clips (call
+    path, each clip's own speech windows)."""
+    from models.diarize import load_voice_encoder
+    from models.training.eval_sources import FoldInputs
+    from models.training.ge2e_features import ge2e_only
+    from models.training.synth_data import mixed_rows, select_rows, train_ids
+
+    cfg = shipped_config()
+    shipped = LogisticHead.load(shipped_head_path())
+    rows, calls = select_rows(cfg), mixed_rows(cfg)
+    scored = {r.id for m in held_out_sources(rows).values() for r in scored_sample(m)}
+    select = {k for k, v in dev_halves([*rows, *calls]).items() if v == "select"}
+    fit = train_ids(rows, cfg)
+    encoder = load_voice_encoder()
+    tel = ge2e_only([r for r in rows if r.id in fit | scored], path="telephone", cfg=cfg,
+                    encoder=encoder, progress=progress)  # fmt: skip
+    on_call = [r for r in [*rows, *calls] if (r.id in select and not is_copy(r, cfg))
+               or (r.id in scored and r.split in ("dev", "test"))]  # fmt: skip
+    inf = ge2e_only(on_call, path="inference", cfg=cfg, encoder=encoder, progress=progress)
+    return FoldInputs(shipped, cfg, rows, calls, tel, inf)
+
+
 def run(
-    variants: Sequence[Variant], *, base: str = "shipped", progress: bool = False
+    variants: Sequence[Variant],
+    *,
+    base: str = "shipped",
+    ge2e_alone: bool = False,
+    progress: bool = False,
 ) -> dict[str, Any]:
     """Every variant's leave-one-source-out records, figures and folds, the source halves,
     the chosen variant, each variant's paired change against ``base`` (``paired_figures``, by
     half) and the diagnosis; plain data. Reads cached head features only (a missing feature
     raises: the whisper block needs an encoder); the GE2E blocks, when a variant has one, are
-    computed on a cache miss (``ge2e_features.with_ge2e``)."""
+    computed on a cache miss (``ge2e_features.with_ge2e``). ``ge2e_alone``: no head features
+    at all, only the GE2E blocks on each path's own windows (:func:`ge2e_inputs`), for
+    variants made of GE2E blocks alone."""
     from models.training.eval_sources import fold_inputs
     from models.training.synth_data import manifest_sha256, train_ids
 
     started = time.monotonic()
-    inputs = fold_inputs(None)
+    if ge2e_alone:
+        inputs = ge2e_inputs(progress=progress)
+    else:
+        inputs = fold_inputs(None)
     shipped, cfg, rows, calls = inputs.shipped, inputs.cfg, inputs.rows, inputs.calls
     tel, inf = inputs.tel, inputs.inf
     fit_ids = train_ids(rows, cfg)
     select = {k for k, v in dev_halves([*rows, *calls]).items() if v == "select"}
-    sources = held_out_sources([r for r in rows if r.id in tel])
+    # GE2E alone has features only for the rows a fold reads: the sources from every row
+    sources = held_out_sources(rows if ge2e_alone else [r for r in rows if r.id in tel])
     samples = {s: scored_sample(members) for s, members in sources.items()}
     strata = {s: source_stratum(members) for s, members in sources.items()}
     halves = source_halves(strata)
@@ -648,8 +683,13 @@ def run(
         r for r in [*rows, *calls] if r.id in select and r.id in inf and not is_copy(r, cfg)
     ]
     width = next(iter(tel.values())).x.shape[1]
-    layout = block_columns(cfg.spec.blocks, width)
-    if any(b in GE2E_BLOCKS for v in variants for b in v.blocks):
+    if ge2e_alone:
+        from models.training.ge2e_features import BLOCK_WIDTHS
+
+        layout = appended_columns(BLOCK_WIDTHS, 0)
+    else:
+        layout = block_columns(cfg.spec.blocks, width)
+    if not ge2e_alone and any(b in GE2E_BLOCKS for v in variants for b in v.blocks):
         from models.diarize import load_voice_encoder
         from models.training.ge2e_features import BLOCK_WIDTHS, with_ge2e
 
@@ -727,11 +767,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="the GE2E study instead "
         "(ge2e_variants, against the shipped settings; report under runs/)",
     )
+    parser.add_argument(
+        "--ge2e-alone",
+        action="store_true",
+        help="with --ge2e: only the variants of GE2E blocks alone, from no other cached feature",
+    )
     parser.add_argument("--results", type=Path, default=None, help=f"default {RESULTS}")
     parser.add_argument("--report", type=Path, default=None, help=f"default {REPORT}")
     parser.add_argument("--render", action="store_true", help="only rewrite the report's "
                         "generated part from --results")  # fmt: skip
     args = parser.parse_args(argv)
+    if args.ge2e_alone and not args.ge2e:
+        parser.error("--ge2e-alone goes with --ge2e")
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     results = args.results or (GE2E_RESULTS if args.ge2e else RESULTS)
     report = args.report or (GE2E_REPORT if args.ge2e else REPORT)
@@ -742,12 +789,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         base = "shipped"
         if args.ge2e:
             candidates, base = ge2e_variants(shipped_config()), GE2E_BASE
+        if args.ge2e_alone:
+            candidates = tuple(v for v in candidates if set(v.blocks) <= set(GE2E_BLOCKS))
         wanted = [n.strip() for n in args.variant]
         unknown = sorted(set(wanted) - {v.name for v in candidates})
         if unknown:
             parser.error(f"unknown variants: {unknown}")
         chosen = [v for v in candidates if not wanted or v.name in wanted]
-        out = run(chosen, base=base, progress=True)
+        out = run(chosen, base=base, ge2e_alone=args.ge2e_alone, progress=True)
         results.parent.mkdir(parents=True, exist_ok=True)
         results.write_text(json.dumps(out, indent=1, default=float))
     write_generated(render(out), report)  # the findings outside the markers stay
