@@ -652,6 +652,7 @@ def run(
     *,
     base: str = "shipped",
     ge2e_alone: bool = False,
+    compute: bool = False,
     progress: bool = False,
 ) -> dict[str, Any]:
     """Every variant's leave-one-source-out records, figures and folds, the source halves,
@@ -660,7 +661,8 @@ def run(
     raises: the whisper block needs an encoder); the GE2E blocks, when a variant has one, are
     computed on a cache miss (``ge2e_features.with_ge2e``). ``ge2e_alone``: no head features
     at all, only the GE2E blocks on each path's own windows (:func:`ge2e_inputs`), for
-    variants made of GE2E blocks alone."""
+    variants made of GE2E blocks alone. ``compute``: head features not yet cached are computed
+    (the Whisper encoder loads; the AASIST checkpoint too on a miss) instead of raising."""
     from models.training.eval_sources import fold_inputs
     from models.training.synth_data import manifest_sha256, train_ids
 
@@ -668,7 +670,9 @@ def run(
     if ge2e_alone:
         inputs = ge2e_inputs(progress=progress)
     else:
-        inputs = fold_inputs(None)
+        from models.loading import load_synth_encoder
+
+        inputs = fold_inputs(load_synth_encoder() if compute else None)
     shipped, cfg, rows, calls = inputs.shipped, inputs.cfg, inputs.rows, inputs.calls
     tel, inf = inputs.tel, inputs.inf
     fit_ids = train_ids(rows, cfg)
@@ -772,6 +776,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="with --ge2e: only the variants of GE2E blocks alone, from no other cached feature",
     )
+    parser.add_argument(
+        "--compute-features",
+        action="store_true",
+        help="compute head features missing from the cache (slow: a Whisper encoder pass a row)",
+    )
     parser.add_argument("--results", type=Path, default=None, help=f"default {RESULTS}")
     parser.add_argument("--report", type=Path, default=None, help=f"default {REPORT}")
     parser.add_argument("--render", action="store_true", help="only rewrite the report's "
@@ -796,7 +805,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if unknown:
             parser.error(f"unknown variants: {unknown}")
         chosen = [v for v in candidates if not wanted or v.name in wanted]
-        out = run(chosen, base=base, ge2e_alone=args.ge2e_alone, progress=True)
+        out = run(chosen, base=base, ge2e_alone=args.ge2e_alone,
+                  compute=args.compute_features, progress=True)  # fmt: skip
         results.parent.mkdir(parents=True, exist_ok=True)
         results.write_text(json.dumps(out, indent=1, default=float))
     write_generated(render(out), report)  # the findings outside the markers stay

@@ -8,11 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.synth_head import cut
+from models.synth_head import cut, speech_windows
 from models.training.corpus import CorpusRow, read_clip, resolve_path, write_clip
 from models.training.ge2e_features import (
     BLOCK_WIDTHS,
     GE2E_DIM,
+    ge2e_only,
     row_stats,
     window_stats,
     with_ge2e,
@@ -87,13 +88,15 @@ def test_row_stats_recompute_the_telephone_crop_and_cache_it(clip_row: CorpusRow
     crops = telephone_windows(read_clip(resolve_path(clip_row)), clip_row, cfg)
     windows = np.asarray([w for w, _ in crops])
     voice = SpectrumVoice()
-    x = row_stats(clip_row, path="telephone", windows=windows, cfg=cfg, encoder=voice)
-    assert x.shape == (1, WIDTH)
+    got, x = row_stats(clip_row, path="telephone", windows=windows, cfg=cfg, encoder=voice)
+    assert x.shape == (1, WIDTH) and np.array_equal(got, windows)
     np.testing.assert_allclose(x[0], window_stats(crops[0][1], encoder=SpectrumVoice()))
     used = voice.windows
-    again = row_stats(clip_row, path="telephone", windows=windows, cfg=cfg, encoder=voice)
+    _, again = row_stats(clip_row, path="telephone", windows=windows, cfg=cfg, encoder=voice)
     assert voice.windows == used  # read from the cache
     np.testing.assert_array_equal(again, x)
+    own, _ = row_stats(clip_row, path="telephone", windows=None, cfg=cfg, encoder=voice)
+    assert voice.windows == used and np.array_equal(own, windows)  # the crop is the path's own
     with pytest.raises(ValueError, match="not the cached one"):
         row_stats(clip_row, path="telephone", windows=windows + 0.5, cfg=cfg, encoder=voice)
 
@@ -101,7 +104,7 @@ def test_row_stats_recompute_the_telephone_crop_and_cache_it(clip_row: CorpusRow
 def test_row_stats_and_with_ge2e_on_the_call_path(clip_row: CorpusRow) -> None:
     cfg = TrainConfig()
     windows = np.asarray([[0.0, 3.8], [4.0, 7.8]])
-    x = row_stats(clip_row, path="inference", windows=windows, cfg=cfg, encoder=SpectrumVoice())
+    _, x = row_stats(clip_row, path="inference", windows=windows, cfg=cfg, encoder=SpectrumVoice())
     y = call_channel(read_clip(resolve_path(clip_row)))
     np.testing.assert_allclose(
         x[1], window_stats(cut(y, (4.0, 7.8)), encoder=SpectrumVoice()), rtol=1e-6
@@ -111,3 +114,17 @@ def test_row_stats_and_with_ge2e_on_the_call_path(clip_row: CorpusRow) -> None:
     assert got[clip_row.id].x.shape == (2, 3 + WIDTH)
     np.testing.assert_array_equal(got[clip_row.id].x[:, :3], 1.0)
     np.testing.assert_allclose(got[clip_row.id].x[:, 3:], x)
+
+
+def test_ge2e_only_takes_each_path_s_own_windows(clip_row: CorpusRow) -> None:
+    cfg = TrainConfig()
+    silent = corpus_row("quiet", root="cache", path="ge2e/quiet.flac")
+    write_clip(resolve_path(silent), np.zeros(3 * SR, dtype=np.float32), sample_rate_hz=SR)
+    voice = SpectrumVoice()
+    call = ge2e_only([clip_row, silent], path="inference", cfg=cfg, encoder=voice)
+    assert set(call) == {clip_row.id}  # no speech, no row
+    y = call_channel(read_clip(resolve_path(clip_row)))
+    np.testing.assert_allclose(call[clip_row.id].windows, speech_windows(y))
+    assert call[clip_row.id].x.shape == (len(speech_windows(y)), WIDTH)
+    tel = ge2e_only([clip_row], path="telephone", cfg=cfg, encoder=voice)
+    assert tel[clip_row.id].x.shape == (1, WIDTH)
