@@ -26,7 +26,7 @@ rows and the fitting code, so a rerun only rescores.
 ``--ge2e`` runs the GE2E study instead (:func:`ge2e_variants`: the shipped head's own settings,
 with the GE2E speaker-embedding blocks of ``ge2e_features.py`` added or alone), each variant's
 change against the shipped settings paired by clip (:func:`paired_figures`); its report goes
-under ``runs/`` and ``docs/voice_generalisation.md`` section 5 quotes it.
+under ``runs/`` and ``docs/voice_generalisation.md`` section 8 quotes it.
 
 About 750 lines in one module: the variants, the pure parts they are built from, the fold
 loop and the figures the selection reads share one record layout; the report is apart
