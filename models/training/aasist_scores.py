@@ -170,6 +170,21 @@ def mlp_fitter(cfg: TrainConfig, *, hidden: int, alpha: float, seed: int = 0) ->
     return fit
 
 
+def cluster_draw(labels: np.ndarray, groups: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One cluster-bootstrap draw as row weights: within each class, its groups drawn with
+    replacement, each row weighted by how often its group was drawn (``metrics.bootstrap_ci``'s
+    resampling)."""
+    w = np.zeros(labels.size)
+    for cls in (0, 1):
+        rows = np.flatnonzero(labels == cls)
+        if rows.size == 0:
+            continue
+        _, group_of_row = np.unique(groups[rows], return_inverse=True)
+        n = int(group_of_row.max()) + 1
+        w[rows] = np.bincount(rng.integers(0, n, size=n), minlength=n)[group_of_row]
+    return w
+
+
 def paired_eer_delta(
     labels: np.ndarray,
     a: np.ndarray,
@@ -191,12 +206,7 @@ def paired_eer_delta(
     rng = np.random.default_rng(seed)
     deltas = np.empty(rounds)
     for k in range(rounds):
-        w = np.zeros(y.size)
-        for cls in (0, 1):
-            rows = np.flatnonzero(y == cls)
-            _, group_of_row = np.unique(g[rows], return_inverse=True)
-            n = int(group_of_row.max()) + 1
-            w[rows] = np.bincount(rng.integers(0, n, size=n), minlength=n)[group_of_row]
+        w = cluster_draw(y, g, rng)
         deltas[k] = M.eer(y, a, weights=w)[0] - M.eer(y, b, weights=w)[0]
     low, high = np.percentile(deltas, [2.5, 97.5])
     return float(M.eer(y, a)[0] - M.eer(y, b)[0]), float(low), float(high)

@@ -1,7 +1,7 @@
 """Why the voice head calls people from unseen sources synthetic: leave one source out, voice
 alone, from cached features (issue 12).
 
-    python -m models.training.loso_voice [--variant NAME ...] [--render]
+    python -m models.training.loso_voice [--ge2e] [--variant NAME ...] [--render]
 
 For every shared source (and ``tts_en``) with enough English or Mandarin clips, the
 synthetic-voice head is refitted without every row tied to that source (its rows, and any row
@@ -23,7 +23,12 @@ chosen by its mean per-language AUC on the ``choose`` half and reported on the `
 Fold heads are cached under ``$ROBOCALL_CACHE_DIR/loso_voice`` keyed by the variant, the fold's
 rows and the fitting code, so a rerun only rescores.
 
-About 620 lines in one module: the variants, the pure parts they are built from, the fold
+``--ge2e`` runs the GE2E study instead (:func:`ge2e_variants`: the shipped head's own settings,
+with the GE2E speaker-embedding blocks of ``ge2e_features.py`` added or alone), each variant's
+change against the shipped settings paired by clip (:func:`paired_figures`); its report goes
+under ``runs/`` and ``docs/voice_generalisation.md`` section 8 quotes it.
+
+About 750 lines in one module: the variants, the pure parts they are built from, the fold
 loop and the figures the selection reads share one record layout; the report is apart
 (``loso_voice_report.py``).
 """
@@ -54,6 +59,7 @@ from models.training.eval_sources import (
     LANGUAGES,
     MIN_CLIPS,
     OWN_SOURCES,
+    shipped_head_path,
     spread_sample,
     tied_to_source,
 )
@@ -74,9 +80,12 @@ log = logging.getLogger(__name__)
 SALT = "loso-voice-v1"  # the source halves and the scored sample
 PER_CELL = 40  # scored clips per (source, label, language), spread over voices
 HALVES = ("choose", "report")
-PARTS = ("whisper", "lfcc", "aasist", "intercept", "density")  # a raw logit's additive parts
+BLOCK_PARTS = ("whisper", "lfcc", "aasist", "ge2e", "ge2e_spread")  # feature blocks
+PARTS = (*BLOCK_PARTS, "intercept", "density")  # a raw logit's additive parts
 REPORT = REPO_DIR / "docs" / "unseen_sources.md"
 RESULTS = REPO_DIR / "runs" / "loso_voice" / "results.json"
+GE2E_RESULTS = REPO_DIR / "runs" / "loso_voice" / "ge2e.json"
+GE2E_REPORT = REPO_DIR / "runs" / "loso_voice" / "ge2e.md"  # figures quoted by hand in the docs
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +121,34 @@ VARIANTS = (  # the most telling first: a cut-short run still has them cached
     Variant("no density, l2 1", density_alpha=0.0, l2=1.0),
     Variant("no density, source-balanced", density_alpha=0.0, source_weights=True),
 )
+GE2E_BLOCKS = ("ge2e", "ge2e_spread")  # computed by models/training/ge2e_features.py
+GE2E_BASE = "shipped settings"  # the GE2E study's reference: the shipped head's own settings
+
+
+def ge2e_variants(cfg: TrainConfig) -> tuple[Variant, ...]:
+    """The GE2E study (``--ge2e``; ``models/training/ge2e_features.py``): the shipped head's
+    resolved settings (``cfg``, L2, density, copies, row weights) as they are, with the clip's
+    mean GE2E embedding or the voice's spread appended, and each GE2E block alone (no density:
+    its principal axes would outnumber a 2-value block)."""
+    ref = Variant(
+        GE2E_BASE,
+        blocks=cfg.spec.blocks,
+        l2=cfg.l2,
+        density_alpha=cfg.density_alpha,
+        copy_weight=cfg.copy_weight,
+        source_weights=cfg.row_weights == "source",
+    )
+    blocks = ref.blocks
+    return (
+        ref,
+        dataclasses.replace(ref, name="+ ge2e", blocks=(*blocks, "ge2e")),
+        dataclasses.replace(ref, name="+ ge2e spread", blocks=(*blocks, "ge2e_spread")),
+        dataclasses.replace(ref, name="ge2e alone", blocks=("ge2e",), density_alpha=0.0),
+        dataclasses.replace(
+            ref, name="ge2e spread alone", blocks=("ge2e_spread",), density_alpha=0.0
+        ),
+    )
+
 
 # ---------------------------------------------------------------------------------------------
 # Pure parts: columns, normalisation, weights, halves
@@ -251,7 +288,7 @@ def fit_fold(
 def raw_parts(head: LogisticHead, x: np.ndarray, col_blocks: np.ndarray) -> dict[str, np.ndarray]:
     """The additive parts of the raw logit of each row of ``x`` (sum = ``head.raw_logit``)."""
     terms = (x - head.mean) / head.scale * head.coef
-    out = {b: terms[:, col_blocks == b].sum(axis=1) for b in PARTS[:3]}
+    out = {b: terms[:, col_blocks == b].sum(axis=1) for b in BLOCK_PARTS}
     out["intercept"] = np.full(x.shape[0], head.intercept)
     dens = head.density.z(x) * head.density_alpha if head.density is not None else 0.0
     out["density"] = np.zeros(x.shape[0]) + dens
@@ -467,6 +504,61 @@ def paired_deltas(
     return out
 
 
+def paired_figures(
+    a: Sequence[dict[str, Any]],
+    b: Sequence[dict[str, Any]],
+    sources: set[str] | None,
+    *,
+    rounds: int = 1000,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """AUC and EER of ``a`` minus those of ``b`` per language, and the mean over languages of
+    the AUC change (the selection's number), on the rows both scored from ``sources`` (all if
+    None; tel), each ``[delta, low, high]``: 95 % intervals from one cluster bootstrap per
+    round applied to both (speakers and engine families, each language drawn on its own)."""
+    from models.training.aasist_scores import cluster_draw
+
+    by_id = {r["id"]: r for r in b}
+    rng = np.random.default_rng(seed)
+    cells = {}
+    for lang in LANGUAGES:
+        pairs = [(r, by_id[r["id"]]) for r in a if r["id"] in by_id and r["language"] == lang
+                 and (sources is None or r["source"] in sources)]  # fmt: skip
+        y = np.asarray([p["y"] for p, _ in pairs], dtype=np.int64)
+        if M.has_both_classes(y):
+            s_a = np.asarray([p["tel"] for p, _ in pairs])
+            s_b = np.asarray([q["tel"] for _, q in pairs])
+            groups = np.asarray([p["group"] for p, _ in pairs], dtype=object)
+            cells[lang] = (y, s_a, s_b, groups)
+    if not cells:
+        return {}
+    draws = np.empty((rounds, len(cells), 2))
+    for k in range(rounds):
+        for j, (y, s_a, s_b, groups) in enumerate(cells.values()):
+            w = cluster_draw(y, groups, rng)
+            draws[k, j] = (M.roc_auc(y, s_a, weights=w) - M.roc_auc(y, s_b, weights=w),
+                           M.eer(y, s_a, weights=w)[0] - M.eer(y, s_b, weights=w)[0])  # fmt: skip
+    point = np.asarray([(M.roc_auc(y, s_a) - M.roc_auc(y, s_b), M.eer(y, s_a)[0] - M.eer(y, s_b)[0])
+                        for y, s_a, s_b, _ in cells.values()])  # fmt: skip
+
+    def triple(value: float, values: np.ndarray) -> list[float]:
+        low, high = np.percentile(values, [2.5, 97.5])
+        return [float(value), float(low), float(high)]
+
+    out: dict[str, Any] = {
+        lang: {m: triple(point[j, i], draws[:, j, i]) for i, m in enumerate(("auc", "eer"))}
+        for j, lang in enumerate(cells)
+    }
+    out["mean_auc"] = triple(point[:, 0].mean(), draws[:, :, 0].mean(axis=1))
+    return out
+
+
+def appended_columns(widths: dict[str, int], start: int) -> dict[str, np.ndarray]:
+    """Column indices of blocks of ``widths`` appended, in order, after ``start`` columns."""
+    bounds = np.cumsum([start, *widths.values()])
+    return {b: np.arange(bounds[i], bounds[i + 1]) for i, b in enumerate(widths)}
+
+
 def source_probe(
     rows: Sequence[CorpusRow],
     tel: dict[str, ClipFeatures],
@@ -517,34 +609,104 @@ def source_probe(
 # The run
 
 
+def shipped_config() -> TrainConfig:
+    """The shipped head's training config (its resolved settings)."""
+    from models.training.evaluate import config_from_head
+
+    return config_from_head(LogisticHead.load(shipped_head_path()))
+
+
 def cache_dir() -> Path:
     from models.training.synth_data import features_cache_dir
 
     return features_cache_dir().parent / "loso_voice"
 
 
-def run(variants: Sequence[Variant], *, progress: bool = False) -> dict[str, Any]:
+def ge2e_inputs(*, progress: bool = False) -> Any:
+    """``eval_sources.FoldInputs`` whose features are the GE2E blocks alone (no Whisper, LFCC or
+    AASIST: nothing else need be cached), for the rows a fold reads: the fit pool and the
+    scored sample (telephone path), the dev select half and the scored dev/test clips (call
+    path, each clip's own speech windows)."""
+    from models.diarize import load_voice_encoder
+    from models.training.eval_sources import FoldInputs
+    from models.training.ge2e_features import ge2e_only
+    from models.training.synth_data import mixed_rows, select_rows, train_ids
+
+    cfg = shipped_config()
+    shipped = LogisticHead.load(shipped_head_path())
+    rows, calls = select_rows(cfg), mixed_rows(cfg)
+    scored = {r.id for m in held_out_sources(rows).values() for r in scored_sample(m)}
+    select = {k for k, v in dev_halves([*rows, *calls]).items() if v == "select"}
+    fit = train_ids(rows, cfg)
+    encoder = load_voice_encoder()
+    tel = ge2e_only([r for r in rows if r.id in fit | scored], path="telephone", cfg=cfg,
+                    encoder=encoder, progress=progress)  # fmt: skip
+    on_call = [r for r in [*rows, *calls] if (r.id in select and not is_copy(r, cfg))
+               or (r.id in scored and r.split in ("dev", "test"))]  # fmt: skip
+    inf = ge2e_only(on_call, path="inference", cfg=cfg, encoder=encoder, progress=progress)
+    return FoldInputs(shipped, cfg, rows, calls, tel, inf)
+
+
+def run(
+    variants: Sequence[Variant],
+    *,
+    base: str = "shipped",
+    ge2e_alone: bool = False,
+    compute: bool = False,
+    progress: bool = False,
+) -> dict[str, Any]:
     """Every variant's leave-one-source-out records, figures and folds, the source halves,
-    the chosen variant and the diagnosis; plain data. Reads cached features only (a missing
-    feature raises: the whisper block needs an encoder)."""
+    the chosen variant, each variant's paired change against ``base`` (``paired_figures``, by
+    half) and the diagnosis; plain data. Reads cached head features only (a missing feature
+    raises: the whisper block needs an encoder); the GE2E blocks, when a variant has one, are
+    computed on a cache miss (``ge2e_features.with_ge2e``). ``ge2e_alone``: no head features
+    at all, only the GE2E blocks on each path's own windows (:func:`ge2e_inputs`), for
+    variants made of GE2E blocks alone. ``compute``: head features not yet cached are computed
+    (the Whisper encoder loads; the AASIST checkpoint too on a miss) instead of raising."""
     from models.training.eval_sources import fold_inputs
     from models.training.synth_data import manifest_sha256, train_ids
 
     started = time.monotonic()
-    inputs = fold_inputs(None)
+    if ge2e_alone:
+        inputs = ge2e_inputs(progress=progress)
+    else:
+        from models.loading import load_synth_encoder
+
+        inputs = fold_inputs(load_synth_encoder() if compute else None)
     shipped, cfg, rows, calls = inputs.shipped, inputs.cfg, inputs.rows, inputs.calls
     tel, inf = inputs.tel, inputs.inf
     fit_ids = train_ids(rows, cfg)
     select = {k for k, v in dev_halves([*rows, *calls]).items() if v == "select"}
-    sources = held_out_sources([r for r in rows if r.id in tel])
+    # GE2E alone has features only for the rows a fold reads: the sources from every row
+    sources = held_out_sources(rows if ge2e_alone else [r for r in rows if r.id in tel])
     samples = {s: scored_sample(members) for s, members in sources.items()}
     strata = {s: source_stratum(members) for s, members in sources.items()}
     halves = source_halves(strata)
-    layout = block_columns(cfg.spec.blocks, next(iter(tel.values())).x.shape[1])
     source_of = {r.id: r.source for r in [*rows, *calls]}
     calibration = [
         r for r in [*rows, *calls] if r.id in select and r.id in inf and not is_copy(r, cfg)
     ]
+    width = next(iter(tel.values())).x.shape[1]
+    if ge2e_alone:
+        from models.training.ge2e_features import BLOCK_WIDTHS
+
+        layout = appended_columns(BLOCK_WIDTHS, 0)
+    else:
+        layout = block_columns(cfg.spec.blocks, width)
+    if not ge2e_alone and any(b in GE2E_BLOCKS for v in variants for b in v.blocks):
+        from models.diarize import load_voice_encoder
+        from models.training.ge2e_features import BLOCK_WIDTHS, with_ge2e
+
+        # Only the rows a fold reads (its pool, calibration and scored sample; the same folds
+        # as without the blocks), so the source probe sees fewer people here.
+        scored = {r.id for m in samples.values() for r in m}
+        used = fit_ids | scored | {r.id for r in calibration}
+        encoder = load_voice_encoder()
+        tel = with_ge2e({k: f for k, f in tel.items() if k in used}, rows, path="telephone",
+                        cfg=cfg, encoder=encoder, progress=progress)  # fmt: skip
+        inf = with_ge2e({k: f for k, f in inf.items() if k in used}, [*rows, *calls],
+                        path="inference", cfg=cfg, encoder=encoder, progress=progress)  # fmt: skip
+        layout |= appended_columns(BLOCK_WIDTHS, width)
     extra = json.dumps([shipped.pool_quantile, sorted(manifest_sha256(cfg).values())])
     out: dict[str, Any] = {
         "head": shipped.arrays_sha256(), "strata": strata, "halves": halves,
@@ -574,12 +736,20 @@ def run(variants: Sequence[Variant], *, progress: bool = False) -> dict[str, Any
         v["criterion"] = criterion(v["summary"])
     chosen = choose(figs)
     report = {s for s, h in halves.items() if h == "report"}
-    base = out["variants"].get("shipped")
+    reference = out["variants"].get(base)
     out["chosen"] = chosen
-    if base is not None:
+    out["base"] = base
+    if reference is not None:
         out["delta_report"] = paired_deltas(
-            out["variants"][chosen]["records"], base["records"], report
+            out["variants"][chosen]["records"], reference["records"], report
         )
+        scopes = {h: {s for s, v in halves.items() if v == h} for h in HALVES}
+        for name, v in out["variants"].items():
+            if name != base:
+                v["paired"] = {
+                    scope: paired_figures(v["records"], reference["records"], members)
+                    for scope, members in [*scopes.items(), ("all", None)]
+                }
     out["seconds"] = round(time.monotonic() - started, 1)
     return out
 
@@ -595,24 +765,52 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--variant", action="append", default=[], help="a variant's name, "
                         "repeatable (names hold commas; default: all)")  # fmt: skip
-    parser.add_argument("--results", type=Path, default=RESULTS)
-    parser.add_argument("--report", type=Path, default=REPORT)
+    parser.add_argument(
+        "--ge2e",
+        action="store_true",
+        help="the GE2E study instead "
+        "(ge2e_variants, against the shipped settings; report under runs/)",
+    )
+    parser.add_argument(
+        "--ge2e-alone",
+        action="store_true",
+        help="with --ge2e: only the variants of GE2E blocks alone, from no other cached feature",
+    )
+    parser.add_argument(
+        "--compute-features",
+        action="store_true",
+        help="compute head features missing from the cache (slow: a Whisper encoder pass a row)",
+    )
+    parser.add_argument("--results", type=Path, default=None, help=f"default {RESULTS}")
+    parser.add_argument("--report", type=Path, default=None, help=f"default {REPORT}")
     parser.add_argument("--render", action="store_true", help="only rewrite the report's "
                         "generated part from --results")  # fmt: skip
     args = parser.parse_args(argv)
+    if args.ge2e_alone and not args.ge2e:
+        parser.error("--ge2e-alone goes with --ge2e")
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    results = args.results or (GE2E_RESULTS if args.ge2e else RESULTS)
+    report = args.report or (GE2E_REPORT if args.ge2e else REPORT)
     if args.render:
-        out = json.loads(args.results.read_text())
+        out = json.loads(results.read_text())
     else:
+        candidates: tuple[Variant, ...] = VARIANTS
+        base = "shipped"
+        if args.ge2e:
+            candidates, base = ge2e_variants(shipped_config()), GE2E_BASE
+        if args.ge2e_alone:
+            candidates = tuple(v for v in candidates if set(v.blocks) <= set(GE2E_BLOCKS))
         wanted = [n.strip() for n in args.variant]
-        unknown = sorted(set(wanted) - {v.name for v in VARIANTS})
+        unknown = sorted(set(wanted) - {v.name for v in candidates})
         if unknown:
             parser.error(f"unknown variants: {unknown}")
-        out = run([v for v in VARIANTS if not wanted or v.name in wanted], progress=True)
-        args.results.parent.mkdir(parents=True, exist_ok=True)
-        args.results.write_text(json.dumps(out, indent=1, default=float))
-    write_generated(render(out), args.report)  # the findings outside the markers stay
-    log.warning("wrote %s and %s", args.report, args.results)
+        chosen = [v for v in candidates if not wanted or v.name in wanted]
+        out = run(chosen, base=base, ge2e_alone=args.ge2e_alone,
+                  compute=args.compute_features, progress=True)  # fmt: skip
+        results.parent.mkdir(parents=True, exist_ok=True)
+        results.write_text(json.dumps(out, indent=1, default=float))
+    write_generated(render(out), report)  # the findings outside the markers stay
+    log.warning("wrote %s and %s", report, results)
     return 0
 
 

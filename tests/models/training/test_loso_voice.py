@@ -10,17 +10,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.synth_head import AASIST_DIM, LFCC_COEFS, LogisticHead
+from models.synth_head import AASIST_DIM, LFCC_COEFS, FeatureSpec, LogisticHead
+from models.training import metrics as M
 from models.training.corpus import CorpusRow
 from models.training.eval_sources import tied_to_source
 from models.training.loso_voice import (
+    GE2E_BASE,
     PARTS,
     FoldData,
     Variant,
+    appended_columns,
     block_columns,
     choose,
+    ge2e_variants,
     group_standardise,
     held_out_sources,
+    paired_figures,
     raw_parts,
     run_folds,
     source_halves,
@@ -222,3 +227,57 @@ def test_part_shifts_and_the_report_read_the_records() -> None:
     assert "EER of **other** minus" in text and "median over 4 folds" in text
     table = [line for line in text.splitlines() if line.startswith("| pa, human, en |")]
     assert table and "0.0 %" in table[0]  # the people's log-odds are all below 0
+    assert "Paired change" not in text  # no variant was compared
+    paired = {"report": {"en": {"auc": [0.1, 0.0, 0.2], "eer": [-0.05, -0.1, 0.0]},
+                         "mean_auc": [0.1, 0.0, 0.2]}}  # fmt: skip
+    out["variants"]["other"] = {**variant, "paired": paired}
+    text = render(out)
+    assert "### Paired change against shipped" in text
+    line = next(x for x in text.splitlines() if x.startswith("| other | report |"))
+    assert "+0.100 [+0.000, +0.200]" in line and "-5.0 [-10.0, +0.0]" in line
+
+
+def test_ge2e_variants_keep_the_shipped_settings_and_add_one_block() -> None:
+    cfg = TrainConfig(spec=FeatureSpec(blocks=("whisper", "lfcc", "aasist"))).resolved(
+        l2=0.01, copy_weight=0.3, density_alpha=0.5, row_weights="source"
+    )
+    variants = {v.name: v for v in ge2e_variants(cfg)}
+    base = variants[GE2E_BASE]
+    assert (base.l2, base.density_alpha, base.source_weights) == (0.01, 0.5, True)
+    assert variants["+ ge2e"] == dataclasses.replace(
+        base, name="+ ge2e", blocks=("whisper", "lfcc", "aasist", "ge2e")
+    )
+    assert variants["+ ge2e spread"].blocks[-1] == "ge2e_spread"
+    assert variants["ge2e spread alone"].blocks == ("ge2e_spread",)
+    assert variants["ge2e alone"].density_alpha == 0.0
+
+
+def test_ge2e_columns_follow_the_cached_blocks() -> None:
+    width = 4 + 6 * LFCC_COEFS
+    layout = block_columns(("whisper", "lfcc"), width) | appended_columns(
+        {"ge2e": 256, "ge2e_spread": 2}, width
+    )
+    assert layout["ge2e"][0] == width and layout["ge2e_spread"].tolist() == [
+        width + 256,
+        width + 257,
+    ]
+    cols, blocks = variant_columns(Variant("x", blocks=("lfcc", "ge2e_spread")), layout)
+    assert cols.size == 6 * LFCC_COEFS + 2 and list(blocks[-2:]) == ["ge2e_spread"] * 2
+
+
+def test_paired_figures_measure_the_change_against_the_reference() -> None:
+    ref, better = [], []
+    for lang in ("en", "zh"):
+        people = _records(f"p{lang}", lang, y=0, score=0.0, n=12)
+        robots = _records(f"r{lang}", lang, y=1, score=0.5, n=12)  # overlapping: AUC < 1
+        ref += people + robots
+        better += people + [{**r, "tel": r["tel"] + 5.0} for r in robots]
+    same = paired_figures(ref, ref, None, rounds=50)
+    assert same["mean_auc"] == [0.0, 0.0, 0.0] and same["en"]["eer"] == [0.0, 0.0, 0.0]
+    got = paired_figures(better, ref, None, rounds=200)
+    assert 0 < got["en"]["auc"][0] == pytest.approx(1.0 - M.roc_auc(
+        np.asarray([r["y"] for r in ref[:24]]), np.asarray([r["tel"] for r in ref[:24]])
+    ))  # fmt: skip
+    assert got["mean_auc"][1] > 0 and got["zh"]["eer"][0] < 0
+    only_en = paired_figures(better, ref, {"pen", "ren"}, rounds=50)
+    assert set(only_en) == {"en", "mean_auc"}
