@@ -38,6 +38,7 @@ def rows(rng: np.random.Generator, *, n: int = 60, split: str = "dev") -> list[d
                 "id": f"call{i}",
                 "split": split,
                 "caller": f"voice{i % 12}",
+                "kind": "human_agent" if i % 12 < 4 else "recorded_robot",
                 "single_s": right + wrong,
                 "one_right_s": 0.6 * (right + wrong),  # one voice: the callee's speech lost
                 "two_parties": True,
@@ -48,6 +49,9 @@ def rows(rng: np.random.Generator, *, n: int = 60, split: str = "dev") -> list[d
                     "most": contrast[0] >= 0,
                     "first": contrast[3] > 0,
                     "longest_turns": contrast[2] >= 0,
+                    "opening": contrast[3] > 0,
+                    "longest": contrast[2] >= 0,
+                    "vote": contrast[0] + contrast[2] + contrast[3] >= 0,
                 },
                 "mix_stats": [rng.normal(0.25, 0.03), rng.normal(0.9, 0.05)],
                 "mix_sides_ok": True,
@@ -82,6 +86,36 @@ def test_a_tie_goes_to_the_rule_with_fewer_weights(rng: np.random.Generator) -> 
     assert chosen == "fit" and ci["most"][1] < 0
 
 
+def test_among_tied_rules_without_weights_the_agents_share_decides(
+    rng: np.random.Generator,
+) -> None:
+    dev = rows(rng)
+    single = np.array([r["single_s"] for r in dev])
+    agents = np.array([r["kind"] == "human_agent" for r in dev])
+    most = right_forced(dev, fixed_picker("most"))
+    # as good pooled (within the paired interval) but better on the agents' calls
+    fixes = most + single * np.where(agents, 0.03, -0.016)
+    chosen, ci = choose_rule(dev, {"most": most, "opening": fixes}, {"most": 0, "opening": 0})
+    assert all(low <= 0.0 <= high for low, high in ci.values())  # tied pooled
+    assert chosen == "opening"
+    # the same gain on robots instead: "most" keeps the agents' share and is kept
+    robots = most + single * np.where(agents, -0.03, 0.016)
+    chosen, _ = choose_rule(dev, {"most": most, "opening": robots}, {"most": 0, "opening": 0})
+    assert chosen == "most"
+
+
+def test_a_dev_only_run_chooses_without_test_figures(rng: np.random.Generator) -> None:
+    dev = rows(rng)
+    result = select(dev)
+    assert result["chosen"] == select(dev + rows(rng, n=30, split="test"))["chosen"]
+    for figures in result["rules"].values():
+        assert not any(key.startswith("test") for key in figures)
+        assert figures["dev_forced_agents"]["share"] <= 1.0
+    assert set(result["legs_split"]) == {"dev"}
+    table = markdown(result)
+    assert "not read" in table and f"**`{result['chosen']}`** (chosen)" in table
+
+
 def test_gate_splits_at_most_the_allowed_share_of_legs(rng: np.random.Generator) -> None:
     dev = rows(rng)
     gate = fit_gate(dev, fixed_picker("most"))
@@ -94,9 +128,9 @@ def test_gate_splits_at_most_the_allowed_share_of_legs(rng: np.random.Generator)
 def test_select_reports_every_rule_on_dev_and_test(rng: np.random.Generator) -> None:
     result = select(rows(rng) + rows(rng, n=30, split="test"))
     assert result["chosen"] in result["rules"]
-    assert set(result["rules"]) >= {"most", "first", "longest_turns", *FITTED}
+    assert set(result["rules"]) >= {"most", "first", "opening", "longest", "vote", *FITTED}
     for figures in result["rules"].values():
-        for key in ("dev_forced", "test_forced", "test_shipped"):
+        for key in ("dev_forced", "dev_forced_agents", "test_forced", "test_shipped"):
             low, high = figures[key]["ci95"]
             assert 0.0 <= low <= figures[key]["share"] <= high <= 1.0
     assert result["legs_split"]["dev"] <= MAX_LEGS_SPLIT
