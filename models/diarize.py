@@ -20,9 +20,13 @@ measure the caller's timing, each stretch of speech must be given to the caller 
    on the dev calls v3 (:mod:`models.training.caller_select`) over "first speaker", "longer
    turns" and two logistic fits over :func:`caller_contrast` ("turns": more pause-bounded runs
    and a longer longest run, the rule chosen on the calls v2; "combined": speech time, runs,
-   longest run and first speaker), which stay selectable (``DiarizerConfig.caller_rule``). It
-   needs no transcript, so the split still runs beside the ASR. A second pick after the ASR
-   (the party whose words carry the pitch) was not tried.
+   longest run and first speaker), which stay selectable (``DiarizerConfig.caller_rule``);
+   and later (engineer ``callerpick``) over three rules read from a sales call's structure,
+   "opening" (more speech in the first ``OPENING_S``), "longest" (the longest single turn) and
+   their majority with "most", "vote", none of which got the agents' calls right more often
+   on dev (docs/evaluation_calls.md, "Caller rules from the call's structure"). It needs no
+   transcript, so the split still runs beside the ASR. A second pick after the ASR (the party
+   whose words carry the pitch) was not tried.
 
 Before any of that, a recording must hold two voices at all: 2-means splits one voice in two as
 readily as two voices. Two statistics of the split tell them apart (:func:`two_voices`): how far

@@ -86,24 +86,6 @@ def test_a_tie_goes_to_the_rule_with_fewer_weights(rng: np.random.Generator) -> 
     assert chosen == "fit" and ci["most"][1] < 0
 
 
-def test_among_tied_rules_without_weights_the_agents_share_decides(
-    rng: np.random.Generator,
-) -> None:
-    dev = rows(rng)
-    single = np.array([r["single_s"] for r in dev])
-    agents = np.array([r["kind"] == "human_agent" for r in dev])
-    most = right_forced(dev, fixed_picker("most"))
-    # as good pooled (within the paired interval) but better on the agents' calls
-    fixes = most + single * np.where(agents, 0.03, -0.016)
-    chosen, ci = choose_rule(dev, {"most": most, "opening": fixes}, {"most": 0, "opening": 0})
-    assert all(low <= 0.0 <= high for low, high in ci.values())  # tied pooled
-    assert chosen == "opening"
-    # the same gain on robots instead: "most" keeps the agents' share and is kept
-    robots = most + single * np.where(agents, -0.03, 0.016)
-    chosen, _ = choose_rule(dev, {"most": most, "opening": robots}, {"most": 0, "opening": 0})
-    assert chosen == "most"
-
-
 def test_a_dev_only_run_chooses_without_test_figures(rng: np.random.Generator) -> None:
     dev = rows(rng)
     result = select(dev)
