@@ -20,13 +20,9 @@ measure the caller's timing, each stretch of speech must be given to the caller 
    on the dev calls v3 (:mod:`models.training.caller_select`) over "first speaker", "longer
    turns" and two logistic fits over :func:`caller_contrast` ("turns": more pause-bounded runs
    and a longer longest run, the rule chosen on the calls v2; "combined": speech time, runs,
-   longest run and first speaker), which stay selectable (``DiarizerConfig.caller_rule``);
-   and later (engineer ``callerpick``) over three rules read from a sales call's structure,
-   "opening" (more speech in the first ``OPENING_S``), "longest" (the longest single turn) and
-   their majority with "most", "vote", none of which got the agents' calls right more often
-   on dev (docs/evaluation_calls.md, "Caller rules from the call's structure"). It needs no
-   transcript, so the split still runs beside the ASR. A second pick after the ASR (the party
-   whose words carry the pitch) was not tried.
+   longest run and first speaker), which stay selectable (``DiarizerConfig.caller_rule``). It
+   needs no transcript, so the split still runs beside the ASR. A second pick after the ASR
+   (the party whose words carry the pitch) was not tried.
 
 Before any of that, a recording must hold two voices at all: 2-means splits one voice in two as
 readily as two voices. Two statistics of the split tell them apart (:func:`two_voices`): how far
@@ -67,7 +63,7 @@ HOP_S = 0.25  # one window every this: 2x the cost of 0.5 s, +5 points (evaluati
 MIN_WINDOW_SPEECH = 0.5  # a window with less speech than this share is not clustered
 SMOOTH_S = 0.3  # median filter over frame labels
 MIN_TURN_S = 0.3  # shorter label runs inside speech join the surrounding party
-CALLER_RULES = ("turns", "most", "first", "longest_turns", "combined", "opening", "longest", "vote")
+CALLER_RULES = ("turns", "most", "first", "longest_turns", "combined")
 CALLER_RULE = "most"  # chosen on the calls v3 dev calls (models.training.caller_select)
 CALLER_REASONS = {
     "turns": "the party with more speech runs and the longest one",
@@ -75,14 +71,7 @@ CALLER_REASONS = {
     "first": "the party that speaks first",
     "longest_turns": "the party with the longer turns",
     "combined": "the party whose speech time, runs, longest run and start look like a caller's",
-    "opening": "the party that speaks most in the opening of the call",
-    "longest": "the party with the longest single turn",
-    "vote": "the party that most of speech time, the opening and the longest turn point to",
 }
-# "opening": speech counted from the first word for this long, set before any dev figure was
-# read: a caller's greeting and first line ("您好，我是XX银行的客服小王，...") against the
-# callee's "喂?" / "hello?" and a short answer. Not tuned (docs/evaluation_calls.md).
-OPENING_S = 10.0
 # The fitted rules: logit = weights . caller_contrast(a, b), one weight per CALLER_FEATURES (0 =
 # not used). Logistic fits without intercept (swapping the parties flips the sign) on the 51
 # dev calls v3, each call weighted by the seconds that ride on the choice
@@ -380,36 +369,13 @@ def choose_caller(
     """(caller, callee, reason) of two parties by ``rule`` (one of CALLER_RULES)."""
     if rule in CALLER_WEIGHTS:
         a_first = caller_logit(a, b, rule) >= 0.0
+    elif rule == "most":
+        a_first = _total(a) >= _total(b)
     elif rule == "first":
         a_first = bool(a) and (not b or a[0][0] <= b[0][0])
-    elif rule == "longest_turns":  # a dialer prompt or a pitch runs longer than "喂?" / "yes"
+    else:  # a dialer prompt or a sales pitch runs longer than "喂?" / "yes" / "what is it?"
         a_first = _mean_run(a) >= _mean_run(b)
-    else:  # "most", "opening", "longest" and their majority, "vote"
-        voters = _VOTERS.get(rule, (rule,))
-        a_first = 2 * sum(_points_to_a(a, b, r) for r in voters) > len(voters)
     return (a, b, CALLER_REASONS[rule]) if a_first else (b, a, CALLER_REASONS[rule])
-
-
-_VOTERS = {"vote": ("most", "opening", "longest")}  # a majority of three rules without weights
-
-
-def _points_to_a(a: Sequence[Interval], b: Sequence[Interval], rule: str) -> bool:
-    """Whether the zero-weight ``rule`` ("most", "opening" or "longest") takes ``a``."""
-    if not a or not b:
-        return bool(a)
-    if rule == "most":
-        return _total(a) >= _total(b)
-    if rule == "opening":
-        start = min(a[0][0], b[0][0])
-        return opening_speech(a, start) >= opening_speech(b, start)
-    return max(e - s for s, e in a) >= max(e - s for s, e in b)
-
-
-def opening_speech(runs: Sequence[Interval], start_s: float) -> float:
-    """Seconds of ``runs`` inside ``[start_s, start_s + OPENING_S)``: how much of the call's
-    opening a party fills (a caller's greeting and first line, a callee's "hello?")."""
-    end_s = start_s + OPENING_S
-    return float(sum(max(0.0, min(e, end_s) - max(s, start_s)) for s, e in runs))
 
 
 def caller_contrast(a: Sequence[Interval], b: Sequence[Interval]) -> np.ndarray:

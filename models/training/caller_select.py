@@ -6,10 +6,9 @@ scored against the truth of the stereo copy (each leg's VAD), once with each par
 caller. On that table, without touching the audio again:
 
 1. **the caller rule**, with the split forced to two voices: the rules without weights
-   (``most``, ``first``, ``longest_turns``; and, added by engineer ``callerpick`` before any
-   of their dev figures was read, ``opening``: more speech in the first ``OPENING_S`` of the
-   call, ``longest``: the longest single run, ``vote``: the majority of ``most``, ``opening``
-   and ``longest``), ``turns`` with the weights shipped before, and two logistic fits over
+   (``most``, ``first``, ``longest_turns``; and ``STRUCTURE_RULES``, added by engineer
+   ``callerpick`` before any of their dev figures was read: ``opening``, ``longest``,
+   ``vote``), ``turns`` with the weights shipped before, and two logistic fits over
    :func:`models.diarize.caller_contrast` (``turns``: runs + longest run; ``combined``: speech
    time, runs, longest run, first speaker), left out one caller voice at a time.
    **Criterion**: the share of single-party speech time attributed to the right party, pooled
@@ -56,11 +55,19 @@ from models.diarize import (
 )
 from models.training.corpus import MANIFEST_DIR, CorpusRow, read_manifest
 from models.training.eval_calls import Windows, attribution, cache_root, caller_voice, read_call
-from pipeline.behaviour import PartyTurns
+from pipeline.behaviour import Interval, PartyTurns
 from pipeline.vad import FRAME_S
 
 log = logging.getLogger("caller_select")
-FIXED_RULES = ("most", "first", "longest_turns", "opening", "longest", "vote")
+FIXED_RULES = ("most", "first", "longest_turns")  # models.diarize.choose_caller's
+# Rules read from a sales call's structure (engineer callerpick), candidates here only: dev chose
+# none of them, so the detector does not carry them (docs/evaluation_calls.md, "Caller rules from
+# the call's structure"). "opening": more speech in the first OPENING_S from the first word (a
+# caller's greeting and first line against "喂?" / "hello?" and a short answer; 10 s set before
+# any dev figure was read, not tuned); "longest": the longest single run; "vote": the majority
+# of "most", "opening" and "longest".
+STRUCTURE_RULES = ("opening", "longest", "vote")
+OPENING_S = 10.0
 # fitted candidates: which CALLER_FEATURES each uses
 FITTED = {"turns": (1, 2), "combined": (0, 1, 2, 3)}
 AGENT = "human_agent"  # the caller kind "more speech time" gets wrong most (reported apart)
@@ -99,12 +106,36 @@ def call_row(stereo: CorpusRow, mono: CorpusRow, windows: Windows) -> dict[str, 
         row["right_first_s"] = attribution(truth, PartyTurns(a, b, ""), n)["right_s"]
         row["right_second_s"] = attribution(truth, PartyTurns(b, a, ""), n)["right_s"]
         row["contrast"] = caller_contrast(a, b).tolist()
-        row["fixed_first"] = {r: choose_caller(a, b, r)[0] == a for r in FIXED_RULES}
+        row["fixed_first"] = {r: choose_caller(a, b, r)[0] == a for r in FIXED_RULES} | {
+            r: structure_first(a, b, r) for r in STRUCTURE_RULES
+        }
     return row
 
 
-def _sides_ok(a: Sequence[tuple[float, float]], b: Sequence[tuple[float, float]]) -> bool:
-    return min(sum(e - s for s, e in a), sum(e - s for s, e in b)) >= MIN_PARTY_SPEECH_S
+def structure_first(a: Sequence[Interval], b: Sequence[Interval], rule: str) -> bool:
+    """Whether party ``a`` rather than ``b`` is the caller under one of ``STRUCTURE_RULES``
+    (ties: ``a``). Both parties must have speech."""
+    if rule == "vote":
+        votes = (_total(a) >= _total(b), structure_first(a, b, "opening"))
+        return sum((*votes, structure_first(a, b, "longest"))) >= 2
+    if rule == "opening":
+        start = min(a[0][0], b[0][0])
+        return opening_speech(a, start) >= opening_speech(b, start)
+    return max(e - s for s, e in a) >= max(e - s for s, e in b)
+
+
+def opening_speech(runs: Sequence[Interval], start_s: float) -> float:
+    """Seconds of ``runs`` inside ``[start_s, start_s + OPENING_S)``."""
+    end_s = start_s + OPENING_S
+    return float(sum(max(0.0, min(e, end_s) - max(s, start_s)) for s, e in runs))
+
+
+def _total(runs: Sequence[Interval]) -> float:
+    return float(sum(e - s for s, e in runs))
+
+
+def _sides_ok(a: Sequence[Interval], b: Sequence[Interval]) -> bool:
+    return min(_total(a), _total(b)) >= MIN_PARTY_SPEECH_S
 
 
 def fit_caller(rows: Sequence[dict[str, Any]], features: Sequence[int]) -> np.ndarray:
@@ -258,7 +289,9 @@ def select(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     hold test calls: a run on dev alone makes the choice without reading test)."""
     dev = [r for r in rows if r["split"] == "dev"]
     test = [r for r in rows if r["split"] == "test"]
-    pickers: dict[str, Picker] = {rule: fixed_picker(rule) for rule in FIXED_RULES}
+    pickers: dict[str, Picker] = {
+        rule: fixed_picker(rule) for rule in (*FIXED_RULES, *STRUCTURE_RULES)
+    }
     pickers["turns (v2 weights)"] = weights_picker(np.array(V2_TURNS_WEIGHTS))
     dev_right = {rule: right_forced(dev, pick) for rule, pick in pickers.items()}
     n_weights = {rule: 0 for rule in pickers}
@@ -343,7 +376,7 @@ def _loo_shipped(dev: Sequence[dict[str, Any]], chosen: str) -> np.ndarray:
         rest = [r for r in dev if r["caller"] != voice]
         if chosen in FITTED:
             pick = weights_picker(fit_caller(rest, FITTED[chosen]))
-        elif chosen in FIXED_RULES:
+        elif chosen in (*FIXED_RULES, *STRUCTURE_RULES):
             pick = fixed_picker(chosen)
         else:
             pick = weights_picker(np.array(V2_TURNS_WEIGHTS))

@@ -20,7 +20,6 @@ from models.diarize import (
     MIN_PARTY_SPEECH_S,
     MIX_NOISE_MARGIN_DB,
     ONE_VOICE,
-    OPENING_S,
     TWO_VOICE_BIAS,
     TWO_VOICE_WEIGHTS,
     DiarizerConfig,
@@ -31,7 +30,6 @@ from models.diarize import (
     diarize,
     label_persistence,
     load_voice_encoder,
-    opening_speech,
     own_speech,
     party_runs,
     two_clusters,
@@ -118,34 +116,6 @@ def test_caller_rules() -> None:
     assert choose_caller(answer, pitch, "most")[0] == answer
     with pytest.raises(ValueError, match="caller_rule"):
         DiarizerConfig(caller_rule="loudest")
-
-
-def test_opening_longest_and_their_vote_on_a_short_agent_call() -> None:
-    # A short agent call whose callee talks as much as the agent: "hello?", the agent's greeting
-    # and pitch, then the callee's long questions fill the rest. The speech time is the
-    # callee's; the opening and the longest turn are the agent's.
-    callee = ((0.0, 0.8), (6.0, 9.0), (11.5, 15.0), (20.0, 22.0))
-    agent = ((1.5, 5.5), (9.5, 11.0), (18.0, 19.5))
-    assert sum(e - s for s, e in callee) > sum(e - s for s, e in agent)
-    assert choose_caller(callee, agent, "most")[0] == callee
-    assert opening_speech(agent, 0.0) > opening_speech(callee, 0.0)
-    for rule in ("opening", "longest", "vote"):
-        assert choose_caller(callee, agent, rule)[:2] == (agent, callee)
-        assert choose_caller(agent, callee, rule)[:2] == (agent, callee)
-    # the opening is counted from the first word, only OPENING_S long: a party that only
-    # speaks later has none of it
-    late = ((OPENING_S + 5.0, OPENING_S + 30.0),)
-    assert opening_speech(late, 0.0) == 0.0
-    assert opening_speech(((2.0, OPENING_S + 8.0),), 2.0) == pytest.approx(OPENING_S)
-    assert choose_caller(late, agent, "opening")[0] == agent
-    assert choose_caller(late, agent, "most")[0] == late
-    # two of three: the majority, not any one rule, decides
-    assert choose_caller(late, agent, "longest")[0] == late
-    assert choose_caller(late, agent, "vote")[0] == late
-    # a party with no speech is never the caller
-    for rule in ("opening", "longest", "vote"):
-        assert choose_caller((), agent, rule)[0] == agent
-        assert choose_caller(agent, (), rule)[0] == agent
 
 
 def test_caller_logit_is_antisymmetric() -> None:

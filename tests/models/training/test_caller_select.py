@@ -10,14 +10,17 @@ import pytest
 from models.training.caller_select import (
     FITTED,
     MAX_LEGS_SPLIT,
+    OPENING_S,
     Gate,
     choose_rule,
     fit_caller,
     fit_gate,
     fixed_picker,
     markdown,
+    opening_speech,
     right_forced,
     select,
+    structure_first,
     weights_picker,
 )
 
@@ -60,6 +63,27 @@ def rows(rng: np.random.Generator, *, n: int = 60, split: str = "dev") -> list[d
             }
         )
     return out
+
+
+def test_opening_longest_and_their_vote_on_a_short_agent_call() -> None:
+    # A short agent call whose callee talks as much as the agent: "hello?", the agent's greeting
+    # and pitch, then the callee's long questions fill the rest. The speech time is the
+    # callee's; the opening and the longest turn are the agent's.
+    callee = ((0.0, 0.8), (6.0, 9.0), (11.5, 15.0), (20.0, 22.0))
+    agent = ((1.5, 5.5), (9.5, 11.0), (18.0, 19.5))
+    assert sum(e - s for s, e in callee) > sum(e - s for s, e in agent)
+    assert opening_speech(agent, 0.0) > opening_speech(callee, 0.0)
+    for rule in ("opening", "longest", "vote"):
+        assert not structure_first(callee, agent, rule)
+        assert structure_first(agent, callee, rule)
+    # the opening is counted from the first word, only OPENING_S long: a party that only
+    # speaks later has none of it
+    late = ((OPENING_S + 5.0, OPENING_S + 30.0),)
+    assert opening_speech(late, 0.0) == 0.0
+    assert opening_speech(((2.0, OPENING_S + 8.0),), 2.0) == pytest.approx(OPENING_S)
+    assert structure_first(agent, late, "opening")
+    # two of three (speech time and the longest turn against the opening) decide the vote
+    assert structure_first(late, agent, "longest") and structure_first(late, agent, "vote")
 
 
 def test_fit_caller_is_antisymmetric_and_uses_only_its_features(rng: np.random.Generator) -> None:
