@@ -10,14 +10,17 @@ import pytest
 from models.training.caller_select import (
     FITTED,
     MAX_LEGS_SPLIT,
+    OPENING_S,
     Gate,
     choose_rule,
     fit_caller,
     fit_gate,
     fixed_picker,
     markdown,
+    opening_speech,
     right_forced,
     select,
+    structure_first,
     weights_picker,
 )
 
@@ -38,6 +41,7 @@ def rows(rng: np.random.Generator, *, n: int = 60, split: str = "dev") -> list[d
                 "id": f"call{i}",
                 "split": split,
                 "caller": f"voice{i % 12}",
+                "kind": "human_agent" if i % 12 < 4 else "recorded_robot",
                 "single_s": right + wrong,
                 "one_right_s": 0.6 * (right + wrong),  # one voice: the callee's speech lost
                 "two_parties": True,
@@ -48,6 +52,9 @@ def rows(rng: np.random.Generator, *, n: int = 60, split: str = "dev") -> list[d
                     "most": contrast[0] >= 0,
                     "first": contrast[3] > 0,
                     "longest_turns": contrast[2] >= 0,
+                    "opening": contrast[3] > 0,
+                    "longest": contrast[2] >= 0,
+                    "vote": contrast[0] + contrast[2] + contrast[3] >= 0,
                 },
                 "mix_stats": [rng.normal(0.25, 0.03), rng.normal(0.9, 0.05)],
                 "mix_sides_ok": True,
@@ -56,6 +63,27 @@ def rows(rng: np.random.Generator, *, n: int = 60, split: str = "dev") -> list[d
             }
         )
     return out
+
+
+def test_opening_longest_and_their_vote_on_a_short_agent_call() -> None:
+    # A short agent call whose callee talks as much as the agent: "hello?", the agent's greeting
+    # and pitch, then the callee's long questions fill the rest. The speech time is the
+    # callee's; the opening and the longest turn are the agent's.
+    callee = ((0.0, 0.8), (6.0, 9.0), (11.5, 15.0), (20.0, 22.0))
+    agent = ((1.5, 5.5), (9.5, 11.0), (18.0, 19.5))
+    assert sum(e - s for s, e in callee) > sum(e - s for s, e in agent)
+    assert opening_speech(agent, 0.0) > opening_speech(callee, 0.0)
+    for rule in ("opening", "longest", "vote"):
+        assert not structure_first(callee, agent, rule)
+        assert structure_first(agent, callee, rule)
+    # the opening is counted from the first word, only OPENING_S long: a party that only
+    # speaks later has none of it
+    late = ((OPENING_S + 5.0, OPENING_S + 30.0),)
+    assert opening_speech(late, 0.0) == 0.0
+    assert opening_speech(((2.0, OPENING_S + 8.0),), 2.0) == pytest.approx(OPENING_S)
+    assert structure_first(agent, late, "opening")
+    # two of three (speech time and the longest turn against the opening) decide the vote
+    assert structure_first(late, agent, "longest") and structure_first(late, agent, "vote")
 
 
 def test_fit_caller_is_antisymmetric_and_uses_only_its_features(rng: np.random.Generator) -> None:
@@ -82,6 +110,18 @@ def test_a_tie_goes_to_the_rule_with_fewer_weights(rng: np.random.Generator) -> 
     assert chosen == "fit" and ci["most"][1] < 0
 
 
+def test_a_dev_only_run_chooses_without_test_figures(rng: np.random.Generator) -> None:
+    dev = rows(rng)
+    result = select(dev)
+    assert result["chosen"] == select(dev + rows(rng, n=30, split="test"))["chosen"]
+    for figures in result["rules"].values():
+        assert not any(key.startswith("test") for key in figures)
+        assert figures["dev_forced_agents"]["share"] <= 1.0
+    assert set(result["legs_split"]) == {"dev"}
+    table = markdown(result)
+    assert "not read" in table and f"**`{result['chosen']}`** (chosen)" in table
+
+
 def test_gate_splits_at_most_the_allowed_share_of_legs(rng: np.random.Generator) -> None:
     dev = rows(rng)
     gate = fit_gate(dev, fixed_picker("most"))
@@ -94,9 +134,9 @@ def test_gate_splits_at_most_the_allowed_share_of_legs(rng: np.random.Generator)
 def test_select_reports_every_rule_on_dev_and_test(rng: np.random.Generator) -> None:
     result = select(rows(rng) + rows(rng, n=30, split="test"))
     assert result["chosen"] in result["rules"]
-    assert set(result["rules"]) >= {"most", "first", "longest_turns", *FITTED}
+    assert set(result["rules"]) >= {"most", "first", "opening", "longest", "vote", *FITTED}
     for figures in result["rules"].values():
-        for key in ("dev_forced", "test_forced", "test_shipped"):
+        for key in ("dev_forced", "dev_forced_agents", "test_forced", "test_shipped"):
             low, high = figures[key]["ci95"]
             assert 0.0 <= low <= figures[key]["share"] <= high <= 1.0
     assert result["legs_split"]["dev"] <= MAX_LEGS_SPLIT
