@@ -87,9 +87,11 @@ AASIST_ID = "aasist-asvspoof2019-la/51d2d9cf0738172f"  # models/manifest.toml's 
 BLOCKS = ("whisper", "lfcc", "aasist")
 ENCODER_PASS_S = 30.0  # the speech one Whisper encoder pass holds (its 30 s input window)
 # Which speech windows the head encodes when they hold more speech than one encoder pass
-# (:func:`choose_windows`); "all" encodes every window (a pass per 30 s of speech).
+# (:func:`choose_windows`); "all" encodes every window (a pass per 30 s of speech). "spread"
+# was chosen on the dev calls and mixtures: the voice stage of a 60 s call 36 -> 21 % of the
+# bare ASR's CPU time, no dev EER worse (docs/performance.md, "Which speech the head encodes").
 WINDOW_RULES = ("all", "spread", "longest")
-WINDOW_RULE = "all"
+WINDOW_RULE = "spread"
 
 
 class ClipEmbedder(Protocol):
