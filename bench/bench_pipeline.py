@@ -17,10 +17,13 @@ in CPU seconds of the process (the share of the bare ASR's CPU time is printed b
 time's: on a loaded machine it moves less). Model loading is timed apart; each case runs
 once on a 5 s clip to warm up, then ``--repeat`` times on the 60 s clip (the best run counts).
 ``--rounds N`` runs the whole set N times, alternating the cases, and keeps each case's best, so
-that a change of load hits every case alike.
+that a change of load hits every case alike. ``--window-rules all,spread`` times the voice stage
+of (b) and (d) under each rule of ``models.synth_head.choose_windows`` (which speech windows the
+head encodes when they hold more than one encoder pass of speech), the rules alternated within
+each repeat; without it, the head's shipped rule only.
 
     python bench/bench_pipeline.py [--repeat 2] [--rounds 1] [--no-openai] [--synth-head H.npz]
-                                   [--json out.json]
+                                   [--window-rules R,...] [--json out.json]
 """
 
 from __future__ import annotations
@@ -56,8 +59,13 @@ def build_clip(path: Path) -> None:
 
 
 def run_case(
-    case: str, clip: Path, warm: Path, repeat: int, head: Path | None = None
-) -> dict[str, float]:
+    case: str,
+    clip: Path,
+    warm: Path,
+    repeat: int,
+    head: Path | None = None,
+    rules: tuple[str, ...] = (),
+) -> dict[str, Any]:
     t0, cpu0 = time.perf_counter(), time.process_time()
     if case == "bare":
         from models.asr import DECODE_TEMPERATURE
@@ -104,29 +112,53 @@ def run_case(
         times.append(time.perf_counter() - start)
         cpu.append(time.process_time() - start_cpu)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    out = {"load_s": load_s, "load_cpu_s": load_cpu_s, "run_s": min(times), "run_cpu_s": min(cpu)}
-    out["peak_rss_mb"] = peak_mb
+    out: dict[str, Any] = {"load_s": load_s, "load_cpu_s": load_cpu_s, "run_s": min(times)}
+    out |= {"run_cpu_s": min(cpu), "peak_rss_mb": peak_mb}
     if case != "bare" and detector.synth_scorer is not None:
         # The voice stage alone (channel, the head's encoder pass, AASIST if any, the head), as
         # it would cost run after the ASR; in the pipeline it runs beside it.
+        from models.synth_head import SynthVoiceScorer
         from pipeline.audio import load_audio
         from pipeline.config import AudioLimits
 
+        shipped = detector.synth_scorer
+        if not isinstance(shipped, SynthVoiceScorer):
+            raise TypeError(f"the voice stage is not a SynthVoiceScorer: {shipped!r}")
+        scorers = {
+            rule: SynthVoiceScorer(
+                shipped.head,
+                encoder=shipped.encoder,
+                model_info=shipped.model_info,
+                embedder=shipped.embedder,
+                window_rule=rule,
+            )
+            for rule in rules or (shipped.window_rule,)
+        }
         caller = load_audio(clip, limits=AudioLimits()).caller()
-        voice = []
+        voice: dict[str, list[tuple[float, float]]] = {rule: [] for rule in scorers}
         for _ in range(repeat):
-            start = time.perf_counter()
-            detector.synth_scorer.score(caller)
-            voice.append(time.perf_counter() - start)
-        out["voice_s"] = min(voice)
-        out |= voice_parts(detector.synth_scorer, caller, repeat)
+            for rule, scorer in scorers.items():  # alternated, so load changes hit each alike
+                start, start_cpu = time.perf_counter(), time.process_time()
+                scorer.score(caller)
+                voice[rule].append((time.perf_counter() - start, time.process_time() - start_cpu))
+        out["rules"] = {
+            rule: {
+                "voice_s": min(t for t, _ in voice[rule]),
+                "voice_cpu_s": min(c for _, c in voice[rule]),
+                **voice_parts(scorer, caller, repeat),
+            }
+            for rule, scorer in scorers.items()
+        }
+        out["window_rule"] = shipped.window_rule
+        out |= out["rules"].get(shipped.window_rule, next(iter(out["rules"].values())))
     return out
 
 
 def voice_parts(scorer: Any, caller: np.ndarray, repeat: int) -> dict[str, float]:
     """CPU seconds (all threads of this process, best of ``repeat``) of each part of the voice
     stage on ``caller``, run one after the other as ``SynthVoiceScorer.score`` runs them."""
-    from models.asr import encode_windows, vad_speech
+    from models.asr import encode_windows, speech_within, vad_speech
+    from models.synth_head import WindowChoice, speech_windows
     from pipeline.telephone import call_channel
 
     parts: dict[str, float] = {}
@@ -141,13 +173,19 @@ def voice_parts(scorer: Any, caller: np.ndarray, repeat: int) -> dict[str, float
         return out
 
     y = clock("channel", lambda: call_channel(caller))
-    speech, _ = clock("vad", lambda: vad_speech(y))
+    speech, chunks = clock("vad", lambda: vad_speech(y))
+    every = speech_windows(y, max_window_s=scorer.head.spec.max_window_s)
+    choice = WindowChoice(tuple(every), scorer.window_rule)
+    spans = choice.spans(chunks)
+    if spans is not None:  # the speech of the chosen windows only (``SynthVoiceScorer.score``)
+        speech = speech_within(y, chunks, spans)[0]
+    parts["encoded_speech_s"] = speech.size / 16_000
     clock("encoder", lambda: encode_windows(scorer.encoder.model, speech))
     if scorer.embedder is not None:
         clock("aasist", lambda: scorer.embedder.embed(y))
-    frames = scorer.encoder.speech_frames(y)
+    frames = scorer.encoder.speech_frames(y, choice=choice)
     embedding = None if scorer.embedder is None else scorer.embedder.embed(y)
-    clock("windows_head", lambda: scorer.score_channelled(y, frames, embedding))
+    clock("windows_head", lambda: scorer.score_channelled(y, frames, embedding, windows=every))
     clock("total", lambda: scorer.score(caller))
     return parts
 
@@ -159,13 +197,17 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1, help="alternated rounds of every case")
     parser.add_argument("--no-openai", action="store_true", help="leave case (c) out")
     parser.add_argument("--synth-head", type=Path, help="case (d): (b) with this head")
+    parser.add_argument(
+        "--window-rules", default="", help="time the voice stage under these rules, e.g. all,spread"
+    )
     parser.add_argument("--head", type=Path, help=argparse.SUPPRESS)  # internal: case (d)
     parser.add_argument("--case", help=argparse.SUPPRESS)  # internal: run one case in-process
     parser.add_argument("--clip", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--warm", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.case:
-        print(json.dumps(run_case(args.case, args.clip, args.warm, args.repeat, args.head)))
+        rules = tuple(r for r in args.window_rules.split(",") if r)
+        print(json.dumps(run_case(args.case, args.clip, args.warm, args.repeat, args.head, rules)))
         return
 
     labels = {
@@ -176,7 +218,7 @@ def main() -> None:
     }
     cases = [c for c in labels if not (c == "openai" and args.no_openai)]
     cases = [c for c in cases if c != "head" or args.synth_head is not None]
-    results: dict[str, dict[str, float]] = {}
+    results: dict[str, dict[str, Any]] = {}
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
         clip, warm = Path(tmp) / "clip60.wav", Path(tmp) / "warm5.wav"
@@ -189,6 +231,7 @@ def main() -> None:
                 cmd += ["--case", "faster" if case == "head" else case]
                 cmd += ["--warm", str(warm), "--repeat", str(args.repeat)]
                 cmd += ["--head", str(args.synth_head)] if case == "head" else []
+                cmd += ["--window-rules", args.window_rules]
                 out = subprocess.run(cmd, capture_output=True, text=True, check=True)
                 got = json.loads(out.stdout.strip().splitlines()[-1])
                 if case not in results or got["run_s"] < results[case]["run_s"]:
@@ -214,21 +257,21 @@ def main() -> None:
     if "openai" in results:
         ratios["c_over_b"] = results["openai"]["run_s"] / results["faster"]["run_s"]
         print(f"ratio c/b (openai over faster backend):   {ratios['c_over_b']:.2f}")
+    bare_s, bare_cpu_s = results["bare"]["run_s"], results["bare"]["run_cpu_s"]
     for case in ("faster", "head"):
-        if "voice_s" in results.get(case, {}):
-            share = results[case]["voice_s"] / results["bare"]["run_s"]
-            ratios[f"voice_{case}_over_a"] = share
-            print(f"voice stage alone, {labels[case]}: {results[case]['voice_s']:.2f} s = "
-                  f"{100 * share:.0f} % of bare ASR (target <= 25 %)")  # fmt: skip
+        for rule, r in results.get(case, {}).get("rules", {}).items():
+            tag = "" if rule == results[case]["window_rule"] else f"_{rule}"
+            share, cpu_share = r["voice_s"] / bare_s, r["voice_cpu_s"] / bare_cpu_s
+            ratios[f"voice_{case}{tag}_over_a"] = share
             # CPU seconds move much less with other jobs' load than wall seconds.
-            cpu_share = results[case]["cpu_total_s"] / results["bare"]["run_cpu_s"]
-            ratios[f"voice_cpu_{case}_over_a"] = cpu_share
-            print(f"  in CPU time: {results[case]['cpu_total_s']:.2f} of bare ASR's "
-                  f"{results['bare']['run_cpu_s']:.2f} s = {100 * cpu_share:.0f} %")  # fmt: skip
-    for case in ("faster", "head"):
-        cpu = {k[4:-2]: v for k, v in results.get(case, {}).items() if k.startswith("cpu_")}
-        if cpu:
-            print(f"voice stage parts, CPU s, {labels[case]}: "
+            ratios[f"voice_cpu_{case}{tag}_over_a"] = cpu_share
+            print(f"voice stage alone, {labels[case]}, window rule {rule} "
+                  f"({r['encoded_speech_s']:.1f} s of speech encoded): {r['voice_s']:.2f} s = "
+                  f"{100 * share:.0f} % of bare ASR (target <= 25 %)")  # fmt: skip
+            print(f"  in CPU time: {r['voice_cpu_s']:.2f} of bare ASR's {bare_cpu_s:.2f} s = "
+                  f"{100 * cpu_share:.0f} %")  # fmt: skip
+            cpu = {k[4:-2]: v for k, v in r.items() if k.startswith("cpu_")}
+            print("  parts, CPU s (each best of the repeats): "
                   + ", ".join(f"{k} {v:.2f}" for k, v in cpu.items()))  # fmt: skip
     if "head" in results:
         ratios["d_over_a"] = results["head"]["run_s"] / results["bare"]["run_s"]

@@ -193,7 +193,7 @@ class _KeptFramesOnly:
     def frames(self, samples: np.ndarray) -> np.ndarray:
         raise LookupError("encoder frames not cached: run train_fusion --e2e first")
 
-    def speech_frames(self, samples: np.ndarray) -> Any:
+    def speech_frames(self, samples: np.ndarray, *, choice: Any = None) -> Any:
         raise LookupError("encoder frames not cached: run train_fusion --e2e first")
 
 

@@ -173,6 +173,26 @@ def vad_speech(audio: np.ndarray) -> tuple[np.ndarray, tuple[tuple[int, int], ..
     return np.concatenate([audio[a:b] for a, b in chunks]), chunks
 
 
+def speech_within(
+    audio: np.ndarray,
+    chunks: Sequence[tuple[int, int]],
+    spans_s: Sequence[tuple[float, float]],
+) -> tuple[np.ndarray, tuple[tuple[int, int], ...]]:
+    """The part of the speech ``chunks`` (samples) inside ``spans_s`` (seconds), joined, and
+    its chunks: what :func:`encode_speech` encodes when the head keeps only some windows."""
+    kept = []
+    for a, b in chunks:
+        for start_s, end_s in spans_s:
+            lo = max(a, round(start_s * ANALYSIS_RATE_HZ))
+            hi = min(b, round(end_s * ANALYSIS_RATE_HZ))
+            if hi > lo:
+                kept.append((lo, hi))
+    kept.sort()
+    if not kept:
+        return np.zeros(0, dtype=np.float32), ()
+    return np.concatenate([audio[a:b] for a, b in kept]), tuple(kept)
+
+
 def encode_windows(
     model: WhisperModel, speech: np.ndarray, *, limit: int | None = None
 ) -> list[Any]:
@@ -194,10 +214,23 @@ def encode_windows(
     ]
 
 
-def encode_speech(model: WhisperModel, samples: np.ndarray) -> SpeechFrames | None:
-    """:class:`SpeechFrames` of mono 16 kHz ``samples``; None when the VAD finds no speech."""
+SpanChoice = Callable[[tuple[tuple[int, int], ...]], Sequence[tuple[float, float]] | None]
+
+
+def encode_speech(
+    model: WhisperModel, samples: np.ndarray, *, within: SpanChoice | None = None
+) -> SpeechFrames | None:
+    """:class:`SpeechFrames` of mono 16 kHz ``samples``; None when the VAD finds no speech.
+
+    ``within``: given the VAD's speech chunks (samples), the (start_s, end_s) spans of the
+    recording whose speech alone is encoded (:func:`speech_within`; the synthetic-voice head's
+    windows on a long call), or None to encode all of it, as without ``within``.
+    """
     audio = _as_mono_float32(samples)
     speech, chunks = vad_speech(audio)
+    spans = within(chunks) if within is not None and chunks else None
+    if spans is not None:
+        speech, chunks = speech_within(audio, chunks, spans)
     if not chunks:
         return None
     outputs = encode_windows(model, speech)

@@ -23,7 +23,9 @@ alone; evaluation and inference run the call path (``SynthVoiceScorer.score``):
    appended to every window of the clip. A training window is encoded alone
    (not padded to 30 s); on the call path the frames of each window are cut out of one encoder
    pass over 30 s windows of the call's speech (:class:`models.asr.SpeechFrames`, cut as the
-   ASR's decoder cuts them). What that costs and gains against encoding each window alone:
+   ASR's decoder cuts them); when that speech needs more than one 30 s pass, the scorer's
+   ``window_rule`` may keep only the windows whose speech fits one (:class:`WindowChoice`).
+   What that costs and gains against encoding each window alone:
    ``models/weights/SYNTH_HEAD.md`` and ``bench/shared_encoder_head.py``;
 4. **head** (:class:`LogisticHead`): standardise, logistic regression, plus (when trained with
    one) a weight times the window's distance from the training people (:class:`PeopleDensity`),
@@ -83,6 +85,13 @@ LFCC_COEFS = 20
 AASIST_DIM = 160
 AASIST_ID = "aasist-asvspoof2019-la/51d2d9cf0738172f"  # models/manifest.toml's sha256[:16]
 BLOCKS = ("whisper", "lfcc", "aasist")
+ENCODER_PASS_S = 30.0  # the speech one Whisper encoder pass holds (its 30 s input window)
+# Which speech windows the head encodes when they hold more speech than one encoder pass
+# (:func:`choose_windows`); "all" encodes every window (a pass per 30 s of speech). "spread"
+# was chosen on the dev calls and mixtures: the voice stage of a 60 s call 36 -> 21 % of the
+# bare ASR's CPU time, no dev EER worse (docs/performance.md, "Which speech the head encodes").
+WINDOW_RULES = ("all", "spread", "longest")
+WINDOW_RULE = "spread"
 
 
 class ClipEmbedder(Protocol):
@@ -112,8 +121,11 @@ class FrameEncoder(Protocol):
 
     def frames(self, samples: np.ndarray) -> np.ndarray: ...
 
-    def speech_frames(self, samples: np.ndarray) -> SpeechFrames | None:
-        """The call path's frames (:func:`models.asr.encode_speech`); None without speech."""
+    def speech_frames(
+        self, samples: np.ndarray, *, choice: WindowChoice | None = None
+    ) -> SpeechFrames | None:
+        """The call path's frames (:func:`models.asr.encode_speech`) of all the speech, or of
+        the speech of the windows ``choice`` keeps; None without speech."""
         ...
 
 
@@ -193,10 +205,12 @@ class Ct2FrameEncoder:
         frames: np.ndarray = np.asarray(out, dtype=np.float32)[0]
         return frames
 
-    def speech_frames(self, samples: np.ndarray) -> SpeechFrames | None:
+    def speech_frames(
+        self, samples: np.ndarray, *, choice: WindowChoice | None = None
+    ) -> SpeechFrames | None:
         from models.asr import encode_speech
 
-        return encode_speech(self.model, samples)
+        return encode_speech(self.model, samples, within=None if choice is None else choice.spans)
 
 
 def _linear_filterbank() -> np.ndarray:
@@ -270,18 +284,23 @@ def call_window_features(
     *,
     spec: FeatureSpec,
     embedding: np.ndarray | None = None,
+    windows: Sequence[tuple[float, float]] | None = None,
 ) -> list[tuple[tuple[float, float], dict[str, np.ndarray]]]:
     """Features of each speech window of a channel-processed call, keyed by block name.
 
     ``frames`` are the encoder frames of ``y`` (:func:`models.asr.encode_speech`); needed when
     the spec has the Whisper block. ``embedding`` is the call's ``aasist`` vector
-    (:class:`ClipEmbedder`), given to every window; needed when the spec has that block. A
-    window in which the ASR's VAD heard no speech is left out.
+    (:class:`ClipEmbedder`), given to every window; needed when the spec has that block.
+    ``windows``: the speech windows of ``y`` when already cut (:func:`speech_windows`). A window
+    without frames (in which the ASR's VAD heard no speech, or which a :class:`WindowChoice`
+    left out) is left out.
     """
     if "aasist" in spec.blocks and (embedding is None or embedding.shape != (AASIST_DIM,)):
         raise ValueError(f"the aasist block needs the clip's ({AASIST_DIM},) embedding")
+    if windows is None:
+        windows = speech_windows(y, max_window_s=spec.max_window_s)
     out = []
-    for window in speech_windows(y, max_window_s=spec.max_window_s):
+    for window in windows:
         feats: dict[str, np.ndarray] = {}
         for block in spec.blocks:
             if block == "aasist":
@@ -347,6 +366,81 @@ def speech_windows(
         else:
             merged.append(list(w))
     return [(round(a, 3), round(b, 3)) for a, b in merged]
+
+
+def choose_windows(
+    windows: Sequence[tuple[float, float]],
+    speech_s: Sequence[float],
+    *,
+    rule: str,
+    budget_s: float = ENCODER_PASS_S,
+) -> list[tuple[float, float]]:
+    """The windows whose speech (``speech_s`` seconds in each) the head encodes: all of them
+    when it fits ``budget_s`` (one encoder pass), else a subset that fits, in time order.
+
+    Rules (issue 12, the voice stage's cost on long calls): ``all`` keeps every window;
+    ``spread`` the most windows that fit at evenly spaced ranks, first and last included (a
+    dialer may open with a recorded human greeting and go on in TTS); ``longest`` the windows
+    with the most speech first, each that still fits (the head's training windows are 2-8 s
+    long, short windows score noisier). A single window over ``budget_s`` is kept alone.
+    """
+    if rule not in WINDOW_RULES:
+        raise ValueError(f"rule must be one of {WINDOW_RULES}, got {rule!r}")
+    spans, n = list(windows), len(windows)
+    if len(speech_s) != n:
+        raise ValueError(f"{len(speech_s)} speech durations for {n} windows")
+    if rule == "all" or sum(speech_s) <= budget_s:
+        return spans
+    if rule == "spread":
+        for k in range(n - 1, 1, -1):
+            ranks = [(j * (n - 1) + (k - 1) // 2) // (k - 1) for j in range(k)]
+            if sum(speech_s[i] for i in ranks) <= budget_s:
+                return [spans[i] for i in ranks]
+    # "longest", and "spread" when not even the first and last window fit together
+    order = sorted(range(n), key=lambda i: -speech_s[i])
+    kept: list[int] = []
+    used_s = 0.0
+    for i in order:
+        if used_s + speech_s[i] <= budget_s:
+            kept.append(i)
+            used_s += speech_s[i]
+    return [spans[i] for i in sorted(kept)] or [spans[order[0]]]
+
+
+@dataclass(frozen=True, slots=True)
+class WindowChoice:
+    """Which speech windows of a call the head encodes, decided on the VAD's speech chunks.
+
+    Handed to :meth:`FrameEncoder.speech_frames`: when all the call's speech fits one encoder
+    pass (``budget_s``) or the rule is ``all``, everything is encoded as before; otherwise
+    only the speech of the windows :func:`choose_windows` keeps (windows without speech are
+    left out first), and the other windows get no frames, so they are not scored.
+    """
+
+    windows: tuple[tuple[float, float], ...]
+    rule: str
+    budget_s: float = ENCODER_PASS_S
+
+    def __post_init__(self) -> None:
+        if self.rule not in WINDOW_RULES:
+            raise ValueError(f"rule must be one of {WINDOW_RULES}, got {self.rule!r}")
+
+    def spans(self, chunks: Sequence[tuple[int, int]]) -> list[tuple[float, float]] | None:
+        """The windows to encode given the speech ``chunks`` (samples); None = all speech."""
+        if self.rule == "all" or sum(b - a for a, b in chunks) <= self.budget_s * ANALYSIS_RATE_HZ:
+            return None
+        speech_s = [
+            sum(max(0.0, min(b / ANALYSIS_RATE_HZ, end) - max(a / ANALYSIS_RATE_HZ, start))
+                for a, b in chunks)
+            for start, end in self.windows
+        ]  # fmt: skip
+        heard = [i for i, v in enumerate(speech_s) if v > 0]
+        return choose_windows(
+            [self.windows[i] for i in heard],
+            [speech_s[i] for i in heard],
+            rule=self.rule,
+            budget_s=self.budget_s,
+        )
 
 
 def cut(samples: np.ndarray, window: tuple[float, float], *, pad_s: float = 0.1) -> np.ndarray:
@@ -559,7 +653,9 @@ class SynthVoiceScorer:
     """Scores one channel of a call: call channel -> windows -> features -> pooled log-odds.
 
     Build it with ``models.loading.load_synth_head``; ``encoder`` may be None when the head uses
-    LFCC only, ``embedder`` when it has no ``aasist`` block.
+    LFCC only, ``embedder`` when it has no ``aasist`` block. ``window_rule`` says which speech
+    windows of a call with more than one encoder pass of speech are encoded and scored
+    (:class:`WindowChoice`).
     """
 
     def __init__(
@@ -570,7 +666,10 @@ class SynthVoiceScorer:
         model_info: ModelInfo,
         channel: ChannelFn = call_channel,
         embedder: ClipEmbedder | None = None,
+        window_rule: str = WINDOW_RULE,
     ) -> None:
+        if window_rule not in WINDOW_RULES:
+            raise ValueError(f"window_rule must be one of {WINDOW_RULES}, got {window_rule!r}")
         if "whisper" in head.spec.blocks and encoder is None:
             raise ValueError("this head needs the Whisper encoder")
         if "aasist" in head.spec.blocks:
@@ -589,6 +688,7 @@ class SynthVoiceScorer:
         self.encoder = encoder
         self.model_info = model_info
         self.embedder = embedder if "aasist" in head.spec.blocks else None
+        self.window_rule = window_rule
         self._channel = channel
 
     def score(self, samples: np.ndarray) -> SyntheticVoiceScore | None:
@@ -610,19 +710,37 @@ class SynthVoiceScorer:
             y = self._channel(np.asarray(samples, dtype=np.float32))
         except EmptyAudioError:  # the channel's energy gate found no speech
             return None
-        needs_frames = "whisper" in self.head.spec.blocks and self.encoder is not None
-        frames = self.encoder.speech_frames(y) if needs_frames else None  # type: ignore[union-attr]
+        windows = speech_windows(y, max_window_s=self.head.spec.max_window_s)
+        if not windows:
+            return None
+        frames = None
+        if "whisper" in self.head.spec.blocks and self.encoder is not None:
+            # "all" hands no choice, so a cache of the encoder's passes keys as before the rules
+            choice = (
+                None
+                if self.window_rule == "all"
+                else WindowChoice(tuple(windows), self.window_rule)
+            )
+            frames = self.encoder.speech_frames(y, choice=choice)
         embedding = None if self.embedder is None else self.embedder.embed(y)
-        return self.score_channelled(y, frames, embedding)
+        return self.score_channelled(y, frames, embedding, windows=windows)
 
     def score_channelled(
-        self, y: np.ndarray, frames: SpeechFrames | None, embedding: np.ndarray | None = None
+        self,
+        y: np.ndarray,
+        frames: SpeechFrames | None,
+        embedding: np.ndarray | None = None,
+        *,
+        windows: Sequence[tuple[float, float]] | None = None,
     ) -> SyntheticVoiceScore | None:
         """Score a call already through ``call_channel``, with the encoder frames of ``y`` and
-        (for a head with the ``aasist`` block) its AASIST embedding."""
+        (for a head with the ``aasist`` block) its AASIST embedding; ``windows``: its speech
+        windows when already cut. A window without frames (none heard, or not chosen by the
+        :class:`WindowChoice` of ``frames``) is not scored."""
         spec = self.head.spec
         scored: list[tuple[float, float, float]] = []
-        for (a, b), feats in call_window_features(y, frames, spec=spec, embedding=embedding):
+        features = call_window_features(y, frames, spec=spec, embedding=embedding, windows=windows)
+        for (a, b), feats in features:
             x = np.concatenate([feats[block] for block in spec.blocks])
             scored.append((a, b, float(self.head.log_odds(x[None, :])[0])))
         if not scored:

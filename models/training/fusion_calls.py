@@ -79,7 +79,7 @@ from pipeline.types import (
 
 if TYPE_CHECKING:
     from models.asr import SpeechFrames
-    from models.synth_head import FrameEncoder
+    from models.synth_head import FrameEncoder, WindowChoice
     from pipeline.detector import Detector
     from pipeline.types import Transcriber
 
@@ -152,25 +152,39 @@ class CachedFrameEncoder:
     def frames(self, samples: np.ndarray) -> np.ndarray:
         return self.inner.frames(samples)
 
-    def speech_frames(self, samples: np.ndarray) -> SpeechFrames | None:
-        from models.asr import SpeechFrames
-
+    def speech_frames(
+        self, samples: np.ndarray, *, choice: WindowChoice | None = None
+    ) -> SpeechFrames | None:
         x = np.ascontiguousarray(samples, dtype=np.float32)
-        path = self._dir / "frames" / f"{_digest(x.tobytes(), self.model_id)}.npz"
-        if path.is_file():
-            with np.load(path) as z:
-                if not z["frames"].size and not z["chunks"].size:
-                    return None
-                chunks = tuple((int(a), int(b)) for a, b in z["chunks"])
-                return SpeechFrames(frames=z["frames"], chunks=chunks)
-        got = self.inner.speech_frames(x)
+        whole = self._dir / "frames" / f"{_digest(x.tobytes(), self.model_id)}.npz"
+        if whole.is_file():
+            found = _read_frames(whole)
+            # a choice that keeps all the speech (it fits one pass) encodes the same frames
+            if choice is None or found is None or choice.spans(found.chunks) is None:
+                return found
+        path = whole
+        if choice is not None:
+            path = whole.with_name(f"{_digest(x.tobytes(), self.model_id, repr(choice))}.npz")
+            if path.is_file():
+                return _read_frames(path)
+        frames = self.inner.speech_frames(x, choice=choice)
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("wb") as f:
-            if got is None:
+            if frames is None:
                 np.savez(f, frames=np.zeros((0, 0), np.float32), chunks=np.zeros((0, 2), np.int64))
             else:
-                np.savez(f, frames=got.frames, chunks=np.asarray(got.chunks, dtype=np.int64))
-        return got
+                np.savez(f, frames=frames.frames, chunks=np.asarray(frames.chunks, dtype=np.int64))
+        return frames
+
+
+def _read_frames(path: Path) -> SpeechFrames | None:
+    from models.asr import SpeechFrames
+
+    with np.load(path) as z:
+        if not z["frames"].size and not z["chunks"].size:
+            return None
+        chunks = tuple((int(a), int(b)) for a, b in z["chunks"])
+        return SpeechFrames(frames=z["frames"], chunks=chunks)
 
 
 def with_cached_frames(
@@ -188,6 +202,7 @@ def with_cached_frames(
         encoder=CachedFrameEncoder(scorer.encoder, cache_dir=cache_dir or _cache_root()),
         model_info=scorer.model_info,
         embedder=scorer.embedder,
+        window_rule=scorer.window_rule,
     )
 
 

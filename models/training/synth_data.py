@@ -304,8 +304,10 @@ def telephone_windows(
 def _call_windows(
     samples: np.ndarray, spec: FeatureSpec, encoder: FrameEncoder | None
 ) -> list[tuple[tuple[float, float], dict[str, np.ndarray]]]:
-    """What ``robocall analyze`` computes: the whole clip through ``call_channel``, one encoder
-    pass over its speech (as the ASR's), each speech window's frames and LFCC."""
+    """What ``robocall analyze`` computes on up to 30 s of speech: the whole clip through
+    ``call_channel``, one encoder pass over its speech (as the ASR's), each speech window's
+    frames and LFCC. Every window, also beyond 30 s of speech, where ``robocall analyze``
+    encodes those of one pass (``SynthVoiceScorer.window_rule``)."""
     try:
         y = call_channel(samples)
     except EmptyAudioError:

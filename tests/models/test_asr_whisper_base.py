@@ -184,3 +184,38 @@ def test_head_scores_the_same_beside_the_asr(faster: FasterWhisperTranscriber) -
         transcript = faster.transcribe(samples)
         assert beside.result() == alone
     assert alone is not None and transcript.segments
+
+
+def test_head_encodes_one_pass_of_a_long_call_and_all_of_a_short_one() -> None:
+    # issue 12's cost: beyond 30 s of speech the head encodes the windows of one pass only;
+    # up to 30 s it scores exactly as with every window.
+    from models.loading import load_synth_head
+    from models.synth_head import ENCODER_PASS_S, SynthVoiceScorer, WindowChoice, speech_windows
+    from pipeline.telephone import call_channel
+
+    shipped = load_synth_head(AsrConfig())
+    assert isinstance(shipped, SynthVoiceScorer) and shipped.window_rule == "spread"
+    every = SynthVoiceScorer(
+        shipped.head,
+        encoder=shipped.encoder,
+        model_info=shipped.model_info,
+        embedder=shipped.embedder,
+        window_rule="all",
+    )
+    en, _ = shared_clip(*EN_CLIP)
+    zh, _ = shared_clip(*ZH_CLIP)
+    gap = np.zeros(16_000, np.float32)
+    short = np.concatenate([en, gap, zh, gap, en])
+    assert shipped.score(short) == every.score(short)
+    long = np.concatenate([en, gap, zh, gap] * 8)  # about 60 s of speech
+    y = call_channel(long)
+    windows = speech_windows(y)
+    assert shipped.encoder is not None
+    frames = shipped.encoder.speech_frames(y, choice=WindowChoice(tuple(windows), "spread"))
+    assert frames is not None
+    encoded = sum(b - a for a, b in frames.chunks)
+    assert encoded <= ENCODER_PASS_S * 16_000 and frames.frames.shape[0] == -(-encoded // 320)
+    one, all_of_it = shipped.score(long), every.score(long)
+    assert one is not None and all_of_it is not None
+    assert 2 <= len(one.windows) < len(all_of_it.windows)
+    assert {w[:2] for w in one.windows} <= {w[:2] for w in all_of_it.windows}

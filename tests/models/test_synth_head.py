@@ -11,15 +11,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.asr import SpeechFrames
+from models.asr import SpeechFrames, speech_within
 from models.loading import WhisperSource, load_synth_head_from, load_transcriber_from
 from models.synth_head import (
     AASIST_DIM,
     AASIST_ID,
+    ENCODER_PASS_S,
+    WINDOW_RULES,
     Ct2FrameEncoder,
     FeatureSpec,
     LogisticHead,
     SynthVoiceScorer,
+    WindowChoice,
+    choose_windows,
     cut,
     lfcc_stats,
     pool_log_odds,
@@ -328,7 +332,7 @@ class HearingEncoder:
     def frames(self, samples: np.ndarray) -> np.ndarray:
         return np.ones((max(samples.size // 320, 1), 4), np.float32)
 
-    def speech_frames(self, samples: np.ndarray) -> SpeechFrames | None:
+    def speech_frames(self, samples: np.ndarray, *, choice: object = None) -> SpeechFrames | None:
         self.heard.append(np.array(samples))
         n = -(-samples.size // 320)
         frames = np.random.default_rng(0).normal(size=(n, 4)).astype(np.float32)
@@ -474,3 +478,143 @@ def test_loader_names_the_wheel_when_an_aasist_head_lacks_it(
         models.loading.load_clip_embedder.cache_clear()
     scorer = load_synth_head_from(path, embedder=HearingEmbedder())
     assert scorer.model_info.model_id == "synth-head/lfcc+aasist-logistic"
+
+
+# ---------------------------------------------------------------------------------------------
+# Which speech windows a long call encodes (issue 12: the voice stage's cost)
+
+
+def _spans(*durations_s: float, gap_s: float = 1.0) -> list[tuple[float, float]]:
+    out, at = [], 0.5
+    for d in durations_s:
+        out.append((at, at + d))
+        at += d + gap_s
+    return out
+
+
+def _lengths(windows: list[tuple[float, float]]) -> list[float]:
+    return [b - a for a, b in windows]
+
+
+def test_windows_within_one_encoder_pass_are_all_kept_by_every_rule() -> None:
+    windows = _spans(8.0, 8.0, 7.0, 7.0)  # 30 s of speech: exactly one pass
+    for rule in WINDOW_RULES:
+        assert choose_windows(windows, _lengths(windows), rule=rule) == windows
+    assert choose_windows([], [], rule="spread") == []
+    with pytest.raises(ValueError, match="rule"):
+        choose_windows(windows, _lengths(windows), rule="middle")
+    with pytest.raises(ValueError, match="4 windows"):
+        choose_windows(windows, [1.0], rule="spread")
+
+
+def test_spread_keeps_evenly_spaced_windows_from_first_to_last() -> None:
+    windows = _spans(*[3.0] * 20)  # 60 s of speech in 20 windows: ten fit one pass
+    kept = choose_windows(windows, _lengths(windows), rule="spread")
+    assert len(kept) == 10 and sum(_lengths(kept)) <= ENCODER_PASS_S
+    assert kept[0] == windows[0] and kept[-1] == windows[-1]
+    ranks = [windows.index(w) for w in kept]
+    assert sorted(set(np.diff(ranks).tolist())) == [2, 3]  # no stretch of the call skipped
+    assert choose_windows(list(windows), _lengths(windows), rule="spread") == kept
+
+
+def test_longest_fills_one_pass_in_time_order() -> None:
+    windows = _spans(2.0, 8.0, 1.0, 8.0, 3.0, 8.0, 8.0, 2.0)  # 40 s
+    longest = choose_windows(windows, _lengths(windows), rule="longest")
+    # the three first 8 s windows, then 3, 2 and 1 s: 30 s, given back in time order
+    assert longest == [windows[i] for i in (0, 1, 2, 3, 4, 5)]
+    # the speech in a window counts, not its length: 8 + 8 + 8 + 3 + 2 + 1 s of 33 s
+    speech = [2.0, 1.0, 1.0, 8.0, 3.0, 8.0, 8.0, 2.0]
+    kept = choose_windows(windows, speech, rule="longest")
+    assert kept == [windows[i] for i in (0, 1, 3, 4, 5, 6)]
+
+
+def test_window_choice_encodes_everything_that_fits_one_pass() -> None:
+    windows = tuple(_spans(*[5.0] * 8))  # 40 s of windows
+    choice = WindowChoice(windows, "spread")
+    # the VAD heard 25 s: one pass, all of it, as without a choice
+    assert choice.spans(((0, 25 * SR),)) is None
+    assert WindowChoice(windows, "all").spans(((0, 60 * SR),)) is None
+    everything = ((0, 60 * SR),)
+    spans = choice.spans(everything)
+    assert spans is not None and sum(_lengths(spans)) <= ENCODER_PASS_S
+    assert spans[0] == windows[0] and spans[-1] == windows[-1]
+    # windows the VAD heard nothing in are not chosen (they would get no frames)
+    heard = tuple((round(a * SR), round(b * SR)) for a, b in windows[1::2])
+    assert set(choice.spans(heard + ((60 * SR, 70 * SR),)) or []) <= set(windows[1::2])
+    with pytest.raises(ValueError, match="rule"):
+        WindowChoice(windows, "middle")
+
+
+def test_speech_within_keeps_the_vad_speech_inside_the_windows() -> None:
+    audio = np.arange(10 * SR, dtype=np.float32)
+    chunks = ((SR, 3 * SR), (5 * SR, 9 * SR))
+    speech, kept = speech_within(audio, chunks, [(2.0, 6.0), (8.5, 9.5)])
+    assert kept == ((2 * SR, 3 * SR), (5 * SR, 6 * SR), (8 * SR + SR // 2, 9 * SR))
+    assert np.array_equal(speech, np.concatenate([audio[a:b] for a, b in kept]))
+    assert speech_within(audio, chunks, [(3.5, 4.5)])[1] == ()
+
+
+@dataclasses.dataclass
+class SpanEncoder:
+    """All the signal is speech (one chunk); frames of the speech a choice keeps, each the
+    mean magnitude of its 20 ms, so that frames follow the audio."""
+
+    model_id: str = "fake-encoder"
+    asked: list[WindowChoice | None] = dataclasses.field(default_factory=list)
+    encoded_s: list[float] = dataclasses.field(default_factory=list)
+
+    def frames(self, samples: np.ndarray) -> np.ndarray:
+        return np.ones((max(samples.size // 320, 1), 4), np.float32)
+
+    def speech_frames(
+        self, samples: np.ndarray, *, choice: WindowChoice | None = None
+    ) -> SpeechFrames | None:
+        self.asked.append(choice)
+        chunks: tuple[tuple[int, int], ...] = ((0, samples.size),)
+        spans = None if choice is None else choice.spans(chunks)
+        speech, chunks = speech_within(samples, chunks, spans or [(0.0, samples.size / SR)])
+        self.encoded_s.append(speech.size / SR)
+        n = -(-speech.size // 320)
+        level = np.abs(np.pad(speech, (0, n * 320 - speech.size))).reshape(n, 320).mean(axis=1)
+        return SpeechFrames(np.repeat(level[:, None], 4, axis=1).astype(np.float32), chunks)
+
+
+def _window_scorer(rule: str, encoder: SpanEncoder) -> SynthVoiceScorer:
+    spec = FeatureSpec(blocks=("whisper", "lfcc"), encoder_id=encoder.model_id)
+    head = dataclasses.replace(_head(8 + 120), meta={"feature_spec": spec.to_dict()})
+    info = ModelInfo("synth", "t", "0" * 64)
+    return SynthVoiceScorer(head, encoder=encoder, model_info=info, window_rule=rule)
+
+
+def test_a_long_call_encodes_and_scores_only_the_chosen_windows(
+    synth: Callable[..., np.ndarray],
+) -> None:
+    x = _speechy(synth, *[("robot", 4.0), ("silence", 1.5)] * 12)  # 66 s, 48 s of windows
+    every, spread = SpanEncoder(), SpanEncoder()
+    full = _window_scorer("all", every).score(x)
+    result = _window_scorer("spread", spread).score(x)
+    assert full is not None and result is not None
+    assert every.asked == [None]  # all the speech, as shipped before the rules
+    assert every.encoded_s[0] > ENCODER_PASS_S >= spread.encoded_s[0]
+    (choice,) = spread.asked
+    assert choice is not None and choice.rule == "spread"
+    assert [w[:2] for w in full.windows] == list(choice.windows)
+    kept = [w[:2] for w in result.windows]
+    assert 2 <= len(kept) < len(full.windows) and set(kept) <= set(choice.windows)
+    assert kept[0] == full.windows[0][:2] and kept[-1] == full.windows[-1][:2]
+    again = _window_scorer("spread", SpanEncoder()).score(x)
+    assert again == result  # deterministic
+    with pytest.raises(ValueError, match="window_rule"):
+        _window_scorer("middle", SpanEncoder())
+
+
+def test_a_call_within_one_pass_scores_as_before_under_every_rule(
+    synth: Callable[..., np.ndarray],
+) -> None:
+    x = _speechy(synth, ("robot", 6.0), ("silence", 1.0), ("human", 5.0), ("silence", 1.0))
+    results = []
+    for rule in WINDOW_RULES:
+        encoder = SpanEncoder()
+        results.append(_window_scorer(rule, encoder).score(x))
+        assert encoder.encoded_s == [x.size / SR]
+    assert results[0] is not None and all(r == results[0] for r in results)

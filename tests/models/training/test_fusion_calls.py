@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from models.asr import SpeechFrames
+from models.synth_head import WindowChoice
 from models.training.corpus import REPO_DIR, CorpusRow
 from models.training.fusion_calls import (
     BASE_CODE,
@@ -43,13 +44,17 @@ class CountingEncoder:
 
     def __init__(self, *, silent: bool = False) -> None:
         self.calls = 0
+        self.choices: list[WindowChoice | None] = []
         self.silent = silent
 
     def frames(self, samples: np.ndarray) -> np.ndarray:
         return np.ones((samples.size // 320, 4), dtype=np.float32)
 
-    def speech_frames(self, samples: np.ndarray) -> SpeechFrames | None:
+    def speech_frames(
+        self, samples: np.ndarray, *, choice: WindowChoice | None = None
+    ) -> SpeechFrames | None:
         self.calls += 1
+        self.choices.append(choice)
         if self.silent:
             return None
         frames = np.arange(samples.size // 640 * 4, dtype=np.float32).reshape(-1, 4) / 7
@@ -83,6 +88,16 @@ def test_cached_encoder_returns_the_same_frames(tmp_path: Path, silent: bool) ->
     assert first is not None and again is not None
     np.testing.assert_array_equal(first.frames, again.frames)
     assert first.chunks == again.chunks and again.frames.dtype == np.float32
+    # A choice that keeps all the speech (within one pass) reads the same frames ...
+    windows = ((0.0, 0.05), (0.5, 0.55))
+    same = cached.speech_frames(x, choice=WindowChoice(windows, "spread"))
+    assert same is not None and same.chunks == first.chunks and inner.calls == 1
+    np.testing.assert_array_equal(same.frames, first.frames)
+    # ... one that keeps part of it (a long call) is another pass, kept apart.
+    part = WindowChoice(windows, "spread", budget_s=0.06)
+    cached.speech_frames(x, choice=part)
+    cached.speech_frames(x, choice=part)
+    assert inner.calls == 2 and inner.choices == [None, part]
 
 
 def _call(i: int, *, split: str, kind: str, layout: str, language: str = "en") -> CorpusRow:
