@@ -624,29 +624,38 @@ def call_tables(
             "sales_threshold": sales_threshold, "n_calls": len(examples)}  # fmt: skip
 
 
-def cue_contributions(model: FusionModel, examples: Sequence[Example]) -> dict[str, Any]:
-    """Mean contribution of each cue to the robot logit, by caller kind and layout: why the
-    fused score ranks the calls as it does. Cues that add nothing anywhere are left out."""
+def cue_contributions(
+    model: FusionModel,
+    examples: Sequence[Example],
+    *,
+    by: Callable[[Example], str] = lambda ex: f"{ex.kind} | {ex.layout}",
+) -> dict[str, Any]:
+    """Mean contribution of each cue to the robot logit per cell (``by``: caller kind and
+    layout): why the fused score ranks the calls as it does. Cues that add nothing anywhere are
+    left out. ``"turn_taking_cap"``: per cell the mean amount the turn-taking cap took off
+    (<= 0), so that bias + the cues + it is the cell's mean logit."""
     cells: dict[str, list[Example]] = {}
     for ex in examples:
-        cells.setdefault(f"{ex.kind} | {ex.layout}", []).append(ex)
+        cells.setdefault(by(ex), []).append(ex)
+    every = sorted({n for ex in examples for n, _ in ex.cues})
+
+    def contribution(name: str, ex: Example) -> float:
+        return model.contribution(name, dict(ex.cues).get(name, 0.0))
+
     means = {
-        cell: {
-            name: float(
-                np.mean([model.contribution(name, dict(ex.cues).get(name, 0.0)) for ex in members])
-            )
-            for name in sorted({n for ex in examples for n, _ in ex.cues})
-        }
+        cell: {name: float(np.mean([contribution(name, ex) for ex in members])) for name in every}
         for cell, members in sorted(cells.items())
     }
+    total = {cell: float(np.mean(fusion_logit(model, members))) for cell, members in cells.items()}
     names = sorted({n for m in means.values() for n, v in m.items() if abs(v) >= 0.005})
     return {
         "cells": {cell: len(members) for cell, members in sorted(cells.items())},
         "bias": model.bias,
         "cues": {n: {cell: means[cell][n] for cell in means} for n in names},
-        "total": {
-            cell: float(np.mean(fusion_logit(model, members))) for cell, members in cells.items()
+        "turn_taking_cap": {
+            cell: total[cell] - model.bias - sum(means[cell].values()) for cell in means
         },
+        "total": total,
     }
 
 
@@ -751,6 +760,12 @@ def end_to_end(
     )
     return {
         "non_sales": non_sales,
+        # why: each cue's mean contribution, robots and people of those mixtures by language
+        "non_sales_contributions": cue_contributions(
+            model,
+            [examples[i] for i in idx],
+            by=lambda ex: f"{'robot' if ex.y else 'person'} | {ex.language}",
+        ),
         "all": {
             "fitted": scores_table(y, fitted),
             "hand-set sum": scores_table(y, handset_logit(examples)),

@@ -33,7 +33,7 @@ from models.training.fusion_fit import (
 from models.training.metrics import format_metric as _f
 from models.training.tables import markdown_table
 from models.training.text_features import CORPUS
-from pipeline.fuse import sigmoid
+from pipeline.fuse import FusionModel, sigmoid
 
 CALLS_REPORT = "evaluation_calls_verdict.md"
 # The issue's targets: recorded-prompt robots vs live agents, stereo and mono apart.
@@ -664,25 +664,62 @@ def _pairs_table(pairs: dict[str, dict[str, Any]], keys: list[str]) -> list[str]
 
 def _contribution_lines(calls: dict[str, Any]) -> list[str]:
     c = calls["contributions"]
-    cells = list(c["cells"])
     return [
         "Mean contribution of each cue to the robot logit on the test calls (fitted fusion, "
         "as applied: scaled, a human voice capped; 0 where a call lacks the cue), by caller "
-        f"and layout; the bias ({c['bias']:+.2f}) and the total at the end. Cues that add "
-        "nothing anywhere are left out.",
+        f"and layout; the bias ({c['bias']:+.2f}), what the turn-taking cap took off, and the "
+        "total at the end. Cues that add nothing anywhere are left out.",
         "",
-        *markdown_table(
-            ("cue", *(f"{cell.replace(' | ', ', ')} ({c['cells'][cell]})" for cell in cells)),
-            [
-                *(
-                    (f"`{name}`", *(f"{v[cell]:+.2f}" for cell in cells))
-                    for name, v in c["cues"].items()
-                ),
-                ("**robot logit**", *(f"**{c['total'][cell]:+.2f}**" for cell in cells)),
-            ],
-        ),
+        *_contribution_table(c),
         "",
     ]
+
+
+def _contribution_table(c: dict[str, Any]) -> list[str]:
+    """Rows: each cue's mean contribution per cell of ``fusion_calls.cue_contributions``, what
+    the turn-taking cap took off (when it bit anywhere), the mean robot logit."""
+    cells = list(c["cells"])
+    capped = c.get("turn_taking_cap", {})
+    cap_row = (
+        [("turn-taking cap", *(f"{round(capped[cell], 2) + 0.0:+.2f}" for cell in cells))]
+        if any(abs(v) >= 0.005 for v in capped.values())
+        else []
+    )
+    return markdown_table(
+        ("cue", *(f"{cell.replace(' | ', ', ')} ({c['cells'][cell]})" for cell in cells)),
+        [
+            *(
+                (f"`{name}`", *(f"{v[cell]:+.2f}" for cell in cells))
+                for name, v in c["cues"].items()
+            ),
+            *cap_row,
+            ("**robot logit**", *(f"**{c['total'][cell]:+.2f}**" for cell in cells)),
+        ],
+    )
+
+
+def _language_contribution_lines(calls: dict[str, Any], model: FusionModel) -> list[str]:
+    """The contributions by caller and language, dev and test calls (issue 13's diagnosis)."""
+    voice = dict(model.caps).get(T.CAPPED_CUE)
+    lines = [
+        "### By caller and language",
+        "",
+        "The same, both layouts together, by caller and language: dev calls (where the "
+        "diagnosis is read) and test calls. A call without robot-like words and with a "
+        f"human-sounding voice starts at the bias ({model.bias:+.2f}) plus the voice "
+        f"({'not capped' if voice is None else f'at most {-voice:+.2f}'}); the turn-taking "
+        f"cues together add at most {_cap_text(model.turn_taking_cap)}; what else moves it "
+        "is in the other rows (a prompt replayed within the call, no reaction to the callee).",
+        "",
+    ]
+    for split, c in calls["contributions_language"].items():
+        if c["cells"]:
+            lines += [f"{split} calls:", "", *_contribution_table(c), ""]
+    return lines
+
+
+def _cap_text(cap: float | None) -> str:
+    return "any amount" if cap is None else f"{cap:+.2f}"
 
 
 def _diagnosis_lines() -> list[str]:
@@ -941,6 +978,11 @@ def calls_report(result: Result, sha: str) -> str:
                 ],
             ),  # fmt: skip
             "",
+            "Why (fitted fusion, each cue's mean contribution to the robot logit, as in 'Why the "
+            "calls score as they do' below):",
+            "",
+            *_contribution_table(result.e2e["non_sales_contributions"]),
+            "",
         ]
     if result.operating:
         lines += [
@@ -963,11 +1005,13 @@ def calls_report(result: Result, sha: str) -> str:
         "",
     ]
     for label, table in calls.items():
-        if label in ("meta", "all cues", "contributions", "presence", "carrier"):
+        if label in ("meta", "all cues", "presence", "carrier") or label.startswith("contrib"):
             continue
         lines += [f"### {label}", "", *_pairs_table(table["pairs"], list(CALLS_HEADLINE)), ""]
     if "contributions" in calls:
         lines += ["## Why the calls score as they do", "", *_contribution_lines(calls)]
+    if "contributions_language" in calls:
+        lines += _language_contribution_lines(calls, result.model)
     if "presence" in calls:
         lines += [*_diagnosis_lines(), *_presence_lines(calls["presence"])]
     lines += [

@@ -551,6 +551,12 @@ def train(
             select_calls(simulated_calls(), split="test", per_cell=calls)
         )
         calls_tables["contributions"] = cue_contributions(model, test_calls)
+        # the same by caller and language, dev first (issue 13: Mandarin robots are rarely
+        # called robot; the diagnosis is read on dev and confirmed on test)
+        calls_tables["contributions_language"] = {
+            split: cue_contributions(model, exs, by=lambda ex: f"{ex.kind} | {ex.language}")
+            for split, exs in (("dev", dev_calls), ("test", test_calls))
+        }
         if test_carrier:
             calls_tables["carrier"] = carrier_tables(
                 model, single_upload, dev_carrier, test_carrier, sales_threshold=sales_threshold

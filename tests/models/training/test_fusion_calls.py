@@ -217,6 +217,27 @@ def test_cue_contributions_add_up_to_each_cell_s_mean_logit() -> None:
         assert got["total"][cell] == pytest.approx(float(np.mean(fusion_logit(model, members))))
 
 
+def test_cue_contributions_by_any_key_show_what_the_turn_taking_cap_took() -> None:
+    from models.training.fusion_fit import fusion_logit, make_model
+
+    model = dataclasses.replace(
+        make_model(["reply_latency_spread_s:+", "replayed_speech_s:+"], -1.0, np.ones(2)),
+        turn_taking_cap=0.5,
+    )
+    cues = (("reply_latency_spread_s", 2.0), ("replayed_speech_s", 1.0))
+    examples = [
+        Example("z", "", 1, "zh", "tts_robot", "s", cues, layout="mono"),
+        Example("e", "", 1, "en", "tts_robot", "s", cues[1:], layout="stereo"),
+    ]
+    got = cue_contributions(model, examples, by=lambda ex: ex.language)
+    assert got["cells"] == {"en": 1, "zh": 1}
+    assert got["turn_taking_cap"] == pytest.approx({"en": 0.0, "zh": -1.5})
+    for cell, ex in (("en", examples[1]), ("zh", examples[0])):
+        parts = got["bias"] + sum(v[cell] for v in got["cues"].values())
+        assert parts + got["turn_taking_cap"][cell] == pytest.approx(got["total"][cell])
+        assert got["total"][cell] == pytest.approx(fusion_logit(model, [ex])[0])
+
+
 def test_cue_presence_counts_only_non_zero_weights_per_cell() -> None:
     def ex(kind: str, layout: str, *cues: tuple[str, float]) -> Example:
         return Example("x", "", int(kind != "human_agent"), "en", kind, "s", cues, layout=layout)
@@ -389,8 +410,9 @@ def test_write_outputs_renders_the_calls_report(tmp_path: Path, rng: np.random.G
     }
     meta = {"failed": {"dev": 0, "test": 1}, "callers_heard": 7, "per_cell": 6, "crop_s": 30.0}
     ns = verdict_row(y.astype(np.int64), logit, [ex.group for ex in examples], 0.5)
+    model = make_model(["reply_latency_spread_s:+"], -0.5, np.array([1.2]))
     result = Result(
-        model=make_model(["reply_latency_spread_s:+"], -0.5, np.array([1.2])),
+        model=model,
         names=["reply_latency_spread_s:+"],
         counts=counts,
         tables={
@@ -407,15 +429,20 @@ def test_write_outputs_renders_the_calls_report(tmp_path: Path, rng: np.random.G
             "kind": {},
             "skipped": 0,
             "non_sales": ns,
+            "non_sales_contributions": cue_contributions(
+                model, examples, by=lambda ex: f"{'robot' if ex.y else 'person'} | {ex.language}"
+            ),
         },  # fmt: skip
         eval_examples=examples,
         seconds=1.0,
         calls={
             "all cues": table,
             "hand-set sum": table,
-            "contributions": cue_contributions(
-                make_model(["reply_latency_spread_s:+"], -0.5, np.array([1.2])), examples
-            ),
+            "contributions": cue_contributions(model, examples),
+            "contributions_language": {
+                "dev": cue_contributions(model, examples[:4], by=lambda ex: ex.language),
+                "test": cue_contributions(model, [], by=lambda ex: ex.language),
+            },
             "presence": {
                 "dev": cue_presence(examples[:4]),
                 "test": cue_presence(
@@ -445,6 +472,8 @@ def test_write_outputs_renders_the_calls_report(tmp_path: Path, rng: np.random.G
     assert "## Why the calls score as they do" in text and "| **robot logit** |" in text
     assert "| cue | human_agent, mono (12) | human_agent, stereo (12) |" in text
     assert "### dev calls" in text and "### test calls" in text
+    assert "### By caller and language" in text and "| cue | en (4) |" in text
+    assert "| cue | person, en (" in text  # why the non-sales robots score as they do
     assert "| `turn_restart_count` | 100 % +1.50 |" in text
     assert "every dev call" in text  # meta has no dev_per_cell: the fit took them all
     assert (tmp_path / "FUSION.md").is_file() and (tmp_path / "f.md").is_file()
