@@ -15,7 +15,9 @@ and encoder caches, the heads rescored). Each call is then scored by the shipped
 - ``mono, oracle turns``: the mix's speech frames (the diarizer's VAD) given to the party whose
   simulator segments (``extra["segments"]``) cover them, one party per frame, read as mono;
 - ``mono, oracle turns + overlap cues``: the same with frames in both parties' segments given to
-  both, and the overlap cues (barge-in, backchannels) measured as on stereo;
+  both, and the overlap cues (barge-in, backchannels) measured as on stereo (and so, as on
+  stereo, without the two-channel timing cues of the legs: ``behaviour_cues`` adds those on
+  mono only);
 - ``mono, stereo's other cues``: the mono behaviour cues with the stereo copy's acoustic, text
   and voice evidence (the caller's channel alone rather than the mix);
 - ``mono, voice on the caller's leg``: the mono evidence with ``synthetic_voice`` scored on the
@@ -46,7 +48,7 @@ from typing import Any
 
 import numpy as np
 
-from models.diarize import MIX_NOISE_MARGIN_DB, ONE_VOICE, DiarizerConfig, choose_caller, party_runs
+from models.diarize import ONE_VOICE, DiarizerConfig, choose_caller, party_runs
 from models.loading import load_fusion
 from models.training import metrics as M
 from models.training.corpus import CorpusRow, corpus_cache_dir
@@ -67,6 +69,7 @@ from models.training.fusion_fit import TEXT_CUES
 from models.training.leakage import simulated_calls
 from pipeline.behaviour import (
     BEHAVIOUR_RULES,
+    MIX_NOISE_MARGIN_DB,
     Interval,
     PartyTurns,
     behaviour_cues,
