@@ -3,8 +3,7 @@
 A phone call-recorder app saves both parties on one channel. Before the behaviour cues can
 measure the caller's timing, each stretch of speech must be given to the caller or the callee:
 
-1. speech frames from the energy VAD (:func:`pipeline.behaviour.speech_intervals`, with a
-   lower margin over the noise, ``MIX_NOISE_MARGIN_DB``, than on one leg);
+1. speech frames from the energy VAD at the mix's margin (``MIX_NOISE_MARGIN_DB``: 6 dB);
 2. GE2E speaker embeddings (Wan et al. 2018; Resemblyzer's 3-layer LSTM, weights shipped inside
    the ``resemblyzer`` wheel, loaded offline on first use) of overlapping windows
    (``WINDOW_S`` long, every ``HOP_S``) over speech;
