@@ -15,9 +15,15 @@ and encoder caches, the heads rescored). Each call is then scored by the shipped
 - ``mono, oracle turns``: the mix's speech frames (the diarizer's VAD) given to the party whose
   simulator segments (``extra["segments"]``) cover them, one party per frame, read as mono;
 - ``mono, oracle turns + overlap cues``: the same with frames in both parties' segments given to
-  both, and the overlap cues (barge-in, backchannels) measured as on stereo;
+  both, and the overlap cues (barge-in, backchannels) measured as on stereo (and so, as on
+  stereo, without the two-channel timing cues of the legs: ``behaviour_cues`` adds those on
+  mono only);
 - ``mono, stereo's other cues``: the mono behaviour cues with the stereo copy's acoustic, text
   and voice evidence (the caller's channel alone rather than the mix);
+- ``mono, voice on the caller's leg``: the mono evidence with ``synthetic_voice`` scored on the
+  caller's leg (``pipeline.behaviour.party_legs``: the callee's speech turned down to the mix's
+  noise floor) of the diarizer's split as shipped (its caller choice; one voice: the mix), not
+  on the whole mix; ``... of the oracle turns``: the leg of the true caller (oracle turns);
 - ``mono, stereo's <group>``: the mono evidence with one group (:data:`GROUPS`: behaviour cues,
   two-channel timing cues, ``no_reaction_to_callee``, ``replayed_speech_s``,
   ``synthetic_voice``, text cues; or every other acoustic cue) as the stereo copy has it.
@@ -42,7 +48,7 @@ from typing import Any
 
 import numpy as np
 
-from models.diarize import MIX_NOISE_MARGIN_DB, ONE_VOICE, DiarizerConfig, party_runs
+from models.diarize import ONE_VOICE, DiarizerConfig, choose_caller, party_runs
 from models.loading import load_fusion
 from models.training import metrics as M
 from models.training.corpus import CorpusRow, corpus_cache_dir
@@ -50,22 +56,27 @@ from models.training.eval_calls import Windows
 from models.training.eval_calls import cache_root as eval_calls_cache
 from models.training.fusion_calls import (
     BASE_CODE,
+    HEAD_CODE,
     analyze_detector,
     call_evidence,
     decode_call,
     layout,
     robot_kind,
     select_calls,
+    with_cached_frames,
 )
 from models.training.fusion_fit import TEXT_CUES
 from models.training.leakage import simulated_calls
 from pipeline.behaviour import (
     BEHAVIOUR_RULES,
+    MIX_NOISE_MARGIN_DB,
     Interval,
     PartyTurns,
     behaviour_cues,
+    party_legs,
     speech_intervals,
 )
+from pipeline.detector import synthetic_voice_evidence
 from pipeline.fuse import FusionModel, sigmoid
 from pipeline.vad import FRAME_S
 
@@ -79,6 +90,8 @@ VARIANTS = (
     "mono, two voices forced, true caller",
     "mono, oracle turns",
     "mono, oracle turns + overlap cues",
+    "mono, voice on the caller's leg",
+    "mono, voice on the caller's leg of the oracle turns",
     "mono, stereo's behaviour cues",
     "mono, stereo's other cues",
     "mono, stereo's two-channel timing cues",
@@ -91,6 +104,7 @@ VARIANTS = (
 # What pipeline.acoustic.latency_cues measures between two channels (on mono: between the legs
 # pipeline.behaviour.party_legs cuts from the mix by the turns).
 TIMING = frozenset({"response_latency_median_s", "response_latency_std_s", "talk_over_fraction"})
+VOICE = frozenset({"synthetic_voice"})
 # Evidence groups swapped one at a time from the stereo copy into the mono one; the rest of the
 # evidence (pitch, spectrum, pauses, ...) is "other acoustic".
 GROUPS = {
@@ -98,7 +112,7 @@ GROUPS = {
     "two-channel timing cues": TIMING,
     "no_reaction_to_callee": frozenset({"no_reaction_to_callee"}),
     "replayed_speech_s": frozenset({"replayed_speech_s"}),
-    "synthetic_voice": frozenset({"synthetic_voice"}),
+    "synthetic_voice": VOICE,
     "text cues": frozenset(TEXT_CUES),
 }
 
@@ -108,10 +122,12 @@ def cache_dir() -> Path:
 
 
 def code_digest() -> str:
-    """Keys the per-call cache: this script and the code behind the evidence."""
+    """Keys the per-call cache: this script, the code behind the evidence and the heads' weights
+    (the voice head rescores the legs here)."""
     root = Path(__file__).resolve().parent.parent
     h = hashlib.sha256()
-    for name in (*BASE_CODE, "bench/mono_gap.py"):
+    weights = ("models/weights/synth_head.npz", "models/weights/text_heads.npz")
+    for name in sorted({*BASE_CODE, *HEAD_CODE, *weights, "bench/mono_gap.py"}):
         h.update((root / name).read_bytes())
     return h.hexdigest()[:16]
 
@@ -166,6 +182,22 @@ def estimated_turns(
     return PartyTurns(a, b, "true caller", split.separation)
 
 
+def shipped_turns(mix: np.ndarray, windows: Windows) -> PartyTurns:
+    """The diarizer's split as shipped (``models.diarize.diarize`` on the cached windows)."""
+    split = party_runs(mix, config=DiarizerConfig(), windows=windows(mix))
+    if not split.two_voices:
+        return PartyTurns(split.speech, (), ONE_VOICE, split.separation)
+    caller, callee, reason = choose_caller(split.first, split.second, DiarizerConfig().caller_rule)
+    return PartyTurns(caller, callee, reason, split.separation)
+
+
+def leg_voice(detector: Any, mix: np.ndarray, turns: PartyTurns) -> dict[str, float]:
+    """``synthetic_voice`` of the caller's leg of ``turns`` (one voice: of the mix), or {}."""
+    leg = party_legs(mix, turns)[0] if turns.callee else mix
+    score = with_cached_frames(detector.synth_scorer).score(leg)
+    return {} if score is None else {"synthetic_voice": synthetic_voice_evidence(score).weight}
+
+
 def _behaviour(turns: PartyTurns, samples: np.ndarray, *, is_stereo: bool) -> dict[str, float]:
     return {
         e.name: e.weight for e in behaviour_cues(turns, caller_samples=samples, is_stereo=is_stereo)
@@ -217,6 +249,14 @@ def call_variants(
         "mono, oracle turns + overlap cues": _with(
             m_cues,
             _behaviour(oracle_turns(mix, caller, callee, overlap=True), mix, is_stereo=True),
+        ),
+        "mono, voice on the caller's leg": swapped(
+            m_cues, leg_voice(detector, mix, shipped_turns(mix, windows)), VOICE
+        ),
+        "mono, voice on the caller's leg of the oracle turns": swapped(
+            m_cues,
+            leg_voice(detector, mix, oracle_turns(mix, caller, callee, overlap=False)),
+            VOICE,
         ),
         "mono, stereo's other cues": swapped(m_cues, s_cues, other - BEHAVIOUR),
         "mono, stereo's other acoustic cues": swapped(m_cues, s_cues, other - grouped),

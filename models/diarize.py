@@ -3,8 +3,7 @@
 A phone call-recorder app saves both parties on one channel. Before the behaviour cues can
 measure the caller's timing, each stretch of speech must be given to the caller or the callee:
 
-1. speech frames from the energy VAD (:func:`pipeline.behaviour.speech_intervals`, with a
-   lower margin over the noise, ``MIX_NOISE_MARGIN_DB``, than on one leg);
+1. speech frames from the energy VAD at the mix's margin (``MIX_NOISE_MARGIN_DB``: 6 dB);
 2. GE2E speaker embeddings (Wan et al. 2018; Resemblyzer's 3-layer LSTM, weights shipped inside
    the ``resemblyzer`` wheel, loaded offline on first use) of overlapping windows
    (``WINDOW_S`` long, every ``HOP_S``) over speech;
@@ -52,7 +51,13 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-from pipeline.behaviour import Interval, PartyTurns, party_legs, speech_intervals
+from pipeline.behaviour import (
+    MIX_NOISE_MARGIN_DB,
+    Interval,
+    PartyTurns,
+    party_legs,
+    speech_intervals,
+)
 from pipeline.errors import ModelNotAvailableError
 from pipeline.types import ANALYSIS_RATE_HZ
 from pipeline.vad import FRAME_S
@@ -90,9 +95,6 @@ MIN_PARTY_SPEECH_S = 2.0  # each of two parties must have this much speech
 TWO_VOICE_WEIGHTS = (0.9985, 3.0438)
 TWO_VOICE_BIAS = -2.7241  # mid-gap between two dev scores: 0.0015 wide
 SPREAD_PERCENTILE = 75.0  # voice_spread: this percentile of the windows' distance to the centroid
-# A mix's noise floor is both legs' noise: 9 dB over it (the stereo legs' margin) missed 11.7 %
-# of the single-party speech of the dev calls, 6 dB misses 6.5 % and adds 3.5 % noise frames.
-MIX_NOISE_MARGIN_DB = 6.0
 _MEL_HOP_S = 0.01  # Resemblyzer mel frames
 ONE_VOICE = "one voice: the whole recording is the caller's"
 

@@ -766,6 +766,7 @@ def latency_cues(
     *,
     above_noise_db: float | None = LATENCY_ABOVE_NOISE_DB,
     merge_gap_s: float = LATENCY_MERGE_GAP_S,
+    hold_db: float = 0.0,
 ) -> list[Evidence]:
     """The two-party timing cues of a call: reply latency, its spread, talk-over.
 
@@ -783,6 +784,11 @@ def latency_cues(
     merge_gap_s : float
         Seconds of silence that end a turn; used with ``above_noise_db`` only (with None the
         level gate keeps :data:`pipeline.vad.MERGE_GAP_S`).
+    hold_db : float
+        A turn holds on down to ``hold_db`` under the gate (hysteresis,
+        :func:`pipeline.vad.voiced_intervals`); used with ``above_noise_db`` only. 0 (stereo):
+        the single gate; a mono call's legs hold to the mix's speech gate
+        (:data:`pipeline.behaviour.LEG_HOLD_DB`).
 
     Notes
     -----
@@ -798,7 +804,7 @@ def latency_cues(
         ``response_latency_median_s``, ``talk_over_fraction`` and, with enough replies that
         do not talk over, ``response_latency_std_s``; empty below ``MIN_TURNS`` replies.
     """
-    gate = {} if above_noise_db is None else {"merge_gap_s": merge_gap_s}
+    gate = {} if above_noise_db is None else {"merge_gap_s": merge_gap_s, "hold_db": hold_db}
     latencies = reply_latencies(
         voiced_intervals(caller, above_noise_db=above_noise_db, **gate),
         voiced_intervals(other, above_noise_db=above_noise_db, **gate),

@@ -60,7 +60,6 @@ import pipeline.vad
 from models.diarize import (
     CALLER_RULE,
     CALLER_RULES,
-    MIX_NOISE_MARGIN_DB,
     ONE_VOICE,
     DiarizerConfig,
     choose_caller,
@@ -79,7 +78,13 @@ from models.training.corpus import (
 )
 from models.training.metrics import bootstrap_ci, eer, roc_auc
 from pipeline.acoustic import find_repeats
-from pipeline.behaviour import PartyTurns, behaviour_cues, speech_intervals, stereo_turns
+from pipeline.behaviour import (
+    MIX_NOISE_MARGIN_DB,
+    PartyTurns,
+    behaviour_cues,
+    speech_intervals,
+    stereo_turns,
+)
 from pipeline.files import atomic_path
 from pipeline.fingerprint import (
     SAME_PROMPT_MIN_ALIGNED,

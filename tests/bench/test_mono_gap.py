@@ -8,6 +8,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from pipeline.behaviour import PartyTurns
+from pipeline.types import SyntheticVoiceScore
 from pipeline.vad import FRAME_S
 from tests.bench.support import load_bench
 
@@ -75,3 +77,32 @@ def test_mean_interval_over_voices_brackets_the_mean(rng: np.random.Generator) -
     assert low <= float(values.mean()) <= high
     same = B._mean_ci(np.full(12, 0.7), [f"v{i % 3}" for i in range(12)])
     assert same == pytest.approx((0.7, 0.7))
+
+
+class _LoudnessScorer:
+    """Scores how loud what it is handed is (log-odds = RMS level / 10), or None if silent."""
+
+    def __init__(self) -> None:
+        self.heard: list[np.ndarray] = []
+
+    def score(self, samples: np.ndarray) -> SyntheticVoiceScore | None:
+        self.heard.append(samples)
+        rms = float(np.sqrt(np.mean(samples.astype(np.float64) ** 2)))
+        if rms == 0.0:
+            return None
+        return SyntheticVoiceScore(20 * np.log10(rms) / 10, 0.5, (), (0.0, 1.0), "test")
+
+
+def test_leg_voice_scores_the_callers_leg_or_the_whole_mix(rng: np.random.Generator) -> None:
+    n = 4 * SR
+    mix = (rng.standard_normal(n) * 0.001).astype(np.float32)
+    mix[SR : 2 * SR] += (rng.standard_normal(SR) * 0.3).astype(np.float32)  # the loud callee
+    scorer = _LoudnessScorer()
+    detector = SimpleNamespace(synth_scorer=scorer)
+    two = PartyTurns(((0.0, 1.0), (2.0, 4.0)), ((1.0, 2.0),), "t")
+    one = PartyTurns(((0.0, 4.0),), (), "one voice")
+    quiet, whole = B.leg_voice(detector, mix, two), B.leg_voice(detector, mix, one)
+    # the callee's second is turned down in the leg the head hears; one voice: the mix itself
+    assert np.array_equal(scorer.heard[1], mix) and not np.array_equal(scorer.heard[0], mix)
+    assert quiet["synthetic_voice"] < whole["synthetic_voice"] - 1.0
+    assert B.leg_voice(detector, np.zeros(n, np.float32), one) == {}

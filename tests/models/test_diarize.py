@@ -18,7 +18,6 @@ from models.diarize import (
     CALLER_RULES,
     CALLER_WEIGHTS,
     MIN_PARTY_SPEECH_S,
-    MIX_NOISE_MARGIN_DB,
     ONE_VOICE,
     TWO_VOICE_BIAS,
     TWO_VOICE_WEIGHTS,
@@ -35,7 +34,12 @@ from models.diarize import (
     two_clusters,
     two_voices,
 )
-from pipeline.behaviour import BEHAVIOUR_RULES, reply_latencies, speech_intervals
+from pipeline.behaviour import (
+    BEHAVIOUR_RULES,
+    MIX_NOISE_MARGIN_DB,
+    reply_latencies,
+    speech_intervals,
+)
 from pipeline.config import DetectorConfig
 from pipeline.detector import Detector
 from pipeline.errors import ModelNotAvailableError
@@ -271,7 +275,6 @@ def test_label_persistence_tells_turns_from_flips(rng: np.random.Generator) -> N
 def test_windows_cached_on_a_finer_grid_give_the_same_split(rng: np.random.Generator) -> None:
     """An evaluation embeds every 0.25 s once; a 0.5 s hop reads its rows from that grid."""
     from models.diarize import (
-        MIX_NOISE_MARGIN_DB,
         speech_frames,
         window_embeddings,
         window_starts,

@@ -5,10 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.acoustic import latency_cues
+from pipeline.acoustic import LATENCY_ABOVE_NOISE_DB, latency_cues
 from pipeline.behaviour import (
     BEHAVIOUR_RULES,
+    LEG_HOLD_DB,
     MAX_WEIGHT,
+    MIX_NOISE_MARGIN_DB,
     PartyTurns,
     backchannels,
     barge_ins,
@@ -209,3 +211,35 @@ def test_mono_turns_carry_the_stereo_timing_cues(rng: np.random.Generator) -> No
     # one voice (no callee): no turn-taking to measure
     alone = PartyTurns(turns.caller, (), "one voice")
     assert behaviour_cues(alone, caller_samples=caller + callee, is_stereo=False) == ()
+
+
+def test_mono_legs_keep_a_quiet_partys_last_words(rng: np.random.Generator) -> None:
+    """The mix's noise floor is the louder line's: a callee on a quiet line ends each turn
+    with words 8 dB over it, under the latency gate (10 dB) but over the mix's speech gate
+    (6 dB); a stereo leg, over its own floor, keeps them. The legs' turns hold on to the mix's
+    gate, so the caller's replies read as late as on stereo, not 0.5 s later."""
+    assert LEG_HOLD_DB == (LATENCY_ABOVE_NOISE_DB or 0.0) - MIX_NOISE_MARGIN_DB > 0.0
+    latencies = [0.6, 0.62, 0.58, 0.61, 0.6]
+    turns = alternating(latencies, turn_s=2.5, reply_s=1.5)
+    n = int(40 * SR)
+    caller = (rng.standard_normal(n) * 0.003).astype(np.float32)  # a noisy line, -50 dBFS
+    callee = (rng.standard_normal(n) * 0.0003).astype(np.float32)  # a quiet one, -70 dBFS
+    for a, b in turns.caller:
+        i, j = int(a * SR), int(b * SR)
+        caller[i:j] += _prompt(rng, (j - i + 1) / SR)[: j - i] * 3
+    tail_s, tail_rms = 0.5, 0.003 * 10 ** (8 / 20)
+    for a, b in turns.callee:
+        i, j, k = int(a * SR), int((b - tail_s) * SR), int(b * SR)
+        callee[i:j] += _prompt(rng, (j - i + 1) / SR)[: j - i] * 3
+        callee[j:k] += (rng.standard_normal(k - j) * tail_rms).astype(np.float32)
+    mix = caller + callee
+
+    def median(ev: list[Evidence] | tuple[Evidence, ...]) -> float:
+        return next(e.value for e in ev if e.name == "response_latency_median_s")
+
+    stereo = median(latency_cues(caller, callee))
+    assert stereo == pytest.approx(0.6, abs=0.05)
+    mono = median(behaviour_cues(turns, caller_samples=mix, is_stereo=False))
+    assert mono == pytest.approx(stereo, abs=0.05)
+    # without the hold, the callee's last words fall under the gate: replies read 0.5 s late
+    assert median(latency_cues(*party_legs(mix, turns))) > stereo + 0.4
