@@ -240,9 +240,11 @@ def fit_head(
     (:func:`row_weights`), the sources' nuisance directions projected out when ``cfg.nap_dim``
     is above 0 (:func:`nuisance_directions`; the people density stays on the raw features),
     plus the people density of (x, y) at ``cfg.density_alpha`` when that is above 0."""
-    names = np.empty(np.shape(x)[1], dtype=object)
-    for block, cols in block_columns(cfg.spec.blocks, np.shape(x)[1]).items():
-        names[cols] = block
+    names = None
+    if cfg.nap_dim > 0 and cfg.nap_per_block:
+        names = np.empty(np.shape(x)[1], dtype=object)
+        for block, cols in block_columns(cfg.spec.blocks, np.shape(x)[1]).items():
+            names[cols] = block
     mean, scale, coef, intercept = fit_logistic(
         x, y, l2=cfg.l2, weights=row_weights(rows, cfg),
         nuisance=nuisance_of(y, rows, cfg, col_blocks=names),
