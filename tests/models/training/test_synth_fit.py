@@ -165,12 +165,16 @@ def _standardised(x: np.ndarray) -> np.ndarray:
     return (x - x.mean(axis=0)) / x.std(axis=0)
 
 
+def _standardised_world(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """:func:`_channel_world` standardised: rows, labels and each row's source."""
+    x, y, rows = _channel_world(rng)
+    return _standardised(x), y, [r.source for r in rows]
+
+
 def test_nuisance_directions_remove_the_shared_source_direction_and_keep_the_class(
     rng: np.random.Generator,
 ) -> None:
-    x, y, rows = _channel_world(rng)
-    z = _standardised(x)
-    groups = [r.source for r in rows]
+    z, y, groups = _standardised_world(rng)
     u = nuisance_directions(z, y, groups, dim=1)
     assert u.shape == (1, 4)
     assert abs(u[0, 1]) > 0.95 and abs(u[0, 0]) < 0.1  # the chain's direction, not the class
@@ -191,9 +195,7 @@ def test_nuisance_directions_remove_the_shared_source_direction_and_keep_the_cla
 def test_nuisance_directions_stop_at_the_scatter_rank_and_count_robots_only_when_asked(
     rng: np.random.Generator,
 ) -> None:
-    x, y, rows = _channel_world(rng)
-    z = _standardised(x)
-    groups = [r.source for r in rows]
+    z, y, groups = _standardised_world(rng)
     assert nuisance_directions(z, y, groups, dim=10).shape == (3, 4)  # 4 people sources
     assert nuisance_directions(z, y, groups, dim=10, classes="both").shape == (4, 4)  # + 2 - 1
     assert nuisance_directions(z, y, groups, dim=0).shape == (0, 4)
