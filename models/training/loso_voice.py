@@ -1,7 +1,7 @@
 """Why the voice head calls people from unseen sources synthetic: leave one source out, voice
 alone, from cached features (issue 12).
 
-    python -m models.training.loso_voice [--ge2e] [--variant NAME ...] [--render]
+    python -m models.training.loso_voice [--ge2e | --nap] [--variant NAME ...] [--render]
 
 For every shared source (and ``tts_en``) with enough English or Mandarin clips, the
 synthetic-voice head is refitted without every row tied to that source (its rows, and any row
@@ -26,9 +26,11 @@ rows and the fitting code, so a rerun only rescores.
 ``--ge2e`` runs the GE2E study instead (:func:`ge2e_variants`: the shipped head's own settings,
 with the GE2E speaker-embedding blocks of ``ge2e_features.py`` added or alone), each variant's
 change against the shipped settings paired by clip (:func:`paired_figures`); its report goes
-under ``runs/`` and ``docs/voice_generalisation.md`` section 8 quotes it.
+under ``runs/`` and ``docs/voice_generalisation.md`` section 8 quotes it. ``--nap`` runs the
+nuisance attribute projection study (:func:`nap_variants`, against the shipped settings); its
+tables go to a second generated part of ``docs/unseen_sources.md``.
 
-About 750 lines in one module: the variants, the pure parts they are built from, the fold
+About 900 lines in one module: the variants, the pure parts they are built from, the fold
 loop and the figures the selection reads share one record layout; the report is apart
 (``loso_voice_report.py``).
 """
