@@ -1,7 +1,7 @@
 """Why the voice head calls people from unseen sources synthetic: leave one source out, voice
 alone, from cached features (issue 12).
 
-    python -m models.training.loso_voice [--ge2e] [--variant NAME ...] [--render]
+    python -m models.training.loso_voice [--ge2e | --nap] [--variant NAME ...] [--render]
 
 For every shared source (and ``tts_en``) with enough English or Mandarin clips, the
 synthetic-voice head is refitted without every row tied to that source (its rows, and any row
@@ -26,9 +26,11 @@ rows and the fitting code, so a rerun only rescores.
 ``--ge2e`` runs the GE2E study instead (:func:`ge2e_variants`: the shipped head's own settings,
 with the GE2E speaker-embedding blocks of ``ge2e_features.py`` added or alone), each variant's
 change against the shipped settings paired by clip (:func:`paired_figures`); its report goes
-under ``runs/`` and ``docs/voice_generalisation.md`` section 8 quotes it.
+under ``runs/`` and ``docs/voice_generalisation.md`` section 8 quotes it. ``--nap`` runs the
+nuisance attribute projection study (:func:`nap_variants`, against the shipped settings); its
+tables go to a second generated part of ``docs/unseen_sources.md``.
 
-About 750 lines in one module: the variants, the pure parts they are built from, the fold
+About 900 lines in one module: the variants, the pure parts they are built from, the fold
 loop and the figures the selection reads share one record layout; the report is apart
 (``loso_voice_report.py``).
 """
@@ -52,7 +54,7 @@ from typing import Any
 
 import numpy as np
 
-from models.synth_head import AASIST_DIM, LFCC_COEFS, LogisticHead
+from models.synth_head import LFCC_COEFS, LogisticHead, PeopleDensity
 from models.training import metrics as M
 from models.training.corpus import REPO_DIR, CorpusRow, dev_halves, hash_unit
 from models.training.eval_sources import (
@@ -66,11 +68,15 @@ from models.training.eval_sources import (
 from models.training.evaluate import ci_group
 from models.training.synth_data import ClipFeatures, TrainConfig
 from models.training.synth_fit import (
+    block_columns,
     fit_density,
     fit_logistic,
     fit_platt,
     is_copy,
+    nuisance_directions,
+    nuisance_of,
     pooled_log_odds,
+    project_out,
     row_weights,
     stack,
 )
@@ -86,6 +92,8 @@ REPORT = REPO_DIR / "docs" / "unseen_sources.md"
 RESULTS = REPO_DIR / "runs" / "loso_voice" / "results.json"
 GE2E_RESULTS = REPO_DIR / "runs" / "loso_voice" / "ge2e.json"
 GE2E_REPORT = REPO_DIR / "runs" / "loso_voice" / "ge2e.md"  # figures quoted by hand in the docs
+NAP_RESULTS = REPO_DIR / "runs" / "loso_voice" / "nap.json"
+NAP_MARK = "nap"  # the NAP study's generated part of REPORT, apart from the main study's
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +109,9 @@ class Variant:
     lfcc_cmn: bool = False  # drop the LFCC static cepstral means (= per-clip CMN)
     whisper_std_only: bool = False  # drop the encoder frames' means, keep their stds
     source_norm: bool = False  # standardise each source's features by its own mean and std
+    nap_dim: int = 0  # nuisance directions projected out before the fit (TrainConfig.nap_dim)
+    nap_classes: str = "people"  # whose between-source scatter: "people" or "both"
+    nap_per_block: bool = False  # nap_dim directions in each feature block
 
 
 VARIANTS = (  # the most telling first: a cut-short run still has them cached
@@ -125,19 +136,28 @@ GE2E_BLOCKS = ("ge2e", "ge2e_spread")  # computed by models/training/ge2e_featur
 GE2E_BASE = "shipped settings"  # the GE2E study's reference: the shipped head's own settings
 
 
-def ge2e_variants(cfg: TrainConfig) -> tuple[Variant, ...]:
-    """The GE2E study (``--ge2e``; ``models/training/ge2e_features.py``): the shipped head's
-    resolved settings (``cfg``, L2, density, copies, row weights) as they are, with the clip's
-    mean GE2E embedding or the voice's spread appended, and each GE2E block alone (no density:
-    its principal axes would outnumber a 2-value block)."""
-    ref = Variant(
-        GE2E_BASE,
+def shipped_variant(cfg: TrainConfig, name: str) -> Variant:
+    """The shipped head's resolved settings (``cfg``: blocks, L2, density, copies, row
+    weights, nuisance projection) as a variant."""
+    return Variant(
+        name,
         blocks=cfg.spec.blocks,
         l2=cfg.l2,
         density_alpha=cfg.density_alpha,
         copy_weight=cfg.copy_weight,
         source_weights=cfg.row_weights == "source",
+        nap_dim=cfg.nap_dim,
+        nap_classes=cfg.nap_classes,
+        nap_per_block=cfg.nap_per_block,
     )
+
+
+def ge2e_variants(cfg: TrainConfig) -> tuple[Variant, ...]:
+    """The GE2E study (``--ge2e``; ``models/training/ge2e_features.py``): the shipped head's
+    resolved settings (``cfg``, L2, density, copies, row weights) as they are, with the clip's
+    mean GE2E embedding or the voice's spread appended, and each GE2E block alone (no density:
+    its principal axes would outnumber a 2-value block)."""
+    ref = shipped_variant(cfg, GE2E_BASE)
     blocks = ref.blocks
     return (
         ref,
@@ -150,19 +170,27 @@ def ge2e_variants(cfg: TrainConfig) -> tuple[Variant, ...]:
     )
 
 
+NAP_BASE = "shipped (session 7)"  # the NAP study's reference: the shipped head's own settings
+
+
+def nap_variants(cfg: TrainConfig) -> tuple[Variant, ...]:
+    """The nuisance attribute projection study (``--nap``; fixed, with its candidate list in
+    ``docs/unseen_sources.md``, before any result): the shipped head's resolved settings, and
+    them with the top k directions of the between-source scatter projected out: of the people
+    sources over all blocks (k 2, 4, 8, 16, 32), of the people and the robot sources (k 8,
+    32), and of the people sources in each block (k 2, 8 per block)."""
+    ref = shipped_variant(cfg, NAP_BASE)
+    people = [dataclasses.replace(ref, name=f"nap people k{k}", nap_dim=k)
+              for k in (2, 4, 8, 16, 32)]  # fmt: skip
+    both = [dataclasses.replace(ref, name=f"nap people+robots k{k}", nap_dim=k, nap_classes="both")
+            for k in (8, 32)]  # fmt: skip
+    per_block = [dataclasses.replace(ref, name=f"nap people per block k{k}", nap_dim=k,
+                                     nap_per_block=True) for k in (2, 8)]  # fmt: skip
+    return (ref, *people, *both, *per_block)
+
+
 # ---------------------------------------------------------------------------------------------
 # Pure parts: columns, normalisation, weights, halves
-
-
-def block_columns(blocks: Sequence[str], width: int) -> dict[str, np.ndarray]:
-    """Column indices of each block in a cached feature row of ``width`` values (the blocks in
-    the order they were concatenated; whisper takes what LFCC and AASIST leave)."""
-    fixed = {"lfcc": 6 * LFCC_COEFS, "aasist": AASIST_DIM}
-    sizes = {b: fixed.get(b, width - sum(fixed[o] for o in blocks if o in fixed)) for b in blocks}
-    if sum(sizes.values()) != width or min(sizes.values()) < 1:
-        raise ValueError(f"blocks {tuple(blocks)} do not add up to {width} columns: {sizes}")
-    bounds = np.cumsum([0, *sizes.values()])
-    return {b: np.arange(bounds[i], bounds[i + 1]) for i, b in enumerate(blocks)}
 
 
 def variant_columns(
@@ -269,19 +297,37 @@ def scored_sample(members: Sequence[CorpusRow], *, per_cell: int = PER_CELL) -> 
 
 
 def fit_fold(
-    variant: Variant, rows: Sequence[CorpusRow], tel: dict[str, ClipFeatures], cfg: TrainConfig
+    variant: Variant,
+    rows: Sequence[CorpusRow],
+    tel: dict[str, ClipFeatures],
+    cfg: TrainConfig,
+    *,
+    col_blocks: np.ndarray | None = None,
+    densities: dict[str, PeopleDensity] | None = None,
 ) -> LogisticHead:
-    """The variant's logistic head (plus its people density) on the ``tel`` windows of ``rows``."""
+    """The variant's logistic head (plus its people density) on the ``tel`` windows of ``rows``.
+    ``col_blocks``: the block of each column (a per-block projection needs it). ``densities``:
+    people densities already fitted, by a digest of (x, y): variants that differ only in the
+    logistic part (the NAP study) share their fold's density instead of refitting it."""
     x, y, kept = stack(tel, rows)
     weighting = "source" if variant.source_weights else "class"
-    c = cfg.resolved(
-        l2=variant.l2, copy_weight=variant.copy_weight, density_alpha=0.0, row_weights=weighting
-    )
-    mean, scale, coef, intercept = fit_logistic(x, y, l2=variant.l2, weights=row_weights(kept, c))
+    c = dataclasses.replace(
+        cfg.resolved(l2=variant.l2, copy_weight=variant.copy_weight, density_alpha=0.0,
+                     row_weights=weighting),
+        nap_dim=variant.nap_dim, nap_classes=variant.nap_classes,
+        nap_per_block=variant.nap_per_block,
+    )  # fmt: skip
+    mean, scale, coef, intercept = fit_logistic(
+        x, y, l2=variant.l2, weights=row_weights(kept, c),
+        nuisance=nuisance_of(y, kept, c, col_blocks=col_blocks),
+    )  # fmt: skip
     head = LogisticHead(mean, scale, coef, intercept)
     if variant.density_alpha > 0:
-        density = fit_density(x, y, dim=cfg.density_dim)
-        head = head.with_density(density, variant.density_alpha)
+        key = hashlib.sha256(x.tobytes() + y.tobytes()).hexdigest()
+        memo = {} if densities is None else densities
+        if key not in memo:
+            memo[key] = fit_density(x, y, dim=cfg.density_dim)
+        head = head.with_density(memo[key], variant.density_alpha)
     return head
 
 
@@ -343,6 +389,7 @@ class FoldData:
     inf: dict[str, ClipFeatures]
     col_blocks: np.ndarray
     quantile: float
+    densities: dict[str, PeopleDensity] = dataclasses.field(default_factory=dict)  # fit_fold's
 
 
 def fold_key(
@@ -387,9 +434,9 @@ def run_folds(
             head = LogisticHead.load(path)
         else:
             started = time.monotonic()
-            head = calibrated_head(
-                fit_fold(variant, fit, data.tel, cfg), cal, data.inf, data.quantile
-            )
+            fitted = fit_fold(variant, fit, data.tel, cfg, col_blocks=data.col_blocks,
+                              densities=data.densities)  # fmt: skip
+            head = calibrated_head(fitted, cal, data.inf, data.quantile)
             seconds = round(time.monotonic() - started, 2)
             if path is not None:
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -559,17 +606,44 @@ def appended_columns(widths: dict[str, int], start: int) -> dict[str, np.ndarray
     return {b: np.arange(bounds[i], bounds[i + 1]) for i, b in enumerate(widths)}
 
 
+def source_projection(variant: Variant, col_blocks: np.ndarray) -> Any:
+    """An sklearn transformer projecting out ``variant``'s nuisance directions of standardised
+    rows, learnt in ``fit`` from the scatter of the rows' sources (its ``y``: all people) over
+    ``col_blocks`` (the block of each column), so a cross-validation fold learns it on its own
+    training speakers."""
+    from sklearn.base import BaseEstimator, TransformerMixin
+
+    class SourceProjection(TransformerMixin, BaseEstimator):  # type: ignore[misc]
+        def __init__(self, dim: int = 0, blocks: np.ndarray | None = None) -> None:
+            self.dim = dim
+            self.blocks = blocks
+
+        def fit(self, x: np.ndarray, y: np.ndarray) -> SourceProjection:
+            people = np.zeros(len(y), dtype=np.int64)
+            self.directions_ = nuisance_directions(x, people, list(y), dim=self.dim,
+                                                   col_blocks=self.blocks)  # fmt: skip
+            return self
+
+        def transform(self, x: np.ndarray) -> np.ndarray:
+            return project_out(np.asarray(x, dtype=np.float64), self.directions_)
+
+    return SourceProjection(variant.nap_dim, col_blocks if variant.nap_per_block else None)
+
+
 def source_probe(
     rows: Sequence[CorpusRow],
     tel: dict[str, ClipFeatures],
     layout: dict[str, np.ndarray],
     *,
+    nap: Variant | None = None,
     min_rows: int = 20,
     min_speakers: int = 3,
 ) -> dict[str, dict[str, float]]:
     """How well each feature group tells one people source (recording chain) from another for
     speakers it never saw: a standardised logistic regression, 5-fold cross-validation grouped
-    by speaker, balanced accuracy against chance (1 / sources)."""
+    by speaker, balanced accuracy against chance (1 / sources). ``nap``: each block and all
+    blocks after that variant's projection (:func:`source_projection`, of the people sources'
+    scatter whatever its ``nap_classes``: the probe has no robots), learnt inside each fold."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import balanced_accuracy_score
     from sklearn.model_selection import StratifiedGroupKFold, cross_val_predict
@@ -587,14 +661,19 @@ def source_probe(
     x_all = np.stack([tel[r.id].x[0] for r in kept])
     target = np.asarray([r.source for r in kept])
     subsets = {name: cols for name, cols in layout.items()}
-    if "lfcc" in layout:
+    subsets["all blocks"] = np.concatenate(list(layout.values()))
+    if "lfcc" in layout and nap is None:
         lfcc = layout["lfcc"]
         subsets["lfcc static means"] = lfcc[:LFCC_COEFS]
         subsets["level: lfcc c0 mean and std"] = lfcc[[0, 3 * LFCC_COEFS]]
+    names = np.empty(x_all.shape[1], dtype=object)
+    for block, cols in layout.items():
+        names[cols] = block
     folds = StratifiedGroupKFold(n_splits=5, shuffle=True, random_state=0)
     out = {}
     for name, cols in subsets.items():
-        model = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=2000))
+        steps = [] if nap is None else [source_projection(nap, names[cols])]
+        model = make_pipeline(StandardScaler(), *steps, LogisticRegression(C=0.1, max_iter=2000))
         guess = cross_val_predict(
             model, x_all[:, cols], target, cv=folds, groups=[r.speaker for r in kept]
         )
@@ -735,6 +814,9 @@ def run(
     for v in out["variants"].values():
         v["criterion"] = criterion(v["summary"])
     chosen = choose(figs)
+    picked = next(v for v in variants if v.name == chosen)
+    if picked.nap_dim > 0:  # can the chain of an unseen speaker still be named after it?
+        out["probe_projected"] = source_probe(rows, tel, layout, nap=picked)
     report = {s for s, h in halves.items() if h == "report"}
     reference = out["variants"].get(base)
     out["chosen"] = chosen
@@ -772,6 +854,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "(ge2e_variants, against the shipped settings; report under runs/)",
     )
     parser.add_argument(
+        "--nap",
+        action="store_true",
+        help="the nuisance attribute projection study instead (nap_variants, against the "
+        "shipped settings; report in the second generated part of the default report)",
+    )
+    parser.add_argument(
         "--ge2e-alone",
         action="store_true",
         help="with --ge2e: only the variants of GE2E blocks alone, from no other cached feature",
@@ -788,8 +876,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.ge2e_alone and not args.ge2e:
         parser.error("--ge2e-alone goes with --ge2e")
+    if args.nap and args.ge2e:
+        parser.error("--nap and --ge2e are separate studies")
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
-    results = args.results or (GE2E_RESULTS if args.ge2e else RESULTS)
+    results = args.results or (GE2E_RESULTS if args.ge2e else NAP_RESULTS if args.nap else RESULTS)
     report = args.report or (GE2E_REPORT if args.ge2e else REPORT)
     if args.render:
         out = json.loads(results.read_text())
@@ -798,6 +888,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         base = "shipped"
         if args.ge2e:
             candidates, base = ge2e_variants(shipped_config()), GE2E_BASE
+        if args.nap:
+            candidates, base = nap_variants(shipped_config()), NAP_BASE
         if args.ge2e_alone:
             candidates = tuple(v for v in candidates if set(v.blocks) <= set(GE2E_BLOCKS))
         wanted = [n.strip() for n in args.variant]
@@ -807,9 +899,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         chosen = [v for v in candidates if not wanted or v.name in wanted]
         out = run(chosen, base=base, ge2e_alone=args.ge2e_alone,
                   compute=args.compute_features, progress=True)  # fmt: skip
+        out["command"] = " ".join(["python -m models.training.loso_voice", *(argv or sys.argv[1:])])
         results.parent.mkdir(parents=True, exist_ok=True)
         results.write_text(json.dumps(out, indent=1, default=float))
-    write_generated(render(out), report)  # the findings outside the markers stay
+    # the findings outside the markers stay; the NAP study has its own markers
+    write_generated(render(out), report, name=NAP_MARK if args.nap else "")
     log.warning("wrote %s and %s", report, results)
     return 0
 

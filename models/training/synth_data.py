@@ -51,6 +51,7 @@ POOL_QUANTILES = (0.5, 0.75, 0.9, 1.0)  # candidates, chosen on the mixed-call d
 # each class the same total; "source" also gives every recording source of a class the same
 # total (issue 12: the leave-one-source-out study, docs/unseen_sources.md).
 ROW_WEIGHTINGS = ("class", "source")
+NAP_CLASSES = ("people", "both")  # whose between-source scatter the projection removes
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +92,15 @@ class TrainConfig:
     # engines of unseen sources in the leave-one-source-out study (docs/unseen_sources.md).
     row_weights_grid: tuple[str, ...] = ROW_WEIGHTINGS
     density_dim: int = 64  # principal components of the people's features it keeps
+    # Issue 12, nuisance attribute projection (``synth_fit.nuisance_directions``): the top
+    # ``nap_dim`` directions along which the training sources of one class differ (scatter of
+    # their mean standardised features) are projected out of the rows before the logistic fit,
+    # so the coefficients carry no part along them (0 = off, the shipped head). ``nap_classes``:
+    # the scatter of the people sources ("people") or of both classes' ("both");
+    # ``nap_per_block``: ``nap_dim`` directions in each feature block instead of over all.
+    nap_dim: int = 0
+    nap_classes: str = "people"
+    nap_per_block: bool = False
     # Selection (models/training/synth_select.py): a TTS/VC family with this many rows among
     # the train and dev-select rows is held out as one fold, beside one of `people_folds`
     # sha1 groups of the people; a human recording source with `min_fold_people` rows there
@@ -123,6 +133,10 @@ class TrainConfig:
             raise ValueError("aasist_grid must hold True and/or False")
         if "aasist" in self.spec.blocks and False in self.aasist_grid:
             raise ValueError("spec has the aasist block: aasist_grid must be (True,)")
+        if self.nap_dim < 0:
+            raise ValueError(f"nap_dim must be >= 0, got {self.nap_dim}")
+        if self.nap_classes not in NAP_CLASSES:
+            raise ValueError(f"nap_classes must be one of {NAP_CLASSES}, got {self.nap_classes!r}")
         if self.density_dim < 1:
             raise ValueError(f"density_dim must be >= 1, got {self.density_dim}")
         if min(self.min_fold_robots, self.people_folds, self.min_fold_people) < 1:

@@ -8,15 +8,18 @@ also move the shipped head's coefficients beyond float noise (different stopping
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 from scipy import optimize
 
 from models.synth_head import (
+    AASIST_DIM,
+    LFCC_COEFS,
     LogisticHead,
     PeopleDensity,
     pool_log_odds,
@@ -42,9 +45,19 @@ def class_weights(labels: np.ndarray) -> np.ndarray:
 
 
 def fit_logistic(
-    x: np.ndarray, y: np.ndarray, *, l2: float, weights: np.ndarray | None = None
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    l2: float,
+    weights: np.ndarray | None = None,
+    nuisance: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     """L2-regularised logistic regression on standardised features (convex, L-BFGS from 0).
+
+    ``nuisance``, given the standardised rows, returns orthonormal directions (k, d)
+    (:func:`nuisance_directions`) projected out of them before the fit. The penalty keeps the
+    coefficients off those directions, and they are made exactly orthogonal to them, so
+    ``z @ coef`` equals the projected rows' logit: the head needs no projection when scoring.
 
     Returns
     -------
@@ -57,6 +70,8 @@ def fit_logistic(
     mean = x.mean(axis=0)
     scale = np.maximum(x.std(axis=0), 1e-6)
     z = (x - mean) / scale
+    directions = nuisance(z) if nuisance is not None else np.zeros((0, z.shape[1]))
+    z = project_out(z, directions)
     n, d = z.shape
     total = w.sum()
 
@@ -75,7 +90,91 @@ def fit_logistic(
     res = optimize.minimize(
         loss, np.zeros(d + 1), jac=True, method="L-BFGS-B", options={"maxiter": 2000, "gtol": 1e-7}
     )
-    return mean, scale, res.x[:d].copy(), float(res.x[d])
+    coef = project_out(res.x[:d], directions)
+    return mean, scale, coef, float(res.x[d])
+
+
+def nuisance_directions(
+    z: np.ndarray,
+    y: np.ndarray,
+    groups: Sequence[str],
+    *,
+    dim: int,
+    classes: str = "people",
+    col_blocks: np.ndarray | None = None,
+) -> np.ndarray:
+    """Nuisance attribute projection (issue 12): the directions along which the sources of one
+    class differ, to be projected out of the features before a linear fit.
+
+    Within each class counted (the people, or both classes), each source's mean row minus the
+    mean of those source means (every source counts once, as in source-balanced weights);
+    the top right singular vectors of these centred means are the between-source scatter's
+    leading eigenvectors. The sign of a singular vector does not change the projection.
+
+    Parameters
+    ----------
+    z : np.ndarray [shape=(n, d)]
+        Standardised feature rows.
+    y : np.ndarray [shape=(n,)]
+        1 robot, 0 person.
+    groups : sequence of str, length n
+        The recording source of each row.
+    dim : int
+        Directions kept (over all columns, or in each block); fewer when the sources span fewer.
+    classes : str
+        "people" (the people sources' scatter) or "both" (each class's, stacked).
+    col_blocks : np.ndarray [shape=(d,)], optional
+        The block of each column: ``dim`` directions in each block, each zero outside it.
+
+    Returns
+    -------
+    np.ndarray [shape=(k, d)]
+        Orthonormal rows, k <= ``dim`` (times the blocks).
+    """
+    z = np.asarray(z, dtype=np.float64)
+    y = np.asarray(y)
+    g = np.asarray(list(groups), dtype=object)
+    centred = []
+    for cls in (0, 1) if classes == "both" else (0,):
+        means = np.stack([z[(y == cls) & (g == s)].mean(axis=0)
+                          for s in sorted(set(g[y == cls].tolist()))])  # fmt: skip
+        if len(means) > 1:
+            centred.append(means - means.mean(axis=0))
+    d = z.shape[1]
+    if not centred or dim < 1:
+        return np.zeros((0, d))
+    scatter = np.concatenate(centred)
+    blocks = np.zeros(d, dtype=object) if col_blocks is None else np.asarray(col_blocks)
+    out = []
+    for block in dict.fromkeys(blocks.tolist()):
+        cols = blocks == block
+        _, sv, vt = np.linalg.svd(scatter[:, cols], full_matrices=False)
+        rank = int((sv > sv[0] * 1e-10).sum()) if sv.size and sv[0] > 0 else 0
+        part = np.zeros((min(dim, rank), d))
+        part[:, cols] = vt[: part.shape[0]]
+        out.append(part)
+    return np.concatenate(out)
+
+
+def nuisance_of(
+    y: np.ndarray, rows: Sequence[CorpusRow], cfg: TrainConfig, *, col_blocks: np.ndarray | None
+) -> Callable[[np.ndarray], np.ndarray] | None:
+    """``fit_logistic``'s ``nuisance`` for ``cfg``'s projection of the sources of ``rows`` (its
+    labels ``y``; ``col_blocks``, the block of each column, read when ``cfg.nap_per_block``);
+    None when ``cfg.nap_dim`` is 0."""
+    if cfg.nap_dim == 0:
+        return None
+    if cfg.nap_per_block and col_blocks is None:
+        raise ValueError("nap_per_block needs the block of each column")
+    return functools.partial(
+        nuisance_directions, y=np.asarray(y), groups=[r.source for r in rows], dim=cfg.nap_dim,
+        classes=cfg.nap_classes, col_blocks=col_blocks if cfg.nap_per_block else None,
+    )  # fmt: skip
+
+
+def project_out(z: np.ndarray, directions: np.ndarray) -> np.ndarray:
+    """``z`` with its part along the orthonormal ``directions`` (k, d) removed."""
+    return np.asarray(z - (z @ directions.T) @ directions)
 
 
 def fit_platt(scores: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
@@ -99,6 +198,17 @@ def fit_platt(scores: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
 
     res = optimize.minimize(loss, np.asarray([1.0, 0.0]), jac=True, method="L-BFGS-B")
     return float(res.x[0]), float(res.x[1])
+
+
+def block_columns(blocks: Sequence[str], width: int) -> dict[str, np.ndarray]:
+    """Column indices of each block in a cached feature row of ``width`` values (the blocks in
+    the order they were concatenated; whisper takes what LFCC and AASIST leave)."""
+    fixed = {"lfcc": 6 * LFCC_COEFS, "aasist": AASIST_DIM}
+    sizes = {b: fixed.get(b, width - sum(fixed[o] for o in blocks if o in fixed)) for b in blocks}
+    if sum(sizes.values()) != width or min(sizes.values()) < 1:
+        raise ValueError(f"blocks {tuple(blocks)} do not add up to {width} columns: {sizes}")
+    bounds = np.cumsum([0, *sizes.values()])
+    return {b: np.arange(bounds[i], bounds[i + 1]) for i, b in enumerate(blocks)}
 
 
 def stack(
@@ -127,9 +237,18 @@ def fit_head(
     meta: dict[str, Any] | None = None,
 ) -> LogisticHead:
     """Logistic head on (x, y) of ``rows`` with ``cfg``'s resolved penalty and row weights
-    (:func:`row_weights`),
+    (:func:`row_weights`), the sources' nuisance directions projected out when ``cfg.nap_dim``
+    is above 0 (:func:`nuisance_directions`; the people density stays on the raw features),
     plus the people density of (x, y) at ``cfg.density_alpha`` when that is above 0."""
-    mean, scale, coef, intercept = fit_logistic(x, y, l2=cfg.l2, weights=row_weights(rows, cfg))
+    names = None
+    if cfg.nap_dim > 0 and cfg.nap_per_block:
+        names = np.empty(np.shape(x)[1], dtype=object)
+        for block, cols in block_columns(cfg.spec.blocks, np.shape(x)[1]).items():
+            names[cols] = block
+    mean, scale, coef, intercept = fit_logistic(
+        x, y, l2=cfg.l2, weights=row_weights(rows, cfg),
+        nuisance=nuisance_of(y, rows, cfg, col_blocks=names),
+    )  # fmt: skip
     head = LogisticHead(mean, scale, coef, intercept, meta=dict(meta or {}))
     if cfg.density_alpha > 0:
         head = head.with_density(fit_density(x, y, dim=cfg.density_dim), cfg.density_alpha)

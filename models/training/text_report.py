@@ -70,12 +70,18 @@ def evidence_table(evidence: dict[str, dict[str, Any]]) -> str:
     return "\n".join(markdown_table(header, rows))
 
 
-def write_generated(text: str, path: Path = REPORT) -> None:
-    """Replace the part of ``path`` between the generated markers (create it if missing)."""
-    block = f"{MARK_BEGIN}\n{text.strip()}\n{MARK_END}"
-    old = path.read_text(encoding="utf-8") if path.is_file() else f"{MARK_BEGIN}\n{MARK_END}\n"
-    head, _, rest = old.partition(MARK_BEGIN)
-    _, _, tail = rest.partition(MARK_END)
+def write_generated(text: str, path: Path = REPORT, *, name: str = "") -> None:
+    """Replace the part of ``path`` between the generated markers (create it if missing);
+    ``name``: a second generated part's own markers (appended at the end when missing)."""
+    begin, end = (MARK_BEGIN, MARK_END) if not name else (
+        MARK_BEGIN.replace(":begin", f":{name}:begin"), MARK_END.replace(":end", f":{name}:end")
+    )  # fmt: skip
+    block = f"{begin}\n{text.strip()}\n{end}"
+    old = path.read_text(encoding="utf-8") if path.is_file() else f"{begin}\n{end}\n"
+    head, found, rest = old.partition(begin)
+    if not found:
+        head, rest = head.rstrip("\n") + "\n\n", end + "\n"
+    _, _, tail = rest.partition(end)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(head + block + tail, encoding="utf-8")
 

@@ -64,6 +64,24 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     train.add_argument(
         "--l2", type=float, help="fixed L2 penalty of the logistic head (default: picked on dev)"
     )
+    train.add_argument(
+        "--nap-dim",
+        type=int,
+        metavar="K",
+        help="stage synth: project the top K directions along which the training sources of a "
+        "class differ out of the features before the fit (TrainConfig.nap_dim; default 0, off; "
+        "docs/unseen_sources.md)",
+    )
+    train.add_argument(
+        "--nap-classes",
+        help="with --nap-dim: 'people', the people sources' scatter (default), or 'both', "
+        "each class's",
+    )
+    train.add_argument(
+        "--nap-per-block",
+        action="store_true",
+        help="with --nap-dim: K directions in each feature block instead of over all",
+    )
     fusion = train.add_argument_group("stage fusion (models/training/train_fusion.py)")
     fusion.add_argument(
         "--e2e", type=int, default=120, metavar="N", help="test mixtures run end to end (ASR)"
@@ -214,6 +232,12 @@ def _train_synth(args: argparse.Namespace) -> int:
             cfg = dataclasses.replace(cfg, l2_grid=(args.l2,))
         if args.manifests:
             cfg = dataclasses.replace(cfg, manifests=tuple(args.manifests.split(",")))
+        if args.nap_dim is not None:
+            cfg = dataclasses.replace(cfg, nap_dim=args.nap_dim,
+                                      nap_classes=args.nap_classes or cfg.nap_classes,
+                                      nap_per_block=args.nap_per_block)  # fmt: skip
+        elif args.nap_classes or args.nap_per_block:
+            raise ValueError("--nap-classes and --nap-per-block go with --nap-dim")
     except ValueError as exc:
         print(f"robocall train: {exc}", file=sys.stderr)
         return 2

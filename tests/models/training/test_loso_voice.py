@@ -4,6 +4,7 @@ halves, the per-source fold loop and the selection."""
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections import Counter
 from pathlib import Path
 
@@ -16,7 +17,9 @@ from models.training.corpus import CorpusRow
 from models.training.eval_sources import tied_to_source
 from models.training.loso_voice import (
     GE2E_BASE,
+    NAP_BASE,
     PARTS,
+    VARIANTS,
     FoldData,
     Variant,
     appended_columns,
@@ -25,10 +28,13 @@ from models.training.loso_voice import (
     ge2e_variants,
     group_standardise,
     held_out_sources,
+    main,
+    nap_variants,
     paired_figures,
     raw_parts,
     run_folds,
     source_halves,
+    source_probe,
     source_stratum,
     summary,
     transform_features,
@@ -37,6 +43,7 @@ from models.training.loso_voice import (
 from models.training.loso_voice_report import part_shifts, render
 from models.training.synth_data import ClipFeatures, TrainConfig
 from models.training.synth_fit import fit_density
+from models.training.text_features import MARK_BEGIN, MARK_END
 from tests.models.support import corpus_row as row
 from tests.models.support import fold_world_rows
 
@@ -281,3 +288,70 @@ def test_paired_figures_measure_the_change_against_the_reference() -> None:
     assert got["mean_auc"][1] > 0 and got["zh"]["eer"][0] < 0
     only_en = paired_figures(better, ref, {"pen", "ren"}, rounds=50)
     assert set(only_en) == {"en", "mean_auc"}
+
+
+def test_nap_variants_keep_the_shipped_settings_and_change_only_the_projection() -> None:
+    cfg = TrainConfig(spec=FeatureSpec(blocks=("whisper", "lfcc", "aasist"))).resolved(
+        l2=0.01, copy_weight=0.3, density_alpha=0.5, row_weights="source"
+    )
+    variants = nap_variants(cfg)
+    base = variants[0]
+    assert base.name == NAP_BASE and base.nap_dim == 0
+    assert (base.l2, base.density_alpha, base.source_weights) == (0.01, 0.5, True)
+    assert len({v.name for v in variants}) == len(variants) == 10
+    assert not {v.name for v in variants} & {v.name for v in VARIANTS}  # a separate study
+    for v in variants[1:]:
+        off = dataclasses.replace(v, name=NAP_BASE, nap_dim=0, nap_classes="people",
+                                  nap_per_block=False)  # fmt: skip
+        assert off == base and v.nap_dim > 0
+
+
+def test_source_probe_cannot_name_a_chain_once_its_offsets_are_projected_out(
+    rng: np.random.Generator,
+) -> None:
+    """Four people sources that differ only by an offset along a few directions: named from
+    the features, at chance after a projection learnt inside each fold."""
+    rows, tel = [], {}
+    offsets = rng.normal(size=(4, 6)) * 3.0
+    for s in range(4):
+        for i in range(30):
+            r = row(f"s{s}_{i}", source=f"s{s}", speaker=f"s{s}_spk{i % 6}")
+            x = rng.normal(size=(1, 6)) + offsets[s]
+            rows.append(r)
+            tel[r.id] = ClipFeatures(r.id, np.asarray([[0.0, 3.0]]), x)
+    layout = {"a": np.arange(3), "b": np.arange(3, 6)}
+    plain = source_probe(rows, tel, layout)
+    assert plain["all blocks"]["balanced_accuracy"] > 0.9 and plain["a"]["chance"] == 0.25
+    projected = source_probe(rows, tel, layout, nap=Variant("nap", nap_dim=3))
+    assert set(projected) == {"a", "b", "all blocks"}  # no sub-block subsets after a projection
+    assert projected["all blocks"]["balanced_accuracy"] < 0.45
+    per_block = source_probe(rows, tel, layout, nap=Variant("nap", nap_dim=3, nap_per_block=True))
+    assert per_block["b"]["balanced_accuracy"] < 0.45
+
+
+def test_the_nap_study_renders_into_its_own_generated_part(tmp_path: Path) -> None:
+    halves = {"pa": "choose", "ra": "choose", "pb": "report", "rb": "report"}
+    records = []
+    for lang, people, robots in (("en", "pa", "ra"), ("zh", "pb", "rb")):
+        records += _records(people, lang, y=0, score=-1.0) + _records(robots, lang, y=1, score=1.0)
+    train = {"train_people": dict.fromkeys(PARTS, 0.0), "train_robots": dict.fromkeys(PARTS, 0.0)}
+    variant = {"variant": {"name": NAP_BASE}, "records": records, "criterion": 0.5,
+               "summary": summary(records, halves),
+               "folds": {s: {**train, "fit_s": None} for s in halves}}  # fmt: skip
+    probe = {"all blocks": {"balanced_accuracy": 0.2, "chance": 0.25, "sources": 4, "rows": 9}}
+    out = {
+        "seconds": 3.0, "head": "ab" * 32, "halves": halves, "strata": dict.fromkeys(halves, "x"),
+        "samples": {s: {"human en": 6} for s in halves}, "chosen": "nap people k2",
+        "variants": {NAP_BASE: variant, "nap people k2": variant}, "base": NAP_BASE,
+        "probe": probe, "probe_projected": probe, "command": "python -m x --nap",
+    }  # fmt: skip
+    results, report = tmp_path / "nap.json", tmp_path / "page.md"
+    results.write_text(json.dumps(out))
+    report.write_text(f"# Page\n\nBy hand.\n\n{MARK_BEGIN}\nmain study\n{MARK_END}\n")
+    args = ["--nap", "--render", "--results", str(results), "--report", str(report)]
+    assert main(args) == 0
+    text = report.read_text()
+    assert text.startswith(f"# Page\n\nBy hand.\n\n{MARK_BEGIN}\nmain study\n{MARK_END}\n")
+    assert "<!-- generated:nap:begin -->\nGenerated by `python -m x --nap`" in text
+    assert "After **nap people k2**'s projection" in text and text.endswith("nap:end -->\n")
+    assert main(args) == 0 and report.read_text() == text  # a rerun replaces its own part only

@@ -1,5 +1,6 @@
 """The voice head's fitting helpers: the report sets, the row weightings of the recipe and
-their grid (``models.training.synth_fit``, ``synth_data.TrainConfig``, ``evaluate.nested_fit``)."""
+their grid, the nuisance attribute projection (``models.training.synth_fit``,
+``synth_data.TrainConfig``, ``evaluate.nested_fit``)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,17 @@ import numpy as np
 import pytest
 
 from models.synth_head import LogisticHead
+from models.training import metrics as M
 from models.training.corpus import CorpusRow
 from models.training.evaluate import config_from_head, nested_fit
 from models.training.synth_data import ROW_WEIGHTINGS, TrainConfig
 from models.training.synth_fit import (
     fit_head,
+    fit_logistic,
     fit_weights,
+    nuisance_directions,
+    nuisance_of,
+    project_out,
     report_sets,
     row_weights,
     source_balanced_weights,
@@ -138,3 +144,108 @@ def test_nested_fit_chooses_the_row_weighting_inside_the_fold(
         cfg=cfg.resolved(l2=0.1, copy_weight=0.3, density_alpha=0.0, row_weights=picked),
     )  # fmt: skip
     np.testing.assert_allclose(head.coef, refit.coef)
+
+
+def _channel_world(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, list[CorpusRow]]:
+    """Four people and two robot sources; the class lies along column 0, each source's
+    recording chain shifts it along column 1 (a nuisance direction the sources share; the
+    training people's chains happen to sit above the robots', so a plain fit credits it),
+    columns 2-3 are noise."""
+    offsets = {"p0": 0.5, "p1": 1.0, "p2": 1.5, "p3": 2.0, "r0": -1.0, "r1": -0.5}
+    rows = [row(f"{s}_{i}", label="robot" if s[0] == "r" else "human", family=s, source=s)
+            for s in offsets for i in range(100)]  # fmt: skip
+    y = np.asarray([r.label == "robot" for r in rows], dtype=np.int64)
+    x = rng.normal(size=(len(rows), 4))
+    x[:, 0] += 2.0 * y
+    x[:, 1] += 4.0 * np.asarray([offsets[r.source] for r in rows])
+    return x, y, rows
+
+
+def _standardised(x: np.ndarray) -> np.ndarray:
+    return (x - x.mean(axis=0)) / x.std(axis=0)
+
+
+def _standardised_world(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """:func:`_channel_world` standardised: rows, labels and each row's source."""
+    x, y, rows = _channel_world(rng)
+    return _standardised(x), y, [r.source for r in rows]
+
+
+def test_nuisance_directions_remove_the_shared_source_direction_and_keep_the_class(
+    rng: np.random.Generator,
+) -> None:
+    z, y, groups = _standardised_world(rng)
+    u = nuisance_directions(z, y, groups, dim=1)
+    assert u.shape == (1, 4)
+    assert abs(u[0, 1]) > 0.95 and abs(u[0, 0]) < 0.1  # the chain's direction, not the class
+    np.testing.assert_allclose(u @ u.T, np.eye(1), atol=1e-12)
+    projected = project_out(z, u)
+    source = np.asarray(groups)
+
+    def spread(values: np.ndarray) -> float:  # of the people sources' means
+        return float(np.std([values[(source == s) & (y == 0)].mean() for s in set(source[y == 0])]))
+
+    assert spread(projected[:, 1]) < 0.1 * spread(z[:, 1])  # the chains' offsets are gone
+    np.testing.assert_allclose(projected[:, 0], z[:, 0], atol=0.2)  # the class column stays
+    assert M.roc_auc(y, projected[:, 0]) > 0.9
+    again = nuisance_directions(z.copy(), y.copy(), list(groups), dim=1)
+    np.testing.assert_array_equal(again, u)  # deterministic
+
+
+def test_nuisance_directions_stop_at_the_scatter_rank_and_count_robots_only_when_asked(
+    rng: np.random.Generator,
+) -> None:
+    z, y, groups = _standardised_world(rng)
+    assert nuisance_directions(z, y, groups, dim=10).shape == (3, 4)  # 4 people sources
+    assert nuisance_directions(z, y, groups, dim=10, classes="both").shape == (4, 4)  # + 2 - 1
+    assert nuisance_directions(z, y, groups, dim=0).shape == (0, 4)
+    people = y == 0
+    alone = nuisance_directions(z[people], y[people], list(np.asarray(groups)[people]), dim=10)
+    with_robots = nuisance_directions(z, y, groups, dim=10)
+    np.testing.assert_allclose(np.abs(alone), np.abs(with_robots))  # robot rows do not count
+    blocks = np.asarray(["a", "a", "b", "b"], dtype=object)
+    per_block = nuisance_directions(z, y, groups, dim=1, col_blocks=blocks)
+    assert per_block.shape == (2, 4)
+    assert not per_block[0, 2:].any() and not per_block[1, :2].any()  # zero outside its block
+    assert abs(per_block[0, 1]) > 0.95
+
+
+def test_projected_fit_has_no_coefficient_along_the_directions_and_is_the_identity_when_off(
+    rng: np.random.Generator,
+) -> None:
+    x, y, rows = _channel_world(rng)
+    cfg = TrainConfig().resolved(l2=0.01, copy_weight=0.3, density_alpha=0.0, row_weights="source")
+    plain = fit_head(x, y, cfg=cfg, rows=rows)
+    assert nuisance_of(y, rows, cfg, col_blocks=None) is None
+    mean, scale, coef, intercept = fit_logistic(x, y, l2=0.01, weights=row_weights(rows, cfg))
+    np.testing.assert_array_equal(plain.coef, coef)  # nap_dim 0: the fit as before
+    assert plain.intercept == intercept
+    np.testing.assert_array_equal(project_out(x, np.zeros((0, 4))), x)
+    projected = fit_head(x, y, cfg=dataclasses.replace(cfg, nap_dim=1), rows=rows)
+    u = nuisance_directions(_standardised(x), y, [r.source for r in rows], dim=1)
+    assert abs(float(projected.coef @ u[0])) < 1e-12
+    assert abs(projected.coef[1]) < 0.2 * abs(plain.coef[1])  # the chain's credit goes
+    assert projected.coef[0] > 1.0  # the class keeps its weight
+    again = fit_head(x, y, cfg=dataclasses.replace(cfg, nap_dim=1), rows=rows)
+    np.testing.assert_array_equal(again.coef, projected.coef)
+    per_block = dataclasses.replace(cfg, nap_dim=1, nap_per_block=True)
+    with pytest.raises(ValueError, match="block of each column"):
+        nuisance_of(y, rows, per_block, col_blocks=None)
+
+
+def test_projection_settings_are_validated_and_recorded_old_configs_read_as_off() -> None:
+    cfg = TrainConfig(nap_dim=8, nap_classes="both", nap_per_block=True)
+    again = TrainConfig.from_dict(cfg.to_dict())
+    assert (again.nap_dim, again.nap_classes, again.nap_per_block) == (8, "both", True)
+    old = TrainConfig().to_dict()
+    for key in ("nap_dim", "nap_classes", "nap_per_block"):
+        del old[key]
+    assert TrainConfig.from_dict(old).nap_dim == 0
+    head = LogisticHead(
+        np.zeros(2), np.ones(2), np.zeros(2), 0.0, meta={"training": {"config": old}}
+    )
+    assert config_from_head(head).nap_dim == 0
+    with pytest.raises(ValueError, match="nap_dim"):
+        TrainConfig(nap_dim=-1)
+    with pytest.raises(ValueError, match="nap_classes"):
+        TrainConfig(nap_classes="robots")

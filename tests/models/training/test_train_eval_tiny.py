@@ -182,6 +182,13 @@ def test_train_refuses_a_bad_l2() -> None:
     assert main(["train", "--quick", "--features", "lfcc", "--l2", "-1"]) == 2
 
 
+def test_train_refuses_a_bad_projection() -> None:
+    assert main(["train", "--quick", "--features", "lfcc", "--nap-dim", "-1"]) == 2
+    assert main(["train", "--quick", "--features", "lfcc", "--nap-classes", "both"]) == 2
+    assert main(["train", "--quick", "--features", "lfcc", "--nap-dim", "2",
+                 "--nap-classes", "robots"]) == 2  # fmt: skip
+
+
 class SpectrumEmbedder:
     """Stands in for AASIST as the aasist block: 160 log-spectrum bins of the clip's start."""
 
@@ -262,6 +269,15 @@ def test_train_chooses_the_row_weighting_and_records_it(tiny_corpus: Path, tmp_p
     one = train(source, run_dir=tmp_path / "one", weights_path=tmp_path / "one.npz", encoder=None)
     assert list(one.head.meta["training"]["config"]["row_weights_grid"]) == ["source"]
     assert one.head.meta["training"]["selection_table"] == {}
+
+    # The nuisance projection is fitted in and recorded with the head (off: the head above).
+    assert one.head.meta["training"]["config"]["nap_dim"] == 0
+    nap = dataclasses.replace(source, nap_dim=1)
+    projected = train(nap, run_dir=tmp_path / "nap", weights_path=tmp_path / "nap.npz",
+                      encoder=None)  # fmt: skip
+    saved = LogisticHead.load(tmp_path / "nap.npz").meta["training"]["config"]
+    assert (saved["nap_dim"], saved["nap_classes"], saved["nap_per_block"]) == (1, "people", False)
+    assert not np.allclose(projected.head.coef, one.head.coef)
 
 
 def test_clip_features_append_the_cached_embedding_to_every_window(tiny_corpus: Path) -> None:
