@@ -23,9 +23,9 @@ optionally the text of each turn:
   on two legs cut from the mix by the diarised turns (:func:`party_legs`), as a stereo call's
   channels give them; the legs' turns hold on down to the mix's speech gate
   (``LEG_HOLD_DB``), as the mix's noise floor is both lines' noise. With that hold the mono
-  recorded-robot calls score 4.3 % EER on dev (8.1 % without) and 12.5 % on test (18.2 %),
-  the shipped fusion not refitted (``bench/mono_gap.py``, docs/evaluation_calls.md, "Timing
-  on one channel").
+  recorded-robot calls score 4.3 % EER on dev (8.1 % without) and 12.5 % on test (18.2 %)
+  with the fusion fitted before it (``bench/mono_gap.py``), and 12.5 % on the verdict page's
+  test calls after the refit (docs/evaluation_calls.md, "Timing on one channel").
 
 Each cue is an :class:`Evidence` with its span and a plain sentence; weights are hand-set from
 the dev split of the simulated calls (``docs/evaluation_calls.md``), each within
