@@ -47,7 +47,7 @@ import math
 import sys
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -418,10 +418,13 @@ def run_folds(
     *,
     cache: Path | None,
     extra: str = "",
+    fitter: Callable[..., LogisticHead] = fit_fold,
 ) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
     """Every source held out in turn: fit without the rows tied to it, calibrate, score its
     sample. Returns the records and, per source, the fold's facts (rows, Platt, the mean raw
-    logit parts of the fold's training people and robots, fit seconds when not cached)."""
+    logit parts of the fold's training people and robots, fit seconds when not cached).
+    ``fitter``: :func:`fit_fold` or one with its signature (``extra`` must then name it: the
+    cache key holds :func:`fit_fold`'s code, not the fitter's)."""
     records: list[dict[str, Any]] = []
     folds: dict[str, dict[str, Any]] = {}
     for source, held in sources.items():
@@ -434,8 +437,8 @@ def run_folds(
             head = LogisticHead.load(path)
         else:
             started = time.monotonic()
-            fitted = fit_fold(variant, fit, data.tel, cfg, col_blocks=data.col_blocks,
-                              densities=data.densities)  # fmt: skip
+            fitted = fitter(variant, fit, data.tel, cfg, col_blocks=data.col_blocks,
+                            densities=data.densities)  # fmt: skip
             head = calibrated_head(fitted, cal, data.inf, data.quantile)
             seconds = round(time.monotonic() - started, 2)
             if path is not None:
@@ -859,6 +862,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="the nuisance attribute projection study instead (nap_variants, against the "
         "shipped settings; report in the second generated part of the default report)",
     )
+    parser.add_argument("--chainaug", action="store_true", help="the recording-chain copies "
+                        "study instead (models/training/loso_chainaug.py)")  # fmt: skip
     parser.add_argument(
         "--ge2e-alone",
         action="store_true",
@@ -879,6 +884,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.nap and args.ge2e:
         parser.error("--nap and --ge2e are separate studies")
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    if args.chainaug:
+        from models.training.loso_chainaug import main as chainaug_main
+
+        command = " ".join(["python -m models.training.loso_voice", *(argv or sys.argv[1:])])
+        return chainaug_main(render_only=args.render, command=command)
     results = args.results or (GE2E_RESULTS if args.ge2e else NAP_RESULTS if args.nap else RESULTS)
     report = args.report or (GE2E_REPORT if args.ge2e else REPORT)
     if args.render:
