@@ -210,7 +210,12 @@ def run_arm(
     for v in variants:
         cols, col_blocks = variant_columns(v.base, layout)
         data = FoldData(
-            pool=pool + (copy_rows if v.copy_weight > 0 else []),
+            pool=pool
+            + [
+                c
+                for c in copy_rows
+                if v.copy_weight > 0 and (c.label == "human" or not v.people_only)
+            ],  # fmt: skip
             calibration=calibration,
             links=[*rows, *calls, *copy_rows],
             tel=transform_features(tel, source_of, cols, norm=v.base.source_norm),
@@ -291,7 +296,8 @@ def render(out: dict[str, Any]) -> str:
         "",
     ]
     for arm, result in out["arms"].items():
-        body = render_arm(result).replace("\n### ", "\n#### ")
+        named = result | {"command": f"{out.get('command', '--chainaug')}` arm `{arm}"}
+        body = render_arm(named).replace("\n### ", "\n#### ")
         lines += [f"### Arm: {arm}", "", body]
     lines += ["### Is the recording source still named on the copies? (people only, unseen "
               "speakers, Whisper and LFCC blocks)", "", "The originals:", ""]  # fmt: skip

@@ -1,7 +1,8 @@
 """Why the voice head calls people from unseen sources synthetic: leave one source out, voice
 alone, from cached features (issue 12).
 
-    python -m models.training.loso_voice [--ge2e | --nap] [--variant NAME ...] [--render]
+    python -m models.training.loso_voice [--ge2e | --nap | --chainaug] [--variant NAME ...]
+                                         [--render]
 
 For every shared source (and ``tts_en``) with enough English or Mandarin clips, the
 synthetic-voice head is refitted without every row tied to that source (its rows, and any row
@@ -28,7 +29,8 @@ with the GE2E speaker-embedding blocks of ``ge2e_features.py`` added or alone), 
 change against the shipped settings paired by clip (:func:`paired_figures`); its report goes
 under ``runs/`` and ``docs/voice_generalisation.md`` section 8 quotes it. ``--nap`` runs the
 nuisance attribute projection study (:func:`nap_variants`, against the shipped settings); its
-tables go to a second generated part of ``docs/unseen_sources.md``.
+tables go to a second generated part of ``docs/unseen_sources.md``. ``--chainaug`` runs the
+recording-chain copies study (``loso_chainaug.py``), into a third generated part.
 
 About 900 lines in one module: the variants, the pure parts they are built from, the fold
 loop and the figures the selection reads share one record layout; the report is apart
