@@ -1,8 +1,7 @@
 """Why the voice head calls people from unseen sources synthetic: leave one source out, voice
 alone, from cached features (issue 12).
 
-    python -m models.training.loso_voice [--ge2e | --nap | --chainaug] [--variant NAME ...]
-                                         [--render]
+    python -m models.training.loso_voice [--ge2e | --nap] [--variant NAME ...] [--render]
 
 For every shared source (and ``tts_en``) with enough English or Mandarin clips, the
 synthetic-voice head is refitted without every row tied to that source (its rows, and any row
@@ -29,8 +28,8 @@ with the GE2E speaker-embedding blocks of ``ge2e_features.py`` added or alone), 
 change against the shipped settings paired by clip (:func:`paired_figures`); its report goes
 under ``runs/`` and ``docs/voice_generalisation.md`` section 8 quotes it. ``--nap`` runs the
 nuisance attribute projection study (:func:`nap_variants`, against the shipped settings); its
-tables go to a second generated part of ``docs/unseen_sources.md``. ``--chainaug`` runs the
-recording-chain copies study (``loso_chainaug.py``), into a third generated part.
+tables go to a second generated part of ``docs/unseen_sources.md``. The recording-chain copies
+study has its own entry point on this harness (``loso_chainaug.py``).
 
 About 900 lines in one module: the variants, the pure parts they are built from, the fold
 loop and the figures the selection reads share one record layout; the report is apart
@@ -864,8 +863,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="the nuisance attribute projection study instead (nap_variants, against the "
         "shipped settings; report in the second generated part of the default report)",
     )
-    parser.add_argument("--chainaug", action="store_true", help="the recording-chain copies "
-                        "study instead (models/training/loso_chainaug.py)")  # fmt: skip
     parser.add_argument(
         "--ge2e-alone",
         action="store_true",
@@ -886,11 +883,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.nap and args.ge2e:
         parser.error("--nap and --ge2e are separate studies")
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
-    if args.chainaug:
-        from models.training.loso_chainaug import main as chainaug_main
-
-        command = " ".join(["python -m models.training.loso_voice", *(argv or sys.argv[1:])])
-        return chainaug_main(render_only=args.render, command=command)
     results = args.results or (GE2E_RESULTS if args.ge2e else NAP_RESULTS if args.nap else RESULTS)
     report = args.report or (GE2E_REPORT if args.ge2e else REPORT)
     if args.render:
