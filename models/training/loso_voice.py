@@ -28,7 +28,8 @@ with the GE2E speaker-embedding blocks of ``ge2e_features.py`` added or alone), 
 change against the shipped settings paired by clip (:func:`paired_figures`); its report goes
 under ``runs/`` and ``docs/voice_generalisation.md`` section 8 quotes it. ``--nap`` runs the
 nuisance attribute projection study (:func:`nap_variants`, against the shipped settings); its
-tables go to a second generated part of ``docs/unseen_sources.md``.
+tables go to a second generated part of ``docs/unseen_sources.md``. The recording-chain copies
+study has its own entry point on this harness (``loso_chainaug.py``).
 
 About 900 lines in one module: the variants, the pure parts they are built from, the fold
 loop and the figures the selection reads share one record layout; the report is apart
@@ -47,7 +48,7 @@ import math
 import sys
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -418,10 +419,13 @@ def run_folds(
     *,
     cache: Path | None,
     extra: str = "",
+    fitter: Callable[..., LogisticHead] = fit_fold,
 ) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
     """Every source held out in turn: fit without the rows tied to it, calibrate, score its
     sample. Returns the records and, per source, the fold's facts (rows, Platt, the mean raw
-    logit parts of the fold's training people and robots, fit seconds when not cached)."""
+    logit parts of the fold's training people and robots, fit seconds when not cached).
+    ``fitter``: :func:`fit_fold` or one with its signature (``extra`` must then name it: the
+    cache key holds :func:`fit_fold`'s code, not the fitter's)."""
     records: list[dict[str, Any]] = []
     folds: dict[str, dict[str, Any]] = {}
     for source, held in sources.items():
@@ -434,8 +438,8 @@ def run_folds(
             head = LogisticHead.load(path)
         else:
             started = time.monotonic()
-            fitted = fit_fold(variant, fit, data.tel, cfg, col_blocks=data.col_blocks,
-                              densities=data.densities)  # fmt: skip
+            fitted = fitter(variant, fit, data.tel, cfg, col_blocks=data.col_blocks,
+                            densities=data.densities)  # fmt: skip
             head = calibrated_head(fitted, cal, data.inf, data.quantile)
             seconds = round(time.monotonic() - started, 2)
             if path is not None:

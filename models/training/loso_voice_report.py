@@ -141,7 +141,7 @@ def _paired_table(out: dict[str, Any], base_name: str) -> list[str]:
     ]
 
 
-def _probe_table(probe: dict[str, dict[str, Any]]) -> list[str]:
+def probe_table(probe: dict[str, dict[str, Any]]) -> list[str]:
     return markdown_table(
         ["features", "balanced accuracy", "chance", "sources", "clips"],
         [[k, _num(v["balanced_accuracy"], pct=True), _num(v["chance"], pct=True),
@@ -213,11 +213,11 @@ def render(out: dict[str, Any]) -> str:
         )  # fmt: skip
         lines += [""]
     lines += ["### Which features name the recording chain (people only, unseen speakers)", ""]
-    lines += _probe_table(out["probe"])
+    lines += probe_table(out["probe"])
     if "probe_projected" in out:
         lines += ["", f"After **{chosen}**'s projection (learnt inside each cross-validation fold "
                   "from its own training speakers' sources):", ""]  # fmt: skip
-        lines += _probe_table(out["probe_projected"])
+        lines += probe_table(out["probe_projected"])
     fit_s = [f["fit_s"] for f in base["folds"].values() if f["fit_s"] is not None]
     if fit_s:
         lines += ["", f"One fold's fit and calibration ({base['variant']['name']}): "

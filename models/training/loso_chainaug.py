@@ -1,0 +1,337 @@
+"""Recording-chain copies in the synthetic-voice head's training, leave one source out (issue 12).
+
+    python -m models.training.loso_chainaug [--render]
+
+A separate study on ``loso_voice``'s harness (its halves, folds, fold cache, figures and
+report): on top of the shipped session-7 recipe, the training pool's rows with or without one
+recording-chain copy each (``chain_copies``: colouration, room and RawBoost-style distortion
+before the row's own telephone window). A copy is tied to its original (same source, speaker and
+utterance), so a held-out source's copies leave its fold with it.
+
+Two arms, their candidates fixed (with the adoption rule, in ``docs/unseen_sources.md``) before
+any result: the shipped blocks (Whisper + LFCC + AASIST; a copy carries its original's AASIST
+vector, not recomputed) and Whisper + LFCC alone (every block of a copy sees its chain). In each
+arm: originals only (the reference), copies of both classes at weight 1 and 0.5 of their
+original's, and the people's copies alone at weight 1. The choice in each arm: the best mean
+per-language AUC on the *choose* half, reported on the *report* half paired against the arm's
+reference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import functools
+import hashlib
+import inspect
+import json
+import logging
+import sys
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from models.synth_head import LogisticHead, PeopleDensity
+from models.training.chain_copies import (
+    DEFAULT_CHAIN,
+    chain_digest,
+    collect_copies,
+    copy_id,
+    copy_row,
+    original_id,
+    with_original_aasist,
+)
+from models.training.corpus import REPO_DIR, CorpusRow, dev_halves
+from models.training.loso_voice import (
+    HALVES,
+    NAP_BASE,
+    FoldData,
+    Variant,
+    cache_dir,
+    choose,
+    criterion,
+    held_out_sources,
+    paired_deltas,
+    paired_figures,
+    run_folds,
+    scored_sample,
+    shipped_variant,
+    source_halves,
+    source_probe,
+    source_stratum,
+    summary,
+    transform_features,
+    variant_columns,
+)
+from models.training.synth_data import ClipFeatures, TrainConfig
+from models.training.synth_fit import (
+    block_columns,
+    fit_density,
+    fit_logistic,
+    is_copy,
+    nuisance_of,
+    row_weights,
+    stack,
+)
+
+log = logging.getLogger(__name__)
+
+RESULTS = REPO_DIR / "runs" / "loso_voice" / "chainaug.json"
+MARK = "chainaug"  # this study's generated part of docs/unseen_sources.md
+WINDOW_BLOCKS_BASE = "whisper+lfcc (session 7)"  # the second arm's reference
+
+
+@dataclass(frozen=True, slots=True)
+class ChainVariant:
+    """A recipe of ``loso_voice`` (``base``) fitted with or without the chain copies."""
+
+    base: Variant
+    copy_weight: float = 0.0  # a copy's weight relative to its original's (0: no copies)
+    people_only: bool = False  # copies of people only
+
+    @property
+    def name(self) -> str:
+        return self.base.name
+
+
+def chain_variants(cfg: TrainConfig) -> dict[str, tuple[ChainVariant, ...]]:
+    """The two arms, fixed before any result: the shipped settings (``cfg``) on all their
+    blocks, and on Whisper + LFCC alone; each without copies (its reference), with both
+    classes' copies at weight 1 and 0.5, and with the people's copies alone at weight 1."""
+    ref = shipped_variant(cfg, NAP_BASE)
+    window = dataclasses.replace(
+        ref, name=WINDOW_BLOCKS_BASE, blocks=tuple(b for b in ref.blocks if b != "aasist")
+    )
+    arms: dict[str, tuple[ChainVariant, ...]] = {}
+    for arm, base, prefix in (("all blocks", ref, ""), ("whisper+lfcc", window, "whisper+lfcc ")):
+        arms[arm] = (
+            ChainVariant(base),
+            ChainVariant(dataclasses.replace(base, name=f"{prefix}+ chain copies x1"), 1.0),
+            ChainVariant(dataclasses.replace(base, name=f"{prefix}+ chain copies x0.5"), 0.5),
+            ChainVariant(
+                dataclasses.replace(base, name=f"{prefix}+ people's chain copies x1"), 1.0, True
+            ),
+        )
+    return arms
+
+
+def augmented_weights(
+    originals: Sequence[CorpusRow], copies: Sequence[CorpusRow], cfg: TrainConfig, *, weight: float
+) -> np.ndarray:
+    """Row weights of ``originals`` then ``copies``: the originals' as the recipe weighs them
+    (``synth_fit.row_weights``), each copy ``weight`` times its original's, then each class
+    rescaled to the same total (mean weight 1, as the recipe's)."""
+    base = row_weights(originals, cfg)
+    index = {r.id: i for i, r in enumerate(originals)}
+    w = np.concatenate([base, weight * base[[index[original_id(c.id)] for c in copies]]])
+    y = np.asarray([r.label == "robot" for r in [*originals, *copies]])
+    totals = np.where(y, w[y].sum(), w[~y].sum())
+    return np.asarray(w / np.maximum(totals, 1e-12) * len(y) / 2)
+
+
+def fit_with_copies(
+    variant: Variant,
+    rows: Sequence[CorpusRow],
+    tel: dict[str, ClipFeatures],
+    cfg: TrainConfig,
+    *,
+    col_blocks: np.ndarray | None = None,
+    densities: dict[str, PeopleDensity] | None = None,
+    weight: float,
+    people_only: bool,
+) -> LogisticHead:
+    """``loso_voice.fit_fold``'s head on the originals among ``rows`` and their chain copies
+    (of people only with ``people_only``), weighted by :func:`augmented_weights`; the people
+    density, when the variant has one, on the people of both."""
+    originals = [r for r in rows if original_id(r.id) == r.id]
+    x_o, y_o, kept_o = stack(tel, originals)
+    have = {r.id for r in kept_o}
+    wanted = [r for r in rows if r.id not in have and original_id(r.id) in have
+              and (r.label == "human" or not people_only)]  # fmt: skip
+    x_c, y_c, kept_c = stack(tel, wanted)
+    x = np.concatenate([x_o, x_c]) if kept_c else x_o
+    y = np.concatenate([y_o, y_c])
+    weighting = "source" if variant.source_weights else "class"
+    c = dataclasses.replace(
+        cfg.resolved(l2=variant.l2, copy_weight=variant.copy_weight, density_alpha=0.0,
+                     row_weights=weighting),
+        nap_dim=variant.nap_dim, nap_classes=variant.nap_classes,
+        nap_per_block=variant.nap_per_block,
+    )  # fmt: skip
+    mean, scale, coef, intercept = fit_logistic(
+        x, y, l2=variant.l2, weights=augmented_weights(kept_o, kept_c, c, weight=weight),
+        nuisance=nuisance_of(y, [*kept_o, *kept_c], c, col_blocks=col_blocks),
+    )  # fmt: skip
+    head = LogisticHead(mean, scale, coef, intercept)
+    if variant.density_alpha > 0:
+        key = hashlib.sha256(x.tobytes() + y.tobytes()).hexdigest()
+        memo = {} if densities is None else densities
+        if key not in memo:
+            memo[key] = fit_density(x, y, dim=cfg.density_dim)
+        head = head.with_density(memo[key], variant.density_alpha)
+    return head
+
+
+def run_arm(
+    variants: Sequence[ChainVariant],
+    *,
+    inputs: Any,
+    copies: dict[str, ClipFeatures],
+    progress: bool = False,
+) -> dict[str, Any]:
+    """One arm's records, figures, folds and choice, in ``loso_voice.run``'s layout (its
+    ``render`` writes the report); the first variant is the arm's reference."""
+    from models.training.synth_data import manifest_sha256, train_ids
+
+    started = time.monotonic()
+    shipped, cfg, rows, calls = inputs.shipped, inputs.cfg, inputs.rows, inputs.calls
+    fit_ids = train_ids(rows, cfg)
+    pool = [r for r in rows if r.id in fit_ids and r.id in inputs.tel]
+    copied = {original_id(k) for k in copies}
+    copy_rows = [copy_row(r) for r in pool if r.id in copied]
+    tel = inputs.tel | copies
+    select = {k for k, v in dev_halves([*rows, *calls]).items() if v == "select"}
+    sources = held_out_sources([r for r in rows if r.id in inputs.tel])
+    samples = {s: scored_sample(members) for s, members in sources.items()}
+    halves = source_halves({s: source_stratum(m) for s, m in sources.items()})
+    source_of = {r.id: r.source for r in [*rows, *calls, *copy_rows]}
+    calibration = [r for r in [*rows, *calls]
+                   if r.id in select and r.id in inputs.inf and not is_copy(r, cfg)]  # fmt: skip
+    layout = block_columns(cfg.spec.blocks, next(iter(inputs.tel.values())).x.shape[1])
+    extra = json.dumps([shipped.pool_quantile, sorted(manifest_sha256(cfg).values())])
+    out: dict[str, Any] = {
+        "head": shipped.arrays_sha256(), "halves": halves,
+        "strata": {s: source_stratum(m) for s, m in sources.items()},
+        "samples": {s: Counter(f"{r.label} {r.language}" for r in m) for s, m in samples.items()},
+        "variants": {}, "probe": source_probe(rows, inputs.tel, layout),
+    }  # fmt: skip
+    for v in variants:
+        cols, col_blocks = variant_columns(v.base, layout)
+        data = FoldData(
+            pool=pool
+            + [
+                c
+                for c in copy_rows
+                if v.copy_weight > 0 and (c.label == "human" or not v.people_only)
+            ],  # fmt: skip
+            calibration=calibration,
+            links=[*rows, *calls, *copy_rows],
+            tel=transform_features(tel, source_of, cols, norm=v.base.source_norm),
+            inf=transform_features(inputs.inf, source_of, cols, norm=v.base.source_norm),
+            col_blocks=col_blocks,
+            quantile=shipped.pool_quantile,
+        )
+        if v.copy_weight > 0:
+            fitter = functools.partial(fit_with_copies, weight=v.copy_weight,
+                                       people_only=v.people_only)  # fmt: skip
+            key = json.dumps([v.copy_weight, v.people_only, chain_digest(DEFAULT_CHAIN),
+                              inspect.getsource(fit_with_copies),
+                              inspect.getsource(augmented_weights)])  # fmt: skip
+            records, folds = run_folds(v.base, samples, data, cfg, cache=cache_dir(),
+                                       extra=extra + key, fitter=fitter)  # fmt: skip
+        else:  # the reference: loso_voice's own fit (the NAP study's cached folds)
+            records, folds = run_folds(v.base, samples, data, cfg, cache=cache_dir(), extra=extra)
+        out["variants"][v.name] = {
+            "variant": {**dataclasses.asdict(v.base), "chain_copy_weight": v.copy_weight,
+                        "chain_people_only": v.people_only},
+            "records": records, "folds": folds, "summary": summary(records, halves),
+        }  # fmt: skip
+        if progress:
+            log.warning("%s: %.0f s", v.name, time.monotonic() - started)
+    for entry in out["variants"].values():
+        entry["criterion"] = criterion(entry["summary"])
+    base = variants[0].name
+    out["chosen"] = choose({n: e["summary"] for n, e in out["variants"].items()})
+    out["base"] = base
+    report = {s for s, h in halves.items() if h == "report"}
+    reference = out["variants"][base]["records"]
+    out["delta_report"] = paired_deltas(out["variants"][out["chosen"]]["records"], reference,
+                                        report)  # fmt: skip
+    scopes = {h: {s for s, x in halves.items() if x == h} for h in HALVES}
+    for name, entry in out["variants"].items():
+        if name != base:
+            entry["paired"] = {
+                scope: paired_figures(entry["records"], reference, members)
+                for scope, members in [*scopes.items(), ("all", None)]
+            }
+    out["seconds"] = round(time.monotonic() - started, 1)
+    return out
+
+
+def run(*, progress: bool = False) -> dict[str, Any]:
+    """Both arms (:func:`chain_variants`) and the source probe on the people's copies: can a
+    speaker's recording source still be named once a random chain is on top of it?"""
+    from models.training.chain_copies import training_pool
+    from models.training.eval_sources import fold_inputs
+
+    started = time.monotonic()
+    inputs = fold_inputs(None)
+    cfg = inputs.cfg
+    copies = collect_copies(training_pool(cfg), cfg=cfg, encoder=None)  # cached: chain_copies
+    full = with_original_aasist(copies, inputs.tel)
+    out: dict[str, Any] = {"arms": {}, "copies": len(full)}
+    for arm, variants in chain_variants(cfg).items():
+        out["arms"][arm] = run_arm(variants, inputs=inputs, copies=full, progress=progress)
+    copied = [r for r in inputs.rows if copy_id(r.id) in full]
+    layout = block_columns(cfg.spec.blocks, next(iter(inputs.tel.values())).x.shape[1])
+    window = {b: c for b, c in layout.items() if b != "aasist"}
+    out["probe_originals"] = source_probe(copied, inputs.tel, window)
+    out["probe_copies"] = source_probe([copy_row(r) for r in copied], full, window)
+    out["seconds"] = round(time.monotonic() - started, 1)
+    return out
+
+
+def render(out: dict[str, Any]) -> str:
+    """This study's generated part of ``docs/unseen_sources.md``: each arm's tables
+    (``loso_voice_report.render``) and the source probe before and after the chain."""
+    from models.training.loso_voice_report import probe_table
+    from models.training.loso_voice_report import render as render_arm
+
+    lines = [
+        f"Generated by `{out.get('command', 'python -m models.training.loso_chainaug')}` "
+        f"({out['seconds']:.0f} s, {out['copies']} chain copies); this part is rewritten by "
+        "each run.",
+        "",
+    ]
+    for arm, result in out["arms"].items():
+        named = result | {"command": f"{out.get('command', 'loso_chainaug')}` arm `{arm}"}
+        body = render_arm(named).replace("\n### ", "\n#### ")
+        lines += [f"### Arm: {arm}", "", body]
+    lines += ["### Is the recording source still named on the copies? (people only, unseen "
+              "speakers, Whisper and LFCC blocks)", "", "The originals:", ""]  # fmt: skip
+    lines += probe_table(out["probe_originals"])
+    lines += ["", "Their chain copies:", ""]
+    lines += probe_table(out["probe_copies"])
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run (or, with ``--render``, only render) the study: ``RESULTS`` and this study's
+    generated part of ``docs/unseen_sources.md``."""
+    from models.training.loso_voice import REPORT
+    from models.training.text_report import write_generated
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--render", action="store_true", help=f"only rewrite the report's "
+                        f"generated part from {RESULTS}")  # fmt: skip
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    if args.render:
+        out = json.loads(RESULTS.read_text())
+    else:
+        out = run(progress=True)
+        out["command"] = " ".join(["python -m models.training.loso_chainaug",
+                                   *(argv or sys.argv[1:])])  # fmt: skip
+        RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        RESULTS.write_text(json.dumps(out, indent=1, default=float))
+    write_generated(render(out), REPORT, name=MARK)
+    log.warning("wrote %s and %s", REPORT, RESULTS)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
