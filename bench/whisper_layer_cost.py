@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "bench"))
+sys.path[:0] = [str(REPO), str(REPO / "bench")]  # this checkout's code, then bench_pipeline
 
 
 def clock(work: Callable[[], Any]) -> tuple[float, float]:

@@ -29,7 +29,6 @@ import numpy as np
 
 from models.training.corpus import REPO_DIR, dev_halves
 from models.training.loso_voice import (
-    HALVES,
     REPORT,
     FoldData,
     Variant,
@@ -37,8 +36,8 @@ from models.training.loso_voice import (
     choose,
     criterion,
     held_out_sources,
+    pair_with_reference,
     paired_deltas,
-    paired_figures,
     run_folds,
     scored_sample,
     shipped_config,
@@ -157,13 +156,7 @@ def run(variants: Sequence[Variant], *, progress: bool = False) -> dict[str, Any
     out["delta_report"] = paired_deltas(
         out["variants"][out["chosen"]]["records"], reference["records"], report
     )
-    scopes = {h: {s for s, v in halves.items() if v == h} for h in HALVES}
-    for name, v in out["variants"].items():
-        if name != LAYERS_BASE:
-            v["paired"] = {
-                scope: paired_figures(v["records"], reference["records"], members)
-                for scope, members in [*scopes.items(), ("all", None)]
-            }
+    pair_with_reference(out["variants"], LAYERS_BASE, halves)
     out["seconds"] = round(time.monotonic() - started, 1)
     return out
 
@@ -193,7 +186,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         chosen = [v for v in candidates if not wanted or v.name in (*wanted, LAYERS_BASE)]
         out = run(chosen, progress=True)
         out["command"] = " ".join(
-            ["python -m models.training.loso_layers", *(argv or sys.argv[1:])]
+            ["python -m models.training.loso_layers", *(argv if argv is not None else sys.argv[1:])]
         )
         results.parent.mkdir(parents=True, exist_ok=True)
         results.write_text(json.dumps(out, indent=1, default=float))
