@@ -54,7 +54,6 @@ def main() -> None:
 
     import torch
     from bench_pipeline import build_clip
-    from faster_whisper.audio import pad_or_trim
 
     from models.asr import encode_windows, vad_speech
     from models.loading import load_transcriber
@@ -72,11 +71,7 @@ def main() -> None:
         audio = load_audio(path, limits=AudioLimits())
     caller = audio.caller()
     speech, _ = vad_speech(call_channel(caller))
-    features = layers.extractor(speech)
-    content = features.shape[-1] - 1
-    step = layers.extractor.nb_max_frames
-    mels = [pad_or_trim(features[:, s : min(s + step, content)])
-            for s in range(0, max(content, 1), step)]  # fmt: skip
+    mels = layers.padded_windows(speech)
     model = asr.model  # type: ignore[attr-defined]
     cases: dict[str, Callable[[], Any]] = {
         "ct2 int8, 6 layers": lambda: encode_windows(model, speech)

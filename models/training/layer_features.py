@@ -96,25 +96,28 @@ class LayerEncoder:
         n = max(mel.shape[-1] // 2 * 2, 2)
         return self.layer_frames(mel[:, :n])
 
+    def padded_windows(self, speech: np.ndarray) -> list[np.ndarray]:
+        """The log-mel of consecutive 30 s windows of ``speech``, each padded to 3000 frames, cut
+        as :func:`models.asr.encode_windows` cuts them (the last feature frame dropped)."""
+        from faster_whisper.audio import pad_or_trim
+
+        features = self.extractor(speech)
+        content = features.shape[-1] - 1
+        step = self.extractor.nb_max_frames
+        return [pad_or_trim(features[:, s : min(s + step, content)])
+                for s in range(0, max(content, 1), step)]  # fmt: skip
+
     def speech_layers(self, samples: np.ndarray) -> tuple[np.ndarray, Any] | None:
         """The call path's pass (:func:`models.asr.encode_speech` with no window choice): every
         layer's frames of the VAD speech in 30 s windows padded to 3000 mel frames, shape
         (7, frames, 512), and the :class:`models.asr.SpeechFrames` of the last layer (its
         ``chunks`` place any layer's frames); None when the VAD finds no speech."""
-        from faster_whisper.audio import pad_or_trim
-
         from models.asr import FRAME_SAMPLES, SpeechFrames, vad_speech
 
         speech, chunks = vad_speech(np.ascontiguousarray(samples, dtype=np.float32))
         if not chunks:
             return None
-        features = self.extractor(speech)
-        content = features.shape[-1] - 1
-        step = self.extractor.nb_max_frames
-        outputs = [
-            self.layer_frames(pad_or_trim(features[:, s : min(s + step, content)]))
-            for s in range(0, max(content, 1), step)
-        ]
+        outputs = [self.layer_frames(mel) for mel in self.padded_windows(speech)]
         n = -(-speech.size // FRAME_SAMPLES)  # frames beyond the speech encode padding
         frames = np.concatenate(outputs, axis=1)[:, :n]
         return frames, SpeechFrames(np.ascontiguousarray(frames[-1]), chunks)
