@@ -3,7 +3,6 @@ study of ``docs/unseen_sources.md`` with the head's Whisper block replaced by on
 statistics (issue 12).
 
     python -m models.training.loso_layers [--variant NAME ...] [--render]
-    python -m models.training.loso_voice --layers ...   (the same)
 
 The harness is ``loso_voice``'s (its folds, halves, figures, fold cache and report); the
 variants are fixed in :func:`layer_variants` and listed in the docs before any result. The

@@ -885,10 +885,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--report", type=Path, default=None, help=f"default {REPORT}")
     parser.add_argument("--render", action="store_true", help="only rewrite the report's "
                         "generated part from --results")  # fmt: skip
-    if "--layers" in (argv if argv is not None else sys.argv[1:]):  # a study of its own
-        from models.training import loso_layers
-
-        return loso_layers.main([a for a in (argv or sys.argv[1:]) if a != "--layers"])
     args = parser.parse_args(argv)
     if args.ge2e_alone and not args.ge2e:
         parser.error("--ge2e-alone goes with --ge2e")
