@@ -730,6 +730,20 @@ def ge2e_inputs(*, progress: bool = False) -> Any:
     return FoldInputs(shipped, cfg, rows, calls, tel, inf)
 
 
+def pair_with_reference(
+    variants: dict[str, dict[str, Any]], base: str, halves: dict[str, str]
+) -> None:
+    """Each variant's ``paired`` figures against ``base``'s records, by half and over all
+    sources (:func:`paired_figures`), set in place."""
+    scopes = {h: {s for s, v in halves.items() if v == h} for h in HALVES}
+    for name, v in variants.items():
+        if name != base:
+            v["paired"] = {
+                scope: paired_figures(v["records"], variants[base]["records"], members)
+                for scope, members in [*scopes.items(), ("all", None)]
+            }
+
+
 def run(
     variants: Sequence[Variant],
     *,
@@ -829,13 +843,7 @@ def run(
         out["delta_report"] = paired_deltas(
             out["variants"][chosen]["records"], reference["records"], report
         )
-        scopes = {h: {s for s, v in halves.items() if v == h} for h in HALVES}
-        for name, v in out["variants"].items():
-            if name != base:
-                v["paired"] = {
-                    scope: paired_figures(v["records"], reference["records"], members)
-                    for scope, members in [*scopes.items(), ("all", None)]
-                }
+        pair_with_reference(out["variants"], base, halves)
     out["seconds"] = round(time.monotonic() - started, 1)
     return out
 
