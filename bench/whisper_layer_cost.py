@@ -4,8 +4,9 @@
     .venv/bin/python bench/whisper_layer_cost.py [--repeat 3] [--threads 1] [--asr]
 
 Today the head's Whisper block is the last layer of the CTranslate2 int8 encoder pass over the
-call's speech (30 s windows padded to 3000 mel frames), the pass the ASR makes anyway. A head on
-layer k would need a pass of its own: the conv stem and the first k blocks of the same weights
+call's speech (30 s windows padded to 3000 mel frames), a pass of the head's own over the
+``call_channel`` copy (the ASR encodes the decoded audio: ``models/weights/SYNTH_HEAD.md``, step
+3). A head on layer k would run instead the conv stem and the first k blocks of the same weights
 (converted to openai-whisper, float32 torch: CTranslate2's ``Whisper.encode`` has no way to stop
 early). On the same speech of ``bench_pipeline.py``'s 60 s clip (after ``call_channel`` and the
 Silero VAD, as the head's call path), this times side by side, in one process and alternated
