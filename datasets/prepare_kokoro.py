@@ -115,6 +115,8 @@ ZH_FINALS = dict(
     "uo=wo uai=wai uei=wei ui=wei uan=wan uen=wən un=wən uang=waŋ ueng=wəŋ v=y ve=ɥɛ van=ɥɛn "
     "vn=yn m=m n=n ng=ŋ".split()
 )
+TONE_AT = "nucleus"  # where the tone mark goes: chosen by the ASR's CER (datasets/README.md)
+ZH_ROUTE = f"pypinyin, tone at {TONE_AT}"  # a Mandarin row's extra.route
 ZH_APICAL_INITIALS = frozenset({"z", "c", "s", "zh", "ch", "sh", "r"})
 ZH_TONES = {"1": "→", "2": "↗", "3": "↓", "4": "↘", "5": ""}
 ZH_PUNCTUATION = {"，": ",", "、": ",", "。": ".", "？": "?", "！": "!", "；": ";", "：": ":"}
@@ -244,8 +246,12 @@ def english_phonemes(text: str) -> str:
     return " ".join(parts)
 
 
-def pinyin_syllable_ipa(initial: str, final_tone: str) -> str:
-    """One pinyin syllable (pypinyin strict initial, final with tone digit) as IPA + tone mark."""
+def pinyin_syllable_ipa(initial: str, final_tone: str, *, tone_at: str = TONE_AT) -> str:
+    """One pinyin syllable (pypinyin strict initial, final with tone digit) as IPA + tone mark.
+
+    ``tone_at``: "end" puts the mark after the syllable; "nucleus" before a coda n/ŋ (as
+    misaki's pinyin_to_ipa marks the vowel: "xa↓n"), otherwise at the end.
+    """
     tone = final_tone[-1] if final_tone[-1:].isdigit() else "5"
     final = final_tone.rstrip("12345")
     if final == "i" and initial in ZH_APICAL_INITIALS:
@@ -254,10 +260,15 @@ def pinyin_syllable_ipa(initial: str, final_tone: str) -> str:
         vowel = ZH_FINALS[final]
     else:
         raise ValueError(f"unknown pinyin final {final!r}")
-    return ZH_INITIALS[initial] + vowel + ZH_TONES[tone]
+    if tone_at not in ("end", "nucleus"):
+        raise ValueError(f"tone_at must be 'end' or 'nucleus', got {tone_at!r}")
+    mark = ZH_TONES[tone]
+    if tone_at == "nucleus" and len(vowel) > 1 and vowel.endswith(("n", "ŋ")):
+        return ZH_INITIALS[initial] + vowel[:-1] + mark + vowel[-1]
+    return ZH_INITIALS[initial] + vowel + mark
 
 
-def mandarin_phonemes(text: str) -> str:
+def mandarin_phonemes(text: str, *, tone_at: str = TONE_AT) -> str:
     """pypinyin (tone sandhi on) -> IPA syllables; punctuation kept as the vocabulary's marks."""
     from pypinyin import Style
     from pypinyin.contrib.tone_sandhi import ToneSandhiMixin
@@ -277,7 +288,7 @@ def mandarin_phonemes(text: str) -> str:
         if final in ",.!?;:":
             out.append(final + " ")
         elif final.rstrip("12345") in ZH_FINALS:  # pypinyin leaves the neutral tone bare
-            out.append(pinyin_syllable_ipa(initial, final))
+            out.append(pinyin_syllable_ipa(initial, final, tone_at=tone_at))
     return "".join(out).strip()
 
 
@@ -436,7 +447,7 @@ def main(argv: list[str] | None = None) -> int:
             "kind": text.kind,
             "phonemes": phonemes,
             "dropped": dropped,
-            "route": "espeak-ng en-us" if text.language == "en" else "pypinyin",
+            "route": ZH_ROUTE if text.language == "zh" else "espeak-ng en-us",
         }
         duration_s = write_clip(path, samples, sample_rate_hz=SAMPLE_RATE_HZ)
         rows.append(make_row(text, voice, rel=rel, duration_s=duration_s, settings=settings))

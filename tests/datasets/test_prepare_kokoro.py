@@ -84,9 +84,19 @@ def test_pinyin_syllables() -> None:
         K.pinyin_syllable_ipa("b", "xyz2")
 
 
+def test_the_tone_mark_goes_before_a_nasal_coda_or_after_the_syllable() -> None:
+    assert K.pinyin_syllable_ipa("x", "iang2", tone_at="nucleus") == "ɕja↗ŋ"
+    assert K.pinyin_syllable_ipa("x", "iang2", tone_at="end") == "ɕjaŋ↗"
+    assert K.pinyin_syllable_ipa("", "ng2", tone_at="nucleus") == "ŋ↗"  # syllabic: no vowel
+    assert K.pinyin_syllable_ipa("h", "ao3", tone_at="nucleus") == "xau↓"
+    with pytest.raises(ValueError, match="tone_at"):
+        K.pinyin_syllable_ipa("h", "ao3", tone_at="middle")
+
+
 def test_mandarin_phonemes_apply_tone_sandhi_and_keep_neutral_tones() -> None:
     pytest.importorskip("pypinyin")
     assert K.mandarin_phonemes("你好，我们吗？") == "ni↗xau↓, wo↓mənma?"
+    assert K.mandarin_phonemes("前面", tone_at="nucleus") == "ʨʰjɛ↗nmjɛ↘n"
 
 
 def texts(language: str, n: int) -> list:
