@@ -50,6 +50,7 @@ from models.training.eval_sources import (
     clip_evidence,
     example,
     fused_logit,
+    pooled_row,
     spread_sample,
 )
 
@@ -148,21 +149,6 @@ def intelligibility(
     return out
 
 
-def separation(y: np.ndarray, s: np.ndarray, groups: Sequence[str]) -> dict[str, Any]:
-    """AUC and EER with 95 % intervals resampling whole voices / speakers."""
-    if not M.has_both_classes(y):
-        return {"n_human": int((1 - y).sum()), "n_robot": int(y.sum())}
-    ci = M.bootstrap_ci(y, s, groups=list(groups))
-    return {
-        "n_human": int((1 - y).sum()),
-        "n_robot": int(y.sum()),
-        "auc": M.roc_auc(y, s),
-        "auc_ci": ci["auc"],
-        "eer": M.eer(y, s)[0],
-        "eer_ci": ci["eer"],
-    }
-
-
 def called_robot(flags: np.ndarray, groups: Sequence[str]) -> dict[str, Any]:
     rate = float(flags.mean()) if flags.size else float("nan")
     return {"rate": rate, "ci": M.rate_ci(flags, groups), "n": int(flags.size)}
@@ -192,7 +178,7 @@ def tables(
             y = np.array([r["y"] for r in members])
             s = np.array([aasist[r["id"]] if key == "aasist" else r[key] for r in members])
             groups = [r["group"] for r in members]
-            row = separation(y, s, groups)
+            row = pooled_row(y, s, groups)  # intervals by voice / speaker here
             if key != "aasist":
                 cut = threshold if key == "logit" else 0.5
                 flags = sigmoid(s) >= cut
