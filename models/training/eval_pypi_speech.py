@@ -45,6 +45,7 @@ from models.training.eval_sources import (
     fused_logit,
     held_out_samples,
 )
+from models.training.eval_sources_report import with_ci
 from models.training.leakage import held_out_people
 from models.training.tables import markdown_table
 from pipeline.fuse import operating_point, sigmoid
@@ -181,16 +182,6 @@ def tables(records: Sequence[dict[str, Any]], *, threshold: float) -> dict[str, 
     }
 
 
-def _with_ci(row: dict[str, Any], key: str, *, pct: bool) -> str:
-    """``"12.3 % [4.0-20.1]"`` (``pct``) or ``"0.712 [0.601-0.803]"``; ``"-"`` when missing."""
-    if key not in row:
-        return "-"
-    lo, hi = row[f"{key}_ci"]
-    if pct:
-        return f"{M.format_metric(row[key])} [{100 * lo:.1f}-{100 * hi:.1f}]"
-    return f"{row[key]:.3f} [{lo:.3f}-{hi:.3f}]"
-
-
 def render(out: dict[str, Any]) -> str:
     """The generated part of ``docs/evaluation_sources.md`` (no number computed here)."""
     t = out["tables"]
@@ -199,8 +190,8 @@ def render(out: dict[str, Any]) -> str:
             *key.split(" | "),
             f"{row['n']} ({row['judged']}; {row['voice_judged']})",
             str(row["sources"]),
-            _with_ci(row, "called_robot", pct=True),
-            _with_ci(row, "voice_synthetic", pct=True),
+            with_ci(row, "called_robot", pct=True),
+            with_ci(row, "voice_synthetic", pct=True),
             f"{row['voice_log_odds_median']:+.2f}",
         ]
         for key, row in t["rates"].items()
@@ -210,8 +201,8 @@ def render(out: dict[str, Any]) -> str:
             *key.split(" | "),
             str(row["fused_people"]),
             str(row["fused_robots"]),
-            _with_ci(row, "voice_auc", pct=False),
-            _with_ci(row, "fused_auc", pct=False),
+            with_ci(row, "voice_auc", pct=False),
+            with_ci(row, "fused_auc", pct=False),
         ]
         for key, row in t["aucs"].items()
         if row
