@@ -111,10 +111,12 @@ def score(
     return records
 
 
-def rate_row(members: Sequence[dict[str, Any]], *, threshold: float) -> dict[str, Any]:
+def rate_row(
+    members: Sequence[dict[str, Any]], *, threshold: float, by: str = "source"
+) -> dict[str, Any]:
     """Called robot (fused at ``threshold``) and called synthetic (voice head at 0.5; over the
-    clips where it found a speech window) with intervals resampling sources; clips without a
-    verdict are counted apart."""
+    clips where it found a speech window) with intervals resampling whole ``by`` groups (people:
+    their source; robots: their voice); clips without a verdict are counted apart."""
     judged = [r for r in members if "logit" in r]
     heard = [r for r in judged if r["voice_log_odds"] is not None]
     fused = sigmoid(np.asarray([r["logit"] for r in judged])) >= threshold
@@ -124,11 +126,11 @@ def rate_row(members: Sequence[dict[str, Any]], *, threshold: float) -> dict[str
         "n": len(members),
         "judged": len(judged),
         "voice_judged": len(heard),
-        "sources": len({r["source"] for r in judged}),
+        "groups": f"{len({r[by] for r in judged})} {by}s",
         "called_robot": float(fused.mean()) if judged else math.nan,
-        "called_robot_ci": M.rate_ci(fused, [r["source"] for r in judged]),
+        "called_robot_ci": M.rate_ci(fused, [r[by] for r in judged]),
         "voice_synthetic": float(voice.mean()) if heard else math.nan,
-        "voice_synthetic_ci": M.rate_ci(voice, [r["source"] for r in heard]),
+        "voice_synthetic_ci": M.rate_ci(voice, [r[by] for r in heard]),
         "voice_log_odds_median": float(np.median(odds)) if heard else math.nan,
     }
 
@@ -151,8 +153,9 @@ def auc_row(people: Sequence[dict[str, Any]], robots: Sequence[dict[str, Any]]) 
 
 
 def tables(records: Sequence[dict[str, Any]], *, threshold: float) -> dict[str, Any]:
-    """Per language and group of people, per PyPI chain, and the AUCs against the commercial
-    voices of the same language."""
+    """Rates per language and group (people; and the commercial voices, whose rates are
+    catches), per PyPI chain, and the people's AUCs against the commercial voices of the same
+    language."""
     rates: dict[str, Any] = {}
     aucs: dict[str, Any] = {}
     for language in LANGUAGES:
@@ -162,6 +165,8 @@ def tables(records: Sequence[dict[str, Any]], *, threshold: float) -> dict[str, 
             if people:
                 rates[f"{language} | {group}"] = rate_row(people, threshold=threshold)
                 aucs[f"{language} | {group}"] = auc_row(people, robots)
+        if robots:  # their "called robot" is the catch rate beside the people's false calls
+            rates[f"{language} | {COMMERCIAL}"] = rate_row(robots, threshold=threshold, by="voice")
     chains = {
         f"{r['language']} | {r['source']} | {r['chain']}": rate_row(
             [
@@ -189,7 +194,7 @@ def render(out: dict[str, Any]) -> str:
         [
             *key.split(" | "),
             f"{row['n']} ({row['judged']}; {row['voice_judged']})",
-            str(row["sources"]),
+            row["groups"],
             with_ci(row, "called_robot", pct=True),
             with_ci(row, "voice_synthetic", pct=True),
             f"{row['voice_log_odds_median']:+.2f}",
@@ -225,9 +230,9 @@ def render(out: dict[str, Any]) -> str:
         *markdown_table(
             [
                 "language",
-                "people",
+                "clips of",
                 "clips (judged; voice judged)",
-                "sources",
+                "groups resampled",
                 "called robot, fused [95 % CI]",
                 "voice head: called synthetic [CI]",
                 "voice log-odds, median",

@@ -61,7 +61,7 @@ def test_rates_count_clips_without_a_verdict_apart_and_resample_sources() -> Non
         no_verdict,
     ]
     got = E.rate_row(members, threshold=0.5)
-    assert (got["n"], got["judged"], got["voice_judged"], got["sources"]) == (4, 3, 2, 3)
+    assert (got["n"], got["judged"], got["voice_judged"], got["groups"]) == (4, 3, 2, "3 sources")
     assert got["called_robot"] == pytest.approx(1 / 3)
     assert got["voice_synthetic"] == pytest.approx(1 / 2)  # of the clips the voice head read
     lo, hi = got["called_robot_ci"]
@@ -83,14 +83,15 @@ def test_tables_and_report(tmp_path: Path) -> None:
     records += [record(i, E.OWN, logit=-2.0, voice=-2.0) for i in range(6)]
     records += [record(i, E.COMMERCIAL, y=1, logit=1.0, voice=2.0) for i in range(4)]
     t = E.tables(records, threshold=0.5)
-    assert set(t["rates"]) == {f"en | {E.PYPI}", f"en | {E.OWN}"}
+    assert set(t["rates"]) == {f"en | {E.PYPI}", f"en | {E.OWN}", f"en | {E.COMMERCIAL}"}
+    assert t["rates"][f"en | {E.COMMERCIAL}"]["called_robot"] == 1.0  # caught
     assert t["rates"][f"en | {E.PYPI}"]["voice_synthetic"] == pytest.approx(0.5)
     assert len(t["chains"]) == 3 and not any(
         math.isnan(r["called_robot"]) for r in t["chains"].values()
     )
     out = {"seconds": 1.0, "head": "ab" * 32, "fusion": "cd" * 32, "tables": t, "records": records}
     text = E.render(out)
-    assert "| en | PyPI packages (unseen chains) | 6 (6; 6) | 3 |" in text
+    assert "| en | PyPI packages (unseen chains) | 6 (6; 6) | 3 sources |" in text
     report = tmp_path / "r.md"
     report.write_text("by hand\n")
     (tmp_path / "res.json").write_text(json.dumps(out))
