@@ -9,6 +9,9 @@ training code); this script reads ``datasets/manifests/*.jsonl``, audio and text
   glob) against every clip manifest: each call's caller voice, its parties' clips, their
   utterances, script lines and campaigns are in the call's split and in no other (a call with a
   train voice in the test split would make every voice figure on the calls a leak);
+- checks the people recorded in PyPI packages (``pypi_speech/pypi_speech.jsonl``, also out of
+  the glob; ``leakage.held_out_people``): every row in the test split, no speaker or recording
+  shared with a clip manifest's row of another split;
 - checks the text manifests against the audio ones: every Whisper transcript
   (``text_asr.jsonl``) names a clip that exists and agrees with it on label, speaker, utterance,
   campaign and reference text (a rebuilt clip makes its old transcript stale), and counts the
@@ -42,7 +45,7 @@ from models.training.corpus import (
     leave_one_out_folds,
     read_manifest,
 )
-from models.training.leakage import audio_keys, tied_to_test
+from models.training.leakage import PYPI_SPEECH_MANIFEST, audio_keys, tied_to_test
 from models.training.text_features import read_rows
 
 TEXT_CORPUS = "text_corpus.jsonl"
@@ -170,8 +173,12 @@ def main(argv: list[str] | None = None) -> int:
     calls_path = args.manifest_dir / CALLS
     calls = read_manifest(calls_path) if calls_path.is_file() else []
     log.info("%d simulated call rows from %s", len(calls), CALLS)
-    found = leaks([*rows, *calls])
+    pypi_path = args.manifest_dir / PYPI_SPEECH_MANIFEST.relative_to(MANIFEST_DIR)
+    people = read_manifest(pypi_path) if pypi_path.is_file() else []
+    log.info("%d rows of people recorded in PyPI packages", len(people))
+    found = leaks([*rows, *calls, *people])
     found["call"] = call_leaks(calls, rows)
+    found["pypi_speech"] = sorted(f"{r.id} in {r.split}" for r in people if r.split != "test")
     asr_path = args.manifest_dir / TEXT_ASR
     found["stale_transcript"] = (
         stale_transcripts(read_jsonl(asr_path), rows) if asr_path.is_file() else []

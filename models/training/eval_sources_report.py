@@ -11,7 +11,9 @@ def _pct(v: Any) -> str:
     return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{100 * v:.1f} %"
 
 
-def _with_ci(row: dict[str, Any], key: str, *, pct: bool) -> str:
+def with_ci(row: dict[str, Any], key: str, *, pct: bool) -> str:
+    """``"12.3 % [4.0-20.1]"`` (``pct``) or ``"0.712 [0.601-0.803]"``: ``row[key]`` and its
+    ``row[key + "_ci"]``; ``"-"`` when the row lacks ``key``."""
     if key not in row:
         return "-"
     lo, hi = row[f"{key}_ci"]
@@ -63,8 +65,8 @@ def render_sources(out: dict[str, Any]) -> list[str]:
         f, v = row["fused"], row["voice"]
         lines.append(
             f"| {key} | {f['n_human']} | {f['n_robot']} | {f.get('n_sources', '-')} "
-            f"| {_with_ci(f, 'eer', pct=True)} | {_with_ci(f, 'auc', pct=False)} "
-            f"| {_with_ci(v, 'eer', pct=True)} | {_with_ci(v, 'auc', pct=False)} |"
+            f"| {with_ci(f, 'eer', pct=True)} | {with_ci(f, 'auc', pct=False)} "
+            f"| {with_ci(v, 'eer', pct=True)} | {with_ci(v, 'auc', pct=False)} |"
         )
     lines += [
         "",

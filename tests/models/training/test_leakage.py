@@ -24,13 +24,14 @@ from models.training.fusion_calls import PER_CELL, select_calls
 from models.training.leakage import (
     audio_leaks,
     held_out_keys,
+    held_out_people,
     normalise_line,
     simulated_calls,
     text_keys,
     tied_to_test,
 )
 from models.training.synth_data import TrainConfig, mixed_rows, select_rows, train_ids
-from models.training.text_features import CORPUS, read_rows
+from models.training.text_features import CORPUS, TextRow, read_rows
 from models.training.train_fusion import compose, fusion_fit_clips, text_half
 from models.training.train_text import trainable_rows
 
@@ -146,3 +147,19 @@ def test_shipped_text_heads_held_out_every_test_tied_text() -> None:
     tied = tied_to_test(texts, read_manifests())
     now = Counter(t.source for t, k in zip(texts, tied, strict=True) if k)
     assert not now - Counter(held), f"tied to test but trained on: {now - Counter(held)}"
+
+
+def test_people_recorded_in_pypi_packages_are_held_out_of_every_training_stage() -> None:
+    """Issue 12: none of their speakers or recordings is in a training manifest, and a text row
+    with their words is tied to the test split (the text heads never fit on it)."""
+    people = held_out_people()
+    if not people:
+        pytest.skip("no PyPI speech manifest")
+    every = read_manifests()
+    assert {r.split for r in people} == {"test"}
+    train = [r for r in every if r.split != "test"]
+    assert audio_leaks(train, [*every, *people]) == audio_leaks(train, every)
+    heard = people[0]
+    fields = {"language": "en", "source": "probe", "group": "probe", "topic": "none"}
+    words = [TextRow(id="probe/0", text=heard.text, is_pitch=0, is_robot=0, origin="", **fields)]
+    assert tied_to_test(words, every).tolist() == [True]
