@@ -1,0 +1,109 @@
+"""How much ranking the fused verdict loses to its hard bounds, on held-out sets (issue 12).
+
+    .venv/bin/python bench/fusion_ties.py [--kokoro runs/eval_kokoro/results.json]
+                                          [--pypi runs/eval_pypi_speech/results.json]
+
+The synthetic-voice evidence is clipped at +-``SYNTH_WEIGHT_CLIP`` log-odds
+(``pipeline.detector``) and a human voice's pull towards "person" at the fusion's cap
+(``FusionModel.caps``), so every clip past either bound gets the same contribution: on a
+single clip with no other evidence, robots and people past the person-side cap tie exactly,
+and a ranking measure (the hidden set's AUC) counts each tie as half right. This replays the
+per-clip records of ``eval_kokoro`` and ``eval_pypi_speech`` (fused logit and voice log-odds),
+takes the shipped voice contribution out of each logit, and puts back a soft bound of the same
+size instead: ``C tanh(x / C)``, which keeps the order of the evidence and its limit. Nothing
+is chosen here: the sets are held out, so this says what to try on dev next, not what to ship.
+Intervals: paired cluster bootstrap over voices (Kokoro) or speakers / voices (the rest).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from models.loading import load_fusion
+from models.training import metrics as M
+from models.training.aasist_scores import cluster_draw
+from pipeline.detector import SYNTH_WEIGHT_CLIP
+from pipeline.fuse import FusionModel
+
+CUE = "synthetic_voice"
+
+
+def hard(fusion: FusionModel, log_odds: float) -> float:
+    """The shipped contribution of the voice: clipped weight, scaled, capped."""
+    weight = max(-SYNTH_WEIGHT_CLIP, min(SYNTH_WEIGHT_CLIP, log_odds))
+    return fusion.contribution(CUE, weight)
+
+
+def soft(fusion: FusionModel, log_odds: float) -> float:
+    """The same bounds reached smoothly: tanh on the weight's clip and on the cap."""
+    weight = SYNTH_WEIGHT_CLIP * math.tanh(log_odds / SYNTH_WEIGHT_CLIP)
+    scaled = fusion.scale(CUE, weight) * weight
+    cap = fusion.cap(CUE, weight)
+    return scaled if cap is None else cap * math.tanh(scaled / cap)
+
+
+def paired_auc(y: np.ndarray, a: np.ndarray, b: np.ndarray, groups: list[str]) -> list[float]:
+    """AUC of ``a`` minus AUC of ``b`` with a 95 % paired cluster-bootstrap interval."""
+    rng = np.random.default_rng(0)
+    g = np.asarray(groups, dtype=object)
+    deltas = [
+        M.roc_auc(y, a, weights=w) - M.roc_auc(y, b, weights=w)
+        for w in (cluster_draw(y, g, rng) for _ in range(1000))
+    ]
+    low, high = np.percentile(deltas, [2.5, 97.5])
+    return [M.roc_auc(y, a) - M.roc_auc(y, b), float(low), float(high)]
+
+
+def sets(kokoro: Path, pypi: Path) -> dict[str, list[dict[str, Any]]]:
+    """Named (people vs robots) populations of the two runs' records, per language."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for r in json.loads(kokoro.read_text())["records"]:
+        lang = r["language"]
+        out.setdefault(f"Kokoro vs test people, {lang}", []).append(r)
+        if r["y"] == 0 or r["kind"] == "neutral":
+            out.setdefault(f"Kokoro neutral lines vs test people, {lang}", []).append(r)
+    for r in json.loads(pypi.read_text())["records"]:
+        if r["group"] != "our sources, test split (seen chains)":
+            out.setdefault(f"commercial voices vs PyPI people, {r['language']}", []).append(r)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--kokoro", type=Path, default=Path("runs/eval_kokoro/results.json"))
+    ap.add_argument("--pypi", type=Path, default=Path("runs/eval_pypi_speech/results.json"))
+    args = ap.parse_args()
+    fusion = load_fusion()
+    if fusion is None:
+        raise SystemExit("no fitted fusion (models/weights/fusion.json)")
+    print("| set | people / robots | tied logits | AUC shipped | AUC soft bounds "
+          "| change [95 % CI] | voice head alone "
+          "| called robot at 0.5, shipped -> soft: robots; people |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|")
+    for name, rows in sets(args.kokoro, args.pypi).items():
+        rows = [r for r in rows if None not in (r.get("logit"), r.get("voice_log_odds"))]
+        y = np.asarray([r["y"] for r in rows], dtype=np.int64)
+        if not M.has_both_classes(y):
+            continue
+        v = [r["voice_log_odds"] for r in rows]
+        shipped = np.asarray([r["logit"] for r in rows], dtype=np.float64)
+        smooth = shipped + np.asarray([soft(fusion, x) - hard(fusion, x) for x in v])
+        groups = [str(r.get("voice") or r["group"]) for r in rows]
+        d = paired_auc(y, smooth, shipped, groups)
+        ties = len(shipped) - len(np.unique(np.round(shipped, 4)))
+        rates = [f"{100 * np.mean(s[y == c] >= 0):.0f} %" for s in (shipped, smooth)
+                 for c in (1, 0)]  # fmt: skip
+        print(f"| {name} | {int((y == 0).sum())} / {int(y.sum())} | {ties} "
+              f"| {M.roc_auc(y, shipped):.3f} | {M.roc_auc(y, smooth):.3f} "
+              f"| {d[0]:+.3f} [{d[1]:+.3f}, {d[2]:+.3f}] | {M.roc_auc(y, np.asarray(v)):.3f} "
+              f"| {rates[0]} -> {rates[2]}; {rates[1]} -> {rates[3]} |")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
