@@ -2,13 +2,15 @@
 
     .venv/bin/python bench/fusion_ties.py [--kokoro runs/eval_kokoro/results.json]
                                           [--pypi runs/eval_pypi_speech/results.json]
+                                          [--sources runs/eval_sources/results.json]
 
 The synthetic-voice evidence is clipped at +-``SYNTH_WEIGHT_CLIP`` log-odds
 (``pipeline.detector``) and a human voice's pull towards "person" at the fusion's cap
 (``FusionModel.caps``), so every clip past either bound gets the same contribution: on a
 single clip with no other evidence, robots and people past the person-side cap tie exactly,
 and a ranking measure (the hidden set's AUC) counts each tie as half right. This replays the
-per-clip records of ``eval_kokoro`` and ``eval_pypi_speech`` (fused logit and voice log-odds),
+per-clip records of ``eval_kokoro``, ``eval_pypi_speech`` and ``eval_sources`` (fused logit and
+voice log-odds),
 takes the shipped voice contribution out of each logit, and puts back a soft bound of the same
 size instead: ``C tanh(x / C)``, which keeps the order of the evidence and its limit. Nothing
 is chosen here: the sets are held out, so this says what to try on dev next, not what to ship.
@@ -28,6 +30,7 @@ import numpy as np
 from models.loading import load_fusion
 from models.training import metrics as M
 from models.training.aasist_scores import cluster_draw
+from models.training.corpus import HELD_OUT_SOURCES
 from pipeline.detector import SYNTH_WEIGHT_CLIP
 from pipeline.fuse import FusionModel
 
@@ -60,7 +63,7 @@ def paired_auc(y: np.ndarray, a: np.ndarray, b: np.ndarray, groups: list[str]) -
     return [M.roc_auc(y, a) - M.roc_auc(y, b), float(low), float(high)]
 
 
-def sets(kokoro: Path, pypi: Path) -> dict[str, list[dict[str, Any]]]:
+def sets(kokoro: Path, pypi: Path, sources: Path) -> dict[str, list[dict[str, Any]]]:
     """Named (people vs robots) populations of the two runs' records, per language."""
     out: dict[str, list[dict[str, Any]]] = {}
     for r in json.loads(kokoro.read_text())["records"]:
@@ -71,6 +74,13 @@ def sets(kokoro: Path, pypi: Path) -> dict[str, list[dict[str, Any]]]:
     for r in json.loads(pypi.read_text())["records"]:
         if r["group"] != "our sources, test split (seen chains)":
             out.setdefault(f"commercial voices vs PyPI people, {r['language']}", []).append(r)
+    for r in json.loads(sources.read_text())["records"]:
+        r = {**r, "voice": r["source"]}  # resampled by source, as evaluation_sources.md does
+        lang, commercial = r["language"], r["source"] in HELD_OUT_SOURCES
+        if r["y"] == 0 or not commercial:
+            out.setdefault(f"sources no voice model saw (eval_sources), {lang}", []).append(r)
+        if r["y"] == 0 or commercial:
+            out.setdefault(f"commercial voices vs eval_sources people, {lang}", []).append(r)
     return out
 
 
@@ -78,6 +88,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--kokoro", type=Path, default=Path("runs/eval_kokoro/results.json"))
     ap.add_argument("--pypi", type=Path, default=Path("runs/eval_pypi_speech/results.json"))
+    ap.add_argument("--sources", type=Path, default=Path("runs/eval_sources/results.json"))
     args = ap.parse_args()
     fusion = load_fusion()
     if fusion is None:
@@ -86,7 +97,7 @@ def main() -> None:
           "| change [95 % CI] | voice head alone "
           "| called robot at 0.5, shipped -> soft: robots; people |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|")
-    for name, rows in sets(args.kokoro, args.pypi).items():
+    for name, rows in sets(args.kokoro, args.pypi, args.sources).items():
         rows = [r for r in rows if None not in (r.get("logit"), r.get("voice_log_odds"))]
         y = np.asarray([r["y"] for r in rows], dtype=np.int64)
         if not M.has_both_classes(y):
