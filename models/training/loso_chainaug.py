@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
-import hashlib
 import inspect
 import json
 import logging
@@ -54,6 +53,7 @@ from models.training.loso_voice import (
     cache_dir,
     choose,
     criterion,
+    fit_head,
     held_out_sources,
     paired_deltas,
     paired_figures,
@@ -70,10 +70,7 @@ from models.training.loso_voice import (
 from models.training.synth_data import ClipFeatures, TrainConfig
 from models.training.synth_fit import (
     block_columns,
-    fit_density,
-    fit_logistic,
     is_copy,
-    nuisance_of,
     row_weights,
     stack,
 )
@@ -155,25 +152,9 @@ def fit_with_copies(
     x_c, y_c, kept_c = stack(tel, wanted)
     x = np.concatenate([x_o, x_c]) if kept_c else x_o
     y = np.concatenate([y_o, y_c])
-    weighting = "source" if variant.source_weights else "class"
-    c = dataclasses.replace(
-        cfg.resolved(l2=variant.l2, copy_weight=variant.copy_weight, density_alpha=0.0,
-                     row_weights=weighting),
-        nap_dim=variant.nap_dim, nap_classes=variant.nap_classes,
-        nap_per_block=variant.nap_per_block,
-    )  # fmt: skip
-    mean, scale, coef, intercept = fit_logistic(
-        x, y, l2=variant.l2, weights=augmented_weights(kept_o, kept_c, c, weight=weight),
-        nuisance=nuisance_of(y, [*kept_o, *kept_c], c, col_blocks=col_blocks),
-    )  # fmt: skip
-    head = LogisticHead(mean, scale, coef, intercept)
-    if variant.density_alpha > 0:
-        key = hashlib.sha256(x.tobytes() + y.tobytes()).hexdigest()
-        memo = {} if densities is None else densities
-        if key not in memo:
-            memo[key] = fit_density(x, y, dim=cfg.density_dim)
-        head = head.with_density(memo[key], variant.density_alpha)
-    return head
+    return fit_head(variant, cfg, x, y, [*kept_o, *kept_c],
+                    lambda c: augmented_weights(kept_o, kept_c, c, weight=weight),
+                    col_blocks=col_blocks, densities=densities)  # fmt: skip
 
 
 def run_arm(

@@ -311,6 +311,23 @@ def fit_fold(
     people densities already fitted, by a digest of (x, y): variants that differ only in the
     logistic part (the NAP study) share their fold's density instead of refitting it."""
     x, y, kept = stack(tel, rows)
+    return fit_head(variant, cfg, x, y, kept, lambda c: row_weights(kept, c),
+                    col_blocks=col_blocks, densities=densities)  # fmt: skip
+
+
+def fit_head(
+    variant: Variant,
+    cfg: TrainConfig,
+    x: np.ndarray,
+    y: np.ndarray,
+    kept: Sequence[CorpusRow],
+    weights_of: Callable[[TrainConfig], np.ndarray],
+    *,
+    col_blocks: np.ndarray | None = None,
+    densities: dict[str, PeopleDensity] | None = None,
+) -> LogisticHead:
+    """:func:`fit_fold`'s head on stacked rows ``x, y`` (``kept``: their corpus rows), each
+    row weighted by ``weights_of`` the variant's resolved config."""
     weighting = "source" if variant.source_weights else "class"
     c = dataclasses.replace(
         cfg.resolved(l2=variant.l2, copy_weight=variant.copy_weight, density_alpha=0.0,
@@ -319,7 +336,7 @@ def fit_fold(
         nap_per_block=variant.nap_per_block,
     )  # fmt: skip
     mean, scale, coef, intercept = fit_logistic(
-        x, y, l2=variant.l2, weights=row_weights(kept, c),
+        x, y, l2=variant.l2, weights=weights_of(c),
         nuisance=nuisance_of(y, kept, c, col_blocks=col_blocks),
     )  # fmt: skip
     head = LogisticHead(mean, scale, coef, intercept)
@@ -399,7 +416,7 @@ def fold_key(
     """Cache key of a fold's head: the variant, its rows, the fitting code and ``extra``."""
     from models.training import synth_fit
 
-    fitting = (fit_fold, calibrated_head, variant_columns, group_standardise,
+    fitting = (fit_fold, fit_head, calibrated_head, variant_columns, group_standardise,
                transform_features)  # fmt: skip
     code = "".join(inspect.getsource(f) for f in fitting)
     h = hashlib.sha256()
