@@ -101,7 +101,8 @@ def main() -> None:
           "| change [95 % CI] | AUC soft cap only | voice head alone "
           "| called robot at 0.5, shipped -> soft: robots; people |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|---|")
-    for name, rows in sets(args.kokoro, args.pypi, args.sources).items():
+    named = sets(args.kokoro, args.pypi, args.sources)
+    for name, rows in named.items():
         rows = [r for r in rows if None not in (r.get("logit"), r.get("voice_log_odds"))]
         y = np.asarray([r["y"] for r in rows], dtype=np.int64)
         if not M.has_both_classes(y):
@@ -120,6 +121,26 @@ def main() -> None:
               f"| {d[0]:+.3f} [{d[1]:+.3f}, {d[2]:+.3f}] | {M.roc_auc(y, cap_only):.3f} "
               f"| {M.roc_auc(y, np.asarray(v)):.3f} "
               f"| {rates[0]} -> {rates[2]}; {rates[1]} -> {rates[3]} |")  # fmt: skip
+    robot_side_table(fusion, named)
+
+
+def robot_side_table(fusion: FusionModel, named: dict[str, list[dict[str, Any]]]) -> None:
+    """Called robot at 0.5 per population if the voice's robot-side scale were larger (its
+    weight's clip at +-3 kept): what a voice alone could then call a robot."""
+    shipped = fusion.scale(CUE, 1.0)
+    grid = (shipped, 0.5, 0.75, 1.0)
+    print("\n| population | n | " + " | ".join(f"robot-side scale {g:.2f}" for g in grid) + " |")
+    print("|---|---|" + "---|" * len(grid))
+    for name, rows in named.items():
+        for label, cls in (("people", 0), ("robots", 1)):
+            kept = [r for r in rows if r["y"] == cls
+                    and None not in (r.get("logit"), r.get("voice_log_odds"))]  # fmt: skip
+            if not kept:
+                continue
+            logit = np.asarray([r["logit"] for r in kept])
+            pull = np.clip([r["voice_log_odds"] for r in kept], 0.0, SYNTH_WEIGHT_CLIP)
+            shares = [f"{100 * np.mean(logit + (g - shipped) * pull >= 0):.1f} %" for g in grid]
+            print(f"| {name}: {label} | {len(kept)} | " + " | ".join(shares) + " |")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,8 @@ records of eval_kokoro and eval_pypi_speech)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -38,3 +40,12 @@ def test_paired_auc_of_a_score_with_itself_is_zero_and_tracks_a_better_one() -> 
     assert B.paired_auc(y, worse, worse, groups) == [0.0, 0.0, 0.0]
     delta, low, high = B.paired_auc(y, better, worse, groups)
     assert delta > 0 and low <= delta <= high
+
+
+def test_a_larger_robot_side_scale_lets_a_voice_alone_call_a_robot(capsys: Any) -> None:
+    rows = [{"y": 1, "logit": -1.2 + 0.4 * 3.0 - 0.01, "voice_log_odds": 5.0},
+            {"y": 0, "logit": -1.2, "voice_log_odds": 0.0}]  # fmt: skip
+    B.robot_side_table(MODEL, {"set": rows})
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("| set")]
+    assert lines == ["| set: people | 1 | 0.0 % | 0.0 % | 0.0 % | 0.0 % |",
+                     "| set: robots | 1 | 0.0 % | 100.0 % | 100.0 % | 100.0 % |"]  # fmt: skip
