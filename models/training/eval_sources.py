@@ -428,11 +428,13 @@ def text_seen(rows: Sequence[CorpusRow]) -> set[str]:
 def verdict_rates(
     y: np.ndarray, p: np.ndarray, voice: np.ndarray, threshold: float
 ) -> dict[str, float]:
-    """Called-robot rates of one source: fused at the shipped threshold, voice head alone at 0.5."""
+    """Called-robot rates of one source: fused at the shipped threshold, voice head alone at 0.5
+    (over the clips the head scored: NaN ``voice`` = no speech window, not a call either way)."""
+    scored = voice[np.isfinite(voice)]
     return {
         "n": int(y.size),
         "called_robot": float((p >= threshold).mean()) if y.size else math.nan,
-        "voice_called_robot": float((sigmoid(voice) >= 0.5).mean()) if y.size else math.nan,
+        "voice_called_robot": float((sigmoid(scored) >= 0.5).mean()) if scored.size else math.nan,
     }
 
 
@@ -559,7 +561,8 @@ def source_tables(
                 judged = [r for r in cell if "logit" in r]
                 y = np.asarray([r["y"] for r in judged])
                 p = sigmoid(np.asarray([r["logit"] for r in judged]))
-                voice = np.asarray([r["voice_log_odds"] or 0.0 for r in judged])
+                voice = np.asarray([np.nan if r["voice_log_odds"] is None else r["voice_log_odds"]
+                                    for r in judged], dtype=np.float64)  # fmt: skip
                 row = verdict_rates(y, p, voice, threshold)
                 eer_cut = cut.get(language)
                 logits = np.asarray([r["logit"] for r in judged])

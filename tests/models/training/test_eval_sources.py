@@ -8,6 +8,7 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from models.synth_head import FeatureSpec, LogisticHead
 from models.training.corpus import CorpusRow
@@ -213,3 +214,14 @@ def test_a_fold_scorer_of_an_aasist_head_gets_the_shipped_embedder() -> None:
     scorer = fold_scorer(head, encoder=None, embedder=embedder, source="librispeech")
     assert isinstance(scorer, SynthVoiceScorer) and scorer.embedder is embedder
     assert scorer.model_info.sha256 == head.arrays_sha256()
+
+
+def test_a_clip_the_voice_head_did_not_score_is_not_called_synthetic() -> None:
+    from models.training.eval_sources import verdict_rates
+
+    y = np.asarray([0, 0, 0])
+    rates = verdict_rates(y, np.asarray([0.1, 0.2, 0.9]), np.asarray([np.nan, -2.0, 1.0]), 0.5)
+    assert rates["called_robot"] == pytest.approx(1 / 3)
+    assert rates["voice_called_robot"] == pytest.approx(1 / 2)  # of the two the head scored
+    none = verdict_rates(y[:1], np.asarray([0.1]), np.asarray([np.nan]), 0.5)
+    assert math.isnan(none["voice_called_robot"])
