@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -164,6 +164,29 @@ def ge2e_only(
     return out
 
 
+def with_blocks(
+    feats: dict[str, ClipFeatures],
+    rows: Sequence[CorpusRow],
+    block: Callable[[CorpusRow, np.ndarray], np.ndarray],
+    *,
+    label: str,
+    progress: bool = False,
+) -> dict[str, ClipFeatures]:
+    """``feats`` with ``block(row, windows)`` (k, d) appended to each row's k windows (studies of
+    extra feature blocks: GE2E here, Whisper layers in ``layer_features``); ``rows`` must hold
+    every row of ``feats``."""
+    by_id = {r.id: r for r in rows}
+    out = {}
+    started = time.monotonic()
+    for i, (key, f) in enumerate(feats.items()):
+        x = block(by_id[key], f.windows)
+        out[key] = ClipFeatures(key, f.windows, np.concatenate([f.x, x], axis=1))
+        if progress and (i + 1) % 200 == 0:
+            log.warning("%s: %d/%d rows, %.0f s", label, i + 1, len(feats),
+                        time.monotonic() - started)  # fmt: skip
+    return out
+
+
 def with_ge2e(
     feats: dict[str, ClipFeatures],
     rows: Sequence[CorpusRow],
@@ -176,13 +199,8 @@ def with_ge2e(
     """``feats`` (a row id's head features on ``path``) with the ``ge2e`` and ``ge2e_spread``
     blocks appended to every window, in :data:`BLOCK_WIDTHS` order; ``rows`` must hold every
     row of ``feats``."""
-    by_id = {r.id: r for r in rows}
-    out = {}
-    started = time.monotonic()
-    for i, (key, f) in enumerate(feats.items()):
-        _, x = row_stats(by_id[key], path=path, windows=f.windows, cfg=cfg, encoder=encoder)
-        out[key] = ClipFeatures(key, f.windows, np.concatenate([f.x, x], axis=1))
-        if progress and (i + 1) % 200 == 0:
-            log.warning("ge2e %s: %d/%d rows, %.0f s", path, i + 1, len(feats),
-                        time.monotonic() - started)  # fmt: skip
-    return out
+
+    def block(row: CorpusRow, windows: np.ndarray) -> np.ndarray:
+        return row_stats(row, path=path, windows=windows, cfg=cfg, encoder=encoder)[1]
+
+    return with_blocks(feats, rows, block, label=f"ge2e {path}", progress=progress)

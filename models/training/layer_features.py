@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from models.training.corpus import CorpusRow, read_clip, resolve_path
+from models.training.ge2e_features import with_blocks
 from models.training.synth_data import (
     CACHE_VARIANT,
     ClipFeatures,
@@ -221,13 +221,8 @@ def with_layers(
 ) -> dict[str, ClipFeatures]:
     """``feats`` (a row id's head features on ``path``) with the :data:`LAYERS` blocks appended
     to every window, in :data:`BLOCK_WIDTHS` order; ``rows`` must hold every row of ``feats``."""
-    by_id = {r.id: r for r in rows}
-    out = {}
-    started = time.monotonic()
-    for i, (key, f) in enumerate(feats.items()):
-        x = row_layers(by_id[key], path=path, windows=f.windows, cfg=cfg, encoder=encoder)
-        out[key] = ClipFeatures(key, f.windows, np.concatenate([f.x, x], axis=1))
-        if progress and (i + 1) % 200 == 0:
-            log.warning("layers %s: %d/%d rows, %.0f s", path, i + 1, len(feats),
-                        time.monotonic() - started)  # fmt: skip
-    return out
+    return with_blocks(
+        feats, rows,
+        lambda row, windows: row_layers(row, path=path, windows=windows, cfg=cfg, encoder=encoder),
+        label=f"layers {path}", progress=progress,
+    )  # fmt: skip
