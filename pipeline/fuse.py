@@ -111,10 +111,11 @@ class FusionModel:
 
     def contribution(self, name: str, weight: float) -> float:
         """What cue ``name`` with hand-set ``weight`` adds to the robot logit: scaled, capped
-        (its own cap; the turn-taking cues' joint cap is :meth:`logit`'s)."""
+        (its own cap, reached smoothly: :func:`soft_cap`; the turn-taking cues' joint cap is
+        :meth:`logit`'s)."""
         scaled = self.scale(name, weight) * weight
         cap = self.cap(name, weight)
-        return scaled if cap is None else max(-cap, min(cap, scaled))
+        return scaled if cap is None else soft_cap(scaled, cap)
 
     def logit(self, cues: Iterable[tuple[str, float]]) -> float:
         """The robot logit of (cue name, hand-set weight) pairs, as :func:`fuse` sums them:
@@ -136,6 +137,15 @@ class FusionModel:
 # (9 %, all robot and all otherwise obvious), so the fit gave it 0.00: no evidence either way,
 # not evidence that replays are human. The hand-set weight (pipeline/acoustic.py) stands (issue 17).
 SCALE_FLOORS: dict[str, float] = {"replayed_speech_s:+": 1.0}
+
+
+def soft_cap(x: float, cap: float) -> float:
+    """``x`` bounded to +-``cap`` smoothly: ``cap tanh(x / cap)``. Past a hard cap every value
+    would tie, and a single clip whose only cue is a capped one would lose its order to every
+    other (bench/fusion_ties.py); the soft cap keeps the order and the limit. Linear in a
+    common scale s >= 0 of ``x`` and ``cap``, so the fusion's fit stays linear."""
+    return cap * math.tanh(x / cap) if cap > 0 else 0.0
+
 
 # Cue directions a fitted fusion may cap, and the message of a capped cue. Many dialer robots
 # play prompts recorded by a real person (真人录音, issue 13): a human voice rules out a TTS
@@ -323,7 +333,8 @@ def _applied(evidence: Evidence, *, config: FusionConfig, model: FusionModel | N
     if model is None:
         return dataclasses.replace(evidence, weight=round(weight * config.weight_scale, 3) + 0.0)
     applied = model.contribution(name, weight)
-    capped = evidence.code and applied != model.scale(name, weight) * weight
+    cap = model.cap(name, weight)
+    capped = evidence.code and cap is not None and abs(model.scale(name, weight) * weight) > cap
     out = dataclasses.replace(evidence, weight=round(applied * config.weight_scale, 3) + 0.0)
     if not capped:
         return out

@@ -18,7 +18,7 @@ from scipy.optimize import minimize
 
 from models.training import metrics as M
 from models.training.corpus import REPO_DIR, hash_unit
-from pipeline.fuse import FusionModel, sigmoid, signed_cue
+from pipeline.fuse import FusionModel, sigmoid, signed_cue, soft_cap
 
 log = logging.getLogger(__name__)
 
@@ -70,9 +70,10 @@ def design(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Matrix of hand-set weights, one column per signed cue (absent = 0), and labels.
 
-    ``caps``: signed cue -> cap in hand-set units; the column holds the weight clipped to
-    +-cap. For a scale s >= 0, ``s * clip(w, cap)`` is ``clip(s * w, s * cap)``: the fit stays
-    linear and the model's cap is ``s * cap`` (:func:`make_model`).
+    ``caps``: signed cue -> cap in hand-set units; the column holds the weight bounded to
+    +-cap as the verdict bounds it (``pipeline.fuse.soft_cap``). For a scale s >= 0,
+    ``s * soft_cap(w, cap)`` is ``soft_cap(s * w, s * cap)``: the fit stays linear and the
+    model's cap is ``s * cap`` (:func:`make_model`).
     """
     col = {n: j for j, n in enumerate(names)}
     caps = caps or {}
@@ -81,8 +82,8 @@ def design(
         for name, weight in ex.cues:
             key = signed_cue(name, weight)
             if key in col:
-                cap = caps.get(key, np.inf)
-                x[i, col[key]] = max(-cap, min(cap, weight))
+                cap = caps.get(key)
+                x[i, col[key]] = weight if cap is None else soft_cap(weight, cap)
     return x, np.array([ex.y for ex in examples], dtype=np.float64)
 
 

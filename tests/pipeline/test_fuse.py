@@ -397,9 +397,14 @@ def _fuse_voice(voice: float, behaviour: float, model: FusionModel) -> Verdict:
 
 @pytest.mark.parametrize("voice", [-3.0, -0.1, 0.0, 2.0])
 def test_a_human_voice_pulls_towards_person_no_further_than_its_cap(voice: float) -> None:
+    # reached smoothly (soft_cap): a stronger human voice still pulls a little further
     verdict = _fuse_voice(voice, 1.5, CAPPED)
     applied = {e.name: e.weight for e in verdict.evidence}["synthetic_voice"]
-    assert applied == pytest.approx(max(-0.5, CAPPED.scale("synthetic_voice", voice) * voice))
+    scaled = CAPPED.scale("synthetic_voice", voice) * voice
+    assert applied == pytest.approx(
+        0.5 * math.tanh(scaled / 0.5) if voice < 0 else scaled, abs=1e-3
+    )
+    assert applied >= -0.5
     # the reasons shown still add up to the probability shown
     total = sum(e.weight for e in verdict.evidence)
     assert verdict.robot_probability == pytest.approx(sigmoid(CAPPED.bias + total), abs=1e-3)
@@ -560,3 +565,8 @@ def test_a_threshold_set_in_the_config_overrides_the_model_s_and_lowers_its_band
 def test_an_operating_point_out_of_order_is_refused(change: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         dataclasses.replace(TURN_CAPPED, **change)
+
+
+def test_a_soft_cap_keeps_the_order_of_voices_past_the_cap() -> None:
+    pulls = [_fuse_voice(v, 0.0, CAPPED).robot_probability for v in (-0.6, -0.4, -0.2)]
+    assert pulls[0] < pulls[1] < pulls[2]

@@ -174,13 +174,13 @@ def test_design_has_a_column_per_cue_direction_and_zero_for_absent_cues() -> Non
 def test_a_capped_column_clips_the_weight_and_the_model_cap_is_scaled() -> None:
     examples = [Example("a", "t", 0, "en", "x", "s", (("synthetic_voice", -2.0), ("b", 1.0)))]
     x, _ = design(examples, ["synthetic_voice:-", "b:+"], caps={"synthetic_voice:-": 0.5})
-    assert x.tolist() == [[-0.5, 1.0]]
+    assert x[0, 0] == pytest.approx(0.5 * math.tanh(-2.0 / 0.5)) and x[0, 1] == 1.0
     model = make_model(
         ["synthetic_voice:-", "b:+"], 0.0, np.array([2.0, 1.0]), caps={"synthetic_voice:-": 0.5}
     )
     assert model.caps == (("synthetic_voice:-", 1.0),)
-    # the model applies exactly what the fit saw: 2 x clip(-2, 0.5) + 1
-    assert fusion_logit(model, examples)[0] == pytest.approx(2.0 * -0.5 + 1.0)
+    # the model applies exactly what the fit saw: 2 x soft_cap(-2, 0.5) + 1
+    assert fusion_logit(model, examples)[0] == pytest.approx(2.0 * x[0, 0] + 1.0)
 
 
 def test_fusion_file_keeps_the_caps(tmp_path: Path) -> None:
