@@ -13,6 +13,7 @@ import pytest
 from models.fusion_file import read_fusion, write_fusion
 from models.training.corpus import CorpusRow
 from models.training.fusion_fit import (
+    CALLS_TIE,
     COMPOSED_TOLERANCE,
     PROMPT_CUE,
     PROMPT_MAX_SCALE,
@@ -28,6 +29,7 @@ from models.training.fusion_fit import (
     fit_scales,
     fusion_logit,
     make_model,
+    pick_cap,
     scores_table,
 )
 from models.training.text_features import TextRow
@@ -258,6 +260,22 @@ def test_choose_cap_never_buys_the_calls_fit_with_the_clips() -> None:
     assert kept["composed"] <= floor * (1 + COMPOSED_TOLERANCE)
     eligible = [r for r in got["rows"] if r["composed"] <= floor * (1 + COMPOSED_TOLERANCE)]
     assert kept["calls"] == min(r["calls"] for r in eligible)
+
+
+def test_a_tie_of_the_calls_loss_goes_to_the_smaller_cap() -> None:
+    """Rows as the shipped refit saw them under the soft cap: 0.25 and 0.5 fit the dev calls
+    within 1 %; the smaller cap wins, and a clearly better fit still beats a smaller cap."""
+    rows = [
+        {"cap": 0.0, "weighting": "w", "composed": 0.222, "calls": 0.205},
+        {"cap": 0.25, "weighting": "w", "composed": 0.218, "calls": 0.183},
+        {"cap": 0.5, "weighting": "w", "composed": 0.223, "calls": 0.182},
+        {"cap": None, "weighting": "w", "composed": 0.229, "calls": 0.221},
+        {"cap": 0.5, "weighting": "v", "composed": 0.300, "calls": 0.100},  # clips pay: out
+    ]
+    assert pick_cap(rows)["cap"] == 0.25
+    assert 0.183 <= 0.182 * (1 + CALLS_TIE)
+    rows[1] = {**rows[1], "calls": 0.190}
+    assert pick_cap(rows)["cap"] == 0.5
 
 
 def test_an_offset_is_fixed_and_the_bias_can_be_held_at_zero() -> None:
