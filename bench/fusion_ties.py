@@ -1,20 +1,22 @@
-"""How much ranking the fused verdict loses to its hard bounds, on held-out sets (issue 12).
+"""How much ranking the fused verdict loses to hard bounds, on held-out sets (issue 12).
 
     .venv/bin/python bench/fusion_ties.py [--kokoro runs/eval_kokoro/results.json]
                                           [--pypi runs/eval_pypi_speech/results.json]
                                           [--sources runs/eval_sources/results.json]
 
 The synthetic-voice evidence is clipped at +-``SYNTH_WEIGHT_CLIP`` log-odds
-(``pipeline.detector``) and a human voice's pull towards "person" at the fusion's cap
-(``FusionModel.caps``), so every clip past either bound gets the same contribution: on a
-single clip with no other evidence, robots and people past the person-side cap tie exactly,
-and a ranking measure (the hidden set's AUC) counts each tie as half right. This replays the
+(``pipeline.detector``) and a human voice's pull towards "person" is bounded at the fusion's
+cap (``FusionModel.caps``). Bounded hard, every clip past either bound gets the same
+contribution: on a single clip with no other evidence, robots and people past the person-side
+cap tie exactly, and a ranking measure (the hidden set's AUC) counts each tie as half right.
+Since 2026-12-06 the verdict reaches the cap smoothly (``pipeline.fuse.soft_cap``, chosen after
+this bench's first run and refitted on dev); the weight's clip stays hard. This replays the
 per-clip records of ``eval_kokoro``, ``eval_pypi_speech`` and ``eval_sources`` (fused logit and
-voice log-odds),
-takes the shipped voice contribution out of each logit, and puts back a soft bound of the same
-size instead: ``C tanh(x / C)``, which keeps the order of the evidence and its limit. Nothing
-is chosen here: the sets are held out, so this says what to try on dev next, not what to ship.
-Intervals: paired cluster bootstrap over voices (Kokoro) or speakers / voices (the rest).
+voice log-odds), takes the voice contribution of the fusion they were scored with out of each
+logit, and puts back three variants: both bounds hard (as before), the cap soft (as shipped
+now), and both soft (``C tanh(x / C)`` on the clip too). Run it with the fusion the records were
+scored with. Nothing is chosen here: the sets are held out. Intervals: paired cluster
+bootstrap over voices (Kokoro) or speakers / voices (the rest).
 """
 
 from __future__ import annotations
@@ -32,27 +34,39 @@ from models.training import metrics as M
 from models.training.aasist_scores import cluster_draw
 from models.training.corpus import HELD_OUT_SOURCES
 from pipeline.detector import SYNTH_WEIGHT_CLIP
-from pipeline.fuse import FusionModel
+from pipeline.fuse import FusionModel, soft_cap
 
 CUE = "synthetic_voice"
 
 
+def clipped(log_odds: float) -> float:
+    """The evidence's weight as the detector gives it: the head's log-odds clipped."""
+    return max(-SYNTH_WEIGHT_CLIP, min(SYNTH_WEIGHT_CLIP, log_odds))
+
+
+def bounded(fusion: FusionModel, weight: float, *, smooth: bool) -> float:
+    """The voice's contribution of hand-set ``weight``: scaled, then bounded at its cap hard
+    (clipped) or smoothly (:func:`pipeline.fuse.soft_cap`)."""
+    scaled = fusion.scale(CUE, weight) * weight
+    cap = fusion.cap(CUE, weight)
+    if cap is None:
+        return scaled
+    return soft_cap(scaled, cap) if smooth else max(-cap, min(cap, scaled))
+
+
 def hard(fusion: FusionModel, log_odds: float) -> float:
-    """The shipped contribution of the voice: clipped weight, scaled, capped."""
-    weight = max(-SYNTH_WEIGHT_CLIP, min(SYNTH_WEIGHT_CLIP, log_odds))
-    return fusion.contribution(CUE, weight)
+    """Both bounds hard: the weight clipped, the cap clipped (the verdict until 2026-12-06)."""
+    return bounded(fusion, clipped(log_odds), smooth=False)
 
 
 def soft(fusion: FusionModel, log_odds: float, *, clip: bool = True) -> float:
-    """The same bounds reached smoothly: tanh on the weight's clip (or, with ``clip=False``,
-    the weight clipped as shipped: a change to ``pipeline.fuse`` alone) and on the cap."""
+    """The cap reached smoothly, and with ``clip`` the weight's clip too (with ``clip=False``
+    the weight clipped as the detector does: the verdict since 2026-12-06)."""
     if clip:
         weight = SYNTH_WEIGHT_CLIP * math.tanh(log_odds / SYNTH_WEIGHT_CLIP)
     else:
-        weight = max(-SYNTH_WEIGHT_CLIP, min(SYNTH_WEIGHT_CLIP, log_odds))
-    scaled = fusion.scale(CUE, weight) * weight
-    cap = fusion.cap(CUE, weight)
-    return scaled if cap is None else cap * math.tanh(scaled / cap)
+        weight = clipped(log_odds)
+    return bounded(fusion, weight, smooth=True)
 
 
 def paired_auc(y: np.ndarray, a: np.ndarray, b: np.ndarray, groups: list[str]) -> list[float]:
@@ -97,9 +111,9 @@ def main() -> None:
     fusion = load_fusion()
     if fusion is None:
         raise SystemExit("no fitted fusion (models/weights/fusion.json)")
-    print("| set | people / robots | tied logits | AUC shipped | AUC soft bounds "
-          "| change [95 % CI] | AUC soft cap only | voice head alone "
-          "| called robot at 0.5, shipped -> soft: robots; people |")  # fmt: skip
+    print("| set | people / robots | tied logits, hard bounds | AUC hard bounds "
+          "| AUC soft cap | change [95 % CI] | AUC soft cap and clip | voice head alone "
+          "| called robot at 0.5, hard -> soft cap: robots; people |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|---|")
     named = sets(args.kokoro, args.pypi, args.sources)
     for name, rows in named.items():
@@ -108,17 +122,19 @@ def main() -> None:
         if not M.has_both_classes(y):
             continue
         v = [r["voice_log_odds"] for r in rows]
-        shipped = np.asarray([r["logit"] for r in rows], dtype=np.float64)
-        smooth = shipped + np.asarray([soft(fusion, x) - hard(fusion, x) for x in v])
-        cap_only = shipped + np.asarray([soft(fusion, x, clip=False) - hard(fusion, x) for x in v])
+        scored = np.asarray([r["logit"] for r in rows], dtype=np.float64)
+        rest = scored - np.asarray([fusion.contribution(CUE, clipped(x)) for x in v])
+        was = rest + np.asarray([hard(fusion, x) for x in v])
+        cap_only = rest + np.asarray([soft(fusion, x, clip=False) for x in v])
+        smooth = rest + np.asarray([soft(fusion, x) for x in v])
         groups = [str(r.get("voice") or r["group"]) for r in rows]
-        d = paired_auc(y, smooth, shipped, groups)
-        ties = len(shipped) - len(np.unique(np.round(shipped, 4)))
-        rates = [f"{100 * np.mean(s[y == c] >= 0):.0f} %" for s in (shipped, smooth)
+        d = paired_auc(y, cap_only, was, groups)
+        ties = len(was) - len(np.unique(np.round(was, 4)))
+        rates = [f"{100 * np.mean(s[y == c] >= 0):.0f} %" for s in (was, cap_only)
                  for c in (1, 0)]  # fmt: skip
         print(f"| {name} | {int((y == 0).sum())} / {int(y.sum())} | {ties} "
-              f"| {M.roc_auc(y, shipped):.3f} | {M.roc_auc(y, smooth):.3f} "
-              f"| {d[0]:+.3f} [{d[1]:+.3f}, {d[2]:+.3f}] | {M.roc_auc(y, cap_only):.3f} "
+              f"| {M.roc_auc(y, was):.3f} | {M.roc_auc(y, cap_only):.3f} "
+              f"| {d[0]:+.3f} [{d[1]:+.3f}, {d[2]:+.3f}] | {M.roc_auc(y, smooth):.3f} "
               f"| {M.roc_auc(y, np.asarray(v)):.3f} "
               f"| {rates[0]} -> {rates[2]}; {rates[1]} -> {rates[3]} |")  # fmt: skip
     robot_side_table(fusion, named)
