@@ -7,7 +7,7 @@ import pytest
 
 from models.synth_head import pool_log_odds
 from pipeline.detector import SYNTH_WEIGHT_CLIP
-from pipeline.fuse import FusionModel
+from pipeline.fuse import FusionModel, soft_cap
 from tests.bench.support import load_bench
 
 NAME = "mixture_attribution"
@@ -71,9 +71,10 @@ def test_mean_contributions_by_class_and_quiet_cues_left_out() -> None:
     cue_sets = [
         {"synthetic_voice": 1.0, "robot_script_text": 0.4, "pitch_std_st": 0.0},
         {"synthetic_voice": 0.5},
-        {"synthetic_voice": -1.0},  # 3.0 * -1.0 capped at -1.5
+        {"synthetic_voice": -1.0},  # 3.0 * -1.0 bounded smoothly at 1.5: 1.5 tanh(-2)
     ]
     got = B.mean_contributions(model, cue_sets, np.array([1, 1, 0]))
-    assert got["synthetic_voice"] == pytest.approx((1.5, -1.5))
+    assert got["synthetic_voice"] == pytest.approx((1.5, soft_cap(-3.0, 1.5)))
+    assert -1.5 < soft_cap(-3.0, 1.5) < -1.4
     assert got["robot_script_text"] == pytest.approx((0.5, 0.0))
     assert "pitch_std_st" not in got
