@@ -58,7 +58,14 @@ NAP_CLASSES = ("people", "both")  # whose between-source scatter the projection 
 class TrainConfig:
     """Everything that decides the trained head (copied into the run dir and the weights)."""
 
-    manifests: tuple[str, ...] = ("shared", "tts_en", "resynth", "vocoded")  # single clips
+    # single clips; kokoro_train: a 2025 neural TTS (datasets/prepare_kokoro.py --train)
+    manifests: tuple[str, ...] = (
+        "shared",
+        "tts_en",
+        "resynth",
+        "vocoded",
+        "kokoro/kokoro_train_v1",
+    )
     mixed_manifest: str = "mixed"  # call mixtures: dev picks the pooling, test reports it
     languages: tuple[str, ...] = ("en", "zh")  # product languages; ko/CSS10 rows are left out
     max_train_per_group: int = 250  # train rows per robot engine family / human source (hash)
