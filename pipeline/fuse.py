@@ -153,6 +153,13 @@ def soft_cap(x: float, cap: float) -> float:
 # move the verdict towards "person", is chosen on dev calls (models/training/fusion_fit.py).
 CAPPED_MESSAGES: dict[str, str] = {"synthetic_voice:-": "synthetic_voice.human_capped"}
 
+# Cue directions whose fitted scale may come out (nearly) zero, and the message that says so: a
+# voice judged synthetic that the verdict does not count would otherwise read as evidence with
+# weight +0.00 and no reason (the fusion fitted on dev found that it adds nothing the words and
+# the dialer's behaviour do not already carry; models/weights/FUSION.md).
+UNCOUNTED_MESSAGES: dict[str, str] = {"synthetic_voice:+": "synthetic_voice.synthetic_uncounted"}
+UNCOUNTED_SCALE = 0.01  # a fitted scale below this keeps < 1 % of the hand-set weight
+
 # The turn-taking cues: when and how the caller takes turns (reply latency, talking over the
 # callee, backchannels, barge-in, prompt restarts, share of the talking). Their summed pull
 # towards robot is capped (``FusionModel.turn_taking_cap``, chosen on dev calls): a live agent
@@ -328,7 +335,8 @@ def operating_point(config: FusionConfig, model: FusionModel | None) -> tuple[fl
 
 def _applied(evidence: Evidence, *, config: FusionConfig, model: FusionModel | None) -> Evidence:
     """``evidence`` with its hand-set weight scaled (and capped) as the fusion applies it
-    (3 decimals); a capped cue's sentences say why it counts less."""
+    (3 decimals); a capped cue's sentences say why it counts less, an uncounted one's why it
+    does not count (:data:`UNCOUNTED_MESSAGES`)."""
     name, weight = evidence.name, evidence.weight
     if model is None:
         return dataclasses.replace(evidence, weight=round(weight * config.weight_scale, 3) + 0.0)
@@ -336,9 +344,16 @@ def _applied(evidence: Evidence, *, config: FusionConfig, model: FusionModel | N
     cap = model.cap(name, weight)
     capped = evidence.code and cap is not None and abs(model.scale(name, weight) * weight) > cap
     out = dataclasses.replace(evidence, weight=round(applied * config.weight_scale, 3) + 0.0)
-    if not capped:
+    key = signed_cue(name, weight)
+    uncounted = (
+        evidence.code
+        and weight != 0.0
+        and key in UNCOUNTED_MESSAGES
+        and model.scale(name, weight) < UNCOUNTED_SCALE
+    )
+    if not (capped or uncounted):
         return out
-    code = CAPPED_MESSAGES[signed_cue(name, weight)]
+    code = CAPPED_MESSAGES[key] if capped else UNCOUNTED_MESSAGES[key]
     params = dict(evidence.params)
     return dataclasses.replace(
         out, code=code, detail=render(code, params, "en"), detail_zh=render(code, params, "zh")

@@ -320,6 +320,14 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "be machine-made.",
         "经过训练的声音模型判断这是真人的声音：机器合成的可能性为 {probability:pct}。",
     ),
+    "synthetic_voice.synthetic_uncounted": (
+        "The trained voice model judges the voice synthetic ({probability:pct} likely to be "
+        "machine-made); the verdict gives this no weight: on the calls it was fitted on, a "
+        "synthetic-sounding voice showed nothing that the words and the caller's behaviour did "
+        "not already show.",
+        "经过训练的声音模型判断这是合成的声音（机器合成的可能性为 {probability:pct}）；"
+        "但在用于拟合的通话中，合成声音没有提供话术和来电方行为之外的信息，所以判断时不计入这一点。",
+    ),
     "synthetic_voice.human_capped": (
         "The trained voice model judges the voice a real person's ({probability:pct} likely to "
         "be machine-made); but robots also play prompts recorded by a real person, so a real "

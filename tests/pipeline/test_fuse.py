@@ -423,6 +423,23 @@ def test_a_capped_voice_says_why_it_counts_less_in_both_languages() -> None:
     assert Verdict.from_dict(json.loads(json.dumps(capped.to_dict()))) == capped
 
 
+def test_a_synthetic_voice_the_fusion_does_not_count_says_so_in_both_languages() -> None:
+    from pipeline.messages import evidence_sentence
+
+    unscaled = dataclasses.replace(
+        CAPPED, scales=(("synthetic_voice:+", 0.0001), ("synthetic_voice:-", 2.0), ("a0:+", 1.0))
+    )
+    verdict = _fuse_voice(2.0, 0.0, unscaled)
+    (voice,) = (e for e in verdict.evidence if e.name == "synthetic_voice")
+    assert voice.weight < 0.001 and voice.code == "synthetic_voice.synthetic_uncounted"
+    assert "gives this no weight" in evidence_sentence(voice, "en")
+    assert "不计入" in evidence_sentence(voice, "zh")
+    assert Verdict.from_dict(json.loads(json.dumps(verdict.to_dict()))) == verdict
+    counted = _fuse_voice(2.0, 0.0, CAPPED)  # scale 1: it counts, the plain sentence
+    (kept,) = (e for e in counted.evidence if e.name == "synthetic_voice")
+    assert kept.weight > 0 and kept.code == "synthetic_voice.synthetic"
+
+
 def test_a_person_s_voice_does_not_veto_dialer_behaviour() -> None:
     """Behaviour towards robot outweighs a confident human voice once the voice is capped."""
     uncapped = dataclasses.replace(CAPPED, caps=())
