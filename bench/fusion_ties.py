@@ -31,7 +31,7 @@ import numpy as np
 
 from models.loading import load_fusion
 from models.training import metrics as M
-from models.training.aasist_scores import cluster_draw
+from models.training.aasist_scores import paired_bootstrap
 from models.training.corpus import HELD_OUT_SOURCES
 from pipeline.detector import SYNTH_WEIGHT_CLIP
 from pipeline.fuse import FusionModel, soft_cap
@@ -71,14 +71,12 @@ def soft(fusion: FusionModel, log_odds: float, *, clip: bool = True) -> float:
 
 def paired_auc(y: np.ndarray, a: np.ndarray, b: np.ndarray, groups: list[str]) -> list[float]:
     """AUC of ``a`` minus AUC of ``b`` with a 95 % paired cluster-bootstrap interval."""
-    rng = np.random.default_rng(0)
-    g = np.asarray(groups, dtype=object)
-    deltas = [
-        M.roc_auc(y, a, weights=w) - M.roc_auc(y, b, weights=w)
-        for w in (cluster_draw(y, g, rng) for _ in range(1000))
-    ]
-    low, high = np.percentile(deltas, [2.5, 97.5])
-    return [M.roc_auc(y, a) - M.roc_auc(y, b), float(low), float(high)]
+
+    def auc(s: np.ndarray, w: np.ndarray | None) -> np.ndarray:
+        return np.array([M.roc_auc(y, s, weights=w)])
+
+    of_a, of_b, low, high = paired_bootstrap(y, a, b, groups=groups, figures=auc)
+    return [float(of_a[0] - of_b[0]), float(low[0]), float(high[0])]
 
 
 def sets(kokoro: Path, pypi: Path, sources: Path) -> dict[str, list[dict[str, Any]]]:

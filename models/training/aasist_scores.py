@@ -24,7 +24,7 @@ import json
 import logging
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -185,6 +185,35 @@ def cluster_draw(labels: np.ndarray, groups: np.ndarray, rng: np.random.Generato
     return w
 
 
+def paired_bootstrap(
+    labels: np.ndarray,
+    a: np.ndarray,
+    b: np.ndarray,
+    *,
+    groups: Sequence[str],
+    figures: Callable[[np.ndarray, np.ndarray | None], np.ndarray],
+    rounds: int = 1000,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``figures(scores, row_weights)`` (a vector; weights None = unweighted) of scores ``a``
+    and ``b`` on the same rows, and 95 % bounds of ``figures(a) - figures(b)`` from one cluster
+    bootstrap per round applied to both (groups drawn within each class, as
+    ``metrics.bootstrap_ci``), so what the two share cancels. Returns (of a, of b, low, high)."""
+    from models.training import metrics as M
+
+    y = np.asarray(labels, dtype=np.int64)
+    g = np.asarray(list(groups), dtype=object)
+    if not (y.size == len(a) == len(b) == g.size) or not M.has_both_classes(y):
+        raise ValueError("labels, a, b and groups must be the same length, both classes present")
+    rng = np.random.default_rng(seed)
+    deltas = []
+    for _ in range(rounds):
+        w = cluster_draw(y, g, rng)
+        deltas.append(np.atleast_1d(figures(a, w)) - np.atleast_1d(figures(b, w)))
+    low, high = np.percentile(np.asarray(deltas), [2.5, 97.5], axis=0)
+    return np.atleast_1d(figures(a, None)), np.atleast_1d(figures(b, None)), low, high
+
+
 def paired_eer_delta(
     labels: np.ndarray,
     a: np.ndarray,
@@ -195,18 +224,15 @@ def paired_eer_delta(
     seed: int = 0,
 ) -> tuple[float, float, float]:
     """EER of scores ``a`` minus EER of scores ``b`` on the same rows, with a 95 % interval
-    from one cluster bootstrap applied to both (groups drawn within each class, as
-    ``metrics.bootstrap_ci``), so what the two share cancels. Returns (delta, low, high)."""
+    from :func:`paired_bootstrap`. Returns (delta, low, high)."""
     from models.training import metrics as M
 
     y = np.asarray(labels, dtype=np.int64)
-    g = np.asarray(list(groups), dtype=object)
-    if not (y.size == len(a) == len(b) == g.size) or not M.has_both_classes(y):
-        raise ValueError("labels, a, b and groups must be the same length, both classes present")
-    rng = np.random.default_rng(seed)
-    deltas = np.empty(rounds)
-    for k in range(rounds):
-        w = cluster_draw(y, g, rng)
-        deltas[k] = M.eer(y, a, weights=w)[0] - M.eer(y, b, weights=w)[0]
-    low, high = np.percentile(deltas, [2.5, 97.5])
-    return float(M.eer(y, a)[0] - M.eer(y, b)[0]), float(low), float(high)
+
+    def eer(s: np.ndarray, w: np.ndarray | None) -> np.ndarray:
+        return np.array([M.eer(y, s, weights=w)[0]])
+
+    of_a, of_b, low, high = paired_bootstrap(
+        y, a, b, groups=groups, figures=eer, rounds=rounds, seed=seed
+    )
+    return float(of_a[0] - of_b[0]), float(low[0]), float(high[0])

@@ -133,10 +133,9 @@ def paired_change(
     """AUC, EER and the shares called synthetic at 0.5 (robots; people) of scores ``a``
     (shipped) and ``b`` (candidate) on the same rows, and ``b`` minus ``a`` with a 95 % interval
     from one cluster bootstrap per round applied to both."""
-    from models.training.aasist_scores import cluster_draw
+    from models.training.aasist_scores import paired_bootstrap
 
     y = np.asarray(y, dtype=np.int64)
-    g = np.asarray(list(groups), dtype=object)
 
     def figures(s: np.ndarray, w: np.ndarray | None) -> np.ndarray:
         called = s >= 0.0  # log-odds 0 = probability 0.5
@@ -145,13 +144,10 @@ def paired_change(
         people = float(np.sum(ww * called * (1 - y)) / np.sum(ww * (1 - y)))
         return np.array([M.roc_auc(y, s, weights=w), M.eer(y, s, weights=w)[0], robots, people])
 
-    point_a, point_b = figures(a, None), figures(b, None)
-    rng = np.random.default_rng(seed)
-    deltas = np.empty((rounds, 4))
-    for k in range(rounds):
-        w = cluster_draw(y, g, rng)
-        deltas[k] = figures(b, w) - figures(a, w)
-    low, high = np.percentile(deltas, [2.5, 97.5], axis=0)
+    # paired_bootstrap bounds figures(first) - figures(second): the candidate goes first
+    point_b, point_a, low, high = paired_bootstrap(
+        y, b, a, groups=groups, figures=figures, rounds=rounds, seed=seed
+    )
     names = ("auc", "eer", "robots_called", "people_called")
     return {
         name: {
