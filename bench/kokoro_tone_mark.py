@@ -3,10 +3,11 @@
     PYTHONPATH=. OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python bench/kokoro_tone_mark.py
 
 The first ``--clips`` Mandarin clips of ``datasets/prepare_kokoro.py``'s plan (same texts, voices
-and speeds) are synthesised with each ``tone_at`` of ``prepare_kokoro.pinyin_syllable_ipa``
-(after the syllable, or before a nasal coda), resampled to 16 kHz and transcribed by the shipped
+and speeds) are synthesised with each ``tone_at`` of
+``models.training.kokoro_tts.pinyin_syllable_ipa`` (after the syllable, or before a nasal coda),
+resampled to 16 kHz and transcribed by the shipped
 ASR (``models.loading.load_transcriber``, the default config); CER against the input text with
-``bench/asr_quality``'s normalisation. The builder keeps the lower (``prepare_kokoro.TONE_AT``).
+``bench/asr_quality``'s normalisation. The builder keeps the lower (``kokoro_tts.TONE_AT``).
 Nothing is written; prints one line per setting.
 """
 
@@ -27,23 +28,24 @@ def main(argv: list[str] | None = None) -> int:
     from scipy import signal
 
     from models.loading import load_transcriber
+    from models.training import kokoro_tts as KT
     from pipeline.config import AsrConfig
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", type=int, default=16, help="Mandarin clips per setting")
     args = parser.parse_args(argv)
-    vocab, tables = K.read_vocab(), K.read_style_tables()
+    vocab, tables = KT.read_vocab(), KT.read_style_tables()
     plan = K.plan(K.read_texts(40), K.all_voices(tables))
     jobs = [job for job in plan if job[0].language == "zh"][: args.clips]
-    session = K.load_session(K.model_file())
+    session = KT.load_session(KT.model_file())
     asr = load_transcriber(AsrConfig())
     refs = [normalise(t.text, unit="cer", language="zh") for t, _, _ in jobs]
     for tone_at in ("end", "nucleus"):
         started = time.monotonic()
         hyps = []
         for text, voice, speed in jobs:
-            tokens, _ = K.to_tokens(K.mandarin_phonemes(text.text, tone_at=tone_at), vocab)
-            x = K.synthesise(session, tokens, voice.style(tables), speed)
+            tokens, _ = KT.to_tokens(KT.mandarin_phonemes(text.text, tone_at=tone_at), vocab)
+            x = KT.synthesise(session, tokens, voice.style(tables), speed)
             heard = asr.transcribe(signal.resample_poly(x, 2, 3).astype("float32"))
             hyps.append(normalise(heard.text, unit="cer", language="zh"))
         cer = error_rate(refs, hyps, unit="cer")
