@@ -25,6 +25,7 @@ import logging
 import time
 import warnings
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -33,7 +34,6 @@ from models.training.synth_data import (
     AASIST_WINDOWS,
     ClipFeatures,
     TrainConfig,
-    aasist_embed_path,
     aasist_row_key,
     features_cache_dir,
 )
@@ -47,6 +47,12 @@ AASIST_VARIANTS = ("raw", "telephone")
 # head's aasist block reads the same embeddings (synth_data.py), so the cap is shared.
 MAX_WINDOWS = AASIST_WINDOWS
 SCORE_DIR = "aasist"  # under features_cache_dir()
+EMBED_DIR = "aasist_embed"  # likewise; not the synthetic-voice head's block (synth_data)
+
+
+def aasist_embed_path(checkpoint: str, variant: str, key: str) -> Path:
+    """Where a row's cached window embeddings live (``checkpoint``: the sha256[:16] folder)."""
+    return features_cache_dir() / EMBED_DIR / checkpoint / variant / f"{key}.npy"
 
 
 def row_key(row: CorpusRow) -> str:

@@ -347,10 +347,12 @@ def _cache_path(block_key: str, variant: str, row: CorpusRow, clip_sha: str, sal
     return features_cache_dir() / block_key / CACHE_VARIANT[variant] / key[:2] / f"{key}.npz"
 
 
-# The aasist block's cache, shared with ``aasist_scores.py`` (which fills it beside AASIST's own
-# scores): one file per row, (windows, 160) float32, under the checkpoint's sha256[:16].
-AASIST_EMBED_DIR = "aasist_embed"
-AASIST_CHANNEL = "telephone"  # the cache's name for the call_channel copy
+# The aasist block's cache: one file per row, the (160,) float32 vector of the embedder that
+# ``robocall analyze`` runs (the exported ONNX graph, ``models/aasist_runtime.py``), under the
+# checkpoint's sha256[:16]. Nothing else writes it: ``aasist_scores.py`` keeps its torch
+# embeddings apart, since the two differ in the last bits and a file shared by both held whichever
+# ran first, so that the same recipe gave other bytes after ``robocall evaluate`` had run.
+AASIST_CLIP_DIR = "aasist_clip"
 AASIST_WINDOWS = 1  # models.aasist.CLIP_WINDOWS; part of the key
 
 
@@ -359,9 +361,9 @@ def aasist_row_key(row: CorpusRow, clip_sha: str) -> str:
     return hashlib.sha1(f"{row.id}|{clip_sha}|{AASIST_WINDOWS}".encode()).hexdigest()
 
 
-def aasist_embed_path(checkpoint: str, variant: str, key: str) -> Path:
-    """Where a row's cached embedding lives (``checkpoint``: the sha256[:16] folder)."""
-    return features_cache_dir() / AASIST_EMBED_DIR / checkpoint / variant / f"{key}.npy"
+def aasist_clip_path(checkpoint: str, key: str) -> Path:
+    """Where a row's ``aasist`` block lives (``checkpoint``: the sha256[:16] folder)."""
+    return features_cache_dir() / AASIST_CLIP_DIR / checkpoint / f"{key}.npy"
 
 
 def _aasist_block(
@@ -370,7 +372,7 @@ def _aasist_block(
     """The row's ``aasist`` vector (160,) from the cache, computed on a miss (the checkpoint
     loads then, unless ``embedder`` is given); None if the channel finds no speech."""
     key = aasist_row_key(row, clip_sha)
-    path = aasist_embed_path(spec.aasist_id.rsplit("/", 1)[-1], AASIST_CHANNEL, key)
+    path = aasist_clip_path(spec.aasist_id.rsplit("/", 1)[-1], key)
     if not path.is_file():
         if embedder is None:
             from models.loading import load_clip_embedder
@@ -384,8 +386,8 @@ def _aasist_block(
             return None
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(path, suffix=".tmp.npy") as tmp:
-            np.save(tmp, embedder.embed(y)[None, :].astype(np.float32))
-    vector = np.load(path).astype(np.float64).mean(axis=0)
+            np.save(tmp, np.asarray(embedder.embed(y), dtype=np.float32))
+    vector = np.load(path).astype(np.float64)
     if vector.shape != (AASIST_DIM,):
         raise ValueError(f"{path}: expected {AASIST_DIM} values, got shape {vector.shape}")
     return np.asarray(vector)

@@ -154,6 +154,7 @@ from models.training.operating_point import (
 )
 from models.training.synth_data import features_cache_dir
 from models.training.text_features import TextRow, read_rows
+from models.training.threads import one_blas_thread
 from pipeline.fuse import FusionModel, sigmoid, signed_cue
 from pipeline.types import ANALYSIS_RATE_HZ, SyntheticVoiceScorer
 
@@ -377,6 +378,7 @@ def test_clips(every: Sequence[CorpusRow], limit: int | None = None) -> list[Cor
     return rows[:limit]
 
 
+@one_blas_thread
 def train(
     *,
     e2e: int = 0,

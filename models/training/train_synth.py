@@ -79,6 +79,7 @@ from models.training.synth_select import (
     source_eers,
     source_folds,
 )
+from models.training.threads import one_blas_thread
 from pipeline.fuse import sigmoid
 
 log = logging.getLogger(__name__)
@@ -96,6 +97,7 @@ class TrainResult:
     metrics: dict[str, Any]
 
 
+@one_blas_thread
 def train(
     cfg: TrainConfig,
     *,
@@ -216,6 +218,7 @@ def train(
     )
 
 
+@one_blas_thread
 def recalibrate(
     *,
     run_dir: Path,

@@ -18,7 +18,6 @@ from models.training.corpus import CorpusRow
 from models.training.synth_data import (
     ClipFeatures,
     TrainConfig,
-    aasist_embed_path,
     features_cache_dir,
 )
 
@@ -85,7 +84,7 @@ def test_embedding_missing_beside_a_score_is_recomputed(cache: Path) -> None:
     row = _row("c")
     _write_clip(cache, row, 3)
     first = A.aasist_scores([row], variants=("raw",))
-    aasist_embed_path("random-init", "raw", A.row_key(row)).unlink()
+    A.aasist_embed_path("random-init", "raw", A.row_key(row)).unlink()
     assert "c" not in A.cached_embeddings([row], variant="raw")
     again = A.aasist_scores([row], variants=("raw",))
     assert "c" in A.cached_embeddings([row], variant="raw")

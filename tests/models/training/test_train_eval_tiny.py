@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from models.synth_head import AASIST_DIM, AASIST_ID, FeatureSpec, LogisticHead
+from models.training.aasist_scores import aasist_embed_path, row_key
 from models.training.corpus import (
     CorpusRow,
     corpus_cache_dir,
@@ -299,6 +300,23 @@ def test_clip_features_append_the_cached_embedding_to_every_window(tiny_corpus: 
     np.testing.assert_allclose(tel.x[0, 120:], expected)
     with pytest.raises(ValueError, match="aasist_grid"):
         TrainConfig(spec=FeatureSpec(blocks=("lfcc", "aasist")), aasist_grid=(False, True))
+
+
+def test_the_aasist_block_reads_only_what_its_own_embedder_wrote(tiny_corpus: Path) -> None:
+    """``robocall evaluate``'s AASIST pass (torch) caches window embeddings of the same rows; the
+    head's block (the embedder ``robocall analyze`` runs) never reads them: when one file served
+    both, a rerun of the recipe after an evaluation gave other bytes."""
+    base = TrainConfig(quick=True, manifest_dir=str(tiny_corpus), spec=FeatureSpec(("lfcc",)))
+    cfg = base.with_aasist(True)
+    row = next(r for r in select_rows(cfg) if r.split == "train")
+    theirs = aasist_embed_path(AASIST_ID.rsplit("/", 1)[-1], "telephone", row_key(row))
+    theirs.parent.mkdir(parents=True, exist_ok=True)
+    np.save(theirs, np.full((1, AASIST_DIM), 7.0, np.float32))
+    embedder = SpectrumEmbedder()
+    feats = clip_features(row, variant="telephone", cfg=cfg, encoder=None, embedder=embedder)
+    assert feats is not None and embedder.calls == 1
+    expected = embedder.embed(call_channel(read_clip(resolve_path(row))))
+    np.testing.assert_array_equal(feats.x[0, 120:], expected.astype(np.float64))
 
 
 def _write_mixtures(manifests: Path, *, clip_index: int) -> None:
