@@ -10,7 +10,6 @@ from typing import Any
 import numpy as np
 import pytest
 
-from models.training import kokoro_tts as KT
 from models.training.corpus import KOKORO_TRAIN_MANIFEST as KOKORO_TRAIN
 from models.training.corpus import shared_data_dir
 
@@ -55,14 +54,6 @@ def test_a_blend_voice_is_the_mean_of_its_tables() -> None:
     blend = K.Voice("a+b", ("a", "b"))
     assert blend.style(tables).shape == (510, 256)
     assert np.allclose(blend.style(tables), 0.5)
-
-
-def _has_data() -> bool:
-    try:
-        KT.package_file(KT.DATA_PACKAGE, "data/vocab.json")
-    except ModuleNotFoundError:
-        return False
-    return True
 
 
 TABLES = ["jf_alpha", "jf_nezumi", "jf_gongitsune", "jf_tebukuro", "jm_kumo"]
