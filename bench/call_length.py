@@ -10,8 +10,10 @@ language and caller kind, both layouts, ``fusion_calls.select_calls``) go throug
 cached detector at each crop length (0 = the whole call) and the shipped fusion
 (``models/weights/fusion.json``, fitted on 30-s crops of the dev calls) decides them at its
 threshold. Prints, per crop: the seconds analysed and, for each robot kind against the human
-agents, by layout, EER and AUC with 95 % bootstrap intervals over caller voices, the robots
-called robot and the people called robot. Nothing is fitted or chosen here.
+agents, by layout (and the Mandarin TTS robots, which read no sales text), EER and AUC with 95 %
+bootstrap intervals over caller voices, the robots and the people called robot, and the robots
+called at the strictest threshold that calls at most 5 % of these people robot. Nothing is
+fitted or chosen here.
 """
 
 from __future__ import annotations
@@ -38,12 +40,15 @@ from models.training.leakage import simulated_calls
 
 WHOLE_CALL_S = 1e6  # a crop longer than any call: the whole recording
 PER_CELL = 10  # test calls per (language, caller kind): the verdict page's `--calls 10`
+# (robot kind, layout, language); the Mandarin TTS robots read TTS demo sentences, not sales
+# (issue 13's "TTS robots reading non-sales text" among the simulated calls)
 ROWS = (
-    ("recorded_robot", "stereo"),
-    ("recorded_robot", "mono"),
-    ("tts_robot", "stereo"),
-    ("tts_robot", "mono"),
-    ("any robot", "both layouts"),
+    ("recorded_robot", "stereo", "both languages"),
+    ("recorded_robot", "mono", "both languages"),
+    ("tts_robot", "stereo", "both languages"),
+    ("tts_robot", "mono", "both languages"),
+    ("tts_robot", "both layouts", "zh"),
+    ("any robot", "both layouts", "both languages"),
 )
 
 
@@ -74,11 +79,7 @@ def measure(crops: list[float], *, per_cell: int = PER_CELL) -> dict[str, Any]:
         results[crop_name(crop)] = {
             "failed": failed,
             "median_seconds": analysed_seconds(crop, per_cell),
-            "pairs": {
-                k: v
-                for k, v in tables["pairs"].items()
-                if tuple(k.split(" | ")[:2]) in ROWS and k.endswith("| both languages")
-            },
+            "pairs": {k: v for k, v in tables["pairs"].items() if tuple(k.split(" | ")) in ROWS},
         }
     return results
 
@@ -91,23 +92,25 @@ def markdown(results: dict[str, Any]) -> str:
     lines = [
         f"Fusion sha256 {results['fusion_sha256'][:8]}, threshold {results['threshold']:.3f}.",
         "",
-        "| robots vs human agents | layout | analysed | EER [95 % CI] | AUC [95 % CI] "
-        "| robots called | people called |",
-        "|---|---|---|---|---|---|---|",
+        "| robots vs human agents | layout | language | analysed | EER [95 % CI] | AUC [95 % CI] "
+        "| robots called | people called | robots called, <= 5 % people |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     crops = [k for k in results if k.startswith(("first", "whole"))]
-    for robots, layout in ROWS:
+    for robots, layout, language in ROWS:
         for crop in crops:
-            row = results[crop]["pairs"].get(f"{robots} | {layout} | both languages")
+            row = results[crop]["pairs"].get(f"{robots} | {layout} | {language}")
             if row is None:
                 continue
             lo, hi = row["eer_ci"]
             alo, ahi = row["auc_ci"]
             lines.append(
-                f"| {robots} ({row['n_robot']} / {row['n_human']}) | {layout} | {crop} "
+                f"| {robots} ({row['n_robot']} / {row['n_human']}) | {layout} | {language} "
+                f"| {crop} "
                 f"| {_pct(row['eer'])} [{100 * lo:.1f}-{100 * hi:.1f}] "
                 f"| {row['auc']:.3f} [{alo:.3f}-{ahi:.3f}] "
-                f"| {_pct(row['robots_called'])} | {_pct(row['people_called'])} |"
+                f"| {_pct(row['robots_called'])} | {_pct(row['people_called'])} "
+                f"| {_pct(row['robots_called_at_5pct'])} |"
             )
     lines += ["", "Median seconds analysed per caller kind:", ""]
     for crop in crops:

@@ -11,6 +11,7 @@ def _row(eer: float, called: float) -> dict[str, object]:
     return {
         "n_robot": 15, "n_human": 13, "eer": eer, "eer_ci": (0.0, 0.2), "auc": 0.95,
         "auc_ci": (0.85, 1.0), "robots_called": called, "people_called": 0.0,
+        "robots_called_at_5pct": called,
     }  # fmt: skip
 
 
@@ -30,7 +31,13 @@ def test_each_robot_kind_and_layout_gets_a_line_per_crop() -> None:
         },
     }
     text = B.markdown(results)
-    assert "| recorded_robot (15 / 13) | mono | first 30 s | 15.4 % [0.0-20.0] |" in text
-    assert "| recorded_robot (15 / 13) | mono | whole call | 7.7 % [0.0-20.0] |" in text
+    assert (
+        "| recorded_robot (15 / 13) | mono | both languages | first 30 s | 15.4 % [0.0-20.0] |"
+        in text
+    )
+    assert (
+        "| recorded_robot (15 / 13) | mono | both languages | whole call | 7.7 % [0.0-20.0] |"
+        in text
+    )
     assert "- whole call: human_agent 21 s, recorded_robot 62 s (1 calls without a verdict)" in text
     assert "tts_robot" not in text  # no such rows measured: no line
