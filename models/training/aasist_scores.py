@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 
 AASIST_VARIANTS = ("raw", "telephone")
 # The middle 4.04 s: a cost cap on CPU (every window: x3-x8 the time). The synthetic-voice
-# head's aasist block reads the same embeddings (synth_data.py), so the cap is shared.
+# head's aasist block embeds the same window (synth_data.py, its own cache), so the cap is shared.
 MAX_WINDOWS = AASIST_WINDOWS
 SCORE_DIR = "aasist"  # under features_cache_dir()
 EMBED_DIR = "aasist_embed"  # likewise; not the synthetic-voice head's block (synth_data)
