@@ -65,6 +65,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--l2", type=float, help="fixed L2 penalty of the logistic head (default: picked on dev)"
     )
     train.add_argument(
+        "--density",
+        type=float,
+        metavar="ALPHA",
+        help="fixed weight of the people-density term of the head (default: picked on dev)",
+    )
+    train.add_argument(
         "--nap-dim",
         type=int,
         metavar="K",
@@ -230,6 +236,8 @@ def _train_synth(args: argparse.Namespace) -> int:
             cfg = dataclasses.replace(cfg, manifest_dir=str(args.manifest_dir))
         if args.l2 is not None:
             cfg = dataclasses.replace(cfg, l2_grid=(args.l2,))
+        if args.density is not None:
+            cfg = dataclasses.replace(cfg, density_alpha_grid=(args.density,))
         if args.manifests:
             cfg = dataclasses.replace(cfg, manifests=tuple(args.manifests.split(",")))
         if args.nap_dim is not None:
@@ -267,11 +275,12 @@ def _recalibrate_synth(args: argparse.Namespace) -> int:
         or args.quick
         or args.features
         or args.l2 is not None
+        or args.density is not None
         or args.manifests
     ):
         print(
             "robocall train: --recalibrate is for --stage synth and keeps the head's recipe: "
-            "no --quick, --features, --l2 or --manifests",
+            "no --quick, --features, --l2, --density or --manifests",
             file=sys.stderr,
         )
         return 2

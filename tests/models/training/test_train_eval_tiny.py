@@ -179,8 +179,17 @@ def test_quick_train_then_evaluate(
     )
 
 
-def test_train_refuses_a_bad_l2() -> None:
+def test_train_takes_a_fixed_l2_and_density(tiny_corpus: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    args = ["train", "--quick", "--features", "lfcc", "--manifest-dir", str(tiny_corpus)]
+    assert main([*args, "--l2", "0.1", "--density", "0.5", "--out", str(run)]) == 0
+    config = json.loads((run / "config.json").read_text())
+    assert config["l2_grid"] == [0.1] and config["density_alpha_grid"] == [0.5]
+
+
+def test_train_refuses_a_bad_l2_or_density() -> None:
     assert main(["train", "--quick", "--features", "lfcc", "--l2", "-1"]) == 2
+    assert main(["train", "--quick", "--features", "lfcc", "--density", "-1"]) == 2
 
 
 def test_train_refuses_a_bad_projection() -> None:
@@ -387,5 +396,6 @@ def test_recalibrate_redoes_only_what_the_mixtures_decide(
 def test_recalibrate_keeps_the_recipe_on_the_command_line(tmp_path: Path) -> None:
     args = ["train", "--stage", "synth", "--recalibrate", "--weights", str(tmp_path / "h.npz")]
     assert main([*args, "--l2", "0.1"]) == 2
+    assert main([*args, "--density", "1"]) == 2
     assert main(["train", "--recalibrate"]) == 2  # every stage: the text and fusion too
     assert main(args) == 1  # no such head: said, not a traceback
