@@ -4,8 +4,7 @@
         [--crops 30,60,0] [--json OUT]
 
 ``docs/evaluation_calls_verdict.md`` scores each simulated test call on its first 30 s (ASR is
-the cost), but ``robocall analyze`` reads a whole recording, and a dialer's giveaways pile up
-with time (the same prompt again, more replies to time). Here the same test calls (10 per
+the cost), but ``robocall analyze`` reads a whole recording. Here the same test calls (10 per
 language and caller kind, both layouts, ``fusion_calls.select_calls``) go through the same
 cached detector at each crop length (0 = the whole call) and the shipped fusion
 (``models/weights/fusion.json``, fitted on 30-s crops of the dev calls) decides them at its
