@@ -346,6 +346,13 @@ def format_metric(v: float | None, pct: bool = True) -> str:
     return f"{100 * v:.1f} %" if pct else f"{v:.3f}"
 
 
+def format_with_ci(v: float, ci: tuple[float, float], pct: bool = True) -> str:
+    """``"12.3 % [4.5 %, 20.1 %]"``: :func:`format_metric` with its interval; ``"-"`` for NaN."""
+    if v != v:
+        return "-"
+    return f"{format_metric(v, pct)} [{format_metric(ci[0], pct)}, {format_metric(ci[1], pct)}]"
+
+
 def rate_ci(
     flags: np.ndarray,
     groups: Sequence[str],

@@ -395,8 +395,9 @@ def test_carrier_mode_adds_the_prompt_index_over_the_other_calls_of_a_language_a
 
 
 def test_write_outputs_renders_the_calls_report(tmp_path: Path, rng: np.random.Generator) -> None:
+    from models.training.calls_report import CALLS_REPORT
     from models.training.fusion_fit import Result, make_model, scores_table
-    from models.training.fusion_report import CALLS_REPORT, write_outputs
+    from models.training.fusion_report import write_outputs
 
     examples, logit = _examples(rng)
     y = np.array([ex.y for ex in examples], dtype=np.float64)
@@ -552,9 +553,9 @@ def test_with_cached_frames_keeps_the_aasist_embedder(tmp_path: Path) -> None:
 
 
 def test_index_hits_and_the_carrier_section_of_the_calls_page(rng: np.random.Generator) -> None:
+    from models.training.calls_report import carrier_lines
     from models.training.fusion_calls import index_hits
     from models.training.fusion_fit import PROMPT_CUE, PROMPT_MAX_SCALE
-    from models.training.fusion_report import carrier_lines
     from models.training.train_fusion import carrier_tables
     from pipeline.fuse import FusionModel
 

@@ -211,3 +211,9 @@ def test_bootstrap_refuses_mismatched_groups_and_needs_both_classes() -> None:
         M.bootstrap_ci(y, np.array([0.1, 0.5, 0.9]), groups=["a", "b"])
     ci = M.bootstrap_ci(np.ones(3, dtype=np.int64), np.array([0.1, 0.5, 0.9]), groups="abc")
     assert all(np.isnan(v) for pair in ci.values() for v in pair)
+
+
+def test_format_with_ci_writes_the_value_and_its_interval_in_one_unit() -> None:
+    assert M.format_with_ci(0.125, (0.031, 0.25)) == "12.5 % [3.1 %, 25.0 %]"
+    assert M.format_with_ci(0.9123, (0.85, 0.97), pct=False) == "0.912 [0.850, 0.970]"
+    assert M.format_with_ci(float("nan"), (0.1, 0.2)) == "-"
