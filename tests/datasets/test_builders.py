@@ -526,3 +526,32 @@ def test_committed_manifests_are_valid_and_leak_free() -> None:
     assert len({r.id for r in rows}) == len(rows)
     assert not any(splits.leaks(rows).values())
     assert all(r.path and not r.path.startswith("/") for r in rows)  # no machine paths
+
+
+# --- prepare_hifigan --------------------------------------------------------------------------
+
+
+def test_hifigan_copies_are_their_own_family_with_the_source_speaker_and_split() -> None:
+    hifigan = load_builder("prepare_hifigan")
+    rows = [
+        row(i, speaker=f"spk{i % 3}", language="en" if i % 2 else "zh", split=split)
+        for i, split in zip(range(60), ["train", "dev", "test"] * 20, strict=True)
+    ]
+    rows.append(row(100, language="ko"))  # out of scope
+    chosen = hifigan.select_sources(rows, fraction=0.25, max_per_speaker=4)
+    assert Counter(r.speaker for r in chosen) == {"spk0": 4, "spk1": 4, "spk2": 4}
+    vocoded = load_builder("prepare_vocoded").select_sources(rows, fraction=0.25, max_per_speaker=4)
+    assert {r.id for r in chosen} != {r.id for r in vocoded}  # its own hash order
+    copy = hifigan.make_row(chosen[0], duration_s=1.0)
+    assert (copy.label, copy.kind, copy.engine_family, copy.source) == (
+        "robot",
+        "vocoder_resynthesis",
+        "hifigan",
+        "hifigan",
+    )
+    assert (copy.speaker, copy.group_id, copy.split, copy.parts) == (
+        chosen[0].speaker,
+        chosen[0].group_id,
+        chosen[0].split,
+        (chosen[0].id,),
+    )
