@@ -11,7 +11,7 @@ import shutil
 import sys
 from collections import Counter
 from pathlib import Path
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
 
 import numpy as np
 import pytest
@@ -555,3 +555,56 @@ def test_hifigan_copies_are_their_own_family_with_the_source_speaker_and_split()
         chosen[0].split,
         (chosen[0].id,),
     )
+
+
+# --- prepare_ttskit ---------------------------------------------------------------------------
+
+
+def test_ttskit_dev_lines_go_to_the_five_dev_voices_only() -> None:
+    ttskit = load_builder("prepare_ttskit")
+    splits = ttskit.voice_splits()
+    assert Counter(splits.values()) == {"dev": 5, "train": 19}
+    assert splits == ttskit.voice_splits(tuple(reversed(ttskit.VOICES)))  # order-free
+    texts = [
+        SimpleNamespace(split=split, group_id=f"g{i}", text="你好", campaign="", kind="neutral")
+        for i, split in enumerate(["train"] * 40 + ["dev"] * 10)
+    ]
+    jobs = ttskit.plan(texts)
+    assert len(jobs) == 50
+    assert all(splits[voice] == text.split for text, voice in jobs)
+    assert {voice for text, voice in jobs if text.split == "dev"} == {
+        v for v, s in splits.items() if s == "dev"
+    }
+
+
+def test_ttskit_rows_are_their_own_family_and_keep_the_line_split() -> None:
+    ttskit = load_builder("prepare_ttskit")
+    code = ttskit.speaker_code("Aiyue")
+    assert code.shape == (1, 32) and code.min() >= -0.7 and code.max() <= 0.8
+    assert not np.array_equal(code, ttskit.speaker_code("Xiaogang"))
+    text = SimpleNamespace(
+        split="dev",
+        group_id="aishell/a+b",
+        text="你好。",
+        campaign="",
+        kind="neutral",
+        origin="aishell",
+    )
+    rel = "ttskit_train_v1/zh/Aiyue/aishell_a+b.flac"
+    made = ttskit.make_row(text, "Aiyue", rel=rel, duration_s=1.5)
+    assert (made.engine_family, made.source, made.split, made.label) == (
+        "mellotron",
+        "ttskit_train",
+        "dev",
+        "robot",
+    )
+    assert made.id == rel.removesuffix(".flac") and made.speaker == "ttskit:Aiyue"
+
+
+def test_ttskit_speaks_a_line_at_16_khz() -> None:
+    pytest.importorskip("ttskit", reason="ttskit not installed (see datasets/prepare_ttskit.py)")
+    pytest.importorskip("phkit", reason="phkit not installed (see datasets/prepare_ttskit.py)")
+    ttskit = load_builder("prepare_ttskit")
+    samples = ttskit.Ttskit().speak("今天天气不错。", "Aiyue", seed=1)
+    assert samples.ndim == 1 and 0.5 * 16_000 < samples.size < 6 * 16_000
+    assert np.sqrt(np.mean(samples**2)) > 0.01
