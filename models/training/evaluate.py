@@ -62,6 +62,7 @@ from models.training.synth_data import (
     train_ids,
 )
 from models.training.synth_fit import (
+    MIN_DENSITY_PEOPLE,
     class_weights,
     fit_density,
     fit_head,
@@ -196,10 +197,12 @@ def nested_fit(
     engine never takes part.
     """
     grid = NESTED_GRID
-    alphas = sorted(grid.density_alpha_grid) if cfg.density_alpha > 0 else [0.0]
     val = np.asarray(
         [hash_unit(f"speaker:{r.speaker}", salt=NESTED_SALT) < NESTED_VAL_SHARE for r in rows]
     )
+    # A fold with too few people to fit a density on compares the settings without one.
+    densities = cfg.density_alpha > 0 and np.sum(y[~val] == 0) >= MIN_DENSITY_PEOPLE
+    alphas = sorted(grid.density_alpha_grid) if densities else [0.0]
     scored = val & ~np.asarray([is_copy(r, cfg) for r in rows])
     results = []
     if M.has_both_classes(y[scored]) and M.has_both_classes(y[~val]):

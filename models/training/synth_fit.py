@@ -32,6 +32,8 @@ from pipeline.fuse import sigmoid
 
 log = logging.getLogger(__name__)
 
+MIN_DENSITY_PEOPLE = 3  # fewest people a people density is fitted on
+
 
 # ---------------------------------------------------------------------------------------------
 # Fitting
@@ -261,8 +263,10 @@ def fit_density(x: np.ndarray, y: np.ndarray, *, dim: int) -> PeopleDensity:
     from sklearn.decomposition import PCA
 
     people = np.asarray(x, dtype=np.float64)[np.asarray(y) == 0]
-    if len(people) < 3:
-        raise ValueError(f"the people density needs >= 3 people, got {len(people)}")
+    if len(people) < MIN_DENSITY_PEOPLE:
+        raise ValueError(
+            f"the people density needs >= {MIN_DENSITY_PEOPLE} people, got {len(people)}"
+        )
     mean, scale = people.mean(axis=0), np.maximum(people.std(axis=0), 1e-6)
     pca = PCA(n_components=min(dim, len(people) - 1, people.shape[1]), svd_solver="full")
     p = pca.fit_transform((people - mean) / scale)

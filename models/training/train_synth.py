@@ -172,7 +172,7 @@ def train(
         grid_dev |= {f"blocks={blocks} {k}": v for k, v in table.items()}
         candidates.append((score, on, head, chosen, train_kept))
         log.warning(
-            "selection: blocks %s best criterion %.4f (l2 %g, density %g, %s row weights)",
+            "selection: blocks %s chosen criterion %.4f (l2 %g, density %g, %s row weights)",
             blocks, score, chosen.l2, chosen.density_alpha, chosen.row_weights,
         )  # fmt: skip
     # Ties: without the aasist block (False sorts first), the cheaper head.
@@ -394,9 +394,11 @@ def _pick_fit(
     """Fit every (l2, copy weight, row weighting, density weight) of the grids; keep the lowest
     selection criterion (``synth_select.py``: mean of the family folds' EER, the people-source
     folds' EER and the dev EER, the latter the mean of single clips, people vs TTS/VC, and dev
-    calls, both pooled at q0.75). ``folds``: the family folds and the source folds. Ties:
-    stronger penalty, then smaller copy weight, then smaller density weight, then the row
-    weighting earlier in ``ROW_WEIGHTINGS``. The people density does not depend on the
+    calls, both pooled at q0.75). ``folds``: the family folds and the source folds. Settings
+    within ``cfg.selection_tolerance`` of the lowest criterion tie; among them
+    ``cfg.incumbent`` is kept when it is one, otherwise the lowest criterion, with exact ties
+    broken by stronger penalty, then smaller copy weight, then smaller density weight, then the
+    row weighting earlier in ``ROW_WEIGHTINGS``. The people density does not depend on the
     logistic settings, so it is fitted once per fold. Returns the table of every setting's
     parts and the chosen setting's criterion (nan when there was nothing to choose on)."""
     from models.training import metrics as M
@@ -456,11 +458,23 @@ def _pick_fit(
                 "sources": {k: round(v, 4) for k, v in sorted(by_source.items())},
             }
             log.info("selection %s: %s", key, table[key])
-    best = min(results, key=lambda t: t[:5])
+    best = choose_setting(results, cfg)
     chosen = cfg.resolved(
         l2=-best[1], copy_weight=best[2], density_alpha=best[3], row_weights=ROW_WEIGHTINGS[best[4]]
     )
     return best[5], chosen, table, best[0]
+
+
+def choose_setting(
+    results: Sequence[tuple[float, float, float, float, int, LogisticHead]], cfg: TrainConfig
+) -> tuple[float, float, float, float, int, LogisticHead]:
+    """The chosen entry of :func:`_pick_fit`'s results: ``cfg.incumbent`` when its criterion is
+    within ``cfg.selection_tolerance`` of the lowest, otherwise the lowest."""
+    best = min(results, key=lambda t: t[:5])
+    l2, cw, alpha, rw = cfg.incumbent
+    key = (-l2, cw, alpha, ROW_WEIGHTINGS.index(rw))
+    kept = [t for t in results if t[1:5] == key and t[0] <= best[0] + cfg.selection_tolerance]
+    return kept[0] if kept else best
 
 
 def _logistic_fitter(cfg: TrainConfig) -> Fitter:

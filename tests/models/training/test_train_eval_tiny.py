@@ -28,8 +28,8 @@ from models.training.corpus import (
     write_clip,
     write_manifest,
 )
-from models.training.synth_data import TrainConfig, clip_features, select_rows
-from models.training.train_synth import recalibrate, train
+from models.training.synth_data import ROW_WEIGHTINGS, TrainConfig, clip_features, select_rows
+from models.training.train_synth import choose_setting, recalibrate, train
 from pipeline.telephone import call_channel
 from service.cli import main
 
@@ -188,6 +188,8 @@ def test_train_takes_a_fixed_l2_and_density(tiny_corpus: Path, tmp_path: Path) -
 
 
 def test_train_refuses_a_bad_l2_or_density() -> None:
+    with pytest.raises(ValueError, match="selection_tolerance"):
+        TrainConfig(selection_tolerance=-0.1)
     assert main(["train", "--quick", "--features", "lfcc", "--l2", "-1"]) == 2
     assert main(["train", "--quick", "--features", "lfcc", "--density", "-1"]) == 2
 
@@ -288,6 +290,53 @@ def test_train_chooses_the_row_weighting_and_records_it(tiny_corpus: Path, tmp_p
     saved = LogisticHead.load(tmp_path / "nap.npz").meta["training"]["config"]
     assert (saved["nap_dim"], saved["nap_classes"], saved["nap_per_block"]) == (1, "people", False)
     assert not np.allclose(projected.head.coef, one.head.coef)
+
+
+def test_the_incumbent_is_kept_when_it_is_within_the_tolerance_of_the_best() -> None:
+    def entry(criterion: float, l2: float, density: float) -> tuple:
+        return (
+            criterion,
+            -l2,
+            0.3,
+            density,
+            ROW_WEIGHTINGS.index("source"),
+            f"head {l2} {density}",
+        )
+
+    results = [entry(0.180, 0.01, 0.5), entry(0.184, 0.1, 1.0), entry(0.183, 0.1, 0.0)]
+    cfg = TrainConfig(incumbent=(0.1, 0.3, 1.0, "source"), selection_tolerance=0.006)
+    assert choose_setting(results, cfg)[5] == "head 0.1 1.0"
+    # Beyond the tolerance the lowest criterion wins, and so it does without the incumbent.
+    assert choose_setting(results, dataclasses.replace(cfg, selection_tolerance=0.003))[5] == (
+        "head 0.01 0.5"
+    )
+    assert (
+        choose_setting(results, dataclasses.replace(cfg, incumbent=(1.0, 0.3, 1.0, "source")))[5]
+        == "head 0.01 0.5"
+    )
+    # Exact ties without the incumbent: the stronger penalty, then the smaller density.
+    tied = [entry(0.18, 0.01, 0.5), entry(0.18, 0.1, 1.0), entry(0.18, 0.1, 0.0)]
+    no_incumbent = dataclasses.replace(cfg, incumbent=(1.0, 0.3, 1.0, "source"))
+    assert choose_setting(tied, no_incumbent)[5] == "head 0.1 0.0"
+
+
+def test_train_keeps_the_incumbent_of_the_grid(tiny_corpus: Path, tmp_path: Path) -> None:
+    # On the tiny corpus both penalties score a criterion of 0: the exact-tie order picks the
+    # stronger penalty, the incumbent rule the incumbent.
+    cfg = TrainConfig(
+        manifest_dir=str(tiny_corpus),
+        spec=FeatureSpec(blocks=("lfcc",)),
+        aasist_grid=(False,),
+        l2_grid=(0.01, 1.0),
+        density_alpha_grid=(0.0,),
+        row_weights_grid=("class",),
+    )
+    for incumbent, expected in (((0.5, 0.3, 0.0, "class"), 1.0), ((0.01, 0.3, 0.0, "class"), 0.01)):
+        c = dataclasses.replace(cfg, incumbent=incumbent)
+        run = train(c, run_dir=tmp_path / "run", weights_path=tmp_path / "h.npz", encoder=None)
+        table = run.head.meta["training"]["selection_table"]
+        assert {v["criterion"] for v in table.values()} == {0.0}
+        assert list(run.head.meta["training"]["config"]["l2_grid"]) == [expected]
 
 
 def test_clip_features_append_the_cached_embedding_to_every_window(tiny_corpus: Path) -> None:
