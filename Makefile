@@ -43,9 +43,14 @@ bench: setup
 	$(PY) bench/bench_pipeline.py
 
 # The generated training corpus (datasets/README.md "Rebuild"): the TTS engines (Debian, when
-# root), the training extras, then every builder in order. Idempotent; 45-60 min on 2 cores.
+# root), the training extras, then every builder in order. Idempotent; 55-70 min on 2 cores.
 # The committed vocoded manifest holds the first 420 copies (the builder's default makes 648).
 CORPUS_DEBS := espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts
+# ttskit's Mandarin Mellotron + MelGAN (datasets/prepare_ttskit.py) and its pure-Python front end,
+# each with --no-deps: ttskit also requires a web server (Flask, gevent) we never call; phkit's
+# pypinyin comes with kokoro-files
+TTSKIT_PKGS := ttskit==0.3.8 phkit==0.2.11 aukit==1.4.6 hanziconv==0.3.2 jieba==0.42.1 \
+  inflect==7.6.0 Unidecode==1.4.0 jaraco.functools==4.6.0 typeguard==4.6.1 dotmap==1.3.30 pydub==0.25.1
 corpus: setup
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(CORPUS_DEBS); \
@@ -61,6 +66,8 @@ corpus: setup
 	$(PY) datasets/splits.py
 	$(MAKE) kokoro-files
 	nice -n 10 $(PY) datasets/prepare_kokoro.py --train
+	$(PIP) install --no-deps $(TTSKIT_PKGS)
+	nice -n 10 $(PY) datasets/prepare_ttskit.py
 
 # Kokoro-82M v1.0 (issue 12): a 2025 neural TTS; this is its held-out test set (8 voices and
 # test lines no model trains on; the training build uses other voices and lines), outside the

@@ -13,14 +13,15 @@ Lines: Mandarin lines of Kokoro's training build (``prepare_kokoro.read_training
 salt: AISHELL-1 transcript pairs and sales lines of train/dev campaigns, none tied to a test
 clip). Voices: five dev by stable hash, the rest train; dev lines are spoken by dev voices only.
 Rows: source ``ttskit_train``, engine family ``mellotron`` (its own leave-one-out group), 16 kHz.
-Tried as training data on 2026-12-06 and not adopted (``docs/voice_generalisation.md`` section
-14), so ``make corpus`` does not build it. Its Python dependencies, all with ``--no-deps``:
+In the shipped recipe since 2026-12-06 (``docs/voice_generalisation.md`` sections 14-15). The
+manifest sits in ``datasets/manifests/ttskit/``, outside ``read_manifests()``'s glob like
+Kokoro's training build, so the evaluation samples stay as they were; the recipe names it.
+``make corpus`` installs its Python dependencies, all with ``--no-deps``:
 
     pip install --no-deps ttskit==0.3.8 phkit==0.2.11 aukit==1.4.6 hanziconv==0.3.2 \\
         jieba==0.42.1 inflect==7.6.0 Unidecode==1.4.0 jaraco.functools==4.6.0 typeguard==4.6.1 \\
         dotmap==1.3.30 pydub==0.25.1
-    nice -n 10 python datasets/prepare_ttskit.py --per-language 240 \\
-        --manifest runs/exp_ttskit/manifests/ttskit_train_v1.jsonl       # 9 min on 2 cores
+    nice -n 10 python datasets/prepare_ttskit.py     # 240 clips, 9 min on 2 cores
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from scipy import signal
 from tqdm import tqdm
 
 from models.training.corpus import (
+    MANIFEST_DIR,
     REPO_DIR,
     STORE_RATE_HZ,
     CorpusRow,
@@ -53,6 +55,7 @@ from models.training.corpus import (
 log = logging.getLogger("prepare_ttskit")
 NAME = "ttskit_train_v1"
 SOURCE = "ttskit_train"
+MANIFEST = MANIFEST_DIR / "ttskit" / f"{NAME}.jsonl"
 RATE_HZ = 22_050
 DEV_VOICES = 5
 VOICES = (  # ttskit.resource._speaker_dict (importing it loads the package's SDK)
@@ -169,6 +172,7 @@ def make_row(text: Any, voice: str, *, rel: str, duration_s: float) -> CorpusRow
 
 def main(argv: list[str] | None = None) -> int:
     parser = builder_parser(__doc__.splitlines()[0], name=NAME)
+    parser.set_defaults(manifest=MANIFEST)
     parser.add_argument("--per-language", type=int, default=240, help="lines asked of Kokoro's")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")

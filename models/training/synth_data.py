@@ -58,13 +58,15 @@ NAP_CLASSES = ("people", "both")  # whose between-source scatter the projection 
 class TrainConfig:
     """Everything that decides the trained head (copied into the run dir and the weights)."""
 
-    # single clips; kokoro_train: a 2025 neural TTS (datasets/prepare_kokoro.py --train)
+    # single clips; kokoro_train: a 2025 neural TTS (datasets/prepare_kokoro.py --train);
+    # ttskit_train: a multi-speaker Mandarin Mellotron + MelGAN (datasets/prepare_ttskit.py)
     manifests: tuple[str, ...] = (
         "shared",
         "tts_en",
         "resynth",
         "vocoded",
         "kokoro/kokoro_train_v1",
+        "ttskit/ttskit_train_v1",
     )
     mixed_manifest: str = "mixed"  # call mixtures: dev picks the pooling, test reports it
     languages: tuple[str, ...] = ("en", "zh")  # product languages; ko/CSS10 rows are left out
