@@ -340,9 +340,12 @@ def write_report(ev: Evaluation, out_dir: Path, *, command: str = "robocall eval
     lines += [
         "## Training data and selection",
         "",
-        f"Fit on {ev.train_rows} train clips; every (L2, copy-synthesis weight) pair of the grids "
-        "trained, and the pair with the lowest selection criterion kept "
-        "(`models/training/synth_select.py`): the mean of (1) the mean EER over family folds "
+        f"Fit on {ev.train_rows} train clips; every setting of the grids (L2, copy-synthesis "
+        "weight, people-density weight, row weighting) trained, and the setting with the lowest "
+        "selection criterion kept, except that for heads trained since 2026-12-06 settings within "
+        "`selection_tolerance` of the lowest tie and the `incumbent` is kept among them "
+        "(`TrainConfig`; `models/training/synth_select.py`): the criterion is the mean of (1) the "
+        "mean EER over family folds "
         "inside the train and dev-select rows (each TTS/VC engine family held out with a group "
         "of people, by speaker), (2) the mean of two dev EERs on the *select* half of dev "
         "(people vs TTS/VC single clips; dev calls) and, for heads trained since the part "
