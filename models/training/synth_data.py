@@ -101,7 +101,7 @@ class TrainConfig:
     # engines of unseen sources in the leave-one-source-out study (docs/unseen_sources.md).
     row_weights_grid: tuple[str, ...] = ROW_WEIGHTINGS
     density_dim: int = 64  # principal components of the people's features it keeps
-    # Issue 12, session 15: the criterion's paired resampling noise has a standard deviation of
+    # Issue 12, 2026-12-06 (afternoon): the criterion's paired resampling noise has a standard deviation of
     # 0.002-0.004 (docs/voice_generalisation.md, section 14), so the settings within
     # ``selection_tolerance`` of the lowest criterion are ties. Among them ``incumbent`` (l2,
     # copy weight, density weight, row weighting: the settings of the head shipped since
