@@ -101,12 +101,13 @@ class TrainConfig:
     # engines of unseen sources in the leave-one-source-out study (docs/unseen_sources.md).
     row_weights_grid: tuple[str, ...] = ROW_WEIGHTINGS
     density_dim: int = 64  # principal components of the people's features it keeps
-    # Issue 12, 2026-12-06 (afternoon): the criterion's paired resampling noise has a standard deviation of
-    # 0.002-0.004 (docs/voice_generalisation.md, section 14), so the settings within
+    # Issue 12, 2026-12-06: the criterion's paired resampling noise has a standard deviation
+    # of 0.002-0.004 (docs/voice_generalisation.md, section 14), so the settings within
     # ``selection_tolerance`` of the lowest criterion are ties. Among them ``incumbent`` (l2,
-    # copy weight, density weight, row weighting: the settings of the head shipped since
-    # session 8, whose held-out figures are measured) is kept, so a change of recipe needs a
-    # criterion better by more than its noise; without it in the ties, the lowest wins.
+    # copy weight, density weight, row weighting: the settings of the heads shipped since
+    # Kokoro joined training, 7313557a and da1122bd, whose held-out figures are measured) is
+    # kept, so a change of recipe needs a criterion better by more than its noise; without it
+    # in the ties, the lowest wins.
     selection_tolerance: float = 0.006
     incumbent: tuple[float, float, float, str] = (0.1, 0.3, 1.0, "source")
     # Issue 12, nuisance attribute projection (``synth_fit.nuisance_directions``): the top
