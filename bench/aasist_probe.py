@@ -59,10 +59,10 @@ from models.training.aasist_scores import (
 )
 from models.training.corpus import CorpusRow, dev_halves
 from models.training.evaluate import ci_group
+from models.training.synth_config import TrainConfig
 from models.training.synth_data import (
     WEIGHTS_PATH,
     ClipFeatures,
-    TrainConfig,
     collect_features,
     mixed_rows,
     select_rows,

@@ -41,10 +41,10 @@ from models.synth_head import pool_log_odds
 from models.training import metrics as M
 from models.training.corpus import CorpusRow
 from models.training.evaluate import record, table_row
+from models.training.synth_config import TrainConfig
 from models.training.synth_data import (
     POOL_QUANTILES,
     ClipFeatures,
-    TrainConfig,
     collect_features,
     mixed_rows,
     select_rows,

@@ -52,9 +52,9 @@ from models.synth_head import pool_log_odds
 from models.training import metrics as M
 from models.training.corpus import CorpusRow, dev_halves, hash_unit, leave_one_out_folds
 from models.training.evaluate import NESTED_SALT, NESTED_VAL_SHARE, ci_group
+from models.training.synth_config import TrainConfig
 from models.training.synth_data import (
     ClipFeatures,
-    TrainConfig,
     collect_features,
     mixed_rows,
     select_rows,

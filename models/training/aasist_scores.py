@@ -30,10 +30,10 @@ from pathlib import Path
 import numpy as np
 
 from models.training.corpus import CorpusRow, read_clip, resolve_path
+from models.training.synth_config import TrainConfig
 from models.training.synth_data import (
     AASIST_WINDOWS,
     ClipFeatures,
-    TrainConfig,
     aasist_row_key,
     features_cache_dir,
 )

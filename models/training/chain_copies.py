@@ -33,12 +33,8 @@ import numpy as np
 
 from models.synth_head import AASIST_DIM, FrameEncoder, window_features
 from models.training.corpus import CorpusRow, read_clip, resolve_path, seeded_rng
-from models.training.synth_data import (
-    ClipFeatures,
-    TrainConfig,
-    features_cache_dir,
-    telephone_windows,
-)
+from models.training.synth_config import TrainConfig
+from models.training.synth_data import ClipFeatures, features_cache_dir, telephone_windows
 from pipeline import chain
 from pipeline.errors import EmptyAudioError
 from pipeline.files import atomic_path

@@ -71,7 +71,8 @@ from pipeline.types import ANALYSIS_RATE_HZ, Audio, AudioInfo, ModelInfo
 
 if TYPE_CHECKING:
     from models.synth_head import ClipEmbedder, FrameEncoder, LogisticHead
-    from models.training.synth_data import ClipFeatures, TrainConfig
+    from models.training.synth_config import TrainConfig
+    from models.training.synth_data import ClipFeatures
     from pipeline.detector import Detector
     from pipeline.fuse import FusionModel
 

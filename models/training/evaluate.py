@@ -49,11 +49,10 @@ from models.training.corpus import (
     resolve_path,
     sample_by_hash,
 )
+from models.training.synth_config import ROW_WEIGHTINGS, TrainConfig
 from models.training.synth_data import (
     POOL_QUANTILES,
-    ROW_WEIGHTINGS,
     ClipFeatures,
-    TrainConfig,
     clip_features,
     collect_features,
     mixed_rows,

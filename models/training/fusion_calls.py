@@ -279,7 +279,8 @@ def callers_heard_in_training(rows: Sequence[CorpusRow]) -> set[str]:
     was trained on: its ``synthetic_voice`` cue is then not a held-out figure. None since the
     calls follow the corpus splits (``datasets/prepare_calls.py``); counted, not assumed."""
     from models.training.leakage import audio_keys
-    from models.training.synth_data import TrainConfig, select_rows, train_ids
+    from models.training.synth_config import TrainConfig
+    from models.training.synth_data import select_rows, train_ids
 
     cfg = TrainConfig()
     clips = select_rows(cfg)

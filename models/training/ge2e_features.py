@@ -32,10 +32,10 @@ import numpy as np
 from models.diarize import DiarizerConfig, speech_frames, window_embeddings, window_starts
 from models.synth_head import cut, speech_windows
 from models.training.corpus import CorpusRow, read_clip, resolve_path
+from models.training.synth_config import TrainConfig
 from models.training.synth_data import (
     CACHE_VARIANT,
     ClipFeatures,
-    TrainConfig,
     features_cache_dir,
     telephone_windows,
 )

@@ -39,10 +39,10 @@ import numpy as np
 
 from models.training.corpus import CorpusRow, read_clip, resolve_path
 from models.training.ge2e_features import with_blocks
+from models.training.synth_config import TrainConfig
 from models.training.synth_data import (
     CACHE_VARIANT,
     ClipFeatures,
-    TrainConfig,
     features_cache_dir,
     telephone_windows,
 )

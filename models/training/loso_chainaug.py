@@ -67,7 +67,8 @@ from models.training.loso_voice import (
     transform_features,
     variant_columns,
 )
-from models.training.synth_data import ClipFeatures, TrainConfig
+from models.training.synth_config import TrainConfig
+from models.training.synth_data import ClipFeatures
 from models.training.synth_fit import (
     block_columns,
     is_copy,

@@ -48,7 +48,7 @@ from models.training.loso_voice import (
     transform_features,
     variant_columns,
 )
-from models.training.synth_data import TrainConfig
+from models.training.synth_config import TrainConfig
 
 log = logging.getLogger(__name__)
 

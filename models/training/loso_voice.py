@@ -67,7 +67,8 @@ from models.training.eval_sources import (
     tied_to_source,
 )
 from models.training.evaluate import ci_group
-from models.training.synth_data import ClipFeatures, TrainConfig
+from models.training.synth_config import TrainConfig
+from models.training.synth_data import ClipFeatures
 from models.training.synth_fit import (
     block_columns,
     fit_density,

@@ -27,7 +27,8 @@ from models.synth_head import (
 from models.training.corpus import (
     CorpusRow,
 )
-from models.training.synth_data import ClipFeatures, TrainConfig
+from models.training.synth_config import TrainConfig
+from models.training.synth_data import ClipFeatures
 from pipeline.fuse import sigmoid
 
 log = logging.getLogger(__name__)

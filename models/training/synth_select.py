@@ -54,7 +54,8 @@ import numpy as np
 
 from models.training import metrics as M
 from models.training.corpus import CorpusRow, hash_unit, row_links
-from models.training.synth_data import ClipFeatures, TrainConfig
+from models.training.synth_config import TrainConfig
+from models.training.synth_data import ClipFeatures
 from models.training.synth_fit import is_copy, stack
 
 SELECT_SALT = "synth-select-v1"  # people's groups of the family folds

@@ -46,13 +46,12 @@ from models.synth_head import (
     file_sha256,
 )
 from models.training.corpus import CorpusRow, dev_halves
+from models.training.synth_config import ROW_WEIGHTINGS, TrainConfig
 from models.training.synth_data import (
     POOL_QUANTILES,
-    ROW_WEIGHTINGS,
     VARIANTS,
     WEIGHTS_PATH,
     ClipFeatures,
-    TrainConfig,
     collect_features,
     manifest_sha256,
     mixed_rows,

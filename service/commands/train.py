@@ -222,7 +222,8 @@ def _train_synth(args: argparse.Namespace) -> int:
     import dataclasses
 
     from models.synth_head import FeatureSpec
-    from models.training.synth_data import WEIGHTS_PATH, TrainConfig
+    from models.training.synth_config import TrainConfig
+    from models.training.synth_data import WEIGHTS_PATH
     from models.training.train_synth import train
 
     if args.recalibrate:

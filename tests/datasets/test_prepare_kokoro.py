@@ -174,7 +174,8 @@ def test_training_rows_are_their_own_engine_family_and_get_a_leave_one_out_fold(
 
 def test_select_rows_reads_the_training_build_when_named(tmp_path: Path) -> None:
     from models.training.corpus import KOKORO_TRAIN_MANIFEST, MANIFEST_DIR, write_manifest
-    from models.training.synth_data import TrainConfig, select_rows
+    from models.training.synth_config import TrainConfig
+    from models.training.synth_data import select_rows
 
     name = KOKORO_TRAIN_MANIFEST.relative_to(MANIFEST_DIR).with_suffix("").as_posix()
     rows = [training_row("jf_alpha25+jm_kumo75", i, "dev") for i in range(3)]

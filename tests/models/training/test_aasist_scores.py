@@ -15,11 +15,8 @@ from models import aasist
 from models.training import aasist_scores as A
 from models.training import metrics as M
 from models.training.corpus import CorpusRow
-from models.training.synth_data import (
-    ClipFeatures,
-    TrainConfig,
-    features_cache_dir,
-)
+from models.training.synth_config import TrainConfig
+from models.training.synth_data import ClipFeatures, features_cache_dir
 
 
 def _row(rid: str, *, label: str = "human", kind: str = "") -> CorpusRow:

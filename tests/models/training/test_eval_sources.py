@@ -24,7 +24,8 @@ from models.training.eval_sources import (
 )
 from models.training.eval_sources_report import render
 from models.training.fusion_fit import Example
-from models.training.synth_data import ClipFeatures, TrainConfig
+from models.training.synth_config import TrainConfig
+from models.training.synth_data import ClipFeatures
 from models.training.text_features import MARK_BEGIN, MARK_END
 from pipeline.fuse import FusionModel
 from tests.models.support import corpus_row as row

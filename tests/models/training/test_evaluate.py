@@ -20,7 +20,8 @@ from models.synth_head import FeatureSpec
 from models.training import evaluate as E
 from models.training.corpus import CorpusRow, corpus_cache_dir, write_clip
 from models.training.evaluate_report import cost_lines
-from models.training.synth_data import ClipFeatures, TrainConfig
+from models.training.synth_config import TrainConfig
+from models.training.synth_data import ClipFeatures
 from tests.models.training.test_synth_select import row
 
 WIDTHS = {"whisper": 6, "lfcc": 4, "aasist": 3}

@@ -18,7 +18,8 @@ from models.training.ge2e_features import (
     window_stats,
     with_ge2e,
 )
-from models.training.synth_data import ClipFeatures, TrainConfig, telephone_windows
+from models.training.synth_config import TrainConfig
+from models.training.synth_data import ClipFeatures, telephone_windows
 from pipeline.telephone import call_channel
 from tests.models.support import corpus_row
 

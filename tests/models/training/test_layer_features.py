@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from models.training.corpus import CorpusRow, read_clip, resolve_path, write_clip
-from models.training.synth_data import ClipFeatures, TrainConfig, telephone_windows
+from models.training.synth_config import TrainConfig
+from models.training.synth_data import ClipFeatures, telephone_windows
 from tests.models.support import corpus_row
 
 torch = pytest.importorskip("torch")

@@ -30,7 +30,8 @@ from models.training.leakage import (
     text_keys,
     tied_to_test,
 )
-from models.training.synth_data import TrainConfig, mixed_rows, select_rows, train_ids
+from models.training.synth_config import TrainConfig
+from models.training.synth_data import mixed_rows, select_rows, train_ids
 from models.training.text_features import CORPUS, TextRow, read_rows
 from models.training.train_fusion import compose, fusion_fit_clips, text_half
 from models.training.train_text import trainable_rows

@@ -20,7 +20,8 @@ from models.training.chain_copies import (
 from models.training.eval_sources import tied_to_source
 from models.training.loso_chainaug import augmented_weights, chain_variants, fit_with_copies
 from models.training.loso_voice import FoldData, Variant, run_folds
-from models.training.synth_data import ClipFeatures, TrainConfig, clip_features
+from models.training.synth_config import TrainConfig
+from models.training.synth_data import ClipFeatures, clip_features
 from tests.models.support import corpus_row as row
 from tests.models.support import fold_world_rows
 

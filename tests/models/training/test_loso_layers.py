@@ -12,7 +12,7 @@ import numpy as np
 from models.synth_head import FeatureSpec
 from models.training.loso_layers import LAYERS_BASE, as_whisper_parts, layer_variants, main
 from models.training.loso_voice import PARTS, VARIANTS, summary
-from models.training.synth_data import TrainConfig
+from models.training.synth_config import TrainConfig
 from models.training.text_features import MARK_BEGIN, MARK_END
 
 

@@ -41,7 +41,8 @@ from models.training.loso_voice import (
     variant_columns,
 )
 from models.training.loso_voice_report import part_shifts, render
-from models.training.synth_data import ClipFeatures, TrainConfig
+from models.training.synth_config import TrainConfig
+from models.training.synth_data import ClipFeatures
 from models.training.synth_fit import fit_density
 from models.training.text_features import MARK_BEGIN, MARK_END
 from tests.models.support import corpus_row as row

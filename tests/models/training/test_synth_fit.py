@@ -1,6 +1,6 @@
 """The voice head's fitting helpers: the report sets, the row weightings of the recipe and
 their grid, the nuisance attribute projection (``models.training.synth_fit``,
-``synth_data.TrainConfig``, ``evaluate.nested_fit``)."""
+``synth_config.TrainConfig``, ``evaluate.nested_fit``)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from models.synth_head import LogisticHead
 from models.training import metrics as M
 from models.training.corpus import CorpusRow
 from models.training.evaluate import config_from_head, nested_fit
-from models.training.synth_data import ROW_WEIGHTINGS, TrainConfig
+from models.training.synth_config import ROW_WEIGHTINGS, TrainConfig
 from models.training.synth_fit import (
     fit_head,
     fit_logistic,

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from models.training.corpus import CorpusRow, row_links
-from models.training.synth_data import ClipFeatures, TrainConfig
+from models.training.synth_config import TrainConfig
+from models.training.synth_data import ClipFeatures
 from models.training.synth_fit import fit_logistic
 from models.training.synth_select import (
     Scorer,

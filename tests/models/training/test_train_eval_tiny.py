@@ -28,7 +28,8 @@ from models.training.corpus import (
     write_clip,
     write_manifest,
 )
-from models.training.synth_data import ROW_WEIGHTINGS, TrainConfig, clip_features, select_rows
+from models.training.synth_config import ROW_WEIGHTINGS, TrainConfig
+from models.training.synth_data import clip_features, select_rows
 from models.training.train_synth import choose_setting, recalibrate, train
 from pipeline.telephone import call_channel
 from service.cli import main
