@@ -48,8 +48,9 @@ class TrainConfig:
     # Whisper + LFCC: equal to Whisper alone within noise on dev, a little better on the dev
     # calls (docs/evaluation.md, "Features"); LFCC costs ~10 ms a window.
     spec: FeatureSpec = field(default_factory=lambda: FeatureSpec(blocks=("whisper", "lfcc")))
-    # L2 penalty per row on standardised features: the value with the lowest criterion is kept
-    # (the run's resolved config, and the weights, record that one value).
+    # L2 penalty per row on standardised features: the selection keeps one value (the lowest
+    # criterion, or the incumbent's within ``selection_tolerance``; the run's resolved config
+    # and the weights record it).
     l2_grid: tuple[float, ...] = (1e-2, 1e-1, 1.0)
     # Weight of the people-only density (models.synth_head.PeopleDensity) added to the logistic
     # logit: one-class scoring caught the held-out commercial voices better than the two-class
