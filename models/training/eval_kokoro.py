@@ -19,6 +19,10 @@ Is it speech? Each Kokoro clip's clean 16 kHz decode is transcribed by the shipp
 (faster-whisper base) and compared with the text it was made from (``bench/asr_quality``'s
 normalisation: CER for Mandarin, WER for English); the telephone-channel transcript of the
 detector pass is scored the same way.
+
+``--as-uploaded`` runs the detector pass on each clip's file as ``robocall analyze`` reads it,
+without the channel draw (``eval_sources.uploaded_audio``), into ``runs/eval_kokoro_as_uploaded``;
+AASIST already scores the detector's own deterministic channel, the same in both runs.
 """
 
 from __future__ import annotations
@@ -56,6 +60,7 @@ from models.training.eval_sources import (
 
 log = logging.getLogger(__name__)
 OUT = REPO_DIR / "runs" / "eval_kokoro"
+OUT_AS_UPLOADED = REPO_DIR / "runs" / "eval_kokoro_as_uploaded"
 SALT = "eval-kokoro-v1"  # the people's sample
 
 
@@ -73,9 +78,11 @@ def kind_of(row: CorpusRow) -> str:
     return dict(row.extra).get("kind", "human") if row.label == "robot" else "human"
 
 
-def score_rows(rows: Sequence[CorpusRow], *, progress: bool) -> list[dict[str, Any]]:
+def score_rows(
+    rows: Sequence[CorpusRow], *, progress: bool, as_uploaded: bool = False
+) -> list[dict[str, Any]]:
     """One record per clip: the detector's fused logit, the voice head's log-odds, the
-    caller's transcript (or the error code)."""
+    caller's transcript (or the error code). ``as_uploaded``: no channel draw."""
     from models.loading import load_fusion
     from models.training.fusion_calls import analyze_detector
 
@@ -84,7 +91,7 @@ def score_rows(rows: Sequence[CorpusRow], *, progress: bool) -> list[dict[str, A
     records = []
     started = time.monotonic()
     for i, row in enumerate(rows):
-        got = clip_evidence(detector, row)
+        got = clip_evidence(detector, row, as_uploaded=as_uploaded)
         rec: dict[str, Any] = {
             "id": row.id,
             "y": int(row.label == "robot"),
@@ -191,7 +198,7 @@ def tables(
     return out
 
 
-def run(*, progress: bool) -> dict[str, Any]:
+def run(*, progress: bool, as_uploaded: bool = False) -> dict[str, Any]:
     from models.loading import load_detector, load_fusion
     from models.training.aasist_scores import aasist_scores
     from pipeline.config import DetectorConfig
@@ -210,13 +217,14 @@ def run(*, progress: bool) -> dict[str, Any]:
     clean = clean_transcripts(kokoro)
     seconds["asr_clean"] = time.monotonic() - started
     started = time.monotonic()
-    records = score_rows(rows, progress=progress)
+    records = score_rows(rows, progress=progress, as_uploaded=as_uploaded)
     seconds["detector"] = time.monotonic() - started
     started = time.monotonic()
     aasist = aasist_scores(rows, variants=("telephone",), progress=progress)["telephone"]
     seconds["aasist"] = time.monotonic() - started
     threshold, _ = operating_point(load_detector(DetectorConfig()).config.fusion, load_fusion())
     return {
+        "condition": "as uploaded" if as_uploaded else "telephone channel",
         "threshold": threshold,
         "n_kokoro": len(kokoro),
         "people_sources": sorted({r.source for r in people}),
@@ -252,7 +260,8 @@ def markdown(out: dict[str, Any]) -> str:
                 f"| {M.format_metric(row['eer'])} [{_ci(row['eer_ci'], pct=True)}] "
                 f"| {rates[0]} | {rates[1]} |"
             )
-    lines += ["", "| language / texts | unit | n | clean clip | telephone channel | "
+    condition = out.get("condition", "telephone channel")
+    lines += ["", f"| language / texts | unit | n | clean clip | {condition} | "
               "heard as another language |", "|---|---|---|---|---|---|"]  # fmt: skip
     for key, cell in out["intelligibility"].items():
         lines.append(
@@ -264,17 +273,21 @@ def markdown(out: dict[str, Any]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=OUT, help="folder for results.json")
+    parser.add_argument("--out", type=Path, help=f"folder for results.json (default {OUT.name}, "
+                        f"{OUT_AS_UPLOADED.name} with --as-uploaded)")  # fmt: skip
+    parser.add_argument("--as-uploaded", action="store_true", help="each clip decoded as "
+                        "`robocall analyze` reads its file, no telephone-channel draw")  # fmt: skip
     parser.add_argument("--render", action="store_true", help="only print the tables of "
                         "the last results.json")  # fmt: skip
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
-    path = args.out / "results.json"
+    folder = args.out or (OUT_AS_UPLOADED if args.as_uploaded else OUT)
+    path = folder / "results.json"
     if args.render:
         sys.stdout.write(markdown(json.loads(path.read_text())))
         return 0
-    out = run(progress=True)
-    args.out.mkdir(parents=True, exist_ok=True)
+    out = run(progress=True, as_uploaded=args.as_uploaded)
+    folder.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(out, indent=1, sort_keys=True, ensure_ascii=False, default=float))
     sys.stdout.write(markdown(out))
     log.warning("wrote %s (%s)", path, out["seconds"])

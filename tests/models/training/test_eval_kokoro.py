@@ -71,3 +71,5 @@ def test_markdown_lists_every_scored_table_and_the_error_rates() -> None:
     assert "| en | voice head | 4 / 4 | 1.00 [1.00-1.00] | 0.0 % [0.0-0.0] |" in text
     assert "| en/all | WER | 4 | 5.0 % | 10.0 % | 0.0 % |" in text
     assert "AASIST" not in text  # no AASIST score: no row
+    assert "| clean clip | telephone channel |" in text
+    assert "| clean clip | as uploaded |" in markdown({**out, "condition": "as uploaded"})

@@ -13,6 +13,7 @@ import pytest
 from models.synth_head import FeatureSpec, LogisticHead
 from models.training.corpus import CorpusRow
 from models.training.eval_sources import (
+    condition_change,
     dev_people_samples,
     diagnose,
     fold_head,
@@ -226,3 +227,80 @@ def test_a_clip_the_voice_head_did_not_score_is_not_called_synthetic() -> None:
     assert rates["voice_called_robot"] == pytest.approx(1 / 2)  # of the two the head scored
     none = verdict_rates(y[:1], np.asarray([0.1]), np.asarray([np.nan]), 0.5)
     assert math.isnan(none["voice_called_robot"])
+
+
+def _run(records: list[dict], **extra: object) -> dict:
+    return {"records": records, "head": "h", "fusion": "f", "per_label": 4, **extra}
+
+
+def test_condition_change_pairs_clips_and_bounds_the_change() -> None:
+    """Only clips judged under both conditions are compared; a condition that separates the
+    classes better shows as a positive AUC change, and identical runs change nothing."""
+    people = [_record(i, f"p{i % 4}", y=0, logit=-0.5 + (i % 5) / 4) for i in range(20)]
+    robots = [_record(i, f"r{i % 4}", y=1, logit=-0.25 + (i % 5) / 4) for i in range(20)]
+    drawn = _run([*people, *robots])
+    same = condition_change(drawn, _run([*people, *robots]))
+    row = same["pooled"]["en | unseen sources"]
+    assert (row["n_human"], row["n_robot"]) == (20, 20) and same["paired"] == 40
+    assert row["fused"]["auc"]["change"] == 0.0 and row["voice"]["eer"]["change"] == 0.0
+    apart = [{**r, "logit": r["logit"] + (2.0 if r["y"] else -2.0)} for r in [*people, *robots]]
+    apart[0] = {k: v for k, v in apart[0].items() if k != "logit"}  # refused when uploaded
+    better = condition_change(drawn, _run(apart))
+    fused = better["pooled"]["en | unseen sources"]["fused"]["auc"]
+    assert better["paired"] == 39 and better["judged_drawn_only"] == 1
+    assert fused["uploaded"] == 1.0 and fused["change"] > 0 and fused["low"] <= fused["change"]
+
+
+def test_condition_change_refuses_runs_of_other_models() -> None:
+    records = [_record(0, "p", y=0, logit=-1.0), _record(0, "r", y=1, logit=1.0)]
+    assert "error" in condition_change(_run(records), _run(records, head="other"))
+
+
+def test_render_as_uploaded_writes_its_own_part_beside_the_drawn_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import models.training.eval_sources as es
+
+    people = [_record(i, f"p{i % 3}", y=0, logit=-1.0 + i / 10) for i in range(9)]
+    robots = [_record(i, f"r{i % 3}", y=1, logit=i / 10) for i in range(9)]
+    tables = source_tables([*people, *robots], {}, threshold=0.5)
+    drawn = tmp_path / "results.json"
+    drawn.write_text(json.dumps(_run([*people, *robots], tables=tables, seconds=2.0)))
+    uploaded = tmp_path / "results_as_uploaded.json"
+    uploaded.write_text(json.dumps(_run([*people, *robots], tables=tables, seconds=3.0,
+                                        condition="as uploaded")))  # fmt: skip
+    monkeypatch.setattr(es, "RESULTS", drawn)
+    report = tmp_path / "report.md"
+    report.write_text(f"# Title\n\n{MARK_BEGIN}\nkept\n{MARK_END}\n")
+    args = ["--render", "--as-uploaded", "--results", str(uploaded), "--report", str(report)]
+    assert main(args) == 0
+    text = report.read_text()
+    assert "\nkept\n" in text  # the draws' part is not touched
+    part = text.split("<!-- generated:as_uploaded:begin -->")[1]
+    assert "As uploaded against one channel draw" in part and "without a telephone" in part
+    assert "| en | unseen sources | 9 | 9 | 1.000 -> 1.000 (+0.000" in part
+
+
+def test_a_clip_as_uploaded_is_the_file_decoded_and_a_refused_file_is_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--as-uploaded`` reads the file as ``robocall analyze`` does (its rate and length
+    kept, no channel draw); a file the CLI refuses comes back as that error, not a crash."""
+    from types import SimpleNamespace
+
+    import soundfile as sf
+
+    from models.training.eval_sources import clip_evidence, uploaded_audio
+    from pipeline.config import DetectorConfig
+
+    monkeypatch.setenv("ROBOCALL_SHARED_DATA", str(tmp_path))
+    (tmp_path / "audio" / "src").mkdir(parents=True)
+    t = np.arange(3 * 22_050) / 22_050
+    tone = 0.3 * np.sin(2 * np.pi * 220 * t) * (1 + np.sin(2 * np.pi * 3 * t)) / 2
+    sf.write(tmp_path / "audio" / "src" / "ok.flac", tone, 22_050)
+    (tmp_path / "audio" / "src" / "empty.flac").write_bytes(b"")
+    detector = SimpleNamespace(config=DetectorConfig())
+    audio = uploaded_audio(detector, row("ok"))  # type: ignore[arg-type]
+    assert audio.info.sample_rate_hz == 22_050 and audio.info.duration_s == pytest.approx(3.0)
+    got = clip_evidence(detector, row("empty"), as_uploaded=True)  # type: ignore[arg-type]
+    assert got == {"error": "empty_audio"}
