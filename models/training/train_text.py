@@ -236,14 +236,37 @@ def cost(n_calls: int = 50) -> int:
     return 0
 
 
+def held_out_rates(scored: list[tuple[dict[str, Any], float, float, float]]) -> dict[str, Any]:
+    """Of (item, head log-odds, head evidence weight, all text evidence) rows: the shares that
+    lean robot, with 95 % CIs resampling the items' categories."""
+    odds = np.array([s[1] for s in scored])
+    head_weight = np.array([s[2] for s in scored])
+    total = np.array([s[3] for s in scored])
+    groups = [s[0]["category"] for s in scored]
+    return {
+        "n": len(scored),
+        "head_robot_leaning": float(np.mean(odds > 0)),
+        "head_ci95": M.rate_ci(odds > 0, groups),
+        "head_evidence": float(np.mean(head_weight > 0)),
+        "head_evidence_ci95": M.rate_ci(head_weight > 0, groups),
+        "head_above_3": float(np.mean(odds > 3)),
+        "median_log_odds": float(np.median(odds)),
+        "max_log_odds": float(odds.max()),
+        "all_text_robot_leaning": float(np.mean(total > 0)),
+        "all_text_ci95": M.rate_ci(total > 0, groups),
+    }
+
+
 def business(weights_dir: Path | None = None) -> int:
     """The robot head on the held-out human business voicemails and call-centre openings.
 
     Every text is a person doing business or selling (dentist's reminder, dealer following up,
-    property manager, call-centre agent), written for this project and never used to train or
-    choose anything. Prints per language: how many the head's log-odds leans robot (> 0), how
-    many get robot-leaning evidence from it (weight > 0: above the gate when no machine marker)
-    and from all text evidence together, the median and largest log-odds, with
+    property manager, call-centre agent; since issue 13's third round also agents' calls with
+    the recording notice, verification, collections and transfers, kind
+    ``call_centre_agent``), written for this project and never used to train or choose
+    anything. Prints per language, all and per kind: how many the head's log-odds leans robot
+    (> 0), how many get robot-leaning evidence from it (weight > 0: above the gate when no
+    machine marker) and from all text evidence together, the median and largest log-odds, with
     95 % CIs resampling categories. ``weights_dir``: other ``text_heads.{npz,json}`` (the
     before of a before/after), default the shipped ones.
     """
@@ -263,38 +286,25 @@ def business(weights_dir: Path | None = None) -> int:
         scored.append((item, head.value, head.weight, sum(e.weight for e in evidence)))
     result: dict[str, Any] = {"weights": str(weights_dir or "shipped"), "rows": {}, "summary": {}}
     lines = [
-        "| language | n | head log-odds > 0 (95 % CI) | head evidence > 0 (95 % CI) | > +3 "
-        "| median | max | all text evidence > 0 (95 % CI) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| language | kind | n | head log-odds > 0 (95 % CI) | head evidence > 0 (95 % CI) "
+        "| > +3 | median | max | all text evidence > 0 (95 % CI) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for lang in ("en", "zh"):
-        mine = [s for s in scored if s[0]["language"] == lang]
-        odds = np.array([s[1] for s in mine])
-        head_weight = np.array([s[2] for s in mine])
-        total = np.array([s[3] for s in mine])
-        groups = [s[0]["category"] for s in mine]
-        ci_head, ci_all = M.rate_ci(odds > 0, groups), M.rate_ci(total > 0, groups)
-        ci_weight = M.rate_ci(head_weight > 0, groups)
-        result["summary"][lang] = {
-            "n": len(mine),
-            "head_robot_leaning": float(np.mean(odds > 0)),
-            "head_ci95": ci_head,
-            "head_evidence": float(np.mean(head_weight > 0)),
-            "head_evidence_ci95": ci_weight,
-            "head_above_3": float(np.mean(odds > 3)),
-            "median_log_odds": float(np.median(odds)),
-            "max_log_odds": float(odds.max()),
-            "all_text_robot_leaning": float(np.mean(total > 0)),
-            "all_text_ci95": ci_all,
-        }
-        m = result["summary"][lang]
-        lines.append(
-            f"| {lang} | {len(mine)} | {pct(m['head_robot_leaning'])} % "
-            f"({pct(ci_head[0])}-{pct(ci_head[1])}) | {pct(m['head_evidence'])} % "
-            f"({pct(ci_weight[0])}-{pct(ci_weight[1])}) | {pct(m['head_above_3'])} % | "
-            f"{m['median_log_odds']:+.2f} | {m['max_log_odds']:+.2f} | "
-            f"{pct(m['all_text_robot_leaning'])} % ({pct(ci_all[0])}-{pct(ci_all[1])}) |"
-        )
+        kinds = sorted({s[0]["kind"] for s in scored if s[0]["language"] == lang})
+        for kind in ("all", *kinds):
+            mine = [s for s in scored if s[0]["language"] == lang and kind in ("all", s[0]["kind"])]
+            key = lang if kind == "all" else f"{lang} | {kind}"
+            result["summary"][key] = m = held_out_rates(mine)
+            lines.append(
+                f"| {lang} | {kind} | {len(mine)} | {pct(m['head_robot_leaning'])} % "
+                f"({pct(m['head_ci95'][0])}-{pct(m['head_ci95'][1])}) "
+                f"| {pct(m['head_evidence'])} % ({pct(m['head_evidence_ci95'][0])}-"
+                f"{pct(m['head_evidence_ci95'][1])}) | {pct(m['head_above_3'])} % "
+                f"| {m['median_log_odds']:+.2f} | {m['max_log_odds']:+.2f} "
+                f"| {pct(m['all_text_robot_leaning'])} % ({pct(m['all_text_ci95'][0])}-"
+                f"{pct(m['all_text_ci95'][1])}) |"
+            )
     result["rows"] = {
         s[0]["id"]: {"log_odds": s[1], "head_weight": s[2], "all_text": s[3]} for s in scored
     }
