@@ -615,7 +615,7 @@ def condition_change(drawn: dict[str, Any], uploaded: dict[str, Any]) -> dict[st
     AUC, EER and shares called robot at 0.5 under each condition, and the change (uploaded
     minus drawn) with a 95 % interval from a cluster bootstrap over sources applied to both.
     ``{"error": ...}`` when the runs did not use the same heads, fusion and sample."""
-    from models.training.eval_voice_candidate import paired_change
+    from models.training.aasist_scores import paired_change
 
     for key in ("head", "fusion", "per_label"):
         if drawn.get(key) != uploaded.get(key):

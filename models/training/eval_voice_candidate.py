@@ -36,13 +36,13 @@ from typing import Any
 import numpy as np
 
 from models.training import metrics as M
+from models.training.aasist_scores import paired_change
 from models.training.corpus import KOKORO_MANIFEST, REPO_DIR, CorpusRow, read_manifest
 from models.training.eval_sources import LANGUAGES, SALT, channel_audio
 
 log = logging.getLogger(__name__)
 OUT = REPO_DIR / "runs" / "kokorotrain" / "eval"
 HEADS = ("shipped", "candidate")
-ROUNDS = 1000
 KOKORO = "Kokoro (held out)"
 KOKORO_NEUTRAL = "Kokoro neutral lines (held out)"
 KOKORO_PEOPLE = "test people (Kokoro's sample)"
@@ -119,46 +119,6 @@ def score(
             if progress and len(by_id) % 25 == 0:
                 log.warning("%d clips, %.0f s", len(by_id), time.monotonic() - started)
     return list(by_id.values())
-
-
-def paired_change(
-    y: np.ndarray,
-    a: np.ndarray,
-    b: np.ndarray,
-    groups: Sequence[str],
-    *,
-    rounds: int = ROUNDS,
-    seed: int = 0,
-) -> dict[str, dict[str, float]]:
-    """AUC, EER and the shares called synthetic at 0.5 (robots; people) of scores ``a``
-    (shipped) and ``b`` (candidate) on the same rows, and ``b`` minus ``a`` with a 95 % interval
-    from one cluster bootstrap per round applied to both."""
-    from models.training.aasist_scores import paired_bootstrap
-
-    y = np.asarray(y, dtype=np.int64)
-
-    def figures(s: np.ndarray, w: np.ndarray | None) -> np.ndarray:
-        called = s >= 0.0  # log-odds 0 = probability 0.5
-        ww = np.ones(y.size) if w is None else w
-        robots = float(np.sum(ww * called * y) / np.sum(ww * y))
-        people = float(np.sum(ww * called * (1 - y)) / np.sum(ww * (1 - y)))
-        return np.array([M.roc_auc(y, s, weights=w), M.eer(y, s, weights=w)[0], robots, people])
-
-    # paired_bootstrap bounds figures(first) - figures(second): the candidate goes first
-    point_b, point_a, low, high = paired_bootstrap(
-        y, b, a, groups=groups, figures=figures, rounds=rounds, seed=seed
-    )
-    names = ("auc", "eer", "robots_called", "people_called")
-    return {
-        name: {
-            "shipped": float(point_a[i]),
-            "candidate": float(point_b[i]),
-            "change": float(point_b[i] - point_a[i]),
-            "low": float(low[i]),
-            "high": float(high[i]),
-        }
-        for i, name in enumerate(names)
-    }
 
 
 def comparisons(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -13,31 +13,6 @@ from models.training.eval_pypi_speech import COMMERCIAL, OWN, PYPI
 from tests.models.support import corpus_row as row
 
 
-def test_paired_change_of_a_head_with_itself_is_zero() -> None:
-    rng = np.random.default_rng(0)
-    y = np.repeat([0, 1], 40)
-    s = rng.normal(size=80) + y
-    groups = [f"g{i % 10}" for i in range(80)]
-    got = E.paired_change(y, s, s, groups, rounds=50)
-    for fig in got.values():
-        assert fig["shipped"] == fig["candidate"]
-        assert fig["change"] == fig["low"] == fig["high"] == 0.0
-
-
-def test_paired_change_reads_the_shares_at_even_odds_and_sees_a_better_head() -> None:
-    y = np.repeat([0, 1], 40)
-    groups = [f"g{i % 10}" for i in range(80)]
-    shipped = np.where(np.arange(80) % 2 == 0, 1.0, -1.0)  # no separation: half called each way
-    candidate = np.where(y == 1, 2.0, -2.0) + 0.01 * np.arange(80)
-    got = E.paired_change(y, shipped, candidate, groups, rounds=50)
-    assert got["auc"]["shipped"] == pytest.approx(0.5)
-    assert got["auc"]["candidate"] == 1.0
-    assert got["auc"]["low"] > 0
-    assert got["robots_called"]["shipped"] == 0.5 and got["robots_called"]["candidate"] == 1.0
-    assert got["people_called"]["shipped"] == 0.5 and got["people_called"]["candidate"] == 0.0
-    assert got["people_called"]["high"] < 0
-
-
 def test_bootstrap_units() -> None:
     kokoro = row("k", label="robot", source="kokoro", engine="kokoro", speaker="kokoro:v1")
     polly = row("p", label="robot", source="commercial_tts", engine="Polly", speaker="zhiyu")
