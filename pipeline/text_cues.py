@@ -19,11 +19,13 @@ evidence name         condition                                      weight     
 ===================== ============================================== =========== ===============
 scripted_phrase       >= 1 strong IVR phrase ("press 1", "按1",      +2.0, +0.25 a live agent
                       "this is an automated message", "回复TD退订",  per extra   asks for no key
-                      "系统自动拨打", a self-declared bot)            phrase,     press and is no
-                                                                     cap 2.5     recording
-scripted_phrase       only weak template phrases ("are you still     +0.75,      bot templates,
-                      there", "stay on the line", "稍后将有专人")     +0.25 each, but people say
-                                                                     cap 1.25    them too
+                      "系统自动拨打", a self-declared bot); a key     phrase,     press now and
+                      press after "dial/call us back/拨打" is a      cap 2.5     is no recording
+                      person explaining a later call: not counted
+scripted_phrase       only weak template phrases ("your call is      +0.75,      dialer and IVR
+                      important to us", "i repeat", "如不需要请     +0.25 each, queue wording;
+                      直接挂机"); not agents' courtesy formulas     cap 1.25    people seldom
+                                                                                 say it
 disfluency_rate       >= 2 fillers/self-repairs, >= 1.5 per 100      -0.8        TTS never
                       words (or Chinese characters)                              hesitates
 disfluency_rate       >= 4 events and >= 4 per 100                   -1.2        clearly
@@ -145,6 +147,7 @@ class _Hit:
     phrase: str  # the matched normalised text
     weight: float
     span_s: tuple[float, float] | None
+    offset: int  # where the phrase starts in the joined text
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,20 +177,31 @@ class _Doc:
             return None
         return self.spans[max(0, bisect.bisect_right(self.starts, offset) - 1)]
 
-    def find(self, rules: tuple[tuple[re.Pattern[str], float], ...]) -> list[_Hit]:
+    def find(
+        self,
+        rules: tuple[tuple[re.Pattern[str], float], ...],
+        *,
+        unless_before: re.Pattern[str] | None = None,
+    ) -> list[_Hit]:
         """Distinct matched phrases (first occurrence each, at most PER_PATTERN_MATCHES per
-        pattern), in text order."""
+        pattern), in text order; with ``unless_before``, a match does not count when that
+        pattern (anchored with ``$``) matches the ``lexicon.KEY_CONTEXT_CHARS`` before it."""
         hits: dict[str, _Hit] = {}
         for regex, weight in rules:
             taken = 0
             for m in regex.finditer(self.text):
                 phrase = m.group(0).strip()
-                if phrase and phrase not in hits:
-                    hits[phrase] = _Hit(phrase, weight, self.span_at(m.start()))
-                    taken += 1
-                    if taken == PER_PATTERN_MATCHES:
-                        break
-        return sorted(hits.values(), key=lambda h: self.text.find(h.phrase))
+                if not phrase or phrase in hits:
+                    continue
+                if unless_before and unless_before.search(
+                    self.text, max(0, m.start() - lx.KEY_CONTEXT_CHARS), m.start()
+                ):
+                    continue
+                hits[phrase] = _Hit(phrase, weight, self.span_at(m.start()), m.start())
+                taken += 1
+                if taken == PER_PATTERN_MATCHES:
+                    break
+        return sorted(hits.values(), key=lambda h: h.offset)
 
 
 def _rules(entries: tuple[tuple[str, float], ...]) -> tuple[tuple[re.Pattern[str], float], ...]:
@@ -199,7 +213,9 @@ _TOPICS = tuple(
     (topic, tuple((_compile(p), w) for t, p, w in lx.TOPIC_PHRASES if t == topic))
     for topic in lx.TOPICS
 )
+_KEYS = _rules(tuple((p, W_SCRIPTED_STRONG) for p in lx.KEY_PRESSES))
 _STRONG = _rules(tuple((p, W_SCRIPTED_STRONG) for p in lx.SCRIPTED_STRONG))
+_LATER_CALL_RE = re.compile(lx.LATER_CALL)
 _WEAK = _rules(tuple((p, W_SCRIPTED_WEAK) for p in lx.SCRIPTED_WEAK))
 _FILLERS = tuple(re.compile(p) for p in (*lx.FILLERS_EN, *lx.FILLERS_ZH))
 _REPAIRS = tuple(re.compile(p) for p in lx.REPAIRS)
@@ -261,8 +277,18 @@ def _sales_and_topic(
 # --- scripted / IVR phrasing -----------------------------------------------------------------
 
 
+def _machine_phrases(doc: _Doc) -> list[_Hit]:
+    """Key presses asked for now, and the other strong phrases, in text order.
+
+    A key press joined to an instruction for a later call ("dial the hotline again and press
+    3", "拨打400热线按2") is how a live agent explains a menu, not a menu playing.
+    """
+    keys = doc.find(_KEYS, unless_before=_LATER_CALL_RE)
+    return sorted(keys + doc.find(_STRONG), key=lambda hit: hit.offset)
+
+
 def _scripted(doc: _Doc) -> Evidence | None:
-    strong, weak = doc.find(_STRONG), doc.find(_WEAK)
+    strong, weak = _machine_phrases(doc), doc.find(_WEAK)
     hits = strong + weak
     if not hits:
         return None
@@ -284,14 +310,15 @@ def _scripted(doc: _Doc) -> Evidence | None:
 
 
 def machine_markers(transcript: Transcript) -> tuple[str, ...]:
-    """The machine-specific phrases (``lexicon.SCRIPTED_STRONG``) in ``transcript``, in order.
+    """The machine-specific phrases (``lexicon.KEY_PRESSES`` asked for now,
+    ``lexicon.SCRIPTED_STRONG``) in ``transcript``, in order.
 
     Key presses, IVR menus, opt-out instructions, "this is an automated message", a
     self-declared bot: what a machine says and a person on the phone does not (issue 13). The
     trained robot head gives robot evidence to a transcript without any of them only above a
     higher bar (``models/text_clf.py``), because business wording alone is no sign of a robot.
     """
-    return tuple(h.phrase for h in _Doc.of(transcript.segments).find(_STRONG))
+    return tuple(h.phrase for h in _machine_phrases(_Doc.of(transcript.segments)))
 
 
 # --- disfluency ------------------------------------------------------------------------------

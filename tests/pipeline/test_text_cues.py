@@ -123,8 +123,8 @@ def test_many_ivr_phrases_stay_bounded() -> None:
 
 def test_weak_scripted_phrases_weigh_less() -> None:
     for language, text in (
-        ("zh", "稍后将有专人与您联系，请保持电话畅通。"),
-        ("en", "Hello, are you still there?"),
+        ("zh", "如不需要，请直接挂机。"),
+        ("en", "Your call is important to us. All of our agents are currently busy."),
     ):
         scripted = find(CLF.score(one_line(language, text)), "scripted_phrase")
         assert scripted is not None and 0.0 < scripted.weight < 2.0
@@ -168,11 +168,42 @@ def test_machine_markers_are_the_strong_phrases_in_text_order() -> None:
         ),
         ("zh", "您好，我是城东口腔的小李，提醒您明天上午十点复诊，有事请回电13800138000。"),
         ("zh", "喂，您好，我是锦绣花园物业的小周，明天上午要停水检修。"),
-        ("en", "Are you still there? Please hold, I'll check with my manager."),  # weak only
+        ("en", "Are you still there? Please hold, I'll check with my manager."),
+        # a key press for a later call, as an agent explains the menu before a transfer
+        ("en", "If the call drops, just dial the main number again and press three for support."),
+        ("zh", "要是中间断了，您重新拨打我们的热线，按2就是售后。"),
+        ("zh", "逾期了还是请按合同约定还款，请按页面上的提示填写。"),
     ],
 )
 def test_machine_markers_silent_on_people_doing_business(language: str, text: str) -> None:
     assert machine_markers(one_line(language, text)) == ()
+
+
+@pytest.mark.parametrize(
+    ("language", "text"),
+    [
+        ("en", "Thanks for holding. Can you hear me okay? Please stay on the line for a moment."),
+        ("en", "Thank you for your patience today, you have a great rest of your day."),
+        ("zh", "感谢您的耐心等待，到时候请保持电话畅通，祝您生活愉快。"),
+        ("zh", "您还在听吗？我这边提交一下，稍后会有专人与您联系。"),
+    ],
+)
+def test_agents_courtesy_formulas_are_no_scripted_phrase(language: str, text: str) -> None:
+    """What every call-centre agent says on hold, on a bad line and at the close (issue 13)."""
+    assert find(CLF.score(one_line(language, text)), "scripted_phrase") is None
+
+
+def test_a_key_press_counts_unless_joined_to_a_later_call() -> None:
+    """"This call", a call-back number before a menu, or a dial instruction further back is
+    no key press for a later call; "dial ... again and press" is."""
+    for text in (
+        "This is your final courtesy call, press 1 now to speak with an agent.",
+        "We are calling about your car warranty. Press 1 to be connected.",
+        "Give us a call back at 555-0100 today. Press 1 to speak with an agent.",
+        "Dial our hotline and " + "your vehicle's coverage is about to end " * 2 + "press 1.",
+    ):
+        assert machine_markers(one_line("en", text)), text
+    assert machine_markers(one_line("zh", "拨打热线咨询，您的车险即将到期，续保请按1")) == ("按1",)
 
 
 # --- sales likelihood and topic --------------------------------------------------------------
