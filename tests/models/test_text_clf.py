@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import re
 import time
 from pathlib import Path
@@ -129,6 +130,21 @@ def test_without_a_machine_marker_the_words_must_clear_the_gate(
     assert evidence.value == pytest.approx(
         next(e.value for e in clf.score(unmarked).evidence if e.name == "robot_script_text")
     )  # the head's log-odds is still reported, only its weight is gated
+
+
+def test_agents_holding_transferring_and_closing_get_no_robot_evidence(
+    clf: TrainedTextClassifier,
+) -> None:
+    # Issue 13: "please hold", "can you hear me", "感谢您的耐心等待", "祝您生活愉快" and a key press
+    # for a later call are what live agents say; the held-out lines were never trained on.
+    from models.training.text_features import HELDOUT_BUSINESS
+
+    items = [json.loads(line) for line in HELDOUT_BUSINESS.open(encoding="utf-8")]
+    closings = [item for item in items if item["kind"] == "call_centre_closing"]
+    assert {item["language"] for item in closings} == {"en", "zh"} and len(closings) == 20
+    for item in closings:
+        evidence = clf.score(_transcript(item["text"], item["language"])).evidence
+        assert [e.name for e in evidence if e.source == "text" and e.weight > 0] == [], item["id"]
 
 
 def test_robot_weight_is_what_the_fusion_training_and_inference_share() -> None:
