@@ -217,12 +217,12 @@ TOPIC_PHRASES: tuple[tuple[str, str, float], ...] = (
 
 
 # --- Scripted / IVR phrasing ------------------------------------------------------------------
-# Key presses: what an IVR menu or an auto-dialler asks for. A live agent says them too, but only
-# for a later call ("if the call drops, dial the hotline again and press 3"), so a key press
-# does not count when the text just before it, up to KEY_CONTEXT_CHARS, ends in a LATER_CALL
-# instruction (issue 13: 3 of 3 human lines with a key press in the text corpus and the
-# held-out set, 0 of 729 robot lines). "Give us a call back at 555-0100. Press 1 ..." is a
-# menu after a call-back number, so English needs "and"/"then" to join the two.
+# Key presses and menu choices (转人工): what an IVR menu or an auto-dialler asks for. A live
+# agent says them too, but only for a later call ("if the call drops, dial the hotline again
+# and press 3"), so one does not count when the text just before it, up to KEY_CONTEXT_CHARS,
+# ends in a LATER_CALL instruction (issue 13: 3 of 3 human lines with a key press in the text
+# corpus and the held-out set, 0 of 729 robot lines). "Give us a call back at 555-0100. Press
+# 1 ..." is a menu after a call-back number, so English needs "and"/"then" to join the two.
 KEY_PRESSES: tuple[str, ...] = (
     "press (?:the )?(?:number |key )?" + EN_NUM,
     # "按1" but not "按10%", "按3折", "按一下", "按时"
@@ -230,6 +230,7 @@ KEY_PRESSES: tuple[str, ...] = (
     # "请按#号键", "请按语音提示", not "请按合同约定", "请按页面上的提示" (an agent guiding)
     "请按(?:[#*]|井号|星号|语音提示|提示音)",
     "按(?:[0-9#*]|井|星)号?键",
+    "转人工",  # a menu choice too: "您拨打客服热线再转人工就行" is an agent's advice
 )
 LATER_CALL = (
     "(?:(?:拨打|重新拨|回拨|打(?:我们的?)?(?:热线|电话|客服)).{0,12}"
@@ -248,7 +249,6 @@ SCRIPTED_STRONG: tuple[str, ...] = (
     "for english (?:inquiries )?please press",
     "回复?[a-z]{1,2}退订|退订请回复|如需退订|回复退订",
     "系统自动拨打|自动语音|请勿回拨|语音通知|智能客服|智能语音|语音助手",
-    "转人工",
 )
 # Weak: template phrasing of dialers and IVR queues that a person on the phone seldom says.
 # Not the courtesy and line-check formulas every call-centre agent says ("please hold", "can you

@@ -172,6 +172,7 @@ def test_machine_markers_are_the_strong_phrases_in_text_order() -> None:
         # a key press for a later call, as an agent explains the menu before a transfer
         ("en", "If the call drops, just dial the main number again and press three for support."),
         ("zh", "要是中间断了，您重新拨打我们的热线，按2就是售后。"),
+        ("zh", "您拨打客服热线95555，然后转人工就行。"),
         ("zh", "逾期了还是请按合同约定还款，请按页面上的提示填写。"),
     ],
 )
@@ -194,7 +195,7 @@ def test_agents_courtesy_formulas_are_no_scripted_phrase(language: str, text: st
 
 
 def test_a_key_press_counts_unless_joined_to_a_later_call() -> None:
-    """"This call", a call-back number before a menu, or a dial instruction further back is
+    """ "This call", a call-back number before a menu, or a dial instruction further back is
     no key press for a later call; "dial ... again and press" is."""
     for text in (
         "This is your final courtesy call, press 1 now to speak with an agent.",
