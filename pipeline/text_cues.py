@@ -11,6 +11,9 @@ English (mixed text too) with the phrase lists in ``pipeline/lexicon.py``. It re
   is documented above ``TOPIC_PHRASES`` in the lexicon);
 - evidence for the robot-vs-human question, whose weights are the table below.
 
+It stays one module of about 510 lines: every rule reads the one joined transcript (``_Doc``,
+its offsets and segment times), and the weight table below is the contract of all of them.
+
 Robot-logit weights (hand-set, untrained; positive = robot, every |w| <= 2.5)
 ----------------------------------------------------------------------------
 
