@@ -23,8 +23,8 @@ evidence name         condition                                      weight     
 scripted_phrase       >= 1 strong IVR phrase ("press 1", "按1",      +2.0, +0.25 a live agent
                       "this is an automated message", "回复TD退订",  per extra   asks for no key
                       "系统自动拨打", a self-declared bot); a key     phrase,     press now and
-                      press after "dial/call us back/拨打" is a      cap 2.5     is no recording
-                      person explaining a later call: not counted
+                      press joined to "dial ... and" or "拨打..."    cap 2.5     is no recording
+                      explains a later call: not counted
 scripted_phrase       only weak template phrases ("your call is      +0.75,      dialer and IVR
                       important to us", "i repeat", "如不需要请     +0.25 each, queue wording;
                       直接挂机"); not agents' courtesy formulas     cap 1.25    people seldom
