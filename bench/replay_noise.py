@@ -1,0 +1,143 @@
+"""Does line noise hide a replayed prompt from ``replayed_speech_s``, and would subtracting the
+noise floor bring it back?
+
+For each human speaker of the shared clips with two clips of at least 2 s (one pair per
+speaker), a caller leg is built as the simulator builds a recorded-prompt robot's: clip A, a
+pause, clip B (the same speaker, another sentence), a pause, clip A again, bit for bit. The leg
+goes through ``pipeline.telephone.apply_channel`` at each codec and SNR below, with the leg's
+own noise. On the leg's log-mel frames (``pipeline.acoustic``'s analysis) the first
+``REPEAT_MAX_S`` of A is correlated, as ``_repeats`` checks an offset exactly, with A's replay
+(at its known offset, +-3 frames) and with every offset inside B (the best is kept). Two
+scorings: the shipped one, and each band's noise floor (its ``FLOOR_PERCENTILE``-th percentile
+level over the leg) plus ``--margin`` dB subtracted and floored at 0 first. Speakers of the
+train and dev splits are where a threshold would be chosen; test speakers are reported apart.
+
+    python bench/replay_noise.py [--margin 6] [--json OUT]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import zlib
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from models.training.corpus import CorpusRow, read_clip, read_manifests, resolve_path
+from pipeline import acoustic as A
+from pipeline.telephone import ChannelConfig, ChannelParams, apply_channel
+
+RATE = 16_000
+PAUSE_S = 1.0
+LEAD_S = 0.5
+CODECS = ("mulaw", "gsm", "amr_nb")
+SNRS_DB = (15.0, 20.0, 25.0, 30.0, 40.0)
+FLOOR_PERCENTILE = 10.0
+SHIFT = 3  # frames searched either side of the replay's known offset
+
+
+def speaker_pairs() -> list[tuple[str, CorpusRow, CorpusRow]]:
+    """(split group, A, B): per speaker the first two clips (by id) of at least 2 s."""
+    by_speaker: dict[str, list[CorpusRow]] = defaultdict(list)
+    for row in sorted(read_manifests(["shared"]), key=lambda r: r.id):
+        if row.label == "human" and row.duration_s >= 2.0:
+            by_speaker[row.speaker].append(row)
+    return [
+        ("test" if clips[0].split == "test" else "train+dev", clips[0], clips[1])
+        for _, clips in sorted(by_speaker.items())
+        if len(clips) >= 2 and clips[0].split == clips[1].split
+    ]
+
+
+def floor_subtracted(logmel_db: np.ndarray, margin_db: float) -> np.ndarray:
+    """Each band's level above its noise floor plus ``margin_db``, floored at 0 (dB)."""
+    floor = np.percentile(logmel_db, FLOOR_PERCENTILE, axis=0)
+    return np.maximum(logmel_db - floor - margin_db, 0.0)
+
+
+def window_corr(mel: np.ndarray, q0: int, n: int, offsets: range) -> float:
+    """Best exact correlation of ``mel[q0:q0+n]`` with the windows starting at ``offsets``."""
+    z = A._zscore(mel[q0 : q0 + n])
+    return max(float(np.mean(z * A._zscore(mel[o : o + n]))) for o in offsets)
+
+
+def leg_scores(
+    a: np.ndarray, b: np.ndarray, params: ChannelParams, margin_db: float
+) -> dict[str, float]:
+    """Replay and other-sentence correlations of one leg, both scorings."""
+    pause = np.zeros(int(PAUSE_S * RATE), np.float32)
+    lead = np.zeros(int(LEAD_S * RATE), np.float32)
+    leg = np.concatenate([lead, a, pause, b, pause, a, lead])
+    out = apply_channel(leg, sample_rate_hz=RATE, params=params, config=ChannelConfig(trim=False))
+    mel = A._analyse(out, []).logmel_db.astype(np.float64)
+    frames = A.RATE_HZ / A.HOP  # analysis frames per second
+    n = int(min(A.REPEAT_MAX_S, a.size / RATE) * frames)
+    q0 = int(LEAD_S * frames)
+    b0 = int((LEAD_S + a.size / RATE + PAUSE_S) * frames)
+    b1 = b0 + int(b.size / RATE * frames)
+    again = int((LEAD_S + a.size / RATE + PAUSE_S + b.size / RATE + PAUSE_S) * frames)
+    result = {}
+    for name, m in (("shipped", mel), ("floor", floor_subtracted(mel, margin_db))):
+        result[f"{name}_replay"] = window_corr(m, q0, n, range(again - SHIFT, again + SHIFT + 1))
+        result[f"{name}_other"] = window_corr(m, q0, n, range(b0, max(b0 + 1, b1 - n + 1)))
+    return result
+
+
+def measure(margin_db: float) -> dict[str, Any]:
+    rows: list[dict[str, Any]] = []
+    for group, ra, rb in speaker_pairs():
+        a, b = read_clip(resolve_path(ra)), read_clip(resolve_path(rb))
+        for codec in CODECS:
+            for snr in SNRS_DB:
+                seed = zlib.crc32(f"{ra.id}|{codec}|{snr:g}".encode())
+                params = ChannelParams(codec, 12_200, "pink", snr, 0.0, seed)
+                rows.append({"group": group, "speaker": ra.speaker, "codec": codec, "snr_db": snr,
+                             **leg_scores(a, b, params, margin_db)})  # fmt: skip
+    return {"margin_db": margin_db, "rows": rows}
+
+
+def _spread(rows: list[dict[str, Any]], key: str, *, low: bool) -> str:
+    """Lowest and 10th percentile (``low``), or highest and 90th percentile, of ``key``."""
+    v = np.array([r[key] for r in rows])
+    if low:
+        return f"{v.min():.3f} / {np.percentile(v, 10):.3f}"
+    return f"{v.max():.3f} / {np.percentile(v, 90):.3f}"
+
+
+def summary(result: dict[str, Any]) -> str:
+    lines = [
+        f"margin {result['margin_db']:g} dB; replay: lowest and 10th percentile; other sentence: "
+        "highest and 90th percentile",
+        "",
+        "| speakers | SNR dB | n | shipped replay | shipped other | floor replay | floor other |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    cells: dict[tuple[str, float], list[dict[str, Any]]] = defaultdict(list)
+    for row in result["rows"]:
+        cells[(row["group"], row["snr_db"])].append(row)
+    for (group, snr), got in sorted(cells.items()):
+        lines.append(
+            f"| {group} | {snr:g} | {len(got)} | {_spread(got, 'shipped_replay', low=True)} "
+            f"| {_spread(got, 'shipped_other', low=False)} "
+            f"| {_spread(got, 'floor_replay', low=True)} "
+            f"| {_spread(got, 'floor_other', low=False)} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--margin", type=float, default=6.0, help="dB above the noise floor")
+    parser.add_argument("--json", type=Path, help="write every leg's scores here too")
+    args = parser.parse_args()
+    result = measure(args.margin)
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=1))
+    print(summary(result))  # noqa: T201 - a measurement script's result
+
+
+if __name__ == "__main__":
+    main()
