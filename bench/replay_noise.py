@@ -7,12 +7,14 @@ pause, clip B (the same speaker, another sentence), a pause, clip A again, bit f
 goes through ``pipeline.telephone.apply_channel`` at each codec and SNR below, with the leg's
 own noise. On the leg's log-mel frames (``pipeline.acoustic``'s analysis) the first
 ``REPEAT_MAX_S`` of A is correlated, as ``_repeats`` checks an offset exactly, with A's replay
-(at its known offset, +-3 frames) and with every offset inside B (the best is kept). Two
-scorings: the shipped one, and each band's noise floor (its ``FLOOR_PERCENTILE``-th percentile
-level over the leg) plus ``--margin`` dB subtracted and floored at 0 first. Speakers of the
-train and dev splits are where a threshold would be chosen; test speakers are reported apart.
+(at its known offset, +-3 frames) and with every offset inside B (the best is kept). Scorings:
+the raw log-mel, and for each ``--margins`` value the levels above each band's noise floor
+plus that many dB (``pipeline.acoustic.above_floor_db``, as ``_repeats`` scores). Speakers
+of the train and dev splits are where a margin is chosen (rule: the margin that lifts the most
+train+dev replays to ``REPEAT_MIN_CORR`` while no train+dev other sentence reaches 0.90); test
+speakers are reported apart.
 
-    python bench/replay_noise.py [--margin 6] [--json OUT]
+    python bench/replay_noise.py [--margins 0,3,6,9,12] [--json OUT]
 """
 
 from __future__ import annotations
@@ -35,7 +37,6 @@ PAUSE_S = 1.0
 LEAD_S = 0.5
 CODECS = ("mulaw", "gsm", "amr_nb")
 SNRS_DB = (15.0, 20.0, 25.0, 30.0, 40.0)
-FLOOR_PERCENTILE = 10.0
 SHIFT = 3  # frames searched either side of the replay's known offset
 
 
@@ -52,12 +53,6 @@ def speaker_pairs() -> list[tuple[str, CorpusRow, CorpusRow]]:
     ]
 
 
-def floor_subtracted(logmel_db: np.ndarray, margin_db: float) -> np.ndarray:
-    """Each band's level above its noise floor plus ``margin_db``, floored at 0 (dB)."""
-    floor = np.percentile(logmel_db, FLOOR_PERCENTILE, axis=0)
-    return np.maximum(logmel_db - floor - margin_db, 0.0)
-
-
 def window_corr(mel: np.ndarray, q0: int, n: int, offsets: range) -> float:
     """Best exact correlation of ``mel[q0:q0+n]`` with the windows starting at ``offsets``."""
     z = A._zscore(mel[q0 : q0 + n])
@@ -65,9 +60,9 @@ def window_corr(mel: np.ndarray, q0: int, n: int, offsets: range) -> float:
 
 
 def leg_scores(
-    a: np.ndarray, b: np.ndarray, params: ChannelParams, margin_db: float
+    a: np.ndarray, b: np.ndarray, params: ChannelParams, margins_db: tuple[float, ...]
 ) -> dict[str, float]:
-    """Replay and other-sentence correlations of one leg, both scorings."""
+    """Replay and other-sentence correlations of one leg, every scoring."""
     pause = np.zeros(int(PAUSE_S * RATE), np.float32)
     lead = np.zeros(int(LEAD_S * RATE), np.float32)
     leg = np.concatenate([lead, a, pause, b, pause, a, lead])
@@ -80,13 +75,14 @@ def leg_scores(
     b1 = b0 + int(b.size / RATE * frames)
     again = int((LEAD_S + a.size / RATE + PAUSE_S + b.size / RATE + PAUSE_S) * frames)
     result = {}
-    for name, m in (("shipped", mel), ("floor", floor_subtracted(mel, margin_db))):
+    scorings = {"raw": mel} | {f"floor{m:g}": A.above_floor_db(mel, m) for m in margins_db}
+    for name, m in scorings.items():
         result[f"{name}_replay"] = window_corr(m, q0, n, range(again - SHIFT, again + SHIFT + 1))
         result[f"{name}_other"] = window_corr(m, q0, n, range(b0, max(b0 + 1, b1 - n + 1)))
     return result
 
 
-def measure(margin_db: float) -> dict[str, Any]:
+def measure(margins_db: tuple[float, ...]) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     for group, ra, rb in speaker_pairs():
         a, b = read_clip(resolve_path(ra)), read_clip(resolve_path(rb))
@@ -95,45 +91,50 @@ def measure(margin_db: float) -> dict[str, Any]:
                 seed = zlib.crc32(f"{ra.id}|{codec}|{snr:g}".encode())
                 params = ChannelParams(codec, 12_200, "pink", snr, 0.0, seed)
                 rows.append({"group": group, "speaker": ra.speaker, "codec": codec, "snr_db": snr,
-                             **leg_scores(a, b, params, margin_db)})  # fmt: skip
-    return {"margin_db": margin_db, "rows": rows}
+                             **leg_scores(a, b, params, margins_db)})  # fmt: skip
+    return {"margins_db": list(margins_db), "rows": rows}
 
 
-def _spread(rows: list[dict[str, Any]], key: str, *, low: bool) -> str:
-    """Lowest and 10th percentile (``low``), or highest and 90th percentile, of ``key``."""
-    v = np.array([r[key] for r in rows])
-    if low:
-        return f"{v.min():.3f} / {np.percentile(v, 10):.3f}"
-    return f"{v.max():.3f} / {np.percentile(v, 90):.3f}"
+def scoring_names(result: dict[str, Any]) -> list[str]:
+    return ["raw", *(f"floor{m:g}" for m in result["margins_db"])]
 
 
 def summary(result: dict[str, Any]) -> str:
+    """Per scoring and group of speakers: replays passing ``REPEAT_MIN_CORR``, their 10th
+    percentile by SNR, and the highest other-sentence correlation."""
+    snrs = sorted({r["snr_db"] for r in result["rows"]})
+    head = " | ".join(f"replay p10 {s:g} dB" for s in snrs)
     lines = [
-        f"margin {result['margin_db']:g} dB; replay: lowest and 10th percentile; other sentence: "
-        "highest and 90th percentile",
+        f"replays passing {A.REPEAT_MIN_CORR} (all SNRs and codecs), 10th percentile of the "
+        "replays' correlation by SNR, highest correlation with another sentence",
         "",
-        "| speakers | SNR dB | n | shipped replay | shipped other | floor replay | floor other |",
-        "|---|---|---|---|---|---|---|",
+        f"| speakers | scoring | n | replays passing | {head} | other, highest |",
+        "|---|---|---|---|" + "---|" * len(snrs) + "---|",
     ]
-    cells: dict[tuple[str, float], list[dict[str, Any]]] = defaultdict(list)
-    for row in result["rows"]:
-        cells[(row["group"], row["snr_db"])].append(row)
-    for (group, snr), got in sorted(cells.items()):
-        lines.append(
-            f"| {group} | {snr:g} | {len(got)} | {_spread(got, 'shipped_replay', low=True)} "
-            f"| {_spread(got, 'shipped_other', low=False)} "
-            f"| {_spread(got, 'floor_replay', low=True)} "
-            f"| {_spread(got, 'floor_other', low=False)} |"
-        )
+    for group in ("train+dev", "test"):
+        rows = [r for r in result["rows"] if r["group"] == group]
+        for name in scoring_names(result):
+            replay = np.array([r[f"{name}_replay"] for r in rows])
+            p10 = " | ".join(
+                f"{np.percentile([r[f'{name}_replay'] for r in rows if r['snr_db'] == s], 10):.3f}"
+                for s in snrs
+            )
+            lines.append(
+                f"| {group} | {name} | {len(rows)} "
+                f"| {np.mean(replay >= A.REPEAT_MIN_CORR):.1%} | {p10} "
+                f"| {max(r[f'{name}_other'] for r in rows):.3f} |"
+            )
     return "\n".join(lines) + "\n"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--margin", type=float, default=6.0, help="dB above the noise floor")
+    parser.add_argument(
+        "--margins", default="0,3,6,9,12", help="dB above the noise floor, comma-separated"
+    )
     parser.add_argument("--json", type=Path, help="write every leg's scores here too")
     args = parser.parse_args()
-    result = measure(args.margin)
+    result = measure(tuple(float(m) for m in args.margins.split(",")))
     if args.json:
         args.json.write_text(json.dumps(result, indent=1))
     print(summary(result))  # noqa: T201 - a measurement script's result

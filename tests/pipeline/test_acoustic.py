@@ -12,14 +12,18 @@ from pipeline.acoustic import (
     CUE_RULES,
     LATENCY_MERGE_GAP_S,
     MAX_WEIGHT,
+    REPEAT_MIN_CORR,
     CueRule,
+    _analyse,
+    _repeats,
+    above_floor_db,
     acoustic_cues,
     find_repeats,
     latency_cues,
     pitch_track,
 )
 from pipeline.types import AcousticCues, Audio, AudioInfo, Evidence, Transcript
-from pipeline.vad import MERGE_GAP_S
+from pipeline.vad import MERGE_GAP_S, voiced_intervals
 
 SR = 16_000
 EMPTY = Transcript(language="zh", language_probability=1.0, segments=())
@@ -152,6 +156,33 @@ def test_replayed_chunk_is_found_with_its_spans(robot_call, human_call) -> None:
     assert cue.span_s == rep.again_s
     assert find_repeats(human_call[0]) == ()
     assert by_name(cues_of(human_call[0]))["replayed_speech_s"].weight == 0.0
+
+
+def test_floor_subtraction_zeroes_the_noise_and_keeps_what_stands_above_it() -> None:
+    rng = np.random.default_rng(1)
+    mel = -60.0 + rng.normal(0.0, 1.0, (200, 4))  # a noise floor near -60 dB in every band
+    mel[50:80, 2] = -20.0  # one loud stretch in band 2
+    out = above_floor_db(mel, 6.0)
+    assert out.min() == 0.0
+    assert np.all(out[50:80, 2] > 30.0)
+    assert np.mean(out[:50] == 0.0) > 0.9
+
+
+def test_a_replay_under_fresh_line_noise_is_found_above_the_noise_floor() -> None:
+    # Each play carries new noise (7 dB SNR, white): on the raw log-mel the two plays correlate
+    # under REPEAT_MIN_CORR; what stands above the noise floor still matches.
+    rng = np.random.default_rng(0)
+    prompts = [utterance(rng, n_syllables=10, robot=False) for _ in range(3)]
+    clean, spans = assemble([prompts[0], prompts[1], prompts[0], prompts[2]], [0.5, 0.7, 0.9, 0.6])
+    noise = 0.1 * 10 ** (-7 / 20) * rng.standard_normal(clean.size)
+    noisy = (clean + noise).astype(np.float32)
+    (rep,) = find_repeats(noisy)
+    assert rep.correlation >= REPEAT_MIN_CORR
+    lag_s = spans[2][0] - spans[0][0]  # the noise leads into the VAD's first interval
+    assert rep.again_s[0] - rep.first_s[0] == pytest.approx(lag_s, abs=0.05)
+    intervals = voiced_intervals(noisy)
+    raw = _repeats(_analyse(noisy, intervals), intervals, floor_margin_db=None)
+    assert raw == ()
 
 
 def test_digital_silence_detects_exact_zeros_but_not_a_noise_floor() -> None:

@@ -29,7 +29,7 @@ def _replay_under_a_voice(gain: float) -> tuple[np.ndarray, list[tuple[float, fl
 
 def test_a_replay_under_the_other_voice_is_found_on_a_two_party_mix_only() -> None:
     assert REPEAT_MIN_CORR_MIX < REPEAT_MIN_CORR
-    x, _ = _replay_under_a_voice(0.2)
+    x, _ = _replay_under_a_voice(0.15)
     alone = by_name(acoustic_cues(make_audio(x)))["replayed_speech_s"]
     mixed = by_name(acoustic_cues(make_audio(x), two_party_mix=True))["replayed_speech_s"]
     assert alone.value == 0.0 and alone.weight == 0.0
@@ -60,7 +60,7 @@ class _FixedDiarizer:
 
 
 def test_the_detector_uses_the_mix_threshold_when_the_diarizer_finds_two_voices() -> None:
-    x, spans = _replay_under_a_voice(0.2)
+    x, spans = _replay_under_a_voice(0.15)
     buf = io.BytesIO()
     sf.write(buf, x, SR, format="WAV", subtype="FLOAT")
     data = buf.getvalue()
