@@ -207,3 +207,13 @@ def test_the_committed_training_build_is_clean() -> None:
     assert audio_leaks(rows, [*rows, *read_manifests(), *simulated_calls()]) == []
     shared = audio_leaks(rows, [*rows, *read_manifest(KOKORO_MANIFEST)])
     assert {leak.split(": ")[1].split(":")[0] for leak in shared} <= {"engine", "campaign"}
+
+
+def test_the_training_draw_gives_the_committed_build_its_lines() -> None:
+    """A fresh machine rebuilds the committed training build: lines added to the text corpus
+    later (the call-centre agent lines) do not move its draw."""
+    from models.training.corpus import read_manifest
+
+    drawn = {(t.language, t.group_id, t.split, t.text) for t in K.read_training_texts(100)}
+    committed = {(r.language, r.group_id, r.split, r.text) for r in read_manifest(KOKORO_TRAIN)}
+    assert drawn == committed
