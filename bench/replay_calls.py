@@ -9,7 +9,7 @@ on mono the whole two-party mix; both cut to the first ``--crop`` seconds (0: th
 and on the levels above each band's noise floor plus each ``--margins`` value
 (``above_floor_db``). Printed per layout and caller kind: the calls with a replay found, apart
 for calls whose simulator replays one of its prompts inside the crop and calls where it does
-not (an agent never repeats audio). The margin and the mono threshold are chosen on dev.
+not (an agent never repeats audio). Choices are made on the train and dev calls, read on test.
 
     PYTHONPATH=. OMP_NUM_THREADS=1 .venv/bin/python bench/replay_calls.py \
         [--split dev] [--crop 30] [--margins 6] [--thresholds 0.80,0.85,0.88,0.92] [--json OUT]
@@ -101,7 +101,7 @@ def summary(calls: list[dict[str, Any]]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--split", default="dev", choices=("dev", "test"))
+    parser.add_argument("--split", default="dev", choices=("train", "dev", "test"))
     parser.add_argument("--crop", type=float, default=30.0, help="seconds; 0 = the whole call")
     parser.add_argument("--margins", default="6", help="dB above the floor, comma-separated")
     parser.add_argument("--thresholds", default="0.80,0.85,0.88,0.92")

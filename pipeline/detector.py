@@ -109,9 +109,7 @@ class Detector:
         other: Transcript | None = None
         if other_samples is not None and _has_signal(other_samples):
             other = self.transcriber.transcribe(other_samples)
-        # a mono mix the diarizer split in two: a replayed prompt correlates less (issue 13)
-        two_party_mix = mono_turns is not None and bool(mono_turns.callee)
-        cues = acoustic_cues(audio, two_party_mix=two_party_mix)
+        cues = acoustic_cues(audio)
         if cues.speech_s < MIN_SPEECH_TO_JUDGE_S:
             # A word: no verdict, and say how much is needed rather than "no speech" (issue 17).
             raise AudioTooShortError(

@@ -12,6 +12,7 @@ from pipeline.acoustic import (
     CUE_RULES,
     LATENCY_MERGE_GAP_S,
     MAX_WEIGHT,
+    REPEAT_MAX_S,
     REPEAT_MIN_CORR,
     CueRule,
     _analyse,
@@ -183,6 +184,35 @@ def test_a_replay_under_fresh_line_noise_is_found_above_the_noise_floor() -> Non
     intervals = voiced_intervals(noisy)
     raw = _repeats(_analyse(noisy, intervals), intervals, floor_margin_db=None)
     assert raw == ()
+
+
+def test_a_prompt_joined_to_other_speech_is_found_by_a_chunk_inside_it(monkeypatch) -> None:
+    # Another voice runs straight into the prompt, so the VAD gives both one interval: a chunk
+    # starting where the interval starts holds the other voice; one starting a second or two
+    # later lies inside the prompt.
+    rng = np.random.default_rng(11)
+    prompt = utterance(rng, n_syllables=9, robot=True)
+    other = utterance(np.random.default_rng(12), n_syllables=8, robot=False)
+    fillers = [utterance(rng, n_syllables=8, robot=True) for _ in range(2)]
+    joined = np.concatenate([other, prompt])
+    x, spans = assemble([joined, fillers[0], prompt, fillers[1]], [0.5, 0.8, 0.8, 0.8])
+    (rep,) = find_repeats(x)
+    prompt_start_s = spans[0][0] + other.size / SR
+    assert prompt_start_s <= rep.first_s[0] < rep.first_s[1] <= spans[0][1] + 0.05
+    lag_s = spans[2][0] - prompt_start_s
+    assert rep.again_s[0] - rep.first_s[0] == pytest.approx(lag_s, abs=0.05)
+    monkeypatch.setattr("pipeline.acoustic.REPEAT_STEP_S", REPEAT_MAX_S)  # one chunk per 3 s
+    assert find_repeats(x) == ()
+
+
+def test_a_long_replayed_prompt_is_one_match_however_many_chunks_find_it() -> None:
+    rng = np.random.default_rng(13)
+    long_prompt = utterance(rng, n_syllables=30, robot=True)  # 6 s: chunks overlap every 1 s
+    x, spans = assemble([long_prompt, utterance(rng, n_syllables=8, robot=True), long_prompt],
+                        [0.5, 0.8, 0.8])  # fmt: skip
+    (rep,) = find_repeats(x)
+    assert rep.again_s[0] == pytest.approx(spans[2][0], abs=0.1)
+    assert rep.again_s[1] == pytest.approx(spans[2][1], abs=0.1)
 
 
 def test_digital_silence_detects_exact_zeros_but_not_a_noise_floor() -> None:
