@@ -63,11 +63,11 @@ def call_scores(
     """Seconds replayed, per scoring and threshold, in one call."""
     samples = caller_audio(row, crop_s)
     intervals = voiced_intervals(samples)
-    frames = A._analyse(samples, intervals)
+    mel = A.log_mel_db(samples)
     found: dict[str, float] = {}
     for name, margin in scorings.items():
         for t in thresholds:
-            reps = A._repeats(frames, intervals, min_corr=t, floor_margin_db=margin)
+            reps = A.replay_search(mel, intervals, min_corr=t, floor_margin_db=margin)
             found[f"{name}@{t:g}"] = round(sum(r.again_s[1] - r.again_s[0] for r in reps), 2)
     extra = dict(row.extra)
     return {

@@ -7,10 +7,10 @@ pause, clip B (the same speaker, another sentence), a pause, clip A again, bit f
 goes through ``pipeline.telephone.apply_channel`` at each codec and SNR below, with the leg's
 own noise. On the leg's log-mel frames (``pipeline.acoustic``'s analysis) each chunk of A the
 replay search takes (up to ``REPEAT_MAX_S``, one every ``REPEAT_STEP_S``) is correlated, as
-``_repeats`` checks an offset exactly, with its replay (at its known offset, +-3 frames) and
+``replay_search`` checks an offset exactly, with its replay (at its known offset, +-3 frames) and
 with every offset inside B; the best chunk is kept for each. Scorings:
 the raw log-mel, and for each ``--margins`` value the levels above each band's noise floor
-plus that many dB (``pipeline.acoustic.above_floor_db``, as ``_repeats`` scores). Speakers
+plus that many dB (``pipeline.acoustic.above_floor_db``, as ``replay_search`` scores). Speakers
 of the train and dev splits are where a margin is chosen (rule: the margin that lifts the most
 train+dev replays to ``REPEAT_MIN_CORR`` while no train+dev other sentence reaches 0.90); test
 speakers are reported apart.
@@ -56,8 +56,8 @@ def speaker_pairs() -> list[tuple[str, CorpusRow, CorpusRow]]:
 
 def window_corr(mel: np.ndarray, q0: int, n: int, offsets: range) -> float:
     """Best exact correlation of ``mel[q0:q0+n]`` with the windows starting at ``offsets``."""
-    z = A._zscore(mel[q0 : q0 + n])
-    return max(float(np.mean(z * A._zscore(mel[o : o + n]))) for o in offsets)
+    z = A.zscore(mel[q0 : q0 + n])
+    return max(float(np.mean(z * A.zscore(mel[o : o + n]))) for o in offsets)
 
 
 def leg_scores(
@@ -68,7 +68,7 @@ def leg_scores(
     lead = np.zeros(int(LEAD_S * RATE), np.float32)
     leg = np.concatenate([lead, a, pause, b, pause, a, lead])
     out = apply_channel(leg, sample_rate_hz=RATE, params=params, config=ChannelConfig(trim=False))
-    mel = A._analyse(out, []).logmel_db.astype(np.float64)
+    mel = A.log_mel_db(out).astype(np.float64)
     frames = A.RATE_HZ / A.HOP  # analysis frames per second
     n = int(min(A.REPEAT_MAX_S, a.size / RATE) * frames)
     q0 = int(LEAD_S * frames)

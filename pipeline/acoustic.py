@@ -11,10 +11,12 @@ run and a blocked-FFT replay search; 0.15-0.35 s per minute of audio on one core
 per minute on a 10-minute monologue, where the replay search looks 300 s ahead), and no numba
 JIT: ``librosa.yin``/``pyin`` spend seconds compiling, and pYIN needs ~2.5 s a minute when warm.
 
-At about 830 lines this stays one module on purpose: one frame analysis (``_analyse``: the 8 kHz
+At about 870 lines this stays one module on purpose: one frame analysis (``_analyse``: the 8 kHz
 STFT, YIN and log-mel frames) feeds every cue, and splitting the cues from it would turn that
-private frame record into a public interface for no reader's benefit. Turn-taking behaviour
-that needs both parties' transcripts lives apart.
+private frame record into a public interface for no reader's benefit. The replay search
+(:func:`replay_search`) takes the log-mel frames alone, so measurement scripts sweep its
+settings on :func:`log_mel_db` without that record. Turn-taking behaviour that needs both
+parties' transcripts lives apart.
 """
 
 from __future__ import annotations
@@ -311,8 +313,9 @@ def pitch_track(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def find_repeats(samples: np.ndarray) -> tuple[Repeat, ...]:
     """Voiced chunks of ``samples`` (mono float32, 16 kHz) that replay an earlier chunk."""
-    intervals = voiced_intervals(np.asarray(samples, dtype=np.float32))
-    return _repeats(_analyse(np.asarray(samples, dtype=np.float32), intervals), intervals)
+    samples = np.asarray(samples, dtype=np.float32)
+    intervals = voiced_intervals(samples)
+    return replay_search(_analyse(samples, intervals).logmel_db, intervals)
 
 
 @dataclass(frozen=True, slots=True)
@@ -326,9 +329,6 @@ class _Frames:
     centroid_hz: np.ndarray  # (n,)
     logmel_db: np.ndarray  # (n, N_MELS)
     f0_hz: np.ndarray  # (n,) NaN where unvoiced or outside speech
-
-    def time_s(self, index: int | np.ndarray) -> np.ndarray:
-        return np.asarray(index) * HOP / RATE_HZ
 
 
 _BLOCK = 4096  # frames per vectorised block: bounds memory on 30-minute calls
@@ -673,8 +673,8 @@ def above_floor_db(logmel_db: np.ndarray, margin_db: float = REPEAT_FLOOR_MARGIN
     return above
 
 
-def _repeats(
-    fr: _Frames,
+def replay_search(
+    logmel_db: np.ndarray,
     intervals: list[tuple[float, float]],
     *,
     min_corr: float = REPEAT_MIN_CORR,
@@ -682,6 +682,11 @@ def _repeats(
 ) -> tuple[Repeat, ...]:
     """Slide <= 3 s windows of speech, one every ``REPEAT_STEP_S``, over the later audio; keep
     log-mel matches.
+
+    ``logmel_db``: the caller's frames as :func:`log_mel_db` gives them (the frame analysis
+    computes the same frames block by block, bounding memory on long calls); ``intervals``: its
+    voiced intervals (s), where query chunks start. Public so that measurement scripts can sweep
+    ``min_corr`` and ``floor_margin_db`` over one analysis; the detector keeps the defaults.
 
     The correlation is taken per band over time (band means removed), so the shared spectral
     shape of any speech does not count; only the same time course of the same sounds does.
@@ -692,9 +697,9 @@ def _repeats(
     FFT per 41 s block) ranks every offset; the best few are then checked with the exact
     Pearson correlation. Cost is linear in call length (the search stops REPEAT_SEARCH_S on).
     """
-    raw = fr.logmel_db.astype(np.float64)
+    raw = np.asarray(logmel_db, dtype=np.float64)
     mel = raw if floor_margin_db is None else above_floor_db(raw, floor_margin_db)
-    g = _zscore(mel)
+    g = zscore(mel)
     n_min, n_max = int(REPEAT_MIN_S * RATE_HZ / HOP), int(REPEAT_MAX_S * RATE_HZ / HOP)
     n_step = int(REPEAT_STEP_S * RATE_HZ / HOP)
     n_search = int(REPEAT_SEARCH_S * RATE_HZ / HOP)
@@ -708,7 +713,7 @@ def _repeats(
             n, last = q1 - q0, min(mel.shape[0] - (q1 - q0), q1 + n_search)
             if last < q1 or np.mean(np.std(raw[q0:q1], axis=0)) < REPEAT_MIN_MODULATION_DB:
                 continue
-            z = _zscore(mel[q0:q1])
+            z = zscore(mel[q0:q1])
             zf = np.fft.rfft(z[::-1], n_fft, axis=0)
             score = np.full(last + 1 - q1, -np.inf)  # index: offset - q1
             for j in range(q1 // block, last // block + 1):
@@ -720,11 +725,11 @@ def _repeats(
             best, corr, k = -1, -1.0, min(3, score.size)
             for o in q1 + np.argpartition(score, -k)[-k:]:  # the top 3 offsets, checked exactly
                 for off in range(max(q1, int(o) - 1), min(last, int(o) + 1) + 1):
-                    c = float(np.mean(z * _zscore(mel[off : off + n])))
+                    c = float(np.mean(z * zscore(mel[off : off + n])))
                     if c > corr:
                         best, corr = off, c
             if corr >= min_corr:
-                t0, t1, r0 = (float(fr.time_s(i)) for i in (q0, q1, best))
+                t0, t1, r0 = (i * HOP / RATE_HZ for i in (q0, q1, best))
                 found = _merge_repeat(found, Repeat((t0, t1), (r0, r0 + t1 - t0), round(corr, 3)))
     return tuple(found)
 
@@ -745,7 +750,8 @@ def _merge_repeat(found: list[Repeat], rep: Repeat) -> list[Repeat]:
     return [*found, rep]
 
 
-def _zscore(m: np.ndarray) -> np.ndarray:
+def zscore(m: np.ndarray) -> np.ndarray:
+    """Each column (band) of ``m`` to zero mean and unit spread: the replay search's scale."""
     z: np.ndarray = (m - m.mean(axis=0)) / (m.std(axis=0) + 1e-6)
     return z
 
@@ -753,7 +759,7 @@ def _zscore(m: np.ndarray) -> np.ndarray:
 def _repetition_cues(fr: _Frames, intervals: list[tuple[float, float]]) -> list[Evidence]:
     if sum(b - a for a, b in intervals) < 2 * REPEAT_MIN_S:
         return []
-    reps = _repeats(fr, intervals)
+    reps = replay_search(fr.logmel_db, intervals)
     if not reps:
         return [_cue("replayed_speech_s", 0.0, {"replayed_s": 0.0}, code="replayed_speech_s.none")]
     replayed = np.zeros(fr.speech.size, dtype=bool)  # union of the replayed spans, per frame

@@ -15,13 +15,13 @@ from pipeline.acoustic import (
     REPEAT_MAX_S,
     REPEAT_MIN_CORR,
     CueRule,
-    _analyse,
-    _repeats,
     above_floor_db,
     acoustic_cues,
     find_repeats,
     latency_cues,
+    log_mel_db,
     pitch_track,
+    replay_search,
 )
 from pipeline.types import AcousticCues, Audio, AudioInfo, Evidence, Transcript
 from pipeline.vad import MERGE_GAP_S, voiced_intervals
@@ -159,6 +159,13 @@ def test_replayed_chunk_is_found_with_its_spans(robot_call, human_call) -> None:
     assert by_name(cues_of(human_call[0]))["replayed_speech_s"].weight == 0.0
 
 
+def test_the_search_on_log_mel_frames_finds_what_the_detector_finds(robot_call) -> None:
+    # Measurement scripts sweep replay_search's settings on log_mel_db frames; at the defaults
+    # it must give what find_repeats (the detector's frame analysis) gives.
+    samples, _ = robot_call
+    assert replay_search(log_mel_db(samples), voiced_intervals(samples)) == find_repeats(samples)
+
+
 def test_floor_subtraction_zeroes_the_noise_and_keeps_what_stands_above_it() -> None:
     rng = np.random.default_rng(1)
     mel = -60.0 + rng.normal(0.0, 1.0, (200, 4))  # a noise floor near -60 dB in every band
@@ -182,7 +189,7 @@ def test_a_replay_under_fresh_line_noise_is_found_above_the_noise_floor() -> Non
     lag_s = spans[2][0] - spans[0][0]  # the noise leads into the VAD's first interval
     assert rep.again_s[0] - rep.first_s[0] == pytest.approx(lag_s, abs=0.05)
     intervals = voiced_intervals(noisy)
-    raw = _repeats(_analyse(noisy, intervals), intervals, floor_margin_db=None)
+    raw = replay_search(log_mel_db(noisy), intervals, floor_margin_db=None)
     assert raw == ()
 
 
