@@ -1,6 +1,6 @@
-"""Recording-chain copies of training rows for the synthetic-voice head (issue 12).
+"""Recording-chain and quiet copies of training rows for the synthetic-voice head (issue 12).
 
-    python -m models.training.chain_copies [--limit N]
+    python -m models.training.chain_copies [--quiet] [--limit N]
 
 One copy of each row of the head's training pool: the clip through one random recording chain
 (:func:`pipeline.chain.apply_chain`, seeded by the row), then through the row's own telephone
@@ -11,9 +11,14 @@ and its own id (:func:`copy_row`), so whatever ties the original to a held-out s
 (``eval_sources.tied_to_source``) ties the copy too. The AASIST block is not recomputed (about
 1 s a clip): a copy carries its original's vector (:func:`with_original_aasist`).
 
-Features are cached one file a row under ``synth_features/<blocks>/telephone-chain-<digest>``,
-the digest covering the chain's functions and :func:`chain_window`, so an interrupted run
-resumes and a changed chain computes afresh.
+A *quiet* copy (``--quiet``, kind ``quiet``) is the row's own telephone window with the drawn
+noise left out (``telephone_windows(quiet=True)``: the same crop, codec and level), so it
+differs from its original by the noise alone; AASIST's vector is the original's as well (it is
+computed on the noiseless call path anyway).
+
+Features are cached one file a row under ``synth_features/<blocks>/telephone-<kind>-<digest>``,
+the digest covering the functions that make the copy (:func:`copy_digest`), so an interrupted
+run resumes and a changed recipe computes afresh.
 """
 
 from __future__ import annotations
@@ -41,8 +46,9 @@ from pipeline.files import atomic_path
 
 log = logging.getLogger(__name__)
 
-COPY_TAG = "#chain"  # a copy's id: its original's id and this
+COPY_TAG = "#chain"  # a copy's id: its original's id and this (either kind)
 DEFAULT_CHAIN = chain.ChainConfig()
+KINDS = ("chain", "quiet")  # a recording chain on top of the row, or its window without noise
 
 
 def copy_id(row_id: str) -> str:
@@ -69,10 +75,24 @@ def chain_digest(config: chain.ChainConfig) -> str:
     return hashlib.sha256(code.encode()).hexdigest()[:12]
 
 
-def _cache_path(row: CorpusRow, clip_sha: str, cfg: TrainConfig, digest: str) -> Path:
+def copy_digest(kind: str, config: chain.ChainConfig = DEFAULT_CHAIN) -> str:
+    """Identity of a copy kind's recipe: :func:`chain_digest` for ``chain``; for ``quiet`` the
+    window function (``telephone_windows``) and the channel it leaves the noise out of."""
+    if kind == "chain":
+        return chain_digest(config)
+    if kind != "quiet":
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    from pipeline import telephone
+
+    parts = (telephone_windows, telephone.draw_channel_params, telephone.apply_channel)
+    code = "".join(inspect.getsource(f) for f in parts) + repr(telephone.ChannelConfig())
+    return hashlib.sha256(code.encode()).hexdigest()[:12]
+
+
+def _cache_path(row: CorpusRow, clip_sha: str, cfg: TrainConfig, kind: str, digest: str) -> Path:
     blocks = "+".join(cfg.spec.block_key(b) for b in cfg.spec.window_blocks)
     key = hashlib.sha1(f"{row.id}|{clip_sha}|{cfg.salt}".encode()).hexdigest()
-    return features_cache_dir() / blocks / f"telephone-chain-{digest}" / key[:2] / f"{key}.npz"
+    return features_cache_dir() / blocks / f"telephone-{kind}-{digest}" / key[:2] / f"{key}.npz"
 
 
 def chain_window(
@@ -89,18 +109,24 @@ def copy_features(
     cfg: TrainConfig,
     encoder: FrameEncoder | None,
     config: chain.ChainConfig = DEFAULT_CHAIN,
+    kind: str = "chain",
 ) -> ClipFeatures | None:
-    """The window blocks (Whisper, LFCC) of ``row``'s copy, cached; None if the channel finds
-    no speech. ``encoder`` None: the cached features only (a miss raises)."""
+    """The window blocks (Whisper, LFCC) of ``row``'s copy of ``kind`` (:data:`KINDS`),
+    cached; None if the channel finds no speech. ``encoder`` None: the cached features only (a
+    miss raises)."""
     path = resolve_path(row)
     clip_sha = hashlib.sha256(path.read_bytes()).hexdigest()
-    cache = _cache_path(row, clip_sha, cfg, chain_digest(config))
+    cache = _cache_path(row, clip_sha, cfg, kind, copy_digest(kind, config))
     if not cache.is_file():
         if encoder is None and "whisper" in cfg.spec.window_blocks:
-            raise FileNotFoundError(f"no cached chain copy of {row.id} ({cache})")
+            raise FileNotFoundError(f"no cached {kind} copy of {row.id} ({cache})")
         spec = dataclasses.replace(cfg.spec, blocks=cfg.spec.window_blocks)
+        samples = read_clip(path)
         try:
-            crops = chain_window(read_clip(path), row, cfg, config)
+            if kind == "quiet":
+                crops = telephone_windows(samples, row, cfg, quiet=True)
+            else:
+                crops = chain_window(samples, row, cfg, config)
         except EmptyAudioError:
             crops = []
         pieces = [(w, window_features(x, spec=spec, encoder=encoder)) for w, x in crops]
@@ -123,18 +149,20 @@ def collect_copies(
     cfg: TrainConfig,
     encoder: FrameEncoder | None,
     config: chain.ChainConfig = DEFAULT_CHAIN,
+    kind: str = "chain",
     progress: bool = False,
 ) -> dict[str, ClipFeatures]:
     """Copy features of many rows by copy id; rows without speech are left out."""
     out: dict[str, ClipFeatures] = {}
     started = time.monotonic()
     for i, row in enumerate(rows):
-        feats = copy_features(row, cfg=cfg, encoder=encoder, config=config)
+        feats = copy_features(row, cfg=cfg, encoder=encoder, config=config, kind=kind)
         if feats is not None:
             out[feats.row_id] = feats
         if progress and (i + 1) % 100 == 0:
             log.warning(
-                "chain copies: %d/%d rows, %.0f s, load %.1f",
+                "%s copies: %d/%d rows, %.0f s, load %.1f",
+                kind,
                 i + 1,
                 len(rows),
                 time.monotonic() - started,
@@ -174,6 +202,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--limit", type=int, default=None, help="the first N rows only")
+    parser.add_argument("--quiet", action="store_true", help="quiet copies, not chain copies")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     cfg = shipped_config()
@@ -181,7 +210,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # one thread: the other engineers extract features on the same two cores
     encoder = load_synth_encoder(dataclasses.replace(SYNTH_ENCODER_ASR, cpu_threads=1))
     started = time.monotonic()
-    copies = collect_copies(pool, cfg=cfg, encoder=encoder, progress=True)
+    kind = "quiet" if args.quiet else "chain"
+    copies = collect_copies(pool, cfg=cfg, encoder=encoder, kind=kind, progress=True)
     log.warning(
         "%d copies of %d rows in %.0f s", len(copies), len(pool), time.monotonic() - started
     )

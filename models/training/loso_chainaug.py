@@ -1,6 +1,7 @@
-"""Recording-chain copies in the synthetic-voice head's training, leave one source out (issue 12).
+"""Recording-chain or quiet copies in the synthetic-voice head's training, leave one source out
+(issue 12).
 
-    python -m models.training.loso_chainaug [--render]
+    python -m models.training.loso_chainaug [--quiet] [--render]
 
 A separate study on ``loso_voice``'s harness (its halves, folds, fold cache, figures and
 report): on top of the shipped session-7 recipe, the training pool's rows with or without one
@@ -15,6 +16,10 @@ arm: originals only (the reference), copies of both classes at weight 1 and 0.5 
 original's, and the people's copies alone at weight 1. The choice in each arm: the best mean
 per-language AUC on the *choose* half, reported on the *report* half paired against the arm's
 reference.
+
+``--quiet``: the same harness with quiet copies (``chain_copies``: the row's own telephone window
+without its noise) instead, one arm on the shipped blocks (:func:`quiet_variants`); results and
+report part of their own.
 """
 
 from __future__ import annotations
@@ -36,9 +41,9 @@ import numpy as np
 
 from models.synth_head import LogisticHead, PeopleDensity
 from models.training.chain_copies import (
-    DEFAULT_CHAIN,
-    chain_digest,
+    KINDS,
     collect_copies,
+    copy_digest,
     copy_id,
     copy_row,
     original_id,
@@ -78,8 +83,8 @@ from models.training.synth_fit import (
 
 log = logging.getLogger(__name__)
 
-RESULTS = REPO_DIR / "runs" / "loso_voice" / "chainaug.json"
-MARK = "chainaug"  # this study's generated part of docs/unseen_sources.md
+RESULTS = {kind: REPO_DIR / "runs" / "loso_voice" / f"{kind}aug.json" for kind in KINDS}
+MARK = {kind: f"{kind}aug" for kind in KINDS}  # each study's generated part of unseen_sources.md
 WINDOW_BLOCKS_BASE = "whisper+lfcc (session 7)"  # the second arm's reference
 
 
@@ -115,6 +120,21 @@ def chain_variants(cfg: TrainConfig) -> dict[str, tuple[ChainVariant, ...]]:
             ),
         )
     return arms
+
+
+def quiet_variants(cfg: TrainConfig) -> dict[str, tuple[ChainVariant, ...]]:
+    """One arm, fixed before any result: the shipped settings (``cfg``) on all their blocks,
+    without copies (the reference) and with both classes' quiet copies at weight 1 and 0.5. No
+    people-only variant: the chain study found copies of one class make their difference a class
+    cue (``docs/unseen_sources.md``, "Recording-chain copies")."""
+    ref = shipped_variant(cfg, NAP_BASE)
+    return {
+        "all blocks": (
+            ChainVariant(ref),
+            ChainVariant(dataclasses.replace(ref, name="+ quiet copies x1"), 1.0),
+            ChainVariant(dataclasses.replace(ref, name="+ quiet copies x0.5"), 0.5),
+        )
+    }
 
 
 def augmented_weights(
@@ -163,10 +183,12 @@ def run_arm(
     *,
     inputs: Any,
     copies: dict[str, ClipFeatures],
+    copies_key: str,
     progress: bool = False,
 ) -> dict[str, Any]:
     """One arm's records, figures, folds and choice, in ``loso_voice.run``'s layout (its
-    ``render`` writes the report); the first variant is the arm's reference."""
+    ``render`` writes the report); the first variant is the arm's reference. ``copies_key``:
+    the copies' recipe (``chain_copies.copy_digest``), part of the fold cache's key."""
     from models.training.synth_data import manifest_sha256, train_ids
 
     started = time.monotonic()
@@ -210,7 +232,7 @@ def run_arm(
         if v.copy_weight > 0:
             fitter = functools.partial(fit_with_copies, weight=v.copy_weight,
                                        people_only=v.people_only)  # fmt: skip
-            key = json.dumps([v.copy_weight, v.people_only, chain_digest(DEFAULT_CHAIN),
+            key = json.dumps([v.copy_weight, v.people_only, copies_key,
                               inspect.getsource(fit_with_copies),
                               inspect.getsource(augmented_weights)])  # fmt: skip
             records, folds = run_folds(v.base, samples, data, cfg, cache=cache_dir(),
@@ -244,20 +266,23 @@ def run_arm(
     return out
 
 
-def run(*, progress: bool = False) -> dict[str, Any]:
-    """Both arms (:func:`chain_variants`) and the source probe on the people's copies: can a
-    speaker's recording source still be named once a random chain is on top of it?"""
+def run(*, kind: str = "chain", progress: bool = False) -> dict[str, Any]:
+    """The arms of ``kind``'s copies (:func:`chain_variants`, :func:`quiet_variants`) and the
+    source probe on the people's copies: can a speaker's recording source still be named once
+    a random chain is on top of it (or the noise is gone)?"""
     from models.training.chain_copies import training_pool
     from models.training.eval_sources import fold_inputs
 
     started = time.monotonic()
     inputs = fold_inputs(None)
     cfg = inputs.cfg
-    copies = collect_copies(training_pool(cfg), cfg=cfg, encoder=None)  # cached: chain_copies
+    copies = collect_copies(training_pool(cfg), cfg=cfg, encoder=None, kind=kind)  # cached
     full = with_original_aasist(copies, inputs.tel)
-    out: dict[str, Any] = {"arms": {}, "copies": len(full)}
-    for arm, variants in chain_variants(cfg).items():
-        out["arms"][arm] = run_arm(variants, inputs=inputs, copies=full, progress=progress)
+    out: dict[str, Any] = {"arms": {}, "copies": len(full), "kind": kind}
+    arms = chain_variants(cfg) if kind == "chain" else quiet_variants(cfg)
+    for arm, variants in arms.items():
+        out["arms"][arm] = run_arm(variants, inputs=inputs, copies=full,
+                                   copies_key=copy_digest(kind), progress=progress)  # fmt: skip
     copied = [r for r in inputs.rows if copy_id(r.id) in full]
     layout = block_columns(cfg.spec.blocks, next(iter(inputs.tel.values())).x.shape[1])
     window = {b: c for b, c in layout.items() if b != "aasist"}
@@ -269,13 +294,14 @@ def run(*, progress: bool = False) -> dict[str, Any]:
 
 def render(out: dict[str, Any]) -> str:
     """This study's generated part of ``docs/unseen_sources.md``: each arm's tables
-    (``loso_voice_report.render``) and the source probe before and after the chain."""
+    (``loso_voice_report.render``) and the source probe on the originals and their copies."""
     from models.training.loso_voice_report import probe_table
     from models.training.loso_voice_report import render as render_arm
 
+    kind = out.get("kind", "chain")
     lines = [
         f"Generated by `{out.get('command', 'python -m models.training.loso_chainaug')}` "
-        f"({out['seconds']:.0f} s, {out['copies']} chain copies); this part is rewritten by "
+        f"({out['seconds']:.0f} s, {out['copies']} {kind} copies); this part is rewritten by "
         "each run.",
         "",
     ]
@@ -286,32 +312,35 @@ def render(out: dict[str, Any]) -> str:
     lines += ["### Is the recording source still named on the copies? (people only, unseen "
               "speakers, Whisper and LFCC blocks)", "", "The originals:", ""]  # fmt: skip
     lines += probe_table(out["probe_originals"])
-    lines += ["", "Their chain copies:", ""]
+    lines += ["", f"Their {kind} copies:", ""]
     lines += probe_table(out["probe_copies"])
     return "\n".join(lines) + "\n"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run (or, with ``--render``, only render) the study: ``RESULTS`` and this study's
+    """Run (or, with ``--render``, only render) the study: its ``RESULTS`` file and its
     generated part of ``docs/unseen_sources.md``."""
     from models.training.loso_voice import REPORT
     from models.training.text_report import write_generated
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--render", action="store_true", help=f"only rewrite the report's "
-                        f"generated part from {RESULTS}")  # fmt: skip
+    parser.add_argument("--quiet", action="store_true", help="quiet copies, not chain copies")
+    parser.add_argument("--render", action="store_true", help="only rewrite the report's "
+                        "generated part from the study's results file")  # fmt: skip
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    kind = "quiet" if args.quiet else "chain"
+    results = RESULTS[kind]
     if args.render:
-        out = json.loads(RESULTS.read_text())
+        out = json.loads(results.read_text())
     else:
-        out = run(progress=True)
+        out = run(kind=kind, progress=True)
         out["command"] = " ".join(["python -m models.training.loso_chainaug",
                                    *(argv or sys.argv[1:])])  # fmt: skip
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(json.dumps(out, indent=1, default=float))
-    write_generated(render(out), REPORT, name=MARK)
-    log.warning("wrote %s and %s", REPORT, RESULTS)
+        results.parent.mkdir(parents=True, exist_ok=True)
+        results.write_text(json.dumps(out, indent=1, default=float))
+    write_generated(render(out), REPORT, name=MARK[kind])
+    log.warning("wrote %s and %s", REPORT, results)
     return 0
 
 

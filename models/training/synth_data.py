@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
+import math
 import os
 import time
 from collections.abc import Sequence
@@ -37,7 +38,13 @@ from models.training.corpus import (
 from models.training.synth_config import TrainConfig
 from pipeline.errors import EmptyAudioError
 from pipeline.files import atomic_path
-from pipeline.telephone import call_channel, telephone_channel
+from pipeline.telephone import (
+    ChannelConfig,
+    apply_channel,
+    call_channel,
+    draw_channel_params,
+    telephone_channel,
+)
 from pipeline.types import ANALYSIS_RATE_HZ
 
 log = logging.getLogger(__name__)
@@ -139,9 +146,13 @@ class ClipFeatures:
 
 
 def telephone_windows(
-    samples: np.ndarray, row: CorpusRow, cfg: TrainConfig
+    samples: np.ndarray, row: CorpusRow, cfg: TrainConfig, *, quiet: bool = False
 ) -> list[tuple[tuple[float, float], np.ndarray]]:
-    """The row's training window through its seeded telephone channel: ((start, end) s, x)."""
+    """The row's training window through its seeded telephone channel: ((start, end) s, x).
+
+    ``quiet``: the same crop, codec and level with the drawn noise left out (a quiet copy of
+    the row, ``chain_copies``), so the two differ by the noise alone.
+    """
     rng = seeded_rng(cfg.salt, "telephone", row.id)
     # A random window length as well as position: inference windows run from MIN_WINDOW_S to
     # max_window_s, and a fixed crop would let clip length (long human recordings vs short TTS
@@ -151,7 +162,14 @@ def telephone_windows(
     n = min(round(length_s * ANALYSIS_RATE_HZ), samples.size)
     start = int(rng.integers(samples.size - n + 1))
     piece = samples[start : start + n]
-    processed = telephone_channel(piece, sample_rate_hz=ANALYSIS_RATE_HZ, rng=rng)
+    if quiet:  # telephone_channel's draws, in order, then its channel without the noise
+        drawn = draw_channel_params(rng, ChannelConfig())
+        params = dataclasses.replace(drawn, noise_kind="none", snr_db=math.inf)
+        processed = apply_channel(
+            piece, sample_rate_hz=ANALYSIS_RATE_HZ, params=params, config=ChannelConfig()
+        )
+    else:
+        processed = telephone_channel(piece, sample_rate_hz=ANALYSIS_RATE_HZ, rng=rng)
     window = (start / ANALYSIS_RATE_HZ, (start + piece.size) / ANALYSIS_RATE_HZ)
     return [(window, processed)]
 

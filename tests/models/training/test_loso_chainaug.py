@@ -1,9 +1,10 @@
-"""Recording-chain copies: tied to their originals, weighted as fixed, cached per row."""
+"""Recording-chain and quiet copies: tied to their originals, weighted as fixed, cached per row."""
 
 from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ import soundfile as sf
 
 from models.synth_head import AASIST_DIM, FeatureSpec, LogisticHead
 from models.training.chain_copies import (
+    copy_digest,
     copy_features,
     copy_id,
     copy_row,
@@ -18,10 +20,15 @@ from models.training.chain_copies import (
     with_original_aasist,
 )
 from models.training.eval_sources import tied_to_source
-from models.training.loso_chainaug import augmented_weights, chain_variants, fit_with_copies
+from models.training.loso_chainaug import (
+    augmented_weights,
+    chain_variants,
+    fit_with_copies,
+    quiet_variants,
+)
 from models.training.loso_voice import FoldData, Variant, run_folds
 from models.training.synth_config import TrainConfig
-from models.training.synth_data import ClipFeatures, clip_features
+from models.training.synth_data import ClipFeatures, clip_features, telephone_windows
 from tests.models.support import corpus_row as row
 from tests.models.support import fold_world_rows
 
@@ -115,9 +122,8 @@ def test_copies_carry_their_originals_aasist_vector() -> None:
     assert np.array_equal(out[copy_id("a")].x[0, 10:], orig.x[0, -AASIST_DIM:])
 
 
-def test_a_copy_has_its_originals_telephone_window_and_is_cached(
-    rng: np.random.Generator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _voiced_clip(rng: np.random.Generator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A 4 s voiced clip of one row in a temporary shared folder, caches in ``tmp_path``."""
     monkeypatch.setenv("ROBOCALL_SHARED_DATA", str(tmp_path / "shared"))
     monkeypatch.setenv("ROBOCALL_CACHE_DIR", str(tmp_path / "cache"))
     r = row("clip", duration_s=4.0)
@@ -126,6 +132,13 @@ def test_a_copy_has_its_originals_telephone_window_and_is_cached(
     t = np.arange(4 * 16_000) / 16_000
     voiced = np.sin(2 * np.pi * 150 * t) * (1 + 0.5 * np.sin(2 * np.pi * 3 * t))
     sf.write(audio, (0.2 * voiced + 0.01 * rng.standard_normal(t.size)).astype(np.float32), 16_000)
+    return r
+
+
+def test_a_copy_has_its_originals_telephone_window_and_is_cached(
+    rng: np.random.Generator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    r = _voiced_clip(rng, tmp_path, monkeypatch)
     cfg = TrainConfig(spec=FeatureSpec(blocks=("lfcc",)))
     original = clip_features(r, variant="telephone", cfg=cfg, encoder=None)
     first = copy_features(r, cfg=cfg, encoder=None)
@@ -156,3 +169,51 @@ def test_the_arms_keep_the_shipped_settings_and_differ_in_the_copies_only() -> N
             assert dataclasses.replace(v.base, name=ref.name) == ref.base
             assert ("aasist" in v.base.blocks) == (arm == "all blocks")
         assert ref.base.l2 == 0.01 and ref.base.density_alpha == 0.5 and ref.base.source_weights
+
+
+def test_a_quiet_window_is_the_rows_window_without_its_noise(
+    rng: np.random.Generator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    r = _voiced_clip(rng, tmp_path, monkeypatch)
+    samples = sf.read(tmp_path / "shared" / r.path, dtype="float32")[0]
+    cfg = TrainConfig()
+    ((span, noisy),) = telephone_windows(samples, r, cfg)
+    ((quiet_span, quiet),) = telephone_windows(samples, r, cfg, quiet=True)
+    assert quiet_span == span and quiet.shape == noisy.shape  # the same crop
+    # What the quiet window lacks is the drawn noise alone: a residual within the channel's
+    # SNR range (15-40 dB below the speech), not a different crop, codec or level.
+    snr_db = 10 * np.log10(np.mean(quiet.astype(np.float64) ** 2)
+                           / np.mean((noisy.astype(np.float64) - quiet) ** 2))  # fmt: skip
+    assert 12.0 < snr_db < 43.0
+    ((_, again),) = telephone_windows(samples, r, cfg, quiet=True)
+    assert np.array_equal(again, quiet)
+
+
+def test_quiet_copies_are_cached_apart_from_chain_copies(
+    rng: np.random.Generator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    r = _voiced_clip(rng, tmp_path, monkeypatch)
+    cfg = TrainConfig(spec=FeatureSpec(blocks=("lfcc",)))
+    chain_copy = copy_features(r, cfg=cfg, encoder=None)
+    quiet = copy_features(r, cfg=cfg, encoder=None, kind="quiet")
+    assert chain_copy is not None and quiet is not None
+    assert quiet.row_id == copy_id(r.id)
+    assert np.array_equal(quiet.windows, chain_copy.windows)
+    assert not np.allclose(quiet.x, chain_copy.x)
+    folders = {p.parent.parent.name for p in (tmp_path / "cache").rglob("*.npz")}
+    assert {f.rsplit("-", 1)[0] for f in folders} >= {"telephone-chain", "telephone-quiet"}
+    with pytest.raises(FileNotFoundError, match="no cached quiet copy"):
+        copy_features(r, cfg=dataclasses.replace(cfg, spec=FeatureSpec()), encoder=None,
+                      kind="quiet")  # fmt: skip
+    with pytest.raises(ValueError, match="kind must be one of"):
+        copy_digest("loud")
+
+
+def test_the_quiet_arm_weighs_both_classes_copies_on_the_shipped_settings() -> None:
+    cfg = TrainConfig(spec=FeatureSpec(blocks=("whisper", "lfcc", "aasist")))
+    ((arm, variants),) = quiet_variants(cfg).items()
+    ref = variants[0]
+    assert arm == "all blocks" and ref.copy_weight == 0.0 and "aasist" in ref.base.blocks
+    assert [(v.copy_weight, v.people_only) for v in variants[1:]] == [(1.0, False), (0.5, False)]
+    for v in variants:
+        assert dataclasses.replace(v.base, name=ref.name) == ref.base
