@@ -1,6 +1,7 @@
-"""Recording-chain and quiet copies of training rows for the synthetic-voice head (issue 12).
+"""Recording-chain, quiet and redrawn copies of training rows for the synthetic-voice head
+(issue 12).
 
-    python -m models.training.chain_copies [--quiet] [--limit N]
+    python -m models.training.chain_copies [--quiet | --redrawn] [--limit N]
 
 One copy of each row of the head's training pool: the clip through one random recording chain
 (:func:`pipeline.chain.apply_chain`, seeded by the row), then through the row's own telephone
@@ -12,9 +13,10 @@ and its own id (:func:`copy_row`), so whatever ties the original to a held-out s
 1 s a clip): a copy carries its original's vector (:func:`with_original_aasist`).
 
 A *quiet* copy (``--quiet``, kind ``quiet``) is the row's own telephone window with the drawn
-noise left out (``telephone_windows(quiet=True)``: the same crop, codec and level), so it
-differs from its original by the noise alone; AASIST's vector is the original's as well (it is
-computed on the noiseless call path anyway).
+noise left out (``telephone_windows(channel="quiet")``: the same crop, codec and level), so it
+differs from its original by the noise alone; a *redrawn* copy (``--redrawn``) is the same crop
+through a second, independent channel draw (codec, AMR mode, noise), the noise drawn afresh.
+AASIST's vector is the original's for both (it is computed on the noiseless call path anyway).
 
 Features are cached one file a row under ``synth_features/<blocks>/telephone-<kind>-<digest>``,
 the digest covering the functions that make the copy (:func:`copy_digest`), so an interrupted
@@ -48,7 +50,7 @@ log = logging.getLogger(__name__)
 
 COPY_TAG = "#chain"  # a copy's id: its original's id and this (either kind)
 DEFAULT_CHAIN = chain.ChainConfig()
-KINDS = ("chain", "quiet")  # a recording chain on top of the row, or its window without noise
+KINDS = ("chain", "quiet", "redrawn")  # a chain on top; the window without noise; a second draw
 
 
 def copy_id(row_id: str) -> str:
@@ -76,16 +78,16 @@ def chain_digest(config: chain.ChainConfig) -> str:
 
 
 def copy_digest(kind: str, config: chain.ChainConfig = DEFAULT_CHAIN) -> str:
-    """Identity of a copy kind's recipe: :func:`chain_digest` for ``chain``; for ``quiet`` the
-    window function (``telephone_windows``) and the channel it leaves the noise out of."""
+    """Identity of a copy kind's recipe: :func:`chain_digest` for ``chain``; for the others the
+    window function (``telephone_windows``) and the channel it draws, and the kind."""
     if kind == "chain":
         return chain_digest(config)
-    if kind != "quiet":
+    if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
     from pipeline import telephone
 
     parts = (telephone_windows, telephone.draw_channel_params, telephone.apply_channel)
-    code = "".join(inspect.getsource(f) for f in parts) + repr(telephone.ChannelConfig())
+    code = "".join(inspect.getsource(f) for f in parts) + repr(telephone.ChannelConfig()) + kind
     return hashlib.sha256(code.encode()).hexdigest()[:12]
 
 
@@ -123,10 +125,10 @@ def copy_features(
         spec = dataclasses.replace(cfg.spec, blocks=cfg.spec.window_blocks)
         samples = read_clip(path)
         try:
-            if kind == "quiet":
-                crops = telephone_windows(samples, row, cfg, quiet=True)
-            else:
+            if kind == "chain":
                 crops = chain_window(samples, row, cfg, config)
+            else:
+                crops = telephone_windows(samples, row, cfg, channel=kind)
         except EmptyAudioError:
             crops = []
         pieces = [(w, window_features(x, spec=spec, encoder=encoder)) for w, x in crops]
@@ -202,7 +204,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--limit", type=int, default=None, help="the first N rows only")
-    parser.add_argument("--quiet", action="store_true", help="quiet copies, not chain copies")
+    kinds = parser.add_mutually_exclusive_group()
+    kinds.add_argument("--quiet", action="store_true", help="quiet copies, not chain copies")
+    kinds.add_argument("--redrawn", action="store_true", help="redrawn copies, not chain copies")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     cfg = shipped_config()
@@ -210,7 +214,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # one thread: the other engineers extract features on the same two cores
     encoder = load_synth_encoder(dataclasses.replace(SYNTH_ENCODER_ASR, cpu_threads=1))
     started = time.monotonic()
-    kind = "quiet" if args.quiet else "chain"
+    kind = "quiet" if args.quiet else "redrawn" if args.redrawn else "chain"
     copies = collect_copies(pool, cfg=cfg, encoder=encoder, kind=kind, progress=True)
     log.warning(
         "%d copies of %d rows in %.0f s", len(copies), len(pool), time.monotonic() - started

@@ -1,7 +1,7 @@
-"""Recording-chain or quiet copies in the synthetic-voice head's training, leave one source out
-(issue 12).
+"""Recording-chain, quiet or redrawn copies in the synthetic-voice head's training, leave one
+source out (issue 12).
 
-    python -m models.training.loso_chainaug [--quiet] [--render]
+    python -m models.training.loso_chainaug [--quiet | --redrawn] [--render]
 
 A separate study on ``loso_voice``'s harness (its halves, folds, fold cache, figures and
 report): on top of the shipped session-7 recipe, the training pool's rows with or without one
@@ -17,9 +17,10 @@ original's, and the people's copies alone at weight 1. The choice in each arm: t
 per-language AUC on the *choose* half, reported on the *report* half paired against the arm's
 reference.
 
-``--quiet``: the same harness with quiet copies (``chain_copies``: the row's own telephone window
-without its noise) instead, one arm on the shipped blocks (:func:`quiet_variants`); results and
-report part of their own.
+``--quiet`` / ``--redrawn``: the same harness with quiet copies (``chain_copies``: the row's own
+telephone window without its noise) or redrawn ones (the same crop through a second channel
+draw) instead, one arm on the shipped blocks (:func:`channel_variants`); results and report
+part of their own.
 """
 
 from __future__ import annotations
@@ -122,17 +123,17 @@ def chain_variants(cfg: TrainConfig) -> dict[str, tuple[ChainVariant, ...]]:
     return arms
 
 
-def quiet_variants(cfg: TrainConfig) -> dict[str, tuple[ChainVariant, ...]]:
+def channel_variants(cfg: TrainConfig, kind: str) -> dict[str, tuple[ChainVariant, ...]]:
     """One arm, fixed before any result: the shipped settings (``cfg``) on all their blocks,
-    without copies (the reference) and with both classes' quiet copies at weight 1 and 0.5. No
-    people-only variant: the chain study found copies of one class make their difference a class
-    cue (``docs/unseen_sources.md``, "Recording-chain copies")."""
+    without copies (the reference) and with both classes' ``kind`` copies (quiet or redrawn) at
+    weight 1 and 0.5. No people-only variant: the chain study found copies of one class make
+    their difference a class cue (``docs/unseen_sources.md``, "Recording-chain copies")."""
     ref = shipped_variant(cfg, NAP_BASE)
     return {
         "all blocks": (
             ChainVariant(ref),
-            ChainVariant(dataclasses.replace(ref, name="+ quiet copies x1"), 1.0),
-            ChainVariant(dataclasses.replace(ref, name="+ quiet copies x0.5"), 0.5),
+            ChainVariant(dataclasses.replace(ref, name=f"+ {kind} copies x1"), 1.0),
+            ChainVariant(dataclasses.replace(ref, name=f"+ {kind} copies x0.5"), 0.5),
         )
     }
 
@@ -267,7 +268,7 @@ def run_arm(
 
 
 def run(*, kind: str = "chain", progress: bool = False) -> dict[str, Any]:
-    """The arms of ``kind``'s copies (:func:`chain_variants`, :func:`quiet_variants`) and the
+    """The arms of ``kind``'s copies (:func:`chain_variants`, :func:`channel_variants`) and the
     source probe on the people's copies: can a speaker's recording source still be named once
     a random chain is on top of it (or the noise is gone)?"""
     from models.training.chain_copies import training_pool
@@ -279,7 +280,7 @@ def run(*, kind: str = "chain", progress: bool = False) -> dict[str, Any]:
     copies = collect_copies(training_pool(cfg), cfg=cfg, encoder=None, kind=kind)  # cached
     full = with_original_aasist(copies, inputs.tel)
     out: dict[str, Any] = {"arms": {}, "copies": len(full), "kind": kind}
-    arms = chain_variants(cfg) if kind == "chain" else quiet_variants(cfg)
+    arms = chain_variants(cfg) if kind == "chain" else channel_variants(cfg, kind)
     for arm, variants in arms.items():
         out["arms"][arm] = run_arm(variants, inputs=inputs, copies=full,
                                    copies_key=copy_digest(kind), progress=progress)  # fmt: skip
@@ -324,12 +325,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     from models.training.text_report import write_generated
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quiet", action="store_true", help="quiet copies, not chain copies")
+    kinds = parser.add_mutually_exclusive_group()
+    kinds.add_argument("--quiet", action="store_true", help="quiet copies, not chain copies")
+    kinds.add_argument("--redrawn", action="store_true", help="redrawn copies, not chain copies")
     parser.add_argument("--render", action="store_true", help="only rewrite the report's "
                         "generated part from the study's results file")  # fmt: skip
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
-    kind = "quiet" if args.quiet else "chain"
+    kind = "quiet" if args.quiet else "redrawn" if args.redrawn else "chain"
     results = RESULTS[kind]
     if args.render:
         out = json.loads(results.read_text())

@@ -145,14 +145,21 @@ class ClipFeatures:
     x: np.ndarray  # (k, d) blocks of the spec concatenated in order
 
 
+WINDOW_CHANNELS = ("own", "quiet", "redrawn")
+
+
 def telephone_windows(
-    samples: np.ndarray, row: CorpusRow, cfg: TrainConfig, *, quiet: bool = False
+    samples: np.ndarray, row: CorpusRow, cfg: TrainConfig, *, channel: str = "own"
 ) -> list[tuple[tuple[float, float], np.ndarray]]:
     """The row's training window through its seeded telephone channel: ((start, end) s, x).
 
-    ``quiet``: the same crop, codec and level with the drawn noise left out (a quiet copy of
-    the row, ``chain_copies``), so the two differ by the noise alone.
+    ``channel`` (:data:`WINDOW_CHANNELS`), for copies of the row (``chain_copies``) that differ
+    from it by the channel alone: ``"own"`` the row's draw; ``"quiet"`` the same crop, codec and
+    level with the drawn noise left out; ``"redrawn"`` the same crop through a second,
+    independent draw (codec, AMR mode, noise kind and SNR).
     """
+    if channel not in WINDOW_CHANNELS:
+        raise ValueError(f"channel must be one of {WINDOW_CHANNELS}, got {channel!r}")
     rng = seeded_rng(cfg.salt, "telephone", row.id)
     # A random window length as well as position: inference windows run from MIN_WINDOW_S to
     # max_window_s, and a fixed crop would let clip length (long human recordings vs short TTS
@@ -162,14 +169,16 @@ def telephone_windows(
     n = min(round(length_s * ANALYSIS_RATE_HZ), samples.size)
     start = int(rng.integers(samples.size - n + 1))
     piece = samples[start : start + n]
-    if quiet:  # telephone_channel's draws, in order, then its channel without the noise
-        drawn = draw_channel_params(rng, ChannelConfig())
-        params = dataclasses.replace(drawn, noise_kind="none", snr_db=math.inf)
+    if channel == "own":
+        processed = telephone_channel(piece, sample_rate_hz=ANALYSIS_RATE_HZ, rng=rng)
+    else:  # telephone_channel's draws, in order, from the row's stream or a second one
+        draws = rng if channel == "quiet" else seeded_rng(cfg.salt, "redrawn", row.id)
+        params = draw_channel_params(draws, ChannelConfig())
+        if channel == "quiet":
+            params = dataclasses.replace(params, noise_kind="none", snr_db=math.inf)
         processed = apply_channel(
             piece, sample_rate_hz=ANALYSIS_RATE_HZ, params=params, config=ChannelConfig()
         )
-    else:
-        processed = telephone_channel(piece, sample_rate_hz=ANALYSIS_RATE_HZ, rng=rng)
     window = (start / ANALYSIS_RATE_HZ, (start + piece.size) / ANALYSIS_RATE_HZ)
     return [(window, processed)]
 

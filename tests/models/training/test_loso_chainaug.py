@@ -1,4 +1,4 @@
-"""Recording-chain and quiet copies: tied to their originals, weighted as fixed, cached per row."""
+"""Recording-chain, quiet and redrawn copies: tied to their originals, weighted as fixed, cached."""
 
 from __future__ import annotations
 
@@ -23,8 +23,8 @@ from models.training.eval_sources import tied_to_source
 from models.training.loso_chainaug import (
     augmented_weights,
     chain_variants,
+    channel_variants,
     fit_with_copies,
-    quiet_variants,
 )
 from models.training.loso_voice import FoldData, Variant, run_folds
 from models.training.synth_config import TrainConfig
@@ -178,15 +178,19 @@ def test_a_quiet_window_is_the_rows_window_without_its_noise(
     samples = sf.read(tmp_path / "shared" / r.path, dtype="float32")[0]
     cfg = TrainConfig()
     ((span, noisy),) = telephone_windows(samples, r, cfg)
-    ((quiet_span, quiet),) = telephone_windows(samples, r, cfg, quiet=True)
+    ((quiet_span, quiet),) = telephone_windows(samples, r, cfg, channel="quiet")
     assert quiet_span == span and quiet.shape == noisy.shape  # the same crop
     # What the quiet window lacks is the drawn noise alone: a residual within the channel's
     # SNR range (15-40 dB below the speech), not a different crop, codec or level.
     snr_db = 10 * np.log10(np.mean(quiet.astype(np.float64) ** 2)
                            / np.mean((noisy.astype(np.float64) - quiet) ** 2))  # fmt: skip
     assert 12.0 < snr_db < 43.0
-    ((_, again),) = telephone_windows(samples, r, cfg, quiet=True)
+    ((_, again),) = telephone_windows(samples, r, cfg, channel="quiet")
     assert np.array_equal(again, quiet)
+    ((redrawn_span, redrawn),) = telephone_windows(samples, r, cfg, channel="redrawn")
+    assert redrawn_span == span and not np.array_equal(redrawn, noisy)  # a second draw
+    with pytest.raises(ValueError, match="channel must be one of"):
+        telephone_windows(samples, r, cfg, channel="loud")
 
 
 def test_quiet_copies_are_cached_apart_from_chain_copies(
@@ -209,9 +213,11 @@ def test_quiet_copies_are_cached_apart_from_chain_copies(
         copy_digest("loud")
 
 
-def test_the_quiet_arm_weighs_both_classes_copies_on_the_shipped_settings() -> None:
+@pytest.mark.parametrize("kind", ["quiet", "redrawn"])
+def test_a_channel_arm_weighs_both_classes_copies_on_the_shipped_settings(kind: str) -> None:
     cfg = TrainConfig(spec=FeatureSpec(blocks=("whisper", "lfcc", "aasist")))
-    ((arm, variants),) = quiet_variants(cfg).items()
+    ((arm, variants),) = channel_variants(cfg, kind).items()
+    assert variants[1].name == f"+ {kind} copies x1"
     ref = variants[0]
     assert arm == "all blocks" and ref.copy_weight == 0.0 and "aasist" in ref.base.blocks
     assert [(v.copy_weight, v.people_only) for v in variants[1:]] == [(1.0, False), (0.5, False)]
