@@ -41,7 +41,7 @@ def caller_audio(row: CorpusRow, crop_s: float) -> np.ndarray:
     assert sr == RATE, f"{row.id}: {sr} Hz"
     extra = dict(row.extra)
     channel = int(extra["caller_channel"]) if extra["layout"] == "stereo" else 0
-    samples = x[:, channel]
+    samples = np.asarray(x[:, channel], dtype=np.float32)
     return samples[: int(crop_s * RATE)] if crop_s > 0 else samples
 
 
