@@ -189,6 +189,14 @@ def with_original_aasist(
     }
 
 
+def add_kind_options(parser: argparse.ArgumentParser) -> None:
+    """``--quiet`` / ``--redrawn`` (one at most) into ``args.kind``; neither: ``"chain"``."""
+    kinds = parser.add_mutually_exclusive_group()
+    for kind in KINDS[1:]:
+        kinds.add_argument(f"--{kind}", dest="kind", action="store_const", const=kind,
+                           default=KINDS[0], help=f"{kind} copies, not chain copies")  # fmt: skip
+
+
 def training_pool(cfg: TrainConfig) -> list[CorpusRow]:
     """The rows a leave-one-source-out fold may fit on: the shipped head's training rows."""
     from models.training.synth_data import select_rows, train_ids
@@ -204,9 +212,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--limit", type=int, default=None, help="the first N rows only")
-    kinds = parser.add_mutually_exclusive_group()
-    kinds.add_argument("--quiet", action="store_true", help="quiet copies, not chain copies")
-    kinds.add_argument("--redrawn", action="store_true", help="redrawn copies, not chain copies")
+    add_kind_options(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     cfg = shipped_config()
@@ -214,8 +220,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # one thread: the other engineers extract features on the same two cores
     encoder = load_synth_encoder(dataclasses.replace(SYNTH_ENCODER_ASR, cpu_threads=1))
     started = time.monotonic()
-    kind = "quiet" if args.quiet else "redrawn" if args.redrawn else "chain"
-    copies = collect_copies(pool, cfg=cfg, encoder=encoder, kind=kind, progress=True)
+    copies = collect_copies(pool, cfg=cfg, encoder=encoder, kind=args.kind, progress=True)
     log.warning(
         "%d copies of %d rows in %.0f s", len(copies), len(pool), time.monotonic() - started
     )

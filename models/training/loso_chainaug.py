@@ -43,6 +43,7 @@ import numpy as np
 from models.synth_head import LogisticHead, PeopleDensity
 from models.training.chain_copies import (
     KINDS,
+    add_kind_options,
     collect_copies,
     copy_digest,
     copy_id,
@@ -325,14 +326,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     from models.training.text_report import write_generated
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    kinds = parser.add_mutually_exclusive_group()
-    kinds.add_argument("--quiet", action="store_true", help="quiet copies, not chain copies")
-    kinds.add_argument("--redrawn", action="store_true", help="redrawn copies, not chain copies")
+    add_kind_options(parser)
     parser.add_argument("--render", action="store_true", help="only rewrite the report's "
                         "generated part from the study's results file")  # fmt: skip
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
-    kind = "quiet" if args.quiet else "redrawn" if args.redrawn else "chain"
+    kind = args.kind
     results = RESULTS[kind]
     if args.render:
         out = json.loads(results.read_text())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,8 @@ import soundfile as sf
 
 from models.synth_head import AASIST_DIM, FeatureSpec, LogisticHead
 from models.training.chain_copies import (
+    KINDS,
+    add_kind_options,
     copy_digest,
     copy_features,
     copy_id,
@@ -223,3 +226,11 @@ def test_a_channel_arm_weighs_both_classes_copies_on_the_shipped_settings(kind: 
     assert [(v.copy_weight, v.people_only) for v in variants[1:]] == [(1.0, False), (0.5, False)]
     for v in variants:
         assert dataclasses.replace(v.base, name=ref.name) == ref.base
+
+
+def test_the_copy_kind_options_default_to_chain_and_take_one_kind() -> None:
+    parser = argparse.ArgumentParser()
+    add_kind_options(parser)
+    assert [parser.parse_args(a).kind for a in ([], ["--quiet"], ["--redrawn"])] == list(KINDS)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--quiet", "--redrawn"])
