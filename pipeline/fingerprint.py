@@ -49,6 +49,9 @@ MAX_FINGERPRINT_S = 65.0  # only the first minute: prompts come first, and frame
 SAME_PROMPT_MIN_ALIGNED = 15  # landmark hashes agreeing at one time offset
 SAME_PROMPT_MIN_COVERAGE = 0.03  # ... as a share of the smaller landmark set
 SAME_PROMPT_MIN_SPAN_S = 1.0  # ... spread over this much time (chance agreements cluster)
+SHARE_BIN_S = 0.5  # replayed_share counts a call's time in bins this long,
+SHARE_MAX_GAP_S = 1.0  # ... joins agreeing pairs this close into one replayed stretch,
+SHARE_MIN_RUN = 3  # ... and keeps stretches of at least this many pairs
 SHINGLE_CHARS = 4  # transcript shingle length, characters
 MINHASH_PERMUTATIONS = 64  # MinHash size: Jaccard error ~ 1/sqrt(64) = 0.125
 MINHASH_SCHEME = "affine32"  # datasketch >= 2 permutation scheme; stored signatures depend on it
@@ -268,6 +271,69 @@ def best_offsets(groups: np.ndarray, offsets: np.ndarray, frames: np.ndarray) ->
     np.minimum.at(low, which[near], np.asarray(frames, dtype=np.int64)[near])
     np.maximum.at(high, which[near], np.asarray(frames, dtype=np.int64)[near])
     return OffsetVotes(ids, total[chosen], best, high - low)
+
+
+def replayed_share(
+    offsets: np.ndarray,
+    frames: np.ndarray,
+    query_frames: np.ndarray,
+    *,
+    min_aligned: int = SAME_PROMPT_MIN_ALIGNED,
+    min_span_s: float = SAME_PROMPT_MIN_SPAN_S,
+    bin_s: float = SHARE_BIN_S,
+) -> float:
+    """Share of a query's sounding time that replays a reference, at *any* number of offsets.
+
+    A robot's call replays prompts of its campaign's other calls, each at an offset of its own,
+    and little else; a live agent's call may share one recorded notice with the other calls of
+    its call centre, at one offset, and nothing else. :func:`best_offsets` sees one offset only.
+
+    Parameters
+    ----------
+    offsets, frames : np.ndarray [shape=(k,)], int
+        One entry per hash the query shares with the reference: the pair's time offset and its
+        time in the query (frames).
+    query_frames : np.ndarray [shape=(n,)], int
+        Anchor frames of every query landmark (:func:`landmark_frames`): where the query sounds.
+    min_aligned, min_span_s
+        An offset counts when this many pairs agree there (+-1 frame) over this much time, as
+        for one prompt (:func:`is_same_prompt`).
+    bin_s : float
+        Time is counted in bins this long: a bin sounds when a query landmark falls in it, and
+        replays when it lies in a stretch of a counted offset's pairs (pairs at most
+        :data:`SHARE_MAX_GAP_S` apart, at least :data:`SHARE_MIN_RUN` of them).
+
+    Returns
+    -------
+    float
+        Replaying bins / sounding bins, 0..1 (0 when the query has no landmarks).
+    """
+    query_frames = np.asarray(query_frames, dtype=np.int64)
+    if query_frames.size == 0:
+        return 0.0
+    offsets = np.asarray(offsets, dtype=np.int64)
+    frames = np.asarray(frames, dtype=np.int64)
+    per_bin = max(1, round(bin_s / HOP_S))
+    n_bins = int(query_frames.max()) // per_bin + 1
+    sounding = np.zeros(n_bins, dtype=bool)
+    sounding[query_frames // per_bin] = True
+    replaying = np.zeros(n_bins, dtype=bool)
+    uniq, counts = np.unique(offsets, return_counts=True)
+    near = counts.copy()
+    for shift in (-1, 1):
+        pos = np.searchsorted(uniq, uniq + shift)
+        hit = (pos < len(uniq)) & (uniq[np.minimum(pos, len(uniq) - 1)] == uniq + shift)
+        near[hit] += counts[pos[hit]]
+    max_gap = round(SHARE_MAX_GAP_S / HOP_S)
+    for offset in uniq[near >= min_aligned]:
+        at = np.sort(frames[np.abs(offsets - offset) <= 1])
+        if (at[-1] - at[0]) * HOP_S < min_span_s:
+            continue
+        # runs of agreeing pairs; a lone pair far from the rest agrees by chance
+        for run in np.split(at, np.flatnonzero(np.diff(at) > max_gap) + 1):
+            if len(run) >= SHARE_MIN_RUN:
+                replaying[run[0] // per_bin : min(run[-1] // per_bin, n_bins - 1) + 1] = True
+    return float((sounding & replaying).sum() / sounding.sum())
 
 
 def _rowkey(rows: np.ndarray) -> np.ndarray:

@@ -20,6 +20,7 @@ from pipeline.fingerprint import (
     match_landmarks,
     minhash_similarity,
     normalise_text,
+    replayed_share,
     text_minhash,
     text_shingles,
 )
@@ -147,3 +148,18 @@ def test_long_calls_are_cut_to_the_first_minute(tmp_path: Path) -> None:
     x = np.tile(synth_prompt(9, duration_s=10.0), 8)  # 80 s
     frames = landmark_frames(landmarks(x, sample_rate_hz=RATE))
     assert frames.max() * HOP_S <= 65.0
+
+
+def test_replayed_share_counts_every_offset_and_skips_lone_pairs() -> None:
+    """Two stretches replay the reference at two offsets (a robot's greeting and pitch); a lone
+    pair far away at the first offset agrees by chance and must not stretch it over the call."""
+    query = np.arange(0, 621, 2)  # sounding from frame 0 to 620: 21 bins of 31 frames
+    a = np.arange(0, 121, 6)  # 21 pairs at offset 100, frames 0..120 (bins 0-3)
+    b = np.arange(300, 421, 6)  # 21 pairs at offset -50, frames 300..420 (bins 9-13)
+    weak = np.arange(500, 560, 6)  # 10 pairs at offset 7: too few to count
+    offsets = np.concatenate([np.full(a.size, 100), np.full(b.size, -50), [100], np.full(10, 7)])
+    frames = np.concatenate([a, b, [600], weak])
+    assert replayed_share(offsets, frames, query) == pytest.approx(9 / 21)
+    assert replayed_share(offsets[: a.size], frames[: a.size], query) == pytest.approx(4 / 21)
+    assert replayed_share(np.zeros(0), np.zeros(0), query) == 0.0
+    assert replayed_share(offsets, frames, np.zeros(0)) == 0.0
