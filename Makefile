@@ -63,6 +63,7 @@ corpus: setup
 	nice -n 10 $(PY) datasets/prepare_vocoded.py --limit 420
 	nice -n 10 $(PY) datasets/prepare_mixed.py
 	nice -n 10 $(PY) datasets/prepare_calls.py
+	nice -n 10 $(PY) datasets/prepare_calls.py --notice
 	$(PY) datasets/splits.py
 	$(MAKE) kokoro-files
 	nice -n 10 $(PY) datasets/prepare_kokoro.py --train

@@ -54,6 +54,13 @@ file; ``extra`` holds ``layout``, ``caller_kind``, ``caller_channel`` and ``segm
 list: role, kind, start_s, end_s, prompt_id, part, text).
 
     python datasets/prepare_calls.py [--calls-per-split train=10,dev=20,test=20] [--limit N]
+
+``--notice`` builds the agent calls again, each opening with a recorded notice that every call
+of its (language, split) plays, as a call centre's dialer plays "this call may be recorded"
+before the agent speaks (:func:`notice_pieces`, :func:`with_notice`): the one thing a live
+agent's calls share bit for bit, for measuring what a carrier's prompt index makes of it
+(``bench/notice_index.py``). Audio ``calls_v3_notice/``, manifest ``calls/notice.jsonl``; the
+calls keep their call ids and groups, so each pairs with the call it copies.
 """
 
 from __future__ import annotations
@@ -94,6 +101,7 @@ NAME = "calls"
 SALT = "calls-v3"  # change it and every role changes
 # under the corpus cache; v2 reused agent and callee clips across calls, v1 had its own splits
 AUDIO_DIR = "calls_v3"
+NOTICE = "notice"  # the variant of the agent calls that open with a call centre's recorded notice
 LANGUAGES = ("en", "zh")
 CALLER_KINDS = {"tts_robot": "robot", "recorded_robot": "robot", "human_agent": "human"}
 LAYOUTS = ("stereo", "mono")
@@ -104,6 +112,9 @@ ROLE_SHARES = {"prompt": 1.0, "agent": 1.0, "callee": 4.0}
 # A subfolder: the training readers (models.training.corpus.audio_manifest_paths) must not pool
 # calls with clips; datasets/splits.py reads it beside the others for its checks.
 CALLS_MANIFEST = MANIFEST_DIR / "calls" / "calls.jsonl"
+NOTICE_MANIFEST = MANIFEST_DIR / "calls" / f"{NOTICE}.jsonl"
+NOTICE_S = (2.0, 5.0)  # a recorded notice ("this call may be recorded") lasts this long
+NOTICE_GAP_S = 0.4  # ... and the agent speaks this long after it ends
 DEFAULT_CALLS = {"train": 10, "dev": 20, "test": 20}  # per (language, caller kind)
 CALL_S = (20.0, 120.0)  # target call length, uniform
 PIECE_S = (1.2, 5.0)  # a caller turn cut from human speech: this long, at pauses
@@ -698,6 +709,41 @@ def allocate_calls(pools: Pools, counts: dict[str, int]) -> tuple[list[CallPlan]
     return plans, missing
 
 
+def notice_pieces(pools: Pools, plans: Sequence[CallPlan]) -> dict[tuple[str, str], Piece]:
+    """The recorded notice of each (language, split) call centre: one piece, NOTICE_S long, of a
+    human voice of that cell that no planned call says (a clip left over of a callee, an agent or
+    a prompt speaker beyond its prompt set), chosen by hash. A cell without one gets no notice.
+    """
+    used = {p for plan in plans for v in (plan.caller, plan.callee) for p in v.pieces}
+    out: dict[tuple[str, str], Piece] = {}
+    for cell in sorted({(p.language, p.split) for p in plans if p.kind == "human_agent"}):
+        free = sorted(
+            (
+                p
+                for pool in (pools.callee, pools.agent, pools.prompt)
+                for v in pool.get(cell, [])
+                for p in v.pieces
+                if p not in used and NOTICE_S[0] <= p.end_s - p.start_s <= NOTICE_S[1]
+            ),
+            key=lambda p: (hash_unit(f"{p.row_id}@{p.start_s}", salt=SALT), p.row_id, p.start_s),
+        )
+        if free:
+            out[cell] = free[0]
+        else:
+            log.warning("%s/%s: no clip left over for a notice: no notice calls", *cell)
+    return out
+
+
+def with_notice(events: Sequence[Event], notice: Piece, *, start_s: float = 0.3) -> list[Event]:
+    """The call opening with the notice: the same recording in every call of its centre, then
+    the call as it was, every event moved later by the notice and NOTICE_GAP_S."""
+    x = piece_audio(notice)
+    shift = start_s + x.size / STORE_RATE_HZ + NOTICE_GAP_S
+    for ev in events:
+        ev.start_s += shift
+    return [Event("caller", NOTICE, start_s, x, NOTICE, notice.row_id, notice.text), *events]
+
+
 def make_rows(
     *,
     call_id: str,
@@ -712,7 +758,12 @@ def make_rows(
     caller_channel: int,
     codec: str,
     mono_gain_db: float,
+    variant: str = "",
 ) -> list[CorpusRow]:
+    """Both layouts' manifest rows of one call; ``variant`` (NOTICE) names the copy of an agent
+    call that opens with a notice: its own ids and folder, the original call's group."""
+    suffix = f"_{variant}" if variant else ""
+    name, audio_dir = NAME + suffix, AUDIO_DIR + suffix
     parts = tuple(dict.fromkeys(e.part for e in events if e.part))
     licences = sorted({_ROWS[p].licence for p in parts if p in _ROWS})
     extra_common = (
@@ -729,8 +780,8 @@ def make_rows(
     for layout in LAYOUTS:
         rows.append(
             CorpusRow(
-                id=f"{NAME}/{layout}/{call_id}",
-                path=f"{AUDIO_DIR}/{layout}/{call_id}.flac",
+                id=f"{name}/{layout}/{call_id}",
+                path=f"{audio_dir}/{layout}/{call_id}.flac",
                 root="cache",
                 label=CALLER_KINDS[kind],
                 kind=f"call_{kind}",
@@ -770,10 +821,18 @@ def parse_counts(text: str) -> dict[str, int]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = builder_parser(__doc__.splitlines()[0], name=NAME)
-    parser.set_defaults(manifest=CALLS_MANIFEST)
+    parser.set_defaults(manifest=None)
     parser.add_argument("--calls-per-split", default="", help="e.g. train=10,dev=20,test=20")
     parser.add_argument("--manifest-dir", type=Path, default=MANIFEST_DIR)
+    parser.add_argument(
+        "--notice",
+        action="store_true",
+        help="build only the agent calls again, each opening with its call centre's recorded "
+        f"notice (folder {AUDIO_DIR}_{NOTICE}, manifest {NOTICE_MANIFEST.name})",
+    )
     args = parser.parse_args(argv)
+    variant = NOTICE if args.notice else ""
+    manifest = args.manifest or (NOTICE_MANIFEST if args.notice else CALLS_MANIFEST)
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     rows_in: list[CorpusRow] = []
     for name in ("shared", "tts_en"):
@@ -791,8 +850,12 @@ def main(argv: list[str] | None = None) -> int:
         ("callee", pools.callee),
     ):
         log.info("%s voices: %s", name, {f"{k[0]}/{k[1]}": len(v) for k, v in sorted(pool.items())})
-    out = args.out or corpus_cache_dir() / AUDIO_DIR
+    out = args.out or corpus_cache_dir() / (AUDIO_DIR + (f"_{variant}" if variant else ""))
     plans, missing = allocate_calls(pools, parse_counts(args.calls_per_split))
+    notices = notice_pieces(pools, plans) if args.notice else {}
+    if args.notice:
+        plans = [p for p in plans if p.kind == "human_agent" and (p.language, p.split) in notices]
+        missing.clear()
     plans = plans[: args.limit] if args.limit is not None else plans
     rows: list[CorpusRow] = []
     for plan in tqdm(plans, desc=NAME, unit="call", disable=args.no_progress):
@@ -802,6 +865,8 @@ def main(argv: list[str] | None = None) -> int:
         callee, campaign, target_s = plan.callee, plan.campaign, plan.target_s
         rng = seeded_rng(NAME, call_id, "render")
         events = simulate_call(caller, callee, seeded_rng(NAME, call_id, "dialogue"), target_s)
+        if args.notice:
+            events = with_notice(events, notices[(language, split)])
         paths = {layout: out / layout / f"{call_id}.flac" for layout in LAYOUTS}
         in_place = all(p.is_file() for p in paths.values())  # same seed: same audio, skip it
         caller_side, callee_side, codec = render(events, rng, audio=not in_place)
@@ -830,10 +895,11 @@ def main(argv: list[str] | None = None) -> int:
             caller_channel=caller_channel,
             codec=codec,
             mono_gain_db=mono_gain_db,
+            variant=variant,
         )
     for cell, n in sorted(missing.items()):
         log.warning("%s: %d of the calls asked for not built (too few voices or clips)", cell, n)
-    write_manifest(rows, args.manifest)
+    write_manifest(rows, manifest)
     return 0
 
 

@@ -237,3 +237,41 @@ def test_pools_take_the_corpus_split(calls) -> None:  # type: ignore[no-untyped-
     humans = [v for pool in (pools.prompt, pools.agent, pools.callee) for v in pool.values()]
     assert {v.key: v.split for vs in humans for v in vs} == {"agent": "test", "callee": "test"}
     assert ("en", "train") not in pools.callee
+
+
+def test_a_notice_is_a_piece_no_call_says_and_opens_every_agent_call(calls) -> None:  # type: ignore[no-untyped-def]
+    mod, voices = calls
+    caller = mod.Caller("human_agent", voices["agent"], "x", seeded_rng("n", 1))
+    events = mod.simulate_call(caller, voices["callee"], seeded_rng("n", 2), 30.0)
+    before = [(e.kind, e.start_s) for e in events]
+    notice = voices["callee"].pieces[0]
+    opened = mod.with_notice(events, notice)
+    first = opened[0]
+    assert (first.role, first.kind, first.part) == ("caller", "notice", notice.row_id)
+    shift = opened[1].start_s - before[0][1]
+    assert shift == pytest.approx(0.3 + first.samples.size / 16_000 + mod.NOTICE_GAP_S)
+    assert [(e.kind, round(e.start_s - shift, 6)) for e in opened[1:]] == [
+        (k, round(t, 6)) for k, t in before
+    ]
+    assert np.array_equal(first.samples, mod.piece_audio(notice))  # the same audio every call
+
+
+def test_the_notice_is_left_over_speech_of_its_cell() -> None:
+    mod = load_builder("prepare_calls")
+    callee = _voice(mod, "c0", 6, piece_s=3.0, source="a")
+    pools = _pools(
+        mod,
+        {
+            "prompt": [_voice(mod, "p0", 8, source="a")],
+            "agent": [_voice(mod, "ag0", 6, source="a")],
+            "callee": [callee],
+        },
+    )
+    plans, _ = mod.allocate_calls(pools, {"dev": 1})
+    said = {p for plan in plans for v in (plan.caller, plan.callee) for p in v.pieces}
+    notices = mod.notice_pieces(pools, plans)
+    notice = notices[("en", "dev")]
+    assert notice not in said
+    assert mod.NOTICE_S[0] <= notice.end_s - notice.start_s <= mod.NOTICE_S[1]
+    assert mod.notice_pieces(pools, plans) == notices  # chosen by hash, not by order
+    assert mod.notice_pieces(pools, []) == {}  # no agent calls, no notice
