@@ -207,13 +207,31 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "来电方说话时间占通话语音的 {share:pct}。",
     ),
     "prompt_seen_before.audio": (
-        "The same recorded prompt was heard in {calls:.0f} {when:when} call(s).",
-        "同一段录音提示在{when:when} {calls:.0f} 通电话中出现过。",
+        "The same recorded prompt was heard in {calls:.0f} {when:when} call(s); replayed audio "
+        "makes up {share:pct} of the caller's speech here.",
+        "同一段录音提示在{when:when} {calls:.0f} 通电话中出现过；重放的录音占本次来电方语音的 "
+        "{share:pct}。",
     ),
     "prompt_seen_before.audio_numbers": (
         "The same recorded prompt was heard in {calls:.0f} {when:when} call(s) from "
-        "{numbers:.0f} caller number(s).",
-        "同一段录音提示在{when:when} {calls:.0f} 通电话中出现过，来自 {numbers:.0f} 个来电号码。",
+        "{numbers:.0f} caller number(s); replayed audio makes up {share:pct} of the caller's "
+        "speech here.",
+        "同一段录音提示在{when:when} {calls:.0f} 通电话中出现过，来自 {numbers:.0f} 个来电号码；"
+        "重放的录音占本次来电方语音的 {share:pct}。",
+    ),
+    "prompt_seen_before.audio_part": (
+        "A recording heard in {calls:.0f} {when:when} call(s) makes up only {share:pct} of the "
+        "caller's speech here; call centres play recorded greetings and notices too, so this "
+        "does not count either way.",
+        "在{when:when} {calls:.0f} 通电话中出现过的一段录音只占本次来电方语音的 {share:pct}；"
+        "人工坐席的来电也会播放录制的问候或提示，因此不计入判断。",
+    ),
+    "prompt_seen_before.audio_part_numbers": (
+        "A recording heard in {calls:.0f} {when:when} call(s) from {numbers:.0f} caller "
+        "number(s) makes up only {share:pct} of the caller's speech here; call centres play "
+        "recorded greetings and notices too, so this does not count either way.",
+        "在{when:when} {calls:.0f} 通电话中出现过（来自 {numbers:.0f} 个来电号码）的一段录音只占"
+        "本次来电方语音的 {share:pct}；人工坐席的来电也会播放录制的问候或提示，因此不计入判断。",
     ),
     "prompt_seen_before.script": (
         "Nearly the same script was heard in {calls:.0f} {when:when} call(s).",

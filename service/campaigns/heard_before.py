@@ -21,6 +21,8 @@ from pipeline.types import Audio, Evidence, Transcript
 from service.campaigns.index import (
     EVIDENCE_NAME,
     MAX_EVIDENCE_WEIGHT,
+    REPLAY_SHARE_FULL,
+    REPLAY_SHARE_NONE,
     CallPrint,
     MatchMethod,
     PromptIndex,
@@ -28,14 +30,23 @@ from service.campaigns.index import (
 )
 
 
-def evidence_weight(sightings: Sightings, method: MatchMethod) -> float:
+def evidence_weight(sightings: Sightings, method: MatchMethod, *, share: float = 1.0) -> float:
     """Hand-set (untrained) robot logit for a prompt heard before; grows with calls and numbers.
 
-    A replayed *recording* is a robot's signature; the same *script* (text only) is also what a
-    room of human agents reads, so it weighs a quarter.
+    A replayed *recording* is a robot's signature when it is most of what the caller says
+    (``share``, see :func:`share_factor`); the same *script* (text only) is also what a room of
+    human agents reads, so it weighs a quarter.
     """
     raw = 0.5 * math.log1p(sightings.other_calls) + 0.5 * math.log1p(sightings.other_numbers)
-    return round(min(MAX_EVIDENCE_WEIGHT, raw) * (1.0 if method == "audio" else 0.25), 4)
+    factor = share_factor(share) if method == "audio" else 0.25
+    return round(min(MAX_EVIDENCE_WEIGHT, raw) * factor, 4)
+
+
+def share_factor(share: float) -> float:
+    """How much of the audio match counts: 0 at or below :data:`REPLAY_SHARE_NONE` of the caller's
+    sounding time replayed, 1 from :data:`REPLAY_SHARE_FULL`, linear between."""
+    span = REPLAY_SHARE_FULL - REPLAY_SHARE_NONE
+    return min(1.0, max(0.0, (share - REPLAY_SHARE_NONE) / span))
 
 
 def prompt_seen_before(
@@ -75,32 +86,37 @@ def prompt_seen_before(
 def _seen_before(call: CallPrint, *, index: PromptIndex, record: bool) -> Evidence | None:
     if record:
         campaign_id, found = index.add(call)
-        method: MatchMethod = found.method if found else "audio"
     else:
         found = index.match(call)
         if found is None:
             return None
-        campaign_id, method = found.campaign_id, found.method
+        campaign_id = found.campaign_id
     seen = index.sightings(campaign_id, exclude_call_key=call.call_key)
-    return prompt_evidence(seen, method)
+    if found is None:  # this call founded its campaign
+        return prompt_evidence(seen, "audio")
+    return prompt_evidence(seen, found.method, share=found.share)
 
 
 def prompt_evidence(
-    seen: Sightings, method: MatchMethod, *, before: bool = False
+    seen: Sightings, method: MatchMethod, *, share: float = 1.0, before: bool = False
 ) -> Evidence | None:
     """``prompt_seen_before`` evidence for these sightings; None when there are no other calls.
 
+    ``share``: of the caller's sounding time, what replays the matched call (audio matches).
     ``before``: the sightings are those recorded before the call (a batch), and the sentence
     says so.
     """
     if seen.other_calls == 0:
         return None
-    code = f"{EVIDENCE_NAME}.{'audio' if method == 'audio' else 'script'}"
+    if method == "audio":
+        code = f"{EVIDENCE_NAME}.audio" + ("" if share_factor(share) > 0 else "_part")
+    else:
+        code = f"{EVIDENCE_NAME}.script"
     return make_evidence(
         "structure",
         EVIDENCE_NAME,
         value=float(seen.other_calls),
-        weight=evidence_weight(seen, method),
+        weight=evidence_weight(seen, method, share=share),
         code=code + ("_numbers" if seen.other_numbers else ""),
         params={
             "calls": float(seen.other_calls),
@@ -108,6 +124,7 @@ def prompt_evidence(
             "when": "earlier" if before else "other",
             "campaign": str(seen.campaign_id),
             "method": method,
+            "share": round(float(share), 3),
         },
     )
 
@@ -192,7 +209,9 @@ def assign_campaign(row: dict[str, Any], *, index: PromptIndex) -> Evidence | No
     row["campaign_id"] = campaign_id
     row["campaign_match"] = found.method if found else "new"
     earlier = index.sightings(campaign_id, exclude_call_key=call_key, before=True)
-    return prompt_evidence(earlier, found.method if found else "audio", before=True)
+    if found is None:
+        return prompt_evidence(earlier, "audio", before=True)
+    return prompt_evidence(earlier, found.method, share=found.share, before=True)
 
 
 def count_other_calls(rows: Sequence[dict[str, Any]], *, index: PromptIndex) -> None:

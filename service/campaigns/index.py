@@ -50,6 +50,7 @@ from pipeline.fingerprint import (
     landmark_frames,
     landmark_hashes,
     minhash_similarity,
+    replayed_share,
     text_minhash,
     text_shingles,
 )
@@ -68,6 +69,13 @@ TEXT_MIN_SIMILARITY = 0.6  # estimated Jaccard of 4-character shingles
 TEXT_MIN_SHINGLES = 16  # shorter transcripts never match on text
 NEW_MATERIAL_RATIO = 2.0  # a matched call this many times longer than its exemplar adds one
 MAX_EVIDENCE_WEIGHT = 2.0  # cap of the prompt_seen_before logit contribution
+# ... which counts in full when at least this share of the caller's sounding time replays the
+# matched call (pipeline.fingerprint.replayed_share), not at all at or below the lower share,
+# and in proportion between: a robot's calls are nearly all prompts, a live agent's calls may
+# share one recorded greeting or notice. Chosen on the train and dev calls with notices
+# (bench/notice_index.py, docs/batch.md, "A call centre's recorded notice").
+REPLAY_SHARE_NONE = 0.2
+REPLAY_SHARE_FULL = 0.4
 INDEX_FORMAT = "landmarks-v1+minhash-affine32"  # bump when pipeline.fingerprint changes
 
 MatchMethod = Literal["audio", "text"]
@@ -83,7 +91,7 @@ CREATE TABLE IF NOT EXISTS landmarks (
 CREATE INDEX IF NOT EXISTS landmarks_by_hash ON landmarks (hash);
 CREATE TABLE IF NOT EXISTS sightings (
     campaign_id TEXT NOT NULL, call_key TEXT NOT NULL, caller_number TEXT, start_time TEXT,
-    method TEXT, PRIMARY KEY (campaign_id, call_key));
+    method TEXT, share REAL, PRIMARY KEY (campaign_id, call_key));
 CREATE INDEX IF NOT EXISTS sightings_by_call ON sightings (call_key);
 """
 # LSH bands of the exemplars' transcript MinHash (see _lsh_bands), on disk rather than in a
@@ -112,6 +120,8 @@ class PromptMatch:
     method: MatchMethod
     score: float  # audio: aligned hashes; text: estimated Jaccard similarity
     coverage: float  # audio: aligned share of the smaller set; text: same as score
+    share: float = 1.0  # audio: share of the call's sounding time that replays the exemplar
+    # (pipeline.fingerprint.replayed_share); text: 1 (the whole transcript matched)
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +171,8 @@ class PromptIndex:
             columns = {r[1] for r in self._db.execute("PRAGMA table_info(sightings)")}
             if "method" not in columns:  # an index from before sightings kept their method
                 self._db.execute("ALTER TABLE sightings ADD COLUMN method TEXT")
+            if "share" not in columns:  # ... or their replayed share
+                self._db.execute("ALTER TABLE sightings ADD COLUMN share REAL")
         try:
             row = self._db.execute("SELECT value FROM meta WHERE key='format'").fetchone()
         except sqlite3.DatabaseError as exc:
@@ -172,6 +184,7 @@ class PromptIndex:
             raise ValueError(f"{path}: prompt index format {found!r}, expected {INDEX_FORMAT!r}")
         columns = {r[1] for r in self._db.execute("PRAGMA table_info(sightings)")}
         self._method_sql = "method" if "method" in columns else "NULL"  # old read-only file
+        self._share_sql = "share" if "share" in columns else "NULL"
         self._db.execute("CREATE TEMP TABLE query (hash INTEGER, frame INTEGER)")
         tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master")}
         if "text_bands" not in tables:  # an index from before the bands were kept on disk
@@ -201,21 +214,24 @@ class PromptIndex:
         """The campaign whose exemplar this call replays, by audio first, then by transcript.
 
         A call already sighted matches its campaign as it first did (the call that founded it,
-        and sightings recorded before methods were kept, count as an audio match).
+        and sightings recorded before methods were kept, count as an audio match), with the
+        replayed share it had then (1 for sightings recorded before shares were kept; for the
+        call that founded the campaign, the largest share of the calls that matched it).
         """
         known = self._known(call.call_key)
         if known:
             method: MatchMethod = "text" if known[1] == "text" else "audio"
-            return PromptMatch(campaign_id=known[0], method=method, score=math.inf, coverage=1.0)
+            share = 1.0 if known[2] is None else known[2]
+            return PromptMatch(known[0], method, score=math.inf, coverage=1.0, share=share)
         return self._match_audio(call.landmarks) or self._match_text(call.transcript)
 
-    def _known(self, call_key: str) -> tuple[str, str | None] | None:
+    def _known(self, call_key: str) -> tuple[str, str | None, float | None] | None:
         row = self._db.execute(
-            f"SELECT campaign_id, {self._method_sql} FROM sightings WHERE call_key=? "
-            "ORDER BY rowid LIMIT 1",
+            f"SELECT campaign_id, {self._method_sql}, {self._share_sql} FROM sightings "
+            "WHERE call_key=? ORDER BY rowid LIMIT 1",
             (call_key,),
         ).fetchone()
-        return None if row is None else (row[0], row[1])
+        return None if row is None else (row[0], row[1], row[2])
 
     def commit(self) -> None:
         self._db.commit()
@@ -245,6 +261,12 @@ class PromptIndex:
         else:
             campaign_id = found.campaign_id
             if found.method == "audio" and math.isfinite(found.score):
+                # the founder's own share is taken as the largest of the calls that replay it
+                self._db.execute(
+                    "UPDATE sightings SET share = MAX(COALESCE(share, 0), ?) "
+                    "WHERE campaign_id=? AND method='new'",
+                    (found.share, campaign_id),
+                )
                 longest = self._db.execute(
                     "SELECT MAX(n_landmarks) FROM prompts WHERE campaign_id=?", (campaign_id,)
                 ).fetchone()[0]
@@ -252,9 +274,9 @@ class PromptIndex:
                     self._add_exemplar(campaign_id, call)  # more prompts than we know of
         self._db.execute(
             "INSERT OR IGNORE INTO sightings (campaign_id, call_key, caller_number, start_time, "
-            "method) VALUES (?, ?, ?, ?, ?)",
+            "method, share) VALUES (?, ?, ?, ?, ?, ?)",
             (campaign_id, call.call_key, call.caller_number, call.start_time,
-             "new" if found is None else found.method),
+             "new" if found is None else found.method, None if found is None else found.share),
         )  # fmt: skip
         if commit:
             self._db.commit()
@@ -340,7 +362,9 @@ class PromptIndex:
             ).fetchone()
             coverage = aligned / max(1, min(len(marks), n_prompt))
             if is_replayed(aligned=aligned, coverage=coverage, span_s=span * HOP_S):
-                best = PromptMatch(campaign_id, "audio", float(aligned), coverage)
+                mine = hits[:, 0] == prompt_id
+                share = replayed_share(hits[mine, 1], hits[mine, 2], landmark_frames(marks))
+                best = PromptMatch(campaign_id, "audio", float(aligned), coverage, share)
         return best
 
     def _match_text(self, transcript: str) -> PromptMatch | None:

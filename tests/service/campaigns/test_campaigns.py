@@ -27,8 +27,15 @@ from service.batch.analyse import analyse_call
 from service.batch.driver import BatchOptions, run_batch
 from service.batch.inputs import discover_calls
 from service.batch.journal import VOLATILE_COLUMNS, Journal, journal_path, read_rows
-from service.campaigns.heard_before import leave_one_out, prompt_seen_before
-from service.campaigns.index import CALL_MIN_ALIGNED, CallPrint, PromptIndex, PromptMatch
+from service.campaigns.heard_before import leave_one_out, prompt_evidence, prompt_seen_before
+from service.campaigns.index import (
+    CALL_MIN_ALIGNED,
+    REPLAY_SHARE_FULL,
+    REPLAY_SHARE_NONE,
+    CallPrint,
+    PromptIndex,
+    PromptMatch,
+)
 from service.campaigns.report import campaign_table
 from service.cli import main
 from service.commands import batch as batch_cmd
@@ -459,3 +466,59 @@ def test_a_new_recording_of_the_same_words_does_not_match(tmp_path: Path) -> Non
     with PromptIndex() as index:
         index.add(first)
         assert index.match(later) is None
+
+
+def test_a_shared_notice_among_live_speech_does_not_count_a_replayed_script_does(
+    tmp_path: Path,
+) -> None:
+    """A call centre plays one recorded notice before each live agent: the index still joins
+    the calls, but the notice is a small share of what the caller says, so it weighs nothing.
+    A robot's calls replay their prompts at other offsets and little else: full weight."""
+    notice = synth_prompt(700, duration_s=2.5)
+    agents = [
+        _crop(tmp_path / f"agent{k}", [notice, _pause(0.5), synth_prompt(710 + k, duration_s=14.0)],
+              fmt=fmt, seed=k)
+        for k, (fmt, _, _) in enumerate(VARIANTS)
+    ]  # fmt: skip
+    greeting, pitch, goodbye = (synth_prompt(720 + k, duration_s=d) for k, d in
+                                enumerate((2.0, 6.0, 3.0)))  # fmt: skip
+    robots = [
+        _crop(tmp_path / f"robot{k}", [greeting, _pause(1.0 + 0.4 * k), pitch,
+                                       _pause(2.0 - 0.3 * k), goodbye], fmt=fmt, seed=10 + k)
+        for k, (fmt, _, _) in enumerate(VARIANTS)
+    ]  # fmt: skip
+    got = {}
+    for name, calls in (("agent", agents), ("robot", robots)):
+        with PromptIndex() as index:
+            for call in calls[:3]:
+                index.add(call)
+            found = index.match(calls[3])
+            assert found is not None and found.method == "audio"  # joined either way
+            seen = index.sightings(found.campaign_id, exclude_call_key=calls[3].call_key)
+            got[name] = (found.share, prompt_evidence(seen, "audio", share=found.share))
+    share, evidence = got["agent"]
+    assert share < REPLAY_SHARE_NONE
+    assert evidence is not None and evidence.weight == 0.0
+    assert "does not count" in evidence.detail and "3 个来电号码" in evidence.detail_zh
+    share, evidence = got["robot"]
+    assert share >= REPLAY_SHARE_FULL
+    assert evidence is not None and evidence.weight == pytest.approx(math.log1p(3), abs=1e-4)
+    assert "makes up" in evidence.detail
+
+
+def test_a_sighting_keeps_its_share_and_the_founder_takes_the_largest(tmp_path: Path) -> None:
+    notice = synth_prompt(730, duration_s=2.5)
+    calls = [
+        _crop(tmp_path / f"c{k}", [notice, _pause(0.5), synth_prompt(740 + k, duration_s=14.0)],
+              fmt=fmt, seed=20 + k)
+        for k, (fmt, _, _) in enumerate(VARIANTS[:3])
+    ]  # fmt: skip
+    with PromptIndex(tmp_path / "i.sqlite") as index:
+        index.add(calls[0])
+        _, first = index.add(calls[1])
+        _, other = index.add(calls[2])
+        assert first is not None and other is not None
+        again = index.match(calls[1])  # seen before: the share it had then
+        assert again is not None and again.share == first.share
+        founder = index.match(calls[0])
+        assert founder is not None and founder.share == max(first.share, other.share)
