@@ -11,27 +11,21 @@ robot campaign's voice). Transcripts are left empty: the audio rule alone is mea
 (``pipeline.fingerprint.is_same_prompt``, the rule before the call rule was added);
 ``--true-channel`` fingerprints the caller's channel of each stereo call as the simulator
 recorded it instead of the one ``pipeline.audio`` picks (what ``channel_layout`` gives a batch).
-``--notice`` puts one recorded human clip per language (a train-split speaker: ``NOTICE_SOURCES``,
-the "this call may be recorded" a call centre plays before a live agent speaks) at the start of
-every live agent's caller side, as the same notice would open every call of one call centre.
+Agent calls that open with a call centre's recorded notice: ``bench/notice_index.py``.
 
     python bench/prompt_index_crops.py [--split dev] [--rule same-prompt] [--true-channel]
-                                       [--notice]
 """
 
 from __future__ import annotations
 
 import argparse
-import io
 import json
 from collections import defaultdict
 
 import numpy as np
-import soundfile as sf
 
 import service.campaigns.index as index_module
 from models.training import metrics as M
-from models.training.corpus import CorpusRow, read_clip, read_manifests, resolve_path
 from models.training.fusion_calls import crop_flac, layout, robot_kind, select_calls
 from models.training.leakage import simulated_calls
 from pipeline.audio import load_audio
@@ -39,45 +33,13 @@ from pipeline.config import DetectorConfig
 from pipeline.fingerprint import is_same_prompt, landmarks
 from service.campaigns.index import CallPrint, PromptIndex
 
-NOTICE_SOURCES = {"en": "hyke_ivr", "zh": "aishell"}  # voice talents / read speech, train split
-NOTICE_DBFS = -26.0  # the notice's RMS level, about a call's speech level
-NOTICE_GAP_S = 0.4
-
-
-def notices() -> dict[str, np.ndarray]:
-    """Per language, the first (by id) 3-6 s train-split clip of ``NOTICE_SOURCES``, at
-    ``NOTICE_DBFS``."""
-    out: dict[str, np.ndarray] = {}
-    for row in sorted(read_manifests(["shared"]), key=lambda r: r.id):
-        if (
-            row.language not in out
-            and row.source == NOTICE_SOURCES.get(row.language)
-            and row.split == "train"
-            and 3.0 <= row.duration_s <= 6.0
-        ):
-            x = read_clip(resolve_path(row))
-            out[row.language] = x * (10 ** (NOTICE_DBFS / 20) / (np.sqrt(np.mean(x**2)) + 1e-9))
-    return out
-
-
-def with_notice(flac: bytes, row: CorpusRow, notice: np.ndarray) -> bytes:
-    """The call with ``notice`` and a short pause before it, on the caller's channel only."""
-    x, rate = sf.read(io.BytesIO(flac), dtype="float32", always_2d=True)
-    lead = np.zeros((notice.size + int(NOTICE_GAP_S * rate), x.shape[1]), np.float32)
-    lead[: notice.size, int(dict(row.extra)["caller_channel"]) % x.shape[1]] = notice
-    buf = io.BytesIO()
-    sf.write(buf, np.concatenate([lead, x]), rate, format="FLAC")
-    return buf.getvalue()
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--split", action="append", help="dev, test (default: both)")
     parser.add_argument("--rule", choices=("index", "same-prompt"), default="index")
     parser.add_argument("--true-channel", action="store_true")
-    parser.add_argument("--notice", action="store_true")
     args = parser.parse_args()
-    notice = notices() if args.notice else {}
     if args.rule == "same-prompt":
         index_module.is_replayed = is_same_prompt  # the rule of the index before issue 13
     config = DetectorConfig()
@@ -86,10 +48,9 @@ def main() -> None:
         groups: dict[tuple[str, str], list[tuple[CallPrint, str, str]]] = defaultdict(list)
         for row in select_calls(simulated_calls(), split=split, per_cell=None):
             forced = int(dict(row.extra)["caller_channel"]) if args.true_channel else None
-            flac = crop_flac(row)
-            if notice and robot_kind(row) == "human_agent":
-                flac = with_notice(flac, row, notice[row.language])
-            audio = load_audio(flac, limits=config.audio, name=row.id, caller_channel=forced)
+            audio = load_audio(
+                crop_flac(row), limits=config.audio, name=row.id, caller_channel=forced
+            )
             marks = landmarks(audio.caller(), sample_rate_hz=audio.sample_rate_hz)
             cell = f"{robot_kind(row)} | {layout(row)}"
             groups[(row.language, layout(row))].append(

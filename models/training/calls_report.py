@@ -183,11 +183,13 @@ def carrier_lines(result: Result) -> list[str]:
         + (
             f", **the fit's upper bound** ({PROMPT_MAX_SCALE:g}, the hand-set scale): no dev "
             "agent carries the cue, so these calls cannot bound it (unbounded, the fit ran to "
-            f"{MAX_SCALE:g}, up to {2 * MAX_SCALE:g} logits). The simulated agents never replay "
-            "audio; a live agent whose dialer plays a recorded greeting or compliance disclosure "
-            "would, and a carrier's index would match it across that call centre's calls. No "
-            "such call was measured, so the cue alone may move a verdict by at most 2 logits "
-            "(`fusion_fit.PROMPT_MAX_SCALE`)."
+            f"{MAX_SCALE:g}, up to {2 * MAX_SCALE:g} logits). The simulated agents here never "
+            "replay audio; a live agent whose dialer plays a recorded greeting or compliance "
+            "notice does, and a carrier's index matches it across that call centre's calls: "
+            "such calls are measured apart (`bench/notice_index.py`, docs/batch.md, \"A call "
+            "centre's recorded notice\"), where the cue counts only as far as replayed audio "
+            "makes up the caller's speech. The cue alone may move a verdict by at most 2 "
+            "logits (`fusion_fit.PROMPT_MAX_SCALE`)."
             if carrier["scale"] >= PROMPT_MAX_SCALE
             else "."
         ),
