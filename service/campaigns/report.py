@@ -13,6 +13,8 @@ import csv
 import dataclasses
 import datetime as dt
 import io
+import json
+import statistics
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,6 +25,7 @@ import jinja2
 
 from pipeline.files import write_atomic
 from pipeline.fingerprint import normalise_text
+from service.campaigns.index import EVIDENCE_NAME
 
 TOP_N = 15  # bars in the "top campaigns" and "top caller numbers" charts
 TABLE_ROWS = 100  # campaigns listed in the HTML (the CSV/Parquet table has all)
@@ -42,6 +45,9 @@ class CampaignSummary:
     human_calls: int  # decided a live person
     uncertain_calls: int  # the verdict could not tell (counted in neither of the two above)
     robot_share: float  # robot_calls / calls
+    # median share of the caller's speech that replays earlier calls, over the calls matched by
+    # audio (None: none was): a robot's calls near 1, a call centre's recorded notice small
+    replayed_share: float | None
     topic: str  # most common topic
     top_callers: str  # "number (calls), ..." for the three busiest numbers
     representative_transcript: str  # the most common transcript (the longest on a tie)
@@ -72,6 +78,7 @@ def campaign_table(rows: Sequence[dict[str, Any]], *, min_calls: int = 2) -> lis
                 human_calls=kinds["human"],
                 uncertain_calls=kinds["uncertain"],
                 robot_share=round(robots / len(calls), 4),
+                replayed_share=_median_share(calls),
                 topic=Counter(r.get("topic") or "none" for r in calls).most_common(1)[0][0],
                 top_callers=", ".join(f"{n} ({c})" for n, c in callers.most_common(3)),
                 representative_transcript=_representative(
@@ -81,6 +88,20 @@ def campaign_table(rows: Sequence[dict[str, Any]], *, min_calls: int = 2) -> lis
         )
     out.sort(key=lambda c: (-c.calls, c.first_seen or "", c.campaign_id))
     return out
+
+
+def _median_share(calls: Sequence[dict[str, Any]]) -> float | None:
+    """Median replayed share of the calls whose verdict holds an audio ``prompt_seen_before``."""
+    shares = []
+    for row in calls:
+        text = row.get("verdict_json") or ""
+        if EVIDENCE_NAME not in text:  # most rows: no need to parse
+            continue
+        for evidence in json.loads(text).get("evidence", ()):
+            params = dict(evidence.get("params") or ())
+            if evidence.get("name") == EVIDENCE_NAME and params.get("method") == "audio":
+                shares.append(float(params.get("share", 1.0)))
+    return round(statistics.median(shares), 3) if shares else None
 
 
 def _representative(transcripts: list[str]) -> str:
@@ -134,11 +155,13 @@ def write_html(
         ("Top campaigns", _chart_top(campaigns)),
         ("Top caller numbers", _chart_callers(analysed)),
     ]
-    columns = ("campaign", "calls", "numbers", "first seen", "last seen", "robot share", "topic",
-               "busiest numbers", "representative transcript")  # fmt: skip
+    columns = ("campaign", "calls", "numbers", "first seen", "last seen", "robot share",
+               "replayed share of caller speech", "topic", "busiest numbers",
+               "representative transcript")  # fmt: skip
     table = [
         (c.campaign_id, c.calls, c.distinct_callers, c.first_seen or "", c.last_seen or "",
-         f"{c.robot_share:.0%}", c.topic, c.top_callers, c.representative_transcript[:300])
+         f"{c.robot_share:.0%}", "" if c.replayed_share is None else f"{c.replayed_share:.0%}",
+         c.topic, c.top_callers, c.representative_transcript[:300])
         for c in campaigns[:TABLE_ROWS]
     ]  # fmt: skip
     page = _template().render(

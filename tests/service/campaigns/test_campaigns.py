@@ -522,3 +522,20 @@ def test_a_sighting_keeps_its_share_and_the_founder_takes_the_largest(tmp_path: 
         assert again is not None and again.share == first.share
         founder = index.match(calls[0])
         assert founder is not None and founder.share == max(first.share, other.share)
+
+
+def test_the_campaign_table_gives_the_median_replayed_share() -> None:
+    """A call centre's campaign (its notice a small share of each call) and a robot's read
+    apart; a call with no audio match (the first, or a text match) does not count."""
+
+    def row(campaign: str, share: float | None, method: str = "audio") -> dict[str, Any]:
+        evidence = [] if share is None else [{"name": "prompt_seen_before", "params": [
+            ["calls", 2.0], ["method", method], ["share", share]]}]  # fmt: skip
+        return {"campaign_id": campaign, "label": "human_sales_pitch", "status": "ok",
+                "verdict_json": json.dumps({"evidence": evidence})}  # fmt: skip
+
+    rows = [row("notice", None), row("notice", 0.1), row("notice", 0.12), row("notice", 0.3),
+            row("robot", None), row("robot", 0.9), row("robot", 1.0, "text"),
+            row("plain", None), row("plain", None)]  # fmt: skip
+    shares = {c.campaign_id: c.replayed_share for c in campaign_table(rows)}
+    assert shares == {"notice": 0.12, "robot": 0.9, "plain": None}
