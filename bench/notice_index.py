@@ -20,7 +20,7 @@ logits), the size a call centre's notice reaches in a carrier's index within a d
 shares were chosen on the train and dev calls; test is read with it fixed.
 
     PYTHONPATH=. .venv/bin/python bench/notice_index.py [--splits train,dev,test] \
-        [--crop-s 30] [--verdicts test] [--json OUT]
+        [--crop-s 30] [--verdicts test] [--json OUT] [--plot PNG]
 """
 
 from __future__ import annotations
@@ -175,12 +175,55 @@ def verdict_table(found: Sequence[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def share_plot(
+    path: Path, rows: Sequence[CorpusRow], cues: dict[str, Evidence | None], *, crop_s: float
+) -> None:
+    """Replayed share of every joined call, by caller kind and layout, test apart, with the
+    rule's ramp shaded."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from service.campaigns.index import REPLAY_SHARE_FULL, REPLAY_SHARE_NONE
+
+    kinds = ("notice_agent", "recorded_robot", "tts_robot")
+    fig, axes = plt.subplots(1, 2, figsize=(8.0, 3.2), dpi=100, sharey=True)
+    for ax, lay in zip(axes, ("stereo", "mono"), strict=True):
+        ax.axvspan(REPLAY_SHARE_NONE, REPLAY_SHARE_FULL, color="#dddddd", label="partial weight")
+        for y, kind in enumerate(kinds):
+            for test in (False, True):
+                xs = [
+                    float(str(dict(e.params)["share"]))
+                    for r in rows
+                    if (e := cues[r.id]) is not None
+                    and caller_kind(r) == kind
+                    and layout(r) == lay
+                    and (r.split == "test") == test
+                ]
+                name = "test" if test else "train + dev"
+                ax.scatter(xs, [y + (0.15 if test else -0.15)] * len(xs), s=12, alpha=0.7,
+                           color="#c0392b" if test else "#2980b9",
+                           label=name if y == 0 else None)  # fmt: skip
+        ax.set_title(lay)
+        ax.set_xlim(0, 1.02)
+        ax.set_yticks(range(len(kinds)), [k.replace("_", " ") for k in kinds])
+    axes[0].legend(fontsize=7, loc="lower right")
+    heard = "whole calls" if crop_s <= 0 else f"first {crop_s:g} s"
+    fig.supxlabel(f"share of the caller's speech replaying the matched call ({heard})", size=9)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--splits", default="train,dev,test")
     parser.add_argument("--crop-s", type=float, default=30.0, help="0: whole calls")
     parser.add_argument("--verdicts", default="", help="splits to fuse verdicts on, e.g. test")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--plot", type=Path, default=None, help="PNG of the replayed shares")
     args = parser.parse_args(argv)
     rows = read_calls(args.splits.split(","))
     cues = carrier_cues(rows, args.crop_s)
@@ -195,6 +238,8 @@ def main(argv: list[str] | None = None) -> int:
         chosen = [r for r in rows if r.split in args.verdicts.split(",")]
         result["verdicts"] = verdict_rows(chosen, cues, args.crop_s)
         print("\n".join(verdict_table(result["verdicts"])))
+    if args.plot:
+        share_plot(args.plot, rows, cues, crop_s=args.crop_s)
     if args.json:
         args.json.write_text(json.dumps(result, indent=1, sort_keys=True))
     return 0
