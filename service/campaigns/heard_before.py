@@ -85,15 +85,13 @@ def prompt_seen_before(
 
 def _seen_before(call: CallPrint, *, index: PromptIndex, record: bool) -> Evidence | None:
     if record:
-        campaign_id, found = index.add(call)
-    else:
-        found = index.match(call)
-        if found is None:
-            return None
-        campaign_id = found.campaign_id
-    seen = index.sightings(campaign_id, exclude_call_key=call.call_key)
-    if found is None:  # this call founded its campaign
-        return prompt_evidence(seen, "audio")
+        index.add(call)
+    # once recorded, the match as the index keeps it (the call that founded a campaign: an
+    # audio match with the largest share of the calls that matched it)
+    found = index.match(call)
+    if found is None:
+        return None
+    seen = index.sightings(found.campaign_id, exclude_call_key=call.call_key)
     return prompt_evidence(seen, found.method, share=found.share)
 
 
