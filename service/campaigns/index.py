@@ -35,13 +35,14 @@ import logging
 import math
 import sqlite3
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
 from pipeline.fingerprint import (
+    FRAME_BITS,
     HOP_S,
     MINHASH_PERMUTATIONS,
     SAME_PROMPT_MIN_ALIGNED,
@@ -76,6 +77,7 @@ MAX_EVIDENCE_WEIGHT = 2.0  # cap of the prompt_seen_before logit contribution
 # (bench/notice_index.py, docs/batch.md, "A call centre's recorded notice").
 REPLAY_SHARE_NONE = 0.2
 REPLAY_SHARE_FULL = 0.4
+_EXEMPLAR_SHIFT = 2 * FRAME_BITS + 2  # exemplar id above any offset (|offset| < 2**FRAME_BITS)
 INDEX_FORMAT = "landmarks-v1+minhash-affine32"  # bump when pipeline.fingerprint changes
 
 MatchMethod = Literal["audio", "text"]
@@ -120,8 +122,8 @@ class PromptMatch:
     method: MatchMethod
     score: float  # audio: aligned hashes; text: estimated Jaccard similarity
     coverage: float  # audio: aligned share of the smaller set; text: same as score
-    share: float = 1.0  # audio: share of the call's sounding time that replays the exemplar
-    # (pipeline.fingerprint.replayed_share); text: 1 (the whole transcript matched)
+    share: float = 1.0  # audio: share of the call's sounding time that replays the campaign's
+    # exemplars (pipeline.fingerprint.replayed_share); text: 1 (the whole transcript matched)
 
 
 @dataclass(frozen=True, slots=True)
@@ -362,10 +364,21 @@ class PromptIndex:
             ).fetchone()
             coverage = aligned / max(1, min(len(marks), n_prompt))
             if is_replayed(aligned=aligned, coverage=coverage, span_s=span * HOP_S):
-                mine = hits[:, 0] == prompt_id
-                share = replayed_share(hits[mine, 1], hits[mine, 2], landmark_frames(marks))
-                best = PromptMatch(campaign_id, "audio", float(aligned), coverage, share)
-        return best
+                best = PromptMatch(campaign_id, "audio", float(aligned), coverage)
+        if best is None:
+            return None
+        # the share replays any exemplar of the campaign (each one's offsets kept apart): a
+        # robot call whose prompts its campaign's exemplars hold between them replays them all
+        exemplars = [
+            r[0]
+            for r in self._db.execute(
+                "SELECT prompt_id FROM prompts WHERE campaign_id=?", (best.campaign_id,)
+            )
+        ]
+        mine = np.isin(hits[:, 0], exemplars)
+        offsets = hits[mine, 1] + (hits[mine, 0] << _EXEMPLAR_SHIFT)
+        share = replayed_share(offsets, hits[mine, 2], landmark_frames(marks))
+        return replace(best, share=share)
 
     def _match_text(self, transcript: str) -> PromptMatch | None:
         if len(text_shingles(transcript)) < TEXT_MIN_SHINGLES:

@@ -539,3 +539,24 @@ def test_the_campaign_table_gives_the_median_replayed_share() -> None:
             row("plain", None), row("plain", None)]  # fmt: skip
     shares = {c.campaign_id: c.replayed_share for c in campaign_table(rows)}
     assert shares == {"notice": 0.12, "robot": 0.9, "plain": None}
+
+
+def test_the_share_counts_the_prompts_of_every_exemplar_of_the_campaign(tmp_path: Path) -> None:
+    """A robot call whose prompts two exemplars of its campaign hold between them (the first call
+    heard its objection handler, a longer later call its pitches) replays all of its speech."""
+    greeting, objection, pitch, goodbye, pitch2 = (
+        synth_prompt(750 + k, duration_s=d) for k, d in enumerate((3.0, 6.0, 6.0, 4.0, 6.0))
+    )
+    first = _crop(tmp_path / "a", [greeting, _pause(0.8), objection], fmt="wav_mulaw", seed=30)
+    longer = _crop(tmp_path / "b", [greeting, _pause(0.6), pitch, _pause(1.1), goodbye,
+                                    _pause(0.9), pitch2], fmt="amr_nb", seed=31)  # fmt: skip
+    call = _crop(tmp_path / "c", [greeting, _pause(1.0), objection, _pause(0.7), goodbye,
+                                  _pause(1.2), pitch2], fmt="mp3", seed=32)  # fmt: skip
+    with PromptIndex() as index:
+        campaign, _ = index.add(first)
+        assert index.add(longer)[0] == campaign
+        (exemplars,) = index.query("SELECT COUNT(*) FROM prompts WHERE campaign_id=?", (campaign,))
+        assert exemplars == (2,)
+        found = index.match(call)
+    assert found is not None and found.campaign_id == campaign
+    assert found.share > 0.9  # one exemplar alone holds at most two thirds of it
