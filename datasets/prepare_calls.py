@@ -45,7 +45,7 @@ speaker's other clips to agent calls. Few Mandarin speakers and TTS voices are d
 enough speech, so some (language, split, caller kind) cells get fewer calls than asked or none:
 ``main`` logs them and docs/evaluation_calls.md lists them.
 
-About 840 lines: the dialogue model, the clip allocation and the rendering share the records of
+About 900 lines: the dialogue model, the clip allocation and the rendering share the records of
 one call (pieces, voices, events); apart, each part would only pass them on.
 
 Audio: ``$ROBOCALL_CACHE_DIR/corpus/calls_v3/{stereo,mono}/...``; manifest
