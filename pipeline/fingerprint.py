@@ -252,13 +252,7 @@ def best_offsets(groups: np.ndarray, offsets: np.ndarray, frames: np.ndarray) ->
         empty = np.zeros(0, dtype=np.int64)
         return OffsetVotes(empty, empty, empty, empty)
     uniq, counts = np.unique(np.stack([groups, offsets], axis=1), axis=0, return_counts=True)
-    total = counts.copy()
-    for shift in (-1, 1):
-        target = uniq.copy()
-        target[:, 1] += shift
-        pos = np.minimum(np.searchsorted(_rowkey(uniq), _rowkey(target)), len(uniq) - 1)
-        hit = (uniq[pos] == target).all(axis=1)
-        total[hit] += counts[pos[hit]]
+    total = _with_neighbours(_rowkey(uniq), counts)
     # best per group: sort by (group, -total) and take each group's first row
     order = np.lexsort((-total, uniq[:, 0]))
     first = np.r_[True, uniq[order[1:], 0] != uniq[order[:-1], 0]]
@@ -319,11 +313,7 @@ def replayed_share(
     sounding[query_frames // per_bin] = True
     replaying = np.zeros(n_bins, dtype=bool)
     uniq, counts = np.unique(offsets, return_counts=True)
-    near = counts.copy()
-    for shift in (-1, 1):
-        pos = np.searchsorted(uniq, uniq + shift)
-        hit = (pos < len(uniq)) & (uniq[np.minimum(pos, len(uniq) - 1)] == uniq + shift)
-        near[hit] += counts[pos[hit]]
+    near = _with_neighbours(uniq, counts)
     max_gap = round(SHARE_MAX_GAP_S / HOP_S)
     for offset in uniq[near >= min_aligned]:
         at = np.sort(frames[np.abs(offsets - offset) <= 1])
@@ -334,6 +324,17 @@ def replayed_share(
             if len(run) >= SHARE_MIN_RUN:
                 replaying[run[0] // per_bin : min(run[-1] // per_bin, n_bins - 1) + 1] = True
     return float((sounding & replaying).sum() / sounding.sum())
+
+
+def _with_neighbours(keys: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Each key's count plus those of the keys one below and one above (keys sorted, unique,
+    int64): votes at an offset +-1 frame, to absorb the frame grid falling differently."""
+    total = counts.copy()
+    for shift in (-1, 1):
+        pos = np.minimum(np.searchsorted(keys, keys + shift), len(keys) - 1)
+        hit = keys[pos] == keys + shift
+        total[hit] += counts[pos[hit]]
+    return total
 
 
 def _rowkey(rows: np.ndarray) -> np.ndarray:
