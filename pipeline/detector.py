@@ -136,7 +136,12 @@ class Detector:
             cues = dataclasses.replace(
                 cues, evidence=(*cues.evidence, synthetic_voice_evidence(synth))
             )
-        context = tuple(e for cue in self.context_cues if (e := cue(audio, transcript)) is not None)
+        caller_turns = None if mono_turns is None else mono_turns.caller
+        context = tuple(
+            e
+            for cue in self.context_cues
+            if (e := cue(audio, transcript, caller_turns=caller_turns)) is not None
+        )
         if context:
             cues = dataclasses.replace(cues, evidence=(*cues.evidence, *context))
         text = self.text_classifier.score(transcript, other_party=other)
@@ -157,7 +162,16 @@ class Detector:
             provenance=provenance,
             config=self.config.fusion,
             model=self.fusion,
+            caller_turns=caller_turns,
         )
+
+    def caller_turns(self, audio: Audio) -> tuple[tuple[float, float], ...] | None:
+        """The caller's speech of a mono recording as :meth:`detect_audio` splits it (its
+        verdict's ``caller_turns``); None for stereo or without a diarizer. For code that needs
+        the turns without a verdict (a carrier's index over simulated calls)."""
+        if self.diarizer is None or audio.other_party() is not None:
+            return None
+        return self.diarizer(audio.caller()).caller
 
     def _behaviour(
         self,

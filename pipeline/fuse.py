@@ -215,6 +215,7 @@ def fuse(
     provenance: Provenance,
     config: FusionConfig,
     model: FusionModel | None = None,
+    caller_turns: tuple[tuple[float, float], ...] | None = None,
 ) -> Verdict:
     """Combine the branches into a :class:`Verdict`.
 
@@ -231,6 +232,9 @@ def fuse(
     model : FusionModel, optional
         Fitted bias, per-cue scales, caps and operating point; None sums the hand-set weights
         with ``config.bias`` and decides at 0.5 (or ``config.threshold``) with no band.
+    caller_turns : tuple of (float, float), optional
+        Mono recordings: the speech the diarizer took as the caller's (s), carried into the
+        verdict.
 
     Returns
     -------
@@ -257,6 +261,7 @@ def fuse(
         audio=audio,
         provenance=provenance,
         sales_threshold=config.sales_threshold,
+        caller_turns=caller_turns,
     )
 
 

@@ -218,6 +218,9 @@ class Verdict:
     # robot_probability below this: a live person; from it up to `threshold`: uncertain (the
     # caller question is left open, issue 13); None: no band (verdicts before schema 3).
     person_threshold: float | None = None
+    # mono recordings: the speech the diarizer took as the caller's, (start_s, end_s) sorted;
+    # None: the caller has a channel of its own (stereo), or the mix was not split
+    caller_turns: tuple[tuple[float, float], ...] | None = None
 
     @property
     def caller_certainty(self) -> CallerCertainty:
@@ -260,7 +263,8 @@ class Verdict:
 
         Verdicts stored before schema 2 read too: a missing ``sales_threshold`` is the default
         (0.5, what decided "topic: none" then), a missing ``person_threshold`` (before schema 3)
-        is None (no uncertain band: decided as it was shown then), evidence without
+        is None (no uncertain band: decided as it was shown then), a missing ``caller_turns``
+        (before schema 4) is None, evidence without
         ``code``/``params``/``detail_zh`` keeps its English ``detail``; derived keys are ignored.
         """
         derived = {"schema_version", *VERDICT_DERIVED_KEYS}
@@ -271,7 +275,8 @@ class Verdict:
 
 # 2: sales_threshold, sales_pitch_heard, too_little_said; Evidence code, params, detail_zh
 # 3: person_threshold, caller_certainty (the uncertain band, issue 13)
-VERDICT_SCHEMA_VERSION = "3"
+# 4: caller_turns (a mono recording's caller speech, issue 13)
+VERDICT_SCHEMA_VERSION = "4"
 # Properties of Verdict that to_dict() writes beside the fields.
 VERDICT_DERIVED_KEYS = ("sales_pitch_heard", "too_little_said", "caller_certainty")
 
@@ -360,6 +365,16 @@ class ContextCue(Protocol):
     contributions, scaled by the fusion like every other cue's.
     """
 
-    def __call__(self, audio: Audio, transcript: Transcript) -> Evidence | None:
-        """Evidence about the decoded call and its caller's transcript, or None (nothing known)."""
+    def __call__(
+        self,
+        audio: Audio,
+        transcript: Transcript,
+        *,
+        caller_turns: tuple[tuple[float, float], ...] | None = None,
+    ) -> Evidence | None:
+        """Evidence about the decoded call and its caller's transcript, or None (nothing known).
+
+        ``caller_turns``: on a mono recording, the speech the diarizer took as the caller's
+        (``Verdict.caller_turns``); None: all of ``audio.caller()`` is the caller's.
+        """
         ...

@@ -93,13 +93,22 @@ class FakeTranscriber:
 class FakeContextCue:
     """A :class:`~pipeline.types.ContextCue` that returns the evidence it was given (or None).
 
-    Every call is recorded in ``calls`` as ``(audio sha256, transcript text)``.
+    Every call is recorded in ``calls`` as ``(audio sha256, transcript text)``, the caller turns
+    it was given in ``turns``.
     """
 
     def __init__(self, evidence: Evidence | None) -> None:
         self.evidence = evidence
         self.calls: list[tuple[str, str]] = []
+        self.turns: list[tuple[tuple[float, float], ...] | None] = []
 
-    def __call__(self, audio: Audio, transcript: Transcript) -> Evidence | None:
+    def __call__(
+        self,
+        audio: Audio,
+        transcript: Transcript,
+        *,
+        caller_turns: tuple[tuple[float, float], ...] | None = None,
+    ) -> Evidence | None:
         self.calls.append((audio.info.sha256, transcript.text))
+        self.turns.append(caller_turns)
         return self.evidence

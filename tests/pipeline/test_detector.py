@@ -1,6 +1,7 @@
 """The composed pipeline with fake models: real decoding, cues and fusion."""
 
 import dataclasses
+import json
 import math
 import threading
 from collections.abc import Callable
@@ -9,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from pipeline.audio import load_audio
 from pipeline.behaviour import PartyTurns
-from pipeline.config import DetectorConfig, load_config
+from pipeline.config import AudioLimits, DetectorConfig, load_config
 from pipeline.detector import Detector
 from pipeline.errors import AudioTooShortError, EmptyAudioError, NotAudioError
 from pipeline.fuse import FusionModel
@@ -180,3 +182,22 @@ def test_mono_split_runs_beside_the_asr_and_stereo_needs_none(
     assert thread.startswith("beside-asr") and n == 7 * 16000
     detector.detect(make_wav(kind=("robot", "human"), duration_s=5.0, channels=2))
     assert len(diarizer.calls) == 1  # stereo: the channels are the parties
+
+
+def test_a_mono_verdict_names_the_caller_turns_and_its_context_cues_get_them(
+    make_wav: Callable[..., Path],
+) -> None:
+    cue = FakeContextCue(None)
+    detector = dataclasses.replace(
+        _detector("喂，你好，请问是王先生吗"), diarizer=_RecordingDiarizer(), context_cues=(cue,)
+    )
+    path = make_wav(kind="human", duration_s=7.0)
+    mono = detector.detect(path)
+    turns = ((0.0, 1.5), (2.5, 4.0), (5.0, 6.5))
+    assert mono.caller_turns == turns and cue.turns == [turns]
+    assert detector.caller_turns(load_audio(path, limits=AudioLimits())) == turns
+    assert Verdict.from_dict(json.loads(json.dumps(mono.to_dict()))).caller_turns == turns
+    two = make_wav(kind=("robot", "human"), duration_s=5.0, channels=2)
+    stereo = detector.detect(two)
+    assert stereo.caller_turns is None and cue.turns[-1] is None  # the channel is the caller's
+    assert detector.caller_turns(load_audio(two, limits=AudioLimits())) is None
