@@ -20,7 +20,7 @@ logits), the size a call centre's notice reaches in a carrier's index within a d
 shares were chosen on the train and dev calls; test is read with it fixed.
 
     PYTHONPATH=. .venv/bin/python bench/notice_index.py [--splits train,dev,test] \
-        [--crop-s 30] [--verdicts test] [--json OUT] [--plot PNG]
+        [--crop-s 30] [--verdicts test] [--json OUT] [--plot PNG] [--whole-mix]
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from models.training.corpus import MANIFEST_DIR, CorpusRow, read_manifest, resol
 from models.training.fusion_calls import analyze_detector, caching_detector, crop_flac
 from pipeline.audio import load_audio
 from pipeline.config import AudioLimits
+from pipeline.detector import Detector
 from pipeline.fuse import add_evidence
 from pipeline.types import Audio, Evidence
 from service.campaigns.heard_before import leave_one_out, prompt_evidence
@@ -90,16 +91,21 @@ def reweighed(
     return prompt_evidence(seen, method, share=float(str(p["share"])) if share else 1.0)
 
 
-def carrier_cues(rows: Sequence[CorpusRow], crop_s: float) -> dict[str, Evidence | None]:
+def carrier_cues(
+    rows: Sequence[CorpusRow], crop_s: float, *, detector: Detector | None = None
+) -> dict[str, Evidence | None]:
     """Each call's ``prompt_seen_before`` from an index of the other calls of its split,
-    language and layout (robots and agents with a notice together: one carrier sees both)."""
+    language and layout (robots and agents with a notice together: one carrier sees both).
+    ``detector``: a mono call's share counts the caller turns it finds (``caller_turns``), as
+    in ``robocall batch``; None: over the whole mix (before the verdict named the turns)."""
     groups: dict[tuple[str, str, str], list[CorpusRow]] = defaultdict(list)
     for row in rows:
         groups[(row.split, row.language, layout(row))].append(row)
     out: dict[str, Evidence | None] = {}
     for members in groups.values():
         calls = [(decode(r, crop_s), "") for r in members]
-        for row, evidence in zip(members, leave_one_out(calls), strict=True):
+        turns = [None if detector is None else detector.caller_turns(a) for a, _ in calls]
+        for row, evidence in zip(members, leave_one_out(calls, caller_turns=turns), strict=True):
             out[row.id] = evidence
     return out
 
@@ -129,10 +135,10 @@ def index_table(rows: Sequence[CorpusRow], cues: dict[str, Evidence | None]) -> 
 
 
 def verdict_rows(
-    rows: Sequence[CorpusRow], cues: dict[str, Evidence | None], crop_s: float
+    rows: Sequence[CorpusRow], cues: dict[str, Evidence | None], crop_s: float, base: Detector
 ) -> list[dict[str, Any]]:
-    """Robot probability of each call alone, with the cue as weighed before, and as now."""
-    base = analyze_detector()
+    """Robot probability of each call alone, with the cue as weighed before, and as now
+    (``base``: the detector as ``robocall analyze`` builds it)."""
     detector = dataclasses.replace(caching_detector(base), fusion=base.fusion)
     out = []
     for row in rows:
@@ -224,9 +230,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--verdicts", default="", help="splits to fuse verdicts on, e.g. test")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--plot", type=Path, default=None, help="PNG of the replayed shares")
+    parser.add_argument(
+        "--whole-mix", action="store_true", help="mono: the share over the mix, not caller turns"
+    )
     args = parser.parse_args(argv)
     rows = read_calls(args.splits.split(","))
-    cues = carrier_cues(rows, args.crop_s)
+    base = analyze_detector()
+    cues = carrier_cues(rows, args.crop_s, detector=None if args.whole_mix else base)
     print(f"Calls cut to the first {args.crop_s:g} s" if args.crop_s > 0 else "Whole calls")
     print("\n".join(index_table(rows, cues)))
     result: dict[str, Any] = {
@@ -236,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     }  # fmt: skip
     if args.verdicts:
         chosen = [r for r in rows if r.split in args.verdicts.split(",")]
-        result["verdicts"] = verdict_rows(chosen, cues, args.crop_s)
+        result["verdicts"] = verdict_rows(chosen, cues, args.crop_s, base)
         print("\n".join(verdict_table(result["verdicts"])))
     if args.plot:
         share_plot(args.plot, rows, cues, crop_s=args.crop_s)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -324,6 +325,18 @@ def replayed_share(
             if len(run) >= SHARE_MIN_RUN:
                 replaying[run[0] // per_bin : min(run[-1] // per_bin, n_bins - 1) + 1] = True
     return float((sounding & replaying).sum() / sounding.sum())
+
+
+def frames_within(frames: np.ndarray, intervals: Sequence[tuple[float, float]]) -> np.ndarray:
+    """The frames (:data:`HOP_S` each) that fall inside any of ``intervals`` ((start_s, end_s)):
+    a mono call's landmarks on the caller's turns, for :func:`replayed_share`'s ``query_frames``.
+    """
+    frames = np.asarray(frames, dtype=np.int64)
+    t = frames * HOP_S
+    inside = np.zeros(frames.shape, dtype=bool)
+    for start_s, end_s in intervals:
+        inside |= (t >= start_s) & (t < end_s)
+    return frames[inside]
 
 
 def _with_neighbours(keys: np.ndarray, counts: np.ndarray) -> np.ndarray:

@@ -39,7 +39,7 @@ import pickle
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import soundfile as sf
@@ -85,9 +85,20 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Each call's ``prompt_seen_before`` evidence from an index over the other calls given (None:
-# no other call carried its prompt); (decoded call, caller's transcript) in, one per call out.
-PromptLookup = Callable[[Sequence[tuple[Audio, str]]], Sequence[Evidence | None]]
+
+
+class PromptLookup(Protocol):
+    """Each call's ``prompt_seen_before`` evidence from an index over the other calls given
+    (None: no other call carried its prompt); (decoded call, caller's transcript) in, with each
+    mono call's caller turns (``Verdict.caller_turns``), one per call out."""
+
+    def __call__(
+        self,
+        calls: Sequence[tuple[Audio, str]],
+        *,
+        caller_turns: Sequence[tuple[tuple[float, float], ...] | None] | None = None,
+    ) -> Sequence[Evidence | None]: ...
+
 
 CROP_S = 30.0  # seconds of each call analysed (from its start): ASR is the cost
 PER_CELL = 6  # calls per (split, language, robot kind); both layouts of each are run
@@ -500,7 +511,8 @@ def with_prompt_index(
 ) -> list[Example]:
     """The examples with the ``prompt_seen_before`` weight of each call (when it has one) from
     ``prompt_index`` over the other examples of its language and layout (the calls decoded
-    again, as the detector decoded them)."""
+    again, as the detector decoded them; a mono call's caller turns split again, as the
+    detector splits them, ``Detector.caller_turns``)."""
     by_id = {r.id: r for r in simulated_calls()}
     groups: dict[tuple[str, str], list[int]] = {}
     for i, ex in enumerate(examples):
@@ -511,7 +523,8 @@ def with_prompt_index(
             (decode_call(detector, by_id[out[i].audio_id], crop_s=crop_s), texts[i])
             for i in members
         ]
-        for i, evidence in zip(members, prompt_index(calls), strict=True):
+        turns = [detector.caller_turns(audio) for audio, _ in calls]
+        for i, evidence in zip(members, prompt_index(calls, caller_turns=turns), strict=True):
             if evidence is not None:
                 cues = dict(out[i].cues) | {evidence.name: evidence.weight}
                 out[i] = dataclasses.replace(out[i], cues=tuple(sorted(cues.items())))

@@ -11,6 +11,7 @@ The index itself (matching, storage) is :mod:`service.campaigns.index`.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -28,6 +29,8 @@ from service.campaigns.index import (
     PromptIndex,
     Sightings,
 )
+
+Turns = tuple[tuple[float, float], ...]  # a mono call's caller speech, (start_s, end_s)
 
 
 def evidence_weight(sightings: Sightings, method: MatchMethod, *, share: float = 1.0) -> float:
@@ -52,6 +55,7 @@ def share_factor(share: float) -> float:
 def prompt_seen_before(
     audio: Audio, *, index: PromptIndex, transcript: str = "", record: bool = False,
     caller_number: str | None = None, start_time: str | None = None,
+    caller_turns: Turns | None = None,
 ) -> Evidence | None:  # fmt: skip
     """Evidence that this call's prompt was heard in other calls, for the fusion to add.
 
@@ -66,6 +70,9 @@ def prompt_seen_before(
         Also add this call to the index (a single upload that should count for later ones).
     caller_number, start_time : str, optional
         Stored with the sighting when ``record``.
+    caller_turns : tuple of (float, float), optional
+        A mono call's caller speech (``Verdict.caller_turns``): only it counts in the share of
+        the caller's speech that replays the match. None: the whole caller channel.
 
     Returns
     -------
@@ -79,6 +86,7 @@ def prompt_seen_before(
         transcript=transcript,
         caller_number=caller_number,
         start_time=start_time,
+        caller_turns=caller_turns,
     )
     return _seen_before(call, index=index, record=record)
 
@@ -127,7 +135,9 @@ def prompt_evidence(
     )
 
 
-def leave_one_out(calls: Sequence[tuple[Audio, str]]) -> list[Evidence | None]:
+def leave_one_out(
+    calls: Sequence[tuple[Audio, str]], *, caller_turns: Sequence[Turns | None] | None = None
+) -> list[Evidence | None]:
     """``prompt_seen_before`` of each call against an index of every *other* call (carrier mode).
 
     For each call, a fresh in-memory index records the other calls in the order given (as a
@@ -140,19 +150,26 @@ def leave_one_out(calls: Sequence[tuple[Audio, str]]) -> list[Evidence | None]:
     ----------
     calls : sequence of (Audio, str)
         The decoded calls (their ``info.sha256`` tells them apart) and each caller's transcript.
+    caller_turns : sequence of (tuple of (float, float) or None), optional
+        Each call's caller speech on a mono recording (``Verdict.caller_turns``), None where
+        the caller channel is all the caller's; by default None for every call.
 
     Returns
     -------
     list of Evidence or None
         One per call, in order; None where no other call carried its prompt.
     """
+    turns = [None] * len(calls) if caller_turns is None else list(caller_turns)
+    if len(turns) != len(calls):
+        raise ValueError(f"{len(turns)} caller turns for {len(calls)} calls")
     prints = [
         CallPrint(
             call_key=audio.info.sha256,
             landmarks=landmarks(audio.caller(), sample_rate_hz=audio.sample_rate_hz),
             transcript=transcript,
+            caller_turns=own,
         )
-        for audio, transcript in calls
+        for (audio, transcript), own in zip(calls, turns, strict=True)
     ]
     out: list[Evidence | None] = []
     for i, call in enumerate(prints):
@@ -171,8 +188,12 @@ class PromptCue:
     def __init__(self, index: PromptIndex) -> None:
         self.index = index
 
-    def __call__(self, audio: Audio, transcript: Transcript) -> Evidence | None:
-        return prompt_seen_before(audio, index=self.index, transcript=transcript.text)
+    def __call__(
+        self, audio: Audio, transcript: Transcript, *, caller_turns: Turns | None = None
+    ) -> Evidence | None:
+        return prompt_seen_before(
+            audio, index=self.index, transcript=transcript.text, caller_turns=caller_turns
+        )
 
 
 def assign_campaign(row: dict[str, Any], *, index: PromptIndex) -> Evidence | None:
@@ -201,6 +222,7 @@ def assign_campaign(row: dict[str, Any], *, index: PromptIndex) -> Evidence | No
             transcript=row.get("transcript") or "",
             caller_number=row.get("caller_number"),
             start_time=row.get("start_time"),
+            caller_turns=verdict_caller_turns(row.get("verdict_json")),
         ),
         commit=False,
     )
@@ -210,6 +232,12 @@ def assign_campaign(row: dict[str, Any], *, index: PromptIndex) -> Evidence | No
     if found is None:
         return prompt_evidence(earlier, "audio", before=True)
     return prompt_evidence(earlier, found.method, share=found.share, before=True)
+
+
+def verdict_caller_turns(verdict_json: str | None) -> Turns | None:
+    """``caller_turns`` of a batch row's verdict (None: stereo, or a verdict before schema 4)."""
+    turns = json.loads(verdict_json).get("caller_turns") if verdict_json else None
+    return None if turns is None else tuple((float(a), float(b)) for a, b in turns)
 
 
 def count_other_calls(rows: Sequence[dict[str, Any]], *, index: PromptIndex) -> None:

@@ -47,6 +47,7 @@ from pipeline.fingerprint import (
     MINHASH_PERMUTATIONS,
     SAME_PROMPT_MIN_ALIGNED,
     best_offsets,
+    frames_within,
     is_same_prompt,
     landmark_frames,
     landmark_hashes,
@@ -73,10 +74,11 @@ MAX_EVIDENCE_WEIGHT = 2.0  # cap of the prompt_seen_before logit contribution
 # ... which counts in full when at least this share of the caller's sounding time replays the
 # matched call (pipeline.fingerprint.replayed_share), not at all at or below the lower share,
 # and in proportion between: a robot's calls are nearly all prompts, a live agent's calls may
-# share one recorded greeting or notice. Chosen on the train and dev calls with notices
-# (bench/notice_index.py, docs/batch.md, "A call centre's recorded notice").
-REPLAY_SHARE_NONE = 0.2
-REPLAY_SHARE_FULL = 0.4
+# share one recorded greeting or notice. A mono call counts its caller turns only (the verdict's
+# caller_turns). Chosen on the train and dev calls with notices (bench/notice_index.py,
+# docs/batch.md, "A call centre's recorded notice"; 0.2 and 0.4 over the whole mono mix before).
+REPLAY_SHARE_NONE = 0.25
+REPLAY_SHARE_FULL = 0.5
 _EXEMPLAR_SHIFT = 2 * FRAME_BITS + 2  # exemplar id above any offset (|offset| < 2**FRAME_BITS)
 INDEX_FORMAT = "landmarks-v1+minhash-affine32"  # bump when pipeline.fingerprint changes
 
@@ -114,6 +116,9 @@ class CallPrint:
     transcript: str = ""
     caller_number: str | None = None
     start_time: str | None = None  # ISO 8601
+    # a mono call: the caller's speech (s), Verdict.caller_turns; the landmarks cover the whole
+    # mix, but only these turns count in the replayed share. None: all of it is the caller's
+    caller_turns: tuple[tuple[float, float], ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,7 +230,9 @@ class PromptIndex:
             method: MatchMethod = "text" if known[1] == "text" else "audio"
             share = 1.0 if known[2] is None else known[2]
             return PromptMatch(known[0], method, score=math.inf, coverage=1.0, share=share)
-        return self._match_audio(call.landmarks) or self._match_text(call.transcript)
+        return self._match_audio(call.landmarks, call.caller_turns) or self._match_text(
+            call.transcript
+        )
 
     def _known(self, call_key: str) -> tuple[str, str | None, float | None] | None:
         row = self._db.execute(
@@ -337,7 +344,9 @@ class PromptIndex:
                 ((key, prompt_id) for key in _lsh_bands(minhash)),
             )
 
-    def _match_audio(self, marks: np.ndarray) -> PromptMatch | None:
+    def _match_audio(
+        self, marks: np.ndarray, caller_turns: tuple[tuple[float, float], ...] | None
+    ) -> PromptMatch | None:
         if len(marks) < SAME_PROMPT_MIN_ALIGNED:
             return None
         self._db.execute("DELETE FROM query")
@@ -368,7 +377,8 @@ class PromptIndex:
         if best is None:
             return None
         # the share replays any exemplar of the campaign (each one's offsets kept apart): a
-        # robot call whose prompts its campaign's exemplars hold between them replays them all
+        # robot call whose prompts its campaign's exemplars hold between them replays them all;
+        # of a mono call, only the caller's turns count (the callee's speech is not the caller's)
         exemplars = [
             r[0]
             for r in self._db.execute(
@@ -377,7 +387,10 @@ class PromptIndex:
         ]
         mine = np.isin(hits[:, 0], exemplars)
         offsets = hits[mine, 1] + (hits[mine, 0] << _EXEMPLAR_SHIFT)
-        share = replayed_share(offsets, hits[mine, 2], landmark_frames(marks))
+        sounding = landmark_frames(marks)
+        if caller_turns is not None:
+            sounding = frames_within(sounding, caller_turns)
+        share = replayed_share(offsets, hits[mine, 2], sounding)
         return replace(best, share=share)
 
     def _match_text(self, transcript: str) -> PromptMatch | None:

@@ -9,7 +9,12 @@ from types import SimpleNamespace
 import pytest
 
 from service.campaigns.heard_before import prompt_evidence
-from service.campaigns.index import MAX_EVIDENCE_WEIGHT, Sightings
+from service.campaigns.index import (
+    MAX_EVIDENCE_WEIGHT,
+    REPLAY_SHARE_FULL,
+    REPLAY_SHARE_NONE,
+    Sightings,
+)
 from tests.bench.support import load_bench
 
 B = load_bench("notice_index")
@@ -27,7 +32,9 @@ def test_reweighed_gives_the_weight_before_the_share_and_at_a_carriers_scale() -
     large = B.reweighed(notice, share=False, calls=B.LARGE_CAMPAIGN)
     assert large is not None and large.weight == MAX_EVIDENCE_WEIGHT
     assert B.reweighed(notice, calls=B.LARGE_CAMPAIGN).weight == 0.0  # the share still holds
-    half = B.reweighed(_evidence(0.3), calls=B.LARGE_CAMPAIGN)
+    half = B.reweighed(
+        _evidence((REPLAY_SHARE_NONE + REPLAY_SHARE_FULL) / 2), calls=B.LARGE_CAMPAIGN
+    )
     assert half is not None and half.weight == pytest.approx(0.5 * MAX_EVIDENCE_WEIGHT)
 
 

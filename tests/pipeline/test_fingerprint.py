@@ -13,6 +13,7 @@ from pipeline.config import AudioLimits
 from pipeline.fingerprint import (
     HOP_S,
     best_offsets,
+    frames_within,
     landmark_frames,
     landmarks,
     landmarks_from_bytes,
@@ -163,3 +164,13 @@ def test_replayed_share_counts_every_offset_and_skips_lone_pairs() -> None:
     assert replayed_share(offsets[: a.size], frames[: a.size], query) == pytest.approx(4 / 21)
     assert replayed_share(np.zeros(0), np.zeros(0), query) == 0.0
     assert replayed_share(offsets, frames, np.zeros(0)) == 0.0
+    # the caller's turns of a mono call: the replayed stretches and the bins between them
+    turns = frames_within(query, [(0.0, 121 * HOP_S), (300 * HOP_S, 421 * HOP_S)])
+    assert replayed_share(offsets, frames, turns) == pytest.approx(1.0)
+
+
+def test_frames_within_keeps_the_frames_inside_any_interval() -> None:
+    frames = np.array([0, 10, 20, 30, 40])
+    got = frames_within(frames, [(9 * HOP_S, 20 * HOP_S), (39.5 * HOP_S, 50 * HOP_S)])
+    assert got.tolist() == [10, 40]  # an interval's end is outside it
+    assert frames_within(frames, []).size == 0

@@ -32,6 +32,7 @@ from models.training.fusion_calls import (
 )
 from models.training.fusion_fit import SALT as FUSION_SALT
 from models.training.fusion_fit import TEXT_CUES, Example, source_digest
+from pipeline.behaviour import PartyTurns
 from pipeline.config import DetectorConfig
 from pipeline.detector import Detector
 from tests.fakes import FakeTextClassifier, FakeTranscriber
@@ -362,8 +363,9 @@ def test_carrier_mode_adds_the_prompt_index_over_the_other_calls_of_a_language_a
     rows = []
     for i, (language, layout) in enumerate((("en", "stereo"), ("en", "stereo"), ("zh", "mono"))):
         row = _call(i, split="dev", kind="recorded_robot", layout=layout, language=language)
-        wav = make_wav(tmp_path, kind="robot", channels=2 if layout == "stereo" else 1,
-                       duration_s=2.0 + i)  # fmt: skip
+        stereo = layout == "stereo"  # two parties: identical channels would decode as mono
+        wav = make_wav(tmp_path, kind=("robot", "human") if stereo else "robot",
+                       channels=2 if stereo else 1, duration_s=2.0 + i)  # fmt: skip
         x, sr = sf.read(wav, always_2d=True)
         (tmp_path / "corpus" / row.path).parent.mkdir(parents=True, exist_ok=True)
         sf.write(tmp_path / "corpus" / row.path, x, sr, format="FLAC")
@@ -375,20 +377,30 @@ def test_carrier_mode_adds_the_prompt_index_over_the_other_calls_of_a_language_a
         for r in rows
     ]  # fmt: skip
     seen: list[list[tuple[str, str]]] = []
+    turns: list[Any] = []
 
-    def lookup(calls: Any) -> list[Evidence | None]:
+    def lookup(calls: Any, *, caller_turns: Any = None) -> list[Evidence | None]:
         seen.append([(audio.info.name, text) for audio, text in calls])
+        turns.append(caller_turns)
         return [
             Evidence("structure", "prompt_seen_before", 1.0, 0.35, "heard before", None)
             if len(calls) > 1 else None
             for _ in calls
         ]  # fmt: skip
 
-    detector = Detector(FakeTranscriber("x"), FakeTextClassifier(), DetectorConfig())
+    mono_caller = ((0.5, 1.5),)
+
+    def diarizer(samples: Any) -> PartyTurns:
+        return PartyTurns(mono_caller, ((1.6, 2.0),), "the party with more speech time")
+
+    detector = Detector(FakeTranscriber("x"), FakeTextClassifier(), DetectorConfig(),
+                        diarizer=diarizer)  # fmt: skip
     out = fusion_calls.with_prompt_index(
         detector, examples, ["t0", "t1", "t2"], lookup, crop_s=10.0
     )
     assert sorted(seen) == sorted([[(rows[0].id, "t0"), (rows[1].id, "t1")], [(rows[2].id, "t2")]])
+    # each mono call's caller turns as the detector splits them; stereo calls have none
+    assert sorted(turns, key=len) == [[mono_caller], [None, None]]
     assert [dict(ex.cues).get("prompt_seen_before") for ex in out] == [0.35, 0.35, None]
     assert [dict(ex.cues)["a"] for ex in out] == [1.0, 1.0, 1.0]  # the other cues kept
     assert examples[0].cues == (("a", 1.0),)  # the single-upload examples are left alone

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import io
 import json
 import math
@@ -20,14 +21,21 @@ import models.loading
 from pipeline.audio import load_audio
 from pipeline.config import AudioLimits, DetectorConfig
 from pipeline.detector import Detector
-from pipeline.fingerprint import landmarks, match_landmarks
+from pipeline.fingerprint import landmarks, landmarks_to_bytes, match_landmarks
 from pipeline.text_cues import RuleTextClassifier
 from pipeline.types import Verdict
 from service.batch.analyse import analyse_call
 from service.batch.driver import BatchOptions, run_batch
 from service.batch.inputs import discover_calls
 from service.batch.journal import VOLATILE_COLUMNS, Journal, journal_path, read_rows
-from service.campaigns.heard_before import leave_one_out, prompt_evidence, prompt_seen_before
+from service.campaigns.heard_before import (
+    Turns,
+    assign_campaign,
+    leave_one_out,
+    prompt_evidence,
+    prompt_seen_before,
+    verdict_caller_turns,
+)
 from service.campaigns.index import (
     CALL_MIN_ALIGNED,
     REPLAY_SHARE_FULL,
@@ -184,6 +192,12 @@ def test_leave_one_out_counts_the_other_calls_of_a_prompt_and_never_the_call(
         for audio, _ in calls[1:]:
             prompt_seen_before(audio, index=index, record=True)
         assert prompt_seen_before(replayed[0], index=index) == got[0]
+    # a mono call's caller turns count in its share; one per call
+    none_heard = leave_one_out(calls, caller_turns=[((0.0, 0.1),)] + [None] * 4)
+    assert none_heard[0] is not None and dict(none_heard[0].params)["share"] == 0.0
+    assert none_heard[1:] == got[1:]
+    with pytest.raises(ValueError, match="2 caller turns for 5 calls"):
+        leave_one_out(calls, caller_turns=[None, None])
 
 
 @pytest.fixture
@@ -560,3 +574,56 @@ def test_the_share_counts_the_prompts_of_every_exemplar_of_the_campaign(tmp_path
         found = index.match(call)
     assert found is not None and found.campaign_id == campaign
     assert found.share > 0.9  # one exemplar alone holds at most two thirds of it
+
+
+def _mono_robot_calls(folder: Path) -> tuple[list[CallPrint], list[Turns]]:
+    """Four mono calls of one robot: its three prompts, each followed by 7 s of a callee's
+    reply (other words in every call), and the caller's turns of each (the prompts)."""
+    greeting, pitch, goodbye = (synth_prompt(760 + k, duration_s=d) for k, d in
+                                enumerate((2.0, 6.0, 3.0)))  # fmt: skip
+    calls, turns = [], []
+    for k, (fmt, _, _) in enumerate(VARIANTS):
+        replies = [synth_prompt(770 + 3 * k + j, duration_s=7.0) for j in range(3)]
+        parts = [greeting, _pause(0.5), replies[0], _pause(0.5), pitch, _pause(0.5), replies[1],
+                 _pause(0.5), goodbye, _pause(0.5), replies[2]]  # fmt: skip
+        starts = 0.5 + np.cumsum([0] + [p.size / 16_000 for p in parts])  # make_call's lead
+        turns.append(tuple((float(starts[i]), float(starts[i + 1])) for i in (0, 4, 8)))
+        calls.append(_crop(folder / f"mono{k}", parts, fmt=fmt, seed=40 + k))
+    return calls, turns
+
+
+def test_a_mono_robot_s_share_counts_only_the_caller_turns(tmp_path: Path) -> None:
+    """On a mono recording the callee's replies are in the fingerprint too: over the whole mix
+    a robot's replayed prompts are a small share; over the caller's turns (the verdict's
+    ``caller_turns``) they are nearly all of it."""
+    calls, turns = _mono_robot_calls(tmp_path)
+    with PromptIndex() as index:
+        for call in calls[:3]:
+            index.add(call)
+        whole = index.match(calls[3])
+        own = index.match(dataclasses.replace(calls[3], caller_turns=turns[3]))
+    assert whole is not None and own is not None and whole.campaign_id == own.campaign_id
+    assert whole.share < REPLAY_SHARE_FULL <= 0.9 < own.share
+
+
+def test_a_batch_row_s_share_counts_the_caller_turns_of_its_verdict(tmp_path: Path) -> None:
+    calls, turns = _mono_robot_calls(tmp_path)
+
+    def row(call: CallPrint, caller_turns: Turns | None) -> dict[str, Any]:
+        verdict = {"label": "human_sales_pitch", "caller_turns": caller_turns}
+        return {"status": "ok", "audio_sha256": call.call_key,
+                "audio_fingerprint": landmarks_to_bytes(call.landmarks),
+                "verdict_json": json.dumps(verdict),
+                "caller_number": call.caller_number}  # fmt: skip
+
+    shares = []
+    for own in (None, turns[3]):
+        with PromptIndex() as index:
+            for call, caller_turns in zip(calls[:3], turns, strict=False):
+                assign_campaign(row(call, caller_turns), index=index)
+            evidence = assign_campaign(row(calls[3], own), index=index)
+        assert evidence is not None
+        shares.append(float(str(dict(evidence.params)["share"])))
+    assert shares[0] < REPLAY_SHARE_FULL <= 0.9 < shares[1]
+    assert verdict_caller_turns(None) is None
+    assert verdict_caller_turns(json.dumps({"caller_turns": [[0.5, 2.0]]})) == ((0.5, 2.0),)
