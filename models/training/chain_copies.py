@@ -48,24 +48,35 @@ from pipeline.files import atomic_path
 
 log = logging.getLogger(__name__)
 
-COPY_TAG = "#chain"  # a copy's id: its original's id and this (either kind)
 DEFAULT_CHAIN = chain.ChainConfig()
 KINDS = ("chain", "quiet", "redrawn")  # a chain on top; the window without noise; a second draw
+# A study may train on copies of several kinds at once, each row with one copy of each
+# (``loso_chainaug --quiet-redrawn``); only the computed kinds above have copies of their own.
+COMBINED = "quiet+redrawn"
 
 
-def copy_id(row_id: str) -> str:
-    return row_id + COPY_TAG
+def copy_id(row_id: str, kind: str = "chain") -> str:
+    """A copy's id: its original's id, ``#`` and its kind (``#chain``, ``#quiet``, ...)."""
+    return f"{row_id}#{kind}"
 
 
 def original_id(row_id: str) -> str:
     """The original's id of a copy's id (an original's id unchanged)."""
-    return row_id.removesuffix(COPY_TAG)
+    return row_id.rsplit("#", 1)[0] if copy_kind(row_id) else row_id
 
 
-def copy_row(row: CorpusRow) -> CorpusRow:
+def copy_kind(row_id: str) -> str | None:
+    """The kind of a copy's id; None for an original's."""
+    _, hash_, kind = row_id.rpartition("#")
+    return kind if hash_ and kind in KINDS else None
+
+
+def copy_row(row: CorpusRow, kind: str = "chain") -> CorpusRow:
     """The copy's row: the original's fields (source, speaker, utterance, label, split) under
     the copy's id."""
-    return dataclasses.replace(row, id=copy_id(row.id), extra=(*row.extra, ("chain_of", row.id)))
+    return dataclasses.replace(
+        row, id=copy_id(row.id, kind), extra=(*row.extra, ("chain_of", row.id))
+    )
 
 
 def chain_digest(config: chain.ChainConfig) -> str:
@@ -142,7 +153,7 @@ def copy_features(
         windows, x = data["windows"], data["x"]
     if windows.shape[0] == 0:
         return None
-    return ClipFeatures(copy_id(row.id), windows, x.astype(np.float64))
+    return ClipFeatures(copy_id(row.id, kind), windows, x.astype(np.float64))
 
 
 def collect_copies(
@@ -189,12 +200,14 @@ def with_original_aasist(
     }
 
 
-def add_kind_options(parser: argparse.ArgumentParser) -> None:
-    """``--quiet`` / ``--redrawn`` (one at most) into ``args.kind``; neither: ``"chain"``."""
+def add_kind_options(parser: argparse.ArgumentParser, *, combined: bool = False) -> None:
+    """``--quiet`` / ``--redrawn`` (and with ``combined`` ``--quiet-redrawn``: both kinds at
+    once, :data:`COMBINED`; one option at most) into ``args.kind``; none: ``"chain"``."""
     kinds = parser.add_mutually_exclusive_group()
-    for kind in KINDS[1:]:
-        kinds.add_argument(f"--{kind}", dest="kind", action="store_const", const=kind,
-                           default=KINDS[0], help=f"{kind} copies, not chain copies")  # fmt: skip
+    for kind in (*KINDS[1:], *((COMBINED,) if combined else ())):
+        kinds.add_argument(f"--{kind.replace('+', '-')}", dest="kind", action="store_const",
+                           const=kind, default=KINDS[0],
+                           help=f"{kind} copies, not chain copies")  # fmt: skip
 
 
 def training_pool(cfg: TrainConfig) -> list[CorpusRow]:

@@ -20,7 +20,7 @@ reference.
 ``--quiet`` / ``--redrawn``: the same harness with quiet copies (``chain_copies``: the row's own
 telephone window without its noise) or redrawn ones (the same crop through a second channel
 draw) instead, one arm on the shipped blocks (:func:`channel_variants`); results and report
-part of their own.
+part of their own. ``--quiet-redrawn``: both at once, each row with one copy of each kind.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ import numpy as np
 
 from models.synth_head import LogisticHead, PeopleDensity
 from models.training.chain_copies import (
+    COMBINED,
     KINDS,
     add_kind_options,
     collect_copies,
@@ -85,8 +86,9 @@ from models.training.synth_fit import (
 
 log = logging.getLogger(__name__)
 
-RESULTS = {kind: REPO_DIR / "runs" / "loso_voice" / f"{kind}aug.json" for kind in KINDS}
-MARK = {kind: f"{kind}aug" for kind in KINDS}  # each study's generated part of unseen_sources.md
+STUDIES = (*KINDS, COMBINED)
+RESULTS = {kind: REPO_DIR / "runs" / "loso_voice" / f"{kind}aug.json" for kind in STUDIES}
+MARK = {kind: f"{kind}aug" for kind in STUDIES}  # each study's generated part of unseen_sources.md
 WINDOW_BLOCKS_BASE = "whisper+lfcc (session 7)"  # the second arm's reference
 
 
@@ -197,8 +199,7 @@ def run_arm(
     shipped, cfg, rows, calls = inputs.shipped, inputs.cfg, inputs.rows, inputs.calls
     fit_ids = train_ids(rows, cfg)
     pool = [r for r in rows if r.id in fit_ids and r.id in inputs.tel]
-    copied = {original_id(k) for k in copies}
-    copy_rows = [copy_row(r) for r in pool if r.id in copied]
+    copy_rows = copies_of(pool, copies)
     tel = inputs.tel | copies
     select = {k for k, v in dev_halves([*rows, *calls]).items() if v == "select"}
     sources = held_out_sources([r for r in rows if r.id in inputs.tel])
@@ -268,6 +269,12 @@ def run_arm(
     return out
 
 
+def copies_of(rows: Sequence[CorpusRow], copies: dict[str, ClipFeatures]) -> list[CorpusRow]:
+    """The copy rows among ``copies`` (by copy id) of ``rows``, in the rows' order, each row's
+    kinds in :data:`KINDS` order."""
+    return [copy_row(r, kind) for r in rows for kind in KINDS if copy_id(r.id, kind) in copies]
+
+
 def run(*, kind: str = "chain", progress: bool = False) -> dict[str, Any]:
     """The arms of ``kind``'s copies (:func:`chain_variants`, :func:`channel_variants`) and the
     source probe on the people's copies: can a speaker's recording source still be named once
@@ -278,18 +285,24 @@ def run(*, kind: str = "chain", progress: bool = False) -> dict[str, Any]:
     started = time.monotonic()
     inputs = fold_inputs(None)
     cfg = inputs.cfg
-    copies = collect_copies(training_pool(cfg), cfg=cfg, encoder=None, kind=kind)  # cached
+    kinds = kind.split("+")  # COMBINED: a copy of each kind per row
+    copies: dict[str, ClipFeatures] = {}
+    for one in kinds:
+        copies |= collect_copies(training_pool(cfg), cfg=cfg, encoder=None, kind=one)  # cached
     full = with_original_aasist(copies, inputs.tel)
     out: dict[str, Any] = {"arms": {}, "copies": len(full), "kind": kind}
     arms = chain_variants(cfg) if kind == "chain" else channel_variants(cfg, kind)
+    copies_key = "+".join(copy_digest(one) for one in kinds)
     for arm, variants in arms.items():
         out["arms"][arm] = run_arm(variants, inputs=inputs, copies=full,
-                                   copies_key=copy_digest(kind), progress=progress)  # fmt: skip
-    copied = [r for r in inputs.rows if copy_id(r.id) in full]
+                                   copies_key=copies_key, progress=progress)  # fmt: skip
+    copy_rows = copies_of(inputs.rows, full)
+    have = {original_id(r.id) for r in copy_rows}
     layout = block_columns(cfg.spec.blocks, next(iter(inputs.tel.values())).x.shape[1])
     window = {b: c for b, c in layout.items() if b != "aasist"}
-    out["probe_originals"] = source_probe(copied, inputs.tel, window)
-    out["probe_copies"] = source_probe([copy_row(r) for r in copied], full, window)
+    out["probe_originals"] = source_probe([r for r in inputs.rows if r.id in have], inputs.tel,
+                                          window)  # fmt: skip
+    out["probe_copies"] = source_probe(copy_rows, full, window)
     out["seconds"] = round(time.monotonic() - started, 1)
     return out
 
@@ -326,7 +339,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from models.training.text_report import write_generated
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    add_kind_options(parser)
+    add_kind_options(parser, combined=True)
     parser.add_argument("--render", action="store_true", help="only rewrite the report's "
                         "generated part from the study's results file")  # fmt: skip
     args = parser.parse_args(argv)

@@ -13,6 +13,7 @@ import soundfile as sf
 
 from models.synth_head import AASIST_DIM, FeatureSpec, LogisticHead
 from models.training.chain_copies import (
+    COMBINED,
     KINDS,
     add_kind_options,
     copy_digest,
@@ -27,6 +28,7 @@ from models.training.loso_chainaug import (
     augmented_weights,
     chain_variants,
     channel_variants,
+    copies_of,
     fit_with_copies,
 )
 from models.training.loso_voice import FoldData, Variant, run_folds
@@ -204,7 +206,7 @@ def test_quiet_copies_are_cached_apart_from_chain_copies(
     chain_copy = copy_features(r, cfg=cfg, encoder=None)
     quiet = copy_features(r, cfg=cfg, encoder=None, kind="quiet")
     assert chain_copy is not None and quiet is not None
-    assert quiet.row_id == copy_id(r.id)
+    assert quiet.row_id == copy_id(r.id, "quiet") and chain_copy.row_id == copy_id(r.id)
     assert np.array_equal(quiet.windows, chain_copy.windows)
     assert not np.allclose(quiet.x, chain_copy.x)
     folders = {p.parent.parent.name for p in (tmp_path / "cache").rglob("*.npz")}
@@ -216,7 +218,7 @@ def test_quiet_copies_are_cached_apart_from_chain_copies(
         copy_digest("loud")
 
 
-@pytest.mark.parametrize("kind", ["quiet", "redrawn"])
+@pytest.mark.parametrize("kind", ["quiet", "redrawn", COMBINED])
 def test_a_channel_arm_weighs_both_classes_copies_on_the_shipped_settings(kind: str) -> None:
     cfg = TrainConfig(spec=FeatureSpec(blocks=("whisper", "lfcc", "aasist")))
     ((arm, variants),) = channel_variants(cfg, kind).items()
@@ -234,3 +236,30 @@ def test_the_copy_kind_options_default_to_chain_and_take_one_kind() -> None:
     assert [parser.parse_args(a).kind for a in ([], ["--quiet"], ["--redrawn"])] == list(KINDS)
     with pytest.raises(SystemExit):
         parser.parse_args(["--quiet", "--redrawn"])
+    with pytest.raises(SystemExit):  # copies are computed one kind at a time
+        parser.parse_args(["--quiet-redrawn"])
+    study = argparse.ArgumentParser()
+    add_kind_options(study, combined=True)
+    assert study.parse_args(["--quiet-redrawn"]).kind == COMBINED
+
+
+def test_a_row_may_have_a_copy_of_each_kind_each_weighed_and_tied_as_one() -> None:
+    """The combined study: every training row with a quiet and a redrawn copy; ids apart, both
+    back to the original, each at its share of the original's weight, rows' order kept."""
+    rows = fold_world_rows()
+    train = [r for r in rows if r.split == "train"]
+    ids = {copy_id(r.id, k) for r in train for k in KINDS}
+    assert len(ids) == 3 * len(train) and {original_id(i) for i in ids} == {r.id for r in train}
+    assert original_id("a#b") == "a#b"  # only a copy kind's tag is taken off
+    copies = {copy_id(r.id, k): None for r in train[::-1] for k in ("redrawn", "quiet")}
+    both = copies_of(rows, copies)  # type: ignore[arg-type]
+    assert [c.id for c in both] == [copy_id(r.id, k) for r in train for k in ("quiet", "redrawn")]
+    cfg = TrainConfig(row_weights_grid=("source",))
+    w = augmented_weights(train, both, cfg, weight=0.5)
+    index = {r.id: i for i, r in enumerate(train)}
+    for j, c in enumerate(both):
+        assert w[len(train) + j] == pytest.approx(0.5 * w[index[original_id(c.id)]])
+    tied = tied_to_source([*rows, *both], "held")
+    assert {
+        copy_id(r.id, k) for r in train if r.source == "held" for k in ("quiet", "redrawn")
+    } <= tied
