@@ -86,7 +86,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-
 class PromptLookup(Protocol):
     """Each call's ``prompt_seen_before`` evidence from an index over the other calls given
     (None: no other call carried its prompt); (decoded call, caller's transcript) in, with each
