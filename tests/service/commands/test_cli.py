@@ -121,3 +121,17 @@ def test_summary_of_an_uncertain_verdict_says_it_cannot_tell_and_shows_the_band(
     assert "无法判断来电的是机器人还是真人" in zh and "10 % 至 90 % 之间无法判断" in zh
     no_band = format_summary(dataclasses.replace(verdict, person_threshold=None), lang="en")
     assert "cannot tell" not in no_band.lower() and "(robot at 90 % or more)" in no_band
+
+
+def test_summary_of_a_mono_call_names_the_voice_taken_as_the_caller() -> None:
+    import dataclasses
+
+    from service.commands.analyze import format_summary
+    from tests.pipeline.test_report import make_verdict
+
+    plain = make_verdict(label=Label.HUMAN)
+    assert plain.audio.channels == 1 and "two voices" not in format_summary(plain)
+    mono = dataclasses.replace(plain, caller_turns=((2.0, 5.5), (9.0, 12.0), (70.0, 71.5)))
+    en, zh = format_summary(mono, lang="en"), format_summary(mono, lang="zh")
+    assert "the caller is taken to be the one speaking 8 s in 3 turn(s), first at 0:02" in en
+    assert "来电方判为说话 8 秒、共 3 段、首次在 0:02" in zh
