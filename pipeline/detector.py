@@ -35,6 +35,7 @@ from pipeline.types import (
     TextClassifier,
     Transcriber,
     Transcript,
+    Turns,
     Verdict,
 )
 
@@ -165,7 +166,7 @@ class Detector:
             caller_turns=caller_turns,
         )
 
-    def caller_turns(self, audio: Audio) -> tuple[tuple[float, float], ...] | None:
+    def caller_turns(self, audio: Audio) -> Turns | None:
         """The caller's speech of a mono recording as :meth:`detect_audio` splits it (its
         verdict's ``caller_turns``); None for stereo or without a diarizer. For code that needs
         the turns without a verdict (a carrier's index over simulated calls)."""

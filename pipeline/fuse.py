@@ -51,6 +51,7 @@ from pipeline.types import (
     Provenance,
     TextScore,
     Transcript,
+    Turns,
     Verdict,
 )
 
@@ -215,7 +216,7 @@ def fuse(
     provenance: Provenance,
     config: FusionConfig,
     model: FusionModel | None = None,
-    caller_turns: tuple[tuple[float, float], ...] | None = None,
+    caller_turns: Turns | None = None,
 ) -> Verdict:
     """Combine the branches into a :class:`Verdict`.
 

@@ -190,6 +190,9 @@ def spoken_units(transcript: Transcript) -> int:
     return len(_UNIT_RE.findall(transcript.text))
 
 
+Turns = tuple[tuple[float, float], ...]  # speech intervals (start_s, end_s), sorted
+
+
 @dataclass(frozen=True, slots=True)
 class Verdict:
     """The answer to two questions (issue 13): who called, and what the call was.
@@ -220,7 +223,7 @@ class Verdict:
     person_threshold: float | None = None
     # mono recordings: the speech the diarizer took as the caller's, (start_s, end_s) sorted;
     # None: the caller has a channel of its own (stereo), or the mix was not split
-    caller_turns: tuple[tuple[float, float], ...] | None = None
+    caller_turns: Turns | None = None
 
     @property
     def caller_certainty(self) -> CallerCertainty:
@@ -370,7 +373,7 @@ class ContextCue(Protocol):
         audio: Audio,
         transcript: Transcript,
         *,
-        caller_turns: tuple[tuple[float, float], ...] | None = None,
+        caller_turns: Turns | None = None,
     ) -> Evidence | None:
         """Evidence about the decoded call and its caller's transcript, or None (nothing known).
 

@@ -13,6 +13,7 @@ from pipeline.types import (
     Segment,
     TextScore,
     Transcript,
+    Turns,
 )
 
 
@@ -100,14 +101,14 @@ class FakeContextCue:
     def __init__(self, evidence: Evidence | None) -> None:
         self.evidence = evidence
         self.calls: list[tuple[str, str]] = []
-        self.turns: list[tuple[tuple[float, float], ...] | None] = []
+        self.turns: list[Turns | None] = []
 
     def __call__(
         self,
         audio: Audio,
         transcript: Transcript,
         *,
-        caller_turns: tuple[tuple[float, float], ...] | None = None,
+        caller_turns: Turns | None = None,
     ) -> Evidence | None:
         self.calls.append((audio.info.sha256, transcript.text))
         self.turns.append(caller_turns)

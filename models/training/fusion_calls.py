@@ -75,6 +75,7 @@ from pipeline.types import (
     SyntheticVoiceScorer,
     TextScore,
     Transcript,
+    Turns,
 )
 
 if TYPE_CHECKING:
@@ -95,7 +96,7 @@ class PromptLookup(Protocol):
         self,
         calls: Sequence[tuple[Audio, str]],
         *,
-        caller_turns: Sequence[tuple[tuple[float, float], ...] | None] | None = None,
+        caller_turns: Sequence[Turns | None] | None = None,
     ) -> Sequence[Evidence | None]: ...
 
 

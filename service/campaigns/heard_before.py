@@ -18,7 +18,7 @@ from typing import Any
 
 from pipeline.fingerprint import landmarks, landmarks_from_bytes
 from pipeline.messages import make_evidence
-from pipeline.types import Audio, Evidence, Transcript
+from pipeline.types import Audio, Evidence, Transcript, Turns
 from service.campaigns.index import (
     EVIDENCE_NAME,
     MAX_EVIDENCE_WEIGHT,
@@ -29,8 +29,6 @@ from service.campaigns.index import (
     PromptIndex,
     Sightings,
 )
-
-Turns = tuple[tuple[float, float], ...]  # a mono call's caller speech, (start_s, end_s)
 
 
 def evidence_weight(sightings: Sightings, method: MatchMethod, *, share: float = 1.0) -> float:

@@ -56,6 +56,7 @@ from pipeline.fingerprint import (
     text_minhash,
     text_shingles,
 )
+from pipeline.types import Turns
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +119,7 @@ class CallPrint:
     start_time: str | None = None  # ISO 8601
     # a mono call: the caller's speech (s), Verdict.caller_turns; the landmarks cover the whole
     # mix, but only these turns count in the replayed share. None: all of it is the caller's
-    caller_turns: tuple[tuple[float, float], ...] | None = None
+    caller_turns: Turns | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -344,9 +345,7 @@ class PromptIndex:
                 ((key, prompt_id) for key in _lsh_bands(minhash)),
             )
 
-    def _match_audio(
-        self, marks: np.ndarray, caller_turns: tuple[tuple[float, float], ...] | None
-    ) -> PromptMatch | None:
+    def _match_audio(self, marks: np.ndarray, caller_turns: Turns | None) -> PromptMatch | None:
         if len(marks) < SAME_PROMPT_MIN_ALIGNED:
             return None
         self._db.execute("DELETE FROM query")
