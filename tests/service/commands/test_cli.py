@@ -133,5 +133,5 @@ def test_summary_of_a_mono_call_names_the_voice_taken_as_the_caller() -> None:
     assert plain.audio.channels == 1 and "two voices" not in format_summary(plain)
     mono = dataclasses.replace(plain, caller_turns=((2.0, 5.5), (9.0, 12.0), (70.0, 71.5)))
     en, zh = format_summary(mono, lang="en"), format_summary(mono, lang="zh")
-    assert "the caller is taken to be the one speaking 8 s in 3 turn(s), first at 0:02" in en
-    assert "来电方判为说话 8 秒、共 3 段、首次在 0:02" in zh
+    assert "the caller is taken to be the one speaking 8 s in 3 turn(s), first at 0:02.0" in en
+    assert "来电方判为说话 8 秒、共 3 段、首次在 0:02.0" in zh

@@ -618,6 +618,23 @@ def test_non_default_threshold_is_on_page_one(
     assert "默认为" not in first
 
 
+def test_a_mono_call_s_pack_names_the_voice_taken_as_the_caller(
+    recording: tuple[bytes, Audio], signing_key: Ed25519PrivateKey
+) -> None:
+    from pypdf import PdfReader
+
+    original, audio = recording
+    turns = ((2.0, 5.5), (9.0, 12.0), (70.0, 71.5))
+    verdict = dataclasses.replace(make_verdict(original), caller_turns=turns)
+    assert verdict.audio.channels == 1
+    pack = build_pack(original, verdict, CASE, signing_key=signing_key, audio=audio)
+    pages = PdfReader(io.BytesIO(read(pack, "report.pdf"))).pages
+    squeezed = "".join(p.extract_text() for p in pages).replace(" ", "").replace("\n", "")
+    assert "caller=thevoicespeaking8sin3turn(s)from0:02.0(mono,twovoicestoldapart)" in squeezed
+    report = json.loads(read(pack, "report.json"))
+    assert report["verdict"]["caller_turns"] == [list(t) for t in turns]
+
+
 def test_an_uncertain_verdict_is_marked_not_sufficient_alone_for_a_complaint(
     recording: tuple[bytes, Audio], signing_key: Ed25519PrivateKey
 ) -> None:
