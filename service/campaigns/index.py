@@ -221,16 +221,21 @@ class PromptIndex:
     def match(self, call: CallPrint) -> PromptMatch | None:
         """The campaign whose exemplar this call replays, by audio first, then by transcript.
 
-        A call already sighted matches its campaign as it first did (the call that founded it,
-        and sightings recorded before methods were kept, count as an audio match), with the
-        replayed share it had then (1 for sightings recorded before shares were kept; for the
-        call that founded the campaign, the largest share of the calls that matched it).
+        A call already sighted matches its campaign as it first did (sightings recorded before
+        methods were kept count as an audio match), with the replayed share it had then (1 for
+        sightings recorded before shares were kept). The call that founded the campaign matches
+        as the other calls joined it: by audio, with the largest share of them, if any call did;
+        by text if calls joined by their transcripts only (the same script, not the same
+        recording).
         """
         known = self._known(call.call_key)
         if known:
-            method: MatchMethod = "text" if known[1] == "text" else "audio"
-            share = 1.0 if known[2] is None else known[2]
-            return PromptMatch(known[0], method, score=math.inf, coverage=1.0, share=share)
+            campaign_id, how, share = known
+            if how == "new":
+                how = self._joined_by(campaign_id)
+            method: MatchMethod = "text" if how == "text" else "audio"
+            share = 1.0 if share is None or method == "text" else share
+            return PromptMatch(campaign_id, method, score=math.inf, coverage=1.0, share=share)
         return self._match_audio(call.landmarks, call.caller_turns) or self._match_text(
             call.transcript
         )
@@ -242,6 +247,18 @@ class PromptIndex:
             (call_key,),
         ).fetchone()
         return None if row is None else (row[0], row[1], row[2])
+
+    def _joined_by(self, campaign_id: str) -> str:
+        """How the other calls joined a campaign: "audio" if any did by audio (or none joined
+        yet), "text" if all by transcript."""
+        methods = {
+            m
+            for (m,) in self._db.execute(
+                "SELECT DISTINCT method FROM sightings WHERE campaign_id=? AND method!='new'",
+                (campaign_id,),
+            )
+        }
+        return "text" if methods == {"text"} else "audio"
 
     def commit(self) -> None:
         self._db.commit()

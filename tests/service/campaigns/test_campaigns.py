@@ -132,6 +132,9 @@ def test_text_near_duplicates_join_when_audio_does_not(tmp_path: Path) -> None:
         again, how = index.add(CallPrint("b", empty, SCRIPT.replace("城南", "城北"), "+2"))
         assert again == a and how is not None and how.method == "text"
         assert index.add(CallPrint("a", empty, SCRIPT, "+1")) == (a, None)
+        # the founder is looked up as the others joined it: the same script, not the same audio
+        founder = index.match(CallPrint("a", empty, SCRIPT, "+1"))
+        assert founder is not None and founder.method == "text" and founder.share == 1.0
 
 
 def test_prompt_seen_before_is_structure_evidence(tmp_path: Path) -> None:
