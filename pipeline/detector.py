@@ -137,7 +137,7 @@ class Detector:
             cues = dataclasses.replace(
                 cues, evidence=(*cues.evidence, synthetic_voice_evidence(synth))
             )
-        caller_turns = None if mono_turns is None else mono_turns.caller
+        caller_turns = split_caller(mono_turns)
         context = tuple(
             e
             for cue in self.context_cues
@@ -168,11 +168,11 @@ class Detector:
 
     def caller_turns(self, audio: Audio) -> Turns | None:
         """The caller's speech of a mono recording as :meth:`detect_audio` splits it (its
-        verdict's ``caller_turns``); None for stereo or without a diarizer. For code that needs
-        the turns without a verdict (a carrier's index over simulated calls)."""
+        verdict's ``caller_turns``); None for stereo, one voice or without a diarizer. For code
+        that needs the turns without a verdict (a carrier's index over simulated calls)."""
         if self.diarizer is None or audio.other_party() is not None:
             return None
-        return self.diarizer(audio.caller()).caller
+        return split_caller(self.diarizer(audio.caller()))
 
     def _behaviour(
         self,
@@ -191,6 +191,12 @@ class Detector:
         if mono_turns is None:
             return ()
         return behaviour_cues(mono_turns, caller_samples=audio.caller(), is_stereo=False)
+
+
+def split_caller(turns: PartyTurns | None) -> Turns | None:
+    """The caller's speech of a mono recording the diarizer split into two voices; None when
+    it heard one voice (nothing was told apart) or did not run."""
+    return turns.caller if turns is not None and turns.callee else None
 
 
 SYNTH_WEIGHT_CLIP = 3.0  # |weight| cap of the synthetic-voice evidence, in robot-logit units

@@ -221,8 +221,8 @@ class Verdict:
     # robot_probability below this: a live person; from it up to `threshold`: uncertain (the
     # caller question is left open, issue 13); None: no band (verdicts before schema 3).
     person_threshold: float | None = None
-    # mono recordings: the speech the diarizer took as the caller's, (start_s, end_s) sorted;
-    # None: the caller has a channel of its own (stereo), or the mix was not split
+    # mono recordings split into two voices: the speech the diarizer took as the caller's;
+    # None: the caller has a channel of its own (stereo), or one voice was heard (not split)
     caller_turns: Turns | None = None
 
     @property

@@ -197,6 +197,11 @@ def test_a_mono_verdict_names_the_caller_turns_and_its_context_cues_get_them(
     assert mono.caller_turns == turns and cue.turns == [turns]
     assert detector.caller_turns(load_audio(path, limits=AudioLimits())) == turns
     assert Verdict.from_dict(json.loads(json.dumps(mono.to_dict()))).caller_turns == turns
+    one_voice = dataclasses.replace(
+        detector, diarizer=lambda x: PartyTurns(((0.0, 6.5),), (), caller_reason="one voice")
+    )
+    assert one_voice.detect(path).caller_turns is None  # nothing was told apart
+    assert one_voice.caller_turns(load_audio(path, limits=AudioLimits())) is None
     two = make_wav(kind=("robot", "human"), duration_s=5.0, channels=2)
     stereo = detector.detect(two)
     assert stereo.caller_turns is None and cue.turns[-1] is None  # the channel is the caller's
