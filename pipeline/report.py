@@ -64,6 +64,11 @@ TEXT: dict[str, tuple[str, str]] = {
         "probability at or above it is judged a robot.",
     ),
     "robot_if": ("≥ {t} 判为机器人", "≥ {t} → robot"),
+    "mono_caller": (
+        "单声道录音，已区分两个声音：来电方判为说话 {s:.0f} 秒、共 {n} 段、首次在 {t} 的那一方",
+        "Mono recording, two voices told apart: the caller is taken to be the one speaking "
+        "{s:.0f} s in {n} turn(s), first at {t}",
+    ),
     "uncertain_if": ("{l} 至 {t} 之间无法判断", "{l} to {t} → cannot tell"),
     "uncertain_notice": (
         "仅凭这份判断不足以投诉来电是机器人：请先听录音，投诉时写明您听到的内容。",
@@ -375,6 +380,16 @@ def band_text(verdict: Verdict, lang: Lang) -> str:
     return text("uncertain_if", lang).format(
         l=format_threshold_percent(lower), t=format_threshold_percent(verdict.threshold)
     )
+
+
+def mono_caller_sentence(verdict: Verdict, lang: Lang) -> str:
+    """Which voice of a mono recording the analysis took as the caller (its speech time, turns
+    and first turn); "" unless the mix was split into two voices (``Verdict.caller_turns``)."""
+    turns = verdict.caller_turns
+    if not turns:
+        return ""
+    spoken = sum(end - start for start, end in turns)
+    return text("mono_caller", lang).format(s=spoken, n=len(turns), t=format_clock(turns[0][0]))
 
 
 def uncertain_notice(verdict: Verdict, lang: Lang) -> str:

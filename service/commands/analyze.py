@@ -161,11 +161,6 @@ _SUMMARY: dict[str, tuple[str, str]] = {
     ),
     "band": ("; cannot tell from {l}", "；{l} 至 {t} 之间无法判断"),
     "caller": ("Caller on channel {c}: {why}", "来电方在第 {c} 声道：{why}"),
-    "mono_caller": (
-        "Mono recording, two voices told apart: the caller is taken to be the one speaking "
-        "{s:.0f} s in {n} turn(s), first at {t}",
-        "单声道录音，已区分两个声音：来电方判为说话 {s:.0f} 秒、共 {n} 段、首次在 {t} 的那一方",
-    ),
     "reasons": (
         "Why (+ towards robot, - towards a live person):",
         "依据（+ 更像机器人，- 更像真人）：",
@@ -210,10 +205,9 @@ def format_summary(verdict: Verdict, *, lang: Lang = "en") -> str:
     if info.channels > 1:
         lines.append(_say("caller", lang, c=info.caller_channel, why=info.caller_channel_reason))
     elif verdict.caller_turns:  # the behaviour cues and the prompt index heard this voice
-        turns = verdict.caller_turns
-        spoken = sum(end - start for start, end in turns)
-        first = format_clock(turns[0][0])
-        lines.append(_say("mono_caller", lang, s=spoken, n=len(turns), t=first))
+        from pipeline.report import mono_caller_sentence  # phonenumbers: not for --help
+
+        lines.append(mono_caller_sentence(verdict, lang))
     lines.append(_say("reasons", lang))
     shown = [e for e in verdict.evidence if e.weight != 0.0][:TOP_REASONS]
     for e in shown or verdict.evidence[:TOP_REASONS]:

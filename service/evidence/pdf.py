@@ -406,24 +406,16 @@ def _case_rows(verdict: Verdict, inputs: PdfInputs, lang: Lang) -> list[tuple[st
             both("recording", lang),
             f"{info.name} · {info.container}/{info.codec} · "
             f"{info.sample_rate_hz} Hz · {info.channels} ch · "
-            f"{info.size_bytes:,} bytes" + _caller_line(verdict),
+            f"{info.size_bytes:,} bytes"
+            + (
+                f"\ncaller = channel {info.caller_channel} ({info.caller_channel_reason})"
+                if info.channels > 1
+                else ""
+            )
+            + ("\n" + rp.mono_caller_sentence(verdict, lang) if verdict.caller_turns else ""),
         ),
         (both("recording_sha256", lang), info.sha256),
     ]
-
-
-def _caller_line(verdict: Verdict) -> str:
-    """Which side the analysis took as the caller: a stereo channel, or a mono voice's turns."""
-    info = verdict.audio
-    if info.channels > 1:
-        return f"\ncaller = channel {info.caller_channel} ({info.caller_channel_reason})"
-    if not verdict.caller_turns:
-        return ""
-    spoken = sum(end - start for start, end in verdict.caller_turns)
-    return (
-        f"\ncaller = the voice speaking {spoken:.0f} s in {len(verdict.caller_turns)} turn(s) "
-        f"from {format_clock(verdict.caller_turns[0][0])} (mono, two voices told apart)"
-    )
 
 
 def _reasons_table(verdict: Verdict, lang: Lang, st: dict[str, ParagraphStyle]) -> Table:

@@ -630,7 +630,7 @@ def test_a_mono_call_s_pack_names_the_voice_taken_as_the_caller(
     pack = build_pack(original, verdict, CASE, signing_key=signing_key, audio=audio)
     pages = PdfReader(io.BytesIO(read(pack, "report.pdf"))).pages
     squeezed = "".join(p.extract_text() for p in pages).replace(" ", "").replace("\n", "")
-    assert "caller=thevoicespeaking8sin3turn(s)from0:02.0(mono,twovoicestoldapart)" in squeezed
+    assert "单声道录音，已区分两个声音：来电方判为说话8秒、共3段、首次在0:02.0的那一方" in squeezed
     report = json.loads(read(pack, "report.json"))
     assert report["verdict"]["caller_turns"] == [list(t) for t in turns]
 
