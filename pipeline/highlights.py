@@ -43,11 +43,13 @@ def highlight_spans(verdict: Verdict) -> tuple[Highlight, ...]:
         the caller's transcript segments they overlap (text cues can start on a callee turn);
         acoustic spans are the caller channel's by construction (a digital silence lies between
         the caller's sentences). ``caller_segments`` says which caller lines to mark: a
-        renderer marks those, never a line of ``other_party_transcript``.
+        renderer marks those, never a line of ``other_party_transcript`` nor one a mono
+        recording's split gives the callee (:attr:`~pipeline.types.Verdict.transcript_speakers`).
     """
     side = 1.0 if verdict.label is Label.ROBOT else -1.0
     duration_s = max(verdict.audio.duration_s, 1e-9)
     segments = verdict.transcript.segments
+    said_by_caller = [who == "caller" for who in verdict.transcript_speakers]
     out = []
     for e in verdict.evidence:
         if e.span_s is None or side * e.weight < MIN_WEIGHT:
@@ -56,7 +58,9 @@ def highlight_spans(verdict: Verdict) -> tuple[Highlight, ...]:
         if end_s - start_s > MAX_CALL_FRACTION * duration_s:
             continue
         overlapping = tuple(
-            i for i, s in enumerate(segments) if s.start_s < end_s and s.end_s > start_s
+            i
+            for i, s in enumerate(segments)
+            if said_by_caller[i] and s.start_s < end_s and s.end_s > start_s
         )
         if _is_text(e):
             if not overlapping:

@@ -432,6 +432,12 @@ _WHO_UNCERTAIN = (
     "Cannot tell whether a robot or a live person called ({lean}, {p})",
     "无法判断来电的是机器人还是真人（{lean}，{p}）",
 )
+_CALLER_CHANNEL = ("Caller on channel {c}: {why}", "来电方在第 {c} 声道：{why}")
+_CALLER_VOICE = (
+    "Mono recording, two voices told apart: the caller is taken to be the one speaking "
+    "{s:.0f} s in {n} turn(s), first at {t}",
+    "单声道录音，已区分两个声音：来电方判为说话 {s:.0f} 秒、共 {n} 段、首次在 {t} 的那一方",
+)
 _LEANS_ROBOT = ("leans robot", "倾向机器人")
 _LEANS_PERSON = ("leans live person", "倾向真人")
 _LISTEN = ("listen before reporting", "举报前请先听录音")
@@ -603,6 +609,22 @@ def caller_text(verdict: Verdict, lang: Lang) -> str:
     if verdict.label is Label.ROBOT:
         return _pick(_WHO_ROBOT_SELLING if verdict.sales_pitch_heard else _WHO_ROBOT, lang)
     return _pick(_WHO_PERSON, lang)
+
+
+def caller_side(verdict: Verdict, lang: Lang) -> str:
+    """Which part of the recording the analysis heard as the caller: the channel of a stereo
+    call (and why), or the voice a mono recording was split into (its speech time, turns and
+    first turn); "" for a mono recording of one voice (all of it is the caller's)."""
+    info = verdict.audio
+    if info.channels > 1:
+        return _pick(_CALLER_CHANNEL, lang).format(
+            c=info.caller_channel, why=info.caller_channel_reason
+        )
+    turns = verdict.caller_turns
+    if not turns:
+        return ""
+    spoken = sum(end - start for start, end in turns)
+    return _pick(_CALLER_VOICE, lang).format(s=spoken, n=len(turns), t=format_clock(turns[0][0]))
 
 
 def call_text(verdict: Verdict, lang: Lang) -> str:

@@ -34,7 +34,7 @@ from pipeline.messages import (
     headline,
 )
 from pipeline.privacy import RECITAL_KINDS, RecitalFlag
-from pipeline.types import Evidence, Label, Verdict
+from pipeline.types import Evidence, Label, Speaker, Verdict
 
 log = logging.getLogger(__name__)
 
@@ -64,11 +64,6 @@ TEXT: dict[str, tuple[str, str]] = {
         "probability at or above it is judged a robot.",
     ),
     "robot_if": ("≥ {t} 判为机器人", "≥ {t} → robot"),
-    "mono_caller": (
-        "单声道录音，已区分两个声音：来电方判为说话 {s:.0f} 秒、共 {n} 段、首次在 {t} 的那一方",
-        "Mono recording, two voices told apart: the caller is taken to be the one speaking "
-        "{s:.0f} s in {n} turn(s), first at {t}",
-    ),
     "uncertain_if": ("{l} 至 {t} 之间无法判断", "{l} to {t} → cannot tell"),
     "uncertain_notice": (
         "仅凭这份判断不足以投诉来电是机器人：请先听录音，投诉时写明您听到的内容。",
@@ -300,7 +295,7 @@ class Reason:
 
 @dataclass(frozen=True, slots=True)
 class TranscriptRow:
-    speaker: str  # "caller" | "callee"
+    speaker: Speaker
     start_s: float
     end_s: float
     text: str
@@ -382,16 +377,6 @@ def band_text(verdict: Verdict, lang: Lang) -> str:
     )
 
 
-def mono_caller_sentence(verdict: Verdict, lang: Lang) -> str:
-    """Which voice of a mono recording the analysis took as the caller (its speech time, turns
-    and first turn); "" unless the mix was split into two voices (``Verdict.caller_turns``)."""
-    turns = verdict.caller_turns
-    if not turns:
-        return ""
-    spoken = sum(end - start for start, end in turns)
-    return text("mono_caller", lang).format(s=spoken, n=len(turns), t=format_clock(turns[0][0]))
-
-
 def uncertain_notice(verdict: Verdict, lang: Lang) -> str:
     """Why an uncertain verdict is not enough alone for a complaint; "" for a decided one."""
     if verdict.caller_certainty != "uncertain" or verdict.person_threshold is None:
@@ -454,9 +439,12 @@ def reasons(verdict: Verdict, lang: Lang, *, limit: int = 12) -> tuple[Reason, .
 
 
 def transcript_rows(verdict: Verdict) -> tuple[TranscriptRow, ...]:
-    """Caller and (stereo) callee segments interleaved in time."""
+    """Caller and callee segments interleaved in time: the callee's from its own channel
+    (stereo) or, on a mono recording split into two voices, the segments said in the
+    callee's voice (:attr:`~pipeline.types.Verdict.transcript_speakers`)."""
     rows = [
-        TranscriptRow("caller", s.start_s, s.end_s, s.text) for s in verdict.transcript.segments
+        TranscriptRow(who, s.start_s, s.end_s, s.text)
+        for s, who in zip(verdict.transcript.segments, verdict.transcript_speakers, strict=True)
     ]
     if verdict.other_party_transcript is not None:
         rows += [

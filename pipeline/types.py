@@ -11,6 +11,7 @@ import enum
 import re
 import types
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -25,6 +26,7 @@ class Label(enum.StrEnum):
 
 
 CallerCertainty = Literal["robot", "person", "uncertain"]
+Speaker = Literal["caller", "callee"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +195,11 @@ def spoken_units(transcript: Transcript) -> int:
 Turns = tuple[tuple[float, float], ...]  # speech intervals (start_s, end_s), sorted
 
 
+def overlap_s(start_s: float, end_s: float, turns: Sequence[tuple[float, float]]) -> float:
+    """Seconds of ``[start_s, end_s]`` inside ``turns`` (non-overlapping intervals)."""
+    return float(sum(max(0.0, min(end_s, b) - max(start_s, a)) for a, b in turns))
+
+
 @dataclass(frozen=True, slots=True)
 class Verdict:
     """The answer to two questions (issue 13): who called, and what the call was.
@@ -247,6 +254,21 @@ class Verdict:
     def too_little_said(self) -> bool:
         """No pitch heard, and the caller said too little to tell whether it was one."""
         return not self.sales_pitch_heard and spoken_units(self.transcript) < MIN_SALES_UNITS
+
+    @property
+    def transcript_speakers(self) -> tuple[Speaker, ...]:
+        """Who said each segment of ``transcript``: the caller's, except on a mono recording
+        split into two voices, where a segment is the callee's when less than half of it lies in
+        ``caller_turns`` (the callee of a stereo call has ``other_party_transcript``)."""
+        segments = self.transcript.segments
+        if not self.caller_turns:
+            return tuple("caller" for _ in segments)
+        return tuple(
+            "caller"
+            if 2.0 * overlap_s(s.start_s, s.end_s, self.caller_turns) >= s.end_s - s.start_s
+            else "callee"
+            for s in segments
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """The one serialiser (CLI JSON, API, batch, report).

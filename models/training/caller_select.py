@@ -56,6 +56,7 @@ from models.diarize import (
 from models.training.corpus import MANIFEST_DIR, CorpusRow, read_manifest
 from models.training.eval_calls import Windows, attribution, cache_root, caller_voice, read_call
 from pipeline.behaviour import Interval, PartyTurns
+from pipeline.types import overlap_s
 from pipeline.vad import FRAME_S
 
 log = logging.getLogger("caller_select")
@@ -126,8 +127,7 @@ def structure_first(a: Sequence[Interval], b: Sequence[Interval], rule: str) -> 
 
 def opening_speech(runs: Sequence[Interval], start_s: float) -> float:
     """Seconds of ``runs`` inside ``[start_s, start_s + OPENING_S)``."""
-    end_s = start_s + OPENING_S
-    return float(sum(max(0.0, min(e, end_s) - max(s, start_s)) for s, e in runs))
+    return overlap_s(start_s, start_s + OPENING_S, runs)
 
 
 def _total(runs: Sequence[Interval]) -> float:

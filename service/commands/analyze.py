@@ -14,6 +14,7 @@ from pipeline.config import DetectorConfig
 from pipeline.errors import RobocallError
 from pipeline.messages import (
     Lang,
+    caller_side,
     evidence_sentence,
     format_clock,
     format_probability,
@@ -160,7 +161,6 @@ _SUMMARY: dict[str, tuple[str, str]] = {
         "  机器人概率 {p}（{t} 及以上判为机器人{band}）；是推销的概率 {s}",
     ),
     "band": ("; cannot tell from {l}", "；{l} 至 {t} 之间无法判断"),
-    "caller": ("Caller on channel {c}: {why}", "来电方在第 {c} 声道：{why}"),
     "reasons": (
         "Why (+ towards robot, - towards a live person):",
         "依据（+ 更像机器人，- 更像真人）：",
@@ -202,19 +202,15 @@ def format_summary(verdict: Verdict, *, lang: Lang = "en") -> str:
             s=p(verdict.sales_probability),
         ),
     ]
-    if info.channels > 1:
-        lines.append(_say("caller", lang, c=info.caller_channel, why=info.caller_channel_reason))
-    elif verdict.caller_turns:  # the behaviour cues and the prompt index heard this voice
-        from pipeline.report import mono_caller_sentence  # phonenumbers: not for --help
-
-        lines.append(mono_caller_sentence(verdict, lang))
+    if side := caller_side(verdict, lang):
+        lines.append(side)
     lines.append(_say("reasons", lang))
     shown = [e for e in verdict.evidence if e.weight != 0.0][:TOP_REASONS]
     for e in shown or verdict.evidence[:TOP_REASONS]:
         where = f" [{format_clock(e.span_s[0])}-{format_clock(e.span_s[1])}]" if e.span_s else ""
         lines.append(f"  {e.weight:+.2f}  {evidence_sentence(e, lang)}{where}")
     lines.append(_say("transcript", lang, h=_transcript_header(verdict.transcript)))
-    lines.extend(_transcript_lines(verdict.transcript, verdict.other_party_transcript))
+    lines.extend(_transcript_lines(verdict))
     method = verdict.provenance.fusion_method
     if lang == "zh":  # the method line is English provenance; say what it means in Chinese
         fitted = method.lower().startswith("fitted")
@@ -230,12 +226,11 @@ def _transcript_header(transcript: Transcript) -> str:
     return header
 
 
-def _transcript_lines(caller: Transcript, callee: Transcript | None) -> list[str]:
+def _transcript_lines(verdict: Verdict) -> list[str]:
     """Both parties' segments interleaved by start time."""
-    turns = [(s, "caller") for s in caller.segments]
-    if callee is not None:
-        turns += [(s, "callee") for s in callee.segments]
-    if not turns:
+    from pipeline.report import transcript_rows  # phonenumbers: not for --help
+
+    rows = transcript_rows(verdict)
+    if not rows:
         return ["  (no speech recognised)"]
-    turns.sort(key=lambda t: t[0].start_s)
-    return [f"  [{s.start_s:6.1f}-{s.end_s:6.1f}] {who}: {s.text}" for s, who in turns]
+    return [f"  [{r.start_s:6.1f}-{r.end_s:6.1f}] {r.speaker}: {r.text}" for r in rows]

@@ -39,7 +39,13 @@ from reportlab.platypus import (
 from pipeline import limits
 from pipeline import report as rp
 from pipeline.errors import RobocallError
-from pipeline.messages import Lang, format_clock, format_robot_probability, format_threshold_percent
+from pipeline.messages import (
+    Lang,
+    caller_side,
+    format_clock,
+    format_robot_probability,
+    format_threshold_percent,
+)
 from pipeline.privacy import RecitalFlag, has_cjk
 from pipeline.report import CaseInfo, both, text
 from pipeline.types import Verdict
@@ -407,12 +413,7 @@ def _case_rows(verdict: Verdict, inputs: PdfInputs, lang: Lang) -> list[tuple[st
             f"{info.name} · {info.container}/{info.codec} · "
             f"{info.sample_rate_hz} Hz · {info.channels} ch · "
             f"{info.size_bytes:,} bytes"
-            + (
-                f"\ncaller = channel {info.caller_channel} ({info.caller_channel_reason})"
-                if info.channels > 1
-                else ""
-            )
-            + ("\n" + rp.mono_caller_sentence(verdict, lang) if verdict.caller_turns else ""),
+            + (f"\n{side}" if (side := caller_side(verdict, lang)) else ""),
         ),
         (both("recording_sha256", lang), info.sha256),
     ]

@@ -56,3 +56,15 @@ def test_text_spans_never_cover_the_callees_lines() -> None:
     callee = verdict.other_party_transcript
     assert callee is not None and callee.segments[0].end_s <= h.span_s[0]  # 3.4-4.0 left out
     assert h.span_s == (6.0, 9.0) and h.caller_segments == (1,)
+
+
+def test_a_mono_call_split_in_two_never_marks_the_callee_s_lines() -> None:
+    """A text cue over both lines of a mono call whose split gives the first to the callee
+    marks and covers only the caller's line."""
+    verdict = dataclasses.replace(
+        make_verdict(label=Label.ROBOT),
+        caller_turns=((6.0, 9.0),),
+        evidence=(evidence("scripted_phrase", 1.5, (0.5, 9.0), "text"),),
+    )
+    (h,) = highlight_spans(verdict)
+    assert h.caller_segments == (1,) and h.span_s == (6.0, 9.0)

@@ -86,6 +86,18 @@ def test_transcript_rows_interleave_caller_and_callee() -> None:
     assert [r.start_s for r in rows] == sorted(r.start_s for r in rows)
 
 
+def test_transcript_rows_of_a_split_mono_call_give_the_callee_its_lines() -> None:
+    """The default transcript: 0.5-3.0 and 6.0-9.0 s. With the caller's voice at 5.5-9.0 s the
+    first line is the callee's; a segment needs half its time in the caller's turns."""
+    mono = make_verdict()
+    assert [r.speaker for r in rp.transcript_rows(mono)] == ["caller", "caller"]
+    split = dataclasses.replace(mono, caller_turns=((1.0, 1.5), (5.5, 9.0)))
+    assert [r.speaker for r in rp.transcript_rows(split)] == ["callee", "caller"]
+    half = dataclasses.replace(mono, caller_turns=((1.75, 3.0), (6.0, 7.0)))
+    assert split.transcript_speakers == ("callee", "caller")
+    assert half.transcript_speakers == ("caller", "callee")  # 1.25 of 2.5 s; 1 of 3 s
+
+
 def test_case_info_validates_its_fields() -> None:
     with pytest.raises(ValueError, match="lang"):
         CaseInfo(lang="fr")

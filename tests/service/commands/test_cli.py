@@ -135,3 +135,13 @@ def test_summary_of_a_mono_call_names_the_voice_taken_as_the_caller() -> None:
     en, zh = format_summary(mono, lang="en"), format_summary(mono, lang="zh")
     assert "the caller is taken to be the one speaking 8 s in 3 turn(s), first at 0:02.0" in en
     assert "来电方判为说话 8 秒、共 3 段、首次在 0:02.0" in zh
+    assert "callee: 您好，现在有一笔低息贷款" in en  # 0.5-3.0 s: 1 s in the caller's turns
+
+
+def test_summary_of_a_stereo_call_names_the_caller_s_channel() -> None:
+    from service.commands.analyze import format_summary
+    from tests.pipeline.test_report import make_verdict
+
+    stereo = make_verdict(stereo=True)
+    assert "Caller on channel 0: " in format_summary(stereo, lang="en")
+    assert "来电方在第 0 声道：" in format_summary(stereo, lang="zh")
