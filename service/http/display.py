@@ -4,7 +4,8 @@ The page never re-implements the wording or the highlight rule: the headline com
 :func:`pipeline.messages.headline`, each reason's sentence from
 :func:`pipeline.messages.evidence_sentence`, probabilities from
 :func:`pipeline.messages.format_probability` (">99 %", never 100 %), and the spans to shade and
-the caller lines to mark from :func:`pipeline.highlights.highlight_spans`. The technical figures
+the caller lines to mark from :func:`pipeline.highlights.highlight_spans`, who said each line
+from :attr:`pipeline.types.Verdict.transcript_speakers`. The technical figures
 (log-odds, pooling) stay in the verdict's ``params``; nothing here shows them.
 """
 
@@ -20,6 +21,7 @@ from pipeline.highlights import highlight_spans
 from pipeline.messages import (
     LANGS,
     Lang,
+    caller_side,
     evidence_sentence,
     evidence_title,
     format_robot_probability,
@@ -88,6 +90,15 @@ class DisplayOut(BaseModel):
         description="'uncertain': cannot tell whether a robot or a live person called; the "
         "headline says so and asks to listen before reporting"
     )
+    caller_side: Bilingual | None = Field(
+        description="which part of the recording was heard as the caller: the channel of a "
+        "stereo call, or the voice a mono recording was split into (null: a mono recording of "
+        "one voice, all of it the caller's)"
+    )
+    speakers: list[Literal["caller", "callee"]] = Field(
+        description="who said each of verdict.transcript.segments: the callee only where a "
+        "mono recording was split into two voices (a stereo callee has its own transcript)"
+    )
     reasons: list[ReasonOut] = Field(description="the verdict's evidence, strongest first")
     highlights: list[HighlightOut] = Field(description="the parts that drove the verdict")
 
@@ -98,6 +109,7 @@ def _both(render: Callable[[Lang], str]) -> dict[str, str]:
 
 def display_json(verdict: Verdict) -> dict[str, Any]:
     """The ``display`` object of an analysis (schema :class:`DisplayOut`)."""
+    side = caller_side(verdict, "en")
     reasons = [
         {
             "name": e.name,
@@ -117,6 +129,8 @@ def display_json(verdict: Verdict) -> dict[str, Any]:
             verdict.threshold if verdict.person_threshold is None else verdict.person_threshold
         ),
         "caller_certainty": verdict.caller_certainty,
+        "caller_side": _both(lambda lang: caller_side(verdict, lang)) if side else None,
+        "speakers": list(verdict.transcript_speakers),
         "reasons": reasons,
         "highlights": [
             {"span_s": list(h.span_s), "name": h.name, "caller_segments": list(h.caller_segments)}

@@ -376,6 +376,9 @@ function renderResult(analysis) {
   $("meter-threshold").style.left = (100 * v.threshold).toFixed(1) + "%";
   $("meter-band").style.left = (100 * lower).toFixed(1) + "%";
   $("meter-band").style.width = (100 * (v.threshold - lower)).toFixed(1) + "%";
+  const side = $("caller-side");
+  side.textContent = d.caller_side ? d.caller_side[lang] : "";
+  side.hidden = !d.caller_side;
   const warnings = $("warnings");
   warnings.replaceChildren(...(analysis.warnings || []).map((w) =>
     Object.assign(document.createElement("li"), { textContent: w.message[lang] })));
@@ -408,9 +411,10 @@ function renderResult(analysis) {
     reasons.append(li);
   }
 
-  // Only the caller's lines that the highlights name are marked, never the callee's.
+  // Only the caller's lines that the highlights name are marked, never the callee's; on a mono
+  // recording split into two voices `speakers` says which lines are the callee's.
   const marked = new Set(d.highlights.flatMap((h) => h.caller_segments));
-  const lines = v.transcript.segments.map((s, i) => ({ who: "caller", marked: marked.has(i), ...s }));
+  const lines = v.transcript.segments.map((s, i) => ({ who: d.speakers[i], marked: marked.has(i), ...s }));
   if (v.other_party_transcript) {
     for (const s of v.other_party_transcript.segments) lines.push({ who: "callee", marked: false, ...s });
   }

@@ -803,6 +803,8 @@ def test_display_has_both_languages_plain_words_and_the_highlights(client: TestC
     # The whole-call text cue is not a place in the call; only caller lines are marked.
     assert [h["name"] for h in display["highlights"]] == [h.name for h in highlight_spans(verdict)]
     assert "robot_script_text" not in {h["name"] for h in display["highlights"]}
+    assert display["speakers"] == ["caller"] * len(verdict.transcript.segments)
+    assert display["caller_side"] is None  # mono, one voice
 
 
 def test_call_details_can_be_changed_and_a_bad_time_is_refused_at_once(
