@@ -210,7 +210,7 @@ def format_summary(verdict: Verdict, *, lang: Lang = "en") -> str:
         where = f" [{format_clock(e.span_s[0])}-{format_clock(e.span_s[1])}]" if e.span_s else ""
         lines.append(f"  {e.weight:+.2f}  {evidence_sentence(e, lang)}{where}")
     lines.append(_say("transcript", lang, h=_transcript_header(verdict.transcript)))
-    lines.extend(_transcript_lines(verdict))
+    lines.extend(_transcript_lines(verdict, lang))
     method = verdict.provenance.fusion_method
     if lang == "zh":  # the method line is English provenance; say what it means in Chinese
         fitted = method.lower().startswith("fitted")
@@ -226,11 +226,12 @@ def _transcript_header(transcript: Transcript) -> str:
     return header
 
 
-def _transcript_lines(verdict: Verdict) -> list[str]:
-    """Both parties' segments interleaved by start time."""
-    from pipeline.report import transcript_rows  # phonenumbers: not for --help
+def _transcript_lines(verdict: Verdict, lang: Lang) -> list[str]:
+    """Both parties' segments interleaved by start time, each with its speaker."""
+    from pipeline.report import text, transcript_rows  # phonenumbers: not for --help
 
     rows = transcript_rows(verdict)
     if not rows:
         return ["  (no speech recognised)"]
-    return [f"  [{r.start_s:6.1f}-{r.end_s:6.1f}] {r.speaker}: {r.text}" for r in rows]
+    who = {s: s if lang == "en" else text(s, lang) for s in ("caller", "callee")}
+    return [f"  [{r.start_s:6.1f}-{r.end_s:6.1f}] {who[r.speaker]}: {r.text}" for r in rows]

@@ -136,6 +136,7 @@ def test_summary_of_a_mono_call_names_the_voice_taken_as_the_caller() -> None:
     assert "the caller is taken to be the one speaking 8 s in 3 turn(s), first at 0:02.0" in en
     assert "来电方判为说话 8 秒、共 3 段、首次在 0:02.0" in zh
     assert "callee: 您好，现在有一笔低息贷款" in en  # 0.5-3.0 s: 1 s in the caller's turns
+    assert "接听方: 您好，现在有一笔低息贷款" in zh
 
 
 def test_summary_of_a_stereo_call_names_the_caller_s_channel() -> None:
