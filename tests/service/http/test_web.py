@@ -383,3 +383,43 @@ def test_an_uncertain_verdict_shows_that_it_cannot_tell_and_the_band(
         band = page.locator("#meter-band").evaluate("e => [e.style.left, e.style.width]")
         assert band == ["10%", "80%"]
         assert errors == []
+
+
+def test_a_mono_call_split_in_two_names_the_caller_s_voice_and_the_callee_s_lines(
+    browser: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 13: the page says which voice was heard as the caller and labels the other's line
+    (the fake transcript's lines: 0-1.3, 1.3-2.7, 2.7-4 s; the caller's voice from 1.4 s)."""
+    import dataclasses
+
+    from pipeline.types import Verdict
+
+    class MonoDetector(FakeDetector):
+        def detect(self, src: bytes, *, name: str | None = None) -> Verdict:
+            verdict = super().detect(src, name=name)
+            return dataclasses.replace(verdict, caller_turns=((1.4, 4.0),))
+
+    monkeypatch.setenv("ROBOCALL_KEY_DIR", str(tmp_path / "keys"))
+    app = create_app(service_settings(tmp_path))
+    app.dependency_overrides[get_detector] = lambda: MonoDetector()
+    recording = tmp_path / "call.wav"
+    recording.write_bytes(robot_like_wav())
+    with live_server(app) as url:
+        page = browser.new_context(locale="en-US").new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(url + "/")
+        page.set_input_files("#file-input", str(recording))
+        page.wait_for_selector("#verdict-card", state="visible", timeout=15_000)
+        side = page.locator("#caller-side")
+        assert side.is_visible() and side.inner_text().startswith(
+            "Mono recording, two voices told apart: the caller is taken to be the one speaking 3 s"
+        )
+        lines = page.locator("#transcript li")
+        assert [lines.nth(i).get_attribute("class").split()[-1] for i in range(3)] == [
+            "callee",
+            "caller",
+            "caller",
+        ]
+        assert "suspicious" not in (lines.nth(0).get_attribute("class") or "")
+        assert errors == []
