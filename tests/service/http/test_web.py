@@ -9,6 +9,7 @@ which CI keeps as artefacts for a person to read. Skips when chromium or playwri
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from collections.abc import Iterator
@@ -64,6 +65,26 @@ def robot_like_wav() -> bytes:
         if make_verdict(data, name="x").label.value == "electronic_sales_robot":
             return data
     raise AssertionError("no seed gives a robot verdict")
+
+
+@contextlib.contextmanager
+def result_page(
+    browser: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, detector: FakeDetector
+) -> Iterator[tuple[Any, list[str]]]:
+    """The page (English) showing ``detector``'s verdict on an upload, and its script errors."""
+    monkeypatch.setenv("ROBOCALL_KEY_DIR", str(tmp_path / "keys"))
+    app = create_app(service_settings(tmp_path))
+    app.dependency_overrides[get_detector] = lambda: detector
+    recording = tmp_path / "call.wav"
+    recording.write_bytes(robot_like_wav())
+    with live_server(app) as url:
+        page = browser.new_context(locale="en-US").new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(url + "/")
+        page.set_input_files("#file-input", str(recording))
+        page.wait_for_selector("#verdict-card", state="visible", timeout=15_000)
+        yield page, errors
 
 
 def test_upload_shows_verdict_reasons_and_transcript(
@@ -357,18 +378,7 @@ def test_an_uncertain_verdict_shows_that_it_cannot_tell_and_the_band(
                 person_threshold=0.1,
             )  # fmt: skip
 
-    monkeypatch.setenv("ROBOCALL_KEY_DIR", str(tmp_path / "keys"))
-    app = create_app(service_settings(tmp_path))
-    app.dependency_overrides[get_detector] = lambda: UncertainDetector()
-    recording = tmp_path / "call.wav"
-    recording.write_bytes(robot_like_wav())
-    with live_server(app) as url:
-        page = browser.new_context(locale="en-US").new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.goto(url + "/")
-        page.set_input_files("#file-input", str(recording))
-        page.wait_for_selector("#verdict-card", state="visible", timeout=15_000)
+    with result_page(browser, tmp_path, monkeypatch, UncertainDetector()) as (page, errors):
         card = page.locator("#verdict-card")
         classes = (card.get_attribute("class") or "").split()
         assert "uncertain" in classes and "robot" not in classes and "human" not in classes
@@ -399,18 +409,7 @@ def test_a_mono_call_split_in_two_names_the_caller_s_voice_and_the_callee_s_line
             verdict = super().detect(src, name=name)
             return dataclasses.replace(verdict, caller_turns=((1.4, 4.0),))
 
-    monkeypatch.setenv("ROBOCALL_KEY_DIR", str(tmp_path / "keys"))
-    app = create_app(service_settings(tmp_path))
-    app.dependency_overrides[get_detector] = lambda: MonoDetector()
-    recording = tmp_path / "call.wav"
-    recording.write_bytes(robot_like_wav())
-    with live_server(app) as url:
-        page = browser.new_context(locale="en-US").new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.goto(url + "/")
-        page.set_input_files("#file-input", str(recording))
-        page.wait_for_selector("#verdict-card", state="visible", timeout=15_000)
+    with result_page(browser, tmp_path, monkeypatch, MonoDetector()) as (page, errors):
         side = page.locator("#caller-side")
         assert side.is_visible() and side.inner_text().startswith(
             "Mono recording, two voices told apart: the caller is taken to be the one speaking 3 s"
