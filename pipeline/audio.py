@@ -47,6 +47,7 @@ from pipeline.errors import (
     NotAudioError,
     UnsupportedAudioError,
 )
+from pipeline.messages import ReasonPart, channel_reason
 from pipeline.types import ANALYSIS_RATE_HZ, Audio, AudioInfo
 from pipeline.vad import voiced_intervals
 
@@ -181,7 +182,8 @@ def load_audio(
             f"{label}: silent: the speech band (100-4000 Hz) never rises above "
             f"{limits.silence_rms_dbfs:g} dBFS ({loudest})"
         )
-    samples, index, reason = _pick_caller(samples, silent=silent, forced=caller_channel)
+    samples, index, parts = _pick_caller(samples, silent=silent, forced=caller_channel)
+    reason, reason_zh = channel_reason(*parts)
     info = AudioInfo(
         name=label,
         sha256=sha256,
@@ -193,6 +195,7 @@ def load_audio(
         duration_s=duration_s,
         caller_channel=index,
         caller_channel_reason=reason,
+        caller_channel_reason_zh=reason_zh,
     )
     log.info(
         "decoded %s sha256=%s %s/%s %d Hz x%d %.1f s; %s",
@@ -233,7 +236,7 @@ def loudest_speech_band_dbfs(samples: np.ndarray) -> float:
 
 def choose_caller_channel(
     samples: np.ndarray, *, silent: list[bool] | None = None
-) -> tuple[int, str]:
+) -> tuple[int, list[ReasonPart]]:
     """Pick the caller's channel of a multi-channel call from its speech activity.
 
     The channel with the most speech (``pipeline.vad.voiced_intervals``) is the caller: the
@@ -250,8 +253,9 @@ def choose_caller_channel(
     Returns
     -------
     index : int
-    reason : str
-        One plain sentence, e.g. "channel 1 speaks first (0.4 s) and most (31.0 s of 40.0 s)".
+    reason : list of (code, params)
+        Pieces of :data:`pipeline.messages.CHANNEL_REASONS` (``channel_reason`` renders them),
+        e.g. "channel 1 speaks first (0.4 s) and most (31.0 s of 40.0 s)".
     """
     n_ch = samples.shape[0]
     silent = silent if silent is not None else [False] * n_ch
@@ -259,49 +263,45 @@ def choose_caller_channel(
     live = [i for i in range(n_ch) if not silent[i]]
     if len(live) == 1:
         quiet = ", ".join(str(i) for i in range(n_ch) if silent[i])
-        return live[0], f"channel {quiet} is silent; channel {live[0]} is the caller"
+        return live[0], [("others_silent", {"quiet": quiet, "c": live[0]})]
     spans = {i: voiced_intervals(samples[i], above_noise_db=CHANNEL_ABOVE_NOISE_DB) for i in live}
     speech = {i: sum(b - a for a, b in spans[i]) for i in live}
     first = {i: spans[i][0][0] if spans[i] else math.inf for i in live}
     if all(s == 0.0 for s in speech.values()):
-        return live[0], f"no speech found on any channel; channel {live[0]} by default"
+        return live[0], [("no_speech", {"c": live[0]})]
     most = max(live, key=lambda i: speech[i])
     earliest = min(live, key=lambda i: first[i])
     runner_up = max((speech[i] for i in live if i != most), default=0.0)
-    of = f"of {total_s:.1f} s"
     if most == earliest:
-        return most, (
-            f"channel {most} speaks first ({first[most]:.1f} s) and most "
-            f"({speech[most]:.1f} s {of})"
-        )
+        facts = {"c": most, "first_s": first[most], "speech_s": speech[most], "total_s": total_s}
+        return most, [("first_and_most", facts)]
     if runner_up >= SAME_SPEECH_RATIO * speech[most]:
-        return earliest, (
-            f"channel {earliest} speaks first ({first[earliest]:.1f} s); both speak about as "
-            f"much ({speech[earliest]:.1f} s and {speech[most]:.1f} s {of})"
-        )
-    return most, (
-        f"channel {most} speaks most ({speech[most]:.1f} s {of}) though channel {earliest} "
-        f"speaks first ({first[earliest]:.1f} s)"
-    )
+        facts = {"c": earliest, "first_s": first[earliest], "speech_s": speech[earliest],
+                 "other_s": speech[most], "total_s": total_s}  # fmt: skip
+        return earliest, [("first_same", facts)]
+    facts = {"c": most, "e": earliest, "first_s": first[earliest], "speech_s": speech[most],
+             "total_s": total_s}  # fmt: skip
+    return most, [("most_not_first", facts)]
 
 
 def _pick_caller(
     samples: np.ndarray, *, silent: list[bool], forced: int | None
-) -> tuple[np.ndarray, int, str]:
+) -> tuple[np.ndarray, int, list[ReasonPart]]:
     n_ch = samples.shape[0]
     if n_ch == 1:
-        note = f" (caller_channel={forced} ignored)" if forced not in (None, 0) else ""
-        return samples, 0, "mono recording" + note
+        note: list[ReasonPart] = (
+            [("ignored", {"forced": forced})] if forced not in (None, 0) else []
+        )
+        return samples, 0, [("mono", {}), *note]
     if _is_fake_stereo(samples):
-        note = f" (caller_channel={forced} ignored)" if forced is not None else ""
-        reason = f"all {n_ch} channels are identical (fake stereo): treated as mono{note}"
-        return samples[:1], 0, reason
+        fake: list[ReasonPart] = [("ignored", {"forced": forced})] if forced is not None else []
+        return samples[:1], 0, [("fake_stereo", {"n": n_ch}), *fake]
     if forced is not None:
         if forced >= n_ch:
             index, reason = choose_caller_channel(samples, silent=silent)
-            return samples, index, f"{reason} (caller_channel={forced} ignored: {n_ch} channels)"
-        quiet = " (it is silent)" if silent[forced] else ""
-        return samples, forced, f"channel {forced} set by caller_channel{quiet}"
+            return samples, index, [*reason, ("ignored_channels", {"forced": forced, "n": n_ch})]
+        quiet: list[ReasonPart] = [("forced_silent", {})] if silent[forced] else []
+        return samples, forced, [("forced", {"c": forced}), *quiet]
     index, reason = choose_caller_channel(samples, silent=silent)
     return samples, index, reason
 

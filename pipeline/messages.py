@@ -433,6 +433,49 @@ _WHO_UNCERTAIN = (
     "无法判断来电的是机器人还是真人（{lean}，{p}）",
 )
 _CALLER_CHANNEL = ("Caller on channel {c}: {why}", "来电方在第 {c} 声道：{why}")
+# Why a channel of a recording was taken as the caller's (pipeline.audio, AudioInfo's
+# caller_channel_reason and its Chinese twin): code -> (English, Chinese) pieces, str.format over
+# their params; a reason is one piece or a piece and a note after it.
+CHANNEL_REASONS: dict[str, tuple[str, str]] = {
+    "mono": ("mono recording", "单声道录音"),
+    "fake_stereo": (
+        "all {n} channels are identical (fake stereo): treated as mono",
+        "{n} 个声道内容相同（伪立体声），按单声道处理",
+    ),
+    "forced": ("channel {c} set by caller_channel", "第 {c} 声道由 caller_channel 参数指定"),
+    "forced_silent": (" (it is silent)", "（该声道无声）"),
+    "ignored": (" (caller_channel={forced} ignored)", "（已忽略 caller_channel={forced}）"),
+    "ignored_channels": (
+        " (caller_channel={forced} ignored: {n} channels)",
+        "（已忽略 caller_channel={forced}：只有 {n} 个声道）",
+    ),
+    "others_silent": (
+        "channel {quiet} is silent; channel {c} is the caller",
+        "第 {quiet} 声道无声；第 {c} 声道是来电方",
+    ),
+    "no_speech": (
+        "no speech found on any channel; channel {c} by default",
+        "各声道都未检测到语音；默认取第 {c} 声道",
+    ),
+    "first_and_most": (
+        "channel {c} speaks first ({first_s:.1f} s) and most ({speech_s:.1f} s of {total_s:.1f} s)",
+        "第 {c} 声道最先开口（{first_s:.1f} 秒）且说话最多（共 {total_s:.1f} 秒中说了 "
+        "{speech_s:.1f} 秒）",
+    ),
+    "first_same": (
+        "channel {c} speaks first ({first_s:.1f} s); both speak about as much ({speech_s:.1f} s "
+        "and {other_s:.1f} s of {total_s:.1f} s)",
+        "第 {c} 声道最先开口（{first_s:.1f} 秒）；两个声道说话时长相近（共 {total_s:.1f} 秒中"
+        "分别为 {speech_s:.1f} 秒和 {other_s:.1f} 秒）",
+    ),
+    "most_not_first": (
+        "channel {c} speaks most ({speech_s:.1f} s of {total_s:.1f} s) though channel {e} speaks "
+        "first ({first_s:.1f} s)",
+        "第 {c} 声道说话最多（共 {total_s:.1f} 秒中说了 {speech_s:.1f} 秒），但第 {e} 声道先开口"
+        "（{first_s:.1f} 秒）",
+    ),
+}
+ReasonPart = tuple[str, Mapping[str, Any]]  # a CHANNEL_REASONS code and its params
 _CALLER_VOICE = (
     "Mono recording, two voices told apart: the caller is taken to be the one speaking "
     "{s:.0f} s in {n} turn(s), first at {t}",
@@ -611,15 +654,23 @@ def caller_text(verdict: Verdict, lang: Lang) -> str:
     return _pick(_WHO_PERSON, lang)
 
 
+def channel_reason(*parts: ReasonPart) -> tuple[str, str]:
+    """(English, Chinese) of a caller-channel reason made of :data:`CHANNEL_REASONS` pieces."""
+    en, zh = (
+        "".join(_pick(CHANNEL_REASONS[code], lang).format(**params) for code, params in parts)
+        for lang in ("en", "zh")
+    )
+    return en, zh
+
+
 def caller_side(verdict: Verdict, lang: Lang) -> str:
     """Which part of the recording the analysis heard as the caller: the channel of a stereo
     call (and why), or the voice a mono recording was split into (its speech time, turns and
     first turn); "" for a mono recording of one voice (all of it is the caller's)."""
     info = verdict.audio
-    if info.channels > 1:
-        return _pick(_CALLER_CHANNEL, lang).format(
-            c=info.caller_channel, why=info.caller_channel_reason
-        )
+    if info.channels > 1:  # verdicts before schema 5 have the reason in English only
+        why = (lang == "zh" and info.caller_channel_reason_zh) or info.caller_channel_reason
+        return _pick(_CALLER_CHANNEL, lang).format(c=info.caller_channel, why=why)
     turns = verdict.caller_turns
     if not turns:
         return ""

@@ -43,6 +43,7 @@ class AudioInfo:
     duration_s: float
     caller_channel: int = 0  # index of the channel we judged as the caller
     caller_channel_reason: str = "mono recording"
+    caller_channel_reason_zh: str = ""  # the same in Chinese; "" in verdicts before schema 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,7 +290,8 @@ class Verdict:
         Verdicts stored before schema 2 read too: a missing ``sales_threshold`` is the default
         (0.5, what decided "topic: none" then), a missing ``person_threshold`` (before schema 3)
         is None (no uncertain band: decided as it was shown then), a missing ``caller_turns``
-        (before schema 4) is None, evidence without
+        (before schema 4) is None, a missing ``audio.caller_channel_reason_zh`` (before
+        schema 5) is "" (the English reason is shown), evidence without
         ``code``/``params``/``detail_zh`` keeps its English ``detail``; derived keys are ignored.
         """
         derived = {"schema_version", *VERDICT_DERIVED_KEYS}
@@ -301,7 +303,8 @@ class Verdict:
 # 2: sales_threshold, sales_pitch_heard, too_little_said; Evidence code, params, detail_zh
 # 3: person_threshold, caller_certainty (the uncertain band, issue 13)
 # 4: caller_turns (a mono recording's caller speech, issue 13)
-VERDICT_SCHEMA_VERSION = "4"
+# 5: audio.caller_channel_reason_zh (the caller channel's reason in Chinese)
+VERDICT_SCHEMA_VERSION = "5"
 # Properties of Verdict that to_dict() writes beside the fields.
 VERDICT_DERIVED_KEYS = ("sales_pitch_heard", "too_little_said", "caller_certainty")
 

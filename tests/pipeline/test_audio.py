@@ -294,6 +294,7 @@ def test_caller_speaks_first_and_most(tmp_path: Path, synth: Synth) -> None:
     audio = load_audio(path, limits=LIMITS)
     assert audio.info.caller_channel == 1
     assert audio.info.caller_channel_reason.startswith("channel 1 speaks first (0.4 s) and most")
+    assert audio.info.caller_channel_reason_zh.startswith("第 1 声道最先开口（0.4 秒）且说话最多")
     assert audio.n_channels == 2
     np.testing.assert_array_equal(audio.caller(), audio.samples[1])
 

@@ -11,7 +11,9 @@ import pytest
 from pipeline import report as rp
 from pipeline.messages import (
     CATALOGUE,
+    CHANNEL_REASONS,
     TITLES,
+    channel_reason,
     evidence_sentence,
     format_probability,
     headline,
@@ -242,3 +244,17 @@ def test_a_probability_near_an_edge_reads_on_its_side_of_it(probability: float, 
         person_threshold=0.023,
     )  # fmt: skip
     assert format_robot_probability(verdict) == text
+
+
+@pytest.mark.parametrize("code", sorted(CHANNEL_REASONS))
+def test_every_caller_channel_reason_reads_in_both_languages(code: str) -> None:
+    names = {
+        f
+        for lang in (0, 1)
+        for _, f, _, _ in string.Formatter().parse(CHANNEL_REASONS[code][lang])
+        if f
+    }
+    en, zh = channel_reason(("mono", {}), (code, {n: 1.25 for n in names}))
+    assert en.startswith("mono recording") and zh.startswith("单声道录音")
+    latin = set(re.findall(r"[A-Za-z_]+", zh)) - {"caller_channel"}  # the option's own name
+    assert not latin, f"{code}: English left in the Chinese reason: {latin}"

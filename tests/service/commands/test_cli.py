@@ -140,9 +140,24 @@ def test_summary_of_a_mono_call_names_the_voice_taken_as_the_caller() -> None:
 
 
 def test_summary_of_a_stereo_call_names_the_caller_s_channel() -> None:
+    import dataclasses
+
     from service.commands.analyze import format_summary
     from tests.pipeline.test_report import make_verdict
 
     stereo = make_verdict(stereo=True)
-    assert "Caller on channel 0: " in format_summary(stereo, lang="en")
-    assert "来电方在第 0 声道：" in format_summary(stereo, lang="zh")
+    reasons = {
+        "caller_channel_reason": "channel 0 speaks first (0.4 s) and most (9.8 s of 16.8 s)",
+        "caller_channel_reason_zh": "第 0 声道最先开口（0.4 秒）且说话最多",
+    }
+    stereo = dataclasses.replace(stereo, audio=dataclasses.replace(stereo.audio, **reasons))
+    assert "Caller on channel 0: channel 0 speaks first (0.4 s)" in format_summary(
+        stereo, lang="en"
+    )
+    assert "来电方在第 0 声道：第 0 声道最先开口（0.4 秒）" in format_summary(stereo, lang="zh")
+    old = dataclasses.replace(
+        stereo, audio=dataclasses.replace(stereo.audio, caller_channel_reason_zh="")
+    )
+    assert "来电方在第 0 声道：channel 0 speaks first" in format_summary(
+        old, lang="zh"
+    )  # schema < 5
