@@ -21,7 +21,8 @@ join the training pool. Candidates, fixed with the adoption rule before the run
 Each candidate's fold heads score the held-out sources' sampled clips on the telephone path and,
 where cached or computable, on the clean call path (the whole clip through ``call_channel``, as
 ``robocall analyze`` reads a file); its full-pool head scores the held-out AMI clips. The
-inference features of every sampled clip are computed on a miss (the encoder loads then).
+inference features of every sampled clip are read from the feature cache or computed (the Whisper
+encoder is loaded for that at the start of every run).
 """
 
 from __future__ import annotations
