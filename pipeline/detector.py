@@ -25,6 +25,7 @@ from pipeline.errors import AudioTooShortError, EmptyAudioError
 from pipeline.fuse import FUSION_METHOD, FusionModel, fuse
 from pipeline.messages import make_evidence
 from pipeline.provenance import make_provenance
+from pipeline.tones import tone_spans
 from pipeline.types import (
     Audio,
     ContextCue,
@@ -112,10 +113,20 @@ class Detector:
             other = self.transcriber.transcribe(other_samples)
         cues = acoustic_cues(audio)
         if cues.speech_s < MIN_SPEECH_TO_JUDGE_S:
+            tones_s = sum(end - start for start, end in tone_spans(caller))
+            tones = (
+                f" besides {tones_s:.1f} s of telephone tones (ringing, a busy tone or beeps, "
+                "which are nobody's voice)"
+                if tones_s > 0.0
+                else ""
+            )
+            if cues.speech_s == 0.0 and tones:
+                # An unanswered call: nothing but the ringing or a busy tone.
+                raise EmptyAudioError(f"{audio.info.name}: no speech on the caller channel{tones}")
             # A word: no verdict, and say how much is needed rather than "no speech" (issue 17).
             raise AudioTooShortError(
                 f"{audio.info.name}: too short to judge: {cues.speech_s:.1f} s of sound on the "
-                f"caller channel; need at least {MIN_SPEECH_TO_JUDGE_S:g} s of speech "
+                f"caller channel{tones}; need at least {MIN_SPEECH_TO_JUDGE_S:g} s of speech "
                 "(a sentence or more)"
             )
         behaviour = self._behaviour(audio, transcript, other, mono_turns)  # issue 13

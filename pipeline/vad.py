@@ -1,7 +1,9 @@
 """Energy-based voice activity: cheap, deterministic, good enough on a telephone line.
 
 Used to pick the caller's channel, measure pauses and latency, and refuse recordings with no
-speech. Whisper has its own (Silero) VAD for transcription; this one needs no model.
+speech. Whisper has its own (Silero) VAD for transcription; this one needs no model. Signalling
+tones (ringback, busy, recorder beeps: ``pipeline.tones``) are as loud as speech but nobody's
+voice: their frames are never active, and they do not set the level gate.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from pipeline.tones import tone_frames
 from pipeline.types import ANALYSIS_RATE_HZ
 
 FRAME_S = 0.02  # 20 ms analysis frames
@@ -53,7 +56,9 @@ def voiced_intervals(
 
     A frame is active when it is above ``floor_dbfs`` and within ``REL_FLOOR_DB`` of the
     95th-percentile frame level; active runs closer than ``MERGE_GAP_S`` merge, and runs shorter
-    than ``MIN_SPEECH_S`` are dropped.
+    than ``MIN_SPEECH_S`` are dropped. A frame of a signalling tone
+    (:func:`pipeline.tones.tone_frames`) is never active, and the percentiles are taken over the
+    other frames.
 
     ``above_noise_db``: also ask that a frame be this far above the channel's noise floor (its
     ``NOISE_PERCENTILE``-th percentile frame level). On a line whose noise lies within
@@ -81,12 +86,16 @@ def voiced_intervals(
     levels = frame_rms_dbfs(samples)
     if levels.size == 0:
         return []
-    floor = max(floor_dbfs, float(np.percentile(levels, 95)) - REL_FLOOR_DB)
+    tone = tone_frames(samples)
+    if tone.all():
+        return []
+    others = levels[~tone]
+    floor = max(floor_dbfs, float(np.percentile(others, 95)) - REL_FLOOR_DB)
     if above_noise_db is not None:
-        floor = max(floor, float(np.percentile(levels, NOISE_PERCENTILE)) + above_noise_db)
-    active = levels > floor
+        floor = max(floor, float(np.percentile(others, NOISE_PERCENTILE)) + above_noise_db)
+    active = (levels > floor) & ~tone
     if hold_db > 0.0:
-        runs, _ = ndimage.label(levels > floor - hold_db)
+        runs, _ = ndimage.label((levels > floor - hold_db) & ~tone)
         active = np.isin(runs, runs[active])  # runs[active] > 0: a run holding a gated frame
     intervals: list[tuple[float, float]] = []
     edges = np.flatnonzero(np.diff(np.concatenate(([0], active.astype(np.int8), [0]))))

@@ -119,10 +119,10 @@ def test_restarted_prompt_is_found_and_a_new_sentence_is_not(rng: np.random.Gene
 
 
 def test_stereo_turns_follow_each_channel(synth) -> None:  # type: ignore[no-untyped-def]
-    tone = synth("sine", duration_s=1.0)
+    voice = synth("robot", duration_s=1.0)
     silence = np.zeros(SR, dtype=np.float32)
-    caller = np.concatenate([tone, silence, silence])
-    callee = np.concatenate([silence, silence, tone])
+    caller = np.concatenate([voice, silence, silence])
+    callee = np.concatenate([silence, silence, voice])
     turns = stereo_turns(caller, callee)
     assert turns.caller[0][0] == pytest.approx(0.0, abs=0.05)
     assert turns.callee[0][0] == pytest.approx(2.0, abs=0.05)

@@ -17,7 +17,8 @@ from pipeline.detector import Detector
 from pipeline.errors import AudioTooShortError, EmptyAudioError, NotAudioError
 from pipeline.fuse import FusionModel
 from pipeline.text_cues import RuleTextClassifier
-from pipeline.types import Evidence, Label, Verdict
+from pipeline.types import ANALYSIS_RATE_HZ, Evidence, Label, Verdict
+from tests.conftest import write_wav
 from tests.fakes import FakeContextCue, FakeTextClassifier, FakeTranscriber
 
 
@@ -73,6 +74,23 @@ def test_forced_caller_channel_is_respected(make_wav: Callable[..., Path]) -> No
 def test_no_speech_at_all_is_an_error(make_wav: Callable[..., Path]) -> None:
     path = make_wav(kind="silence", duration_s=3.0)
     with pytest.raises(EmptyAudioError, match="silent"):
+        _detector("").detect(path)
+
+
+def test_a_call_that_only_rang_is_an_error_that_says_so(
+    tmp_path: Path, synth: Callable[..., np.ndarray]
+) -> None:
+    t = np.arange(12 * ANALYSIS_RATE_HZ) / ANALYSIS_RATE_HZ
+    ringing = 0.1 * np.sin(2 * np.pi * 450.0 * t) * ((t % 5.0) < 1.0)  # China's ringback
+    path = write_wav(tmp_path / "unanswered.wav", ringing.astype(np.float32), sr=ANALYSIS_RATE_HZ)
+    with pytest.raises(EmptyAudioError, match=r"no speech on the caller channel besides 3\.0 s of"):
+        _detector("").detect(path)
+    # a word after the ringing: too short, and the tones named beside it
+    word = np.concatenate([ringing, synth("human", duration_s=0.6)]).astype(np.float32)
+    path = write_wav(tmp_path / "hello.wav", word, sr=ANALYSIS_RATE_HZ)
+    with pytest.raises(
+        AudioTooShortError, match=r"caller channel besides 3\.0 s of telephone tones"
+    ):
         _detector("").detect(path)
 
 

@@ -44,11 +44,13 @@ class SpectrumVoice:
 
 
 def syllables(tones_hz: list[float], rng: np.random.Generator) -> np.ndarray:
-    """0.75 s tones, each followed by 0.25 s of faint noise (so the VAD hears pauses)."""
+    """0.75 s tones with a 3 % vibrato (a steady one is a telephone tone, which the VAD leaves
+    out), each followed by 0.25 s of faint noise (so the VAD hears pauses)."""
     t = np.arange(int(0.75 * SR)) / SR
     parts = []
     for f in tones_hz:
-        parts += [0.3 * np.sin(2 * np.pi * f * t), rng.normal(0, 1e-3, SR // 4)]
+        phase = 2 * np.pi * np.cumsum(f * (1 + 0.03 * np.sin(2 * np.pi * 5 * t))) / SR
+        parts += [0.3 * np.sin(phase), rng.normal(0, 1e-3, SR // 4)]
     return np.concatenate(parts).astype(np.float32)
 
 
