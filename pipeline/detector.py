@@ -165,7 +165,7 @@ class Detector:
             fusion_method=FUSION_METHOD if self.fusion is None else self.fusion.method,
             asr_input=ASR_INPUT,
         )
-        return fuse(
+        verdict = fuse(
             text=text,
             cues=cues,
             transcript=transcript,
@@ -176,6 +176,7 @@ class Detector:
             model=self.fusion,
             caller_turns=caller_turns,
         )
+        return dataclasses.replace(verdict, tones=tuple(tone_spans(caller)))
 
     def caller_turns(self, audio: Audio) -> Turns | None:
         """The caller's speech of a mono recording as :meth:`detect_audio` splits it (its

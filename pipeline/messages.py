@@ -481,6 +481,11 @@ _CALLER_VOICE = (
     "{s:.0f} s in {n} turn(s), first at {t}",
     "单声道录音，已区分两个声音：来电方判为说话 {s:.0f} 秒、共 {n} 段、首次在 {t} 的那一方",
 )
+_TONES = (
+    "Telephone tones (ringing, a busy tone or beeps) for {s:.1f} s, first at {t}, are nobody's "
+    "voice and were left out of the analysis",
+    "电话信号音（回铃音、忙音或提示音）共 {s:.1f} 秒、首次在 {t}，不是任何人的声音，未计入分析",
+)
 _LEANS_ROBOT = ("leans robot", "倾向机器人")
 _LEANS_PERSON = ("leans live person", "倾向真人")
 _LISTEN = ("listen before reporting", "举报前请先听录音")
@@ -676,6 +681,15 @@ def caller_side(verdict: Verdict, lang: Lang) -> str:
         return ""
     spoken = sum(end - start for start, end in turns)
     return _pick(_CALLER_VOICE, lang).format(s=spoken, n=len(turns), t=format_clock(turns[0][0]))
+
+
+def tones_note(verdict: Verdict, lang: Lang) -> str:
+    """The signalling tones on the caller's channel that the analysis left out (how long, and
+    the first); "" when there were none."""
+    if not verdict.tones:
+        return ""
+    heard = sum(end - start for start, end in verdict.tones)
+    return _pick(_TONES, lang).format(s=heard, t=format_clock(verdict.tones[0][0]))
 
 
 def call_text(verdict: Verdict, lang: Lang) -> str:

@@ -232,6 +232,9 @@ class Verdict:
     # mono recordings split into two voices: the speech the diarizer took as the caller's;
     # None: the caller has a channel of its own (stereo), or one voice was heard (not split)
     caller_turns: Turns | None = None
+    # signalling tones on the caller's channel (ringing, busy tone, beeps: pipeline.tones), left
+    # out of the speech every cue reads; () when none was heard (and in verdicts before schema 6)
+    tones: Turns = ()
 
     @property
     def caller_certainty(self) -> CallerCertainty:
@@ -291,7 +294,8 @@ class Verdict:
         (0.5, what decided "topic: none" then), a missing ``person_threshold`` (before schema 3)
         is None (no uncertain band: decided as it was shown then), a missing ``caller_turns``
         (before schema 4) is None, a missing ``audio.caller_channel_reason_zh`` (before
-        schema 5) is "" (the English reason is shown), evidence without
+        schema 5) is "" (the English reason is shown), missing ``tones`` (before schema 6) are
+        none, evidence without
         ``code``/``params``/``detail_zh`` keeps its English ``detail``; derived keys are ignored.
         """
         derived = {"schema_version", *VERDICT_DERIVED_KEYS}
@@ -304,7 +308,8 @@ class Verdict:
 # 3: person_threshold, caller_certainty (the uncertain band, issue 13)
 # 4: caller_turns (a mono recording's caller speech, issue 13)
 # 5: audio.caller_channel_reason_zh (the caller channel's reason in Chinese)
-VERDICT_SCHEMA_VERSION = "5"
+# 6: tones (signalling tones on the caller's channel, left out of the analysis)
+VERDICT_SCHEMA_VERSION = "6"
 # Properties of Verdict that to_dict() writes beside the fields.
 VERDICT_DERIVED_KEYS = ("sales_pitch_heard", "too_little_said", "caller_certainty")
 

@@ -21,6 +21,7 @@ from pipeline.messages import (
     format_robot_probability,
     format_threshold_percent,
     headline,
+    tones_note,
 )
 from pipeline.types import Transcript, Verdict
 from service.detector import load_detector, resolve_config
@@ -204,6 +205,8 @@ def format_summary(verdict: Verdict, *, lang: Lang = "en") -> str:
     ]
     if side := caller_side(verdict, lang):
         lines.append(side)
+    if note := tones_note(verdict, lang):
+        lines.append(note)
     lines.append(_say("reasons", lang))
     shown = [e for e in verdict.evidence if e.weight != 0.0][:TOP_REASONS]
     for e in shown or verdict.evidence[:TOP_REASONS]:

@@ -45,6 +45,7 @@ from pipeline.messages import (
     format_clock,
     format_robot_probability,
     format_threshold_percent,
+    tones_note,
 )
 from pipeline.privacy import RecitalFlag, has_cjk
 from pipeline.report import CaseInfo, both, text
@@ -413,7 +414,8 @@ def _case_rows(verdict: Verdict, inputs: PdfInputs, lang: Lang) -> list[tuple[st
             f"{info.name} · {info.container}/{info.codec} · "
             f"{info.sample_rate_hz} Hz · {info.channels} ch · "
             f"{info.size_bytes:,} bytes"
-            + (f"\n{side}" if (side := caller_side(verdict, lang)) else ""),
+            + (f"\n{side}" if (side := caller_side(verdict, lang)) else "")
+            + (f"\n{note}" if (note := tones_note(verdict, lang)) else ""),
         ),
         (both("recording_sha256", lang), info.sha256),
     ]

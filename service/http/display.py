@@ -27,6 +27,7 @@ from pipeline.messages import (
     format_robot_probability,
     format_threshold_percent,
     headline,
+    tones_note,
     topic_name,
 )
 from pipeline.types import Verdict
@@ -95,6 +96,10 @@ class DisplayOut(BaseModel):
         "stereo call, or the voice a mono recording was split into (null: a mono recording of "
         "one voice, all of it the caller's)"
     )
+    tones: Bilingual | None = Field(
+        description="the telephone tones (ringing, busy tone, beeps) on the caller's channel, "
+        "which are nobody's voice and were left out of the analysis (null: none heard)"
+    )
     speakers: list[Literal["caller", "callee"]] = Field(
         description="who said each of verdict.transcript.segments: the callee only where a "
         "mono recording was split into two voices (a stereo callee has its own transcript)"
@@ -130,6 +135,7 @@ def display_json(verdict: Verdict) -> dict[str, Any]:
         ),
         "caller_certainty": verdict.caller_certainty,
         "caller_side": _both(lambda lang: caller_side(verdict, lang)) if side else None,
+        "tones": _both(lambda lang: tones_note(verdict, lang)) if verdict.tones else None,
         "speakers": list(verdict.transcript_speakers),
         "reasons": reasons,
         "highlights": [

@@ -94,6 +94,22 @@ def test_a_call_that_only_rang_is_an_error_that_says_so(
         _detector("").detect(path)
 
 
+def test_a_verdict_names_the_ringing_it_left_out(
+    tmp_path: Path, synth: Callable[..., np.ndarray]
+) -> None:
+    t = np.arange(10 * ANALYSIS_RATE_HZ) / ANALYSIS_RATE_HZ
+    ringing = 0.1 * (np.sin(2 * np.pi * 440.0 * t) + np.sin(2 * np.pi * 480.0 * t)) / 2
+    ringing *= (t % 6.0) < 2.0  # North America's ringback: 2 s on, 4 s off
+    call = np.concatenate([ringing, synth("human", duration_s=6.0)]).astype(np.float32)
+    verdict = _detector().detect(write_wav(tmp_path / "rang.wav", call, sr=ANALYSIS_RATE_HZ))
+    assert [(round(a, 1), round(b, 1)) for a, b in verdict.tones] == [(0.0, 2.0), (6.0, 8.0)]
+    silence = {e.name: e for e in verdict.evidence}["digital_silence_s"]
+    assert silence.value < 1.0  # the cadence's dead gaps are not silence between sentences
+    assert (
+        _detector().detect(write_wav(tmp_path / "voice.wav", call[t.size :], sr=16_000)).tones == ()
+    )
+
+
 def test_sound_without_words_is_an_error(make_wav: Callable[..., Path]) -> None:
     path = make_wav(kind="noise", duration_s=3.0)
     with pytest.raises(EmptyAudioError, match="no speech recognised in zh/en"):

@@ -104,7 +104,7 @@ def test_to_dict_is_json_and_complete() -> None:
     data = json.loads(json.dumps(verdict.to_dict(), ensure_ascii=False))
     assert data["label"] == "electronic_sales_robot"
     assert 0.0 <= data["robot_probability"] <= 1.0
-    assert data["schema_version"] == "5"
+    assert data["schema_version"] == "6"
     assert data["sales_pitch_heard"] is True and data["too_little_said"] is False
     assert data["sales_threshold"] == 0.5
     assert data["transcript"]["segments"][0]["text"] == "您好，按1了解详情"
@@ -123,6 +123,8 @@ def test_from_dict_rebuilds_the_same_verdict() -> None:
     verdict = _fuse([1.0, -0.5, 0.7])
     stored = json.loads(json.dumps(verdict.to_dict()))
     assert Verdict.from_dict(stored) == verdict
+    rang = dataclasses.replace(verdict, tones=((0.0, 2.0), (6.0, 8.0)))
+    assert Verdict.from_dict(json.loads(json.dumps(rang.to_dict()))) == rang
 
 
 def test_sales_pitch_heard_follows_the_configured_threshold() -> None:
@@ -207,13 +209,14 @@ def test_from_dict_reads_a_verdict_stored_before_schema_2() -> None:
 
     verdict = Verdict.from_dict(json.loads(json.dumps(OLD_VERDICT)))
     assert verdict.sales_threshold == 0.5
+    assert verdict.tones == ()  # schema 6: no tones stored, none shown
     assert not verdict.sales_pitch_heard and not verdict.too_little_said
     (e,) = verdict.evidence
     assert e.code == "" and e.params == () and e.detail_zh == ""
     assert evidence_sentence(e, "zh") == e.detail  # no Chinese stored: the English one
     assert headline(verdict, "en") == "Live person \u2013 no sales pitch heard"
     again = verdict.to_dict()
-    assert again["schema_version"] == "5" and again["sales_pitch_heard"] is False
+    assert again["schema_version"] == "6" and again["sales_pitch_heard"] is False
     assert again["person_threshold"] is None and again["caller_certainty"] == "person"
     assert Verdict.from_dict(again) == verdict
     legacy = {k: v for k, v in OLD_VERDICT.items() if k != "schema_version"}

@@ -379,6 +379,9 @@ function renderResult(analysis) {
   const side = $("caller-side");
   side.textContent = d.caller_side ? d.caller_side[lang] : "";
   side.hidden = !d.caller_side;
+  const tones = $("tones");
+  tones.textContent = d.tones ? d.tones[lang] : "";
+  tones.hidden = !d.tones;
   const warnings = $("warnings");
   warnings.replaceChildren(...(analysis.warnings || []).map((w) =>
     Object.assign(document.createElement("li"), { textContent: w.message[lang] })));

@@ -139,6 +139,21 @@ def test_summary_of_a_mono_call_names_the_voice_taken_as_the_caller() -> None:
     assert "接听方: 您好，现在有一笔低息贷款" in zh
 
 
+def test_summary_says_which_telephone_tones_were_left_out() -> None:
+    import dataclasses
+
+    from service.commands.analyze import format_summary
+    from tests.pipeline.test_report import make_verdict
+
+    plain = make_verdict()
+    assert "tones" not in format_summary(plain)
+    rang = dataclasses.replace(plain, tones=((0.0, 2.0), (6.0, 8.0)))
+    en, zh = format_summary(rang, lang="en"), format_summary(rang, lang="zh")
+    assert "Telephone tones (ringing, a busy tone or beeps) for 4.0 s, first at 0:00.0" in en
+    assert "left out of the analysis" in en
+    assert "电话信号音（回铃音、忙音或提示音）共 4.0 秒、首次在 0:00.0" in zh
+
+
 def test_summary_of_a_stereo_call_names_the_caller_s_channel() -> None:
     import dataclasses
 

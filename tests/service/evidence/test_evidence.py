@@ -635,6 +635,20 @@ def test_a_mono_call_s_pack_names_the_voice_taken_as_the_caller(
     assert report["verdict"]["caller_turns"] == [list(t) for t in turns]
 
 
+def test_a_pack_says_which_telephone_tones_were_left_out(
+    recording: tuple[bytes, Audio], signing_key: Ed25519PrivateKey
+) -> None:
+    from pypdf import PdfReader
+
+    original, audio = recording
+    verdict = dataclasses.replace(make_verdict(original), tones=((0.0, 1.0), (5.0, 6.0)))
+    pack = build_pack(original, verdict, CASE, signing_key=signing_key, audio=audio)
+    pages = PdfReader(io.BytesIO(read(pack, "report.pdf"))).pages
+    squeezed = "".join(p.extract_text() for p in pages).replace(" ", "").replace("\n", "")
+    assert "电话信号音（回铃音、忙音或提示音）共2.0秒、首次在0:00.0" in squeezed
+    assert json.loads(read(pack, "report.json"))["verdict"]["tones"] == [[0.0, 1.0], [5.0, 6.0]]
+
+
 def test_an_uncertain_verdict_is_marked_not_sufficient_alone_for_a_complaint(
     recording: tuple[bytes, Audio], signing_key: Ed25519PrivateKey
 ) -> None:

@@ -28,3 +28,12 @@ def test_stereo_names_the_channel_and_one_voice_mono_names_nothing() -> None:
     assert stereo.speakers == ["caller", "caller"]  # the callee's line is its own transcript's
     mono = DisplayOut.model_validate(display_json(make_verdict()))
     assert mono.caller_side is None and mono.speakers == ["caller", "caller"]
+
+
+def test_telephone_tones_are_named_in_both_languages_or_not_at_all() -> None:
+    assert DisplayOut.model_validate(display_json(make_verdict())).tones is None
+    verdict = dataclasses.replace(make_verdict(), tones=((0.0, 2.0),))
+    tones = DisplayOut.model_validate(display_json(verdict)).tones
+    assert tones is not None
+    assert tones.en.startswith("Telephone tones (ringing, a busy tone or beeps) for 2.0 s")
+    assert tones.zh.startswith("电话信号音（回铃音、忙音或提示音）共 2.0 秒")

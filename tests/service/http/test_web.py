@@ -116,6 +116,7 @@ def test_upload_shows_verdict_reasons_and_transcript(
             == "Electronic sales robot – sales pitch (topic: insurance)"
         )
         assert page.locator("#probability").inner_text() == "87 %"
+        assert page.locator("#tones").is_hidden()  # no telephone tones in this verdict
         reasons = page.locator("#reasons li")
         assert reasons.count() == 3
         assert "rises and falls by 0.9 semitones" in reasons.nth(0).inner_text()
@@ -407,12 +408,16 @@ def test_a_mono_call_split_in_two_names_the_caller_s_voice_and_the_callee_s_line
     class MonoDetector(FakeDetector):
         def detect(self, src: bytes, *, name: str | None = None) -> Verdict:
             verdict = super().detect(src, name=name)
-            return dataclasses.replace(verdict, caller_turns=((1.4, 4.0),))
+            return dataclasses.replace(verdict, caller_turns=((1.4, 4.0),), tones=((0.0, 1.2),))
 
     with result_page(browser, tmp_path, monkeypatch, MonoDetector()) as (page, errors):
         side = page.locator("#caller-side")
         assert side.is_visible() and side.inner_text().startswith(
             "Mono recording, two voices told apart: the caller is taken to be the one speaking 3 s"
+        )
+        tones = page.locator("#tones")
+        assert tones.is_visible() and tones.inner_text().startswith(
+            "Telephone tones (ringing, a busy tone or beeps) for 1.2 s, first at 0:00.0"
         )
         lines = page.locator("#transcript li")
         assert [lines.nth(i).get_attribute("class").split()[-1] for i in range(3)] == [
