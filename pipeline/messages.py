@@ -692,6 +692,12 @@ def tones_note(verdict: Verdict, lang: Lang) -> str:
     return _pick(_TONES, lang).format(s=heard, t=format_clock(verdict.tones[0][0]))
 
 
+def recording_notes(verdict: Verdict, lang: Lang) -> list[str]:
+    """The sentences about the recording itself that a summary prints under the verdict:
+    :func:`caller_side` and :func:`tones_note`, those that have something to say."""
+    return [note for note in (caller_side(verdict, lang), tones_note(verdict, lang)) if note]
+
+
 def call_text(verdict: Verdict, lang: Lang) -> str:
     """What the call was: ``"sales pitch (topic: loan)"``, ``"no sales pitch heard"``, ..."""
     if verdict.sales_pitch_heard:

@@ -14,14 +14,13 @@ from pipeline.config import DetectorConfig
 from pipeline.errors import RobocallError
 from pipeline.messages import (
     Lang,
-    caller_side,
     evidence_sentence,
     format_clock,
     format_probability,
     format_robot_probability,
     format_threshold_percent,
     headline,
-    tones_note,
+    recording_notes,
 )
 from pipeline.types import Transcript, Verdict
 from service.detector import load_detector, resolve_config
@@ -203,10 +202,7 @@ def format_summary(verdict: Verdict, *, lang: Lang = "en") -> str:
             s=p(verdict.sales_probability),
         ),
     ]
-    if side := caller_side(verdict, lang):
-        lines.append(side)
-    if note := tones_note(verdict, lang):
-        lines.append(note)
+    lines.extend(recording_notes(verdict, lang))
     lines.append(_say("reasons", lang))
     shown = [e for e in verdict.evidence if e.weight != 0.0][:TOP_REASONS]
     for e in shown or verdict.evidence[:TOP_REASONS]:

@@ -41,11 +41,10 @@ from pipeline import report as rp
 from pipeline.errors import RobocallError
 from pipeline.messages import (
     Lang,
-    caller_side,
     format_clock,
     format_robot_probability,
     format_threshold_percent,
-    tones_note,
+    recording_notes,
 )
 from pipeline.privacy import RecitalFlag, has_cjk
 from pipeline.report import CaseInfo, both, text
@@ -414,8 +413,7 @@ def _case_rows(verdict: Verdict, inputs: PdfInputs, lang: Lang) -> list[tuple[st
             f"{info.name} · {info.container}/{info.codec} · "
             f"{info.sample_rate_hz} Hz · {info.channels} ch · "
             f"{info.size_bytes:,} bytes"
-            + (f"\n{side}" if (side := caller_side(verdict, lang)) else "")
-            + (f"\n{note}" if (note := tones_note(verdict, lang)) else ""),
+            + "".join(f"\n{note}" for note in recording_notes(verdict, lang)),
         ),
         (both("recording_sha256", lang), info.sha256),
     ]
