@@ -2,7 +2,7 @@
 they did to a verdict before the speech gate left them out.
 
     PYTHONPATH=. nice -n 5 .venv/bin/python bench/signalling_tones.py \
-        [--parts corpus,tones,detector] [--people 30] [--robots 16]
+        [--parts corpus,tones,detector,campaigns] [--people 30] [--robots 16]
 
 ``corpus``: every clip of the corpus manifests *except* the 40 per (source, label) on which the
 rule's thresholds were chosen (the first 40 in the order of ``hash_unit(id, salt=CHOICE_SALT)``),
@@ -13,8 +13,10 @@ on the call path and through our telephone channel's codecs with noise (a seed t
 use): the share of each burst's inner frames found. ``detector``: test-split people and robots
 of the shared data and English TTS with two ringback cycles in front (North American and
 Chinese), through the whole shipped detector with and without the rule (``pipeline.vad``'s
-``tone_frames`` replaced by "no tone" for the second): how many are called robot. Nothing is
-fitted here.
+``tone_frames`` replaced by "no tone" for the second): how many are called robot.
+``campaigns``: the same test people, every pair with the same ringing in front of both, through
+the carrier index's landmarks (``pipeline.fingerprint``) with and without the rule: how many
+pairs are judged one replayed prompt. Nothing is fitted here.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from __future__ import annotations
 import argparse
 import collections
 import io
+import itertools
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -41,6 +44,7 @@ from models.training.corpus import (
     resolve_path,
 )
 from models.training.metrics import rate_ci
+from pipeline.fingerprint import landmarks, match_landmarks
 from pipeline.telephone import ChannelConfig, call_channel, telephone_channel
 from pipeline.tones import FRAME_S, tone_frames
 from pipeline.types import ANALYSIS_RATE_HZ
@@ -93,12 +97,14 @@ def cadence(
 
 @contextmanager
 def tone_rule(active: bool) -> Iterator[None]:
-    """The speech gate with the tone rule (True) or as before it (False)."""
+    """The speech gate and the landmarks with the tone rule (True) or as before it (False)."""
     if active:
         yield
         return
-    with mock.patch(
-        "pipeline.vad.tone_frames", lambda s: np.zeros(np.asarray(s).size // HOP, dtype=bool)
+    none = lambda s: np.zeros(np.asarray(s).size // HOP, dtype=bool)  # noqa: E731
+    with (
+        mock.patch("pipeline.vad.tone_frames", none),
+        mock.patch("pipeline.fingerprint.tone_frames", none),
     ):
         yield
 
@@ -270,9 +276,26 @@ def fmt(interval: tuple[float, float]) -> str:
     return f"[{low * 100:.1f}, {high * 100:.1f}]"
 
 
+def campaigns_part(people: int) -> None:
+    """Pairs of different test people, the same ringing in front of both: one "prompt"?"""
+    clips = [read_clip(resolve_path(row)) for row in test_rows("human", people)]
+    print("\n## Carrier index: pairs of different people with the same ringing in front\n")
+    print("| what came first | pairs | judged the same prompt without the rule | with it |")
+    print("|---|---|---|---|")
+    for variant in ("as recorded", *RINGS):
+        calls = [y if variant == "as recorded" else ringing_in_front(y, variant) for y in clips]
+        same = []
+        for active in (False, True):
+            with tone_rule(active):
+                marks = [landmarks(y, sample_rate_hz=SR) for y in calls]
+            pairs = list(itertools.combinations(marks, 2))
+            same.append(sum(match_landmarks(a, b).is_same_prompt for a, b in pairs))
+        print(f"| {variant} | {len(pairs)} | {same[0]} | {same[1]} |")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--parts", default="corpus,tones,detector")
+    parser.add_argument("--parts", default="corpus,tones,detector,campaigns")
     parser.add_argument("--people", type=int, default=30, help="test people (detector part)")
     parser.add_argument("--robots", type=int, default=16, help="test robots (detector part)")
     args = parser.parse_args(argv)
@@ -283,6 +306,8 @@ def main(argv: list[str] | None = None) -> int:
         corpus_part()
     if "detector" in parts:
         detector_part(args.people, args.robots)
+    if "campaigns" in parts:
+        campaigns_part(args.people)
     return 0
 
 

@@ -15,13 +15,15 @@ fingerprints find them:
   so that the same script read by another voice, or a TTS prompt with a customer's name slotted
   in, still comes out near-duplicate (estimated Jaccard similarity).
 
-Pure numpy (and datasketch for MinHash). Times are in STFT frames of :data:`HOP_S` seconds.
+numpy (scipy to resample for the tone check, datasketch for MinHash). Times are in STFT
+frames of :data:`HOP_S` seconds.
 Separation measured on real TTS prompts through codecs: see ``docs/batch.md``.
 """
 
 from __future__ import annotations
 
 import functools
+import math
 import re
 import unicodedata
 from collections.abc import Sequence
@@ -29,6 +31,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from scipy import signal
+
+from pipeline.tones import FRAME_S as TONE_FRAME_S
+from pipeline.tones import tone_frames
+from pipeline.types import ANALYSIS_RATE_HZ
 
 FINGERPRINT_RATE_HZ = 8_000  # telephone rate: every codec we see keeps this band
 N_FFT = 512  # 64 ms window at 8 kHz: resolves harmonics of voices down to ~80 Hz
@@ -106,7 +113,7 @@ def landmarks(samples: np.ndarray, *, sample_rate_hz: int) -> np.ndarray:
         second of speech, none for silence.
     """
     x = np.asarray(samples, dtype=np.float64)[: int(MAX_FINGERPRINT_S * sample_rate_hz)]
-    peaks = spectral_peaks(x, sample_rate_hz=sample_rate_hz)
+    peaks = without_tones(spectral_peaks(x, sample_rate_hz=sample_rate_hz), x, sample_rate_hz)
     n = len(peaks)
     if n < 2:
         return np.zeros(0, dtype=np.uint32)
@@ -138,6 +145,24 @@ def landmarks(samples: np.ndarray, *, sample_rate_hz: int) -> np.ndarray:
     if not parts:
         return np.zeros(0, dtype=np.uint32)
     return np.sort(np.concatenate(parts)).astype(np.uint32)
+
+
+def without_tones(peaks: np.ndarray, samples: np.ndarray, sample_rate_hz: int) -> np.ndarray:
+    """The spectral peaks of ``samples`` outside its signalling tones (``pipeline.tones``).
+
+    A ringback's two frequencies make the same landmarks in every call that recorded the
+    ringing, which would make all of those calls one "campaign" (measured:
+    ``docs/evaluation_calls.md``, "Signalling tones")."""
+    x = np.asarray(samples, dtype=np.float64)
+    if sample_rate_hz != ANALYSIS_RATE_HZ:
+        g = math.gcd(sample_rate_hz, ANALYSIS_RATE_HZ)
+        x = signal.resample_poly(x, ANALYSIS_RATE_HZ // g, sample_rate_hz // g)
+    tone = tone_frames(x)
+    if not tone.any():
+        return peaks
+    centre_s = peaks[:, 0] * HOP_S + N_FFT / 2 / FINGERPRINT_RATE_HZ
+    frame = np.minimum((centre_s / TONE_FRAME_S).astype(np.int64), tone.size - 1)
+    return np.asarray(peaks[~tone[frame]])
 
 
 def landmark_hashes(marks: np.ndarray) -> np.ndarray:

@@ -87,6 +87,29 @@ def test_offset_is_where_the_prompt_starts() -> None:
     assert m.offset_s == pytest.approx(0.8, abs=2 * HOP_S)
 
 
+def _ringback(seconds: float = 12.0) -> np.ndarray:
+    """North America's ringback, 440 + 480 Hz, 2 s on and 4 s off, at -20 dBFS."""
+    t = np.arange(int(seconds * RATE)) / RATE
+    tone = (np.sin(2 * np.pi * 440.0 * t) + np.sin(2 * np.pi * 480.0 * t)) * 0.1 / np.sqrt(2)
+    return np.asarray(tone * ((t % 6.0) < 2.0))
+
+
+def test_the_same_ringing_before_two_prompts_does_not_make_them_one() -> None:
+    # every call recorded from the dial carries the same ringback: it must not be a "prompt"
+    ring = _ringback()
+    a, b = (np.concatenate([ring, synth_prompt(s, duration_s=4.0)]) for s in (11, 12))
+    assert not match_landmarks(
+        landmarks(a, sample_rate_hz=RATE), landmarks(b, sample_rate_hz=RATE)
+    ).is_same_prompt
+    assert len(landmarks(ring, sample_rate_hz=RATE)) == 0
+    plain = landmarks(synth_prompt(11, duration_s=4.0), sample_rate_hz=RATE)
+    assert match_landmarks(landmarks(a, sample_rate_hz=RATE), plain).is_same_prompt
+    assert len(landmarks(a[::2], sample_rate_hz=8_000)) > 0  # other rates: the tones found too
+    assert not match_landmarks(
+        landmarks(a[::2], sample_rate_hz=8_000), landmarks(b[::2], sample_rate_hz=8_000)
+    ).is_same_prompt
+
+
 def test_bytes_round_trip() -> None:
     marks = landmarks(synth_prompt(8, duration_s=2.0), sample_rate_hz=RATE)
     assert np.array_equal(landmarks_from_bytes(landmarks_to_bytes(marks)), marks)
