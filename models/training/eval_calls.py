@@ -56,6 +56,7 @@ import models.diarize
 import pipeline.acoustic
 import pipeline.behaviour
 import pipeline.fingerprint
+import pipeline.tones
 import pipeline.vad
 from models.diarize import (
     CALLER_RULE,
@@ -134,6 +135,7 @@ FEATURE_CODE = (
     pipeline.acoustic,
     pipeline.behaviour,
     pipeline.fingerprint,
+    pipeline.tones,
     pipeline.vad,
 )
 

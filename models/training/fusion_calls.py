@@ -336,6 +336,7 @@ BASE_CODE = (
     "pipeline/behaviour.py",
     "pipeline/detector.py",
     "pipeline/telephone.py",
+    "pipeline/tones.py",
     "pipeline/vad.py",
 )
 

@@ -171,6 +171,7 @@ AUDIO_CODE = (
     "models/synth_head.py",
     "pipeline/acoustic.py",
     "pipeline/telephone.py",
+    "pipeline/tones.py",
     "pipeline/vad.py",
 )
 
