@@ -112,8 +112,9 @@ class Detector:
         if other_samples is not None and _has_signal(other_samples):
             other = self.transcriber.transcribe(other_samples)
         cues = acoustic_cues(audio)
+        tone_heard = tuple(tone_spans(caller))  # left out of every cue's speech (pipeline.tones)
         if cues.speech_s < MIN_SPEECH_TO_JUDGE_S:
-            tones_s = sum(end - start for start, end in tone_spans(caller))
+            tones_s = sum(end - start for start, end in tone_heard)
             tones = (
                 f" besides {tones_s:.1f} s of telephone tones (ringing, a busy tone or beeps, "
                 "which are nobody's voice)"
@@ -176,7 +177,7 @@ class Detector:
             model=self.fusion,
             caller_turns=caller_turns,
         )
-        return dataclasses.replace(verdict, tones=tuple(tone_spans(caller)))
+        return dataclasses.replace(verdict, tones=tone_heard)
 
     def caller_turns(self, audio: Audio) -> Turns | None:
         """The caller's speech of a mono recording as :meth:`detect_audio` splits it (its
