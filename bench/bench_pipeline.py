@@ -182,9 +182,9 @@ def voice_parts(scorer: Any, caller: np.ndarray, repeat: int) -> dict[str, float
     parts["encoded_speech_s"] = speech.size / 16_000
     clock("encoder", lambda: encode_windows(scorer.encoder.model, speech))
     if scorer.embedder is not None:
-        clock("aasist", lambda: scorer.embedder.embed(y))
+        clock("aasist", lambda: scorer.embedding(y, every))
     frames = scorer.encoder.speech_frames(y, choice=choice)
-    embedding = None if scorer.embedder is None else scorer.embedder.embed(y)
+    embedding = scorer.embedding(y, every)
     clock("windows_head", lambda: scorer.score_channelled(y, frames, embedding, windows=every))
     clock("total", lambda: scorer.score(caller))
     return parts

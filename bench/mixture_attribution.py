@@ -68,7 +68,13 @@ from typing import Any
 import numpy as np
 
 from models.fusion_file import read_fusion
-from models.synth_head import LogisticHead, SynthVoiceScorer, file_sha256, pool_log_odds
+from models.synth_head import (
+    LogisticHead,
+    SynthVoiceScorer,
+    file_sha256,
+    pool_log_odds,
+    speech_windows,
+)
 from models.training import fusion_calls as fc
 from models.training.aasist_scores import paired_eer_delta
 from models.training.corpus import (
@@ -265,10 +271,10 @@ def load_mixtures(
         text_changed += len({json.dumps(t, sort_keys=True) for t in text.values()}) > 1
         y = call_channel(x)
         got = frames.speech_frames(y) if frames is not None else None
-        embedding = None if embedder is None else embedder.embed(y)
         windows = {}
-        for label, scorer in scorers.items():
-            score = scorer.score_channelled(y, got, embedding)
+        for label, scorer in scorers.items():  # each head's own aasist window (spec.aasist_pad_s)
+            every = speech_windows(y, max_window_s=scorer.head.spec.max_window_s)
+            score = scorer.score_channelled(y, got, scorer.embedding(y, every), windows=every)
             windows[label] = () if score is None else tuple((b - a, r) for a, b, r in score.windows)
         source = row.parts[0].split("/")[0] if row.parts else row.source
         out.append(

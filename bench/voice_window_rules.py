@@ -83,7 +83,7 @@ def score_rules(
     every = speech_windows(y, max_window_s=scorer.head.spec.max_window_s)
     if not every or scorer.encoder is None or scorer.embedder is None:
         return None
-    embedding = scorer.embedder.embed(y)
+    embedding = scorer.embedding(y, every)
     _, chunks = vad_speech(y)  # the encoder's VAD, to know which rules share a pass
     passes: dict[tuple[tuple[float, float], ...] | None, SpeechFrames | None] = {}
     out: dict[str, Any] = {"windows": len(every), "vad_speech_s": _seconds(chunks)}

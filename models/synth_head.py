@@ -92,17 +92,22 @@ ENCODER_PASS_S = 30.0  # the speech one Whisper encoder pass holds (its 30 s inp
 # bare ASR's CPU time, no dev EER worse (docs/performance.md, "Which speech the head encodes").
 WINDOW_RULES = ("all", "spread", "longest")
 WINDOW_RULE = "spread"
+# The ``aasist`` block's middle window is cut from the whole channel copy (``aasist_pad_s`` None,
+# the shipped head), or from the speech span with at most ``aasist_pad_s`` seconds of the copy
+# kept before and after it (:func:`aasist_input`). Measured 2026-12-07 (docs/evaluation_calls.md,
+# "Signalling tones"): the speech span alone (0 s) keeps quiet in front from moving a clip's
+# log-odds, and costs the held-out commercial voices 3.1 points of EER at the same recipe.
 
 
 class ClipEmbedder(Protocol):
     """The ``aasist`` block: one 160-d vector for a whole channel-processed clip or call.
 
     Definition (training and inference alike; ``bench/aasist_probe.py`` chose on it): the
-    audio after ``call_channel``, peak-normalised, the middle 4.04 s window of the whole clip
-    (``models.aasist.clip_windows(..., max_windows=1)``; a shorter clip is tiled to one
+    audio after ``call_channel`` (all of it, or its speech span with ``FeatureSpec.aasist_pad_s``
+    of margin: :func:`aasist_input`), peak-normalised, its middle 4.04 s window
+    (``models.aasist.clip_windows(..., max_windows=1)``; a shorter stretch is tiled to one
     window), through the ASVspoof 2019 LA AASIST checkpoint; the last hidden layer (the input
-    of its output layer). Training reads it from the cache that ``robocall evaluate --aasist``
-    and ``models/training/aasist_scores.py`` fill (the same window of the same channel copy).
+    of its output layer). Training keeps it in a cache of its own (``synth_data.py``).
     """
 
     @property
@@ -139,10 +144,13 @@ class FeatureSpec:
     max_window_s: float = MAX_WINDOW_S
     version: int = FEATURE_VERSION
     aasist_id: str = AASIST_ID  # checkpoint that produced "aasist" features (sha256[:16] last)
+    aasist_pad_s: float | None = None  # non-speech kept around the aasist window's speech
 
     def __post_init__(self) -> None:
         if not self.blocks or not set(self.blocks) <= set(BLOCKS):
             raise ValueError(f"blocks must be a non-empty subset of {BLOCKS}: {self.blocks}")
+        if self.aasist_pad_s is not None and not 0.0 <= self.aasist_pad_s <= 30.0:
+            raise ValueError(f"aasist_pad_s must be None or in [0, 30], got {self.aasist_pad_s}")
         if not self.window_blocks:
             # The windows (and so the pooling) come from the window blocks.
             raise ValueError("the aasist block is one vector per clip: it needs whisper or lfcc")
@@ -156,6 +164,8 @@ class FeatureSpec:
             parts.append(self.encoder_id)
         if block == "aasist":
             parts.append(self.aasist_id)
+            if self.aasist_pad_s is not None:  # the whole copy keys as before the choice
+                parts.append(f"pad{self.aasist_pad_s:g}")
         return hashlib.sha1("|".join(parts).encode()).hexdigest()[:12]
 
     @property
@@ -366,6 +376,21 @@ def speech_windows(
         else:
             merged.append(list(w))
     return [(round(a, 3), round(b, 3)) for a, b in merged]
+
+
+def aasist_input(
+    y: np.ndarray, windows: Sequence[tuple[float, float]], *, spec: FeatureSpec
+) -> np.ndarray:
+    """The audio a head's ``aasist`` block embeds: the channel copy ``y`` from ``aasist_pad_s``
+    seconds before the start of its first speech window (``windows``, :func:`speech_windows` of
+    ``y``) to as long after the end of its last; all of ``y`` when the spec keeps the whole copy
+    (None) or there are no windows."""
+    pad = spec.aasist_pad_s
+    if pad is None or not windows:
+        return y
+    a = max(int((windows[0][0] - pad) * ANALYSIS_RATE_HZ), 0)
+    b = min(int(math.ceil((windows[-1][1] + pad) * ANALYSIS_RATE_HZ)), y.size)
+    return y[a:b]
 
 
 def choose_windows(
@@ -722,8 +747,14 @@ class SynthVoiceScorer:
                 else WindowChoice(tuple(windows), self.window_rule)
             )
             frames = self.encoder.speech_frames(y, choice=choice)
-        embedding = None if self.embedder is None else self.embedder.embed(y)
-        return self.score_channelled(y, frames, embedding, windows=windows)
+        return self.score_channelled(y, frames, self.embedding(y, windows), windows=windows)
+
+    def embedding(self, y: np.ndarray, windows: Sequence[tuple[float, float]]) -> np.ndarray | None:
+        """The ``aasist`` block of the channel copy ``y`` with speech windows ``windows`` (None
+        for a head without it): the embedder on :func:`aasist_input`."""
+        if self.embedder is None:
+            return None
+        return np.asarray(self.embedder.embed(aasist_input(y, windows, spec=self.head.spec)))
 
     def score_channelled(
         self,

@@ -23,7 +23,9 @@ from models.synth_head import (
     ClipEmbedder,
     FeatureSpec,
     FrameEncoder,
+    aasist_input,
     call_window_features,
+    speech_windows,
     window_features,
 )
 from models.training.corpus import (
@@ -217,9 +219,14 @@ AASIST_CLIP_DIR = "aasist_clip"
 AASIST_WINDOWS = 1  # models.aasist.CLIP_WINDOWS; part of the key
 
 
-def aasist_row_key(row: CorpusRow, clip_sha: str) -> str:
-    """Cache key of a row's AASIST files: its id, its clip's sha256 and the window count."""
-    return hashlib.sha1(f"{row.id}|{clip_sha}|{AASIST_WINDOWS}".encode()).hexdigest()
+def aasist_row_key(row: CorpusRow, clip_sha: str, *, pad_s: float | None = None) -> str:
+    """Cache key of a row's AASIST files: its id, its clip's sha256, the window count and, when
+    the window is cut from the speech span and that cut removed audio, the margin kept
+    (``FeatureSpec.aasist_pad_s``); a row the cut leaves whole shares the whole copy's file."""
+    parts = [row.id, clip_sha, str(AASIST_WINDOWS)]
+    if pad_s is not None:
+        parts.append(f"pad{pad_s:g}")
+    return hashlib.sha1("|".join(parts).encode()).hexdigest()
 
 
 def aasist_clip_path(checkpoint: str, key: str) -> Path:
@@ -231,9 +238,22 @@ def _aasist_block(
     row: CorpusRow, clip_sha: str, spec: FeatureSpec, embedder: ClipEmbedder | None
 ) -> np.ndarray | None:
     """The row's ``aasist`` vector (160,) from the cache, computed on a miss (the checkpoint
-    loads then, unless ``embedder`` is given); None if the channel finds no speech."""
-    key = aasist_row_key(row, clip_sha)
-    path = aasist_clip_path(spec.aasist_id.rsplit("/", 1)[-1], key)
+    loads then, unless ``embedder`` is given); None if the channel finds no speech. With a
+    margin (``spec.aasist_pad_s``) the channel copy is made first, to know whether the cut
+    removes anything: a row it leaves whole reads the whole copy's file."""
+    y: np.ndarray | None = None
+    pad = spec.aasist_pad_s
+    if pad is not None:
+        try:
+            y = call_channel(read_clip(resolve_path(row)))
+        except EmptyAudioError:
+            return None
+        cut = aasist_input(y, speech_windows(y, max_window_s=spec.max_window_s), spec=spec)
+        pad = None if cut.size == y.size else pad
+        y = cut
+    path = aasist_clip_path(
+        spec.aasist_id.rsplit("/", 1)[-1], aasist_row_key(row, clip_sha, pad_s=pad)
+    )
     if not path.is_file():
         if embedder is None:
             from models.loading import load_clip_embedder
@@ -241,10 +261,11 @@ def _aasist_block(
             embedder = load_clip_embedder()
         if embedder.model_id != spec.aasist_id:
             raise ValueError(f"spec wants {spec.aasist_id} features, got {embedder.model_id}")
-        try:
-            y = call_channel(read_clip(resolve_path(row)))
-        except EmptyAudioError:
-            return None
+        if y is None:
+            try:
+                y = call_channel(read_clip(resolve_path(row)))
+            except EmptyAudioError:
+                return None
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(path, suffix=".tmp.npy") as tmp:
             np.save(tmp, np.asarray(embedder.embed(y), dtype=np.float32))
@@ -265,7 +286,7 @@ def clip_features(
     """Features of one row (computed once, then read from the cache); None if no speech.
 
     The ``aasist`` block is the same clip vector in both variants (:class:`ClipEmbedder`: the
-    whole clip through ``call_channel``, as at inference), appended to every window.
+    whole clip through ``call_channel``, cut as at inference), appended to every window.
     """
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")

@@ -88,6 +88,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         action="store_true",
         help="with --nap-dim: K directions in each feature block instead of over all",
     )
+    train.add_argument(
+        "--aasist-pad",
+        type=float,
+        metavar="S",
+        help="stage synth: cut the AASIST window from the speech span with at most S seconds "
+        "of the channel copy around it (FeatureSpec.aasist_pad_s; default: the whole copy, the "
+        "shipped head; measured in docs/evaluation_calls.md, 'Signalling tones')",
+    )
     fusion = train.add_argument_group("stage fusion (models/training/train_fusion.py)")
     fusion.add_argument(
         "--e2e", type=int, default=120, metavar="N", help="test mixtures run end to end (ASR)"
@@ -247,6 +255,9 @@ def _train_synth(args: argparse.Namespace) -> int:
                                       nap_per_block=args.nap_per_block)  # fmt: skip
         elif args.nap_classes or args.nap_per_block:
             raise ValueError("--nap-classes and --nap-per-block go with --nap-dim")
+        if args.aasist_pad is not None:
+            spec = dataclasses.replace(cfg.spec, aasist_pad_s=args.aasist_pad)
+            cfg = dataclasses.replace(cfg, spec=spec)
     except ValueError as exc:
         print(f"robocall train: {exc}", file=sys.stderr)
         return 2

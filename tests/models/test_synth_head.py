@@ -23,6 +23,7 @@ from models.synth_head import (
     LogisticHead,
     SynthVoiceScorer,
     WindowChoice,
+    aasist_input,
     choose_windows,
     cut,
     lfcc_stats,
@@ -444,6 +445,42 @@ def test_scorer_appends_the_calls_embedding_to_every_window(
         SynthVoiceScorer(head, encoder=None, model_info=info, embedder=HearingEmbedder("other"))
     with pytest.raises(ValueError, match="embedding"):
         scorer.score_channelled(y, None)
+
+
+def test_aasist_window_with_a_margin_is_cut_from_the_speech_span(
+    synth: Callable[..., np.ndarray],
+) -> None:
+    whole = FeatureSpec(blocks=("lfcc", "aasist"))
+    assert whole.aasist_pad_s is None  # the shipped head: the whole channel copy
+    cut = dataclasses.replace(whole, aasist_pad_s=0.0)
+    margin = dataclasses.replace(whole, aasist_pad_s=1.0)
+    keys = {s.block_key("aasist") for s in (whole, cut, margin)}
+    assert len(keys) == 3 and {s.block_key("lfcc") for s in (whole, cut, margin)} == {
+        whole.block_key("lfcc")
+    }
+    assert FeatureSpec.from_dict(margin.to_dict()) == margin
+    with pytest.raises(ValueError, match="aasist_pad_s"):
+        FeatureSpec(blocks=("lfcc", "aasist"), aasist_pad_s=-1.0)
+
+    rng = np.random.default_rng(3)
+    voice = _speechy(synth, ("robot", 3.0))
+    heard: dict[float, np.ndarray] = {}
+    for lead_s in (0.0, 5.0):
+        line = rng.normal(0.0, 1e-3, int(lead_s * 16_000)).astype(np.float32)  # -60 dBFS
+        y = call_channel(np.concatenate([line, voice]))
+        windows = speech_windows(y)
+        assert windows[0][0] >= lead_s - 0.05  # the quiet is not speech
+        assert np.array_equal(aasist_input(y, windows, spec=whole), y)
+        heard[lead_s] = aasist_input(y, windows, spec=cut)
+        assert heard[lead_s].size <= y.size - int((lead_s - 0.05) * 16_000)
+        kept = aasist_input(y, windows, spec=margin)
+        before = min(windows[0][0], 1.0)
+        assert kept.size == pytest.approx(
+            heard[lead_s].size + before * 16_000, abs=2 * 320 + 16_000
+        )
+    # The same speech either way, to within the gate's 20 ms frames.
+    assert abs(heard[5.0].size - heard[0.0].size) <= 2 * 320
+    assert np.array_equal(aasist_input(voice, [], spec=cut), voice)  # no windows: all of it
 
 
 def test_old_heads_ignore_an_embedder(synth: Callable[..., np.ndarray]) -> None:

@@ -16,7 +16,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.synth_head import AASIST_DIM, AASIST_ID, FeatureSpec, LogisticHead
+from models.synth_head import (
+    AASIST_DIM,
+    AASIST_ID,
+    FeatureSpec,
+    LogisticHead,
+    aasist_input,
+    speech_windows,
+)
 from models.training.aasist_scores import aasist_embed_path, row_key
 from models.training.corpus import (
     CorpusRow,
@@ -200,6 +207,7 @@ def test_train_refuses_a_bad_projection() -> None:
     assert main(["train", "--quick", "--features", "lfcc", "--nap-classes", "both"]) == 2
     assert main(["train", "--quick", "--features", "lfcc", "--nap-dim", "2",
                  "--nap-classes", "robots"]) == 2  # fmt: skip
+    assert main(["train", "--quick", "--aasist-pad", "-1"]) == 2
 
 
 class SpectrumEmbedder:
@@ -374,8 +382,17 @@ def test_the_aasist_block_reads_only_what_its_own_embedder_wrote(tiny_corpus: Pa
     embedder = SpectrumEmbedder()
     feats = clip_features(row, variant="telephone", cfg=cfg, encoder=None, embedder=embedder)
     assert feats is not None and embedder.calls == 1
-    expected = embedder.embed(call_channel(read_clip(resolve_path(row))))
-    np.testing.assert_array_equal(feats.x[0, 120:], expected.astype(np.float64))
+    y = call_channel(read_clip(resolve_path(row)))
+    np.testing.assert_array_equal(feats.x[0, 120:], embedder.embed(y).astype(np.float64))
+    # Cut from the speech span: its own file when the cut removes audio, else the whole copy's.
+    for pad_s in (0.0, 30.0):
+        spec = dataclasses.replace(cfg.spec, aasist_pad_s=pad_s)
+        calls = embedder.calls
+        feats = clip_features(row, variant="telephone", cfg=dataclasses.replace(cfg, spec=spec),
+                              encoder=None, embedder=embedder)  # fmt: skip
+        cut = aasist_input(y, speech_windows(y), spec=spec)
+        assert feats is not None and embedder.calls == calls + (cut.size < y.size)
+        np.testing.assert_array_equal(feats.x[0, 120:], embedder.embed(cut).astype(np.float64))
 
 
 def _write_mixtures(manifests: Path, *, clip_index: int) -> None:
