@@ -272,9 +272,14 @@ def load_mixtures(
         y = call_channel(x)
         got = frames.speech_frames(y) if frames is not None else None
         windows = {}
+        embedded: dict[tuple[bool, float, float | None], Any] = {}  # AASIST once per window kind
         for label, scorer in scorers.items():  # each head's own aasist window (spec.aasist_pad_s)
-            every = speech_windows(y, max_window_s=scorer.head.spec.max_window_s)
-            score = scorer.score_channelled(y, got, scorer.embedding(y, every), windows=every)
+            spec = scorer.head.spec
+            every = speech_windows(y, max_window_s=spec.max_window_s)
+            key = ("aasist" in spec.blocks, spec.max_window_s, spec.aasist_pad_s)
+            if key not in embedded:
+                embedded[key] = scorer.embedding(y, every)
+            score = scorer.score_channelled(y, got, embedded[key], windows=every)
             windows[label] = () if score is None else tuple((b - a, r) for a, b, r in score.windows)
         source = row.parts[0].split("/")[0] if row.parts else row.source
         out.append(
