@@ -22,6 +22,7 @@ parties' transcripts lives apart.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -759,10 +760,16 @@ def zscore(m: np.ndarray) -> np.ndarray:
 def _repetition_cues(fr: _Frames, intervals: list[tuple[float, float]]) -> list[Evidence]:
     if sum(b - a for a, b in intervals) < 2 * REPEAT_MIN_S:
         return []
-    reps = replay_search(fr.logmel_db, intervals)
+    return [replay_evidence(replay_search(fr.logmel_db, intervals))]
+
+
+def replay_evidence(reps: Sequence[Repeat]) -> Evidence:
+    """The ``replayed_speech_s`` cue of the replays ``reps`` found (none: the cue at 0): the
+    seconds of speech that replay earlier audio (the union of the second plays)."""
     if not reps:
-        return [_cue("replayed_speech_s", 0.0, {"replayed_s": 0.0}, code="replayed_speech_s.none")]
-    replayed = np.zeros(fr.speech.size, dtype=bool)  # union of the replayed spans, per frame
+        return _cue("replayed_speech_s", 0.0, {"replayed_s": 0.0}, code="replayed_speech_s.none")
+    frames = int(max(r.again_s[1] for r in reps) * RATE_HZ / HOP) + 1
+    replayed = np.zeros(frames, dtype=bool)  # union of the replayed spans, per frame
     for r in reps:
         replayed[int(r.again_s[0] * RATE_HZ / HOP) : int(r.again_s[1] * RATE_HZ / HOP)] = True
     total = float(replayed.sum() * HOP / RATE_HZ)
@@ -773,9 +780,7 @@ def _repetition_cues(fr: _Frames, intervals: list[tuple[float, float]]) -> list[
         "replays": float(len(reps)),
         "correlation": min(r.correlation for r in reps),
     }
-    return [
-        _cue("replayed_speech_s", total, params, reps[0].again_s, code="replayed_speech_s.found")
-    ]
+    return _cue("replayed_speech_s", total, params, reps[0].again_s, code="replayed_speech_s.found")
 
 
 def reply_latencies(

@@ -17,7 +17,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from pipeline.acoustic import acoustic_cues
+from pipeline.acoustic import acoustic_cues, find_repeats, replay_evidence
 from pipeline.audio import AudioSource, load_audio
 from pipeline.behaviour import Diarizer, PartyTurns, behaviour_cues, stereo_turns, turn_texts
 from pipeline.config import DetectorConfig
@@ -25,8 +25,18 @@ from pipeline.errors import AudioTooShortError, EmptyAudioError
 from pipeline.fuse import FUSION_METHOD, FusionModel, fuse
 from pipeline.messages import make_evidence
 from pipeline.provenance import make_provenance
+from pipeline.queue import (
+    QUEUE_MIN_SHARE,
+    find_announcement,
+    judged_transcript,
+    muted,
+    outside,
+    queue_share,
+    set_aside,
+)
 from pipeline.tones import tone_spans
 from pipeline.types import (
+    AcousticCues,
     Audio,
     ContextCue,
     Evidence,
@@ -39,6 +49,7 @@ from pipeline.types import (
     Turns,
     Verdict,
 )
+from pipeline.vad import voiced_intervals
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +150,7 @@ class Detector:
                 f"{audio.info.name}: no speech recognised in {'/'.join(self.config.asr.languages)} "
                 f"({cues.speech_s:.1f} s of sound on the caller channel, but no words)"
             )
+        judged, synth, cues = self._without_queue(caller, transcript, synth, cues)
         models: tuple[ModelInfo, ...] = (
             self.transcriber.model_info,
             self.text_classifier.model_info,
@@ -157,7 +169,7 @@ class Detector:
         )
         if context:
             cues = dataclasses.replace(cues, evidence=(*cues.evidence, *context))
-        text = self.text_classifier.score(transcript, other_party=other)
+        text = self.text_classifier.score(judged, other_party=other)
         if self.fusion is not None:
             models = (*models, ModelInfo("fusion", self.fusion.model_id, self.fusion.sha256))
         provenance = make_provenance(
@@ -186,6 +198,51 @@ class Detector:
         if self.diarizer is None or audio.other_party() is not None:
             return None
         return split_caller(self.diarizer(audio.caller()))
+
+    def _without_queue(
+        self,
+        caller: np.ndarray,
+        transcript: Transcript,
+        synth: SyntheticVoiceScore | None,
+        cues: AcousticCues,
+    ) -> tuple[Transcript, SyntheticVoiceScore | None, AcousticCues]:
+        """The transcript, voice score and cues to judge the caller by, with recorded queue
+        announcements set aside (:mod:`pipeline.queue`) when the caller also speaks outside
+        them; otherwise the three unchanged. Sets aside: their segments (the text heads),
+        their replays (the replay cue) and their audio (the voice head scores the channel again
+        with it silenced); one reason of weight 0 says what was set aside."""
+        if not any(queue_share(s.text) >= QUEUE_MIN_SHARE for s in transcript.segments):
+            return transcript, synth, cues
+        repeats = find_repeats(caller)
+        found = find_announcement(transcript, repeats)
+        if found is None:
+            return transcript, synth, cues
+        judged = judged_transcript(transcript, found)
+        if not judged.segments or outside(voiced_intervals(caller), found.spans) < (
+            MIN_SPEECH_TO_JUDGE_S
+        ):
+            return transcript, synth, cues
+        note = make_evidence(
+            "structure",
+            "queue_announcement",
+            value=round(found.seconds, 3),
+            weight=0.0,
+            code="queue_announcement.found",
+            params={
+                "plays": float(found.replays + 1),
+                "seconds": round(found.seconds, 3),
+                "start_s": found.start_s,
+                "quote": _quote(found.quote),
+            },
+            span_s=found.spans[0],
+        )
+        evidence = tuple(e for e in cues.evidence if e.name != "replayed_speech_s")
+        rest = replay_evidence(set_aside(repeats, found))
+        cues = dataclasses.replace(cues, evidence=(*evidence, rest, note))
+        if synth is not None and self.synth_scorer is not None:
+            synth = self.synth_scorer.score(muted(caller, found.spans))
+        log.info("set aside a queue announcement: %s", found.spans)
+        return judged, synth, cues
 
     def _behaviour(
         self,
@@ -238,6 +295,14 @@ def synthetic_voice_evidence(score: SyntheticVoiceScore) -> Evidence:
         },
         span_s=score.span_s,
     )
+
+
+QUOTE_CHARS = 60  # how much of an announcement a reason quotes
+
+
+def _quote(text: str) -> str:
+    """``text`` cut to :data:`QUOTE_CHARS` characters."""
+    return text if len(text) <= QUOTE_CHARS else text[: QUOTE_CHARS - 1].rstrip() + "\u2026"
 
 
 def _has_signal(samples: np.ndarray) -> bool:

@@ -262,6 +262,39 @@ SCRIPTED_WEAK: tuple[str, ...] = (
     "如不需要.{0,4}挂机|不需要.{0,6}直接挂(?:机|断)",
 )
 
+# --- Queue announcements ------------------------------------------------------------------------
+# What a call centre's queue plays while the caller waits for an agent: hold and wait messages,
+# recording notices. An agent says many of these too ("please hold while I check"), so they are
+# no evidence on their own: ``pipeline.queue`` sets aside only a stretch the caller channel
+# *replays* (the same audio twice: a recording) whose words are mostly these phrases.
+QUEUE_ANNOUNCEMENT: tuple[str, ...] = (
+    "thank you for (?:holding|waiting|your patience|calling(?: [a-z]+){0,4})",
+    "your call is (?:very )?important to us",
+    "(?:please )?(?:stay|remain|hold) on the line",
+    "please (?:continue to )?hold",
+    "(?:the|our) (?:next|first) available (?:agent|representative|operator|advisor|associate)"
+    "(?: will be with you(?: shortly| in a moment| as soon as possible)?)?",
+    "all (?:of )?our (?:agents|representatives|operators|advisors|lines) are (?:currently )?"
+    "(?:busy|assisting other (?:callers|customers))",
+    "(?:your call|calls) will be answered in the order (?:it was|they were|they are) received",
+    "(?:your |the )?(?:estimated )?wait(?:ing)? time is(?: approximately| about)?"
+    "(?: [a-z0-9]+){0,3} minutes?",
+    "you are (?:caller )?number [a-z0-9]+ in (?:the )?(?:queue|line)",
+    "(?:this|your) call (?:may|will) be (?:monitored|recorded)(?: (?:and|or) (?:monitored|"
+    "recorded))?(?: for (?:quality|training)(?: (?:and|or) (?:quality|training))?"
+    "(?: purposes)?)?",
+    # Mandarin with short gaps: the ASR mishears words of synthetic prompts ("耐心" as "那一心")
+    "感谢您的.{0,3}等待|感谢(?:您的)?来电",
+    "您的.{0,3}对我们(?:来说)?(?:非常|很)?重要",
+    "请(?:不要|勿)挂.",
+    "(?:座席|坐席|客服|话务员|人工)(?:人员)?(?:正|都)?(?:忙|在忙|繁忙)",
+    "请(?:您)?稍(?:候|等)",
+    "正在为您(?:转接|接通)(?:人工.{0,2})?",
+    "(?:将|会).快为您.{0,2}(?:接通|转接|服务)(?:人工.{0,2})?",
+    "(?:您)?(?:前面|前方)(?:还有|尚有)[0-9零一二两三四五六七八九十]+位",
+    "(?:本次)?通话(?:可能|将|会)(?:被)?录音",
+)
+
 # --- Disfluency -------------------------------------------------------------------------------
 # Matched against case-folded NFKC text *with* punctuation kept, because Whisper sets fillers
 # off with commas ("you know," "那个，").

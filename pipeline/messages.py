@@ -137,6 +137,13 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "No part of the caller's speech repeats earlier audio exactly.",
         "来电方说的话中没有与前面完全相同的重复片段。",
     ),
+    "queue_announcement.found": (
+        "A recorded queue announcement played {plays:.0f} times ({seconds:.1f} s in all, first at "
+        "{start_s:clock}: {quote:quotes}); call centres play these while you wait for an agent, "
+        "so it is not counted as the caller's voice or words.",
+        "来电方线路上播放了 {plays:.0f} 次排队录音（共 {seconds:.1f} 秒，首次在 {start_s:clock}："
+        "{quote:quotes}）；客服中心在转接人工之前会播放这类录音，因此不计为来电方本人的声音和话语。",
+    ),
     "replayed_speech_s.found": (
         "{replayed_s:.1f} s of the caller's speech is an exact replay of earlier audio (said at "
         "{first_s:clock}, again at {again_s:clock}); a person cannot say something twice this "
@@ -372,6 +379,7 @@ TITLES: dict[str, tuple[str, str]] = {
     "pause_cv": ("Pause length variation", "停顿长短的变化"),
     "digital_silence_s": ("Digital silence (s)", "数字静音（秒）"),
     "replayed_speech_s": ("Identical speech replayed (s)", "重复播放的同一段语音（秒）"),
+    "queue_announcement": ("Recorded queue announcement (s)", "排队等候录音（秒）"),
     "response_latency_std_s": ("Reply delay variation (s)", "回应延迟的波动（秒）"),
     "response_latency_median_s": ("Typical reply delay (s)", "回应延迟中位数（秒）"),
     "talk_over_fraction": ("Talking over the callee (share of turns)", "抢话比例"),

@@ -31,6 +31,7 @@ SAMPLE: dict[str, object] = {
     "unit": "chars",
     "when": "other",
     "question": "你是机器人吗",
+    "quote": "感谢您的耐心等待",
     "probability": 0.999,
 }
 # Latin letters allowed in Chinese sentences: units and the like
