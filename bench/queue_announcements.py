@@ -1,0 +1,161 @@
+"""Recorded queue announcements (``pipeline/queue.py``): a call-centre hold message played twice
+with hold music between the halves of a test clip, through the whole shipped detector, with the
+rule and without it.
+
+    PYTHONPATH=. nice -n 5 .venv/bin/python bench/queue_announcements.py [--people 16] [--robots 10]
+
+Each test clip (``signalling_tones.test_rows``: test-split people and robots of the shared data
+and English TTS, at most 3 per source and language) is cut in two, and between the halves go: a
+hold message, 10 s of a synthetic chord loop (hold music), the same message, 6 s of the loop (it
+starts over, as a looping track does), at the clip's own level. The message is "Thank you for
+holding. Your call is important to us. Please stay on the line, and the next available agent
+will be with you shortly." read by flite's slt voice for English clips, and its Mandarin
+counterpart read by ttskit's Mellotron for Mandarin clips (skipped without it:
+``datasets/README.md``, "ttskit"). Each clip is judged plain, and with the hold inserted with
+the rule (``Detector._without_queue``) and without it. Nothing is fitted here; prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import io
+import logging
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+import numpy as np
+import soundfile as sf
+from scipy import signal
+
+from models.training.corpus import read_clip, resolve_path
+from pipeline.config import load_config
+from pipeline.detector import Detector
+from pipeline.errors import RobocallError
+from pipeline.types import ANALYSIS_RATE_HZ as SR
+from pipeline.types import Label
+from service.detector import load_detector
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from signalling_tones import test_rows  # noqa: E402 (a sibling bench script)
+
+MESSAGE = {
+    "en": "Thank you for holding. Your call is important to us. Please stay on the line, and "
+    "the next available agent will be with you shortly.",
+    "zh": "感谢您的耐心等待，您的来电对我们非常重要，请不要挂机，我们将尽快为您接通人工服务",
+}
+CHORDS = (
+    (261.6, 329.6, 392.0),
+    (220.0, 261.6, 329.6),
+    (174.6, 220.0, 261.6),
+    (196.0, 246.9, 293.7),
+)
+
+
+def english_message() -> np.ndarray:
+    with tempfile.NamedTemporaryFile(suffix=".wav") as f:
+        subprocess.run(["flite", "-voice", "slt", "-t", MESSAGE["en"], "-o", f.name], check=True)
+        x, sr = sf.read(f.name, dtype="float32")
+    return np.asarray(signal.resample_poly(x, SR, sr), dtype=np.float32)
+
+
+def mandarin_message() -> np.ndarray | None:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "datasets"))
+    try:
+        from prepare_ttskit import Ttskit
+    except ModuleNotFoundError:
+        return None
+    tts = Ttskit()
+    parts = []
+    for clause in MESSAGE["zh"].split("，"):
+        parts += [tts.speak(clause, "queue", seed=1), np.zeros(SR // 10)]
+    return np.concatenate(parts).astype(np.float32)
+
+
+def chord_loop(seconds: float) -> np.ndarray:
+    """A looping chord pattern with harmonics and a bass note per beat (the same every time)."""
+    beat, out = 0.5, np.zeros(int(seconds * SR))
+    t = np.arange(int(2 * SR)) / SR
+    env = np.exp(-t * 2.5) * (1 - np.exp(-t * 200))
+    for i in range(int(seconds / beat)):
+        chord = CHORDS[(i // 4) % 4]
+        notes = chord if i % 4 == 0 else chord[i % 3 : i % 3 + 1]
+        tone = sum(0.6**k * np.sin(2 * np.pi * f * (k + 1) * t) for f in notes for k in range(4))
+        tone = tone + 0.8 * np.sin(2 * np.pi * chord[0] / 2 * t)
+        a = int(i * beat * SR)
+        b = min(a + t.size, out.size)
+        out[a:b] += (env * tone)[: b - a]
+    return out.astype(np.float32)
+
+
+def held(clip: np.ndarray, message: np.ndarray) -> np.ndarray:
+    level = float(np.percentile(np.abs(clip), 99))
+    msg = message / np.abs(message).max() * level
+    loop = chord_loop(10.0)
+    loop = loop / np.abs(loop).max() * level * 0.5
+    gap = np.zeros(SR // 2, np.float32)
+    h = clip.size // 2
+    parts = [clip[:h], gap, msg, gap, loop, gap, msg, gap, loop[: 6 * SR], gap, clip[h:]]
+    return np.concatenate(parts).astype(np.float32)
+
+
+def judge(detector: Detector, samples: np.ndarray, name: str) -> dict[str, Any]:
+    buf = io.BytesIO()
+    sf.write(buf, samples, SR, format="WAV", subtype="PCM_16")
+    try:
+        verdict = detector.detect(buf.getvalue(), name=name)
+    except RobocallError as exc:
+        return {"refused": exc.code}
+    names = {e.name for e in verdict.evidence}
+    return {"robot": verdict.label is Label.ROBOT,
+            "p": verdict.robot_probability, "aside": "queue_announcement" in names}  # fmt: skip
+
+
+def unchanged(self: Detector, caller: Any, transcript: Any, synth: Any, cues: Any) -> Any:
+    return transcript, synth, cues
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--people", type=int, default=16)
+    parser.add_argument("--robots", type=int, default=10)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    detector = load_detector(load_config())
+    messages = {"en": english_message(), "zh": mandarin_message()}
+    table: dict[tuple[str, str], collections.Counter[str]] = collections.defaultdict(
+        collections.Counter
+    )
+    for label, n in (("human", args.people), ("robot", args.robots)):
+        for row in test_rows(label, n):
+            message = messages[row.language]
+            if message is None:
+                continue
+            clip = read_clip(resolve_path(row))
+            plain = judge(detector, clip, f"{row.id}.wav")
+            with_rule = judge(detector, held(clip, message), f"{row.id}.wav")
+            with mock.patch.object(Detector, "_without_queue", unchanged):
+                without = judge(detector, held(clip, message), f"{row.id}.wav")
+            cell = table[(label, row.language)]
+            cell["clips"] += 1
+            for key, result in (("plain", plain), ("held, rule", with_rule),
+                                ("held, no rule", without)):  # fmt: skip
+                cell[f"{key}: robot"] += bool(result.get("robot"))
+                cell[f"{key}: refused"] += "refused" in result
+            cell["set aside"] += bool(with_rule.get("aside"))
+            print(row.id, label, row.language, plain, with_rule, without, flush=True)
+    columns = ["clips", "plain: robot", "plain: refused", "held, no rule: robot",
+               "held, rule: robot", "set aside"]  # fmt: skip
+    print("| label | language | " + " | ".join(columns) + " |")
+    print("|---|---|" + "---|" * len(columns))
+    for (label, lang), cell in sorted(table.items()):
+        print(f"| {label} | {lang} | " + " | ".join(str(cell[c]) for c in columns) + " |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
