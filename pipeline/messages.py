@@ -700,10 +700,19 @@ def tones_note(verdict: Verdict, lang: Lang) -> str:
     return _pick(_TONES, lang).format(s=heard, t=format_clock(verdict.tones[0][0]))
 
 
+def queue_note(verdict: Verdict, lang: Lang) -> str:
+    """The recorded queue announcement the analysis set aside (``pipeline/queue.py``), as its
+    reason says it; "" when there was none."""
+    found = next((e for e in verdict.evidence if e.name == "queue_announcement"), None)
+    return evidence_sentence(found, lang) if found is not None else ""
+
+
 def recording_notes(verdict: Verdict, lang: Lang) -> list[str]:
     """The sentences about the recording itself that a summary prints under the verdict:
-    :func:`caller_side` and :func:`tones_note`, those that have something to say."""
-    return [note for note in (caller_side(verdict, lang), tones_note(verdict, lang)) if note]
+    :func:`caller_side`, :func:`tones_note` and :func:`queue_note`, those that have something
+    to say."""
+    notes = (caller_side(verdict, lang), tones_note(verdict, lang), queue_note(verdict, lang))
+    return [note for note in notes if note]
 
 
 def call_text(verdict: Verdict, lang: Lang) -> str:

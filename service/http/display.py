@@ -27,6 +27,7 @@ from pipeline.messages import (
     format_robot_probability,
     format_threshold_percent,
     headline,
+    queue_note,
     tones_note,
     topic_name,
 )
@@ -100,6 +101,10 @@ class DisplayOut(BaseModel):
         description="the telephone tones (ringing, busy tone, beeps) on the caller's channel, "
         "which are nobody's voice and were left out of the analysis (null: none heard)"
     )
+    queue: Bilingual | None = Field(
+        description="a call-centre queue announcement replayed on the caller's channel, which "
+        "was set aside and not judged as the caller (null: none found)"
+    )
     speakers: list[Literal["caller", "callee"]] = Field(
         description="who said each of verdict.transcript.segments: the callee only where a "
         "mono recording was split into two voices (a stereo callee has its own transcript)"
@@ -115,6 +120,7 @@ def _both(render: Callable[[Lang], str]) -> dict[str, str]:
 def display_json(verdict: Verdict) -> dict[str, Any]:
     """The ``display`` object of an analysis (schema :class:`DisplayOut`)."""
     side = caller_side(verdict, "en")
+    queued = queue_note(verdict, "en")
     reasons = [
         {
             "name": e.name,
@@ -136,6 +142,7 @@ def display_json(verdict: Verdict) -> dict[str, Any]:
         "caller_certainty": verdict.caller_certainty,
         "caller_side": _both(lambda lang: caller_side(verdict, lang)) if side else None,
         "tones": _both(lambda lang: tones_note(verdict, lang)) if verdict.tones else None,
+        "queue": _both(lambda lang: queue_note(verdict, lang)) if queued else None,
         "speakers": list(verdict.transcript_speakers),
         "reasons": reasons,
         "highlights": [

@@ -382,6 +382,9 @@ function renderResult(analysis) {
   const tones = $("tones");
   tones.textContent = d.tones ? d.tones[lang] : "";
   tones.hidden = !d.tones;
+  const queue = $("queue");
+  queue.textContent = d.queue ? d.queue[lang] : "";
+  queue.hidden = !d.queue;
   const warnings = $("warnings");
   warnings.replaceChildren(...(analysis.warnings || []).map((w) =>
     Object.assign(document.createElement("li"), { textContent: w.message[lang] })));

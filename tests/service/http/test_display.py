@@ -37,3 +37,21 @@ def test_telephone_tones_are_named_in_both_languages_or_not_at_all() -> None:
     assert tones is not None
     assert tones.en.startswith("Telephone tones (ringing, a busy tone or beeps) for 2.0 s")
     assert tones.zh.startswith("电话信号音（回铃音、忙音或提示音）共 2.0 秒")
+
+
+def test_a_set_aside_queue_announcement_is_named_in_both_languages_or_not_at_all() -> None:
+    from pipeline.messages import make_evidence
+
+    assert DisplayOut.model_validate(display_json(make_verdict())).queue is None
+    note = make_evidence(
+        "structure", "queue_announcement", value=14.6, weight=0.0,
+        code="queue_announcement.found",
+        params={"plays": 2.0, "seconds": 14.6, "start_s": 5.4, "quote": "Thank you for holding"},
+        span_s=(5.4, 12.7),
+    )  # fmt: skip
+    verdict = make_verdict()
+    verdict = dataclasses.replace(verdict, evidence=(*verdict.evidence, note))
+    queue = DisplayOut.model_validate(display_json(verdict)).queue
+    assert queue is not None
+    assert queue.en.startswith("A recorded queue announcement played 2 times (14.6 s in all")
+    assert queue.zh.startswith("来电方线路上播放了 2 次排队录音")
