@@ -30,12 +30,10 @@ from pathlib import Path
 
 import numpy as np
 
-from models.synth_head import AASIST_DIM, ClipEmbedder
+from models.synth_head import ClipEmbedder
 from models.training.corpus import CorpusRow, read_clip, resolve_path, seeded_rng
 from models.training.synth_config import TrainConfig
-from models.training.synth_data import AASIST_WINDOWS, aasist_clip_path
-from pipeline.errors import EmptyAudioError
-from pipeline.files import atomic_path
+from models.training.synth_data import AASIST_WINDOWS, aasist_clip_path, cached_aasist_vector
 from pipeline.telephone import ChannelConfig, apply_channel, call_channel, draw_channel_params
 from pipeline.types import ANALYSIS_RATE_HZ
 
@@ -69,24 +67,9 @@ def drawn_vector(
     checkpoint loads then, unless ``embedder`` is given); None if the channel finds no speech."""
     clip = resolve_path(row)
     path = drawn_path(row, hashlib.sha256(clip.read_bytes()).hexdigest(), cfg)
-    if not path.is_file():
-        if embedder is None:
-            from models.loading import load_clip_embedder
-
-            embedder = load_clip_embedder()
-        if embedder.model_id != cfg.spec.aasist_id:
-            raise ValueError(f"spec wants {cfg.spec.aasist_id} features, got {embedder.model_id}")
-        try:
-            y = drawn_copy(read_clip(clip), row, cfg)
-        except EmptyAudioError:
-            return None
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(path, suffix=".tmp.npy") as tmp:
-            np.save(tmp, np.asarray(embedder.embed(y), dtype=np.float32))
-    vector = np.load(path).astype(np.float64)
-    if vector.shape != (AASIST_DIM,):
-        raise ValueError(f"{path}: expected {AASIST_DIM} values, got shape {vector.shape}")
-    return np.asarray(vector)
+    return cached_aasist_vector(
+        path, cfg.spec, embedder, lambda: drawn_copy(read_clip(clip), row, cfg)
+    )
 
 
 def collect_drawn(

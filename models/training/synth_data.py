@@ -12,7 +12,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -254,6 +254,24 @@ def _aasist_block(
     path = aasist_clip_path(
         spec.aasist_id.rsplit("/", 1)[-1], aasist_row_key(row, clip_sha, pad_s=pad)
     )
+    whole = y
+    return cached_aasist_vector(
+        path,
+        spec,
+        embedder,
+        lambda: whole if whole is not None else call_channel(read_clip(resolve_path(row))),
+    )
+
+
+def cached_aasist_vector(
+    path: Path,
+    spec: FeatureSpec,
+    embedder: ClipEmbedder | None,
+    audio: Callable[[], np.ndarray],
+) -> np.ndarray | None:
+    """The (160,) AASIST vector stored at ``path``; on a miss ``audio()`` is embedded (the
+    checkpoint loads then, unless ``embedder`` is given) and stored. None if ``audio`` raises
+    ``EmptyAudioError`` (the channel found no speech)."""
     if not path.is_file():
         if embedder is None:
             from models.loading import load_clip_embedder
@@ -261,11 +279,10 @@ def _aasist_block(
             embedder = load_clip_embedder()
         if embedder.model_id != spec.aasist_id:
             raise ValueError(f"spec wants {spec.aasist_id} features, got {embedder.model_id}")
-        if y is None:
-            try:
-                y = call_channel(read_clip(resolve_path(row)))
-            except EmptyAudioError:
-                return None
+        try:
+            y = audio()
+        except EmptyAudioError:
+            return None
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(path, suffix=".tmp.npy") as tmp:
             np.save(tmp, np.asarray(embedder.embed(y), dtype=np.float32))

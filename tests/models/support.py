@@ -124,3 +124,21 @@ def fold_world_rows() -> list[CorpusRow]:
                            source="held" if i % 3 == 0 else "tts")
             )  # fmt: skip
     return rows
+
+
+def voiced_clip_row(
+    rng: np.random.Generator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> CorpusRow:
+    """A corpus row with a 4 s voiced clip in a temporary shared folder; the caches in
+    ``tmp_path`` (``ROBOCALL_SHARED_DATA`` and ``ROBOCALL_CACHE_DIR`` set)."""
+    import soundfile as sf
+
+    monkeypatch.setenv("ROBOCALL_SHARED_DATA", str(tmp_path / "shared"))
+    monkeypatch.setenv("ROBOCALL_CACHE_DIR", str(tmp_path / "cache"))
+    r = corpus_row("clip", duration_s=4.0)
+    audio = tmp_path / "shared" / r.path
+    audio.parent.mkdir(parents=True)
+    t = np.arange(4 * 16_000) / 16_000
+    voiced = np.sin(2 * np.pi * 150 * t) * (1 + 0.5 * np.sin(2 * np.pi * 3 * t))
+    sf.write(audio, (0.2 * voiced + 0.01 * rng.standard_normal(t.size)).astype(np.float32), 16_000)
+    return r

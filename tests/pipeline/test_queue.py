@@ -8,6 +8,7 @@ import pytest
 from pipeline.acoustic import Repeat
 from pipeline.config import DetectorConfig
 from pipeline.detector import Detector
+from pipeline.messages import make_evidence
 from pipeline.queue import (
     QUEUE_MIN_SHARE,
     find_announcement,
@@ -21,6 +22,7 @@ from pipeline.queue import (
 from pipeline.text_cues import RuleTextClassifier
 from pipeline.types import (
     ANALYSIS_RATE_HZ,
+    Evidence,
     Segment,
     SyntheticVoiceScore,
     Transcript,
@@ -35,6 +37,16 @@ HOLD_EN = (
     "next available agent will be with you shortly."
 )
 HOLD_ZH = "感谢您的耐心等待，您的来电对我们非常重要，请不要挂机，我们将尽快为您接通人工服务。"
+
+
+def queue_evidence() -> Evidence:
+    """The reason a verdict carries for a hold message set aside (played twice from 0:05.4)."""
+    return make_evidence(
+        "structure", "queue_announcement", value=14.6, weight=0.0,
+        code="queue_announcement.found",
+        params={"plays": 2.0, "seconds": 14.6, "start_s": 5.4, "quote": "Thank you for holding"},
+        span_s=(5.4, 12.7),
+    )  # fmt: skip
 
 
 @pytest.mark.parametrize("text", [HOLD_EN, HOLD_ZH, "All of our agents are currently busy."])

@@ -8,7 +8,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-import soundfile as sf
 
 from models.synth_head import AASIST_DIM, FeatureSpec
 from models.training.aasist_drawn import drawn_copy, drawn_vector
@@ -23,21 +22,8 @@ from models.training.loso_voice import Variant
 from models.training.synth_config import TrainConfig
 from models.training.synth_data import ClipFeatures
 from pipeline.telephone import call_channel
-from tests.models.support import ZeroAasistEmbedder, fold_world_rows
+from tests.models.support import ZeroAasistEmbedder, fold_world_rows, voiced_clip_row
 from tests.models.support import corpus_row as row
-
-
-def _voiced_clip(rng: np.random.Generator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
-    """A 4 s voiced clip of one row in a temporary shared folder, caches in ``tmp_path``."""
-    monkeypatch.setenv("ROBOCALL_SHARED_DATA", str(tmp_path / "shared"))
-    monkeypatch.setenv("ROBOCALL_CACHE_DIR", str(tmp_path / "cache"))
-    r = row("clip", duration_s=4.0)
-    audio = tmp_path / "shared" / r.path
-    audio.parent.mkdir(parents=True)
-    t = np.arange(4 * 16_000) / 16_000
-    voiced = np.sin(2 * np.pi * 150 * t) * (1 + 0.5 * np.sin(2 * np.pi * 3 * t))
-    sf.write(audio, (0.2 * voiced + 0.01 * rng.standard_normal(t.size)).astype(np.float32), 16_000)
-    return r
 
 
 def test_a_drawn_copy_is_seeded_by_its_row_and_keeps_the_timeline(
@@ -67,7 +53,7 @@ class _CountingEmbedder(ZeroAasistEmbedder):
 def test_a_drawn_vector_is_cached_apart_from_the_clean_one(
     rng: np.random.Generator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    r = _voiced_clip(rng, tmp_path, monkeypatch)
+    r = voiced_clip_row(rng, tmp_path, monkeypatch)
     cfg = TrainConfig(spec=FeatureSpec(blocks=("lfcc", "aasist")))
     embedder = _CountingEmbedder()
     first = drawn_vector(r, cfg, embedder)  # type: ignore[arg-type]

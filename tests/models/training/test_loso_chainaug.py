@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -34,8 +33,7 @@ from models.training.loso_chainaug import (
 from models.training.loso_voice import FoldData, Variant, run_folds
 from models.training.synth_config import TrainConfig
 from models.training.synth_data import ClipFeatures, clip_features, telephone_windows
-from tests.models.support import corpus_row as row
-from tests.models.support import fold_world_rows
+from tests.models.support import fold_world_rows, voiced_clip_row
 
 
 def test_a_copy_is_tied_to_whatever_its_original_is_tied_to() -> None:
@@ -127,23 +125,10 @@ def test_copies_carry_their_originals_aasist_vector() -> None:
     assert np.array_equal(out[copy_id("a")].x[0, 10:], orig.x[0, -AASIST_DIM:])
 
 
-def _voiced_clip(rng: np.random.Generator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
-    """A 4 s voiced clip of one row in a temporary shared folder, caches in ``tmp_path``."""
-    monkeypatch.setenv("ROBOCALL_SHARED_DATA", str(tmp_path / "shared"))
-    monkeypatch.setenv("ROBOCALL_CACHE_DIR", str(tmp_path / "cache"))
-    r = row("clip", duration_s=4.0)
-    audio = tmp_path / "shared" / r.path
-    audio.parent.mkdir(parents=True)
-    t = np.arange(4 * 16_000) / 16_000
-    voiced = np.sin(2 * np.pi * 150 * t) * (1 + 0.5 * np.sin(2 * np.pi * 3 * t))
-    sf.write(audio, (0.2 * voiced + 0.01 * rng.standard_normal(t.size)).astype(np.float32), 16_000)
-    return r
-
-
 def test_a_copy_has_its_originals_telephone_window_and_is_cached(
     rng: np.random.Generator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    r = _voiced_clip(rng, tmp_path, monkeypatch)
+    r = voiced_clip_row(rng, tmp_path, monkeypatch)
     cfg = TrainConfig(spec=FeatureSpec(blocks=("lfcc",)))
     original = clip_features(r, variant="telephone", cfg=cfg, encoder=None)
     first = copy_features(r, cfg=cfg, encoder=None)
@@ -179,7 +164,7 @@ def test_the_arms_keep_the_shipped_settings_and_differ_in_the_copies_only() -> N
 def test_a_quiet_window_is_the_rows_window_without_its_noise(
     rng: np.random.Generator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    r = _voiced_clip(rng, tmp_path, monkeypatch)
+    r = voiced_clip_row(rng, tmp_path, monkeypatch)
     samples = sf.read(tmp_path / "shared" / r.path, dtype="float32")[0]
     cfg = TrainConfig()
     ((span, noisy),) = telephone_windows(samples, r, cfg)
@@ -201,7 +186,7 @@ def test_a_quiet_window_is_the_rows_window_without_its_noise(
 def test_quiet_copies_are_cached_apart_from_chain_copies(
     rng: np.random.Generator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    r = _voiced_clip(rng, tmp_path, monkeypatch)
+    r = voiced_clip_row(rng, tmp_path, monkeypatch)
     cfg = TrainConfig(spec=FeatureSpec(blocks=("lfcc",)))
     chain_copy = copy_features(r, cfg=cfg, encoder=None)
     quiet = copy_features(r, cfg=cfg, encoder=None, kind="quiet")

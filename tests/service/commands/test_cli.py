@@ -142,18 +142,13 @@ def test_summary_of_a_mono_call_names_the_voice_taken_as_the_caller() -> None:
 def test_summary_says_which_queue_announcement_was_set_aside() -> None:
     import dataclasses
 
-    from pipeline.messages import make_evidence
     from service.commands.analyze import format_summary
+    from tests.pipeline.test_queue import queue_evidence
     from tests.pipeline.test_report import make_verdict
 
     plain = make_verdict()
     assert "queue announcement" not in format_summary(plain)
-    note = make_evidence(
-        "structure", "queue_announcement", value=14.6, weight=0.0,
-        code="queue_announcement.found",
-        params={"plays": 2.0, "seconds": 14.6, "start_s": 5.4, "quote": "Thank you for holding"},
-        span_s=(5.4, 12.7),
-    )  # fmt: skip
+    note = queue_evidence()
     held = dataclasses.replace(plain, evidence=(*plain.evidence, note))
     en, zh = format_summary(held, lang="en"), format_summary(held, lang="zh")
     assert "A recorded queue announcement played 2 times (14.6 s in all, first at 0:05.4" in en

@@ -40,15 +40,10 @@ def test_telephone_tones_are_named_in_both_languages_or_not_at_all() -> None:
 
 
 def test_a_set_aside_queue_announcement_is_named_in_both_languages_or_not_at_all() -> None:
-    from pipeline.messages import make_evidence
+    from tests.pipeline.test_queue import queue_evidence
 
     assert DisplayOut.model_validate(display_json(make_verdict())).queue is None
-    note = make_evidence(
-        "structure", "queue_announcement", value=14.6, weight=0.0,
-        code="queue_announcement.found",
-        params={"plays": 2.0, "seconds": 14.6, "start_s": 5.4, "quote": "Thank you for holding"},
-        span_s=(5.4, 12.7),
-    )  # fmt: skip
+    note = queue_evidence()
     verdict = make_verdict()
     verdict = dataclasses.replace(verdict, evidence=(*verdict.evidence, note))
     queue = DisplayOut.model_validate(display_json(verdict)).queue
