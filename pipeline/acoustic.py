@@ -38,6 +38,7 @@ from pipeline.types import (
     Evidence,
     EvidenceSource,
     Param,
+    Repeat,
 )
 from pipeline.vad import FRAME_S, frame_rms_dbfs, voiced_intervals
 
@@ -244,15 +245,6 @@ def _cue(
     )
 
 
-@dataclass(frozen=True, slots=True)
-class Repeat:
-    """A voiced chunk that replays an earlier one."""
-
-    first_s: tuple[float, float]
-    again_s: tuple[float, float]
-    correlation: float  # log-mel correlation, 1.0 = identical
-
-
 def acoustic_cues(audio: Audio) -> AcousticCues:
     """Measure the robot-vs-human acoustic and structure cues of the caller channel.
 
@@ -274,6 +266,7 @@ def acoustic_cues(audio: Audio) -> AcousticCues:
     intervals = voiced_intervals(samples)
     speech_s = float(sum(b - a for a, b in intervals))
     evidence: list[Evidence] = []
+    repeats: tuple[Repeat, ...] = ()
     if speech_s >= MIN_SPEECH_S:
         frames = _analyse(samples, intervals)
         evidence += _pitch_cues(frames)
@@ -282,11 +275,13 @@ def acoustic_cues(audio: Audio) -> AcousticCues:
         evidence += _energy_cues(levels, frames, intervals)
         evidence += _pause_cues(intervals)
         evidence += _digital_silence_cues(samples, levels, intervals)
-        evidence += _repetition_cues(frames, intervals)
+        if speech_s >= 2 * REPEAT_MIN_S:
+            repeats = replay_search(frames.logmel_db, intervals)
+            evidence.append(replay_evidence(repeats))
     other = audio.other_party()
     if other is not None:
         evidence += latency_cues(samples, np.asarray(other, np.float32))
-    return AcousticCues(evidence=tuple(evidence), speech_s=round(speech_s, 3))
+    return AcousticCues(evidence=tuple(evidence), speech_s=round(speech_s, 3), repeats=repeats)
 
 
 def pitch_track(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -755,12 +750,6 @@ def zscore(m: np.ndarray) -> np.ndarray:
     """Each column (band) of ``m`` to zero mean and unit spread: the replay search's scale."""
     z: np.ndarray = (m - m.mean(axis=0)) / (m.std(axis=0) + 1e-6)
     return z
-
-
-def _repetition_cues(fr: _Frames, intervals: list[tuple[float, float]]) -> list[Evidence]:
-    if sum(b - a for a, b in intervals) < 2 * REPEAT_MIN_S:
-        return []
-    return [replay_evidence(replay_search(fr.logmel_db, intervals))]
 
 
 def replay_evidence(reps: Sequence[Repeat]) -> Evidence:

@@ -17,7 +17,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from pipeline.acoustic import acoustic_cues, find_repeats, replay_evidence
+from pipeline.acoustic import acoustic_cues, replay_evidence
 from pipeline.audio import AudioSource, load_audio
 from pipeline.behaviour import Diarizer, PartyTurns, behaviour_cues, stereo_turns, turn_texts
 from pipeline.config import DetectorConfig
@@ -213,7 +213,7 @@ class Detector:
         with it silenced); one reason of weight 0 says what was set aside."""
         if not any(queue_share(s.text) >= QUEUE_MIN_SHARE for s in transcript.segments):
             return transcript, synth, cues
-        repeats = find_repeats(caller)
+        repeats = cues.repeats
         found = find_announcement(transcript, repeats)
         if found is None:
             return transcript, synth, cues

@@ -31,9 +31,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from pipeline import lexicon as lx
-from pipeline.acoustic import Repeat
 from pipeline.text_cues import normalize_text
-from pipeline.types import ANALYSIS_RATE_HZ, Segment, Transcript
+from pipeline.types import ANALYSIS_RATE_HZ, Repeat, Segment, Transcript
 
 QUEUE_MIN_SHARE = 0.5  # share of a play's characters that queue phrases must cover
 # A replay's play is a voiced chunk of the energy VAD; Whisper's word times differ from it by a

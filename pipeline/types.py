@@ -150,6 +150,16 @@ class TextScore:
 class AcousticCues:
     evidence: tuple[Evidence, ...]
     speech_s: float  # seconds of detected speech on the caller channel
+    repeats: tuple[Repeat, ...] = ()  # the replays the replayed_speech_s cue found
+
+
+@dataclass(frozen=True, slots=True)
+class Repeat:
+    """A voiced chunk of the caller channel that replays an earlier one."""
+
+    first_s: tuple[float, float]
+    again_s: tuple[float, float]
+    correlation: float  # log-mel correlation, 1.0 = identical
 
 
 @dataclass(frozen=True, slots=True)

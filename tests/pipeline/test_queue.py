@@ -5,7 +5,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.acoustic import Repeat
 from pipeline.config import DetectorConfig
 from pipeline.detector import Detector
 from pipeline.messages import make_evidence
@@ -23,6 +22,7 @@ from pipeline.text_cues import RuleTextClassifier
 from pipeline.types import (
     ANALYSIS_RATE_HZ,
     Evidence,
+    Repeat,
     Segment,
     SyntheticVoiceScore,
     Transcript,
