@@ -42,10 +42,12 @@ QUEUE_MIN_SHARE = 0.5  # share of a play's characters that queue phrases must co
 # go by the middle alone: Whisper stretches the first word after a pause back into it (a
 # person's "4" at 31.4-32.9 s after hold music that ended at 32.3 s).
 WORD_MARGIN_S = 0.5
-# A play holding at most this many words that are not the announcement's counts as holding none:
-# Whisper may put the first word after the hold (or of the next announcement play) at the start
-# of the music before it ("Thank" at 20.2 s, 10 s before the announcement it opens).
+# A play holding at most this many words that are not the announcement's, at most one per
+# STRAY_S of it, counts as holding none: Whisper may put the first word after the hold (or of the
+# next announcement play) at the start of the music before it ("Thank" at 20.2 s, 10 s before the
+# announcement it opens). The rate keeps a short replayed prompt ("Press one.", 1.5 s) counting.
 MAX_STRAY_WORDS = 2
+STRAY_S = 2.0
 
 _CJK = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _PHRASES = tuple(
@@ -118,7 +120,8 @@ def find_announcement(
     is an announcement's when the words heard in one of its plays (at least one) are mostly
     queue phrasing: the two plays are the same audio, so the better heard one says what both
     say (the ASR may mishear a word of the other). With one found, every replay whose plays
-    hold no other words (:data:`MAX_STRAY_WORDS` at most) is set aside with it: the hold music
+    hold no other words (:data:`MAX_STRAY_WORDS` at most, one per :data:`STRAY_S`) is set aside
+    with it: the hold music
     between the announcements loops too, and Whisper hears no words in it.
     """
     units = [u for s in transcript.segments for u in _units(s)]
@@ -136,11 +139,12 @@ def find_announcement(
     words = {
         u for r in spoken for play in (r.first_s, r.again_s) for u in heard(play, WORD_MARGIN_S)
     }
-    aside = [
-        r
-        for r in repeats
-        if all(len(set(heard(p)) - words) <= MAX_STRAY_WORDS for p in (r.first_s, r.again_s))
-    ]
+
+    def wordless(play: tuple[float, float]) -> bool:
+        stray = len(set(heard(play)) - words)
+        return stray <= MAX_STRAY_WORDS and stray * STRAY_S <= play[1] - play[0]
+
+    aside = [r for r in repeats if wordless(r.first_s) and wordless(r.again_s)]
     first = min(spoken, key=lambda r: r.first_s)
     play = first.first_s if queue_worded(first.first_s) else first.again_s
     return QueueAnnouncement(

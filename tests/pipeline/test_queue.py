@@ -143,6 +143,15 @@ def test_a_word_stretched_into_the_music_does_not_keep_it() -> None:
     assert found is not None and (9.0, 12.0) in found.spans
 
 
+def test_a_short_replayed_prompt_beside_the_announcement_keeps_counting() -> None:
+    transcript, repeats = _hold_call(HOLD_EN)
+    press = Repeat((24.0, 25.5), (31.5, 33.0), 0.99)  # "Press one." twice: two words in 1.5 s
+    segments = (*transcript.segments, _segment(24.0, 25.5, "Press one."),
+                _segment(31.5, 33.0, "Press one."))  # fmt: skip
+    found = find_announcement(Transcript("en", 1.0, segments), [*repeats, press])
+    assert found is not None and set_aside([*repeats, press], found) == [press]
+
+
 def test_one_play_heard_right_is_enough() -> None:
     transcript, repeats = _hold_call(HOLD_EN)
     misheard = "Thank you for folding. Your cold is important. Plea stay on the lime."
