@@ -22,7 +22,6 @@ faster-whisper's pinned internals (``EncoderMemo``, VAD helpers) should sit in o
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import hashlib
 import logging
 import threading
@@ -357,12 +356,7 @@ class FasterWhisperTranscriber:
             lo, hi = int(start_s * ANALYSIS_RATE_HZ), int(end_s * ANALYSIS_RATE_HZ)
             if hi - lo < ANALYSIS_RATE_HZ // 2:
                 return []
-            return [
-                dataclasses.replace(
-                    r, start_s=round(r.start_s + start_s, 3), end_s=round(r.end_s + start_s, 3)
-                )
-                for r in map(_raw_of, self._decode(audio[lo:hi], language))
-            ]
+            return [_raw_of(s).shifted(start_s) for s in self._decode(audio[lo:hi], language)]
 
         raws = [_raw_of(s) for s in segments]
         if self.cfg.vad_filter:

@@ -216,6 +216,19 @@ class RawSegment:
     compression_ratio: float
     words: tuple[tuple[float, float, str, float], ...]  # (start_s, end_s, text, probability)
 
+    def shifted(self, by_s: float) -> RawSegment:
+        """The segment ``by_s`` seconds later, its words too (a span decoded on its own has
+        times from the span's start)."""
+        return RawSegment(
+            round(self.start_s + by_s, 3),
+            round(self.end_s + by_s, 3),
+            self.text,
+            self.avg_logprob,
+            self.no_speech_prob,
+            self.compression_ratio,
+            tuple((round(a + by_s, 3), round(b + by_s, 3), w, p) for a, b, w, p in self.words),
+        )
+
 
 def assemble_transcript(
     raw: Iterable[RawSegment],

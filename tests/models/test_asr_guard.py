@@ -306,3 +306,12 @@ def test_speech_a_window_skipped_is_found_for_decoding_again() -> None:
     segments = [raw("hello", start=0.0), raw("there", start=2.5)]  # cover 0-4.5 s
     assert uncovered_speech(segments, chunks) == [(4.5, 8.0), (14.0, 18.0)]  # 10-12 s: short
     assert uncovered_speech([], []) == []
+
+
+def test_a_span_decoded_on_its_own_moves_with_its_words() -> None:
+    decoded = RawSegment(0.2, 1.4, " Press one.", -0.2, 0.01, 1.1,
+                         ((0.2, 0.7, " Press", 0.9), (0.8, 1.4, " one.", 0.8)))  # fmt: skip
+    moved = decoded.shifted(12.5)
+    assert (moved.start_s, moved.end_s) == (12.7, 13.9)
+    assert moved.words == ((12.7, 13.2, " Press", 0.9), (13.3, 13.9, " one.", 0.8))
+    assert moved.text == decoded.text
