@@ -40,7 +40,7 @@ from pipeline.types import (
     Param,
     Repeat,
 )
-from pipeline.vad import FRAME_S, frame_rms_dbfs, voiced_intervals
+from pipeline.vad import FRAME_S, frame_rms_dbfs, subtract, voiced_intervals
 
 RATE_HZ = 8_000  # analysis rate of the signal cues: telephone band, half the work of 16 kHz
 HOP = 80  # 10 ms analysis hop at RATE_HZ
@@ -245,7 +245,7 @@ def _cue(
     )
 
 
-def acoustic_cues(audio: Audio) -> AcousticCues:
+def acoustic_cues(audio: Audio, *, set_aside: Sequence[tuple[float, float]] = ()) -> AcousticCues:
     """Measure the robot-vs-human acoustic and structure cues of the caller channel.
 
     Parameters
@@ -253,6 +253,9 @@ def acoustic_cues(audio: Audio) -> AcousticCues:
     audio : Audio
         Decoded call; cues are measured on ``audio.caller()`` and, for response latency,
         against ``audio.other_party()`` (stereo only).
+    set_aside : sequence of (start_s, end_s)
+        Stretches of the caller channel that are not the caller (a queue announcement, hold
+        music: ``pipeline.queue``): left out of its speech, as signalling tones are.
 
     Returns
     -------
@@ -263,7 +266,7 @@ def acoustic_cues(audio: Audio) -> AcousticCues:
     # Timing comes from the VAD, not the transcripts: Whisper's word times are too coarse for
     # latency, and its words on a callee line drop real turns (issue 13).
     samples = np.asarray(audio.caller(), dtype=np.float32)
-    intervals = voiced_intervals(samples)
+    intervals = subtract(voiced_intervals(samples), set_aside)
     speech_s = float(sum(b - a for a, b in intervals))
     evidence: list[Evidence] = []
     repeats: tuple[Repeat, ...] = ()

@@ -8,6 +8,8 @@ voice: their frames are never active, and they do not set the level gate.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 from scipy import ndimage
 
@@ -106,3 +108,17 @@ def voiced_intervals(
         else:
             intervals.append((t0, t1))
     return [(a, b) for a, b in intervals if b - a >= MIN_SPEECH_S]
+
+
+def subtract(
+    intervals: Sequence[tuple[float, float]], spans: Sequence[tuple[float, float]]
+) -> list[tuple[float, float]]:
+    """``intervals`` less whatever of them lies inside ``spans``; pieces shorter than
+    ``MIN_SPEECH_S`` are dropped, as the VAD drops such bursts."""
+    out = []
+    for a, b in intervals:
+        pieces = [(a, b)]
+        for s, e in spans:
+            pieces = [p for x, y in pieces for p in ((x, min(y, s)), (max(x, e), y)) if p[1] > p[0]]
+        out += [(x, y) for x, y in pieces if y - x >= MIN_SPEECH_S]
+    return out

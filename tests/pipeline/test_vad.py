@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from pipeline.types import ANALYSIS_RATE_HZ
-from pipeline.vad import MERGE_GAP_S, voiced_intervals
+from pipeline.vad import MERGE_GAP_S, subtract, voiced_intervals
 
 SR = ANALYSIS_RATE_HZ
 NOISE_DBFS = -40.0  # line noise: a noisy line, 25 dB under the speech
@@ -120,3 +120,12 @@ def test_the_default_paths_are_unchanged() -> None:
         out.append(voiced_intervals(x, above_noise_db=9.0, floor_dbfs=-60.0))
     digest = hashlib.sha256(json.dumps(out).encode()).hexdigest()
     assert digest == DEFAULT_PATH_SHA256
+
+
+def test_subtract_leaves_what_lies_outside_the_spans() -> None:
+    intervals = [(0.0, 10.0), (12.0, 13.0), (20.0, 21.0)]
+    spans = [(0.05, 2.0), (3.0, 4.0), (9.5, 12.5)]
+    # the 0.05 s left at the start is a click, not speech; the last interval is untouched
+    assert subtract(intervals, spans) == [(2.0, 3.0), (4.0, 9.5), (12.5, 13.0), (20.0, 21.0)]
+    assert subtract(intervals, []) == intervals
+    assert subtract(intervals, [(-1.0, 30.0)]) == []
