@@ -17,7 +17,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from pipeline.acoustic import acoustic_cues, replay_evidence
+from pipeline.acoustic import acoustic_cues
 from pipeline.audio import AudioSource, load_audio
 from pipeline.behaviour import Diarizer, PartyTurns, behaviour_cues, stereo_turns, turn_texts
 from pipeline.config import DetectorConfig
@@ -27,12 +27,15 @@ from pipeline.messages import make_evidence
 from pipeline.provenance import make_provenance
 from pipeline.queue import (
     QUEUE_MIN_SHARE,
+    HoldMusic,
+    QueueAnnouncement,
     find_announcement,
+    find_hold_music,
+    hears_words,
     judged_transcript,
     muted,
-    outside,
     queue_share,
-    set_aside,
+    union,
 )
 from pipeline.tones import tone_spans
 from pipeline.types import (
@@ -49,7 +52,7 @@ from pipeline.types import (
     Turns,
     Verdict,
 )
-from pipeline.vad import voiced_intervals
+from pipeline.vad import subtract, voiced_intervals
 
 log = logging.getLogger(__name__)
 
@@ -141,16 +144,16 @@ class Detector:
                 f"caller channel{tones}; need at least {MIN_SPEECH_TO_JUDGE_S:g} s of speech "
                 "(a sentence or more)"
             )
-        behaviour = self._behaviour(audio, transcript, other, mono_turns)  # issue 13
-        if behaviour:
-            cues = dataclasses.replace(cues, evidence=(*cues.evidence, *behaviour))
         if not transcript.segments:
             # Noise, music, tones or speech in another language: nothing we can judge honestly.
             raise EmptyAudioError(
                 f"{audio.info.name}: no speech recognised in {'/'.join(self.config.asr.languages)} "
                 f"({cues.speech_s:.1f} s of sound on the caller channel, but no words)"
             )
-        judged, synth, cues = self._without_queue(caller, transcript, synth, cues)
+        judged, synth, cues, set_aside = self._without_hold(audio, transcript, synth, cues)
+        behaviour = self._behaviour(audio, transcript, other, mono_turns)  # issue 13
+        if behaviour:
+            cues = dataclasses.replace(cues, evidence=(*cues.evidence, *behaviour))
         models: tuple[ModelInfo, ...] = (
             self.transcriber.model_info,
             self.text_classifier.model_info,
@@ -189,7 +192,7 @@ class Detector:
             model=self.fusion,
             caller_turns=caller_turns,
         )
-        return dataclasses.replace(verdict, tones=tone_heard)
+        return dataclasses.replace(verdict, tones=tone_heard, set_aside=set_aside)
 
     def caller_turns(self, audio: Audio) -> Turns | None:
         """The caller's speech of a mono recording as :meth:`detect_audio` splits it (its
@@ -199,50 +202,47 @@ class Detector:
             return None
         return split_caller(self.diarizer(audio.caller()))
 
-    def _without_queue(
+    def _without_hold(
         self,
-        caller: np.ndarray,
+        audio: Audio,
         transcript: Transcript,
         synth: SyntheticVoiceScore | None,
         cues: AcousticCues,
-    ) -> tuple[Transcript, SyntheticVoiceScore | None, AcousticCues]:
-        """The transcript, voice score and cues to judge the caller by, with recorded queue
-        announcements set aside (:mod:`pipeline.queue`) when the caller also speaks outside
-        them; otherwise the three unchanged. Sets aside: their segments (the text heads),
-        their replays (the replay cue) and their audio (the voice head scores the channel again
-        with it silenced); one reason of weight 0 says what was set aside."""
-        if not any(queue_share(s.text) >= QUEUE_MIN_SHARE for s in transcript.segments):
-            return transcript, synth, cues
-        repeats = cues.repeats
-        found = find_announcement(transcript, repeats)
-        if found is None:
-            return transcript, synth, cues
-        judged = judged_transcript(transcript, found)
-        if not judged.segments or outside(voiced_intervals(caller), found.spans) < (
-            MIN_SPEECH_TO_JUDGE_S
-        ):
-            return transcript, synth, cues
-        note = make_evidence(
-            "structure",
-            "queue_announcement",
-            value=round(found.seconds, 3),
-            weight=0.0,
-            code="queue_announcement.found",
-            params={
-                "plays": float(found.replays + 1),
-                "seconds": round(found.seconds, 3),
-                "start_s": found.start_s,
-                "quote": _quote(found.quote),
-            },
-            span_s=found.spans[0],
+    ) -> tuple[Transcript, SyntheticVoiceScore | None, AcousticCues, Turns]:
+        """The transcript, voice score and cues to judge the caller by, with what a call centre
+        plays while you wait (a recorded queue announcement, looping hold music:
+        :mod:`pipeline.queue`) set aside when the caller also speaks outside it; otherwise the
+        three unchanged; and the stretches set aside (``Verdict.set_aside``). Set aside: its words
+        (the text heads), its sound (every acoustic cue is measured again without it; the voice
+        head scores the channel again with it silenced); a reason of weight 0 for each says
+        what was set aside."""
+        caller = audio.caller()
+        announcement = (
+            find_announcement(transcript, cues.repeats)
+            if any(queue_share(s.text) >= QUEUE_MIN_SHARE for s in transcript.segments)
+            else None
         )
-        evidence = tuple(e for e in cues.evidence if e.name != "replayed_speech_s")
-        rest = replay_evidence(set_aside(repeats, found))
-        cues = dataclasses.replace(cues, evidence=(*evidence, rest, note))
+        voiced = voiced_intervals(caller)
+        music = find_hold_music(
+            transcript, cues.repeats, voiced, announcement=announcement,
+            hears=lambda span: hears_words(self.transcriber.transcribe, caller, span),
+        )  # fmt: skip
+        if announcement is None and music is None:
+            return transcript, synth, cues, ()
+        spans = union(
+            [*(announcement.spans if announcement else ()), *(music.spans if music else ())]
+        )
+        judged = judged_transcript(transcript, announcement, music)
+        left_s = sum(b - a for a, b in subtract(voiced, spans))
+        if not judged.segments or left_s < MIN_SPEECH_TO_JUDGE_S:
+            return transcript, synth, cues, ()
+        again = acoustic_cues(audio, set_aside=spans)
+        notes = _hold_notes(announcement, music)
+        cues = dataclasses.replace(again, evidence=(*again.evidence, *notes))
         if synth is not None and self.synth_scorer is not None:
-            synth = self.synth_scorer.score(muted(caller, found.spans))
-        log.info("set aside a queue announcement: %s", found.spans)
-        return judged, synth, cues
+            synth = self.synth_scorer.score(muted(caller, spans))
+        log.info("set aside what plays while the caller waits: %s", spans)
+        return judged, synth, cues, spans
 
     def _behaviour(
         self,
@@ -303,6 +303,26 @@ QUOTE_CHARS = 60  # how much of an announcement a reason quotes
 def _quote(text: str) -> str:
     """``text`` cut to :data:`QUOTE_CHARS` characters."""
     return text if len(text) <= QUOTE_CHARS else text[: QUOTE_CHARS - 1].rstrip() + "\u2026"
+
+
+def _hold_notes(announcement: QueueAnnouncement | None, music: HoldMusic | None) -> list[Evidence]:
+    """The reasons of weight 0 that say what :meth:`Detector._without_hold` set aside."""
+    notes = []
+    if announcement is not None:
+        notes.append(make_evidence(
+            "structure", "queue_announcement", value=round(announcement.seconds, 3), weight=0.0,
+            code="queue_announcement.found",
+            params={"plays": float(announcement.replays + 1),
+                    "seconds": round(announcement.seconds, 3),
+                    "start_s": announcement.start_s, "quote": _quote(announcement.quote)},
+            span_s=announcement.spans[0]))  # fmt: skip
+    if music is not None:
+        notes.append(make_evidence(
+            "structure", "hold_music", value=round(music.seconds, 3), weight=0.0,
+            code="hold_music.found",
+            params={"seconds": round(music.seconds, 3), "start_s": music.start_s},
+            span_s=(music.spans[0][0], music.spans[-1][1])))  # fmt: skip
+    return notes
 
 
 def _has_signal(samples: np.ndarray) -> bool:

@@ -144,6 +144,12 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "来电方线路上播放了 {plays:.0f} 次排队录音（共 {seconds:.1f} 秒，首次在 {start_s:clock}："
         "{quote:quotes}）；客服中心在转接人工之前会播放这类录音，因此不计为来电方本人的声音和话语。",
     ),
+    "hold_music.found": (
+        "{seconds:.1f} s of sound with no words repeats itself exactly (first at {start_s:clock}), "
+        "like looping hold music; it is not counted as the caller's voice.",
+        "有 {seconds:.1f} 秒没有话语的声音在原样循环（首次在 {start_s:clock}），"
+        "像是等候音乐，因此不计为来电方本人的声音。",
+    ),
     "replayed_speech_s.found": (
         "{replayed_s:.1f} s of the caller's speech is an exact replay of earlier audio (said at "
         "{first_s:clock}, again at {again_s:clock}); a person cannot say something twice this "
@@ -380,6 +386,7 @@ TITLES: dict[str, tuple[str, str]] = {
     "digital_silence_s": ("Digital silence (s)", "数字静音（秒）"),
     "replayed_speech_s": ("Identical speech replayed (s)", "重复播放的同一段语音（秒）"),
     "queue_announcement": ("Recorded queue announcement (s)", "排队等候录音（秒）"),
+    "hold_music": ("Looping hold music (s)", "循环等候音乐（秒）"),
     "response_latency_std_s": ("Reply delay variation (s)", "回应延迟的波动（秒）"),
     "response_latency_median_s": ("Typical reply delay (s)", "回应延迟中位数（秒）"),
     "talk_over_fraction": ("Talking over the callee (share of turns)", "抢话比例"),
@@ -701,10 +708,13 @@ def tones_note(verdict: Verdict, lang: Lang) -> str:
 
 
 def queue_note(verdict: Verdict, lang: Lang) -> str:
-    """The recorded queue announcement the analysis set aside (``pipeline/queue.py``), as its
-    reason says it; "" when there was none."""
-    found = next((e for e in verdict.evidence if e.name == "queue_announcement"), None)
-    return evidence_sentence(found, lang) if found is not None else ""
+    """What the analysis set aside as played while the caller waits (a recorded queue
+    announcement, hold music: ``pipeline/queue.py``), as its reasons say it; "" when nothing."""
+    return " ".join(
+        evidence_sentence(e, lang)
+        for e in verdict.evidence
+        if e.name in ("queue_announcement", "hold_music")
+    )
 
 
 def recording_notes(verdict: Verdict, lang: Lang) -> list[str]:

@@ -1,31 +1,36 @@
-"""Recorded queue announcements on the caller channel (issue 13).
+"""What a call centre plays on the caller channel while you wait: queue announcements and hold
+music (issue 13).
 
 A call to (or from) a call centre may hold a queue: "Thank you for holding, your call is
 important to us, please stay on the line", played again every half minute between hold music,
 before a live agent answers. That audio is a recording, so the replay cue calls it robotic, and
 its words read like an IVR to the text heads; but it is not the caller's voice. Judged with it,
 a live agent's call was called a robot (a probe of 16 test people with a flite hold message
-played twice: every one, docs/evaluation_calls.md, "Queue announcements").
+played twice: every one, docs/evaluation_calls.md, "Queue announcements"); hold music that loops
+with no announcement did the same to every one of 16 test people.
 
 A stretch is set aside as a queue announcement only when both hold:
 
 - the caller channel **replays** it (``pipeline.acoustic.find_repeats``: the same audio twice,
   which no person produces), and
 - its words are **mostly queue phrasing** (``lexicon.QUEUE_ANNOUNCEMENT``: at least
-  :data:`QUEUE_MIN_SHARE` of its characters), in every transcript segment of both plays.
+  :data:`QUEUE_MIN_SHARE` of its characters) in one of its two plays.
+
+A stretch is set aside as hold music when the caller channel replays it and the ASR heard no
+words in either play (:func:`find_hold_music`): replayed sound that is not speech.
 
 An agent who says "please hold while I check" is never set aside (no replay), and a robot's
 replayed pitch keeps its weight (its words are a pitch, not a queue). What is set aside leaves
-the judged transcript (text heads), the replay cue and the synthetic-voice head; the verdict says
-so in a reason of weight 0. A recording with no speech besides the announcement is judged as it
-is (:func:`pipeline.detector.Detector` checks): a queue message with nobody after it is a machine.
+the judged transcript (text heads), every acoustic cue and the synthetic-voice head; the verdict
+says so in a reason of weight 0. A recording with no speech besides it is judged as it is
+(:func:`pipeline.detector.Detector` checks): a queue message with nobody after it is a machine.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,6 +38,7 @@ import numpy as np
 from pipeline import lexicon as lx
 from pipeline.text_cues import normalize_text
 from pipeline.types import ANALYSIS_RATE_HZ, Repeat, Segment, Transcript
+from pipeline.vad import subtract
 
 QUEUE_MIN_SHARE = 0.5  # share of a play's characters that queue phrases must cover
 # A replay's play is a voiced chunk of the energy VAD; Whisper's word times differ from it by a
@@ -46,8 +52,17 @@ WORD_MARGIN_S = 0.5
 # STRAY_S of it, counts as holding none: Whisper may put the first word after the hold (or of the
 # next announcement play) at the start of the music before it ("Thank" at 20.2 s, 10 s before the
 # announcement it opens). The rate keeps a short replayed prompt ("Press one.", 1.5 s) counting.
+# Words are counted as spoken: a number by its digits, Chinese by its characters (Whisper writes
+# a read-out number as one word: "1704", 1.4 s, is four words said).
 MAX_STRAY_WORDS = 2
 STRAY_S = 2.0
+# The ASR's silence in a loop says it is no speech only when it hears the caller's other speech
+# well: at least this many words said (``_spoken``) per second of the channel's other voiced
+# sound. People with hold music inserted: 1.1-6.3 (median 3.0); the simulated robot calls
+# whose replayed prompts the ASR missed (slow digit prompts, a diphone TTS, on mono mixes):
+# 0.09-1.05. Set at a slow speaking rate, after those were seen (docs/evaluation_calls.md,
+# "Hold music").
+MIN_HEARD_RATE = 1.5
 
 _CJK = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _PHRASES = tuple(
@@ -86,28 +101,84 @@ def _units(segment: Segment) -> list[_Unit]:
     return [_Unit(segment.start_s, segment.end_s, segment.text)]
 
 
+_SAID_ONE_BY_ONE = re.compile(f"[0-9{_CJK.pattern[1:-1]}]")
+
+
+def _spoken(word: str) -> int:
+    """How many words ``word`` is when said: its digits and Chinese characters, else one."""
+    return max(1, len(_SAID_ONE_BY_ONE.findall(word)))
+
+
 def _joined(units: Sequence[_Unit], language: str) -> str:
     return ("" if language == "zh" else " ").join(u.text for u in units)
+
+
+def union(spans: Sequence[tuple[float, float]]) -> tuple[tuple[float, float], ...]:
+    """``spans`` as disjoint stretches in order (overlapping or touching ones joined)."""
+    out: list[tuple[float, float]] = []
+    for a, b in sorted(spans):
+        if out and a <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], b))
+        else:
+            out.append((a, b))
+    return tuple(out)
+
+
+def _union_s(spans: Sequence[tuple[float, float]]) -> float:
+    """Seconds covered by ``spans``, overlaps counted once."""
+    return sum(b - a for a, b in union(spans))
+
+
+class _Heard:
+    """The transcript's words placed in time, to ask what was heard inside a stretch."""
+
+    def __init__(self, transcript: Transcript) -> None:
+        self.language = transcript.language
+        self.units = [u for s in transcript.segments for u in _units(s)]
+
+    def inside(self, play: tuple[float, float], margin: float = 0.0) -> list[_Unit]:
+        return [u for u in self.units if u.inside(play, margin)]
+
+    def queue_worded(self, play: tuple[float, float]) -> bool:
+        """Whether the words within :data:`WORD_MARGIN_S` of ``play`` are mostly queue phrasing."""
+        words = self.inside(play, WORD_MARGIN_S)
+        return bool(words) and queue_share(_joined(words, self.language)) >= QUEUE_MIN_SHARE
+
+    def wordless(self, play: tuple[float, float], known: set[_Unit]) -> bool:
+        """Whether ``play`` holds no words besides ``known`` ones (:data:`MAX_STRAY_WORDS` at
+        most, one per :data:`STRAY_S`)."""
+        stray = sum(_spoken(u.text) for u in set(self.inside(play)) - known)
+        return stray <= MAX_STRAY_WORDS and stray * STRAY_S <= play[1] - play[0]
 
 
 @dataclass(frozen=True, slots=True)
 class QueueAnnouncement:
     """What :func:`find_announcement` sets aside."""
 
-    spans: tuple[tuple[float, float], ...]  # the set-aside replays' plays, in order
-    announced: tuple[tuple[float, float], ...]  # those whose words are the announcement's
+    spans: tuple[tuple[float, float], ...]  # the plays of its replays, in order
     replays: int  # replays of announcement words (a play count is this plus one)
     quote: str  # the words of its first play
     start_s: float  # where its first play starts
+    words: frozenset[_Unit]  # the words heard in its plays (within WORD_MARGIN_S)
 
     @property
     def seconds(self) -> float:
         """Seconds of audio set aside (the union of the spans)."""
-        total, end = 0.0, -np.inf
-        for a, b in self.spans:
-            total += max(0.0, b - max(a, end))
-            end = max(end, b)
-        return total
+        return _union_s(self.spans)
+
+
+@dataclass(frozen=True, slots=True)
+class HoldMusic:
+    """What :func:`find_hold_music` sets aside: looping sound with no words in it."""
+
+    spans: tuple[tuple[float, float], ...]  # the loops' plays and the wordless sound around them
+    loops: int  # replays found in it
+    start_s: float
+
+    @property
+    def seconds(self) -> float:
+        """Seconds of audio set aside (the union of the spans)."""
+        return _union_s(self.spans)
 
 
 def find_announcement(
@@ -116,50 +187,97 @@ def find_announcement(
     """The recorded queue announcement of a call, or None.
 
     Words are placed by their middle (word times; a segment's where the ASR gave none); those
-    read for the phrasing within :data:`WORD_MARGIN_S` of a play. A replay
-    is an announcement's when the words heard in one of its plays (at least one) are mostly
-    queue phrasing: the two plays are the same audio, so the better heard one says what both
-    say (the ASR may mishear a word of the other). With one found, every replay whose plays
-    hold no other words (:data:`MAX_STRAY_WORDS` at most, one per :data:`STRAY_S`) is set aside
-    with it: the hold music
-    between the announcements loops too, and Whisper hears no words in it.
+    read for the phrasing within :data:`WORD_MARGIN_S` of a play. A replay is an
+    announcement's when the words heard in one of its plays (at least one) are mostly queue
+    phrasing: the two plays are the same audio, so the better heard one says what both say (the
+    ASR may mishear a word of the other).
     """
-    units = [u for s in transcript.segments for u in _units(s)]
-
-    def heard(play: tuple[float, float], margin: float = 0.0) -> list[_Unit]:
-        return [u for u in units if u.inside(play, margin)]
-
-    def queue_worded(play: tuple[float, float]) -> bool:
-        words = heard(play, WORD_MARGIN_S)
-        return bool(words) and queue_share(_joined(words, transcript.language)) >= QUEUE_MIN_SHARE
-
-    spoken = [r for r in repeats if queue_worded(r.first_s) or queue_worded(r.again_s)]
+    heard = _Heard(transcript)
+    spoken = [r for r in repeats if heard.queue_worded(r.first_s) or heard.queue_worded(r.again_s)]
     if not spoken:
         return None
-    words = {
-        u for r in spoken for play in (r.first_s, r.again_s) for u in heard(play, WORD_MARGIN_S)
-    }
-
-    def wordless(play: tuple[float, float]) -> bool:
-        stray = len(set(heard(play)) - words)
-        return stray <= MAX_STRAY_WORDS and stray * STRAY_S <= play[1] - play[0]
-
-    aside = [r for r in repeats if wordless(r.first_s) and wordless(r.again_s)]
     first = min(spoken, key=lambda r: r.first_s)
-    play = first.first_s if queue_worded(first.first_s) else first.again_s
+    play = first.first_s if heard.queue_worded(first.first_s) else first.again_s
+    plays = sorted({p for r in spoken for p in (r.first_s, r.again_s)})
     return QueueAnnouncement(
-        spans=tuple(sorted({p for r in aside for p in (r.first_s, r.again_s)})),
-        announced=tuple(sorted({p for r in spoken for p in (r.first_s, r.again_s)})),
+        spans=tuple(plays),
         replays=len(spoken),
-        quote=_joined(heard(play, WORD_MARGIN_S), transcript.language),
+        quote=_joined(heard.inside(play, WORD_MARGIN_S), transcript.language),
         start_s=first.first_s[0],
+        words=frozenset(u for p in plays for u in heard.inside(p, WORD_MARGIN_S)),
     )
 
 
-def set_aside(repeats: Sequence[Repeat], announcement: QueueAnnouncement) -> list[Repeat]:
-    """The replays of ``repeats`` that are not part of ``announcement``."""
-    spans = set(announcement.spans)
-    return [r for r in repeats if not (r.first_s in spans and r.again_s in spans)]
+def find_hold_music(
+    transcript: Transcript,
+    repeats: Sequence[Repeat],
+    intervals: Sequence[tuple[float, float]],
+    *,
+    announcement: QueueAnnouncement | None = None,
+    hears: Callable[[tuple[float, float]], bool] | None = None,
+) -> HoldMusic | None:
+    """The looping sound with no words on the caller channel (hold music), or None.
+
+    A replay whose two plays hold no words (besides the announcement's, and
+    :data:`MAX_STRAY_WORDS` stray ones: Whisper stretches the first word after a pause back
+    into it) replays sound that is not speech: a person's voice is never replayed, and a
+    dialler's replayed prompt has words in it. The announcement's own replays are not music.
+    Whisper may also skip a replayed prompt in a long window (a prompt said again, or under the
+    other party's voice), so ``hears(stretch)``, when given, decodes each stretch of such plays
+    on its own: a replay goes on counting when words are heard in either of its plays (hold
+    music gives none). The voiced stretches of ``intervals`` (the VAD's) that overlap a play of
+    the music and hold no words at all go with it: the rest of the music, where the loop did
+    not come round again. None unless the transcript holds :data:`MIN_HEARD_RATE` words a
+    second of the rest of ``intervals``: an ASR that hears little of the caller's speech (a
+    voice it cannot follow) hears nothing in a replayed prompt either.
+    """
+    heard = _Heard(transcript)
+    known, told = (set(), set()) if announcement is None else (
+        set(announcement.words), set(announcement.spans))  # fmt: skip
+    loops = [
+        r
+        for r in repeats
+        if not {r.first_s, r.again_s} <= told
+        and heard.wordless(r.first_s, known)
+        and heard.wordless(r.again_s, known)
+    ]
+    if hears is not None and loops:
+        stretches = union([p for r in loops for p in (r.first_s, r.again_s)])
+        spoken = [s for s in stretches if hears(s)]
+
+        def silent(play: tuple[float, float]) -> bool:
+            return not any(a <= play[0] and play[1] <= b for a, b in spoken)
+
+        loops = [r for r in loops if silent(r.first_s) and silent(r.again_s)]
+    if not loops:
+        return None
+    plays = {p for r in loops for p in (r.first_s, r.again_s)}
+    around = {
+        (a, b)
+        for a, b in intervals
+        if any(min(b, e) > max(a, s) for s, e in plays) and heard.wordless((a, b), set())
+    }
+    rest = subtract(intervals, sorted(plays | around))
+    said = sum(_spoken(u.text) for u in heard.units if any(u.inside(iv) for iv in rest))
+    if said < MIN_HEARD_RATE * sum(b - a for a, b in rest):
+        return None  # the ASR hears little of the caller: its silence in the loop means little
+    return HoldMusic(
+        spans=tuple(sorted(plays | around)),
+        loops=len(loops),
+        start_s=min(r.first_s[0] for r in loops),
+    )
+
+
+def hears_words(
+    transcribe: Callable[[np.ndarray], Transcript],
+    samples: np.ndarray,
+    span: tuple[float, float],
+) -> bool:
+    """Whether the ASR (``transcribe``) hears any word in ``span`` of ``samples`` (16 kHz)
+    decoded on its own. (With a second of the recording either side, the words of the speech
+    around hold music were heard inside it: a message's end ran on into its loop.)"""
+    piece = samples[int(span[0] * ANALYSIS_RATE_HZ) : int(span[1] * ANALYSIS_RATE_HZ)]
+    return bool(transcribe(piece).segments)
 
 
 def without_spans(
@@ -184,12 +302,19 @@ def without_spans(
     return dataclasses.replace(transcript, segments=tuple(kept))
 
 
-def judged_transcript(transcript: Transcript, announcement: QueueAnnouncement) -> Transcript:
+def judged_transcript(
+    transcript: Transcript,
+    announcement: QueueAnnouncement | None,
+    music: HoldMusic | None,
+) -> Transcript:
     """What the text heads judge: ``transcript`` without the announcement's words (those within
-    :data:`WORD_MARGIN_S` of its plays, as they were read) and the words inside the other
-    set-aside plays (by their middle alone)."""
-    told = without_spans(transcript, announcement.announced, margin=WORD_MARGIN_S)
-    return without_spans(told, announcement.spans)
+    :data:`WORD_MARGIN_S` of its plays, as they were read) and the words inside the hold music
+    (by their middle alone)."""
+    if announcement is not None:
+        transcript = without_spans(transcript, announcement.spans, margin=WORD_MARGIN_S)
+    if music is not None:
+        transcript = without_spans(transcript, music.spans)
+    return transcript
 
 
 def muted(samples: np.ndarray, spans: Sequence[tuple[float, float]]) -> np.ndarray:
@@ -198,14 +323,3 @@ def muted(samples: np.ndarray, spans: Sequence[tuple[float, float]]) -> np.ndarr
     for a, b in spans:
         out[max(0, int(a * ANALYSIS_RATE_HZ)) : max(0, int(b * ANALYSIS_RATE_HZ))] = 0.0
     return out
-
-
-def outside(
-    intervals: Sequence[tuple[float, float]], spans: Sequence[tuple[float, float]]
-) -> float:
-    """Seconds of ``intervals`` outside ``spans``."""
-    total = 0.0
-    for a, b in intervals:
-        inside = sum(max(0.0, min(b, e) - max(a, s)) for s, e in spans)
-        total += max(0.0, b - a - inside)
-    return total

@@ -245,6 +245,10 @@ class Verdict:
     # signalling tones on the caller's channel (ringing, busy tone, beeps: pipeline.tones), left
     # out of the speech every cue reads; () when none was heard (and in verdicts before schema 6)
     tones: Turns = ()
+    # stretches of the caller's channel set aside as played while the caller waits (a recorded
+    # queue announcement, looping hold music: pipeline.queue): left out of every cue, the voice
+    # head and the words the text heads judge; () when none (and in verdicts before schema 7)
+    set_aside: Turns = ()
 
     @property
     def caller_certainty(self) -> CallerCertainty:
@@ -304,8 +308,8 @@ class Verdict:
         (0.5, what decided "topic: none" then), a missing ``person_threshold`` (before schema 3)
         is None (no uncertain band: decided as it was shown then), a missing ``caller_turns``
         (before schema 4) is None, a missing ``audio.caller_channel_reason_zh`` (before
-        schema 5) is "" (the English reason is shown), missing ``tones`` (before schema 6) are
-        none, evidence without
+        schema 5) is "" (the English reason is shown), missing ``tones`` (before schema 6) and
+        ``set_aside`` (before schema 7) are none, evidence without
         ``code``/``params``/``detail_zh`` keeps its English ``detail``; derived keys are ignored.
         """
         derived = {"schema_version", *VERDICT_DERIVED_KEYS}
@@ -319,7 +323,8 @@ class Verdict:
 # 4: caller_turns (a mono recording's caller speech, issue 13)
 # 5: audio.caller_channel_reason_zh (the caller channel's reason in Chinese)
 # 6: tones (signalling tones on the caller's channel, left out of the analysis)
-VERDICT_SCHEMA_VERSION = "6"
+# 7: set_aside (a queue announcement or hold music on the caller's channel, left out of it)
+VERDICT_SCHEMA_VERSION = "7"
 # Properties of Verdict that to_dict() writes beside the fields.
 VERDICT_DERIVED_KEYS = ("sales_pitch_heard", "too_little_said", "caller_certainty")
 

@@ -1,5 +1,6 @@
 """Recorded queue announcements: which replays are set aside, and what the verdict judges."""
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -11,11 +12,11 @@ from pipeline.messages import make_evidence
 from pipeline.queue import (
     QUEUE_MIN_SHARE,
     find_announcement,
+    find_hold_music,
+    hears_words,
     judged_transcript,
     muted,
-    outside,
     queue_share,
-    set_aside,
     without_spans,
 )
 from pipeline.text_cues import RuleTextClassifier
@@ -71,6 +72,14 @@ def test_an_agents_or_a_pitchs_words_are_not(text: str) -> None:
     assert queue_share(text) < QUEUE_MIN_SHARE
 
 
+def hold_music_evidence() -> Evidence:
+    """The reason a verdict carries for hold music set aside (12.0 s of it from 0:03.6)."""
+    return make_evidence(
+        "structure", "hold_music", value=12.0, weight=0.0, code="hold_music.found",
+        params={"seconds": 12.0, "start_s": 3.6}, span_s=(3.6, 16.1),
+    )  # fmt: skip
+
+
 def _segment(start: float, end: float, text: str, *, words: bool = True) -> Segment:
     """A segment whose words share its time evenly (none with ``words=False``)."""
     tokens = text.split()
@@ -106,18 +115,43 @@ def _hold_call(announcement: str) -> tuple[Transcript, list[Repeat]]:
     return transcript, repeats
 
 
+VOICED = [(0.0, 4.0), (4.5, 8.5), (9.0, 14.0), (16.0, 20.0), (20.5, 25.5), (27.0, 31.0)]
+
+
 def test_a_replayed_queue_message_and_its_looping_music_are_set_aside() -> None:
     transcript, repeats = _hold_call(HOLD_EN)
     found = find_announcement(transcript, repeats)
     assert found is not None
-    assert found.spans == ((4.6, 8.4), (9.0, 12.0), (16.1, 19.9), (20.5, 23.5))
+    assert found.spans == ((4.6, 8.4), (16.1, 19.9))
     assert found.replays == 1 and found.start_s == 4.6
     assert found.quote.startswith("Thank you for holding.")
-    assert found.seconds == pytest.approx(3.8 + 3.0 + 3.8 + 3.0)
-    assert set_aside(repeats, found) == []
-    assert found.announced == ((4.6, 8.4), (16.1, 19.9))
-    judged = judged_transcript(transcript, found)
+    assert found.seconds == pytest.approx(2 * 3.8)
+    music = find_hold_music(transcript, repeats, VOICED, announcement=found)
+    # the loop's plays and the whole wordless stretches of sound they lie in
+    assert music is not None and music.loops == 1 and music.start_s == 9.0
+    assert music.spans == ((9.0, 12.0), (9.0, 14.0), (20.5, 23.5), (20.5, 25.5))
+    assert music.seconds == pytest.approx(10.0)
+    judged = judged_transcript(transcript, found, music)
     assert [s.text for s in judged.segments] == [AGENT, AGENT_BACK]
+
+
+def test_looping_music_with_no_announcement_is_set_aside() -> None:
+    transcript, repeats = _hold_call(PITCH)
+    music = find_hold_music(transcript, repeats, VOICED)
+    assert music is not None and music.spans[0] == (9.0, 12.0)
+    # the replayed pitch has words: it is no music, and stays
+    assert (4.6, 8.4) not in music.spans
+    assert [s.text for s in judged_transcript(transcript, None, music).segments] == [
+        AGENT, PITCH, PITCH, AGENT_BACK]  # fmt: skip
+
+
+def test_no_music_where_the_asr_hears_little_of_the_caller() -> None:
+    # a voice the ASR cannot follow: four words in 20 s of the caller's other sound; its
+    # silence in a replay is no sign that the replay is not speech
+    transcript, repeats = _hold_call(PITCH)
+    sparse = Transcript("en", 1.0, (_segment(0.0, 4.0, "not to say I"),))
+    assert find_hold_music(sparse, repeats, VOICED) is None
+    assert find_hold_music(transcript, repeats, VOICED) is not None
 
 
 def test_a_replayed_pitch_is_not_an_announcement() -> None:
@@ -125,13 +159,14 @@ def test_a_replayed_pitch_is_not_an_announcement() -> None:
     assert find_announcement(transcript, repeats) is None
 
 
-def test_a_replay_with_other_words_in_it_keeps_counting() -> None:
+def test_a_replay_with_other_words_in_it_is_no_music() -> None:
     transcript, repeats = _hold_call(HOLD_EN)
     # the agent's own words replayed (a recorded agent): not part of the announcement
     agent_replay = Repeat((0.5, 3.5), (27.5, 30.5), 0.97)
     found = find_announcement(transcript, [*repeats, agent_replay])
-    assert found is not None
-    assert set_aside([*repeats, agent_replay], found) == [agent_replay]
+    music = find_hold_music(transcript, [*repeats, agent_replay], VOICED, announcement=found)
+    assert found is not None and music is not None
+    assert not {(0.5, 3.5), (27.5, 30.5)} & {*found.spans, *music.spans}
 
 
 def test_a_word_stretched_into_the_music_does_not_keep_it() -> None:
@@ -139,17 +174,46 @@ def test_a_word_stretched_into_the_music_does_not_keep_it() -> None:
     # Whisper put the agent's first word back at the music's start (9.2-10.0 s)
     words = (Word(9.2, 10.0, "So", 0.5), *_segment(27.0, 31.0, AGENT_BACK).words)
     stray = Segment(9.2, 31.0, "So " + AGENT_BACK, -0.2, 0.01, 1.2, words=words)
-    found = find_announcement(Transcript("en", 1.0, (*transcript.segments[:3], stray)), repeats)
-    assert found is not None and (9.0, 12.0) in found.spans
+    held = Transcript("en", 1.0, (*transcript.segments[:3], stray))
+    music = find_hold_music(held, repeats, VOICED, announcement=find_announcement(held, repeats))
+    assert music is not None and (9.0, 12.0) in music.spans
 
 
-def test_a_short_replayed_prompt_beside_the_announcement_keeps_counting() -> None:
+def test_a_short_replayed_prompt_is_no_music() -> None:
     transcript, repeats = _hold_call(HOLD_EN)
     press = Repeat((24.0, 25.5), (31.5, 33.0), 0.99)  # "Press one." twice: two words in 1.5 s
     segments = (*transcript.segments, _segment(24.0, 25.5, "Press one."),
                 _segment(31.5, 33.0, "Press one."))  # fmt: skip
-    found = find_announcement(Transcript("en", 1.0, segments), [*repeats, press])
-    assert found is not None and set_aside([*repeats, press], found) == [press]
+    held = Transcript("en", 1.0, segments)
+    found = find_announcement(held, [*repeats, press])
+    music = find_hold_music(held, [*repeats, press], VOICED, announcement=found)
+    assert music is not None and (24.0, 25.5) not in music.spans
+
+
+def test_a_replayed_number_is_no_music() -> None:
+    # a recorded prompt reading digits: Whisper writes "1704" (1.4 s) as one word, but it is four
+    number = Repeat((11.4, 14.0), (20.6, 23.2), 0.99)
+    segments = (_segment(11.3, 12.7, "1704"), _segment(20.5, 21.9, "1704"))
+    assert find_hold_music(Transcript("en", 1.0, segments), [number], [(11.4, 14.0)]) is None
+    chinese = (_segment(11.3, 12.7, "您好"), _segment(20.5, 21.9, "您好"))
+    assert find_hold_music(Transcript("zh", 1.0, chinese), [number], [(11.4, 14.0)]) is None
+
+
+def test_hears_words_decodes_the_stretch_alone() -> None:
+    samples = np.zeros(20 * ANALYSIS_RATE_HZ, dtype=np.float32)
+    pieces: list[int] = []
+
+    def asr(text: str) -> Callable[[np.ndarray], Transcript]:
+        def transcribe(piece: np.ndarray) -> Transcript:
+            pieces.append(piece.size)
+            heard = (_segment(0.0, 2.0, text),) if text else ()
+            return Transcript("en", 1.0, heard)
+
+        return transcribe
+
+    assert hears_words(asr("zero three"), samples, (5.0, 10.0))
+    assert pieces == [5 * ANALYSIS_RATE_HZ]
+    assert not hears_words(asr(""), samples, (5.0, 10.0))
 
 
 def test_one_play_heard_right_is_enough() -> None:
@@ -159,7 +223,7 @@ def test_one_play_heard_right_is_enough() -> None:
                                      transcript.segments[3]))  # fmt: skip
     found = find_announcement(garbled, repeats)
     assert found is not None and found.spans[0] == (4.6, 8.4)
-    assert misheard not in [s.text for s in judged_transcript(garbled, found).segments]
+    assert misheard not in [s.text for s in judged_transcript(garbled, found, None).segments]
 
 
 def test_without_spans_keeps_a_segments_other_words() -> None:
@@ -175,25 +239,29 @@ def test_without_spans_keeps_a_segments_other_words() -> None:
     assert wider.segments[0].text == "one seven eight nine ten"
 
 
-def test_muted_and_outside() -> None:
+def test_muted() -> None:
     x = np.ones(4 * ANALYSIS_RATE_HZ, dtype=np.float32)
     y = muted(x, [(1.0, 2.0)])
     assert y[:ANALYSIS_RATE_HZ].all() and not y[ANALYSIS_RATE_HZ : 2 * ANALYSIS_RATE_HZ].any()
     assert x.all()  # a copy
-    assert outside([(0.0, 3.0), (3.5, 4.0)], [(1.0, 2.0), (3.8, 5.0)]) == pytest.approx(2.3)
 
 
 class _TimedTranscriber:
-    """A transcriber that returns fixed segments."""
+    """A transcriber that returns fixed segments for a whole recording, and ``alone`` for a
+    stretch of it decoded on its own (shorter than the recording's words)."""
 
-    def __init__(self, transcript: Transcript) -> None:
+    def __init__(self, transcript: Transcript, *, alone: str = "") -> None:
         from pipeline.types import ModelInfo
 
         self.transcript = transcript
+        self.alone = alone
         self.model_info = ModelInfo(role="asr", model_id="fake-asr", sha256="0" * 64)
 
     def transcribe(self, samples: np.ndarray) -> Transcript:
-        return self.transcript
+        if samples.size / ANALYSIS_RATE_HZ >= self.transcript.segments[-1].end_s:
+            return self.transcript
+        heard = (_segment(0.0, samples.size / ANALYSIS_RATE_HZ, self.alone),) if self.alone else ()
+        return Transcript(self.transcript.language, 1.0, heard)
 
 
 class _RecordingScorer:
@@ -282,3 +350,76 @@ def test_a_recording_of_nothing_but_the_announcement_is_judged_as_it_is(tmp_path
     evidence = {e.name: e for e in detector.detect(path).evidence}
     assert evidence["replayed_speech_s"].weight > 0
     assert "queue_announcement" not in evidence
+
+
+def _music(seconds: float) -> np.ndarray:
+    """A plucked chord every half second, its chord changing each beat (the same every time)."""
+    sr, beat = ANALYSIS_RATE_HZ, ANALYSIS_RATE_HZ // 2
+    t = np.arange(beat) / sr
+    chords = ((261.6, 329.6, 392.0), (220.0, 261.6, 329.6), (174.6, 220.0, 261.6))
+    notes = [
+        np.exp(-3 * t)
+        * sum(np.sin(2 * np.pi * f * (k + 1) * t) / (k + 1) for f in c for k in range(3))
+        for c in chords
+    ]
+    out = np.concatenate([notes[i % 3] for i in range(int(seconds * 2))])
+    return (0.1 * out / np.abs(out).max()).astype(np.float32)
+
+
+def music_call(tmp_path: Path) -> tuple[Path, np.ndarray, Transcript, list[int]]:
+    """An agent, 6 s of hold music twice, the agent again: the file, its samples, its
+    transcript and where (in samples) the agent starts, the music starts and ends, and the
+    agent speaks again."""
+    rng = np.random.default_rng(5)
+    loop = _music(6.0)
+    agent, back = (utterance(rng, n_syllables=12, robot=False) for _ in range(2))
+    gap = np.zeros(ANALYSIS_RATE_HZ // 2, np.float32)
+    call = np.concatenate([gap, agent, gap, loop, gap, loop, gap, back, gap])
+    at = [gap.size, 2 * gap.size + agent.size]
+    at += [at[1] + 2 * loop.size + gap.size, at[1] + 2 * loop.size + 2 * gap.size]
+    sr = ANALYSIS_RATE_HZ
+    transcript = Transcript("en", 1.0, (
+        _segment(at[0] / sr, (at[0] + agent.size) / sr, AGENT),
+        _segment(at[3] / sr, (at[3] + back.size) / sr, AGENT_BACK)))  # fmt: skip
+    return write_wav(tmp_path / "music.wav", call, sr=sr), call, transcript, at
+
+
+def test_the_verdict_sets_looping_hold_music_aside(tmp_path: Path) -> None:
+    path, call, transcript, at = music_call(tmp_path)
+    scorer = _RecordingScorer()
+    text = FakeTextClassifier()
+    detector = Detector(_TimedTranscriber(transcript), text, DetectorConfig(), synth_scorer=scorer)
+    verdict = detector.detect(path)
+    evidence = {e.name: e for e in verdict.evidence}
+    assert evidence["replayed_speech_s"].value == 0.0
+    assert [round(a) for span in verdict.set_aside for a in span] == [4, 10, 10, 16]  # two loops
+    note = evidence["hold_music"]
+    assert note.weight == 0.0 and note.value >= 8.0 and "hold music" in note.detail
+    # the voice head scored the call again with the music silenced, the agent's speech kept
+    held = slice(at[1], at[2])  # (the VAD's 20 ms frames may leave a note's last 10 ms)
+    assert np.sum(scorer.scored[1][held] ** 2) < 1e-3 * np.sum(call[held] ** 2)
+    assert scorer.scored[1][: at[1]].any() and scorer.scored[1][at[3] :].any()
+    # with the loop gone, the timing cues measure the agent alone: two stretches of speech
+    assert evidence.get("pause_cv") is None
+
+
+def test_a_replay_the_asr_skipped_but_hears_alone_keeps_counting(tmp_path: Path) -> None:
+    # the whole recording's transcript missed the replayed stretch; decoded alone it has words
+    path, _, transcript, _ = music_call(tmp_path)
+    asr = _TimedTranscriber(transcript, alone="I can't allow the examination to be held.")
+    verdict = Detector(asr, FakeTextClassifier(), DetectorConfig()).detect(path)
+    evidence = {e.name: e for e in verdict.evidence}
+    assert "hold_music" not in evidence and not verdict.set_aside
+    assert evidence["replayed_speech_s"].value > 2.0
+
+
+def test_music_that_never_comes_round_again_is_kept(tmp_path: Path) -> None:
+    rng = np.random.default_rng(5)
+    agent = utterance(rng, n_syllables=12, robot=False)
+    gap = np.zeros(ANALYSIS_RATE_HZ // 2, np.float32)
+    call = np.concatenate([gap, agent, gap, _music(1.5), gap])
+    sr = ANALYSIS_RATE_HZ
+    transcript = Transcript("en", 1.0, (_segment(0.5, 0.5 + agent.size / sr, AGENT),))
+    path = write_wav(tmp_path / "short.wav", call, sr=sr)
+    detector = Detector(_TimedTranscriber(transcript), FakeTextClassifier(), DetectorConfig())
+    assert "hold_music" not in {e.name for e in detector.detect(path).evidence}

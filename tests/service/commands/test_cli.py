@@ -155,6 +155,21 @@ def test_summary_says_which_queue_announcement_was_set_aside() -> None:
     assert "排队录音" in zh
 
 
+def test_summary_says_that_looping_hold_music_was_set_aside() -> None:
+    import dataclasses
+
+    from service.commands.analyze import format_summary
+    from tests.pipeline.test_queue import hold_music_evidence
+    from tests.pipeline.test_report import make_verdict
+
+    plain = make_verdict()
+    held = dataclasses.replace(plain, evidence=(*plain.evidence, hold_music_evidence()))
+    en, zh = format_summary(held, lang="en"), format_summary(held, lang="zh")
+    assert "12.0 s of sound with no words repeats itself exactly (first at 0:03.6)" in en
+    assert "not counted as the caller's voice" in en and "hold music" in en
+    assert "有 12.0 秒没有话语的声音在原样循环" in zh and "等候音乐" in zh
+
+
 def test_summary_says_which_telephone_tones_were_left_out() -> None:
     import dataclasses
 
