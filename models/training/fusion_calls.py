@@ -121,8 +121,9 @@ def _digest(*parts: bytes | str) -> str:
 class CachedTranscriber:
     """A :class:`Transcriber` that keeps each transcript on disk, keyed by samples and model.
 
-    The key is the samples' bytes, the model's id and sha256 and the ASR config, so a changed
-    model or setting never reads a stale transcript. The detector transcribes the decoded
+    The key is the samples' bytes, the model's id and sha256, the ASR config and the code that
+    assembles a transcript (:data:`ASR_CODE`), so a changed model, setting or decoding step
+    never reads a stale transcript. The detector transcribes the decoded
     audio; the head runs its own encoder pass (cached by :class:`CachedFrameEncoder`).
     """
 
@@ -130,7 +131,7 @@ class CachedTranscriber:
         self.inner = inner
         self.model_info: ModelInfo = inner.model_info
         self._dir = cache_dir
-        self._config = repr(getattr(inner, "cfg", ""))
+        self._config = repr(getattr(inner, "cfg", "")) + source_digest(SALT, ASR_CODE, [])
 
     def transcribe(self, samples: np.ndarray) -> Transcript:
         x = np.ascontiguousarray(samples, dtype=np.float32)
@@ -318,23 +319,36 @@ def crop_flac(row: CorpusRow, *, crop_s: float = CROP_S) -> bytes:
 
 
 class NoTextHeads:
-    """A text classifier that concludes nothing: the detector run of the cues no head decides."""
+    """A text classifier that concludes nothing: the detector run of the cues no head decides.
+    It keeps the transcript it was given, the words the detector judges (a queue announcement's
+    set aside: ``pipeline/queue.py``)."""
 
     model_info = ModelInfo("text", "none", "")
 
+    def __init__(self) -> None:
+        self.judged: Transcript | None = None
+
     def score(self, transcript: Transcript, *, other_party: Transcript | None = None) -> TextScore:
+        self.judged = transcript
         return TextScore(0.0, "none", (), ())
 
 
+# Modules whose code decides a transcript (the decoding, the re-decodes and their times, the guard).
+ASR_CODE = ("models/asr.py", "models/transcript_guard.py")
+
+
 # Modules whose code decides the evidence no head decides (acoustic, behaviour, diarisation,
-# decoding, channel, and the detector that composes them, e.g. a mono call's caller-leg
-# cues); with the ASR model they key :func:`audio_evidence`'s cache.
+# decoding, channel, what is set aside as played while the caller waits, and the detector that
+# composes them, e.g. a mono call's caller-leg cues); with the ASR model they key
+# :func:`audio_evidence`'s cache.
 BASE_CODE = (
     "models/diarize.py",
     "pipeline/acoustic.py",
     "pipeline/audio.py",
     "pipeline/behaviour.py",
     "pipeline/detector.py",
+    "pipeline/lexicon.py",
+    "pipeline/queue.py",
     "pipeline/telephone.py",
     "pipeline/tones.py",
     "pipeline/vad.py",
@@ -371,12 +385,15 @@ def audio_evidence(
     transcripts, is kept on disk under ``key`` and the code that decides it
     (:data:`BASE_CODE`); the text classifier and the synthetic-voice head then score the kept
     transcripts and the caller's audio anew, as ``Detector.detect_audio`` calls them (their
-    result kept too, keyed by the heads' weights and :data:`HEAD_CODE`).
+    result kept too, keyed by the heads' weights and :data:`HEAD_CODE`): the text heads the
+    words the detector judged, the voice head the caller's audio with what the detector set
+    aside silenced (``Verdict.set_aside``), as it does.
     Returns ``{"cues": {name: weight}, "sales_probability", "caller_channel", "caller_text"}``
     (``caller_text``: the caller's transcript) or ``{"error": code}``.
     """
     from pipeline.detector import synthetic_voice_evidence
     from pipeline.errors import RobocallError
+    from pipeline.queue import muted
 
     cached = caching_detector(detector, cache_dir=cache_dir)
     root = (cache_dir or _cache_root()) / "base" / _base_digest(detector)
@@ -384,12 +401,15 @@ def audio_evidence(
     if path.is_file():
         base: dict[str, Any] = pickle.loads(path.read_bytes())
     else:
-        headless = dataclasses.replace(cached, text_classifier=NoTextHeads(), synth_scorer=None)
+        no_heads = NoTextHeads()
+        headless = dataclasses.replace(cached, text_classifier=no_heads, synth_scorer=None)
         try:
             verdict = headless.detect_audio(audio)
             base = {
                 "cues": {e.name: e.weight for e in verdict.evidence},
                 "transcript": verdict.transcript,
+                "judged": no_heads.judged,
+                "set_aside": verdict.set_aside,
                 "other": verdict.other_party_transcript,
             }
         except RobocallError as exc:
@@ -403,10 +423,10 @@ def audio_evidence(
     if scored.is_file():
         kept: dict[str, Any] = json.loads(scored.read_text())
         return {**kept, "caller_text": caller_text}
-    text = cached.text_classifier.score(base["transcript"], other_party=base["other"])
+    text = cached.text_classifier.score(base["judged"], other_party=base["other"])
     cues = {**base["cues"], **{e.name: e.weight for e in text.evidence}}
     if cached.synth_scorer is not None:
-        synth = cached.synth_scorer.score(audio.caller())
+        synth = cached.synth_scorer.score(muted(audio.caller(), base["set_aside"]))
         if synth is not None:
             cues["synthetic_voice"] = synthetic_voice_evidence(synth).weight
     out = {

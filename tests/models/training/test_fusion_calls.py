@@ -604,3 +604,25 @@ def test_index_hits_and_the_carrier_section_of_the_calls_page(rng: np.random.Gen
     assert "the fit's upper bound" in "\n".join(carrier_lines(bounded))  # type: ignore[arg-type]
     below = SimpleNamespace(calls={"carrier": dict(tables, scale=0.8)}, model=model)
     assert "upper bound" not in "\n".join(carrier_lines(below))  # type: ignore[arg-type]
+
+
+def test_audio_evidence_judges_what_the_detector_judges_with_hold_music_set_aside(
+    tmp_path: Path, rng: np.random.Generator
+) -> None:
+    """Cached without heads, heads applied anew: the voice head scores the caller with the
+    hold music silenced, as ``Detector.detect`` does, so the cues are the same."""
+    from models.training.fusion_calls import audio_evidence
+    from pipeline.audio import load_audio
+    from tests.pipeline.test_queue import _TimedTranscriber, music_call
+
+    path, _, transcript, _ = music_call(tmp_path)
+    audio = load_audio(path.read_bytes(), limits=DetectorConfig().audio, name="music.wav")
+    text = FakeTextClassifier()
+    detector = Detector(
+        _TimedTranscriber(transcript), text, DetectorConfig(), synth_scorer=_lfcc_scorer(rng)
+    )
+    full = detector.detect_audio(audio)
+    assert full.set_aside and "hold_music" in {e.name for e in full.evidence}
+    got = audio_evidence(detector, audio, key="held", cache_dir=tmp_path / "cache")
+    assert got["cues"] == {e.name: e.weight for e in full.evidence}
+    assert text.calls[-1][0] == text.calls[0][0]  # the words the detector judged
