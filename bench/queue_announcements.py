@@ -1,6 +1,6 @@
-"""Recorded queue announcements (``pipeline/queue.py``): a call-centre hold message played twice
-with hold music between the halves of a test clip, through the whole shipped detector, with the
-rule and without it.
+"""Recorded queue announcements and hold music (``pipeline/queue.py``): a call-centre hold
+message played twice with hold music, or the hold music alone, between the halves of a test
+clip, through the whole shipped detector, with the rule and without it.
 
     PYTHONPATH=. nice -n 5 .venv/bin/python bench/queue_announcements.py [--people 16] [--robots 10]
 
@@ -10,9 +10,10 @@ hold message, 10 s of a synthetic chord loop (hold music), the same message, 6 s
 starts over, as a looping track does), at the clip's own level. The message is "Thank you for
 holding. Your call is important to us. Please stay on the line, and the next available agent
 will be with you shortly." read by flite's slt voice for English clips, and its Mandarin
-counterpart read by ttskit's Mellotron for Mandarin clips (skipped without it:
-``datasets/README.md``, "ttskit"). Each clip is judged plain, and with the hold inserted with
-the rule (``Detector._without_queue``) and without it. Nothing is fitted here; prints a table.
+counterpart read by ttskit's Mellotron for Mandarin clips (without ttskit, Mandarin clips get
+the music alone: ``datasets/README.md``, "ttskit"). The music alone is the same loop, 10 s then
+6 s, with no message. Each clip is judged plain, and with each hold inserted with the rule
+(``Detector._without_hold``) and without it. Nothing is fitted here; prints a table.
 """
 
 from __future__ import annotations
@@ -92,14 +93,16 @@ def chord_loop(seconds: float) -> np.ndarray:
     return out.astype(np.float32)
 
 
-def held(clip: np.ndarray, message: np.ndarray) -> np.ndarray:
+def held(clip: np.ndarray, message: np.ndarray | None) -> np.ndarray:
+    """``clip`` with the hold in its middle: the message, the loop, the message, the loop
+    again (cut at 6 s); the loops alone when ``message`` is None."""
     level = float(np.percentile(np.abs(clip), 99))
-    msg = message / np.abs(message).max() * level
     loop = chord_loop(10.0)
     loop = loop / np.abs(loop).max() * level * 0.5
     gap = np.zeros(SR // 2, np.float32)
     h = clip.size // 2
-    parts = [clip[:h], gap, msg, gap, loop, gap, msg, gap, loop[: 6 * SR], gap, clip[h:]]
+    msg = [] if message is None else [message / np.abs(message).max() * level, gap]
+    parts = [clip[:h], gap, *msg, loop, gap, *msg, loop[: 6 * SR], gap, clip[h:]]
     return np.concatenate(parts).astype(np.float32)
 
 
@@ -111,12 +114,12 @@ def judge(detector: Detector, samples: np.ndarray, name: str) -> dict[str, Any]:
     except RobocallError as exc:
         return {"refused": exc.code}
     names = {e.name for e in verdict.evidence}
-    return {"robot": verdict.label is Label.ROBOT,
-            "p": verdict.robot_probability, "aside": "queue_announcement" in names}  # fmt: skip
+    aside = bool({"queue_announcement", "hold_music"} & names)
+    return {"robot": verdict.label is Label.ROBOT, "p": verdict.robot_probability, "aside": aside}
 
 
-def unchanged(self: Detector, caller: Any, transcript: Any, synth: Any, cues: Any) -> Any:
-    return transcript, synth, cues
+def unchanged(self: Detector, audio: Any, transcript: Any, synth: Any, cues: Any) -> Any:
+    return transcript, synth, cues, ()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -132,24 +135,25 @@ def main(argv: list[str] | None = None) -> int:
     )
     for label, n in (("human", args.people), ("robot", args.robots)):
         for row in test_rows(label, n):
-            message = messages[row.language]
-            if message is None:
-                continue
             clip = read_clip(resolve_path(row))
-            plain = judge(detector, clip, f"{row.id}.wav")
-            with_rule = judge(detector, held(clip, message), f"{row.id}.wav")
-            with mock.patch.object(Detector, "_without_queue", unchanged):
-                without = judge(detector, held(clip, message), f"{row.id}.wav")
+            name = f"{row.id}.wav"
+            results = {"plain": judge(detector, clip, name)}
+            for hold, message in (("held", messages[row.language]), ("music", None)):
+                if hold == "held" and message is None:
+                    continue
+                results[f"{hold}, rule"] = judge(detector, held(clip, message), name)
+                with mock.patch.object(Detector, "_without_hold", unchanged):
+                    results[f"{hold}, no rule"] = judge(detector, held(clip, message), name)
             cell = table[(label, row.language)]
             cell["clips"] += 1
-            for key, result in (("plain", plain), ("held, rule", with_rule),
-                                ("held, no rule", without)):  # fmt: skip
+            for key, result in results.items():
                 cell[f"{key}: robot"] += bool(result.get("robot"))
                 cell[f"{key}: refused"] += "refused" in result
-            cell["set aside"] += bool(with_rule.get("aside"))
-            print(row.id, label, row.language, plain, with_rule, without, flush=True)
+                cell[f"{key}: aside"] += bool(result.get("aside"))
+            print(row.id, label, row.language, results, flush=True)
     columns = ["clips", "plain: robot", "plain: refused", "held, no rule: robot",
-               "held, rule: robot", "set aside"]  # fmt: skip
+               "held, rule: robot", "held, rule: aside", "music, no rule: robot",
+               "music, rule: robot", "music, rule: aside"]  # fmt: skip
     print("| label | language | " + " | ".join(columns) + " |")
     print("|---|---|" + "---|" * len(columns))
     for (label, lang), cell in sorted(table.items()):
