@@ -27,6 +27,7 @@ from pipeline.types import (
     Segment,
     SyntheticVoiceScore,
     Transcript,
+    Verdict,
     Word,
 )
 from tests.conftest import write_wav
@@ -301,14 +302,22 @@ def _call_audio(tmp_path: Path, text: str) -> tuple[Path, np.ndarray, Transcript
     return path, call, Transcript("en", 1.0, tuple(segments))
 
 
-def test_the_verdict_sets_a_replayed_queue_message_aside(tmp_path: Path) -> None:
-    path, call, transcript = _call_audio(tmp_path, HOLD_EN)
-    scorer = _RecordingScorer()
-    text = FakeTextClassifier()
+def _judged_with_recorders(
+    path: Path, transcript: Transcript
+) -> tuple[Verdict, dict[str, Evidence], _RecordingScorer, FakeTextClassifier]:
+    """The verdict on ``path`` heard as ``transcript``, its evidence by name, and the voice and
+    text heads that kept what they were given; the replay cue found nothing left to count."""
+    scorer, text = _RecordingScorer(), FakeTextClassifier()
     detector = Detector(_TimedTranscriber(transcript), text, DetectorConfig(), synth_scorer=scorer)
     verdict = detector.detect(path)
     evidence = {e.name: e for e in verdict.evidence}
     assert evidence["replayed_speech_s"].value == 0.0
+    return verdict, evidence, scorer, text
+
+
+def test_the_verdict_sets_a_replayed_queue_message_aside(tmp_path: Path) -> None:
+    path, call, transcript = _call_audio(tmp_path, HOLD_EN)
+    verdict, evidence, scorer, text = _judged_with_recorders(path, transcript)
     note = evidence["queue_announcement"]
     assert note.weight == 0.0 and dict(note.params)["plays"] == 2.0
     assert "queue announcement played 2 times" in note.detail and "排队录音" in note.detail_zh
@@ -386,12 +395,7 @@ def music_call(tmp_path: Path) -> tuple[Path, np.ndarray, Transcript, list[int]]
 
 def test_the_verdict_sets_looping_hold_music_aside(tmp_path: Path) -> None:
     path, call, transcript, at = music_call(tmp_path)
-    scorer = _RecordingScorer()
-    text = FakeTextClassifier()
-    detector = Detector(_TimedTranscriber(transcript), text, DetectorConfig(), synth_scorer=scorer)
-    verdict = detector.detect(path)
-    evidence = {e.name: e for e in verdict.evidence}
-    assert evidence["replayed_speech_s"].value == 0.0
+    verdict, evidence, scorer, _ = _judged_with_recorders(path, transcript)
     assert [round(a) for span in verdict.set_aside for a in span] == [4, 10, 10, 16]  # two loops
     note = evidence["hold_music"]
     assert note.weight == 0.0 and note.value >= 8.0 and "hold music" in note.detail
