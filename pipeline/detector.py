@@ -216,6 +216,8 @@ class Detector:
         (the text heads), its sound (every acoustic cue is measured again without it; the voice
         head scores the channel again with it silenced); a reason of weight 0 for each says
         what was set aside."""
+        if not cues.repeats:
+            return transcript, synth, cues, ()  # both are replays: the common call stops here
         caller = audio.caller()
         announcement = (
             find_announcement(transcript, cues.repeats)
@@ -321,7 +323,7 @@ def _hold_notes(announcement: QueueAnnouncement | None, music: HoldMusic | None)
             "structure", "hold_music", value=round(music.seconds, 3), weight=0.0,
             code="hold_music.found",
             params={"seconds": round(music.seconds, 3), "start_s": music.start_s},
-            span_s=(music.spans[0][0], music.spans[-1][1])))  # fmt: skip
+            span_s=(music.spans[0][0], max(b for _, b in music.spans))))  # fmt: skip
     return notes
 
 
