@@ -17,7 +17,8 @@ A stretch is set aside as a queue announcement only when both hold:
   :data:`QUEUE_MIN_SHARE` of its characters) in one of its two plays.
 
 A stretch is set aside as hold music when the caller channel replays it and the ASR heard no
-words in either play (:func:`find_hold_music`): replayed sound that is not speech.
+words in either play, nor in it decoded on its own, while it follows the caller's other speech
+well (:func:`find_hold_music`): replayed sound that is not speech.
 
 An agent who says "please hold while I check" is never set aside (no replay), and a robot's
 replayed pitch keeps its weight (its words are a pitch, not a queue). What is set aside leaves
@@ -58,7 +59,7 @@ MAX_STRAY_WORDS = 2
 STRAY_S = 2.0
 # The ASR's silence in a loop says it is no speech only when it hears the caller's other speech
 # well: at least this many words said (``_spoken``) per second of the channel's other voiced
-# sound. People with hold music inserted: 1.1-6.3 (median 3.0); the simulated robot calls
+# sound. People with hold music inserted: 1.1-6.3 (median 3.1); the simulated robot calls
 # whose replayed prompts the ASR missed (slow digit prompts, a diphone TTS, on mono mixes):
 # 0.09-1.05. Set at a slow speaking rate, after those were seen (docs/evaluation_calls.md,
 # "Hold music").
