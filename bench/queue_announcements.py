@@ -93,13 +93,25 @@ def chord_loop(seconds: float) -> np.ndarray:
     return out.astype(np.float32)
 
 
+def line_sound(clip: np.ndarray, seconds: float = 0.5) -> np.ndarray:
+    """The quietest ``seconds`` of ``clip`` (its own line or room sound), for the gaps around a
+    hold: digital zeros there would fire the digital-silence cue, which a phone line never does."""
+    n = int(seconds * SR)
+    if clip.size <= n:
+        return np.zeros(n, np.float32)
+    power = np.concatenate(([0.0], np.cumsum(clip.astype(np.float64) ** 2)))
+    at = int(np.argmin(power[n :: SR // 100] - power[: -n : SR // 100])) * (SR // 100)
+    return np.asarray(clip[at : at + n], dtype=np.float32)
+
+
 def held(clip: np.ndarray, message: np.ndarray | None) -> np.ndarray:
     """``clip`` with the hold in its middle: the message, the loop, the message, the loop
-    again (cut at 6 s); the loops alone when ``message`` is None."""
+    again (cut at 6 s), apart by 0.5 s of the clip's own quietest sound; the loops alone when
+    ``message`` is None."""
     level = float(np.percentile(np.abs(clip), 99))
     loop = chord_loop(10.0)
     loop = loop / np.abs(loop).max() * level * 0.5
-    gap = np.zeros(SR // 2, np.float32)
+    gap = line_sound(clip)
     h = clip.size // 2
     msg = [] if message is None else [message / np.abs(message).max() * level, gap]
     parts = [clip[:h], gap, *msg, loop, gap, *msg, loop[: 6 * SR], gap, clip[h:]]
