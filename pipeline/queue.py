@@ -226,11 +226,12 @@ def find_hold_music(
     Whisper may also skip a replayed prompt in a long window (a prompt said again, or under the
     other party's voice), so ``hears(stretch)``, when given, decodes each stretch of such plays
     on its own: a replay goes on counting when words are heard in either of its plays (hold
-    music gives none). The voiced stretches of ``intervals`` (the VAD's) that overlap a play of
-    the music and hold no words at all go with it: the rest of the music, where the loop did
-    not come round again. None unless the transcript holds :data:`MIN_HEARD_RATE` words a
-    second of the rest of ``intervals``: an ASR that hears little of the caller's speech (a
-    voice it cannot follow) hears nothing in a replayed prompt either.
+    music gives none). Each play grows inside the voiced stretch of ``intervals`` (the VAD's)
+    it lies in, up to the nearest words (:func:`_grown`): the rest of the music, where the loop
+    did not come round again, goes with it. None unless the transcript holds
+    :data:`MIN_HEARD_RATE` words a second of the rest of ``intervals``: an ASR that hears
+    little of the caller's speech (a voice it cannot follow) hears nothing in a replayed prompt
+    either.
     """
     heard = _Heard(transcript)
     known, told = (set(), set()) if announcement is None else (
@@ -253,11 +254,8 @@ def find_hold_music(
     if not loops:
         return None
     plays = {p for r in loops for p in (r.first_s, r.again_s)}
-    around = {
-        (a, b)
-        for a, b in intervals
-        if any(min(b, e) > max(a, s) for s, e in plays) and heard.wordless((a, b), set())
-    }
+    around = {_grown(play, iv, heard, plays) for iv in intervals for play in plays
+              if min(iv[1], play[1]) > max(iv[0], play[0])}  # fmt: skip
     rest = subtract(intervals, sorted(plays | around))
     said = sum(_spoken(u.text) for u in heard.units if any(u.inside(iv) for iv in rest))
     if said < MIN_HEARD_RATE * sum(b - a for a, b in rest):
@@ -267,6 +265,23 @@ def find_hold_music(
         loops=len(loops),
         start_s=min(r.first_s[0] for r in loops),
     )
+
+
+def _grown(
+    play: tuple[float, float],
+    interval: tuple[float, float],
+    heard: _Heard,
+    plays: set[tuple[float, float]],
+) -> tuple[float, float]:
+    """``play`` grown inside ``interval`` (a voiced stretch it overlaps) to the words nearest it
+    on either side, or to the stretch's ends where there are none: the rest of the music, where
+    the loop did not come round again, and the line's sound between it and the speech, which
+    the energy VAD joins to the speech when it is loud enough. Words inside a play (strays) do
+    not stop it."""
+    words = [u for u in heard.inside(interval) if not any(u.inside(p) for p in plays)]
+    start = max([u.end_s for u in words if u.inside((-np.inf, play[0]))] + [interval[0]])
+    end = min([u.start_s for u in words if u.inside((play[1], np.inf))] + [interval[1]])
+    return min(start, play[0]), max(end, play[1])
 
 
 def hears_words(

@@ -17,6 +17,7 @@ from pipeline.queue import (
     judged_transcript,
     muted,
     queue_share,
+    union,
     without_spans,
 )
 from pipeline.text_cues import RuleTextClassifier
@@ -144,6 +145,27 @@ def test_looping_music_with_no_announcement_is_set_aside() -> None:
     assert (4.6, 8.4) not in music.spans
     assert [s.text for s in judged_transcript(transcript, None, music).segments] == [
         AGENT, PITCH, PITCH, AGENT_BACK]  # fmt: skip
+
+
+def test_music_joined_to_the_speech_goes_up_to_the_words() -> None:
+    # the line's sound between the music and the agent's return is loud enough for the VAD to
+    # join them: the play grows to the agent's first word, and the rest of the loop (23.5-27 s)
+    # neither stays judged nor counts as sound the ASR heard nothing in
+    transcript, repeats = _hold_call(PITCH)
+    joined = [*VOICED[:4], (20.5, 31.0)]
+    music = find_hold_music(transcript, repeats, joined)
+    assert music is not None and (20.5, 27.0) in music.spans
+    assert [s.text for s in judged_transcript(transcript, None, music).segments][-1] == AGENT_BACK
+    # the rest of a loop does not count against the gate: a slow speaker (18 words in 10 s
+    # of speech) with 5 s of music the loop did not replay and 2 s of line sound in between,
+    # all one voiced stretch; counted, they would make it 18 words in 19 s
+    slow = Transcript("en", 1.0, (
+        _segment(0.0, 4.0, "Hi, Dana here from billing, one moment please."),
+        _segment(24.0, 30.0, "Thanks for waiting, so that charge was a duplicate one."),
+    ))  # fmt: skip
+    loop = Repeat((5.0, 10.0), (12.0, 17.0), 0.95)
+    music = find_hold_music(slow, [loop], [(0.0, 4.0), (5.0, 30.0)])
+    assert music is not None and union(music.spans) == ((5.0, 24.0),)
 
 
 def test_no_music_where_the_asr_hears_little_of_the_caller() -> None:
