@@ -3,6 +3,7 @@ message played twice with hold music, or the hold music alone, between the halve
 clip, through the whole shipped detector, with the rule and without it.
 
     PYTHONPATH=. nice -n 5 .venv/bin/python bench/queue_announcements.py [--people 16] [--robots 10]
+        [--music FILE]
 
 Each test clip (``signalling_tones.test_rows``: test-split people and robots of the shared data
 and English TTS, at most 3 per source and language) is cut in two, and between the halves go: a
@@ -12,7 +13,9 @@ holding. Your call is important to us. Please stay on the line, and the next ava
 will be with you shortly." read by flite's slt voice for English clips, and its Mandarin
 counterpart read by ttskit's Mellotron for Mandarin clips (without ttskit, Mandarin clips get
 the music alone: ``datasets/README.md``, "ttskit"). The music alone is the same loop, 10 s then
-6 s, with no message. Each clip is judged plain, and with each hold inserted with the rule
+6 s, with no message. ``--music`` takes a recording of real music instead of the chord loop,
+repeated end to end to fill each 10 s (a 7 s track comes round again 3 s into the first loop).
+Each clip is judged plain, and with each hold inserted with the rule
 (``Detector._without_hold``) and without it. Nothing is fitted here; prints a table.
 """
 
@@ -104,13 +107,20 @@ def line_sound(clip: np.ndarray, seconds: float = 0.5) -> np.ndarray:
     return np.asarray(clip[at : at + n], dtype=np.float32)
 
 
-def held(clip: np.ndarray, message: np.ndarray | None) -> np.ndarray:
-    """``clip`` with the hold in its middle: the message, the loop, the message, the loop
-    again (cut at 6 s), apart by 0.5 s of the clip's own quietest sound; the loops alone when
-    ``message`` is None."""
+def music_loop(path: Path | None, seconds: float = 10.0) -> np.ndarray:
+    """``seconds`` of the chord loop, or of the music in ``path`` repeated end to end."""
+    if path is None:
+        return chord_loop(seconds)
+    track = read_clip(path)
+    return np.tile(track, int(np.ceil(seconds * SR / track.size)))[: int(seconds * SR)]
+
+
+def held(clip: np.ndarray, message: np.ndarray | None, music: np.ndarray) -> np.ndarray:
+    """``clip`` with the hold in its middle: the message, 10 s of ``music``, the message, the
+    music again (cut at 6 s), apart by 0.5 s of the clip's own quietest sound; the music alone
+    when ``message`` is None."""
     level = float(np.percentile(np.abs(clip), 99))
-    loop = chord_loop(10.0)
-    loop = loop / np.abs(loop).max() * level * 0.5
+    loop = music / np.abs(music).max() * level * 0.5
     gap = line_sound(clip)
     h = clip.size // 2
     msg = [] if message is None else [message / np.abs(message).max() * level, gap]
@@ -138,10 +148,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--people", type=int, default=16)
     parser.add_argument("--robots", type=int, default=10)
+    parser.add_argument("--music", type=Path, help="real music to loop (default: a chord loop)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     detector = load_detector(load_config())
     messages = {"en": english_message(), "zh": mandarin_message()}
+    music = music_loop(args.music)
     table: dict[tuple[str, str], collections.Counter[str]] = collections.defaultdict(
         collections.Counter
     )
@@ -153,9 +165,9 @@ def main(argv: list[str] | None = None) -> int:
             for hold, message in (("held", messages[row.language]), ("music", None)):
                 if hold == "held" and message is None:
                     continue
-                results[f"{hold}, rule"] = judge(detector, held(clip, message), name)
+                results[f"{hold}, rule"] = judge(detector, held(clip, message, music), name)
                 with mock.patch.object(Detector, "_without_hold", unchanged):
-                    results[f"{hold}, no rule"] = judge(detector, held(clip, message), name)
+                    results[f"{hold}, no rule"] = judge(detector, held(clip, message, music), name)
             cell = table[(label, row.language)]
             cell["clips"] += 1
             for key, result in results.items():
