@@ -96,17 +96,6 @@ def chord_loop(seconds: float) -> np.ndarray:
     return out.astype(np.float32)
 
 
-def line_sound(clip: np.ndarray, seconds: float = 0.5) -> np.ndarray:
-    """The quietest ``seconds`` of ``clip`` (its own line or room sound), for the gaps around a
-    hold: digital zeros there would fire the digital-silence cue, which a phone line never does."""
-    n = int(seconds * SR)
-    if clip.size <= n:
-        return np.zeros(n, np.float32)
-    power = np.concatenate(([0.0], np.cumsum(clip.astype(np.float64) ** 2)))
-    at = int(np.argmin(power[n :: SR // 100] - power[: -n : SR // 100])) * (SR // 100)
-    return np.asarray(clip[at : at + n], dtype=np.float32)
-
-
 def music_loop(path: Path | None, seconds: float = 10.0) -> np.ndarray:
     """``seconds`` of the chord loop, or of the music in ``path`` repeated end to end."""
     if path is None:
@@ -115,16 +104,37 @@ def music_loop(path: Path | None, seconds: float = 10.0) -> np.ndarray:
     return np.tile(track, int(np.ceil(seconds * SR / track.size)))[: int(seconds * SR)]
 
 
+def line_sound(clip: np.ndarray, seed: int, seconds: float = 0.5) -> np.ndarray:
+    """``seconds`` of noise with the spectrum and level of ``clip``'s quietest 20-ms frames (a
+    tenth of them: its own line or room sound), a new draw for each ``seed``, for the gaps
+    around a hold. Digital zeros there fired the digital-silence cue, which a phone line never
+    does; one stretch of the clip copied into every gap was itself replayed, and in a short clip
+    it held speech."""
+    frame, n = SR // 50, int(seconds * SR)
+    if clip.size < frame:
+        return np.zeros(n, np.float32)
+    frames = np.lib.stride_tricks.sliding_window_view(clip, frame)[:: frame // 2]
+    quiet = frames[np.argsort(np.sqrt((frames**2).mean(axis=1)))[: max(1, len(frames) // 10)]]
+    power = (np.abs(np.fft.rfft(quiet * np.hanning(frame), axis=1)) ** 2).mean(axis=0)
+    bins = np.interp(np.linspace(0, 1, n // 2 + 1), np.linspace(0, 1, power.size), power)
+    phase = np.exp(2j * np.pi * np.random.default_rng(seed).random(bins.size))
+    noise = np.fft.irfft(np.sqrt(bins) * phase, n)
+    rms = float(np.sqrt((noise**2).mean()))
+    target = float(np.sqrt((quiet**2).mean()))
+    return np.asarray(noise * (target / rms if rms > 0 else 0.0), dtype=np.float32)
+
+
 def held(clip: np.ndarray, message: np.ndarray | None, music: np.ndarray) -> np.ndarray:
     """``clip`` with the hold in its middle: the message, 10 s of ``music``, the message, the
-    music again (cut at 6 s), apart by 0.5 s of the clip's own quietest sound; the music alone
-    when ``message`` is None."""
+    music again (cut at 6 s), apart by 0.5 s of the line's sound (:func:`line_sound`, each gap
+    its own); the music alone when ``message`` is None."""
     level = float(np.percentile(np.abs(clip), 99))
     loop = music / np.abs(music).max() * level * 0.5
-    gap = line_sound(clip)
+    gaps = iter(line_sound(clip, seed) for seed in range(6))
     h = clip.size // 2
-    msg = [] if message is None else [message / np.abs(message).max() * level, gap]
-    parts = [clip[:h], gap, *msg, loop, gap, *msg, loop[: 6 * SR], gap, clip[h:]]
+    msg = [] if message is None else [message / np.abs(message).max() * level]
+    parts = [clip[:h], next(gaps), *msg, *([next(gaps)] if msg else []), loop, next(gaps), *msg,
+             *([next(gaps)] if msg else []), loop[: 6 * SR], next(gaps), clip[h:]]  # fmt: skip
     return np.concatenate(parts).astype(np.float32)
 
 
