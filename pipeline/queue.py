@@ -172,7 +172,7 @@ class QueueAnnouncement:
 class HoldMusic:
     """What :func:`find_hold_music` sets aside: looping sound with no words in it."""
 
-    spans: tuple[tuple[float, float], ...]  # the loops' plays and the wordless sound around them
+    spans: tuple[tuple[float, float], ...]  # the loops' plays, each grown to the nearest words
     loops: int  # replays found in it
     start_s: float
 
