@@ -39,17 +39,27 @@ def _call(
     return row, x
 
 
+AT = int(1.8 * B.SR)  # 0.3 s after the agent's turn ends
+GAP = B.SR // 2
+
+
+def _on_hold(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, channels: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The call as stored, as the bench puts it on hold (the chord loop), and the held part."""
+    row, x = _call(tmp_path, monkeypatch, channels)
+    music = B.hold_music(None, 2.5)
+    y, _ = sf.read(io.BytesIO(B.on_hold(row, music)), dtype="float32", always_2d=True)
+    assert y.shape == (x.shape[0] + music.size + 2 * GAP, channels)
+    return x, y, y[AT + GAP : AT + GAP + music.size]
+
+
 def test_the_music_goes_on_the_caller_s_leg_after_the_agent_s_first_turn(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    row, x = _call(tmp_path, monkeypatch, 2)
-    music = B.hold_music(None, 2.5)
-    y, _ = sf.read(io.BytesIO(B.on_hold(row, music)), dtype="float32", always_2d=True)
-    at, gap = int(1.8 * B.SR), B.SR // 2
-    assert y.shape == (x.shape[0] + music.size + 2 * gap, 2)
-    assert np.allclose(y[:at], x[:at], atol=1e-4)  # PCM_16
-    assert np.allclose(y[-(x.shape[0] - at) :], x[at:], atol=1e-4)
-    held = y[at + gap : at + gap + music.size]
+    x, y, held = _on_hold(tmp_path, monkeypatch, 2)
+    assert np.allclose(y[:AT], x[:AT], atol=1e-4)  # PCM_16
+    assert np.allclose(y[-(x.shape[0] - AT) :], x[AT:], atol=1e-4)
     # the caller's leg carries the music at half its peak level, the callee's only line sound
     assert np.abs(held[:, 1]).max() == pytest.approx(
         0.5 * np.percentile(np.abs(x[:, 1]), 99), rel=0.05
@@ -67,9 +77,5 @@ def test_real_music_plays_the_given_number_of_times(tmp_path: Path) -> None:
 def test_a_mono_call_gets_the_music_in_its_one_channel(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    row, x = _call(tmp_path, monkeypatch, 1)
-    music = B.hold_music(None, 2.5)
-    y, _ = sf.read(io.BytesIO(B.on_hold(row, music)), dtype="float32", always_2d=True)
-    at, gap = int(1.8 * B.SR), B.SR // 2
-    assert y.shape == (x.shape[0] + music.size + 2 * gap, 1)
-    assert np.abs(y[at + gap : at + gap + music.size]).max() > 0.05
+    _, _, held = _on_hold(tmp_path, monkeypatch, 1)
+    assert np.abs(held).max() > 0.05
