@@ -23,7 +23,6 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Any
 from unittest import mock
 
 import numpy as np
@@ -32,13 +31,11 @@ import soundfile as sf
 from models.training.corpus import MANIFEST_DIR, CorpusRow, read_clip, read_manifest, resolve_path
 from pipeline.config import load_config
 from pipeline.detector import Detector
-from pipeline.errors import RobocallError
 from pipeline.types import ANALYSIS_RATE_HZ as SR
-from pipeline.types import Label
 from service.detector import load_detector
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from queue_announcements import chord_loop, line_sound, music_loop, unchanged  # noqa: E402 (a sibling bench script)
+from queue_announcements import chord_loop, judge, line_sound, music_loop, unchanged  # noqa: E402 (a sibling bench script)
 
 CALLS = MANIFEST_DIR / "calls" / "calls.jsonl"
 
@@ -76,15 +73,6 @@ def on_hold(row: CorpusRow, music: np.ndarray) -> bytes:
     buf = io.BytesIO()
     sf.write(buf, np.stack(legs, axis=1), SR, format="WAV", subtype="PCM_16")
     return buf.getvalue()
-
-
-def judge(detector: Detector, wav: bytes, name: str) -> dict[str, Any]:
-    try:
-        verdict = detector.detect(wav, name=name)
-    except RobocallError as exc:
-        return {"refused": exc.code}
-    return {"robot": verdict.label is Label.ROBOT, "p": round(verdict.robot_probability, 3),
-            "aside": bool(verdict.set_aside)}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -130,24 +130,29 @@ def held(clip: np.ndarray, message: np.ndarray | None, music: np.ndarray) -> np.
     its own); the music alone when ``message`` is None."""
     level = float(np.percentile(np.abs(clip), 99))
     loop = music / np.abs(music).max() * level * 0.5
-    gaps = iter(line_sound(clip, seed) for seed in range(6))
-    h = clip.size // 2
     msg = [] if message is None else [message / np.abs(message).max() * level]
-    parts = [clip[:h], next(gaps), *msg, *([next(gaps)] if msg else []), loop, next(gaps), *msg,
-             *([next(gaps)] if msg else []), loop[: 6 * SR], next(gaps), clip[h:]]  # fmt: skip
+    hold = [*msg, loop, *msg, loop[: 6 * SR]]
+    h = clip.size // 2
+    parts = [clip[:h]]
+    for seed, piece in enumerate(hold):
+        parts += [line_sound(clip, seed), piece]
+    parts += [line_sound(clip, len(hold)), clip[h:]]
     return np.concatenate(parts).astype(np.float32)
 
 
-def judge(detector: Detector, samples: np.ndarray, name: str) -> dict[str, Any]:
-    buf = io.BytesIO()
-    sf.write(buf, samples, SR, format="WAV", subtype="PCM_16")
+def judge(detector: Detector, audio: np.ndarray | bytes, name: str) -> dict[str, Any]:
+    """The verdict on ``audio`` (16 kHz samples, or a file's bytes): robot or not, its
+    probability, whether anything was set aside; or why it was refused."""
+    if isinstance(audio, np.ndarray):
+        buf = io.BytesIO()
+        sf.write(buf, audio, SR, format="WAV", subtype="PCM_16")
+        audio = buf.getvalue()
     try:
-        verdict = detector.detect(buf.getvalue(), name=name)
+        verdict = detector.detect(audio, name=name)
     except RobocallError as exc:
         return {"refused": exc.code}
-    names = {e.name for e in verdict.evidence}
-    aside = bool({"queue_announcement", "hold_music"} & names)
-    return {"robot": verdict.label is Label.ROBOT, "p": verdict.robot_probability, "aside": aside}
+    return {"robot": verdict.label is Label.ROBOT, "p": verdict.robot_probability,
+            "aside": bool(verdict.set_aside)}  # fmt: skip
 
 
 def unchanged(self: Detector, audio: Any, transcript: Any, synth: Any, cues: Any) -> Any:
@@ -175,9 +180,10 @@ def main(argv: list[str] | None = None) -> int:
             for hold, message in (("held", messages[row.language]), ("music", None)):
                 if hold == "held" and message is None:
                     continue
-                results[f"{hold}, rule"] = judge(detector, held(clip, message, music), name)
+                samples = held(clip, message, music)
+                results[f"{hold}, rule"] = judge(detector, samples, name)
                 with mock.patch.object(Detector, "_without_hold", unchanged):
-                    results[f"{hold}, no rule"] = judge(detector, held(clip, message, music), name)
+                    results[f"{hold}, no rule"] = judge(detector, samples, name)
             cell = table[(label, row.language)]
             cell["clips"] += 1
             for key, result in results.items():
