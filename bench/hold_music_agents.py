@@ -3,15 +3,17 @@ the caller's leg after the agent's first turn, through the whole shipped detecto
 rule (``Detector._without_hold``) and without it.
 
     PYTHONPATH=. nice -n 5 .venv/bin/python bench/hold_music_agents.py [--music FILE] [--plays 2.5]
+        [--walk SECONDS]
 
 The music (a recording looped end to end, ``--plays`` times its length; the bench's chord loop,
-10 s then 6 s, without ``--music``) starts 0.3 s after the end of the agent's first turn, at half
-the agent's level, between 0.5 s of the line's sound either side
+10 s then 6 s, without ``--music``; with ``--walk``, music that never repeats, played once:
+``queue_announcements.chord_walk``, which no replay rule can find) starts 0.3 s after the end of
+the agent's first turn, at half the agent's level, between 0.5 s of the line's sound either side
 (``queue_announcements.line_sound``: noise shaped like the leg's quietest frames, a new draw for
-each piece); the rest of the call moves on by as much, and in a stereo call the callee's leg gets
-the line's sound meanwhile. A mono call gets the music in its one channel, at the mix's level. No
-call is a robot, so every call called robot is a person lost. Needs the generated calls (``make
-corpus``); about 10 min.
+each piece); the rest of the call moves on by as much, and in a stereo call the callee's leg
+gets the line's sound meanwhile. A mono call gets the music in its one channel, at the mix's
+level. No call is a robot, so every call called robot is a person lost. Needs the generated
+calls (``make corpus``); about 10 min.
 """
 
 from __future__ import annotations
@@ -35,12 +37,21 @@ from pipeline.types import ANALYSIS_RATE_HZ as SR
 from service.detector import load_detector
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from queue_announcements import chord_loop, judge, line_sound, music_loop, unchanged  # noqa: E402 (a sibling bench script)
+from queue_announcements import (  # noqa: E402 (a sibling bench script)
+    chord_loop,
+    chord_walk,
+    judge,
+    line_sound,
+    music_loop,
+    unchanged,
+)
 
 CALLS = MANIFEST_DIR / "calls" / "calls.jsonl"
 
 
-def hold_music(path: Path | None, plays: float) -> np.ndarray:
+def hold_music(path: Path | None, plays: float, walk_s: float | None = None) -> np.ndarray:
+    if walk_s is not None:
+        return chord_walk(walk_s)
     if path is None:
         return np.concatenate([chord_loop(10.0), chord_loop(6.0)])
     return music_loop(path, plays * read_clip(path).size / SR)
@@ -79,10 +90,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--music", type=Path, help="real music to loop (default: a chord loop)")
     parser.add_argument("--plays", type=float, default=2.5, help="times through --music")
+    parser.add_argument("--walk", type=float, help="this many seconds of music that never repeats")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     detector = load_detector(load_config())
-    music = hold_music(args.music, args.plays)
+    music = hold_music(args.music, args.plays, args.walk)
     table: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
     for row in read_manifest(CALLS):
         extra = dict(row.extra)

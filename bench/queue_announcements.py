@@ -28,6 +28,7 @@ import logging
 import subprocess
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -88,12 +89,44 @@ def chord_loop(seconds: float) -> np.ndarray:
     for i in range(int(seconds / beat)):
         chord = CHORDS[(i // 4) % 4]
         notes = chord if i % 4 == 0 else chord[i % 3 : i % 3 + 1]
-        tone = sum(0.6**k * np.sin(2 * np.pi * f * (k + 1) * t) for f in notes for k in range(4))
-        tone = tone + 0.8 * np.sin(2 * np.pi * chord[0] / 2 * t)
-        a = int(i * beat * SR)
-        b = min(a + t.size, out.size)
-        out[a:b] += (env * tone)[: b - a]
+        tone = _harmonics(notes, t) + 0.8 * np.sin(2 * np.pi * chord[0] / 2 * t)
+        _strike(out, i * beat, env * tone)
     return out.astype(np.float32)
+
+
+def chord_walk(seconds: float, seed: int = 0) -> np.ndarray:
+    """Music that never repeats: each beat (0.3-0.7 s) a chord or one of its notes, drawn at
+    random from seven roots over two octaves, with its own decay and phases (seeded), so no
+    stretch of it plays twice, as in a long hold track that does not loop within the wait."""
+    rng = np.random.default_rng(seed)
+    out = np.zeros(int(seconds * SR))
+    t = np.arange(int(2 * SR)) / SR
+    at = 0.0
+    while at < seconds - 1.0:
+        root = float(rng.choice(CHORDS[0] + CHORDS[3] + (146.8,))) * float(rng.choice([0.5, 1.0]))
+        chord = (root, root * 2 ** (int(rng.choice([3, 4])) / 12), root * 2 ** (7 / 12))
+        notes = chord if rng.random() < 0.4 else (float(rng.choice(chord)),)
+        env = np.exp(-t * rng.uniform(1.5, 4.0)) * (1 - np.exp(-t * 200))
+        _strike(out, at, env * _harmonics(notes, t, rng.uniform(0, 2 * np.pi, (len(notes), 4))))
+        at += float(rng.uniform(0.3, 0.7))
+    return out.astype(np.float32)
+
+
+def _harmonics(notes: Sequence[float], t: np.ndarray, phases: np.ndarray | None = None) -> Any:
+    """Four harmonics of each note, each 0.6 times the one below."""
+    ph = np.zeros((len(notes), 4)) if phases is None else phases
+    return sum(
+        0.6**k * np.sin(2 * np.pi * f * (k + 1) * t + ph[j, k])
+        for j, f in enumerate(notes)
+        for k in range(4)
+    )
+
+
+def _strike(out: np.ndarray, at_s: float, sound: np.ndarray) -> None:
+    """Add ``sound`` into ``out`` from ``at_s``, cut at its end."""
+    a = int(at_s * SR)
+    b = min(a + sound.size, out.size)
+    out[a:b] += sound[: b - a]
 
 
 def music_loop(path: Path | None, seconds: float = 10.0) -> np.ndarray:

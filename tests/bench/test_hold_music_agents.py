@@ -79,3 +79,20 @@ def test_a_mono_call_gets_the_music_in_its_one_channel(
 ) -> None:
     _, _, held = _on_hold(tmp_path, monkeypatch, 1)
     assert np.abs(held).max() > 0.05
+
+
+def _most_alike_later(audio: np.ndarray, lag_s: float) -> float:
+    """The highest correlation of a quarter second with any quarter second ``lag_s`` or more
+    before it."""
+    frames = audio.reshape(-1, B.SR // 4).astype(np.float64)
+    frames /= np.linalg.norm(frames, axis=1, keepdims=True) + 1e-12
+    lag = np.subtract.outer(np.arange(len(frames)), np.arange(len(frames)))
+    return float((frames @ frames.T)[lag >= int(lag_s * 4)].max())
+
+
+def test_the_walk_is_played_once_and_never_repeats() -> None:
+    music = B.hold_music(None, 2.5, walk_s=12.0)
+    assert music.size == 12 * B.SR
+    assert np.array_equal(music, B.hold_music(Path("ignored.wav"), 1.0, walk_s=12.0))  # seeded
+    assert _most_alike_later(music, 2.0) < 0.8
+    assert _most_alike_later(np.tile(music[: 3 * B.SR], 4), 2.0) > 0.99  # a loop would show
