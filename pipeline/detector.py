@@ -28,9 +28,11 @@ from pipeline.provenance import make_provenance
 from pipeline.queue import (
     QUEUE_MIN_SHARE,
     HoldMusic,
+    LineMenu,
     QueueAnnouncement,
     find_announcement,
     find_hold_music,
+    find_line_menu,
     hears_words,
     judged_transcript,
     muted,
@@ -210,14 +212,15 @@ class Detector:
         cues: AcousticCues,
     ) -> tuple[Transcript, SyntheticVoiceScore | None, AcousticCues, Turns]:
         """The transcript, voice score and cues to judge the caller by, with what a call centre
-        plays while you wait (a recorded queue announcement, looping hold music:
-        :mod:`pipeline.queue`) set aside when the caller also speaks outside it; otherwise the
-        three unchanged; and the stretches set aside (``Verdict.set_aside``). Set aside: its words
-        (the text heads), its sound (every acoustic cue is measured again without it; the voice
-        head scores the channel again with it silenced); a reason of weight 0 for each says
-        what was set aside."""
-        if not cues.repeats:
-            return transcript, synth, cues, ()  # both are replays: the common call stops here
+        plays (the called line's recorded menu, a recorded queue announcement, looping hold
+        music: :mod:`pipeline.queue`) set aside when the caller also speaks outside it;
+        otherwise the three unchanged; and the stretches set aside (``Verdict.set_aside``). Set
+        aside: its words (the text heads), its sound (every acoustic cue is measured again
+        without it; the voice head scores the channel again with it silenced); a reason of
+        weight 0 for each says what was set aside."""
+        menu = find_line_menu(transcript)
+        if not cues.repeats and menu is None:
+            return transcript, synth, cues, ()  # the common call stops here
         caller = audio.caller()
         announcement = (
             find_announcement(transcript, cues.repeats)
@@ -228,22 +231,22 @@ class Detector:
         music = find_hold_music(
             transcript, cues.repeats, voiced, announcement=announcement,
             hears=lambda span: hears_words(self.transcriber.transcribe, caller, span),
-        )  # fmt: skip
-        if announcement is None and music is None:
+        ) if cues.repeats else None  # fmt: skip
+        if announcement is None and music is None and menu is None:
             return transcript, synth, cues, ()
-        spans = union(
-            [*(announcement.spans if announcement else ()), *(music.spans if music else ())]
-        )
-        judged = judged_transcript(transcript, announcement, music)
+        spans = union([
+            *(announcement.spans if announcement else ()), *(music.spans if music else ()),
+            *((menu.span,) if menu else ())])  # fmt: skip
+        judged = judged_transcript(transcript, announcement, music, menu)
         left_s = sum(b - a for a, b in subtract(voiced, spans))
         if not judged.segments or left_s < MIN_SPEECH_TO_JUDGE_S:
             return transcript, synth, cues, ()
         again = acoustic_cues(audio, set_aside=spans)
-        notes = _hold_notes(announcement, music)
+        notes = _hold_notes(announcement, music, menu)
         cues = dataclasses.replace(again, evidence=(*again.evidence, *notes))
         if synth is not None and self.synth_scorer is not None:
             synth = self.synth_scorer.score(muted(caller, spans))
-        log.info("set aside what plays while the caller waits: %s", spans)
+        log.info("set aside what the called line plays: %s", spans)
         return judged, synth, cues, spans
 
     def _behaviour(
@@ -307,9 +310,17 @@ def _quote(text: str) -> str:
     return text if len(text) <= QUOTE_CHARS else text[: QUOTE_CHARS - 1].rstrip() + "\u2026"
 
 
-def _hold_notes(announcement: QueueAnnouncement | None, music: HoldMusic | None) -> list[Evidence]:
+def _hold_notes(
+    announcement: QueueAnnouncement | None, music: HoldMusic | None, menu: LineMenu | None
+) -> list[Evidence]:
     """The reasons of weight 0 that say what :meth:`Detector._without_hold` set aside."""
     notes = []
+    if menu is not None:
+        notes.append(make_evidence(
+            "structure", "line_menu", value=round(menu.seconds, 3), weight=0.0,
+            code="line_menu.found",
+            params={"seconds": round(menu.seconds, 3), "quote": _quote(menu.quote)},
+            span_s=menu.span))  # fmt: skip
     if announcement is not None:
         notes.append(make_evidence(
             "structure", "queue_announcement", value=round(announcement.seconds, 3), weight=0.0,

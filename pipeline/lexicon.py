@@ -295,6 +295,27 @@ QUEUE_ANNOUNCEMENT: tuple[str, ...] = (
     "(?:本次)?通话(?:可能|将|会)(?:被)?录音",
 )
 
+# The called line's own recorded menu (issue 13): what you hear when you call a company, before
+# an agent answers ("Thank you for calling ... For billing, press two"). A dialer that calls you
+# does not thank you for calling: of the 751 robocall transcripts in the shared data, one says
+# it, and there it is the live agent the robot put through. Matched like QUEUE_ANNOUNCEMENT.
+INBOUND_GREETING: tuple[str, ...] = (
+    "(?:thank you|thanks) for (?:calling|contacting)",
+    "(?:welcome to|you have reached)(?: [a-z']+){1,4}",
+    # the ASR may write 致电 as its homophone 至电
+    "(?:欢迎|感谢)(?:您)?(?:的)?(?:[致至]电|来电|拨打)",
+)
+_KEY_EN = "(?:[0-9]|zero|one|two|three|four|five|six|seven|eight|nine|star|pound)"
+LINE_MENU: tuple[str, ...] = (
+    f"(?:for|to)(?: [a-z']+){{1,6}} (?:please )?press {_KEY_EN}",
+    f"press {_KEY_EN} (?:for|to)(?: [a-z']+){{1,6}}",
+    f"(?:please )?press {_KEY_EN}",
+    "(?:please )?listen carefully as (?:our )?(?:menu )?options have (?:recently )?changed",
+    # any character for the key: the ASR mishears a synthetic voice's digits (零 as 赢, 八 as 吧)
+    "[\u4e00-\u9fff]{2,10}请按.(?:号)?(?:键)?",
+    "请按.(?:号)?(?:键)?",
+)
+
 # --- Disfluency -------------------------------------------------------------------------------
 # Matched against case-folded NFKC text *with* punctuation kept, because Whisper sets fillers
 # off with commas ("you know," "那个，").

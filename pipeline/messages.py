@@ -144,6 +144,13 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "来电方线路上播放了 {plays:.0f} 次排队录音（共 {seconds:.1f} 秒，首次在 {start_s:clock}："
         "{quote:quotes}）；客服中心在转接人工之前会播放这类录音，因此不计为来电方本人的声音和话语。",
     ),
+    "line_menu.found": (
+        "The recording opens with the called line's own recorded menu ({seconds:.1f} s: "
+        "{quote:quotes}); a company plays this when you call it, and a dialer that calls you does "
+        "not thank you for calling, so it is not counted as the caller's voice or words.",
+        "录音开头是所拨线路自己的语音菜单（{seconds:.1f} 秒：{quote:quotes}）；这是您致电一家公司时"
+        "对方播放的录音，打给您的外呼机器人不会感谢您的来电，因此不计为来电方本人的声音和话语。",
+    ),
     "hold_music.found": (
         "{seconds:.1f} s of sound with no words repeats itself exactly (first at {start_s:clock}), "
         "like looping hold music; it is not counted as the caller's voice.",
@@ -387,6 +394,7 @@ TITLES: dict[str, tuple[str, str]] = {
     "replayed_speech_s": ("Identical speech replayed (s)", "重复播放的同一段语音（秒）"),
     "queue_announcement": ("Recorded queue announcement (s)", "排队等候录音（秒）"),
     "hold_music": ("Looping hold music (s)", "循环等候音乐（秒）"),
+    "line_menu": ("Recorded menu of the called line (s)", "所拨线路的语音菜单（秒）"),
     "response_latency_std_s": ("Reply delay variation (s)", "回应延迟的波动（秒）"),
     "response_latency_median_s": ("Typical reply delay (s)", "回应延迟中位数（秒）"),
     "talk_over_fraction": ("Talking over the callee (share of turns)", "抢话比例"),
@@ -708,12 +716,12 @@ def tones_note(verdict: Verdict, lang: Lang) -> str:
 
 
 def queue_note(verdict: Verdict, lang: Lang) -> str:
-    """What the analysis set aside as played while the caller waits (a recorded queue
+    """What the analysis set aside as played by the called line (its recorded menu, a queue
     announcement, hold music: ``pipeline/queue.py``), as its reasons say it; "" when nothing."""
     return " ".join(
         evidence_sentence(e, lang)
         for e in verdict.evidence
-        if e.name in ("queue_announcement", "hold_music")
+        if e.name in ("line_menu", "queue_announcement", "hold_music")
     )
 
 

@@ -64,19 +64,35 @@ STRAY_S = 2.0
 # 0.09-1.05. Set at a slow speaking rate, after those were seen (docs/evaluation_calls.md,
 # "Hold music").
 MIN_HEARD_RATE = 1.5
+# A called line's menu opens the recording: the last key it offers ends within this (a long
+# menu with a recording notice runs 30-40 s).
+MENU_WITHIN_S = 60.0
 
 _CJK = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
-_PHRASES = tuple(
-    re.compile(p if _CJK.search(p) else f"(?<![a-z0-9])(?:{p})(?![a-z0-9])")
-    for p in lx.QUEUE_ANNOUNCEMENT
-)
+
+
+def _compiled(phrases: Sequence[str]) -> tuple[re.Pattern[str], ...]:
+    """Phrases matched on ``normalize_text``'s output, English ones as whole words."""
+    return tuple(
+        re.compile(p if _CJK.search(p) else f"(?<![a-z0-9])(?:{p})(?![a-z0-9])") for p in phrases
+    )
+
+
+_PHRASES = _compiled(lx.QUEUE_ANNOUNCEMENT)
+_INBOUND = _compiled(lx.INBOUND_GREETING)
+_MENU = _compiled(lx.LINE_MENU)
 
 
 def queue_share(text: str) -> float:
     """The share of ``text``'s characters (normalised, spaces left out) inside queue phrases."""
+    return _share(text, _PHRASES)
+
+
+def _share(text: str, patterns: Sequence[re.Pattern[str]]) -> float:
+    """The share of ``text``'s characters (normalised, spaces left out) inside ``patterns``."""
     norm = normalize_text(text)
     covered = np.zeros(len(norm), dtype=bool)
-    for pattern in _PHRASES:
+    for pattern in patterns:
         for m in pattern.finditer(norm):
             covered[m.start() : m.end()] = True
     chars = np.asarray([c != " " for c in norm], dtype=bool)
@@ -180,6 +196,45 @@ class HoldMusic:
     def seconds(self) -> float:
         """Seconds of audio set aside (the union of the spans)."""
         return _union_s(self.spans)
+
+
+@dataclass(frozen=True, slots=True)
+class LineMenu:
+    """What :func:`find_line_menu` sets aside: the called line's recorded menu."""
+
+    span: tuple[float, float]  # its first word's start to its last word's end
+    quote: str  # its words
+
+    @property
+    def seconds(self) -> float:
+        return self.span[1] - self.span[0]
+
+
+def find_line_menu(transcript: Transcript) -> LineMenu | None:
+    """The recorded menu of the line that was called, opening the recording, or None.
+
+    The menu runs from the first segment to the last one that offers a key to press
+    (``lexicon.LINE_MENU``) and ends within :data:`MENU_WITHIN_S`, provided that those
+    segments thank the caller for calling (or welcome them: ``INBOUND_GREETING``) and
+    something is said after them; what else they say (a recording notice, "if this is an
+    emergency, hang up") goes with them. Played once, it is no replay, so the queue rule cannot
+    find it; a dialer's own "press 1" does not thank you for calling, and an agent's "thank you
+    for calling" offers no key. (A first version also wanted the segments to be mostly such
+    phrasing; a menu with a recording notice and an extension prompt fell under it:
+    docs/evaluation_calls.md, "The called line's menu".)
+    """
+    segments = transcript.segments
+    found = None
+    for k, segment in enumerate(segments[:-1]):  # something must be said after it
+        if segment.end_s > MENU_WITHIN_S:
+            break
+        if not any(p.search(normalize_text(segment.text)) for p in _MENU):
+            continue
+        units = [u for s in segments[: k + 1] for u in _units(s)]
+        quote = _joined(units, transcript.language)
+        if any(p.search(normalize_text(quote)) for p in _INBOUND):
+            found = LineMenu((units[0].start_s, units[-1].end_s), quote)
+    return found
 
 
 def find_announcement(
@@ -322,15 +377,15 @@ def judged_transcript(
     transcript: Transcript,
     announcement: QueueAnnouncement | None,
     music: HoldMusic | None,
+    menu: LineMenu | None = None,
 ) -> Transcript:
     """What the text heads judge: ``transcript`` without the announcement's words (those within
-    :data:`WORD_MARGIN_S` of its plays, as they were read) and the words inside the hold music
-    (by their middle alone)."""
+    :data:`WORD_MARGIN_S` of its plays, as they were read), the words inside the hold music and
+    the line's menu (by their middle alone)."""
     if announcement is not None:
         transcript = without_spans(transcript, announcement.spans, margin=WORD_MARGIN_S)
-    if music is not None:
-        transcript = without_spans(transcript, music.spans)
-    return transcript
+    spans = [*(music.spans if music else ()), *((menu.span,) if menu else ())]
+    return without_spans(transcript, spans) if spans else transcript
 
 
 def muted(samples: np.ndarray, spans: Sequence[tuple[float, float]]) -> np.ndarray:

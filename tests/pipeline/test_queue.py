@@ -1,5 +1,6 @@
 """Recorded queue announcements: which replays are set aside, and what the verdict judges."""
 
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
@@ -10,9 +11,11 @@ from pipeline.config import DetectorConfig
 from pipeline.detector import Detector
 from pipeline.messages import make_evidence
 from pipeline.queue import (
+    MENU_WITHIN_S,
     QUEUE_MIN_SHARE,
     find_announcement,
     find_hold_music,
+    find_line_menu,
     hears_words,
     judged_transcript,
     muted,
@@ -449,3 +452,114 @@ def test_music_that_never_comes_round_again_is_kept(tmp_path: Path) -> None:
     path = write_wav(tmp_path / "short.wav", call, sr=sr)
     detector = Detector(_TimedTranscriber(transcript), FakeTextClassifier(), DetectorConfig())
     assert "hold_music" not in {e.name for e in detector.detect(path).evidence}
+
+
+MENU_EN = (
+    "Thank you for calling Northwind Energy. For billing, press one. To report an outage, press "
+    "two. To speak with an agent, press zero."
+)
+MENU_ZH = "您好，欢迎致电北风能源。账单查询请按1，故障报修请按2，人工服务请按0。"
+
+
+def _menu_transcript(menu: str, *after: str, language: str = "en") -> Transcript:
+    """``menu`` from 0.5 s, then each of ``after`` in turn, 5 s each."""
+    segments = [_segment(0.5, 8.5, menu)]
+    segments += [_segment(9.0 + 5.5 * i, 14.0 + 5.5 * i, text) for i, text in enumerate(after)]
+    return Transcript(language, 1.0, tuple(segments))
+
+
+@pytest.mark.parametrize(("menu", "language"), [(MENU_EN, "en"), (MENU_ZH, "zh")])
+def test_the_called_line_s_menu_before_the_agent_is_found(menu: str, language: str) -> None:
+    found = find_line_menu(_menu_transcript(menu, AGENT, AGENT_BACK, language=language))
+    assert found is not None
+    assert found.span == pytest.approx((0.5, 8.5)) and found.seconds == pytest.approx(8.0)
+    assert found.quote.replace(" ", "") == menu.replace(" ", "")
+
+
+@pytest.mark.parametrize(
+    "first",
+    [
+        # a dialer's pitch offers a key but does not thank you for calling
+        "Press 1 now to speak with the warranty specialist about your vehicle.",
+        "This is an important message about your car warranty. To speak with a specialist, "
+        "press one.",
+        # an agent thanks you for calling but offers no key
+        "Thank you for calling Northwind Energy, my name is Dana, how can I help you today?",
+        "您好，欢迎致电北风能源，我是客服小李，请问有什么可以帮您？",
+        # a queue message with no menu (replayed, it is the queue rule's)
+        HOLD_EN,
+    ],
+)
+def test_no_menu_without_both_a_greeting_and_a_key(first: str) -> None:
+    language = "zh" if "您" in first else "en"
+    assert find_line_menu(_menu_transcript(first, AGENT, language=language)) is None
+
+
+def test_a_menu_only_opening_the_recording_and_followed_by_speech() -> None:
+    assert find_line_menu(_menu_transcript(MENU_EN)) is None  # nothing after it
+    later = Transcript("en", 1.0, (_segment(0.0, 4.0, AGENT), _segment(4.5, 12.5, MENU_EN)))
+    assert find_line_menu(later) is None
+    # the menu's segments must each be mostly menu phrasing: an agent's words end the run
+    mixed = _menu_transcript("Thank you for calling.", "For billing, press one.", AGENT, PITCH)
+    found = find_line_menu(mixed)
+    assert found is not None and found.span == pytest.approx((0.5, 14.0))
+
+
+def test_the_verdict_sets_the_called_line_s_menu_aside(tmp_path: Path) -> None:
+    rng = np.random.default_rng(7)
+    sr = ANALYSIS_RATE_HZ
+    menu, agent = (utterance(rng, n_syllables=14, robot=r) for r in (True, False))
+    gap = np.zeros(sr // 2, np.float32)
+    call = np.concatenate([gap, menu, gap, agent, gap])
+    at = gap.size + menu.size + gap.size
+    transcript = Transcript("en", 1.0, (
+        _segment(gap.size / sr, (gap.size + menu.size) / sr, MENU_EN),
+        _segment(at / sr, (at + agent.size) / sr, AGENT)))  # fmt: skip
+    path = write_wav(tmp_path / "menu.wav", call, sr=sr)
+    verdict, evidence, scorer, text = _judged_with_recorders(path, transcript)
+    note = evidence["line_menu"]
+    assert note.weight == 0.0 and "recorded menu" in note.detail and "语音菜单" in note.detail_zh
+    assert verdict.set_aside == ((gap.size / sr, (gap.size + menu.size) / sr),)
+    assert [s.text for s in text.calls[0][0].segments] == [AGENT]
+    inside = slice(gap.size + 800, gap.size + menu.size - 800)
+    assert not scorer.scored[1][inside].any() and call[inside].any()
+    assert len(verdict.transcript.segments) == 2  # every word heard is still shown
+
+
+@pytest.mark.parametrize(
+    ("heard", "language"),
+    [
+        # how the ASR wrote two synthetic menus (flite, ttskit) before a live agent
+        (
+            [
+                "Thank you for calling for sales.",
+                "Press one for billing.",
+                "Press two to speak with an agent.",
+                "Press zero.",
+            ],
+            "en",
+        ),  # fmt: skip
+        (["您好 欢迎至电影资讯请按一", "长等查询请按吧", "人都服务请按赢"], "zh"),
+    ],
+)
+def test_a_menu_as_the_asr_hears_it(heard: list[str], language: str) -> None:
+    transcript = Transcript(language, 1.0, (
+        *(_segment(2.0 * i, 2.0 * i + 1.8, text) for i, text in enumerate(heard)),
+        _segment(9.0, 14.0, AGENT)))  # fmt: skip
+    found = find_line_menu(transcript)
+    assert found is not None and found.span == pytest.approx((0.0, 2.0 * len(heard) - 0.2))
+
+
+def test_a_sentence_among_the_menu_s_keys_stays_in_the_menu() -> None:
+    transcript = _menu_transcript(
+        "You have reached Riverside Medical Group.",
+        "If this is an emergency, hang up and dial nine one one.",
+        "For appointments, press one.",
+        AGENT,
+    )
+    found = find_line_menu(transcript)
+    assert found is not None and found.span == pytest.approx((0.5, 19.5))
+    # but a menu must open the recording: its last key within MENU_WITHIN_S
+    late = [_segment(s.start_s + MENU_WITHIN_S, s.end_s + MENU_WITHIN_S, s.text)
+            for s in transcript.segments]  # fmt: skip
+    assert find_line_menu(dataclasses.replace(transcript, segments=tuple(late))) is None
