@@ -61,14 +61,17 @@ CHORDS = (
 )
 
 
-def english_message() -> np.ndarray:
+def english_message(text: str = MESSAGE["en"]) -> np.ndarray:
+    """``text`` read by flite's slt voice, at 16 kHz."""
     with tempfile.NamedTemporaryFile(suffix=".wav") as f:
-        subprocess.run(["flite", "-voice", "slt", "-t", MESSAGE["en"], "-o", f.name], check=True)
+        subprocess.run(["flite", "-voice", "slt", "-t", text, "-o", f.name], check=True)
         x, sr = sf.read(f.name, dtype="float32")
     return np.asarray(signal.resample_poly(x, SR, sr), dtype=np.float32)
 
 
-def mandarin_message() -> np.ndarray | None:
+def mandarin_message(text: str = MESSAGE["zh"], name: str = "queue") -> np.ndarray | None:
+    """``text`` read by ttskit's Mellotron a clause at a time (``name`` seeds its voice), 0.1 s
+    apart; None without ttskit."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "datasets"))
     try:
         from prepare_ttskit import Ttskit
@@ -76,8 +79,8 @@ def mandarin_message() -> np.ndarray | None:
         return None
     tts = Ttskit()
     parts = []
-    for clause in MESSAGE["zh"].split("，"):
-        parts += [tts.speak(clause, "queue", seed=1), np.zeros(SR // 10)]
+    for clause in text.split("，"):
+        parts += [tts.speak(clause, name, seed=1), np.zeros(SR // 10)]
     return np.concatenate(parts).astype(np.float32)
 
 
