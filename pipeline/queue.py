@@ -64,8 +64,9 @@ STRAY_S = 2.0
 # 0.09-1.05. Set at a slow speaking rate, after those were seen (docs/evaluation_calls.md,
 # "Hold music").
 MIN_HEARD_RATE = 1.5
-# A called line's menu opens the recording: the last key it offers ends within this (a long
-# menu with a recording notice runs 30-40 s).
+# A called line's menu opens the recording: the last key it offers ends within this (the
+# longest menu of bench/line_menu_agents.py, with a recording notice and an extension prompt,
+# took 15 s; set well beyond it, not tuned).
 MENU_WITHIN_S = 60.0
 
 _CJK = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
@@ -85,14 +86,9 @@ _MENU = _compiled(lx.LINE_MENU)
 
 def queue_share(text: str) -> float:
     """The share of ``text``'s characters (normalised, spaces left out) inside queue phrases."""
-    return _share(text, _PHRASES)
-
-
-def _share(text: str, patterns: Sequence[re.Pattern[str]]) -> float:
-    """The share of ``text``'s characters (normalised, spaces left out) inside ``patterns``."""
     norm = normalize_text(text)
     covered = np.zeros(len(norm), dtype=bool)
-    for pattern in patterns:
+    for pattern in _PHRASES:
         for m in pattern.finditer(norm):
             covered[m.start() : m.end()] = True
     chars = np.asarray([c != " " for c in norm], dtype=bool)
