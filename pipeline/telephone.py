@@ -318,7 +318,13 @@ def codec_round_trip(x: np.ndarray, *, codec: str, bitrate_bps: int = 12_200) ->
 def _pyav_round_trip(pcm: np.ndarray, encoder: str, decoder: str, bitrate_bps: int) -> np.ndarray:
     import av  # lazy: the decoder module is heavy and only the channel needs an encoder
 
-    enc = cast("AudioCodecContext", av.CodecContext.create(encoder, "w"))
+    try:
+        enc = cast("AudioCodecContext", av.CodecContext.create(encoder, "w"))
+    except av.codec.codec.UnknownCodecError as error:
+        raise RuntimeError(
+            f"PyAV {av.__version__} was built without the {encoder} encoder; "
+            "install the version in constraints.txt (`make setup`)"
+        ) from error
     enc.sample_rate = CHANNEL_RATE_HZ
     enc.layout = "mono"
     enc.format = "s16"

@@ -128,6 +128,19 @@ def test_codec_round_trip_keeps_length_and_speech(codec: str) -> None:
         assert np.corrcoef(x, y)[0, 1] > 0.999
 
 
+def test_a_pyav_build_without_the_encoder_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import av
+
+    def missing(name: str, mode: str) -> None:
+        raise av.codec.codec.UnknownCodecError(name)
+
+    monkeypatch.setattr(av.CodecContext, "create", missing)
+    with pytest.raises(RuntimeError, match="without the libopencore_amrnb encoder.*constraints"):
+        codec_round_trip(np.zeros(1600), codec="amr_nb")
+
+
 def test_draws_cover_every_codec_and_noise_and_the_snr_range() -> None:
     config = ChannelConfig(snr_db_range=(15.0, 40.0))
     rng = np.random.default_rng(0)
