@@ -6,7 +6,8 @@ loaded models from ``models/loading.py`` (the only place weights load) and share
 
 - language detection restricted to ``AsrConfig.languages``: base Whisper labels fast Mandarin TTS
   as Thai or Japanese often enough, so we keep the configured languages' probabilities, pick the
-  best of those and decode with it fixed;
+  best of those and decode with it fixed (the faster backend then decodes again, in the other
+  language, the stretches whose windows heard it: :func:`other_language_runs`);
 - Simplified Chinese output (OpenCC ``t2s``) for segment and word text;
 - the hallucination guard (``models/transcript_guard.py``), which drops silence and loop
   artefacts, counts them in ``Transcript.dropped_segments`` and keeps real repeats (issue 17);
@@ -14,7 +15,7 @@ loaded models from ``models/loading.py`` (the only place weights load) and share
 - deterministic decoding: temperature 0 only (no sampling fallback, so a call always gets the same
   verdict) and ``condition_on_previous_text=False`` (breaks repetition loops, Whisper issue #679).
 
-Nothing heavy is imported at module level. At about 530 lines this stays one module: the two
+Nothing heavy is imported at module level. At about 680 lines this stays one module: the two
 backends share window encoding and restricted language detection, and the code that leans on
 faster-whisper's pinned internals (``EncoderMemo``, VAD helpers) should sit in one place.
 """
@@ -73,6 +74,76 @@ def pick_language(
     return best, (kept[best] / total if total > 0 else 1.0 / len(allowed))
 
 
+# A decoder window is decoded again in another configured language when it heard that language
+# this surely, over this much audio (a window near the end holds little: on the calls v3 caller
+# channels, every window heard in the wrong language held under 1 s of speech).
+SWITCH_MIN_PROBABILITY = 0.9
+SWITCH_MIN_CONTENT_S = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class WindowLanguage:
+    """The language one decoder window heard (restricted, :func:`pick_language`)."""
+
+    start_s: float  # where the window starts in the joined speech
+    content_s: float  # audio in it: 30 s, less near the end
+    language: str
+    probability: float
+
+
+@dataclass(frozen=True, slots=True)
+class LanguageRun:
+    """A stretch of the joined speech to decode in another language than the recording's."""
+
+    start_s: float
+    end_s: float
+    language: str
+    probability: float  # the least sure of its windows
+
+
+def other_language_runs(
+    windows: Iterable[WindowLanguage], language: str, end_s: float
+) -> list[LanguageRun]:
+    """Stretches whose decoder windows heard another language than ``language`` for sure.
+
+    A window covers the speech from its start to the next window's start (``end_s``, the end
+    of the joined speech, after the last); adjacent windows of one language make one run.
+    """
+    ordered = sorted({w.start_s: w for w in windows}.values(), key=lambda w: w.start_s)
+    runs: list[LanguageRun] = []
+    for i, w in enumerate(ordered):
+        stop = ordered[i + 1].start_s if i + 1 < len(ordered) else end_s
+        if (
+            w.language == language
+            or w.probability < SWITCH_MIN_PROBABILITY
+            or w.content_s < SWITCH_MIN_CONTENT_S
+        ):
+            continue
+        last = runs[-1] if runs else None
+        if last is not None and last.language == w.language and last.end_s == w.start_s:
+            runs[-1] = LanguageRun(
+                last.start_s, stop, w.language, min(last.probability, w.probability)
+            )
+        else:
+            runs.append(LanguageRun(w.start_s, stop, w.language, w.probability))
+    return runs
+
+
+def most_heard(
+    runs: Sequence[LanguageRun], language: str, probability: float, speech_samples: int
+) -> tuple[str, float]:
+    """The language of most of the speech, and how sure: ``language`` (the first window's,
+    with its ``probability``) unless ``runs`` of another cover more of the joined speech."""
+    seconds = {language: speech_samples / ANALYSIS_RATE_HZ}
+    for run in runs:
+        seconds[language] -= run.end_s - run.start_s
+        seconds[run.language] = seconds.get(run.language, 0.0) + run.end_s - run.start_s
+    most = max(seconds, key=seconds.__getitem__)
+    if most == language:
+        return language, probability
+    return most, min(r.probability for r in runs if r.language == most)
+
+
 def _as_mono_float32(samples: np.ndarray) -> np.ndarray:
     audio = np.asarray(samples)
     if audio.ndim != 1:
@@ -98,6 +169,7 @@ class EncoderMemo:
         self._held: dict[bytes, Any] = {}
         self._sessions = 0
         self._lock = threading.Lock()
+        self._local = threading.local()  # this thread's watcher (:meth:`watch`)
 
     @contextlib.contextmanager
     def session(self) -> Iterator[None]:
@@ -112,7 +184,24 @@ class EncoderMemo:
                 if not self._sessions:
                     self._held.clear()
 
+    @contextlib.contextmanager
+    def watch(self, note: Callable[[np.ndarray, Any], None]) -> Iterator[None]:
+        """Call ``note(features, output)`` for each window this thread encodes meanwhile, held
+        or not: how the transcriber hears the language of every window the decoder takes."""
+        self._local.note = note
+        try:
+            yield
+        finally:
+            self._local.note = None
+
     def __call__(self, features: np.ndarray) -> Any:
+        out = self._held_or_encoded(features)
+        note = getattr(self._local, "note", None)
+        if note is not None:
+            note(features, out)
+        return out
+
+    def _held_or_encoded(self, features: np.ndarray) -> Any:
         if not self._sessions:
             return self._encode(features)
         key = hashlib.blake2b(np.ascontiguousarray(features).tobytes(), digest_size=16).digest()
@@ -328,6 +417,7 @@ class FasterWhisperTranscriber:
 
     def _transcribe_held(self, samples: np.ndarray) -> Transcript:
         from faster_whisper.transcribe import restore_speech_timestamps
+        from faster_whisper.vad import SpeechTimestampsMap
 
         audio = _as_mono_float32(samples)
         speech = audio
@@ -338,25 +428,31 @@ class FasterWhisperTranscriber:
             speech, chunks = vad_speech(audio)
             if not chunks:
                 return Transcript(self.cfg.languages[0], 0.0, (), 0, self.backend)
-        choose = len(self.cfg.languages) > 1  # else nothing to choose: no encoder pass for it
-        outputs = encode_windows(self.model, speech, limit=int(choose))
-        if choose:
-            results = self.model.model.detect_language(outputs[0])[0]
-            all_probs = [(token[2:-2], p) for token, p in results]
-            language, probability = pick_language(all_probs, self.cfg.languages)
-        else:
+        runs: list[LanguageRun] = []
+        if len(self.cfg.languages) > 1:
+            (first,) = encode_windows(self.model, speech, limit=1)
+            language, probability = self._language_of(first)
+            segments, runs = self._decode_by_language(speech, first, (language, probability))
+        else:  # nothing to choose: no encoder pass for it
             language, probability = self.cfg.languages[0], 1.0
-        segments = self._decode(speech, language)
+            segments = list(self._decode(speech, language))
+        to_recording: Callable[[float], float] = float
         if self.cfg.vad_filter:
             vad_chunks = [{"start": a, "end": b} for a, b in chunks]
-            segments = restore_speech_timestamps(segments, vad_chunks, ANALYSIS_RATE_HZ)
+            segments = list(restore_speech_timestamps(segments, vad_chunks, ANALYSIS_RATE_HZ))
+            to_recording = SpeechTimestampsMap(vad_chunks, ANALYSIS_RATE_HZ).get_original_time
+        spans = [(to_recording(r.start_s), to_recording(r.end_s), r.language) for r in runs]
+
+        def language_at(start_s: float) -> str:
+            return next((lang for lo, hi, lang in spans if lo <= start_s < hi), language)
 
         def redecode(start_s: float, end_s: float) -> list[RawSegment]:
             # The loop's span alone, without the window's earlier text around it (issue 17).
             lo, hi = int(start_s * ANALYSIS_RATE_HZ), int(end_s * ANALYSIS_RATE_HZ)
             if hi - lo < ANALYSIS_RATE_HZ // 2:
                 return []
-            return [_raw_of(s).shifted(start_s) for s in self._decode(audio[lo:hi], language)]
+            decoded = self._decode(audio[lo:hi], language_at(start_s))
+            return [_raw_of(s).shifted(start_s) for s in decoded]
 
         raws = [_raw_of(s) for s in segments]
         if self.cfg.vad_filter:
@@ -366,21 +462,71 @@ class FasterWhisperTranscriber:
             for start_s, end_s in uncovered_speech(raws, chunks):
                 raws += redecode(start_s, end_s)
             raws.sort(key=lambda r: r.start_s)
+        most, most_probability = most_heard(runs, language, probability, speech.size)
         return assemble_transcript(
             raws,
-            language=language,
-            language_probability=probability,
+            language=most,
+            language_probability=most_probability,
             cfg=self.cfg,
             to_simplified=self._to_simplified,
             backend=self.backend,
             replay_coverage=lambda: replay_coverage_of(audio),
             redecode=redecode,
+            also_heard=frozenset(r.language for r in runs) | {language},
         )
 
-    def _decode(self, speech: np.ndarray, language: str) -> Iterator[Any]:
+    def _language_of(self, encoded: Any) -> tuple[str, float]:
+        results = self.model.model.detect_language(encoded)[0]
+        return pick_language([(token[2:-2], p) for token, p in results], self.cfg.languages)
+
+    def _decode_by_language(
+        self, speech: np.ndarray, first: Any, chosen: tuple[str, float]
+    ) -> tuple[list[Any], list[LanguageRun]]:
+        """Decode ``speech`` in the ``chosen`` language (heard on the ``first`` window's
+        encoder output), then again in another configured language the stretches whose
+        decoder windows heard that one (:func:`other_language_runs`): a recording that changes
+        language mid-way. Hearing a window's language costs no encoder pass: the decoder's own
+        output is asked (:meth:`EncoderMemo.watch`), about 50 ms of CPU a window."""
+        language = chosen[0]
+        heard: list[tuple[np.ndarray, str, float]] = []
+
+        def note(features: np.ndarray, encoded: Any) -> None:
+            found = chosen if encoded is first else self._language_of(encoded)
+            heard.append((np.array(features[:, 0]), *found))
+
+        with self.model.encode.watch(note):
+            segments = list(self._decode(speech, language))
+        if not any(lang != language and p >= SWITCH_MIN_PROBABILITY for _, lang, p in heard):
+            return segments, []
+        # Where each window starts: its first feature frame, found in the speech's features.
+        extractor = self.model.feature_extractor
+        features = extractor(speech)
+        content = features.shape[-1] - 1  # the decoder drops the last frame (encode_windows)
+        windows = []
+        for column, lang, p in heard:
+            match = np.flatnonzero((features[:, :content] == column[:, None]).all(axis=0))
+            if match.size:
+                seek = int(match[0])
+                windows.append(WindowLanguage(
+                    seek * extractor.time_per_frame,
+                    min(extractor.nb_max_frames, content - seek) * extractor.time_per_frame,
+                    lang,
+                    p,
+                ))  # fmt: skip
+        runs = other_language_runs(windows, language, content * extractor.time_per_frame)
+        for run in runs:
+            segments = [s for s in segments if not run.start_s <= s.start < run.end_s]
+            segments += self._decode(speech, run.language, clip=(run.start_s, run.end_s))
+        segments.sort(key=lambda s: s.start)
+        return segments, runs
+
+    def _decode(
+        self, speech: np.ndarray, language: str, *, clip: tuple[float, float] | None = None
+    ) -> Iterator[Any]:
         segments, _info = self.model.transcribe(
             speech,
             language=language,
+            clip_timestamps=list(clip) if clip else "0",
             task="transcribe",
             beam_size=self.cfg.beam_size,
             temperature=DECODE_TEMPERATURE,

@@ -240,6 +240,7 @@ def assemble_transcript(
     backend: str,
     replay_coverage: Callable[[], ReplayCoverage] | None = None,
     redecode: Callable[[float, float], list[RawSegment]] | None = None,
+    also_heard: frozenset[str] = frozenset(),
 ) -> Transcript:
     """Turn decoded segments into a :class:`Transcript`: Simplified Chinese, guard applied.
 
@@ -248,7 +249,8 @@ def assemble_transcript(
     raw : iterable of RawSegment
         Segments in time order, as a backend decoded them.
     language : str
-        The (restricted) language the segments were decoded in; ``"zh"`` enables OpenCC t2s.
+        The (restricted) language the segments were decoded in, the most heard one when
+        ``also_heard`` names others; ``"zh"`` enables OpenCC t2s.
     language_probability : float
         From :func:`pick_language`.
     cfg : AsrConfig
@@ -263,6 +265,9 @@ def assemble_transcript(
     redecode : callable, optional
         ``redecode(start_s, end_s)`` decodes that span of the recording on its own; tried on a
         loop before it is dropped (its segments go through the guard, without a second retry).
+    also_heard : frozenset of str
+        Languages some stretches were decoded in besides ``language`` (a recording that changes
+        language); ``"zh"`` among them enables t2s too.
 
     Returns
     -------
@@ -270,7 +275,7 @@ def assemble_transcript(
         Kept segments (real repeats marked ``is_repeat``); ``dropped_segments`` counts those
         the guard removed.
     """
-    convert = to_simplified if language == "zh" else (lambda s: s)
+    convert = to_simplified if "zh" in also_heard | {language} else (lambda s: s)
     kept: list[Segment] = []
     dropped: dict[str, int] = {}
     seen: list[str] = []

@@ -31,3 +31,18 @@ def test_memo_holds_outputs_only_during_a_session() -> None:
         assert len(calls) == 6
     memo(c)  # the last session ended: nothing carries over to the next recording
     assert len(calls) == 7
+
+
+def test_a_watcher_hears_every_window_its_thread_encodes_held_or_not() -> None:
+    import threading
+
+    memo = EncoderMemo(lambda f: float(f.sum()))
+    seen: list[float] = []
+    a, b = (np.full((2, 3), v, np.float32) for v in (1.0, 2.0))
+    with memo.session(), memo.watch(lambda features, out: seen.append(out)):
+        memo(a), memo(a)  # the second is held: still heard
+        worker = threading.Thread(target=memo, args=(b,))  # another thread: not this watcher's
+        worker.start()
+        worker.join()
+    memo(b)  # after the watch: nothing more
+    assert seen == [6.0, 6.0]

@@ -68,3 +68,15 @@ def test_helpers_asr_imports_exist() -> None:
     _need(callable(get_speech_timestamps) and VadOptions() is not None, "faster_whisper.vad")
     params = list(inspect.signature(fw_transcribe.restore_speech_timestamps).parameters)
     _need(params == ["segments", "speech_chunks", "sampling_rate"], "restore_speech_timestamps")
+
+
+def test_what_decoding_a_stretch_in_another_language_uses() -> None:
+    params = inspect.signature(fw_transcribe.WhisperModel.transcribe).parameters
+    _need("clip_timestamps" in params, "WhisperModel.transcribe(clip_timestamps=[start, end])")
+    from faster_whisper.feature_extractor import FeatureExtractor
+    from faster_whisper.vad import SpeechTimestampsMap
+
+    _need(FeatureExtractor().time_per_frame == 0.01, "FeatureExtractor.time_per_frame == 0.01")
+    chunks = [{"start": 16_000, "end": 32_000}]
+    _need(SpeechTimestampsMap(chunks, 16_000).get_original_time(0.5) == 1.5,
+          "SpeechTimestampsMap.get_original_time")  # fmt: skip
