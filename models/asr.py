@@ -79,6 +79,7 @@ def pick_language(
 # channels, every window heard in the wrong language held under 1 s of speech).
 SWITCH_MIN_PROBABILITY = 0.9
 SWITCH_MIN_CONTENT_S = 10.0
+PART_S = SWITCH_MIN_CONTENT_S  # an unsure window is asked again this much at a time
 
 
 @dataclass(frozen=True, slots=True)
@@ -483,42 +484,66 @@ class FasterWhisperTranscriber:
         self, speech: np.ndarray, first: Any, chosen: tuple[str, float]
     ) -> tuple[list[Any], list[LanguageRun]]:
         """Decode ``speech`` in the ``chosen`` language (heard on the ``first`` window's
-        encoder output), then again in another configured language the stretches whose
-        decoder windows heard that one (:func:`other_language_runs`): a recording that changes
-        language mid-way. Hearing a window's language costs no encoder pass: the decoder's own
-        output is asked (:meth:`EncoderMemo.watch`), about 50 ms of CPU a window."""
-        language = chosen[0]
-        heard: list[tuple[np.ndarray, str, float]] = []
+        encoder output), then again in another configured language the stretches that heard
+        that one (:func:`other_language_runs`): a recording that changes language.
 
-        def note(features: np.ndarray, encoded: Any) -> None:
+        Each decoder window is asked its language on the encoder output the decoder computed
+        anyway (:meth:`EncoderMemo.watch`; about 50 ms of CPU a window). A window unsure of
+        its language (below ``SWITCH_MIN_PROBABILITY``: both languages inside it, or ~2 % of
+        one-language windows) is asked again ``PART_S`` at a time (an encoder pass a part).
+        """
+        language = chosen[0]
+        heard: list[tuple[np.ndarray, str, float]] = []  # (window features, language, p)
+
+        def note(window: np.ndarray, encoded: Any) -> None:
             found = chosen if encoded is first else self._language_of(encoded)
-            heard.append((np.array(features[:, 0]), *found))
+            # An unsure window's features are kept for its parts; a sure one's first frame,
+            # to find where it starts.
+            kept = window if found[1] < SWITCH_MIN_PROBABILITY else np.array(window[:, :1])
+            heard.append((kept, *found))
 
         with self.model.encode.watch(note):
             segments = list(self._decode(speech, language))
-        if not any(lang != language and p >= SWITCH_MIN_PROBABILITY for _, lang, p in heard):
+        if all(lang == language and p >= SWITCH_MIN_PROBABILITY for _, lang, p in heard):
             return segments, []
-        # Where each window starts: its first feature frame, found in the speech's features.
         extractor = self.model.feature_extractor
         features = extractor(speech)
         content = features.shape[-1] - 1  # the decoder drops the last frame (encode_windows)
         windows = []
-        for column, lang, p in heard:
-            match = np.flatnonzero((features[:, :content] == column[:, None]).all(axis=0))
+        for window, lang, p in heard:
+            # Where the window starts: its first feature frame, found in the speech's features.
+            match = np.flatnonzero((features[:, :content] == window[:, :1]).all(axis=0))
             if match.size:
                 seek = int(match[0])
-                windows.append(WindowLanguage(
-                    seek * extractor.time_per_frame,
-                    min(extractor.nb_max_frames, content - seek) * extractor.time_per_frame,
-                    lang,
-                    p,
-                ))  # fmt: skip
+                length = min(extractor.nb_max_frames, content - seek)
+                if p >= SWITCH_MIN_PROBABILITY:
+                    windows.append(WindowLanguage(
+                        seek * extractor.time_per_frame, length * extractor.time_per_frame, lang, p
+                    ))  # fmt: skip
+                else:
+                    windows += self._parts_heard(window, seek, length)
         runs = other_language_runs(windows, language, content * extractor.time_per_frame)
         for run in runs:
             segments = [s for s in segments if not run.start_s <= s.start < run.end_s]
             segments += self._decode(speech, run.language, clip=(run.start_s, run.end_s))
         segments.sort(key=lambda s: s.start)
         return segments, runs
+
+    def _parts_heard(self, window: np.ndarray, seek: int, length: int) -> list[WindowLanguage]:
+        """The language of each ``PART_S`` of a decoder window (features padded to 30 s,
+        ``length`` frames of speech, starting at frame ``seek``); the last part takes the
+        rest. A window too short for two parts is heard whole."""
+        from faster_whisper.audio import pad_or_trim
+
+        step = self.model.feature_extractor.time_per_frame
+        part = round(PART_S / step)
+        cuts = list(range(0, length - part + 1, part)) or [0]
+        out = []
+        for i, lo in enumerate(cuts):
+            hi = length if i == len(cuts) - 1 else lo + part
+            found = self._language_of(self.model.encode(pad_or_trim(window[:, lo:hi])))
+            out.append(WindowLanguage((seek + lo) * step, (hi - lo) * step, *found))
+        return out
 
     def _decode(
         self, speech: np.ndarray, language: str, *, clip: tuple[float, float] | None = None
