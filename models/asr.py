@@ -375,6 +375,19 @@ def _raw_of(s: Any) -> RawSegment:
     )
 
 
+_KEY = 8  # feature frames that find where a decoder window starts (digital silence repeats one)
+
+
+def _window_start(features: np.ndarray, key: np.ndarray, *, after: int) -> int | None:
+    """The first frame at or after ``after`` where ``features`` (n_mels, n) go on as ``key``
+    (n_mels, k) does: where the decoder cut a window (the windows come in order)."""
+    k = key.shape[1]
+    for start in np.flatnonzero((features[:, after:] == key[:, :1]).all(axis=0)) + after:
+        if np.array_equal(features[:, start : start + k], key[:, : features.shape[1] - start]):
+            return int(start)
+    return None
+
+
 class FasterWhisperTranscriber:
     """faster-whisper (CTranslate2) backend; build it with ``models.loading.load_transcriber``."""
 
@@ -497,9 +510,9 @@ class FasterWhisperTranscriber:
 
         def note(window: np.ndarray, encoded: Any) -> None:
             found = chosen if encoded is first else self._language_of(encoded)
-            # An unsure window's features are kept for its parts; a sure one's first frame,
+            # An unsure window's features are kept for its parts; a sure one's first frames,
             # to find where it starts.
-            kept = window if found[1] < SWITCH_MIN_PROBABILITY else np.array(window[:, :1])
+            kept = window if found[1] < SWITCH_MIN_PROBABILITY else np.array(window[:, :_KEY])
             heard.append((kept, *found))
 
         with self.model.encode.watch(note):
@@ -509,12 +522,12 @@ class FasterWhisperTranscriber:
         extractor = self.model.feature_extractor
         features = extractor(speech)
         content = features.shape[-1] - 1  # the decoder drops the last frame (encode_windows)
-        windows = []
+        windows: list[WindowLanguage] = []
+        seek = 0
         for window, lang, p in heard:
-            # Where the window starts: its first feature frame, found in the speech's features.
-            match = np.flatnonzero((features[:, :content] == window[:, :1]).all(axis=0))
-            if match.size:
-                seek = int(match[0])
+            found = _window_start(features[:, :content], window[:, :_KEY], after=seek)
+            if found is not None:
+                seek = found
                 length = min(extractor.nb_max_frames, content - seek)
                 if p >= SWITCH_MIN_PROBABILITY:
                     windows.append(WindowLanguage(

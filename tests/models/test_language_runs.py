@@ -33,3 +33,18 @@ def test_the_language_of_most_of_the_speech_is_the_transcript_s() -> None:
     zh_most = [LanguageRun(20, 90, "zh", 0.93)]
     assert most_heard(zh_most, "en", 0.8, 90 * samples_s) == ("zh", 0.93)
     assert most_heard([LanguageRun(60, 90, "zh", 0.93)], "en", 0.8, 90 * samples_s) == ("en", 0.8)
+
+
+def test_a_window_is_found_where_it_starts_not_at_an_earlier_frame_like_its_first() -> None:
+    import numpy as np
+
+    from models.asr import _window_start
+
+    rng = np.random.default_rng(0)
+    features = rng.standard_normal((4, 50)).astype(np.float32)
+    features[:, 10:14] = features[:, 30:34] = -1.5  # digital silence: the same frames twice
+    window = np.zeros((4, 30), np.float32)  # the decoder's cut from frame 30, padded to 30
+    window[:, :20] = features[:, 30:]
+    assert _window_start(features, window[:, :8], after=0) == 30
+    assert _window_start(features, window[:, :8], after=31) is None
+    assert _window_start(features, features[:, 45:53], after=20) == 45  # the last, short window
