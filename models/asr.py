@@ -526,15 +526,15 @@ class FasterWhisperTranscriber:
         seek = 0
         for window, lang, p in heard:
             found = _window_start(features[:, :content], window[:, :_KEY], after=seek)
-            if found is not None:
-                seek = found
-                length = min(extractor.nb_max_frames, content - seek)
-                if p >= SWITCH_MIN_PROBABILITY:
-                    windows.append(WindowLanguage(
-                        seek * extractor.time_per_frame, length * extractor.time_per_frame, lang, p
-                    ))  # fmt: skip
-                else:
-                    windows += self._parts_heard(window, seek, length)
+            if found is None:  # the decoder no longer cuts windows as encode_windows does
+                logger.warning("a decoder window was not found in the speech; its language is left")
+                continue
+            seek = found
+            length = min(extractor.nb_max_frames, content - seek)
+            whole = WindowLanguage(
+                seek * extractor.time_per_frame, length * extractor.time_per_frame, lang, p
+            )
+            windows += [whole] if p >= SWITCH_MIN_PROBABILITY else self._parts_heard(window, whole)
         runs = other_language_runs(windows, language, content * extractor.time_per_frame)
         for run in runs:
             segments = [s for s in segments if not run.start_s <= s.start < run.end_s]
@@ -542,20 +542,22 @@ class FasterWhisperTranscriber:
         segments.sort(key=lambda s: s.start)
         return segments, runs
 
-    def _parts_heard(self, window: np.ndarray, seek: int, length: int) -> list[WindowLanguage]:
-        """The language of each ``PART_S`` of a decoder window (features padded to 30 s,
-        ``length`` frames of speech, starting at frame ``seek``); the last part takes the
-        rest. A window too short for two parts is heard whole."""
+    def _parts_heard(self, window: np.ndarray, whole: WindowLanguage) -> list[WindowLanguage]:
+        """The language of each ``PART_S`` of a decoder window (its features padded to 30 s;
+        ``whole``: what the window heard whole); the last part takes the rest. A window too
+        short for two parts keeps ``whole``."""
         from faster_whisper.audio import pad_or_trim
 
         step = self.model.feature_extractor.time_per_frame
-        part = round(PART_S / step)
-        cuts = list(range(0, length - part + 1, part)) or [0]
+        part, length = round(PART_S / step), round(whole.content_s / step)
+        cuts = list(range(0, length - part + 1, part))
+        if len(cuts) < 2:
+            return [whole]
         out = []
         for i, lo in enumerate(cuts):
             hi = length if i == len(cuts) - 1 else lo + part
             found = self._language_of(self.model.encode(pad_or_trim(window[:, lo:hi])))
-            out.append(WindowLanguage((seek + lo) * step, (hi - lo) * step, *found))
+            out.append(WindowLanguage(whole.start_s + lo * step, (hi - lo) * step, *found))
         return out
 
     def _decode(
