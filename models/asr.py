@@ -76,7 +76,8 @@ def pick_language(
 
 # A decoder window is decoded again in another configured language when it heard that language
 # this surely, over this much audio (a window near the end holds little: on the calls v3 caller
-# channels, every window heard in the wrong language held under 1 s of speech).
+# channels, every window after the first heard in the wrong language held under 1 s of speech;
+# set before the mixed-language measurements, not tuned on them).
 SWITCH_MIN_PROBABILITY = 0.9
 SWITCH_MIN_CONTENT_S = 10.0
 PART_S = SWITCH_MIN_CONTENT_S  # an unsure window is asked again this much at a time
