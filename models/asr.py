@@ -27,7 +27,7 @@ import hashlib
 import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -263,6 +263,14 @@ def vad_speech(audio: np.ndarray) -> tuple[np.ndarray, tuple[tuple[int, int], ..
     return np.concatenate([audio[a:b] for a, b in chunks]), chunks
 
 
+def speech_to_decode(
+    audio: np.ndarray, *, vad_filter: bool
+) -> tuple[np.ndarray, tuple[tuple[int, int], ...]]:
+    """What a backend decodes: the speech the VAD finds, joined, and its chunks (no chunks: no
+    speech); without the VAD, all of ``audio`` as one chunk."""
+    return vad_speech(audio) if vad_filter else (audio, ((0, audio.size),))
+
+
 def speech_within(
     audio: np.ndarray,
     chunks: Sequence[tuple[int, int]],
@@ -363,6 +371,69 @@ def uncovered_speech(
     return out
 
 
+def _timeline(chunks: Sequence[tuple[int, int]]) -> Any:
+    """faster-whisper's map from times in the VAD-joined speech to the recording's."""
+    from faster_whisper.vad import SpeechTimestampsMap
+
+    return SpeechTimestampsMap([{"start": a, "end": b} for a, b in chunks], ANALYSIS_RATE_HZ)
+
+
+def on_recording(raws: Iterable[RawSegment], chunks: Sequence[tuple[int, int]]) -> list[RawSegment]:
+    """Segments decoded on the VAD-joined speech (``chunks`` in samples), their times and their
+    words' moved onto the recording's timeline, as faster-whisper's
+    ``restore_speech_timestamps`` moves its own segments: a word's start and end by the chunk
+    of its middle, and a segment with words spans them."""
+    timeline = _timeline(chunks)
+    out = []
+    for r in raws:
+        if r.words:
+            words = []
+            for a, b, text, p in r.words:
+                i = timeline.get_chunk_index((a + b) / 2)
+                words.append(
+                    (timeline.get_original_time(a, i), timeline.get_original_time(b, i), text, p)
+                )
+            out.append(replace(r, start_s=words[0][0], end_s=words[-1][1], words=tuple(words)))
+        else:
+            start_s = timeline.get_original_time(r.start_s)
+            out.append(
+                replace(r, start_s=start_s, end_s=timeline.get_original_time(r.end_s, is_end=True))
+            )
+    return out
+
+
+Redecode = Callable[[float, float], list[RawSegment]]
+
+
+def with_uncovered(
+    raws: Sequence[RawSegment], chunks: Sequence[tuple[int, int]], redecode: Redecode
+) -> list[RawSegment]:
+    """``raws`` (on the recording's timeline) and, decoded on its own, each stretch of speech
+    no segment covers (:func:`uncovered_speech`), in order of time. Whisper can end a window
+    on a lone timestamp and skip the rest of it: a replayed take then vanishes without a
+    segment to guard (issue 17)."""
+    found = [
+        r for start_s, end_s in uncovered_speech(raws, chunks) for r in redecode(start_s, end_s)
+    ]
+    return sorted([*raws, *found], key=lambda r: r.start_s)
+
+
+def span_redecoder(
+    audio: np.ndarray, decode: Callable[[np.ndarray, float], list[RawSegment]]
+) -> Redecode:
+    """A :data:`Redecode` of ``audio``: ``decode(span, start_s)`` on the span alone (without
+    the window's earlier text around it, issue 17), its times moved to the recording's; a
+    span under half a second gives nothing."""
+
+    def redecode(start_s: float, end_s: float) -> list[RawSegment]:
+        lo, hi = int(start_s * ANALYSIS_RATE_HZ), int(end_s * ANALYSIS_RATE_HZ)
+        if hi - lo < ANALYSIS_RATE_HZ // 2:
+            return []
+        return [r.shifted(start_s) for r in decode(audio[lo:hi], start_s)]
+
+    return redecode
+
+
 def _raw_of(s: Any) -> RawSegment:
     """A faster-whisper ``Segment`` as a :class:`RawSegment`."""
     return RawSegment(
@@ -431,18 +502,12 @@ class FasterWhisperTranscriber:
             return self._transcribe_held(samples)
 
     def _transcribe_held(self, samples: np.ndarray) -> Transcript:
-        from faster_whisper.transcribe import restore_speech_timestamps
-        from faster_whisper.vad import SpeechTimestampsMap
-
         audio = _as_mono_float32(samples)
-        speech = audio
-        chunks: tuple[tuple[int, int], ...] = ((0, audio.size),)
-        if self.cfg.vad_filter:
-            # One VAD pass: we transcribe the speech alone and map times back ourselves, as
-            # faster-whisper's own vad_filter would after running the same VAD again.
-            speech, chunks = vad_speech(audio)
-            if not chunks:
-                return Transcript(self.cfg.languages[0], 0.0, (), 0, self.backend)
+        # One VAD pass: we transcribe the speech alone and map times back ourselves, as
+        # faster-whisper's own vad_filter would after running the same VAD again.
+        speech, chunks = speech_to_decode(audio, vad_filter=self.cfg.vad_filter)
+        if not chunks:
+            return Transcript(self.cfg.languages[0], 0.0, (), 0, self.backend)
         runs: list[LanguageRun] = []
         if len(self.cfg.languages) > 1:
             (first,) = encode_windows(self.model, speech, limit=1)
@@ -451,32 +516,22 @@ class FasterWhisperTranscriber:
         else:  # nothing to choose: no encoder pass for it
             language, probability = self.cfg.languages[0], 1.0
             segments = list(self._decode(speech, language))
+        raws = [_raw_of(s) for s in segments]
         to_recording: Callable[[float], float] = float
         if self.cfg.vad_filter:
-            vad_chunks = [{"start": a, "end": b} for a, b in chunks]
-            segments = list(restore_speech_timestamps(segments, vad_chunks, ANALYSIS_RATE_HZ))
-            to_recording = SpeechTimestampsMap(vad_chunks, ANALYSIS_RATE_HZ).get_original_time
+            raws = on_recording(raws, chunks)
+            to_recording = _timeline(chunks).get_original_time
         spans = [(to_recording(r.start_s), to_recording(r.end_s), r.language) for r in runs]
 
         def language_at(start_s: float) -> str:
             return next((lang for lo, hi, lang in spans if lo <= start_s < hi), language)
 
-        def redecode(start_s: float, end_s: float) -> list[RawSegment]:
-            # The loop's span alone, without the window's earlier text around it (issue 17).
-            lo, hi = int(start_s * ANALYSIS_RATE_HZ), int(end_s * ANALYSIS_RATE_HZ)
-            if hi - lo < ANALYSIS_RATE_HZ // 2:
-                return []
-            decoded = self._decode(audio[lo:hi], language_at(start_s))
-            return [_raw_of(s).shifted(start_s) for s in decoded]
-
-        raws = [_raw_of(s) for s in segments]
+        redecode = span_redecoder(
+            audio,
+            lambda span, start_s: [_raw_of(s) for s in self._decode(span, language_at(start_s))],
+        )
         if self.cfg.vad_filter:
-            # Whisper can end a window on a lone timestamp and skip the rest of it: a replayed
-            # take then vanishes without a segment to guard (issue 17). Speech left without a
-            # segment is decoded on its own.
-            for start_s, end_s in uncovered_speech(raws, chunks):
-                raws += redecode(start_s, end_s)
-            raws.sort(key=lambda r: r.start_s)
+            raws = with_uncovered(raws, chunks, redecode)
         most, most_probability = most_heard(runs, language, probability, speech.size)
         return assemble_transcript(
             raws,
@@ -639,20 +694,42 @@ class OpenAIWhisperTranscriber:
     def transcribe(self, samples: np.ndarray) -> Transcript:
         """Transcribe mono float32 samples at 16 kHz (same contract as the faster backend).
 
-        No VAD here: openai-whisper has none; the no-speech rule of the guard covers silence.
+        The speech the VAD finds is transcribed alone, its times mapped back, and speech left
+        without a segment decoded on its own, as the faster backend does; unlike it, in one
+        language a recording (that of the speech's first 30 s).
         """
+        audio = _as_mono_float32(samples)
+        speech, chunks = speech_to_decode(audio, vad_filter=self.cfg.vad_filter)
+        if not chunks:
+            return Transcript(self.cfg.languages[0], 0.0, (), 0, self.backend)
+        if len(self.cfg.languages) == 1:
+            language, probability = self.cfg.languages[0], 1.0
+        else:
+            with self._lock:
+                _, probs = self.model.detect_language(self._window_mel(speech))
+            language, probability = pick_language(probs, self.cfg.languages)
+        raws = self._decode(speech, language)
+        redecode = span_redecoder(audio, lambda span, _start_s: self._decode(span, language))
+        if self.cfg.vad_filter:
+            raws = with_uncovered(on_recording(raws, chunks), chunks, redecode)
+        return assemble_transcript(
+            raws,
+            language=language,
+            language_probability=probability,
+            cfg=self.cfg,
+            to_simplified=self._to_simplified,
+            backend=self.backend,
+            replay_coverage=lambda: replay_coverage_of(audio),
+            redecode=redecode,
+        )
+
+    def _decode(self, audio: np.ndarray, language: str) -> list[RawSegment]:
         import whisper
 
-        audio = _as_mono_float32(samples)
         options: dict[str, Any] = {}
         if self.cfg.beam_size > 1:  # None = greedy, as faster-whisper does for beam_size 1
             options["beam_size"] = self.cfg.beam_size
         with self._lock:
-            if len(self.cfg.languages) == 1:
-                language, probability = self.cfg.languages[0], 1.0
-            else:
-                _, probs = self.model.detect_language(self._window_mel(audio))
-                language, probability = pick_language(probs, self.cfg.languages)
             result = whisper.transcribe(
                 self.model,
                 audio,
@@ -663,12 +740,12 @@ class OpenAIWhisperTranscriber:
                 word_timestamps=self.cfg.word_timestamps,
                 compression_ratio_threshold=self.cfg.compression_ratio_threshold,
                 logprob_threshold=self.cfg.logprob_threshold,
-                no_speech_threshold=None,  # as above: the guard decides and counts
+                no_speech_threshold=None,  # as in the faster backend: the guard decides and counts
                 fp16=self._fp16,
                 verbose=None,
                 **options,
             )
-        raw = (
+        return [
             RawSegment(
                 s["start"],
                 s["end"],
@@ -681,16 +758,7 @@ class OpenAIWhisperTranscriber:
                 ),
             )
             for s in result["segments"]
-        )
-        return assemble_transcript(
-            raw,
-            language=language,
-            language_probability=probability,
-            cfg=self.cfg,
-            to_simplified=self._to_simplified,
-            backend=self.backend,
-            replay_coverage=lambda: replay_coverage_of(audio),
-        )
+        ]
 
     def _window_mel(self, audio: np.ndarray) -> Any:
         import torch

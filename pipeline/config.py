@@ -51,7 +51,7 @@ class AsrConfig:
     compute_type: str = "int8"  # faster backend only; CPU -> int8, CUDA -> float16
     beam_size: int = 1  # greedy decoding: 2-3x faster than beam 5, adequate for cues
     word_timestamps: bool = True  # per-word times for evidence spans and latency
-    vad_filter: bool = True  # skip non-speech with the Silero VAD bundled in faster-whisper
+    vad_filter: bool = True  # decode only the speech Silero VAD finds (both backends)
     no_speech_threshold: float = 0.6  # drop a segment above this no-speech probability...
     logprob_threshold: float = -1.0  # ...when its average log-probability is also below this
     compression_ratio_threshold: float = 2.4  # drop looping / repeated-token segments

@@ -7,7 +7,14 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from models.asr import _as_mono_float32, pick_language, uncovered_speech
+from models.asr import (
+    _as_mono_float32,
+    on_recording,
+    pick_language,
+    span_redecoder,
+    uncovered_speech,
+    with_uncovered,
+)
 from models.transcript_guard import (
     SILENCE_HALLUCINATIONS,
     RawSegment,
@@ -306,6 +313,67 @@ def test_speech_a_window_skipped_is_found_for_decoding_again() -> None:
     segments = [raw("hello", start=0.0), raw("there", start=2.5)]  # cover 0-4.5 s
     assert uncovered_speech(segments, chunks) == [(4.5, 8.0), (14.0, 18.0)]  # 10-12 s: short
     assert uncovered_speech([], []) == []
+
+
+def test_times_in_the_joined_speech_move_as_faster_whisper_moves_its_own() -> None:
+    from faster_whisper.transcribe import Segment, Word, restore_speech_timestamps
+
+    sr = 16_000
+    chunks = [(sr, 2 * sr), (3 * sr, 4 * sr), (6 * sr, 7 * sr)]  # joined: 0-1, 1-2, 2-3 s
+    raws = [
+        # words on both sides of the first joint; one straddles it (its middle decides)
+        RawSegment(0.2, 1.3, " a b c", -0.2, 0.01, 1.1,
+                   ((0.2, 0.6, " a", 0.9), (0.7, 0.95, " b", 0.9), (0.9, 1.3, " c", 0.8))),
+        RawSegment(1.5, 2.0, " d", -0.3, 0.02, 1.0, ()),  # no word times: its end is a chunk's
+        RawSegment(2.1, 2.9, " e", -0.3, 0.02, 1.0, ()),
+    ]  # fmt: skip
+    theirs = list(
+        restore_speech_timestamps(
+            [
+                Segment(
+                    i,
+                    0,
+                    r.start_s,
+                    r.end_s,
+                    r.text,
+                    [],
+                    r.avg_logprob,
+                    r.compression_ratio,
+                    r.no_speech_prob,
+                    [Word(*w) for w in r.words] or None,
+                    0.0,
+                )
+                for i, r in enumerate(raws)
+            ],
+            [{"start": a, "end": b} for a, b in chunks],
+            sr,
+        )
+    )
+    ours = on_recording(raws, chunks)
+    assert [(r.start_s, r.end_s) for r in ours] == [(s.start, s.end) for s in theirs]
+    assert [r.words for r in ours] == [
+        tuple((w.start, w.end, w.word, w.probability) for w in s.words or ()) for s in theirs
+    ]
+    assert ours[0].words[2][:2] == (2.9, 3.3)  # " c" kept whole, by the second chunk
+    assert (ours[1].start_s, ours[1].end_s) == (3.5, 4.0)
+    assert [r.text for r in ours] == [r.text for r in raws]
+
+
+def test_speech_no_segment_covers_is_decoded_on_its_own_and_put_in_its_place() -> None:
+    sr = 16_000
+    audio = np.zeros(20 * sr, np.float32)
+    asked: list[tuple[int, float]] = []
+
+    def decode(span: np.ndarray, start_s: float) -> list[RawSegment]:
+        asked.append((span.size, start_s))
+        return [raw("again", start=0.5)]
+
+    redecode = span_redecoder(audio, decode)
+    assert redecode(3.0, 3.4) == []  # under half a second: not worth a window
+    found = with_uncovered([raw("first"), raw("last", start=16.0)], [(0, 18 * sr)], redecode)
+    assert asked == [(14 * sr, 2.0)]  # 2-16 s: between the first segment and the last
+    assert [r.text.strip() for r in found] == ["first", "again", "last"]
+    assert found[1].start_s == 2.5 and found[1].words[0][0] == 2.5
 
 
 def test_a_span_decoded_on_its_own_moves_with_its_words() -> None:

@@ -131,6 +131,23 @@ def test_faster_encodes_once_and_reports_times_of_the_original(
     assert words[-1].end_s <= len(padded) / 16_000 + 0.5
 
 
+def test_openai_skips_what_is_not_speech_and_reports_times_of_the_original(
+    openai: OpenAIWhisperTranscriber,
+) -> None:
+    samples, _ = shared_clip(*EN_CLIP)
+    hiss = np.random.default_rng(1).standard_normal(8 * 16_000).astype(np.float32) * 1e-3
+    padded = np.concatenate([hiss, samples, hiss, samples])
+    transcript = openai.transcribe(padded)
+    words = [w for s in transcript.segments for w in s.words]
+    # The VAD cut the hiss before each take; times are those of the recording, as with faster.
+    take_s = samples.size / 16_000
+    assert words and words[0].start_s >= 8.0 - 0.5
+    assert any(w.start_s >= 16.0 + take_s - 0.5 for w in words)
+    assert not [w for w in words if 8.0 + take_s + 0.5 < w.start_s < 16.0 + take_s - 0.5]
+    assert words[-1].end_s <= padded.size / 16_000 + 0.5
+    assert transcript.language == "en"
+
+
 def test_english_faster(faster: FasterWhisperTranscriber) -> None:
     samples, _ = shared_clip(*EN_CLIP)
     transcript = faster.transcribe(samples)

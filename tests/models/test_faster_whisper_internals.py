@@ -66,8 +66,13 @@ def test_helpers_asr_imports_exist() -> None:
 
     _need(callable(pad_or_trim), "faster_whisper.audio.pad_or_trim")
     _need(callable(get_speech_timestamps) and VadOptions() is not None, "faster_whisper.vad")
-    params = list(inspect.signature(fw_transcribe.restore_speech_timestamps).parameters)
-    _need(params == ["segments", "speech_chunks", "sampling_rate"], "restore_speech_timestamps")
+    from faster_whisper.vad import SpeechTimestampsMap
+
+    params = list(inspect.signature(SpeechTimestampsMap.get_original_time).parameters)
+    _need(
+        params == ["self", "time", "chunk_index", "is_end"], "SpeechTimestampsMap.get_original_time"
+    )
+    _need(callable(SpeechTimestampsMap.get_chunk_index), "SpeechTimestampsMap.get_chunk_index")
 
 
 def test_what_decoding_a_stretch_in_another_language_uses() -> None:
