@@ -460,7 +460,38 @@ def _window_start(features: np.ndarray, key: np.ndarray, *, after: int) -> int |
     return None
 
 
-class FasterWhisperTranscriber:
+class _Backend:
+    """What both backends share: their settings, the Chinese normaliser, and how decoded
+    segments become a :class:`Transcript`."""
+
+    backend: str
+    cfg: AsrConfig
+    _to_simplified: Callable[[str], str]
+
+    def _assembled(
+        self,
+        raws: Sequence[RawSegment],
+        audio: np.ndarray,
+        *,
+        language: str,
+        probability: float,
+        redecode: Redecode,
+        also_heard: frozenset[str] = frozenset(),
+    ) -> Transcript:
+        return assemble_transcript(
+            raws,
+            language=language,
+            language_probability=probability,
+            cfg=self.cfg,
+            to_simplified=self._to_simplified,
+            backend=self.backend,
+            replay_coverage=lambda: replay_coverage_of(audio),
+            redecode=redecode,
+            also_heard=also_heard,
+        )
+
+
+class FasterWhisperTranscriber(_Backend):
     """faster-whisper (CTranslate2) backend; build it with ``models.loading.load_transcriber``."""
 
     backend = "faster"
@@ -533,14 +564,11 @@ class FasterWhisperTranscriber:
         if self.cfg.vad_filter:
             raws = with_uncovered(raws, chunks, redecode)
         most, most_probability = most_heard(runs, language, probability, speech.size)
-        return assemble_transcript(
+        return self._assembled(
             raws,
+            audio,
             language=most,
-            language_probability=most_probability,
-            cfg=self.cfg,
-            to_simplified=self._to_simplified,
-            backend=self.backend,
-            replay_coverage=lambda: replay_coverage_of(audio),
+            probability=most_probability,
             redecode=redecode,
             also_heard=frozenset(r.language for r in runs) | {language},
         )
@@ -668,7 +696,7 @@ class FasterWhisperTranscriber:
         return self.encode_mel(self.log_mel(samples))
 
 
-class OpenAIWhisperTranscriber:
+class OpenAIWhisperTranscriber(_Backend):
     """openai-whisper (PyTorch) backend; build it with ``models.loading.load_transcriber``."""
 
     backend = "openai"
@@ -712,15 +740,8 @@ class OpenAIWhisperTranscriber:
         redecode = span_redecoder(audio, lambda span, _start_s: self._decode(span, language))
         if self.cfg.vad_filter:
             raws = with_uncovered(on_recording(raws, chunks), chunks, redecode)
-        return assemble_transcript(
-            raws,
-            language=language,
-            language_probability=probability,
-            cfg=self.cfg,
-            to_simplified=self._to_simplified,
-            backend=self.backend,
-            replay_coverage=lambda: replay_coverage_of(audio),
-            redecode=redecode,
+        return self._assembled(
+            raws, audio, language=language, probability=probability, redecode=redecode
         )
 
     def _decode(self, audio: np.ndarray, language: str) -> list[RawSegment]:
