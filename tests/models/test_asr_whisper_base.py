@@ -132,12 +132,18 @@ def test_faster_encodes_once_and_reports_times_of_the_original(
 
 
 def test_openai_skips_what_is_not_speech_and_reports_times_of_the_original(
-    openai: OpenAIWhisperTranscriber,
+    openai: OpenAIWhisperTranscriber, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     samples, _ = shared_clip(*EN_CLIP)
     hiss = np.random.default_rng(1).standard_normal(8 * 16_000).astype(np.float32) * 1e-3
     padded = np.concatenate([hiss, samples, hiss, samples])
+    decode, decoded = openai._decode, []
+    monkeypatch.setattr(
+        openai, "_decode", lambda a, lang: decoded.append(a.size) or decode(a, lang)
+    )
     transcript = openai.transcribe(padded)
+    # Whisper heard the speech alone: the two takes, not the 16 s of hiss around them.
+    assert decoded and decoded[0] <= 2 * samples.size + 16_000
     words = [w for s in transcript.segments for w in s.words]
     # The VAD cut the hiss before each take; times are those of the recording, as with faster.
     take_s = samples.size / 16_000
