@@ -2,7 +2,7 @@
 through the whole shipped detector as simulated, and under conditions the simulator never makes.
 
     PYTHONPATH=. nice -n 5 .venv/bin/python bench/agent_recorders.py [--splits test]
-        [--conditions gated,babble] [--babble-db 15] [--json OUT]
+        [--conditions gated,babble,echo] [--layouts stereo,mono] [--babble-db 15] [--json OUT]
 
 The simulator puts line noise on every leg, so no simulated agent's silence is ever empty. A
 call centre's recorder sits before the phone line: a softphone's noise gate or the PBX's
@@ -13,13 +13,17 @@ voices behind the agent's own. Conditions (each on the call as stored, seeded by
   (``pipeline.vad.voiced_intervals``) hears speech, plus ``HANGOVER_S`` either side with 10-ms
   fades, and zero elsewhere, then through G.711 mu-law, whose smallest code decodes to an exact
   zero. A mono call sums the callee's line into the same channel, so its pauses are never empty.
+- ``echo`` (stereo calls): the callee's leg ``ECHO_DELAY_S`` late and ``ECHO_DB`` down, added to
+  the agent's leg: the line or headset echo a weak canceller leaves, so the recorder hears the
+  customer faintly on the agent's side too.
 - ``babble`` (both layouts): ``TALKERS`` other people of the call's language and split (people
   clips of ``shared.jsonl`` whose speaker is not in the call), each looped and offset, summed,
   band-limited to 300-3400 Hz and added ``--babble-db`` under the agent leg's speech level (the
   whole mix's in mono).
 
 No call is a robot, so every call called robot is a person lost. Prints one line per call and a
-table per (condition, layout, language): calls, called robot, the digital-silence cue fired, the
+table per (condition, layout, language): calls, called robot, digital silence of 1 s or more (shown
+in the verdict, not scored, since this bench found what it did to muted agents), the
 median robot probability and the median change of the robot log-odds against the plain call.
 Nothing is fitted or chosen here. Needs the generated calls (``make corpus``).
 """
@@ -54,7 +58,9 @@ from service.detector import load_detector
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from hold_music_agents import CALLS  # noqa: E402 (a sibling bench script)
 
-CONDITIONS = ("gated", "babble")
+CONDITIONS = ("gated", "babble", "echo")
+ECHO_DELAY_S = 0.04  # a line echo path (hybrid plus network), tens of milliseconds
+ECHO_DB = 20.0  # echo return loss a poor canceller leaves
 HANGOVER_S = 0.2  # a gate holds open this long around speech (softphone gates: 0.1-0.3 s)
 FADE_S = 0.01
 TALKERS = 4
@@ -136,6 +142,13 @@ def condition(row: CorpusRow, name: str, pools: dict[tuple[str, str], list[Corpu
         if x.shape[1] != 2:
             return None
         x[:, caller] = gate(x[:, caller])
+    elif name == "echo":
+        if x.shape[1] != 2:
+            return None
+        delay = int(ECHO_DELAY_S * SR)
+        echo = np.zeros(x.shape[0], np.float32)
+        echo[delay:] = x[: x.shape[0] - delay, 1 - caller] * 10 ** (-ECHO_DB / 20)
+        x[:, caller] = np.clip(x[:, caller] + echo, -1.0, 1.0)
     elif name == "babble":
         noise = babble(row, pools[(row.split, row.language)], x.shape[0])
         level = speech_level(x[:, caller]) * 10 ** (-babble_db / 20)
@@ -158,7 +171,6 @@ def judge(detector: Detector, samples: np.ndarray, name: str) -> dict[str, Any]:
         "robot": verdict.label is Label.ROBOT,
         "p": round(verdict.robot_probability, 4),
         "digital_s": round(digital[0].value, 2) if digital else None,
-        "digital_w": round(digital[0].weight, 2) if digital else None,
     }
 
 
@@ -171,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--splits", default="test", help="comma-separated splits of the calls")
     parser.add_argument("--conditions", default=",".join(CONDITIONS))
+    parser.add_argument("--layouts", default="stereo,mono", help="comma-separated layouts")
     parser.add_argument("--babble-db", type=float, default=15.0)
     parser.add_argument("--json", type=Path, help="write every call's results here")
     args = parser.parse_args(argv)
@@ -182,7 +195,9 @@ def main(argv: list[str] | None = None) -> int:
     rows = [
         r
         for r in read_manifest(CALLS)
-        if r.split in splits and dict(r.extra).get("caller_kind") == "human_agent"
+        if r.split in splits
+        and dict(r.extra).get("caller_kind") == "human_agent"
+        and dict(r.extra).get("layout") in args.layouts.split(",")
     ]
     pools = {(s, lang): babble_pool(s, lang) for s in splits for lang in ("en", "zh")}
     results: dict[str, dict[str, Any]] = {}
@@ -212,10 +227,10 @@ def print_table(rows: list[CorpusRow], results: dict[str, dict[str, Any]]) -> No
             shift = logit(result["p"]) - logit(plain["p"])
             cells[(name, row.split, layout, row.language)].append({**result, "shift": shift})
     print("| condition | split | layout | language | calls | called robot | digital silence "
-          "fired | median robot p | median log-odds change |")  # fmt: skip
+          ">= 1 s | median robot p | median log-odds change |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|---|")
     for (name, split, layout, lang), cell in sorted(cells.items()):
-        fired = sum(1 for r in cell if (r["digital_w"] or 0.0) > 0)
+        fired = sum(1 for r in cell if (r["digital_s"] or 0.0) >= 1.0)
         print(
             f"| {name} | {split} | {layout} | {lang} | {len(cell)} | "
             f"{sum(r['robot'] for r in cell)} | {fired} | "

@@ -120,5 +120,23 @@ def test_a_mono_call_is_not_gated_its_callee_line_fills_the_pauses(
     (tmp_path / "corpus").mkdir()
     sf.write(tmp_path / "corpus" / "call.flac", _leg(), B.SR)
     assert B.condition(_row(1), "gated", {}, 15.0) is None
+    assert B.condition(_row(1), "echo", {}, 15.0) is None
     with pytest.raises(ValueError, match="unknown condition"):
         B.condition(_row(1), "loud", {}, 15.0)
+
+
+def test_the_echo_is_the_callee_s_leg_late_and_quiet_on_the_agent_s_leg(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ROBOCALL_CACHE_DIR", str(tmp_path))
+    (tmp_path / "corpus").mkdir()
+    x = np.stack([_leg(), np.zeros(4 * B.SR, np.float32)], axis=1)  # callee on 0, agent on 1
+    sf.write(tmp_path / "corpus" / "call.flac", x, B.SR)
+    x, _ = sf.read(tmp_path / "corpus" / "call.flac", dtype="float32")  # as stored (16 bits)
+    y = B.condition(_row(2), "echo", {}, 15.0)
+    assert y is not None
+    delay = int(B.ECHO_DELAY_S * B.SR)
+    expected = x[: x.shape[0] - delay, 0] * 10 ** (-B.ECHO_DB / 20)
+    assert np.allclose(y[delay:, 1], expected, atol=1e-6)
+    assert np.all(y[:delay, 1] == 0.0)
+    assert np.array_equal(y[:, 0], x[:, 0])
