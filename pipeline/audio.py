@@ -16,7 +16,8 @@ Checks run cheapest first, each raising one error from :mod:`pipeline.errors`:
    a stream cut short keeps what decoded (a truncated phone recording is still evidence),
    nothing decodable -> ``CorruptAudioError``;
 6. content: too short -> ``AudioTooShortError``, NaN/inf -> ``CorruptAudioError``, every channel
-   silent in the speech band -> ``EmptyAudioError``;
+   silent in the speech band -> ``EmptyAudioError``; a very quiet one is raised
+   (:func:`raise_quiet`, ``AudioInfo.gain_db``);
 7. stereo: pick the caller's channel (see :func:`choose_caller_channel`).
 
 At about 560 lines this is one module because it is one path: the checks above run in this
@@ -57,6 +58,7 @@ AudioSource: TypeAlias = str | os.PathLike[str] | bytes
 
 SPEECH_BAND_HZ = (100.0, 4_000.0)  # band whose level decides "silent" (ignores DC, hum, hiss)
 SILENCE_FRAME_S = 0.02  # frame length of the speech-band level, seconds
+RAISE_PEAK = 0.9  # a quiet recording raised for analysis keeps its sample peaks under this
 FAKE_STEREO_DB = -40.0  # channels whose difference is this far below them are identical
 MAX_BAD_PACKET_FRACTION = 0.1  # more failed packets than this (and more than one) = damaged
 SAME_SPEECH_RATIO = 0.9  # speech totals within 10 % count as "about as much"
@@ -182,6 +184,7 @@ def load_audio(
             f"{label}: silent: the speech band (100-4000 Hz) never rises above "
             f"{limits.silence_rms_dbfs:g} dBFS ({loudest})"
         )
+    samples, gain_db = raise_quiet(samples, loudest_dbfs=max(levels), limits=limits)
     samples, index, parts = _pick_caller(samples, silent=silent, forced=caller_channel)
     reason, reason_zh = channel_reason(*parts)
     info = AudioInfo(
@@ -196,13 +199,34 @@ def load_audio(
         caller_channel=index,
         caller_channel_reason=reason,
         caller_channel_reason_zh=reason_zh,
+        gain_db=gain_db,
     )
     log.info(
-        "decoded %s sha256=%s %s/%s %d Hz x%d %.1f s; %s",
+        "decoded %s sha256=%s %s/%s %d Hz x%d %.1f s; %s%s",
         label, sha256[:12], info.container, info.codec, info.sample_rate_hz, info.channels,
-        duration_s, reason,
+        duration_s, reason, f"; very quiet, raised {gain_db:g} dB" if gain_db else "",
     )  # fmt: skip
     return Audio(info=info, samples=np.ascontiguousarray(samples, dtype=np.float32))
+
+
+def raise_quiet(
+    samples: np.ndarray, *, loudest_dbfs: float, limits: AudioLimits
+) -> tuple[np.ndarray, float]:
+    """A very quiet recording raised for analysis, and by how many dB (0.0: left as it is).
+
+    When the loudest speech-band frame of every channel (``loudest_dbfs``, from
+    :func:`loudest_speech_band_dbfs`) stays under ``limits.quiet_dbfs``, all channels are raised
+    by one gain (their balance kept) so that frame reaches ``limits.raise_to_dbfs``, but no
+    sample past :data:`RAISE_PEAK` (a click may leave less room). Exact zeros stay zeros.
+    """
+    if not loudest_dbfs < limits.quiet_dbfs:
+        return samples, 0.0
+    peak = float(np.max(np.abs(samples)))
+    room_db = 20.0 * math.log10(RAISE_PEAK / peak) if peak > 0.0 else 0.0
+    gain_db = math.floor(10.0 * min(limits.raise_to_dbfs - loudest_dbfs, room_db)) / 10.0
+    if gain_db <= 0.0:
+        return samples, 0.0
+    return samples * np.float32(10.0 ** (gain_db / 20.0)), gain_db
 
 
 def loudest_speech_band_dbfs(samples: np.ndarray) -> float:

@@ -31,6 +31,12 @@ class AudioLimits:
     max_sample_rate_hz: int = 384_000  # above this the header is lying or the file is not a call
     min_duration_s: float = 0.3  # shorter than this cannot be analysed
     silence_rms_dbfs: float = -70.0  # a channel whose speech-band RMS stays below is silent
+    # A recording whose loudest speech-band frame stays below quiet_dbfs is raised so that frame
+    # reaches raise_to_dbfs (sample peaks kept under full scale) before anything measures it:
+    # the speech detector ignores frames under -55 dBFS (pipeline/vad.py), so the quieter
+    # syllables of such a recording were lost and a call full of speech was "too short to judge".
+    quiet_dbfs: float = -40.0
+    raise_to_dbfs: float = -20.0
 
     def __post_init__(self) -> None:
         if self.max_bytes <= 0:
@@ -41,6 +47,8 @@ class AudioLimits:
         _check_range("max_sample_rate_hz", self.max_sample_rate_hz, self.min_sample_rate_hz, 1e6)
         _check_range("min_duration_s", self.min_duration_s, 0.0, self.max_duration_s)
         _check_range("silence_rms_dbfs", self.silence_rms_dbfs, -150.0, 0.0)
+        _check_range("quiet_dbfs", self.quiet_dbfs, self.silence_rms_dbfs, 0.0)
+        _check_range("raise_to_dbfs", self.raise_to_dbfs, self.quiet_dbfs, 0.0)
 
 
 @dataclass(frozen=True, slots=True)

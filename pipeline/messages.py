@@ -509,6 +509,10 @@ _TONES = (
     "voice and were left out of the analysis",
     "电话信号音（回铃音、忙音或提示音）共 {s:.1f} 秒、首次在 {t}，不是任何人的声音，未计入分析",
 )
+_RAISED = (
+    "The recording is very quiet: it was raised by {g:.0f} dB before the analysis",
+    "录音音量很低：分析前已将其提高 {g:.0f} 分贝",
+)
 _LEANS_ROBOT = ("leans robot", "倾向机器人")
 _LEANS_PERSON = ("leans live person", "倾向真人")
 _LISTEN = ("listen before reporting", "举报前请先听录音")
@@ -715,6 +719,13 @@ def tones_note(verdict: Verdict, lang: Lang) -> str:
     return _pick(_TONES, lang).format(s=heard, t=format_clock(verdict.tones[0][0]))
 
 
+def level_note(verdict: Verdict, lang: Lang) -> str:
+    """That a very quiet recording was raised before the analysis, and by how much; "" when
+    it was analysed at its recorded level."""
+    gain_db = verdict.audio.gain_db
+    return _pick(_RAISED, lang).format(g=gain_db) if gain_db > 0.0 else ""
+
+
 def queue_note(verdict: Verdict, lang: Lang) -> str:
     """What the analysis set aside as played by the called line (its recorded menu, a queue
     announcement, hold music: ``pipeline/queue.py``), as its reasons say it; "" when nothing."""
@@ -727,9 +738,14 @@ def queue_note(verdict: Verdict, lang: Lang) -> str:
 
 def recording_notes(verdict: Verdict, lang: Lang) -> list[str]:
     """The sentences about the recording itself that a summary prints under the verdict:
-    :func:`caller_side`, :func:`tones_note` and :func:`queue_note`, those that have something
-    to say."""
-    notes = (caller_side(verdict, lang), tones_note(verdict, lang), queue_note(verdict, lang))
+    :func:`level_note`, :func:`caller_side`, :func:`tones_note` and :func:`queue_note`, those
+    that have something to say."""
+    notes = (
+        level_note(verdict, lang),
+        caller_side(verdict, lang),
+        tones_note(verdict, lang),
+        queue_note(verdict, lang),
+    )
     return [note for note in notes if note]
 
 

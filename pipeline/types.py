@@ -44,6 +44,9 @@ class AudioInfo:
     caller_channel: int = 0  # index of the channel we judged as the caller
     caller_channel_reason: str = "mono recording"
     caller_channel_reason_zh: str = ""  # the same in Chinese; "" in verdicts before schema 5
+    # dB the decoded recording was raised by before analysis, because it was very quiet
+    # (AudioLimits.quiet_dbfs); 0: analysed at its recorded level (and in verdicts before schema 8)
+    gain_db: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -309,7 +312,8 @@ class Verdict:
         is None (no uncertain band: decided as it was shown then), a missing ``caller_turns``
         (before schema 4) is None, a missing ``audio.caller_channel_reason_zh`` (before
         schema 5) is "" (the English reason is shown), missing ``tones`` (before schema 6) and
-        ``set_aside`` (before schema 7) are none, evidence without
+        ``set_aside`` (before schema 7) are none, a missing ``audio.gain_db`` (before schema 8)
+        is 0 (analysed as recorded), evidence without
         ``code``/``params``/``detail_zh`` keeps its English ``detail``; derived keys are ignored.
         """
         derived = {"schema_version", *VERDICT_DERIVED_KEYS}
@@ -324,7 +328,8 @@ class Verdict:
 # 5: audio.caller_channel_reason_zh (the caller channel's reason in Chinese)
 # 6: tones (signalling tones on the caller's channel, left out of the analysis)
 # 7: set_aside (a queue announcement or hold music on the caller's channel, left out of it)
-VERDICT_SCHEMA_VERSION = "7"
+# 8: audio.gain_db (a very quiet recording raised before analysis)
+VERDICT_SCHEMA_VERSION = "8"
 # Properties of Verdict that to_dict() writes beside the fields.
 VERDICT_DERIVED_KEYS = ("sales_pitch_heard", "too_little_said", "caller_certainty")
 

@@ -35,6 +35,10 @@ from pipeline.types import Verdict
 
 # Warnings about an accepted recording: code -> (English, Chinese), str.format over the params.
 WARNINGS: dict[str, tuple[str, str]] = {
+    "quiet": (
+        "The recording is very quiet: it was raised by {gain_db:.0f} dB before the analysis.",
+        "录音音量很低：分析前已将其提高 {gain_db:.0f} 分贝。",
+    ),
     "truncated": (
         "The recording ends early: its header announces {declared_s:.1f} s but only "
         "{decoded_s:.1f} s are in the file, so it was probably cut off. The verdict covers "

@@ -141,10 +141,13 @@ def check_recording(file: BinaryIO, *, limits: AudioLimits, name: str) -> list[d
     file.seek(0)
     declared_s = _wav_declared_s(file)
     file.seek(0)
+    warnings: list[dict[str, Any]] = []
     if declared_s is not None and declared_s - audio.info.duration_s > 0.1:
         params = {"declared_s": round(declared_s, 3), "decoded_s": audio.info.duration_s}
-        return [{"code": "truncated", "params": params}]
-    return []
+        warnings.append({"code": "truncated", "params": params})
+    if audio.info.gain_db > 0.0:
+        warnings.append({"code": "quiet", "params": {"gain_db": audio.info.gain_db}})
+    return warnings
 
 
 def _wav_declared_s(file: BinaryIO) -> float | None:

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from pipeline.audio import load_audio, sniff_audio_format
+from pipeline.audio import RAISE_PEAK, load_audio, loudest_speech_band_dbfs, sniff_audio_format
 from pipeline.config import AudioLimits
 from pipeline.errors import (
     AudioTooLargeError,
@@ -198,6 +198,55 @@ def test_silence_only(tmp_path: Path, signal: np.ndarray) -> None:
 
 
 # --- good inputs ------------------------------------------------------------------------------
+
+
+def _scaled_wav(tmp_path: Path, samples: np.ndarray, gain_db: float) -> Path:
+    path = tmp_path / f"scaled{gain_db:g}.wav"
+    sf.write(path, samples * 10 ** (gain_db / 20), ANALYSIS_RATE_HZ, subtype="PCM_16")
+    return path
+
+
+def test_a_very_quiet_recording_is_raised_and_says_by_how_much(
+    tmp_path: Path, synth: Synth
+) -> None:
+    speech = synth("human", duration_s=4.0)
+    plain = load_audio(_scaled_wav(tmp_path, speech, 0.0), limits=LIMITS)
+    assert plain.info.gain_db == 0.0  # a recording at an ordinary level is left as it is
+    quiet = load_audio(_scaled_wav(tmp_path, speech, -45.0), limits=LIMITS)
+    loudest = loudest_speech_band_dbfs(quiet.caller())
+    assert quiet.info.gain_db > 20.0
+    assert loudest == pytest.approx(LIMITS.raise_to_dbfs, abs=0.2)
+    # one gain for the whole recording: the raised samples are the recorded ones, louder
+    np.testing.assert_allclose(
+        quiet.caller() / 10 ** (quiet.info.gain_db / 20), plain.caller() * 10 ** (-45 / 20),
+        atol=2e-4,
+    )  # fmt: skip
+
+
+def test_raising_keeps_zeros_the_channel_balance_and_room_under_full_scale(
+    tmp_path: Path, synth: Synth
+) -> None:
+    speech = 10 ** (-40 / 20) * synth("human", duration_s=4.0)
+    speech[: ANALYSIS_RATE_HZ // 2] = 0.0  # digital silence stays digital silence
+    stereo = np.stack([speech, 0.5 * speech], axis=1)
+    audio = load_audio(_scaled_wav(tmp_path, stereo, 0.0), limits=LIMITS)
+    assert audio.info.gain_db > 0.0
+    assert np.all(audio.samples[:, : ANALYSIS_RATE_HZ // 2] == 0.0)
+    loud = np.abs(audio.samples[0]) > 0.05  # well above the 16-bit steps of the file
+    np.testing.assert_allclose(audio.samples[1][loud] / audio.samples[0][loud], 0.5, atol=0.05)
+    clicked = speech.copy()
+    clicked[ANALYSIS_RATE_HZ] = 0.1  # one click leaves 19 dB of room, not the 40 wanted
+    audio = load_audio(_scaled_wav(tmp_path, clicked, 0.0), limits=LIMITS)
+    assert audio.info.gain_db == pytest.approx(20 * np.log10(RAISE_PEAK / 0.1), abs=0.1)
+    assert np.abs(audio.samples).max() <= RAISE_PEAK + 1e-3
+
+
+def test_raising_can_be_configured_and_checked(tmp_path: Path, synth: Synth) -> None:
+    path = _scaled_wav(tmp_path, synth("human", duration_s=4.0), -45.0)
+    off = AudioLimits(quiet_dbfs=LIMITS.silence_rms_dbfs)  # raise nothing that is not silent
+    assert load_audio(path, limits=off).info.gain_db == 0.0
+    with pytest.raises(ValueError, match="raise_to_dbfs"):
+        AudioLimits(quiet_dbfs=-30.0, raise_to_dbfs=-40.0)
 
 
 def test_path_bytes_and_file_object_agree(make_wav: MakeWav) -> None:

@@ -16,6 +16,7 @@ from pipeline.config import AudioLimits, DetectorConfig, load_config
 from pipeline.detector import Detector
 from pipeline.errors import AudioTooShortError, EmptyAudioError, NotAudioError
 from pipeline.fuse import FusionModel
+from pipeline.messages import recording_notes
 from pipeline.text_cues import RuleTextClassifier
 from pipeline.types import ANALYSIS_RATE_HZ, Evidence, Label, Verdict
 from tests.conftest import write_wav
@@ -108,6 +109,26 @@ def test_a_verdict_names_the_ringing_it_left_out(
     assert (
         _detector().detect(write_wav(tmp_path / "voice.wav", call[t.size :], sr=16_000)).tones == ()
     )
+
+
+def test_a_very_quiet_recording_is_judged_as_at_its_recorded_level(
+    tmp_path: Path, synth: Callable[..., np.ndarray]
+) -> None:
+    # at -45 dB the speech lies under the speech detector's -55 dBFS floor: it was refused
+    # as "too short to judge" before quiet recordings were raised
+    voice = synth("human", duration_s=6.0)
+    loud = _detector().detect(write_wav(tmp_path / "loud.wav", voice, sr=ANALYSIS_RATE_HZ))
+    faint = (voice * 10 ** (-45 / 20)).astype(np.float32)
+    quiet = _detector().detect(write_wav(tmp_path / "quiet.wav", faint, sr=ANALYSIS_RATE_HZ))
+    assert loud.audio.gain_db == 0.0 and quiet.audio.gain_db > 20.0
+    assert quiet.robot_probability == pytest.approx(loud.robot_probability, abs=0.05)
+    assert recording_notes(quiet, "en")[0].startswith("The recording is very quiet: it was raised")
+    assert recording_notes(quiet, "zh")[0].startswith("录音音量很低")
+    assert not any("very quiet" in note for note in recording_notes(loud, "en"))
+    assert Verdict.from_dict(quiet.to_dict()).audio.gain_db == quiet.audio.gain_db
+    older = quiet.to_dict()
+    del older["audio"]["gain_db"]  # a verdict stored before schema 8
+    assert Verdict.from_dict(older).audio.gain_db == 0.0
 
 
 def test_sound_without_words_is_an_error(make_wav: Callable[..., Path]) -> None:

@@ -4,6 +4,7 @@ API keys, and a bounded schemathesis run against the OpenAPI schema (no 500s).""
 from __future__ import annotations
 
 import contextlib
+import io
 import socket
 import threading
 import time
@@ -13,6 +14,7 @@ from typing import Any
 
 import anyio
 import pytest
+import soundfile as sf
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
@@ -242,6 +244,20 @@ def test_a_cut_off_wav_is_accepted_with_a_warning(client: TestClient) -> None:
     AnalysisOut.model_validate(done)
     intact = upload(client, whole, "whole.wav", query="?wait=true").json()
     assert intact["warnings"] == []
+
+
+def test_a_very_quiet_upload_is_accepted_with_a_warning_that_says_it_was_raised(
+    client: TestClient,
+) -> None:
+    samples, rate = sf.read(io.BytesIO(wav_bytes(seconds=2.0, seed=64)), dtype="float32")
+    buf = io.BytesIO()
+    sf.write(buf, samples * 10 ** (-40 / 20), rate, format="WAV", subtype="PCM_16")
+    done = upload(client, buf.getvalue(), "faint.wav", query="?wait=true").json()
+    assert done["status"] == "done"
+    (warning,) = done["warnings"]
+    assert warning["code"] == "quiet" and warning["params"]["gain_db"] > 20.0
+    assert "raised by" in warning["message"]["en"] and "提高" in warning["message"]["zh"]
+    AnalysisOut.model_validate(done)
 
 
 def test_what_only_the_analysis_finds_fails_the_job_with_its_code(tmp_path: Path) -> None:
