@@ -13,7 +13,13 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from pipeline.audio import RAISE_PEAK, load_audio, loudest_speech_band_dbfs, sniff_audio_format
+from pipeline.audio import (
+    DC_OFFSET_MAX,
+    RAISE_PEAK,
+    load_audio,
+    loudest_speech_band_dbfs,
+    sniff_audio_format,
+)
 from pipeline.config import AudioLimits
 from pipeline.errors import (
     AudioTooLargeError,
@@ -239,6 +245,32 @@ def test_raising_keeps_zeros_the_channel_balance_and_room_under_full_scale(
     audio = load_audio(_scaled_wav(tmp_path, clicked, 0.0), limits=LIMITS)
     assert audio.info.gain_db == pytest.approx(20 * np.log10(RAISE_PEAK / 0.1), abs=0.1)
     assert np.abs(audio.samples).max() <= RAISE_PEAK + 1e-3
+
+
+def test_a_recorder_s_constant_offset_is_removed_and_the_speech_found_as_without_it(
+    tmp_path: Path, synth: Synth
+) -> None:
+    from pipeline.vad import voiced_intervals
+
+    speech = np.concatenate([np.zeros(ANALYSIS_RATE_HZ), synth("human", duration_s=3.0),
+                             np.zeros(ANALYSIS_RATE_HZ)])  # fmt: skip
+    plain = load_audio(_scaled_wav(tmp_path, speech, 0.0), limits=LIMITS)
+    shifted = load_audio(_scaled_wav(tmp_path, speech + 0.01, -0.001), limits=LIMITS)
+    assert abs(float(shifted.caller().mean())) < 1e-4
+    heard = voiced_intervals(plain.caller())
+    found = voiced_intervals(shifted.caller())
+    assert np.array(found) == pytest.approx(np.array(heard), abs=0.05)
+    assert heard[0][0] > 0.9 and heard[-1][1] < 4.1  # the silence either side is not speech
+    # what is removed is the mean and nothing else
+    expected, _ = sf.read(tmp_path / "scaled-0.001.wav", dtype="float32")
+    np.testing.assert_allclose(shifted.caller(), expected - expected.mean(), atol=1e-7)
+    # an offset under DC_OFFSET_MAX is left alone, sample for sample
+    small = load_audio(_scaled_wav(tmp_path, speech + DC_OFFSET_MAX / 2, 0.0), limits=LIMITS)
+    expected, _ = sf.read(tmp_path / "scaled0.wav", dtype="float32")
+    np.testing.assert_array_equal(small.caller(), expected)
+    # ...unless raising a quiet recording lifts it past DC_OFFSET_MAX
+    quiet = load_audio(_scaled_wav(tmp_path, speech + 0.01, -40.0), limits=LIMITS)
+    assert quiet.info.gain_db > 0.0 and abs(float(quiet.caller().mean())) < 1e-4
 
 
 def test_raising_can_be_configured_and_checked(tmp_path: Path, synth: Synth) -> None:
