@@ -56,7 +56,7 @@ from pipeline.vad import voiced_intervals
 from service.detector import load_detector
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from hold_music_agents import CALLS  # noqa: E402 (a sibling bench script)
+from hold_music_agents import CALLS, read_call  # noqa: E402 (a sibling bench script)
 
 CONDITIONS = ("gated", "babble", "echo")
 ECHO_DELAY_S = 0.04  # a line echo path (hybrid plus network), tens of milliseconds
@@ -68,15 +68,6 @@ TALKERS = 4
 
 def seed_of(row: CorpusRow, what: str) -> int:
     return zlib.crc32(f"{row.id}|{what}".encode())
-
-
-def read_call(row: CorpusRow) -> tuple[np.ndarray, int]:
-    """The call's samples (n, channels) and the caller's channel."""
-    x, sr = sf.read(resolve_path(row), dtype="float32", always_2d=True)
-    if sr != SR:
-        raise ValueError(f"{row.id}: {sr} Hz, the calls are stored at {SR}")
-    caller = int(dict(row.extra).get("caller_channel", "0")) if x.shape[1] == 2 else 0
-    return x, caller
 
 
 def mu_law(x: np.ndarray) -> np.ndarray:

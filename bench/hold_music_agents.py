@@ -57,17 +57,23 @@ def hold_music(path: Path | None, plays: float, walk_s: float | None = None) -> 
     return music_loop(path, plays * read_clip(path).size / SR)
 
 
-def on_hold(row: CorpusRow, music: np.ndarray) -> bytes:
-    """The call of ``row`` with ``music`` on the caller's leg after the agent's first turn (WAV)."""
-    extra = dict(row.extra)
+def read_call(row: CorpusRow) -> tuple[np.ndarray, int]:
+    """A simulated call's samples (n, channels) as stored, and the caller's channel."""
     x, sr = sf.read(resolve_path(row), dtype="float32", always_2d=True)
     if sr != SR:
         raise ValueError(f"{row.id}: {sr} Hz, the calls are stored at {SR}")
+    caller = int(dict(row.extra).get("caller_channel", "0")) if x.shape[1] == 2 else 0
+    return x, caller
+
+
+def on_hold(row: CorpusRow, music: np.ndarray) -> bytes:
+    """The call of ``row`` with ``music`` on the caller's leg after the agent's first turn (WAV)."""
+    extra = dict(row.extra)
+    x, caller = read_call(row)
     turns = [
         s for s in json.loads(extra["segments"]) if s["role"] == "caller" and s["kind"] == "turn"
     ]
     at = int((min(t["end_s"] for t in turns) + 0.3) * SR)
-    caller = int(extra.get("caller_channel", "0")) if x.shape[1] == 2 else 0
     legs = []
     for c in range(x.shape[1]):
         leg = x[:, c]

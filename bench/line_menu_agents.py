@@ -28,13 +28,13 @@ from unittest import mock
 import numpy as np
 import soundfile as sf
 
-from models.training.corpus import CorpusRow, read_manifest, resolve_path
+from models.training.corpus import CorpusRow, read_manifest
 from pipeline.config import load_config
 from pipeline.types import ANALYSIS_RATE_HZ as SR
 from service.detector import load_detector
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from hold_music_agents import CALLS  # noqa: E402 (sibling bench scripts)
+from hold_music_agents import CALLS, read_call  # noqa: E402 (sibling bench scripts)
 from queue_announcements import english_message, judge, line_sound, mandarin_message  # noqa: E402
 
 MENUS = {
@@ -76,10 +76,7 @@ def spoken(menu: dict[str, str]) -> dict[str, np.ndarray | None]:
 
 def with_menu(row: CorpusRow, menu: np.ndarray) -> bytes:
     """The call of ``row`` opening with ``menu`` on the caller's leg (WAV)."""
-    x, sr = sf.read(resolve_path(row), dtype="float32", always_2d=True)
-    if sr != SR:
-        raise ValueError(f"{row.id}: {sr} Hz, the calls are stored at {SR}")
-    caller = int(dict(row.extra).get("caller_channel", "0")) if x.shape[1] == 2 else 0
+    x, caller = read_call(row)
     legs = []
     for c in range(x.shape[1]):
         leg = x[:, c]
