@@ -17,7 +17,8 @@ Checks run cheapest first, each raising one error from :mod:`pipeline.errors`:
    nothing decodable -> ``CorruptAudioError``;
 6. content: too short -> ``AudioTooShortError``, NaN/inf -> ``CorruptAudioError``, every channel
    silent in the speech band -> ``EmptyAudioError``; a very quiet recording is raised
-   (:func:`raise_quiet`, ``AudioInfo.gain_db``) and an offset removed (:func:`without_offset`);
+   (:func:`raise_quiet`, ``AudioInfo.gain_db``), an offset removed (:func:`without_offset`) and
+   a mains hum notched out (:func:`pipeline.hum.recording_without_hum`, ``AudioInfo.hum_hz``);
 7. stereo: pick the caller's channel (see :func:`choose_caller_channel`).
 
 At about 560 lines this is one module because it is one path: the checks above run in this
@@ -48,6 +49,7 @@ from pipeline.errors import (
     NotAudioError,
     UnsupportedAudioError,
 )
+from pipeline.hum import recording_without_hum
 from pipeline.messages import ReasonPart, channel_reason
 from pipeline.types import ANALYSIS_RATE_HZ, Audio, AudioInfo
 from pipeline.vad import voiced_intervals
@@ -191,6 +193,7 @@ def load_audio(
         )
     samples, gain_db = raise_quiet(samples, loudest_dbfs=max(levels), limits=limits)
     samples = without_offset(samples, label)  # after raising, which raises an offset too
+    samples, hum_hz = recording_without_hum(samples)
     samples, index, parts = _pick_caller(samples, silent=silent, forced=caller_channel)
     reason, reason_zh = channel_reason(*parts)
     info = AudioInfo(
@@ -206,11 +209,13 @@ def load_audio(
         caller_channel_reason=reason,
         caller_channel_reason_zh=reason_zh,
         gain_db=gain_db,
+        hum_hz=hum_hz,
     )
     log.info(
-        "decoded %s sha256=%s %s/%s %d Hz x%d %.1f s; %s%s",
+        "decoded %s sha256=%s %s/%s %d Hz x%d %.1f s; %s%s%s",
         label, sha256[:12], info.container, info.codec, info.sample_rate_hz, info.channels,
         duration_s, reason, f"; very quiet, raised {gain_db:g} dB" if gain_db else "",
+        f"; {hum_hz:g} Hz mains hum removed" if hum_hz else "",
     )  # fmt: skip
     return Audio(info=info, samples=np.ascontiguousarray(samples, dtype=np.float32))
 

@@ -513,6 +513,10 @@ _RAISED = (
     "The recording is very quiet: it was raised by {g:.0f} dB before the analysis",
     "录音音量很低：分析前已将其提高 {g:.0f} 分贝",
 )
+_HUM = (
+    "The recording carries a {h:.0f} Hz mains hum: it was filtered out before the analysis",
+    "录音里有 {h:.0f} 赫兹的电源交流声：分析前已将其滤除",
+)
 _LEANS_ROBOT = ("leans robot", "倾向机器人")
 _LEANS_PERSON = ("leans live person", "倾向真人")
 _LISTEN = ("listen before reporting", "举报前请先听录音")
@@ -726,6 +730,13 @@ def level_note(verdict: Verdict, lang: Lang) -> str:
     return _pick(_RAISED, lang).format(g=gain_db) if gain_db > 0.0 else ""
 
 
+def hum_note(verdict: Verdict, lang: Lang) -> str:
+    """That a mains hum was filtered out of the recording before the analysis; "" when none
+    was."""
+    hum_hz = verdict.audio.hum_hz
+    return _pick(_HUM, lang).format(h=hum_hz) if hum_hz > 0.0 else ""
+
+
 def queue_note(verdict: Verdict, lang: Lang) -> str:
     """What the analysis set aside as played by the called line (its recorded menu, a queue
     announcement, hold music: ``pipeline/queue.py``), as its reasons say it; "" when nothing."""
@@ -738,10 +749,11 @@ def queue_note(verdict: Verdict, lang: Lang) -> str:
 
 def recording_notes(verdict: Verdict, lang: Lang) -> list[str]:
     """The sentences about the recording itself that a summary prints under the verdict:
-    :func:`level_note`, :func:`caller_side`, :func:`tones_note` and :func:`queue_note`, those
-    that have something to say."""
+    :func:`level_note`, :func:`hum_note`, :func:`caller_side`, :func:`tones_note` and
+    :func:`queue_note`, those that have something to say."""
     notes = (
         level_note(verdict, lang),
+        hum_note(verdict, lang),
         caller_side(verdict, lang),
         tones_note(verdict, lang),
         queue_note(verdict, lang),

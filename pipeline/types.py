@@ -47,6 +47,9 @@ class AudioInfo:
     # dB the decoded recording was raised by before analysis, because it was very quiet
     # (AudioLimits.quiet_dbfs); 0: analysed at its recorded level (and in verdicts before schema 8)
     gain_db: float = 0.0
+    # mains frequency (Hz) of a hum notched out of the recording before analysis (pipeline.hum);
+    # 0: none (and in verdicts before schema 9)
+    hum_hz: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -313,7 +316,8 @@ class Verdict:
         (before schema 4) is None, a missing ``audio.caller_channel_reason_zh`` (before
         schema 5) is "" (the English reason is shown), missing ``tones`` (before schema 6) and
         ``set_aside`` (before schema 7) are none, a missing ``audio.gain_db`` (before schema 8)
-        is 0 (analysed as recorded), evidence without
+        is 0 (analysed as recorded), a missing ``audio.hum_hz`` (before schema 9) is 0 (no hum
+        removed), evidence without
         ``code``/``params``/``detail_zh`` keeps its English ``detail``; derived keys are ignored.
         """
         derived = {"schema_version", *VERDICT_DERIVED_KEYS}
@@ -329,7 +333,8 @@ class Verdict:
 # 6: tones (signalling tones on the caller's channel, left out of the analysis)
 # 7: set_aside (a queue announcement or hold music on the caller's channel, left out of it)
 # 8: audio.gain_db (a very quiet recording raised before analysis)
-VERDICT_SCHEMA_VERSION = "8"
+# 9: audio.hum_hz (a mains hum notched out before analysis)
+VERDICT_SCHEMA_VERSION = "9"
 # Properties of Verdict that to_dict() writes beside the fields.
 VERDICT_DERIVED_KEYS = ("sales_pitch_heard", "too_little_said", "caller_certainty")
 

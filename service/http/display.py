@@ -35,6 +35,11 @@ from pipeline.types import Verdict
 
 # Warnings about an accepted recording: code -> (English, Chinese), str.format over the params.
 WARNINGS: dict[str, tuple[str, str]] = {
+    "hum": (
+        "The recording carries a {hum_hz:.0f} Hz mains hum: it was filtered out before the "
+        "analysis.",
+        "录音里有 {hum_hz:.0f} 赫兹的电源交流声：分析前已将其滤除。",
+    ),
     "quiet": (
         "The recording is very quiet: it was raised by {gain_db:.0f} dB before the analysis.",
         "录音音量很低：分析前已将其提高 {gain_db:.0f} 分贝。",

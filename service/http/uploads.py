@@ -147,6 +147,8 @@ def check_recording(file: BinaryIO, *, limits: AudioLimits, name: str) -> list[d
         warnings.append({"code": "truncated", "params": params})
     if audio.info.gain_db > 0.0:
         warnings.append({"code": "quiet", "params": {"gain_db": audio.info.gain_db}})
+    if audio.info.hum_hz > 0.0:
+        warnings.append({"code": "hum", "params": {"hum_hz": audio.info.hum_hz}})
     return warnings
 
 

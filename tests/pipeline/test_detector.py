@@ -131,6 +131,34 @@ def test_a_very_quiet_recording_is_judged_as_at_its_recorded_level(
     assert Verdict.from_dict(older).audio.gain_db == 0.0
 
 
+def test_a_humming_recording_is_judged_as_without_its_hum(
+    tmp_path: Path, synth: Callable[..., np.ndarray], rng: np.random.Generator
+) -> None:
+    # a 50 Hz buzz at -40 dBFS filled the pauses: the speech detector read them as speech
+    gap = np.zeros(ANALYSIS_RATE_HZ)
+    voice = np.concatenate(
+        [gap, synth("human", duration_s=4.0), gap, synth("human", duration_s=3.0), gap]
+    )
+    voice = (voice + rng.normal(0.0, 1e-3, voice.size)).astype(np.float32)
+    t = np.arange(voice.size) / ANALYSIS_RATE_HZ
+    buzz = sum(
+        g * 0.014 * np.sin(2 * np.pi * 50.0 * k * t) for k, g in ((1, 1.0), (3, 0.5), (5, 0.25))
+    )
+    clean = _detector().detect(write_wav(tmp_path / "clean.wav", voice, sr=ANALYSIS_RATE_HZ))
+    hummed = _detector().detect(
+        write_wav(tmp_path / "hum.wav", (voice + buzz).astype(np.float32), sr=ANALYSIS_RATE_HZ)
+    )
+    assert [e.name for e in hummed.evidence] == [e.name for e in clean.evidence]
+    assert hummed.robot_probability == pytest.approx(clean.robot_probability, abs=0.05)
+    assert clean.audio.hum_hz == 0.0 and hummed.audio.hum_hz == 50.0
+    assert recording_notes(hummed, "en")[0].startswith("The recording carries a 50 Hz mains hum")
+    assert recording_notes(hummed, "zh")[0].startswith("录音里有 50 赫兹的电源交流声")
+    assert not any("hum" in note for note in recording_notes(clean, "en"))
+    older = hummed.to_dict()
+    del older["audio"]["hum_hz"]  # a verdict stored before schema 9
+    assert Verdict.from_dict(older).audio.hum_hz == 0.0
+
+
 def test_sound_without_words_is_an_error(make_wav: Callable[..., Path]) -> None:
     path = make_wav(kind="noise", duration_s=3.0)
     with pytest.raises(EmptyAudioError, match="no speech recognised in zh/en"):

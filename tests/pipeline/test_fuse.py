@@ -104,7 +104,7 @@ def test_to_dict_is_json_and_complete() -> None:
     data = json.loads(json.dumps(verdict.to_dict(), ensure_ascii=False))
     assert data["label"] == "electronic_sales_robot"
     assert 0.0 <= data["robot_probability"] <= 1.0
-    assert data["schema_version"] == "8"
+    assert data["schema_version"] == "9"
     assert data["sales_pitch_heard"] is True and data["too_little_said"] is False
     assert data["sales_threshold"] == 0.5
     assert data["transcript"]["segments"][0]["text"] == "您好，按1了解详情"
@@ -216,7 +216,7 @@ def test_from_dict_reads_a_verdict_stored_before_schema_2() -> None:
     assert evidence_sentence(e, "zh") == e.detail  # no Chinese stored: the English one
     assert headline(verdict, "en") == "Live person \u2013 no sales pitch heard"
     again = verdict.to_dict()
-    assert again["schema_version"] == "8" and again["sales_pitch_heard"] is False
+    assert again["schema_version"] == "9" and again["sales_pitch_heard"] is False
     assert again["person_threshold"] is None and again["caller_certainty"] == "person"
     assert Verdict.from_dict(again) == verdict
     legacy = {k: v for k, v in OLD_VERDICT.items() if k != "schema_version"}

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import numpy as np
 import pytest
 import soundfile as sf
 from fastapi.testclient import TestClient
@@ -257,6 +258,25 @@ def test_a_very_quiet_upload_is_accepted_with_a_warning_that_says_it_was_raised(
     (warning,) = done["warnings"]
     assert warning["code"] == "quiet" and warning["params"]["gain_db"] > 20.0
     assert "raised by" in warning["message"]["en"] and "提高" in warning["message"]["zh"]
+    AnalysisOut.model_validate(done)
+
+
+def test_a_humming_upload_is_accepted_with_a_warning_that_says_the_hum_was_removed(
+    client: TestClient,
+) -> None:
+    rate = 8000
+    t = np.arange(4 * rate) / rate
+    on = (t % 1.0) < 0.6  # a voice's phrases, with pauses for the hum to fill
+    buzz = 0.02 * np.sin(2 * np.pi * 60.0 * t) + 0.01 * np.sin(2 * np.pi * 180.0 * t)
+    noise = np.random.default_rng(65).normal(0.0, 1e-3, t.size)
+    samples = 0.3 * np.sin(2 * np.pi * 220.0 * t) * on + noise + buzz
+    buf = io.BytesIO()
+    sf.write(buf, samples.astype(np.float32), rate, format="WAV", subtype="PCM_16")
+    done = upload(client, buf.getvalue(), "buzz.wav", query="?wait=true").json()
+    assert done["status"] == "done"
+    (warning,) = done["warnings"]
+    assert warning["code"] == "hum" and warning["params"]["hum_hz"] == 60.0
+    assert "60 Hz mains hum" in warning["message"]["en"] and "交流声" in warning["message"]["zh"]
     AnalysisOut.model_validate(done)
 
 
