@@ -6,15 +6,17 @@ every pause as speech; so did one at -40 dBFS on the examples' clean files (the 
 13.1 -> 16.2 s of speech). Every pause, latency and turn it measures goes with them. Nothing of
 our training or simulated audio hums (the telephone channel passes 300-3400 Hz).
 
-A channel hums when, in the mean spectrum of its quietest windows (:func:`pause_spectrum`), a
-harmonic of 50 or 60 Hz up to ``DETECT_MAX_HZ`` stands ``MIN_PEAK_DB`` above the spectrum around
-it: a voice's harmonics glide and are mostly absent from the pauses; a hum stays on its line.
-Every harmonic of the measured mains frequency up to ``NOTCH_MAX_HZ`` is then notched
-(zero-phase, ``NOTCH_WIDTH_HZ`` wide), and the notched channel is kept only when its quiet frames
-(the ``QUIET_PERCENTILE``-th percentile 20 ms frame) fell by ``MIN_DROP_DB`` or more: a hum too
-weak to lift the pauses is left bit for bit. Signalling tones lie at 350 Hz and above
-(``pipeline.tones``), so none marks a channel as humming, and the notches stop under them; a
-hum's harmonics above ``NOTCH_MAX_HZ`` stay. Measured: ``docs/architecture.md``, "Mains hum".
+A channel hums when, in the mean spectrum of its quietest windows (:func:`pause_spectrum`), the
+mains frequency itself (50 or 60 Hz) stands ``MIN_PEAK_DB`` above the spectrum around it: no
+voice holds a line that low. Its harmonics are no sign: a TTS voice of flat pitch holds steady
+lines at multiples of its pitch, and in a short clip without pauses the quietest windows are
+speech (asked for lines up to 250 Hz too, a first version took the harmonics of flat-pitched
+TTS clips of ../shared for a hum). Every harmonic of the measured mains frequency up to
+``NOTCH_MAX_HZ`` is then notched (zero-phase, ``NOTCH_WIDTH_HZ`` wide), and the notched channel
+is kept only when its quiet frames (the ``QUIET_PERCENTILE``-th percentile 20 ms frame) fell by
+``MIN_DROP_DB`` or more: a hum too weak to lift the pauses is left bit for bit. Signalling tones
+lie at 350 Hz and above (``pipeline.tones``), so the notches stop under them; a hum's harmonics
+above ``NOTCH_MAX_HZ`` stay. Measured: ``docs/architecture.md``, "Mains hum".
 Written here with scipy's filters: no library we use removes mains hum.
 """
 
@@ -29,7 +31,6 @@ from pipeline.vad import ABS_FLOOR_DBFS, FRAME_S, REL_FLOOR_DB, frame_rms_dbfs
 MAINS_HZ = (50.0, 60.0)
 WINDOW_S = 1.0  # spectrum window: 1 Hz bins (mains drifts by under 0.2 Hz)
 MAX_WINDOWS = 200  # quiet windows averaged at most
-DETECT_MAX_HZ = 250.0  # a harmonic up to here marks the channel (tones start at 350 Hz)
 NOTCH_MAX_HZ = 340.0  # harmonics notched up to here, under the lowest signalling tone
 SEARCH_HZ = 1.0  # a harmonic's peak is looked for this close to k * mains
 BACKGROUND_HZ = (5.0, 20.0)  # the spectrum around a peak: this far from it on either side
@@ -54,25 +55,19 @@ def hum_lines(samples: np.ndarray) -> tuple[float, tuple[float, ...]] | None:
     Returns
     -------
     (mains_hz, lines_hz) or None
-        None when no harmonic up to ``DETECT_MAX_HZ`` of either mains frequency stands
-        ``MIN_PEAK_DB`` out of the pauses' spectrum (:func:`pause_spectrum`). Else the mains
-        frequency as measured on the line that stands out most (``lines_hz[k-1] / k``), and every
-        harmonic of it up to ``NOTCH_MAX_HZ``: a hum's weaker harmonics may hide under the
-        pauses' noise in the spectrum and still lift the frames, and a narrow notch where there
-        is nothing to remove costs a voice nothing audible.
+        None when neither mains frequency stands ``MIN_PEAK_DB`` out of the pauses' spectrum
+        (:func:`pause_spectrum`). Else the mains frequency as measured (the louder of the two
+        if both do) and every harmonic of it up to ``NOTCH_MAX_HZ``: a hum's weaker harmonics
+        may hide under the pauses' noise in the spectrum and still lift the frames, and a
+        narrow notch where there is nothing to remove costs a voice nothing audible.
     """
     if samples.size < MIN_SECONDS * ANALYSIS_RATE_HZ:
         return None
     freqs, power = pause_spectrum(samples)
-    best: tuple[float, float] | None = None  # (rise_db, measured mains_hz)
-    for mains in MAINS_HZ:
-        for k in range(1, int(DETECT_MAX_HZ // mains) + 1):
-            found = _stands_out(freqs, power, k * mains)
-            if found is not None and (best is None or found[1] > best[0]):
-                best = (found[1], found[0] / k)
-    if best is None:
+    found = [line for line in (_stands_out(freqs, power, f) for f in MAINS_HZ) if line]
+    if not found:
         return None
-    mains = best[1]
+    mains = max(found, key=lambda line: line[1])[0]
     return mains, tuple(k * mains for k in range(1, int(NOTCH_MAX_HZ // mains) + 1))
 
 
@@ -117,7 +112,7 @@ def _stands_out(freqs: np.ndarray, power: np.ndarray, line_hz: float) -> tuple[f
         return None
     left, centre, right = np.log(np.maximum(power[peak - 1 : peak + 2], 1e-300))
     bend = left - 2.0 * centre + right
-    shift = 0.5 * (left - right) / bend if bend < 0.0 else 0.0
+    shift = float(np.clip(0.5 * (left - right) / bend, -0.5, 0.5)) if bend < 0.0 else 0.0
     return float(freqs[peak] + shift * (freqs[1] - freqs[0])), float(rise_db)
 
 

@@ -116,3 +116,15 @@ def test_notching_a_long_recording_in_chunks_is_notching_it_whole(
     chunked, mains = without_hum(hummed)
     assert mains is not None and not np.array_equal(whole, hummed)
     np.testing.assert_allclose(chunked, whole, atol=1e-6)
+
+
+@pytest.mark.parametrize("f0_hz", [100.0, 120.0])
+def test_a_flat_pitched_voice_on_a_multiple_of_the_mains_is_no_hum(
+    synth: Callable[..., np.ndarray], rng: np.random.Generator, f0_hz: float
+) -> None:
+    # a TTS voice of flat pitch holds steady lines at 100, 200, 300 Hz (or 120, 240, 360 Hz),
+    # even in its quietest windows when it hardly pauses; nothing at 50 or 60 Hz itself
+    voice = synth("robot", duration_s=8.0, f0_hz=f0_hz)
+    voice = (voice + rng.normal(0.0, 1e-3, voice.size)).astype(np.float32)
+    assert hum_lines(voice) is None
+    assert without_hum(voice)[0] is voice
