@@ -66,6 +66,7 @@ corpus: setup
 	nice -n 10 $(PY) datasets/prepare_mixed.py
 	nice -n 10 $(PY) datasets/prepare_calls.py
 	nice -n 10 $(PY) datasets/prepare_calls.py --notice
+	nice -n 10 $(PY) datasets/prepare_calls.py --wideband --splits test
 	$(PY) datasets/splits.py
 	$(MAKE) kokoro-files
 	nice -n 10 $(PY) datasets/prepare_kokoro.py --train

@@ -93,7 +93,7 @@ from models.training.corpus import (
     seeded_rng,
     write_manifest,
 )
-from pipeline.telephone import ChannelConfig, apply_channel, draw_channel_params
+from pipeline.telephone import ChannelConfig, apply_channel, draw_channel_params, wideband_channel
 from pipeline.vad import voiced_intervals
 
 log = logging.getLogger("prepare_calls")
@@ -102,6 +102,7 @@ SALT = "calls-v3"  # change it and every role changes
 # under the corpus cache; v2 reused agent and callee clips across calls, v1 had its own splits
 AUDIO_DIR = "calls_v3"
 NOTICE = "notice"  # the variant of the agent calls that open with a call centre's recorded notice
+WIDEBAND = "wideband"  # the variant of the calls on a wideband line (50-7000 Hz, no codec)
 LANGUAGES = ("en", "zh")
 CALLER_KINDS = {"tts_robot": "robot", "recorded_robot": "robot", "human_agent": "human"}
 LAYOUTS = ("stereo", "mono")
@@ -113,6 +114,7 @@ ROLE_SHARES = {"prompt": 1.0, "agent": 1.0, "callee": 4.0}
 # calls with clips; datasets/splits.py reads it beside the others for its checks.
 CALLS_MANIFEST = MANIFEST_DIR / "calls" / "calls.jsonl"
 NOTICE_MANIFEST = MANIFEST_DIR / "calls" / f"{NOTICE}.jsonl"
+WIDEBAND_MANIFEST = MANIFEST_DIR / "calls" / f"{WIDEBAND}.jsonl"
 NOTICE_S = (2.0, 5.0)  # a recorded notice ("this call may be recorded") lasts this long
 NOTICE_GAP_S = 0.4  # ... and the agent speaks this long after it ends
 DEFAULT_CALLS = {"train": 10, "dev": 20, "test": 20}  # per (language, caller kind)
@@ -476,12 +478,14 @@ def simulate_call(
 
 
 def render(
-    events: Sequence[Event], rng: np.random.Generator, *, audio: bool = True
+    events: Sequence[Event], rng: np.random.Generator, *, audio: bool = True, wideband: bool = False
 ) -> tuple[np.ndarray, np.ndarray, str]:
     """Caller and callee channels through the telephone channel (one codec per call).
 
     ``audio=False`` makes the same random draws without the channel (zeros out): a rebuild that
     finds the files in place still gets the same codec, caller channel and mono gain.
+    ``wideband``: the same draws through ``pipeline.telephone.wideband_channel`` instead (no
+    codec: the codec returned is "wideband").
     """
     n = int((max(e.end_s for e in events) + float(rng.uniform(0.3, 1.0))) * STORE_RATE_HZ)
     sides = {"caller": np.zeros(n), "callee": np.zeros(n)}
@@ -502,12 +506,17 @@ def render(
         if not audio:
             out.append(np.zeros(n))
             continue
-        y = apply_channel(
-            sides[role] + tone, sample_rate_hz=STORE_RATE_HZ, params=side_params, config=config
-        )
+        if wideband:
+            y = wideband_channel(
+                sides[role] + tone, sample_rate_hz=STORE_RATE_HZ, params=side_params
+            )
+        else:
+            y = apply_channel(
+                sides[role] + tone, sample_rate_hz=STORE_RATE_HZ, params=side_params, config=config
+            )
         y = np.pad(y, (0, max(n - y.size, 0)))[:n]
         out.append(y.astype(np.float64))
-    return out[0], out[1], params.codec
+    return out[0], out[1], WIDEBAND if wideband else params.codec
 
 
 def segments_of(events: Sequence[Event]) -> list[dict[str, object]]:
@@ -760,8 +769,9 @@ def make_rows(
     mono_gain_db: float,
     variant: str = "",
 ) -> list[CorpusRow]:
-    """Both layouts' manifest rows of one call; ``variant`` (NOTICE) names the copy of an agent
-    call that opens with a notice: its own ids and folder, the original call's group."""
+    """Both layouts' manifest rows of one call; ``variant`` (NOTICE, WIDEBAND) names a copy of
+    the call (an agent call that opens with a notice; the call on a wideband line): its own ids
+    and folder, the original call's group."""
     suffix = f"_{variant}" if variant else ""
     name, audio_dir = NAME + suffix, AUDIO_DIR + suffix
     parts = tuple(dict.fromkeys(e.part for e in events if e.part))
@@ -830,9 +840,20 @@ def main(argv: list[str] | None = None) -> int:
         help="build only the agent calls again, each opening with its call centre's recorded "
         f"notice (folder {AUDIO_DIR}_{NOTICE}, manifest {NOTICE_MANIFEST.name})",
     )
+    parser.add_argument(
+        "--wideband",
+        action="store_true",
+        help="build the calls again on a wideband line (50-7000 Hz, 16 kHz, no codec; folder "
+        f"{AUDIO_DIR}_{WIDEBAND}, manifest {WIDEBAND_MANIFEST.name})",
+    )
+    parser.add_argument("--splits", default="", help="build only these splits (e.g. test)")
     args = parser.parse_args(argv)
-    variant = NOTICE if args.notice else ""
-    manifest = args.manifest or (NOTICE_MANIFEST if args.notice else CALLS_MANIFEST)
+    if args.notice and args.wideband:
+        parser.error("--notice and --wideband are two variants: build one at a time")
+    variant = NOTICE if args.notice else WIDEBAND if args.wideband else ""
+    manifest = args.manifest or {NOTICE: NOTICE_MANIFEST, WIDEBAND: WIDEBAND_MANIFEST}.get(
+        variant, CALLS_MANIFEST
+    )
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     rows_in: list[CorpusRow] = []
     for name in ("shared", "tts_en"):
@@ -856,6 +877,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.notice:
         plans = [p for p in plans if p.kind == "human_agent" and (p.language, p.split) in notices]
         missing.clear()
+    if args.splits:
+        plans = [p for p in plans if p.split in args.splits.split(",")]
     plans = plans[: args.limit] if args.limit is not None else plans
     rows: list[CorpusRow] = []
     for plan in tqdm(plans, desc=NAME, unit="call", disable=args.no_progress):
@@ -869,7 +892,9 @@ def main(argv: list[str] | None = None) -> int:
             events = with_notice(events, notices[(language, split)])
         paths = {layout: out / layout / f"{call_id}.flac" for layout in LAYOUTS}
         in_place = all(p.is_file() for p in paths.values())  # same seed: same audio, skip it
-        caller_side, callee_side, codec = render(events, rng, audio=not in_place)
+        caller_side, callee_side, codec = render(
+            events, rng, audio=not in_place, wideband=args.wideband
+        )
         caller_channel = int(rng.integers(2))
         mono_gain_db = float(rng.uniform(-6.0, 6.0))
         if in_place:

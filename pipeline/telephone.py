@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 
 CHANNEL_RATE_HZ = 8_000  # narrowband telephony
 CODECS = ("mulaw", "alaw", "amr_nb", "gsm")
+WIDEBAND_BAND_HZ = (50.0, 7_000.0)  # a wideband call's band (:func:`wideband_channel`)
 NOISE_KINDS = ("white", "pink", "babble")
 AMR_NB_BITRATES_BPS = (4750, 5150, 5900, 6700, 7400, 7950, 10200, 12200)  # the 8 AMR-NB modes
 FRAME_S = 0.02  # level and silence analysis frames
@@ -204,6 +205,27 @@ def apply_channel(
         noise_power = float(np.mean(noise**2)) or 1.0
         x = x + noise * math.sqrt(speech_power / 10 ** (params.snr_db / 10) / noise_power)
     x = _resample(np.clip(x, -1.0, 1.0), CHANNEL_RATE_HZ, ANALYSIS_RATE_HZ)
+    return np.asarray(np.clip(x, -1.0, 1.0), dtype=np.float32)
+
+
+def wideband_channel(
+    samples: np.ndarray, *, sample_rate_hz: int, params: ChannelParams, target_dbfs: float = -26.0
+) -> np.ndarray:
+    """A wideband call as a recorder keeps it (HD voice, VoLTE, a G.722 softphone): the path of
+    :func:`apply_channel` at 16 kHz with ``WIDEBAND_BAND_HZ`` and no narrowband codec, so the
+    same ``params`` (noise kind, SNR and seed; their codec is not used) give the same call on
+    a wideband line. Untrimmed, uncropped; the noise is made at 16 kHz."""
+    x = _to_float(samples)
+    _check_range("sample_rate_hz", sample_rate_hz, 4_000, 384_000)
+    x = _resample(x - np.mean(x), sample_rate_hz, ANALYSIS_RATE_HZ)
+    sos = signal.butter(4, WIDEBAND_BAND_HZ, btype="bandpass", fs=ANALYSIS_RATE_HZ, output="sos")
+    x = np.asarray(signal.sosfilt(sos, x), dtype=np.float64)
+    level_dbfs = _active_level_dbfs(_resample(x, ANALYSIS_RATE_HZ, CHANNEL_RATE_HZ))
+    x = np.clip(x * 10 ** ((target_dbfs - level_dbfs) / 20), -1.0, 1.0)
+    if params.noise_kind != "none":
+        noise = make_noise(params.noise_kind, x.size, rng=np.random.default_rng(params.noise_seed))
+        speech_power = 10 ** (target_dbfs / 10)
+        x = x + noise * math.sqrt(speech_power / 10 ** (params.snr_db / 10))
     return np.asarray(np.clip(x, -1.0, 1.0), dtype=np.float32)
 
 

@@ -77,6 +77,17 @@ def test_agent_call_and_render(calls) -> None:  # type: ignore[no-untyped-def]
     assert dry[2] == codec and not dry[0].any()
     segs = json.loads(json.dumps(mod.segments_of(events)))
     assert {s["role"] for s in segs} == {"caller", "callee"}
+    # the same call on a wideband line: the same draws after it (caller channel, mono gain)
+    rng_narrow, rng_wide = seeded_rng("a", 3), seeded_rng("a", 3)
+    mod.render(events, rng_narrow)
+    wa, wb, wide = mod.render(events, rng_wide, wideband=True)
+    assert wide == "wideband" and wa.shape == a.shape
+    assert rng_narrow.integers(2**31) == rng_wide.integers(2**31)
+    spectrum = np.abs(np.fft.rfft(wa)) ** 2
+    freqs = np.fft.rfftfreq(wa.size, 1 / mod.STORE_RATE_HZ)
+    narrow = np.abs(np.fft.rfft(a)) ** 2
+    above = (freqs > 4_500) & (freqs < 6_500)
+    assert spectrum[above].sum() / spectrum.sum() > 10 * narrow[above].sum() / narrow.sum()
 
 
 def _voice(mod, key: str, n: int, piece_s: float = 2.5, *, source: str = "", split: str = "dev"):  # type: ignore[no-untyped-def]

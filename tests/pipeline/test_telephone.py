@@ -15,6 +15,7 @@ from pipeline.telephone import (
     inference_channel,
     make_noise,
     telephone_channel,
+    wideband_channel,
 )
 
 SR_OUT = 16_000
@@ -72,6 +73,25 @@ def test_band_limited_to_the_telephone_band() -> None:
     assert band_energy_fraction(y, 4_000, 8_000) < 1e-4  # nothing above the 8 kHz Nyquist
     assert band_energy_fraction(y, 0, 150) < 0.01
     assert band_energy_fraction(y, 300, 3_400) > 0.95
+
+
+def test_a_wideband_line_keeps_50_to_7000_hz_at_the_same_level_and_noise_draws() -> None:
+    rng = np.random.default_rng(2)
+    x = (0.1 * rng.standard_normal(48_000)).astype(np.float32)  # white: energy everywhere
+    quiet = ChannelConfig(noise_kinds=())
+    params = draw_channel_params(np.random.default_rng(3), quiet)
+    y = wideband_channel(x, sample_rate_hz=24_000, params=params)
+    assert y.dtype == np.float32 and y.size == 32_000  # 2 s at 16 kHz
+    assert band_energy_fraction(y, 4_000, 7_000) > 0.3  # what a narrowband line loses
+    assert band_energy_fraction(y, 0, 30) < 0.01 and band_energy_fraction(y, 7_600, 8_000) < 0.01
+    speech = voiced(16_000, level=0.01)
+    assert active_level_dbfs(wideband_channel(speech, sample_rate_hz=16_000, params=params)) == (
+        pytest.approx(-26.0, abs=1.5)
+    )
+    noisy = draw_channel_params(np.random.default_rng(3), ChannelConfig())
+    a = wideband_channel(speech, sample_rate_hz=16_000, params=noisy)
+    assert np.array_equal(a, wideband_channel(speech, sample_rate_hz=16_000, params=noisy))
+    assert not np.array_equal(a, wideband_channel(speech, sample_rate_hz=16_000, params=params))
 
 
 def test_level_is_normalised_whatever_the_input_level() -> None:
