@@ -150,7 +150,8 @@ def condition(row: CorpusRow, name: str, pools: dict[tuple[str, str], list[Corpu
 
 
 def judge(detector: Detector, samples: np.ndarray, name: str) -> dict[str, Any]:
-    """The verdict on ``samples``: robot or not, its probability, the digital-silence cue."""
+    """The verdict on ``samples``: robot or not, its probability, the digital-silence cue, the
+    mains hum removed (``audio.hum_hz``, 0.0 for none)."""
     buf = io.BytesIO()
     sf.write(buf, samples, SR, format="WAV", subtype="PCM_16")
     try:
@@ -162,6 +163,7 @@ def judge(detector: Detector, samples: np.ndarray, name: str) -> dict[str, Any]:
         "robot": verdict.label is Label.ROBOT,
         "p": round(verdict.robot_probability, 4),
         "digital_s": round(digital[0].value, 2) if digital else None,
+        "hum_hz": verdict.audio.hum_hz,
     }
 
 
