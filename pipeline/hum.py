@@ -16,7 +16,7 @@ TTS clips of ../shared for a hum). Every harmonic of the measured mains frequenc
 is kept only when its quiet frames (the ``QUIET_PERCENTILE``-th percentile 20 ms frame) fell by
 ``MIN_DROP_DB`` or more: a hum too weak to lift the pauses is left bit for bit. Signalling tones
 lie at 350 Hz and above (``pipeline.tones``), so the notches stop under them; a hum's harmonics
-above ``NOTCH_MAX_HZ`` stay. Measured: ``docs/architecture.md``, "Mains hum".
+above ``NOTCH_MAX_HZ`` stay. Measured: ``docs/architecture.md`` (schema 9).
 Written here with scipy's filters: no library we use removes mains hum.
 """
 
