@@ -223,7 +223,8 @@ def wideband_channel(
     level_dbfs = _active_level_dbfs(_resample(x, ANALYSIS_RATE_HZ, CHANNEL_RATE_HZ))
     x = np.clip(x * 10 ** ((target_dbfs - level_dbfs) / 20), -1.0, 1.0)
     if params.noise_kind != "none":
-        noise = make_noise(params.noise_kind, x.size, rng=np.random.default_rng(params.noise_seed))
+        seeded = np.random.default_rng(params.noise_seed)
+        noise = make_noise(params.noise_kind, x.size, rng=seeded, sample_rate_hz=ANALYSIS_RATE_HZ)
         speech_power = 10 ** (target_dbfs / 10)
         x = x + noise * math.sqrt(speech_power / 10 ** (params.snr_db / 10))
     return np.asarray(np.clip(x, -1.0, 1.0), dtype=np.float32)
@@ -375,8 +376,11 @@ def _pyav_round_trip(pcm: np.ndarray, encoder: str, decoder: str, bitrate_bps: i
     return out.astype(np.float64)
 
 
-def make_noise(kind: str, n: int, *, rng: np.random.Generator) -> np.ndarray:
-    """Background noise at 8 kHz, unit RMS: "white", "pink" (1/f) or "babble" (6 fake talkers).
+def make_noise(
+    kind: str, n: int, *, rng: np.random.Generator, sample_rate_hz: int = CHANNEL_RATE_HZ
+) -> np.ndarray:
+    """Background noise at ``sample_rate_hz`` (8 kHz), unit RMS: "white", "pink" (1/f) or
+    "babble" (6 fake talkers, whose pitch, formants and syllable rate are set in Hz).
 
     Babble is harmonic sources with wandering f0, syllable-rate envelopes and one formant
     each: not speech, but speech-shaped and non-stationary, made without any recorded data.
@@ -390,23 +394,23 @@ def make_noise(kind: str, n: int, *, rng: np.random.Generator) -> np.ndarray:
         spectrum /= np.sqrt(np.maximum(np.arange(spectrum.size), 1.0))
         noise = np.fft.irfft(spectrum, n)
     else:
-        noise = _babble(n, rng)
+        noise = _babble(n, rng, sample_rate_hz)
     return noise / max(float(np.sqrt(np.mean(noise**2))), 1e-12)
 
 
-def _babble(n: int, rng: np.random.Generator, talkers: int = 6) -> np.ndarray:
+def _babble(n: int, rng: np.random.Generator, rate_hz: int, talkers: int = 6) -> np.ndarray:
     t_env = np.linspace(0.0, 1.0, n)
     out = np.zeros(n)
     for _ in range(talkers):
-        knots = max(int(n / CHANNEL_RATE_HZ * 4), 2)  # ~4 syllables a second
+        knots = max(int(n / rate_hz * 4), 2)  # ~4 syllables a second
         f0 = rng.uniform(90.0, 240.0) * (
             1 + 0.08 * np.interp(t_env, np.linspace(0, 1, knots), rng.standard_normal(knots))
         )
-        phase = 2 * np.pi * np.cumsum(f0) / CHANNEL_RATE_HZ
+        phase = 2 * np.pi * np.cumsum(f0) / rate_hz
         harmonics = np.arange(1, 17)[:, None]
         source = np.sum(np.sin(harmonics * phase[None, :]) / harmonics, axis=0)
         envelope = np.interp(t_env, np.linspace(0, 1, knots), rng.uniform(0, 1, knots) ** 2)
         formant_hz = rng.uniform(400.0, 2500.0)
-        b, a = signal.iirpeak(formant_hz, 3.0, fs=CHANNEL_RATE_HZ)
+        b, a = signal.iirpeak(formant_hz, 3.0, fs=rate_hz)
         out += signal.lfilter(b, a, source) * envelope
     return out

@@ -94,6 +94,19 @@ def test_a_wideband_line_keeps_50_to_7000_hz_at_the_same_level_and_noise_draws()
     assert not np.array_equal(a, wideband_channel(speech, sample_rate_hz=16_000, params=params))
 
 
+def test_babble_made_at_16k_talks_as_it_does_at_8k() -> None:
+    # pitch, formants and syllable rate are in Hz and seconds, not in samples
+    low = make_noise("babble", 8_000 * 4, rng=np.random.default_rng(0))
+    high = make_noise("babble", 16_000 * 4, rng=np.random.default_rng(0), sample_rate_hz=16_000)
+    assert band_energy_fraction(high, 4_000, 8_000) < 0.02
+    centroid = []
+    for x, rate in ((low, 8_000), (high, 16_000)):
+        power = np.abs(np.fft.rfft(x)) ** 2
+        freqs = np.fft.rfftfreq(x.size, 1 / rate)
+        centroid.append(float((power * freqs).sum() / power.sum()))
+    assert centroid[1] == pytest.approx(centroid[0], rel=0.1)
+
+
 def test_level_is_normalised_whatever_the_input_level() -> None:
     levels = [
         active_level_dbfs(inference_channel(voiced(16_000, level=amp)))
