@@ -2,9 +2,10 @@
 
 A hum is no voice, but frame levels count it. On a simulated call's channel, whose line noise
 sits near -55 dBFS, a hum at -50 dBFS made the energy speech detector (``pipeline.vad``) read
-every pause as speech; so did one at -40 dBFS on the examples' clean files (the Mandarin example
-13.1 -> 16.2 s of speech). Every pause, latency and turn it measures goes with them. Nothing of
-our training or simulated audio hums (the telephone channel passes 300-3400 Hz).
+every pause as speech; on the examples' clean files one at -40 dBFS (50 + 150 Hz) lengthened
+the speech found (the Mandarin example 13.1 -> 16.2 s). Every pause, latency and turn it
+measures goes with them. Nothing of our training or simulated audio hums (the telephone channel
+passes 300-3400 Hz).
 
 A channel hums when, in the mean spectrum of its quietest windows (:func:`pause_spectrum`), the
 mains frequency itself (50 or 60 Hz) stands ``MIN_PEAK_DB`` above the spectrum around it: no
@@ -32,9 +33,9 @@ MAINS_HZ = (50.0, 60.0)
 WINDOW_S = 1.0  # spectrum window: 1 Hz bins (mains drifts by under 0.2 Hz)
 MAX_WINDOWS = 200  # quiet windows averaged at most
 NOTCH_MAX_HZ = 340.0  # harmonics notched up to here, under the lowest signalling tone
-SEARCH_HZ = 1.0  # a harmonic's peak is looked for this close to k * mains
+SEARCH_HZ = 1.0  # the mains line's peak is looked for this close to 50 or 60 Hz
 BACKGROUND_HZ = (5.0, 20.0)  # the spectrum around a peak: this far from it on either side
-MIN_PEAK_DB = 15.0  # a harmonic stands this far above the median of its surroundings
+MIN_PEAK_DB = 15.0  # the mains line stands this far above the median of its surroundings
 NOTCH_WIDTH_HZ = 6.0  # -3 dB width of each notch (3, 6, 10 Hz tried on the dev calls: 6)
 QUIET_PERCENTILE = 20.0  # the frames (and windows) that stand for a channel's pauses
 # the notches must lower those frames this much to be kept (3, 2, 1, 0.5 dB tried on the dev
@@ -165,7 +166,7 @@ def _filtered(samples: np.ndarray, sos: np.ndarray) -> np.ndarray:
 
 def recording_without_hum(samples: np.ndarray) -> tuple[np.ndarray, float]:
     """Every channel of ``samples`` (shape (channels, n)) through :func:`without_hum`, and the
-    mains frequency removed (Hz, to 0.1; the loudest channel's when two differ), 0.0 when
+    mains frequency removed (Hz, to 0.1; the first humming channel's), 0.0 when
     none was: then ``samples`` itself is returned."""
     out, removed = samples, 0.0
     for index, channel in enumerate(samples):
