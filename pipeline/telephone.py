@@ -200,10 +200,7 @@ def apply_channel(
         x = _crop(x, round(config.crop_s * CHANNEL_RATE_HZ), params.crop_start)
     x = _normalise(x, config.target_dbfs)
     if params.noise_kind != "none":
-        noise = make_noise(params.noise_kind, x.size, rng=np.random.default_rng(params.noise_seed))
-        speech_power = 10 ** (_active_level_dbfs(x) / 10)
-        noise_power = float(np.mean(noise**2)) or 1.0
-        x = x + noise * math.sqrt(speech_power / 10 ** (params.snr_db / 10) / noise_power)
+        x = _with_noise(x, params, speech_dbfs=_active_level_dbfs(x), rate_hz=CHANNEL_RATE_HZ)
     x = _resample(np.clip(x, -1.0, 1.0), CHANNEL_RATE_HZ, ANALYSIS_RATE_HZ)
     return np.asarray(np.clip(x, -1.0, 1.0), dtype=np.float32)
 
@@ -223,11 +220,24 @@ def wideband_channel(
     level_dbfs = _active_level_dbfs(_resample(x, ANALYSIS_RATE_HZ, CHANNEL_RATE_HZ))
     x = np.clip(x * 10 ** ((target_dbfs - level_dbfs) / 20), -1.0, 1.0)
     if params.noise_kind != "none":
-        seeded = np.random.default_rng(params.noise_seed)
-        noise = make_noise(params.noise_kind, x.size, rng=seeded, sample_rate_hz=ANALYSIS_RATE_HZ)
-        speech_power = 10 ** (target_dbfs / 10)
-        x = x + noise * math.sqrt(speech_power / 10 ** (params.snr_db / 10))
+        x = _with_noise(x, params, speech_dbfs=target_dbfs, rate_hz=ANALYSIS_RATE_HZ)
     return np.asarray(np.clip(x, -1.0, 1.0), dtype=np.float32)
+
+
+def _with_noise(
+    x: np.ndarray, params: ChannelParams, *, speech_dbfs: float, rate_hz: int
+) -> np.ndarray:
+    """``x`` with ``params``' noise (kind, seed) made at ``rate_hz`` and added ``params.snr_db``
+    under a speech level of ``speech_dbfs``."""
+    noise = make_noise(
+        params.noise_kind,
+        x.size,
+        rng=np.random.default_rng(params.noise_seed),
+        sample_rate_hz=rate_hz,
+    )
+    speech_power = 10 ** (speech_dbfs / 10)
+    noise_power = float(np.mean(noise**2)) or 1.0
+    return x + noise * math.sqrt(speech_power / 10 ** (params.snr_db / 10) / noise_power)
 
 
 def _to_float(samples: np.ndarray) -> np.ndarray:
